@@ -1,0 +1,275 @@
+"""Protobuf <-> domain at the edge, with the structural checks every event must pass.
+
+Each failure raises `InvalidEvent` naming the field (dotted, snake_case as in the .proto) and
+the reason. Checks that need the hub's state (known units, duplicates, authority) live in
+`duhub.domain.rules`; both run in ingest and in the aggregator for Kafka-direct events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from duhub.domain import events as ev
+from duhub.domain.events import Event, Level, Nanos, TalkKind, Tier
+from duhub.v1 import events_pb2 as pb
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+AREA_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_EVENT_ID = 128
+MAX_ID = 64
+MAX_NAME = 200
+MAX_AREA = 32
+MAX_GROUPS = 1_000
+MAX_TARGETS = 100_000
+MAX_COUNT = 100_000  # persons or rules in one event: far above any real figure
+# Event times before 2000 are typos or zeroed clocks, not supervision records.
+MIN_TIME_NS = 946_684_800 * 1_000_000_000
+MAX_TIME_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = f"{field}: {reason}"
+
+
+def content_digest(event: pb.Event) -> bytes:
+    """Return the SHA-256 of what the client sent: the hub-set fields do not take part."""
+    if event.HasField("recorded_at") or event.prev_hash:
+        event = _copy_without_hub_fields(event)
+    return hashlib.sha256(event.SerializeToString(deterministic=True)).digest()
+
+
+def _copy_without_hub_fields(event: pb.Event) -> pb.Event:
+    copy = pb.Event()
+    copy.CopyFrom(event)
+    copy.ClearField("recorded_at")
+    copy.ClearField("prev_hash")
+    return copy
+
+
+def to_nanos(ts: Timestamp) -> Nanos:
+    return ts.seconds * 1_000_000_000 + ts.nanos
+
+
+def from_nanos(ns: Nanos) -> Timestamp:
+    ts = Timestamp()
+    ts.seconds, ts.nanos = divmod(ns, 1_000_000_000)
+    return ts
+
+
+def _id(value: str, field: str, *, required: bool = True, limit: int = MAX_ID) -> str:
+    if not value:
+        if required:
+            raise InvalidEvent(field, "required")
+        return value
+    if len(value) > limit:
+        raise InvalidEvent(field, f"longer than {limit} characters")
+    if not ID_RE.match(value):
+        raise InvalidEvent(field, "may hold only letters, digits and . _ : - (no spaces)")
+    return value
+
+
+def _name(value: str, field: str) -> str:
+    if not value.strip():
+        raise InvalidEvent(field, "required")
+    if len(value) > MAX_NAME:
+        raise InvalidEvent(field, f"longer than {MAX_NAME} characters")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidEvent(field, "contains control characters")
+    return value
+
+
+def _area(value: str, field: str, *, required: bool = True) -> str:
+    if not value:
+        if required:
+            raise InvalidEvent(field, "required")
+        return value
+    if len(value) > MAX_AREA or not AREA_RE.match(value):
+        raise InvalidEvent(field, "must be a short lowercase key like 'ecology' or 'fishing_ban'")
+    return value
+
+
+def _count(value: int, field: str) -> int:
+    if value < 1:
+        raise InvalidEvent(field, "must be at least 1")
+    if value > MAX_COUNT:
+        raise InvalidEvent(field, f"larger than {MAX_COUNT}")
+    return value
+
+
+def _time(msg: pb.Event | pb.CampaignLaunched, name: str, field: str) -> Nanos:
+    if not msg.HasField(name):
+        raise InvalidEvent(field, "required")
+    ts: Timestamp = getattr(msg, name)
+    if not 0 <= ts.nanos < 1_000_000_000:
+        raise InvalidEvent(field, "nanos out of range")
+    ns = to_nanos(ts)
+    if not MIN_TIME_NS <= ns < MAX_TIME_NS:
+        raise InvalidEvent(field, "must lie between 2000-01-01 and 2100-01-01")
+    return ns
+
+
+def _enum(value: int, enum_type: type[Level] | type[Tier] | type[TalkKind], field: str):
+    try:
+        return enum_type(value)
+    except ValueError:
+        names = ", ".join(m.name for m in enum_type)
+        raise InvalidEvent(field, f"must be one of {names} (got {value})") from None
+
+
+def event_from_pb(msg: pb.Event) -> Event:
+    """Return the domain event for a protobuf event, or raise InvalidEvent."""
+    event_id = _id(msg.event_id, "event_id", limit=MAX_EVENT_ID)
+    source = _id(msg.source, "source")
+    if msg.seq < 1:
+        raise InvalidEvent("seq", "required, at least 1")
+    occurred_at = _time(msg, "occurred_at", "occurred_at")
+    recorded_at = to_nanos(msg.recorded_at) if msg.HasField("recorded_at") else 0
+    kind = msg.WhichOneof("payload")
+    if kind is None:
+        raise InvalidEvent("payload", "exactly one payload is required")
+    payload = _PAYLOADS[kind](getattr(msg, kind), kind)
+    return Event(
+        event_id=event_id,
+        source=source,
+        seq=msg.seq,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        payload=payload,
+        digest=content_digest(msg),
+    )
+
+
+def _org_unit(m: pb.OrgUnitRegistered, f: str) -> ev.OrgUnitRegistered:
+    level = _enum(m.level, Level, f"{f}.level")
+    parent_id = _id(m.parent_id, f"{f}.parent_id", required=level != Level.CITY)
+    if level == Level.CITY and parent_id:
+        raise InvalidEvent(f"{f}.parent_id", "must be empty for the city")
+    return ev.OrgUnitRegistered(
+        unit_id=_id(m.unit_id, f"{f}.unit_id"),
+        parent_id=parent_id,
+        level=level,
+        name=_name(m.name, f"{f}.name"),
+        sample=m.sample,
+        local_code=m.local_code,
+    )
+
+
+def _campaign(m: pb.CampaignLaunched, f: str) -> ev.CampaignLaunched:
+    starts_at = _time(m, "starts_at", f"{f}.starts_at")
+    ends_at = _time(m, "ends_at", f"{f}.ends_at")
+    if ends_at <= starts_at:
+        raise InvalidEvent(f"{f}.ends_at", "must be after starts_at")
+    if not m.groups:
+        raise InvalidEvent(f"{f}.groups", "at least one group is required")
+    if len(m.groups) > MAX_GROUPS:
+        raise InvalidEvent(f"{f}.groups", f"more than {MAX_GROUPS} groups")
+    groups = []
+    seen_groups: set[str] = set()
+    for i, g in enumerate(m.groups):
+        gf = f"{f}.groups[{i}]"
+        group_id = _id(g.group_id, f"{gf}.group_id")
+        if group_id in seen_groups:
+            raise InvalidEvent(f"{gf}.group_id", f"'{group_id}' appears twice")
+        seen_groups.add(group_id)
+        if len(g.target_unit_ids) > MAX_TARGETS:
+            raise InvalidEvent(f"{gf}.target_unit_ids", f"more than {MAX_TARGETS} targets")
+        targets = tuple(
+            _id(t, f"{gf}.target_unit_ids[{j}]") for j, t in enumerate(g.target_unit_ids)
+        )
+        if len(set(targets)) != len(targets):
+            raise InvalidEvent(f"{gf}.target_unit_ids", "a target appears twice")
+        groups.append(
+            ev.SupervisionGroup(
+                group_id=group_id,
+                name=_name(g.name, f"{gf}.name"),
+                tier=_enum(g.tier, Tier, f"{gf}.tier"),
+                target_unit_ids=targets,
+            )
+        )
+    return ev.CampaignLaunched(
+        campaign_id=_id(m.campaign_id, f"{f}.campaign_id"),
+        name=_name(m.name, f"{f}.name"),
+        area=_area(m.area, f"{f}.area"),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        groups=tuple(groups),
+    )
+
+
+def _visit(m: pb.SupervisionVisit, f: str) -> ev.SupervisionVisit:
+    campaign_id = _id(m.campaign_id, f"{f}.campaign_id", required=False)
+    return ev.SupervisionVisit(
+        campaign_id=campaign_id,
+        group_id=_id(m.group_id, f"{f}.group_id", required=bool(campaign_id)),
+        unit_id=_id(m.unit_id, f"{f}.unit_id"),
+        area=_area(m.area, f"{f}.area"),
+        findings=m.findings,
+    )
+
+
+def _problem_found(m: pb.ProblemFound, f: str) -> ev.ProblemFound:
+    return ev.ProblemFound(
+        problem_id=_id(m.problem_id, f"{f}.problem_id", limit=MAX_EVENT_ID),
+        unit_id=_id(m.unit_id, f"{f}.unit_id"),
+        area=_area(m.area, f"{f}.area"),
+        campaign_id=_id(m.campaign_id, f"{f}.campaign_id", required=False),
+    )
+
+
+def _problem_rectified(m: pb.ProblemRectified, f: str) -> ev.ProblemRectified:
+    return ev.ProblemRectified(_id(m.problem_id, f"{f}.problem_id", limit=MAX_EVENT_ID))
+
+
+def _accountability(m: pb.AccountabilityImposed, f: str) -> ev.AccountabilityImposed:
+    return ev.AccountabilityImposed(
+        _id(m.unit_id, f"{f}.unit_id"), _area(m.area, f"{f}.area"), _count(m.persons, f"{f}.persons")
+    )
+
+
+def _sanction(m: pb.SanctionImposed, f: str) -> ev.SanctionImposed:
+    return ev.SanctionImposed(
+        _id(m.unit_id, f"{f}.unit_id"), _area(m.area, f"{f}.area"), _count(m.persons, f"{f}.persons")
+    )
+
+
+def _talk(m: pb.TalkHeld, f: str) -> ev.TalkHeld:
+    return ev.TalkHeld(
+        unit_id=_id(m.unit_id, f"{f}.unit_id"),
+        area=_area(m.area, f"{f}.area", required=False),
+        kind=_enum(m.kind, TalkKind, f"{f}.kind"),
+        persons=_count(m.persons, f"{f}.persons"),
+    )
+
+
+def _recommendation(m: pb.RecommendationIssued, f: str) -> ev.RecommendationIssued:
+    return ev.RecommendationIssued(
+        letter_id=_id(m.letter_id, f"{f}.letter_id", limit=MAX_EVENT_ID),
+        unit_id=_id(m.unit_id, f"{f}.unit_id"),
+        area=_area(m.area, f"{f}.area"),
+    )
+
+
+def _regulation(m: pb.RegulationImproved, f: str) -> ev.RegulationImproved:
+    return ev.RegulationImproved(
+        _id(m.unit_id, f"{f}.unit_id"), _area(m.area, f"{f}.area"), _count(m.count, f"{f}.count")
+    )
+
+
+_PAYLOADS = {
+    "org_unit_registered": _org_unit,
+    "campaign_launched": _campaign,
+    "supervision_visit": _visit,
+    "problem_found": _problem_found,
+    "problem_rectified": _problem_rectified,
+    "accountability_imposed": _accountability,
+    "sanction_imposed": _sanction,
+    "talk_held": _talk,
+    "recommendation_issued": _recommendation,
+    "regulation_improved": _regulation,
+}

@@ -1,0 +1,1 @@
+"""The domain: events, the hierarchy, campaigns and the rules. No infrastructure here."""

@@ -1,0 +1,142 @@
+"""Domain events as frozen values. Times are integer nanoseconds since the Unix epoch (UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+Nanos = int
+
+REFERENCE_SOURCE = "reference"
+
+
+class Level(IntEnum):
+    CITY = 1
+    COUNTY = 2
+    TOWNSHIP = 3
+    VILLAGE = 4
+
+
+class Tier(IntEnum):
+    TASK_FORCE = 1
+    CITY = 2
+    COUNTY = 3
+
+
+class TalkKind(IntEnum):
+    TOP_LEADER = 1
+    ADMONISHMENT = 2
+    OTHER = 3
+
+
+@dataclass(frozen=True, slots=True)
+class OrgUnitRegistered:
+    unit_id: str
+    parent_id: str
+    level: Level
+    name: str
+    sample: bool = False
+    local_code: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionGroup:
+    group_id: str
+    name: str
+    tier: Tier
+    target_unit_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignLaunched:
+    campaign_id: str
+    name: str
+    area: str
+    starts_at: Nanos
+    ends_at: Nanos
+    groups: tuple[SupervisionGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionVisit:
+    campaign_id: str
+    group_id: str
+    unit_id: str
+    area: str
+    findings: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemFound:
+    problem_id: str
+    unit_id: str
+    area: str
+    campaign_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemRectified:
+    problem_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountabilityImposed:
+    unit_id: str
+    area: str
+    persons: int
+
+
+@dataclass(frozen=True, slots=True)
+class SanctionImposed:
+    unit_id: str
+    area: str
+    persons: int
+
+
+@dataclass(frozen=True, slots=True)
+class TalkHeld:
+    unit_id: str
+    area: str
+    kind: TalkKind
+    persons: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationIssued:
+    letter_id: str
+    unit_id: str
+    area: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegulationImproved:
+    unit_id: str
+    area: str
+    count: int
+
+
+Payload = (
+    OrgUnitRegistered
+    | CampaignLaunched
+    | SupervisionVisit
+    | ProblemFound
+    | ProblemRectified
+    | AccountabilityImposed
+    | SanctionImposed
+    | TalkHeld
+    | RecommendationIssued
+    | RegulationImproved
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accepted-or-candidate event. `digest` identifies its content for de-duplication."""
+
+    event_id: str
+    source: str
+    seq: int
+    occurred_at: Nanos
+    recorded_at: Nanos
+    payload: Payload
+    digest: bytes = b""

@@ -1,0 +1,63 @@
+"""The state the rules and projections look at: units, campaigns, problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duhub.domain.events import Level, Nanos, SupervisionGroup
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    unit_id: str
+    parent_id: str
+    level: Level
+    name: str
+    # Ids from the city down to this unit, inclusive: the unit's ancestors define every scope
+    # it rolls up into.
+    path: tuple[str, ...]
+    sample: bool = False
+    local_code: bool = False
+
+    @property
+    def county_id(self) -> str | None:
+        """Return the county-level unit this unit lies in (itself for a county)."""
+        return self.path[1] if len(self.path) > 1 else None
+
+    def within(self, scope_unit_id: str) -> bool:
+        """Return whether this unit lies in the subtree of `scope_unit_id`."""
+        return scope_unit_id in self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    campaign_id: str
+    name: str
+    area: str
+    starts_at: Nanos
+    ends_at: Nanos
+    groups: tuple[SupervisionGroup, ...]
+    source: str
+    recorded_at: Nanos
+
+    def group(self, group_id: str) -> SupervisionGroup | None:
+        for g in self.groups:
+            if g.group_id == group_id:
+                return g
+        return None
+
+    def covers(self, group_id: str, unit_id: str, occurred_at: Nanos) -> bool:
+        """Return whether a visit by this group to this unit at that time covers a target."""
+        if not (self.starts_at <= occurred_at < self.ends_at):
+            return False
+        group = self.group(group_id)
+        return group is not None and unit_id in group.target_unit_ids
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    problem_id: str
+    unit_id: str
+    area: str
+    found_at: Nanos
+    rectified_at: Nanos | None = None

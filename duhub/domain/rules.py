@@ -1,0 +1,158 @@
+"""The rules an event must pass against the hub's state: one module for ingest and for the
+aggregator (Kafka-direct events). Pure: the state comes in as `Knowledge`, the clock as `now`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duhub.domain import events as ev
+from duhub.domain.events import REFERENCE_SOURCE, Event, Level, Nanos
+from duhub.domain.knowledge import Knowledge
+from duhub.domain.model import Unit
+
+# Node clocks drift and links are flaky, but a day ahead is a wrong clock, not a late event.
+FUTURE_SLACK_NS = 24 * 3600 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: str  # "accepted" | "duplicate" | "rejected"
+    field: str = ""
+    reason: str = ""
+
+
+ACCEPTED = Verdict("accepted")
+DUPLICATE = Verdict("duplicate")
+
+
+def rejected(field: str, reason: str) -> Verdict:
+    return Verdict("rejected", field, f"{field}: {reason}")
+
+
+class _Reject(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.verdict = rejected(field, reason)
+
+
+def check(event: Event, k: Knowledge, now: Nanos, *, allow_reference: bool = False) -> Verdict:
+    """Return whether the event is accepted, a duplicate, or rejected (and why)."""
+    known = k.event_digest(event.event_id)
+    if known is not None:
+        if known == event.digest:
+            return DUPLICATE
+        return rejected("event_id", "already used by an event with other content")
+    owner = k.seq_owner(event.source, event.seq)
+    if owner is not None:
+        return rejected("seq", f"{event.seq} of source {event.source} already used by {owner}")
+    if event.occurred_at > now + FUTURE_SLACK_NS:
+        return rejected("occurred_at", "more than 24 hours in the future")
+    try:
+        authority = _authority(event.source, k, allow_reference)
+        _PAYLOAD_RULES[type(event.payload)](event, event.payload, k, authority)
+    except _Reject as r:
+        return r.verdict
+    return ACCEPTED
+
+
+def _authority(source: str, k: Knowledge, allow_reference: bool) -> Unit | None:
+    """Return the unit whose subtree the source may publish for (None: everything)."""
+    if source == REFERENCE_SOURCE:
+        if not allow_reference:
+            raise _Reject("source", "'reference' is reserved for the hub's own reference data")
+        return None
+    unit = k.unit(source)
+    if unit is None or unit.level not in (Level.CITY, Level.COUNTY):
+        raise _Reject("source", f"'{source}' is not a registered city or county-level unit")
+    return unit
+
+
+def _unit_in(field: str, unit_id: str, k: Knowledge, authority: Unit | None) -> Unit:
+    unit = k.unit(unit_id)
+    if unit is None:
+        raise _Reject(field, f"unknown unit '{unit_id}': register it first")
+    if authority is not None and not unit.within(authority.unit_id):
+        raise _Reject(field, f"unit '{unit_id}' lies outside the source's {authority.unit_id}")
+    return unit
+
+
+def _org_unit(e: Event, p: ev.OrgUnitRegistered, k: Knowledge, auth: Unit | None) -> None:
+    f = "org_unit_registered"
+    if k.unit(p.unit_id) is not None:
+        raise _Reject(f"{f}.unit_id", f"'{p.unit_id}' is already registered")
+    if p.level == Level.CITY:
+        if auth is not None:
+            raise _Reject(f"{f}.level", "only the hub's reference data registers a city")
+        return
+    parent = _unit_in(f"{f}.parent_id", p.parent_id, k, auth)
+    if parent.level != p.level - 1:
+        want = Level(p.level - 1).name.lower()
+        raise _Reject(f"{f}.parent_id", f"'{p.parent_id}' is not a {want}")
+
+
+def _campaign(e: Event, p: ev.CampaignLaunched, k: Knowledge, auth: Unit | None) -> None:
+    f = "campaign_launched"
+    if k.campaign(p.campaign_id) is not None:
+        raise _Reject(f"{f}.campaign_id", f"'{p.campaign_id}' is already launched")
+    for i, g in enumerate(p.groups):
+        for j, target in enumerate(g.target_unit_ids):
+            _unit_in(f"{f}.groups[{i}].target_unit_ids[{j}]", target, k, auth)
+
+
+def _visit(e: Event, p: ev.SupervisionVisit, k: Knowledge, auth: Unit | None) -> None:
+    f = "supervision_visit"
+    _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
+    if p.campaign_id:
+        campaign = k.campaign(p.campaign_id)
+        if campaign is None:
+            raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'")
+        if campaign.group(p.group_id) is None:
+            raise _Reject(f"{f}.group_id", f"'{p.group_id}' is not a group of {p.campaign_id}")
+
+
+def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None) -> None:
+    f = "problem_found"
+    if k.problem(p.problem_id) is not None:
+        raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' was already found")
+    _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
+    if p.campaign_id and k.campaign(p.campaign_id) is None:
+        raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'")
+
+
+def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Unit | None) -> None:
+    f = "problem_rectified"
+    problem = k.problem(p.problem_id)
+    if problem is None:
+        raise _Reject(f"{f}.problem_id", f"unknown problem '{p.problem_id}'")
+    if problem.rectified_at is not None:
+        raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' is already rectified")
+    _unit_in(f"{f}.problem_id", problem.unit_id, k, auth)
+    if e.occurred_at < problem.found_at:
+        raise _Reject("occurred_at", "before the problem was found")
+
+
+def _unit_fact(field: str):
+    def rule(e: Event, p, k: Knowledge, auth: Unit | None) -> None:  # type: ignore[no-untyped-def]
+        _unit_in(f"{field}.unit_id", p.unit_id, k, auth)
+
+    return rule
+
+
+def _recommendation(e: Event, p: ev.RecommendationIssued, k: Knowledge, auth: Unit | None) -> None:
+    f = "recommendation_issued"
+    if k.has_letter(p.letter_id):
+        raise _Reject(f"{f}.letter_id", f"'{p.letter_id}' was already issued")
+    _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
+
+
+_PAYLOAD_RULES = {
+    ev.OrgUnitRegistered: _org_unit,
+    ev.CampaignLaunched: _campaign,
+    ev.SupervisionVisit: _visit,
+    ev.ProblemFound: _problem_found,
+    ev.ProblemRectified: _problem_rectified,
+    ev.AccountabilityImposed: _unit_fact("accountability_imposed"),
+    ev.SanctionImposed: _unit_fact("sanction_imposed"),
+    ev.TalkHeld: _unit_fact("talk_held"),
+    ev.RecommendationIssued: _recommendation,
+    ev.RegulationImproved: _unit_fact("regulation_improved"),
+}

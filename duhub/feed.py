@@ -1,0 +1,48 @@
+"""In-process change feed: the aggregator says what changed, live queries wake up."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+
+class ChangeFeed:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.version = 0
+        self._campaigns: dict[str, int] = {}
+        self._closed = False
+
+    def publish(self, campaigns: Iterable[str], counted: bool) -> None:
+        """Record that a batch changed these campaigns' coverage (and statistics if counted)."""
+        with self._cond:
+            self.version += 1
+            for c in campaigns:
+                self._campaigns[c] = self.version
+            self._cond.notify_all()
+
+    def campaign_version(self, campaign_id: str) -> int:
+        with self._cond:
+            return self._campaigns.get(campaign_id, 0)
+
+    def wait_campaign(self, campaign_id: str, seen: int, timeout: float) -> int:
+        """Block until the campaign changes past version `seen`; return its version."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._closed or self._campaigns.get(campaign_id, 0) > seen, timeout
+            )
+            return self._campaigns.get(campaign_id, 0)
+
+    def wait_any(self, seen: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self.version > seen, timeout)
+            return self.version
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

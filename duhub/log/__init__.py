@@ -1,0 +1,1 @@
+"""The event log: the one source of truth. One interface, embedded and Kafka backends."""

@@ -1,0 +1,48 @@
+"""The log interface every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    # When the log took the record (Kafka's log-append time); 0 when the backend has none.
+    timestamp_ns: int = 0
+
+
+class EventLog(Protocol):
+    """An ordered, durable, offset-addressed log, split in partitions."""
+
+    def append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+        """Durably append (key, value) records; return (partition, offset) of each, in order.
+
+        Returns only once every record is durable; raises if any is not.
+        """
+        ...
+
+    def read(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
+        """Return up to `limit` records of a partition from `offset` on (may be fewer)."""
+        ...
+
+    def partitions(self) -> list[int]: ...
+
+    def end_offsets(self) -> dict[int, int]:
+        """Return, per partition, the offset the next appended record will take."""
+        ...
+
+    def wait(self, positions: dict[int, int], timeout: float) -> bool:
+        """Block until some partition holds a record at or past `positions`, or time out."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogCorrupted(RuntimeError):
+    """A stored record fails its checksum where it cannot be a torn last write."""

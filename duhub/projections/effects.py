@@ -1,0 +1,73 @@
+"""What an accepted event changes in the read model, as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duhub.domain.events import Nanos
+from duhub.domain.model import Campaign, Problem, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The event is applied: its id and (source, seq) are taken."""
+
+    event_id: str
+    digest: bytes
+    source: str
+    seq: int
+    recorded_at: Nanos
+
+
+@dataclass(frozen=True, slots=True)
+class UnitAdded:
+    unit: Unit
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignAdded:
+    campaign: Campaign
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemAdded:
+    problem: Problem
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemClosed:
+    problem_id: str
+    at: Nanos
+
+
+@dataclass(frozen=True, slots=True)
+class LetterAdded:
+    letter_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """`value` more of `metric` at event time `at`, for a unit (with its ancestors) and area."""
+
+    path: tuple[str, ...]
+    metric: str
+    area: str
+    at: Nanos
+    value: int
+    event_id: str
+    recorded_at: Nanos
+
+
+@dataclass(frozen=True, slots=True)
+class Covered:
+    """A visit inside the window covered one target of one group."""
+
+    campaign_id: str
+    group_id: str
+    unit_id: str
+    at: Nanos
+    recorded_at: Nanos
+    event_id: str
+
+
+Effect = Seen | UnitAdded | CampaignAdded | ProblemAdded | ProblemClosed | LetterAdded | Counted | Covered

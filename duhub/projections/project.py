@@ -1,0 +1,81 @@
+"""Turn one accepted event into the effects it has on the read model."""
+
+from __future__ import annotations
+
+from duhub.domain import events as ev
+from duhub.domain import metrics as m
+from duhub.domain.events import Event
+from duhub.domain.knowledge import Knowledge
+from duhub.domain.model import Campaign, Problem, Unit
+from duhub.projections.effects import (
+    CampaignAdded,
+    Counted,
+    Covered,
+    Effect,
+    LetterAdded,
+    ProblemAdded,
+    ProblemClosed,
+    Seen,
+    UnitAdded,
+)
+
+
+class MissingReference(LookupError):
+    """The event names something the state does not hold: it was not checked by the rules."""
+
+
+def project(event: Event, k: Knowledge) -> list[Effect]:
+    """Return the effects of an event the rules accepted against the same state `k`."""
+    out: list[Effect] = [
+        Seen(event.event_id, event.digest, event.source, event.seq, event.recorded_at)
+    ]
+    p = event.payload
+    if isinstance(p, ev.OrgUnitRegistered):
+        parent_path = _unit(k, p.parent_id).path if p.parent_id else ()
+        unit = Unit(p.unit_id, p.parent_id, p.level, p.name, (*parent_path, p.unit_id),
+                    p.sample, p.local_code)
+        out.append(UnitAdded(unit))
+    elif isinstance(p, ev.CampaignLaunched):
+        out.append(CampaignAdded(Campaign(p.campaign_id, p.name, p.area, p.starts_at, p.ends_at,
+                                          p.groups, event.source, event.recorded_at)))
+    elif isinstance(p, ev.SupervisionVisit):
+        out.append(_count(event, k, p.unit_id, m.VISITS, p.area, 1))
+        campaign = k.campaign(p.campaign_id) if p.campaign_id else None
+        if campaign is not None and campaign.covers(p.group_id, p.unit_id, event.occurred_at):
+            out.append(Covered(p.campaign_id, p.group_id, p.unit_id, event.occurred_at,
+                               event.recorded_at, event.event_id))
+    elif isinstance(p, ev.ProblemFound):
+        out.append(ProblemAdded(Problem(p.problem_id, p.unit_id, p.area, event.occurred_at)))
+        out.append(_count(event, k, p.unit_id, m.PROBLEMS_FOUND, p.area, 1))
+    elif isinstance(p, ev.ProblemRectified):
+        problem = k.problem(p.problem_id)
+        if problem is None:
+            raise MissingReference(f"problem {p.problem_id}")
+        out.append(ProblemClosed(p.problem_id, event.occurred_at))
+        # Counted for the unit and area of the problem it closes, at its own event time.
+        out.append(_count(event, k, problem.unit_id, m.PROBLEMS_RECTIFIED, problem.area, 1))
+    elif isinstance(p, ev.AccountabilityImposed):
+        out.append(_count(event, k, p.unit_id, m.ACCOUNTABILITY_PERSONS, p.area, p.persons))
+    elif isinstance(p, ev.SanctionImposed):
+        out.append(_count(event, k, p.unit_id, m.SANCTIONED_PERSONS, p.area, p.persons))
+    elif isinstance(p, ev.TalkHeld):
+        out.append(_count(event, k, p.unit_id, m.TALK_PERSONS, p.area, p.persons))
+        out.append(_count(event, k, p.unit_id, m.TALK_PERSONS_BY_KIND[p.kind], p.area, p.persons))
+    elif isinstance(p, ev.RecommendationIssued):
+        out.append(LetterAdded(p.letter_id))
+        out.append(_count(event, k, p.unit_id, m.RECOMMENDATIONS, p.area, 1))
+    elif isinstance(p, ev.RegulationImproved):
+        out.append(_count(event, k, p.unit_id, m.REGULATIONS_IMPROVED, p.area, p.count))
+    return out
+
+
+def _unit(k: Knowledge, unit_id: str) -> Unit:
+    unit = k.unit(unit_id)
+    if unit is None:
+        raise MissingReference(f"unit {unit_id}")
+    return unit
+
+
+def _count(event: Event, k: Knowledge, unit_id: str, metric: str, area: str, value: int) -> Counted:
+    return Counted(_unit(k, unit_id).path, metric, area, event.occurred_at, value,
+                   event.event_id, event.recorded_at)

@@ -1,0 +1,126 @@
+"""Time buckets for rollups and how to cover a half-open period [lo, hi) with them.
+
+Rollups are kept per hour, day and month (UTC). A period is answered with whole months in the
+middle, whole days and hours at the sides, and the sub-hour edges (if any) from the fact rows,
+so the cost of a question depends on the length of its period, never on the number of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from duhub.domain.events import Nanos
+
+NS = 1_000_000_000
+HOUR, DAY, MONTH = 1, 2, 3
+GRAINS = (HOUR, DAY, MONTH)
+GRAIN_NAMES = {HOUR: "hour", DAY: "day", MONTH: "month"}
+# The widest period a question may ask about: the bounds of valid event times.
+MIN_NS = 946_684_800 * NS  # 2000-01-01
+MAX_NS = 4_102_444_800 * NS  # 2100-01-01
+
+
+def month_start(seconds: int) -> int:
+    d = datetime.fromtimestamp(seconds, UTC)
+    return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp())
+
+
+def next_month(seconds: int) -> int:
+    d = datetime.fromtimestamp(seconds, UTC)
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp())
+
+
+def bucket_start(grain: int, at: Nanos) -> int:
+    """Return the start (epoch seconds) of the bucket of `grain` holding `at`."""
+    s = at // NS
+    if grain == HOUR:
+        return s - s % 3600
+    if grain == DAY:
+        return s - s % 86400
+    return month_start(s)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    grain: int
+    lo: int  # epoch seconds, inclusive
+    hi: int  # epoch seconds, exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    segments: tuple[Segment, ...]
+    # Sub-hour edges in nanoseconds, answered from fact rows.
+    fine: tuple[tuple[Nanos, Nanos], ...]
+
+
+def _ceil(s: int, step: int) -> int:
+    return -(-s // step) * step
+
+
+def plan(lo: Nanos, hi: Nanos) -> Plan:
+    """Return how to cover [lo, hi) with buckets plus sub-hour edges."""
+    if lo >= hi:
+        return Plan((), ())
+    h_lo, h_hi = _ceil(lo, 3600 * NS) // NS, hi // NS // 3600 * 3600
+    if h_lo >= h_hi:
+        return Plan((), ((lo, hi),))
+    fine = tuple(r for r in ((lo, h_lo * NS), (h_hi * NS, hi)) if r[0] < r[1])
+    d_lo, d_hi = _ceil(h_lo, 86400), h_hi // 86400 * 86400
+    if d_lo >= d_hi:
+        return Plan((Segment(HOUR, h_lo, h_hi),), fine)
+    segs = [Segment(HOUR, h_lo, d_lo), Segment(HOUR, d_hi, h_hi)]
+    m_lo = d_lo if month_start(d_lo) == d_lo else next_month(d_lo)
+    m_hi = month_start(d_hi)
+    if m_lo >= m_hi:
+        segs.append(Segment(DAY, d_lo, d_hi))
+    else:
+        segs += [Segment(DAY, d_lo, m_lo), Segment(DAY, m_hi, d_hi), Segment(MONTH, m_lo, m_hi)]
+    return Plan(tuple(s for s in segs if s.lo < s.hi), fine)
+
+
+def _day(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+
+
+def period_start(kind: str, seconds: int) -> date:
+    d = datetime.fromtimestamp(seconds, UTC).date()
+    if kind == "day":
+        return d
+    if kind == "week":
+        return d - timedelta(days=d.weekday())
+    if kind == "month":
+        return d.replace(day=1)
+    if kind == "quarter":
+        return d.replace(month=(d.month - 1) // 3 * 3 + 1, day=1)
+    if kind == "year":
+        return d.replace(month=1, day=1)
+    raise ValueError(f"unknown period {kind!r}")
+
+
+def _period_after(kind: str, start: date) -> date:
+    if kind == "day":
+        return start + timedelta(days=1)
+    if kind == "week":
+        return start + timedelta(days=7)
+    months = {"month": 1, "quarter": 3, "year": 12}[kind]
+    m = start.month - 1 + months
+    return date(start.year + m // 12, m % 12 + 1, 1)
+
+
+MAX_PERIODS = 5_000
+
+
+def periods(kind: str, lo: Nanos, hi: Nanos) -> list[tuple[str, Nanos, Nanos]]:
+    """Return the periods of `kind` meeting [lo, hi), each clipped to it: (key, lo, hi)."""
+    out: list[tuple[str, Nanos, Nanos]] = []
+    start = period_start(kind, lo // NS)
+    while _day(start) * NS < hi:
+        end = _period_after(kind, start)
+        out.append((start.isoformat(), max(lo, _day(start) * NS), min(hi, _day(end) * NS)))
+        if len(out) > MAX_PERIODS:
+            raise ValueError(f"more than {MAX_PERIODS} periods: choose a coarser group_by")
+        start = end
+    return out

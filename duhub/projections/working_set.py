@@ -1,0 +1,67 @@
+"""State in memory over a base `Knowledge`: what a batch (or ingest's unapplied tail) has
+added on top of what the read model holds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from duhub.domain.knowledge import Knowledge
+from duhub.domain.model import Campaign, Problem, Unit
+from duhub.projections.effects import (
+    CampaignAdded,
+    Effect,
+    LetterAdded,
+    ProblemAdded,
+    ProblemClosed,
+    Seen,
+    UnitAdded,
+)
+
+
+class WorkingSet:
+    def __init__(self, base: Knowledge) -> None:
+        self.base = base
+        self.units: dict[str, Unit] = {}
+        self.campaigns: dict[str, Campaign] = {}
+        self.problems: dict[str, Problem] = {}
+        self.letters: set[str] = set()
+        self.digests: dict[str, bytes] = {}
+        self.seqs: dict[tuple[str, int], str] = {}
+
+    def unit(self, unit_id: str) -> Unit | None:
+        return self.units.get(unit_id) or self.base.unit(unit_id)
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        return self.campaigns.get(campaign_id) or self.base.campaign(campaign_id)
+
+    def problem(self, problem_id: str) -> Problem | None:
+        return self.problems.get(problem_id) or self.base.problem(problem_id)
+
+    def has_letter(self, letter_id: str) -> bool:
+        return letter_id in self.letters or self.base.has_letter(letter_id)
+
+    def event_digest(self, event_id: str) -> bytes | None:
+        found = self.digests.get(event_id)
+        return found if found is not None else self.base.event_digest(event_id)
+
+    def seq_owner(self, source: str, seq: int) -> str | None:
+        return self.seqs.get((source, seq)) or self.base.seq_owner(source, seq)
+
+    def apply(self, effects: list[Effect]) -> None:
+        """Take in the state changes of one event's effects (rollups are not state)."""
+        for e in effects:
+            if isinstance(e, Seen):
+                self.digests[e.event_id] = e.digest
+                self.seqs[(e.source, e.seq)] = e.event_id
+            elif isinstance(e, UnitAdded):
+                self.units[e.unit.unit_id] = e.unit
+            elif isinstance(e, CampaignAdded):
+                self.campaigns[e.campaign.campaign_id] = e.campaign
+            elif isinstance(e, ProblemAdded):
+                self.problems[e.problem.problem_id] = e.problem
+            elif isinstance(e, ProblemClosed):
+                problem = self.problem(e.problem_id)
+                if problem is not None:
+                    self.problems[e.problem_id] = replace(problem, rectified_at=e.at)
+            elif isinstance(e, LetterAdded):
+                self.letters.add(e.letter_id)

@@ -1,0 +1,37 @@
+"""Open the read-model database (SQLite by default, PostgreSQL for production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+from duhub.readmodel.schema import metadata
+
+
+def open_engine(url: str, *, create: bool = True) -> Engine:
+    """Return an engine for `url` with the schema in place."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs["pool_size"] = 10
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if create:
+        metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the query service read while the aggregator writes. NORMAL sync may lose the
+    # last commits on power loss, which is safe: positions commit with rows, so the aggregator
+    # re-applies them from the log, which is the durable truth.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=OFF")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.close()

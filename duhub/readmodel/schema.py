@@ -1,0 +1,158 @@
+"""Tables of the read model. Every row is derived from the log and can be rebuilt by replay."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Unit paths look like "/420500/420581/420581101/": a subtree is a range of paths, which
+# '/' (never in an id) keeps exact; see `subtree_range`.
+units = Table(
+    "units",
+    metadata,
+    Column("unit_id", String(64), primary_key=True),
+    Column("parent_id", String(64), nullable=False, index=True),
+    Column("level", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("path", Text, nullable=False, index=True),
+    Column("sample", Boolean, nullable=False),
+    Column("local_code", Boolean, nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("area", String(32), nullable=False),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+)
+
+campaign_groups = Table(
+    "campaign_groups",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("group_id", String(64), primary_key=True),
+    Column("ordinal", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("tier", Integer, nullable=False),
+)
+
+campaign_targets = Table(
+    "campaign_targets",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("group_id", String(64), primary_key=True),
+    Column("unit_id", String(64), primary_key=True),
+    Column("ordinal", Integer, nullable=False),
+    Column("unit_path", Text, nullable=False),
+)
+
+# One row per covered target: the earliest covering visit by event time and by record time
+# (the latter answers as-of questions).
+coverage = Table(
+    "coverage",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("group_id", String(64), primary_key=True),
+    Column("unit_id", String(64), primary_key=True),
+    Column("first_at", BigInteger, nullable=False),
+    Column("first_recorded_at", BigInteger, nullable=False),
+)
+
+problems = Table(
+    "problems",
+    metadata,
+    Column("problem_id", String(128), primary_key=True),
+    Column("unit_id", String(64), nullable=False),
+    Column("area", String(32), nullable=False),
+    Column("found_at", BigInteger, nullable=False),
+    Column("rectified_at", BigInteger, nullable=True),
+)
+
+letters = Table("letters", metadata, Column("letter_id", String(128), primary_key=True))
+
+events_seen = Table(
+    "events_seen",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    UniqueConstraint("source", "seq", name="uq_events_seen_source_seq"),
+)
+
+# Sums per scope unit (every ancestor of the event's unit), metric, area and time bucket.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("grain", Integer, primary_key=True),
+    Column("metric", String(40), primary_key=True),
+    Column("area", String(32), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# One row per counted figure of an event: answers sub-hour period edges and lineage.
+facts = Table(
+    "facts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("metric", String(40), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("unit_path", Text, nullable=False),
+    Column("area", String(32), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Index("ix_facts_metric_at", "metric", "at"),
+    # As-of questions subtract what was recorded after the moment asked about.
+    Index("ix_facts_recorded_at", "recorded_at"),
+)
+
+# Events the aggregator could not apply (Kafka-direct events failing the rules), with why.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("event_id", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# The next log offset to apply, per partition: written in the same transaction as the rows
+# it produced, so a restart resumes exactly where the committed state ends.
+log_positions = Table(
+    "log_positions",
+    metadata,
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+
+def unit_path(path: tuple[str, ...]) -> str:
+    return "/" + "/".join(path) + "/"
+
+
+def subtree_range(path: str) -> tuple[str, str]:
+    """Return [lo, hi) such that every path in the subtree of `path` lies in it."""
+    # '0' is the character right after '/', so path[:-1] + '0' bounds the prefix.
+    return path, path[:-1] + "0"

@@ -1,0 +1,187 @@
+"""Write a batch of effects and the log positions they came from in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from duhub.projections.effects import (
+    CampaignAdded,
+    Counted,
+    Covered,
+    Effect,
+    LetterAdded,
+    ProblemAdded,
+    ProblemClosed,
+    Seen,
+    UnitAdded,
+)
+from duhub.projections.timegrid import GRAINS, bucket_start
+from duhub.readmodel import schema as s
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    event_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    """What a committed batch changed, for live feeds."""
+
+    campaigns: set[str] = field(default_factory=set)
+    counted: int = 0
+    applied: int = 0
+
+
+def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def write_batch(
+    engine: Engine,
+    effects: Iterable[Effect],
+    positions: Mapping[int, int],
+    dead: Iterable[DeadLetter] = (),
+) -> BatchSummary:
+    """Commit effects with the next offsets per partition; all or nothing."""
+    summary = BatchSummary()
+    seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
+    rollups: dict[tuple[str, int, str, str, int], int] = {}
+    covered: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for e in effects:
+        if isinstance(e, Counted):
+            facts.append({"metric": e.metric, "at": e.at, "unit_path": s.unit_path(e.path),
+                          "area": e.area, "value": e.value, "event_id": e.event_id,
+                          "recorded_at": e.recorded_at})
+            buckets = [(g, bucket_start(g, e.at)) for g in GRAINS]
+            for scope in e.path:
+                for grain, bucket in buckets:
+                    key = (scope, grain, e.metric, e.area, bucket)
+                    rollups[key] = rollups.get(key, 0) + e.value
+            summary.counted += 1
+        elif isinstance(e, Seen):
+            seen.append({"event_id": e.event_id, "digest": e.digest, "source": e.source,
+                         "seq": e.seq, "recorded_at": e.recorded_at})
+            summary.applied += 1
+        elif isinstance(e, Covered):
+            key = (e.campaign_id, e.group_id, e.unit_id)
+            old = covered.get(key)
+            covered[key] = (e.at, e.recorded_at) if old is None else (
+                min(old[0], e.at), min(old[1], e.recorded_at))
+            summary.campaigns.add(e.campaign_id)
+        elif isinstance(e, UnitAdded):
+            u = e.unit
+            units.append({"unit_id": u.unit_id, "parent_id": u.parent_id, "level": int(u.level),
+                          "name": u.name, "path": s.unit_path(u.path), "sample": u.sample,
+                          "local_code": u.local_code})
+        elif isinstance(e, CampaignAdded):
+            camps.append(e.campaign)
+            summary.campaigns.add(e.campaign.campaign_id)
+        elif isinstance(e, ProblemAdded):
+            p = e.problem
+            probs.append({"problem_id": p.problem_id, "unit_id": p.unit_id, "area": p.area,
+                          "found_at": p.found_at, "rectified_at": None})
+        elif isinstance(e, ProblemClosed):
+            closed.append({"pid": e.problem_id, "at": e.at})
+        elif isinstance(e, LetterAdded):
+            letters.append({"letter_id": e.letter_id})
+
+    with engine.begin() as conn:
+        _execute(conn, s.events_seen, seen)
+        # Units before campaigns: targets take their paths from the units table.
+        _execute(conn, s.units, units)
+        for c in camps:
+            _write_campaign(conn, c)
+        _execute(conn, s.problems, probs)
+        if closed:
+            conn.execute(
+                update(s.problems)
+                .where(s.problems.c.problem_id == bindparam("pid"))
+                .values(rectified_at=bindparam("at")),
+                closed,
+            )
+        _execute(conn, s.letters, letters)
+        _execute(conn, s.facts, facts)
+        _add_rollups(conn, rollups)
+        _add_coverage(conn, covered)
+        _execute(conn, s.dead_letters, [
+            {"partition": d.partition, "offset": d.offset, "event_id": d.event_id,
+             "reason": d.reason} for d in dead])
+        _set_positions(conn, positions)
+    return summary
+
+
+def _execute(conn: Connection, table: Table, rows: list[dict]) -> None:  # type: ignore[type-arg]
+    if rows:
+        conn.execute(table.insert(), rows)
+
+
+def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def]
+    conn.execute(s.campaigns.insert(), [{
+        "campaign_id": c.campaign_id, "name": c.name, "area": c.area, "starts_at": c.starts_at,
+        "ends_at": c.ends_at, "source": c.source, "recorded_at": c.recorded_at}])
+    conn.execute(s.campaign_groups.insert(), [
+        {"campaign_id": c.campaign_id, "group_id": g.group_id, "ordinal": i, "name": g.name,
+         "tier": int(g.tier)} for i, g in enumerate(c.groups)])
+    ids = {t for g in c.groups for t in g.target_unit_ids}
+    q = select(s.units.c.unit_id, s.units.c.path).where(s.units.c.unit_id.in_(ids))
+    paths = {r.unit_id: r.path for r in conn.execute(q)} if ids else {}
+    rows = [{"campaign_id": c.campaign_id, "group_id": g.group_id, "unit_id": t, "ordinal": j,
+             "unit_path": paths[t]} for g in c.groups for j, t in enumerate(g.target_unit_ids)]
+    _execute(conn, s.campaign_targets, rows)
+
+
+def _add_rollups(conn: Connection, rollups: dict[tuple[str, int, str, str, int], int]) -> None:
+    if not rollups:
+        return
+    # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
+    rows = [{"scope_id": k[0], "grain": k[1], "metric": k[2], "area": k[3], "bucket": k[4],
+             "value": v} for k, v in sorted(rollups.items())]
+    stmt = _insert(conn, s.rollups)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope_id", "grain", "metric", "area", "bucket"],
+        set_={"value": s.rollups.c.value + stmt.excluded.value},
+    )
+    conn.execute(stmt, rows)
+
+
+def _add_coverage(conn: Connection, covered: dict[tuple[str, str, str], tuple[int, int]]) -> None:
+    if not covered:
+        return
+    least = func.least if conn.dialect.name == "postgresql" else func.min
+    rows = [{"campaign_id": k[0], "group_id": k[1], "unit_id": k[2], "first_at": v[0],
+             "first_recorded_at": v[1]} for k, v in sorted(covered.items())]
+    stmt = _insert(conn, s.coverage)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["campaign_id", "group_id", "unit_id"],
+        set_={
+            "first_at": least(s.coverage.c.first_at, stmt.excluded.first_at),
+            "first_recorded_at": least(s.coverage.c.first_recorded_at,
+                                       stmt.excluded.first_recorded_at),
+        },
+    )
+    conn.execute(stmt, rows)
+
+
+def _set_positions(conn: Connection, positions: Mapping[int, int]) -> None:
+    if not positions:
+        return
+    stmt = _insert(conn, s.log_positions)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["partition"], set_={"next_offset": stmt.excluded.next_offset}
+    )
+    conn.execute(stmt, [{"partition": p, "next_offset": o} for p, o in sorted(positions.items())])
+
+
+def read_positions(engine: Engine) -> dict[int, int]:
+    """Return the next offset to apply per partition."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(s.log_positions.c.partition, s.log_positions.c.next_offset))
+        return {r.partition: r.next_offset for r in rows}

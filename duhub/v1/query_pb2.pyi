@@ -1,0 +1,237 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from duhub.v1 import events_pb2 as _events_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GROUP_BY_UNSPECIFIED: _ClassVar[GroupBy]
+    GROUP_BY_UNIT: _ClassVar[GroupBy]
+    GROUP_BY_DAY: _ClassVar[GroupBy]
+    GROUP_BY_WEEK: _ClassVar[GroupBy]
+    GROUP_BY_MONTH: _ClassVar[GroupBy]
+    GROUP_BY_QUARTER: _ClassVar[GroupBy]
+    GROUP_BY_YEAR: _ClassVar[GroupBy]
+GROUP_BY_UNSPECIFIED: GroupBy
+GROUP_BY_UNIT: GroupBy
+GROUP_BY_DAY: GroupBy
+GROUP_BY_WEEK: GroupBy
+GROUP_BY_MONTH: GroupBy
+GROUP_BY_QUARTER: GroupBy
+GROUP_BY_YEAR: GroupBy
+
+class GetCoverageRequest(_message.Message):
+    __slots__ = ("campaign_id", "scope_unit_id", "as_of")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    scope_unit_id: str
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchCoverageRequest(_message.Message):
+    __slots__ = ("campaign_id", "scope_unit_id")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    scope_unit_id: str
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ...) -> None: ...
+
+class TierCoverage(_message.Message):
+    __slots__ = ("tier", "targets", "covered", "ratio", "full")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    tier: _events_pb2.Tier
+    targets: int
+    covered: int
+    ratio: float
+    full: bool
+    def __init__(self, tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class GroupCoverage(_message.Message):
+    __slots__ = ("group_id", "name", "tier", "targets", "covered", "ratio", "uncovered_unit_ids", "full", "full_at")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    UNCOVERED_UNIT_IDS_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    FULL_AT_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    name: str
+    tier: _events_pb2.Tier
+    targets: int
+    covered: int
+    ratio: float
+    uncovered_unit_ids: _containers.RepeatedScalarFieldContainer[str]
+    full: bool
+    full_at: _timestamp_pb2.Timestamp
+    def __init__(self, group_id: _Optional[str] = ..., name: _Optional[str] = ..., tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., uncovered_unit_ids: _Optional[_Iterable[str]] = ..., full: _Optional[bool] = ..., full_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CountyCoverage(_message.Message):
+    __slots__ = ("unit_id", "name", "targets", "covered", "ratio", "full", "full_at")
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    FULL_AT_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    name: str
+    targets: int
+    covered: int
+    ratio: float
+    full: bool
+    full_at: _timestamp_pb2.Timestamp
+    def __init__(self, unit_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., full: _Optional[bool] = ..., full_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Coverage(_message.Message):
+    __slots__ = ("campaign_id", "scope_unit_id", "full", "tiers", "groups", "counties", "as_of", "name")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    COUNTIES_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    scope_unit_id: str
+    full: bool
+    tiers: _containers.RepeatedCompositeFieldContainer[TierCoverage]
+    groups: _containers.RepeatedCompositeFieldContainer[GroupCoverage]
+    counties: _containers.RepeatedCompositeFieldContainer[CountyCoverage]
+    as_of: _timestamp_pb2.Timestamp
+    name: str
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., full: _Optional[bool] = ..., tiers: _Optional[_Iterable[_Union[TierCoverage, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupCoverage, _Mapping]]] = ..., counties: _Optional[_Iterable[_Union[CountyCoverage, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetStatisticsRequest(_message.Message):
+    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of")
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    scope_unit_id: str
+    area: str
+    to: _timestamp_pb2.Timestamp
+    group_by: GroupBy
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
+
+class StatisticsRow(_message.Message):
+    __slots__ = ("key", "values", "name")
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    values: _containers.ScalarMap[str, int]
+    name: str
+    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Statistics(_message.Message):
+    __slots__ = ("rows", "scope_unit_id", "area", "as_of")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[StatisticsRow]
+    scope_unit_id: str
+    area: str
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Unit(_message.Message):
+    __slots__ = ("unit_id", "parent_id", "level", "name", "sample", "local_code", "child_count")
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CODE_FIELD_NUMBER: _ClassVar[int]
+    CHILD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    parent_id: str
+    level: _events_pb2.Level
+    name: str
+    sample: bool
+    local_code: bool
+    child_count: int
+    def __init__(self, unit_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., level: _Optional[_Union[_events_pb2.Level, str]] = ..., name: _Optional[str] = ..., sample: _Optional[bool] = ..., local_code: _Optional[bool] = ..., child_count: _Optional[int] = ...) -> None: ...
+
+class ListUnitsRequest(_message.Message):
+    __slots__ = ("parent_id",)
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    parent_id: str
+    def __init__(self, parent_id: _Optional[str] = ...) -> None: ...
+
+class ListUnitsResponse(_message.Message):
+    __slots__ = ("units",)
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    units: _containers.RepeatedCompositeFieldContainer[Unit]
+    def __init__(self, units: _Optional[_Iterable[_Union[Unit, _Mapping]]] = ...) -> None: ...
+
+class GetUnitRequest(_message.Message):
+    __slots__ = ("unit_id",)
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    def __init__(self, unit_id: _Optional[str] = ...) -> None: ...
+
+class Campaign(_message.Message):
+    __slots__ = ("campaign_id", "name", "area", "starts_at", "ends_at", "groups", "source")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    name: str
+    area: str
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    groups: _containers.RepeatedCompositeFieldContainer[_events_pb2.SupervisionGroup]
+    source: str
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., area: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[_events_pb2.SupervisionGroup, _Mapping]]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ListCampaignsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCampaignsResponse(_message.Message):
+    __slots__ = ("campaigns",)
+    CAMPAIGNS_FIELD_NUMBER: _ClassVar[int]
+    campaigns: _containers.RepeatedCompositeFieldContainer[Campaign]
+    def __init__(self, campaigns: _Optional[_Iterable[_Union[Campaign, _Mapping]]] = ...) -> None: ...
+
+class GetCampaignRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...

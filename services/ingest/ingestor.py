@@ -1,0 +1,160 @@
+"""Ingest: the only gate. Validate, de-duplicate, stamp recorded_at, append, then answer.
+
+Checks run against the read model plus what this ingest appended that the aggregator has not
+applied yet (the pending tail), so a duplicate sent twice in quick succession is still seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Engine
+
+from duhub.convert import InvalidEvent, event_from_pb, from_nanos
+from duhub.domain.events import Event
+from duhub.log.base import EventLog
+from duhub.projections.fold import fold
+from duhub.projections.working_set import WorkingSet
+from duhub.readmodel.knowledge import ReadModelKnowledge
+from duhub.readmodel.writer import read_positions
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import ingest_pb2 as ipb
+
+MAX_BATCH = 10_000
+
+
+class BatchTooLarge(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class _Generation:
+    """Effects of appends not yet known applied, and the log end they reach."""
+
+    ws: WorkingSet
+    ends: dict[int, int]
+
+
+class _PendingTail:
+    """Knowledge = newest generation, then the older one, then the read model.
+
+    Two generations bound memory: the older one is dropped once the aggregator's positions
+    pass its ends, and the newer one takes its place.
+    """
+
+    def __init__(self, base: ReadModelKnowledge) -> None:
+        self.base = base
+        self.old: _Generation | None = None
+        self.new = _Generation(WorkingSet(base), {})
+
+    def knowledge(self) -> WorkingSet:
+        return self.new.ws
+
+    def absorb(self, batch: WorkingSet, ends: dict[int, int]) -> None:
+        target = self.new.ws
+        target.units.update(batch.units)
+        target.campaigns.update(batch.campaigns)
+        target.problems.update(batch.problems)
+        target.letters |= batch.letters
+        target.digests.update(batch.digests)
+        target.seqs.update(batch.seqs)
+        for p, o in ends.items():
+            self.new.ends[p] = max(self.new.ends.get(p, 0), o)
+
+    def prune(self, applied: dict[int, int]) -> None:
+        def done(g: _Generation) -> bool:
+            return all(applied.get(p, 0) >= o for p, o in g.ends.items())
+
+        if self.old is not None and done(self.old):
+            self.old = None
+        if self.old is None and self.new.ends:
+            if done(self.new):
+                self.new = _Generation(WorkingSet(self.base), {})
+            else:
+                # Rotate: lookups go new -> old -> read model.
+                self.old = self.new
+                self.new = _Generation(WorkingSet(self.old.ws), {})
+
+
+class Ingestor:
+    def __init__(
+        self,
+        log: EventLog,
+        engine: Engine,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.log = log
+        self.engine = engine
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._base = ReadModelKnowledge(engine)
+        self._tail = _PendingTail(self._base)
+        self._last_now = 0
+
+    def publish(
+        self, events: Sequence[pb.Event], *, allow_reference: bool = False
+    ) -> list[ipb.EventResult]:
+        """Return one result per event, in order. ACCEPTED ones are durable in the log."""
+        if len(events) > MAX_BATCH:
+            raise BatchTooLarge(f"events: more than {MAX_BATCH} events in one batch")
+        results: list[ipb.EventResult] = []
+        decoded: list[tuple[int, pb.Event, Event]] = []
+        for i, msg in enumerate(events):
+            results.append(ipb.EventResult(event_id=msg.event_id))
+            try:
+                decoded.append((i, msg, event_from_pb(msg)))
+            except InvalidEvent as e:
+                _reject(results[i], e.field, e.reason)
+        with self._lock:
+            self._tail.prune(read_positions(self.engine))
+            self._base.prefetch([e for _, _, e in decoded])
+            now = self._last_now = max(self.clock(), self._last_now)
+            batch = WorkingSet(self._tail.knowledge())
+            accepted: list[tuple[int, pb.Event]] = []
+            for i, msg, event in decoded:
+                event = replace(event, recorded_at=now)
+                verdict, _ = fold(event, batch, now, allow_reference=allow_reference)
+                if verdict.kind == "accepted":
+                    stored = pb.Event()
+                    stored.CopyFrom(msg)
+                    stored.recorded_at.CopyFrom(from_nanos(now))
+                    stored.ClearField("prev_hash")
+                    accepted.append((i, stored))
+                elif verdict.kind == "duplicate":
+                    results[i].result = ipb.RESULT_DUPLICATE
+                else:
+                    _reject(results[i], verdict.field, verdict.reason)
+            if accepted:
+                # Raises when not durable: nothing is acknowledged and the batch is forgotten.
+                where = self.log.append(
+                    [(msg.source.encode(), msg.SerializeToString()) for _, msg in accepted]
+                )
+                ends: dict[int, int] = {}
+                for (i, _), (partition, offset) in zip(accepted, where, strict=True):
+                    results[i].result = ipb.RESULT_ACCEPTED
+                    results[i].partition = partition
+                    results[i].offset = offset
+                    ends[partition] = max(ends.get(partition, 0), offset + 1)
+                self._tail.absorb(batch, ends)
+        return results
+
+
+def _reject(result: ipb.EventResult, field: str, reason: str) -> None:
+    result.result = ipb.RESULT_REJECTED
+    result.field = field
+    result.reason = reason
+
+
+def summarize(results: Sequence[ipb.EventResult]) -> ipb.PublishResponse:
+    resp = ipb.PublishResponse(results=results)
+    for r in results:
+        if r.result == ipb.RESULT_ACCEPTED:
+            resp.accepted += 1
+        elif r.result == ipb.RESULT_DUPLICATE:
+            resp.duplicate += 1
+        else:
+            resp.rejected += 1
+    return resp

@@ -1,0 +1,65 @@
+"""Read-model answers -> protobuf replies."""
+
+from __future__ import annotations
+
+from duhub.convert import from_nanos
+from duhub.domain.model import Campaign, Unit
+from duhub.readmodel.coverage import CoverageReport, Tally
+from duhub.readmodel.statistics import Row
+from duhub.v1 import events_pb2 as epb
+from duhub.v1 import query_pb2 as qpb
+
+
+def coverage_reply(r: CoverageReport) -> qpb.Coverage:
+    reply = qpb.Coverage(
+        campaign_id=r.campaign.campaign_id,
+        name=r.campaign.name,
+        scope_unit_id=r.scope_unit_id,
+        full=r.full,
+    )
+    if r.as_of is not None:
+        reply.as_of.CopyFrom(from_nanos(r.as_of))
+    for t in r.tiers:
+        assert t.tier is not None
+        reply.tiers.add(tier=int(t.tier), targets=t.targets, covered=t.covered, ratio=t.ratio,
+                        full=t.full)
+    for g in r.groups:
+        assert g.tier is not None
+        msg = reply.groups.add(group_id=g.key, name=g.name, tier=int(g.tier), targets=g.targets,
+                               covered=g.covered, ratio=g.ratio, full=g.full,
+                               uncovered_unit_ids=g.uncovered)
+        _full_at(msg, g)
+    for c in r.counties:
+        msg = reply.counties.add(unit_id=c.key, name=c.name, targets=c.targets,
+                                 covered=c.covered, ratio=c.ratio, full=c.full)
+        _full_at(msg, c)
+    return reply
+
+
+def _full_at(msg: qpb.GroupCoverage | qpb.CountyCoverage, t: Tally) -> None:
+    if t.full_at is not None:
+        msg.full_at.CopyFrom(from_nanos(t.full_at))
+
+
+def statistics_reply(rows: list[Row], scope_unit_id: str, area: str) -> qpb.Statistics:
+    reply = qpb.Statistics(scope_unit_id=scope_unit_id, area=area)
+    for row in rows:
+        reply.rows.add(key=row.key, name=row.name, values=row.values)
+    return reply
+
+
+def unit_reply(unit: Unit, child_count: int) -> qpb.Unit:
+    return qpb.Unit(unit_id=unit.unit_id, parent_id=unit.parent_id, level=int(unit.level),
+                    name=unit.name, sample=unit.sample, local_code=unit.local_code,
+                    child_count=child_count)
+
+
+def campaign_reply(c: Campaign) -> qpb.Campaign:
+    reply = qpb.Campaign(campaign_id=c.campaign_id, name=c.name, area=c.area, source=c.source)
+    reply.starts_at.CopyFrom(from_nanos(c.starts_at))
+    reply.ends_at.CopyFrom(from_nanos(c.ends_at))
+    for g in c.groups:
+        reply.groups.append(epb.SupervisionGroup(group_id=g.group_id, name=g.name,
+                                                 tier=int(g.tier),
+                                                 target_unit_ids=g.target_unit_ids))
+    return reply

@@ -1,0 +1,120 @@
+"""gRPC QueryService over the read model; WatchCoverage wakes on the change feed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from sqlalchemy import Engine, select
+
+from duhub.convert import to_nanos
+from duhub.feed import ChangeFeed
+from duhub.readmodel import schema as s
+from duhub.readmodel.coverage import coverage
+from duhub.readmodel.knowledge import load_campaign
+from duhub.readmodel.statistics import NotFound, QueryError, statistics
+from duhub.readmodel.units import UnknownUnit, get_unit, list_units
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+from services.query.replies import campaign_reply, coverage_reply, statistics_reply, unit_reply
+
+GROUP_BY = {
+    qpb.GROUP_BY_UNSPECIFIED: "",
+    qpb.GROUP_BY_UNIT: "unit",
+    qpb.GROUP_BY_DAY: "day",
+    qpb.GROUP_BY_WEEK: "week",
+    qpb.GROUP_BY_MONTH: "month",
+    qpb.GROUP_BY_QUARTER: "quarter",
+    qpb.GROUP_BY_YEAR: "year",
+}
+
+
+def _opt_time(msg, name: str) -> int | None:  # type: ignore[no-untyped-def]
+    return to_nanos(getattr(msg, name)) if msg.HasField(name) else None
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    def __init__(self, engine: Engine, feed: ChangeFeed, watch_poll: float = 1.0) -> None:
+        self.engine = engine
+        self.feed = feed
+        self.watch_poll = watch_poll
+
+    def _answer(self, context: grpc.ServicerContext, fn, *args):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args)
+        except (NotFound, UnknownUnit) as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except QueryError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        raise AssertionError("unreachable")
+
+    def _coverage(self, campaign_id: str, scope: str, as_of: int | None) -> qpb.Coverage:
+        if not campaign_id:
+            raise QueryError("campaign_id: required")
+        return coverage_reply(coverage(self.engine, campaign_id, scope, as_of))
+
+    def GetCoverage(self, request: qpb.GetCoverageRequest, context: grpc.ServicerContext
+                    ) -> qpb.Coverage:
+        return self._answer(context, self._coverage, request.campaign_id,
+                            request.scope_unit_id, _opt_time(request, "as_of"))
+
+    def WatchCoverage(self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
+                      ) -> Iterator[qpb.Coverage]:
+        last = b""
+        seen = -1
+        while context.is_active() and not self.feed.closed:
+            version = self.feed.campaign_version(request.campaign_id)
+            if version != seen:
+                seen = version
+                reply = self._answer(context, self._coverage, request.campaign_id,
+                                     request.scope_unit_id, None)
+                data = reply.SerializeToString(deterministic=True)
+                if data != last:
+                    last = data
+                    yield reply
+            self.feed.wait_campaign(request.campaign_id, seen, self.watch_poll)
+
+    def _statistics(self, r: qpb.GetStatisticsRequest) -> qpb.Statistics:
+        if r.group_by not in GROUP_BY:
+            raise QueryError(f"group_by: unknown value {r.group_by}")
+        rows = statistics(self.engine, list(r.metrics), r.scope_unit_id, r.area,
+                          _opt_time(r, "from"), _opt_time(r, "to"), GROUP_BY[r.group_by],
+                          _opt_time(r, "as_of"))
+        reply = statistics_reply(rows, r.scope_unit_id, r.area)
+        if r.HasField("as_of"):
+            reply.as_of.CopyFrom(getattr(r, "as_of"))
+        return reply
+
+    def GetStatistics(self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
+                      ) -> qpb.Statistics:
+        return self._answer(context, self._statistics, request)
+
+    def ListUnits(self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
+                  ) -> qpb.ListUnitsResponse:
+        with self.engine.connect() as conn:
+            units = list_units(conn, request.parent_id)
+        return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
+
+    def GetUnit(self, request: qpb.GetUnitRequest, context: grpc.ServicerContext) -> qpb.Unit:
+        with self.engine.connect() as conn:
+            found = get_unit(conn, request.unit_id)
+        if found is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unit_id: unknown unit '{request.unit_id}'")
+        return unit_reply(*found)
+
+    def ListCampaigns(self, request: qpb.ListCampaignsRequest, context: grpc.ServicerContext
+                      ) -> qpb.ListCampaignsResponse:
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(s.campaigns.c.campaign_id)
+                               .order_by(s.campaigns.c.starts_at, s.campaigns.c.campaign_id)
+                               ).scalars().all()
+        campaigns = [load_campaign(self.engine, i) for i in ids]
+        return qpb.ListCampaignsResponse(campaigns=[campaign_reply(c) for c in campaigns if c])
+
+    def GetCampaign(self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
+                    ) -> qpb.Campaign:
+        c = load_campaign(self.engine, request.campaign_id)
+        if c is None:
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"campaign_id: unknown campaign '{request.campaign_id}'")
+        return campaign_reply(c)
