@@ -16,7 +16,7 @@ JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 # Fixed cluster id (base64url of 16 bytes "duhub-local-kafk"); the store is local and throwaway.
 CLUSTER_ID="ZHVodWItbG9jYWwta2Fmaw"
 START_TIMEOUT=90   # seconds to wait for the broker to answer after starting it
-# Short-lived tool JVMs: C1 only and serial GC start ~2x faster than the defaults.
+# Short-lived tool JVMs (readiness probe, format): C1 only, serial GC, small heap -> quicker start.
 TOOL_OPTS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m)
 
 log() { echo "kafka.sh: $*" >&2; }

@@ -92,7 +92,8 @@ EOF
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$DATA/duhub.conf"
   if ! pg_running; then
     # -w -t 60: wait up to 60 s (crash recovery after a kill can take a while).
-    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 start >/dev/null || fail "pg_ctl start failed"
+    # 9>&-: the server must not inherit the flock fd, or it would hold the lock forever.
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 start >/dev/null 9>&- || fail "pg_ctl start failed"
   fi
   # Socket answers before TCP is guaranteed; wait up to 30 s for both.
   for _ in $(seq 60); do

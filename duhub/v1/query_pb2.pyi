@@ -235,3 +235,21 @@ class GetCampaignRequest(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class GetProgressRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PartitionProgress(_message.Message):
+    __slots__ = ("partition", "applied")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    applied: int
+    def __init__(self, partition: _Optional[int] = ..., applied: _Optional[int] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionProgress]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionProgress, _Mapping]]] = ...) -> None: ...

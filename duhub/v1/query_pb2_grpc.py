@@ -70,6 +70,11 @@ class QueryServiceStub:
                 request_serializer=duhub_dot_v1_dot_query__pb2.GetCampaignRequest.SerializeToString,
                 response_deserializer=duhub_dot_v1_dot_query__pb2.Campaign.FromString,
                 _registered_method=True)
+        self.GetProgress = channel.unary_unary(
+                '/duhub.v1.QueryService/GetProgress',
+                request_serializer=duhub_dot_v1_dot_query__pb2.GetProgressRequest.SerializeToString,
+                response_deserializer=duhub_dot_v1_dot_query__pb2.Progress.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -119,6 +124,13 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProgress(self, request, context):
+        """How far the read model has applied the log: a publisher waits on it to read its writes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +168,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.GetCampaign,
                     request_deserializer=duhub_dot_v1_dot_query__pb2.GetCampaignRequest.FromString,
                     response_serializer=duhub_dot_v1_dot_query__pb2.Campaign.SerializeToString,
+            ),
+            'GetProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProgress,
+                    request_deserializer=duhub_dot_v1_dot_query__pb2.GetProgressRequest.FromString,
+                    response_serializer=duhub_dot_v1_dot_query__pb2.Progress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +365,33 @@ class QueryService:
             '/duhub.v1.QueryService/GetCampaign',
             duhub_dot_v1_dot_query__pb2.GetCampaignRequest.SerializeToString,
             duhub_dot_v1_dot_query__pb2.Campaign.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/duhub.v1.QueryService/GetProgress',
+            duhub_dot_v1_dot_query__pb2.GetProgressRequest.SerializeToString,
+            duhub_dot_v1_dot_query__pb2.Progress.FromString,
             options,
             channel_credentials,
             insecure,

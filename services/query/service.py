@@ -14,6 +14,7 @@ from duhub.readmodel.coverage import coverage
 from duhub.readmodel.knowledge import load_campaign
 from duhub.readmodel.statistics import NotFound, QueryError, statistics
 from duhub.readmodel.units import UnknownUnit, get_unit, list_units
+from duhub.readmodel.writer import read_positions
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 from services.query.replies import campaign_reply, coverage_reply, statistics_reply, unit_reply
@@ -118,3 +119,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND,
                           f"campaign_id: unknown campaign '{request.campaign_id}'")
         return campaign_reply(c)
+
+    def GetProgress(self, request: qpb.GetProgressRequest, context: grpc.ServicerContext
+                    ) -> qpb.Progress:
+        return qpb.Progress(partitions=[
+            qpb.PartitionProgress(partition=p, applied=o)
+            for p, o in sorted(read_positions(self.engine).items())])

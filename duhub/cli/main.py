@@ -1,0 +1,94 @@
+"""The `duhub` command: run the hub, publish events, ask questions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from duhub.bootstrap import DEFAULT_LISTEN
+from duhub.cli.client import EXIT_USAGE
+
+EPILOG = """exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a question
+the hub cannot answer as asked; 3 no hub answered. The hub's address comes from --target or
+DUHUB_TARGET, defaulting to the local all-in-one hub at %s.""" % DEFAULT_LISTEN
+
+
+def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument("--target", help=f"hub address HOST:PORT (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print the reply as canonical JSON")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="duhub", description=__doc__, epilog=EPILOG)
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the whole hub in one process (embedded log + SQLite)")
+    up.add_argument("--data-dir", default="data", help="where the log and read model live (default ./data)")
+    up.add_argument("--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})")
+    up.add_argument("--no-simulate", action="store_true",
+                    help="no simulated county nodes: only the reference hierarchy and what is published")
+    up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
+
+    pub = sub.add_parser("publish", help="send events from a JSON Lines file ('-' for stdin)")
+    pub.add_argument("file")
+    pub.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                     help="wait until accepted events show in queries (default 30; 0: don't)")
+    _client_opts(pub)
+
+    query = sub.add_parser("query", help="ask coverage or statistics")
+    qsub = query.add_subparsers(dest="question", required=True, metavar="QUESTION")
+    cov = qsub.add_parser("coverage", help="coverage of a campaign, per tier, group and county")
+    cov.add_argument("--campaign", required=True, help="campaign id")
+    cov.add_argument("--scope", help="only targets inside this unit's subtree")
+    cov.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
+    _client_opts(cov)
+    st = qsub.add_parser("stats", help="figures for a scope, area and period")
+    st.add_argument("--metric", action="append", required=True,
+                    help="metric name; repeat or separate with commas")
+    st.add_argument("--scope", help="unit id (its whole subtree); default the city")
+    st.add_argument("--area", help="policy area, e.g. ecology; default all")
+    st.add_argument("--from", dest="from_", help="period start, inclusive (RFC 3339 or date)")
+    st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
+    st.add_argument("--group-by", choices=["unit", "day", "week", "month", "quarter", "year"])
+    st.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
+    _client_opts(st)
+
+    units = sub.add_parser("units", help="list the child units of a unit (default: the city)")
+    units.add_argument("parent", nargs="?", help="parent unit id")
+    _client_opts(units)
+    camps = sub.add_parser("campaigns", help="list campaigns")
+    _client_opts(camps)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            from duhub.cli import up
+
+            return up.run(args)
+        if args.command == "publish":
+            from duhub.cli import client, publish
+
+            return publish.run(args.file, client.target(args.target), args.json, args.wait)
+        if args.command == "query":
+            from duhub.cli import query
+
+            return query.coverage(args) if args.question == "coverage" else query.stats(args)
+        if args.command == "units":
+            from duhub.cli import catalog
+
+            return catalog.units(args)
+        if args.command == "campaigns":
+            from duhub.cli import catalog
+
+            return catalog.campaigns(args)
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

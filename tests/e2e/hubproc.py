@@ -1,0 +1,81 @@
+"""Run `duhub` as a real process, the way a user does."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+DUHUB = str(Path(sys.executable).parent / "duhub")
+ADDRESS = re.compile(r"gRPC \(ingest \+ query\):\s+(\S+)")
+
+
+class HubProcess:
+    """`duhub up` on a loopback port picked by the OS; the address is read from its banner."""
+
+    def __init__(self, data_dir: Path, *extra: str, simulate: bool = False) -> None:
+        args = [DUHUB, "up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *extra]
+        if not simulate:
+            args.append("--no-simulate")
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.address = self._wait_for_address(timeout=60)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _wait_for_address(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("duhub up exited early:\n" + "".join(self.output))
+            self.output.append(line)
+            found = ADDRESS.search(line)
+            if found:
+                return found.group(1)
+        raise TimeoutError("duhub up printed no address:\n" + "".join(self.output))
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def duhub(address: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the duhub command against a hub; return the finished process."""
+    return subprocess.run([DUHUB, *args], input=stdin, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "DUHUB_TARGET": address})
+
+
+def duhub_json(address: str, *args: str) -> dict:  # type: ignore[type-arg]
+    done = duhub(address, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def stat_values(address: str, *args: str) -> dict[str, int]:
+    """Return the single row of an ungrouped statistics answer, as ints."""
+    reply = duhub_json(address, "query", "stats", *args)
+    (row,) = reply["rows"]
+    return {k: int(v) for k, v in row["values"].items()}
