@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from duhub.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
 from services.aggregate.embedded import LogTailer
 from services.ingest.ingestor import Ingestor
 from services.ingest.service import IngestServicer
+from services.query.changes import follow_changes
 from services.query.service import QueryServicer
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,17 @@ class HubConfig:
     def database(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'readmodel.db'}"
 
+    @property
+    def log_spec(self) -> str:
+        return self.log_url or str(self.data_dir)
+
 
 def open_log(spec: str) -> EventLog:
-    """Return the log for a data directory path."""
+    """Return the log for kafka://HOST:PORT or a data directory path."""
     if spec.startswith("kafka://"):
-        raise NotImplementedError("the Kafka log backend is not built yet")
+        from duhub.log.kafka import KafkaLog, KafkaSpec
+
+        return KafkaLog(KafkaSpec.parse(spec))
     return EmbeddedLog(spec)
 
 
@@ -56,11 +64,13 @@ def create_server(
     query: QueryServicer | None = None,
     workers: int = 32,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Return a started-ready server with the given services, health and reflection."""
+    """Return a server with the given services, health and reflection (not started)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                 ("grpc.max_send_message_length", MAX_MESSAGE)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ],
     )
     names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
     health_servicer = health.HealthServicer()
@@ -85,13 +95,28 @@ def units_registered(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(s.units)).scalar_one())
 
 
+def load_reference(ingestor: Ingestor, engine: Engine, log_: EventLog) -> None:
+    """Publish the reference hierarchy into an empty hub."""
+    if units_registered(engine) or any(log_.end_offsets().values()):
+        return
+    results = ingestor.publish(reference_events(), allow_reference=True)
+    rejected = [r for r in results if r.reason]
+    if rejected:
+        raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+
+
+def address(listen: str, port: int) -> str:
+    return f"{listen.rsplit(':', 1)[0]}:{port}"
+
+
 class Hub:
-    """Everything in one process on the embedded default: ingest, aggregate, query."""
+    """Ingest, aggregate and query in one process, on any log and read model."""
 
     def __init__(self, config: HubConfig) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open_log(config.log_url or str(config.data_dir))
+        if not config.log_url or not config.db_url:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         self.feed = ChangeFeed()
         self.tailer = LogTailer(self.log, self.engine, self.feed)
@@ -104,11 +129,7 @@ class Hub:
         applied = self.tailer.catch_up()
         log.info("read model caught up (%d records applied)", applied)
         self.tailer.start()
-        if units_registered(self.engine) == 0 and self.log.end_offsets().get(0, 0) == 0:
-            results = self.ingestor.publish(reference_events(), allow_reference=True)
-            rejected = [r for r in results if r.reason]
-            if rejected:
-                raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+        load_reference(self.ingestor, self.engine, self.log)
         self.server, self.port, _ = create_server(
             self.config.listen,
             ingest=IngestServicer(self.ingestor),
@@ -118,8 +139,7 @@ class Hub:
 
     @property
     def address(self) -> str:
-        host = self.config.listen.rsplit(":", 1)[0]
-        return f"{host}:{self.port}"
+        return address(self.config.listen, self.port)
 
     def stop(self, grace: float = 2.0) -> None:
         if self.server is not None:
@@ -128,3 +148,49 @@ class Hub:
         self.tailer.stop()
         self.log.close()
         self.engine.dispose()
+
+
+class IngestProcess:
+    """`duhub serve ingest`: the gate alone, beside aggregate workers it does not drive."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.log = open_log(config.log_spec)
+        self.engine = open_engine(config.database)
+        self.ingestor = Ingestor(self.log, self.engine)
+        self.server, self.port, _ = create_server(
+            config.listen, ingest=IngestServicer(self.ingestor)
+        )
+
+    def start(self) -> None:
+        self.ingestor.ready.clear()
+
+        def catch_up_then_load() -> None:
+            self.ingestor.wait_until_caught_up()
+            load_reference(self.ingestor, self.engine, self.log)
+
+        threading.Thread(target=catch_up_then_load, name="catch-up", daemon=True).start()
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(2.0).wait()
+        self.log.close()
+
+
+class QueryProcess:
+    """`duhub serve query`: answers from the read model; learns of changes from it."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.engine = open_engine(config.database)
+        self.feed = ChangeFeed()
+        self.server, self.port, _ = create_server(
+            config.listen, query=QueryServicer(self.engine, self.feed)
+        )
+
+    def start(self) -> None:
+        follow_changes(self.engine, self.feed)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.feed.close()
+        self.server.stop(2.0).wait()

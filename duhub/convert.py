@@ -228,13 +228,17 @@ def _problem_rectified(m: pb.ProblemRectified, f: str) -> ev.ProblemRectified:
 
 def _accountability(m: pb.AccountabilityImposed, f: str) -> ev.AccountabilityImposed:
     return ev.AccountabilityImposed(
-        _id(m.unit_id, f"{f}.unit_id"), _area(m.area, f"{f}.area"), _count(m.persons, f"{f}.persons")
+        _id(m.unit_id, f"{f}.unit_id"),
+        _area(m.area, f"{f}.area"),
+        _count(m.persons, f"{f}.persons"),
     )
 
 
 def _sanction(m: pb.SanctionImposed, f: str) -> ev.SanctionImposed:
     return ev.SanctionImposed(
-        _id(m.unit_id, f"{f}.unit_id"), _area(m.area, f"{f}.area"), _count(m.persons, f"{f}.persons")
+        _id(m.unit_id, f"{f}.unit_id"),
+        _area(m.area, f"{f}.area"),
+        _count(m.persons, f"{f}.persons"),
     )
 
 

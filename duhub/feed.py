@@ -11,6 +11,7 @@ class ChangeFeed:
         self._cond = threading.Condition()
         self.version = 0
         self._campaigns: dict[str, int] = {}
+        self._everything = 0
         self._closed = False
 
     def publish(self, campaigns: Iterable[str], counted: bool) -> None:
@@ -21,17 +22,27 @@ class ChangeFeed:
                 self._campaigns[c] = self.version
             self._cond.notify_all()
 
+    def publish_all(self) -> None:
+        """Record that anything may have changed (the source of changes cannot say what)."""
+        with self._cond:
+            self.version += 1
+            self._everything = self.version
+            self._cond.notify_all()
+
+    def _version_of(self, campaign_id: str) -> int:
+        return max(self._campaigns.get(campaign_id, 0), self._everything)
+
     def campaign_version(self, campaign_id: str) -> int:
         with self._cond:
-            return self._campaigns.get(campaign_id, 0)
+            return self._version_of(campaign_id)
 
     def wait_campaign(self, campaign_id: str, seen: int, timeout: float) -> int:
         """Block until the campaign changes past version `seen`; return its version."""
         with self._cond:
             self._cond.wait_for(
-                lambda: self._closed or self._campaigns.get(campaign_id, 0) > seen, timeout
+                lambda: self._closed or self._version_of(campaign_id) > seen, timeout
             )
-            return self._campaigns.get(campaign_id, 0)
+            return self._version_of(campaign_id)
 
     def wait_any(self, seen: int, timeout: float) -> int:
         with self._cond:

@@ -20,8 +20,10 @@ def parse_time(text: str, field: str) -> Timestamp:
             if moment.tzinfo is None:
                 raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
     except ValueError as e:
-        raise ValueError(f"{field}: {text!r} is not a date (2022-01-01) or RFC 3339 time "
-                         f"(2022-01-01T00:00:00Z): {e}") from None
+        raise ValueError(
+            f"{field}: {text!r} is not a date (2022-01-01) or RFC 3339 time "
+            f"(2022-01-01T00:00:00Z): {e}"
+        ) from None
     ts = Timestamp()
     ts.FromDatetime(moment.astimezone(UTC))
     return ts

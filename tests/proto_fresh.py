@@ -16,15 +16,27 @@ def stale_files() -> list[str]:
     protos = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "proto/duhub/v1").glob("*.proto"))
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
-            [sys.executable, "-m", "grpc_tools.protoc", "-Iproto", f"--python_out={out}",
-             f"--pyi_out={out}", f"--grpc_python_out={out}", *protos],
-            cwd=ROOT, check=True,
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                "-Iproto",
+                f"--python_out={out}",
+                f"--pyi_out={out}",
+                f"--grpc_python_out={out}",
+                *protos,
+            ],
+            cwd=ROOT,
+            check=True,
         )
         fresh = Path(out) / "duhub/v1"
         names = sorted(p.name for p in fresh.iterdir())
-        return [n for n in names
-                if not (ROOT / "duhub/v1" / n).exists()
-                or not filecmp.cmp(fresh / n, ROOT / "duhub/v1" / n, shallow=False)]
+        return [
+            n
+            for n in names
+            if not (ROOT / "duhub/v1" / n).exists()
+            or not filecmp.cmp(fresh / n, ROOT / "duhub/v1" / n, shallow=False)
+        ]
 
 
 def main() -> int:

@@ -13,8 +13,12 @@ from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 
-LEVEL = {epb.LEVEL_CITY: "市 city", epb.LEVEL_COUNTY: "县市区 county",
-         epb.LEVEL_TOWNSHIP: "乡镇 township", epb.LEVEL_VILLAGE: "村社区 village"}
+LEVEL = {
+    epb.LEVEL_CITY: "市 city",
+    epb.LEVEL_COUNTY: "县市区 county",
+    epb.LEVEL_TOWNSHIP: "乡镇 township",
+    epb.LEVEL_VILLAGE: "村社区 village",
+}
 
 
 def units(args: argparse.Namespace) -> int:
@@ -30,14 +34,29 @@ def units(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(json_format.MessageToJson(reply, ensure_ascii=False, indent=2,
-                                        always_print_fields_with_no_presence=True))
+        print(
+            json_format.MessageToJson(
+                reply, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
+            )
+        )
         return client.EXIT_OK
-    rows = [[u.unit_id, u.name, LEVEL.get(u.level, u.level), u.child_count,
-             ("sample " if u.sample else "") + ("local-id" if u.local_code else "")]
-            for u in reply.units]
-    print(render(["unit", "name 名称", "level", "children", "note"], rows,
-                 [False, False, False, True, False]))
+    rows = [
+        [
+            u.unit_id,
+            u.name,
+            LEVEL.get(u.level, u.level),
+            u.child_count,
+            ("sample " if u.sample else "") + ("local-id" if u.local_code else ""),
+        ]
+        for u in reply.units
+    ]
+    print(
+        render(
+            ["unit", "name 名称", "level", "children", "note"],
+            rows,
+            [False, False, False, True, False],
+        )
+    )
     if any(u.sample for u in reply.units):
         print("\nsample: reference data made up for the demo, not a real unit list")
     return client.EXIT_OK
@@ -51,14 +70,27 @@ def campaigns(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(json_format.MessageToJson(reply, ensure_ascii=False, indent=2,
-                                        always_print_fields_with_no_presence=True))
+        print(
+            json_format.MessageToJson(
+                reply, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
+            )
+        )
         return client.EXIT_OK
     rows = []
     for c in reply.campaigns:
-        tiers = [sum(1 for g in c.groups if g.tier == t)
-                 for t in (epb.TIER_TASK_FORCE, epb.TIER_CITY, epb.TIER_COUNTY)]
-        rows.append([c.campaign_id, c.name, c.area, "+".join(map(str, tiers)),
-                     c.starts_at.ToDatetime().date(), c.ends_at.ToDatetime().date()])
+        tiers = [
+            sum(1 for g in c.groups if g.tier == t)
+            for t in (epb.TIER_TASK_FORCE, epb.TIER_CITY, epb.TIER_COUNTY)
+        ]
+        rows.append(
+            [
+                c.campaign_id,
+                c.name,
+                c.area,
+                "+".join(map(str, tiers)),
+                c.starts_at.ToDatetime().date(),
+                c.ends_at.ToDatetime().date(),
+            ]
+        )
     print(render(["campaign", "name 名称", "area", "groups 1+7+N", "from", "to (excl.)"], rows))
     return client.EXIT_OK

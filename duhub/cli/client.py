@@ -24,8 +24,10 @@ def target(arg: str | None) -> str:
 def channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(
         address,
-        options=[("grpc.max_receive_message_length", 32 * 1024 * 1024),
-                 ("grpc.max_send_message_length", 32 * 1024 * 1024)],
+        options=[
+            ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+            ("grpc.max_send_message_length", 32 * 1024 * 1024),
+        ],
     )
 
 
@@ -38,8 +40,11 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     status = e.code()  # type: ignore[attr-defined]
     detail = e.details()  # type: ignore[attr-defined]
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        fail(f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "
-             f"--target / DUHUB_TARGET", EXIT_UNREACHABLE)
+        fail(
+            f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "
+            f"--target / DUHUB_TARGET",
+            EXIT_UNREACHABLE,
+        )
     if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         fail(detail, EXIT_USAGE)
     fail(f"{status.name}: {detail}", EXIT_UNREACHABLE)

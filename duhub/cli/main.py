@@ -8,15 +8,24 @@ import sys
 from duhub.bootstrap import DEFAULT_LISTEN
 from duhub.cli.client import EXIT_USAGE
 
-EPILOG = """exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a question
-the hub cannot answer as asked; 3 no hub answered. The hub's address comes from --target or
-DUHUB_TARGET, defaulting to the local all-in-one hub at %s.""" % DEFAULT_LISTEN
+EPILOG = f"""exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a
+question the hub cannot answer as asked; 3 no hub answered. The hub's address comes from
+--target or DUHUB_TARGET, defaulting to the local all-in-one hub at {DEFAULT_LISTEN}."""
 
 
 def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
-    p.add_argument("--target", help=f"hub address HOST:PORT (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
+    p.add_argument(
+        "--target", help=f"hub address HOST:PORT (default $DUHUB_TARGET or {DEFAULT_LISTEN})"
+    )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print the reply as canonical JSON")
+
+
+def _backend_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log", help="kafka://HOST:PORT[?partitions=N] or a data dir (default --data-dir)"
+    )
+    p.add_argument("--db", help="postgresql://… or sqlite:///… (default sqlite in --data-dir)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,16 +33,39 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run the whole hub in one process (embedded log + SQLite)")
-    up.add_argument("--data-dir", default="data", help="where the log and read model live (default ./data)")
-    up.add_argument("--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})")
-    up.add_argument("--no-simulate", action="store_true",
-                    help="no simulated county nodes: only the reference hierarchy and what is published")
-    up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
+    up.add_argument(
+        "--data-dir", default="data", help="where the log and read model live (default ./data)"
+    )
+    up.add_argument(
+        "--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})"
+    )
+    up.add_argument(
+        "--no-simulate",
+        action="store_true",
+        help="no simulated county nodes: only the reference hierarchy and what is published",
+    )
+    up.add_argument(
+        "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
+    )
+    _backend_opts(up)
+
+    serve = sub.add_parser("serve", help="run one service alone: ingest, aggregate or query")
+    serve.add_argument("service", choices=["ingest", "aggregate", "query"])
+    serve.add_argument("--data-dir", default="data", help="default place of log and read model")
+    serve.add_argument(
+        "--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})"
+    )
+    _backend_opts(serve)
 
     pub = sub.add_parser("publish", help="send events from a JSON Lines file ('-' for stdin)")
     pub.add_argument("file")
-    pub.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
-                     help="wait until accepted events show in queries (default 30; 0: don't)")
+    pub.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait until accepted events show in queries (default 30; 0: don't)",
+    )
     _client_opts(pub)
 
     query = sub.add_parser("query", help="ask coverage or statistics")
@@ -44,8 +76,12 @@ def parser() -> argparse.ArgumentParser:
     cov.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
     _client_opts(cov)
     st = qsub.add_parser("stats", help="figures for a scope, area and period")
-    st.add_argument("--metric", action="append", required=True,
-                    help="metric name; repeat or separate with commas")
+    st.add_argument(
+        "--metric",
+        action="append",
+        required=True,
+        help="metric name; repeat or separate with commas",
+    )
     st.add_argument("--scope", help="unit id (its whole subtree); default the city")
     st.add_argument("--area", help="policy area, e.g. ecology; default all")
     st.add_argument("--from", dest="from_", help="period start, inclusive (RFC 3339 or date)")
@@ -69,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             from duhub.cli import up
 
             return up.run(args)
+        if args.command == "serve":
+            from duhub.cli import serve
+
+            return serve.run(args)
         if args.command == "publish":
             from duhub.cli import client, publish
 

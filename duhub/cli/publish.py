@@ -43,8 +43,7 @@ def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
                 yield n, f"not a duhub.v1.Event in canonical JSON: {e}"
 
 
-def _send(stub: ingest_pb2_grpc.IngestServiceStub, events: list[pb.Event]
-          ) -> ipb.PublishResponse:
+def _send(stub: ingest_pb2_grpc.IngestServiceStub, events: list[pb.Event]) -> ipb.PublishResponse:
     # Retrying is safe: the hub answers DUPLICATE for what it already accepted.
     delay = 0.2
     for attempt in range(RETRIES):
@@ -74,8 +73,9 @@ def publish(path: str, address: str) -> Tally:
             elif r.result == ipb.RESULT_DUPLICATE:
                 tally.duplicate += 1
             else:
-                tally.rejected.append({"line": line, "event_id": r.event_id, "field": r.field,
-                                       "reason": r.reason})
+                tally.rejected.append(
+                    {"line": line, "event_id": r.event_id, "field": r.field, "reason": r.reason}
+                )
         batch.clear()
 
     for line, item in read_events(path):
@@ -113,16 +113,30 @@ def run(path: str, address: str, as_json: bool, wait: float = 30.0) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if as_json:
-        print(json.dumps({"accepted": tally.accepted, "duplicate": tally.duplicate,
-                          "rejected": len(tally.rejected), "visible": visible,
-                          "rejections": tally.rejected},
-                         ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "accepted": tally.accepted,
+                    "duplicate": tally.duplicate,
+                    "rejected": len(tally.rejected),
+                    "visible": visible,
+                    "rejections": tally.rejected,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     else:
-        print(f"{path}: {tally.accepted} accepted, {tally.duplicate} duplicate, "
-              f"{len(tally.rejected)} rejected")
+        print(
+            f"{path}: {tally.accepted} accepted, {tally.duplicate} duplicate, "
+            f"{len(tally.rejected)} rejected"
+        )
         if wait > 0 and tally.accepted:
-            print("  all accepted events are in the figures" if visible else
-                  f"  accepted events are durable; the figures had not caught up after {wait:g} s")
+            print(
+                "  all accepted events are in the figures"
+                if visible
+                else f"  accepted events are durable; figures not caught up after {wait:g} s"
+            )
         for r in tally.rejected:
             who = f" ({r['event_id']})" if r["event_id"] else ""
             print(f"  line {r['line']}{who}: {r['reason']}")

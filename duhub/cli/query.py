@@ -16,24 +16,39 @@ from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 
-TIER_LABEL = {epb.TIER_TASK_FORCE: "工作专班 task force", epb.TIER_CITY: "市本级 city",
-              epb.TIER_COUNTY: "县市区 county"}
+TIER_LABEL = {
+    epb.TIER_TASK_FORCE: "工作专班 task force",
+    epb.TIER_CITY: "市本级 city",
+    epb.TIER_COUNTY: "县市区 county",
+}
 METRIC_LABEL = {
-    m.VISITS: "督导检查", m.PROBLEMS_FOUND: "发现问题", m.PROBLEMS_RECTIFIED: "整改问题",
-    m.PROBLEMS_OPEN: "未整改", m.ACCOUNTABILITY_PERSONS: "问责人次",
-    m.SANCTIONED_PERSONS: "处分人数", m.TALK_PERSONS: "谈话人次",
-    "talk_persons_top_leader": "一把手谈话", "talk_persons_admonishment": "约谈",
-    "talk_persons_other": "其他谈话", m.RECOMMENDATIONS: "建议书",
+    m.VISITS: "督导检查",
+    m.PROBLEMS_FOUND: "发现问题",
+    m.PROBLEMS_RECTIFIED: "整改问题",
+    m.PROBLEMS_OPEN: "未整改",
+    m.ACCOUNTABILITY_PERSONS: "问责人次",
+    m.SANCTIONED_PERSONS: "处分人数",
+    m.TALK_PERSONS: "谈话人次",
+    "talk_persons_top_leader": "一把手谈话",
+    "talk_persons_admonishment": "约谈",
+    "talk_persons_other": "其他谈话",
+    m.RECOMMENDATIONS: "建议书",
     m.REGULATIONS_IMPROVED: "完善制度",
 }
-GROUP_BY = {"unit": qpb.GROUP_BY_UNIT, "day": qpb.GROUP_BY_DAY, "week": qpb.GROUP_BY_WEEK,
-            "month": qpb.GROUP_BY_MONTH, "quarter": qpb.GROUP_BY_QUARTER,
-            "year": qpb.GROUP_BY_YEAR}
+GROUP_BY = {
+    "unit": qpb.GROUP_BY_UNIT,
+    "day": qpb.GROUP_BY_DAY,
+    "week": qpb.GROUP_BY_WEEK,
+    "month": qpb.GROUP_BY_MONTH,
+    "quarter": qpb.GROUP_BY_QUARTER,
+    "year": qpb.GROUP_BY_YEAR,
+}
 
 
 def _json(msg: Message) -> str:
-    return json_format.MessageToJson(msg, ensure_ascii=False, indent=2,
-                                    always_print_fields_with_no_presence=True)
+    return json_format.MessageToJson(
+        msg, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
+    )
 
 
 def _time_arg(value: str | None, field: str):  # type: ignore[no-untyped-def]
@@ -77,26 +92,66 @@ def coverage(args: argparse.Namespace) -> int:
         head += f", as of {_fmt_time(reply.as_of)}"
     print(head)
     print(f"full coverage 督导全覆盖: {'YES 是' if reply.full else 'no 否'}\n")
-    print(render(["tier 层级", "targets", "covered", "ratio"],
-                 [[TIER_LABEL.get(t.tier, t.tier), t.targets, t.covered, percent(t.ratio)]
-                  for t in reply.tiers], [False, True, True, True]))
+    print(
+        render(
+            ["tier 层级", "targets", "covered", "ratio"],
+            [
+                [TIER_LABEL.get(t.tier, t.tier), t.targets, t.covered, percent(t.ratio)]
+                for t in reply.tiers
+            ],
+            [False, True, True, True],
+        )
+    )
     print()
     rows = []
     for g in reply.groups:
-        status = f"full {_fmt_time(g.full_at)}" if g.HasField("full_at") else (
-            "—" if not g.uncovered_unit_ids else
-            f"{len(g.uncovered_unit_ids)} uncovered: {' '.join(g.uncovered_unit_ids[:4])}"
-            + (" …" if len(g.uncovered_unit_ids) > 4 else ""))
-        rows.append([g.group_id, g.name, TIER_LABEL.get(g.tier, g.tier).split()[0], g.targets,
-                     g.covered, percent(g.ratio), status])
-    print(render(["group", "name 督导组", "tier", "targets", "covered", "ratio", "status"],
-                 rows, [False, False, False, True, True, True, False]))
+        status = (
+            f"full {_fmt_time(g.full_at)}"
+            if g.HasField("full_at")
+            else (
+                "—"
+                if not g.uncovered_unit_ids
+                else f"{len(g.uncovered_unit_ids)} uncovered: {' '.join(g.uncovered_unit_ids[:4])}"
+                + (" …" if len(g.uncovered_unit_ids) > 4 else "")
+            )
+        )
+        rows.append(
+            [
+                g.group_id,
+                g.name,
+                TIER_LABEL.get(g.tier, g.tier).split()[0],
+                g.targets,
+                g.covered,
+                percent(g.ratio),
+                status,
+            ]
+        )
+    print(
+        render(
+            ["group", "name 督导组", "tier", "targets", "covered", "ratio", "status"],
+            rows,
+            [False, False, False, True, True, True, False],
+        )
+    )
     if reply.counties:
         print()
-        print(render(["county", "name 县市区", "targets", "covered", "ratio", "full since"],
-                     [[c.unit_id, c.name, c.targets, c.covered, percent(c.ratio),
-                       _fmt_time(c.full_at) if c.HasField("full_at") else "—"]
-                      for c in reply.counties], [False, False, True, True, True, False]))
+        print(
+            render(
+                ["county", "name 县市区", "targets", "covered", "ratio", "full since"],
+                [
+                    [
+                        c.unit_id,
+                        c.name,
+                        c.targets,
+                        c.covered,
+                        percent(c.ratio),
+                        _fmt_time(c.full_at) if c.HasField("full_at") else "—",
+                    ]
+                    for c in reply.counties
+                ],
+                [False, False, True, True, True, False],
+            )
+        )
     return client.EXIT_OK
 
 
@@ -104,8 +159,9 @@ def stats(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     metrics = [x for item in args.metric for x in item.split(",") if x]
-    req = qpb.GetStatisticsRequest(metrics=metrics, scope_unit_id=args.scope or "",
-                                   area=args.area or "")
+    req = qpb.GetStatisticsRequest(
+        metrics=metrics, scope_unit_id=args.scope or "", area=args.area or ""
+    )
     for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
         ts = _time_arg(value, f"--{name.replace('_', '-')}")
         if ts is not None:
@@ -121,8 +177,10 @@ def stats(args: argparse.Namespace) -> int:
         print(_json(reply))
         return client.EXIT_OK
     window = f"{args.from_ or '…'} .. {args.to or '…'}"
-    print(f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
-          + (f", as of {args.as_of}" if args.as_of else ""))
+    print(
+        f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
+        + (f", as of {args.as_of}" if args.as_of else "")
+    )
     headers = ["key"] if args.group_by else []
     if args.group_by == "unit":
         headers.append("name")
@@ -138,8 +196,12 @@ def stats(args: argparse.Namespace) -> int:
         total: list[object] = ["total 合计"] + ([""] if args.group_by == "unit" else [])
         if m.PROBLEMS_OPEN in metrics and args.group_by != "unit":
             last = reply.rows[-1].values
-            total += [last.get(x, 0) if x == m.PROBLEMS_OPEN else
-                      sum(r.values.get(x, 0) for r in reply.rows) for x in metrics]
+            total += [
+                last.get(x, 0)
+                if x == m.PROBLEMS_OPEN
+                else sum(r.values.get(x, 0) for r in reply.rows)
+                for x in metrics
+            ]
         else:
             total += [sum(r.values.get(x, 0) for r in reply.rows) for x in metrics]
         rows.append(total)

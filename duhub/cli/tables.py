@@ -15,8 +15,9 @@ def _pad(text: str, n: int, right: bool) -> str:
     return gap + text if right else text + gap
 
 
-def render(headers: Sequence[str], rows: Sequence[Sequence[object]],
-           right: Sequence[bool] | None = None) -> str:
+def render(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool] | None = None
+) -> str:
     """Return a table; columns flagged in `right` (numbers) are right-aligned."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from duhub.bootstrap import Hub, HubConfig
+from duhub.cli.serve import redacted
 
 log = logging.getLogger("duhub")
 
@@ -16,7 +17,11 @@ log = logging.getLogger("duhub")
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     data_dir = Path(args.data_dir).resolve()
-    hub = Hub(HubConfig(data_dir=data_dir, listen=args.listen))
+    hub = Hub(
+        HubConfig(
+            data_dir=data_dir, listen=args.listen, db_url=args.db or "", log_url=args.log or ""
+        )
+    )
     hub.start()
     simulator = None
     if not args.no_simulate:
@@ -24,18 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
         simulator = Simulator(hub.address, data_dir, rate=args.rate)
         simulator.start()
-    host = hub.address
-    print(f"""
-duhub is up.
-  gRPC (ingest + query):  {host}   (health and reflection served; try: grpcurl -plaintext {host} list)
-  data:                   {data_dir}  (log: events.log, read model: readmodel.db)
-  county nodes:           {'simulated (live demo); --no-simulate for real use' if simulator else 'none simulated: publish with duhub publish FILE'}
-Look at it with:
-  DUHUB_TARGET={host} duhub query stats --metric visits,problems_found,problems_rectified --group-by unit
-  DUHUB_TARGET={host} duhub campaigns
-  DUHUB_TARGET={host} duhub query coverage --campaign <id from 'duhub campaigns'>
-Stop with Ctrl-C.
-""", flush=True)
+    print(banner(hub, simulated=simulator is not None), flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -47,3 +41,32 @@ Stop with Ctrl-C.
         simulator.stop()
     hub.stop()
     return 1 if hub.tailer.error is not None else 0
+
+
+def banner(hub: Hub, simulated: bool) -> str:
+    """Return what `duhub up` prints: where to look."""
+    host = hub.address
+    nodes = (
+        "simulated (live demo); --no-simulate for real use"
+        if simulated
+        else "none simulated: publish with duhub publish FILE"
+    )
+    return "\n".join(
+        [
+            "",
+            "duhub is up.",
+            f"  gRPC (ingest + query):  {host}   (health and reflection served)",
+            f"  log:                    {hub.config.log_spec}",
+            f"  read model:             {redacted(hub.config.database)}",
+            f"  county nodes:           {nodes}",
+            "Look at it with:",
+            f"  export DUHUB_TARGET={host}",
+            "  duhub campaigns",
+            "  duhub query coverage --campaign <id from 'duhub campaigns'>",
+            "  duhub query stats --metric visits,problems_found,problems_rectified --group-by unit",
+            "  duhub query stats --metric sanctioned_persons,accountability_persons"
+            " --from 2022-01-01 --to 2023-01-01 --group-by quarter",
+            "Stop with Ctrl-C.",
+            "",
+        ]
+    )

@@ -19,19 +19,22 @@ class Verdict:
     kind: str  # "accepted" | "duplicate" | "rejected"
     field: str = ""
     reason: str = ""
+    # Rejected only because something it names is not known (yet): with Kafka's partitions an
+    # aggregator may see an event before the one it depends on, and should wait, not reject.
+    missing: bool = False
 
 
 ACCEPTED = Verdict("accepted")
 DUPLICATE = Verdict("duplicate")
 
 
-def rejected(field: str, reason: str) -> Verdict:
-    return Verdict("rejected", field, f"{field}: {reason}")
+def rejected(field: str, reason: str, *, missing: bool = False) -> Verdict:
+    return Verdict("rejected", field, f"{field}: {reason}", missing)
 
 
 class _Reject(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        self.verdict = rejected(field, reason)
+    def __init__(self, field: str, reason: str, *, missing: bool = False) -> None:
+        self.verdict = rejected(field, reason, missing=missing)
 
 
 def check(event: Event, k: Knowledge, now: Nanos, *, allow_reference: bool = False) -> Verdict:
@@ -62,14 +65,18 @@ def _authority(source: str, k: Knowledge, allow_reference: bool) -> Unit | None:
         return None
     unit = k.unit(source)
     if unit is None or unit.level not in (Level.CITY, Level.COUNTY):
-        raise _Reject("source", f"'{source}' is not a registered city or county-level unit")
+        raise _Reject(
+            "source",
+            f"'{source}' is not a registered city or county-level unit",
+            missing=unit is None,
+        )
     return unit
 
 
 def _unit_in(field: str, unit_id: str, k: Knowledge, authority: Unit | None) -> Unit:
     unit = k.unit(unit_id)
     if unit is None:
-        raise _Reject(field, f"unknown unit '{unit_id}': register it first")
+        raise _Reject(field, f"unknown unit '{unit_id}': register it first", missing=True)
     if authority is not None and not unit.within(authority.unit_id):
         raise _Reject(field, f"unit '{unit_id}' lies outside the source's {authority.unit_id}")
     return unit
@@ -104,7 +111,7 @@ def _visit(e: Event, p: ev.SupervisionVisit, k: Knowledge, auth: Unit | None) ->
     if p.campaign_id:
         campaign = k.campaign(p.campaign_id)
         if campaign is None:
-            raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'")
+            raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'", missing=True)
         if campaign.group(p.group_id) is None:
             raise _Reject(f"{f}.group_id", f"'{p.group_id}' is not a group of {p.campaign_id}")
 
@@ -115,14 +122,14 @@ def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None
         raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' was already found")
     _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
     if p.campaign_id and k.campaign(p.campaign_id) is None:
-        raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'")
+        raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'", missing=True)
 
 
 def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Unit | None) -> None:
     f = "problem_rectified"
     problem = k.problem(p.problem_id)
     if problem is None:
-        raise _Reject(f"{f}.problem_id", f"unknown problem '{p.problem_id}'")
+        raise _Reject(f"{f}.problem_id", f"unknown problem '{p.problem_id}'", missing=True)
     if problem.rectified_at is not None:
         raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' is already rectified")
     _unit_in(f"{f}.problem_id", problem.unit_id, k, auth)

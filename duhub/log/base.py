@@ -15,6 +15,9 @@ class LogRecord:
     value: bytes
     # When the log took the record (Kafka's log-append time); 0 when the backend has none.
     timestamp_ns: int = 0
+    # Written by ingest, which checked it against everything appended before it; False for
+    # Kafka-direct events, which the aggregator checks itself.
+    ingested: bool = True
 
 
 class EventLog(Protocol):

@@ -7,6 +7,7 @@ a bad frame anywhere else is corruption and stops the open.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import threading
@@ -14,6 +15,7 @@ import zlib
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from duhub.log.base import LogCorrupted, LogRecord
 
@@ -34,9 +36,37 @@ class EmbeddedLog:
         # Byte position of every record: 8 bytes a record keeps 10M records in 80 MB.
         self._positions = array("Q")
         self._end = self._recover()
-        self._writer = open(self.path, "ab")  # noqa: SIM115 - held for the log's life
-        self._reader = open(self.path, "rb")  # noqa: SIM115
+        self._writer: BinaryIO | None = None  # opened, and locked, by the first append
+        self._reader = open(self.path, "rb")  # noqa: SIM115 - held for the log's life
         self._closed = False
+
+    def _open_writer(self) -> BinaryIO:
+        writer = open(self.path, "ab")  # noqa: SIM115
+        try:
+            # One writer per log: a second process appending would interleave frames.
+            fcntl.flock(writer.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            writer.close()
+            raise RuntimeError(f"log: another process is writing {self.path}") from None
+        self._refresh()  # frames another process appended before we took the lock
+        return writer
+
+    def _refresh(self) -> None:
+        """Index whole frames another process appended since we last looked (lock held)."""
+        size = os.fstat(self._reader.fileno()).st_size
+        if size <= self._end:
+            return
+        data = os.pread(self._reader.fileno(), size - self._end, self._end)
+        pos = 0
+        while pos + HEADER.size <= len(data):
+            length, _crc = HEADER.unpack_from(data, pos)
+            if pos + HEADER.size + length > len(data):
+                break  # still being written
+            self._positions.append(self._end + pos)
+            pos += HEADER.size + length
+        if pos:
+            self._end += pos
+            self._grew.notify_all()
 
     def _recover(self) -> int:
         """Index every whole record; cut a torn tail; return the end position."""
@@ -75,6 +105,8 @@ class EmbeddedLog:
         with self._lock:
             if self._closed:
                 raise RuntimeError("log is closed")
+            if self._writer is None:
+                self._writer = self._open_writer()
             first = len(self._positions)
             start = self._end
             try:
@@ -97,6 +129,8 @@ class EmbeddedLog:
         if partition != 0:
             raise ValueError(f"partition: the embedded log has only partition 0, not {partition}")
         with self._lock:
+            if self._writer is None:
+                self._refresh()
             count = len(self._positions)
             if offset >= count:
                 return []
@@ -119,13 +153,18 @@ class EmbeddedLog:
 
     def end_offsets(self) -> dict[int, int]:
         with self._lock:
+            if self._writer is None:
+                self._refresh()
             return {0: len(self._positions)}
 
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
         want = positions.get(0, 0)
         with self._grew:
-            return self._grew.wait_for(lambda: len(self._positions) > want or self._closed,
-                                       timeout)
+            if self._writer is None:
+                # A reader beside another process's writer: look at the file now and then.
+                self._refresh()
+                timeout = min(timeout, 0.05)
+            return self._grew.wait_for(lambda: len(self._positions) > want or self._closed, timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -133,7 +172,8 @@ class EmbeddedLog:
                 return
             self._closed = True
             self._grew.notify_all()
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self._reader.close()
 
 

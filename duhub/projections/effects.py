@@ -70,4 +70,13 @@ class Covered:
     event_id: str
 
 
-Effect = Seen | UnitAdded | CampaignAdded | ProblemAdded | ProblemClosed | LetterAdded | Counted | Covered
+Effect = (
+    Seen
+    | UnitAdded
+    | CampaignAdded
+    | ProblemAdded
+    | ProblemClosed
+    | LetterAdded
+    | Counted
+    | Covered
+)

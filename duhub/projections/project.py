@@ -32,18 +32,45 @@ def project(event: Event, k: Knowledge) -> list[Effect]:
     p = event.payload
     if isinstance(p, ev.OrgUnitRegistered):
         parent_path = _unit(k, p.parent_id).path if p.parent_id else ()
-        unit = Unit(p.unit_id, p.parent_id, p.level, p.name, (*parent_path, p.unit_id),
-                    p.sample, p.local_code)
+        unit = Unit(
+            p.unit_id,
+            p.parent_id,
+            p.level,
+            p.name,
+            (*parent_path, p.unit_id),
+            p.sample,
+            p.local_code,
+        )
         out.append(UnitAdded(unit))
     elif isinstance(p, ev.CampaignLaunched):
-        out.append(CampaignAdded(Campaign(p.campaign_id, p.name, p.area, p.starts_at, p.ends_at,
-                                          p.groups, event.source, event.recorded_at)))
+        out.append(
+            CampaignAdded(
+                Campaign(
+                    p.campaign_id,
+                    p.name,
+                    p.area,
+                    p.starts_at,
+                    p.ends_at,
+                    p.groups,
+                    event.source,
+                    event.recorded_at,
+                )
+            )
+        )
     elif isinstance(p, ev.SupervisionVisit):
         out.append(_count(event, k, p.unit_id, m.VISITS, p.area, 1))
         campaign = k.campaign(p.campaign_id) if p.campaign_id else None
         if campaign is not None and campaign.covers(p.group_id, p.unit_id, event.occurred_at):
-            out.append(Covered(p.campaign_id, p.group_id, p.unit_id, event.occurred_at,
-                               event.recorded_at, event.event_id))
+            out.append(
+                Covered(
+                    p.campaign_id,
+                    p.group_id,
+                    p.unit_id,
+                    event.occurred_at,
+                    event.recorded_at,
+                    event.event_id,
+                )
+            )
     elif isinstance(p, ev.ProblemFound):
         out.append(ProblemAdded(Problem(p.problem_id, p.unit_id, p.area, event.occurred_at)))
         out.append(_count(event, k, p.unit_id, m.PROBLEMS_FOUND, p.area, 1))
@@ -77,5 +104,12 @@ def _unit(k: Knowledge, unit_id: str) -> Unit:
 
 
 def _count(event: Event, k: Knowledge, unit_id: str, metric: str, area: str, value: int) -> Counted:
-    return Counted(_unit(k, unit_id).path, metric, area, event.occurred_at, value,
-                   event.event_id, event.recorded_at)
+    return Counted(
+        _unit(k, unit_id).path,
+        metric,
+        area,
+        event.occurred_at,
+        value,
+        event.event_id,
+        event.recorded_at,
+    )

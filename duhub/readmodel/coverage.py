@@ -61,8 +61,9 @@ def coverage(
     if campaign is None or (as_of is not None and campaign.recorded_at > as_of):
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
     t, c = s.campaign_targets.c, s.coverage.c
-    covered_now = and_(c.campaign_id == t.campaign_id, c.group_id == t.group_id,
-                       c.unit_id == t.unit_id)
+    covered_now = and_(
+        c.campaign_id == t.campaign_id, c.group_id == t.group_id, c.unit_id == t.unit_id
+    )
     if as_of is not None:
         covered_now = and_(covered_now, c.first_recorded_at <= as_of)
     with engine.connect() as conn:

@@ -11,6 +11,9 @@ from duhub.readmodel.schema import metadata
 
 def open_engine(url: str, *, create: bool = True) -> Engine:
     """Return an engine for `url` with the schema in place."""
+    if url.startswith("postgresql://"):
+        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2.
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

@@ -25,8 +25,9 @@ def _chunks(items: Sequence, n: int = CHUNK) -> Iterable[Sequence]:  # type: ign
 
 def unit_from_row(row) -> Unit:  # type: ignore[no-untyped-def]
     path = tuple(p for p in row.path.split("/") if p)
-    return Unit(row.unit_id, row.parent_id, Level(row.level), row.name, path, row.sample,
-                row.local_code)
+    return Unit(
+        row.unit_id, row.parent_id, Level(row.level), row.name, path, row.sample, row.local_code
+    )
 
 
 class ReadModelKnowledge:
@@ -109,9 +110,14 @@ class ReadModelKnowledge:
         if problem_id in self._problems:
             return self._problems[problem_id]
         with self.engine.connect() as conn:
-            r = conn.execute(select(s.problems).where(s.problems.c.problem_id == problem_id)).first()
-        return None if r is None else Problem(r.problem_id, r.unit_id, r.area, r.found_at,
-                                              r.rectified_at)
+            r = conn.execute(
+                select(s.problems).where(s.problems.c.problem_id == problem_id)
+            ).first()
+        return (
+            None
+            if r is None
+            else Problem(r.problem_id, r.unit_id, r.area, r.found_at, r.rectified_at)
+        )
 
     def has_letter(self, letter_id: str) -> bool:
         if letter_id in self._letters:

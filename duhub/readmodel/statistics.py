@@ -66,8 +66,7 @@ def statistics(
             ).all()
             keys = [(c.unit_id, c.name, c.path) for c in children]
             sums = _sums(conn, keys, wanted, area, [(MIN_NS, lo), (lo, hi)], as_of)
-            return [Row(k, n, _values(metrics, sums[k][1], sums[k][0]))
-                    for k, n, _ in keys]
+            return [Row(k, n, _values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
             if lo == MIN_NS or hi == MAX_NS:
                 raise QueryError("from: from and to are required when grouping by period")
@@ -96,8 +95,9 @@ def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
 
 
-def _values(metrics: Sequence[str], period: dict[str, int], before: dict[str, int]
-            ) -> dict[str, int]:
+def _values(
+    metrics: Sequence[str], period: dict[str, int], before: dict[str, int]
+) -> dict[str, int]:
     """Return the asked metrics; problems_open is found minus rectified up to the period end."""
     out = {}
     for name in metrics:
@@ -137,8 +137,13 @@ def _sums(
         starts = [x[0] for x in segs]
         q = (
             select(r.scope_id, r.metric, r.bucket, func.sum(r.value))
-            .where(r.scope_id.in_(scope_ids), r.grain == grain, r.metric.in_(metrics),
-                   r.bucket >= segs[0][0], r.bucket < max(x[1] for x in segs))
+            .where(
+                r.scope_id.in_(scope_ids),
+                r.grain == grain,
+                r.metric.in_(metrics),
+                r.bucket >= segs[0][0],
+                r.bucket < max(x[1] for x in segs),
+            )
             .group_by(r.scope_id, r.metric, r.bucket)
         )
         if area:
@@ -151,8 +156,9 @@ def _sums(
     paths = [(sid, path) for sid, _, path in scopes]
     if fine:
         windows = or_(*[and_(f.at >= a, f.at < b) for a, b, _ in fine])
-        q = select(f.unit_path, f.metric, f.at, f.value).where(f.metric.in_(metrics), windows,
-                                                                _any_subtree(paths))
+        q = select(f.unit_path, f.metric, f.at, f.value).where(
+            f.metric.in_(metrics), windows, _any_subtree(paths)
+        )
         if area:
             q = q.where(f.area == area)
         for path, metric, at, value in conn.execute(q):
@@ -162,7 +168,8 @@ def _sums(
     if as_of is not None:
         # What was recorded after the moment asked about is taken back out.
         q = select(f.unit_path, f.metric, f.at, f.value).where(
-            f.recorded_at > as_of, f.metric.in_(metrics), _any_subtree(paths))
+            f.recorded_at > as_of, f.metric.in_(metrics), _any_subtree(paths)
+        )
         if area:
             q = q.where(f.area == area)
         bounds = [lo for lo, _ in ranges]
@@ -180,4 +187,3 @@ def _any_subtree(paths: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-d
 
 def _owners(paths: Sequence[tuple[str, str]], path: str) -> list[str]:
     return [sid for sid, p in paths if path.startswith(p)]
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from duhub.domain.events import Level
 from duhub.domain.model import Unit
@@ -27,8 +27,11 @@ class UnknownUnit(LookupError):
 def resolve_scope(conn: Connection, unit_id: str, field: str = "scope_unit_id") -> Scope:
     """Return the scope for a unit id; empty means the city."""
     q = select(s.units.c.unit_id, s.units.c.name, s.units.c.path)
-    q = q.where(s.units.c.unit_id == unit_id) if unit_id else q.where(
-        s.units.c.level == int(Level.CITY)).order_by(s.units.c.unit_id)
+    q = (
+        q.where(s.units.c.unit_id == unit_id)
+        if unit_id
+        else q.where(s.units.c.level == int(Level.CITY)).order_by(s.units.c.unit_id)
+    )
     row = conn.execute(q).first()
     if row is None:
         raise UnknownUnit(field, unit_id or "(the city)")
@@ -45,7 +48,8 @@ def list_units(conn: Connection, parent_id: str) -> list[tuple[Unit, int]]:
     child = s.units.alias("child")
     count = select(func.count()).where(child.c.parent_id == s.units.c.unit_id).scalar_subquery()
     rows = conn.execute(
-        select(s.units, count.label("n")).where(s.units.c.parent_id == parent_id)
+        select(s.units, count.label("n"))
+        .where(s.units.c.parent_id == parent_id)
         .order_by(s.units.c.unit_id)
     ).all()
     return [(unit_from_row(r), r.n) for r in rows]

@@ -44,22 +44,40 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
+class PositionConflict(RuntimeError):
+    """Another worker moved a partition's position: this batch was applied by someone else."""
+
+
 def write_batch(
     engine: Engine,
     effects: Iterable[Effect],
     positions: Mapping[int, int],
     dead: Iterable[DeadLetter] = (),
+    expected: Mapping[int, int] | None = None,
 ) -> BatchSummary:
-    """Commit effects with the next offsets per partition; all or nothing."""
+    """Commit effects with the next offsets per partition; all or nothing.
+
+    With `expected` (the positions the batch started from), the commit fails with
+    PositionConflict unless every partition still stands there: a worker that lost its
+    partitions in a rebalance cannot apply them a second time.
+    """
     summary = BatchSummary()
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
     rollups: dict[tuple[str, int, str, str, int], int] = {}
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
     for e in effects:
         if isinstance(e, Counted):
-            facts.append({"metric": e.metric, "at": e.at, "unit_path": s.unit_path(e.path),
-                          "area": e.area, "value": e.value, "event_id": e.event_id,
-                          "recorded_at": e.recorded_at})
+            facts.append(
+                {
+                    "metric": e.metric,
+                    "at": e.at,
+                    "unit_path": s.unit_path(e.path),
+                    "area": e.area,
+                    "value": e.value,
+                    "event_id": e.event_id,
+                    "recorded_at": e.recorded_at,
+                }
+            )
             buckets = [(g, bucket_start(g, e.at)) for g in GRAINS]
             for scope in e.path:
                 for grain, bucket in buckets:
@@ -67,27 +85,52 @@ def write_batch(
                     rollups[key] = rollups.get(key, 0) + e.value
             summary.counted += 1
         elif isinstance(e, Seen):
-            seen.append({"event_id": e.event_id, "digest": e.digest, "source": e.source,
-                         "seq": e.seq, "recorded_at": e.recorded_at})
+            seen.append(
+                {
+                    "event_id": e.event_id,
+                    "digest": e.digest,
+                    "source": e.source,
+                    "seq": e.seq,
+                    "recorded_at": e.recorded_at,
+                }
+            )
             summary.applied += 1
         elif isinstance(e, Covered):
             key = (e.campaign_id, e.group_id, e.unit_id)
             old = covered.get(key)
-            covered[key] = (e.at, e.recorded_at) if old is None else (
-                min(old[0], e.at), min(old[1], e.recorded_at))
+            covered[key] = (
+                (e.at, e.recorded_at)
+                if old is None
+                else (min(old[0], e.at), min(old[1], e.recorded_at))
+            )
             summary.campaigns.add(e.campaign_id)
         elif isinstance(e, UnitAdded):
             u = e.unit
-            units.append({"unit_id": u.unit_id, "parent_id": u.parent_id, "level": int(u.level),
-                          "name": u.name, "path": s.unit_path(u.path), "sample": u.sample,
-                          "local_code": u.local_code})
+            units.append(
+                {
+                    "unit_id": u.unit_id,
+                    "parent_id": u.parent_id,
+                    "level": int(u.level),
+                    "name": u.name,
+                    "path": s.unit_path(u.path),
+                    "sample": u.sample,
+                    "local_code": u.local_code,
+                }
+            )
         elif isinstance(e, CampaignAdded):
             camps.append(e.campaign)
             summary.campaigns.add(e.campaign.campaign_id)
         elif isinstance(e, ProblemAdded):
             p = e.problem
-            probs.append({"problem_id": p.problem_id, "unit_id": p.unit_id, "area": p.area,
-                          "found_at": p.found_at, "rectified_at": None})
+            probs.append(
+                {
+                    "problem_id": p.problem_id,
+                    "unit_id": p.unit_id,
+                    "area": p.area,
+                    "found_at": p.found_at,
+                    "rectified_at": None,
+                }
+            )
         elif isinstance(e, ProblemClosed):
             closed.append({"pid": e.problem_id, "at": e.at})
         elif isinstance(e, LetterAdded):
@@ -111,10 +154,25 @@ def write_batch(
         _execute(conn, s.facts, facts)
         _add_rollups(conn, rollups)
         _add_coverage(conn, covered)
-        _execute(conn, s.dead_letters, [
-            {"partition": d.partition, "offset": d.offset, "event_id": d.event_id,
-             "reason": d.reason} for d in dead])
-        _set_positions(conn, positions)
+        _execute(
+            conn,
+            s.dead_letters,
+            [
+                {
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "event_id": d.event_id,
+                    "reason": d.reason,
+                }
+                for d in dead
+            ],
+        )
+        _set_positions(conn, positions, expected)
+        if conn.dialect.name == "postgresql" and (summary.campaigns or summary.counted):
+            # Delivered on commit: query servers in other processes wake their live feeds.
+            conn.exec_driver_sql(
+                "SELECT pg_notify('duhub_changes', %s)", (",".join(sorted(summary.campaigns)),)
+            )
     return summary
 
 
@@ -124,17 +182,47 @@ def _execute(conn: Connection, table: Table, rows: list[dict]) -> None:  # type:
 
 
 def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def]
-    conn.execute(s.campaigns.insert(), [{
-        "campaign_id": c.campaign_id, "name": c.name, "area": c.area, "starts_at": c.starts_at,
-        "ends_at": c.ends_at, "source": c.source, "recorded_at": c.recorded_at}])
-    conn.execute(s.campaign_groups.insert(), [
-        {"campaign_id": c.campaign_id, "group_id": g.group_id, "ordinal": i, "name": g.name,
-         "tier": int(g.tier)} for i, g in enumerate(c.groups)])
+    conn.execute(
+        s.campaigns.insert(),
+        [
+            {
+                "campaign_id": c.campaign_id,
+                "name": c.name,
+                "area": c.area,
+                "starts_at": c.starts_at,
+                "ends_at": c.ends_at,
+                "source": c.source,
+                "recorded_at": c.recorded_at,
+            }
+        ],
+    )
+    conn.execute(
+        s.campaign_groups.insert(),
+        [
+            {
+                "campaign_id": c.campaign_id,
+                "group_id": g.group_id,
+                "ordinal": i,
+                "name": g.name,
+                "tier": int(g.tier),
+            }
+            for i, g in enumerate(c.groups)
+        ],
+    )
     ids = {t for g in c.groups for t in g.target_unit_ids}
     q = select(s.units.c.unit_id, s.units.c.path).where(s.units.c.unit_id.in_(ids))
     paths = {r.unit_id: r.path for r in conn.execute(q)} if ids else {}
-    rows = [{"campaign_id": c.campaign_id, "group_id": g.group_id, "unit_id": t, "ordinal": j,
-             "unit_path": paths[t]} for g in c.groups for j, t in enumerate(g.target_unit_ids)]
+    rows = [
+        {
+            "campaign_id": c.campaign_id,
+            "group_id": g.group_id,
+            "unit_id": t,
+            "ordinal": j,
+            "unit_path": paths[t],
+        }
+        for g in c.groups
+        for j, t in enumerate(g.target_unit_ids)
+    ]
     _execute(conn, s.campaign_targets, rows)
 
 
@@ -142,8 +230,10 @@ def _add_rollups(conn: Connection, rollups: dict[tuple[str, int, str, str, int],
     if not rollups:
         return
     # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
-    rows = [{"scope_id": k[0], "grain": k[1], "metric": k[2], "area": k[3], "bucket": k[4],
-             "value": v} for k, v in sorted(rollups.items())]
+    rows = [
+        {"scope_id": k[0], "grain": k[1], "metric": k[2], "area": k[3], "bucket": k[4], "value": v}
+        for k, v in sorted(rollups.items())
+    ]
     stmt = _insert(conn, s.rollups)
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope_id", "grain", "metric", "area", "bucket"],
@@ -156,22 +246,48 @@ def _add_coverage(conn: Connection, covered: dict[tuple[str, str, str], tuple[in
     if not covered:
         return
     least = func.least if conn.dialect.name == "postgresql" else func.min
-    rows = [{"campaign_id": k[0], "group_id": k[1], "unit_id": k[2], "first_at": v[0],
-             "first_recorded_at": v[1]} for k, v in sorted(covered.items())]
+    rows = [
+        {
+            "campaign_id": k[0],
+            "group_id": k[1],
+            "unit_id": k[2],
+            "first_at": v[0],
+            "first_recorded_at": v[1],
+        }
+        for k, v in sorted(covered.items())
+    ]
     stmt = _insert(conn, s.coverage)
     stmt = stmt.on_conflict_do_update(
         index_elements=["campaign_id", "group_id", "unit_id"],
         set_={
             "first_at": least(s.coverage.c.first_at, stmt.excluded.first_at),
-            "first_recorded_at": least(s.coverage.c.first_recorded_at,
-                                       stmt.excluded.first_recorded_at),
+            "first_recorded_at": least(
+                s.coverage.c.first_recorded_at, stmt.excluded.first_recorded_at
+            ),
         },
     )
     conn.execute(stmt, rows)
 
 
-def _set_positions(conn: Connection, positions: Mapping[int, int]) -> None:
+def _set_positions(
+    conn: Connection, positions: Mapping[int, int], expected: Mapping[int, int] | None
+) -> None:
     if not positions:
+        return
+    if expected is not None:
+        lp = s.log_positions.c
+        for p, o in sorted(positions.items()):
+            start = expected.get(p, 0)
+            if start == 0:
+                stmt = _insert(conn, s.log_positions).on_conflict_do_nothing()
+                conn.execute(stmt, [{"partition": p, "next_offset": 0}])
+            done = conn.execute(
+                update(s.log_positions)
+                .where(lp.partition == p, lp.next_offset == start)
+                .values(next_offset=o)
+            )
+            if done.rowcount != 1:
+                raise PositionConflict(f"partition {p} is no longer at offset {start}")
         return
     stmt = _insert(conn, s.log_positions)
     stmt = stmt.on_conflict_do_update(

@@ -87,8 +87,8 @@ class CampaignPlan:
                 "ends_at": self.ends_at, "order_seed": self.order_seed,
                 "cursors": dict(self.cursors)}
 
-    def launch_event(self, now_ns: int) -> pb.Event:
-        return build.campaign(CITY, now_ns, self.campaign_id, NAME, AREA, self.starts_at,
+    def launch_event(self, source: str, now_ns: int) -> pb.Event:
+        return build.campaign(source, now_ns, self.campaign_id, NAME, AREA, self.starts_at,
                               self.ends_at, self.groups)
 
     def due_first_visits(self, progress: float) -> list[tuple[pb.SupervisionGroup, str]]:
@@ -112,5 +112,3 @@ class CampaignPlan:
     def open_at(self, now_ns: int) -> bool:
         return self.starts_at <= now_ns < self.ends_at
 
-
-CITY = "420500"

@@ -51,11 +51,10 @@ class SimState:
     # Part of problem and letter ids, so a lost state file never makes them collide.
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
     scenario: dict[str, Any] = field(default_factory=dict)
-    fresh: bool = True
 
     @classmethod
     def load(cls, state_dir: Path) -> SimState:
-        """Return the saved state, or a fresh one (fresh=True) when there is none."""
+        """Return the saved state, or a fresh one when there is none."""
         path = Path(state_dir) / STATE_FILE
         if not path.exists():
             return cls(path)
@@ -68,7 +67,6 @@ class SimState:
             backfilled=bool(data["backfilled"]),
             nonce=str(data["nonce"]),
             scenario=dict(data.get("scenario") or {}),
-            fresh=False,
         )
 
     def save(self) -> None:
@@ -87,4 +85,3 @@ class SimState:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        self.fresh = False

@@ -1,15 +1,23 @@
 """Apply a batch of log records to the read model: the step shared by every driver (the
-embedded loop, the Faust app and replay). Positions commit with the rows they produced."""
+embedded loop, the Faust app and replay). Positions commit with the rows they produced.
+
+Effectively once: a record below a partition's committed position is skipped; the commit
+checks that no other worker moved the positions meanwhile (else it retries from the read
+model); an ingested event naming something not applied yet (it sits in another partition)
+holds its partition back until it is, instead of being rejected.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from duhub.convert import InvalidEvent, event_from_pb
 from duhub.domain.events import Event
@@ -18,10 +26,21 @@ from duhub.projections.effects import Effect
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
-from duhub.readmodel.writer import BatchSummary, DeadLetter, write_batch
+from duhub.readmodel.writer import (
+    BatchSummary,
+    DeadLetter,
+    PositionConflict,
+    read_positions,
+    write_batch,
+)
 from duhub.v1 import events_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+ATTEMPTS = 20
+# An ingested event waits this long for what it names to be applied from another partition;
+# past it the wait is not ordering but a broken log, and the event goes to the dead letters.
+BLOCK_TIMEOUT_S = 300.0
 
 
 @dataclass(slots=True)
@@ -29,6 +48,8 @@ class Applied:
     summary: BatchSummary
     dead: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
+    # Partitions held back at their position, waiting for an event of another partition.
+    blocked: set[int] = field(default_factory=set)
 
 
 def decode_record(rec: LogRecord) -> Event:
@@ -38,42 +59,90 @@ def decode_record(rec: LogRecord) -> Event:
     except DecodeError as e:
         raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e})") from None
     event = event_from_pb(msg)
-    if not event.recorded_at:
-        # Kafka-direct events carry no hub stamp: the log's append time stands in for it.
+    if not rec.ingested or not event.recorded_at:
+        # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's
+        # append time stands in for it.
         event = dataclasses.replace(event, recorded_at=rec.timestamp_ns)
     return event
 
 
 class BatchApplier:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_dead: Callable[[LogRecord, DeadLetter], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.knowledge = ReadModelKnowledge(engine)
+        self.on_dead = on_dead
+        self.clock = clock
+        self.positions: dict[int, int] = read_positions(engine)
+        self._blocked_since: dict[tuple[int, int], float] = {}
+
+    def refresh(self) -> None:
+        """Forget what this worker believes and read the committed positions again."""
+        self.positions = read_positions(self.engine)
 
     def apply(self, records: Sequence[LogRecord]) -> Applied:
         """Fold the records into the read model and commit them with their positions."""
-        dead: list[DeadLetter] = []
-        decoded: list[tuple[LogRecord, Event]] = []
-        for rec in records:
+        for attempt in range(ATTEMPTS):
             try:
-                decoded.append((rec, decode_record(rec)))
-            except InvalidEvent as e:
-                dead.append(DeadLetter(rec.partition, rec.offset, "", e.reason))
-        self.knowledge.prefetch([e for _, e in decoded])
-        ws = WorkingSet(self.knowledge)
-        effects: list[Effect] = []
-        duplicates = 0
-        for rec, event in decoded:
-            verdict, out = fold(event, ws, event.recorded_at, allow_reference=True)
-            if verdict.kind == "duplicate":
-                duplicates += 1
-            elif verdict.kind == "rejected":
-                dead.append(DeadLetter(rec.partition, rec.offset, event.event_id, verdict.reason))
-            effects += out
-        positions: dict[int, int] = {}
+                return self._apply_once(records)
+            except (PositionConflict, IntegrityError) as e:
+                # Another worker applied some of these (a rebalance), or a concurrent batch
+                # took an id first: start again from what is committed.
+                log.info("batch conflicted (%s); retrying from the read model", e)
+                time.sleep(min(0.01 * 2**attempt, 1.0))
+                self.refresh()
+        raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
+
+    def _apply_once(self, records: Sequence[LogRecord]) -> Applied:
+        start = dict(self.positions)
+        pending: list[tuple[LogRecord, Event | None, str]] = []
         for rec in records:
-            positions[rec.partition] = max(positions.get(rec.partition, 0), rec.offset + 1)
-        for d in dead:
-            log.warning("dead letter at %s:%s (%s): %s", d.partition, d.offset, d.event_id,
-                        d.reason)
-        summary = write_batch(self.engine, effects, positions, dead)
-        return Applied(summary, dead, duplicates)
+            if rec.offset < start.get(rec.partition, 0):
+                continue  # applied before
+            try:
+                pending.append((rec, decode_record(rec), ""))
+            except InvalidEvent as e:
+                pending.append((rec, None, e.reason))
+        self.knowledge.prefetch([e for _, e, _ in pending if e is not None])
+        ws = WorkingSet(self.knowledge)
+        out = Applied(BatchSummary())
+        effects: list[Effect] = []
+        moved = dict(start)
+        for rec, event, why in pending:
+            p = rec.partition
+            if p in out.blocked:
+                continue
+            if event is not None:
+                verdict, done = fold(event, ws, event.recorded_at, allow_reference=True)
+                if verdict.kind == "rejected" and verdict.missing and rec.ingested:
+                    if not self._waited_too_long(rec):
+                        out.blocked.add(p)
+                        continue
+                    why = f"{verdict.reason} (waited {BLOCK_TIMEOUT_S:g} s for it)"
+                elif verdict.kind == "rejected":
+                    why = verdict.reason
+                elif verdict.kind == "duplicate":
+                    out.duplicates += 1
+                effects += done
+            if why:
+                letter = DeadLetter(p, rec.offset, event.event_id if event else "", why)
+                out.dead.append(letter)
+                log.warning("dead letter at %s:%s (%s): %s", p, rec.offset, letter.event_id, why)
+                if self.on_dead is not None:
+                    self.on_dead(rec, letter)
+            moved[p] = rec.offset + 1
+        changed = {p: o for p, o in moved.items() if o != start.get(p, 0)}
+        if changed or effects:
+            out.summary = write_batch(self.engine, effects, changed, out.dead, expected=start)
+        self.positions = moved
+        return out
+
+    def _waited_too_long(self, rec: LogRecord) -> bool:
+        first = self._blocked_since.setdefault((rec.partition, rec.offset), self.clock())
+        if len(self._blocked_since) > 10_000:
+            self._blocked_since = {(rec.partition, rec.offset): first}
+        return self.clock() - first > BLOCK_TIMEOUT_S

@@ -1,49 +1,58 @@
-"""The embedded aggregator: tail the embedded log and apply it to the read model."""
+"""The log tailer: read every partition of a log from the read model's positions on and apply
+it. Drives the embedded hub, `duhub up --log kafka://…`, and replay."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import Engine
 
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog
-from duhub.readmodel.writer import read_positions
 from services.aggregate.apply import BatchApplier
 
 log = logging.getLogger(__name__)
 
+# How long a partition waiting on another one rests before it is read again.
+BLOCKED_PAUSE_S = 0.05
+
 
 class LogTailer:
-    """Apply every partition of a log from the read model's positions on, batch by batch."""
-
-    def __init__(self, log_: EventLog, engine: Engine, feed: ChangeFeed | None = None,
-                 batch: int = 2000) -> None:
+    def __init__(
+        self, log_: EventLog, engine: Engine, feed: ChangeFeed | None = None, batch: int = 2000
+    ) -> None:
         self.log = log_
         self.engine = engine
         self.feed = feed
         self.batch = batch
         self.applier = BatchApplier(engine)
-        self.positions = {p: 0 for p in log_.partitions()}
-        self.positions.update(read_positions(engine))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
+    @property
+    def positions(self) -> dict[int, int]:
+        return self.applier.positions
+
     def step(self) -> int:
-        """Apply at most one batch per partition; return how many records were applied."""
-        n = 0
+        """Apply at most one batch per partition; return how many records moved a position."""
+        moved = 0
+        blocked = False
         for p in self.log.partitions():
-            records = self.log.read(p, self.positions.get(p, 0), self.batch)
+            before = self.positions.get(p, 0)
+            records = self.log.read(p, before, self.batch)
             if not records:
                 continue
             applied = self.applier.apply(records)
-            self.positions[p] = records[-1].offset + 1
-            n += len(records)
+            blocked |= bool(applied.blocked)
+            moved += self.positions.get(p, 0) - before
             if self.feed is not None:
                 self.feed.publish(applied.summary.campaigns, applied.summary.counted > 0)
-        return n
+        if blocked and not moved:
+            time.sleep(BLOCKED_PAUSE_S)
+        return moved
 
     def catch_up(self) -> int:
         """Apply until the read model holds everything the log held when called."""

@@ -30,6 +30,10 @@ class BatchTooLarge(ValueError):
     pass
 
 
+class NotReady(RuntimeError):
+    """Ingest does not yet know all the log holds, so it cannot check events against it."""
+
+
 @dataclass(slots=True)
 class _Generation:
     """Effects of appends not yet known applied, and the log end they reach."""
@@ -93,6 +97,22 @@ class Ingestor:
         self._base = ReadModelKnowledge(engine)
         self._tail = _PendingTail(self._base)
         self._last_now = 0
+        self.ready = threading.Event()
+        self.ready.set()
+
+    def wait_until_caught_up(self, poll: float = 0.2) -> None:
+        """Hold publishing until the read model has applied all the log held at the call.
+
+        Run in a thread when ingest starts beside aggregate workers it does not drive.
+        """
+        self.ready.clear()
+        target = self.log.end_offsets()
+        while True:
+            applied = read_positions(self.engine)
+            if all(applied.get(p, 0) >= end for p, end in target.items()):
+                self.ready.set()
+                return
+            time.sleep(poll)
 
     def publish(
         self, events: Sequence[pb.Event], *, allow_reference: bool = False
@@ -100,6 +120,8 @@ class Ingestor:
         """Return one result per event, in order. ACCEPTED ones are durable in the log."""
         if len(events) > MAX_BATCH:
             raise BatchTooLarge(f"events: more than {MAX_BATCH} events in one batch")
+        if not self.ready.is_set():
+            raise NotReady("ingest is waiting for the read model to catch up with the log")
         results: list[ipb.EventResult] = []
         decoded: list[tuple[int, pb.Event, Event]] = []
         for i, msg in enumerate(events):

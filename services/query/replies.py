@@ -21,17 +21,31 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
         reply.as_of.CopyFrom(from_nanos(r.as_of))
     for t in r.tiers:
         assert t.tier is not None
-        reply.tiers.add(tier=int(t.tier), targets=t.targets, covered=t.covered, ratio=t.ratio,
-                        full=t.full)
+        reply.tiers.add(
+            tier=int(t.tier), targets=t.targets, covered=t.covered, ratio=t.ratio, full=t.full
+        )
     for g in r.groups:
         assert g.tier is not None
-        msg = reply.groups.add(group_id=g.key, name=g.name, tier=int(g.tier), targets=g.targets,
-                               covered=g.covered, ratio=g.ratio, full=g.full,
-                               uncovered_unit_ids=g.uncovered)
+        msg = reply.groups.add(
+            group_id=g.key,
+            name=g.name,
+            tier=int(g.tier),
+            targets=g.targets,
+            covered=g.covered,
+            ratio=g.ratio,
+            full=g.full,
+            uncovered_unit_ids=g.uncovered,
+        )
         _full_at(msg, g)
     for c in r.counties:
-        msg = reply.counties.add(unit_id=c.key, name=c.name, targets=c.targets,
-                                 covered=c.covered, ratio=c.ratio, full=c.full)
+        msg = reply.counties.add(
+            unit_id=c.key,
+            name=c.name,
+            targets=c.targets,
+            covered=c.covered,
+            ratio=c.ratio,
+            full=c.full,
+        )
         _full_at(msg, c)
     return reply
 
@@ -49,9 +63,15 @@ def statistics_reply(rows: list[Row], scope_unit_id: str, area: str) -> qpb.Stat
 
 
 def unit_reply(unit: Unit, child_count: int) -> qpb.Unit:
-    return qpb.Unit(unit_id=unit.unit_id, parent_id=unit.parent_id, level=int(unit.level),
-                    name=unit.name, sample=unit.sample, local_code=unit.local_code,
-                    child_count=child_count)
+    return qpb.Unit(
+        unit_id=unit.unit_id,
+        parent_id=unit.parent_id,
+        level=int(unit.level),
+        name=unit.name,
+        sample=unit.sample,
+        local_code=unit.local_code,
+        child_count=child_count,
+    )
 
 
 def campaign_reply(c: Campaign) -> qpb.Campaign:
@@ -59,7 +79,12 @@ def campaign_reply(c: Campaign) -> qpb.Campaign:
     reply.starts_at.CopyFrom(from_nanos(c.starts_at))
     reply.ends_at.CopyFrom(from_nanos(c.ends_at))
     for g in c.groups:
-        reply.groups.append(epb.SupervisionGroup(group_id=g.group_id, name=g.name,
-                                                 tier=int(g.tier),
-                                                 target_unit_ids=g.target_unit_ids))
+        reply.groups.append(
+            epb.SupervisionGroup(
+                group_id=g.group_id,
+                name=g.name,
+                tier=int(g.tier),
+                target_unit_ids=g.target_unit_ids,
+            )
+        )
     return reply

@@ -54,21 +54,29 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             raise QueryError("campaign_id: required")
         return coverage_reply(coverage(self.engine, campaign_id, scope, as_of))
 
-    def GetCoverage(self, request: qpb.GetCoverageRequest, context: grpc.ServicerContext
-                    ) -> qpb.Coverage:
-        return self._answer(context, self._coverage, request.campaign_id,
-                            request.scope_unit_id, _opt_time(request, "as_of"))
+    def GetCoverage(
+        self, request: qpb.GetCoverageRequest, context: grpc.ServicerContext
+    ) -> qpb.Coverage:
+        return self._answer(
+            context,
+            self._coverage,
+            request.campaign_id,
+            request.scope_unit_id,
+            _opt_time(request, "as_of"),
+        )
 
-    def WatchCoverage(self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
-                      ) -> Iterator[qpb.Coverage]:
+    def WatchCoverage(
+        self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
+    ) -> Iterator[qpb.Coverage]:
         last = b""
         seen = -1
         while context.is_active() and not self.feed.closed:
             version = self.feed.campaign_version(request.campaign_id)
             if version != seen:
                 seen = version
-                reply = self._answer(context, self._coverage, request.campaign_id,
-                                     request.scope_unit_id, None)
+                reply = self._answer(
+                    context, self._coverage, request.campaign_id, request.scope_unit_id, None
+                )
                 data = reply.SerializeToString(deterministic=True)
                 if data != last:
                     last = data
@@ -78,20 +86,29 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _statistics(self, r: qpb.GetStatisticsRequest) -> qpb.Statistics:
         if r.group_by not in GROUP_BY:
             raise QueryError(f"group_by: unknown value {r.group_by}")
-        rows = statistics(self.engine, list(r.metrics), r.scope_unit_id, r.area,
-                          _opt_time(r, "from"), _opt_time(r, "to"), GROUP_BY[r.group_by],
-                          _opt_time(r, "as_of"))
+        rows = statistics(
+            self.engine,
+            list(r.metrics),
+            r.scope_unit_id,
+            r.area,
+            _opt_time(r, "from"),
+            _opt_time(r, "to"),
+            GROUP_BY[r.group_by],
+            _opt_time(r, "as_of"),
+        )
         reply = statistics_reply(rows, r.scope_unit_id, r.area)
         if r.HasField("as_of"):
-            reply.as_of.CopyFrom(getattr(r, "as_of"))
+            reply.as_of.CopyFrom(r.as_of)
         return reply
 
-    def GetStatistics(self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
-                      ) -> qpb.Statistics:
+    def GetStatistics(
+        self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
+    ) -> qpb.Statistics:
         return self._answer(context, self._statistics, request)
 
-    def ListUnits(self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
-                  ) -> qpb.ListUnitsResponse:
+    def ListUnits(
+        self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
+    ) -> qpb.ListUnitsResponse:
         with self.engine.connect() as conn:
             units = list_units(conn, request.parent_id)
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
@@ -103,25 +120,38 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"unit_id: unknown unit '{request.unit_id}'")
         return unit_reply(*found)
 
-    def ListCampaigns(self, request: qpb.ListCampaignsRequest, context: grpc.ServicerContext
-                      ) -> qpb.ListCampaignsResponse:
+    def ListCampaigns(
+        self, request: qpb.ListCampaignsRequest, context: grpc.ServicerContext
+    ) -> qpb.ListCampaignsResponse:
         with self.engine.connect() as conn:
-            ids = conn.execute(select(s.campaigns.c.campaign_id)
-                               .order_by(s.campaigns.c.starts_at, s.campaigns.c.campaign_id)
-                               ).scalars().all()
+            ids = (
+                conn.execute(
+                    select(s.campaigns.c.campaign_id).order_by(
+                        s.campaigns.c.starts_at, s.campaigns.c.campaign_id
+                    )
+                )
+                .scalars()
+                .all()
+            )
         campaigns = [load_campaign(self.engine, i) for i in ids]
         return qpb.ListCampaignsResponse(campaigns=[campaign_reply(c) for c in campaigns if c])
 
-    def GetCampaign(self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
-                    ) -> qpb.Campaign:
+    def GetCampaign(
+        self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
+    ) -> qpb.Campaign:
         c = load_campaign(self.engine, request.campaign_id)
         if c is None:
-            context.abort(grpc.StatusCode.NOT_FOUND,
-                          f"campaign_id: unknown campaign '{request.campaign_id}'")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND, f"campaign_id: unknown campaign '{request.campaign_id}'"
+            )
         return campaign_reply(c)
 
-    def GetProgress(self, request: qpb.GetProgressRequest, context: grpc.ServicerContext
-                    ) -> qpb.Progress:
-        return qpb.Progress(partitions=[
-            qpb.PartitionProgress(partition=p, applied=o)
-            for p, o in sorted(read_positions(self.engine).items())])
+    def GetProgress(
+        self, request: qpb.GetProgressRequest, context: grpc.ServicerContext
+    ) -> qpb.Progress:
+        return qpb.Progress(
+            partitions=[
+                qpb.PartitionProgress(partition=p, applied=o)
+                for p, o in sorted(read_positions(self.engine).items())
+            ]
+        )

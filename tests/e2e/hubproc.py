@@ -24,8 +24,13 @@ class HubProcess:
         if not simulate:
             args.append("--no-simulate")
         self.output: list[str] = []
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         self.address = self._wait_for_address(timeout=60)
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -64,8 +69,14 @@ class HubProcess:
 
 def duhub(address: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the duhub command against a hub; return the finished process."""
-    return subprocess.run([DUHUB, *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "DUHUB_TARGET": address})
+    return subprocess.run(
+        [DUHUB, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DUHUB_TARGET": address},
+    )
 
 
 def duhub_json(address: str, *args: str) -> dict:  # type: ignore[type-arg]

@@ -18,11 +18,16 @@ BATCH = 50
 
 
 def visit(seq: int) -> pb.Event:
-    return json_format.ParseDict({
-        "eventId": f"crash-{seq}", "source": "420581", "seq": seq,
-        "occurredAt": "2022-06-01T08:00:00Z",
-        "supervisionVisit": {"unitId": "420581101", "area": "ecology"},
-    }, pb.Event())
+    return json_format.ParseDict(
+        {
+            "eventId": f"crash-{seq}",
+            "source": "420581",
+            "seq": seq,
+            "occurredAt": "2022-06-01T08:00:00Z",
+            "supervisionVisit": {"unitId": "420581101", "area": "ecology"},
+        },
+        pb.Event(),
+    )
 
 
 def test_kill9_loses_no_accepted_event_and_counts_none_twice(tmp_path: Path) -> None:

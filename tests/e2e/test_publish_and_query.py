@@ -11,65 +11,207 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def line(event_id: str, source: str, seq: int, at: str, **payload: object) -> str:
-    return json.dumps({"eventId": event_id, "source": source, "seq": str(seq),
-                       "occurredAt": at, **payload}, ensure_ascii=False)
+    return json.dumps(
+        {"eventId": event_id, "source": source, "seq": str(seq), "occurredAt": at, **payload},
+        ensure_ascii=False,
+    )
 
 
 def scenario() -> list[str]:
     """A campaign and activity whose figures are worked out by hand in the tests below."""
     groups = [
         {"groupId": "tf", "name": "工作专班", "tier": "TIER_TASK_FORCE"},
-        {"groupId": "c1", "name": "市本级第1督导组", "tier": "TIER_CITY",
-         "targetUnitIds": ["420581", "420582"]},
-        {"groupId": "c2", "name": "市本级第2督导组", "tier": "TIER_CITY",
-         "targetUnitIds": ["420583"]},
-        {"groupId": "n1", "name": "宜都市督导组", "tier": "TIER_COUNTY",
-         "targetUnitIds": ["420581101", "420581102", "420581103"]},
+        {
+            "groupId": "c1",
+            "name": "市本级第1督导组",
+            "tier": "TIER_CITY",
+            "targetUnitIds": ["420581", "420582"],
+        },
+        {
+            "groupId": "c2",
+            "name": "市本级第2督导组",
+            "tier": "TIER_CITY",
+            "targetUnitIds": ["420583"],
+        },
+        {
+            "groupId": "n1",
+            "name": "宜都市督导组",
+            "tier": "TIER_COUNTY",
+            "targetUnitIds": ["420581101", "420581102", "420581103"],
+        },
     ]
     v = "supervisionVisit"
     return [
-        line("k1", "420500", 1, "2022-11-01T00:00:00Z", campaignLaunched={
-            "campaignId": "vax", "name": "疫苗接种督导", "area": "vaccination",
-            "startsAt": "2022-11-01T00:00:00Z", "endsAt": "2022-12-01T00:00:00Z",
-            "groups": groups}),
+        line(
+            "k1",
+            "420500",
+            1,
+            "2022-11-01T00:00:00Z",
+            campaignLaunched={
+                "campaignId": "vax",
+                "name": "疫苗接种督导",
+                "area": "vaccination",
+                "startsAt": "2022-11-01T00:00:00Z",
+                "endsAt": "2022-12-01T00:00:00Z",
+                "groups": groups,
+            },
+        ),
         # City groups: c1 covers both targets; c2 visits before the window (covers nothing).
-        line("k2", "420500", 2, "2022-11-02T01:00:00Z",
-             **{v: {"campaignId": "vax", "groupId": "c1", "unitId": "420581", "area": "vaccination"}}),
-        line("k3", "420500", 3, "2022-11-20T01:00:00Z",
-             **{v: {"campaignId": "vax", "groupId": "c1", "unitId": "420582", "area": "vaccination"}}),
-        line("k4", "420500", 4, "2022-10-31T23:59:59Z",
-             **{v: {"campaignId": "vax", "groupId": "c2", "unitId": "420583", "area": "vaccination"}}),
+        line(
+            "k2",
+            "420500",
+            2,
+            "2022-11-02T01:00:00Z",
+            **{
+                v: {"campaignId": "vax", "groupId": "c1", "unitId": "420581", "area": "vaccination"}
+            },
+        ),
+        line(
+            "k3",
+            "420500",
+            3,
+            "2022-11-20T01:00:00Z",
+            **{
+                v: {"campaignId": "vax", "groupId": "c1", "unitId": "420582", "area": "vaccination"}
+            },
+        ),
+        line(
+            "k4",
+            "420500",
+            4,
+            "2022-10-31T23:59:59Z",
+            **{
+                v: {"campaignId": "vax", "groupId": "c2", "unitId": "420583", "area": "vaccination"}
+            },
+        ),
         # County group n1: two targets covered (one twice), one visit to a non-target village.
-        line("y1", "420581", 1, "2022-11-03T02:00:00Z",
-             **{v: {"campaignId": "vax", "groupId": "n1", "unitId": "420581101", "area": "vaccination"}}),
-        line("y2", "420581", 2, "2022-11-04T02:00:00Z",
-             **{v: {"campaignId": "vax", "groupId": "n1", "unitId": "420581101", "area": "vaccination"}}),
-        line("y3", "420581", 3, "2022-11-05T02:00:00Z",
-             **{v: {"campaignId": "vax", "groupId": "n1", "unitId": "420581102", "area": "vaccination"}}),
-        line("y4", "420581", 4, "2022-11-05T03:00:00Z",
-             **{v: {"campaignId": "vax", "groupId": "n1", "unitId": "420581101201", "area": "vaccination"}}),
+        line(
+            "y1",
+            "420581",
+            1,
+            "2022-11-03T02:00:00Z",
+            **{
+                v: {
+                    "campaignId": "vax",
+                    "groupId": "n1",
+                    "unitId": "420581101",
+                    "area": "vaccination",
+                }
+            },
+        ),
+        line(
+            "y2",
+            "420581",
+            2,
+            "2022-11-04T02:00:00Z",
+            **{
+                v: {
+                    "campaignId": "vax",
+                    "groupId": "n1",
+                    "unitId": "420581101",
+                    "area": "vaccination",
+                }
+            },
+        ),
+        line(
+            "y3",
+            "420581",
+            3,
+            "2022-11-05T02:00:00Z",
+            **{
+                v: {
+                    "campaignId": "vax",
+                    "groupId": "n1",
+                    "unitId": "420581102",
+                    "area": "vaccination",
+                }
+            },
+        ),
+        line(
+            "y4",
+            "420581",
+            4,
+            "2022-11-05T03:00:00Z",
+            **{
+                v: {
+                    "campaignId": "vax",
+                    "groupId": "n1",
+                    "unitId": "420581101201",
+                    "area": "vaccination",
+                }
+            },
+        ),
         # Problems: p1 found in Nov and rectified in Dec; p2 found and rectified in Nov.
-        line("y5", "420581", 5, "2022-11-06T00:00:00Z",
-             problemFound={"problemId": "p1", "unitId": "420581101201", "area": "ecology"}),
-        line("y6", "420581", 6, "2022-11-07T00:00:00Z",
-             problemFound={"problemId": "p2", "unitId": "420581102", "area": "epidemic"}),
+        line(
+            "y5",
+            "420581",
+            5,
+            "2022-11-06T00:00:00Z",
+            problemFound={"problemId": "p1", "unitId": "420581101201", "area": "ecology"},
+        ),
+        line(
+            "y6",
+            "420581",
+            6,
+            "2022-11-07T00:00:00Z",
+            problemFound={"problemId": "p2", "unitId": "420581102", "area": "epidemic"},
+        ),
         line("y7", "420581", 7, "2022-11-08T00:30:00Z", problemRectified={"problemId": "p2"}),
         line("y8", "420581", 8, "2022-12-02T00:00:00Z", problemRectified={"problemId": "p1"}),
-        line("y9", "420581", 9, "2022-11-09T00:00:00Z",
-             accountabilityImposed={"unitId": "420581101", "area": "epidemic", "persons": 4}),
-        line("y10", "420581", 10, "2022-11-09T00:00:00Z",
-             sanctionImposed={"unitId": "420581", "area": "ecology", "persons": 2}),
-        line("y11", "420581", 11, "2022-11-10T00:00:00Z",
-             talkHeld={"unitId": "420581", "kind": "TALK_KIND_TOP_LEADER", "persons": 5}),
-        line("y12", "420581", 12, "2022-11-10T00:00:00Z",
-             talkHeld={"unitId": "420581101", "area": "ecology", "kind": "TALK_KIND_ADMONISHMENT",
-                       "persons": 1}),
-        line("d1", "420582", 1, "2022-11-11T00:00:00Z",
-             recommendationIssued={"letterId": "L1", "unitId": "420582", "area": "grain"}),
-        line("d2", "420582", 2, "2022-11-11T00:00:00Z",
-             regulationImproved={"unitId": "420582", "area": "grain", "count": 3}),
-        line("d3", "420582", 3, "2022-11-12T00:00:00Z",
-             sanctionImposed={"unitId": "420582", "area": "grain", "persons": 7}),
+        line(
+            "y9",
+            "420581",
+            9,
+            "2022-11-09T00:00:00Z",
+            accountabilityImposed={"unitId": "420581101", "area": "epidemic", "persons": 4},
+        ),
+        line(
+            "y10",
+            "420581",
+            10,
+            "2022-11-09T00:00:00Z",
+            sanctionImposed={"unitId": "420581", "area": "ecology", "persons": 2},
+        ),
+        line(
+            "y11",
+            "420581",
+            11,
+            "2022-11-10T00:00:00Z",
+            talkHeld={"unitId": "420581", "kind": "TALK_KIND_TOP_LEADER", "persons": 5},
+        ),
+        line(
+            "y12",
+            "420581",
+            12,
+            "2022-11-10T00:00:00Z",
+            talkHeld={
+                "unitId": "420581101",
+                "area": "ecology",
+                "kind": "TALK_KIND_ADMONISHMENT",
+                "persons": 1,
+            },
+        ),
+        line(
+            "d1",
+            "420582",
+            1,
+            "2022-11-11T00:00:00Z",
+            recommendationIssued={"letterId": "L1", "unitId": "420582", "area": "grain"},
+        ),
+        line(
+            "d2",
+            "420582",
+            2,
+            "2022-11-11T00:00:00Z",
+            regulationImproved={"unitId": "420582", "area": "grain", "count": 3},
+        ),
+        line(
+            "d3",
+            "420582",
+            3,
+            "2022-11-12T00:00:00Z",
+            sanctionImposed={"unitId": "420582", "area": "grain", "persons": 7},
+        ),
     ]
 
 
@@ -79,9 +221,11 @@ def publish(hub: HubProcess, tmp_path: Path, lines: list[str], name: str = "even
     return duhub(hub.address, "publish", str(path), "--json")
 
 
-ALL = ("visits,problems_found,problems_rectified,problems_open,accountability_persons,"
-       "sanctioned_persons,talk_persons,talk_persons_top_leader,talk_persons_admonishment,"
-       "recommendations,regulations_improved")
+ALL = (
+    "visits,problems_found,problems_rectified,problems_open,accountability_persons,"
+    "sanctioned_persons,talk_persons,talk_persons_top_leader,talk_persons_admonishment,"
+    "recommendations,regulations_improved"
+)
 
 
 def test_publish_then_query_gives_exact_figures(hub: HubProcess, tmp_path: Path) -> None:
@@ -91,47 +235,91 @@ def test_publish_then_query_gives_exact_figures(hub: HubProcess, tmp_path: Path)
     assert (report["accepted"], report["visible"]) == (19, True)
 
     city = stat_values(hub.address, "--metric", ALL)
-    assert city == {"visits": 7, "problems_found": 2, "problems_rectified": 2,
-                    "problems_open": 0, "accountability_persons": 4, "sanctioned_persons": 9,
-                    "talk_persons": 6, "talk_persons_top_leader": 5,
-                    "talk_persons_admonishment": 1, "recommendations": 1,
-                    "regulations_improved": 3}
+    assert city == {
+        "visits": 7,
+        "problems_found": 2,
+        "problems_rectified": 2,
+        "problems_open": 0,
+        "accountability_persons": 4,
+        "sanctioned_persons": 9,
+        "talk_persons": 6,
+        "talk_persons_top_leader": 5,
+        "talk_persons_admonishment": 1,
+        "recommendations": 1,
+        "regulations_improved": 3,
+    }
 
     # November only: p1's rectification (in December) is outside; p1 is open at the end.
-    nov = stat_values(hub.address, "--metric", "problems_found,problems_rectified,problems_open",
-                      "--from", "2022-11-01", "--to", "2022-12-01")
+    nov = stat_values(
+        hub.address,
+        "--metric",
+        "problems_found,problems_rectified,problems_open",
+        "--from",
+        "2022-11-01",
+        "--to",
+        "2022-12-01",
+    )
     assert nov == {"problems_found": 2, "problems_rectified": 1, "problems_open": 1}
 
     # A rectification counts for its problem's unit and area.
-    eco = stat_values(hub.address, "--metric", "problems_rectified,talk_persons",
-                      "--scope", "420581101", "--area", "ecology")
+    eco = stat_values(
+        hub.address,
+        "--metric",
+        "problems_rectified,talk_persons",
+        "--scope",
+        "420581101",
+        "--area",
+        "ecology",
+    )
     assert eco == {"problems_rectified": 1, "talk_persons": 1}
     # An event without an area counts only when no area is asked for.
     assert stat_values(hub.address, "--metric", "talk_persons", "--area", "ecology") == {
-        "talk_persons": 1}
+        "talk_persons": 1
+    }
 
     # Sub-hour edges: the problem rectified at 00:30 falls in [00:15, 00:45).
-    edge = stat_values(hub.address, "--metric", "problems_rectified",
-                       "--from", "2022-11-08T00:15:00Z", "--to", "2022-11-08T00:45:00Z")
+    edge = stat_values(
+        hub.address,
+        "--metric",
+        "problems_rectified",
+        "--from",
+        "2022-11-08T00:15:00Z",
+        "--to",
+        "2022-11-08T00:45:00Z",
+    )
     assert edge == {"problems_rectified": 1}
 
-    by_unit = duhub_json(hub.address, "query", "stats", "--metric", "visits,sanctioned_persons",
-                         "--group-by", "unit")
+    by_unit = duhub_json(
+        hub.address, "query", "stats", "--metric", "visits,sanctioned_persons", "--group-by", "unit"
+    )
     rows = {r["key"]: {k: int(x) for k, x in r["values"].items()} for r in by_unit["rows"]}
     assert len(rows) == 14
     assert rows["420581"] == {"visits": 5, "sanctioned_persons": 2}
     assert rows["420582"] == {"visits": 1, "sanctioned_persons": 7}
     assert rows["420583"] == {"visits": 1, "sanctioned_persons": 0}
 
-    by_month = duhub_json(hub.address, "query", "stats", "--metric", "problems_open,visits",
-                          "--from", "2022-10-01", "--to", "2023-01-01", "--group-by", "month")
-    assert [(r["key"], int(r["values"]["visits"]), int(r["values"]["problems_open"]))
-            for r in by_month["rows"]] == [
-        ("2022-10-01", 1, 0), ("2022-11-01", 6, 1), ("2022-12-01", 0, 0)]
+    by_month = duhub_json(
+        hub.address,
+        "query",
+        "stats",
+        "--metric",
+        "problems_open,visits",
+        "--from",
+        "2022-10-01",
+        "--to",
+        "2023-01-01",
+        "--group-by",
+        "month",
+    )
+    assert [
+        (r["key"], int(r["values"]["visits"]), int(r["values"]["problems_open"]))
+        for r in by_month["rows"]
+    ] == [("2022-10-01", 1, 0), ("2022-11-01", 6, 1), ("2022-12-01", 0, 0)]
 
 
-def test_coverage_counts_each_target_once_inside_the_window(hub: HubProcess,
-                                                            tmp_path: Path) -> None:
+def test_coverage_counts_each_target_once_inside_the_window(
+    hub: HubProcess, tmp_path: Path
+) -> None:
     assert publish(hub, tmp_path, scenario()).returncode == 0
     cov = duhub_json(hub.address, "query", "coverage", "--campaign", "vax")
     assert cov["full"] is False
@@ -155,10 +343,30 @@ def test_coverage_counts_each_target_once_inside_the_window(hub: HubProcess,
 
     # Finishing the last targets makes the campaign full.
     more = [
-        line("k5", "420500", 5, "2022-11-21T00:00:00Z", supervisionVisit={
-            "campaignId": "vax", "groupId": "c2", "unitId": "420583", "area": "vaccination"}),
-        line("y13", "420581", 13, "2022-11-22T00:00:00Z", supervisionVisit={
-            "campaignId": "vax", "groupId": "n1", "unitId": "420581103", "area": "vaccination"}),
+        line(
+            "k5",
+            "420500",
+            5,
+            "2022-11-21T00:00:00Z",
+            supervisionVisit={
+                "campaignId": "vax",
+                "groupId": "c2",
+                "unitId": "420583",
+                "area": "vaccination",
+            },
+        ),
+        line(
+            "y13",
+            "420581",
+            13,
+            "2022-11-22T00:00:00Z",
+            supervisionVisit={
+                "campaignId": "vax",
+                "groupId": "n1",
+                "unitId": "420581103",
+                "area": "vaccination",
+            },
+        ),
     ]
     assert publish(hub, tmp_path, more, "more.jsonl").returncode == 0
     cov = duhub_json(hub.address, "query", "coverage", "--campaign", "vax")
@@ -173,14 +381,34 @@ def test_duplicates_and_rejections_change_nothing(hub: HubProcess, tmp_path: Pat
 
     bad = [
         events[4],  # the same event again: a duplicate
-        line("y1", "420581", 99, "2022-11-03T02:00:00Z", accountabilityImposed={
-            "unitId": "420581101", "area": "epidemic", "persons": 1}),  # reused id, other content
-        line("z1", "420581", 1, "2022-11-03T02:00:00Z", accountabilityImposed={
-            "unitId": "420581101", "area": "epidemic", "persons": 1}),  # reused seq
-        line("z2", "420581", 50, "2022-11-03T02:00:00Z", accountabilityImposed={
-            "unitId": "420582", "area": "epidemic", "persons": 1}),  # outside its county
-        line("z3", "420581", 51, "2022-11-03T02:00:00Z", accountabilityImposed={
-            "unitId": "420581101", "area": "epidemic", "persons": 0}),  # persons < 1
+        line(
+            "y1",
+            "420581",
+            99,
+            "2022-11-03T02:00:00Z",
+            accountabilityImposed={"unitId": "420581101", "area": "epidemic", "persons": 1},
+        ),  # reused id, other content
+        line(
+            "z1",
+            "420581",
+            1,
+            "2022-11-03T02:00:00Z",
+            accountabilityImposed={"unitId": "420581101", "area": "epidemic", "persons": 1},
+        ),  # reused seq
+        line(
+            "z2",
+            "420581",
+            50,
+            "2022-11-03T02:00:00Z",
+            accountabilityImposed={"unitId": "420582", "area": "epidemic", "persons": 1},
+        ),  # outside its county
+        line(
+            "z3",
+            "420581",
+            51,
+            "2022-11-03T02:00:00Z",
+            accountabilityImposed={"unitId": "420581101", "area": "epidemic", "persons": 0},
+        ),  # persons < 1
         line("z4", "420581", 52, "2022-11-03T02:00:00Z", problemRectified={"problemId": "p2"}),
         '{"eventId": "z5", "source": "420581", "seq": "53", "occurredAt": "yesterday"}',
         "not json at all",
@@ -190,16 +418,20 @@ def test_duplicates_and_rejections_change_nothing(hub: HubProcess, tmp_path: Pat
     report = json.loads(done.stdout)
     assert (report["accepted"], report["duplicate"], report["rejected"]) == (0, 1, 7)
     fields = [r["field"] for r in report["rejections"]]
-    assert fields[:5] == ["event_id", "seq", "accountability_imposed.unit_id",
-                          "accountability_imposed.persons", "problem_rectified.problem_id"]
+    assert fields[:5] == [
+        "event_id",
+        "seq",
+        "accountability_imposed.unit_id",
+        "accountability_imposed.persons",
+        "problem_rectified.problem_id",
+    ]
     assert "occurredAt" in report["rejections"][5]["reason"]
     assert report["rejections"][6]["line"] == 8
 
     assert stat_values(hub.address, "--metric", ALL) == before
 
 
-def test_human_output_shows_chinese_names_and_exit_codes(hub: HubProcess,
-                                                         tmp_path: Path) -> None:
+def test_human_output_shows_chinese_names_and_exit_codes(hub: HubProcess, tmp_path: Path) -> None:
     assert publish(hub, tmp_path, scenario()).returncode == 0
     table = duhub(hub.address, "query", "stats", "--metric", "visits", "--group-by", "unit")
     assert table.returncode == 0

@@ -1,0 +1,71 @@
+"""`duhub serve ingest|aggregate|query`: one service per process, for running them apart."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from duhub.bootstrap import HubConfig, IngestProcess, QueryProcess, address
+
+
+def config(args: argparse.Namespace) -> HubConfig:
+    return HubConfig(
+        data_dir=Path(args.data_dir).resolve(),
+        listen=args.listen,
+        db_url=args.db or "",
+        log_url=args.log or "",
+    )
+
+
+def _until_signalled() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cfg = config(args)
+    if args.service == "aggregate":
+        return _aggregate(cfg)
+    service = IngestProcess(cfg) if args.service == "ingest" else QueryProcess(cfg)
+    service.start()
+    print(
+        f"duhub {args.service} listening on {address(cfg.listen, service.port)} "
+        f"(log {cfg.log_spec}, read model {redacted(cfg.database)})",
+        flush=True,
+    )
+    _until_signalled()
+    service.stop()
+    return 0
+
+
+def _aggregate(cfg: HubConfig) -> int:
+    print(f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}", flush=True)
+    if cfg.log_spec.startswith("kafka://"):
+        from services.aggregate.faust_app import run_worker
+
+        run_worker(cfg.log_spec, cfg.database)
+        return 0
+    from duhub.bootstrap import open_log
+    from duhub.readmodel.engine import open_engine
+    from services.aggregate.embedded import LogTailer
+
+    tailer = LogTailer(open_log(cfg.log_spec), open_engine(cfg.database))
+    tailer.start()
+    _until_signalled()
+    tailer.stop()
+    return 1 if tailer.error else 0
+
+
+def redacted(url: str) -> str:
+    """Return a database URL without its password, for printing."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url

@@ -1,0 +1,177 @@
+"""The Kafka log: topic `duhub.events.v1`, keyed by source, unlimited retention.
+
+Appends use an idempotent producer with acks=all and return only after the broker
+acknowledged every record. Records written by ingest carry the header duhub-origin=ingest;
+anything else on the topic is a Kafka-direct event, checked by the aggregator.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlparse
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from duhub.log.base import LogRecord
+
+log = logging.getLogger(__name__)
+
+EVENTS_TOPIC = "duhub.events.v1"
+DLQ_TOPIC = "duhub.events.dlq"
+ORIGIN_HEADER = "duhub-origin"
+INGEST_ORIGIN = b"ingest"
+DEFAULT_PARTITIONS = 12
+# The log is the audit record: never delete, and let the broker stamp append time so a
+# Kafka-direct event's recorded_at is the log's, fixed for every replay.
+TOPIC_CONFIG = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "message.timestamp.type": "LogAppendTime",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSpec:
+    bootstrap: str
+    topic: str = EVENTS_TOPIC
+    partitions: int = DEFAULT_PARTITIONS
+
+    @classmethod
+    def parse(cls, url: str) -> KafkaSpec:
+        """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N]."""
+        u = urlparse(url)
+        if u.scheme != "kafka" or not u.netloc:
+            raise ValueError(f"log: {url!r} is not kafka://HOST:PORT")
+        q = parse_qs(u.query)
+        return cls(
+            u.netloc,
+            q.get("topic", [EVENTS_TOPIC])[0],
+            int(q.get("partitions", [DEFAULT_PARTITIONS])[0]),
+        )
+
+
+def ensure_topics(spec: KafkaSpec) -> None:
+    """Create the events and dead-letter topics when absent."""
+    admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap, client_id="duhub-admin")
+    try:
+        for name, n in ((spec.topic, spec.partitions), (DLQ_TOPIC, 1)):
+            try:
+                admin.create_topics([NewTopic(name, n, 1, topic_configs=TOPIC_CONFIG)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+class KafkaLog:
+    def __init__(self, spec: KafkaSpec, *, create: bool = True) -> None:
+        self.spec = spec
+        if create:
+            ensure_topics(spec)
+        self._producer: KafkaProducer | None = None
+        self._producer_lock = threading.Lock()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=spec.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="duhub-log-reader",
+            max_poll_records=5000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        self._consumer_lock = threading.Lock()
+        self._partitions = self._discover()
+
+    def _discover(self) -> list[int]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with self._consumer_lock:
+                found = self._consumer.partitions_for_topic(self.spec.topic)
+            if found:
+                return sorted(found)
+            time.sleep(0.2)
+        raise RuntimeError(f"log: topic {self.spec.topic} has no partitions")
+
+    def producer(self) -> KafkaProducer:
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.spec.bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=2,
+                    batch_size=512 * 1024,
+                    max_request_size=16 * 1024 * 1024,
+                    client_id="duhub-ingest",
+                )
+            return self._producer
+
+    def append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+        producer = self.producer()
+        headers = [(ORIGIN_HEADER, INGEST_ORIGIN)]
+        futures = [
+            producer.send(self.spec.topic, key=k, value=v, headers=headers) for k, v in items
+        ]
+        producer.flush()
+        # .get raises if the broker did not acknowledge: then nothing is answered ACCEPTED.
+        metas = [f.get(timeout=30) for f in futures]
+        return [(m.partition, m.offset) for m in metas]
+
+    def read(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
+        tp = TopicPartition(self.spec.topic, partition)
+        with self._consumer_lock:
+            end = self._consumer.end_offsets([tp])[tp]
+            if offset >= end:
+                return []
+            self._consumer.assign([tp])
+            self._consumer.seek(tp, offset)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                batch = self._consumer.poll(timeout_ms=500, max_records=limit).get(tp, [])
+                if batch:
+                    return [to_record(m) for m in batch]
+        raise TimeoutError(f"log: no record from {self.spec.topic}[{partition}] at {offset}")
+
+    def partitions(self) -> list[int]:
+        return list(self._partitions)
+
+    def end_offsets(self) -> dict[int, int]:
+        tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+        with self._consumer_lock:
+            ends = self._consumer.end_offsets(tps)
+        return {tp.partition: o for tp, o in ends.items()}
+
+    def wait(self, positions: dict[int, int], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = self.end_offsets()
+            if any(ends[p] > positions.get(p, 0) for p in ends):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+        with self._consumer_lock:
+            self._consumer.close()
+
+
+def to_record(m) -> LogRecord:  # type: ignore[no-untyped-def]
+    """Return the LogRecord of a kafka-python ConsumerRecord."""
+    origin = dict(m.headers or []).get(ORIGIN_HEADER)
+    return LogRecord(
+        m.partition,
+        m.offset,
+        m.key or b"",
+        m.value,
+        timestamp_ns=m.timestamp * 1_000_000,
+        ingested=origin == INGEST_ORIGIN,
+    )

@@ -1,0 +1,77 @@
+"""The Faust app: as many workers as share the topic's partitions, each running the same
+projection code through the ContiguousDriver. Faust drives consumption and group membership;
+the figures rest on the read model's positions, not on Faust's offsets or tables."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+from faust.types import TP
+
+from duhub.log.kafka import KafkaLog, KafkaSpec
+from duhub.readmodel.engine import open_engine
+from services.aggregate.driver import ContiguousDriver
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+# Faust commits consumer offsets only as a hint for where to resume; the driver corrects them.
+COMMIT_INTERVAL_S = 5.0
+
+
+def build_app(log_url: str, db_url: str, app_id: str = "duhub-aggregate") -> faust.App:
+    """Return a Faust app that applies the events topic to the read model at `db_url`."""
+    spec = KafkaSpec.parse(log_url)
+    kafka = KafkaLog(spec)
+    driver = ContiguousDriver(kafka, open_engine(db_url))
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{spec.bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=COMMIT_INTERVAL_S,
+        stream_wait_empty=False,
+    )
+    topic = app.topic(
+        spec.topic, key_serializer="raw", value_serializer="raw", partitions=spec.partitions
+    )
+
+    @app.agent(topic, name="aggregate")
+    async def aggregate(stream):  # type: ignore[no-untyped-def]
+        async for events in stream.take_events(BATCH, within=0.05):
+            records = [_record(e.message) for e in events]
+            # The read model is written with blocking SQLAlchemy calls: keep them off the loop.
+            seeks = await asyncio.to_thread(driver.handle, records)
+            if driver.last is not None and driver.last.blocked:
+                await asyncio.sleep(0.05)
+            for p, offset in seeks.items():
+                await app.consumer.seek(TP(spec.topic, p), offset)
+
+    app.duhub_driver = driver  # type: ignore[attr-defined]
+    return app
+
+
+def _record(message):  # type: ignore[no-untyped-def]
+    from duhub.log.base import LogRecord
+    from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER
+
+    headers = dict(message.headers or [])
+    return LogRecord(
+        message.partition,
+        message.offset,
+        message.key or b"",
+        message.value,
+        timestamp_ns=int(message.timestamp * 1_000_000_000),
+        ingested=headers.get(ORIGIN_HEADER) == INGEST_ORIGIN,
+    )
+
+
+def run_worker(log_url: str, db_url: str) -> None:
+    """Run one aggregate worker until SIGTERM/SIGINT."""
+    app = build_app(log_url, db_url)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
