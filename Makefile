@@ -7,7 +7,12 @@ DATA ?= data
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint fmt proto proto-check bench clean
+KAFKA_PORT ?= 19092
+PG_URL ?= postgresql://duhub:duhub@127.0.0.1:55432/duhub
+TEST_ENV := DUHUB_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) DUHUB_TEST_PG=$(PG_URL)
+
+.PHONY: help setup run test test-fast lint fmt proto proto-check bench clean \
+	kafka-up kafka-down pg-up pg-down services-up services-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,8 +28,27 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup ## Run the whole hub on the embedded default with simulated county nodes
 	$(BIN)/duhub up --data-dir $(DATA)
 
-test: setup lint proto-check ## Set up and run every test
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+test: setup lint proto-check services-up ## Set up and run every test (starts Kafka and PostgreSQL)
+	$(TEST_ENV) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-fast: setup ## Run the tests without starting Kafka or PostgreSQL (theirs skip)
+	env -u CI $(BIN)/pytest -q $(PYTEST_ARGS)
+
+kafka-up: ## Fetch Apache Kafka with mvn and start a KRaft broker on 127.0.0.1:19092
+	DUHUB_KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/kafka.sh up
+
+kafka-down: ## Stop the local Kafka broker
+	bash deploy/kafka/kafka.sh down
+
+pg-up: ## Install PostgreSQL with apt-get when absent and start it on 127.0.0.1:55432
+	bash deploy/postgres/pg.sh up
+
+pg-down: ## Stop the local PostgreSQL server
+	bash deploy/postgres/pg.sh down
+
+services-up: kafka-up pg-up ## Start the local Kafka and PostgreSQL
+
+services-down: kafka-down pg-down ## Stop them
 
 lint: setup ## ruff check
 	$(BIN)/ruff check duhub services tests bench

@@ -42,6 +42,11 @@ class KafkaSpec:
     topic: str = EVENTS_TOPIC
     partitions: int = DEFAULT_PARTITIONS
 
+    @property
+    def dlq_topic(self) -> str:
+        """Return the dead-letter topic: duhub.events.dlq beside the default topic."""
+        return DLQ_TOPIC if self.topic == EVENTS_TOPIC else f"{self.topic}.dlq"
+
     @classmethod
     def parse(cls, url: str) -> KafkaSpec:
         """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N]."""
@@ -60,7 +65,7 @@ def ensure_topics(spec: KafkaSpec) -> None:
     """Create the events and dead-letter topics when absent."""
     admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap, client_id="duhub-admin")
     try:
-        for name, n in ((spec.topic, spec.partitions), (DLQ_TOPIC, 1)):
+        for name, n in ((spec.topic, spec.partitions), (spec.dlq_topic, 1)):
             try:
                 admin.create_topics([NewTopic(name, n, 1, topic_configs=TOPIC_CONFIG)])
             except TopicAlreadyExistsError:

@@ -29,6 +29,8 @@ TALK_KINDS = ((pb.TALK_KIND_TOP_LEADER, 6), (pb.TALK_KIND_OTHER, 3), (pb.TALK_KI
 
 
 class Scenario:
+    """The nodes' shared story: the campaign plan, open problems, and the pace of both."""
+
     def __init__(self, h: Hierarchy, rng: random.Random, rate: float = 20.0, nonce: str = "x",
                  snapshot: dict[str, Any] | None = None) -> None:
         self.h, self.rng, self.rate, self.nonce = h, rng, rate, nonce
@@ -42,8 +44,10 @@ class Scenario:
         self.credit = 0.0
 
     def snapshot(self) -> dict[str, Any]:
+        """Return what to save once a step is acknowledged (a copy: later steps change it)."""
         return {"campaign": self.plan.snapshot() if self.plan else None,
-                "progress": self.progress, "serial": self.serial, "pending": self.pending}
+                "progress": self.progress, "serial": self.serial,
+                "pending": [list(p) for p in self.pending]}
 
     def launch(self, now_ns: int) -> list[pb.Event]:
         """Launch a new campaign from the city, open from a day ago for thirty days."""
@@ -133,10 +137,13 @@ class Scenario:
         return [(max(d, f), build.problem_rectified(s, max(d, f), pid)) for pid, s, d, f in due]
 
     def _revisit(self, at: int) -> list[tuple[int, pb.Event]]:
+        """Visit again a target the group has visited: it counts, but covers nothing new."""
         assert self.plan is not None
-        g = self.rng.choice([g for g in self.plan.groups if g.target_unit_ids])
-        seen = self.plan.visited(g.group_id) or list(g.target_unit_ids)
-        return self._visit(at, g, self.rng.choice(seen))
+        groups = [g for g in self.plan.groups if self.plan.cursors[g.group_id]]
+        if not groups:
+            return self._inspection(at)
+        g = self.rng.choice(groups)
+        return self._visit(at, g, self.rng.choice(self.plan.visited(g.group_id)))
 
     def _stray(self, at: int) -> list[tuple[int, pb.Event]]:
         """Visit a unit that is not among the group's targets: it counts, but covers nothing."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from duhub.log.base import LogRecord
-from duhub.log.kafka import DLQ_TOPIC, KafkaLog
+from duhub.log.kafka import KafkaLog
 from duhub.readmodel.writer import DeadLetter
 from services.aggregate.apply import Applied, BatchApplier
 

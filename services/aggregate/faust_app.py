@@ -21,13 +21,14 @@ BATCH = 2000
 COMMIT_INTERVAL_S = 5.0
 
 
-def build_app(log_url: str, db_url: str, app_id: str = "duhub-aggregate") -> faust.App:
+def build_app(log_url: str, db_url: str) -> faust.App:
     """Return a Faust app that applies the events topic to the read model at `db_url`."""
     spec = KafkaSpec.parse(log_url)
     kafka = KafkaLog(spec)
     driver = ContiguousDriver(kafka, open_engine(db_url))
     app = faust.App(
-        app_id,
+        # One consumer group per events topic: workers of the same topic share its partitions.
+        f"duhub-aggregate-{spec.topic}",
         broker=f"kafka://{spec.bootstrap}",
         store="memory://",
         web_enabled=False,

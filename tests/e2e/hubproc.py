@@ -1,4 +1,4 @@
-"""Run `duhub` as a real process, the way a user does."""
+"""Run `duhub` as real processes, the way a user does."""
 
 from __future__ import annotations
 
@@ -16,41 +16,42 @@ DUHUB = str(Path(sys.executable).parent / "duhub")
 ADDRESS = re.compile(r"gRPC \(ingest \+ query\):\s+(\S+)")
 
 
-class HubProcess:
-    """`duhub up` on a loopback port picked by the OS; the address is read from its banner."""
+class DuhubProcess:
+    """A duhub command run as its own process; started once it printed `ready`."""
 
-    def __init__(self, data_dir: Path, *extra: str, simulate: bool = False) -> None:
-        args = [DUHUB, "up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *extra]
-        if not simulate:
-            args.append("--no-simulate")
+    def __init__(self, args: list[str], ready: re.Pattern[str], timeout: float = 90) -> None:
         self.output: list[str] = []
         self.proc = subprocess.Popen(
-            args,
+            [DUHUB, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self.address = self._wait_for_address(timeout=60)
+        self.match = self._wait_for(ready, timeout)
         threading.Thread(target=self._drain, daemon=True).start()
 
-    def _wait_for_address(self, timeout: float) -> str:
+    def _wait_for(self, ready: re.Pattern[str], timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError("duhub up exited early:\n" + "".join(self.output))
+                raise RuntimeError("duhub exited early:\n" + "".join(self.output))
             self.output.append(line)
-            found = ADDRESS.search(line)
+            found = ready.search(line)
             if found:
-                return found.group(1)
-        raise TimeoutError("duhub up printed no address:\n" + "".join(self.output))
+                return found
+        raise TimeoutError("duhub never said it was ready:\n" + "".join(self.output))
 
     def _drain(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.output.append(line)
+
+    @property
+    def address(self) -> str:
+        return self.match.group(1)
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -65,6 +66,26 @@ class HubProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+class HubProcess(DuhubProcess):
+    """`duhub up` on a loopback port picked by the OS; the address is read from its banner."""
+
+    def __init__(self, data_dir: Path, *extra: str, simulate: bool = False) -> None:
+        args = ["up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *extra]
+        if not simulate:
+            args.append("--no-simulate")
+        super().__init__(args, ADDRESS)
+
+
+def serve(service: str, *options: str) -> DuhubProcess:
+    """Start `duhub serve SERVICE` (on a port picked by the OS)."""
+    if service == "aggregate":
+        return DuhubProcess(["serve", service, *options], re.compile(r"(duhub aggregate)"))
+    return DuhubProcess(
+        ["serve", service, "--listen", "127.0.0.1:0", *options],
+        re.compile(r"listening on (\S+)"),
+    )
 
 
 def duhub(address: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -30,9 +30,11 @@ def visit(seq: int) -> pb.Event:
     )
 
 
-def test_kill9_loses_no_accepted_event_and_counts_none_twice(tmp_path: Path) -> None:
+def test_kill9_loses_no_accepted_event_and_counts_none_twice(
+    tmp_path: Path, backend: tuple[str, ...]
+) -> None:
     data = tmp_path / "data"
-    hub = HubProcess(data)
+    hub = HubProcess(data, *backend)
     stub = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(hub.address))
     acked: set[str] = set()
     sent = 0
@@ -59,7 +61,7 @@ def test_kill9_loses_no_accepted_event_and_counts_none_twice(tmp_path: Path) -> 
     thread.join(timeout=30)
     assert len(acked) >= 20 * BATCH
 
-    hub = HubProcess(data)
+    hub = HubProcess(data, *backend)
     try:
         in_log = stat_values(hub.address, "--metric", "visits")["visits"]
         assert len(acked) <= in_log <= sent

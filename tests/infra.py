@@ -1,0 +1,74 @@
+"""The real servers tests run against: Kafka and PostgreSQL started by `make test`
+(deploy/kafka, deploy/postgres). Without them a test skips, except under CI=true, where a
+missing server is a failure."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import create_engine, text
+
+KAFKA_ENV = "DUHUB_TEST_KAFKA"
+PG_ENV = "DUHUB_TEST_PG"
+
+
+def _unavailable(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required under CI=true (make test starts it)")
+    pytest.skip(f"{what} not available; run 'make test' or set the variable")
+
+
+def _reachable(host_port: str) -> bool:
+    host, port = host_port.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def kafka_bootstrap() -> str:
+    """Return the test broker's HOST:PORT, or skip/fail."""
+    value = os.environ.get(KAFKA_ENV, "")
+    if not value or not _reachable(value):
+        _unavailable(f"Kafka (${KAFKA_ENV}={value or 'unset'})")
+    return value
+
+
+def postgres_url() -> str:
+    """Return the test server's admin URL (a role that may create databases), or skip/fail."""
+    value = os.environ.get(PG_ENV, "")
+    host_port = value.rsplit("@", 1)[-1].split("/", 1)[0] if value else ""
+    if not value or not _reachable(host_port):
+        _unavailable(f"PostgreSQL (${PG_ENV}={value or 'unset'})")
+    return value
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def kafka_log_url(partitions: int = 4) -> str:
+    """Return a log URL on a topic no other test uses."""
+    return f"kafka://{kafka_bootstrap()}?topic={unique('duhub.test.')}&partitions={partitions}"
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """Yield the URL of a new, empty database; drop it afterwards."""
+    admin_url = postgres_url().replace("postgresql://", "postgresql+psycopg2://", 1)
+    name = unique("duhub_test_")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres_url().rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
