@@ -19,7 +19,7 @@ log() { echo "pg.sh: $*" >&2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # Newest installed server binaries; install them only when `up` needs them.
-find_bin() { BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"; [ -x "$BIN/initdb" ]; }
+find_bin() { BIN="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)"; [ -x "$BIN/initdb" ]; }
 ensure_bin() {
   find_bin && return 0
   log "no PostgreSQL server found, installing it with apt"
@@ -48,12 +48,27 @@ set_paths() {
   if [ "${#SOCK}" -gt 85 ]; then SOCK="/tmp/duhub-pg-sock-$PORT"; fi
 }
 
+# A postmaster killed with -9 leaves postmaster.pid and the socket's .lock behind, and
+# PID 1 here does not reap orphans: the dead PID stays a zombie, which pg_ctl and
+# postgres both take for a live server (kill -0 succeeds). Drop lock files whose PID
+# is not a live postgres.
+clear_stale_locks() {
+  local f pid
+  for f in "$DATA/postmaster.pid" "$SOCK/.s.PGSQL.$PORT.lock"; do
+    [ -f "$f" ] || continue
+    pid="$(head -n1 "$f")"
+    if [ ! -e "/proc/$pid" ] || grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status" || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ]; then
+      log "removing stale $f (PID $pid is not a live postgres)"; rm -f "$f"
+    fi
+  done
+}
+
 pg_running() { [ -f "$DATA/PG_VERSION" ] && find_bin && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
 # Answering = TCP accepts and duhub can log in with its password.
 answering() {
   find_bin || return 1
-  "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -t 2 &&
+  "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U duhub -d duhub -t 2 &&
     PGPASSWORD=duhub PGCONNECT_TIMEOUT=3 "$BIN/psql" -X -qAt -d "$DSN" -c 'SELECT 1' >/dev/null 2>&1
 }
 
@@ -61,7 +76,7 @@ fail() { log "$*"; [ -f "$LOGFILE" ] && { echo "--- tail of $LOGFILE ---" >&2; t
 
 cmd_up() {
   if answering; then echo "postgres ready at $DSN"; return 0; fi
-  ensure_bin; set_paths
+  ensure_bin; set_paths; clear_stale_locks
   mkdir -p "$BASE" "$SOCK"
   # Keep the default in-repo run dir out of git without touching the repo's files.
   [ -e "$RUN_DIR/.gitignore" ] || [ "$BASE" != "$RUN_DIR/postgres" ] || echo '*' >"$RUN_DIR/.gitignore"
@@ -95,11 +110,9 @@ EOF
     # 9>&-: the server must not inherit the flock fd, or it would hold the lock forever.
     as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 start >/dev/null 9>&- || fail "pg_ctl start failed"
   fi
-  # Socket answers before TCP is guaranteed; wait up to 30 s for both.
-  for _ in $(seq 60); do
-    "$BIN/pg_isready" -q -h "$SOCK" -p "$PORT" && "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" && break
-    sleep 0.5
-  done
+  # pg_ctl -w already waited; this covers a server we found running but still in
+  # recovery. Up to 30 s.
+  for _ in $(seq 60); do "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U duhub -d duhub && break; sleep 0.5; done
   # Idempotent role + database (ALTER re-asserts the password every time).
   as_pg "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres >/dev/null <<'SQL' || fail "creating role/database failed"
 SELECT 'CREATE ROLE duhub' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'duhub') \gexec
@@ -111,7 +124,7 @@ SQL
 }
 
 cmd_down() {
-  set_paths
+  set_paths; clear_stale_locks
   if pg_running; then as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null; log "stopped"
   else log "not running"; fi
 }
@@ -122,14 +135,14 @@ cmd_status() {
 }
 
 cmd_reset() {
-  cmd_down; set_paths
+  cmd_down   # also sets the paths
   case "$BASE" in */postgres|*/duhub-pg-*) rm -rf "$BASE" ;; *) fail "refusing to delete $BASE" ;; esac
   [ "$SOCK" = "$BASE" ] || rm -rf "$SOCK"
   log "deleted $BASE"
 }
 
 # Serialize up/down/reset (e.g. parallel test workers all calling `up`).
-case "${1:-}" in up|down|reset) exec 9>"/tmp/duhub-pg-$PORT.lock"; flock 9 ;; esac
+case "${1:-}" in up|down|reset) exec 9>"/tmp/duhub-pg-$PORT-$(id -u).lock"; flock 9 ;; esac
 case "${1:-}" in
   up) cmd_up ;; down) cmd_down ;; status) cmd_status ;; reset) cmd_reset ;; url) echo "$DSN" ;;
   *) echo "usage: $0 up|down|status|reset|url" >&2; exit 2 ;;

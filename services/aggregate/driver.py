@@ -56,7 +56,7 @@ class ContiguousDriver:
         # Sent before the read model commits: a crash in between may send it twice, never lose it.
         producer = self.kafka.producer()
         producer.send(
-            DLQ_TOPIC,
+            self.kafka.spec.dlq_topic,
             key=rec.key,
             value=rec.value,
             headers=[

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import faust
 from faust.types import TP
@@ -17,6 +18,7 @@ from services.aggregate.driver import ContiguousDriver
 log = logging.getLogger(__name__)
 
 BATCH = 2000
+EXIT_CRASHED = 70
 # Faust commits consumer offsets only as a hint for where to resume; the driver corrects them.
 COMMIT_INTERVAL_S = 5.0
 
@@ -43,14 +45,24 @@ def build_app(log_url: str, db_url: str) -> faust.App:
 
     @app.agent(topic, name="aggregate")
     async def aggregate(stream):  # type: ignore[no-untyped-def]
-        async for events in stream.take_events(BATCH, within=0.05):
-            records = [_record(e.message) for e in events]
-            # The read model is written with blocking SQLAlchemy calls: keep them off the loop.
-            seeks = await asyncio.to_thread(driver.handle, records)
-            if driver.last is not None and driver.last.blocked:
-                await asyncio.sleep(0.05)
-            for p, offset in seeks.items():
-                await app.consumer.seek(TP(spec.topic, p), offset)
+        try:
+            async for events in stream.take_events(BATCH, within=0.05):
+                records = [_record(e.message) for e in events]
+                # The read model is written with blocking SQLAlchemy calls: off the loop.
+                seeks = await asyncio.to_thread(driver.handle, records)
+                if driver.last is not None and driver.last.blocked:
+                    await asyncio.sleep(0.05)
+                for p, offset in seeks.items():
+                    await app.consumer.seek(TP(spec.topic, p), offset)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # A crashed Faust agent leaves its worker alive and idle. Stop the process loudly
+            # instead: nothing is lost (positions live in the read model) and a supervisor
+            # restarts it, or the other workers take its partitions.
+            log.critical("aggregate worker stops: a batch failed", exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_CRASHED)
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
     return app

@@ -13,16 +13,35 @@ from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
 
-COUNTIES = ["420502", "420503", "420504", "420505", "420506", "420525", "420526", "420527",
-            "420528", "420529", "420581", "420582", "420583", "420500-L01"]
+COUNTIES = [
+    "420502",
+    "420503",
+    "420504",
+    "420505",
+    "420506",
+    "420525",
+    "420526",
+    "420527",
+    "420528",
+    "420529",
+    "420581",
+    "420582",
+    "420583",
+    "420500-L01",
+]
 
 
 def accountability(source: str, seq: int, persons: int) -> pb.Event:
-    return json_format.ParseDict({
-        "eventId": f"{source}-{seq}", "source": source, "seq": seq,
-        "occurredAt": "2022-05-01T08:00:00Z",
-        "accountabilityImposed": {"unitId": source, "area": "epidemic", "persons": persons},
-    }, pb.Event())
+    return json_format.ParseDict(
+        {
+            "eventId": f"{source}-{seq}",
+            "source": source,
+            "seq": seq,
+            "occurredAt": "2022-05-01T08:00:00Z",
+            "accountabilityImposed": {"unitId": source, "area": "epidemic", "persons": persons},
+        },
+        pb.Event(),
+    )
 
 
 def publish(address: str, events: Sequence[pb.Event], timeout: float = 60) -> list[ipb.EventResult]:

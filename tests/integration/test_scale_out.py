@@ -36,7 +36,8 @@ def test_two_workers_one_killed_mid_stream_keep_figures_exact(tmp_path: Path) ->
                     expected[county] += sum(
                         e.accountability_imposed.persons
                         for e, r in zip(batch, got, strict=True)
-                        if r.result == ipb.RESULT_ACCEPTED)
+                        if r.result == ipb.RESULT_ACCEPTED
+                    )
                     if start > PER_COUNTY // 2:
                         half.set()
                     time.sleep(0.01)
@@ -48,11 +49,20 @@ def test_two_workers_one_killed_mid_stream_keep_figures_exact(tmp_path: Path) ->
             procs[0].kill9()  # one worker dies mid-stream; the other takes its partitions
             for t in nodes:
                 t.join(timeout=300)
-            assert sum(r.result == ipb.RESULT_ACCEPTED for r in results) == len(COUNTIES) * PER_COUNTY
+            assert (
+                sum(r.result == ipb.RESULT_ACCEPTED for r in results) == len(COUNTIES) * PER_COUNTY
+            )
 
             wait_applied(query.address, ends_of(results), timeout=180)
-            by_unit = duhub_json(query.address, "query", "stats", "--metric",
-                                 "accountability_persons", "--group-by", "unit")
+            by_unit = duhub_json(
+                query.address,
+                "query",
+                "stats",
+                "--metric",
+                "accountability_persons",
+                "--group-by",
+                "unit",
+            )
             got = {r["key"]: int(r["values"]["accountability_persons"]) for r in by_unit["rows"]}
             assert got == expected
         finally:

@@ -26,7 +26,7 @@ from services.aggregate.apply import BatchApplier
 from tests.unit import oracle
 from tests.unit.builders import DAY, HOUR, NS, Pipeline, at, kinds, to_pb
 
-SETTINGS = settings(max_examples=25, deadline=None, database=None,
+SETTINGS = settings(max_examples=60, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 CITY = "420500"
@@ -136,8 +136,8 @@ def scenarios(draw, independent: bool = False) -> Scenario:
 
     n_facts = draw(st.integers(3, 14 if independent else 30))
     for i in range(n_facts):
-        kinds_ = ["visit", "visit", "problem", "rectify", "accountability", "sanction", "talk",
-                  "letter", "regulation"]
+        kinds_ = ["visit", "visit", "problem", "problem", "rectify", "rectify", "accountability",
+                  "sanction", "talk", "letter", "regulation"]
         if not independent:
             kinds_ += ["register", "resend", "reuse_id", "reuse_seq", "campaign2"]
         kind = draw(st.sampled_from(kinds_))
@@ -195,12 +195,15 @@ def scenarios(draw, independent: bool = False) -> Scenario:
                 u = found.payload.unit_id
                 t = found.occurred_at + draw(st.integers(0, 20 * DAY // NS)) * NS
             else:
-                payload = ev.ProblemRectified(draw(st.sampled_from(problem_ids)))
+                found_ids = [e.payload.problem_id for e in events
+                             if isinstance(e.payload, ev.ProblemFound)]
+                pool = found_ids * 4 + problem_ids if found_ids else problem_ids
+                payload = ev.ProblemRectified(draw(st.sampled_from(pool)))
                 found = [e for e in events if isinstance(e.payload, ev.ProblemFound)
                          and e.payload.problem_id == payload.problem_id]
                 if found:
                     u = found[0].payload.unit_id
-                    if draw(st.booleans()):  # rectified a little after (or before) it was found
+                    if draw(st.integers(0, 3)):  # a little after (or before) it was found
                         t = found[0].occurred_at + draw(st.integers(-2, 3 * 24)) * HOUR
         elif kind == "accountability":
             payload = ev.AccountabilityImposed(u, area, persons)

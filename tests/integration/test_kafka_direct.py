@@ -1,0 +1,91 @@
+"""Kafka-direct publishing: events written straight to the topic pass the same rules in the
+Faust worker; what fails lands in the dead-letter topic with its reason."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from google.protobuf import json_format
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from duhub.log.kafka import KafkaSpec
+from duhub.v1 import events_pb2 as pb
+from tests.e2e.hubproc import serve, stat_values
+from tests.infra import fresh_database, kafka_log_url
+from tests.integration.scale import accountability, publish, wait_applied
+
+
+def dead_letters(spec: KafkaSpec, want: int, timeout: float = 60) -> list[tuple[bytes, dict]]:  # type: ignore[type-arg]
+    consumer = KafkaConsumer(
+        bootstrap_servers=spec.bootstrap, group_id=None, enable_auto_commit=False
+    )
+    tp = TopicPartition(spec.dlq_topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    found: list[tuple[bytes, dict]] = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while len(found) < want and time.monotonic() < deadline:
+        for m in consumer.poll(timeout_ms=500).get(tp, []):
+            found.append((m.value, {k: v.decode() for k, v in m.headers}))
+    consumer.close()
+    return found
+
+
+def test_kafka_direct_events_are_checked_and_failures_reach_the_dlq(tmp_path: Path) -> None:
+    log_url = kafka_log_url(partitions=3)
+    spec = KafkaSpec.parse(log_url)
+    with fresh_database() as db_url:
+        opts = ("--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
+        procs = [serve("aggregate", *opts), serve("ingest", *opts), serve("query", *opts)]
+        ingest, query = procs[1], procs[2]
+        try:
+            # Through ingest first, so the reference hierarchy is in and applied.
+            results = publish(ingest.address, [accountability("420581", 1, 2)])
+            wait_applied(query.address, {results[0].partition: results[0].offset + 1})
+
+            producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+            good = accountability("420581", 2, 5)
+            outside = accountability("420581", 3, 1)
+            outside.accountability_imposed.unit_id = "420582"  # not the source's county
+            bad_persons = accountability("420581", 4, 1)
+            bad_persons.accountability_imposed.persons = 0
+            sent = [
+                producer.send(spec.topic, key=b"420581", value=good.SerializeToString()),
+                producer.send(spec.topic, key=b"420581", value=b"\xff\x00not protobuf"),
+                producer.send(spec.topic, key=b"420581", value=outside.SerializeToString()),
+                producer.send(spec.topic, key=b"420581", value=bad_persons.SerializeToString()),
+                # A duplicate of an event ingest accepted: acknowledged, never counted twice.
+                producer.send(
+                    spec.topic,
+                    key=b"420581",
+                    value=accountability("420581", 1, 2).SerializeToString(),
+                ),
+            ]
+            producer.flush()
+            metas = [f.get(timeout=30) for f in sent]
+            producer.close()
+            wait_applied(query.address, {metas[-1].partition: metas[-1].offset + 1})
+
+            assert stat_values(
+                query.address, "--metric", "accountability_persons", "--scope", "420581"
+            ) == {"accountability_persons": 7}
+            letters = dead_letters(spec, want=3)
+            reasons = [h["duhub-reason"] for _, h in letters]
+            assert len(letters) == 3, reasons
+            assert reasons[0].startswith("value: not a serialized duhub.v1.Event")
+            assert reasons[1].startswith("accountability_imposed.unit_id:")
+            assert reasons[2].startswith("accountability_imposed.persons:")
+            assert letters[0][0] == b"\xff\x00not protobuf"  # the original bytes, kept
+            assert [int(h["duhub-offset"]) for _, h in letters] == [m.offset for m in metas[1:4]]
+        finally:
+            for p in procs:
+                p.stop()
+
+
+def test_event_json_roundtrip_is_the_documented_value_format() -> None:
+    """The value is the protobuf-serialized duhub.v1.Event; JSON is only for files and CLI."""
+    event = accountability("420581", 9, 3)
+    value = event.SerializeToString()
+    assert pb.Event.FromString(value) == event
+    assert json_format.MessageToDict(event)["accountabilityImposed"]["persons"] == 3

@@ -1,0 +1,199 @@
+"""The embedded log: offsets, durability across reopen, torn tails cut, corruption refused."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import pytest
+
+from duhub.log.base import LogCorrupted
+from duhub.log.embedded import EmbeddedLog
+
+HEADER = struct.Struct("<II")  # the documented frame: u32 body length | u32 CRC-32 of body
+
+
+def items(n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
+    return [(f"k{i % 3}".encode(), f"value-{i}".encode() * (i % 5 + 1))
+            for i in range(start, start + n)]
+
+
+def contents(log: EmbeddedLog) -> list[tuple[int, bytes, bytes]]:
+    return [(r.offset, r.key, r.value) for r in log.read(0, 0, 1_000_000)]
+
+
+def frame(key: bytes, value: bytes) -> bytes:
+    body = struct.pack("<H", len(key)) + key + value
+    return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    return tmp_path / "log"
+
+
+def test_append_read_and_offsets(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    assert log.partitions() == [0]
+    assert log.end_offsets() == {0: 0}
+    assert log.read(0, 0, 10) == []
+    first = items(3)
+    assert log.append(first) == [(0, 0), (0, 1), (0, 2)]
+    assert log.append(items(2, 3)) == [(0, 3), (0, 4)]
+    assert log.append([]) == []
+    assert log.end_offsets() == {0: 5}
+    every = items(5)
+    assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(every)]
+    assert [(r.offset, r.value) for r in log.read(0, 2, 2)] == [(2, every[2][1]),
+                                                                (3, every[3][1])]
+    assert [r.offset for r in log.read(0, 4, 100)] == [4]
+    assert log.read(0, 5, 10) == []
+    assert all(r.partition == 0 for r in log.read(0, 0, 10))
+    with pytest.raises(ValueError, match="partition"):
+        log.read(1, 0, 10)
+    log.close()
+    with pytest.raises(RuntimeError):
+        log.append(items(1))
+
+
+def test_empty_key_and_value_and_large_value(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    big = bytes(range(256)) * 4096
+    log.append([(b"", b""), (b"k", big), (b"\x00\xff", b"\n")])
+    log.close()
+    again = EmbeddedLog(log_dir)
+    assert contents(again) == [(0, b"", b""), (1, b"k", big), (2, b"\x00\xff", b"\n")]
+    again.close()
+
+
+def test_reopen_keeps_records_and_continues_offsets(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append(items(4))
+    before = contents(log)
+    log.close()
+    log = EmbeddedLog(log_dir)
+    assert contents(log) == before
+    assert log.end_offsets() == {0: 4}
+    assert log.append(items(1, 4)) == [(0, 4)]
+    log.close()
+    log = EmbeddedLog(log_dir)
+    assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(items(5))]
+    log.close()
+
+
+@pytest.mark.parametrize("cut", [1, 3, 8, 9])
+def test_torn_tail_is_cut_and_earlier_records_survive(log_dir: Path, cut: int) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append(items(3))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])  # the last frame was being written when the power went
+    log = EmbeddedLog(log_dir)
+    assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(items(2))]
+    assert path.stat().st_size == len(data) - len(frame(*items(3)[2]))
+    # The log goes on from the cut: the next record takes offset 2 and survives a reopen.
+    assert log.append([(b"k", b"after")]) == [(0, 2)]
+    log.close()
+    log = EmbeddedLog(log_dir)
+    assert contents(log)[-1] == (2, b"k", b"after")
+    log.close()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\x01",
+    b"\x00\x00\x00",
+    b"\xff" * 7,
+    b"\xff" * 40,  # a length far beyond the file
+    HEADER.pack(5, 0) + b"12345",  # a whole frame whose checksum fails, at the very end
+    frame(b"k", b"partial")[:-2],  # a frame cut short
+])
+def test_garbage_after_the_last_record_is_cut(log_dir: Path, garbage: bytes) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append(items(2))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(garbage)
+    log = EmbeddedLog(log_dir)
+    assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(items(2))]
+    assert path.stat().st_size == size
+    log.close()
+
+
+def test_corrupted_middle_record_raises(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append(items(3))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    data = bytearray(path.read_bytes())
+    first = len(frame(*items(1)[0]))
+    data[first + HEADER.size + 4] ^= 0x40  # a flipped bit in the second record's body
+    path.write_bytes(bytes(data))
+    with pytest.raises(LogCorrupted):
+        EmbeddedLog(log_dir)
+    assert path.read_bytes() == bytes(data)  # nothing was cut or rewritten
+
+
+def test_corrupted_first_checksum_raises(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append(items(2))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    data = bytearray(path.read_bytes())
+    data[4] ^= 0x01  # the first record's stored CRC
+    path.write_bytes(bytes(data))
+    with pytest.raises(LogCorrupted):
+        EmbeddedLog(log_dir)
+
+
+def test_frame_format_is_the_documented_one(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append([(b"420581", b"payload"), (b"", b"x")])
+    log.close()
+    assert (log_dir / EmbeddedLog.FILE).read_bytes() == frame(b"420581", b"payload") + \
+        frame(b"", b"x")
+
+
+def test_wait_wakes_on_append(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    assert log.wait({0: 0}, 0.01) is False
+    woke: list[bool] = []
+    t = threading.Thread(target=lambda: woke.append(log.wait({0: 0}, 5.0)))
+    t.start()
+    log.append(items(1))
+    t.join(5)
+    assert woke == [True]
+    assert log.wait({0: 0}, 0.01) is True
+    assert log.wait({0: 1}, 0.01) is False
+    log.close()
+
+
+def test_concurrent_appends_get_distinct_offsets(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    got: list[list[tuple[int, int]]] = []
+    lock = threading.Lock()
+
+    def worker(w: int) -> None:
+        for i in range(20):
+            where = log.append([(b"w", f"{w}-{i}-a".encode()), (b"w", f"{w}-{i}-b".encode())])
+            with lock:
+                got.append(where)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    offsets = sorted(o for where in got for _, o in where)
+    assert offsets == list(range(160))
+    # Each append's records are adjacent and in order.
+    assert all(b[1] == a[1] + 1 for a, b in got)
+    by_offset = {r.offset: r.value for r in log.read(0, 0, 1000)}
+    for a, b in got:
+        assert by_offset[a[1]].endswith(b"-a") and by_offset[b[1]].endswith(b"-b")
+    log.close()
+    assert len(contents(EmbeddedLog(log_dir))) == 160

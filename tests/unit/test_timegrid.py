@@ -1,0 +1,166 @@
+"""The time grid: plan() covers [lo, hi) exactly once; periods() keys and clips calendar periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from duhub.projections import timegrid as tg
+from tests.unit import oracle
+from tests.unit.builders import DAY, HOUR, NS, at
+
+SETTINGS = settings(max_examples=400, deadline=None, database=None)
+
+# Times around interesting edges: month and year ends, leap days, hour and day boundaries.
+EDGES = [at(x) for x in ("2000-01-01", "2020-02-29", "2022-01-01", "2022-03-31T23:00:00",
+                         "2022-12-31T23:59:59", "2024-02-29T12:00:00", "2099-12-01")]
+
+
+@st.composite
+def instants(draw) -> int:
+    how = draw(st.sampled_from(["edge", "any", "aligned"]))
+    if how == "edge":
+        t = draw(st.sampled_from(EDGES)) + draw(st.integers(-3 * DAY, 3 * DAY))
+    elif how == "any":
+        t = draw(st.integers(tg.MIN_NS, tg.MAX_NS - 1))
+    else:
+        base = draw(st.sampled_from(EDGES)) // DAY * DAY
+        t = base + draw(st.integers(-40, 40)) * draw(st.sampled_from([HOUR, DAY, 31 * DAY]))
+    return min(max(t, tg.MIN_NS), tg.MAX_NS - 1)
+
+
+def month_start_s(seconds: int) -> bool:
+    d = datetime.fromtimestamp(seconds, UTC)
+    return (d.day, d.hour, d.minute, d.second) == (1, 0, 0, 0)
+
+
+@SETTINGS
+@given(a=instants(), b=instants())
+def test_plan_partitions_the_interval(a: int, b: int) -> None:
+    lo, hi = min(a, b), max(a, b)
+    p = tg.plan(lo, hi)
+    pieces = sorted([(s.lo * NS, s.hi * NS) for s in p.segments] + list(p.fine))
+    if lo == hi:
+        assert pieces == []
+        return
+    # Contiguous, non-empty, from lo to hi: every instant is answered exactly once.
+    assert pieces[0][0] == lo and pieces[-1][1] == hi
+    for (a0, a1), (b0, _) in zip(pieces, pieces[1:], strict=False):
+        assert a1 == b0
+    assert all(x < y for x, y in pieces)
+    # Segments are whole buckets of their grain; the fine edges are the sub-hour rest.
+    for s in p.segments:
+        if s.grain == tg.HOUR:
+            assert s.lo % 3600 == 0 and s.hi % 3600 == 0
+        elif s.grain == tg.DAY:
+            assert s.lo % 86400 == 0 and s.hi % 86400 == 0
+        else:
+            assert s.grain == tg.MONTH and month_start_s(s.lo) and month_start_s(s.hi)
+    assert len(p.fine) <= 2
+    assert all(y - x < 2 * HOUR for x, y in p.fine)
+    if p.segments:
+        assert all(y - x < HOUR for x, y in p.fine)
+    # Cost follows the period's shape, not its length.
+    assert len(p.segments) <= 5
+
+
+@SETTINGS
+@given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1,
+                                                      max_size=20))
+def test_every_instant_falls_in_exactly_one_bucket_or_edge(a: int, b: int,
+                                                          probes: list[int]) -> None:
+    lo, hi = min(a, b), max(a, b)
+    if lo == hi:
+        return
+    p = tg.plan(lo, hi)
+    for x in probes:
+        t = lo + x % (hi - lo)
+        in_fine = sum(f0 <= t < f1 for f0, f1 in p.fine)
+        in_segments = sum(s.lo <= tg.bucket_start(s.grain, t) < s.hi for s in p.segments)
+        assert in_fine + in_segments == 1, (t, p)
+    # And nothing outside [lo, hi) is picked up by a segment's buckets.
+    for t in (lo - 1, hi):
+        if tg.MIN_NS <= t < tg.MAX_NS:
+            assert not any(f0 <= t < f1 for f0, f1 in p.fine)
+            assert not any(s.lo <= tg.bucket_start(s.grain, t) < s.hi for s in p.segments)
+
+
+def test_plan_examples() -> None:
+    assert tg.plan(at("2022-11-01"), at("2022-11-01")) == tg.Plan((), ())
+    lo, hi = at("2022-11-01T00:10:00"), at("2022-11-01T00:50:00")
+    assert tg.plan(lo, hi) == tg.Plan((), ((lo, hi),))
+    p = tg.plan(at("2022-10-31T23:30:00"), at("2023-01-02T01:15:00"))
+    assert sorted(p.segments, key=lambda s: s.lo) == [
+        tg.Segment(tg.MONTH, at("2022-11-01") // NS, at("2023-01-01") // NS),
+        tg.Segment(tg.DAY, at("2023-01-01") // NS, at("2023-01-02") // NS),
+        tg.Segment(tg.HOUR, at("2023-01-02") // NS, at("2023-01-02T01:00:00") // NS),
+    ]
+    assert p.fine == ((at("2022-10-31T23:30:00"), at("2022-11-01")),
+                      (at("2023-01-02T01:00:00"), at("2023-01-02T01:15:00")))
+
+
+@pytest.mark.parametrize(("t", "grain", "start"), [
+    ("2022-11-03T04:59:59", tg.HOUR, "2022-11-03T04:00:00"),
+    ("2022-11-03T04:59:59", tg.DAY, "2022-11-03"),
+    ("2022-11-03T04:59:59", tg.MONTH, "2022-11-01"),
+    ("2024-02-29T23:59:59", tg.MONTH, "2024-02-01"),
+    ("2023-01-01", tg.MONTH, "2023-01-01"),
+])
+def test_bucket_start(t: str, grain: int, start: str) -> None:
+    assert tg.bucket_start(grain, at(t)) == at(start) // NS
+
+
+KINDS = ("day", "week", "month", "quarter", "year")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(kind=st.sampled_from(KINDS), a=instants(), span=st.integers(1, 400 * DAY))
+def test_periods_match_the_calendar(kind: str, a: int, span: int) -> None:
+    lo = min(a, tg.MAX_NS - 2)
+    hi = min(lo + (span if kind != "day" else span % (60 * DAY) + 1), tg.MAX_NS - 1)
+    got = tg.periods(kind, lo, hi)
+    assert got == oracle.calendar_periods(kind, lo, hi)
+    assert got[0][1] == lo and got[-1][2] == hi
+    for (_, _, end), (_, start, _) in zip(got, got[1:], strict=False):
+        assert end == start
+    for key, start, end in got:
+        d = date.fromisoformat(key)
+        assert start < end
+        assert {"day": True, "week": d.weekday() == 0, "month": d.day == 1,
+                "quarter": d.day == 1 and d.month in (1, 4, 7, 10),
+                "year": (d.month, d.day) == (1, 1)}[kind]
+        # Clipped to [lo, hi), otherwise the whole period.
+        assert start == max(lo, at(key))
+
+
+@pytest.mark.parametrize(("kind", "lo", "hi", "want"), [
+    ("week", "2022-11-03T12:00:00", "2022-11-15", [
+        ("2022-10-31", "2022-11-03T12:00:00", "2022-11-07"),
+        ("2022-11-07", "2022-11-07", "2022-11-14"),
+        ("2022-11-14", "2022-11-14", "2022-11-15")]),
+    ("month", "2024-01-31T23:00:00", "2024-03-01T00:00:01", [
+        ("2024-01-01", "2024-01-31T23:00:00", "2024-02-01"),
+        ("2024-02-01", "2024-02-01", "2024-03-01"),
+        ("2024-03-01", "2024-03-01", "2024-03-01T00:00:01")]),
+    ("quarter", "2022-02-15", "2022-10-01", [
+        ("2022-01-01", "2022-02-15", "2022-04-01"),
+        ("2022-04-01", "2022-04-01", "2022-07-01"),
+        ("2022-07-01", "2022-07-01", "2022-10-01")]),
+    ("year", "2022-12-31T23:59:59", "2023-01-01T00:00:01", [
+        ("2022-01-01", "2022-12-31T23:59:59", "2023-01-01"),
+        ("2023-01-01", "2023-01-01", "2023-01-01T00:00:01")]),
+    ("day", "2022-11-01T00:30:00", "2022-11-01T00:40:00", [
+        ("2022-11-01", "2022-11-01T00:30:00", "2022-11-01T00:40:00")]),
+])
+def test_periods_examples(kind: str, lo: str, hi: str, want: list[tuple[str, str, str]]) -> None:
+    assert tg.periods(kind, at(lo), at(hi)) == [(k, at(a), at(b)) for k, a, b in want]
+
+
+def test_too_many_periods_is_refused() -> None:
+    with pytest.raises(ValueError, match="periods"):
+        tg.periods("day", at("2000-01-01"), at("2099-01-01"))
+    with pytest.raises(ValueError):
+        tg.period_start("fortnight", 0)
