@@ -29,6 +29,7 @@ from services.query.service import QueryServicer
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 MAX_MESSAGE = 32 * 1024 * 1024
 
 
@@ -158,16 +159,21 @@ class IngestProcess:
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         self.ingestor = Ingestor(self.log, self.engine)
-        self.server, self.port, _ = create_server(
+        self.server, self.port, self.health = create_server(
             config.listen, ingest=IngestServicer(self.ingestor)
         )
 
     def start(self) -> None:
         self.ingestor.ready.clear()
+        # Until it knows all the log holds, ingest refuses to publish: say so to probes too.
+        for name in ("", INGEST_SERVICE):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
         def catch_up_then_load() -> None:
             self.ingestor.wait_until_caught_up()
             load_reference(self.ingestor, self.engine, self.log)
+            for name in ("", INGEST_SERVICE):
+                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
         threading.Thread(target=catch_up_then_load, name="catch-up", daemon=True).start()
         self.server.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from duhub.bootstrap import DEFAULT_LISTEN
@@ -22,10 +23,18 @@ def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
 
 
 def _backend_opts(p: argparse.ArgumentParser) -> None:
+    # From the environment too, so a password need not show on a command line.
     p.add_argument(
-        "--log", help="kafka://HOST:PORT[?partitions=N] or a data dir (default --data-dir)"
+        "--log",
+        default=os.environ.get("DUHUB_LOG"),
+        help="kafka://HOST:PORT[?partitions=N&replication=R] or a data dir "
+        "(default $DUHUB_LOG, else --data-dir)",
     )
-    p.add_argument("--db", help="postgresql://… or sqlite:///… (default sqlite in --data-dir)")
+    p.add_argument(
+        "--db",
+        default=os.environ.get("DUHUB_DB"),
+        help="postgresql://… or sqlite:///… (default $DUHUB_DB, else SQLite in --data-dir)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:

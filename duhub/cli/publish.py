@@ -90,12 +90,18 @@ def publish(path: str, address: str) -> Tally:
     return tally
 
 
-def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool:
-    """Wait until the read model has applied every accepted event; False on time-out."""
+def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool | None:
+    """Wait until the read model has applied every accepted event; False on time-out, None
+    when the address serves no queries (a lone ingest) and so cannot tell."""
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     deadline = time.monotonic() + timeout
     while True:
-        progress = stub.GetProgress(qpb.GetProgressRequest(), timeout=10)
+        try:
+            progress = stub.GetProgress(qpb.GetProgressRequest(), timeout=10)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+                return None
+            raise
         applied = {p.partition: p.applied for p in progress.partitions}
         if all(applied.get(p, 0) >= end for p, end in ends.items()):
             return True
@@ -107,7 +113,7 @@ def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool:
 def run(path: str, address: str, as_json: bool, wait: float = 30.0) -> int:
     try:
         tally = publish(path, address)
-        visible = wait_visible(address, tally.ends, wait) if wait > 0 else False
+        visible = wait_visible(address, tally.ends, wait) if wait > 0 and tally.ends else None
     except OSError as e:
         client.fail(f"FILE: cannot read {path}: {e}", client.EXIT_USAGE)
     except grpc.RpcError as e:
@@ -131,12 +137,10 @@ def run(path: str, address: str, as_json: bool, wait: float = 30.0) -> int:
             f"{path}: {tally.accepted} accepted, {tally.duplicate} duplicate, "
             f"{len(tally.rejected)} rejected"
         )
-        if wait > 0 and tally.accepted:
-            print(
-                "  all accepted events are in the figures"
-                if visible
-                else f"  accepted events are durable; figures not caught up after {wait:g} s"
-            )
+        if visible is True:
+            print("  all accepted events are in the figures")
+        elif visible is False:
+            print(f"  accepted events are durable; figures not caught up after {wait:g} s")
         for r in tally.rejected:
             who = f" ({r['event_id']})" if r["event_id"] else ""
             print(f"  line {r['line']}{who}: {r['reason']}")

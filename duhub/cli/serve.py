@@ -49,7 +49,7 @@ def _aggregate(cfg: HubConfig) -> int:
     if cfg.log_spec.startswith("kafka://"):
         from services.aggregate.faust_app import run_worker
 
-        run_worker(cfg.log_spec, cfg.database)
+        run_worker(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"))
         return 0
     from duhub.bootstrap import open_log
     from duhub.readmodel.engine import open_engine

@@ -41,6 +41,8 @@ class KafkaSpec:
     bootstrap: str
     topic: str = EVENTS_TOPIC
     partitions: int = DEFAULT_PARTITIONS
+    # 1 suits one local broker; a real cluster wants 3 (and min.insync.replicas=2).
+    replication: int = 1
 
     @property
     def dlq_topic(self) -> str:
@@ -49,16 +51,20 @@ class KafkaSpec:
 
     @classmethod
     def parse(cls, url: str) -> KafkaSpec:
-        """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N]."""
+        """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N&replication=R]."""
         u = urlparse(url)
         if u.scheme != "kafka" or not u.netloc:
             raise ValueError(f"log: {url!r} is not kafka://HOST:PORT")
         q = parse_qs(u.query)
-        return cls(
-            u.netloc,
-            q.get("topic", [EVENTS_TOPIC])[0],
-            int(q.get("partitions", [DEFAULT_PARTITIONS])[0]),
-        )
+        try:
+            return cls(
+                u.netloc,
+                q.get("topic", [EVENTS_TOPIC])[0],
+                int(q.get("partitions", [DEFAULT_PARTITIONS])[0]),
+                int(q.get("replication", [1])[0]),
+            )
+        except ValueError:
+            raise ValueError(f"log: partitions and replication must be numbers: {url!r}") from None
 
 
 def ensure_topics(spec: KafkaSpec) -> None:
@@ -67,7 +73,8 @@ def ensure_topics(spec: KafkaSpec) -> None:
     try:
         for name, n in ((spec.topic, spec.partitions), (spec.dlq_topic, 1)):
             try:
-                admin.create_topics([NewTopic(name, n, 1, topic_configs=TOPIC_CONFIG)])
+                topic = NewTopic(name, n, spec.replication, topic_configs=TOPIC_CONFIG)
+                admin.create_topics([topic])
             except TopicAlreadyExistsError:
                 pass
     finally:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from duhub.readmodel.schema import metadata
 
@@ -24,7 +26,12 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
-        metadata.create_all(engine)
+        try:
+            metadata.create_all(engine)
+        except (IntegrityError, ProgrammingError):
+            # Another process created the same tables at the same moment: look again.
+            time.sleep(0.5)
+            metadata.create_all(engine)
     return engine
 
 

@@ -22,10 +22,14 @@ END = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp()) * NS
 
 # area -> metric -> 2022 total ("" holds the talks, published without an area).
 ARTICLE_2022: dict[str, dict[str, int]] = {
-    "ecology": {"visits": 102, "sanctioned_persons": 32, "accountability_persons": 72,
-                "problems_found": 54, "problems_rectified": 54},
-    "epidemic": {"problems_found": 1721, "problems_rectified": 1721,
-                 "accountability_persons": 774},
+    "ecology": {
+        "visits": 102,
+        "sanctioned_persons": 32,
+        "accountability_persons": 72,
+        "problems_found": 54,
+        "problems_rectified": 54,
+    },
+    "epidemic": {"problems_found": 1721, "problems_rectified": 1721, "accountability_persons": 774},
     "grain": {"sanctioned_persons": 102, "recommendations": 22, "regulations_improved": 116},
     "": {"talk_persons_top_leader": 971, "talk_persons_admonishment": 8},
 }
@@ -63,8 +67,9 @@ class _History:
             return county.unit_id, county.unit_id
         return self.grassroots()
 
-    def problem(self, pid: str, source: str, unit: str, area: str, found: int,
-                fix_days: tuple[int, int]) -> None:
+    def problem(
+        self, pid: str, source: str, unit: str, area: str, found: int, fix_days: tuple[int, int]
+    ) -> None:
         delay = self.rng.randint(fix_days[0] * 24, fix_days[1] * 24) * HOUR
         fixed = min(found + delay, END - NS)
         self.events.append(build.problem_found(source, found, pid, unit, area))

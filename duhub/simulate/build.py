@@ -14,19 +14,32 @@ def _event(source: str, at_ns: int) -> pb.Event:
     return e
 
 
-def visit(source: str, at: int, unit: str, area: str, *, campaign: str = "", group: str = "",
-          findings: int = 0) -> pb.Event:
+def visit(
+    source: str,
+    at: int,
+    unit: str,
+    area: str,
+    *,
+    campaign: str = "",
+    group: str = "",
+    findings: int = 0,
+) -> pb.Event:
     e = _event(source, at)
-    e.supervision_visit.CopyFrom(pb.SupervisionVisit(
-        campaign_id=campaign, group_id=group, unit_id=unit, area=area, findings=findings))
+    e.supervision_visit.CopyFrom(
+        pb.SupervisionVisit(
+            campaign_id=campaign, group_id=group, unit_id=unit, area=area, findings=findings
+        )
+    )
     return e
 
 
-def problem_found(source: str, at: int, problem_id: str, unit: str, area: str,
-                  campaign: str = "") -> pb.Event:
+def problem_found(
+    source: str, at: int, problem_id: str, unit: str, area: str, campaign: str = ""
+) -> pb.Event:
     e = _event(source, at)
-    e.problem_found.CopyFrom(pb.ProblemFound(
-        problem_id=problem_id, unit_id=unit, area=area, campaign_id=campaign))
+    e.problem_found.CopyFrom(
+        pb.ProblemFound(problem_id=problem_id, unit_id=unit, area=area, campaign_id=campaign)
+    )
     return e
 
 
@@ -39,7 +52,8 @@ def problem_rectified(source: str, at: int, problem_id: str) -> pb.Event:
 def accountability(source: str, at: int, unit: str, area: str, persons: int) -> pb.Event:
     e = _event(source, at)
     e.accountability_imposed.CopyFrom(
-        pb.AccountabilityImposed(unit_id=unit, area=area, persons=persons))
+        pb.AccountabilityImposed(unit_id=unit, area=area, persons=persons)
+    )
     return e
 
 
@@ -58,7 +72,8 @@ def talk(source: str, at: int, unit: str, area: str, kind: int, persons: int) ->
 def letter(source: str, at: int, letter_id: str, unit: str, area: str) -> pb.Event:
     e = _event(source, at)
     e.recommendation_issued.CopyFrom(
-        pb.RecommendationIssued(letter_id=letter_id, unit_id=unit, area=area))
+        pb.RecommendationIssued(letter_id=letter_id, unit_id=unit, area=area)
+    )
     return e
 
 
@@ -68,8 +83,16 @@ def regulation(source: str, at: int, unit: str, area: str, count: int) -> pb.Eve
     return e
 
 
-def campaign(source: str, at: int, campaign_id: str, name: str, area: str, starts_at: int,
-             ends_at: int, groups: list[pb.SupervisionGroup]) -> pb.Event:
+def campaign(
+    source: str,
+    at: int,
+    campaign_id: str,
+    name: str,
+    area: str,
+    starts_at: int,
+    ends_at: int,
+    groups: list[pb.SupervisionGroup],
+) -> pb.Event:
     e = _event(source, at)
     c = e.campaign_launched
     c.campaign_id, c.name, c.area = campaign_id, name, area

@@ -36,14 +36,25 @@ def groups_for(h: Hierarchy) -> list[pb.SupervisionGroup]:
     counties = [c.unit_id for c in h.counties]
     per = math.ceil(len(counties) / len(NUMERALS))
     for i, numeral in enumerate(NUMERALS):
-        targets = counties[i * per:(i + 1) * per]
+        targets = counties[i * per : (i + 1) * per]
         if targets:
-            groups.append(pb.SupervisionGroup(group_id=f"city-{i + 1}",
-                                              name=f"市本级第{numeral}督导组",
-                                              tier=pb.TIER_CITY, target_unit_ids=targets))
+            groups.append(
+                pb.SupervisionGroup(
+                    group_id=f"city-{i + 1}",
+                    name=f"市本级第{numeral}督导组",
+                    tier=pb.TIER_CITY,
+                    target_unit_ids=targets,
+                )
+            )
     for c in h.counties:
-        groups.append(pb.SupervisionGroup(group_id=f"cg-{c.unit_id}", name=f"{c.name}督导组",
-                                          tier=pb.TIER_COUNTY, target_unit_ids=c.grassroots))
+        groups.append(
+            pb.SupervisionGroup(
+                group_id=f"cg-{c.unit_id}",
+                name=f"{c.name}督导组",
+                tier=pb.TIER_COUNTY,
+                target_unit_ids=c.grassroots,
+            )
+        )
     return groups
 
 
@@ -62,16 +73,27 @@ class CampaignPlan:
 
     @classmethod
     def new(cls, h: Hierarchy, now_ns: int, rng: random.Random) -> CampaignPlan:
-        return cls.restore(h, {"campaign_id": campaign_id_for(now_ns),
-                               "starts_at": now_ns - WINDOW_BEFORE_NS,
-                               "ends_at": now_ns + WINDOW_AFTER_NS,
-                               "order_seed": rng.randrange(2**31), "cursors": {}})
+        return cls.restore(
+            h,
+            {
+                "campaign_id": campaign_id_for(now_ns),
+                "starts_at": now_ns - WINDOW_BEFORE_NS,
+                "ends_at": now_ns + WINDOW_AFTER_NS,
+                "order_seed": rng.randrange(2**31),
+                "cursors": {},
+            },
+        )
 
     @classmethod
     def restore(cls, h: Hierarchy, data: dict[str, Any]) -> CampaignPlan:
         """Rebuild the plan: groups, visiting order and pace follow from the order seed."""
-        plan = cls(str(data["campaign_id"]), int(data["starts_at"]), int(data["ends_at"]),
-                   int(data["order_seed"]), groups_for(h))
+        plan = cls(
+            str(data["campaign_id"]),
+            int(data["starts_at"]),
+            int(data["ends_at"]),
+            int(data["order_seed"]),
+            groups_for(h),
+        )
         rng = random.Random(plan.order_seed)
         for g in plan.groups:
             order = list(g.target_unit_ids)
@@ -83,13 +105,18 @@ class CampaignPlan:
         return plan
 
     def snapshot(self) -> dict[str, Any]:
-        return {"campaign_id": self.campaign_id, "starts_at": self.starts_at,
-                "ends_at": self.ends_at, "order_seed": self.order_seed,
-                "cursors": dict(self.cursors)}
+        return {
+            "campaign_id": self.campaign_id,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "order_seed": self.order_seed,
+            "cursors": dict(self.cursors),
+        }
 
     def launch_event(self, source: str, now_ns: int) -> pb.Event:
-        return build.campaign(source, now_ns, self.campaign_id, NAME, AREA, self.starts_at,
-                              self.ends_at, self.groups)
+        return build.campaign(
+            source, now_ns, self.campaign_id, NAME, AREA, self.starts_at, self.ends_at, self.groups
+        )
 
     def due_first_visits(self, progress: float) -> list[tuple[pb.SupervisionGroup, str]]:
         """Return the (group, target) first visits due by `progress` and mark them visited."""
@@ -103,7 +130,7 @@ class CampaignPlan:
         return out
 
     def visited(self, group_id: str) -> list[str]:
-        return self.order[group_id][:self.cursors[group_id]]
+        return self.order[group_id][: self.cursors[group_id]]
 
     @property
     def fully_visited(self) -> bool:
@@ -111,4 +138,3 @@ class CampaignPlan:
 
     def open_at(self, now_ns: int) -> bool:
         return self.starts_at <= now_ns < self.ends_at
-

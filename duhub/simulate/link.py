@@ -18,8 +18,12 @@ from duhub.v1 import ingest_pb2_grpc
 log = logging.getLogger(__name__)
 
 # Worth another try: the hub is down, busy or restarting. Anything else is a bug to report.
-RETRY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-         grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
+RETRY = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+}
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 5.0
 DEADLINE = 30.0
 POLL = 0.05
@@ -85,8 +89,10 @@ class Link:
         todo = [i for i, b in enumerate(batches) if b]
         backoff = BACKOFF_FIRST
         while todo:
-            calls = {i: self.stub.Publish.future(ipb.PublishRequest(events=batches[i]),
-                                                 timeout=DEADLINE) for i in todo}
+            calls = {
+                i: self.stub.Publish.future(ipb.PublishRequest(events=batches[i]), timeout=DEADLINE)
+                for i in todo
+            }
             retry = []
             for i, call in calls.items():
                 self._wait(call, calls.values())
@@ -97,13 +103,22 @@ class Link:
                     if code in RETRY:
                         retry.append(i)
                     else:
-                        log.error("hub refused a batch of %d events from %s: %s %s",
-                                  len(batches[i]), batches[i][0].source, code, e.details())  # type: ignore[attr-defined]
+                        log.error(
+                            "hub refused a batch of %d events from %s: %s %s",
+                            len(batches[i]),
+                            batches[i][0].source,
+                            code,
+                            e.details(),
+                        )  # type: ignore[attr-defined]
             todo = retry
             if todo:
                 self.retries += 1
-                log.warning("hub at %s unavailable; retrying %d batches in %.1fs",
-                            self.target, len(todo), backoff)
+                log.warning(
+                    "hub at %s unavailable; retrying %d batches in %.1fs",
+                    self.target,
+                    len(todo),
+                    backoff,
+                )
                 if self.stop.wait(backoff):
                     raise Stopped()
                 backoff = min(backoff * 2, BACKOFF_MAX)

@@ -28,8 +28,14 @@ ERROR_PAUSE = 5.0
 
 
 class Simulator:
-    def __init__(self, target: str, state_dir: pathlib.Path, seed: int | None = None,
-                 rate: float = 20.0, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        target: str,
+        state_dir: pathlib.Path,
+        seed: int | None = None,
+        rate: float = 20.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.target = target
         self.state_dir = pathlib.Path(state_dir)
         self.rate = rate
@@ -87,8 +93,9 @@ class Simulator:
         self._link.connect()
         if self.state is None:
             self.state = SimState.load(self.state_dir)
-            self.scenario = Scenario(self.hierarchy, self.rng, self.rate, self.state.nonce,
-                                     self.state.scenario)
+            self.scenario = Scenario(
+                self.hierarchy, self.rng, self.rate, self.state.nonce, self.state.scenario
+            )
         assert self.scenario is not None
         if not self.state.backfilled:
             self.publish_backfill()
@@ -111,7 +118,7 @@ class Simulator:
         for source in sorted(fixed.next_seq):
             mine = [e for e in events if e.source == source]
             for i in range(0, len(mine), BACKFILL_BATCH):
-                self._send([mine[i:i + BACKFILL_BATCH]])
+                self._send([mine[i : i + BACKFILL_BATCH]])
         self.state.backfilled = True
         self.state.save()
         log.info("simulator published the 2022 backfill (%d events)", len(events))
@@ -158,8 +165,9 @@ class Simulator:
                 self.state.save()
                 jump *= 2
 
-    def _tally(self, batch: list[pb.Event], reply: ipb.PublishResponse,
-               jump: int) -> list[pb.Event]:
+    def _tally(
+        self, batch: list[pb.Event], reply: ipb.PublishResponse, jump: int
+    ) -> list[pb.Event]:
         """Count the results; return the events to send again under new seqs."""
         assert self.state is not None
         resend = []
@@ -178,6 +186,10 @@ class Simulator:
                 self.stats["rejected"] += 1
                 self.rejections = [*self.rejections[-99:], f"{r.event_id}: {r.reason}"]
                 if self.stats["rejected"] <= 20 or self.stats["rejected"] % 1000 == 0:
-                    log.warning("hub rejected %s (%d so far): %s", r.event_id,
-                                self.stats["rejected"], r.reason)
+                    log.warning(
+                        "hub rejected %s (%d so far): %s",
+                        r.event_id,
+                        self.stats["rejected"],
+                        r.reason,
+                    )
         return resend

@@ -23,16 +23,31 @@ AREAS = ("ecology", "epidemic", "grain", "vaccination", "fishing_ban")
 # The ten-year fishing ban is checked along the Yangtze: the districts and county-level cities
 # on the river below and around Gezhouba.
 RIVER = ("420502", "420503", "420504", "420505", "420581", "420583")
-KINDS = {"revisit": 22, "stray": 2, "inspection": 20, "problem": 3, "accountability": 8,
-         "sanction": 6, "talk": 10, "letter": 3, "regulation": 4}
+KINDS = {
+    "revisit": 22,
+    "stray": 2,
+    "inspection": 20,
+    "problem": 3,
+    "accountability": 8,
+    "sanction": 6,
+    "talk": 10,
+    "letter": 3,
+    "regulation": 4,
+}
 TALK_KINDS = ((pb.TALK_KIND_TOP_LEADER, 6), (pb.TALK_KIND_OTHER, 3), (pb.TALK_KIND_ADMONISHMENT, 1))
 
 
 class Scenario:
     """The nodes' shared story: the campaign plan, open problems, and the pace of both."""
 
-    def __init__(self, h: Hierarchy, rng: random.Random, rate: float = 20.0, nonce: str = "x",
-                 snapshot: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        h: Hierarchy,
+        rng: random.Random,
+        rate: float = 20.0,
+        nonce: str = "x",
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
         self.h, self.rng, self.rate, self.nonce = h, rng, rate, nonce
         snap = snapshot or {}
         self.plan = CampaignPlan.restore(h, snap["campaign"]) if snap.get("campaign") else None
@@ -45,9 +60,12 @@ class Scenario:
 
     def snapshot(self) -> dict[str, Any]:
         """Return what to save once a step is acknowledged (a copy: later steps change it)."""
-        return {"campaign": self.plan.snapshot() if self.plan else None,
-                "progress": self.progress, "serial": self.serial,
-                "pending": [list(p) for p in self.pending]}
+        return {
+            "campaign": self.plan.snapshot() if self.plan else None,
+            "progress": self.progress,
+            "serial": self.serial,
+            "pending": [list(p) for p in self.pending],
+        }
 
     def launch(self, now_ns: int) -> list[pb.Event]:
         """Launch a new campaign from the city, open from a day ago for thirty days."""
@@ -109,21 +127,36 @@ class Scenario:
         return self._grassroots()
 
     def _source(self, g: pb.SupervisionGroup | None, unit: str) -> str:
-        return self.h.city_id if g is not None and g.tier == pb.TIER_CITY else \
-            self.h.source_for(unit)
+        return (
+            self.h.city_id if g is not None and g.tier == pb.TIER_CITY else self.h.source_for(unit)
+        )
 
-    def _visit(self, at: int, g: pb.SupervisionGroup | None, unit: str,
-               area: str = AREA) -> list[tuple[int, pb.Event]]:
+    def _visit(
+        self, at: int, g: pb.SupervisionGroup | None, unit: str, area: str = AREA
+    ) -> list[tuple[int, pb.Event]]:
         source, k = self._source(g, unit), self._findings()
         campaign = self.plan.campaign_id if g is not None and self.plan else ""
-        out = [(at, build.visit(source, at, unit, area, campaign=campaign,
-                                group=g.group_id if g else "", findings=k))]
+        out = [
+            (
+                at,
+                build.visit(
+                    source,
+                    at,
+                    unit,
+                    area,
+                    campaign=campaign,
+                    group=g.group_id if g else "",
+                    findings=k,
+                ),
+            )
+        ]
         for _ in range(k):
             out.append(self._found(at, source, unit, area, campaign))
         return out
 
-    def _found(self, at: int, source: str, unit: str, area: str,
-               campaign: str = "") -> tuple[int, pb.Event]:
+    def _found(
+        self, at: int, source: str, unit: str, area: str, campaign: str = ""
+    ) -> tuple[int, pb.Event]:
         pid = self._id("p")
         late = self.rng.random() < 0.1
         delay = self.rng.uniform(20, 60) if late else self.rng.uniform(1, 10)
@@ -192,5 +225,15 @@ class Scenario:
 
     def _regulation(self, at: int) -> list[tuple[int, pb.Event]]:
         unit = self._any_unit()
-        return [(at, build.regulation(self.h.source_for(unit), at, unit, self.rng.choice(AREAS),
-                                      self.rng.randint(1, 3)))]
+        return [
+            (
+                at,
+                build.regulation(
+                    self.h.source_for(unit),
+                    at,
+                    unit,
+                    self.rng.choice(AREAS),
+                    self.rng.randint(1, 3),
+                ),
+            )
+        ]

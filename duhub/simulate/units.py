@@ -59,10 +59,12 @@ def load_hierarchy(name: str = "yichang") -> Hierarchy:
             continue
         cid = u["unit_id"]
         mine = [x for x in units if owner.get(x["unit_id"]) == cid]
-        counties.append(County(
-            unit_id=cid,
-            name=u["name"],
-            townships=tuple(x["unit_id"] for x in mine if x["level"] == "LEVEL_TOWNSHIP"),
-            villages=tuple(x["unit_id"] for x in mine if x["level"] == "LEVEL_VILLAGE"),
-        ))
+        counties.append(
+            County(
+                unit_id=cid,
+                name=u["name"],
+                townships=tuple(x["unit_id"] for x in mine if x["level"] == "LEVEL_TOWNSHIP"),
+                villages=tuple(x["unit_id"] for x in mine if x["level"] == "LEVEL_VILLAGE"),
+            )
+        )
     return Hierarchy(city_id=city or CITY_ID, counties=tuple(counties), owner=owner)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 
 import faust
 from faust.types import TP
@@ -23,7 +24,7 @@ EXIT_CRASHED = 70
 COMMIT_INTERVAL_S = 5.0
 
 
-def build_app(log_url: str, db_url: str) -> faust.App:
+def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     """Return a Faust app that applies the events topic to the read model at `db_url`."""
     spec = KafkaSpec.parse(log_url)
     kafka = KafkaLog(spec)
@@ -38,6 +39,8 @@ def build_app(log_url: str, db_url: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=COMMIT_INTERVAL_S,
         stream_wait_empty=False,
+        # Faust keeps a little state of its own; keep it beside ours, not in the cwd.
+        datadir=datadir or tempfile.mkdtemp(prefix="duhub-faust-"),
     )
     topic = app.topic(
         spec.topic, key_serializer="raw", value_serializer="raw", partitions=spec.partitions
@@ -83,8 +86,8 @@ def _record(message):  # type: ignore[no-untyped-def]
     )
 
 
-def run_worker(log_url: str, db_url: str) -> None:
+def run_worker(log_url: str, db_url: str, datadir: str = "") -> None:
     """Run one aggregate worker until SIGTERM/SIGINT."""
-    app = build_app(log_url, db_url)
+    app = build_app(log_url, db_url, datadir)
     worker = faust.Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -1,0 +1,230 @@
+"""The JSON API: the gRPC QueryService's answers in canonical JSON, with unit names joined in.
+
+Every answer comes from `QueryServicer`, called with a context whose `abort` raises `ApiError`,
+so the HTTP and gRPC services cannot drift apart. Error messages name the HTTP parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from sqlalchemy import Engine, select
+
+from duhub.feed import ChangeFeed
+from duhub.readmodel import schema as s
+from duhub.timeparse import parse_time
+from duhub.v1 import events_pb2 as epb
+from duhub.v1 import query_pb2 as qpb
+from services.query.service import QueryServicer
+
+Json = dict[str, Any]
+Params = Mapping[str, list[str]]
+
+STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+}
+# The gRPC request fields the read model names in its messages -> the HTTP parameters.
+FIELDS = {
+    "metrics": "metric",
+    "scope_unit_id": "scope",
+    "parent_id": "parent",
+    "campaign_id": "campaignId",
+    "unit_id": "unitId",
+}
+GROUP_BY = {
+    "": qpb.GROUP_BY_UNSPECIFIED,
+    "unit": qpb.GROUP_BY_UNIT,
+    "day": qpb.GROUP_BY_DAY,
+    "week": qpb.GROUP_BY_WEEK,
+    "month": qpb.GROUP_BY_MONTH,
+    "quarter": qpb.GROUP_BY_QUARTER,
+    "year": qpb.GROUP_BY_YEAR,
+}
+CHUNK = 500
+
+
+class ApiError(Exception):
+    """An answer of 400 or 404 whose message names the parameter at fault."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def http_message(message: str) -> str:
+    """Return a read-model message with its leading gRPC field renamed to the HTTP one."""
+    field, sep, rest = message.partition(":")
+    return f"{FIELDS.get(field, field)}{sep}{rest}" if sep else message
+
+
+class _Context:
+    """Just enough of grpc.ServicerContext for the servicer's unary methods."""
+
+    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        raise ApiError(STATUS.get(code, 500), http_message(details))
+
+    def is_active(self) -> bool:
+        return True
+
+
+def _dict(msg: Message) -> Json:
+    return json_format.MessageToDict(msg, always_print_fields_with_no_presence=True)
+
+
+def _one(params: Params, name: str, *aliases: str) -> str:
+    for key in (name, *aliases):
+        values = params.get(key)
+        if values:
+            if len(values) > 1:
+                raise ApiError(400, f"{name}: give it once")
+            return values[0].strip()
+    return ""
+
+
+def _known(params: Params, allowed: Iterable[str]) -> None:
+    extra = sorted(set(params) - set(allowed))
+    if extra:
+        raise ApiError(400, f"{extra[0]}: unknown parameter; known: {', '.join(sorted(allowed))}")
+
+
+def _time(params: Params, name: str, *aliases: str) -> Any:
+    value = _one(params, name, *aliases)
+    if not value:
+        return None
+    try:
+        return parse_time(value, name)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+
+
+class DashboardApi:
+    """Answer the dashboard's questions from the read model, through the QueryServicer."""
+
+    def __init__(self, engine: Engine, feed: ChangeFeed) -> None:
+        self.engine = engine
+        self.feed = feed
+        self.servicer = QueryServicer(engine, feed)
+        self._ctx = _Context()
+
+    def health(self) -> Json:
+        return {"status": "SERVING", "version": self.feed.version}
+
+    def campaigns(self, params: Params) -> Json:
+        _known(params, ())
+        reply = self.servicer.ListCampaigns(qpb.ListCampaignsRequest(), self._ctx)
+        return _dict(reply)
+
+    def campaign(self, campaign_id: str, params: Params) -> Json:
+        """Return a campaign with each group's targets named, for drawing its structure."""
+        _known(params, ())
+        req = qpb.GetCampaignRequest(campaign_id=campaign_id)
+        out = _dict(self.servicer.GetCampaign(req, self._ctx))
+        info = self._units([t for g in out["groups"] for t in g["targetUnitIds"]])
+        for g in out["groups"]:
+            g["targets"] = [info[t] for t in g["targetUnitIds"]]
+        return out
+
+    def coverage(self, campaign_id: str, params: Params) -> Json:
+        _known(params, ("scope", "as_of", "asOf"))
+        req = qpb.GetCoverageRequest(campaign_id=campaign_id, scope_unit_id=_one(params, "scope"))
+        as_of = _time(params, "as_of", "asOf")
+        if as_of is not None:
+            req.as_of.CopyFrom(as_of)
+        out = _dict(self.servicer.GetCoverage(req, self._ctx))
+        info = self._units([u for g in out["groups"] for u in g["uncoveredUnitIds"]])
+        targets = covered = 0
+        for g in out["groups"]:
+            g["uncoveredUnits"] = [info[u] for u in g["uncoveredUnitIds"]]
+            targets += g["targets"]
+            covered += g["covered"]
+        out["totals"] = {
+            "targets": targets,
+            "covered": covered,
+            "ratio": covered / targets if targets else 1.0,
+        }
+        return out
+
+    def statistics(self, params: Params) -> Json:
+        allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")
+        _known(params, allowed)
+        metrics = [m for v in params.get("metric", []) for m in v.split(",") if m.strip()]
+        group_by = _one(params, "group_by", "groupBy")
+        if group_by not in GROUP_BY:
+            raise ApiError(400, f"group_by: must be one of {', '.join(list(GROUP_BY)[1:])}")
+        req = qpb.GetStatisticsRequest(
+            metrics=[m.strip() for m in metrics],
+            scope_unit_id=_one(params, "scope"),
+            area=_one(params, "area"),
+            group_by=GROUP_BY[group_by],
+        )
+        for name, aliases in (("from", ()), ("to", ()), ("as_of", ("asOf",))):
+            ts = _time(params, name, *aliases)
+            if ts is not None:
+                getattr(req, name).CopyFrom(ts)
+        try:
+            reply = self.servicer.GetStatistics(req, self._ctx)
+        except ValueError as e:  # too many periods: the read model's plain ValueError
+            raise ApiError(400, f"group_by: {e}") from None
+        out = _dict(reply)
+        for row in out["rows"]:
+            row["values"] = {k: int(v) for k, v in row["values"].items()}
+        out.update(metrics=list(req.metrics), groupBy=group_by)
+        for name in ("from", "to"):
+            if req.HasField(name):
+                out[name] = json_format.MessageToDict(getattr(req, name))
+        return out
+
+    def units(self, params: Params) -> Json:
+        _known(params, ("parent",))
+        req = qpb.ListUnitsRequest(parent_id=_one(params, "parent"))
+        return _dict(self.servicer.ListUnits(req, self._ctx))
+
+    def unit(self, unit_id: str, params: Params) -> Json:
+        """Return a unit with its ancestors from the city down (for breadcrumbs)."""
+        _known(params, ())
+        out = _dict(self.servicer.GetUnit(qpb.GetUnitRequest(unit_id=unit_id), self._ctx))
+        path: list[Json] = []
+        parent = out["parentId"]
+        while parent:
+            found = self._units([parent])[parent]
+            path.insert(0, {"unitId": parent, "name": found["name"], "level": found["level"]})
+            parent = found["parentId"]
+        out["ancestors"] = path
+        return out
+
+    def _units(self, unit_ids: Sequence[str]) -> dict[str, Json]:
+        """Return id -> {unitId, name, level, parentId, parentName} for these units."""
+        wanted = list(dict.fromkeys(unit_ids))
+        rows = self._rows(wanted)
+        parents = self._rows([r["parentId"] for r in rows.values() if r["parentId"] not in rows])
+        names = {k: v["name"] for k, v in {**parents, **rows}.items()}
+        out = {}
+        for unit_id in wanted:
+            row = rows.get(unit_id) or {"unitId": unit_id, "name": unit_id, "parentId": ""}
+            row.setdefault("level", "LEVEL_UNSPECIFIED")
+            row["parentName"] = names.get(row["parentId"], "")
+            out[unit_id] = row
+        return out
+
+    def _rows(self, unit_ids: Sequence[str]) -> dict[str, Json]:
+        u = s.units.c
+        out: dict[str, Json] = {}
+        ids = [x for x in dict.fromkeys(unit_ids) if x]
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), CHUNK):
+                q = select(u.unit_id, u.name, u.level, u.parent_id).where(
+                    u.unit_id.in_(ids[i : i + CHUNK])
+                )
+                for r in conn.execute(q):
+                    out[r.unit_id] = {
+                        "unitId": r.unit_id,
+                        "name": r.name,
+                        "level": epb.Level.Name(r.level),
+                        "parentId": r.parent_id,
+                    }
+        return out
