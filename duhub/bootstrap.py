@@ -24,6 +24,7 @@ from services.aggregate.embedded import LogTailer
 from services.ingest.ingestor import Ingestor
 from services.ingest.service import IngestServicer
 from services.query.changes import follow_changes
+from services.query.http import DashboardServer, start_dashboard
 from services.query.service import QueryServicer
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class HubConfig:
     listen: str = DEFAULT_LISTEN
     db_url: str = ""
     log_url: str = ""
+    # The dashboard's HTTP address (HOST:PORT, port 0: any); empty: no dashboard.
+    http: str = ""
 
     @property
     def database(self) -> str:
@@ -124,6 +127,7 @@ class Hub:
         self.ingestor = Ingestor(self.log, self.engine)
         self.server: grpc.Server | None = None
         self.port = 0
+        self.dashboard: DashboardServer | None = None
 
     def start(self) -> None:
         # The read model catches up before ingest opens, so ingest checks against all of it.
@@ -137,12 +141,16 @@ class Hub:
             query=QueryServicer(self.engine, self.feed),
         )
         self.server.start()
+        if self.config.http:
+            self.dashboard = start_dashboard(self.config.http, self.engine, self.feed)
 
     @property
     def address(self) -> str:
         return address(self.config.listen, self.port)
 
     def stop(self, grace: float = 2.0) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.server is not None:
             self.server.stop(grace).wait()
         self.feed.close()
@@ -187,16 +195,22 @@ class QueryProcess:
     """`duhub serve query`: answers from the read model; learns of changes from it."""
 
     def __init__(self, config: HubConfig) -> None:
+        self.config = config
         self.engine = open_engine(config.database)
         self.feed = ChangeFeed()
         self.server, self.port, _ = create_server(
             config.listen, query=QueryServicer(self.engine, self.feed)
         )
+        self.dashboard: DashboardServer | None = None
 
     def start(self) -> None:
         follow_changes(self.engine, self.feed)
         self.server.start()
+        if self.config.http:
+            self.dashboard = start_dashboard(self.config.http, self.engine, self.feed)
 
     def stop(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.feed.close()
         self.server.stop(2.0).wait()

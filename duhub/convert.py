@@ -44,6 +44,11 @@ def content_digest(event: pb.Event) -> bytes:
     return hashlib.sha256(event.SerializeToString(deterministic=True)).digest()
 
 
+def chain_hash(stored: bytes) -> bytes:
+    """Return the link of the per-source hash chain: SHA-256 of a record as the log holds it."""
+    return hashlib.sha256(stored).digest()
+
+
 def _copy_without_hub_fields(event: pb.Event) -> pb.Event:
     copy = pb.Event()
     copy.CopyFrom(event)

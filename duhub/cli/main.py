@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from duhub.bootstrap import DEFAULT_LISTEN
 from duhub.cli.client import EXIT_USAGE
 
+DEFAULT_HTTP = "127.0.0.1:8080"
+
 EPILOG = f"""exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a
-question the hub cannot answer as asked; 3 no hub answered. The hub's address comes from
+question the hub cannot answer as asked; 3 no hub answered; 4 replay differs from the live
+read model, or audit verify found the log tampered with. The hub's address comes from
 --target or DUHUB_TARGET, defaulting to the local all-in-one hub at {DEFAULT_LISTEN}."""
 
 
@@ -56,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
     )
+    up.add_argument(
+        "--http",
+        default=DEFAULT_HTTP,
+        metavar="HOST:PORT",
+        help=f"the dashboard's HTTP address (default {DEFAULT_HTTP}; port 0: any; off: none)",
+    )
     _backend_opts(up)
 
     serve = sub.add_parser("serve", help="run one service alone: ingest, aggregate or query")
@@ -63,6 +73,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default="data", help="default place of log and read model")
     serve.add_argument(
         "--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})"
+    )
+    serve.add_argument(
+        "--http",
+        default=DEFAULT_HTTP,
+        metavar="HOST:PORT",
+        help=f"query only: the dashboard's HTTP address (default {DEFAULT_HTTP}; off: none)",
     )
     _backend_opts(serve)
 
@@ -104,10 +120,57 @@ def parser() -> argparse.ArgumentParser:
     _client_opts(units)
     camps = sub.add_parser("campaigns", help="list campaigns")
     _client_opts(camps)
+    _ops_commands(sub)
     return root
 
 
+def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
+    """Replay, lineage and audit: the ops and auditors' commands."""
+    rp = sub.add_parser("replay", help="rebuild the read model from the log and compare")
+    rp.add_argument("--data-dir", default="data", help="the hub's data dir (default ./data)")
+    _backend_opts(rp)
+    rp.add_argument("--into", help="the fresh read model (default sqlite in DATA/replay.db)")
+    rp.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    rp.add_argument("--until", help="only events recorded at or before this time")
+    rp.add_argument("--from-offset", type=int, default=0, help="start at this log offset")
+    rp.add_argument("--no-compare", action="store_true", help="skip the comparison with --db")
+    rp.add_argument("--progress", action="store_true", help="show progress even when piped")
+    rp.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    ex = sub.add_parser("explain", help="list the events that make up one figure")
+    ex.add_argument("--metric", required=True, help="one metric name")
+    ex.add_argument("--scope", help="unit id (its whole subtree); default the city")
+    ex.add_argument("--area", help="policy area; default all")
+    ex.add_argument("--from", dest="from_", help="period start, inclusive")
+    ex.add_argument("--to", help="period end, exclusive")
+    ex.add_argument("--as-of", help="what the hub knew then")
+    ex.add_argument("--limit", type=int, default=1000, help="events listed at most")
+    _client_opts(ex)
+
+    au = sub.add_parser("audit", help="tamper evidence and audit reports")
+    asub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    av = asub.add_parser("verify", help="walk the log's hash chains; print a checkpoint")
+    av.add_argument("--data-dir", default="data", help="the hub's data dir (default ./data)")
+    av.add_argument(
+        "--log",
+        default=os.environ.get("DUHUB_LOG"),
+        help="kafka://HOST:PORT or a data dir (default $DUHUB_LOG, else --data-dir)",
+    )
+    av.add_argument("--checkpoint", help="a checkpoint printed earlier: verify the log up to it")
+    av.add_argument("--json", action="store_true", help="print the result as JSON")
+    ar = asub.add_parser("report", help="every metric for every county, with event counts")
+    ar.add_argument("--from", dest="from_", required=True, help="period start, inclusive")
+    ar.add_argument("--to", required=True, help="period end, exclusive")
+    ar.add_argument("--area", help="policy area; default all")
+    ar.add_argument("--as-of", help="what the hub knew then")
+    ar.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    ar.add_argument("--out", help="write to this file instead of standard output")
+    ar.add_argument("--target", help=f"hub address (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Piped into head or less: stop quietly when the reader goes away.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
     try:
         if args.command == "up":
@@ -126,6 +189,18 @@ def main(argv: list[str] | None = None) -> int:
             from duhub.cli import query
 
             return query.coverage(args) if args.question == "coverage" else query.stats(args)
+        if args.command == "replay":
+            from duhub.cli import replay
+
+            return replay.run(args)
+        if args.command == "explain":
+            from duhub.cli import explain
+
+            return explain.run(args)
+        if args.command == "audit":
+            from duhub.cli import audit
+
+            return audit.verify(args) if args.audit_command == "verify" else audit.report(args)
         if args.command == "units":
             from duhub.cli import catalog
 

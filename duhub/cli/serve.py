@@ -17,7 +17,14 @@ def config(args: argparse.Namespace) -> HubConfig:
         listen=args.listen,
         db_url=args.db or "",
         log_url=args.log or "",
+        http=http_address(args) if getattr(args, "service", "") == "query" else "",
     )
+
+
+def http_address(args: argparse.Namespace) -> str:
+    """Return the dashboard's --http address, or "" when it is off."""
+    value = (getattr(args, "http", "") or "").strip()
+    return "" if value.lower() in ("", "off", "none") else value
 
 
 def _until_signalled() -> None:
@@ -39,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         f"(log {cfg.log_spec}, read model {redacted(cfg.database)})",
         flush=True,
     )
+    dashboard = getattr(service, "dashboard", None)
+    if dashboard is not None:
+        print(f"  dashboard:              {dashboard.url}", flush=True)
     _until_signalled()
     service.stop()
     return 0

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from duhub.bootstrap import Hub, HubConfig
-from duhub.cli.serve import redacted
+from duhub.cli.serve import http_address, redacted
 
 log = logging.getLogger("duhub")
 
@@ -19,7 +19,11 @@ def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     hub = Hub(
         HubConfig(
-            data_dir=data_dir, listen=args.listen, db_url=args.db or "", log_url=args.log or ""
+            data_dir=data_dir,
+            listen=args.listen,
+            db_url=args.db or "",
+            log_url=args.log or "",
+            http=http_address(args),
         )
     )
     hub.start()
@@ -56,6 +60,7 @@ def banner(hub: Hub, simulated: bool) -> str:
             "",
             "duhub is up.",
             f"  gRPC (ingest + query):  {host}   (health and reflection served)",
+            *([f"  dashboard:              {hub.dashboard.url}"] if hub.dashboard else []),
             f"  log:                    {hub.config.log_spec}",
             f"  read model:             {redacted(hub.config.database)}",
             f"  county nodes:           {nodes}",

@@ -140,3 +140,8 @@ class Event:
     recorded_at: Nanos
     payload: Payload
     digest: bytes = b""
+    # Set from the log: SHA-256 of the stored record (links the per-source hash chain; empty
+    # for Kafka-direct events, which ingest never chained) and where the record sits.
+    stored_hash: bytes = b""
+    partition: int = -1
+    offset: int = -1

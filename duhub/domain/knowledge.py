@@ -21,6 +21,10 @@ class Knowledge(Protocol):
 
     def seq_owner(self, source: str, seq: int) -> str | None: ...
 
+    def source_head(self, source: str) -> bytes | None:
+        """Return the stored hash of the source's last chained event (None: it has none)."""
+        ...
+
 
 class EmptyKnowledge:
     """The state of an empty hub."""
@@ -41,4 +45,7 @@ class EmptyKnowledge:
         return None
 
     def seq_owner(self, source: str, seq: int) -> str | None:
+        return None
+
+    def source_head(self, source: str) -> bytes | None:
         return None

@@ -13,7 +13,7 @@ import struct
 import threading
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -183,3 +183,19 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes, bytes]]:
+    """Yield (offset, checksum ok, key, value) of every frame, bad ones included: for audits,
+    which must read past what `EmbeddedLog` refuses to open."""
+    data = Path(path).read_bytes()
+    pos = offset = 0
+    while pos + HEADER.size <= len(data):
+        length, crc = HEADER.unpack_from(data, pos)
+        end = pos + HEADER.size + length
+        if length > MAX_RECORD or end > len(data):
+            return  # a torn tail
+        body = data[pos + HEADER.size : end]
+        (klen,) = KEYLEN.unpack_from(body, 0) if len(body) >= 2 else (0,)
+        yield offset, zlib.crc32(body) == crc, bytes(body[2 : 2 + klen]), bytes(body[2 + klen :])
+        pos, offset = end, offset + 1

@@ -17,6 +17,10 @@ class Seen:
     source: str
     seq: int
     recorded_at: Nanos
+    occurred_at: Nanos = 0
+    stored_hash: bytes = b""
+    partition: int = -1
+    offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +36,15 @@ class CampaignAdded:
 @dataclass(frozen=True, slots=True)
 class ProblemAdded:
     problem: Problem
+    event_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ProblemClosed:
     problem_id: str
     at: Nanos
+    event_id: str = ""
+    recorded_at: Nanos = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,17 @@ class MissingReference(LookupError):
 def project(event: Event, k: Knowledge) -> list[Effect]:
     """Return the effects of an event the rules accepted against the same state `k`."""
     out: list[Effect] = [
-        Seen(event.event_id, event.digest, event.source, event.seq, event.recorded_at)
+        Seen(
+            event.event_id,
+            event.digest,
+            event.source,
+            event.seq,
+            event.recorded_at,
+            event.occurred_at,
+            event.stored_hash,
+            event.partition,
+            event.offset,
+        )
     ]
     p = event.payload
     if isinstance(p, ev.OrgUnitRegistered):
@@ -72,13 +82,19 @@ def project(event: Event, k: Knowledge) -> list[Effect]:
                 )
             )
     elif isinstance(p, ev.ProblemFound):
-        out.append(ProblemAdded(Problem(p.problem_id, p.unit_id, p.area, event.occurred_at)))
+        out.append(
+            ProblemAdded(
+                Problem(p.problem_id, p.unit_id, p.area, event.occurred_at), event.event_id
+            )
+        )
         out.append(_count(event, k, p.unit_id, m.PROBLEMS_FOUND, p.area, 1))
     elif isinstance(p, ev.ProblemRectified):
         problem = k.problem(p.problem_id)
         if problem is None:
             raise MissingReference(f"problem {p.problem_id}")
-        out.append(ProblemClosed(p.problem_id, event.occurred_at))
+        out.append(
+            ProblemClosed(p.problem_id, event.occurred_at, event.event_id, event.recorded_at)
+        )
         # Counted for the unit and area of the problem it closes, at its own event time.
         out.append(_count(event, k, problem.unit_id, m.PROBLEMS_RECTIFIED, problem.area, 1))
     elif isinstance(p, ev.AccountabilityImposed):

@@ -27,6 +27,7 @@ class WorkingSet:
         self.letters: set[str] = set()
         self.digests: dict[str, bytes] = {}
         self.seqs: dict[tuple[str, int], str] = {}
+        self.heads: dict[str, bytes] = {}
 
     def unit(self, unit_id: str) -> Unit | None:
         return self.units.get(unit_id) or self.base.unit(unit_id)
@@ -47,12 +48,18 @@ class WorkingSet:
     def seq_owner(self, source: str, seq: int) -> str | None:
         return self.seqs.get((source, seq)) or self.base.seq_owner(source, seq)
 
+    def source_head(self, source: str) -> bytes | None:
+        found = self.heads.get(source)
+        return found if found is not None else self.base.source_head(source)
+
     def apply(self, effects: list[Effect]) -> None:
         """Take in the state changes of one event's effects (rollups are not state)."""
         for e in effects:
             if isinstance(e, Seen):
                 self.digests[e.event_id] = e.digest
                 self.seqs[(e.source, e.seq)] = e.event_id
+                if e.stored_hash:
+                    self.heads[e.source] = e.stored_hash
             elif isinstance(e, UnitAdded):
                 self.units[e.unit.unit_id] = e.unit
             elif isinstance(e, CampaignAdded):

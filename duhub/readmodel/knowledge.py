@@ -43,6 +43,7 @@ class ReadModelKnowledge:
         self._seqs: dict[tuple[str, int], str | None] = {}
         self._problems: dict[str, Problem | None] = {}
         self._letters: dict[str, bool] = {}
+        self._heads: dict[str, bytes | None] = {}
 
     def prefetch(self, events: Sequence[Event]) -> None:
         """Load in bulk what checking and projecting these events will ask for."""
@@ -76,6 +77,12 @@ class ReadModelKnowledge:
                     self._problems[r.problem_id] = Problem(
                         r.problem_id, r.unit_id, r.area, r.found_at, r.rectified_at
                     )
+            sources = sorted({e.source for e in events})
+            self._heads = dict.fromkeys(sources)
+            for chunk in _chunks(sources):
+                q = select(s.source_heads.c.source, s.source_heads.c.last_hash)
+                q = q.where(s.source_heads.c.source.in_(chunk))
+                self._heads.update({r.source: bytes(r.last_hash) for r in conn.execute(q)})
             self._letters = dict.fromkeys(letter_ids, False)
             for chunk in _chunks(letter_ids):
                 q = select(s.letters.c.letter_id).where(s.letters.c.letter_id.in_(chunk))
@@ -133,6 +140,14 @@ class ReadModelKnowledge:
             q = select(s.events_seen.c.digest).where(s.events_seen.c.event_id == event_id)
             r = conn.execute(q).first()
         return None if r is None else bytes(r.digest)
+
+    def source_head(self, source: str) -> bytes | None:
+        if source in self._heads:
+            return self._heads[source]
+        with self.engine.connect() as conn:
+            q = select(s.source_heads.c.last_hash).where(s.source_heads.c.source == source)
+            r = conn.execute(q).first()
+        return None if r is None else bytes(r.last_hash)
 
     def seq_owner(self, source: str, seq: int) -> str | None:
         if (source, seq) in self._seqs:

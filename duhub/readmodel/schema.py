@@ -84,6 +84,10 @@ problems = Table(
     Column("area", String(32), nullable=False),
     Column("found_at", BigInteger, nullable=False),
     Column("rectified_at", BigInteger, nullable=True),
+    # The events that found and rectified it: lineage of problems_open names them.
+    Column("found_event_id", String(128), nullable=False),
+    Column("rectified_event_id", String(128), nullable=True),
+    Column("rectified_recorded_at", BigInteger, nullable=True),
 )
 
 letters = Table("letters", metadata, Column("letter_id", String(128), primary_key=True))
@@ -96,7 +100,21 @@ events_seen = Table(
     Column("source", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    # Where the event sits in the log: lineage names it.
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
     UniqueConstraint("source", "seq", name="uq_events_seen_source_seq"),
+)
+
+# The last chained event of each source: ingest links the next one to its hash.
+source_heads = Table(
+    "source_heads",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("last_hash", LargeBinary(32), nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_event_id", String(128), nullable=False),
 )
 
 # Sums per scope unit (every ancestor of the event's unit), metric, area and time bucket.
@@ -109,6 +127,8 @@ rollups = Table(
     Column("area", String(32), primary_key=True),
     Column("bucket", BigInteger, primary_key=True),
     Column("value", BigInteger, nullable=False),
+    # How many events make up the value: audit reports print it beside the figure.
+    Column("events", BigInteger, nullable=False),
 )
 
 # One row per counted figure of an event: answers sub-hour period edges and lineage.

@@ -31,6 +31,12 @@ class Row:
     key: str
     name: str
     values: dict[str, int]
+    # How many events make up each value (for problems_open: the problems open).
+    events: dict[str, int]
+
+
+# Event counts travel beside the sums under this prefix.
+N = "#"
 
 
 def statistics(
@@ -66,7 +72,7 @@ def statistics(
             ).all()
             keys = [(c.unit_id, c.name, c.path) for c in children]
             sums = _sums(conn, keys, wanted, area, [(MIN_NS, lo), (lo, hi)], as_of)
-            return [Row(k, n, _values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
+            return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
             if lo == MIN_NS or hi == MAX_NS:
                 raise QueryError("from: from and to are required when grouping by period")
@@ -76,12 +82,12 @@ def statistics(
             per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
             rows, before = [], per[0]
             for i, (key, _, _) in enumerate(spans, start=1):
-                rows.append(Row(key, "", _values(metrics, per[i], before)))
+                rows.append(Row(key, "", *_values(metrics, per[i], before)))
                 before = _add(before, per[i])
             return rows
         scope_key = [(scope.unit_id, scope.name, scope.path)]
         per = _sums(conn, scope_key, wanted, area, [(MIN_NS, lo), (lo, hi)], as_of)[scope.unit_id]
-        return [Row("", "", _values(metrics, per[1], per[0]))]
+        return [Row("", "", *_values(metrics, per[1], per[0]))]
 
 
 def _stored_metrics(metrics: Sequence[str]) -> list[str]:
@@ -97,16 +103,20 @@ def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
 
 def _values(
     metrics: Sequence[str], period: dict[str, int], before: dict[str, int]
-) -> dict[str, int]:
-    """Return the asked metrics; problems_open is found minus rectified up to the period end."""
-    out = {}
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Return the asked metrics and their event counts; problems_open is found minus
+    rectified up to the period end."""
+    values, events = {}, {}
+    upto = _add(before, period)
     for name in metrics:
         if name == m.PROBLEMS_OPEN:
-            upto = _add(before, period)
-            out[name] = upto.get(m.PROBLEMS_FOUND, 0) - upto.get(m.PROBLEMS_RECTIFIED, 0)
+            found, fixed = m.PROBLEMS_FOUND, m.PROBLEMS_RECTIFIED
+            values[name] = upto.get(found, 0) - upto.get(fixed, 0)
+            events[name] = upto.get(N + found, 0) - upto.get(N + fixed, 0)
         else:
-            out[name] = period.get(name, 0)
-    return out
+            values[name] = period.get(name, 0)
+            events[name] = period.get(N + name, 0)
+    return values, events
 
 
 def _sums(
@@ -136,7 +146,7 @@ def _sums(
         segs.sort()
         starts = [x[0] for x in segs]
         q = (
-            select(r.scope_id, r.metric, r.bucket, func.sum(r.value))
+            select(r.scope_id, r.metric, r.bucket, func.sum(r.value), func.sum(r.events))
             .where(
                 r.scope_id.in_(scope_ids),
                 r.grain == grain,
@@ -148,10 +158,12 @@ def _sums(
         )
         if area:
             q = q.where(r.area == area)
-        for scope_id, metric, bucket, value in conn.execute(q):
+        for scope_id, metric, bucket, value, events in conn.execute(q):
             j = bisect.bisect_right(starts, bucket) - 1
             if j >= 0 and bucket < segs[j][1]:
-                out[scope_id][segs[j][2]][metric] += int(value)
+                sums = out[scope_id][segs[j][2]]
+                sums[metric] += int(value)
+                sums[N + metric] += int(events)
     f = s.facts.c
     paths = [(sid, path) for sid, _, path in scopes]
     if fine:
@@ -165,6 +177,7 @@ def _sums(
             i = next(i for a, b, i in fine if a <= at < b)
             for sid in _owners(paths, path):
                 out[sid][i][metric] += value
+                out[sid][i][N + metric] += 1
     if as_of is not None:
         # What was recorded after the moment asked about is taken back out.
         q = select(f.unit_path, f.metric, f.at, f.value).where(
@@ -178,6 +191,7 @@ def _sums(
             if i >= 0 and at < ranges[i][1]:
                 for sid in _owners(paths, path):
                     out[sid][i][metric] -= value
+                    out[sid][i][N + metric] -= 1
     return out
 
 

@@ -63,7 +63,8 @@ def write_batch(
     """
     summary = BatchSummary()
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
-    rollups: dict[tuple[str, int, str, str, int], int] = {}
+    rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
+    heads: dict[str, dict[str, object]] = {}
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
     for e in effects:
         if isinstance(e, Counted):
@@ -82,7 +83,8 @@ def write_batch(
             for scope in e.path:
                 for grain, bucket in buckets:
                     key = (scope, grain, e.metric, e.area, bucket)
-                    rollups[key] = rollups.get(key, 0) + e.value
+                    value, events = rollups.get(key, (0, 0))
+                    rollups[key] = (value + e.value, events + 1)
             summary.counted += 1
         elif isinstance(e, Seen):
             seen.append(
@@ -92,8 +94,18 @@ def write_batch(
                     "source": e.source,
                     "seq": e.seq,
                     "recorded_at": e.recorded_at,
+                    "occurred_at": e.occurred_at,
+                    "partition": e.partition,
+                    "offset": e.offset,
                 }
             )
+            if e.stored_hash:
+                heads[e.source] = {
+                    "source": e.source,
+                    "last_hash": e.stored_hash,
+                    "last_seq": e.seq,
+                    "last_event_id": e.event_id,
+                }
             summary.applied += 1
         elif isinstance(e, Covered):
             key = (e.campaign_id, e.group_id, e.unit_id)
@@ -129,10 +141,15 @@ def write_batch(
                     "area": p.area,
                     "found_at": p.found_at,
                     "rectified_at": None,
+                    "found_event_id": e.event_id,
+                    "rectified_event_id": None,
+                    "rectified_recorded_at": None,
                 }
             )
         elif isinstance(e, ProblemClosed):
-            closed.append({"pid": e.problem_id, "at": e.at})
+            closed.append(
+                {"pid": e.problem_id, "at": e.at, "eid": e.event_id, "rec": e.recorded_at}
+            )
         elif isinstance(e, LetterAdded):
             letters.append({"letter_id": e.letter_id})
 
@@ -147,13 +164,18 @@ def write_batch(
             conn.execute(
                 update(s.problems)
                 .where(s.problems.c.problem_id == bindparam("pid"))
-                .values(rectified_at=bindparam("at")),
+                .values(
+                    rectified_at=bindparam("at"),
+                    rectified_event_id=bindparam("eid"),
+                    rectified_recorded_at=bindparam("rec"),
+                ),
                 closed,
             )
         _execute(conn, s.letters, letters)
         _execute(conn, s.facts, facts)
         _add_rollups(conn, rollups)
         _add_coverage(conn, covered)
+        _set_heads(conn, heads)
         _execute(
             conn,
             s.dead_letters,
@@ -226,20 +248,44 @@ def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def
     _execute(conn, s.campaign_targets, rows)
 
 
-def _add_rollups(conn: Connection, rollups: dict[tuple[str, int, str, str, int], int]) -> None:
+def _add_rollups(
+    conn: Connection, rollups: dict[tuple[str, int, str, str, int], tuple[int, int]]
+) -> None:
     if not rollups:
         return
     # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
     rows = [
-        {"scope_id": k[0], "grain": k[1], "metric": k[2], "area": k[3], "bucket": k[4], "value": v}
-        for k, v in sorted(rollups.items())
+        {
+            "scope_id": k[0],
+            "grain": k[1],
+            "metric": k[2],
+            "area": k[3],
+            "bucket": k[4],
+            "value": v,
+            "events": n,
+        }
+        for k, (v, n) in sorted(rollups.items())
     ]
     stmt = _insert(conn, s.rollups)
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope_id", "grain", "metric", "area", "bucket"],
-        set_={"value": s.rollups.c.value + stmt.excluded.value},
+        set_={
+            "value": s.rollups.c.value + stmt.excluded.value,
+            "events": s.rollups.c.events + stmt.excluded.events,
+        },
     )
     conn.execute(stmt, rows)
+
+
+def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:
+    if not heads:
+        return
+    stmt = _insert(conn, s.source_heads)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source"],
+        set_={c: getattr(stmt.excluded, c) for c in ("last_hash", "last_seq", "last_event_id")},
+    )
+    conn.execute(stmt, [heads[k] for k in sorted(heads)])
 
 
 def _add_coverage(conn: Connection, covered: dict[tuple[str, str, str], tuple[int, int]]) -> None:

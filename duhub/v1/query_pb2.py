@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from duhub.v1 import events_pb2 as duhub_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64uhub/v1/query.proto\x12\x08\x64uhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x64uhub/v1/events.proto\"k\n\x12GetCoverageRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x14WatchCoverageRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\"k\n\x0cTierCoverage\x12\x1c\n\x04tier\x18\x01 \x01(\x0e\x32\x0e.duhub.v1.Tier\x12\x0f\n\x07targets\x18\x02 \x01(\r\x12\x0f\n\x07\x63overed\x18\x03 \x01(\r\x12\r\n\x05ratio\x18\x04 \x01(\x01\x12\x0c\n\x04\x66ull\x18\x05 \x01(\x08\"\xd5\x01\n\rGroupCoverage\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1c\n\x04tier\x18\x03 \x01(\x0e\x32\x0e.duhub.v1.Tier\x12\x0f\n\x07targets\x18\x04 \x01(\r\x12\x0f\n\x07\x63overed\x18\x05 \x01(\r\x12\r\n\x05ratio\x18\x06 \x01(\x01\x12\x1a\n\x12uncovered_unit_ids\x18\x07 \x03(\t\x12\x0c\n\x04\x66ull\x18\x08 \x01(\x08\x12+\n\x07\x66ull_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9b\x01\n\x0e\x43ountyCoverage\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07targets\x18\x03 \x01(\r\x12\x0f\n\x07\x63overed\x18\x04 \x01(\r\x12\r\n\x05ratio\x18\x05 \x01(\x01\x12\x0c\n\x04\x66ull\x18\x06 \x01(\x08\x12+\n\x07\x66ull_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf9\x01\n\x08\x43overage\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x66ull\x18\x03 \x01(\x08\x12%\n\x05tiers\x18\x04 \x03(\x0b\x32\x16.duhub.v1.TierCoverage\x12\'\n\x06groups\x18\x05 \x03(\x0b\x32\x17.duhub.v1.GroupCoverage\x12*\n\x08\x63ounties\x18\x06 \x03(\x0b\x32\x18.duhub.v1.CountyCoverage\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04name\x18\x08 \x01(\t\"\xee\x01\n\x14GetStatisticsRequest\x12\x0f\n\x07metrics\x18\x01 \x03(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12(\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08group_by\x18\x06 \x01(\x0e\x32\x11.duhub.v1.GroupBy\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\rStatisticsRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x06values\x18\x02 \x03(\x0b\x32#.duhub.v1.StatisticsRow.ValuesEntry\x12\x0c\n\x04name\x18\x03 \x01(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x83\x01\n\nStatistics\x12%\n\x04rows\x18\x01 \x03(\x0b\x32\x17.duhub.v1.StatisticsRow\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x04Unit\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x11\n\tparent_id\x18\x02 \x01(\t\x12\x1e\n\x05level\x18\x03 \x01(\x0e\x32\x0f.duhub.v1.Level\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06sample\x18\x05 \x01(\x08\x12\x12\n\nlocal_code\x18\x06 \x01(\x08\x12\x13\n\x0b\x63hild_count\x18\x07 \x01(\r\"%\n\x10ListUnitsRequest\x12\x11\n\tparent_id\x18\x01 \x01(\t\"2\n\x11ListUnitsResponse\x12\x1d\n\x05units\x18\x01 \x03(\x0b\x32\x0e.duhub.v1.Unit\"!\n\x0eGetUnitRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\"\xd3\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06groups\x18\x06 \x03(\x0b\x32\x1a.duhub.v1.SupervisionGroup\x12\x0e\n\x06source\x18\x07 \x01(\t\"\x16\n\x14ListCampaignsRequest\">\n\x15ListCampaignsResponse\x12%\n\tcampaigns\x18\x01 \x03(\x0b\x32\x12.duhub.v1.Campaign\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x14\n\x12GetProgressRequest\"7\n\x11PartitionProgress\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x04\";\n\x08Progress\x12/\n\npartitions\x18\x01 \x03(\x0b\x32\x1b.duhub.v1.PartitionProgress*\x98\x01\n\x07GroupBy\x12\x18\n\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x11\n\rGROUP_BY_UNIT\x10\x01\x12\x10\n\x0cGROUP_BY_DAY\x10\x02\x12\x11\n\rGROUP_BY_WEEK\x10\x03\x12\x12\n\x0eGROUP_BY_MONTH\x10\x04\x12\x14\n\x10GROUP_BY_QUARTER\x10\x05\x12\x11\n\rGROUP_BY_YEAR\x10\x06\x32\xac\x04\n\x0cQueryService\x12?\n\x0bGetCoverage\x12\x1c.duhub.v1.GetCoverageRequest\x1a\x12.duhub.v1.Coverage\x12\x45\n\rWatchCoverage\x12\x1e.duhub.v1.WatchCoverageRequest\x1a\x12.duhub.v1.Coverage0\x01\x12\x45\n\rGetStatistics\x12\x1e.duhub.v1.GetStatisticsRequest\x1a\x14.duhub.v1.Statistics\x12\x44\n\tListUnits\x12\x1a.duhub.v1.ListUnitsRequest\x1a\x1b.duhub.v1.ListUnitsResponse\x12\x33\n\x07GetUnit\x12\x18.duhub.v1.GetUnitRequest\x1a\x0e.duhub.v1.Unit\x12P\n\rListCampaigns\x12\x1e.duhub.v1.ListCampaignsRequest\x1a\x1f.duhub.v1.ListCampaignsResponse\x12?\n\x0bGetCampaign\x12\x1c.duhub.v1.GetCampaignRequest\x1a\x12.duhub.v1.Campaign\x12?\n\x0bGetProgress\x12\x1c.duhub.v1.GetProgressRequest\x1a\x12.duhub.v1.Progressb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64uhub/v1/query.proto\x12\x08\x64uhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x64uhub/v1/events.proto\"k\n\x12GetCoverageRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x14WatchCoverageRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\"k\n\x0cTierCoverage\x12\x1c\n\x04tier\x18\x01 \x01(\x0e\x32\x0e.duhub.v1.Tier\x12\x0f\n\x07targets\x18\x02 \x01(\r\x12\x0f\n\x07\x63overed\x18\x03 \x01(\r\x12\r\n\x05ratio\x18\x04 \x01(\x01\x12\x0c\n\x04\x66ull\x18\x05 \x01(\x08\"\xd5\x01\n\rGroupCoverage\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1c\n\x04tier\x18\x03 \x01(\x0e\x32\x0e.duhub.v1.Tier\x12\x0f\n\x07targets\x18\x04 \x01(\r\x12\x0f\n\x07\x63overed\x18\x05 \x01(\r\x12\r\n\x05ratio\x18\x06 \x01(\x01\x12\x1a\n\x12uncovered_unit_ids\x18\x07 \x03(\t\x12\x0c\n\x04\x66ull\x18\x08 \x01(\x08\x12+\n\x07\x66ull_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9b\x01\n\x0e\x43ountyCoverage\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07targets\x18\x03 \x01(\r\x12\x0f\n\x07\x63overed\x18\x04 \x01(\r\x12\r\n\x05ratio\x18\x05 \x01(\x01\x12\x0c\n\x04\x66ull\x18\x06 \x01(\x08\x12+\n\x07\x66ull_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf9\x01\n\x08\x43overage\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x66ull\x18\x03 \x01(\x08\x12%\n\x05tiers\x18\x04 \x03(\x0b\x32\x16.duhub.v1.TierCoverage\x12\'\n\x06groups\x18\x05 \x03(\x0b\x32\x17.duhub.v1.GroupCoverage\x12*\n\x08\x63ounties\x18\x06 \x03(\x0b\x32\x18.duhub.v1.CountyCoverage\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04name\x18\x08 \x01(\t\"\xee\x01\n\x14GetStatisticsRequest\x12\x0f\n\x07metrics\x18\x01 \x03(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12(\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08group_by\x18\x06 \x01(\x0e\x32\x11.duhub.v1.GroupBy\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf2\x01\n\rStatisticsRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x06values\x18\x02 \x03(\x0b\x32#.duhub.v1.StatisticsRow.ValuesEntry\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x33\n\x06\x65vents\x18\x04 \x03(\x0b\x32#.duhub.v1.StatisticsRow.EventsEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0b\x45ventsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x83\x01\n\nStatistics\x12%\n\x04rows\x18\x01 \x03(\x0b\x32\x17.duhub.v1.StatisticsRow\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x04Unit\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x11\n\tparent_id\x18\x02 \x01(\t\x12\x1e\n\x05level\x18\x03 \x01(\x0e\x32\x0f.duhub.v1.Level\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06sample\x18\x05 \x01(\x08\x12\x12\n\nlocal_code\x18\x06 \x01(\x08\x12\x13\n\x0b\x63hild_count\x18\x07 \x01(\r\"%\n\x10ListUnitsRequest\x12\x11\n\tparent_id\x18\x01 \x01(\t\"2\n\x11ListUnitsResponse\x12\x1d\n\x05units\x18\x01 \x03(\x0b\x32\x0e.duhub.v1.Unit\"!\n\x0eGetUnitRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\"\xd3\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12-\n\tstarts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06groups\x18\x06 \x03(\x0b\x32\x1a.duhub.v1.SupervisionGroup\x12\x0e\n\x06source\x18\x07 \x01(\t\"\x16\n\x14ListCampaignsRequest\">\n\x15ListCampaignsResponse\x12%\n\tcampaigns\x18\x01 \x03(\x0b\x32\x12.duhub.v1.Campaign\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x14\n\x12GetProgressRequest\"7\n\x11PartitionProgress\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x04\";\n\x08Progress\x12/\n\npartitions\x18\x01 \x03(\x0b\x32\x1b.duhub.v1.PartitionProgress\"\xd1\x01\n\x0e\x45xplainRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x15\n\rscope_unit_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rea\x18\x03 \x01(\t\x12(\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x07 \x01(\r\"\xf5\x01\n\x11\x45ventContribution\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpartition\x18\x06 \x01(\r\x12\x0e\n\x06offset\x18\x07 \x01(\x04\x12\x0f\n\x07unit_id\x18\x08 \x01(\t\x12\x0c\n\x04\x61rea\x18\t \x01(\t\x12\r\n\x05value\x18\n \x01(\x03\"\x81\x01\n\x0b\x45xplanation\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x13\n\x0b\x65vent_count\x18\x03 \x01(\x04\x12+\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x1b.duhub.v1.EventContribution\x12\x11\n\ttruncated\x18\x05 \x01(\x08*\x98\x01\n\x07GroupBy\x12\x18\n\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x11\n\rGROUP_BY_UNIT\x10\x01\x12\x10\n\x0cGROUP_BY_DAY\x10\x02\x12\x11\n\rGROUP_BY_WEEK\x10\x03\x12\x12\n\x0eGROUP_BY_MONTH\x10\x04\x12\x14\n\x10GROUP_BY_QUARTER\x10\x05\x12\x11\n\rGROUP_BY_YEAR\x10\x06\x32\xe8\x04\n\x0cQueryService\x12?\n\x0bGetCoverage\x12\x1c.duhub.v1.GetCoverageRequest\x1a\x12.duhub.v1.Coverage\x12\x45\n\rWatchCoverage\x12\x1e.duhub.v1.WatchCoverageRequest\x1a\x12.duhub.v1.Coverage0\x01\x12\x45\n\rGetStatistics\x12\x1e.duhub.v1.GetStatisticsRequest\x1a\x14.duhub.v1.Statistics\x12\x44\n\tListUnits\x12\x1a.duhub.v1.ListUnitsRequest\x1a\x1b.duhub.v1.ListUnitsResponse\x12\x33\n\x07GetUnit\x12\x18.duhub.v1.GetUnitRequest\x1a\x0e.duhub.v1.Unit\x12P\n\rListCampaigns\x12\x1e.duhub.v1.ListCampaignsRequest\x1a\x1f.duhub.v1.ListCampaignsResponse\x12?\n\x0bGetCampaign\x12\x1c.duhub.v1.GetCampaignRequest\x1a\x12.duhub.v1.Campaign\x12?\n\x0bGetProgress\x12\x1c.duhub.v1.GetProgressRequest\x1a\x12.duhub.v1.Progress\x12:\n\x07\x45xplain\x12\x18.duhub.v1.ExplainRequest\x1a\x15.duhub.v1.Explanationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATISTICSROW_VALUESENTRY']._loaded_options = None
   _globals['_STATISTICSROW_VALUESENTRY']._serialized_options = b'8\001'
-  _globals['_GROUPBY']._serialized_start=2282
-  _globals['_GROUPBY']._serialized_end=2434
+  _globals['_STATISTICSROW_EVENTSENTRY']._loaded_options = None
+  _globals['_STATISTICSROW_EVENTSENTRY']._serialized_options = b'8\001'
+  _globals['_GROUPBY']._serialized_start=2974
+  _globals['_GROUPBY']._serialized_end=3126
   _globals['_GETCOVERAGEREQUEST']._serialized_start=90
   _globals['_GETCOVERAGEREQUEST']._serialized_end=197
   _globals['_WATCHCOVERAGEREQUEST']._serialized_start=199
@@ -52,33 +54,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATISTICSREQUEST']._serialized_start=1003
   _globals['_GETSTATISTICSREQUEST']._serialized_end=1241
   _globals['_STATISTICSROW']._serialized_start=1244
-  _globals['_STATISTICSROW']._serialized_end=1386
-  _globals['_STATISTICSROW_VALUESENTRY']._serialized_start=1341
-  _globals['_STATISTICSROW_VALUESENTRY']._serialized_end=1386
-  _globals['_STATISTICS']._serialized_start=1389
-  _globals['_STATISTICS']._serialized_end=1520
-  _globals['_UNIT']._serialized_start=1523
-  _globals['_UNIT']._serialized_end=1668
-  _globals['_LISTUNITSREQUEST']._serialized_start=1670
-  _globals['_LISTUNITSREQUEST']._serialized_end=1707
-  _globals['_LISTUNITSRESPONSE']._serialized_start=1709
-  _globals['_LISTUNITSRESPONSE']._serialized_end=1759
-  _globals['_GETUNITREQUEST']._serialized_start=1761
-  _globals['_GETUNITREQUEST']._serialized_end=1794
-  _globals['_CAMPAIGN']._serialized_start=1797
-  _globals['_CAMPAIGN']._serialized_end=2008
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=2010
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=2032
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=2034
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=2096
-  _globals['_GETCAMPAIGNREQUEST']._serialized_start=2098
-  _globals['_GETCAMPAIGNREQUEST']._serialized_end=2139
-  _globals['_GETPROGRESSREQUEST']._serialized_start=2141
-  _globals['_GETPROGRESSREQUEST']._serialized_end=2161
-  _globals['_PARTITIONPROGRESS']._serialized_start=2163
-  _globals['_PARTITIONPROGRESS']._serialized_end=2218
-  _globals['_PROGRESS']._serialized_start=2220
-  _globals['_PROGRESS']._serialized_end=2279
-  _globals['_QUERYSERVICE']._serialized_start=2437
-  _globals['_QUERYSERVICE']._serialized_end=2993
+  _globals['_STATISTICSROW']._serialized_end=1486
+  _globals['_STATISTICSROW_VALUESENTRY']._serialized_start=1394
+  _globals['_STATISTICSROW_VALUESENTRY']._serialized_end=1439
+  _globals['_STATISTICSROW_EVENTSENTRY']._serialized_start=1441
+  _globals['_STATISTICSROW_EVENTSENTRY']._serialized_end=1486
+  _globals['_STATISTICS']._serialized_start=1489
+  _globals['_STATISTICS']._serialized_end=1620
+  _globals['_UNIT']._serialized_start=1623
+  _globals['_UNIT']._serialized_end=1768
+  _globals['_LISTUNITSREQUEST']._serialized_start=1770
+  _globals['_LISTUNITSREQUEST']._serialized_end=1807
+  _globals['_LISTUNITSRESPONSE']._serialized_start=1809
+  _globals['_LISTUNITSRESPONSE']._serialized_end=1859
+  _globals['_GETUNITREQUEST']._serialized_start=1861
+  _globals['_GETUNITREQUEST']._serialized_end=1894
+  _globals['_CAMPAIGN']._serialized_start=1897
+  _globals['_CAMPAIGN']._serialized_end=2108
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=2110
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=2132
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=2134
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=2196
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=2198
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=2239
+  _globals['_GETPROGRESSREQUEST']._serialized_start=2241
+  _globals['_GETPROGRESSREQUEST']._serialized_end=2261
+  _globals['_PARTITIONPROGRESS']._serialized_start=2263
+  _globals['_PARTITIONPROGRESS']._serialized_end=2318
+  _globals['_PROGRESS']._serialized_start=2320
+  _globals['_PROGRESS']._serialized_end=2379
+  _globals['_EXPLAINREQUEST']._serialized_start=2382
+  _globals['_EXPLAINREQUEST']._serialized_end=2591
+  _globals['_EVENTCONTRIBUTION']._serialized_start=2594
+  _globals['_EVENTCONTRIBUTION']._serialized_end=2839
+  _globals['_EXPLANATION']._serialized_start=2842
+  _globals['_EXPLANATION']._serialized_end=2971
+  _globals['_QUERYSERVICE']._serialized_start=3129
+  _globals['_QUERYSERVICE']._serialized_end=3745
 # @@protoc_insertion_point(module_scope)

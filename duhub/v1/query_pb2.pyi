@@ -138,8 +138,15 @@ class GetStatisticsRequest(_message.Message):
     def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
 
 class StatisticsRow(_message.Message):
-    __slots__ = ("key", "values", "name")
+    __slots__ = ("key", "values", "name", "events")
     class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class EventsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -149,10 +156,12 @@ class StatisticsRow(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     key: str
     values: _containers.ScalarMap[str, int]
     name: str
-    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ...) -> None: ...
+    events: _containers.ScalarMap[str, int]
+    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ..., events: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Statistics(_message.Message):
     __slots__ = ("rows", "scope_unit_id", "area", "as_of")
@@ -253,3 +262,58 @@ class Progress(_message.Message):
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     partitions: _containers.RepeatedCompositeFieldContainer[PartitionProgress]
     def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionProgress, _Mapping]]] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("metric", "scope_unit_id", "area", "to", "as_of", "limit")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    scope_unit_id: str
+    area: str
+    to: _timestamp_pb2.Timestamp
+    as_of: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, metric: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., **kwargs) -> None: ...
+
+class EventContribution(_message.Message):
+    __slots__ = ("event_id", "source", "seq", "occurred_at", "recorded_at", "partition", "offset", "unit_id", "area", "value")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    source: str
+    seq: int
+    occurred_at: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    partition: int
+    offset: int
+    unit_id: str
+    area: str
+    value: int
+    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., seq: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., unit_id: _Optional[str] = ..., area: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("metric", "total", "event_count", "events", "truncated")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    total: int
+    event_count: int
+    events: _containers.RepeatedCompositeFieldContainer[EventContribution]
+    truncated: bool
+    def __init__(self, metric: _Optional[str] = ..., total: _Optional[int] = ..., event_count: _Optional[int] = ..., events: _Optional[_Iterable[_Union[EventContribution, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...

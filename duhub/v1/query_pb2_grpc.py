@@ -75,6 +75,11 @@ class QueryServiceStub:
                 request_serializer=duhub_dot_v1_dot_query__pb2.GetProgressRequest.SerializeToString,
                 response_deserializer=duhub_dot_v1_dot_query__pb2.Progress.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/duhub.v1.QueryService/Explain',
+                request_serializer=duhub_dot_v1_dot_query__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=duhub_dot_v1_dot_query__pb2.Explanation.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -131,6 +136,13 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """Lineage: the events that make up one figure; their contributions add up to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +185,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.GetProgress,
                     request_deserializer=duhub_dot_v1_dot_query__pb2.GetProgressRequest.FromString,
                     response_serializer=duhub_dot_v1_dot_query__pb2.Progress.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=duhub_dot_v1_dot_query__pb2.ExplainRequest.FromString,
+                    response_serializer=duhub_dot_v1_dot_query__pb2.Explanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -392,6 +409,33 @@ class QueryService:
             '/duhub.v1.QueryService/GetProgress',
             duhub_dot_v1_dot_query__pb2.GetProgressRequest.SerializeToString,
             duhub_dot_v1_dot_query__pb2.Progress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/duhub.v1.QueryService/Explain',
+            duhub_dot_v1_dot_query__pb2.ExplainRequest.SerializeToString,
+            duhub_dot_v1_dot_query__pb2.Explanation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from duhub.convert import InvalidEvent, event_from_pb
+from duhub.convert import InvalidEvent, chain_hash, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import LogRecord
 from duhub.projections.effects import Effect
@@ -58,12 +58,12 @@ def decode_record(rec: LogRecord) -> Event:
         msg = pb.Event.FromString(rec.value)
     except DecodeError as e:
         raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e})") from None
-    event = event_from_pb(msg)
-    if not rec.ingested or not event.recorded_at:
-        # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's
-        # append time stands in for it.
-        event = dataclasses.replace(event, recorded_at=rec.timestamp_ns)
-    return event
+    event = dataclasses.replace(event_from_pb(msg), partition=rec.partition, offset=rec.offset)
+    if rec.ingested:
+        return dataclasses.replace(event, stored_hash=chain_hash(rec.value))
+    # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's append
+    # time stands in for it. Ingest never chained them.
+    return dataclasses.replace(event, recorded_at=rec.timestamp_ns)
 
 
 class BatchApplier:

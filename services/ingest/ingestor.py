@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
-from duhub.convert import InvalidEvent, event_from_pb, from_nanos
+from duhub.convert import InvalidEvent, chain_hash, event_from_pb, from_nanos
 from duhub.domain.events import Event
 from duhub.log.base import EventLog
 from duhub.projections.fold import fold
@@ -65,6 +65,7 @@ class _PendingTail:
         target.letters |= batch.letters
         target.digests.update(batch.digests)
         target.seqs.update(batch.seqs)
+        target.heads.update(batch.heads)
         for p, o in ends.items():
             self.new.ends[p] = max(self.new.ends.get(p, 0), o)
 
@@ -135,7 +136,7 @@ class Ingestor:
             self._base.prefetch([e for _, _, e in decoded])
             now = self._last_now = max(self.clock(), self._last_now)
             batch = WorkingSet(self._tail.knowledge())
-            accepted: list[tuple[int, pb.Event]] = []
+            accepted: list[tuple[int, bytes]] = []
             for i, msg, event in decoded:
                 event = replace(event, recorded_at=now)
                 verdict, _ = fold(event, batch, now, allow_reference=allow_reference)
@@ -143,8 +144,12 @@ class Ingestor:
                     stored = pb.Event()
                     stored.CopyFrom(msg)
                     stored.recorded_at.CopyFrom(from_nanos(now))
-                    stored.ClearField("prev_hash")
-                    accepted.append((i, stored))
+                    # Link the source's hash chain: a later edit, deletion, insertion or swap
+                    # of its events breaks a link that `duhub audit verify` finds.
+                    stored.prev_hash = batch.source_head(msg.source) or b""
+                    value = stored.SerializeToString()
+                    batch.heads[msg.source] = chain_hash(value)
+                    accepted.append((i, value))
                 elif verdict.kind == "duplicate":
                     results[i].result = ipb.RESULT_DUPLICATE
                 else:
@@ -152,7 +157,7 @@ class Ingestor:
             if accepted:
                 # Raises when not durable: nothing is acknowledged and the batch is forgotten.
                 where = self.log.append(
-                    [(msg.source.encode(), msg.SerializeToString()) for _, msg in accepted]
+                    [(events[i].source.encode(), value) for i, value in accepted]
                 )
                 ends: dict[int, int] = {}
                 for (i, _), (partition, offset) in zip(accepted, where, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from duhub.convert import from_nanos
 from duhub.domain.model import Campaign, Unit
 from duhub.readmodel.coverage import CoverageReport, Tally
+from duhub.readmodel.lineage import Explanation
 from duhub.readmodel.statistics import Row
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -58,7 +59,7 @@ def _full_at(msg: qpb.GroupCoverage | qpb.CountyCoverage, t: Tally) -> None:
 def statistics_reply(rows: list[Row], scope_unit_id: str, area: str) -> qpb.Statistics:
     reply = qpb.Statistics(scope_unit_id=scope_unit_id, area=area)
     for row in rows:
-        reply.rows.add(key=row.key, name=row.name, values=row.values)
+        reply.rows.add(key=row.key, name=row.name, values=row.values, events=row.events)
     return reply
 
 
@@ -86,5 +87,25 @@ def campaign_reply(c: Campaign) -> qpb.Campaign:
                 tier=int(g.tier),
                 target_unit_ids=g.target_unit_ids,
             )
+        )
+    return reply
+
+
+def explanation_reply(x: Explanation) -> qpb.Explanation:
+    reply = qpb.Explanation(
+        metric=x.metric, total=x.total, event_count=x.event_count, truncated=x.truncated
+    )
+    for c in x.events:
+        reply.events.add(
+            event_id=c.event_id,
+            source=c.source,
+            seq=c.seq,
+            occurred_at=from_nanos(c.occurred_at),
+            recorded_at=from_nanos(c.recorded_at),
+            partition=c.partition,
+            offset=c.offset,
+            unit_id=c.unit_id,
+            area=c.area,
+            value=c.value,
         )
     return reply

@@ -12,12 +12,19 @@ from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.knowledge import load_campaign
+from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, statistics
 from duhub.readmodel.units import UnknownUnit, get_unit, list_units
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
-from services.query.replies import campaign_reply, coverage_reply, statistics_reply, unit_reply
+from services.query.replies import (
+    campaign_reply,
+    coverage_reply,
+    explanation_reply,
+    statistics_reply,
+    unit_reply,
+)
 
 GROUP_BY = {
     qpb.GROUP_BY_UNSPECIFIED: "",
@@ -155,3 +162,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 for p, o in sorted(read_positions(self.engine).items())
             ]
         )
+
+    def _explain(self, r: qpb.ExplainRequest) -> qpb.Explanation:
+        found = explain(
+            self.engine,
+            r.metric,
+            r.scope_unit_id,
+            r.area,
+            _opt_time(r, "from"),
+            _opt_time(r, "to"),
+            _opt_time(r, "as_of"),
+            r.limit,
+        )
+        return explanation_reply(found)
+
+    def Explain(
+        self, request: qpb.ExplainRequest, context: grpc.ServicerContext
+    ) -> qpb.Explanation:
+        return self._answer(context, self._explain, request)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 DUHUB = str(Path(sys.executable).parent / "duhub")
 ADDRESS = re.compile(r"gRPC \(ingest \+ query\):\s+(\S+)")
+DASHBOARD = re.compile(r"^  dashboard: {14}(http://\S+/)$")
 
 
 class DuhubProcess:
@@ -53,6 +54,23 @@ class DuhubProcess:
     def address(self) -> str:
         return self.match.group(1)
 
+    def find(self, pattern: re.Pattern[str], timeout: float = 10) -> re.Match[str]:
+        """Return the first line of output matching `pattern`, waiting for it to come."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.output):
+                found = pattern.search(line.rstrip("\n"))
+                if found:
+                    return found
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise TimeoutError(f"no line matches {pattern.pattern}:\n" + "".join(self.output))
+            time.sleep(0.05)
+
+    @property
+    def dashboard(self) -> str:
+        """The dashboard's URL, from the line the command printed."""
+        return self.find(DASHBOARD).group(1)
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
@@ -72,7 +90,8 @@ class HubProcess(DuhubProcess):
     """`duhub up` on a loopback port picked by the OS; the address is read from its banner."""
 
     def __init__(self, data_dir: Path, *extra: str, simulate: bool = False) -> None:
-        args = ["up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", *extra]
+        args = ["up", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"]
+        args += ["--http", "127.0.0.1:0", *extra]
         if not simulate:
             args.append("--no-simulate")
         super().__init__(args, ADDRESS)
@@ -82,8 +101,9 @@ def serve(service: str, *options: str) -> DuhubProcess:
     """Start `duhub serve SERVICE` (on a port picked by the OS)."""
     if service == "aggregate":
         return DuhubProcess(["serve", service, *options], re.compile(r"(duhub aggregate)"))
+    http = ["--http", "127.0.0.1:0"] if service == "query" else []
     return DuhubProcess(
-        ["serve", service, "--listen", "127.0.0.1:0", *options],
+        ["serve", service, "--listen", "127.0.0.1:0", *http, *options],
         re.compile(r"listening on (\S+)"),
     )
 

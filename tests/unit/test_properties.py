@@ -163,10 +163,9 @@ def scenarios(draw, independent: bool = False) -> Scenario:
                 # Aim at a real target, inside or outside the window.
                 g = draw(st.sampled_from([g for g in groups if g.target_unit_ids]))
                 gid, u = g.group_id, draw(st.sampled_from(g.target_unit_ids))
-                if independent or draw(st.booleans()):
+                if independent or draw(st.integers(0, 3)):
                     inside = starts + draw(st.integers(0, (ends - starts) // NS - 1)) * NS
-                    t = draw(st.sampled_from([inside, inside, starts, ends - 1, ends,
-                                              starts - 1]))
+                    t = draw(st.sampled_from([inside, starts, ends - 1, ends, starts - 1]))
             if independent and cid in ("nocamp", "camp2"):
                 cid, gid = "", ""
             if independent and gid == "g-unknown":

@@ -171,8 +171,12 @@ class DashboardApi:
         except ValueError as e:  # too many periods: the read model's plain ValueError
             raise ApiError(400, f"group_by: {e}") from None
         out = _dict(reply)
-        for row in out["rows"]:
-            row["values"] = {k: int(v) for k, v in row["values"].items()}
+        for row in out[
+            "rows"
+        ]:  # int64 maps print as strings in canonical JSON; a page wants numbers
+            for name, value in row.items():
+                if isinstance(value, dict):
+                    row[name] = {k: int(v) for k, v in value.items()}
         out.update(metrics=list(req.metrics), groupBy=group_by)
         for name in ("from", "to"):
             if req.HasField(name):
@@ -207,6 +211,7 @@ class DashboardApi:
         for unit_id in wanted:
             row = rows.get(unit_id) or {"unitId": unit_id, "name": unit_id, "parentId": ""}
             row.setdefault("level", "LEVEL_UNSPECIFIED")
+            row.setdefault("sample", False)
             row["parentName"] = names.get(row["parentId"], "")
             out[unit_id] = row
         return out
@@ -217,7 +222,7 @@ class DashboardApi:
         ids = [x for x in dict.fromkeys(unit_ids) if x]
         with self.engine.connect() as conn:
             for i in range(0, len(ids), CHUNK):
-                q = select(u.unit_id, u.name, u.level, u.parent_id).where(
+                q = select(u.unit_id, u.name, u.level, u.parent_id, u.sample).where(
                     u.unit_id.in_(ids[i : i + CHUNK])
                 )
                 for r in conn.execute(q):
@@ -226,5 +231,6 @@ class DashboardApi:
                         "name": r.name,
                         "level": epb.Level.Name(r.level),
                         "parentId": r.parent_id,
+                        "sample": bool(r.sample),
                     }
         return out

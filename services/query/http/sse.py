@@ -51,9 +51,7 @@ def stream_changes(
             if version > seen:
                 now_campaign = feed.campaign_version(campaign_id) if campaign_id else 0
                 out.write(
-                    _event(
-                        "change", {"version": version, "coverage": now_campaign > seen_campaign}
-                    )
+                    _event("change", {"version": version, "coverage": now_campaign > seen_campaign})
                 )
                 out.flush()
                 seen, seen_campaign, last_write = version, now_campaign, time.monotonic()

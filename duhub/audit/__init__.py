@@ -1,0 +1,1 @@
+"""Tamper evidence: walk the log's per-source hash chains."""

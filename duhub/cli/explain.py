@@ -1,0 +1,79 @@
+"""`duhub explain`: the events behind one figure (lineage)."""
+
+from __future__ import annotations
+
+import argparse
+
+import grpc
+from google.protobuf import json_format
+
+from duhub.cli import client
+from duhub.cli.tables import render
+from duhub.timeparse import parse_time
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+
+
+def run(args: argparse.Namespace) -> int:
+    address = client.target(args.target)
+    stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
+    req = qpb.ExplainRequest(
+        metric=args.metric, scope_unit_id=args.scope or "", area=args.area or "", limit=args.limit
+    )
+    try:
+        for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
+            if value:
+                getattr(req, name).CopyFrom(parse_time(value, f"--{name.replace('_', '-')}"))
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
+    try:
+        reply = stub.Explain(req, timeout=60)
+    except grpc.RpcError as e:
+        client.fail_rpc(e, address)
+    if args.json:
+        print(
+            json_format.MessageToJson(
+                reply, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
+            )
+        )
+        return client.EXIT_OK
+    print(
+        f"{reply.metric} = {reply.total}, from {reply.event_count} events"
+        + (f" (the first {len(reply.events)} listed)" if reply.truncated else "")
+    )
+    rows = [
+        [
+            e.event_id,
+            e.source,
+            e.seq,
+            _t(e.occurred_at),
+            _t(e.recorded_at),
+            f"{e.partition}:{e.offset}",
+            e.unit_id,
+            e.area or "—",
+            e.value,
+        ]
+        for e in reply.events
+    ]
+    print(
+        render(
+            [
+                "event",
+                "source",
+                "seq",
+                "occurred (UTC)",
+                "recorded (UTC)",
+                "log",
+                "unit",
+                "area",
+                "adds",
+            ],
+            rows,
+            [False, False, True, False, False, False, False, False, True],
+        )
+    )
+    return client.EXIT_OK
+
+
+def _t(ts) -> str:  # type: ignore[no-untyped-def]
+    return ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")

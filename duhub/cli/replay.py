@@ -1,0 +1,104 @@
+"""`duhub replay`: rebuild every projection from the log and compare with the live one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+from duhub.bootstrap import open_log
+from duhub.cli import client
+from duhub.cli.serve import redacted
+from duhub.convert import to_nanos
+from duhub.readmodel.digest import digest, figure_diffs, table_digests
+from duhub.readmodel.engine import open_engine
+from duhub.timeparse import parse_time
+from services.aggregate.replay import ReplayProgress, replay
+
+
+def _bar(p: ReplayProgress) -> str:
+    share = p.done / p.total if p.total else 1.0
+    filled = int(share * 30)
+    eta = "—" if p.eta == float("inf") else str(timedelta(seconds=int(p.eta)))
+    return (
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {p.done:,}/{p.total:,} events "
+        f"{share:6.1%}  {p.rate:,.0f} ev/s  ETA {eta} "
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    log_spec = args.log or str(data_dir)
+    live_url = args.db or f"sqlite:///{data_dir / 'readmodel.db'}"
+    target_url = args.into or f"sqlite:///{data_dir / 'replay.db'}"
+    if target_url == live_url:
+        client.fail("--into: must not be the live read model", client.EXIT_USAGE)
+    if args.fresh and target_url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(target_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    until = None
+    if args.until:
+        try:
+            until = to_nanos(parse_time(args.until, "--until"))
+        except ValueError as e:
+            client.fail(str(e), client.EXIT_USAGE)
+    start = {0: args.from_offset} if args.from_offset else None
+    log = open_log(log_spec)
+    target = open_engine(target_url)
+    show = sys.stderr.isatty() or args.progress
+
+    def progress(p: ReplayProgress) -> None:
+        if show:
+            print(_bar(p), end="", file=sys.stderr, flush=True)
+
+    result = replay(log, target, until_ns=until, start=start, on_progress=progress)
+    if show:
+        print(file=sys.stderr)
+    rebuilt = table_digests(target)
+    report: dict[str, object] = {
+        "replayed": result.done,
+        "seconds": round(result.elapsed, 3),
+        "events_per_second": round(result.rate),
+        "into": redacted(target_url),
+        "digest": digest(rebuilt),
+    }
+    differs = False
+    if not args.no_compare:
+        live = open_engine(live_url)
+        current = table_digests(live)
+        tables = sorted(t for t in rebuilt if rebuilt[t] != current.get(t))
+        diffs = figure_diffs(live, target) if tables else []
+        report.update(
+            {
+                "live": redacted(live_url),
+                "live_digest": digest(current),
+                "equal": not tables,
+                "differing_tables": tables,
+                "differing_figures": [asdict(d) for d in diffs],
+            }
+        )
+        differs = bool(tables)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"replayed {result.done:,} events in {result.elapsed:.1f} s "
+            f"({result.rate:,.0f} events/s) into {redacted(target_url)}"
+        )
+        print(f"digest of the rebuilt read model: {report['digest']}")
+        if not args.no_compare:
+            print(f"digest of the live read model:    {report['live_digest']}")
+            if not differs:
+                print("equal: the live figures are exactly what the log gives")
+            else:
+                print(f"DIFFERENT in: {', '.join(report['differing_tables'])}")  # type: ignore[arg-type]
+                for d in report["differing_figures"]:  # type: ignore[attr-defined]
+                    print(
+                        f"  {d['metric']} at {d['scope_id']} area {d['area'] or '(none)'} "
+                        f"grain {d['grain']} bucket {d['bucket']}: live {d['left']}, "
+                        f"replay {d['right']}"
+                    )
+    return 4 if differs else 0

@@ -1,0 +1,105 @@
+"""A digest of a read model, table by table, and where two read models differ.
+
+Rows are hashed in primary-key order under a byte-wise collation, so SQLite and PostgreSQL
+holding the same figures give the same digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, String, Table, Text, select
+
+from duhub.readmodel import schema as s
+
+# Everything derived from the log except bookkeeping of the run itself (positions) and the
+# surrogate key of fact rows.
+TABLES: tuple[Table, ...] = (
+    s.units,
+    s.campaigns,
+    s.campaign_groups,
+    s.campaign_targets,
+    s.coverage,
+    s.problems,
+    s.letters,
+    s.events_seen,
+    s.source_heads,
+    s.rollups,
+    s.facts,
+    s.dead_letters,
+)
+SKIP_COLUMNS = {("facts", "id")}
+
+
+def _order(engine: Engine, table: Table):  # type: ignore[no-untyped-def]
+    keys = list(table.primary_key.columns)
+    if table.name == "facts":
+        keys = [table.c.event_id, table.c.metric]
+    byte_wise = "C" if engine.dialect.name == "postgresql" else "BINARY"
+    return [k.collate(byte_wise) if isinstance(k.type, String | Text) else k for k in keys]
+
+
+def _rows(engine: Engine, table: Table) -> Iterator[tuple[object, ...]]:
+    cols = [c for c in table.columns if (table.name, c.name) not in SKIP_COLUMNS]
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(
+            select(*cols).order_by(*_order(engine, table))
+        )
+        for row in result:
+            yield tuple(_plain(v) for v in row)
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, bytes | memoryview):
+        return bytes(v).hex()
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def table_digests(engine: Engine) -> dict[str, str]:
+    """Return the SHA-256 of each table's rows."""
+    out = {}
+    for table in TABLES:
+        h = hashlib.sha256()
+        for row in _rows(engine, table):
+            h.update(repr(row).encode())
+        out[table.name] = h.hexdigest()
+    return out
+
+
+def digest(tables: dict[str, str]) -> str:
+    """Return one digest over the table digests."""
+    return hashlib.sha256(repr(sorted(tables.items())).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FigureDiff:
+    scope_id: str
+    metric: str
+    area: str
+    grain: int
+    bucket: int
+    left: int
+    right: int
+
+
+def figure_diffs(left: Engine, right: Engine, limit: int = 50) -> list[FigureDiff]:
+    """Return the rollup figures (per scope, metric, area and bucket) that differ."""
+
+    def load(engine: Engine) -> dict[tuple[str, str, str, int, int], int]:
+        r = s.rollups.c
+        with engine.connect() as conn:
+            q = select(r.scope_id, r.metric, r.area, r.grain, r.bucket, r.value)
+            return {tuple(row[:5]): int(row[5]) for row in conn.execute(q)}  # type: ignore[misc]
+
+    a, b = load(left), load(right)
+    out = []
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key, 0) != b.get(key, 0):
+            out.append(FigureDiff(*key, a.get(key, 0), b.get(key, 0)))
+            if len(out) >= limit:
+                break
+    return out

@@ -1,0 +1,307 @@
+"""The OpenAPI 3.1 description of the dashboard's HTTP API (a test keeps it true to the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from duhub.domain import metrics as m
+
+Json = dict[str, Any]
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _param(name: str, where: str, description: str, **schema: Any) -> Json:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _ok(schema: Json, description: str = "OK", media: str = "application/json") -> Json:
+    return {"200": {"description": description, "content": {media: {"schema": schema}}}}
+
+
+def _errors(*codes: int) -> Json:
+    text = {400: "a parameter is wrong; the message names it", 404: "unknown campaign or unit"}
+    return {
+        str(c): {
+            "description": text[c],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        for c in codes
+    }
+
+
+SCOPE = _param("scope", "query", "unit id: only its subtree counts; empty for the whole city")
+AS_OF = _param("as_of", "query", "answer with what the hub had recorded then (RFC 3339 or date)")
+TIME = {"type": "string", "description": "RFC 3339 time"}
+INT = {"type": "integer"}
+TALLY = {
+    "targets": INT,
+    "covered": INT,
+    "ratio": {"type": "number"},
+    "full": {"type": "boolean"},
+}
+NAMED_UNIT = {
+    "type": "object",
+    "properties": {
+        "unitId": {"type": "string"},
+        "name": {"type": "string"},
+        "level": _ref("Level"),
+        "parentId": {"type": "string"},
+        "parentName": {"type": "string"},
+        "sample": {"type": "boolean", "description": "sample reference data, not real"},
+    },
+}
+
+
+def _object(required: list[str], **properties: Json) -> Json:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+SCHEMAS: Json = {
+    "Error": _object(["error"], error={"type": "string", "description": "names the field"}),
+    "Level": {
+        "type": "string",
+        "enum": ["LEVEL_CITY", "LEVEL_COUNTY", "LEVEL_TOWNSHIP", "LEVEL_VILLAGE"],
+    },
+    "Tier": {"type": "string", "enum": ["TIER_TASK_FORCE", "TIER_CITY", "TIER_COUNTY"]},
+    "NamedUnit": NAMED_UNIT,
+    "Unit": _object(
+        ["unitId", "parentId", "level", "name"],
+        unitId={"type": "string"},
+        parentId={"type": "string"},
+        level=_ref("Level"),
+        name={"type": "string"},
+        sample={"type": "boolean", "description": "sample reference data, not real"},
+        localCode={"type": "boolean", "description": "a local id, no GB/T 2260 code"},
+        childCount=INT,
+    ),
+    "Group": _object(
+        ["groupId", "name", "tier", "targetUnitIds"],
+        groupId={"type": "string"},
+        name={"type": "string"},
+        tier=_ref("Tier"),
+        targetUnitIds={"type": "array", "items": {"type": "string"}},
+        targets={
+            "type": "array",
+            "items": _ref("NamedUnit"),
+            "description": "the targets, named (GET /api/campaigns/{campaignId} only)",
+        },
+    ),
+    "Campaign": _object(
+        ["campaignId", "name", "area", "startsAt", "endsAt", "groups"],
+        campaignId={"type": "string"},
+        name={"type": "string"},
+        area={"type": "string"},
+        startsAt=TIME,
+        endsAt=TIME,
+        source={"type": "string"},
+        groups={"type": "array", "items": _ref("Group")},
+    ),
+    "Coverage": _object(
+        ["campaignId", "full", "tiers", "groups", "counties", "totals"],
+        campaignId={"type": "string"},
+        name={"type": "string"},
+        scopeUnitId={"type": "string"},
+        full={"type": "boolean", "description": "every group's targets covered (督导全覆盖)"},
+        asOf=TIME,
+        totals={"type": "object", "properties": {k: TALLY[k] for k in ("targets", "covered")}},
+        tiers={
+            "type": "array",
+            "items": {"type": "object", "properties": {"tier": _ref("Tier"), **TALLY}},
+        },
+        groups={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "groupId": {"type": "string"},
+                    "name": {"type": "string"},
+                    "tier": _ref("Tier"),
+                    **TALLY,
+                    "uncoveredUnitIds": {"type": "array", "items": {"type": "string"}},
+                    "uncoveredUnits": {"type": "array", "items": _ref("NamedUnit")},
+                    "fullAt": {**TIME, "description": "when the last target was first covered"},
+                },
+            },
+        },
+        counties={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "unitId": {"type": "string"},
+                    "name": {"type": "string"},
+                    **TALLY,
+                    "fullAt": TIME,
+                },
+            },
+        },
+    ),
+    "Statistics": _object(
+        ["rows", "metrics"],
+        rows={
+            "type": "array",
+            "items": _object(
+                ["key", "values"],
+                key={
+                    "type": "string",
+                    "description": "empty when not grouped; the child unit id or period start",
+                },
+                name={"type": "string", "description": "the child unit's name (by unit)"},
+                values={"type": "object", "additionalProperties": INT},
+                events={
+                    "type": "object",
+                    "additionalProperties": INT,
+                    "description": "how many events make up each value",
+                },
+            ),
+        },
+        metrics={"type": "array", "items": {"type": "string", "enum": list(m.ALL)}},
+        scopeUnitId={"type": "string"},
+        area={"type": "string"},
+        groupBy={"type": "string"},
+        **{"from": TIME, "to": TIME},
+        asOf=TIME,
+    ),
+}
+
+
+def document() -> Json:
+    """Return the OpenAPI document of every route the server answers."""
+    campaign_id = _param("campaignId", "path", "campaign id")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "duhub dashboard API",
+            "version": "1",
+            "description": (
+                "Coverage and statistics for the city command, as the gRPC QueryService answers"
+                " them, in its canonical JSON, with unit names joined in. Times are RFC 3339 or"
+                " dates (midnight UTC); periods are half-open [from, to) in event time."
+            ),
+        },
+        "paths": {
+            "/": {"get": {"summary": "the dashboard page", **_static("text/html")}},
+            "/app.js": {"get": {"summary": "the page's script", **_static("text/javascript")}},
+            "/app.css": {"get": {"summary": "the page's styles", **_static("text/css")}},
+            "/healthz": {
+                "get": {
+                    "summary": "liveness",
+                    "responses": _ok(_object(["status"], status={"type": "string"}, version=INT)),
+                }
+            },
+            "/openapi.json": {
+                "get": {"summary": "this document", "responses": _ok({"type": "object"})}
+            },
+            "/api/campaigns": {
+                "get": {
+                    "summary": "every campaign",
+                    "responses": _ok(
+                        _object(
+                            ["campaigns"], campaigns={"type": "array", "items": _ref("Campaign")}
+                        )
+                    ),
+                }
+            },
+            "/api/campaigns/{campaignId}": {
+                "get": {
+                    "summary": "one campaign, its groups' targets named",
+                    "parameters": [campaign_id],
+                    "responses": {**_ok(_ref("Campaign")), **_errors(404)},
+                }
+            },
+            "/api/campaigns/{campaignId}/coverage": {
+                "get": {
+                    "summary": "coverage per tier, group and county; uncovered units named",
+                    "parameters": [campaign_id, SCOPE, AS_OF],
+                    "responses": {**_ok(_ref("Coverage")), **_errors(400, 404)},
+                }
+            },
+            "/api/statistics": {
+                "get": {
+                    "summary": "figures for a scope, area and period, optionally grouped",
+                    "parameters": [
+                        _param(
+                            "metric",
+                            "query",
+                            "metric names, repeated or comma-separated",
+                            type="array",
+                            items={"type": "string", "enum": list(m.ALL)},
+                        ),
+                        SCOPE,
+                        _param("area", "query", "policy area, e.g. ecology; empty for all"),
+                        _param("from", "query", "period start, inclusive (RFC 3339 or date)"),
+                        _param("to", "query", "period end, exclusive (RFC 3339 or date)"),
+                        _param(
+                            "group_by",
+                            "query",
+                            "the scope's child units, or a period (from and to required)",
+                            type="string",
+                            enum=["unit", "day", "week", "month", "quarter", "year"],
+                        ),
+                        AS_OF,
+                    ],
+                    "responses": {**_ok(_ref("Statistics")), **_errors(400, 404)},
+                }
+            },
+            "/api/units": {
+                "get": {
+                    "summary": "the children of a unit (the city when parent is empty)",
+                    "parameters": [_param("parent", "query", "parent unit id")],
+                    "responses": _ok(
+                        _object(["units"], units={"type": "array", "items": _ref("Unit")})
+                    ),
+                }
+            },
+            "/api/units/{unitId}": {
+                "get": {
+                    "summary": "one unit, with its ancestors from the city down",
+                    "parameters": [_param("unitId", "path", "unit id")],
+                    "responses": {
+                        **_ok(
+                            {
+                                "allOf": [
+                                    _ref("Unit"),
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "ancestors": {
+                                                "type": "array",
+                                                "items": _ref("NamedUnit"),
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        ),
+                        **_errors(404),
+                    },
+                }
+            },
+            "/api/events": {
+                "get": {
+                    "summary": "live changes as server-sent events",
+                    "description": (
+                        "`hello` on connect, then `change` events with data"
+                        ' {"version": N, "coverage": bool} (coverage: the campaign asked'
+                        " about changed), at most one every 0.2 s; a comment every 15 s."
+                    ),
+                    "parameters": [_param("campaign", "query", "campaign to report on")],
+                    "responses": _ok({"type": "string"}, "an event stream", "text/event-stream"),
+                }
+            },
+        },
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+def _static(media: str) -> Json:
+    return {"responses": _ok({"type": "string"}, "a file of the page", media)}

@@ -1,0 +1,211 @@
+"""The dashboard's HTTP server: the page, the JSON API, live events and the OpenAPI document.
+
+The standard library's threading server is enough here: a handful of wall screens and laptops,
+each with one event stream and a few small JSON requests per change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy import Engine
+
+from duhub.feed import ChangeFeed
+from services.query.http.api import ApiError, DashboardApi, Params
+from services.query.http.openapi import document
+from services.query.http.sse import stream_changes
+
+log = logging.getLogger(__name__)
+
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/app.css": ("app.css", "text/css; charset=utf-8"),
+}
+# Path template -> what answers it; the OpenAPI document lists exactly these paths.
+ROUTES: dict[str, str] = {
+    **{path: "static" for path in STATIC},
+    "/healthz": "health",
+    "/openapi.json": "openapi",
+    "/api/campaigns": "campaigns",
+    "/api/campaigns/{campaignId}": "campaign",
+    "/api/campaigns/{campaignId}/coverage": "coverage",
+    "/api/statistics": "statistics",
+    "/api/units": "units",
+    "/api/units/{unitId}": "unit",
+    "/api/events": "events",
+}
+STOP_WAIT_S = 3.0
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template))
+
+
+PATTERNS = [(_pattern(t), name) for t, name in ROUTES.items()]
+
+
+def route(path: str) -> tuple[str, dict[str, str]] | None:
+    """Return what answers a path and the path's parameters, or None."""
+    for pattern, name in PATTERNS:
+        found = pattern.fullmatch(path)
+        if found:
+            return name, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Return (host, port) for HOST:PORT or [V6HOST]:PORT; ValueError names the option."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"http: {listen!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    app: DashboardServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "duhub-dashboard"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib's name)
+        self._dispatch(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch(body=False)
+
+    def _not_allowed(self) -> None:
+        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "method: only GET and HEAD"}, True)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+
+    def _dispatch(self, body: bool) -> None:
+        url = urlsplit(self.path)
+        params: Params = parse_qs(url.query, keep_blank_values=True)
+        found = route(url.path)
+        if found is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"path: no route {url.path}"}, body)
+            return
+        name, args = found
+        app = self.server.app
+        try:
+            if name == "static":
+                self._static(url.path, body)
+            elif name == "events":
+                self._events(params, body)
+            elif name == "openapi":
+                self._json(HTTPStatus.OK, document(), body)
+            elif name == "health":
+                self._json(HTTPStatus.OK, app.api.health(), body)
+            else:
+                answer: Callable[..., Any] = getattr(app.api, name)
+                self._json(HTTPStatus.OK, answer(*args.values(), params), body)
+        except ApiError as e:
+            self._json(e.status, {"error": str(e)}, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as e:
+            log.exception("dashboard request %s failed", self.path)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal: {e}"}, body)
+
+    def _send(self, status: int, media: str, data: bytes, body: bool) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", media)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def _json(self, status: int, data: Any, body: bool) -> None:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        self._send(status, "application/json; charset=utf-8", text.encode(), body)
+
+    def _static(self, path: str, body: bool) -> None:
+        name, media = STATIC[path]
+        data = resources.files("services.query.web").joinpath(name).read_bytes()
+        self._send(HTTPStatus.OK, media, data, body)
+
+    def _events(self, params: Params, body: bool) -> None:
+        campaign = (params.get("campaign") or [""])[0]
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Accel-Buffering", "no")
+        self.end_headers()
+        self.close_connection = True
+        if body:
+            app = self.server.app
+            with app.streaming:
+                app.streams += 1
+            try:
+                stream_changes(self.wfile, app.api.feed, campaign, app.closing)
+            finally:
+                with app.streaming:
+                    app.streams -= 1
+                    app.streaming.notify_all()
+
+
+class DashboardServer:
+    """Serve the dashboard on `listen` (port 0: one the OS picks) from a thread."""
+
+    def __init__(self, listen: str, engine: Engine, feed: ChangeFeed) -> None:
+        self.api = DashboardApi(engine, feed)
+        self.closing = threading.Event()
+        self.streaming = threading.Condition()
+        self.streams = 0
+        host, port = parse_listen(listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type("_BoundServer", (_Server,), {"address_family": family})
+        try:
+            self.httpd: _Server = server_class((host, port), _Handler)
+        except OSError as e:
+            raise OSError(f"http: cannot bind {listen}: {e.strerror or e}") from e
+        self.httpd.app = self
+        self.host = host
+        self.port = int(self.httpd.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="dashboard"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, end the event streams, close the socket."""
+        self.closing.set()
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join()
+        self.httpd.server_close()
+        with self.streaming:
+            self.streaming.wait_for(lambda: self.streams == 0, STOP_WAIT_S)
+
+
+def start_dashboard(listen: str, engine: Engine, feed: ChangeFeed) -> DashboardServer:
+    server = DashboardServer(listen, engine, feed)
+    server.start()
+    return server

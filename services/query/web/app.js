@@ -1,0 +1,716 @@
+// The city command's dashboard: campaign coverage under "1+7+N" and statistics, live.
+// Plain JavaScript, no framework, no network beyond this server: the JSON API under api/ and
+// the event stream api/events, which says when to refetch.
+"use strict";
+
+(() => {
+  const METRICS = [
+    ["visits", "督导检查"],
+    ["problems_found", "发现问题"],
+    ["problems_rectified", "整改问题"],
+    ["problems_open", "未整改问题"],
+    ["accountability_persons", "问责人次"],
+    ["sanctioned_persons", "处分人数"],
+    ["talk_persons", "谈话人次"],
+    ["talk_persons_top_leader", "一把手谈话"],
+    ["recommendations", "监察建议书"],
+    ["regulations_improved", "完善制度"],
+  ];
+  const LABEL = Object.fromEntries(METRICS);
+  const AREAS = [
+    ["", "全部领域"],
+    ["vaccination", "疫苗接种"],
+    ["epidemic", "疫情防控"],
+    ["ecology", "生态环保"],
+    ["grain", "粮食购销"],
+    ["fishing_ban", "长江禁捕"],
+  ];
+  const TIERS = {
+    TIER_TASK_FORCE: ["工作专班", "1"],
+    TIER_CITY: ["市本级督导组", "7"],
+    TIER_COUNTY: ["县市区督导组", "N"],
+  };
+  // What the children of a scope at this depth are (city 0, county 1, township 2).
+  const CHILDREN = ["县市区", "乡镇(街道)", "村(社区)"];
+  const GRAIN = { day: "按日", week: "按周", month: "按月" };
+  const MAX_DRILL = 2; // city -> county -> township: a township's children are villages
+  const MAX_LISTED = 150;
+  const DAY_MS = 86400000;
+  // The wall-screen layout (app.css): charts fit their boxes instead of setting their height.
+  const WALL = window.matchMedia("(min-width: 1500px) and (min-height: 800px)");
+
+  const state = {
+    city: { unitId: "", name: "本市" },
+    campaigns: [],
+    campaignsAt: 0,
+    campaignId: "",
+    campaign: null,
+    coverage: null,
+    scopePath: [], // [{unitId, name}] below the city
+    area: "",
+    from: "",
+    to: "",
+    granularity: "week",
+    metric: "visits",
+    kpis: null,
+    bars: null,
+    series: null,
+    expanded: new Set(),
+    source: null,
+    version: 0,
+  };
+  window.duhubDashboard = state; // for people poking at the wall screen, and for tests
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const esc = (s) =>
+    String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const pct = (r) => `${(Math.round(r * 1000) / 10).toFixed(1)}%`;
+  const num = (v) => Number(v || 0).toLocaleString("zh-CN");
+  const tone = (r, targets) =>
+    targets === 0 ? "none-needed" : r >= 1 ? "full" : r >= 0.6 ? "good" : r > 0 ? "low" : "zero";
+
+  const BEIJING = new Intl.DateTimeFormat("zh-CN", {
+    timeZone: "Asia/Shanghai",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  });
+  function beijing(date) {
+    const p = Object.fromEntries(BEIJING.formatToParts(date).map((x) => [x.type, x.value]));
+    return { date: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}:${p.minute}`, sec: p.second };
+  }
+  const fmtMoment = (iso) => {
+    const b = beijing(new Date(iso));
+    return `${b.date} ${b.time}`;
+  };
+  const utcDate = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+  async function api(path, params = {}) {
+    const url = new URL(path, document.baseURI);
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== "" && v !== null && v !== undefined) url.searchParams.set(k, v);
+    }
+    const reply = await fetch(url, { cache: "no-store" });
+    const body = await reply.json();
+    if (!reply.ok) throw new Error(body.error || reply.statusText);
+    return body;
+  }
+
+  function showError(err) {
+    const box = $("#error");
+    if (err) {
+      box.textContent = `出错: ${err.message || err}`;
+      box.hidden = false;
+    } else {
+      box.hidden = true;
+    }
+  }
+
+  // ---- campaigns ---------------------------------------------------------------------------
+
+  async function loadCampaigns() {
+    const reply = await api("api/campaigns");
+    state.campaigns = reply.campaigns;
+    state.campaignsAt = Date.now();
+    const select = $("#campaign-select");
+    const known = new Set($$("option", select).map((o) => o.value));
+    const ids = state.campaigns.map((c) => c.campaignId);
+    if (ids.length !== known.size || ids.some((id) => !known.has(id))) {
+      select.innerHTML = state.campaigns
+        .map(
+          (c) =>
+            `<option value="${esc(c.campaignId)}" title="${esc(c.campaignId)}">${esc(c.name)} · ${utcDate(Date.parse(c.startsAt))}</option>`,
+        )
+        .join("");
+      select.value = state.campaignId;
+    }
+  }
+
+  async function selectCampaign(id) {
+    state.campaignId = id;
+    state.expanded.clear();
+    const url = new URL(location.href);
+    url.searchParams.set("campaign", id);
+    history.replaceState(null, "", url);
+    $("#campaign-select").value = id;
+    state.campaign = await api(`api/campaigns/${encodeURIComponent(id)}`);
+    state.coverage = null;
+    resetWindow();
+    buildStructure();
+    connect();
+    await refreshNow({ coverage: true, stats: true });
+  }
+
+  function resetWindow() {
+    const c = state.campaign;
+    if (c) {
+      state.from = c.startsAt;
+      state.to = c.endsAt;
+    } else {
+      const year = new Date().getUTCFullYear();
+      state.from = `${year}-01-01T00:00:00Z`;
+      state.to = `${year + 1}-01-01T00:00:00Z`;
+    }
+    const days = (Date.parse(state.to) - Date.parse(state.from)) / DAY_MS;
+    state.granularity = days <= 120 ? "week" : "month";
+    showWindow();
+  }
+
+  function showWindow() {
+    $("#from").value = utcDate(Date.parse(state.from));
+    $("#to").value = utcDate(Date.parse(state.to) - 1);
+    $$("#granularity button").forEach((b) =>
+      b.classList.toggle("on", b.dataset.g === state.granularity),
+    );
+  }
+
+  function areaLabel(area) {
+    const found = AREAS.find(([k]) => k === area);
+    return found ? found[1] : area;
+  }
+
+  function showMeta() {
+    const c = state.campaign;
+    $("#title").textContent = `${state.city.name} · 督导全覆盖指挥看板`;
+    if (!c) {
+      $("#campaign-meta").textContent = "暂无督导活动：发布 CampaignLaunched 事件后在此显示";
+      return;
+    }
+    const count = (tier) => c.groups.filter((g) => g.tier === tier).length;
+    const end = utcDate(Date.parse(c.endsAt) - 1);
+    $("#campaign-meta").textContent =
+      `${c.name} · ${areaLabel(c.area)} · ${utcDate(Date.parse(c.startsAt))} 至 ${end} · ` +
+      `${count("TIER_TASK_FORCE")} 个工作专班 + ${count("TIER_CITY")} 个市本级督导组 + ` +
+      `${count("TIER_COUNTY")} 个县市区督导组`;
+  }
+
+  // ---- the 1+7+N structure: built once per campaign, coloured in place on every change ------
+
+  function groupsOf(tier) {
+    return state.campaign ? state.campaign.groups.filter((g) => g.tier === tier) : [];
+  }
+
+  function groupHead(g, middle = "", name = g.name) {
+    return `<div class="group-head">
+        <span class="name" title="${esc(g.name)}">${esc(name)}</span>
+        <span class="middle">${middle}</span>
+        <span class="full-at"></span>
+        <span class="count">— / —</span>
+        <span class="ratio">—</span>
+      </div>
+      <div class="bar"><i></i></div>`;
+  }
+
+  function buildStructure() {
+    showMeta();
+    const tf = groupsOf("TIER_TASK_FORCE");
+    const others = state.campaign ? state.campaign.groups.length - tf.length : 0;
+    $("#task-force").innerHTML = tf
+      .map(
+        (g) => `<div class="tf" data-group="${esc(g.groupId)}"><span class="num">1</span>
+          <b>${esc(g.name)}</b><span>统筹协调 ${others} 个督导组，不承担覆盖目标</span></div>`,
+      )
+      .join("");
+    $("#city-groups").innerHTML = groupsOf("TIER_CITY")
+      .map((g) => {
+        const chips = g.targets
+          .map(
+            (t) =>
+              `<span class="chip uncovered" data-unit="${esc(t.unitId)}" title="${esc(t.name)}">${esc(t.name)}</span>`,
+          )
+          .join("");
+        return `<div class="group city" data-group="${esc(g.groupId)}">${groupHead(g, chips)}</div>`;
+      })
+      .join("");
+    const county = groupsOf("TIER_COUNTY");
+    $("#county-groups").innerHTML = county.map(countyGroup).join("");
+    const sample = county.some((g) => g.targets.some((t) => t.sample));
+    $("#sample-note").textContent = sample ? "乡镇、村(社区)为示例数据" : "";
+    if (!state.campaign) {
+      $("#city-groups").innerHTML = `<div class="empty">暂无督导活动</div>`;
+      $("#uncovered").innerHTML = `<div class="empty">暂无督导活动</div>`;
+    }
+  }
+
+  // A county group's targets, township by township: each township (a target itself or only
+  // the parent of village targets) with its villages.
+  function townships(g) {
+    const blocks = new Map();
+    const block = (id, name) => {
+      if (!blocks.has(id)) blocks.set(id, { id, name, self: null, villages: [] });
+      return blocks.get(id);
+    };
+    for (const t of g.targets) {
+      if (t.level === "LEVEL_VILLAGE") block(t.parentId, t.parentName).villages.push(t);
+      else block(t.unitId, t.name).self = t;
+    }
+    return Array.from(blocks.values());
+  }
+
+  function cell(t, extra) {
+    const kind = t.level === "LEVEL_VILLAGE" ? "" : "township";
+    return `<i class="cell ${kind} ${extra} uncovered" data-unit="${esc(t.unitId)}" title="${esc(t.name)}"></i>`;
+  }
+
+  function countyGroup(g) {
+    const blocks = townships(g);
+    const mosaic = blocks
+      .map(
+        (b) =>
+          `<span class="block">${b.self ? cell(b.self, "") : ""}${b.villages
+            .map((v) => cell(v, ""))
+            .join("")}</span>`,
+      )
+      .join("");
+    const detail = blocks
+      .map(
+        (b) => `<div class="tw">${
+          b.self
+            ? `<span class="chip uncovered" data-unit="${esc(b.self.unitId)}">${esc(b.self.name)}</span>`
+            : `<span class="chip plain">${esc(b.name)}</span>`
+        }<span class="villages">${b.villages
+          .map(
+            (v) =>
+              `<span class="chip small uncovered" data-unit="${esc(v.unitId)}">${esc(v.name)}</span>`,
+          )
+          .join("")}</span></div>`,
+      )
+      .join("");
+    const open = state.expanded.has(g.groupId);
+    return `<div class="group cg${open ? " open" : ""}" data-group="${esc(g.groupId)}">
+        <button type="button" class="toggle" aria-expanded="${open}">${groupHead(
+          g,
+          `<span class="mosaic">${mosaic}</span>`,
+          g.name.replace(/督导组$/, ""),
+        )}</button>
+        <div class="detail"${open ? "" : " hidden"}>${detail}</div>
+      </div>`;
+  }
+
+  function paintGroup(el, g) {
+    $(".count", el).textContent = `${num(g.covered)} / ${num(g.targets)}`;
+    $(".ratio", el).textContent = g.targets ? pct(g.ratio) : "—";
+    const at = $(".full-at", el);
+    at.textContent = g.fullAt ? `✓ ${fmtMoment(g.fullAt).slice(5)}` : "";
+    at.title = g.fullAt ? `全覆盖于 ${fmtMoment(g.fullAt)}（北京时间）` : "";
+    const bar = $(".bar i", el);
+    bar.style.width = `${g.targets ? g.ratio * 100 : 0}%`;
+    el.dataset.tone = tone(g.ratio, g.targets);
+    const missing = new Set(g.uncoveredUnitIds);
+    for (const unit of $$("[data-unit]", el)) {
+      const covered = !missing.has(unit.dataset.unit);
+      unit.classList.toggle("covered", covered);
+      unit.classList.toggle("uncovered", !covered);
+    }
+  }
+
+  function renderCoverage() {
+    const cov = state.coverage;
+    if (!cov) return;
+    const t = cov.totals;
+    $("#overall-ratio").textContent = pct(t.ratio);
+    $("#overall-count").textContent = `已覆盖 ${num(t.covered)} / ${num(t.targets)} 个目标`;
+    $("#overall").dataset.tone = tone(t.ratio, t.targets);
+    const badge = $("#full-badge");
+    badge.textContent = cov.full ? "已实现督导全覆盖" : "尚未全覆盖";
+    badge.classList.toggle("full", cov.full);
+
+    $("#tiers").innerHTML = cov.tiers
+      .map((x) => {
+        const [label, n] = TIERS[x.tier] || [x.tier, ""];
+        const groups = groupsOf(x.tier).length;
+        const body =
+          x.targets === 0
+            ? `<div class="big small-big">统筹协调</div><div class="card-foot">${groups} 个工作专班，统筹 ${
+                state.campaign ? state.campaign.groups.length - groups : 0
+              } 个督导组</div>`
+            : `<div class="big">${pct(x.ratio)}</div>
+               <div class="card-foot"><span class="count">${num(x.covered)} / ${num(x.targets)}</span>
+               <span>${groups} 个督导组</span></div>
+               <div class="bar"><i style="width:${x.ratio * 100}%"></i></div>`;
+        return `<div class="card tier" data-tier="${x.tier}" data-tone="${tone(x.ratio, x.targets)}">
+          <div class="card-label"><span class="num">${n}</span>${label}</div>${body}</div>`;
+      })
+      .join("");
+
+    for (const g of cov.groups) {
+      const el = document.querySelector(`[data-group="${CSS.escape(g.groupId)}"]`);
+      if (el && el.classList.contains("group")) paintGroup(el, g);
+    }
+
+    $("#counties").innerHTML = cov.counties
+      .map(
+        (c) => `<button type="button" class="county" data-county="${esc(c.unitId)}"
+            data-tone="${tone(c.ratio, c.targets)}" title="查看${esc(c.name)}的统计">
+          <span class="name">${esc(c.name)}</span>
+          <span class="bar"><i style="width:${c.ratio * 100}%"></i></span>
+          <span class="count">${num(c.covered)} / ${num(c.targets)}</span>
+          <span class="ratio">${pct(c.ratio)}</span>
+          <span class="full-at"${c.fullAt ? ` title="${fmtMoment(c.fullAt)}（北京时间）"` : ""}>${
+            c.fullAt ? fmtMoment(c.fullAt).slice(5) : "未全覆盖"
+          }</span>
+        </button>`,
+      )
+      .join("");
+
+    const open = cov.groups.filter((g) => g.uncoveredUnits.length);
+    const total = open.reduce((n, g) => n + g.uncoveredUnits.length, 0);
+    $("#uncovered-count").textContent = num(total);
+    $("#uncovered").innerHTML = open.length
+      ? open
+          .map(
+            (g) => `<div class="ugroup" data-group-uncovered="${esc(g.groupId)}">
+          <h4>${esc(g.name)} <span class="count">${num(g.uncoveredUnits.length)}</span></h4>
+          <ul>${g.uncoveredUnits
+            .slice(0, MAX_LISTED)
+            .map(
+              (u) =>
+                `<li data-unit="${esc(u.unitId)}"><b>${esc(u.name)}</b><span>${esc(u.parentName)}</span></li>`,
+            )
+            .join("")}${
+            g.uncoveredUnits.length > MAX_LISTED
+              ? `<li class="more">另有 ${num(g.uncoveredUnits.length - MAX_LISTED)} 个…</li>`
+              : ""
+          }</ul></div>`,
+          )
+          .join("")
+      : `<div class="empty">${state.campaign ? "全部目标均已覆盖" : "暂无督导活动"}</div>`;
+  }
+
+  // ---- statistics ---------------------------------------------------------------------------
+
+  function scopeId() {
+    const p = state.scopePath;
+    return p.length ? p[p.length - 1].unitId : "";
+  }
+
+  function statParams(extra) {
+    return {
+      metric: METRICS.map(([m]) => m).join(","),
+      scope: scopeId(),
+      area: state.area,
+      from: state.from,
+      to: state.to,
+      ...extra,
+    };
+  }
+
+  async function loadStatistics() {
+    const [kpis, bars, series] = await Promise.all([
+      api("api/statistics", statParams({})),
+      state.scopePath.length > MAX_DRILL
+        ? Promise.resolve({ rows: [] })
+        : api("api/statistics", statParams({ group_by: "unit" })),
+      api("api/statistics", statParams({ group_by: state.granularity })),
+    ]);
+    state.kpis = kpis.rows[0] ? kpis.rows[0].values : {};
+    state.bars = bars.rows;
+    state.series = series.rows;
+  }
+
+  function renderStatistics() {
+    const crumbs = [{ unitId: "", name: state.city.name }, ...state.scopePath];
+    $("#crumbs").innerHTML = crumbs
+      .map((c, i) =>
+        i === crumbs.length - 1
+          ? `<span class="here">${esc(c.name)}</span>`
+          : `<button type="button" data-depth="${i}">${esc(c.name)}</button><span class="sep">›</span>`,
+      )
+      .join("");
+    const values = state.kpis || {};
+    $("#kpis").innerHTML = METRICS.map(
+      ([m, label]) => `<button type="button" class="kpi${m === state.metric ? " on" : ""}" data-metric="${m}">
+        <span class="value">${num(values[m])}</span><span class="label">${label}</span></button>`,
+    ).join("");
+    renderCharts();
+  }
+
+  function renderCharts() {
+    const label = LABEL[state.metric];
+    const depth = state.scopePath.length;
+    $("#bars-title").textContent =
+      depth > MAX_DRILL ? `${label} · 村(社区)无下级单位` : `${label} · 按${CHILDREN[depth]}${depth < MAX_DRILL ? "（点击下钻）" : ""}`;
+    $("#series-title").textContent = `${label} · ${GRAIN[state.granularity]}（UTC 日期）`;
+    drawBars($("#bars"), state.bars || [], state.metric, depth < MAX_DRILL);
+    drawSeries($("#series"), state.series || [], state.metric);
+  }
+
+  const SVG = (w, h, inner) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img">${inner}</svg>`;
+
+  function niceStep(x) {
+    if (x <= 1) return 1;
+    const p = 10 ** Math.floor(Math.log10(x));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= x) return m * p;
+    return 10 * p;
+  }
+
+  function drawBars(el, rows, metric, drillable) {
+    if (!rows.length) {
+      el.innerHTML = `<div class="empty">无下级单位</div>`;
+      return;
+    }
+    const fs = parseFloat(getComputedStyle(el).fontSize) || 16;
+    const W = Math.max(240, el.clientWidth);
+    const room = WALL.matches ? el.clientHeight : rows.length * fs * 1.8;
+    const rowH = Math.max(fs * 1.25, Math.min(fs * 2.6, room / rows.length));
+    const H = Math.ceil(rowH * rows.length);
+    const longest = Math.max(...rows.map((r) => (r.name || r.key).length));
+    const labelW = Math.min(W * 0.38, fs * (longest + 0.8));
+    const valueW = fs * 4.5;
+    const plotW = Math.max(20, W - labelW - valueW);
+    const max = Math.max(1, ...rows.map((r) => r.values[metric] || 0));
+    const bars = rows
+      .map((r, i) => {
+        const v = r.values[metric] || 0;
+        const w = v ? Math.max(3, (v / max) * plotW) : 0;
+        const y = i * rowH;
+        const name = r.name || r.key;
+        return `<g class="bar${drillable ? " drill" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}">
+          <title>${esc(name)}：${num(v)}</title>
+          <rect class="hit" x="0" y="${y}" width="${W}" height="${rowH}"></rect>
+          <text class="label" x="${labelW - fs * 0.5}" y="${y + rowH / 2}">${esc(name)}</text>
+          <rect class="fill" x="${labelW}" y="${y + rowH * 0.2}" width="${w}" height="${rowH * 0.6}" rx="3"></rect>
+          <text class="val" x="${labelW + w + fs * 0.4}" y="${y + rowH / 2}">${num(v)}</text>
+        </g>`;
+      })
+      .join("");
+    el.innerHTML = SVG(W, H, bars);
+  }
+
+  function periodLabel(key) {
+    return state.granularity === "month" ? key.slice(0, 7) : key.slice(5);
+  }
+
+  function drawSeries(el, rows, metric) {
+    if (!rows.length) {
+      el.innerHTML = `<div class="empty">此期间无数据</div>`;
+      return;
+    }
+    const fs = parseFloat(getComputedStyle(el).fontSize) || 16;
+    const W = Math.max(240, el.clientWidth);
+    const H = Math.max(fs * 9, el.clientHeight || fs * 12);
+    const values = rows.map((r) => r.values[metric] || 0);
+    const top = Math.max(...values);
+    const step = niceStep(top / 4);
+    const max = Math.max(step, Math.ceil(top / step) * step);
+    const padL = fs * (String(max).length * 0.6 + 1.2);
+    const padR = fs * 0.6;
+    const padT = fs * 1.4;
+    const padB = fs * 1.8;
+    const plotW = W - padL - padR;
+    const plotH = H - padT - padB;
+    const colW = plotW / rows.length;
+    const y = (v) => padT + plotH - (v / max) * plotH;
+    let out = "";
+    for (let v = 0; v <= max; v += step) {
+      out += `<line class="grid" x1="${padL}" x2="${W - padR}" y1="${y(v)}" y2="${y(v)}"></line>
+        <text class="tick" x="${padL - fs * 0.4}" y="${y(v)}">${num(v)}</text>`;
+    }
+    const labelEvery = Math.max(1, Math.ceil((fs * 3.4) / colW));
+    rows.forEach((r, i) => {
+      const v = values[i];
+      const x = padL + i * colW;
+      const bw = Math.max(2, colW * 0.68);
+      out += `<g class="col" data-key="${esc(r.key)}" data-value="${v}">
+        <title>${esc(r.key)}：${num(v)}</title>
+        <rect class="fill" x="${x + (colW - bw) / 2}" y="${y(v)}" width="${bw}" height="${padT + plotH - y(v)}" rx="2"></rect>
+        ${v && rows.length <= 40 ? `<text class="val" x="${x + colW / 2}" y="${y(v) - fs * 0.35}">${num(v)}</text>` : ""}
+        ${i % labelEvery === 0 ? `<text class="xlabel" x="${x + colW / 2}" y="${H - fs * 0.45}">${esc(periodLabel(r.key))}</text>` : ""}
+      </g>`;
+    });
+    el.innerHTML = SVG(W, H, out);
+  }
+
+  // ---- refreshing: coalesced, so a burst of changes costs one round of requests -------------
+
+  let running = null;
+  let pending = null;
+
+  function schedule(what) {
+    pending = {
+      coverage: Boolean((pending && pending.coverage) || what.coverage),
+      stats: Boolean((pending && pending.stats) || what.stats),
+    };
+    if (!running) running = drain();
+    return running;
+  }
+
+  async function drain() {
+    try {
+      while (pending) {
+        const what = pending;
+        pending = null;
+        try {
+          await refreshOnce(what);
+          showError(null);
+        } catch (err) {
+          showError(err);
+        }
+      }
+    } finally {
+      running = null;
+    }
+  }
+
+  const refreshNow = (what) => schedule(what);
+
+  async function refreshOnce(what) {
+    const work = [];
+    if (what.coverage && state.campaignId) {
+      work.push(
+        api(`api/campaigns/${encodeURIComponent(state.campaignId)}/coverage`).then((cov) => {
+          state.coverage = cov;
+        }),
+      );
+    }
+    if (what.stats) work.push(loadStatistics());
+    if (Date.now() - state.campaignsAt > 5000) work.push(loadCampaigns());
+    await Promise.all(work);
+    if (!state.campaignId && state.campaigns.length) {
+      // The first campaign was launched while the page was up.
+      selectCampaign(state.campaigns[state.campaigns.length - 1].campaignId);
+    }
+    if (what.coverage) renderCoverage();
+    if (what.stats) renderStatistics();
+    const now = beijing(new Date());
+    $("#updated").textContent = `更新于 ${now.time}:${now.sec}`;
+    document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+    document.body.dataset.version = String(state.version);
+  }
+
+  // ---- live: the server says something changed; refetch what did ----------------------------
+
+  function setLive(mode) {
+    $("#live").dataset.state = mode;
+    $("#live-text").textContent = { live: "实时", connecting: "连接中", lost: "重新连接中" }[mode];
+  }
+
+  function connect() {
+    if (state.source) state.source.close();
+    const url = new URL("api/events", document.baseURI);
+    if (state.campaignId) url.searchParams.set("campaign", state.campaignId);
+    const source = new EventSource(url);
+    state.source = source;
+    setLive("connecting");
+    source.onopen = () => setLive("live");
+    source.onerror = () => setLive("lost");
+    // On (re)connecting, whatever changed while away is fetched.
+    source.addEventListener("hello", (e) => {
+      setLive("live");
+      state.version = JSON.parse(e.data).version;
+      schedule({ coverage: true, stats: true });
+    });
+    source.addEventListener("change", (e) => {
+      const change = JSON.parse(e.data);
+      state.version = change.version;
+      schedule({ coverage: change.coverage, stats: true });
+    });
+  }
+
+  // ---- controls -----------------------------------------------------------------------------
+
+  function drillTo(path) {
+    state.scopePath = path;
+    schedule({ stats: true });
+  }
+
+  function setupControls() {
+    $("#area").innerHTML = AREAS.map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
+    $("#campaign-select").addEventListener("change", (e) => selectCampaign(e.target.value));
+    $("#area").addEventListener("change", (e) => {
+      state.area = e.target.value;
+      schedule({ stats: true });
+    });
+    const onDate = () => {
+      const from = Date.parse(`${$("#from").value}T00:00:00Z`);
+      const to = Date.parse(`${$("#to").value}T00:00:00Z`) + DAY_MS;
+      if (Number.isNaN(from) || Number.isNaN(to) || to <= from) {
+        showError(new Error("期间: 结束日期须不早于开始日期"));
+        return;
+      }
+      state.from = new Date(from).toISOString();
+      state.to = new Date(to).toISOString();
+      schedule({ stats: true });
+    };
+    $("#from").addEventListener("change", onDate);
+    $("#to").addEventListener("change", onDate);
+    $("#window-reset").addEventListener("click", () => {
+      resetWindow();
+      schedule({ stats: true });
+    });
+    $("#granularity").addEventListener("click", (e) => {
+      const g = e.target.dataset && e.target.dataset.g;
+      if (!g) return;
+      state.granularity = g;
+      showWindow();
+      schedule({ stats: true });
+    });
+    $("#kpis").addEventListener("click", (e) => {
+      const tile = e.target.closest("[data-metric]");
+      if (!tile) return;
+      state.metric = tile.dataset.metric;
+      $$("#kpis .kpi").forEach((k) => k.classList.toggle("on", k === tile));
+      renderCharts();
+    });
+    $("#bars").addEventListener("click", (e) => {
+      const bar = e.target.closest("g.bar.drill");
+      if (bar) drillTo([...state.scopePath, { unitId: bar.dataset.key, name: bar.dataset.name }]);
+    });
+    $("#crumbs").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-depth]");
+      if (b) drillTo(state.scopePath.slice(0, Number(b.dataset.depth)));
+    });
+    $("#counties").addEventListener("click", (e) => {
+      const c = e.target.closest("[data-county]");
+      if (c) drillTo([{ unitId: c.dataset.county, name: $(".name", c).textContent }]);
+    });
+    $("#county-groups").addEventListener("click", (e) => {
+      const toggle = e.target.closest("button.toggle");
+      if (!toggle) return;
+      const group = toggle.closest("[data-group]");
+      const id = group.dataset.group;
+      const open = !state.expanded.has(id);
+      if (open) state.expanded.add(id);
+      else state.expanded.delete(id);
+      group.classList.toggle("open", open);
+      toggle.setAttribute("aria-expanded", String(open));
+      $(".detail", group).hidden = !open;
+    });
+    let resize = 0;
+    window.addEventListener("resize", () => {
+      clearTimeout(resize);
+      resize = setTimeout(renderCharts, 150);
+    });
+  }
+
+  async function init() {
+    setupControls();
+    try {
+      const cities = await api("api/units");
+      if (cities.units.length) state.city = cities.units[0];
+      await loadCampaigns();
+      const wanted = new URL(location.href).searchParams.get("campaign");
+      const ids = state.campaigns.map((c) => c.campaignId);
+      const id = ids.includes(wanted) ? wanted : ids[ids.length - 1];
+      if (id) {
+        await selectCampaign(id);
+      } else {
+        resetWindow();
+        buildStructure();
+        connect();
+        await refreshNow({ coverage: false, stats: true });
+        renderCoverage();
+      }
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  init();
+})();

@@ -1,0 +1,331 @@
+"""End to end: the city command's dashboard in a real headless Chromium, against `duhub up`.
+
+The scenario is the hand-worked one of test_publish_and_query; the figures asserted here follow
+from it for the campaign window [2022-11-01, 2022-12-01), all areas. Screenshots go to
+test-artifacts/ (1920x1080, the wall screen, and 1366x768, a laptop).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from duhub.v1 import events_pb2 as epb
+from duhub.v1 import ingest_pb2, ingest_pb2_grpc
+from tests.e2e.hubproc import HubProcess, serve
+from tests.e2e.test_publish_and_query import line, publish, scenario
+from tests.infra import _unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--lang=zh-CN",
+]
+COVERING_VISIT = line(
+    "y13",
+    "420581",
+    13,
+    "2022-11-22T00:00:00Z",
+    supervisionVisit={
+        "campaignId": "vax",
+        "groupId": "n1",
+        "unitId": "420581103",
+        "area": "vaccination",
+    },
+)
+# Everything the checks read off the page, in one round trip.
+READ_PAGE = """
+const text = (e) => (e ? e.textContent.trim() : null);
+const all = (s) => Array.from(document.querySelectorAll(s));
+const group = (id) => {
+  const el = document.querySelector(`.group[data-group="${id}"]`);
+  return el && [text(el.querySelector(".count")), text(el.querySelector(".ratio")),
+                text(el.querySelector(".full-at"))];
+};
+return {
+  overall: text(document.querySelector("#overall-ratio")),
+  overallCount: text(document.querySelector("#overall-count")),
+  badge: text(document.querySelector("#full-badge")),
+  tiers: Object.fromEntries(all("#tiers [data-tier]").map(
+    (e) => [e.dataset.tier, text(e.querySelector(".count"))])),
+  groups: {c1: group("c1"), c2: group("c2"), n1: group("n1")},
+  chips: Object.fromEntries(all("#city-groups .chip[data-unit]").map(
+    (e) => [e.dataset.unit, [text(e), e.classList.contains("covered")]])),
+  cells: Object.fromEntries(all('[data-group="n1"] .mosaic [data-unit]').map(
+    (e) => [e.dataset.unit, e.classList.contains("covered")])),
+  uncovered: all("#uncovered li[data-unit]").map(
+    (e) => [e.dataset.unit, text(e.querySelector("b")), text(e.querySelector("span"))]),
+  uncoveredCount: text(document.querySelector("#uncovered-count")),
+  counties: Object.fromEntries(all("#counties [data-county]").map((e) => [e.dataset.county,
+    [text(e.querySelector(".name")), text(e.querySelector(".count")),
+     text(e.querySelector(".full-at"))]])),
+  kpis: Object.fromEntries(all("#kpis [data-metric]").map(
+    (e) => [e.dataset.metric, text(e.querySelector(".value"))])),
+  bars: Object.fromEntries(all("#bars g.bar").map(
+    (e) => [e.dataset.key, [e.dataset.name, Number(e.dataset.value)]])),
+  series: Object.fromEntries(all("#series g.col").map(
+    (e) => [e.dataset.key, Number(e.dataset.value)])),
+  crumbs: text(document.querySelector("#crumbs")),
+  live: document.querySelector("#live").dataset.state,
+  error: document.querySelector("#error").hidden ? "" : text(document.querySelector("#error")),
+  marker: window.__notReloaded || null,
+};
+"""
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A headless Chromium driven by chromedriver, both from Debian's packages."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("selenium (pip install -e '.[dev]')")
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        _unavailable(f"Chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}; 'make browser-deps')")
+    # Selenium Manager must never try to download a driver or a browser.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='duhub-chromium-')}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        viewport(driver, 1920, 1080)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def viewport(driver: Any, width: int, height: int) -> None:
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
+def until(driver: Any, check: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict:  # type: ignore[type-arg]
+    """Return the page's state once `check` holds for it; fail with what the page showed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = driver.execute_script(READ_PAGE)
+        if check(page):
+            return page  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            shown = json.dumps(page, ensure_ascii=False, indent=1)
+            raise AssertionError(f"the page never got there; it shows:\n{shown}")
+        time.sleep(0.05)
+
+
+def shot(driver: Any, name: str) -> Path:
+    time.sleep(0.8)  # let the colour and bar transitions (0.6 s) finish
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    assert driver.save_screenshot(str(path)), path
+    return path
+
+
+def console_errors(driver: Any) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    proc = HubProcess(tmp_path / "data")
+    yield proc
+    proc.stop()
+
+
+def test_dashboard_shows_the_scenario_and_follows_it_live(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    done = publish(hub, tmp_path, scenario())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert hub.dashboard.startswith("http://127.0.0.1:")
+
+    browser.get(hub.dashboard + "?campaign=vax")
+    page = until(browser, lambda p: p["overall"] == "66.7%" and p["kpis"].get("visits") == "6")
+    assert page["overallCount"] == "已覆盖 4 / 6 个目标"
+    assert page["badge"] == "尚未全覆盖"
+    assert page["tiers"] == {"TIER_TASK_FORCE": None, "TIER_CITY": "2 / 3", "TIER_COUNTY": "2 / 3"}
+    # 1 + 7: the city groups with their county HQs, coloured by coverage.
+    assert page["groups"]["c1"] == ["2 / 2", "100.0%", "✓ 11-20 09:00"]
+    assert page["groups"]["c2"] == ["0 / 1", "0.0%", ""]
+    assert page["chips"] == {
+        "420581": ["宜都市", True],
+        "420582": ["当阳市", True],
+        "420583": ["枝江市", False],
+    }
+    # N: the county group with its townships.
+    assert page["groups"]["n1"] == ["2 / 3", "66.7%", ""]
+    assert page["cells"] == {"420581101": True, "420581102": True, "420581103": False}
+    assert page["uncoveredCount"] == "2"
+    assert page["uncovered"] == [
+        ["420583", "枝江市", "宜昌市"],
+        ["420581103", "竹岩冲镇", "宜都市"],
+    ]
+    # Per county, with when it became full (Beijing time).
+    assert page["counties"] == {
+        "420581": ["宜都市", "3 / 4", "未全覆盖"],
+        "420582": ["当阳市", "1 / 1", "11-20 09:00"],
+        "420583": ["枝江市", "0 / 1", "未全覆盖"],
+    }
+    # Figures for the campaign window, all areas, the whole city.
+    assert page["kpis"] == {
+        "visits": "6",
+        "problems_found": "2",
+        "problems_rectified": "1",
+        "problems_open": "1",
+        "accountability_persons": "4",
+        "sanctioned_persons": "9",
+        "talk_persons": "6",
+        "talk_persons_top_leader": "5",
+        "recommendations": "1",
+        "regulations_improved": "3",
+    }
+    assert len(page["bars"]) == 14
+    assert page["bars"]["420581"] == ["宜都市", 5]
+    assert page["bars"]["420582"] == ["当阳市", 1]
+    assert page["bars"]["420583"] == ["枝江市", 0]
+    assert page["series"] == {
+        "2022-10-31": 5,
+        "2022-11-07": 0,
+        "2022-11-14": 1,
+        "2022-11-21": 0,
+        "2022-11-28": 0,
+    }
+    assert page["crumbs"] == "宜昌市"
+    until(browser, lambda p: p["live"] == "live")
+    shot(browser, "dashboard.png")
+
+    # Live: one more covering visit shows up without reloading the page.
+    browser.execute_script("window.__notReloaded = 'yes'")
+    # Straight over gRPC, as a county node does, so the clock starts when it is accepted.
+    with grpc.insecure_channel(hub.address) as channel:
+        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+            ingest_pb2.PublishRequest(events=[json_format.Parse(COVERING_VISIT, epb.Event())]),
+            timeout=30,
+        )
+    accepted = time.monotonic()
+    assert reply.accepted == 1, reply
+    page = until(browser, lambda p: p["overall"] == "83.3%" and p["kpis"]["visits"] == "7", 5)
+    latency = time.monotonic() - accepted
+    print(f"dashboard updated {latency:.2f} s after the event was accepted")
+    assert latency < 2.0
+    assert page["marker"] == "yes", "the page was reloaded"
+    assert page["groups"]["n1"] == ["3 / 3", "100.0%", "✓ 11-22 08:00"]
+    assert page["cells"]["420581103"] is True
+    assert page["uncovered"] == [["420583", "枝江市", "宜昌市"]]
+    assert page["counties"]["420581"] == ["宜都市", "4 / 4", "11-22 08:00"]
+    assert page["tiers"]["TIER_COUNTY"] == "3 / 3"
+    assert page["bars"]["420581"] == ["宜都市", 6]
+    assert page["series"]["2022-11-21"] == 1
+    assert page["badge"] == "尚未全覆盖"  # c2 still has not visited 枝江市 in the window
+    shot(browser, "dashboard-live.png")
+
+    # Drill down: city -> county -> township, by clicking the bars.
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, '#bars g.bar[data-key="420581"] text.label').click()
+    page = until(browser, lambda p: "420581101" in p["bars"])
+    assert page["crumbs"] == "宜昌市›宜都市"
+    assert page["kpis"]["visits"] == "6"
+    assert page["bars"]["420581101"] == ["聂家河镇", 3]
+    assert page["bars"]["420581102"] == ["柏花口镇", 1]
+    assert page["bars"]["420581103"] == ["竹岩冲镇", 1]
+    browser.find_element(By.CSS_SELECTOR, '#bars g.bar[data-key="420581101"] text.label').click()
+    page = until(browser, lambda p: "420581101201" in p["bars"])
+    assert page["crumbs"] == "宜昌市›宜都市›聂家河镇"
+    assert page["kpis"]["visits"] == "3"
+    assert page["bars"]["420581101201"][1] == 1
+    # The county group's townships by name, opened from its row.
+    browser.find_element(By.CSS_SELECTOR, '[data-group="n1"] button.toggle').click()
+    names = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-group=\"n1\"] .detail .chip'))"
+        ".map((e) => [e.textContent, e.classList.contains('covered')])"
+    )
+    assert names == [["聂家河镇", True], ["柏花口镇", True], ["竹岩冲镇", True]]
+    shot(browser, "dashboard-drill.png")
+    browser.find_element(By.CSS_SELECTOR, '#crumbs button[data-depth="0"]').click()
+    until(browser, lambda p: p["crumbs"] == "宜昌市" and len(p["bars"]) == 14)
+
+    viewport(browser, 1366, 768)
+    until(browser, lambda p: p["overall"] == "83.3%")
+    shot(browser, "dashboard-laptop.png")
+    assert until(browser, lambda p: True)["error"] == ""
+    assert console_errors(browser) == []
+
+
+def read_event(stream: http.client.HTTPResponse) -> tuple[str, dict[str, Any]]:
+    name, data = "", ""
+    while True:
+        raw = stream.readline()
+        assert raw, "the stream ended"
+        text = raw.decode().rstrip("\n")
+        if text.startswith("event: "):
+            name = text[7:]
+        elif text.startswith("data: "):
+            data = text[6:]
+        elif text == "" and name:
+            return name, json.loads(data)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def test_serve_query_serves_the_dashboard_and_pushes_changes(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    """`duhub serve query` in its own process learns of changes from the read model."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    db = f"sqlite:///{tmp_path / 'data' / 'readmodel.db'}"
+    query = serve("query", "--db", db)
+    try:
+        base = query.dashboard
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", base)
+        page = urllib.request.urlopen(base, timeout=10).read().decode()
+        assert "督导全覆盖" in page
+        cov = get_json(base + "api/campaigns/vax/coverage")
+        assert (cov["totals"]["covered"], cov["totals"]["targets"]) == (4, 6)
+
+        host, port = base.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/api/events?campaign=vax")
+        stream = conn.getresponse()
+        assert read_event(stream)[0] == "hello"
+        assert publish(hub, tmp_path, [COVERING_VISIT], "more.jsonl").returncode == 0
+        started = time.monotonic()
+        while True:
+            name, data = read_event(stream)
+            if name == "change" and data["coverage"]:
+                cov = get_json(base + "api/campaigns/vax/coverage")
+                if cov["totals"]["covered"] == 5:
+                    break
+            assert time.monotonic() - started < 3.0
+        conn.close()
+    finally:
+        query.stop()

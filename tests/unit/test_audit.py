@@ -1,0 +1,161 @@
+"""Tamper evidence: one changed byte, one deleted and one swapped event in a stored log are
+each found at the right place; an intact log and its checkpoint verify."""
+
+from __future__ import annotations
+
+import shutil
+import zlib
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from duhub.audit.chain import audit, parse_checkpoint
+from duhub.audit.records import log_records
+from duhub.bootstrap import Hub, HubConfig
+from duhub.log.embedded import HEADER, KEYLEN, EmbeddedLog, iter_frames
+from duhub.v1 import events_pb2 as pb
+
+SOURCE = "420581"
+
+
+def visit(seq: int) -> pb.Event:
+    return json_format.ParseDict({
+        "eventId": f"audit-{seq:03d}", "source": SOURCE, "seq": seq,
+        "occurredAt": "2022-06-01T08:00:00Z",
+        "supervisionVisit": {"unitId": "420581101", "area": "ecology"},
+    }, pb.Event())
+
+
+@pytest.fixture(scope="module")
+def stored_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose log holds the reference data and 20 events of one county."""
+    data = tmp_path_factory.mktemp("audit") / "data"
+    hub = Hub(HubConfig(data, listen="127.0.0.1:0"))
+    hub.start()
+    try:
+        for seq in range(1, 21, 5):  # several batches: the chain spans appends
+            results = hub.ingestor.publish([visit(s) for s in range(seq, seq + 5)])
+            assert all(r.result == 1 for r in results)
+    finally:
+        hub.stop()
+    return data
+
+
+def frames(data: Path) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for _, _, k, v in iter_frames(data / EmbeddedLog.FILE)]
+
+
+def write(data: Path, items: list[tuple[bytes, bytes]], bad_crc_at: int = -1) -> None:
+    out = bytearray()
+    for i, (key, value) in enumerate(items):
+        body = KEYLEN.pack(len(key)) + key + value
+        crc = zlib.crc32(body) ^ (1 if i == bad_crc_at else 0)
+        out += HEADER.pack(len(body), crc) + body
+    (data / EmbeddedLog.FILE).write_bytes(bytes(out))
+
+
+def copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def offset_of(items: list[tuple[bytes, bytes]], seq: int) -> int:
+    return next(i for i, (_, v) in enumerate(items)
+                if (e := pb.Event.FromString(v)).source == SOURCE and e.seq == seq)
+
+
+def county_findings(data: Path):  # type: ignore[no-untyped-def]
+    report = audit(log_records(str(data)))
+    return report, [f for f in report.findings if f.source in (SOURCE, "")]
+
+
+def test_an_intact_log_verifies_and_its_checkpoint_matches(stored_log: Path) -> None:
+    report = audit(log_records(str(stored_log)))
+    assert report.ok and report.chained == report.records
+    assert report.heads[SOURCE][:2] == (20, 20)
+    again = audit(log_records(str(stored_log)), parse_checkpoint(report.checkpoint))
+    assert again.checkpoint == report.checkpoint
+
+
+def test_every_stored_event_links_to_the_previous_one_of_its_source(stored_log: Path) -> None:
+    mine = [pb.Event.FromString(v) for _, v in frames(stored_log)]
+    mine = [e for e in mine if e.source == SOURCE]
+    assert mine[0].prev_hash == b""
+    assert all(len(e.prev_hash) == 32 for e in mine[1:])
+
+
+@pytest.mark.parametrize("fix_checksum", [True, False])
+def test_one_changed_byte_is_found_at_its_event(stored_log: Path, tmp_path: Path,
+                                                fix_checksum: bool) -> None:
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    key, value = items[k]
+    pos = value.index(b"ecology")
+    items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])  # one byte: ecology -> Ecology
+    write(data, items, bad_crc_at=-1 if fix_checksum else k)
+    report, found = county_findings(data)
+    assert not report.ok
+    assert found[-1].kind == "altered" and found[-1].offset == k, found
+    if not fix_checksum:
+        assert "checksum" in found[0].detail and found[0].offset == k
+
+
+def test_a_deleted_event_is_found_where_it_was(stored_log: Path, tmp_path: Path) -> None:
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 7)
+    del items[k]
+    write(data, items)
+    report, found = county_findings(data)
+    (f,) = found
+    assert f.kind == "missing"
+    assert f.offset == k  # seq 8 now sits where seq 7 was
+    assert "seq 6 and seq 8" in f.detail
+    assert report.gaps[SOURCE] == [(6, 8)]
+
+
+def test_two_swapped_events_are_found_as_reordered(stored_log: Path, tmp_path: Path) -> None:
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 12)
+    items[k], items[k + 1] = items[k + 1], items[k]
+    write(data, items)
+    _, found = county_findings(data)
+    (f,) = found
+    assert f.kind == "reordered" and f.offset == k
+    assert "seq 13" in f.detail
+
+
+def test_an_inserted_event_is_found(stored_log: Path, tmp_path: Path) -> None:
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 15)
+    forged = visit(99)
+    forged.prev_hash = pb.Event.FromString(items[k][1]).prev_hash  # a careful forger
+    items.insert(k, (SOURCE.encode(), forged.SerializeToString()))
+    write(data, items)
+    _, found = county_findings(data)
+    (f,) = found
+    assert f.kind == "inserted" and f.event_id == "audit-099" and f.offset == k
+
+
+def test_a_checkpoint_no_longer_matches_after_the_last_event_changed(stored_log: Path,
+                                                                     tmp_path: Path) -> None:
+    checkpoint = audit(log_records(str(stored_log))).checkpoint
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 20)  # the last event: no later link covers it, the checkpoint does
+    key, value = items[k]
+    pos = value.index(b"ecology")
+    items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    write(data, items)
+    report = audit(log_records(str(data)), parse_checkpoint(checkpoint))
+    assert report.checkpoint != checkpoint
+
+
+def test_parse_checkpoint_names_the_option_when_malformed() -> None:
+    with pytest.raises(ValueError, match="--checkpoint"):
+        parse_checkpoint("nonsense")
+    assert parse_checkpoint("duhub-checkpoint:v1:0:12,3:4:abcd") == {0: 12, 3: 4}

@@ -1,0 +1,366 @@
+"""The dashboard's JSON API, event stream and OpenAPI document, against an in-process hub."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+
+from duhub.bootstrap import Hub, HubConfig
+from duhub.v1 import events_pb2 as pb
+from services.query.http.openapi import document
+from services.query.http.server import ROUTES, parse_listen
+from tests.e2e.test_publish_and_query import line, scenario
+
+COVERING_VISIT = line(
+    "y13",
+    "420581",
+    13,
+    "2022-11-22T00:00:00Z",
+    supervisionVisit={
+        "campaignId": "vax",
+        "groupId": "n1",
+        "unitId": "420581103",
+        "area": "vaccination",
+    },
+)
+
+
+def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def publish(hub: Hub, lines: list[str]) -> None:
+    events = [json_format.Parse(x, pb.Event()) for x in lines]
+    results = hub.ingestor.publish(events)
+    assert not [r.reason for r in results if r.reason]
+
+
+def start_hub(data: Path) -> Hub:
+    hub = Hub(HubConfig(data, listen="127.0.0.1:0", http="127.0.0.1:0"))
+    hub.start()
+    return hub
+
+
+class Client:
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def get(self, path: str, status: int = 200) -> Any:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=10) as reply:
+                assert reply.status == status
+                assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+                return json.loads(reply.read())
+        except urllib.error.HTTPError as e:
+            assert e.code == status, e.read()
+            return json.loads(e.read())
+
+    def raw(self, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        host, port = parse_listen(self.base.removeprefix("http://").rstrip("/"))
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request(method, path)
+        reply = conn.getresponse()
+        body = reply.read()
+        conn.close()
+        return reply.status, dict(reply.getheaders()), body
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub holding the hand-worked scenario of the end-to-end tests (and nothing else)."""
+    h = start_hub(tmp_path_factory.mktemp("hub"))
+    publish(h, scenario())
+
+    def applied() -> None:
+        assert Client(h.dashboard.url).get("api/statistics?metric=visits")["rows"][0]["values"] == {
+            "visits": 7
+        }
+
+    try:
+        eventually(applied)
+        yield h
+    finally:
+        h.stop(grace=0)
+
+
+@pytest.fixture
+def api(hub: Hub) -> Client:
+    assert hub.dashboard is not None
+    return Client(hub.dashboard.url)
+
+
+def test_campaigns_and_their_targets_come_with_names(api: Client) -> None:
+    (campaign,) = api.get("api/campaigns")["campaigns"]
+    assert (campaign["campaignId"], campaign["name"]) == ("vax", "疫苗接种督导")
+    assert campaign["startsAt"] == "2022-11-01T00:00:00Z"
+    one = api.get("api/campaigns/vax")
+    groups = {g["groupId"]: g for g in one["groups"]}
+    assert [t["name"] for t in groups["c1"]["targets"]] == ["宜都市", "当阳市"]
+    n1 = groups["n1"]["targets"]
+    assert [t["unitId"] for t in n1] == ["420581101", "420581102", "420581103"]
+    assert n1[0] == {
+        "unitId": "420581101",
+        "name": "聂家河镇",
+        "level": "LEVEL_TOWNSHIP",
+        "parentId": "420581",
+        "parentName": "宜都市",
+        "sample": True,
+    }
+    assert groups["tf"]["targets"] == []
+
+
+def test_coverage_as_worked_out_by_hand(api: Client) -> None:
+    cov = api.get("api/campaigns/vax/coverage")
+    assert cov["full"] is False
+    assert cov["totals"] == {"targets": 6, "covered": 4, "ratio": pytest.approx(4 / 6)}
+    groups = {g["groupId"]: g for g in cov["groups"]}
+    assert (groups["c1"]["covered"], groups["c1"]["targets"]) == (2, 2)
+    assert groups["c1"]["fullAt"] == "2022-11-20T01:00:00Z"
+    assert groups["c2"]["uncoveredUnits"] == [
+        {
+            "unitId": "420583",
+            "name": "枝江市",
+            "level": "LEVEL_COUNTY",
+            "parentId": "420500",
+            "parentName": "宜昌市",
+            "sample": False,
+        }
+    ]
+    assert [(u["name"], u["parentName"]) for u in groups["n1"]["uncoveredUnits"]] == [
+        ("竹岩冲镇", "宜都市")
+    ]
+    assert groups["tf"]["targets"] == 0 and groups["tf"]["ratio"] == 1.0
+    tiers = {t["tier"]: (t["covered"], t["targets"]) for t in cov["tiers"]}
+    assert tiers == {"TIER_TASK_FORCE": (0, 0), "TIER_CITY": (2, 3), "TIER_COUNTY": (2, 3)}
+    counties = {c["unitId"]: c for c in cov["counties"]}
+    assert (counties["420581"]["covered"], counties["420581"]["targets"]) == (3, 4)
+    assert counties["420582"]["fullAt"] == "2022-11-20T01:00:00Z"
+    assert "fullAt" not in counties["420583"]
+
+    scoped = api.get("api/campaigns/vax/coverage?scope=420582")
+    assert scoped["totals"]["targets"] == 1 and scoped["scopeUnitId"] == "420582"
+    # Before the campaign was recorded, the hub knew no such campaign.
+    before = api.get("api/campaigns/vax/coverage?as_of=2000-01-01", 404)
+    assert before["error"].startswith("campaignId:")
+
+
+def test_statistics_ungrouped_by_unit_and_by_period(api: Client) -> None:
+    window = "from=2022-11-01&to=2022-12-01"
+    rows = api.get(f"api/statistics?metric=visits,problems_open&metric=sanctioned_persons&{window}")
+    assert rows["metrics"] == ["visits", "problems_open", "sanctioned_persons"]
+    (row,) = rows["rows"]
+    assert (row["key"], row["name"]) == ("", "")
+    assert row["values"] == {"visits": 6, "problems_open": 1, "sanctioned_persons": 9}
+    assert rows["from"] == "2022-11-01T00:00:00Z" and rows["to"] == "2022-12-01T00:00:00Z"
+
+    by_unit = api.get(f"api/statistics?metric=visits&group_by=unit&{window}")["rows"]
+    assert len(by_unit) == 14
+    named = {r["key"]: (r["name"], r["values"]["visits"]) for r in by_unit}
+    assert named["420581"] == ("宜都市", 5)
+    assert named["420582"] == ("当阳市", 1)
+    assert named["420583"] == ("枝江市", 0)  # its only visit was before the window
+
+    townships = api.get(f"api/statistics?metric=visits&scope=420581&groupBy=unit&{window}")
+    assert [(r["name"], r["values"]["visits"]) for r in townships["rows"][:3]] == [
+        ("聂家河镇", 3),
+        ("柏花口镇", 1),
+        ("竹岩冲镇", 0),
+    ]
+
+    weeks = api.get(f"api/statistics?metric=visits&group_by=week&{window}")
+    assert [(r["key"], r["values"]["visits"]) for r in weeks["rows"]] == [
+        ("2022-10-31", 5),
+        ("2022-11-07", 0),
+        ("2022-11-14", 1),
+        ("2022-11-21", 0),
+        ("2022-11-28", 0),
+    ]
+    months = api.get(
+        "api/statistics?metric=problems_open&group_by=month&from=2022-10-01&to=2023-01-01"
+    )
+    assert [r["values"]["problems_open"] for r in months["rows"]] == [0, 1, 0]
+    eco = api.get("api/statistics?metric=talk_persons&area=ecology")
+    assert eco["rows"][0]["values"] == {"talk_persons": 1} and eco["area"] == "ecology"
+
+
+def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
+    (city,) = api.get("api/units")["units"]
+    assert (city["unitId"], city["name"], city["childCount"]) == ("420500", "宜昌市", 14)
+    counties = api.get("api/units?parent=420500")["units"]
+    assert len(counties) == 14 and {"宜都市", "宜昌高新区"} <= {c["name"] for c in counties}
+    village = api.get("api/units/420581101201")
+    assert village["level"] == "LEVEL_VILLAGE" and village["sample"] is True
+    assert [a["name"] for a in village["ancestors"]] == ["宜昌市", "宜都市", "聂家河镇"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "field"),
+    [
+        ("api/statistics", 400, "metric:"),
+        ("api/statistics?metric=vists", 400, "metric:"),
+        ("api/statistics?metric=visits&scope=nope", 404, "scope:"),
+        ("api/statistics?metric=visits&from=yesterday", 400, "from:"),
+        ("api/statistics?metric=visits&to=2022-13-01", 400, "to:"),
+        ("api/statistics?metric=visits&from=2022-02-01&to=2022-01-01", 400, "to:"),
+        ("api/statistics?metric=visits&group_by=fortnight", 400, "group_by:"),
+        ("api/statistics?metric=visits&group_by=week", 400, "from:"),
+        (
+            "api/statistics?metric=visits&group_by=day&from=2001-01-01&to=2099-01-01",
+            400,
+            "group_by:",
+        ),
+        ("api/statistics?metric=visits&as_of=soon", 400, "as_of:"),
+        ("api/statistics?metric=visits&area=a&area=b", 400, "area:"),
+        ("api/statistics?metric=visits&colour=red", 400, "colour:"),
+        ("api/campaigns/nope", 404, "campaignId:"),
+        ("api/campaigns/nope/coverage", 404, "campaignId:"),
+        ("api/campaigns/vax/coverage?scope=nope", 404, "scope:"),
+        ("api/campaigns/vax/coverage?as_of=later", 400, "as_of:"),
+        ("api/units/nope", 404, "unitId:"),
+        ("api/nothing", 404, "path:"),
+    ],
+)
+def test_errors_are_json_naming_the_field(api: Client, path: str, status: int, field: str) -> None:
+    error = api.get(path, status)
+    assert set(error) == {"error"}
+    assert error["error"].startswith(field), error
+
+
+def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
+    doc = api.get("openapi.json")
+    assert doc == json.loads(json.dumps(document()))
+    assert doc["openapi"].startswith("3.1")
+    assert set(doc["paths"]) == set(ROUTES)
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            assert "200" in op["responses"], path
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"\{(\w+)\}", path)), path
+    # Every $ref points at a schema that exists.
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(doc)))
+    assert refs and refs <= set(doc["components"]["schemas"])
+    # The query parameters it names are the ones the API takes.
+    stats = {p["name"] for p in doc["paths"]["/api/statistics"]["get"]["parameters"]}
+    assert stats == {"metric", "scope", "area", "from", "to", "group_by", "as_of"}
+
+
+def test_the_page_is_served_from_the_package_with_nothing_from_outside(api: Client) -> None:
+    status, headers, body = api.raw("/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    page = body.decode()
+    assert "督导全覆盖" in page and 'src="app.js"' in page
+    for name, media in (("app.js", "text/javascript"), ("app.css", "text/css")):
+        status, headers, _ = api.raw(f"/{name}")
+        assert status == 200 and headers["Content-Type"].startswith(media)
+    web = resources.files("services.query.web")
+    for name in ("index.html", "app.js", "app.css"):
+        text = web.joinpath(name).read_text(encoding="utf-8")
+        # No CDN, no web font, no remote script: the only URL is the SVG namespace name.
+        urls = set(re.findall(r"https?://[^\s\"'`)]+", text))
+        assert urls <= {"http://www.w3.org/2000/svg"}, (name, urls)
+        assert "@import" not in text
+
+
+def test_health_head_and_methods(api: Client) -> None:
+    assert api.get("healthz")["status"] == "SERVING"
+    status, headers, body = api.raw("/api/campaigns", "HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+    status, _, body = api.raw("/api/campaigns", "POST")
+    assert status == 405 and json.loads(body)["error"].startswith("method:")
+
+
+def read_event(stream: http.client.HTTPResponse) -> tuple[str, dict[str, Any]]:
+    """Return the next event's name and data, skipping comments and the retry line."""
+    name, data = "", ""
+    while True:
+        raw = stream.readline()
+        assert raw, "the stream ended"
+        text = raw.decode().rstrip("\n")
+        if text.startswith("event: "):
+            name = text[7:]
+        elif text.startswith("data: "):
+            data = text[6:]
+        elif text == "" and name:
+            return name, json.loads(data)
+
+
+def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
+    hub = start_hub(tmp_path / "hub")
+    try:
+        assert hub.dashboard is not None
+        publish(hub, scenario())
+        host, port = hub.dashboard.host, hub.dashboard.port
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", "/api/events?campaign=vax")
+        stream = conn.getresponse()
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        assert read_event(stream)[0] == "hello"
+        # Let the scenario's own changes pass, then publish one covering visit.
+        time.sleep(0.5)
+        started = time.monotonic()
+        publish(hub, [COVERING_VISIT])
+        while True:
+            name, data = read_event(stream)
+            if name == "change" and data["coverage"]:
+                cov = Client(hub.dashboard.url).get("api/campaigns/vax/coverage")
+                n1 = next(g for g in cov["groups"] if g["groupId"] == "n1")
+                if n1["covered"] == 3:
+                    break
+            assert time.monotonic() - started < 2.0, "no change within 2 s"
+        assert time.monotonic() - started < 2.0
+        conn.close()
+    finally:
+        hub.stop(grace=0)
+
+
+def test_stopping_ends_open_event_streams(tmp_path: Path) -> None:
+    hub = start_hub(tmp_path / "hub")
+    assert hub.dashboard is not None
+    conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+    conn.request("GET", "/api/events")
+    stream = conn.getresponse()
+    assert read_event(stream)[0] == "hello"
+    ended = threading.Event()
+
+    def drain() -> None:
+        try:
+            while stream.readline():
+                pass
+        except OSError:
+            pass
+        ended.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    started = time.monotonic()
+    hub.stop(grace=0)
+    assert time.monotonic() - started < 5.0
+    assert ended.wait(5.0), "the stream stayed open after stop"
+    conn.close()
+
+
+def test_listen_addresses() -> None:
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listen("[::1]:8080") == ("::1", 8080)
+    assert parse_listen(":8080") == ("127.0.0.1", 8080)
+    with pytest.raises(ValueError, match="^http:"):
+        parse_listen("localhost")
