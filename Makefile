@@ -8,7 +8,9 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 KAFKA_PORT ?= 19092
-PG_URL ?= postgresql://duhub:duhub@127.0.0.1:55432/duhub
+KAFKA_CONTROLLER_PORT ?= 19093
+PG_PORT ?= 55432
+PG_URL ?= postgresql://duhub:duhub@127.0.0.1:$(PG_PORT)/duhub
 TEST_ENV := DUHUB_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) DUHUB_TEST_PG=$(PG_URL)
 
 .PHONY: help setup run test test-fast lint fmt proto proto-check bench clean \
@@ -35,16 +37,16 @@ test-fast: setup ## Run the tests without starting Kafka or PostgreSQL (theirs s
 	env -u CI $(BIN)/pytest -q $(PYTEST_ARGS)
 
 kafka-up: ## Fetch Apache Kafka with mvn and start a KRaft broker on 127.0.0.1:19092
-	DUHUB_KAFKA_PORT=$(KAFKA_PORT) bash deploy/kafka/kafka.sh up
+	DUHUB_KAFKA_PORT=$(KAFKA_PORT) DUHUB_KAFKA_CONTROLLER_PORT=$(KAFKA_CONTROLLER_PORT) bash deploy/kafka/kafka.sh up
 
 kafka-down: ## Stop the local Kafka broker
 	bash deploy/kafka/kafka.sh down
 
 pg-up: ## Install PostgreSQL with apt-get when absent and start it on 127.0.0.1:55432
-	bash deploy/postgres/pg.sh up
+	DUHUB_PG_PORT=$(PG_PORT) bash deploy/postgres/pg.sh up
 
 pg-down: ## Stop the local PostgreSQL server
-	bash deploy/postgres/pg.sh down
+	DUHUB_PG_PORT=$(PG_PORT) bash deploy/postgres/pg.sh down
 
 services-up: kafka-up pg-up ## Start the local Kafka and PostgreSQL
 

@@ -35,6 +35,9 @@ def _until_signalled() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A server outlives its clients: one that hangs up mid-reply (a closed dashboard tab)
+    # must cost a BrokenPipeError in its thread, not the process (main() sets SIG_DFL).
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     cfg = config(args)
     if args.service == "aggregate":

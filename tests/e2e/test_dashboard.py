@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import tempfile
 import time
 import urllib.request
@@ -329,3 +330,20 @@ def test_serve_query_serves_the_dashboard_and_pushes_changes(
         conn.close()
     finally:
         query.stop()
+
+
+def test_a_page_that_goes_away_does_not_stop_the_hub(hub: HubProcess, tmp_path: Path) -> None:
+    """Writing a change to a closed event stream costs the stream, never the process."""
+    host, port = hub.dashboard.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            seen = b""
+            while b"event: hello" not in seen:
+                seen += sock.recv(4096)
+        # closed: the tab went away mid-stream
+    for i, visit in enumerate(scenario()[:3]):
+        assert publish(hub, tmp_path, [visit], f"one-{i}.jsonl").returncode == 0
+        time.sleep(0.3)  # each change is written on its own, so a write meets the reset
+    assert hub.proc.poll() is None, "".join(hub.output)
+    assert get_json(hub.dashboard + "healthz")["status"] == "SERVING"

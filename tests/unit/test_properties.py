@@ -136,7 +136,7 @@ def scenarios(draw, independent: bool = False) -> Scenario:
 
     n_facts = draw(st.integers(3, 14 if independent else 30))
     for i in range(n_facts):
-        kinds_ = ["visit", "visit", "problem", "problem", "rectify", "rectify", "accountability",
+        kinds_ = ["visit"] * 5 + ["problem", "problem", "rectify", "rectify", "accountability",
                   "sanction", "talk", "letter", "regulation"]
         if not independent:
             kinds_ += ["register", "resend", "reuse_id", "reuse_seq", "campaign2"]
