@@ -14,7 +14,7 @@ PG_URL ?= postgresql://duhub:duhub@127.0.0.1:$(PG_PORT)/duhub
 TEST_ENV := DUHUB_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) DUHUB_TEST_PG=$(PG_URL)
 
 .PHONY: help setup run test test-fast lint fmt proto proto-check bench clean \
-	kafka-up kafka-down pg-up pg-down services-up services-down
+	kafka-up kafka-down pg-up pg-down services-up services-down browser-deps
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup ## Run the whole hub on the embedded default with simulated county nodes
 	$(BIN)/duhub up --data-dir $(DATA)
 
-test: setup lint proto-check services-up ## Set up and run every test (starts Kafka and PostgreSQL)
+test: setup lint proto-check services-up browser-deps ## Set up and run every test (starts Kafka and PostgreSQL)
 	$(TEST_ENV) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-fast: setup ## Run the tests without starting Kafka or PostgreSQL (theirs skip)
@@ -49,6 +49,13 @@ pg-down: ## Stop the local PostgreSQL server
 	DUHUB_PG_PORT=$(PG_PORT) bash deploy/postgres/pg.sh down
 
 services-up: kafka-up pg-up ## Start the local Kafka and PostgreSQL
+
+browser-deps: ## Install Debian's Chromium, chromedriver and a CJK font for the dashboard tests
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] \
+		|| [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			chromium chromium-driver fonts-noto-cjk; \
+	fi
 
 services-down: kafka-down pg-down ## Stop them
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -13,15 +15,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine, func, select
 
+from duhub.auth.listen import check_listen
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog
 from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.reference import reference_events
-from duhub.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+from duhub.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 from services.aggregate.embedded import LogTailer
+from services.auth.guard import OPEN, Security
 from services.ingest.ingestor import Ingestor
+from services.ingest.request import add_ingest_service
 from services.ingest.service import IngestServicer
 from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
@@ -42,6 +47,12 @@ class HubConfig:
     log_url: str = ""
     # The dashboard's HTTP address (HOST:PORT, port 0: any); empty: no dashboard.
     http: str = ""
+    # Credentials (services/auth): a certificate directory (server.crt, server.key, ca.crt)
+    # and/or a token file. With neither, only loopback addresses may be listened on.
+    tls_dir: str = ""
+    tokens: str = ""
+    # With credentials, serve in-process clients (the simulator) on a private unix socket.
+    private_socket: bool = False
 
     @property
     def database(self) -> str:
@@ -61,14 +72,26 @@ def open_log(spec: str) -> EventLog:
     return EmbeddedLog(spec)
 
 
+def load_security(config: HubConfig) -> Security:
+    """Read the credentials; refuse (ValueError naming the option) to listen on a
+    non-loopback address without any. Nothing is bound yet."""
+    security = Security.load(config.tls_dir, config.tokens)
+    check_listen(config.listen, "--listen", security.secured)
+    if config.http:
+        check_listen(config.http, "--http", security.secured)
+    return security
+
+
 def create_server(
     listen: str,
     *,
     ingest: IngestServicer | None = None,
     query: QueryServicer | None = None,
     workers: int = 32,
+    security: Security = OPEN,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Return a server with the given services, health and reflection (not started)."""
+    check_listen(listen, "--listen", security.secured)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         options=[
@@ -80,15 +103,22 @@ def create_server(
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if ingest is not None:
-        ingest_pb2_grpc.add_IngestServiceServicer_to_server(ingest, server)
+        # Read tolerantly: an unreadable event is rejected by itself, not the whole request.
+        add_ingest_service(ingest, server)
         names.append(ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name)
     if query is not None:
         query_pb2_grpc.add_QueryServiceServicer_to_server(query, server)
         names.append(query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(listen)
+    credentials = security.server_credentials()
+    if credentials is not None:
+        port = server.add_secure_port(listen, credentials)
+    else:
+        port = server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"listen: cannot bind {listen}")
+    if security.local_socket and not server.add_insecure_port(security.local_socket):
+        raise OSError(f"cannot bind the private socket {security.local_socket}")
     for name in ["", *names[2:]]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port, health_servicer
@@ -118,6 +148,8 @@ class Hub:
 
     def __init__(self, config: HubConfig) -> None:
         self.config = config
+        self.security = load_security(config)
+        self._socket_dir = ""
         if not config.log_url or not config.db_url:
             config.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = open_log(config.log_spec)
@@ -135,10 +167,15 @@ class Hub:
         log.info("read model caught up (%d records applied)", applied)
         self.tailer.start()
         load_reference(self.ingestor, self.engine, self.log)
+        if self.config.private_socket and self.security.secured:
+            # mkdtemp makes the directory 0700: only this OS user reaches the socket.
+            self._socket_dir = tempfile.mkdtemp(prefix="duhub-")
+            self.security.local_socket = f"unix:{self._socket_dir}/hub.sock"
         self.server, self.port, _ = create_server(
             self.config.listen,
-            ingest=IngestServicer(self.ingestor),
-            query=QueryServicer(self.engine, self.feed),
+            ingest=IngestServicer(self.ingestor, self.security),
+            query=QueryServicer(self.engine, self.feed, security=self.security),
+            security=self.security,
         )
         self.server.start()
         if self.config.http:
@@ -147,6 +184,11 @@ class Hub:
     @property
     def address(self) -> str:
         return address(self.config.listen, self.port)
+
+    @property
+    def local_target(self) -> str:
+        """Where in-process clients (the simulator) connect: the private socket, if any."""
+        return self.security.local_socket or self.address
 
     def stop(self, grace: float = 2.0) -> None:
         if self.dashboard is not None:
@@ -157,6 +199,8 @@ class Hub:
         self.tailer.stop()
         self.log.close()
         self.engine.dispose()
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 class IngestProcess:
@@ -164,11 +208,14 @@ class IngestProcess:
 
     def __init__(self, config: HubConfig) -> None:
         self.config = config
+        self.security = load_security(config)
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         self.ingestor = Ingestor(self.log, self.engine)
         self.server, self.port, self.health = create_server(
-            config.listen, ingest=IngestServicer(self.ingestor)
+            config.listen,
+            ingest=IngestServicer(self.ingestor, self.security),
+            security=self.security,
         )
 
     def start(self) -> None:
@@ -196,10 +243,13 @@ class QueryProcess:
 
     def __init__(self, config: HubConfig) -> None:
         self.config = config
+        self.security = load_security(config)
         self.engine = open_engine(config.database)
         self.feed = ChangeFeed()
         self.server, self.port, _ = create_server(
-            config.listen, query=QueryServicer(self.engine, self.feed)
+            config.listen,
+            query=QueryServicer(self.engine, self.feed, security=self.security),
+            security=self.security,
         )
         self.dashboard: DashboardServer | None = None
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.domain import events as ev
 from duhub.domain.events import Event, Level, Nanos, TalkKind, Tier
 from duhub.v1 import events_pb2 as pb
+from duhub.wire import decode, unknown_field
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 AREA_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -23,7 +25,8 @@ MAX_ID = 64
 MAX_NAME = 200
 MAX_AREA = 32
 MAX_GROUPS = 1_000
-MAX_TARGETS = 100_000
+MAX_TARGETS = 100_000  # in all the groups of a campaign
+MAX_SEQ = 2**63 - 1  # the read model stores it as a signed 64-bit integer
 MAX_COUNT = 100_000  # persons or rules in one event: far above any real figure
 # Event times before 2000 are typos or zeroed clocks, not supervision records.
 MIN_TIME_NS = 946_684_800 * 1_000_000_000
@@ -35,6 +38,15 @@ class InvalidEvent(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = f"{field}: {reason}"
+
+
+def decode_event(data: bytes) -> pb.Event:
+    """Return the event serialized in `data`, or raise InvalidEvent naming where it is not one.
+
+    The field is the path of the first fault (`supervision_visit.unit_id: invalid UTF-8 at
+    byte 36`, `occurred_at: truncated ...`), or `event` for a fault between fields.
+    """
+    return decode(pb.Event, data, root="event", on_fault=lambda f: InvalidEvent(f.path, f.reason))
 
 
 def content_digest(event: pb.Event) -> bytes:
@@ -84,7 +96,7 @@ def _name(value: str, field: str) -> str:
         raise InvalidEvent(field, "required")
     if len(value) > MAX_NAME:
         raise InvalidEvent(field, f"longer than {MAX_NAME} characters")
-    if any(ord(c) < 32 for c in value):
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
         raise InvalidEvent(field, "contains control characters")
     return value
 
@@ -129,10 +141,17 @@ def _enum(value: int, enum_type: type[Level] | type[Tier] | type[TalkKind], fiel
 
 def event_from_pb(msg: pb.Event) -> Event:
     """Return the domain event for a protobuf event, or raise InvalidEvent."""
+    # Fields this hub does not know (a newer sender's, or garbled bytes that still parse)
+    # would be kept in the log yet mean nothing to it: refuse them rather than drop them.
+    unknown = unknown_field(msg, root="event")
+    if unknown is not None:
+        raise InvalidEvent(unknown.path, unknown.reason)
     event_id = _id(msg.event_id, "event_id", limit=MAX_EVENT_ID)
     source = _id(msg.source, "source")
     if msg.seq < 1:
         raise InvalidEvent("seq", "required, at least 1")
+    if msg.seq > MAX_SEQ:
+        raise InvalidEvent("seq", f"larger than {MAX_SEQ}")
     occurred_at = _time(msg, "occurred_at", "occurred_at")
     recorded_at = to_nanos(msg.recorded_at) if msg.HasField("recorded_at") else 0
     kind = msg.WhichOneof("payload")
@@ -174,6 +193,14 @@ def _campaign(m: pb.CampaignLaunched, f: str) -> ev.CampaignLaunched:
         raise InvalidEvent(f"{f}.groups", "at least one group is required")
     if len(m.groups) > MAX_GROUPS:
         raise InvalidEvent(f"{f}.groups", f"more than {MAX_GROUPS} groups")
+    total = 0
+    for i, g in enumerate(m.groups):
+        total += len(g.target_unit_ids)
+        if total > MAX_TARGETS:
+            raise InvalidEvent(
+                f"{f}.groups[{i}].target_unit_ids",
+                f"more than {MAX_TARGETS} targets in all the groups of the campaign",
+            )
     groups = []
     seen_groups: set[str] = set()
     for i, g in enumerate(m.groups):
@@ -182,8 +209,6 @@ def _campaign(m: pb.CampaignLaunched, f: str) -> ev.CampaignLaunched:
         if group_id in seen_groups:
             raise InvalidEvent(f"{gf}.group_id", f"'{group_id}' appears twice")
         seen_groups.add(group_id)
-        if len(g.target_unit_ids) > MAX_TARGETS:
-            raise InvalidEvent(f"{gf}.target_unit_ids", f"more than {MAX_TARGETS} targets")
         targets = tuple(
             _id(t, f"{gf}.target_unit_ids[{j}]") for j, t in enumerate(g.target_unit_ids)
         )
@@ -214,8 +239,14 @@ def _visit(m: pb.SupervisionVisit, f: str) -> ev.SupervisionVisit:
         group_id=_id(m.group_id, f"{f}.group_id", required=bool(campaign_id)),
         unit_id=_id(m.unit_id, f"{f}.unit_id"),
         area=_area(m.area, f"{f}.area"),
-        findings=m.findings,
+        findings=_findings(m.findings, f"{f}.findings"),
     )
+
+
+def _findings(value: int, field: str) -> int:
+    if value > MAX_COUNT:
+        raise InvalidEvent(field, f"larger than {MAX_COUNT}")
+    return value
 
 
 def _problem_found(m: pb.ProblemFound, f: str) -> ev.ProblemFound:

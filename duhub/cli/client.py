@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import NoReturn
@@ -15,18 +16,51 @@ EXIT_OK = 0
 EXIT_REJECTED = 1  # publish: some events were rejected
 EXIT_USAGE = 2  # bad arguments or a question the hub cannot answer as asked
 EXIT_UNREACHABLE = 3  # the hub did not answer
+EXIT_DENIED = 5  # the hub does not know the caller's credentials, or the caller may not do this
+
+# Set by main() from the command's options (--tls-dir, --cert, --token-file, …) and the
+# environment; read when the first channel opens.
+_options: dict[str, str] = {}
+_credentials = None
 
 
 def target(arg: str | None) -> str:
     return arg or os.environ.get("DUHUB_TARGET") or DEFAULT_LISTEN
 
 
+def configure(args: argparse.Namespace) -> None:
+    """Remember the credential options of a command (duhub.cli.credentials)."""
+    global _credentials
+    _credentials = None
+    _options.clear()
+    for name in ("tls_dir", "cert", "ca", "key", "token_file"):
+        _options[name] = getattr(args, name, None) or ""
+
+
+def credentials():  # type: ignore[no-untyped-def]
+    """Return the configured client credentials; exit 2 naming the option when unusable."""
+    global _credentials
+    from duhub.cli.credentials import CredentialError, load
+
+    if _credentials is None:
+        try:
+            _credentials = load(**_options)
+        except CredentialError as e:
+            fail(str(e), EXIT_USAGE)
+    return _credentials
+
+
 def channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(
+    return credentials().channel(
         address,
         options=[
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
             ("grpc.max_send_message_length", 32 * 1024 * 1024),
+            # Over a flaky link, dial again within 2 s, not gRPC's default of up to 120 s:
+            # publish's outbox paces its retries itself (duhub.node.outbox.Backoff).
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ],
     )
 
@@ -42,9 +76,12 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         fail(
             f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "
-            f"--target / DUHUB_TARGET",
+            f"--target / DUHUB_TARGET (a hub with TLS answers so too when the handshake fails: "
+            f"check --tls-dir and --cert)",
             EXIT_UNREACHABLE,
         )
+    if status in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        fail(f"{status.name}: {detail}", EXIT_DENIED)
     if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         fail(detail, EXIT_USAGE)
     fail(f"{status.name}: {detail}", EXIT_UNREACHABLE)

@@ -24,6 +24,46 @@ def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
     )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print the reply as canonical JSON")
+    _credential_opts(p)
+
+
+def _credential_opts(p: argparse.ArgumentParser) -> None:
+    """A client's credentials (duhub.cli.credentials); a hub without any needs none."""
+    g = p.add_argument_group("credentials (for a hub started with --tls-dir or --tokens)")
+    g.add_argument(
+        "--tls-dir", metavar="DIR", help="use TLS, trusting DIR/ca.crt (default $DUHUB_TLS_DIR)"
+    )
+    g.add_argument(
+        "--cert",
+        metavar="NAME",
+        help="client certificate: NAME.crt/.key in --tls-dir (e.g. node-420581, or 420581, "
+        "alice), or a file (default $DUHUB_CERT)",
+    )
+    g.add_argument("--ca", metavar="FILE", help="the CA certificate to trust, as a file")
+    g.add_argument("--key", metavar="FILE", help="the client key (default: --cert's .key)")
+    g.add_argument(
+        "--token-file", metavar="FILE", help="a bearer token in a file (default $DUHUB_TOKEN)"
+    )
+
+
+def _server_security_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "credentials (without them, only a loopback --listen/--http address is allowed)"
+    )
+    g.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        default="",
+        help="TLS with DIR/server.crt, server.key; callers present a client certificate "
+        "signed by DIR/ca.crt (with --tokens: a token instead)",
+    )
+    g.add_argument(
+        "--tokens",
+        metavar="FILE",
+        default="",
+        help="accept 'authorization: Bearer TOKEN' for the token hashes in FILE "
+        "(made with 'duhub certs token')",
+    )
 
 
 def _backend_opts(p: argparse.ArgumentParser) -> None:
@@ -67,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"the dashboard's HTTP address (default {DEFAULT_HTTP}; port 0: any; off: none)",
     )
     _backend_opts(up)
+    _server_security_opts(up)
 
     serve = sub.add_parser("serve", help="run one service alone: ingest, aggregate or query")
     serve.add_argument("service", choices=["ingest", "aggregate", "query"])
@@ -81,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"query only: the dashboard's HTTP address (default {DEFAULT_HTTP}; off: none)",
     )
     _backend_opts(serve)
+    _server_security_opts(serve)
 
     pub = sub.add_parser("publish", help="send events from a JSON Lines file ('-' for stdin)")
     pub.add_argument("file")
@@ -90,6 +132,19 @@ def parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="wait until accepted events show in queries (default 30; 0: don't)",
+    )
+    pub.add_argument(
+        "--outbox",
+        metavar="PATH",
+        help="the local outbox events are stored in until the hub answers "
+        "(default ~/.cache/duhub/outbox-TARGET.db)",
+    )
+    pub.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="keep retrying while no hub answers for this long, then exit 3 (default 30)",
     )
     _client_opts(pub)
 
@@ -121,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
     camps = sub.add_parser("campaigns", help="list campaigns")
     _client_opts(camps)
     _ops_commands(sub)
+    from duhub.cli.outbox import add_parsers as _outbox_commands
+
+    _outbox_commands(sub, _credential_opts)
+    from duhub.cli.certs import add_parsers as _certs_commands
+
+    _certs_commands(sub)
     return root
 
 
@@ -166,13 +227,22 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--format", choices=["table", "csv", "json"], default="table")
     ar.add_argument("--out", help="write to this file instead of standard output")
     ar.add_argument("--target", help=f"hub address (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
+    _credential_opts(ar)
 
 
 def main(argv: list[str] | None = None) -> int:
     # Piped into head or less: stop quietly when the reader goes away.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
+    if args.command not in ("up", "serve"):  # their --tls-dir is the server's
+        from duhub.cli import client
+
+        client.configure(args)
     try:
+        if args.command == "certs":
+            from duhub.cli import certs
+
+            return certs.run(args)
         if args.command == "up":
             from duhub.cli import up
 
@@ -184,7 +254,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "publish":
             from duhub.cli import client, publish
 
-            return publish.run(args.file, client.target(args.target), args.json, args.wait)
+            return publish.run(
+                args.file,
+                client.target(args.target),
+                args.json,
+                args.wait,
+                outbox=args.outbox,
+                retry_for=args.retry_for,
+            )
+        if args.command == "outbox":
+            from duhub.cli import outbox
+
+            return outbox.run(args)
         if args.command == "query":
             from duhub.cli import query
 

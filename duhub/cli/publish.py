@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
 
 from duhub.cli import client
+from duhub.node.outbox import RETRYABLE, Backoff, Outbox, Unreachable, default_path
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
 
 BATCH = 500
-RETRIES = 5
+# How long publish keeps retrying while no hub answers, before exit 3 (the events stay in the
+# outbox and the next run sends them).
+RETRY_FOR_S = 30.0
+# Answered events older than this are forgotten by the outbox (pending and rejected are kept).
+KEEP_ANSWERED_S = 7 * 24 * 3600.0
 
 
 @dataclass(slots=True)
@@ -28,6 +35,8 @@ class Tally:
     rejected: list[dict[str, object]] = field(default_factory=list)
     # The log end each partition must reach for every accepted event to show in queries.
     ends: dict[int, int] = field(default_factory=dict)
+    # Answers to events an earlier run left pending in the outbox, by result.
+    earlier: dict[int, int] = field(default_factory=dict)
 
 
 def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
@@ -43,49 +52,76 @@ def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
                 yield n, f"not a duhub.v1.Event in canonical JSON: {e}"
 
 
-def _send(stub: ingest_pb2_grpc.IngestServiceStub, events: list[pb.Event]) -> ipb.PublishResponse:
+def _send(
+    stub: ingest_pb2_grpc.IngestServiceStub, events: list[pb.Event], retry_for: float
+) -> ipb.PublishResponse:
+    """Send events the outbox cannot hold (no event_id, or an id repeated in the file)."""
     # Retrying is safe: the hub answers DUPLICATE for what it already accepted.
-    delay = 0.2
-    for attempt in range(RETRIES):
+    backoff = Backoff()
+    deadline = time.monotonic() + retry_for
+    while True:
         try:
             return stub.Publish(ipb.PublishRequest(events=events), timeout=60)
         except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == RETRIES - 1:  # type: ignore[attr-defined]
+            if e.code() not in RETRYABLE or time.monotonic() > deadline:  # type: ignore[attr-defined]
                 raise
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+            time.sleep(backoff.next())
 
 
-def publish(path: str, address: str) -> Tally:
+def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S) -> Tally:
+    """Store the file's events in the outbox, forward it, and tally the answers per line.
+
+    Every event of the file is sent again, as it is now, even one the outbox answered before
+    (the hub de-duplicates); events left pending by an earlier run are forwarded first.
+    Raises Unreachable when the hub did not answer for `retry_for` seconds.
+    """
     tally = Tally()
-    stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
-    batch: list[tuple[int, pb.Event]] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        resp = _send(stub, [e for _, e in batch])
-        for (line, _), r in zip(batch, resp.results, strict=True):
-            if r.result == ipb.RESULT_ACCEPTED:
-                tally.accepted += 1
-                tally.ends[r.partition] = max(tally.ends.get(r.partition, 0), r.offset + 1)
-            elif r.result == ipb.RESULT_DUPLICATE:
-                tally.duplicate += 1
-            else:
-                tally.rejected.append(
-                    {"line": line, "event_id": r.event_id, "field": r.field, "reason": r.reason}
-                )
-        batch.clear()
-
+    lines: dict[str, int] = {}  # event_id -> its first line in the file
+    extras: list[tuple[int, pb.Event]] = []  # lines the outbox cannot hold
+    chunk: list[pb.Event] = []
     for line, item in read_events(path):
         if isinstance(item, str):
             tally.rejected.append({"line": line, "event_id": "", "field": "", "reason": item})
-            continue
-        batch.append((line, item))
-        if len(batch) >= BATCH:
-            flush()
-    flush()
+        elif not item.event_id or item.event_id in lines:
+            extras.append((line, item))
+        else:
+            lines[item.event_id] = line
+            chunk.append(item)
+            if len(chunk) >= BATCH:
+                box.add(chunk, replace=True)
+                chunk.clear()
+    box.add(chunk, replace=True)
+
+    def count(line: int | None, r: ipb.EventResult) -> None:
+        if line is None:
+            tally.earlier[r.result] = tally.earlier.get(r.result, 0) + 1
+        if r.result == ipb.RESULT_ACCEPTED:
+            tally.ends[r.partition] = max(tally.ends.get(r.partition, 0), r.offset + 1)
+        if line is None:
+            return
+        if r.result == ipb.RESULT_ACCEPTED:
+            tally.accepted += 1
+        elif r.result == ipb.RESULT_DUPLICATE:
+            tally.duplicate += 1
+        else:
+            tally.rejected.append(
+                {"line": line, "event_id": r.event_id, "field": r.field, "reason": r.reason}
+            )
+
+    box.forward(
+        client.channel(address),
+        batch=BATCH,
+        timeout=60,
+        give_up_after=retry_for,
+        on_result=lambda row, r: count(lines.get(row.event_id), r),
+    )
+    if extras:
+        stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
+        for i in range(0, len(extras), BATCH):
+            part = extras[i : i + BATCH]
+            resp = _send(stub, [e for _, e in part], retry_for)
+            for (line, _), r in zip(part, resp.results, strict=True):
+                count(line, r)
     tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
     return tally
 
@@ -101,7 +137,10 @@ def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool | N
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
                 return None
-            raise
+            if e.code() not in RETRYABLE or time.monotonic() > deadline:  # type: ignore[attr-defined]
+                raise
+            time.sleep(0.2)  # a flaky link: ask again
+            continue
         applied = {p.partition: p.applied for p in progress.partitions}
         if all(applied.get(p, 0) >= end for p, end in ends.items()):
             return True
@@ -110,14 +149,42 @@ def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool | N
         time.sleep(0.05)
 
 
-def run(path: str, address: str, as_json: bool, wait: float = 30.0) -> int:
+def open_outbox(outbox: str | None, address: str) -> Outbox:
+    """Open the outbox at --outbox, else the default one for the target; exit 2 if it can't."""
+    where = Path(outbox) if outbox else default_path(address)
     try:
-        tally = publish(path, address)
+        box = Outbox(where)
+        box.prune(KEEP_ANSWERED_S)
+        return box
+    except (OSError, sqlite3.Error) as e:
+        client.fail(f"--outbox: cannot open {where}: {e}", client.EXIT_USAGE)
+
+
+def run(
+    path: str,
+    address: str,
+    as_json: bool,
+    wait: float = 30.0,
+    outbox: str | None = None,
+    retry_for: float = RETRY_FOR_S,
+) -> int:
+    box = open_outbox(outbox, address)
+    try:
+        tally = publish(path, address, box, retry_for)
         visible = wait_visible(address, tally.ends, wait) if wait > 0 and tally.ends else None
     except OSError as e:
         client.fail(f"FILE: cannot read {path}: {e}", client.EXIT_USAGE)
+    except Unreachable as e:
+        print(
+            f"duhub: {e.report.pending} events wait in the outbox {box.path}; the next "
+            "'duhub publish' or 'duhub outbox retry' sends them",
+            file=sys.stderr,
+        )
+        client.fail_rpc(e.error, address)
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
+    finally:
+        box.close()
     if as_json:
         print(
             json.dumps(
@@ -127,6 +194,8 @@ def run(path: str, address: str, as_json: bool, wait: float = 30.0) -> int:
                     "rejected": len(tally.rejected),
                     "visible": visible,
                     "rejections": tally.rejected,
+                    "outbox": str(box.path),
+                    "earlier": sum(tally.earlier.values()),
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -144,4 +213,12 @@ def run(path: str, address: str, as_json: bool, wait: float = 30.0) -> int:
         for r in tally.rejected:
             who = f" ({r['event_id']})" if r["event_id"] else ""
             print(f"  line {r['line']}{who}: {r['reason']}")
+        if tally.earlier:
+            e = tally.earlier
+            print(
+                f"  outbox: also forwarded {sum(e.values())} events left by an earlier run "
+                f"({e.get(ipb.RESULT_ACCEPTED, 0)} accepted, "
+                f"{e.get(ipb.RESULT_DUPLICATE, 0)} duplicate, "
+                f"{e.get(ipb.RESULT_REJECTED, 0)} rejected: duhub outbox status)"
+            )
     return client.EXIT_REJECTED if tally.rejected else client.EXIT_OK

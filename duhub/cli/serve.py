@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
 from duhub.bootstrap import HubConfig, IngestProcess, QueryProcess, address
+from duhub.cli.client import EXIT_USAGE
 
 
 def config(args: argparse.Namespace) -> HubConfig:
@@ -18,6 +20,8 @@ def config(args: argparse.Namespace) -> HubConfig:
         db_url=args.db or "",
         log_url=args.log or "",
         http=http_address(args) if getattr(args, "service", "") == "query" else "",
+        tls_dir=getattr(args, "tls_dir", "") or "",
+        tokens=getattr(args, "tokens", "") or "",
     )
 
 
@@ -42,13 +46,23 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     if args.service == "aggregate":
         return _aggregate(cfg)
-    service = IngestProcess(cfg) if args.service == "ingest" else QueryProcess(cfg)
-    service.start()
+    try:
+        service = IngestProcess(cfg) if args.service == "ingest" else QueryProcess(cfg)
+    except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
+        print(f"duhub serve {args.service}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        service.start()
+    except OSError as e:  # an address in use: name the option, no traceback
+        service.stop()
+        print(f"duhub serve {args.service}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     print(
         f"duhub {args.service} listening on {address(cfg.listen, service.port)} "
         f"(log {cfg.log_spec}, read model {redacted(cfg.database)})",
         flush=True,
     )
+    print(f"  security:               {service.security.describe()}", flush=True)
     dashboard = getattr(service, "dashboard", None)
     if dashboard is not None:
         print(f"  dashboard:              {dashboard.url}", flush=True)

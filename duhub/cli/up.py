@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
 from duhub.bootstrap import Hub, HubConfig
+from duhub.cli.client import EXIT_USAGE
 from duhub.cli.serve import http_address, redacted
 
 log = logging.getLogger("duhub")
@@ -20,21 +22,34 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     data_dir = Path(args.data_dir).resolve()
-    hub = Hub(
-        HubConfig(
-            data_dir=data_dir,
-            listen=args.listen,
-            db_url=args.db or "",
-            log_url=args.log or "",
-            http=http_address(args),
+    try:
+        hub = Hub(
+            HubConfig(
+                data_dir=data_dir,
+                listen=args.listen,
+                db_url=args.db or "",
+                log_url=args.log or "",
+                http=http_address(args),
+                tls_dir=args.tls_dir or "",
+                tokens=args.tokens or "",
+                private_socket=not args.no_simulate,
+            )
         )
-    )
-    hub.start()
+    except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
+        print(f"duhub up: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        hub.start()
+    except OSError as e:  # an address in use: name the option, no traceback
+        hub.stop(grace=0)
+        print(f"duhub up: {e}", file=sys.stderr)
+        return EXIT_USAGE
     simulator = None
     if not args.no_simulate:
         from duhub.simulate import Simulator
 
-        simulator = Simulator(hub.address, data_dir, rate=args.rate)
+        # With credentials, over the hub's private socket (bootstrap.Hub.local_target).
+        simulator = Simulator(hub.local_target, data_dir, rate=args.rate)
         simulator.start()
     print(banner(hub, simulated=simulator is not None), flush=True)
     stop = threading.Event()
@@ -63,12 +78,14 @@ def banner(hub: Hub, simulated: bool) -> str:
             "",
             "duhub is up.",
             f"  gRPC (ingest + query):  {host}   (health and reflection served)",
+            f"  security:               {hub.security.describe()}",
             *([f"  dashboard:              {hub.dashboard.url}"] if hub.dashboard else []),
             f"  log:                    {hub.config.log_spec}",
             f"  read model:             {redacted(hub.config.database)}",
             f"  county nodes:           {nodes}",
             "Look at it with:",
             f"  export DUHUB_TARGET={host}",
+            *_credential_hint(hub),
             "  duhub campaigns",
             "  duhub query coverage --campaign <id from 'duhub campaigns'>",
             "  duhub query stats --metric visits,problems_found,problems_rectified --group-by unit",
@@ -78,3 +95,12 @@ def banner(hub: Hub, simulated: bool) -> str:
             "",
         ]
     )
+
+
+def _credential_hint(hub: Hub) -> list[str]:
+    if hub.security.mutual_tls:
+        return [f"  export DUHUB_TLS_DIR={hub.config.tls_dir} DUHUB_CERT=<node-… or user-…>"]
+    if hub.security.tokens is not None:
+        tls = [f"  export DUHUB_TLS_DIR={hub.config.tls_dir}"] if hub.security.tls else []
+        return [*tls, "  export DUHUB_TOKEN=<a token from 'duhub certs token'>"]
+    return []

@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from duhub.convert import InvalidEvent, chain_hash, event_from_pb
+from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import LogRecord
 from duhub.projections.effects import Effect
@@ -33,7 +32,6 @@ from duhub.readmodel.writer import (
     read_positions,
     write_batch,
 )
-from duhub.v1 import events_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +53,9 @@ class Applied:
 def decode_record(rec: LogRecord) -> Event:
     """Return the domain event of a record; raise InvalidEvent for a malformed one."""
     try:
-        msg = pb.Event.FromString(rec.value)
-    except DecodeError as e:
-        raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e})") from None
+        msg = decode_event(rec.value)
+    except InvalidEvent as e:  # named where the bytes go wrong, e.g. "event: truncated ..."
+        raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e.reason})") from None
     event = dataclasses.replace(event_from_pb(msg), partition=rec.partition, offset=rec.offset)
     if rec.ingested:
         return dataclasses.replace(event, stored_hash=chain_hash(rec.value))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
-from duhub.convert import InvalidEvent, chain_hash, event_from_pb, from_nanos
+from duhub.convert import MAX_EVENT_ID, InvalidEvent, chain_hash, event_from_pb, from_nanos
 from duhub.domain.events import Event
 from duhub.log.base import EventLog
 from duhub.projections.fold import fold
@@ -28,6 +28,18 @@ MAX_BATCH = 10_000
 
 class BatchTooLarge(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An event of a batch whose bytes are not a duhub.v1.Event (see services.ingest.request).
+
+    It is answered REJECTED with the fault; the rest of its batch is unaffected.
+    """
+
+    event_id: str  # what could be read of it, for the answer ('' if nothing)
+    field: str
+    reason: str
 
 
 class NotReady(RuntimeError):
@@ -116,7 +128,7 @@ class Ingestor:
             time.sleep(poll)
 
     def publish(
-        self, events: Sequence[pb.Event], *, allow_reference: bool = False
+        self, events: Sequence[pb.Event | Unreadable], *, allow_reference: bool = False
     ) -> list[ipb.EventResult]:
         """Return one result per event, in order. ACCEPTED ones are durable in the log."""
         if len(events) > MAX_BATCH:
@@ -126,7 +138,11 @@ class Ingestor:
         results: list[ipb.EventResult] = []
         decoded: list[tuple[int, pb.Event, Event]] = []
         for i, msg in enumerate(events):
-            results.append(ipb.EventResult(event_id=msg.event_id))
+            # An id too long to be valid is echoed cut short: answers stay small.
+            results.append(ipb.EventResult(event_id=msg.event_id[:MAX_EVENT_ID]))
+            if isinstance(msg, Unreadable):
+                _reject(results[i], msg.field, msg.reason)
+                continue
             try:
                 decoded.append((i, msg, event_from_pb(msg)))
             except InvalidEvent as e:
@@ -155,9 +171,10 @@ class Ingestor:
                 else:
                     _reject(results[i], verdict.field, verdict.reason)
             if accepted:
+                decoded_by_index = {i: msg for i, msg, _ in decoded}
                 # Raises when not durable: nothing is acknowledged and the batch is forgotten.
                 where = self.log.append(
-                    [(events[i].source.encode(), value) for i, value in accepted]
+                    [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
                 )
                 ends: dict[int, int] = {}
                 for (i, _), (partition, offset) in zip(accepted, where, strict=True):

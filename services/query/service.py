@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import grpc
 from sqlalchemy import Engine, select
 
+from duhub.auth.principal import Forbidden, Principal, check_within, scope_for, unlimited
 from duhub.convert import to_nanos
 from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
@@ -18,6 +19,8 @@ from duhub.readmodel.units import UnknownUnit, get_unit, list_units
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
+from services.auth.guard import OPEN, Security, grpc_principal
+from services.auth.scope import UnitPaths
 from services.query.replies import (
     campaign_reply,
     coverage_reply,
@@ -42,10 +45,41 @@ def _opt_time(msg, name: str) -> int | None:  # type: ignore[no-untyped-def]
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    def __init__(self, engine: Engine, feed: ChangeFeed, watch_poll: float = 1.0) -> None:
+    """Every answer is scoped to the caller: a user or node with scope S reads only S's subtree
+    (an empty scope means S); the city's scope, and the local caller, read everything.
+    Campaign metadata and progress are not scoped: they hold no figures."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        feed: ChangeFeed,
+        watch_poll: float = 1.0,
+        security: Security = OPEN,
+    ) -> None:
         self.engine = engine
         self.feed = feed
         self.watch_poll = watch_poll
+        self.security = security
+        self.paths = UnitPaths(engine)
+
+    def _caller(self, context: grpc.ServicerContext) -> Principal:
+        return grpc_principal(self.security, context)
+
+    def _scope(self, context: grpc.ServicerContext, requested: str, field: str) -> str:
+        """Return the scope to answer for; abort PERMISSION_DENIED outside the caller's."""
+        try:
+            return scope_for(self._caller(context), requested, self.paths, field)
+        except Forbidden as e:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+        raise AssertionError("unreachable")
+
+    def _check_unit(
+        self, context: grpc.ServicerContext, principal: Principal, unit_id: str, field: str
+    ) -> None:
+        try:
+            check_within(principal, unit_id, self.paths, field)
+        except Forbidden as e:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
 
     def _answer(self, context: grpc.ServicerContext, fn, *args):  # type: ignore[no-untyped-def]
         try:
@@ -68,22 +102,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             context,
             self._coverage,
             request.campaign_id,
-            request.scope_unit_id,
+            self._scope(context, request.scope_unit_id, "scope_unit_id"),
             _opt_time(request, "as_of"),
         )
 
     def WatchCoverage(
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
+        scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
         last = b""
         seen = -1
         while context.is_active() and not self.feed.closed:
             version = self.feed.campaign_version(request.campaign_id)
             if version != seen:
                 seen = version
-                reply = self._answer(
-                    context, self._coverage, request.campaign_id, request.scope_unit_id, None
-                )
+                reply = self._answer(context, self._coverage, request.campaign_id, scope, None)
                 data = reply.SerializeToString(deterministic=True)
                 if data != last:
                     last = data
@@ -111,16 +144,25 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetStatistics(
         self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
     ) -> qpb.Statistics:
-        return self._answer(context, self._statistics, request)
+        return self._answer(context, self._statistics, _scoped(request, self, context))
 
     def ListUnits(
         self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
     ) -> qpb.ListUnitsResponse:
+        principal = self._caller(context)
+        if not unlimited(principal, self.paths):
+            if not request.parent_id:
+                # The top of a scoped caller's tree is its own scope, as the city is others'.
+                with self.engine.connect() as conn:
+                    own = get_unit(conn, principal.unit_id)
+                return qpb.ListUnitsResponse(units=[unit_reply(*own)] if own else [])
+            self._check_unit(context, principal, request.parent_id, "parent_id")
         with self.engine.connect() as conn:
             units = list_units(conn, request.parent_id)
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
 
     def GetUnit(self, request: qpb.GetUnitRequest, context: grpc.ServicerContext) -> qpb.Unit:
+        self._check_unit(context, self._caller(context), request.unit_id, "unit_id")
         with self.engine.connect() as conn:
             found = get_unit(conn, request.unit_id)
         if found is None:
@@ -130,6 +172,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def ListCampaigns(
         self, request: qpb.ListCampaignsRequest, context: grpc.ServicerContext
     ) -> qpb.ListCampaignsResponse:
+        self._caller(context)  # campaign metadata (names, groups, targets) is no secret
         with self.engine.connect() as conn:
             ids = (
                 conn.execute(
@@ -146,6 +189,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetCampaign(
         self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
     ) -> qpb.Campaign:
+        self._caller(context)
         c = load_campaign(self.engine, request.campaign_id)
         if c is None:
             context.abort(
@@ -156,6 +200,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetProgress(
         self, request: qpb.GetProgressRequest, context: grpc.ServicerContext
     ) -> qpb.Progress:
+        self._caller(context)
         return qpb.Progress(
             partitions=[
                 qpb.PartitionProgress(partition=p, applied=o)
@@ -179,4 +224,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def Explain(
         self, request: qpb.ExplainRequest, context: grpc.ServicerContext
     ) -> qpb.Explanation:
-        return self._answer(context, self._explain, request)
+        return self._answer(context, self._explain, _scoped(request, self, context))
+
+
+def _scoped(request, servicer: QueryServicer, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
+    """Return the request with its scope_unit_id made the caller's (the same object when the
+    scope stays as asked)."""
+    scope = servicer._scope(context, request.scope_unit_id, "scope_unit_id")
+    if scope == request.scope_unit_id:
+        return request
+    scoped = type(request)()
+    scoped.CopyFrom(request)
+    scoped.scope_unit_id = scope
+    return scoped

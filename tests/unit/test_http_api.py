@@ -364,3 +364,16 @@ def test_listen_addresses() -> None:
     assert parse_listen(":8080") == ("127.0.0.1", 8080)
     with pytest.raises(ValueError, match="^http:"):
         parse_listen("localhost")
+
+
+def test_the_http_option_of_up_and_serve() -> None:
+    from duhub.cli.main import DEFAULT_HTTP, parser
+    from duhub.cli.serve import config, http_address
+
+    assert DEFAULT_HTTP == "127.0.0.1:8080"
+    assert http_address(parser().parse_args(["up"])) == DEFAULT_HTTP
+    assert http_address(parser().parse_args(["up", "--http", "off"])) == ""
+    assert http_address(parser().parse_args(["up", "--http", "0.0.0.0:0"])) == "0.0.0.0:0"
+    # Only the query service serves the dashboard.
+    assert config(parser().parse_args(["serve", "query"])).http == DEFAULT_HTTP
+    assert config(parser().parse_args(["serve", "ingest"])).http == ""

@@ -171,9 +171,8 @@ class DashboardApi:
         except ValueError as e:  # too many periods: the read model's plain ValueError
             raise ApiError(400, f"group_by: {e}") from None
         out = _dict(reply)
-        for row in out[
-            "rows"
-        ]:  # int64 maps print as strings in canonical JSON; a page wants numbers
+        # int64 maps print as strings in canonical JSON; a page wants numbers.
+        for row in out["rows"]:
             for name, value in row.items():
                 if isinstance(value, dict):
                     row[name] = {k: int(v) for k, v in value.items()}

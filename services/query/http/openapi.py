@@ -186,6 +186,8 @@ def document() -> Json:
                 "Coverage and statistics for the city command, as the gRPC QueryService answers"
                 " them, in its canonical JSON, with unit names joined in. Times are RFC 3339 or"
                 " dates (midnight UTC); periods are half-open [from, to) in event time."
+                ' Errors are {"error": "FIELD: reason"} with 400 or 404; groupBy and'
+                " asOf are accepted for group_by and as_of."
             ),
         },
         "paths": {

@@ -1,0 +1,1 @@
+"""The dashboard page: static files served by services.query.http (package data)."""

@@ -36,6 +36,7 @@
   const MAX_DRILL = 2; // city -> county -> township: a township's children are villages
   const MAX_LISTED = 150;
   const DAY_MS = 86400000;
+  const CAMPAIGNS_EVERY_MS = 5000;
   // The wall-screen layout (app.css): charts fit their boxes instead of setting their height.
   const WALL = window.matchMedia("(min-width: 1500px) and (min-height: 800px)");
 
@@ -129,6 +130,27 @@
         .join("");
       select.value = state.campaignId;
     }
+  }
+
+  // The list of campaigns changes rarely: look again at most every few seconds after a change.
+  let campaignsTimer = 0;
+  function campaignsSoon() {
+    if (campaignsTimer) return;
+    const wait = state.campaignId
+      ? Math.max(0, state.campaignsAt + CAMPAIGNS_EVERY_MS - Date.now())
+      : 0;
+    campaignsTimer = setTimeout(async () => {
+      campaignsTimer = 0;
+      try {
+        await loadCampaigns();
+        if (!state.campaignId && state.campaigns.length) {
+          // The first campaign was launched while the page was up.
+          await selectCampaign(state.campaigns[state.campaigns.length - 1].campaignId);
+        }
+      } catch (err) {
+        showError(err);
+      }
+    }, wait);
   }
 
   async function selectCampaign(id) {
@@ -570,12 +592,8 @@
       );
     }
     if (what.stats) work.push(loadStatistics());
-    if (Date.now() - state.campaignsAt > 5000) work.push(loadCampaigns());
     await Promise.all(work);
-    if (!state.campaignId && state.campaigns.length) {
-      // The first campaign was launched while the page was up.
-      selectCampaign(state.campaigns[state.campaigns.length - 1].campaignId);
-    }
+    campaignsSoon();
     if (what.coverage) renderCoverage();
     if (what.stats) renderStatistics();
     const now = beijing(new Date());

@@ -1,0 +1,113 @@
+"""Bearer tokens: the token file holds only their SHA-256 hashes, one principal each.
+
+A line:  `sha256:<64 hex digits> <principal URI> [# comment]`, e.g.
+         `sha256:9f86d08… duhub:user:420581:alice  # 2026-01-05T08:00:00Z`
+Blank lines and lines starting with '#' are ignored. To revoke a token, delete its line: a
+running server reads the file again when it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from duhub.auth.principal import Principal, parse_uri
+
+TOKEN_PREFIX = "duhub_"
+HASH_PREFIX = "sha256:"
+
+
+def new_token() -> str:
+    """Return a fresh random token (256 bits)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return HASH_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_line(token: str, principal: Principal, comment: str = "") -> str:
+    tail = f"  # {comment}" if comment else ""
+    return f"{token_hash(token)} {principal.uri}{tail}\n"
+
+
+class TokenFileError(ValueError):
+    pass
+
+
+def parse_tokens(text: str, name: str = "tokens") -> dict[str, Principal]:
+    """Return hash -> principal for a token file's text; errors name the line."""
+    out: dict[str, Principal] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise TokenFileError(f"{name}:{n}: expected 'sha256:HEX PRINCIPAL-URI'")
+        digest, uri = parts
+        hexpart = digest[len(HASH_PREFIX) :]
+        if (
+            not digest.startswith(HASH_PREFIX)
+            or len(hexpart) != 64
+            or any(c not in "0123456789abcdef" for c in hexpart)
+        ):
+            raise TokenFileError(f"{name}:{n}: {digest!r} is not sha256:<64 lowercase hex>")
+        try:
+            principal = parse_uri(uri)
+        except ValueError as e:
+            raise TokenFileError(f"{name}:{n}: {e}") from None
+        if digest in out and out[digest] != principal:
+            raise TokenFileError(f"{name}:{n}: the same token hash names two principals")
+        out[digest] = principal
+    return out
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    stamp: tuple[int, int, int]
+    table: dict[str, Principal]
+
+
+class TokenStore:
+    """The token file, read again whenever it changes (mtime, size or inode)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._snap = self._load()  # a bad file fails at start, with the line named
+
+    def _stamp(self) -> tuple[int, int, int]:
+        st = self.path.stat()
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> _Snapshot:
+        stamp = self._stamp()
+        return _Snapshot(stamp, parse_tokens(self.path.read_text("utf-8"), str(self.path)))
+
+    def lookup(self, token: str) -> Principal | None:
+        """Return the principal of a token, or None when the file does not hold it."""
+        with self._lock:
+            try:
+                if self._stamp() != self._snap.stamp:
+                    self._snap = self._load()
+            except (OSError, TokenFileError):
+                # A file being rewritten, or broken by a hand edit: keep what was last good.
+                pass
+            return self._snap.table.get(token_hash(token))
+
+
+def append_token(path: str | os.PathLike[str], principal: Principal, comment: str = "") -> str:
+    """Make a token for the principal, append its hash to the file (0600 when new); return it."""
+    token = new_token()
+    p = Path(path)
+    if p.exists():
+        parse_tokens(p.read_text("utf-8"), str(p))  # refuse to append to a broken file
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(token_line(token, principal, comment))
+    return token

@@ -1,0 +1,364 @@
+"""A county node's outbox: events are stored in a local SQLite file first, then forwarded to the
+hub's ingest in batches, retrying with exponential backoff and jitter while the link or the hub
+is down (UNAVAILABLE, DEADLINE_EXCEEDED).
+
+Safe across crashes of the node: an event leaves the pending state only in the transaction that
+records the hub's answer to it, so a crash between sending and recording means it is sent again,
+and the hub answers DUPLICATE (never counting it twice). Events the hub REJECTED stay in the
+outbox with the field and reason it gave, for the operator (`duhub outbox status`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import ingest_pb2 as ipb
+from duhub.v1 import ingest_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+PENDING, ACCEPTED, DUPLICATE, REJECTED = "pending", "accepted", "duplicate", "rejected"
+# Answers worth retrying: the link, the hub or its log/read model is down for now.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+BATCH = 500
+MAX_MESSAGE = 32 * 1024 * 1024
+# A broken link must not leave the channel waiting minutes before it dials again (gRPC's own
+# reconnect backoff grows to 120 s by default); our Backoff paces the retries instead.
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id    TEXT PRIMARY KEY,
+    body        BLOB NOT NULL,          -- the serialized duhub.v1.Event
+    state       TEXT NOT NULL DEFAULT 'pending',
+    field       TEXT NOT NULL DEFAULT '',
+    reason      TEXT NOT NULL DEFAULT '',
+    partition   INTEGER,
+    log_offset  INTEGER,
+    added_at    REAL NOT NULL,
+    answered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state);
+"""
+
+
+def default_path(target: str) -> Path:
+    """Return the default outbox file for a hub address: one outbox per target."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("_") or "default"
+    return Path(cache) / "duhub" / f"outbox-{safe}.db"
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits between half and all of
+    min(cap, base * 2**n) seconds, so many nodes cut off together do not come back in step."""
+
+    base: float = 0.1
+    cap: float = 5.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt = min(self.attempt + 1, 30)
+        return delay / 2 + self.rng.uniform(0, delay / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One event in the outbox and what the hub answered (state pending: nothing yet)."""
+
+    event_id: str
+    event: pb.Event
+    state: str
+    field: str
+    reason: str
+    partition: int | None
+    offset: int | None
+
+
+@dataclass(slots=True)
+class ForwardReport:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    # Publish calls that failed and were retried.
+    retries: int = 0
+    # Events still pending when forward returned (0 unless stopped).
+    pending: int = 0
+    # The log end each partition must reach for every accepted event to show in queries.
+    ends: dict[int, int] = field(default_factory=dict)
+
+
+class Unreachable(Exception):
+    """The hub did not answer for longer than forward was told to try; nothing is lost:
+    every unanswered event stays pending in the outbox."""
+
+    def __init__(self, error: grpc.RpcError, report: ForwardReport) -> None:
+        super().__init__(f"hub unreachable ({report.pending} events pending): {error}")
+        self.error = error
+        self.report = report
+
+
+class Outbox:
+    """Store-and-forward of events to a hub. Thread-safe; several processes may share a file
+    (SQLite locks it), at worst sending an event twice, which the hub answers DUPLICATE."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: an event the node was told is stored survives a power cut.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- storing -----------------------------------------------------------------------
+
+    def add(self, events: Iterable[pb.Event], *, replace: bool = False) -> list[str]:
+        """Store events durably; return per event "added", "present" (same id already held:
+        a no-op) or, with `replace`, "replaced" (the held copy, answered or not, is replaced by
+        this one and pending again: "send this again, as it is now").
+
+        Raises ValueError for an event without an event_id (it could not be de-duplicated).
+        """
+        now = time.time()
+        out: list[str] = []
+        with self._lock, self._tx():
+            for e in events:
+                if not e.event_id:
+                    raise ValueError("event_id: required to keep an event in the outbox")
+                body = e.SerializeToString(deterministic=True)
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO outbox (event_id, body, added_at) VALUES (?, ?, ?)",
+                    (e.event_id, body, now),
+                )
+                if cur.rowcount:
+                    out.append("added")
+                elif replace:
+                    self._db.execute(
+                        "UPDATE outbox SET body = ?, state = 'pending', field = '', reason = '',"
+                        " partition = NULL, log_offset = NULL, answered_at = NULL"
+                        " WHERE event_id = ?",
+                        (body, e.event_id),
+                    )
+                    out.append("replaced")
+                else:
+                    out.append("present")
+        return out
+
+    def retry_rejected(self, event_ids: Sequence[str] | None = None) -> int:
+        """Make rejected events pending again (after the hub's data was fixed, say)."""
+        with self._lock, self._tx():
+            if event_ids is None:
+                cur = self._db.execute(
+                    "UPDATE outbox SET state = 'pending', field = '', reason = ''"
+                    " WHERE state = 'rejected'"
+                )
+                return cur.rowcount
+            n = 0
+            for i in event_ids:
+                n += self._db.execute(
+                    "UPDATE outbox SET state = 'pending', field = '', reason = ''"
+                    " WHERE state = 'rejected' AND event_id = ?",
+                    (i,),
+                ).rowcount
+            return n
+
+    def prune(self, older_than_s: float) -> int:
+        """Forget accepted and duplicate events answered more than `older_than_s` ago."""
+        with self._lock, self._tx():
+            return self._db.execute(
+                "DELETE FROM outbox WHERE state IN ('accepted', 'duplicate') AND answered_at < ?",
+                (time.time() - older_than_s,),
+            ).rowcount
+
+    # --- reading -----------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of events per state (pending, accepted, duplicate, rejected)."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
+        out = dict.fromkeys((PENDING, ACCEPTED, DUPLICATE, REJECTED), 0)
+        out.update({state: n for state, n in rows})
+        return out
+
+    def pending(self, limit: int = BATCH) -> list[Stored]:
+        return self._select("WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,))
+
+    def rejected(self) -> list[Stored]:
+        return self._select("WHERE state = 'rejected' ORDER BY rowid", ())
+
+    def get(self, event_ids: Sequence[str]) -> dict[str, Stored]:
+        out: dict[str, Stored] = {}
+        for i in range(0, len(event_ids), 500):
+            chunk = list(event_ids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            for s in self._select(f"WHERE event_id IN ({marks})", chunk):
+                out[s.event_id] = s
+        return out
+
+    def _select(self, where: str, params: Sequence[object]) -> list[Stored]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event_id, body, state, field, reason, partition, log_offset FROM outbox "
+                + where,
+                tuple(params),
+            ).fetchall()
+        return [
+            Stored(i, pb.Event.FromString(body), state, f, r, p, o)
+            for i, body, state, f, r, p, o in rows
+        ]
+
+    # --- forwarding --------------------------------------------------------------------
+
+    def forward(
+        self,
+        target: str | grpc.Channel,
+        *,
+        batch: int = BATCH,
+        timeout: float = 30.0,
+        give_up_after: float | None = None,
+        backoff: Backoff | None = None,
+        stop: threading.Event | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+        on_result: Callable[[Stored, ipb.EventResult], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> ForwardReport:
+        """Send every pending event, oldest first, until none is left; return what the hub
+        answered. Retries UNAVAILABLE and DEADLINE_EXCEEDED with backoff; raises Unreachable
+        once `give_up_after` seconds passed without an answer (None: never gives up; set
+        `stop` to end early, leaving the rest pending). Other errors are raised as they come.
+        """
+        channel = (
+            grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+            if isinstance(target, str)
+            else target
+        )
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        backoff = backoff or Backoff()
+        report = ForwardReport()
+        last_answer = time.monotonic()
+        try:
+            while stop is None or not stop.is_set():
+                rows = self.pending(batch)
+                if not rows:
+                    return report
+                request = ipb.PublishRequest(events=[r.event for r in rows])
+                try:
+                    reply = stub.Publish(request, timeout=timeout, metadata=metadata)
+                except grpc.RpcError as e:
+                    code = e.code()  # type: ignore[attr-defined]
+                    if code not in RETRYABLE:
+                        raise
+                    if give_up_after is not None and time.monotonic() - last_answer > give_up_after:
+                        report.pending = self.counts()[PENDING]
+                        raise Unreachable(e, report) from e
+                    report.retries += 1
+                    pause = backoff.next()
+                    log.info(
+                        "outbox: publish failed (%s: %s); retrying %d events in %.2f s",
+                        code.name,
+                        e.details(),  # type: ignore[attr-defined]
+                        len(rows),
+                        pause,
+                    )
+                    if stop is not None:
+                        stop.wait(pause)
+                    else:
+                        sleep(pause)
+                    continue
+                self._record(rows, reply.results, report, on_result)
+                backoff.reset()
+                last_answer = time.monotonic()
+            report.pending = self.counts()[PENDING]
+            return report
+        finally:
+            if isinstance(target, str):
+                channel.close()
+
+    def _record(
+        self,
+        rows: Sequence[Stored],
+        results: Sequence[ipb.EventResult],
+        report: ForwardReport,
+        on_result: Callable[[Stored, ipb.EventResult], None] | None,
+    ) -> None:
+        """Record the hub's answers, all in one transaction: only now do they leave pending."""
+        if len(results) != len(rows):
+            raise RuntimeError(f"hub answered {len(results)} results for {len(rows)} events")
+        now = time.time()
+        with self._lock, self._tx():
+            for row, r in zip(rows, results, strict=True):
+                if r.event_id and r.event_id != row.event_id:
+                    raise RuntimeError(f"hub answered for {r.event_id!r}, not {row.event_id!r}")
+                if r.result == ipb.RESULT_ACCEPTED:
+                    state = ACCEPTED
+                    report.accepted += 1
+                    report.ends[r.partition] = max(report.ends.get(r.partition, 0), r.offset + 1)
+                    where: tuple[int | None, int | None] = (r.partition, r.offset)
+                elif r.result == ipb.RESULT_DUPLICATE:
+                    state, where = DUPLICATE, (None, None)
+                    report.duplicate += 1
+                else:
+                    state, where = REJECTED, (None, None)
+                    report.rejected += 1
+                self._db.execute(
+                    "UPDATE outbox SET state = ?, field = ?, reason = ?, partition = ?,"
+                    " log_offset = ?, answered_at = ? WHERE event_id = ? AND state = 'pending'",
+                    (state, r.field, r.reason, *where, now, row.event_id),
+                )
+        if on_result is not None:
+            for row, r in zip(rows, results, strict=True):
+                on_result(row, r)
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit sqlite3 connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -1,0 +1,137 @@
+"""A flaky link for tests: a TCP proxy on the loopback that drops connections at random,
+mid-request or mid-reply, and now and then refuses every connection for a moment."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+
+
+class FlakyProxy:
+    """Forward 127.0.0.1:<port> to `upstream`, breaking connections at random.
+
+    Every `drop_every` seconds on average one live connection is cut; with probability
+    `outage` a cut becomes an outage of up to `outage_s` seconds in which every connection is
+    cut as soon as it is made. Stops by itself after `lifetime` seconds at most.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        drop_every: float = 0.3,
+        outage: float = 0.15,
+        outage_s: float = 1.0,
+        seed: int = 7,
+        lifetime: float = 300.0,
+    ) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.drop_every = drop_every
+        self.outage = outage
+        self.outage_s = outage_s
+        self.rng = random.Random(seed)
+        self.deadline = time.monotonic() + lifetime
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._down_until = 0.0
+        self._stop = threading.Event()  # closed: nothing passes any more
+        self._healed = threading.Event()  # healed: nothing is broken any more
+        self.cuts = 0
+        self.connections = 0
+        self._threads = [
+            threading.Thread(target=self._accept, daemon=True),
+            threading.Thread(target=self._chaos, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and time.monotonic() < self.deadline
+
+    def _accept(self) -> None:
+        while self._running():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            if time.monotonic() < self._down_until:
+                _close(client)  # the link is down
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._pairs.append((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._cut(src, dst)
+
+    def _cut(self, a: socket.socket, b: socket.socket) -> None:
+        with self._lock:
+            if (a, b) in self._pairs:
+                self._pairs.remove((a, b))
+            elif (b, a) in self._pairs:
+                self._pairs.remove((b, a))
+        _close(a)
+        _close(b)
+
+    def _chaos(self) -> None:
+        while self._running() and not self._healed.is_set():
+            self._healed.wait(self.rng.expovariate(1 / self.drop_every))
+            if self._healed.is_set():
+                return
+            with self._lock:
+                pairs = list(self._pairs)
+            if self.rng.random() < self.outage:
+                self._down_until = time.monotonic() + self.rng.uniform(0.1, self.outage_s)
+                victims = pairs
+            else:
+                victims = [self.rng.choice(pairs)] if pairs else []
+            for a, b in victims:
+                self.cuts += 1
+                self._cut(a, b)
+
+    def heal(self) -> None:
+        """Stop breaking things; connections pass from now on."""
+        self._healed.set()
+        self._down_until = 0.0
+
+    def close(self) -> None:
+        self._stop.set()
+        _close(self.listener)
+        with self._lock:
+            pairs = list(self._pairs)
+        for a, b in pairs:
+            self._cut(a, b)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()

@@ -1,0 +1,183 @@
+"""The county-node outbox against a small in-process ingest that fails on cue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+
+from duhub.node import Backoff, Outbox, Unreachable
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import ingest_pb2 as ipb
+from duhub.v1 import ingest_pb2_grpc
+
+
+def event(i: int, source: str = "420581") -> pb.Event:
+    e = pb.Event(event_id=f"e-{i}", source=source, seq=i)
+    e.accountability_imposed.unit_id = source
+    e.accountability_imposed.persons = 1
+    return e
+
+
+class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
+    """Accepts an id once, then answers DUPLICATE; rejects source 'bad'. `fail` calls answer
+    UNAVAILABLE first; `lose` calls are accepted but the caller sees a time-out."""
+
+    def __init__(self, fail: int = 0, lose: int = 0, delay: float = 0.0) -> None:
+        self.fail = fail
+        self.lose = lose
+        self.delay = delay
+        self.accepted: list[str] = []
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def Publish(self, request, context):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.calls += 1
+            if self.fail > 0:
+                self.fail -= 1
+                context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
+            results = []
+            for e in request.events:
+                r = ipb.EventResult(event_id=e.event_id)
+                if e.source == "bad":
+                    r.result, r.field, r.reason = ipb.RESULT_REJECTED, "source", "source: bad"
+                elif e.event_id in self.accepted:
+                    r.result = ipb.RESULT_DUPLICATE
+                else:
+                    self.accepted.append(e.event_id)
+                    r.result, r.partition, r.offset = ipb.RESULT_ACCEPTED, 0, len(self.accepted)
+                results.append(r)
+            lose = self.lose > 0
+            self.lose -= lose
+        if lose or self.delay:
+            time.sleep(self.delay if not lose else 1.0)  # the caller's deadline passes first
+        return ipb.PublishResponse(results=results)
+
+
+@pytest.fixture
+def serve() -> Iterator:  # type: ignore[type-arg]
+    servers: list[grpc.Server] = []
+
+    def start(fake: FakeIngest) -> str:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        ingest_pb2_grpc.add_IngestServiceServicer_to_server(fake, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for s in servers:
+        s.stop(0)
+
+
+def no_wait(_: float) -> None:
+    pass
+
+
+def test_adding_twice_is_a_no_op_and_replace_sends_again(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.add([event(1), event(2)]) == ["added", "added"]
+        assert box.add([event(1)]) == ["present"]
+        assert box.counts()["pending"] == 2
+        changed = event(1)
+        changed.seq = 99
+        assert box.add([changed], replace=True) == ["replaced"]
+        assert [s.event.seq for s in box.pending()] == [99, 2]  # the order of adding stays
+        with pytest.raises(ValueError, match="event_id"):
+            box.add([pb.Event(source="420581")])
+
+
+def test_forward_retries_then_keeps_rejections_for_the_operator(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeIngest(fail=3)
+    address = serve(fake)
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(1), event(2, source="bad"), event(3)])
+        report = box.forward(address, sleep=no_wait)
+        assert (report.accepted, report.duplicate, report.rejected) == (2, 0, 1)
+        assert report.retries == 3 and report.ends == {0: 3}
+        assert box.counts() == {"pending": 0, "accepted": 2, "duplicate": 0, "rejected": 1}
+        (kept,) = box.rejected()
+        assert (kept.event_id, kept.field, kept.reason) == ("e-2", "source", "source: bad")
+        # Adding a forwarded event again is a no-op: nothing is sent.
+        box.add([event(1)])
+        assert box.forward(address, sleep=no_wait).accepted == 0
+        assert box.retry_rejected() == 1
+        assert box.forward(address, sleep=no_wait).rejected == 1
+
+
+def test_a_lost_answer_is_sent_again_and_counted_once(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeIngest(lose=1)
+    address = serve(fake)
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(i) for i in range(1, 6)])
+        report = box.forward(address, timeout=0.3, sleep=no_wait)
+        assert report.retries == 1 and report.duplicate == 5
+        assert sorted(fake.accepted) == [f"e-{i}" for i in range(1, 6)]
+
+
+def test_gives_up_after_a_while_and_keeps_everything_pending(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(1), event(2)])
+        t0 = time.monotonic()
+        with pytest.raises(Unreachable) as raised:
+            box.forward("127.0.0.1:1", give_up_after=0.5, backoff=Backoff(base=0.05, cap=0.1))
+        assert time.monotonic() - t0 < 10
+        assert raised.value.report.pending == 2
+        assert box.counts()["pending"] == 2
+
+
+def test_backoff_grows_with_jitter_up_to_its_cap() -> None:
+    b = Backoff(base=0.1, cap=1.0)
+    waits = [b.next() for _ in range(8)]
+    assert 0.05 <= waits[0] <= 0.1 and all(0.5 <= w <= 1.0 for w in waits[4:])
+    b.reset()
+    assert b.next() <= 0.1
+
+
+CHILD = """
+import sys
+from duhub.node import Outbox
+from tests.unit.test_outbox import event
+box = Outbox(sys.argv[1])
+box.add([event(i) for i in range(1, 201)])
+print("stored", flush=True)
+box.forward(sys.argv[2], batch=10)
+"""
+
+
+def test_a_node_killed_mid_forward_loses_nothing(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeIngest(delay=0.05)
+    address = serve(fake)
+    path = tmp_path / "o.db"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), address],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "stored"
+    deadline = time.monotonic() + 30
+    while len(fake.accepted) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    assert 50 <= len(fake.accepted) < 200  # killed mid-forward
+    with Outbox(path) as box:
+        report = box.forward(address, batch=10, sleep=no_wait)
+        counts = box.counts()
+    assert counts["pending"] == 0 and counts["accepted"] + counts["duplicate"] == 200
+    assert report.duplicate <= 10  # at most the batch in flight when it died
+    assert sorted(fake.accepted) == sorted(f"e-{i}" for i in range(1, 201))
