@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Engine, select
 
 from duhub.domain import events as ev
 from duhub.domain.events import Event, Level, SupervisionGroup, Tier
@@ -66,10 +66,15 @@ class ReadModelKnowledge:
                 )
                 self._digests.update({r.event_id: bytes(r.digest) for r in conn.execute(q)})
             self._seqs = dict.fromkeys(seqs)
-            for chunk in _chunks(seqs):
-                q = select(s.events_seen.c.source, s.events_seen.c.seq, s.events_seen.c.event_id)
-                q = q.where(tuple_(s.events_seen.c.source, s.events_seen.c.seq).in_(chunk))
-                self._seqs.update({(r.source, r.seq): r.event_id for r in conn.execute(q)})
+            by_source: dict[str, list[int]] = {}
+            for source, seq in seqs:
+                by_source.setdefault(source, []).append(seq)
+            c = s.events_seen.c
+            for source, numbers in by_source.items():
+                # One source at a time: SQLite scans the whole table for a row-value IN.
+                for chunk in _chunks(numbers):
+                    q = select(c.seq, c.event_id).where(c.source == source, c.seq.in_(chunk))
+                    self._seqs.update({(source, r.seq): r.event_id for r in conn.execute(q)})
             self._problems = dict.fromkeys(problem_ids)
             for chunk in _chunks(problem_ids):
                 q = select(s.problems).where(s.problems.c.problem_id.in_(chunk))

@@ -69,15 +69,7 @@ def write_batch(
     for e in effects:
         if isinstance(e, Counted):
             facts.append(
-                {
-                    "metric": e.metric,
-                    "at": e.at,
-                    "unit_path": s.unit_path(e.path),
-                    "area": e.area,
-                    "value": e.value,
-                    "event_id": e.event_id,
-                    "recorded_at": e.recorded_at,
-                }
+                (e.metric, e.at, s.unit_path(e.path), e.area, e.value, e.event_id, e.recorded_at)
             )
             buckets = [(g, bucket_start(g, e.at)) for g in GRAINS]
             for scope in e.path:
@@ -88,16 +80,16 @@ def write_batch(
             summary.counted += 1
         elif isinstance(e, Seen):
             seen.append(
-                {
-                    "event_id": e.event_id,
-                    "digest": e.digest,
-                    "source": e.source,
-                    "seq": e.seq,
-                    "recorded_at": e.recorded_at,
-                    "occurred_at": e.occurred_at,
-                    "partition": e.partition,
-                    "offset": e.offset,
-                }
+                (
+                    e.event_id,
+                    e.digest,
+                    e.source,
+                    e.seq,
+                    e.recorded_at,
+                    e.occurred_at,
+                    e.partition,
+                    e.offset,
+                )
             )
             if e.stored_hash:
                 heads[e.source] = {
@@ -154,7 +146,7 @@ def write_batch(
             letters.append({"letter_id": e.letter_id})
 
     with engine.begin() as conn:
-        _execute(conn, s.events_seen, seen)
+        _bulk_insert(conn, s.events_seen, SEEN_COLUMNS, seen)
         # Units before campaigns: targets take their paths from the units table.
         _execute(conn, s.units, units)
         for c in camps:
@@ -172,7 +164,7 @@ def write_batch(
                 closed,
             )
         _execute(conn, s.letters, letters)
-        _execute(conn, s.facts, facts)
+        _bulk_insert(conn, s.facts, FACT_COLUMNS, facts)
         _add_rollups(conn, rollups)
         _add_coverage(conn, covered)
         _set_heads(conn, heads)
@@ -248,6 +240,36 @@ def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def
     _execute(conn, s.campaign_targets, rows)
 
 
+SEEN_COLUMNS = (
+    "event_id",
+    "digest",
+    "source",
+    "seq",
+    "recorded_at",
+    "occurred_at",
+    "partition",
+    "offset",
+)
+FACT_COLUMNS = ("metric", "at", "unit_path", "area", "value", "event_id", "recorded_at")
+
+
+def _bulk_insert(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[object, ...]]
+) -> None:
+    """Insert many rows through the DB-API: one row per event makes these hot."""
+    if not rows:
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES {{values}}"
+    if conn.dialect.name == "postgresql":
+        from psycopg2.extras import execute_values
+
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        execute_values(cursor, sql.format(values="%s"), rows, page_size=2000)
+    else:
+        conn.exec_driver_sql(sql.format(values="(" + ", ".join("?" * len(columns)) + ")"), rows)
+
+
 ROLLUP_UPSERT = (
     "INSERT INTO rollups (scope_id, grain, metric, area, bucket, value, events) VALUES {values} "
     "ON CONFLICT (scope_id, grain, metric, area, bucket) DO UPDATE SET "
@@ -262,15 +284,17 @@ def _add_rollups(
     (SQLAlchemy's per-row parameter handling cost more than SQLite itself, by profile)."""
     if not rollups:
         return
-    # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
-    rows = [(*k, v, n) for k, (v, n) in sorted(rollups.items())]
     if conn.dialect.name == "postgresql":
+        # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
+        rows = [(*k, v, n) for k, (v, n) in sorted(rollups.items())]
         from psycopg2.extras import execute_values
 
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         execute_values(cursor, ROLLUP_UPSERT.format(values="%s"), rows, page_size=2000)
-    else:
+    else:  # one writer at a time: no lock order to keep
+        rows = [(*k, v, n) for k, (v, n) in rollups.items()]
         conn.exec_driver_sql(ROLLUP_UPSERT.format(values="(?, ?, ?, ?, ?, ?, ?)"), rows)
+
 
 def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:
     if not heads:
