@@ -17,8 +17,17 @@ from sqlalchemy import Engine, func, select
 
 from duhub.auth.listen import check_listen
 from duhub.feed import ChangeFeed
+from duhub.health import (
+    Check,
+    HealthMonitor,
+    UnavailableInterceptor,
+    database_check,
+    flag_check,
+    log_check,
+)
 from duhub.log.base import EventLog
 from duhub.log.embedded import EmbeddedLog
+from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.reference import reference_events
@@ -36,6 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+QUERY_SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
 MAX_MESSAGE = 32 * 1024 * 1024
 
 
@@ -94,6 +104,8 @@ def create_server(
     check_listen(listen, "--listen", security.secured)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
+        # Metrics of every RPC; an unreachable read model answers UNAVAILABLE (duhub.health).
+        interceptors=[MetricsInterceptor(), UnavailableInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -143,6 +155,26 @@ def address(listen: str, port: int) -> str:
     return f"{listen.rsplit(':', 1)[0]}:{port}"
 
 
+def watch_health(
+    servicer: health.HealthServicer,
+    services: dict[str, list[Check]],
+    ingestor: Ingestor | None = None,
+) -> HealthMonitor:
+    """Probe the log and read model every few seconds and set each service's health; while
+    the log or the read model is unreachable, ingest answers UNAVAILABLE at once (the node's
+    outbox retries) instead of tying up a server thread on an append that cannot complete."""
+
+    down: set[str] = set()
+
+    def on_change(name: str, ok: bool) -> None:
+        if name in ("log", "read model"):
+            (down.discard if ok else down.add)(name)
+            if ingestor is not None:
+                ingestor.unreachable = " and ".join(sorted(down))
+
+    return HealthMonitor(servicer, services, on_change=on_change).start()
+
+
 class Hub:
     """Ingest, aggregate and query in one process, on any log and read model."""
 
@@ -160,6 +192,7 @@ class Hub:
         self.server: grpc.Server | None = None
         self.port = 0
         self.dashboard: DashboardServer | None = None
+        self.monitor: HealthMonitor | None = None
 
     def start(self) -> None:
         # The read model catches up before ingest opens, so ingest checks against all of it.
@@ -169,17 +202,22 @@ class Hub:
         load_reference(self.ingestor, self.engine, self.log)
         if self.config.private_socket and self.security.secured:
             # mkdtemp makes the directory 0700: only this OS user reaches the socket.
-            self._socket_dir = tempfile.mkdtemp(prefix="duhub-")
+            self._socket_dir = tempfile.mkdtemp(prefix="duhub-sock-")
             self.security.local_socket = f"unix:{self._socket_dir}/hub.sock"
-        self.server, self.port, _ = create_server(
+        self.server, self.port, health_ = create_server(
             self.config.listen,
             ingest=IngestServicer(self.ingestor, self.security),
             query=QueryServicer(self.engine, self.feed, security=self.security),
             security=self.security,
         )
+        logs, db = log_check(self.log), database_check(self.engine)
+        services = {"": [logs, db], INGEST_SERVICE: [logs, db], QUERY_SERVICE: [db]}
+        self.monitor = watch_health(health_, services, self.ingestor)
         self.server.start()
         if self.config.http:
-            self.dashboard = start_dashboard(self.config.http, self.engine, self.feed)
+            self.dashboard = start_dashboard(
+                self.config.http, self.engine, self.feed, self.security
+            )
 
     @property
     def address(self) -> str:
@@ -196,6 +234,8 @@ class Hub:
         if self.server is not None:
             self.server.stop(grace).wait()
         self.feed.close()
+        if self.monitor is not None:
+            self.monitor.stop()
         self.tailer.stop()
         self.log.close()
         self.engine.dispose()
@@ -224,16 +264,23 @@ class IngestProcess:
         for name in ("", INGEST_SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
+        caught_up = threading.Event()
+        checks = [flag_check("ready", caught_up), log_check(self.log)]
+        checks.append(database_check(self.engine))
+        services = {"": checks, INGEST_SERVICE: checks}
+        self.monitor = watch_health(self.health, services, self.ingestor)
+
         def catch_up_then_load() -> None:
             self.ingestor.wait_until_caught_up()
             load_reference(self.ingestor, self.engine, self.log)
-            for name in ("", INGEST_SERVICE):
-                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            caught_up.set()
+            self.monitor.probe_once()  # SERVING now, if the log and read model answer
 
         threading.Thread(target=catch_up_then_load, name="catch-up", daemon=True).start()
         self.server.start()
 
     def stop(self) -> None:
+        self.monitor.stop()
         self.server.stop(2.0).wait()
         self.log.close()
 
@@ -246,21 +293,28 @@ class QueryProcess:
         self.security = load_security(config)
         self.engine = open_engine(config.database)
         self.feed = ChangeFeed()
-        self.server, self.port, _ = create_server(
+        self.server, self.port, self.health = create_server(
             config.listen,
             query=QueryServicer(self.engine, self.feed, security=self.security),
             security=self.security,
         )
         self.dashboard: DashboardServer | None = None
+        self.monitor: HealthMonitor | None = None
 
     def start(self) -> None:
+        db = [database_check(self.engine)]
+        self.monitor = watch_health(self.health, {"": db, QUERY_SERVICE: db})
         follow_changes(self.engine, self.feed)
         self.server.start()
         if self.config.http:
-            self.dashboard = start_dashboard(self.config.http, self.engine, self.feed)
+            self.dashboard = start_dashboard(
+                self.config.http, self.engine, self.feed, self.security
+            )
 
     def stop(self) -> None:
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         self.feed.close()
         self.server.stop(2.0).wait()

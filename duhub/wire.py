@@ -113,7 +113,9 @@ def split_repeated(
                 pos += length
                 continue
             if wire == EGROUP:
-                raise _Stop(Fault(name, f"end-group without a start at byte {field_start}", pos))
+                raise _Stop(
+                    Fault(name, f"end-group without a start at byte {field_start}", field_start)
+                )
             walker.skip_unknown(descriptor, number_, wire, pos, end, "", field_start, 0)
     except _Stop as stop:
         return out, stop.fault

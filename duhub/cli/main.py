@@ -11,6 +11,7 @@ from duhub.bootstrap import DEFAULT_LISTEN
 from duhub.cli.client import EXIT_USAGE
 
 DEFAULT_HTTP = "127.0.0.1:8080"
+DEFAULT_METRICS = "127.0.0.1:9464"
 
 EPILOG = f"""exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a
 question the hub cannot answer as asked; 3 no hub answered; 4 replay differs from the live
@@ -66,6 +67,24 @@ def _server_security_opts(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _observe_opts(p: argparse.ArgumentParser, metrics: str) -> None:
+    """Prometheus metrics and log format of a server process (duhub.metrics, duhub.logs)."""
+    shown = metrics or "off"
+    p.add_argument(
+        "--metrics",
+        default=metrics,
+        metavar="HOST:PORT",
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics (default {shown}; "
+        "port 0: any; off: none)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text, or json: one JSON object per line (time, level, logger, message, fields)",
+    )
+
+
 def _backend_opts(p: argparse.ArgumentParser) -> None:
     # From the environment too, so a password need not show on a command line.
     p.add_argument(
@@ -108,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     )
     _backend_opts(up)
     _server_security_opts(up)
+    _observe_opts(up, DEFAULT_METRICS)
 
     serve = sub.add_parser("serve", help="run one service alone: ingest, aggregate or query")
     serve.add_argument("service", choices=["ingest", "aggregate", "query"])
@@ -123,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     )
     _backend_opts(serve)
     _server_security_opts(serve)
+    _observe_opts(serve, "")
 
     pub = sub.add_parser("publish", help="send events from a JSON Lines file ('-' for stdin)")
     pub.add_argument("file")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from duhub import metrics
 from duhub.bootstrap import HubConfig, IngestProcess, QueryProcess, address
 from duhub.cli.client import EXIT_USAGE
+from duhub.logs import setup_logging
 
 
 def config(args: argparse.Namespace) -> HubConfig:
@@ -42,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     # A server outlives its clients: one that hangs up mid-reply (a closed dashboard tab)
     # must cost a BrokenPipeError in its thread, not the process (main() sets SIG_DFL).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(getattr(args, "log_format", "text"))
     cfg = config(args)
     if args.service == "aggregate":
-        return _aggregate(cfg)
+        return _aggregate(cfg, getattr(args, "metrics", ""))
     try:
         service = IngestProcess(cfg) if args.service == "ingest" else QueryProcess(cfg)
     except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         service.start()
+        url = metrics.serve_metrics(getattr(args, "metrics", ""))
     except OSError as e:  # an address in use: name the option, no traceback
         service.stop()
         print(f"duhub serve {args.service}: {e}", file=sys.stderr)
@@ -66,23 +68,36 @@ def run(args: argparse.Namespace) -> int:
     dashboard = getattr(service, "dashboard", None)
     if dashboard is not None:
         print(f"  dashboard:              {dashboard.url}", flush=True)
+    if url:
+        print(f"  metrics:                {url}", flush=True)
     _until_signalled()
     service.stop()
     return 0
 
 
-def _aggregate(cfg: HubConfig) -> int:
+def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
     print(f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}", flush=True)
+    try:
+        url = metrics.serve_metrics(metrics_listen)
+    except OSError as e:
+        print(f"duhub serve aggregate: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if url:
+        print(f"  metrics:                {url}", flush=True)
     if cfg.log_spec.startswith("kafka://"):
         from services.aggregate.faust_app import run_worker
 
-        run_worker(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"))
+        run_worker(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"), lag_metric=bool(url))
         return 0
     from duhub.bootstrap import open_log
     from duhub.readmodel.engine import open_engine
+    from duhub.readmodel.writer import read_positions
     from services.aggregate.embedded import LogTailer
 
-    tailer = LogTailer(open_log(cfg.log_spec), open_engine(cfg.database))
+    log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
+    if url:
+        metrics.watch_lag(log_.end_offsets, lambda: read_positions(engine))
+    tailer = LogTailer(log_, engine)
     tailer.start()
     _until_signalled()
     tailer.stop()

@@ -9,9 +9,13 @@ import sys
 import threading
 from pathlib import Path
 
+from duhub import metrics
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.client import EXIT_USAGE
+from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address, redacted
+from duhub.logs import setup_logging
+from duhub.readmodel.writer import read_positions
 
 log = logging.getLogger("duhub")
 
@@ -20,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     # A server outlives its clients: one that hangs up mid-reply (a closed dashboard tab)
     # must cost a BrokenPipeError in its thread, not the process (main() sets SIG_DFL).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(getattr(args, "log_format", "text"))
     data_dir = Path(args.data_dir).resolve()
     try:
         hub = Hub(
@@ -44,6 +48,16 @@ def run(args: argparse.Namespace) -> int:
         hub.stop(grace=0)
         print(f"duhub up: {e}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        # The default address may be taken (another hub on this machine): then only a warning.
+        url = metrics.serve_metrics(args.metrics, required=args.metrics != DEFAULT_METRICS)
+    except OSError as e:
+        hub.stop(grace=0)
+        print(f"duhub up: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if url:
+        engine = hub.engine
+        metrics.watch_lag(hub.log.end_offsets, lambda: read_positions(engine))
     simulator = None
     if not args.no_simulate:
         from duhub.simulate import Simulator
@@ -51,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         # With credentials, over the hub's private socket (bootstrap.Hub.local_target).
         simulator = Simulator(hub.local_target, data_dir, rate=args.rate)
         simulator.start()
-    print(banner(hub, simulated=simulator is not None), flush=True)
+    print(banner(hub, simulated=simulator is not None, metrics_url=url), flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if hub.tailer.error is not None else 0
 
 
-def banner(hub: Hub, simulated: bool) -> str:
+def banner(hub: Hub, simulated: bool, metrics_url: str = "") -> str:
     """Return what `duhub up` prints: where to look."""
     host = hub.address
     nodes = (
@@ -80,6 +94,7 @@ def banner(hub: Hub, simulated: bool) -> str:
             f"  gRPC (ingest + query):  {host}   (health and reflection served)",
             f"  security:               {hub.security.describe()}",
             *([f"  dashboard:              {hub.dashboard.url}"] if hub.dashboard else []),
+            *([f"  metrics:                {metrics_url}"] if metrics_url else []),
             f"  log:                    {hub.config.log_spec}",
             f"  read model:             {redacted(hub.config.database)}",
             f"  county nodes:           {nodes}",

@@ -79,16 +79,15 @@ class EmbeddedLog:
         with open(self.path, "rb") as f:
             data = f.read()  # a streaming scan would bound memory; fine below a few GB
         while pos + HEADER.size <= size:
-            length, crc = HEADER.unpack_from(data, pos)
-            end = pos + HEADER.size + length
-            if length > MAX_RECORD or end > size:
+            if not _frame_at(data, pos):
+                # A torn last write (or the zeros or garbage a crash left after it) when no
+                # whole frame follows; when one does, a damaged record: cutting here would
+                # drop acknowledged records after it.
+                if any(_frame_at(data, p) for p in range(pos + 1, size - HEADER.size)):
+                    raise LogCorrupted(f"{self.path}: record at byte {pos} is damaged")
                 break
-            if zlib.crc32(data[pos + HEADER.size : end]) != crc:
-                if end == size:
-                    break  # a torn last write
-                raise LogCorrupted(f"{self.path}: record at byte {pos} fails its checksum")
             self._positions.append(pos)
-            pos = end
+            pos += HEADER.size + HEADER.unpack_from(data, pos)[0]
         if pos != size:
             with open(self.path, "r+b") as f:
                 f.truncate(pos)
@@ -157,6 +156,16 @@ class EmbeddedLog:
                 self._refresh()
             return {0: len(self._positions)}
 
+    def ping(self) -> None:
+        """Raise OSError unless the log file can be appended to (health probes)."""
+        if not self.path.exists():
+            raise OSError(f"log: {self.path} is gone")
+        if not os.access(self.path, os.W_OK):
+            raise OSError(f"log: {self.path} is not writable")
+        fs = os.statvfs(self.path)
+        if fs.f_bavail * fs.f_frsize < 1024 * 1024:
+            raise OSError(f"log: no space left for {self.path}")
+
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
         want = positions.get(0, 0)
         with self._grew:
@@ -175,6 +184,15 @@ class EmbeddedLog:
         if self._writer is not None:
             self._writer.close()
         self._reader.close()
+
+
+def _frame_at(data: bytes, pos: int) -> bool:
+    """Return whether a whole frame with a matching checksum starts at `pos`."""
+    length, crc = HEADER.unpack_from(data, pos)
+    end = pos + HEADER.size + length
+    # Every body holds at least its key length: a zero header (CRC-32 of b"" is 0) is no frame.
+    return (KEYLEN.size <= length <= MAX_RECORD and end <= len(data)
+            and zlib.crc32(memoryview(data)[pos + HEADER.size : end]) == crc)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -27,6 +27,11 @@ DLQ_TOPIC = "duhub.events.dlq"
 ORIGIN_HEADER = "duhub-origin"
 INGEST_ORIGIN = b"ingest"
 DEFAULT_PARTITIONS = 12
+# Fault tolerance (tests/integration/test_faults.py): after a broker restart, clients dial again
+# within a second, not kafka-python's default of up to 30 s; an append while the broker is down
+# fails within about 30 s instead of blocking ingest for the default 120 s delivery timeout.
+RECONNECT_BACKOFF_MAX_MS = 1000
+DELIVERY_TIMEOUT_MS = 30_000
 # The log is the audit record: never delete, and let the broker stamp append time so a
 # Kafka-direct event's recorded_at is the log's, fixed for every replay.
 TOPIC_CONFIG = {
@@ -93,11 +98,14 @@ class KafkaLog:
             group_id=None,
             enable_auto_commit=False,
             client_id="duhub-log-reader",
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             max_poll_records=5000,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._consumer_lock = threading.Lock()
+        self._probe: KafkaConsumer | None = None
+        self._probe_lock = threading.Lock()
         self._partitions = self._discover()
 
     def _discover(self) -> list[int]:
@@ -121,19 +129,59 @@ class KafkaLog:
                     batch_size=512 * 1024,
                     max_request_size=16 * 1024 * 1024,
                     client_id="duhub-ingest",
+                    reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+                    request_timeout_ms=10_000,
+                    delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
+                    max_block_ms=10_000,
                 )
             return self._producer
 
     def append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
         producer = self.producer()
         headers = [(ORIGIN_HEADER, INGEST_ORIGIN)]
-        futures = [
-            producer.send(self.spec.topic, key=k, value=v, headers=headers) for k, v in items
-        ]
-        producer.flush()
-        # .get raises if the broker did not acknowledge: then nothing is answered ACCEPTED.
-        metas = [f.get(timeout=30) for f in futures]
+        try:
+            futures = [
+                producer.send(self.spec.topic, key=k, value=v, headers=headers) for k, v in items
+            ]
+            producer.flush(timeout=DELIVERY_TIMEOUT_MS / 1000 + 10)
+            # .get raises if the broker did not acknowledge: then nothing is answered ACCEPTED.
+            metas = [f.get(timeout=30) for f in futures]
+        except Exception:
+            # Fault fix: a producer whose batches failed (broker down) is dropped, not reused:
+            # its idempotence sequence may be out of step with the broker, and its unsent
+            # records must not reach the log later behind the caller's back. Records already
+            # on the wire may still land: the caller was answered UNAVAILABLE, retries, and the
+            # read model counts an event id once whatever the log holds.
+            self._drop_producer(producer)
+            raise
         return [(m.partition, m.offset) for m in metas]
+
+    def _drop_producer(self, producer: KafkaProducer) -> None:
+        with self._producer_lock:
+            if self._producer is producer:
+                self._producer = None
+        try:
+            producer.close(timeout=0)
+        except Exception:  # closing a broken producer may complain; it is gone either way
+            log.debug("closing a failed producer", exc_info=True)
+
+    def ping(self, timeout: float = 3.0) -> None:
+        """Raise unless the broker answers a request for the topic's end offsets in time.
+
+        Uses a consumer of its own, so a probe never waits behind a slow read.
+        """
+        tps = [TopicPartition(self.spec.topic, p) for p in self._partitions[:1]]
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = KafkaConsumer(
+                    bootstrap_servers=self.spec.bootstrap,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    client_id="duhub-health",
+                    request_timeout_ms=int(timeout * 1000) + 1000,
+                    reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+                )
+            self._probe.end_offsets(tps, timeout_ms=int(timeout * 1000))
 
     def read(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
         tp = TopicPartition(self.spec.topic, partition)
@@ -172,6 +220,9 @@ class KafkaLog:
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close(timeout=10)
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
         with self._consumer_lock:
             self._consumer.close()
 

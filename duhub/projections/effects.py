@@ -26,6 +26,7 @@ class Seen:
 @dataclass(frozen=True, slots=True)
 class UnitAdded:
     unit: Unit
+    recorded_at: Nanos = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ def project(event: Event, k: Knowledge) -> list[Effect]:
             p.sample,
             p.local_code,
         )
-        out.append(UnitAdded(unit))
+        out.append(UnitAdded(unit, event.recorded_at))
     elif isinstance(p, ev.CampaignLaunched):
         out.append(
             CampaignAdded(

@@ -18,6 +18,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# Subtrees are ranges of paths: they must compare byte by byte. PostgreSQL's default
+# collation may not (en_US orders punctuation loosely), so paths use "C" there.
+PathText = Text().with_variant(Text(collation="C"), "postgresql")
+
 # Unit paths look like "/420500/420581/420581101/": a subtree is a range of paths, which
 # '/' (never in an id) keeps exact; see `subtree_range`.
 units = Table(
@@ -27,7 +31,9 @@ units = Table(
     Column("parent_id", String(64), nullable=False, index=True),
     Column("level", Integer, nullable=False),
     Column("name", Text, nullable=False),
-    Column("path", Text, nullable=False, index=True),
+    Column("path", PathText, nullable=False, index=True),
+    # When the hub learnt of it: as-of questions leave out units registered later.
+    Column("recorded_at", BigInteger, nullable=False),
     Column("sample", Boolean, nullable=False),
     Column("local_code", Boolean, nullable=False),
 )
@@ -61,7 +67,7 @@ campaign_targets = Table(
     Column("group_id", String(64), primary_key=True),
     Column("unit_id", String(64), primary_key=True),
     Column("ordinal", Integer, nullable=False),
-    Column("unit_path", Text, nullable=False),
+    Column("unit_path", PathText, nullable=False),
 )
 
 # One row per covered target: the earliest covering visit by event time and by record time
@@ -138,7 +144,7 @@ facts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("metric", String(40), nullable=False),
     Column("at", BigInteger, nullable=False),
-    Column("unit_path", Text, nullable=False),
+    Column("unit_path", PathText, nullable=False),
     Column("area", String(32), nullable=False),
     Column("value", BigInteger, nullable=False),
     Column("event_id", String(128), nullable=False),

@@ -65,11 +65,14 @@ def statistics(
     with engine.connect() as conn:
         scope = resolve_scope(conn, scope_unit_id)
         if group_by == "unit":
-            children = conn.execute(
+            q = (
                 select(s.units.c.unit_id, s.units.c.name, s.units.c.path)
                 .where(s.units.c.parent_id == scope.unit_id)
                 .order_by(s.units.c.unit_id)
-            ).all()
+            )
+            if as_of is not None:
+                q = q.where(s.units.c.recorded_at <= as_of)
+            children = conn.execute(q).all()
             keys = [(c.unit_id, c.name, c.path) for c in children]
             sums = _sums(conn, keys, wanted, area, [(MIN_NS, lo), (lo, hi)], as_of)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]

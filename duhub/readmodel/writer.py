@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
@@ -52,7 +52,7 @@ def write_batch(
     engine: Engine,
     effects: Iterable[Effect],
     positions: Mapping[int, int],
-    dead: Iterable[DeadLetter] = (),
+    dead: Sequence[DeadLetter] = (),
     expected: Mapping[int, int] | None = None,
 ) -> BatchSummary:
     """Commit effects with the next offsets per partition; all or nothing.
@@ -119,6 +119,7 @@ def write_batch(
                     "path": s.unit_path(u.path),
                     "sample": u.sample,
                     "local_code": u.local_code,
+                    "recorded_at": e.recorded_at,
                 }
             )
         elif isinstance(e, CampaignAdded):
@@ -168,19 +169,11 @@ def write_batch(
         _add_rollups(conn, rollups)
         _add_coverage(conn, covered)
         _set_heads(conn, heads)
-        _execute(
-            conn,
-            s.dead_letters,
-            [
-                {
-                    "partition": d.partition,
-                    "offset": d.offset,
-                    "event_id": d.event_id,
-                    "reason": d.reason,
-                }
-                for d in dead
-            ],
-        )
+        if dead:
+            # A redelivered batch meets its dead letters again: they are recorded once.
+            stmt = _insert(conn, s.dead_letters).on_conflict_do_nothing()
+            conn.execute(stmt, [{"partition": d.partition, "offset": d.offset,
+                                 "event_id": d.event_id, "reason": d.reason} for d in dead])
         _set_positions(conn, positions, expected)
         if conn.dialect.name == "postgresql" and (summary.campaigns or summary.counted):
             # Delivered on commit: query servers in other processes wake their live feeds.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
@@ -36,6 +36,10 @@ from duhub.readmodel.writer import (
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 20
+# Fault fix (tests/integration/test_faults.py): while the read model is unreachable (a
+# PostgreSQL restart) a batch waits and is tried again, up to this long, instead of the worker
+# dying on the first refused connection.
+DB_OUTAGE_LIMIT_S = 600.0
 # An ingested event waits this long for what it names to be applied from another partition;
 # past it the wait is not ordering but a broken log, and the event goes to the dead letters.
 BLOCK_TIMEOUT_S = 300.0
@@ -48,6 +52,9 @@ class Applied:
     duplicates: int = 0
     # Partitions held back at their position, waiting for an event of another partition.
     blocked: set[int] = field(default_factory=set)
+    # Records whose positions this batch moved, and the recorded_at of their events (metrics).
+    records: int = 0
+    recorded_at: list[int] = field(default_factory=list)
 
 
 def decode_record(rec: LogRecord) -> Event:
@@ -84,15 +91,29 @@ class BatchApplier:
 
     def apply(self, records: Sequence[LogRecord]) -> Applied:
         """Fold the records into the read model and commit them with their positions."""
-        for attempt in range(ATTEMPTS):
+        attempt = 0
+        outage_since: float | None = None
+        while attempt < ATTEMPTS:
             try:
+                if outage_since is not None:
+                    self.refresh()  # the commit may or may not have happened: ask
                 return self._apply_once(records)
             except (PositionConflict, IntegrityError) as e:
                 # Another worker applied some of these (a rebalance), or a concurrent batch
                 # took an id first: start again from what is committed.
                 log.info("batch conflicted (%s); retrying from the read model", e)
                 time.sleep(min(0.01 * 2**attempt, 1.0))
+                attempt += 1
                 self.refresh()
+            except (OperationalError, InterfaceError) as e:
+                # The read model is unreachable. Nothing of this batch counts unless its
+                # positions committed: re-read them once it answers, and apply from there.
+                now = time.monotonic()
+                outage_since = outage_since if outage_since is not None else now
+                if now - outage_since > DB_OUTAGE_LIMIT_S:
+                    raise
+                log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
+                time.sleep(1.0)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
     def _apply_once(self, records: Sequence[LogRecord]) -> Applied:
@@ -133,6 +154,9 @@ class BatchApplier:
                 if self.on_dead is not None:
                     self.on_dead(rec, letter)
             moved[p] = rec.offset + 1
+            out.records += 1
+            if event is not None:
+                out.recorded_at.append(event.recorded_at)
         changed = {p: o for p, o in moved.items() if o != start.get(p, 0)}
         if changed or effects:
             out.summary = write_batch(self.engine, effects, changed, out.dead, expected=start)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
+from duhub import metrics
 from duhub.log.base import LogRecord
 from duhub.log.kafka import KafkaLog
 from duhub.readmodel.writer import DeadLetter
@@ -43,6 +44,7 @@ class ContiguousDriver:
             admitted += fresh
         self.last = self.applier.apply(admitted) if admitted else None
         if self.last is not None:
+            metrics.observe_applied(self.last.records, self.last.recorded_at)
             for p in self.last.blocked:
                 seeks[p] = self.applier.positions.get(p, 0)
         return seeks

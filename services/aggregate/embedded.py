@@ -7,8 +7,10 @@ import logging
 import threading
 import time
 
+from kafka.errors import KafkaError
 from sqlalchemy import Engine
 
+from duhub import metrics
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog
 from services.aggregate.apply import BatchApplier
@@ -17,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # How long a partition waiting on another one rests before it is read again.
 BLOCKED_PAUSE_S = 0.05
+# Fault fix: a log that cannot be read for now (a Kafka broker restarting) is read again after
+# a pause, for up to this long, instead of stopping the aggregator on the first error.
+LOG_OUTAGE_LIMIT_S = 600.0
 
 
 class LogTailer:
@@ -31,6 +36,7 @@ class LogTailer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self._live = False  # past catch_up: time from append to read model is measured
 
     @property
     def positions(self) -> dict[int, int]:
@@ -46,6 +52,7 @@ class LogTailer:
             if not records:
                 continue
             applied = self.applier.apply(records)
+            metrics.observe_applied(applied.records, applied.recorded_at if self._live else ())
             blocked |= bool(applied.blocked)
             moved += self.positions.get(p, 0) - before
             if self.feed is not None:
@@ -67,10 +74,22 @@ class LogTailer:
         self._thread.start()
 
     def _run(self) -> None:
+        self._live = True
+        outage_since: float | None = None
         try:
             while not self._stop.is_set():
-                if self.step() == 0:
-                    self.log.wait(self.positions, 0.5)
+                try:
+                    if self.step() == 0:
+                        self.log.wait(self.positions, 0.5)
+                    outage_since = None
+                except (KafkaError, OSError) as e:
+                    # Nothing advanced: the same records are read again once the log answers.
+                    now = time.monotonic()
+                    outage_since = outage_since if outage_since is not None else now
+                    if now - outage_since > LOG_OUTAGE_LIMIT_S:
+                        raise
+                    log.warning("log unreadable (%s); retrying", e)
+                    self._stop.wait(1.0)
         except BaseException as e:  # stop loudly: advancing past a failed batch would lose it
             self.error = e
             log.exception("aggregator stopped")

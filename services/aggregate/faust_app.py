@@ -22,6 +22,10 @@ BATCH = 2000
 EXIT_CRASHED = 70
 # Faust commits consumer offsets only as a hint for where to resume; the driver corrects them.
 COMMIT_INTERVAL_S = 5.0
+# Fault fix (tests/integration/test_faults.py): a worker killed with -9 held its partitions for
+# Faust's default 60 s session timeout before the group gave them to the others; 10 s now.
+SESSION_TIMEOUT_S = 10.0
+HEARTBEAT_INTERVAL_S = 2.0
 
 
 def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
@@ -38,6 +42,8 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=COMMIT_INTERVAL_S,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
         stream_wait_empty=False,
         # Faust keeps a little state of its own; keep it beside ours, not in the cwd.
         datadir=datadir or tempfile.mkdtemp(prefix="duhub-faust-"),
@@ -86,8 +92,17 @@ def _record(message):  # type: ignore[no-untyped-def]
     )
 
 
-def run_worker(log_url: str, db_url: str, datadir: str = "") -> None:
-    """Run one aggregate worker until SIGTERM/SIGINT."""
+def run_worker(log_url: str, db_url: str, datadir: str = "", lag_metric: bool = False) -> None:
+    """Run one aggregate worker until SIGTERM/SIGINT (logging as the caller set it up)."""
     app = build_app(log_url, db_url, datadir)
-    worker = faust.Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    if lag_metric:
+        from duhub import metrics
+        from duhub.readmodel.writer import read_positions
+
+        driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
+        engine = driver.applier.engine
+        metrics.watch_lag(driver.kafka.end_offsets, lambda: read_positions(engine))
+    worker = faust.Worker(
+        app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False
+    )
     worker.execute_from_commandline()

@@ -42,7 +42,7 @@ class TlsFiles:
 
     @classmethod
     def read(cls, directory: str | Path) -> TlsFiles:
-        d = Path(directory)
+        d = Path(directory).resolve()
         try:
             return cls(
                 (d / SERVER_CERT).read_bytes(),

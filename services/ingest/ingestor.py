@@ -86,7 +86,9 @@ class _PendingTail:
             return all(applied.get(p, 0) >= o for p, o in g.ends.items())
 
         if self.old is not None and done(self.old):
+            # All of it is in the read model now: look there instead, and let it go.
             self.old = None
+            self.new.ws.base = self.base
         if self.old is None and self.new.ends:
             if done(self.new):
                 self.new = _Generation(WorkingSet(self.base), {})
@@ -112,6 +114,9 @@ class Ingestor:
         self._last_now = 0
         self.ready = threading.Event()
         self.ready.set()
+        # Set by the health monitor (duhub.bootstrap.watch_health): what it finds unreachable
+        # ("log", "read model"); while not empty, publishing is refused at once (UNAVAILABLE).
+        self.unreachable = ""
 
     def wait_until_caught_up(self, poll: float = 0.2) -> None:
         """Hold publishing until the read model has applied all the log held at the call.
@@ -135,6 +140,8 @@ class Ingestor:
             raise BatchTooLarge(f"events: more than {MAX_BATCH} events in one batch")
         if not self.ready.is_set():
             raise NotReady("ingest is waiting for the read model to catch up with the log")
+        if self.unreachable:
+            raise NotReady(f"the {self.unreachable} is unreachable; retry later")
         results: list[ipb.EventResult] = []
         decoded: list[tuple[int, pb.Event, Event]] = []
         for i, msg in enumerate(events):

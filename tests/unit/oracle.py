@@ -191,8 +191,12 @@ class World:
             u = self.parent[u]
         return False
 
-    def children(self, unit_id: str) -> list[str]:
-        return sorted(u for u, p in self.parent.items() if p == unit_id)
+    def children(self, unit_id: str, as_of: int | None = None) -> list[str]:
+        """Return the unit's children, as known at as_of (units registered later are not)."""
+        known = {e.payload.unit_id for e in self._seen(as_of)
+                 if isinstance(e.payload, ev.OrgUnitRegistered)}
+        return sorted(u for u, p in self.parent.items()
+                      if p == unit_id and (as_of is None or u in known))
 
     def _seen(self, as_of: int | None) -> list[Event]:
         return [e for e in self.events if as_of is None or e.recorded_at <= as_of]
@@ -249,7 +253,7 @@ class World:
     def by_unit(self, scope: str = "", area: str = "", lo: int | None = None,
                 hi: int | None = None, as_of: int | None = None) -> dict[str, dict[str, int]]:
         return {c: self.figures(c, area, lo, hi, as_of)
-                for c in self.children(scope or self.city())}
+                for c in self.children(scope or self.city(), as_of)}
 
     def by_period(self, kind: str, lo: int, hi: int, scope: str = "", area: str = "",
                   as_of: int | None = None) -> list[tuple[str, dict[str, int]]]:

@@ -7,6 +7,7 @@ so the HTTP and gRPC services cannot drift apart. Error messages name the HTTP p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 import grpc
@@ -14,6 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy import Engine, select
 
+from duhub.auth.principal import LOCAL, Principal
 from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
 from duhub.timeparse import parse_time
@@ -27,7 +29,12 @@ Params = Mapping[str, list[str]]
 STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
 }
+# Who makes the request being answered (services.auth): the server sets it per request
+# thread; the QueryServicer scopes every answer to it, exactly as for a gRPC caller.
+CALLER: ContextVar[Principal] = ContextVar("duhub_dashboard_caller", default=LOCAL)
 # The gRPC request fields the read model names in its messages -> the HTTP parameters.
 FIELDS = {
     "metrics": "metric",
@@ -70,6 +77,10 @@ class _Context:
 
     def is_active(self) -> bool:
         return True
+
+    @property
+    def duhub_principal(self) -> Principal:  # read by services.auth.guard.Security.principal
+        return CALLER.get()
 
 
 def _dict(msg: Message) -> Json:

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -20,8 +21,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import Engine
 
+from duhub.auth.principal import Unauthenticated
 from duhub.feed import ChangeFeed
-from services.query.http.api import ApiError, DashboardApi, Params
+from services.auth.guard import OPEN, Security
+from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
 
@@ -46,6 +49,8 @@ ROUTES: dict[str, str] = {
     "/api/events": "events",
 }
 STOP_WAIT_S = 3.0
+# Served to anyone: the page itself, health and the API's description hold no figures.
+OPEN_ROUTES = ("static", "health", "openapi")
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -104,6 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         name, args = found
         app = self.server.app
+        if name not in OPEN_ROUTES and not self._authenticate(body):
+            return
         try:
             if name == "static":
                 self._static(url.path, body)
@@ -123,6 +130,25 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:
             log.exception("dashboard request %s failed", self.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal: {e}"}, body)
+
+    def _authenticate(self, body: bool) -> bool:
+        """Set who asks (a client certificate, a bearer token or the page's cookie; the
+        local caller without credentials), or answer 401 and return False."""
+        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        try:
+            CALLER.set(self.server.app.security.http_principal(self.headers, peer))
+        except Unauthenticated as e:
+            data = json.dumps({"error": f"authorization: {e}"}).encode()
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Bearer realm="duhub"')
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+            return False
+        return True
 
     def _send(self, status: int, media: str, data: bytes, body: bool) -> None:
         self.send_response(status)
@@ -165,8 +191,11 @@ class _Handler(BaseHTTPRequestHandler):
 class DashboardServer:
     """Serve the dashboard on `listen` (port 0: one the OS picks) from a thread."""
 
-    def __init__(self, listen: str, engine: Engine, feed: ChangeFeed) -> None:
+    def __init__(
+        self, listen: str, engine: Engine, feed: ChangeFeed, security: Security = OPEN
+    ) -> None:
         self.api = DashboardApi(engine, feed)
+        self.security = security
         self.closing = threading.Event()
         self.streaming = threading.Condition()
         self.streams = 0
@@ -178,6 +207,16 @@ class DashboardServer:
         except OSError as e:
             raise OSError(f"http: cannot bind {listen}: {e.strerror or e}") from e
         self.httpd.app = self
+        tls = security.http_ssl_context()
+        if tls is not None:
+            # The handshake runs in the request's thread (on its first read), not in accept().
+            self.httpd.socket = tls.wrap_socket(
+                self.httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            # A failed handshake (plain HTTP, an unknown client certificate) is the client's
+            # problem: a line in the debug log, not a traceback on stderr.
+            self.httpd.handle_error = _handshake_failed  # type: ignore[method-assign]
+        self.scheme = "https" if tls is not None else "http"
         self.host = host
         self.port = int(self.httpd.server_address[1])
         self._thread: threading.Thread | None = None
@@ -185,7 +224,7 @@ class DashboardServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -205,7 +244,13 @@ class DashboardServer:
             self.streaming.wait_for(lambda: self.streams == 0, STOP_WAIT_S)
 
 
-def start_dashboard(listen: str, engine: Engine, feed: ChangeFeed) -> DashboardServer:
-    server = DashboardServer(listen, engine, feed)
+def _handshake_failed(request: Any, client_address: Any) -> None:
+    log.debug("dashboard connection from %s failed", client_address, exc_info=True)
+
+
+def start_dashboard(
+    listen: str, engine: Engine, feed: ChangeFeed, security: Security = OPEN
+) -> DashboardServer:
+    server = DashboardServer(listen, engine, feed, security)
     server.start()
     return server

@@ -97,9 +97,21 @@
       if (v !== "" && v !== null && v !== undefined) url.searchParams.set(k, v);
     }
     const reply = await fetch(url, { cache: "no-store" });
+    if (reply.status === 401 && askToken()) return api(path, params);
     const body = await reply.json();
     if (!reply.ok) throw new Error(body.error || reply.statusText);
     return body;
+  }
+
+  // A hub with --tokens answers 401 until the page holds a token: ask for one and keep it in a
+  // cookie, which every request (the event stream too) then carries. Cancel: show the error.
+  function askToken() {
+    const token = window.prompt("访问令牌 access token (duhub certs token):");
+    if (!token || !token.trim()) return false;
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `duhub_token=${token.trim()}; path=/; SameSite=Strict${secure}`;
+    if (state.source) connect(); // reopen the event stream with the cookie
+    return true;
   }
 
   function showError(err) {

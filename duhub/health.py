@@ -1,0 +1,143 @@
+"""Health that tells the truth: a service is NOT_SERVING while what it needs is unreachable.
+
+A background thread probes the log (ingest) and the read model (ingest, query) every few
+seconds and sets the gRPC health status (grpc.health.v1) of each service; they go back to
+SERVING once the probes pass again. A request that meets an unreachable read model anyway is
+answered UNAVAILABLE (retry later), not UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from duhub.metrics import DEPENDENCY_UP
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL_S = 2.0
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# What a dropped database connection raises through SQLAlchemy.
+UNREACHABLE_DB = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A named probe: returns normally when the dependency answers, raises when it does not."""
+
+    name: str
+    probe: Callable[[], object]
+
+
+def log_check(log_: object) -> Check:
+    """The event log answers (KafkaLog.ping, EmbeddedLog.ping)."""
+    return Check("log", getattr(log_, "ping"))  # noqa: B009 - every backend has ping
+
+
+def database_check(engine: Engine) -> Check:
+    def probe() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    return Check("read model", probe)
+
+
+def flag_check(name: str, flag: threading.Event) -> Check:
+    """Passes while `flag` is set (ingest's "caught up with the log")."""
+
+    def probe() -> None:
+        if not flag.is_set():
+            raise RuntimeError("not yet")
+
+    return Check(name, probe)
+
+
+class HealthMonitor:
+    """Probe the checks every `interval` seconds; set each service SERVING only while all of
+    its checks pass. `on_change(name, ok)` hears of every check that changes."""
+
+    def __init__(
+        self,
+        servicer: health.HealthServicer,
+        services: Mapping[str, Sequence[Check]],
+        interval: float = PROBE_INTERVAL_S,
+        on_change: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self.servicer = servicer
+        self.services = services
+        self.interval = interval
+        self.on_change = on_change
+        self.ok: dict[str, bool] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def probe_once(self) -> dict[str, bool]:
+        checks = {c.name: c for cs in self.services.values() for c in cs}
+        for name, check in checks.items():
+            try:
+                check.probe()
+                ok, why = True, ""
+            except Exception as e:  # any failure to answer is "unreachable"
+                ok, why = False, f"{type(e).__name__}: {e}"
+            if name in ("log", "read model"):
+                DEPENDENCY_UP.labels(name.replace(" ", "_")).set(1 if ok else 0)
+            if self.ok.get(name) != ok:
+                if ok and name in self.ok:
+                    log.warning("health: %s is reachable again", name)
+                elif not ok and name != "ready":
+                    log.warning("health: %s unreachable (%s)", name, why[:300])
+                if self.on_change is not None:
+                    self.on_change(name, ok)
+            self.ok[name] = ok
+        for service, cs in self.services.items():
+            serving = all(self.ok.get(c.name, False) for c in cs)
+            self.servicer.set(service, SERVING if serving else NOT_SERVING)
+        return dict(self.ok)
+
+    def start(self) -> HealthMonitor:
+        self.probe_once()
+        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.probe_once()
+            except Exception:  # never let the prober die: health would freeze as it was
+                log.exception("health probe failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class UnavailableInterceptor(grpc.ServerInterceptor):
+    """Answer UNAVAILABLE when a handler finds the read model unreachable (a dropped or
+    refused database connection): the caller retries later. Without it gRPC says UNKNOWN."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def behavior(request, context):  # type: ignore[no-untyped-def]
+            try:
+                return inner(request, context)
+            except UNREACHABLE_DB as e:
+                log.warning("%s: read model unreachable: %s", handler_call_details.method, e)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the read model is unreachable")
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

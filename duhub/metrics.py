@@ -1,0 +1,226 @@
+"""Prometheus metrics of the hub's services, served over HTTP by `--metrics HOST:PORT`.
+
+| metric | what |
+| --- | --- |
+| `duhub_ingest_events_total{result}` | events answered by ingest: accepted, duplicate, rejected |
+| `duhub_ingest_rejections_total{field}` | rejections by the field named (not the free text) |
+| `duhub_ingest_requests_total{code}` | publish calls by gRPC status (UNAVAILABLE: log down…) |
+| `duhub_ingest_batch_seconds` | time to answer one publish call |
+| `duhub_aggregate_applied_total` | log records applied to the read model by this process |
+| `duhub_aggregate_lag{partition}` | log end minus the read model's applied position |
+| `duhub_append_to_readmodel_seconds` | from an event's recorded_at to its commit in the model |
+| `duhub_query_seconds{rpc}` | time to answer a query RPC |
+| `duhub_dependency_up{dependency}` | 1 while the health probe reaches the log / read model |
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import grpc
+from prometheus_client import (
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+# No `_created` series beside every counter and histogram: half the lines, nothing lost.
+disable_created_metrics()
+
+INGEST_SERVICE = "duhub.v1.IngestService"
+QUERY_SERVICE = "duhub.v1.QueryService"
+
+LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+FRESHNESS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+INGEST_EVENTS = Counter("duhub_ingest_events", "Events answered by ingest, by result", ["result"])
+INGEST_REJECTIONS = Counter(
+    "duhub_ingest_rejections", "Events rejected by ingest, by the field named", ["field"]
+)
+INGEST_REQUESTS = Counter("duhub_ingest_requests", "Publish calls by gRPC status", ["code"])
+INGEST_BATCH = Histogram(
+    "duhub_ingest_batch_seconds", "Time to answer one publish call", buckets=LATENCY
+)
+AGGREGATE_APPLIED = Counter(
+    "duhub_aggregate_applied", "Log records applied to the read model by this process"
+)
+APPEND_TO_READMODEL = Histogram(
+    "duhub_append_to_readmodel_seconds",
+    "From an event's recorded_at (its append) to the commit that put it in the read model",
+    buckets=FRESHNESS,
+)
+QUERY_SECONDS = Histogram(
+    "duhub_query_seconds", "Time to answer a query RPC", ["rpc"], buckets=LATENCY
+)
+DEPENDENCY_UP = Gauge(
+    "duhub_dependency_up", "1 while the health probe reaches the dependency", ["dependency"]
+)
+
+_RESULTS = {1: "accepted", 2: "duplicate", 3: "rejected"}  # duhub.v1.Result values
+
+
+def start_metrics(listen: str) -> str:
+    """Serve /metrics on HOST:PORT (port 0: any); return its URL."""
+    host, port = listen.rsplit(":", 1)
+    server, _ = start_http_server(int(port), addr=host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{server.server_port}/metrics"
+
+
+def serve_metrics(listen: str, *, required: bool = True) -> str:
+    """Start the /metrics endpoint unless `listen` is empty or "off"; return its URL or "".
+
+    A default address already in use (a second hub on the machine) is only a warning when not
+    `required`; an address asked for explicitly that cannot be bound raises OSError.
+    """
+    if listen.strip().lower() in ("", "off", "none"):
+        return ""
+    try:
+        return start_metrics(listen)
+    except (OSError, ValueError) as e:
+        if required:
+            raise OSError(f"--metrics: cannot serve metrics on {listen}: {e}") from None
+        log.warning("metrics off: cannot bind %s (%s); choose one with --metrics", listen, e)
+        return ""
+
+
+def observe_publish(response: Any, seconds: float) -> None:
+    """Count the answers of one publish call (a duhub.v1.PublishResponse)."""
+    INGEST_BATCH.observe(seconds)
+    INGEST_REQUESTS.labels("OK").inc()
+    for r in response.results:
+        INGEST_EVENTS.labels(_RESULTS.get(r.result, "unknown")).inc()
+        if r.result == 3:
+            INGEST_REJECTIONS.labels(r.field or "unknown").inc()
+
+
+def observe_applied(records: int, recorded_at_ns: Iterable[int]) -> None:
+    """Count records a live driver committed, and how long after their append they did."""
+    if records:
+        AGGREGATE_APPLIED.inc(records)
+    now = time.time_ns()
+    for at in recorded_at_ns:
+        if at > 0:
+            APPEND_TO_READMODEL.observe(max(0.0, (now - at) / 1e9))
+
+
+class LagCollector(Collector):
+    """`duhub_aggregate_lag{partition}`, computed when scraped: the log's end offsets minus
+    the positions committed in the read model (the same figure from every worker)."""
+
+    def __init__(self, ends: Callable[[], dict[int, int]], applied: Callable[[], dict[int, int]]):
+        self.ends = ends
+        self.applied = applied
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "duhub_aggregate_lag", "Log records not yet applied to the read model", labels=["p"]
+        )
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "duhub_aggregate_lag",
+            "Log records not yet applied to the read model, per partition",
+            labels=["partition"],
+        )
+        try:
+            ends, applied = self.ends(), self.applied()
+        except Exception as e:  # the log or the read model is down: no figure, not a 500
+            log.debug("lag not measured: %s", e)
+            return
+        for p, end in sorted(ends.items()):
+            family.add_metric([str(p)], max(0, end - applied.get(p, 0)))
+        yield family
+
+
+def watch_lag(ends: Callable[[], dict[int, int]], applied: Callable[[], dict[int, int]]) -> None:
+    """Register the lag collector (once per process)."""
+    REGISTRY.register(LagCollector(ends, applied))
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Times ingest and query RPCs and counts ingest's answers, without touching servicers."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, _, rpc = handler_call_details.method.lstrip("/").rpartition("/")
+        if service == INGEST_SERVICE and handler.unary_unary is not None:
+            return _unary(handler, _ingest_timer(handler.unary_unary))
+        if service == INGEST_SERVICE and handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _ingest_stream(handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if service == QUERY_SERVICE and handler.unary_unary is not None:
+            return _unary(handler, _query_timer(handler.unary_unary, rpc))
+        return handler
+
+
+def _unary(handler, behavior):  # type: ignore[no-untyped-def]
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _code(context: grpc.ServicerContext) -> str:
+    try:
+        code = context.code()  # type: ignore[attr-defined]
+    except Exception:
+        code = None
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def _ingest_timer(inner):  # type: ignore[no-untyped-def]
+    def behavior(request, context):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            response = inner(request, context)
+        except BaseException:
+            INGEST_BATCH.observe(time.perf_counter() - t0)
+            INGEST_REQUESTS.labels(_code(context)).inc()
+            raise
+        observe_publish(response, time.perf_counter() - t0)
+        return response
+
+    return behavior
+
+
+def _ingest_stream(inner):  # type: ignore[no-untyped-def]
+    def behavior(request_iterator, context):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            for response in inner(request_iterator, context):
+                observe_publish(response, time.perf_counter() - t0)
+                yield response
+                t0 = time.perf_counter()
+        except BaseException:
+            INGEST_REQUESTS.labels(_code(context)).inc()
+            raise
+
+    return behavior
+
+
+def _query_timer(inner, rpc: str):  # type: ignore[no-untyped-def]
+    timer = QUERY_SECONDS.labels(rpc)
+
+    def behavior(request, context):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return inner(request, context)
+        finally:
+            timer.observe(time.perf_counter() - t0)
+
+    return behavior
