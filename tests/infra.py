@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 KAFKA_ENV = "DUHUB_TEST_KAFKA"
 PG_ENV = "DUHUB_TEST_PG"
@@ -69,6 +71,15 @@ def fresh_database() -> Iterator[str]:
     try:
         yield postgres_url().rsplit("/", 1)[0] + "/" + name
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        # FORCE may not end an autovacuum worker busy in it (owned by the superuser, which
+        # the test role may not signal): wait for it to finish and try again.
+        for attempt in range(20):
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except (ProgrammingError, OperationalError):
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
         admin.dispose()

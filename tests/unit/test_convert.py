@@ -11,9 +11,9 @@ from duhub.v1 import events_pb2 as pb
 from tests.unit.builders import (
     CITY,
     NS,
-    T,
     YIDU,
     YIDU_T1,
+    T,
     accountability,
     at,
     campaign,

@@ -197,3 +197,39 @@ def test_concurrent_appends_get_distinct_offsets(log_dir: Path) -> None:
         assert by_offset[a[1]].endswith(b"-a") and by_offset[b[1]].endswith(b"-b")
     log.close()
     assert len(contents(EmbeddedLog(log_dir))) == 160
+
+
+@pytest.mark.parametrize("length", [10_000, 2**31])
+def test_corrupted_length_before_valid_records_raises_instead_of_cutting(
+        log_dir: Path, length: int) -> None:
+    """A bad length field in an early frame points past the end of the file, like a torn
+    write would; but whole, valid records follow it, so it is corruption, not a torn tail:
+    cutting there would silently drop acknowledged records."""
+    log = EmbeddedLog(log_dir)
+    log.append(items(3))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, 0, length)
+    path.write_bytes(bytes(data))
+    with pytest.raises(LogCorrupted):
+        EmbeddedLog(log_dir)
+    assert path.read_bytes() == bytes(data)
+
+
+@pytest.mark.parametrize("zeros", [8, 9, 4096])
+def test_zero_filled_tail_is_cut_not_read_as_records(log_dir: Path, zeros: int) -> None:
+    """After a crash some filesystems leave the file longer, the new part zero-filled. A zero
+    header reads as an empty body whose CRC-32 (0) matches; no real frame is that short."""
+    log = EmbeddedLog(log_dir)
+    log.append(items(2))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x00" * zeros)
+    log = EmbeddedLog(log_dir)
+    assert log.end_offsets() == {0: 2}
+    assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(items(2))]
+    assert path.stat().st_size == size
+    log.close()

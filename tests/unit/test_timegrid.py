@@ -48,7 +48,7 @@ def test_plan_partitions_the_interval(a: int, b: int) -> None:
         return
     # Contiguous, non-empty, from lo to hi: every instant is answered exactly once.
     assert pieces[0][0] == lo and pieces[-1][1] == hi
-    for (a0, a1), (b0, _) in zip(pieces, pieces[1:], strict=False):
+    for (_, a1), (b0, _) in zip(pieces, pieces[1:], strict=False):
         assert a1 == b0
     assert all(x < y for x, y in pieces)
     # Segments are whole buckets of their grain; the fine edges are the sub-hour rest.

@@ -1,0 +1,195 @@
+"""Aggregation: the Faust worker (`duhub serve aggregate --log kafka://… --db postgresql://…`)
+vs a raw kafka-python consumer that only reads and parses the same records.
+
+A fresh topic (12 partitions, as ingest creates it) is filled with the records ingest appends
+(reference data first, `recorded_at` and `prev_hash` set, header duhub-origin=ingest) plus the
+~2% resends (as racing ingest instances or Kafka-direct retries leave them; counted once).
+One worker applies it into a fresh PostgreSQL read model; the rate is records over the time
+from the first committed position to the last (the worker's start-up, group join included in
+`details`). Then the raw consumer reads the same topic from the start and parses every value.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+
+from bench import common as c
+from bench.events import stored_records
+from bench.ingest import ensure_topic
+from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER
+from duhub.readmodel import schema as s
+from duhub.v1 import events_pb2 as pb
+
+
+def fill_topic(topic: str, records: list[tuple[bytes, bytes]]) -> float:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=c.KAFKA,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=512 * 1024,
+        client_id="duhub-bench-fill",
+    )
+    headers = [(ORIGIN_HEADER, INGEST_ORIGIN)]
+    t0 = time.perf_counter()
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value, headers=headers)
+        producer.flush()
+    finally:
+        producer.close(timeout=10)
+    return time.perf_counter() - t0
+
+
+def raw_consume(topic: str, total: int) -> tuple[float, float]:
+    """Read and parse every record; return (seconds from first record, seconds overall)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=c.KAFKA,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="duhub-bench-raw-consumer",
+        max_poll_records=5000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    try:
+        t0 = time.perf_counter()
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        seen = 0
+        first = None
+        parse = pb.Event.FromString
+        deadline = time.monotonic() + 600
+        while seen < total and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                if first is None:
+                    first = time.perf_counter()
+                for m in records:
+                    parse(m.value)
+                seen += len(records)
+        end = time.perf_counter()
+        if seen < total:
+            raise TimeoutError(f"raw consumer read {seen} of {total}")
+        return end - (first or t0), end - t0
+    finally:
+        consumer.close()
+
+
+def applied(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(func.coalesce(func.sum(s.log_positions.c.next_offset), 0))).scalar()
+        )
+
+
+def run(ctx: Any) -> None:
+    n = ctx.size("aggregate")
+    c.ensure_services(kafka=True, pg=True)
+    it, gen = stored_records(n, seed=13, prefix="agg", duplicates_in_log=True)
+    records = list(it)
+    total = len(records)
+    c.say(
+        f"aggregate: {total:,} records ({n:,} events, {gen.info.duplicates:,} resends, reference)"
+    )
+    rates, raw_rates, runs = [], [], []
+    peaks = []
+    for rep in range(ctx.repeats):
+        with c.cleanup() as undo:
+            topic = undo.topic(c.unique("duhub.bench.agg."))
+            ensure_topic(topic)
+            fill = fill_topic(topic, records)
+            db = undo.database(c.create_database())
+            engine = create_engine(db.replace("postgresql://", "postgresql+psycopg2://", 1))
+            undo.add(engine.dispose)
+            workdir = ctx.workdir / f"aggregate-{rep}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            t_start = time.perf_counter()
+            worker = undo.proc(
+                c.serve(
+                    "aggregate",
+                    "--log",
+                    c.kafka_url(topic),
+                    "--db",
+                    db,
+                    "--data-dir",
+                    str(workdir),
+                    log=workdir / "aggregate.out",
+                )
+            )
+            watch = c.PeakWatcher(worker.pid)
+            # Wait for the schema (the worker creates it), then for every position.
+            t_first = None
+            deadline = time.monotonic() + max(300, total / 200)
+            done = 0
+            while time.monotonic() < deadline and worker.alive():
+                try:
+                    done = applied(engine)
+                except Exception:  # noqa: BLE001 - tables not created yet
+                    done = 0
+                if done and t_first is None:
+                    t_first = time.perf_counter()
+                if done >= total:
+                    break
+                time.sleep(0.1)
+            t_done = time.perf_counter()
+            peak = watch.stop()
+            if done < total:
+                tail = "".join(worker.lines[-20:])
+                raise RuntimeError(f"the worker applied {done} of {total} records:\n{tail}")
+            with engine.connect() as conn:
+                dead = conn.execute(text("SELECT count(*) FROM dead_letters")).scalar()
+                seen = conn.execute(text("SELECT count(*) FROM events_seen")).scalar()
+            assert t_first is not None
+            steady = t_done - t_first
+            rate = total / steady
+            raw_steady, raw_all = raw_consume(topic, total)
+            raw_rate = total / raw_steady
+        rates.append(rate)
+        raw_rates.append(raw_rate)
+        peaks.append(peak)
+        runs.append(
+            {
+                "fill_topic_s": round(fill, 2),
+                "worker_seconds_steady": round(steady, 2),
+                "worker_seconds_with_startup": round(t_done - t_start, 2),
+                "raw_seconds": round(raw_steady, 2),
+                "raw_seconds_with_startup": round(raw_all, 2),
+                "dead_letters": dead,
+                "events_seen": seen,
+                "worker_peak_rss_mb": round(peak, 1),
+            }
+        )
+        c.say(
+            f"aggregate run {rep + 1}: worker {rate:,.0f} records/s "
+            f"({t_done - t_start:.1f} s with start-up), raw consumer {raw_rate:,.0f}/s; "
+            f"dead letters {dead}, events seen {seen:,}, peak RSS {peak:.0f} MB"
+        )
+    value, ref = c.median(rates), c.median(raw_rates)
+    ratio = value / ref
+    ctx.results.add(
+        c.Figure(
+            "aggregation, Faust worker → PostgreSQL",
+            value,
+            "events/s",
+            rates,
+            "raw consumer, read + parse",
+            ref,
+            raw_rates,
+            ratio,
+            "of raw",
+            "≥ 50,000/s per worker and ≥ 0.5× raw",
+            value >= 50_000 and ratio >= 0.5,
+            f"{total:,} records, 1 worker, 12 partitions",
+        )
+    )
+    ctx.shared["aggregate_peak_mb"] = (c.median(peaks), total)
+    ctx.results.details["aggregate"] = {"runs": runs, "records": total, "events": n}

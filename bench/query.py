@@ -1,0 +1,252 @@
+"""GetStatistics and GetCoverage latency at 200 requests/s from concurrent clients, over the
+small (10,000 events) and the large read model, served by `duhub serve query --db sqlite:///…`
+(the read models replay built from the embedded logs).
+
+Load: an open-loop schedule (request i is due at t0 + i/200 s) spread over 8 client threads,
+each with its own gRPC channel; a latency runs from the request's due time to its reply, so a
+slow answer delays the ones behind it and that delay is counted (no coordinated omission).
+The questions cycle through: the city by county over a year, a county by month over a year,
+a county over a period with sub-day edges (problems_open included), a campaign's coverage for
+the city and for one county. Each question is also timed alone (sequentially, 20 times) for
+the per-question comparison with PostgreSQL GROUP BY (bench.baseline_pg).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bench import common as c
+from bench.replay import readmodel
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+
+RATE = 200
+THREADS = 8
+SEQUENTIAL = 20
+COUNTY = "420581"
+YEAR = ("2023-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
+EDGES = ("2023-03-15T08:17:23Z", "2023-09-02T13:42:05Z")
+
+
+def ts(text: str) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC))
+    return t
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    kind: str  # "statistics" | "coverage"
+    request: Any
+
+
+def pick_campaign(campaigns: list[list[Any]]) -> tuple[str, int, int]:
+    """Return the campaign running in mid-2023 (or the first one)."""
+    mid = int(datetime(2023, 6, 15, tzinfo=UTC).timestamp()) * 1_000_000_000
+    for cid, starts, ends in campaigns:
+        if starts <= mid < ends:
+            return cid, starts, ends
+    cid, starts, ends = campaigns[0]
+    return cid, starts, ends
+
+
+def questions(info: dict[str, Any]) -> list[Question]:
+    campaign = pick_campaign(info["campaigns"])[0]
+    m = ["visits", "problems_found", "problems_rectified", "accountability_persons"]
+    m += ["sanctioned_persons", "talk_persons"]
+    return [
+        Question(
+            "city by county, one year",
+            "statistics",
+            qpb.GetStatisticsRequest(
+                metrics=m,
+                **{"from": ts(YEAR[0])},
+                to=ts(YEAR[1]),
+                group_by=qpb.GROUP_BY_UNIT,
+            ),
+        ),
+        Question(
+            "a county by month, one year",
+            "statistics",
+            qpb.GetStatisticsRequest(
+                metrics=["visits", "problems_found", "sanctioned_persons"],
+                scope_unit_id=COUNTY,
+                **{"from": ts(YEAR[0])},
+                to=ts(YEAR[1]),
+                group_by=qpb.GROUP_BY_MONTH,
+            ),
+        ),
+        Question(
+            "a county, sub-day edges",
+            "statistics",
+            qpb.GetStatisticsRequest(
+                metrics=["visits", "problems_found", "problems_rectified", "problems_open"],
+                scope_unit_id=COUNTY,
+                **{"from": ts(EDGES[0])},
+                to=ts(EDGES[1]),
+            ),
+        ),
+        Question("coverage, city", "coverage", qpb.GetCoverageRequest(campaign_id=campaign)),
+        Question(
+            "coverage, one county",
+            "coverage",
+            qpb.GetCoverageRequest(campaign_id=campaign, scope_unit_id=COUNTY),
+        ),
+    ]
+
+
+def ask(stub: query_pb2_grpc.QueryServiceStub, q: Question) -> Any:
+    if q.kind == "statistics":
+        return stub.GetStatistics(q.request, timeout=30)
+    return stub.GetCoverage(q.request, timeout=30)
+
+
+def open_loop(address: str, qs: list[Question], seconds: float) -> dict[str, list[float]]:
+    """Run the schedule; return latencies (ms) per kind and the errors."""
+    total = int(RATE * seconds)
+    lat: dict[str, list[float]] = {"statistics": [], "coverage": [], "errors": []}
+    lock = threading.Lock()
+    t0 = time.perf_counter() + 0.5
+
+    def client(k: int) -> None:
+        channel = grpc.insecure_channel(address)
+        stub = query_pb2_grpc.QueryServiceStub(channel)
+        mine: dict[str, list[float]] = {"statistics": [], "coverage": [], "errors": []}
+        try:
+            for i in range(k, total, THREADS):
+                due = t0 + i / RATE
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                q = qs[i % len(qs)]
+                try:
+                    ask(stub, q)
+                    mine[q.kind].append((time.perf_counter() - due) * 1000)
+                except grpc.RpcError as e:
+                    mine["errors"].append(float(e.code().value[0]))
+        finally:
+            channel.close()
+            with lock:
+                for key, v in mine.items():
+                    lat[key] += v
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 300)
+    lat["elapsed_s"] = [time.perf_counter() - t0]
+    return lat
+
+
+def sequential(address: str, qs: list[Question], reps: int = SEQUENTIAL) -> dict[str, float]:
+    """Return the median latency (ms) of each question asked alone, one after another."""
+    channel = grpc.insecure_channel(address)
+    stub = query_pb2_grpc.QueryServiceStub(channel)
+    out = {}
+    try:
+        for q in qs:
+            ask(stub, q)  # warm
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                ask(stub, q)
+                times.append((time.perf_counter() - t) * 1000)
+            out[q.name] = c.median(times)
+    finally:
+        channel.close()
+    return out
+
+
+def measure(ctx: Any, which: str) -> dict[str, Any]:
+    """Serve the read model, load it, time each question; return the figures."""
+    cached = ctx.shared.setdefault("query", {})
+    if which in cached:
+        return cached[which]
+    db, info = readmodel(ctx, which)
+    qs = questions(info)
+    seconds = ctx.size("query_seconds")
+    with c.cleanup() as undo:
+        wd = ctx.workdir / f"query-{which}"
+        wd.mkdir(parents=True, exist_ok=True)
+        server = undo.proc(
+            c.serve("query", "--db", f"sqlite:///{db}", "--data-dir", str(wd), log=wd / "q.out")
+        )
+        watch = c.PeakWatcher(server.pid)
+        per_question = sequential(server.address, qs)
+        runs = []
+        for rep in range(ctx.repeats):
+            lat = open_loop(server.address, qs, seconds)
+            run = {
+                kind: {
+                    "p50_ms": c.percentile(lat[kind], 50),
+                    "p99_ms": c.percentile(lat[kind], 99),
+                    "max_ms": max(lat[kind]) if lat[kind] else None,
+                    "n": len(lat[kind]),
+                }
+                for kind in ("statistics", "coverage")
+            }
+            run["errors"] = len(lat["errors"])
+            done = len(lat["statistics"]) + len(lat["coverage"])
+            run["achieved_req_per_s"] = round(done / lat["elapsed_s"][0], 1)
+            runs.append(run)
+            c.say(
+                f"query {which} run {rep + 1}: statistics p50 "
+                f"{run['statistics']['p50_ms']:.1f} ms p99 {run['statistics']['p99_ms']:.1f} ms; "
+                f"coverage p50 {run['coverage']['p50_ms']:.1f} ms "
+                f"p99 {run['coverage']['p99_ms']:.1f} ms; answered "
+                f"{run['achieved_req_per_s']} req/s of {RATE} offered; errors {run['errors']}"
+            )
+        peak = watch.stop()
+    out = {
+        "events": info["events"],
+        "records": info["records"],
+        "campaign": pick_campaign(info["campaigns"])[0],
+        "per_question_ms": per_question,
+        "runs": runs,
+        "server_peak_rss_mb": round(peak, 1),
+        "questions": [q.name for q in qs],
+    }
+    for kind in ("statistics", "coverage"):
+        for p in ("p50_ms", "p99_ms"):
+            out[f"{kind}_{p}"] = c.median([r[kind][p] for r in runs])
+            out[f"{kind}_{p}_runs"] = [r[kind][p] for r in runs]
+    c.say(f"query {which}: alone, per question (ms): {per_question}")
+    cached[which] = out
+    return out
+
+
+def run(ctx: Any) -> None:
+    small = measure(ctx, "small")
+    large = measure(ctx, "large")
+    size_s, size_l = f"{small['events']:,} events", f"{large['events']:,} events"
+    for kind, label in (("statistics", "GetStatistics"), ("coverage", "GetCoverage")):
+        for which, res, size in (("small", small, size_s), ("large", large, size_l)):
+            for p in ("p50", "p99"):
+                value = res[f"{kind}_{p}_ms"]
+                fig = c.Figure(
+                    f"{label} {p} at {RATE} req/s",
+                    value,
+                    "ms",
+                    res[f"{kind}_{p}_ms_runs"],
+                    size=size,
+                )
+                if which == "large":
+                    fig.reference = f"at {small['events']:,} events"
+                    fig.reference_value = small[f"{kind}_{p}_ms"]
+                    fig.reference_runs = small[f"{kind}_{p}_ms_runs"]
+                    fig.ratio = value / fig.reference_value
+                    fig.ratio_note = "large / small"
+                if p == "p99":
+                    fig.target = "≤ 10 ms" + ("; large ≤ 1.2× small" if which == "large" else "")
+                    fig.met = value <= 10 and (which == "small" or (fig.ratio or 0) <= 1.2)
+                ctx.results.add(fig)
+    ctx.results.details["query"] = {"small": small, "large": large, "rate": RATE}

@@ -1,0 +1,324 @@
+"""The pure part of authentication and authorization, and the guard with stand-in contexts."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from duhub.auth import pki
+from duhub.auth.listen import InsecureListen, check_listen, is_loopback
+from duhub.auth.principal import (
+    LOCAL,
+    Forbidden,
+    Kind,
+    Unauthenticated,
+    check_publish,
+    node,
+    parse_uri,
+    principal_in,
+    scope_for,
+    user,
+)
+from duhub.auth.tokens import (
+    TokenFileError,
+    TokenStore,
+    append_token,
+    parse_tokens,
+    token_hash,
+)
+from duhub.cli.credentials import CredentialError, load
+from duhub.cli.main import main
+from services.auth.guard import Security
+
+CITY, YIDU, ZHIJIANG = "420500", "420581", "420582"
+TOWN = "420581101"
+PATHS = {
+    CITY: (CITY,),
+    YIDU: (CITY, YIDU),
+    ZHIJIANG: (CITY, ZHIJIANG),
+    TOWN: (CITY, YIDU, TOWN),
+}
+
+
+def path_of(unit_id: str) -> tuple[str, ...] | None:
+    return PATHS.get(unit_id)
+
+
+# ---- principals -----------------------------------------------------------------------------
+
+
+def test_uris_round_trip() -> None:
+    for p in (node(YIDU), user("alice", YIDU), user("a.b-c_d", "420500-L01")):
+        assert parse_uri(p.uri) == p
+    assert parse_uri("duhub:user:420581:alice") == user("alice", YIDU)
+    assert str(user("alice", YIDU)) == "user alice (scope 420581)"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["duhub:node:", "duhub:user:420581", "duhub:user::alice", "duhub:admin:x", "http://x", ""],
+)
+def test_bad_uris_are_refused(uri: str) -> None:
+    with pytest.raises(ValueError):
+        parse_uri(uri)
+
+
+def test_a_certificate_names_one_principal() -> None:
+    assert principal_in(["spiffe://other", "duhub:node:420581"]) == node(YIDU)
+    assert principal_in(["spiffe://other"]) is None
+    with pytest.raises(ValueError, match="more than one"):
+        principal_in(["duhub:node:420581", "duhub:node:420582"])
+
+
+def test_a_node_publishes_only_as_itself() -> None:
+    check_publish(node(YIDU), [YIDU, YIDU])
+    check_publish(LOCAL, [YIDU, ZHIJIANG, "reference"])
+    with pytest.raises(Forbidden, match=r"events\[2\]\.source: node 420581 .* not as '420582'"):
+        check_publish(node(YIDU), [YIDU, YIDU, ZHIJIANG])
+    with pytest.raises(Forbidden, match="not as '420581'"):
+        check_publish(node(CITY), [YIDU])  # the city node too publishes as itself only
+    with pytest.raises(Forbidden, match="user alice .* may not publish"):
+        check_publish(user("alice", CITY), [CITY])
+
+
+def test_scopes() -> None:
+    alice = user("alice", YIDU)
+    boss = user("boss", CITY)
+    # Unlimited callers: the request as it was (empty stays empty: the city).
+    for who in (LOCAL, boss, node(CITY)):
+        assert scope_for(who, "", path_of, "scope") == ""
+        assert scope_for(who, ZHIJIANG, path_of, "scope") == ZHIJIANG
+    # A county user: empty means its county; inside is fine; outside and above are not.
+    assert scope_for(alice, "", path_of, "scope") == YIDU
+    assert scope_for(alice, TOWN, path_of, "scope") == TOWN
+    assert scope_for(node(YIDU), "", path_of, "scope") == YIDU
+    for outside in (ZHIJIANG, CITY):
+        with pytest.raises(Forbidden, match=f"scope: unit '{outside}' lies outside the scope"):
+            scope_for(alice, outside, path_of, "scope")
+    # Unknown units are left to the question (NOT_FOUND), as for anyone.
+    assert scope_for(alice, "nope", path_of, "scope") == "nope"
+    # A township user: its county is above it.
+    town = user("t", TOWN)
+    assert scope_for(town, "", path_of, "scope") == TOWN
+    with pytest.raises(Forbidden):
+        scope_for(town, YIDU, path_of, "scope")
+
+
+# ---- tokens ---------------------------------------------------------------------------------
+
+
+def test_token_file_errors_name_the_line() -> None:
+    good = f"{token_hash('t')} duhub:node:420581\n"
+    assert parse_tokens("# c\n\n" + good) == {token_hash("t"): node(YIDU)}
+    for text, match in [
+        ("sha256:abc duhub:node:1\n", "1: 'sha256:abc' is not"),
+        (good + "x\n", "2: expected"),
+        (f"{token_hash('u')} duhub:boss:1\n", "1: 'duhub:boss:1' names no principal"),
+        (good + f"{token_hash('t')} duhub:node:420582\n", "2: the same token hash"),
+    ]:
+        with pytest.raises(TokenFileError, match=match):
+            parse_tokens(text, "f")
+
+
+def test_tokens_are_stored_hashed_and_read_again_on_change(tmp_path: Path) -> None:
+    f = tmp_path / "tokens"
+    first = append_token(f, node(YIDU), "first")
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert first not in f.read_text() and token_hash(first) in f.read_text()
+    store = TokenStore(f)
+    assert store.lookup(first) == node(YIDU)
+    assert store.lookup(first + "x") is None
+    second = append_token(f, user("bob", ZHIJIANG))
+    assert store.lookup(second) == user("bob", ZHIJIANG)  # no restart needed
+    # Revoke: delete the line.
+    f.write_text("".join(line for line in f.read_text().splitlines(True) if "420581" not in line))
+    assert store.lookup(first) is None
+    assert store.lookup(second) == user("bob", ZHIJIANG)
+    # A broken edit keeps the last good table.
+    f.write_text(f.read_text() + "garbage\n")
+    assert store.lookup(second) == user("bob", ZHIJIANG)
+
+
+# ---- listen addresses -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["127.0.0.1:50051", "127.3.4.5:0", "[::1]:50051", "localhost:8080", "LOCALHOST:1"],
+)
+def test_loopback(listen: str) -> None:
+    assert is_loopback(listen)
+    check_listen(listen, "--listen", secured=False)
+
+
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0:50051", "[::]:1", ":50051", "10.0.0.5:1", "example.org:1", "[::ffff:1]:2"]
+)
+def test_not_loopback(listen: str) -> None:
+    assert not is_loopback(listen)
+    with pytest.raises(InsecureListen, match=re.escape(f"--http {listen}: without credentials")):
+        check_listen(listen, "--http", secured=False)
+    check_listen(listen, "--http", secured=True)
+
+
+# ---- certificates ---------------------------------------------------------------------------
+
+
+def test_certificates_name_their_principal() -> None:
+    ca = pki.make_ca()
+    alice = pki.make_client(ca, user("alice", YIDU))
+    assert pki.san_uris(alice.cert_pem) == ["duhub:user:420581:alice"]
+    assert pki.san_uris(pki.make_server(ca, ["127.0.0.1", "hub.example"]).cert_pem) == []
+    assert pki.file_stem(node(YIDU)) == "node-420581"
+
+
+def test_certs_command_writes_private_keys_0600(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    d = str(tmp_path / "pki")
+    old = os.umask(0)
+    try:
+        assert main(["certs", "init", "--dir", d]) == 0
+        assert main(["certs", "server", "--dir", d, "--host", "127.0.0.1"]) == 0
+        assert main(["certs", "node", "--dir", d, "--source", YIDU]) == 0
+        assert main(["certs", "user", "--dir", d, "--name", "alice", "--scope", YIDU]) == 0
+    finally:
+        os.umask(old)
+    for key in ("ca.key", "server.key", "node-420581.key", "user-alice.key"):
+        assert stat.S_IMODE((tmp_path / "pki" / key).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "pki" / "ca.crt").stat().st_mode) == 0o644
+    # Never overwritten.
+    before = (tmp_path / "pki" / "node-420581.key").read_bytes()
+    assert main(["certs", "node", "--dir", d, "--source", YIDU]) == 2
+    assert (tmp_path / "pki" / "node-420581.key").read_bytes() == before
+    assert "exists" in capsys.readouterr().err
+    # A token is printed once; only its hash is kept.
+    assert main(["certs", "token", "--dir", d, "--user", "bob", "--scope", ZHIJIANG]) == 0
+    token = capsys.readouterr().out.strip()
+    assert TokenStore(tmp_path / "pki" / "tokens").lookup(token) == user("bob", ZHIJIANG)
+    assert main(["certs", "token", "--dir", d, "--user", "bob"]) == 2
+    # The client side finds a certificate by its short name.
+    creds = load(tls_dir=d, cert="alice", env={})
+    assert creds.cert == (tmp_path / "pki" / "user-alice.crt").read_bytes()
+    assert (
+        load(tls_dir=d, cert="420581", env={}).key
+        == (tmp_path / "pki" / "node-420581.key").read_bytes()
+    )
+    with pytest.raises(CredentialError, match="--cert carol"):
+        load(tls_dir=d, cert="carol", env={})
+    assert load(env={"DUHUB_TOKEN": " abc "}).token == "abc"
+
+
+# ---- the guard ------------------------------------------------------------------------------
+
+
+class FakeContext:
+    def __init__(self, peer: str = "ipv4:127.0.0.1:1", metadata=(), auth=None) -> None:  # type: ignore[no-untyped-def]
+        self._peer, self._metadata, self._auth = peer, metadata, auth or {}
+
+    def peer(self) -> str:
+        return self._peer
+
+    def invocation_metadata(self):  # type: ignore[no-untyped-def]
+        return self._metadata
+
+    def auth_context(self):  # type: ignore[no-untyped-def]
+        return self._auth
+
+
+def test_guard_modes(tmp_path: Path) -> None:
+    f = tmp_path / "tokens"
+    token = append_token(f, user("bob", ZHIJIANG))
+    # Open: everyone is the local caller.
+    assert Security().principal(FakeContext()) == LOCAL
+    # Tokens.
+    sec = Security.load(tokens=str(f))
+    bearer = FakeContext(metadata=[("authorization", f"Bearer {token}")])
+    assert sec.principal(bearer) == user("bob", ZHIJIANG)
+    for ctx in (FakeContext(), FakeContext(metadata=[("authorization", "Bearer nope")])):
+        with pytest.raises(Unauthenticated):
+            sec.principal(ctx)
+    # The hub's private socket, when it has one, is the local caller's.
+    assert Security(tokens=sec.tokens, local_socket="unix:/x").principal(
+        FakeContext(peer="unix:")
+    ) == (LOCAL)
+    with pytest.raises(Unauthenticated):
+        sec.principal(FakeContext(peer="unix:"))
+    # HTTP: header, cookie, client certificate.
+    assert sec.http_principal({"Authorization": f"Bearer {token}"}).kind == Kind.USER
+    assert sec.http_principal({"Cookie": f"a=b; duhub_token={token}"}).unit_id == ZHIJIANG
+    cert = {"subjectAltName": (("URI", "duhub:node:420581"),)}
+    assert sec.http_principal({}, cert) == node(YIDU)
+    with pytest.raises(Unauthenticated):
+        sec.http_principal({"Cookie": "duhub_token=nope"})
+
+
+def test_guard_reads_the_principal_from_the_certificate() -> None:
+    sec = Security()
+    sec.tls = object()  # type: ignore[assignment]  # mutual TLS, certificate checked by gRPC
+    ok = FakeContext(auth={"x509_subject_alternative_name": [b"duhub:user:420581:alice"]})
+    assert sec.principal(ok) == user("alice", YIDU)
+    for auth in ({"x509_subject_alternative_name": [b"127.0.0.1"]}, {}):
+        with pytest.raises(Unauthenticated, match="names no duhub principal"):
+            sec.principal(FakeContext(auth=auth))
+
+
+def test_a_non_loopback_address_needs_credentials(tmp_path: Path) -> None:
+    from duhub.bootstrap import HubConfig, load_security
+
+    with pytest.raises(InsecureListen, match="--listen 0.0.0.0:1"):
+        load_security(HubConfig(tmp_path, listen="0.0.0.0:1"))
+    with pytest.raises(InsecureListen, match="--http 0.0.0.0:2"):
+        load_security(HubConfig(tmp_path, listen="127.0.0.1:1", http="0.0.0.0:2"))
+    with pytest.raises(ValueError, match="--tls-dir .*cannot read server.crt"):
+        load_security(HubConfig(tmp_path, listen="0.0.0.0:1", tls_dir=str(tmp_path)))
+    (tmp_path / "t").write_text("")
+    assert load_security(HubConfig(tmp_path, listen="0.0.0.0:1", tokens=str(tmp_path / "t")))
+    assert not (tmp_path / "readmodel.db").exists()
+
+
+# ---- a real hub in this process: PublishStream, the private socket -------------------------
+
+
+def test_publish_stream_stops_at_an_impersonating_request(tmp_path: Path) -> None:
+    import grpc
+
+    from duhub.bootstrap import Hub, HubConfig
+    from duhub.v1 import ingest_pb2 as ipb
+    from duhub.v1 import ingest_pb2_grpc
+    from tests.unit.builders import sanction
+
+    f = tmp_path / "tokens"
+    token = append_token(f, node(YIDU))
+    hub = Hub(HubConfig(tmp_path / "hub", listen="127.0.0.1:0", tokens=str(f), private_socket=True))
+    hub.start()
+    try:
+        meta = [("authorization", f"Bearer {token}")]
+        stub = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(hub.address))
+        mine = sanction(YIDU, event_id="s1", source=YIDU, seq=1)
+        theirs = sanction(ZHIJIANG, event_id="s2", source=ZHIJIANG, seq=1)
+        later = sanction(YIDU, event_id="s3", source=YIDU, seq=2)
+        requests = [ipb.PublishRequest(events=[mine]), ipb.PublishRequest(events=[later, theirs])]
+        replies = []
+        with pytest.raises(grpc.RpcError) as e:
+            for r in stub.PublishStream(iter(requests), metadata=meta, timeout=10):
+                replies.append(r)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "events[1].source" in e.value.details()
+        assert [r.result for r in replies[0].results] == [ipb.RESULT_ACCEPTED]
+        # s3 came with the impersonating request: it was not appended, so it is new now.
+        again = stub.Publish(ipb.PublishRequest(events=[later]), metadata=meta, timeout=10)
+        assert [r.result for r in again.results] == [ipb.RESULT_ACCEPTED]
+        # The private socket is the local caller's: no token, any source.
+        assert hub.local_target.startswith("unix:")
+        local = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(hub.local_target))
+        ok = local.Publish(ipb.PublishRequest(events=[theirs]), timeout=10)
+        assert [r.result for r in ok.results] == [ipb.RESULT_ACCEPTED]
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Publish(ipb.PublishRequest(events=[theirs]), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        hub.stop(grace=0)
+    assert not Path(hub.local_target[len("unix:") :]).parent.exists()
