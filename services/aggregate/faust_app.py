@@ -12,7 +12,8 @@ import tempfile
 import faust
 from faust.types import TP
 
-from duhub.log.kafka import KafkaLog, KafkaSpec
+from duhub.log.base import LogRecord
+from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER, KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from services.aggregate.driver import ContiguousDriver
 
@@ -78,9 +79,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
 
 
 def _record(message):  # type: ignore[no-untyped-def]
-    from duhub.log.base import LogRecord
-    from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER
-
+    """Return the LogRecord of a message Faust delivered."""
     headers = dict(message.headers or [])
     return LogRecord(
         message.partition,
