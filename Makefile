@@ -59,6 +59,9 @@ browser-deps: ## Install Debian's Chromium, chromedriver and a CJK font for the 
 
 services-down: kafka-down pg-down ## Stop them
 
+bench: setup ## Run the benchmarks (QUICK=1: the short version, under 5 minutes); see bench/README.md
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
 lint: setup ## ruff check
 	$(BIN)/ruff check duhub services tests bench
 

@@ -24,11 +24,11 @@ BENCHMARKS = ["ingest", "aggregate", "freshness", "replay", "query", "baseline_p
 SIZES = {
     # name: (quick, full)
     "ingest": (10_000, 100_000),
-    "aggregate": (10_000, 100_000),
+    "aggregate": (10_000, 50_000),
     "replay": (25_000, 200_000),
     "small": (10_000, 10_000),
     "large": (200_000, 1_000_000),
-    "freshness_seconds": (10, 30),
+    "freshness_seconds": (10, 20),
     "query_seconds": (10, 30),
 }
 

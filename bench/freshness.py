@@ -176,7 +176,7 @@ def build_requests(rate: int, seconds: int, batch: int, seed: int) -> list[bytes
 
 def run(ctx: Any) -> None:
     seconds = ctx.size("freshness_seconds")
-    drain = 30 if ctx.quick else 90
+    drain = 20 if ctx.quick else 60
     c.ensure_services(kafka=True, pg=True)
     requests = build_requests(RATE, seconds, BATCH, 17)
     c.say(f"freshness: {RATE:,}/s offered for ~{seconds} s, drain ≤ {drain} s")

@@ -249,4 +249,17 @@ def run(ctx: Any) -> None:
                     fig.target = "≤ 10 ms" + ("; large ≤ 1.2× small" if which == "large" else "")
                     fig.met = value <= 10 and (which == "small" or (fig.ratio or 0) <= 1.2)
                 ctx.results.add(fig)
+    for res, size in ((small, size_s), (large, size_l)):
+        got = [r["achieved_req_per_s"] for r in res["runs"]]
+        ctx.results.add(
+            c.Figure(
+                f"query server answered, of {RATE} req/s offered",
+                c.median(got),
+                "req/s",
+                got,
+                size=size,
+                note="fewer answered than offered: the server is saturated and the latencies "
+                "above are mostly queueing; 'per question' below is the service time",
+            )
+        )
     ctx.results.details["query"] = {"small": small, "large": large, "rate": RATE}

@@ -1,5 +1,6 @@
-"""Replay of the embedded log into SQLite (`duhub replay --into sqlite:///… --no-compare`, as its
-own process), events/s, beside a raw reader that only reads and parses the same log.
+"""Replay of the embedded log into SQLite, events/s, beside a raw reader that only reads and
+parses the same log. The replay is duhub's own (services/aggregate/replay.py, what `duhub
+replay` runs) in a process of its own, so its peak memory is its own too.
 
 The logs are written as ingest writes them (bench.events.stored_records through
 `EmbeddedLog.append`) and kept under $DUHUB_BENCH_DIR/cache (deterministic for a size and seed,
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -72,17 +74,18 @@ def _info(info: StreamInfo, records: int, seconds: float, d: Path) -> dict[str, 
 
 
 def replay_process(log_dir: Path, db: Path) -> dict[str, Any]:
-    """Run `duhub replay` into a fresh SQLite file; return its report and peak RSS."""
+    """Replay the log into a fresh SQLite file in a process of its own (duhub's replay(), as
+    `duhub replay` runs it, without the digest of the result the command computes even with
+    --no-compare); return its report and peak RSS."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [c.DUHUB, "replay", "--data-dir", str(log_dir), "--into", f"sqlite:///{db}"]
-        + ["--no-compare", "--json"],
+        [sys.executable, "-m", "bench.replay", str(log_dir), f"sqlite:///{db}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=str(c.WORK),
+        cwd=str(c.ROOT),
     )
     watch = c.PeakWatcher(proc.pid, 0.25)
     try:
@@ -202,3 +205,27 @@ def run(ctx: Any) -> None:
     )
     details["large"] = {k: v for k, v in large.items() if k != "campaigns"}
     ctx.results.details["replay"] = details
+
+
+def _main(log_dir: str, url: str) -> None:
+    """The replay process: open the log and the target as `duhub replay` does, replay, report."""
+    from duhub.bootstrap import open_log
+    from duhub.readmodel.engine import open_engine
+    from services.aggregate.replay import replay
+
+    t0 = time.perf_counter()
+    log = open_log(log_dir)
+    target = open_engine(url)
+    opened = time.perf_counter() - t0
+    result = replay(log, target)
+    report = {
+        "replayed": result.done,
+        "seconds": round(result.elapsed, 3),
+        "events_per_second": round(result.rate),
+        "open_log_and_target_s": round(opened, 2),
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1], sys.argv[2])

@@ -107,18 +107,20 @@ def principal_in(uris: Iterable[str]) -> Principal | None:
     return found.pop() if found else None
 
 
-def check_publish(principal: Principal, sources: Sequence[str]) -> None:
+def check_publish(principal: Principal, sources: Sequence[str | None]) -> None:
     """Raise Forbidden unless the principal may publish events with these sources.
 
     A node publishes only as itself; which units it may name is the rules' business (a per
-    event rejection, duhub.domain.rules). The local caller publishes as anyone.
+    event rejection, duhub.domain.rules). The local caller publishes as anyone. None stands for
+    an event whose source could not be read (it is rejected by itself); the index in the
+    message is the event's place in the request.
     """
     if principal.kind == Kind.LOCAL:
         return
     if principal.kind != Kind.NODE:
         raise Forbidden(f"{principal} may not publish: only city and county nodes do")
     for i, source in enumerate(sources):
-        if source != principal.unit_id:
+        if source is not None and source != principal.unit_id:
             raise Forbidden(
                 f"events[{i}].source: {principal} publishes only as '{principal.unit_id}', "
                 f"not as '{source}'; nothing of this request was appended"

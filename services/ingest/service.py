@@ -37,7 +37,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             # A node publishes only as itself: one impersonating event refuses the whole
             # request, before anything of it is appended. (Units outside the node's subtree
             # are the rules' business: a per-event rejection.)
-            check_publish(principal, [e.source for e in events if not isinstance(e, Unreadable)])
+            # (An unreadable event has no source to check: it is rejected by itself.)
+            check_publish(
+                principal, [None if isinstance(e, Unreadable) else e.source for e in events]
+            )
         except Forbidden as e:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         try:
