@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         "for 10,000,000, which replay takes ~35 min to build on 2 cores",
     )
     p.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="update --out: replace only the figures of the benchmarks run now",
+    )
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or BENCHMARKS
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -88,30 +94,57 @@ def main(argv: list[str] | None = None) -> int:
     if any(n in names for n in ("ingest", "aggregate", "freshness", "baseline_pg")):
         c.drop_stale_databases()
     timings: dict[str, float] = {"services_startup_s": round(startup, 1)}
+    ran: dict[str, dict[str, Any]] = {}
     for name in names:
         began = time.monotonic()
         c.say(f"== {name}")
+        before = len(ctx.results.figures)
         try:
             importlib.import_module(f"bench.{name}").run(ctx)
         except Exception as e:  # noqa: BLE001 - one failed benchmark does not stop the others
             traceback.print_exc()
             ctx.results.errors[name] = f"{type(e).__name__}: {e}"
+        for f in ctx.results.figures[before:]:
+            f.bench = name
         timings[f"{name}_s"] = round(time.monotonic() - began, 1)
+        ran[name] = {
+            "mode": "quick" if quick else "full",
+            "repeats": ctx.repeats,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_average": list(os.getloadavg()),
+        }
     total = time.monotonic() - t0
     timings["total_s"] = round(total, 1)
     facts["load_average_at_end"] = list(os.getloadavg())
     facts["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    figures = ctx.results.figures
+    previous: dict[str, Any] = {}
+    if args.merge and Path(args.out).exists():
+        previous = json.loads(Path(args.out).read_text())
+        kept = [c.Figure(**f) for f in previous.get("figures", []) if f.get("bench") not in ran]
+        figures = sorted(
+            kept + figures,
+            key=lambda f: BENCHMARKS.index(f.bench) if f.bench in BENCHMARKS else 99,
+        )
+        ran = {**{k: v for k, v in previous.get("ran", {}).items() if k not in ran}, **ran}
+        details = {k: v for k, v in previous.get("details", {}).items() if k not in names}
+        ctx.results.details = {**details, **ctx.results.details}
+        errors = {k: v for k, v in previous.get("errors", {}).items() if k not in names}
+        ctx.results.errors = {**errors, **ctx.results.errors}
     out = {
         "mode": "quick" if quick else "full",
         "repeats": ctx.repeats,
         "sizes": {k: ctx.size(k) for k in ("ingest", "aggregate", "replay", "small", "large")},
         "machine": facts,
         "timings": timings,
-        "figures": [f.as_dict() for f in ctx.results.figures],
+        "ran": ran,
+        "figures": [f.as_dict() for f in figures],
         "details": ctx.results.details,
         "errors": ctx.results.errors,
-        "table": c.table(ctx.results.figures),
+        "table": c.table(figures),
     }
+    if previous:
+        out["merged_into"] = {k: previous.get(k) for k in ("mode", "machine", "timings")}
     c.dump_json(Path(args.out), out)
     print()
     print(header(out))

@@ -12,6 +12,7 @@ from the first committed position to the last (the worker's start-up, group join
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
@@ -113,37 +114,36 @@ def run(ctx: Any) -> None:
             workdir = ctx.workdir / f"aggregate-{rep}"
             workdir.mkdir(parents=True, exist_ok=True)
             t_start = time.perf_counter()
-            worker = undo.proc(
-                c.serve(
-                    "aggregate",
-                    "--log",
-                    c.kafka_url(topic),
-                    "--db",
-                    db,
-                    "--data-dir",
-                    str(workdir),
-                    log=workdir / "aggregate.out",
-                )
-            )
-            watch = c.PeakWatcher(worker.pid)
+            log = c.kafka_url(topic)
+
+            def start(i: int, log: str = log, db: str = db, wd: Path = workdir) -> c.Proc:
+                args = ("--log", log, "--db", db, "--data-dir", str(wd))
+                return c.serve("aggregate", *args, log=wd / f"aggregate-{i}.out")
+
+            # Restarted when it exits, as a supervisor would (it does: see the details).
+            worker = c.Supervised(start)
+            undo.add(worker.stop)
             # Wait for the schema (the worker creates it), then for every position.
             t_first = None
             deadline = time.monotonic() + max(300, total / 200)
             done = 0
-            while time.monotonic() < deadline and worker.alive():
+            peak = 0.0
+            while time.monotonic() < deadline and worker.restarts <= 5:
+                worker.check()
                 try:
                     done = applied(engine)
                 except Exception:  # noqa: BLE001 - tables not created yet
                     done = 0
                 if done and t_first is None:
                     t_first = time.perf_counter()
+                peak = max(peak, c.rss_mb(worker.proc.pid)["peak"])
                 if done >= total:
                     break
                 time.sleep(0.1)
             t_done = time.perf_counter()
-            peak = watch.stop()
+            peak = max(peak, c.rss_mb(worker.proc.pid)["peak"])
             if done < total:
-                tail = "".join(worker.lines[-20:])
+                tail = "".join(worker.proc.lines[-20:])
                 raise RuntimeError(f"the worker applied {done} of {total} records:\n{tail}")
             with engine.connect() as conn:
                 dead = conn.execute(text("SELECT count(*) FROM dead_letters")).scalar()
@@ -166,15 +166,25 @@ def run(ctx: Any) -> None:
                 "dead_letters": dead,
                 "events_seen": seen,
                 "worker_peak_rss_mb": round(peak, 1),
+                "worker_restarts": worker.restarts,
+                "worker_exits": worker.exits,
             }
         )
         c.say(
             f"aggregate run {rep + 1}: worker {rate:,.0f} records/s "
             f"({t_done - t_start:.1f} s with start-up), raw consumer {raw_rate:,.0f}/s; "
-            f"dead letters {dead}, events seen {seen:,}, peak RSS {peak:.0f} MB"
+            f"dead letters {dead}, events seen {seen:,}, peak RSS {peak:.0f} MB, "
+            f"worker restarts {worker.restarts}"
         )
     value, ref = c.median(rates), c.median(raw_rates)
     ratio = value / ref
+    restarts = sum(r["worker_restarts"] for r in runs)
+    note = (
+        f"the Faust worker crashed {restarts} time(s) in {len(runs)} run(s) (aiokafka fetcher "
+        "KeyError after a seek) and was restarted, as a supervisor would; the time includes it"
+        if restarts
+        else ""
+    )
     ctx.results.add(
         c.Figure(
             "aggregation, Faust worker → PostgreSQL",
@@ -189,7 +199,20 @@ def run(ctx: Any) -> None:
             "≥ 50,000/s per worker and ≥ 0.5× raw",
             value >= 50_000 and ratio >= 0.5,
             f"{total:,} records, 1 worker, 12 partitions",
+            note=note,
         )
     )
-    ctx.shared["aggregate_peak_mb"] = (c.median(peaks), total)
+    peak = c.median(peaks)
+    ctx.results.add(
+        c.Figure(
+            "peak RSS, aggregate worker (Faust)",
+            peak,
+            "MB",
+            peaks,
+            target="≤ 500 MB at 10M events",
+            met=False if peak > 500 else c.at_target_size(total, True)[0],
+            size=f"{total:,} records",
+            note=c.at_target_size(total, True)[1],
+        )
+    )
     ctx.results.details["aggregate"] = {"runs": runs, "records": total, "events": n}

@@ -67,6 +67,7 @@ class Figure:
     met: bool | None = None
     size: str = ""
     note: str = ""
+    bench: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -286,6 +287,34 @@ class Proc:
         if self.log is not None:
             with contextlib.suppress(OSError):
                 self.log.write_text("".join(self.lines))
+
+
+class Supervised:
+    """Keep a `duhub serve` process running, as a supervisor (systemd, Kubernetes) would:
+    restart it when it exits, and count the restarts."""
+
+    def __init__(self, start: Callable[[int], Proc]) -> None:
+        self._start = start
+        self.restarts = 0
+        self.exits: list[str] = []
+        self.proc = start(0)
+        self.pids = [self.proc.pid]
+
+    def check(self) -> bool:
+        """Restart the process if it exited; return whether it had to."""
+        if self.proc.alive():
+            return False
+        tail = [ln for ln in self.proc.lines[-200:] if "Error" in ln or "CRITICAL" in ln]
+        self.exits.append(tail[-1].strip() if tail else f"exit {self.proc.proc.returncode}")
+        self.proc.stop()
+        self.restarts += 1
+        say(f"bench: {self.proc.args[:2]} exited ({self.exits[-1][:160]}); restarting it")
+        self.proc = self._start(self.restarts)
+        self.pids.append(self.proc.pid)
+        return True
+
+    def stop(self) -> None:
+        self.proc.stop()
 
 
 def serve(service: str, *options: str, log: Path | None = None) -> Proc:

@@ -88,7 +88,19 @@ def one_run(ctx: Any, tag: str, requests: list[bytes], rate: int, batch: int, dr
         wd.mkdir(parents=True, exist_ok=True)
         common = ("--log", c.kafka_url(topic), "--db", db, "--data-dir", str(wd))
         # The worker first: it creates the schema ingest and query read.
-        undo.proc(c.serve("aggregate", *common, log=wd / "aggregate.out"))
+        # Restarted when it exits, as a supervisor would (counted in the details).
+        worker = c.Supervised(
+            lambda i: c.serve("aggregate", *common, log=wd / f"aggregate-{i}.out")
+        )
+        undo.add(worker.stop)
+        watching = threading.Event()
+
+        def supervise() -> None:
+            while not watching.wait(0.5):
+                worker.check()
+
+        threading.Thread(target=supervise, daemon=True).start()
+        undo.add(watching.set)
         ingest = undo.proc(c.serve("ingest", *common, log=wd / "ingest.out"))
         query = undo.proc(c.serve("query", "--db", db, "--data-dir", str(wd), log=wd / "q.out"))
         wait_serving(ingest.address)
@@ -157,12 +169,14 @@ def one_run(ctx: Any, tag: str, requests: list[bytes], rate: int, batch: int, dr
         "counts": counts,
         "achieved_publish_rate": round(answered / publish_s) if publish_s > 0 else 0,
         "last_answer_behind_schedule_s": round(last_answer - sent_at[-1], 2) if sent_at else 0,
+        "worker_restarts": worker.restarts,
+        "worker_exits": worker.exits,
     }
     c.say(
         f"freshness {tag}: p50 {out['p50_ms']:,.0f} ms, p99 {out['p99_ms']:,.0f} ms; ingest "
         f"answered {out['achieved_publish_rate']:,} events/s of {rate:,} offered "
         f"({out['last_answer_behind_schedule_s']} s behind at the end); {missing:,} not "
-        f"visible within {drain} s"
+        f"visible within {drain} s; worker restarts {worker.restarts}"
     )
     return out
 
@@ -191,6 +205,9 @@ def run(ctx: Any) -> None:
         notes.append(f"ingest answered only {achieved:,.0f}/s of the 5,000/s offered")
     if any(r["not_visible_within_drain"] for r in runs):
         notes.append(f"some events not visible after the {drain} s drain: figures are lower bounds")
+    restarts = sum(r["worker_restarts"] for r in runs)
+    if restarts:
+        notes.append(f"the Faust worker crashed {restarts} time(s) and was restarted")
     size = f"{RATE:,}/s offered for {seconds} s"
     low: dict | None = None
     if not ctx.quick:

@@ -2,10 +2,10 @@
 
 - the query server: `duhub serve query` over the large read model, after the 200 req/s load
   of bench.query (its peak over the whole run);
-- the aggregate worker: the Faust worker of bench.aggregate (at that benchmark's size: a Faust
-  worker at the large size takes far longer than a run allows here), and `duhub replay` of the
-  large log, which folds with the same code (BatchApplier) and so stands for a worker that
-  has applied that many events.
+- the aggregate worker: bench.aggregate reports its Faust worker's peak (at that benchmark's
+  size: a Faust worker through the large log takes far longer than a run allows here); here,
+  the replay of the large log, which folds with the same code (BatchApplier) and so stands
+  for a worker that has applied that many events.
 """
 
 from __future__ import annotations
@@ -24,21 +24,6 @@ def run(ctx: Any) -> None:
     q = measure(ctx, "large")
     size = f"{large['events']:,} events"
     rep = large["replay"]
-    if "aggregate_peak_mb" in ctx.shared:
-        peak, records = ctx.shared["aggregate_peak_mb"]
-        ctx.results.add(
-            c.Figure(
-                "peak RSS, aggregate worker (Faust)",
-                peak,
-                "MB",
-                [peak],
-                target=f"≤ {LIMIT_MB} MB at 10M events",
-                met=False if peak > LIMIT_MB else c.at_target_size(records, True)[0],
-                size=f"{records:,} records",
-                note="the aggregate benchmark's worker; "
-                + (c.at_target_size(records, True)[1] or "at 10M"),
-            )
-        )
     ctx.results.add(
         c.Figure(
             "peak RSS, replay of the large log (same fold as the worker)",

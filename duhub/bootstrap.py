@@ -257,6 +257,7 @@ class IngestProcess:
             ingest=IngestServicer(self.ingestor, self.security),
             security=self.security,
         )
+        self.monitor: HealthMonitor | None = None
 
     def start(self) -> None:
         self.ingestor.ready.clear()
@@ -268,19 +269,20 @@ class IngestProcess:
         checks = [flag_check("ready", caught_up), log_check(self.log)]
         checks.append(database_check(self.engine))
         services = {"": checks, INGEST_SERVICE: checks}
-        self.monitor = watch_health(self.health, services, self.ingestor)
+        monitor = self.monitor = watch_health(self.health, services, self.ingestor)
 
         def catch_up_then_load() -> None:
             self.ingestor.wait_until_caught_up()
             load_reference(self.ingestor, self.engine, self.log)
             caught_up.set()
-            self.monitor.probe_once()  # SERVING now, if the log and read model answer
+            monitor.probe_once()  # SERVING now, if the log and read model answer
 
         threading.Thread(target=catch_up_then_load, name="catch-up", daemon=True).start()
         self.server.start()
 
     def stop(self) -> None:
-        self.monitor.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         self.server.stop(2.0).wait()
         self.log.close()
 

@@ -78,8 +78,13 @@ class HealthMonitor:
         self.ok: dict[str, bool] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def probe_once(self) -> dict[str, bool]:
+        with self._lock:  # the prober thread and a caller (ingest, once caught up) may race
+            return self._probe()
+
+    def _probe(self) -> dict[str, bool]:
         checks = {c.name: c for cs in self.services.values() for c in cs}
         for name, check in checks.items():
             try:

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf import json_format
 
 from duhub.cli import client
-from duhub.node.outbox import RETRYABLE, Backoff, Outbox, Unreachable, default_path
+from duhub.node.outbox import RETRYABLE, Backoff, Outbox, Stored, Unreachable, default_path
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
@@ -26,6 +26,11 @@ BATCH = 500
 RETRY_FOR_S = 30.0
 # Answered events older than this are forgotten by the outbox (pending and rejected are kept).
 KEEP_ANSWERED_S = 7 * 24 * 3600.0
+STORED_RESULT = {
+    "accepted": ipb.RESULT_ACCEPTED,
+    "duplicate": ipb.RESULT_DUPLICATE,
+    "rejected": ipb.RESULT_REJECTED,
+}
 
 
 @dataclass(slots=True)
@@ -108,13 +113,27 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
                 {"line": line, "event_id": r.event_id, "field": r.field, "reason": r.reason}
             )
 
+    answered: set[str] = set()
+
+    def on_result(row: Stored, r: ipb.EventResult) -> None:
+        answered.add(row.event_id)
+        count(lines.get(row.event_id), r)
+
     box.forward(
         client.channel(address),
         batch=BATCH,
         timeout=60,
         give_up_after=retry_for,
-        on_result=lambda row, r: count(lines.get(row.event_id), r),
+        on_result=on_result,
     )
+    # Another process sharing the outbox may have forwarded some of ours: read their answers.
+    unanswered = [i for i in lines if i not in answered]
+    for event_id, s in box.get(unanswered).items():
+        if s.state in STORED_RESULT:
+            r = ipb.EventResult(event_id=event_id, result=STORED_RESULT[s.state])
+            r.field, r.reason = s.field, s.reason
+            r.partition, r.offset = s.partition or 0, s.offset or 0
+            count(lines[event_id], r)
     if extras:
         stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
         for i in range(0, len(extras), BATCH):

@@ -284,6 +284,11 @@ class Outbox:
                     reply = stub.Publish(request, timeout=timeout, metadata=metadata)
                 except grpc.RpcError as e:
                     code = e.code()  # type: ignore[attr-defined]
+                    if code == grpc.StatusCode.PERMISSION_DENIED:
+                        # The hub refused the whole request (e.g. events of another source):
+                        # nothing was appended. Keep the events for the operator, out of the
+                        # way of later publishes, which would be refused with them again.
+                        self._refuse(rows, f"PERMISSION_DENIED: {e.details()}")  # type: ignore[attr-defined]
                     if code not in RETRYABLE:
                         raise
                     if give_up_after is not None and time.monotonic() - last_answer > give_up_after:
@@ -346,6 +351,15 @@ class Outbox:
         if on_result is not None:
             for row, r in zip(rows, results, strict=True):
                 on_result(row, r)
+
+    def _refuse(self, rows: Sequence[Stored], reason: str) -> None:
+        """Mark the events of a refused request rejected (`outbox retry --rejected` resends)."""
+        with self._lock, self._tx():
+            self._db.executemany(
+                "UPDATE outbox SET state = 'rejected', field = 'request', reason = ?,"
+                " answered_at = ? WHERE event_id = ? AND state = 'pending'",
+                [(reason, time.time(), row.event_id) for row in rows],
+            )
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)

@@ -22,6 +22,10 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     else:
         kwargs["pool_size"] = 10
         kwargs["pool_pre_ping"] = True
+        if url.startswith("postgresql"):
+            # A server that does not answer (a network cut) fails a connect in 5 s instead of
+            # hanging it: health probes and retries need an answer.
+            kwargs["connect_args"] = {"connect_timeout": 5}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

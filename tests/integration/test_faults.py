@@ -74,9 +74,10 @@ def test_kill9_ingest_worker_and_query_under_load(tmp_path: Path) -> None:
         svc = Services(log_url, db_url, tmp_path)
         try:
             wait_health(svc.ingest_at, INGEST, "SERVING", timeout=60)
-            nodes = start_nodes(COUNTIES, svc.ingest_at, tmp_path)
+            # Batches of 20: a kill often lands while a publish call is in flight.
+            nodes = start_nodes(COUNTIES, svc.ingest_at, tmp_path, chunk=20)
             kills: list[str] = []
-            for what in rng.sample(["ingest", "aggregate", "query", "ingest"], 4):
+            for what in rng.sample(["ingest", "aggregate", "query", "ingest", "ingest"], 5):
                 time.sleep(rng.uniform(2.0, 6.0))  # a random point under load
                 if what == "ingest":
                     svc.ingest.kill9()

@@ -46,6 +46,8 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
             if self.fail > 0:
                 self.fail -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
+            if any(e.source == "other" for e in request.events):
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "source: not yours")
             results = []
             for e in request.events:
                 r = ipb.EventResult(event_id=e.event_id)
@@ -114,6 +116,21 @@ def test_forward_retries_then_keeps_rejections_for_the_operator(tmp_path: Path, 
         assert box.forward(address, sleep=no_wait).accepted == 0
         assert box.retry_rejected() == 1
         assert box.forward(address, sleep=no_wait).rejected == 1
+
+
+def test_a_refused_request_is_kept_aside_not_resent_with_later_events(  # type: ignore[no-untyped-def]
+    tmp_path: Path, serve
+) -> None:
+    address = serve(FakeIngest())
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(1), event(2, source="other")])
+        with pytest.raises(grpc.RpcError) as refused:
+            box.forward(address, sleep=no_wait)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert box.counts()["rejected"] == 2 and box.counts()["pending"] == 0
+        assert {r.reason for r in box.rejected()} == {"PERMISSION_DENIED: source: not yours"}
+        box.add([event(3)])
+        assert box.forward(address, sleep=no_wait).accepted == 1  # not refused again
 
 
 def test_a_lost_answer_is_sent_again_and_counted_once(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,109 @@
+"""Structured logs, health that follows its probes, and the metrics interceptor."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+
+from grpc_health.v1 import health, health_pb2
+
+from duhub.health import Check, HealthMonitor, flag_check
+from duhub.logs import JsonFormatter
+from duhub.metrics import LagCollector, observe_applied, observe_publish
+from duhub.v1 import ingest_pb2 as ipb
+
+
+def test_json_logs_are_one_object_per_line_with_extra_fields() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("duhub.test.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("append failed for %s", "420581", extra={"partition": 3})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("with a traceback")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["level"] == "warning" and first["logger"] == "duhub.test.json"
+    assert first["message"] == "append failed for 420581" and first["partition"] == 3
+    assert first["time"].endswith("Z")
+    assert "ValueError: boom" in second["exc"]
+
+
+def test_health_follows_the_probes() -> None:
+    servicer = health.HealthServicer()
+    db_up = threading.Event()
+    db_up.set()
+    changes: list[tuple[str, bool]] = []
+
+    def status(service: str) -> int:
+        req = health_pb2.HealthCheckRequest(service=service)
+        return servicer.Check(req, None).status
+
+    monitor = HealthMonitor(
+        servicer,
+        {"": [flag_check("read model", db_up)], "q": [flag_check("read model", db_up)]},
+        on_change=lambda name, ok: changes.append((name, ok)),
+    )
+    monitor.probe_once()
+    assert status("q") == health_pb2.HealthCheckResponse.SERVING
+    db_up.clear()
+    monitor.probe_once()
+    assert status("q") == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert status("") == health_pb2.HealthCheckResponse.NOT_SERVING
+    db_up.set()
+    monitor.probe_once()
+    assert status("q") == health_pb2.HealthCheckResponse.SERVING
+    assert changes == [("read model", True), ("read model", False), ("read model", True)]
+
+
+def test_a_probe_that_raises_anything_means_not_serving() -> None:
+    servicer = health.HealthServicer()
+
+    def broken() -> None:
+        raise TimeoutError("no answer")
+
+    HealthMonitor(servicer, {"": [Check("log", broken)]}).probe_once()
+    req = health_pb2.HealthCheckRequest(service="")
+    assert servicer.Check(req, None).status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_publish_answers_and_applied_records_are_counted() -> None:
+    before = _sample("duhub_ingest_rejections_total", field="seq")
+    accepted = _sample("duhub_ingest_events_total", result="accepted")
+    response = ipb.PublishResponse(
+        results=[
+            ipb.EventResult(event_id="a", result=ipb.RESULT_ACCEPTED),
+            ipb.EventResult(event_id="b", result=ipb.RESULT_REJECTED, field="seq", reason="x"),
+        ]
+    )
+    observe_publish(response, 0.01)
+    assert _sample("duhub_ingest_rejections_total", field="seq") == before + 1
+    assert _sample("duhub_ingest_events_total", result="accepted") == accepted + 1
+    applied = _sample("duhub_aggregate_applied_total")
+    observe_applied(5, [1])
+    assert _sample("duhub_aggregate_applied_total") == applied + 5
+
+
+def test_lag_is_log_end_minus_applied_and_quiet_when_unreachable() -> None:
+    lag = LagCollector(lambda: {0: 10, 1: 4}, lambda: {0: 7})
+    (family,) = list(lag.collect())
+    assert {s.labels["partition"]: s.value for s in family.samples} == {"0": 3, "1": 4}
+
+    def down() -> dict[int, int]:
+        raise ConnectionError("broker down")
+
+    assert list(LagCollector(down, lambda: {}).collect()) == []
