@@ -214,7 +214,14 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--into", help="the fresh read model (default sqlite in DATA/replay.db)")
     rp.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     rp.add_argument("--until", help="only events recorded at or before this time")
-    rp.add_argument("--from-offset", type=int, default=0, help="start at this log offset")
+    rp.add_argument(
+        "--from-offset",
+        help="count only from this offset on (N, or P:O,… per Kafka partition); "
+        "what comes before builds state only",
+    )
+    rp.add_argument(
+        "--from-time", help="count only events recorded at or after this time (state before)"
+    )
     rp.add_argument("--no-compare", action="store_true", help="skip the comparison with --db")
     rp.add_argument("--progress", action="store_true", help="show progress even when piped")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")

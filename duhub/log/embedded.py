@@ -191,8 +191,11 @@ def _frame_at(data: bytes, pos: int) -> bool:
     length, crc = HEADER.unpack_from(data, pos)
     end = pos + HEADER.size + length
     # Every body holds at least its key length: a zero header (CRC-32 of b"" is 0) is no frame.
-    return (KEYLEN.size <= length <= MAX_RECORD and end <= len(data)
-            and zlib.crc32(memoryview(data)[pos + HEADER.size : end]) == crc)
+    return (
+        KEYLEN.size <= length <= MAX_RECORD
+        and end <= len(data)
+        and zlib.crc32(memoryview(data)[pos + HEADER.size : end]) == crc
+    )
 
 
 def _fsync_dir(path: Path) -> None:

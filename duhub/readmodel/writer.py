@@ -172,8 +172,18 @@ def write_batch(
         if dead:
             # A redelivered batch meets its dead letters again: they are recorded once.
             stmt = _insert(conn, s.dead_letters).on_conflict_do_nothing()
-            conn.execute(stmt, [{"partition": d.partition, "offset": d.offset,
-                                 "event_id": d.event_id, "reason": d.reason} for d in dead])
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "partition": d.partition,
+                        "offset": d.offset,
+                        "event_id": d.event_id,
+                        "reason": d.reason,
+                    }
+                    for d in dead
+                ],
+            )
         _set_positions(conn, positions, expected)
         if conn.dialect.name == "postgresql" and (summary.campaigns or summary.counted):
             # Delivered on commit: query servers in other processes wake their live feeds.

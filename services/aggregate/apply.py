@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import LogRecord
-from duhub.projections.effects import Effect
+from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
@@ -34,6 +34,9 @@ from duhub.readmodel.writer import (
 )
 
 log = logging.getLogger(__name__)
+
+# The effects that make figures (as opposed to state the rules look at).
+FIGURES = (Counted, Covered)
 
 ATTEMPTS = 20
 # Fault fix (tests/integration/test_faults.py): while the read model is unreachable (a
@@ -89,15 +92,19 @@ class BatchApplier:
         """Forget what this worker believes and read the committed positions again."""
         self.positions = read_positions(self.engine)
 
-    def apply(self, records: Sequence[LogRecord]) -> Applied:
-        """Fold the records into the read model and commit them with their positions."""
+    def apply(self, records: Sequence[LogRecord], *, figures: bool = True) -> Applied:
+        """Fold the records into the read model and commit them with their positions.
+
+        With figures=False they add to the state (units, campaigns, problems, ids) but not to
+        any figure: replay from a time counts only what was recorded since.
+        """
         attempt = 0
         outage_since: float | None = None
         while attempt < ATTEMPTS:
             try:
                 if outage_since is not None:
                     self.refresh()  # the commit may or may not have happened: ask
-                return self._apply_once(records)
+                return self._apply_once(records, figures)
             except (PositionConflict, IntegrityError) as e:
                 # Another worker applied some of these (a rebalance), or a concurrent batch
                 # took an id first: start again from what is committed.
@@ -116,7 +123,7 @@ class BatchApplier:
                 time.sleep(1.0)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
-    def _apply_once(self, records: Sequence[LogRecord]) -> Applied:
+    def _apply_once(self, records: Sequence[LogRecord], figures: bool = True) -> Applied:
         start = dict(self.positions)
         pending: list[tuple[LogRecord, Event | None, str]] = []
         for rec in records:
@@ -146,7 +153,7 @@ class BatchApplier:
                     why = verdict.reason
                 elif verdict.kind == "duplicate":
                     out.duplicates += 1
-                effects += done
+                effects += done if figures else [x for x in done if not isinstance(x, FIGURES)]
             if why:
                 letter = DeadLetter(p, rec.offset, event.event_id if event else "", why)
                 out.dead.append(letter)

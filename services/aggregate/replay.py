@@ -48,17 +48,18 @@ def replay(
     target: Engine,
     *,
     until_ns: int | None = None,
+    since_ns: int | None = None,
     start: dict[int, int] | None = None,
     on_progress: Callable[[ReplayProgress], None] | None = None,
 ) -> ReplayProgress:
-    """Apply the log into `target` from its own positions (or `start`) to the end as of now.
+    """Apply the log into `target` from its own positions to the end as of now.
 
-    With `until_ns`, only records recorded at or before it are applied.
+    With `until_ns`, only records recorded at or before it are applied. Records before
+    `start` (offsets per partition) or recorded before `since_ns` build the state the later
+    ones need (units, campaigns, problems) but count in no figure.
     """
     applier = BatchApplier(target)
-    if start:
-        for p, o in start.items():
-            applier.positions.setdefault(p, o)
+    start = start or {}
     ends = log.end_offsets()
     begin = {p: applier.positions.get(p, 0) for p in ends}
     total = sum(max(0, ends[p] - begin[p]) for p in ends)
@@ -80,7 +81,19 @@ def replay(
                     records = records[:past]
             if not records:
                 continue
-            applier.apply(records)
+            cut = next(
+                (
+                    i
+                    for i, r in enumerate(records)
+                    if r.offset >= start.get(p, 0)
+                    and (since_ns is None or recorded_at(r) >= since_ns)
+                ),
+                len(records),
+            )
+            if cut:
+                applier.apply(records[:cut], figures=False)
+            if cut < len(records):
+                applier.apply(records[cut:])
             step = applier.positions.get(p, 0) - pos
             moved += step
             done += step
