@@ -144,7 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         "table": c.table(figures),
     }
     if previous:
-        out["merged_into"] = {k: previous.get(k) for k in ("mode", "machine", "timings")}
+        # The table is the earlier run's, updated: its machine facts stay; this run's go
+        # beside the benchmarks it ran.
+        for name in names:
+            out["ran"][name]["machine"] = facts
+            out["ran"][name]["timings"] = timings
+        for key in ("mode", "repeats", "sizes", "machine", "timings"):
+            out[key] = previous.get(key, out[key])
     c.dump_json(Path(args.out), out)
     print()
     print(header(out))
@@ -155,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, err in ctx.results.errors.items():
             print(f"FAILED {name}: {err}")
     print(f"\nwritten {args.out} in {total:,.0f} s")
-    shutil.rmtree(ctx.workdir, ignore_errors=True)
+    if ctx.results.errors:
+        print(f"the processes' output is kept in {ctx.workdir}")
+    else:
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
     return 1 if ctx.results.errors else 0
 
 

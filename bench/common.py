@@ -124,7 +124,7 @@ def table(figures: Sequence[Figure]) -> str:
             f"| {name} | {f.size} | {fmt(f.value, f.unit)} {f.unit} | {ref} | {ratio} "
             f"| {f.target} | {met} |"
         )
-    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, start=1)] if notes else []
+    lines += [""] + [f"- [{i}] {n}" for i, n in enumerate(notes, start=1)] if notes else []
     return "\n".join(lines)
 
 
@@ -291,30 +291,47 @@ class Proc:
 
 class Supervised:
     """Keep a `duhub serve` process running, as a supervisor (systemd, Kubernetes) would:
-    restart it when it exits, and count the restarts."""
+    restart it when it exits, or when it printed a line matching `dead` (a liveness check: a
+    Faust worker whose fetcher crashed stays alive, applying nothing, for minutes), and count
+    the restarts."""
 
-    def __init__(self, start: Callable[[int], Proc]) -> None:
+    def __init__(self, start: Callable[[int], Proc], dead: str = "") -> None:
         self._start = start
+        self._dead = re.compile(dead) if dead else None
         self.restarts = 0
         self.exits: list[str] = []
         self.proc = start(0)
         self.pids = [self.proc.pid]
 
+    def _stuck(self) -> str:
+        if self._dead is None:
+            return ""
+        for line in list(self.proc.lines):
+            if self._dead.search(line):
+                return line.strip()
+        return ""
+
     def check(self) -> bool:
-        """Restart the process if it exited; return whether it had to."""
-        if self.proc.alive():
+        """Restart the process if it exited or looks dead; return whether it had to."""
+        stuck = self._stuck()
+        if self.proc.alive() and not stuck:
             return False
         tail = [ln for ln in self.proc.lines[-200:] if "Error" in ln or "CRITICAL" in ln]
-        self.exits.append(tail[-1].strip() if tail else f"exit {self.proc.proc.returncode}")
+        why = stuck or (tail[-1].strip() if tail else f"exit {self.proc.proc.returncode}")
+        self.exits.append(why)
         self.proc.stop()
         self.restarts += 1
-        say(f"bench: {self.proc.args[:2]} exited ({self.exits[-1][:160]}); restarting it")
+        say(f"bench: {self.proc.args[:2]} died ({self.exits[-1][:160]}); restarting it")
         self.proc = self._start(self.restarts)
         self.pids.append(self.proc.pid)
         return True
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+# A Faust worker whose fetcher crashed (aiokafka KeyError) applies nothing until it times out.
+FAUST_DEAD = r"Fetcher\]: Crashed|We experienced a crash"
 
 
 def serve(service: str, *options: str, log: Path | None = None) -> Proc:
@@ -375,8 +392,9 @@ def delete_topics(names: Sequence[str]) -> None:
         return
     admin = KafkaAdminClient(bootstrap_servers=KAFKA, client_id="duhub-bench-admin")
     try:
-        with contextlib.suppress(Exception):
-            admin.delete_topics(list(names), timeout_ms=30_000)
+        for name in names:  # one by one: an absent one must not keep the others
+            with contextlib.suppress(Exception):
+                admin.delete_topics([name], timeout_ms=30_000)
     finally:
         admin.close()
 
@@ -442,7 +460,8 @@ class Cleanup:
         return url
 
     def topic(self, name: str) -> str:
-        self.add(lambda: delete_topics([name]))
+        """Delete the topic afterwards, with the dead-letter topic duhub creates beside it."""
+        self.add(lambda: delete_topics([name, f"{name}.dlq"]))
         return name
 
     def run(self) -> None:

@@ -316,13 +316,6 @@ def _chain(first: list[pb.Event], gen: Generator) -> Iterator[tuple[pb.Event, bo
     yield from gen
 
 
-def requests_of(items: list[tuple[bytes, bytes]], batch: int) -> list[bytes]:
-    """Return serialized PublishRequests of `batch` events each, in order."""
-    return [
-        request_bytes([v for _, v in items[i : i + batch]]) for i in range(0, len(items), batch)
-    ]
-
-
 def request_bytes(events: list[bytes]) -> bytes:
     """Return a serialized PublishRequest of already serialized events (field 1, repeated)."""
     out = bytearray()

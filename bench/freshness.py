@@ -90,7 +90,8 @@ def one_run(ctx: Any, tag: str, requests: list[bytes], rate: int, batch: int, dr
         # The worker first: it creates the schema ingest and query read.
         # Restarted when it exits, as a supervisor would (counted in the details).
         worker = c.Supervised(
-            lambda i: c.serve("aggregate", *common, log=wd / f"aggregate-{i}.out")
+            lambda i: c.serve("aggregate", *common, log=wd / f"aggregate-{i}.out"),
+            c.FAUST_DEAD,
         )
         undo.add(worker.stop)
         watching = threading.Event()

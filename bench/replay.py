@@ -199,7 +199,7 @@ def run(ctx: Any) -> None:
             target="≥ 150,000/s",
             met=rep["events_per_second"] >= 150_000,
             size=f"{large['records']:,} records",
-            note=f"{rep['seconds']:,} s"
+            note=f"the replay took {rep['seconds']:,.0f} s"
             + (" (reused from an earlier run)" if rep.get("reused_from_earlier_run") else ""),
         )
     )
