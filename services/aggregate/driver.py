@@ -4,6 +4,7 @@ contiguous with the read model's position, whatever the consumer's own offsets s
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -24,10 +25,27 @@ class ContiguousDriver:
     def __init__(self, kafka: KafkaLog, engine: Engine) -> None:
         self.kafka = kafka
         self.applier = BatchApplier(engine, on_dead=self._dead_letter)
+        self.busy = False
+        self.last_handled = time.monotonic()
         self.last: Applied | None = None
 
     def handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
         """Apply the records; return {partition: offset} the consumer must seek back to."""
+        self.busy = True
+        try:
+            return self._handle(records)
+        finally:
+            self.busy = False
+            self.last_handled = time.monotonic()
+
+    def stalled(self, assigned: set[int], for_s: float) -> bool:
+        """Return whether work waits on our partitions while nothing was handled for `for_s`."""
+        if self.busy or time.monotonic() - self.last_handled < for_s or not assigned:
+            return False
+        ends = self.kafka.end_offsets()
+        return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
+
+    def _handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
         by_partition: dict[int, list[LogRecord]] = defaultdict(list)
         for rec in records:
             by_partition[rec.partition].append(rec)

@@ -8,6 +8,8 @@ import asyncio
 import logging
 import os
 import tempfile
+import threading
+import time
 
 import faust
 from faust.types import TP
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000
 EXIT_CRASHED = 70
+# No batch for this long while our partitions have records: the consumer is wedged.
+STALL_S = 60.0
+WATCHDOG_CHECK_S = 5.0
 # Faust commits consumer offsets only as a hint for where to resume; the driver corrects them.
 COMMIT_INTERVAL_S = 5.0
 # Fault fix (tests/integration/test_faults.py): a worker killed with -9 held its partitions for
@@ -101,7 +106,37 @@ def run_worker(log_url: str, db_url: str, datadir: str = "", lag_metric: bool = 
         driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
         engine = driver.applier.engine
         metrics.watch_lag(driver.kafka.end_offsets, lambda: read_positions(engine))
+    threading.Thread(target=_watchdog, args=(app,), name="watchdog", daemon=True).start()
     worker = faust.Worker(
         app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False
     )
     worker.execute_from_commandline()
+
+
+def _watchdog(app: faust.App) -> None:
+    """Stop the process when our partitions have work but nothing is handled any more.
+
+    aiokafka's fetcher can crash after a seek (robinhood/aiokafka#19); Faust then hangs in its
+    shutdown for minutes with the process alive. A supervisor restarts an exited process, and
+    the other workers take the partitions meanwhile; positions live in the read model.
+    """
+    driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
+    while True:
+        time.sleep(WATCHDOG_CHECK_S)
+        try:
+            assigned = {
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == driver.kafka.spec.topic
+            }
+            stalled = driver.stalled(assigned, STALL_S)
+        except Exception:  # not started, or rebalancing: look again later
+            continue
+        if stalled:
+            log.critical(
+                "aggregate worker stops: no batch handled for %s s while its "
+                "partitions have records to apply",
+                STALL_S,
+            )
+            logging.shutdown()
+            os._exit(EXIT_CRASHED)
