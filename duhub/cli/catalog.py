@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 import grpc
-from google.protobuf import json_format
 
 from duhub.cli import client
 from duhub.cli.tables import render
@@ -34,11 +33,7 @@ def units(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(
-            json_format.MessageToJson(
-                reply, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
-            )
-        )
+        print(client.reply_json(reply))
         return client.EXIT_OK
     rows = [
         [
@@ -70,11 +65,7 @@ def campaigns(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(
-            json_format.MessageToJson(
-                reply, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
-            )
-        )
+        print(client.reply_json(reply))
         return client.EXIT_OK
     rows = []
     for c in reply.campaigns:

@@ -8,6 +8,8 @@ import sys
 from typing import NoReturn
 
 import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from duhub.bootstrap import DEFAULT_LISTEN
 
@@ -85,3 +87,10 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         fail(detail, EXIT_USAGE)
     fail(f"{status.name}: {detail}", EXIT_UNREACHABLE)
+
+
+def reply_json(msg: Message) -> str:
+    """Return a reply as protobuf canonical JSON with every field present, for scripts."""
+    return json_format.MessageToJson(
+        msg, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 import grpc
-from google.protobuf import json_format
 
 from duhub.cli import client
 from duhub.cli.tables import render
@@ -31,11 +30,7 @@ def run(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(
-            json_format.MessageToJson(
-                reply, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
-            )
-        )
+        print(client.reply_json(reply))
         return client.EXIT_OK
     print(
         f"{reply.metric} = {reply.total}, from {reply.event_count} events"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 import grpc
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
 from duhub.cli import client
 from duhub.cli.tables import percent, render
@@ -45,12 +43,6 @@ GROUP_BY = {
 }
 
 
-def _json(msg: Message) -> str:
-    return json_format.MessageToJson(
-        msg, ensure_ascii=False, indent=2, always_print_fields_with_no_presence=True
-    )
-
-
 def _time_arg(value: str | None, field: str):  # type: ignore[no-untyped-def]
     if value is None:
         return None
@@ -85,7 +77,7 @@ def coverage(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(_json(reply))
+        print(client.reply_json(reply))
         return client.EXIT_OK
     head = f"{reply.campaign_id}  {reply.name}  —  scope {scope}"
     if reply.HasField("as_of"):
@@ -174,7 +166,7 @@ def stats(args: argparse.Namespace) -> int:
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
-        print(_json(reply))
+        print(client.reply_json(reply))
         return client.EXIT_OK
     window = f"{args.from_ or '…'} .. {args.to or '…'}"
     print(
