@@ -66,12 +66,15 @@ def decode_record(rec: LogRecord) -> Event:
         msg = decode_event(rec.value)
     except InvalidEvent as e:  # named where the bytes go wrong, e.g. "event: truncated ..."
         raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e.reason})") from None
-    event = dataclasses.replace(event_from_pb(msg), partition=rec.partition, offset=rec.offset)
+    event = event_from_pb(msg)
     if rec.ingested:
-        return dataclasses.replace(event, stored_hash=chain_hash(rec.value))
-    # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's append
-    # time stands in for it. Ingest never chained them.
-    return dataclasses.replace(event, recorded_at=rec.timestamp_ns)
+        hub = {"stored_hash": chain_hash(rec.value)}
+    else:
+        # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's
+        # append time stands in for it. Ingest never chained them.
+        hub = {"recorded_at": rec.timestamp_ns}
+    # One copy per record: this runs for every event the aggregator applies.
+    return dataclasses.replace(event, partition=rec.partition, offset=rec.offset, **hub)
 
 
 class BatchApplier:

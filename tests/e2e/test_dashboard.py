@@ -27,6 +27,7 @@ from duhub.v1 import ingest_pb2, ingest_pb2_grpc
 from tests.e2e.hubproc import HubProcess, serve
 from tests.e2e.test_publish_and_query import line, publish, scenario
 from tests.infra import _unavailable
+from tests.sse import read_event
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -277,20 +278,6 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     shot(browser, "dashboard-laptop.png")
     assert until(browser, lambda p: True)["error"] == ""
     assert console_errors(browser) == []
-
-
-def read_event(stream: http.client.HTTPResponse) -> tuple[str, dict[str, Any]]:
-    name, data = "", ""
-    while True:
-        raw = stream.readline()
-        assert raw, "the stream ended"
-        text = raw.decode().rstrip("\n")
-        if text.startswith("event: "):
-            name = text[7:]
-        elif text.startswith("data: "):
-            data = text[6:]
-        elif text == "" and name:
-            return name, json.loads(data)
 
 
 def get_json(url: str) -> Any:

@@ -16,7 +16,7 @@ from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 from tests.e2e.hubproc import HubProcess
-from tests.e2e.test_publish_and_query import line, publish, scenario
+from tests.e2e.test_publish_and_query import finishing_visits, line, publish, scenario
 
 
 def watch(stub: query_pb2_grpc.QueryServiceStub, campaign: str, scope: str = ""):  # type: ignore[no-untyped-def]
@@ -49,20 +49,7 @@ def test_watch_coverage_pushes_each_change(hub: HubProcess, tmp_path: Path) -> N
         assert (covered(first, "c2"), first.full) == (0, False)
         assert covered(scoped.get(timeout=10), "c2") == 0
 
-        more = [
-            line(
-                "k5",
-                "420500",
-                5,
-                "2022-11-21T00:00:00Z",
-                supervisionVisit={
-                    "campaignId": "vax",
-                    "groupId": "c2",
-                    "unitId": "420583",
-                    "area": "vaccination",
-                },
-            )
-        ]
+        more = finishing_visits()[:1]
         assert publish(hub, tmp_path, more, "more.jsonl").returncode == 0
         pushed = replies.get(timeout=5)
         assert covered(pushed, "c2") == 1

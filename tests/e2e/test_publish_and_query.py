@@ -215,6 +215,27 @@ def scenario() -> list[str]:
     ]
 
 
+def finishing_visits() -> list[str]:
+    """The two visits that cover the scenario's last targets: c2's county, then n1's township."""
+    v = {"campaignId": "vax", "area": "vaccination"}
+    return [
+        line(
+            "k5",
+            "420500",
+            5,
+            "2022-11-21T00:00:00Z",
+            supervisionVisit={**v, "groupId": "c2", "unitId": "420583"},
+        ),
+        line(
+            "y13",
+            "420581",
+            13,
+            "2022-11-22T00:00:00Z",
+            supervisionVisit={**v, "groupId": "n1", "unitId": "420581103"},
+        ),
+    ]
+
+
 def publish(hub: HubProcess, tmp_path: Path, lines: list[str], name: str = "events.jsonl"):
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -342,32 +363,7 @@ def test_coverage_counts_each_target_once_inside_the_window(
     assert scoped_groups["n1"]["targets"] == 0
 
     # Finishing the last targets makes the campaign full.
-    more = [
-        line(
-            "k5",
-            "420500",
-            5,
-            "2022-11-21T00:00:00Z",
-            supervisionVisit={
-                "campaignId": "vax",
-                "groupId": "c2",
-                "unitId": "420583",
-                "area": "vaccination",
-            },
-        ),
-        line(
-            "y13",
-            "420581",
-            13,
-            "2022-11-22T00:00:00Z",
-            supervisionVisit={
-                "campaignId": "vax",
-                "groupId": "n1",
-                "unitId": "420581103",
-                "area": "vaccination",
-            },
-        ),
-    ]
+    more = finishing_visits()
     assert publish(hub, tmp_path, more, "more.jsonl").returncode == 0
     cov = duhub_json(hub.address, "query", "coverage", "--campaign", "vax")
     assert cov["full"] is True

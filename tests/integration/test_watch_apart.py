@@ -13,7 +13,7 @@ from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2_grpc
 from tests.e2e.hubproc import serve
 from tests.e2e.test_grpc_surface import covered, watch
-from tests.e2e.test_publish_and_query import scenario
+from tests.e2e.test_publish_and_query import finishing_visits, scenario
 from tests.infra import fresh_database, kafka_log_url
 from tests.integration.scale import ends_of, publish, wait_applied
 
@@ -31,12 +31,7 @@ def test_watch_coverage_is_pushed_across_processes(tmp_path: Path) -> None:
             replies, call = watch(stub, "vax")
             try:
                 assert covered(replies.get(timeout=10), "c2") == 0
-                visit = json_format.ParseDict({
-                    "eventId": "k5", "source": "420500", "seq": 5,
-                    "occurredAt": "2022-11-21T00:00:00Z",
-                    "supervisionVisit": {"campaignId": "vax", "groupId": "c2",
-                                         "unitId": "420583", "area": "vaccination"}},
-                    pb.Event())
+                visit = json_format.Parse(finishing_visits()[0], pb.Event())
                 sent = time.monotonic()
                 publish(ingest.address, [visit])
                 pushed = replies.get(timeout=10)

@@ -22,6 +22,7 @@ from duhub.v1 import events_pb2 as pb
 from services.query.http.openapi import document
 from services.query.http.server import ROUTES, parse_listen
 from tests.e2e.test_publish_and_query import line, scenario
+from tests.sse import read_event
 
 COVERING_VISIT = line(
     "y13",
@@ -287,21 +288,6 @@ def test_health_head_and_methods(api: Client) -> None:
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
     status, _, body = api.raw("/api/campaigns", "POST")
     assert status == 405 and json.loads(body)["error"].startswith("method:")
-
-
-def read_event(stream: http.client.HTTPResponse) -> tuple[str, dict[str, Any]]:
-    """Return the next event's name and data, skipping comments and the retry line."""
-    name, data = "", ""
-    while True:
-        raw = stream.readline()
-        assert raw, "the stream ended"
-        text = raw.decode().rstrip("\n")
-        if text.startswith("event: "):
-            name = text[7:]
-        elif text.startswith("data: "):
-            data = text[6:]
-        elif text == "" and name:
-            return name, json.loads(data)
 
 
 def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
