@@ -139,8 +139,19 @@ def _enum(value: int, enum_type: type[Level] | type[Tier] | type[TalkKind], fiel
         raise InvalidEvent(field, f"must be one of {names} (got {value})") from None
 
 
-def event_from_pb(msg: pb.Event) -> Event:
-    """Return the domain event for a protobuf event, or raise InvalidEvent."""
+def event_from_pb(
+    msg: pb.Event,
+    *,
+    recorded_at: Nanos | None = None,
+    stored_hash: bytes = b"",
+    partition: int = -1,
+    offset: int = -1,
+) -> Event:
+    """Return the domain event for a protobuf event, or raise InvalidEvent.
+
+    The keywords carry what the log knows of a stored record (its hub time when the event
+    has none, its chain hash, its place), so the event is built once.
+    """
     # Fields this hub does not know (a newer sender's, or garbled bytes that still parse)
     # would be kept in the log yet mean nothing to it: refuse them rather than drop them.
     unknown = unknown_field(msg, root="event")
@@ -153,7 +164,8 @@ def event_from_pb(msg: pb.Event) -> Event:
     if msg.seq > MAX_SEQ:
         raise InvalidEvent("seq", f"larger than {MAX_SEQ}")
     occurred_at = _time(msg, "occurred_at", "occurred_at")
-    recorded_at = to_nanos(msg.recorded_at) if msg.HasField("recorded_at") else 0
+    if msg.HasField("recorded_at") and recorded_at is None:
+        recorded_at = to_nanos(msg.recorded_at)
     kind = msg.WhichOneof("payload")
     if kind is None:
         raise InvalidEvent("payload", "exactly one payload is required")
@@ -163,9 +175,12 @@ def event_from_pb(msg: pb.Event) -> Event:
         source=source,
         seq=msg.seq,
         occurred_at=occurred_at,
-        recorded_at=recorded_at,
+        recorded_at=recorded_at or 0,
         payload=payload,
         digest=content_digest(msg),
+        stored_hash=stored_hash,
+        partition=partition,
+        offset=offset,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from duhub.domain import events as ev
 from duhub.domain.events import Event, Level, SupervisionGroup, Tier
@@ -21,6 +21,26 @@ CHUNK = 500
 def _chunks(items: Sequence, n: int = CHUNK) -> Iterable[Sequence]:  # type: ignore[type-arg]
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def _lookup(
+    conn: Connection, sql: str, keys: Sequence[object], params: tuple[object, ...] = ()
+) -> list[tuple]:  # type: ignore[type-arg]
+    """Run `sql` ("... {keys}", optionally "{p}" for each of `params`) for many keys at once.
+
+    Plain DB-API: prefetching runs for every batch, and building an IN clause of hundreds of
+    bound parameters through SQLAlchemy cost more than the query.
+    """
+    if not keys:
+        return []
+    if conn.dialect.name == "postgresql":
+        text = sql.format(keys="= ANY(%s)", p="%s")
+        return list(conn.exec_driver_sql(text, (*params, list(keys))))
+    out: list[tuple] = []  # type: ignore[type-arg]
+    for chunk in _chunks(list(keys)):
+        text = sql.format(keys="IN (" + ", ".join("?" * len(chunk)) + ")", p="?")
+        out += conn.exec_driver_sql(text, (*params, *chunk))
+    return out
 
 
 def unit_from_row(row) -> Unit:  # type: ignore[no-untyped-def]
@@ -44,6 +64,10 @@ class ReadModelKnowledge:
         self._problems: dict[str, Problem | None] = {}
         self._letters: dict[str, bool] = {}
         self._heads: dict[str, bytes | None] = {}
+        # Units and campaigns this batch names that the read model did not hold when it was
+        # prefetched: asked for again, they are absent without a query per event.
+        self._absent: set[str] = set()
+        self._absent_campaigns: set[str] = set()
 
     def prefetch(self, events: Sequence[Event]) -> None:
         """Load in bulk what checking and projecting these events will ask for."""
@@ -58,46 +82,59 @@ class ReadModelKnowledge:
         letter_ids = [
             e.payload.letter_id for e in events if isinstance(e.payload, ev.RecommendationIssued)
         ]
+        if not self._units_loaded:
+            self._load_units()
+        named = {e.source for e in events}
+        campaign_ids: set[str] = set()
+        for e in events:
+            p = e.payload
+            for attr in ("unit_id", "parent_id"):
+                named.add(getattr(p, attr, ""))
+            if isinstance(p, ev.CampaignLaunched):
+                named.update(t for g in p.groups for t in g.target_unit_ids)
+            campaign_ids.add(getattr(p, "campaign_id", ""))
+        named = {u for u in named if u and u not in self._units}
+        campaign_ids = {c for c in campaign_ids if c and c not in self._campaigns}
         with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(named)):
+                for row in conn.execute(select(s.units).where(s.units.c.unit_id.in_(chunk))):
+                    self._units[row.unit_id] = unit_from_row(row)
+            self._absent = {u for u in named if u not in self._units}
+            q = select(s.campaigns.c.campaign_id).where(s.campaigns.c.campaign_id.in_(campaign_ids))
+            stored = {r.campaign_id for r in conn.execute(q)} if campaign_ids else set()
+            self._absent_campaigns = campaign_ids - stored
             self._digests = dict.fromkeys(ids)
-            for chunk in _chunks(ids):
-                q = select(s.events_seen.c.event_id, s.events_seen.c.digest).where(
-                    s.events_seen.c.event_id.in_(chunk)
-                )
-                self._digests.update({r.event_id: bytes(r.digest) for r in conn.execute(q)})
+            sql = "SELECT event_id, digest FROM events_seen WHERE event_id {keys}"
+            self._digests.update({k: bytes(d) for k, d in _lookup(conn, sql, ids)})
             self._seqs = dict.fromkeys(seqs)
             by_source: dict[str, list[int]] = {}
             for source, seq in seqs:
                 by_source.setdefault(source, []).append(seq)
-            c = s.events_seen.c
             for source, numbers in by_source.items():
                 # One source at a time: SQLite scans the whole table for a row-value IN.
-                for chunk in _chunks(numbers):
-                    q = select(c.seq, c.event_id).where(c.source == source, c.seq.in_(chunk))
-                    self._seqs.update({(source, r.seq): r.event_id for r in conn.execute(q)})
+                sql = "SELECT seq, event_id FROM events_seen WHERE source = {p} AND seq {keys}"
+                found = _lookup(conn, sql, numbers, (source,))
+                self._seqs.update({(source, seq): event_id for seq, event_id in found})
             self._problems = dict.fromkeys(problem_ids)
-            for chunk in _chunks(problem_ids):
-                q = select(s.problems).where(s.problems.c.problem_id.in_(chunk))
-                for r in conn.execute(q):
-                    self._problems[r.problem_id] = Problem(
-                        r.problem_id, r.unit_id, r.area, r.found_at, r.rectified_at
-                    )
+            sql = (
+                "SELECT problem_id, unit_id, area, found_at, rectified_at FROM problems "
+                "WHERE problem_id {keys}"
+            )
+            for r in _lookup(conn, sql, problem_ids):
+                self._problems[r[0]] = Problem(*r)
             sources = sorted({e.source for e in events})
             self._heads = dict.fromkeys(sources)
-            for chunk in _chunks(sources):
-                q = select(s.source_heads.c.source, s.source_heads.c.last_hash)
-                q = q.where(s.source_heads.c.source.in_(chunk))
-                self._heads.update({r.source: bytes(r.last_hash) for r in conn.execute(q)})
+            sql = "SELECT source, last_hash FROM source_heads WHERE source {keys}"
+            self._heads.update({k: bytes(h) for k, h in _lookup(conn, sql, sources)})
             self._letters = dict.fromkeys(letter_ids, False)
-            for chunk in _chunks(letter_ids):
-                q = select(s.letters.c.letter_id).where(s.letters.c.letter_id.in_(chunk))
-                self._letters.update({r.letter_id: True for r in conn.execute(q)})
+            sql = "SELECT letter_id FROM letters WHERE letter_id {keys}"
+            self._letters.update({r[0]: True for r in _lookup(conn, sql, letter_ids)})
 
     def unit(self, unit_id: str) -> Unit | None:
         if not self._units_loaded:
             self._load_units()
         found = self._units.get(unit_id)
-        if found is None:
+        if found is None and unit_id not in self._absent:
             with self.engine.connect() as conn:
                 row = conn.execute(select(s.units).where(s.units.c.unit_id == unit_id)).first()
             if row is not None:
@@ -112,7 +149,7 @@ class ReadModelKnowledge:
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         found = self._campaigns.get(campaign_id)
-        if found is None:
+        if found is None and campaign_id not in self._absent_campaigns:
             found = load_campaign(self.engine, campaign_id)
             if found is not None:
                 self._campaigns[campaign_id] = found

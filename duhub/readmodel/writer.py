@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from duhub.projections.effects import (
     Seen,
     UnitAdded,
 )
-from duhub.projections.timegrid import GRAINS, bucket_start
+from duhub.projections.timegrid import GRAINS, NS, bucket_start
 from duhub.readmodel import schema as s
 
 
@@ -44,6 +45,9 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
+HOUR_NS = 3600 * NS
+
+
 class PositionConflict(RuntimeError):
     """Another worker moved a partition's position: this batch was applied by someone else."""
 
@@ -66,17 +70,26 @@ def write_batch(
     rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
     heads: dict[str, dict[str, object]] = {}
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
+    # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
+    # are looked up per hour, paths rendered once per unit.
+    buckets_of: dict[int, tuple[tuple[int, int], ...]] = {}
+    paths: dict[tuple[str, ...], str] = {}
     for e in effects:
-        if isinstance(e, Counted):
-            facts.append(
-                (e.metric, e.at, s.unit_path(e.path), e.area, e.value, e.event_id, e.recorded_at)
-            )
-            buckets = [(g, bucket_start(g, e.at)) for g in GRAINS]
+        if type(e) is Counted:
+            path = paths.get(e.path)
+            if path is None:
+                path = paths[e.path] = s.unit_path(e.path)
+            facts.append((e.metric, e.at, path, e.area, e.value, e.event_id, e.recorded_at))
+            hour = e.at // HOUR_NS
+            buckets = buckets_of.get(hour)
+            if buckets is None:
+                buckets = buckets_of[hour] = tuple((g, bucket_start(g, e.at)) for g in GRAINS)
+            metric, area, value = e.metric, e.area, e.value
             for scope in e.path:
                 for grain, bucket in buckets:
-                    key = (scope, grain, e.metric, e.area, bucket)
-                    value, events = rollups.get(key, (0, 0))
-                    rollups[key] = (value + e.value, events + 1)
+                    key = (scope, grain, metric, area, bucket)
+                    old = rollups.get(key)
+                    rollups[key] = (value, 1) if old is None else (old[0] + value, old[1] + 1)
             summary.counted += 1
         elif isinstance(e, Seen):
             seen.append(
@@ -111,48 +124,37 @@ def write_batch(
         elif isinstance(e, UnitAdded):
             u = e.unit
             units.append(
-                {
-                    "unit_id": u.unit_id,
-                    "parent_id": u.parent_id,
-                    "level": int(u.level),
-                    "name": u.name,
-                    "path": s.unit_path(u.path),
-                    "sample": u.sample,
-                    "local_code": u.local_code,
-                    "recorded_at": e.recorded_at,
-                }
+                (
+                    u.unit_id,
+                    u.parent_id,
+                    int(u.level),
+                    u.name,
+                    s.unit_path(u.path),
+                    u.sample,
+                    u.local_code,
+                    e.recorded_at,
+                )
             )
         elif isinstance(e, CampaignAdded):
             camps.append(e.campaign)
             summary.campaigns.add(e.campaign.campaign_id)
         elif isinstance(e, ProblemAdded):
             p = e.problem
-            probs.append(
-                {
-                    "problem_id": p.problem_id,
-                    "unit_id": p.unit_id,
-                    "area": p.area,
-                    "found_at": p.found_at,
-                    "rectified_at": None,
-                    "found_event_id": e.event_id,
-                    "rectified_event_id": None,
-                    "rectified_recorded_at": None,
-                }
-            )
+            probs.append((p.problem_id, p.unit_id, p.area, p.found_at, e.event_id))
         elif isinstance(e, ProblemClosed):
             closed.append(
                 {"pid": e.problem_id, "at": e.at, "eid": e.event_id, "rec": e.recorded_at}
             )
         elif isinstance(e, LetterAdded):
-            letters.append({"letter_id": e.letter_id})
+            letters.append((e.letter_id,))
 
     with engine.begin() as conn:
         _bulk_insert(conn, s.events_seen, SEEN_COLUMNS, seen)
         # Units before campaigns: targets take their paths from the units table.
-        _execute(conn, s.units, units)
+        _bulk_insert(conn, s.units, UNIT_COLUMNS, units)
         for c in camps:
             _write_campaign(conn, c)
-        _execute(conn, s.problems, probs)
+        _bulk_insert(conn, s.problems, PROBLEM_COLUMNS, probs)
         if closed:
             conn.execute(
                 update(s.problems)
@@ -164,7 +166,7 @@ def write_batch(
                 ),
                 closed,
             )
-        _execute(conn, s.letters, letters)
+        _bulk_insert(conn, s.letters, ("letter_id",), letters)
         _bulk_insert(conn, s.facts, FACT_COLUMNS, facts)
         _add_rollups(conn, rollups)
         _add_coverage(conn, covered)
@@ -191,11 +193,6 @@ def write_batch(
                 "SELECT pg_notify('duhub_changes', %s)", (",".join(sorted(summary.campaigns)),)
             )
     return summary
-
-
-def _execute(conn: Connection, table: Table, rows: list[dict]) -> None:  # type: ignore[type-arg]
-    if rows:
-        conn.execute(table.insert(), rows)
 
 
 def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def]
@@ -230,19 +227,25 @@ def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def
     q = select(s.units.c.unit_id, s.units.c.path).where(s.units.c.unit_id.in_(ids))
     paths = {r.unit_id: r.path for r in conn.execute(q)} if ids else {}
     rows = [
-        {
-            "campaign_id": c.campaign_id,
-            "group_id": g.group_id,
-            "unit_id": t,
-            "ordinal": j,
-            "unit_path": paths[t],
-        }
+        (c.campaign_id, g.group_id, t, j, paths[t])
         for g in c.groups
         for j, t in enumerate(g.target_unit_ids)
     ]
-    _execute(conn, s.campaign_targets, rows)
+    _bulk_insert(conn, s.campaign_targets, TARGET_COLUMNS, rows)
 
 
+UNIT_COLUMNS = (
+    "unit_id",
+    "parent_id",
+    "level",
+    "name",
+    "path",
+    "sample",
+    "local_code",
+    "recorded_at",
+)
+PROBLEM_COLUMNS = ("problem_id", "unit_id", "area", "found_at", "found_event_id")
+TARGET_COLUMNS = ("campaign_id", "group_id", "unit_id", "ordinal", "unit_path")
 SEEN_COLUMNS = (
     "event_id",
     "digest",
@@ -263,18 +266,58 @@ def _bulk_insert(
     if not rows:
         return
     names = ", ".join(f'"{c}"' for c in columns)
-    sql = f"INSERT INTO {table.name} ({names}) VALUES {{values}}"
     if conn.dialect.name == "postgresql":
-        from psycopg2.extras import execute_values
-
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        execute_values(cursor, sql.format(values="%s"), rows, page_size=2000)
+        # COPY: by measure about 5 times cheaper per row than multi-row INSERTs (no SQL text
+        # to build and parse).
+        _copy(conn, f"{table.name} ({names})", rows)
     else:
-        conn.exec_driver_sql(sql.format(values="(" + ", ".join("?" * len(columns)) + ")"), rows)
+        marks = ", ".join("?" * len(columns))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+
+def _copy(conn: Connection, target: str, rows: list[tuple[object, ...]]) -> None:
+    """COPY rows into `target` ("table (columns)") on PostgreSQL, in COPY's text format."""
+    width = len(rows[0])
+    hexed = [i for i, v in enumerate(rows[0]) if type(v) is bytes]
+    shown = rows
+    if hexed:  # bytea's hex form, its backslash doubled for COPY (a table's rows share types)
+        shown = [
+            tuple("\\\\x" + v.hex() if i in hexed else v for i, v in enumerate(row))  # type: ignore[union-attr]
+            for row in rows
+        ]
+    text = "".join("\t".join(map(str, row)) + "\n" for row in shown)
+    # The fast form holds only when no value needs escaping (ids and areas never do): exactly
+    # one tab between columns, one newline per row, no other backslash, no NULL (the columns
+    # written here are NOT NULL).
+    plain = (
+        text.count("\t") == len(rows) * (width - 1)
+        and text.count("\n") == len(rows)
+        and text.count("\\") == 2 * len(rows) * len(hexed)
+        and "\r" not in text
+        and all(type(v) in (int, str, bytes) for v in rows[0])
+    )
+    if not plain:
+        text = "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.copy_expert(f"COPY {target} FROM STDIN", io.StringIO(text))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(v: object) -> str:
+    """Render one value in COPY's text format, escaped."""
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "\\\\x" + bytes(v).hex()  # bytea's hex form, its backslash escaped for COPY
+    return str(v).translate(_COPY_ESCAPES)
 
 
 ROLLUP_UPSERT = (
-    "INSERT INTO rollups (scope_id, grain, metric, area, bucket, value, events) VALUES {values} "
+    "INSERT INTO rollups (scope_id, grain, metric, area, bucket, value, events) {rows} "
     "ON CONFLICT (scope_id, grain, metric, area, bucket) DO UPDATE SET "
     "value = rollups.value + excluded.value, events = rollups.events + excluded.events"
 )
@@ -287,16 +330,22 @@ def _add_rollups(
     (SQLAlchemy's per-row parameter handling cost more than SQLite itself, by profile)."""
     if not rollups:
         return
+    rows = [(*k, v, n) for k, (v, n) in rollups.items()]
     if conn.dialect.name == "postgresql":
-        # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
-        rows = [(*k, v, n) for k, (v, n) in sorted(rollups.items())]
-        from psycopg2.extras import execute_values
-
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        execute_values(cursor, ROLLUP_UPSERT.format(values="%s"), rows, page_size=2000)
+        # COPY the deltas into a session table, then one upsert adds them: by measure about
+        # 4 times cheaper per row than INSERT ... VALUES pages. Sorted keys take row locks in
+        # one order, so concurrent workers cannot deadlock.
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_deltas (LIKE rollups) ON COMMIT DELETE ROWS"
+        )
+        _copy(conn, "rollup_deltas", rows)
+        conn.exec_driver_sql(
+            ROLLUP_UPSERT.format(
+                rows="SELECT * FROM rollup_deltas ORDER BY scope_id, grain, metric, area, bucket"
+            )
+        )
     else:  # one writer at a time: no lock order to keep
-        rows = [(*k, v, n) for k, (v, n) in rollups.items()]
-        conn.exec_driver_sql(ROLLUP_UPSERT.format(values="(?, ?, ?, ?, ?, ?, ?)"), rows)
+        conn.exec_driver_sql(ROLLUP_UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)"), rows)
 
 
 def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:

@@ -9,7 +9,6 @@ holds its partition back until it is, instead of being rejected.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +45,9 @@ DB_OUTAGE_LIMIT_S = 600.0
 # An ingested event waits this long for what it names to be applied from another partition;
 # past it the wait is not ordering but a broken log, and the event goes to the dead letters.
 BLOCK_TIMEOUT_S = 300.0
+# Passes over one batch for partitions waiting on each other (each pass is linear in the
+# records still waiting); what is left waits for the next batch.
+MAX_PASSES = 20
 
 
 @dataclass(slots=True)
@@ -66,15 +68,15 @@ def decode_record(rec: LogRecord) -> Event:
         msg = decode_event(rec.value)
     except InvalidEvent as e:  # named where the bytes go wrong, e.g. "event: truncated ..."
         raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e.reason})") from None
-    event = event_from_pb(msg)
     if rec.ingested:
-        hub = {"stored_hash": chain_hash(rec.value)}
-    else:
-        # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's
-        # append time stands in for it. Ingest never chained them.
-        hub = {"recorded_at": rec.timestamp_ns}
-    # One copy per record: this runs for every event the aggregator applies.
-    return dataclasses.replace(event, partition=rec.partition, offset=rec.offset, **hub)
+        return event_from_pb(
+            msg, stored_hash=chain_hash(rec.value), partition=rec.partition, offset=rec.offset
+        )
+    # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's append
+    # time stands in for it. Ingest never chained them.
+    return event_from_pb(
+        msg, recorded_at=rec.timestamp_ns, partition=rec.partition, offset=rec.offset
+    )
 
 
 class BatchApplier:
@@ -141,32 +143,47 @@ class BatchApplier:
         out = Applied(BatchSummary())
         effects: list[Effect] = []
         moved = dict(start)
-        for rec, event, why in pending:
-            p = rec.partition
-            if p in out.blocked:
-                continue
-            if event is not None:
-                verdict, done = fold(event, ws, event.recorded_at, allow_reference=True)
-                if verdict.kind == "rejected" and verdict.missing and rec.ingested:
-                    if not self._waited_too_long(rec):
-                        out.blocked.add(p)
-                        continue
-                    why = f"{verdict.reason} (waited {BLOCK_TIMEOUT_S:g} s for it)"
-                elif verdict.kind == "rejected":
-                    why = verdict.reason
-                elif verdict.kind == "duplicate":
-                    out.duplicates += 1
-                effects += done if figures else [x for x in done if not isinstance(x, FIGURES)]
-            if why:
-                letter = DeadLetter(p, rec.offset, event.event_id if event else "", why)
-                out.dead.append(letter)
-                log.warning("dead letter at %s:%s (%s): %s", p, rec.offset, letter.event_id, why)
-                if self.on_dead is not None:
-                    self.on_dead(rec, letter)
-            moved[p] = rec.offset + 1
-            out.records += 1
-            if event is not None:
-                out.recorded_at.append(event.recorded_at)
+        # Passes over the batch: a partition stops at an event naming something not applied
+        # yet; when another partition applied something meanwhile, the stopped ones are tried
+        # again, so what arrives later in the same batch unblocks them in this transaction.
+        for _ in range(MAX_PASSES):
+            waiting: list[tuple[LogRecord, Event | None, str]] = []
+            blocked: set[int] = set()
+            for item in pending:
+                rec, event, why = item
+                p = rec.partition
+                if p in blocked:
+                    waiting.append(item)
+                    continue
+                if event is not None:
+                    verdict, done = fold(event, ws, event.recorded_at, allow_reference=True)
+                    if verdict.kind == "rejected" and verdict.missing and rec.ingested:
+                        if not self._waited_too_long(rec):
+                            blocked.add(p)
+                            waiting.append(item)
+                            continue
+                        why = f"{verdict.reason} (waited {BLOCK_TIMEOUT_S:g} s for it)"
+                    elif verdict.kind == "rejected":
+                        why = verdict.reason
+                    elif verdict.kind == "duplicate":
+                        out.duplicates += 1
+                    effects += done if figures else [x for x in done if not isinstance(x, FIGURES)]
+                if why:
+                    letter = DeadLetter(p, rec.offset, event.event_id if event else "", why)
+                    out.dead.append(letter)
+                    log.warning(
+                        "dead letter at %s:%s (%s): %s", p, rec.offset, letter.event_id, why
+                    )
+                    if self.on_dead is not None:
+                        self.on_dead(rec, letter)
+                moved[p] = rec.offset + 1
+                out.records += 1
+                if event is not None:
+                    out.recorded_at.append(event.recorded_at)
+            out.blocked = blocked
+            if not waiting or len(waiting) == len(pending):
+                break  # all applied, or what they wait for is not in this batch
+            pending = waiting
         changed = {p: o for p, o in moved.items() if o != start.get(p, 0)}
         if changed or effects:
             out.summary = write_batch(self.engine, effects, changed, out.dead, expected=start)

@@ -18,6 +18,11 @@ from services.aggregate.apply import Applied, BatchApplier
 
 log = logging.getLogger(__name__)
 
+# Records held per partition while it waits for another partition's event.
+HOLD_LIMIT = 50_000
+# Records of a waiting partition tried per round: the rest would be decoded for nothing.
+PROBE = 50
+
 
 class ContiguousDriver:
     """Apply what a consumer delivers; say where to seek when it skipped ahead or held back."""
@@ -28,6 +33,7 @@ class ContiguousDriver:
         self.busy = False
         self.last_handled = time.monotonic()
         self.last: Applied | None = None
+        self.held: dict[int, list[LogRecord]] = {}
 
     def handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
         """Apply the records; return {partition: offset} the consumer must seek back to."""
@@ -45,26 +51,61 @@ class ContiguousDriver:
         ends = self.kafka.end_offsets()
         return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
 
+    def holding(self) -> bool:
+        """Return whether records wait here for an event of another partition."""
+        return any(self.held.values())
+
+    def release(self, partitions: set[int]) -> None:
+        """Forget what is held for these partitions (no longer ours)."""
+        for p in partitions:
+            self.held.pop(p, None)
+
     def _handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
-        by_partition: dict[int, list[LogRecord]] = defaultdict(list)
-        for rec in records:
-            by_partition[rec.partition].append(rec)
+        # Records a partition could not apply yet go first, then what the consumer delivered
+        # (a record it delivers again after a seek is taken once).
+        by_partition: dict[int, dict[int, LogRecord]] = defaultdict(dict)
+        for rec in [r for held in self.held.values() for r in held] + list(records):
+            by_partition[rec.partition].setdefault(rec.offset, rec)
+        was_blocked = self.last.blocked if self.last is not None else set()
+        self.held = {}
         seeks: dict[int, int] = {}
         admitted: list[LogRecord] = []
         for p, recs in by_partition.items():
             expected = self.applier.positions.get(p, 0)
-            fresh = [r for r in recs if r.offset >= expected]
+            fresh = [recs[o] for o in sorted(recs) if o >= expected]
             if fresh and fresh[0].offset > expected and not self._real_gap(p, expected):
                 # The consumer resumed past what the read model holds (its committed offset
                 # ran ahead of ours): read again from our position.
                 seeks[p] = expected
                 continue
+            if p in was_blocked and len(fresh) > PROBE:
+                # Still waiting, most likely: try the head, keep the rest unread.
+                fresh, self.held[p] = fresh[:PROBE], fresh[PROBE:]
             admitted += fresh
+        t0 = time.monotonic()
         self.last = self.applier.apply(admitted) if admitted else None
+        log.info(
+            "applied %d of %d records (%d delivered) in %.3f s; waiting: %s",
+            self.last.records if self.last else 0,
+            len(admitted),
+            len(records),
+            time.monotonic() - t0,
+            sorted(self.last.blocked) if self.last else [],
+        )
         if self.last is not None:
             metrics.observe_applied(self.last.records, self.last.recorded_at)
             for p in self.last.blocked:
-                seeks[p] = self.applier.positions.get(p, 0)
+                # Held here rather than fetched again: a seek drops what the consumer has in
+                # flight and costs a round of fetches (and aiokafka's fetcher has crashed after
+                # seeks, robinhood/aiokafka#19). Past the limit, memory wins: seek.
+                at = self.applier.positions.get(p, 0)
+                waiting = [r for r in admitted if r.partition == p and r.offset >= at]
+                waiting += self.held.get(p, [])
+                if len(waiting) > HOLD_LIMIT:
+                    seeks[p] = at
+                    self.held.pop(p, None)
+                else:
+                    self.held[p] = waiting
         return seeks
 
     def _real_gap(self, partition: int, expected: int) -> bool:

@@ -14,7 +14,7 @@ from duhub.log.base import EventLog, LogRecord
 from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier
 
-BATCH = 5000
+BATCH = 20000
 
 
 @dataclass(slots=True)

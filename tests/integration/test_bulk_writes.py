@@ -1,0 +1,71 @@
+"""The writer's bulk paths (COPY on PostgreSQL, executemany on SQLite) store values exactly,
+including ones COPY's text format must escape, on both read models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select
+
+from duhub.domain.events import Level
+from duhub.domain.model import Problem, Unit
+from duhub.projections.effects import Counted, ProblemAdded, Seen, UnitAdded
+from duhub.readmodel import schema as s
+from duhub.readmodel.engine import open_engine
+from duhub.readmodel.writer import write_batch
+from tests.infra import fresh_database
+
+AWKWARD_NAMES = ["back\\slash", "quote ' and \" both", "宜昌市 \\N", "\\x41 not bytes", "tab\\t"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        eng = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
+        yield eng
+        eng.dispose()
+        return
+    with fresh_database() as url:
+        eng = open_engine(url)
+        yield eng
+        eng.dispose()
+
+
+def test_awkward_values_and_bytes_round_trip(engine: Engine) -> None:
+    units = [
+        UnitAdded(Unit(f"u{i}", "", Level.CITY, name, (f"u{i}",), i % 2 == 0, False), 7)
+        for i, name in enumerate(AWKWARD_NAMES)
+    ]
+    digests = [bytes([i]) * 32 for i in range(3)] + [b"\\\t\n" * 10 + b"xy"]
+    seen = [Seen(f"e{i}", d, "u0", i + 1, 10 + i, 20 + i, d, 0, i) for i, d in enumerate(digests)]
+    counted = [Counted(("u0", "u1"), "visits", "ecology", 3_600_000_000_000 * 500_000, 2, "e0", 10)]
+    problem = ProblemAdded(Problem("p\\1", "u0", "ecology", 5), "e1")
+    write_batch(engine, [*units, *seen, *counted, problem], {0: len(seen)})
+
+    with engine.connect() as conn:
+        names = dict(conn.execute(select(s.units.c.unit_id, s.units.c.name)).all())
+        samples = dict(conn.execute(select(s.units.c.unit_id, s.units.c.sample)).all())
+        stored = dict(conn.execute(select(s.events_seen.c.event_id, s.events_seen.c.digest)).all())
+        facts = conn.execute(select(s.facts.c.unit_path, s.facts.c.value)).all()
+        rollups = conn.execute(
+            select(s.rollups.c.scope_id, s.rollups.c.value).where(s.rollups.c.grain == 3)
+        ).all()
+        problems = conn.execute(select(s.problems.c.problem_id, s.problems.c.rectified_at)).all()
+    assert names == {f"u{i}": n for i, n in enumerate(AWKWARD_NAMES)}
+    assert samples == {f"u{i}": i % 2 == 0 for i in range(len(AWKWARD_NAMES))}
+    assert {k: bytes(v) for k, v in stored.items()} == {f"e{i}": d for i, d in enumerate(digests)}
+    assert facts == [("/u0/u1/", 2)]
+    assert sorted(rollups) == [("u0", 2), ("u1", 2)]
+    assert problems == [("p\\1", None)]
+
+
+def test_rollups_add_up_across_batches(engine: Engine) -> None:
+    at = 3_600_000_000_000 * 500_000
+    for i in range(3):
+        write_batch(engine, [Counted(("c", "k"), "visits", "ecology", at, i + 1, f"e{i}", 1)], {})
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(s.rollups.c.scope_id, s.rollups.c.grain, s.rollups.c.value, s.rollups.c.events)
+        ).all()
+    assert sorted(rows) == [(sid, g, 6, 3) for sid in ("c", "k") for g in (1, 2, 3)]
