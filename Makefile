@@ -23,7 +23,7 @@ setup: $(STAMP) ## Create .venv with the pinned dependencies and .venv/bin/duhub
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,profile]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

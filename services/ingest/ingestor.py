@@ -6,6 +6,7 @@ applied yet (the pending tail), so a duplicate sent twice in quick succession is
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from sqlalchemy import Engine
 
 from duhub.convert import MAX_EVENT_ID, InvalidEvent, chain_hash, event_from_pb, from_nanos
 from duhub.domain.events import Event
+from duhub.domain.knowledge import Knowledge
+from duhub.domain.model import Campaign, Problem, Unit
 from duhub.log.base import EventLog
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
@@ -24,6 +27,10 @@ from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 
 MAX_BATCH = 10_000
+# How often a batch asks the read model how far the aggregator got, to let applied tail
+# generations go. Only memory depends on it (lookups see the tail and the read model either
+# way), and the query costs a round trip or two (~5 ms) that every batch paid.
+PRUNE_EVERY = 1.0
 
 
 class BatchTooLarge(ValueError):
@@ -61,7 +68,7 @@ class _PendingTail:
     pass its ends, and the newer one takes its place.
     """
 
-    def __init__(self, base: ReadModelKnowledge) -> None:
+    def __init__(self, base: Knowledge) -> None:
         self.base = base
         self.old: _Generation | None = None
         self.new = _Generation(WorkingSet(base), {})
@@ -98,7 +105,50 @@ class _PendingTail:
                 self.new = _Generation(WorkingSet(self.old.ws), {})
 
 
+class _Current:
+    """The read-model facts the batch being checked was prepared with (`Ingestor.commit`
+    points it there): the bottom of the pending tail's lookups."""
+
+    def __init__(self, current: ReadModelKnowledge) -> None:
+        self.current = current
+
+    def unit(self, unit_id: str) -> Unit | None:
+        return self.current.unit(unit_id)
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        return self.current.campaign(campaign_id)
+
+    def problem(self, problem_id: str) -> Problem | None:
+        return self.current.problem(problem_id)
+
+    def has_letter(self, letter_id: str) -> bool:
+        return self.current.has_letter(letter_id)
+
+    def event_digest(self, event_id: str) -> bytes | None:
+        return self.current.event_digest(event_id)
+
+    def seq_owner(self, source: str, seq: int) -> str | None:
+        return self.current.seq_owner(source, seq)
+
+    def source_head(self, source: str) -> bytes | None:
+        return self.current.source_head(source)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch decoded, with what the read model knows of it fetched: ready for `commit`."""
+
+    results: list[ipb.EventResult]
+    decoded: list[tuple[int, pb.Event, Event]]
+    knowledge: ReadModelKnowledge
+    ticket: int  # drawn before the read model was asked
+
+
 class Ingestor:
+    """`publish` = `prepare` (decode, fetch from the read model; no lock, so a stream's next
+    batch is prepared while this one is checked and appended) + `commit` (check in order,
+    chain, append, wait for the log's acknowledgement)."""
+
     def __init__(
         self,
         log: EventLog,
@@ -109,14 +159,32 @@ class Ingestor:
         self.engine = engine
         self.clock = clock
         self._lock = threading.Lock()
-        self._base = ReadModelKnowledge(engine)
+        self._spare: list[ReadModelKnowledge] = []  # each keeps its units and campaigns cached
+        self._spare_lock = threading.Lock()
+        self._base = _Current(self._take())
         self._tail = _PendingTail(self._base)
         self._last_now = 0
+        self._pruned_at = float("-inf")
+        self._tickets = itertools.count()
+        self._pruned_mark = -1  # ticket drawn after reading the positions of the last prune
         self.ready = threading.Event()
         self.ready.set()
         # Set by the health monitor (duhub.bootstrap.watch_health): what it finds unreachable
         # ("log", "read model"); while not empty, publishing is refused at once (UNAVAILABLE).
         self.unreachable = ""
+
+    def _take(self) -> ReadModelKnowledge:
+        with self._spare_lock:
+            return self._spare.pop() if self._spare else ReadModelKnowledge(self.engine)
+
+    def release(self, prepared: Prepared) -> None:
+        """Let go of a prepared batch that will not be committed."""
+        self._give(prepared.knowledge)
+
+    def _give(self, knowledge: ReadModelKnowledge) -> None:
+        with self._spare_lock:
+            if len(self._spare) < 4:
+                self._spare.append(knowledge)
 
     def wait_until_caught_up(self, poll: float = 0.2) -> None:
         """Hold publishing until the read model has applied all the log held at the call.
@@ -136,12 +204,12 @@ class Ingestor:
         self, events: Sequence[pb.Event | Unreadable], *, allow_reference: bool = False
     ) -> list[ipb.EventResult]:
         """Return one result per event, in order. ACCEPTED ones are durable in the log."""
+        return self.commit(self.prepare(events), allow_reference=allow_reference)
+
+    def prepare(self, events: Sequence[pb.Event | Unreadable]) -> Prepared:
+        """Decode the events and fetch what the read model knows of them. Thread-safe."""
         if len(events) > MAX_BATCH:
             raise BatchTooLarge(f"events: more than {MAX_BATCH} events in one batch")
-        if not self.ready.is_set():
-            raise NotReady("ingest is waiting for the read model to catch up with the log")
-        if self.unreachable:
-            raise NotReady(f"the {self.unreachable} is unreachable; retry later")
         results: list[ipb.EventResult] = []
         decoded: list[tuple[int, pb.Event, Event]] = []
         for i, msg in enumerate(events):
@@ -154,43 +222,74 @@ class Ingestor:
                 decoded.append((i, msg, event_from_pb(msg)))
             except InvalidEvent as e:
                 _reject(results[i], e.field, e.reason)
-        with self._lock:
-            self._tail.prune(read_positions(self.engine))
-            self._base.prefetch([e for _, _, e in decoded])
-            now = self._last_now = max(self.clock(), self._last_now)
-            batch = WorkingSet(self._tail.knowledge())
-            accepted: list[tuple[int, bytes]] = []
-            for i, msg, event in decoded:
-                event = replace(event, recorded_at=now)
-                verdict, _ = fold(event, batch, now, allow_reference=allow_reference)
-                if verdict.kind == "accepted":
-                    stored = pb.Event()
-                    stored.CopyFrom(msg)
-                    stored.recorded_at.CopyFrom(from_nanos(now))
-                    # Link the source's hash chain: a later edit, deletion, insertion or swap
-                    # of its events breaks a link that `duhub audit verify` finds.
-                    stored.prev_hash = batch.source_head(msg.source) or b""
-                    value = stored.SerializeToString()
-                    batch.heads[msg.source] = chain_hash(value)
-                    accepted.append((i, value))
-                elif verdict.kind == "duplicate":
-                    results[i].result = ipb.RESULT_DUPLICATE
-                else:
-                    _reject(results[i], verdict.field, verdict.reason)
-            if accepted:
-                decoded_by_index = {i: msg for i, msg, _ in decoded}
-                # Raises when not durable: nothing is acknowledged and the batch is forgotten.
-                where = self.log.append(
-                    [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
-                )
-                ends: dict[int, int] = {}
-                for (i, _), (partition, offset) in zip(accepted, where, strict=True):
-                    results[i].result = ipb.RESULT_ACCEPTED
-                    results[i].partition = partition
-                    results[i].offset = offset
-                    ends[partition] = max(ends.get(partition, 0), offset + 1)
-                self._tail.absorb(batch, ends)
-        return results
+        knowledge = self._take()
+        ticket = next(self._tickets)
+        try:
+            knowledge.prefetch([e for _, _, e in decoded])
+        except BaseException:
+            self._give(knowledge)
+            raise
+        return Prepared(results, decoded, knowledge, ticket)
+
+    def commit(self, prepared: Prepared, *, allow_reference: bool = False) -> list[ipb.EventResult]:
+        """Check a prepared batch against all accepted before it, append what passes, and
+        return one result per event, in order. ACCEPTED ones are durable in the log."""
+        try:
+            if not self.ready.is_set():
+                raise NotReady("ingest is waiting for the read model to catch up with the log")
+            if self.unreachable:
+                raise NotReady(f"the {self.unreachable} is unreachable; retry later")
+            with self._lock:
+                self._commit(prepared, allow_reference)
+        finally:
+            self._give(prepared.knowledge)
+        return prepared.results
+
+    def _commit(self, prepared: Prepared, allow_reference: bool) -> None:
+        results, decoded = prepared.results, prepared.decoded
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            positions = read_positions(self.engine)
+            self._pruned_mark = next(self._tickets)
+            self._tail.prune(positions)
+            self._pruned_at = time.monotonic()
+        if prepared.ticket < self._pruned_mark:
+            # Fetched before (or while) the positions of the last prune were read: it may miss
+            # what the tail let go as applied. Fetch again, now.
+            prepared.knowledge.prefetch([e for _, _, e in decoded])
+        self._base.current = prepared.knowledge
+        now = self._last_now = max(self.clock(), self._last_now)
+        batch = WorkingSet(self._tail.knowledge())
+        accepted: list[tuple[int, bytes]] = []
+        for i, msg, event in decoded:
+            event = replace(event, recorded_at=now)
+            verdict, _ = fold(event, batch, now, allow_reference=allow_reference)
+            if verdict.kind == "accepted":
+                stored = pb.Event()
+                stored.CopyFrom(msg)
+                stored.recorded_at.CopyFrom(from_nanos(now))
+                # Link the source's hash chain: a later edit, deletion, insertion or swap
+                # of its events breaks a link that `duhub audit verify` finds.
+                stored.prev_hash = batch.source_head(msg.source) or b""
+                value = stored.SerializeToString()
+                batch.heads[msg.source] = chain_hash(value)
+                accepted.append((i, value))
+            elif verdict.kind == "duplicate":
+                results[i].result = ipb.RESULT_DUPLICATE
+            else:
+                _reject(results[i], verdict.field, verdict.reason)
+        if accepted:
+            decoded_by_index = {i: msg for i, msg, _ in decoded}
+            # Raises when not durable: nothing is acknowledged and the batch is forgotten.
+            where = self.log.append(
+                [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
+            )
+            ends: dict[int, int] = {}
+            for (i, _), (partition, offset) in zip(accepted, where, strict=True):
+                results[i].result = ipb.RESULT_ACCEPTED
+                results[i].partition = partition
+                results[i].offset = offset
+                ends[partition] = max(ends.get(partition, 0), offset + 1)
+            self._tail.absorb(batch, ends)
 
 
 def _reject(result: ipb.EventResult, field: str, reason: str) -> None:

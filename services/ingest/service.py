@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -12,7 +14,14 @@ from duhub.auth.principal import Forbidden, Principal, check_publish
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
-from services.ingest.ingestor import BatchTooLarge, Ingestor, NotReady, Unreadable, summarize
+from services.ingest.ingestor import (
+    BatchTooLarge,
+    Ingestor,
+    NotReady,
+    Prepared,
+    Unreadable,
+    summarize,
+)
 from services.ingest.request import IncomingBatch
 
 log = logging.getLogger(__name__)
@@ -28,6 +37,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         request: IncomingBatch | ipb.PublishRequest,
         context: grpc.ServicerContext,
         principal: Principal,
+        prepared: Prepared | BaseException | None = None,
     ) -> ipb.PublishResponse:
         # Registered by bootstrap with services.ingest.request: requests come as IncomingBatch.
         if isinstance(request, IncomingBatch) and request.error:
@@ -44,7 +54,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         except Forbidden as e:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         try:
-            return summarize(self.ingestor.publish(events))
+            if prepared is None:
+                return summarize(self.ingestor.publish(events))
+            if isinstance(prepared, BaseException):
+                raise prepared
+            return summarize(self.ingestor.commit(prepared))
         except BatchTooLarge as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except NotReady as e:
@@ -65,5 +79,74 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         context: grpc.ServicerContext,
     ) -> Iterator[ipb.PublishResponse]:
         principal = grpc_principal(self.security, context)
-        for request in request_iterator:
-            yield self._publish(request, context, principal)
+        ahead = _ReadAhead(request_iterator, self.ingestor)
+        try:
+            for request, prepared in ahead:
+                yield self._publish(request, context, principal, prepared)
+        finally:
+            ahead.close()
+
+
+_END = object()
+
+
+class _ReadAhead:
+    """Read and prepare (decode, fetch from the read model) a stream's next request while the
+    current one is checked, appended and acknowledged: the read model's round trips overlap
+    the log's. One request ahead at most; answers stay in request order, and a client that
+    waits for each answer before sending on is served as before."""
+
+    def __init__(self, requests: Iterator[IncomingBatch | ipb.PublishRequest], ingestor: Ingestor):
+        self._requests = requests
+        self._ingestor = ingestor
+        self._ready: queue.Queue[tuple[object, object]] = queue.Queue(maxsize=1)
+        self._closed = threading.Event()
+        threading.Thread(target=self._run, name="ingest-read-ahead", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                request = next(self._requests, _END)
+            except BaseException as e:  # the call ended or failed: the handler raises it
+                self._put((_END, e))
+                return
+            if request is _END:
+                self._put((_END, None))
+                return
+            prepared: Prepared | BaseException | None = None
+            if not (isinstance(request, IncomingBatch) and request.error):
+                try:
+                    prepared = self._ingestor.prepare(request.events)  # type: ignore[union-attr]
+                except Exception as e:  # raised in order, where publish raised it
+                    prepared = e
+            if not self._put((request, prepared)):
+                if isinstance(prepared, Prepared):
+                    self._ingestor.release(prepared)
+                return
+
+    def _put(self, item: tuple[object, object]) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._ready.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[IncomingBatch | ipb.PublishRequest, object]]:
+        while True:
+            request, prepared = self._ready.get()
+            if request is _END:
+                if prepared is not None:
+                    raise prepared  # type: ignore[misc]
+                return
+            yield request, prepared  # type: ignore[misc]
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            _, prepared = self._ready.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(prepared, Prepared):
+            self._ingestor.release(prepared)
