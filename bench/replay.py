@@ -25,7 +25,9 @@ from bench.events import StreamInfo, stored_records
 from duhub.log.embedded import EmbeddedLog
 from duhub.v1 import events_pb2 as pb
 
-VERSION = 1
+LOG_VERSION = 1
+# Bumped when the read model's layout changes (2: grains by depth, WITHOUT ROWID tables).
+READMODEL_VERSION = 2
 SEED = 23
 CHUNK = 20_000
 
@@ -38,7 +40,7 @@ def cache_dir() -> Path:
 
 def build_log(n: int, seed: int = SEED) -> tuple[Path, dict[str, Any]]:
     """Return the directory of an embedded log of `n` events (built once) and its info."""
-    d = cache_dir() / f"log-v{VERSION}-{n}-{seed}"
+    d = cache_dir() / f"log-v{LOG_VERSION}-{n}-{seed}"
     marker = d / "info.json"
     if marker.exists():
         return d, json.loads(marker.read_text())
@@ -128,7 +130,7 @@ def readmodel(ctx: Any, which: str) -> tuple[Path, dict[str, Any]]:
         return models[which]
     n = ctx.size(which)
     log_dir, info = build_log(n)
-    db = cache_dir() / f"readmodel-v{VERSION}-{n}-{SEED}.db"
+    db = cache_dir() / f"readmodel-v{READMODEL_VERSION}-{n}-{SEED}.db"
     sidecar = Path(str(db) + ".json")
     if os.environ.get("DUHUB_BENCH_REUSE") == "1" and sidecar.exists() and db.exists():
         report = json.loads(sidecar.read_text())
@@ -211,8 +213,10 @@ def _main(log_dir: str, url: str) -> None:
     """The replay process: open the log and the target as `duhub replay` does, replay, report."""
     from duhub.bootstrap import open_log
     from duhub.readmodel.engine import open_engine
+    from duhub.runtime import tune_gc
     from services.aggregate.replay import replay
 
+    tune_gc()  # as the duhub command does
     t0 = time.perf_counter()
     log = open_log(log_dir)
     target = open_engine(url)

@@ -60,11 +60,13 @@ def _ceil(s: int, step: int) -> int:
     return -(-s // step) * step
 
 
-def plan(lo: Nanos, hi: Nanos) -> Plan:
-    """Return how to cover [lo, hi) with buckets plus sub-hour edges."""
+def plan(lo: Nanos, hi: Nanos, *, hours: bool = True) -> Plan:
+    """Return how to cover [lo, hi) with buckets plus the edges left to fact rows: sub-hour
+    edges, or sub-day ones for scopes kept without hour buckets (`hours=False`)."""
     if lo >= hi:
         return Plan((), ())
-    h_lo, h_hi = _ceil(lo, 3600 * NS) // NS, hi // NS // 3600 * 3600
+    step = 3600 if hours else 86400
+    h_lo, h_hi = _ceil(lo, step * NS) // NS, hi // NS // step * step
     if h_lo >= h_hi:
         return Plan((), ((lo, hi),))
     fine = tuple(r for r in ((lo, h_lo * NS), (h_hi * NS, hi)) if r[0] < r[1])
@@ -79,6 +81,20 @@ def plan(lo: Nanos, hi: Nanos) -> Plan:
     else:
         segs += [Segment(DAY, d_lo, m_lo), Segment(DAY, m_hi, d_hi), Segment(MONTH, m_lo, m_hi)]
     return Plan(tuple(s for s in segs if s.lo < s.hi), fine)
+
+
+def grains_at(depth: int) -> tuple[int, ...]:
+    """Return the rollup grains kept for scopes at `depth` in the hierarchy (0: the city).
+
+    Hour buckets only for the city and the counties, whom sub-day questions are about:
+    below them an hour bucket holds about one event, so it cost a row per event and saved
+    nothing over reading that event's fact row.
+    """
+    return GRAINS if depth < HOURLY_DEPTHS else (DAY, MONTH)
+
+
+# The city (depth 0) and the counties (1) keep hour buckets.
+HOURLY_DEPTHS = 2
 
 
 def _day(d: date) -> int:

@@ -7,11 +7,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, or_, select, text
 
 from duhub.domain import metrics as m
 from duhub.domain.events import Nanos
-from duhub.projections.timegrid import MAX_NS, MIN_NS, periods, plan
+from duhub.projections.timegrid import HOURLY_DEPTHS, MAX_NS, MIN_NS, MONTH, periods, plan
 from duhub.readmodel import schema as s
 from duhub.readmodel.units import resolve_scope, subtree_clause
 
@@ -62,6 +62,8 @@ def statistics(
     if lo >= hi:
         raise QueryError("to: must be after from")
     wanted = _stored_metrics(metrics)
+    # Only problems_open needs what came before the period; otherwise that range is empty.
+    first = (MIN_NS if m.PROBLEMS_OPEN in metrics else lo, lo)
     with engine.connect() as conn:
         scope = resolve_scope(conn, scope_unit_id)
         if group_by == "unit":
@@ -74,13 +76,13 @@ def statistics(
                 q = q.where(s.units.c.recorded_at <= as_of)
             children = conn.execute(q).all()
             keys = [(c.unit_id, c.name, c.path) for c in children]
-            sums = _sums(conn, keys, wanted, area, [(MIN_NS, lo), (lo, hi)], as_of)
+            sums = _sums(conn, keys, wanted, area, [first, (lo, hi)], as_of, scope.unit_id)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
             if lo == MIN_NS or hi == MAX_NS:
                 raise QueryError("from: from and to are required when grouping by period")
             spans = periods(group_by, lo, hi)
-            ranges = [(MIN_NS, lo)] + [(a, b) for _, a, b in spans]
+            ranges = [first] + [(a, b) for _, a, b in spans]
             scope_key = [(scope.unit_id, scope.name, scope.path)]
             per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
             rows, before = [], per[0]
@@ -89,7 +91,7 @@ def statistics(
                 before = _add(before, per[i])
             return rows
         scope_key = [(scope.unit_id, scope.name, scope.path)]
-        per = _sums(conn, scope_key, wanted, area, [(MIN_NS, lo), (lo, hi)], as_of)[scope.unit_id]
+        per = _sums(conn, scope_key, wanted, area, [first, (lo, hi)], as_of)[scope.unit_id]
         return [Row("", "", *_values(metrics, per[1], per[0]))]
 
 
@@ -129,54 +131,37 @@ def _sums(
     area: str,
     ranges: Sequence[tuple[Nanos, Nanos]],
     as_of: Nanos | None,
+    parent: str = "",
 ) -> dict[str, list[dict[str, int]]]:
-    """Return, per scope id, per range (disjoint, ascending), the sum of each metric."""
+    """Return, per scope id, per range (disjoint, ascending), the sum of each metric. The
+    scopes are one unit or the children of `parent`."""
     out: dict[str, list[dict[str, int]]] = {
         sid: [defaultdict(int) for _ in ranges] for sid, _, _ in scopes
     }
-    if not scopes:
+    if not scopes or not ranges:
         return out
-    scope_ids = [sid for sid, _, _ in scopes]
-    by_grain: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    segments: list[tuple[int, int, int, int]] = []
     fine: list[tuple[Nanos, Nanos, int]] = []
+    # The scopes of one call share a depth; below the counties there are no hour buckets.
+    depth = scopes[0][2].count("/") - 2
     for i, (lo, hi) in enumerate(ranges):
-        p = plan(lo, hi)
-        for seg in p.segments:
-            by_grain[seg.grain].append((seg.lo, seg.hi, i))
+        p = plan(lo, hi, hours=depth < HOURLY_DEPTHS)
+        segments += [(seg.grain, seg.lo, seg.hi, i) for seg in p.segments]
         fine += [(a, b, i) for a, b in p.fine]
-    r = s.rollups.c
-    for grain, segs in by_grain.items():
-        segs.sort()
-        starts = [x[0] for x in segs]
-        q = (
-            select(r.scope_id, r.metric, r.bucket, func.sum(r.value), func.sum(r.events))
-            .where(
-                r.scope_id.in_(scope_ids),
-                r.grain == grain,
-                r.metric.in_(metrics),
-                r.bucket >= segs[0][0],
-                r.bucket < max(x[1] for x in segs),
-            )
-            .group_by(r.scope_id, r.metric, r.bucket)
-        )
-        if area:
-            q = q.where(r.area == area)
-        for scope_id, metric, bucket, value, events in conn.execute(q):
+    runs = _runs(segments)
+    if runs:
+        sql, params = _rollup_sql(runs, [sid for sid, _, _ in scopes], metrics, area, parent)
+        for k, scope_id, metric, bucket, value, events in conn.execute(text(sql), params):
+            starts, segs = runs[k][1], runs[k][2]
             j = bisect.bisect_right(starts, bucket) - 1
-            if j >= 0 and bucket < segs[j][1]:
-                sums = out[scope_id][segs[j][2]]
-                sums[metric] += int(value)
-                sums[N + metric] += int(events)
+            sums = out[scope_id][segs[j][2]]
+            sums[metric] += int(value)
+            sums[N + metric] += int(events)
     f = s.facts.c
     paths = [(sid, path) for sid, _, path in scopes]
     if fine:
-        windows = or_(*[and_(f.at >= a, f.at < b) for a, b, _ in fine])
-        q = select(f.unit_path, f.metric, f.at, f.value).where(
-            f.metric.in_(metrics), windows, _any_subtree(paths)
-        )
-        if area:
-            q = q.where(f.area == area)
-        for path, metric, at, value in conn.execute(q):
+        sql, params = _facts_sql(fine, paths, metrics, area)
+        for path, metric, at, value in conn.execute(text(sql), params):
             i = next(i for a, b, i in fine if a <= at < b)
             for sid in _owners(paths, path):
                 out[sid][i][metric] += value
@@ -196,6 +181,101 @@ def _sums(
                     out[sid][i][metric] -= value
                     out[sid][i][N + metric] -= 1
     return out
+
+
+# A run: adjacent segments of one grain, read with one index range scan. (grain, segment
+# starts, segments as (lo, hi, range index)).
+Run = tuple[int, list[int], list[tuple[int, int, int]]]
+
+
+def _runs(segments: Sequence[tuple[int, int, int, int]]) -> list[Run]:
+    runs: list[Run] = []
+    for grain, lo, hi, i in sorted(segments):
+        if runs and runs[-1][0] == grain and runs[-1][2][-1][1] == lo:
+            runs[-1][1].append(lo)
+            runs[-1][2].append((lo, hi, i))
+        else:
+            runs.append((grain, [lo], [(lo, hi, i)]))
+    return runs
+
+
+def _rollup_sql(
+    runs: Sequence[Run],
+    scope_ids: Sequence[str],
+    metrics: Sequence[str],
+    area: str,
+    parent: str,
+) -> tuple[str, dict[str, object]]:
+    """Return one statement summing every run in SQL (one snapshot, one round trip): per
+    scope and metric, per bucket only where a run has more than one segment to tell apart."""
+    params: dict[str, object] = {}
+
+    def binds(prefix: str, values: Sequence[object]) -> str:
+        params.update({f"{prefix}{n}": v for n, v in enumerate(values)})
+        return ", ".join(f":{prefix}{n}" for n in range(len(values)))
+
+    scopes, names = binds("s", scope_ids), binds("m", metrics)
+    if area:
+        params["area"] = area
+        head, area_is = "", "area = :area"
+    else:
+        # area sits before bucket in the primary key: naming the areas (those of the month
+        # rows of the scope, or of the parent of the scopes: few) makes every bucket range an
+        # index range instead of a scan of all time.
+        of = f"scope_id IN ({scopes})"
+        if parent:
+            params["parent"], of = parent, "scope_id = :parent"
+        head = (
+            f"WITH a AS (SELECT DISTINCT area FROM rollups "
+            f"WHERE {of} AND grain = {MONTH} AND metric IN ({names})) "
+        )
+        area_is = "area IN (SELECT area FROM a)"
+    parts = []
+    for k, (grain, _starts, segs) in enumerate(runs):
+        params[f"lo{k}"], params[f"hi{k}"] = segs[0][0], segs[-1][1]
+        bucket = "bucket" if len(segs) > 1 else "MIN(bucket)"
+        parts.append(
+            f"SELECT {k}, scope_id, metric, {bucket}, SUM(value), SUM(events) FROM rollups "
+            f"WHERE scope_id IN ({scopes}) AND grain = {grain} AND metric IN ({names}) "
+            f"AND {area_is} AND bucket >= :lo{k} AND bucket < :hi{k} "
+            f"GROUP BY scope_id, metric{', bucket' if len(segs) > 1 else ''}"
+        )
+    return head + " UNION ALL ".join(parts), params
+
+
+def _facts_sql(
+    fine: Sequence[tuple[Nanos, Nanos, int]],
+    paths: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    area: str,
+) -> tuple[str, dict[str, object]]:
+    """Return one statement reading the fact rows of the sub-hour windows: one branch per
+    window, so each is an index range on (metric, at); ORed windows make SQLite scan every
+    fact of the metrics."""
+    params: dict[str, object] = {f"m{n}": x for n, x in enumerate(metrics)}
+    names = ", ".join(f":m{n}" for n in range(len(metrics)))
+    within = []
+    for n, (_, path) in enumerate(paths):
+        params[f"p{n}"], params[f"q{n}"] = s.subtree_range(path)
+        within.append(f"(unit_path >= :p{n} AND unit_path < :q{n})")
+    where = f"metric IN ({names}) AND ({' OR '.join(within)})"
+    if area:
+        params["area"] = area
+        where += " AND area = :area"
+    windows: list[tuple[Nanos, Nanos]] = []
+    for a, b, _ in sorted(fine):
+        if windows and windows[-1][1] == a:
+            windows[-1] = (windows[-1][0], b)
+        else:
+            windows.append((a, b))
+    parts = []
+    for k, (a, b) in enumerate(windows):
+        params[f"lo{k}"], params[f"hi{k}"] = a, b
+        parts.append(
+            f"SELECT unit_path, metric, at, value FROM facts "
+            f"WHERE {where} AND at >= :lo{k} AND at < :hi{k}"
+        )
+    return " UNION ALL ".join(parts), params
 
 
 def _any_subtree(paths: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-def]

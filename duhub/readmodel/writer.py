@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from duhub.projections.effects import (
@@ -20,7 +20,7 @@ from duhub.projections.effects import (
     Seen,
     UnitAdded,
 )
-from duhub.projections.timegrid import GRAINS, NS, bucket_start
+from duhub.projections.timegrid import HOURLY_DEPTHS, NS, bucket_start, grains_at
 from duhub.readmodel import schema as s
 
 
@@ -48,6 +48,15 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
 HOUR_NS = 3600 * NS
 
 
+def _buckets_by_depth(at: int) -> list[tuple[tuple[int, int], ...]]:
+    """Return the (grain, bucket) pairs an event time rolls into, for the hourly depths and
+    (last) for those below them."""
+    return [
+        tuple((g, bucket_start(g, at)) for g in grains_at(depth))
+        for depth in range(HOURLY_DEPTHS + 1)
+    ]
+
+
 class PositionConflict(RuntimeError):
     """Another worker moved a partition's position: this batch was applied by someone else."""
 
@@ -72,7 +81,7 @@ def write_batch(
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
     # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
     # are looked up per hour, paths rendered once per unit.
-    buckets_of: dict[int, tuple[tuple[int, int], ...]] = {}
+    buckets_of: dict[int, list[tuple[tuple[int, int], ...]]] = {}
     paths: dict[tuple[str, ...], str] = {}
     for e in effects:
         if type(e) is Counted:
@@ -81,12 +90,12 @@ def write_batch(
                 path = paths[e.path] = s.unit_path(e.path)
             facts.append((e.metric, e.at, path, e.area, e.value, e.event_id, e.recorded_at))
             hour = e.at // HOUR_NS
-            buckets = buckets_of.get(hour)
-            if buckets is None:
-                buckets = buckets_of[hour] = tuple((g, bucket_start(g, e.at)) for g in GRAINS)
+            by_depth = buckets_of.get(hour)
+            if by_depth is None:
+                by_depth = buckets_of[hour] = _buckets_by_depth(e.at)
             metric, area, value = e.metric, e.area, e.value
-            for scope in e.path:
-                for grain, bucket in buckets:
+            for depth, scope in enumerate(e.path):
+                for grain, bucket in by_depth[min(depth, HOURLY_DEPTHS)]:
                     key = (scope, grain, metric, area, bucket)
                     old = rollups.get(key)
                     rollups[key] = (value, 1) if old is None else (old[0] + value, old[1] + 1)
@@ -142,9 +151,7 @@ def write_batch(
             p = e.problem
             probs.append((p.problem_id, p.unit_id, p.area, p.found_at, e.event_id))
         elif isinstance(e, ProblemClosed):
-            closed.append(
-                {"pid": e.problem_id, "at": e.at, "eid": e.event_id, "rec": e.recorded_at}
-            )
+            closed.append((e.problem_id, e.at, e.event_id, e.recorded_at))
         elif isinstance(e, LetterAdded):
             letters.append((e.letter_id,))
 
@@ -155,17 +162,7 @@ def write_batch(
         for c in camps:
             _write_campaign(conn, c)
         _bulk_insert(conn, s.problems, PROBLEM_COLUMNS, probs)
-        if closed:
-            conn.execute(
-                update(s.problems)
-                .where(s.problems.c.problem_id == bindparam("pid"))
-                .values(
-                    rectified_at=bindparam("at"),
-                    rectified_event_id=bindparam("eid"),
-                    rectified_recorded_at=bindparam("rec"),
-                ),
-                closed,
-            )
+        _close_problems(conn, closed)
         _bulk_insert(conn, s.letters, ("letter_id",), letters)
         _bulk_insert(conn, s.facts, FACT_COLUMNS, facts)
         _add_rollups(conn, rollups)
@@ -346,6 +343,31 @@ def _add_rollups(
         )
     else:  # one writer at a time: no lock order to keep
         conn.exec_driver_sql(ROLLUP_UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)"), rows)
+
+
+def _close_problems(conn: Connection, closed: list[tuple[str, int, str, int]]) -> None:
+    if not closed:
+        return
+    if conn.dialect.name == "postgresql":
+        # One statement for the batch: an executemany of UPDATEs is a round trip per row.
+        from psycopg2.extras import execute_values
+
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        execute_values(
+            cursor,
+            "UPDATE problems SET rectified_at = v.at, rectified_event_id = v.eid, "
+            "rectified_recorded_at = v.rec FROM (VALUES %s) AS v (pid, at, eid, rec) "
+            "WHERE problems.problem_id = v.pid",
+            closed,
+            template="(%s, %s::bigint, %s, %s::bigint)",
+            page_size=5000,
+        )
+    else:
+        conn.exec_driver_sql(
+            "UPDATE problems SET rectified_at = ?, rectified_event_id = ?, "
+            "rectified_recorded_at = ? WHERE problem_id = ?",
+            [(at, eid, rec, pid) for pid, at, eid, rec in closed],
+        )
 
 
 def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:

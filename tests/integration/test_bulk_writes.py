@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from duhub.domain.events import Level
 from duhub.domain.model import Problem, Unit
-from duhub.projections.effects import Counted, ProblemAdded, Seen, UnitAdded
+from duhub.projections.effects import Counted, ProblemAdded, ProblemClosed, Seen, UnitAdded
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import write_batch
@@ -69,3 +69,23 @@ def test_rollups_add_up_across_batches(engine: Engine) -> None:
             select(s.rollups.c.scope_id, s.rollups.c.grain, s.rollups.c.value, s.rollups.c.events)
         ).all()
     assert sorted(rows) == [(sid, g, 6, 3) for sid in ("c", "k") for g in (1, 2, 3)]
+
+
+def test_problems_close_in_the_same_and_a_later_batch(engine: Engine) -> None:
+    found = [ProblemAdded(Problem(f"p{i}", "u0", "ecology", 5), f"f{i}") for i in range(3)]
+    write_batch(engine, [*found[:2], ProblemClosed("p1", 9, "r1", 11)], {})
+    write_batch(engine, [found[2], ProblemClosed("p0", 8, "r0", 12)], {})
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                s.problems.c.problem_id,
+                s.problems.c.rectified_at,
+                s.problems.c.rectified_event_id,
+                s.problems.c.rectified_recorded_at,
+            ).order_by(s.problems.c.problem_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("p0", 8, "r0", 12),
+        ("p1", 9, "r1", 11),
+        ("p2", None, None, None),
+    ]
