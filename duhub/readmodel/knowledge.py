@@ -110,6 +110,15 @@ class ReadModelKnowledge:
             by_source: dict[str, list[int]] = {}
             for source, seq in seqs:
                 by_source.setdefault(source, []).append(seq)
+            if conn.dialect.name == "postgresql" and seqs:
+                # One round trip for every source of the batch.
+                found = conn.exec_driver_sql(
+                    "SELECT source, seq, event_id FROM events_seen WHERE (source, seq) IN "
+                    "(SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+                    ([a for a, _ in seqs], [b for _, b in seqs]),
+                )
+                self._seqs.update({(a, b): event_id for a, b, event_id in found})
+                by_source = {}
             for source, numbers in by_source.items():
                 # One source at a time: SQLite scans the whole table for a row-value IN.
                 sql = "SELECT seq, event_id FROM events_seen WHERE source = {p} AND seq {keys}"

@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from duhub.projections.effects import (
@@ -414,19 +414,26 @@ def _set_positions(
     if not positions:
         return
     if expected is not None:
-        lp = s.log_positions.c
-        for p, o in sorted(positions.items()):
-            start = expected.get(p, 0)
-            if start == 0:
-                stmt = _insert(conn, s.log_positions).on_conflict_do_nothing()
-                conn.execute(stmt, [{"partition": p, "next_offset": 0}])
-            done = conn.execute(
-                update(s.log_positions)
-                .where(lp.partition == p, lp.next_offset == start)
-                .values(next_offset=o)
+        moves = [(p, expected.get(p, 0), o) for p, o in sorted(positions.items())]
+        new = [(p,) for p, start, _ in moves if start == 0]
+        if new:
+            conn.exec_driver_sql(
+                "INSERT INTO log_positions (partition, next_offset) VALUES "
+                + ", ".join(f"({int(p)}, 0)" for (p,) in new)
+                + " ON CONFLICT (partition) DO NOTHING"
             )
-            if done.rowcount != 1:
-                raise PositionConflict(f"partition {p} is no longer at offset {start}")
+        # One compare-and-set for all the partitions (the values are ints from our own
+        # positions): a round trip per partition was most of a small batch's commit.
+        values = ", ".join(f"({int(p)}, {int(a)}, {int(b)})" for p, a, b in moves)
+        done = conn.exec_driver_sql(
+            "UPDATE log_positions SET next_offset = v.upto FROM (SELECT column1 AS p, "
+            "column2 AS start, column3 AS upto FROM (VALUES " + values + ") AS moves) AS v "
+            "WHERE log_positions.partition = v.p AND log_positions.next_offset = v.start"
+        )
+        if done.rowcount != len(moves):
+            raise PositionConflict(
+                f"partitions {sorted(positions)} are no longer at {dict(sorted(expected.items()))}"
+            )
         return
     stmt = _insert(conn, s.log_positions)
     stmt = stmt.on_conflict_do_update(

@@ -13,7 +13,7 @@ from duhub.domain.model import Problem, Unit
 from duhub.projections.effects import Counted, ProblemAdded, ProblemClosed, Seen, UnitAdded
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.writer import write_batch
+from duhub.readmodel.writer import PositionConflict, read_positions, write_batch
 from tests.infra import fresh_database
 
 AWKWARD_NAMES = ["back\\slash", "quote ' and \" both", "宜昌市 \\N", "\\x41 not bytes", "tab\\t"]
@@ -89,3 +89,19 @@ def test_problems_close_in_the_same_and_a_later_batch(engine: Engine) -> None:
         ("p1", 9, "r1", 11),
         ("p2", None, None, None),
     ]
+
+
+def test_positions_move_only_from_where_the_batch_started(engine: Engine) -> None:
+    def fact(i: int) -> Counted:
+        return Counted(("c",), "visits", "ecology", 3_600_000_000_000 * 500_000, 1, f"e{i}", 1)
+
+    write_batch(engine, [fact(0)], {0: 5, 1: 3}, expected={})
+    with pytest.raises(PositionConflict):  # a second worker that started from the same place
+        write_batch(engine, [fact(1)], {0: 7}, expected={0: 0})
+    with pytest.raises(PositionConflict):  # one partition moved, the other did not
+        write_batch(engine, [fact(2)], {0: 9, 1: 4}, expected={0: 5, 1: 2})
+    write_batch(engine, [fact(3)], {0: 9, 1: 4, 2: 1}, expected={0: 5, 1: 3})
+    assert read_positions(engine) == {0: 9, 1: 4, 2: 1}
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(select(s.facts.c.event_id)).scalars())
+    assert ids == ["e0", "e3"]  # the refused batches left nothing behind
