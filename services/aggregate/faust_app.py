@@ -71,9 +71,11 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     async def handle(records: list[LogRecord]) -> None:
         try:
             async with turn:
-                # Held records of partitions a rebalance gave away are the new owner's now.
+                # Held records of partitions a rebalance gave away are the new owner's now
+                # (while a rebalance runs the assignment is empty: keep them meanwhile).
                 mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == spec.topic}
-                driver.release(set(driver.held) - mine)
+                if mine:
+                    driver.release(set(driver.held) - mine)
                 # The read model is written with blocking SQLAlchemy calls: off the loop.
                 seeks = await asyncio.to_thread(driver.handle, records)
                 for p, offset in seeks.items():
