@@ -48,6 +48,10 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
 HOUR_NS = 3600 * NS
 
 
+# (grain, bucket) pairs per depth, by hour since the epoch: shared by every batch.
+_BUCKETS: dict[int, list[tuple[tuple[int, int], ...]]] = {}
+
+
 def _buckets_by_depth(at: int) -> list[tuple[tuple[int, int], ...]]:
     """Return the (grain, bucket) pairs an event time rolls into, for the hourly depths and
     (last) for those below them."""
@@ -80,8 +84,7 @@ def write_batch(
     heads: dict[str, dict[str, object]] = {}
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
     # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
-    # are looked up per hour, paths rendered once per unit.
-    buckets_of: dict[int, list[tuple[tuple[int, int], ...]]] = {}
+    # are looked up per hour, paths rendered once per unit per batch.
     paths: dict[tuple[str, ...], str] = {}
     for e in effects:
         if type(e) is Counted:
@@ -90,9 +93,11 @@ def write_batch(
                 path = paths[e.path] = s.unit_path(e.path)
             facts.append((e.metric, e.at, path, e.area, e.value, e.event_id, e.recorded_at))
             hour = e.at // HOUR_NS
-            by_depth = buckets_of.get(hour)
+            by_depth = _BUCKETS.get(hour)
             if by_depth is None:
-                by_depth = buckets_of[hour] = _buckets_by_depth(e.at)
+                if len(_BUCKETS) > 100_000:  # ~11 years of hours: a replay of old data
+                    _BUCKETS.clear()
+                by_depth = _BUCKETS[hour] = _buckets_by_depth(hour * HOUR_NS)
             metric, area, value = e.metric, e.area, e.value
             for depth, scope in enumerate(e.path):
                 for grain, bucket in by_depth[min(depth, HOURLY_DEPTHS)]:
@@ -272,8 +277,19 @@ def _bulk_insert(
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
+# Fewer rows than this go in one INSERT ... VALUES instead of a COPY.
+COPY_FROM = 100
+
+
 def _copy(conn: Connection, target: str, rows: list[tuple[object, ...]]) -> None:
     """COPY rows into `target` ("table (columns)") on PostgreSQL, in COPY's text format."""
+    if len(rows) < COPY_FROM:
+        # A COPY costs a millisecond or two however few its rows: one INSERT is cheaper.
+        from psycopg2.extras import execute_values
+
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        execute_values(cursor, f"INSERT INTO {target} VALUES %s", rows, page_size=COPY_FROM)
+        return
     width = len(rows[0])
     hexed = [i for i, v in enumerate(rows[0]) if type(v) is bytes]
     shown = rows
@@ -332,9 +348,12 @@ def _add_rollups(
         # COPY the deltas into a session table, then one upsert adds them: by measure about
         # 4 times cheaper per row than INSERT ... VALUES pages. Sorted keys take row locks in
         # one order, so concurrent workers cannot deadlock.
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE IF NOT EXISTS rollup_deltas (LIKE rollups) ON COMMIT DELETE ROWS"
-        )
+        info = conn.connection.info  # lives as long as the database session
+        if not info.get("rollup_deltas"):
+            conn.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS rollup_deltas (LIKE rollups) ON COMMIT DELETE ROWS"
+            )
+            info["rollup_deltas"] = True
         _copy(conn, "rollup_deltas", rows)
         conn.exec_driver_sql(
             ROLLUP_UPSERT.format(

@@ -13,7 +13,7 @@ from duhub.domain.model import Problem, Unit
 from duhub.projections.effects import Counted, ProblemAdded, ProblemClosed, Seen, UnitAdded
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.writer import PositionConflict, read_positions, write_batch
+from duhub.readmodel.writer import COPY_FROM, PositionConflict, read_positions, write_batch
 from tests.infra import fresh_database
 
 AWKWARD_NAMES = ["back\\slash", "quote ' and \" both", "宜昌市 \\N", "\\x41 not bytes", "tab\\t"]
@@ -105,3 +105,18 @@ def test_positions_move_only_from_where_the_batch_started(engine: Engine) -> Non
     with engine.connect() as conn:
         ids = sorted(conn.execute(select(s.facts.c.event_id)).scalars())
     assert ids == ["e0", "e3"]  # the refused batches left nothing behind
+
+
+def test_large_batches_take_the_copy_path_exactly(engine: Engine) -> None:
+    n = 3 * COPY_FROM  # over the threshold: COPY on PostgreSQL
+    names = [f"{AWKWARD_NAMES[i % len(AWKWARD_NAMES)]} #{i}" for i in range(n)]
+    units = [UnitAdded(Unit(f"u{i}", "", Level.CITY, names[i], (f"u{i}",)), 7) for i in range(n)]
+    seen = [Seen(f"e{i}", bytes([i % 256]) * 32, "u0", i + 1, 1, 2, b"", 0, i) for i in range(n)]
+    write_batch(engine, [*units, *seen], {0: n})
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(s.units.c.unit_id, s.units.c.name)).all())
+        digests = dict(conn.execute(select(s.events_seen.c.event_id, s.events_seen.c.digest)).all())
+    assert stored == {f"u{i}": names[i] for i in range(n)}
+    assert {k: bytes(v) for k, v in digests.items()} == {
+        f"e{i}": bytes([i % 256]) * 32 for i in range(n)
+    }
