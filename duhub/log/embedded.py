@@ -22,6 +22,7 @@ from duhub.log.base import LogCorrupted, LogRecord
 HEADER = struct.Struct("<II")
 KEYLEN = struct.Struct("<H")
 MAX_RECORD = 64 * 1024 * 1024
+RECOVER_CHUNK = 16 * 1024 * 1024
 
 
 class EmbeddedLog:
@@ -75,19 +76,29 @@ class EmbeddedLog:
             _fsync_dir(self.dir)
             return 0
         size = self.path.stat().st_size
-        pos = 0
+        pos = 0  # file position of the next frame
         with open(self.path, "rb") as f:
-            data = f.read()  # a streaming scan would bound memory; fine below a few GB
-        while pos + HEADER.size <= size:
-            if not _frame_at(data, pos):
-                # A torn last write (or the zeros or garbage a crash left after it) when no
-                # whole frame follows; when one does, a damaged record: cutting here would
-                # drop acknowledged records after it.
-                if any(_frame_at(data, p) for p in range(pos + 1, size - HEADER.size)):
-                    raise LogCorrupted(f"{self.path}: record at byte {pos} is damaged")
-                break
-            self._positions.append(pos)
-            pos += HEADER.size + HEADER.unpack_from(data, pos)[0]
+            # In chunks: a log of 10M events is ~1.5 GB, and reading it whole on open made
+            # that the peak memory of every process opening it.
+            data, base = b"", 0  # data holds the file from byte `base` on
+            while pos + HEADER.size <= size:
+                at = pos - base
+                need = HEADER.size
+                if at + HEADER.size <= len(data):
+                    need += min(HEADER.unpack_from(data, at)[0], MAX_RECORD)
+                if at + need > len(data) and base + len(data) < size:
+                    data, base = data[at:] + f.read(max(RECOVER_CHUNK, need)), pos
+                    continue
+                if not _frame_at(data, at):
+                    # A torn last write (or the zeros or garbage a crash left after it) when
+                    # no whole frame follows; when one does, a damaged record: cutting here
+                    # would drop acknowledged records after it.
+                    rest = data[at:] + f.read()
+                    if any(_frame_at(rest, p) for p in range(1, len(rest) - HEADER.size)):
+                        raise LogCorrupted(f"{self.path}: record at byte {pos} is damaged")
+                    break
+                self._positions.append(pos)
+                pos += HEADER.size + HEADER.unpack_from(data, at)[0]
         if pos != size:
             with open(self.path, "r+b") as f:
                 f.truncate(pos)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from duhub.log import embedded
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
 
@@ -29,8 +30,10 @@ def frame(key: bytes, value: bytes) -> bytes:
     return HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
+@pytest.fixture(params=[embedded.RECOVER_CHUNK, 7, 61], ids=["chunk16M", "chunk7", "chunk61"])
+def log_dir(tmp_path: Path, request, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
+    # Opening reads the file in chunks: frames straddling chunk ends must index the same.
+    monkeypatch.setattr(embedded, "RECOVER_CHUNK", request.param)
     return tmp_path / "log"
 
 
