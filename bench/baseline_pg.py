@@ -225,7 +225,8 @@ def duhub_answer(db: str) -> dict[str, dict[str, int]]:
 
 def run_size(ctx: Any, which: str) -> dict[str, Any]:
     db, info = readmodel(ctx, which)
-    duhub_ms = measure(ctx, which)["per_question_ms"]
+    measured = measure(ctx, which)
+    duhub_ms, served_ms = measured["per_question_ms"], measured["per_question_cached_ms"]
     reps = 3 if ctx.quick else 5
     with c.cleanup() as undo:
         url = undo.database(c.create_database("duhub_bench_pg_"))
@@ -268,8 +269,13 @@ def run_size(ctx: Any, which: str) -> dict[str, Any]:
         "load": loaded,
         "pg_ms": per_question,
         "duhub_ms": duhub_ms,
+        "duhub_served_ms": served_ms,
         "answers_agree_on_first_question": agree,
     }
+
+
+COMPUTED = "duhub: each answer computed (query server with --answer-cache 0), over gRPC"
+SERVED = "duhub: as served, the same question asked again (answer cache on), over gRPC"
 
 
 def run(ctx: Any) -> None:
@@ -277,23 +283,29 @@ def run(ctx: Any) -> None:
     out = {}
     for which in ("small", "large"):
         res = out[which] = run_size(ctx, which)
-        for name, pg_ms in res["pg_ms"].items():
-            mine = res["duhub_ms"][name]
-            ratio = pg_ms / mine
-            fig = c.Figure(
-                f"per question: {name}",
-                mine,
-                "ms",
-                [mine],
-                "PostgreSQL GROUP BY",
-                pg_ms,
-                [pg_ms],
-                ratio,
-                "PG / duhub",
-                size=f"{res['events']:,} events",
-            )
-            if which == "large":
-                fig.target = "≥ 100× faster at 10M events"
-                fig.met, fig.note = c.at_target_size(res["events"], ratio >= 100)
-            ctx.results.add(fig)
+        for label, key, how in (
+            ("", "duhub_ms", COMPUTED),
+            (", as served", "duhub_served_ms", SERVED),
+        ):
+            for name, pg_ms in res["pg_ms"].items():
+                mine = res[key][name]
+                ratio = pg_ms / mine
+                fig = c.Figure(
+                    f"per question{label}: {name}",
+                    mine,
+                    "ms",
+                    [mine],
+                    "PostgreSQL GROUP BY",
+                    pg_ms,
+                    [pg_ms],
+                    ratio,
+                    "PG / duhub",
+                    size=f"{res['events']:,} events",
+                    note=how,
+                )
+                if which == "large":
+                    fig.target = "≥ 100× faster at 10M events"
+                    fig.met, note = c.at_target_size(res["events"], ratio >= 100)
+                    fig.note = "; ".join(x for x in (how, note) if x)
+                ctx.results.add(fig)
     ctx.results.details["baseline_pg"] = out

@@ -9,11 +9,12 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from duhub.auth.listen import check_listen
 from duhub.feed import ChangeFeed
@@ -37,6 +38,7 @@ from services.auth.guard import OPEN, Security
 from services.ingest.ingestor import Ingestor
 from services.ingest.request import add_ingest_service
 from services.ingest.service import IngestServicer
+from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
 from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
 from services.query.service import QueryServicer
@@ -47,6 +49,9 @@ DEFAULT_LISTEN = "127.0.0.1:50051"
 INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 QUERY_SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
 MAX_MESSAGE = 32 * 1024 * 1024
+# `duhub serve query` on SQLite: pooled read-model connections, the page cache of each.
+QUERY_CONNECTIONS = 4
+QUERY_CACHE_MIB = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,8 @@ class HubConfig:
     tokens: str = ""
     # With credentials, serve in-process clients (the simulator) on a private unix socket.
     private_socket: bool = False
+    # Query answers kept until the read model changes (services/query/answers); 0: none.
+    answer_cache: int = ANSWER_CACHE
 
     @property
     def database(self) -> str:
@@ -136,6 +143,15 @@ def create_server(
     return server, port, health_servicer
 
 
+def _without_jit(dbapi_conn: Any, _record: Any) -> None:
+    # PostgreSQL overestimates the rollup range scans of large read models and JIT-compiles
+    # them: ~10 ms spent on answers that take a few. (SET is transactional: commit it.)
+    cur = dbapi_conn.cursor()
+    cur.execute("SET jit = off")
+    cur.close()
+    dbapi_conn.commit()
+
+
 def units_registered(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(s.units)).scalar_one())
@@ -207,7 +223,12 @@ class Hub:
         self.server, self.port, health_ = create_server(
             self.config.listen,
             ingest=IngestServicer(self.ingestor, self.security),
-            query=QueryServicer(self.engine, self.feed, security=self.security),
+            query=QueryServicer(
+                self.engine,
+                self.feed,
+                security=self.security,
+                answer_cache=self.config.answer_cache,
+            ),
             security=self.security,
         )
         logs, db = log_check(self.log), database_check(self.engine)
@@ -293,11 +314,21 @@ class QueryProcess:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
         self.security = load_security(config)
-        self.engine = open_engine(config.database)
+        # Reads only: a few connections keep both cores busy (SQLite releases the GIL while
+        # it works); more only add page caches (RSS) and contention. Server threads beyond
+        # them wait for one (watch streams hold threads, not connections).
+        self.engine = open_engine(
+            config.database, sqlite_pool_size=QUERY_CONNECTIONS, sqlite_cache_mib=QUERY_CACHE_MIB
+        )
+        if self.engine.dialect.name == "postgresql":
+            event.listen(self.engine, "connect", _without_jit)
+            self.engine.dispose()  # the connection that created the schema had no listener
         self.feed = ChangeFeed()
         self.server, self.port, self.health = create_server(
             config.listen,
-            query=QueryServicer(self.engine, self.feed, security=self.security),
+            query=QueryServicer(
+                self.engine, self.feed, security=self.security, answer_cache=config.answer_cache
+            ),
             security=self.security,
         )
         self.dashboard: DashboardServer | None = None

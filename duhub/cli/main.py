@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from duhub.bootstrap import DEFAULT_LISTEN
+from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
 from duhub.cli.client import EXIT_USAGE
 
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -141,6 +141,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"query only: the dashboard's HTTP address (default {DEFAULT_HTTP}; off: none)",
     )
+    serve.add_argument(
+        "--answer-cache",
+        type=int,
+        default=ANSWER_CACHE,
+        metavar="N",
+        help="query only: keep up to N answers until the read model changes "
+        f"(default {ANSWER_CACHE}; 0: compute every answer)",
+    )
     _backend_opts(serve)
     _server_security_opts(serve)
     _observe_opts(serve, "")
@@ -262,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     # Piped into head or less: stop quietly when the reader goes away.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
+    if args.command in ("up", "serve", "replay"):
+        from duhub.runtime import tune_gc
+
+        tune_gc()
     if args.command not in ("up", "serve"):  # their --tls-dir is the server's
         from duhub.cli import client
 

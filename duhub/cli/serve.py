@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from duhub import metrics
-from duhub.bootstrap import HubConfig, IngestProcess, QueryProcess, address
+from duhub.bootstrap import ANSWER_CACHE, HubConfig, IngestProcess, QueryProcess, address
 from duhub.cli.client import EXIT_USAGE
 from duhub.logs import setup_logging
 
@@ -23,6 +23,7 @@ def config(args: argparse.Namespace) -> HubConfig:
         http=http_address(args) if getattr(args, "service", "") == "query" else "",
         tls_dir=getattr(args, "tls_dir", "") or "",
         tokens=getattr(args, "tokens", "") or "",
+        answer_cache=getattr(args, "answer_cache", ANSWER_CACHE),
     )
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, select
 
 from duhub.domain.events import Nanos, Tier
 from duhub.domain.model import Campaign
 from duhub.readmodel import schema as s
 from duhub.readmodel.knowledge import load_campaign
 from duhub.readmodel.statistics import NotFound
-from duhub.readmodel.units import resolve_scope, subtree_clause
+from duhub.readmodel.units import resolve_scope
 
 
 @dataclass(slots=True)
@@ -53,51 +55,95 @@ class CoverageReport:
         return all(g.full for g in self.groups)
 
 
+@dataclass(frozen=True, slots=True)
+class _Targets:
+    """A campaign's targets with their paths and counties (in group_id, ordinal order) and the
+    counties' names: fixed once the campaign is launched, so each process reads them once."""
+
+    campaign: Campaign
+    rows: tuple[tuple[str, str, str, str], ...]  # group_id, unit_id, unit_path, county ("")
+    county_names: dict[str, str]
+
+
+# Per engine (a process may hold several): campaign id -> its targets.
+_TARGETS: WeakKeyDictionary[Engine, dict[str, _Targets]] = WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
+    # One connection at a time (load_campaign takes its own): never two held by one thread.
+    c = s.campaigns.c
+    with engine.connect() as conn:
+        recorded_at = conn.execute(
+            select(c.recorded_at).where(c.campaign_id == campaign_id)
+        ).scalar_one_or_none()
+    if recorded_at is None:
+        return None
+    with _LOCK:
+        known = _TARGETS.setdefault(engine, {})
+        found = known.get(campaign_id)
+    # recorded_at tells a read model rebuilt from another log under the same engine apart.
+    if found is not None and found.campaign.recorded_at == recorded_at:
+        return found
+    campaign = load_campaign(engine, campaign_id)
+    if campaign is None:
+        return None
+    t, u = s.campaign_targets.c, s.units.c
+    q = (
+        select(t.group_id, t.unit_id, t.unit_path)
+        .where(t.campaign_id == campaign_id)
+        .order_by(t.group_id, t.ordinal)
+    )
+    rows = []
+    with engine.connect() as conn:
+        for group_id, unit_id, path in conn.execute(q):
+            parts = path.split("/")
+            rows.append((group_id, unit_id, path, parts[2] if len(parts) > 3 else ""))
+        county_ids = {r[3] for r in rows if r[3]}
+        names = dict(conn.execute(select(u.unit_id, u.name).where(u.unit_id.in_(county_ids))).all())
+    found = _Targets(campaign, tuple(rows), names)
+    with _LOCK:
+        known[campaign_id] = found
+    return found
+
+
 def coverage(
     engine: Engine, campaign_id: str, scope_unit_id: str = "", as_of: Nanos | None = None
 ) -> CoverageReport:
     """Return coverage of the campaign's targets inside the scope, as known at `as_of`."""
-    campaign = load_campaign(engine, campaign_id)
-    if campaign is None or (as_of is not None and campaign.recorded_at > as_of):
+    c = s.coverage.c
+    targets = _targets(engine, campaign_id)
+    if targets is None or (as_of is not None and targets.campaign.recorded_at > as_of):
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
-    t, c = s.campaign_targets.c, s.coverage.c
-    covered_now = and_(
-        c.campaign_id == t.campaign_id, c.group_id == t.group_id, c.unit_id == t.unit_id
-    )
-    if as_of is not None:
-        covered_now = and_(covered_now, c.first_recorded_at <= as_of)
     with engine.connect() as conn:
-        q = (
-            select(t.group_id, t.unit_id, t.unit_path, c.first_at)
-            .select_from(s.campaign_targets.outerjoin(s.coverage, covered_now))
-            .where(t.campaign_id == campaign_id)
-            .order_by(t.group_id, t.ordinal)
-        )
-        if scope_unit_id:
-            scope = resolve_scope(conn, scope_unit_id)
-            q = q.where(subtree_clause(t.unit_path, scope.path))
-        rows = conn.execute(q).all()
-        county_ids = {r.unit_path.split("/")[2] for r in rows if r.unit_path.count("/") > 2}
-        q = select(s.units.c.unit_id, s.units.c.name).where(s.units.c.unit_id.in_(county_ids))
-        names = {r.unit_id: r.name for r in conn.execute(q)}
+        scope_path = resolve_scope(conn, scope_unit_id).path if scope_unit_id else ""
+        q = select(c.group_id, c.unit_id, c.first_at).where(c.campaign_id == campaign_id)
+        if as_of is not None:
+            q = q.where(c.first_recorded_at <= as_of)
+        first = {(g, u): at for g, u, at in conn.execute(q)}
+    campaign = targets.campaign
     groups = {g.group_id: Tally(g.group_id, g.name, g.tier) for g in campaign.groups}
     tiers = {tier: Tally(tier.name, tier.name, tier) for tier in Tier}
     counties: dict[str, Tally] = {}
-    for r in rows:
-        parts = r.unit_path.split("/")
-        tallies = [groups[r.group_id], tiers[groups[r.group_id].tier]]
-        if len(parts) > 3:  # a target at or below a county
-            county = parts[2]
+    names = targets.county_names
+    for group_id, unit_id, path, county in targets.rows:
+        if scope_path and not path.startswith(scope_path):
+            continue
+        group = groups[group_id]
+        tallies = [group, tiers[group.tier]]  # type: ignore[index]
+        if county:  # a target at or below a county
             if county not in counties:
                 counties[county] = Tally(county, names.get(county, county), None)
             tallies.append(counties[county])
+        at = first.get((group_id, unit_id))
         for tally in tallies:
             tally.targets += 1
-            if r.first_at is None:
-                tally.uncovered.append(r.unit_id)
+            if at is None:
+                tally.uncovered.append(unit_id)
             else:
                 tally.covered += 1
-                tally.last_first_at = max(tally.last_first_at, r.first_at)
+                if at > tally.last_first_at:
+                    tally.last_first_at = at
     return CoverageReport(
         campaign=campaign,
         scope_unit_id=scope_unit_id,

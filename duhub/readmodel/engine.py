@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -11,14 +12,22 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError
 from duhub.readmodel.schema import metadata
 
 
-def open_engine(url: str, *, create: bool = True) -> Engine:
-    """Return an engine for `url` with the schema in place."""
+def open_engine(
+    url: str, *, create: bool = True, sqlite_pool_size: int = 0, sqlite_cache_mib: int = 64
+) -> Engine:
+    """Return an engine for `url` with the schema in place. SQLite only: at most
+    `sqlite_pool_size` connections (0: SQLAlchemy's default), each with a page cache of
+    `sqlite_cache_mib`."""
     if url.startswith("postgresql://"):
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if sqlite_pool_size and ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
+            # No overflow: a burst would open connections with cold page caches and close
+            # them again; threads wait for a pooled one instead (a thread holds one at a time).
+            kwargs["pool_size"], kwargs["max_overflow"] = sqlite_pool_size, 0
     else:
         kwargs["pool_size"] = 10
         kwargs["pool_pre_ping"] = True
@@ -28,7 +37,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
             kwargs["connect_args"] = {"connect_timeout": 5}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, sqlite_cache_mib))
     if create:
         try:
             metadata.create_all(engine)
@@ -39,7 +48,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(cache_mib: int, dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the query service read while the aggregator writes. NORMAL sync may lose the
     # last commits on power loss, which is safe: positions commit with rows, so the aggregator
@@ -47,5 +56,5 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=OFF")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
     cur.close()

@@ -21,6 +21,7 @@ from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
 from services.auth.scope import UnitPaths
+from services.query.answers import DEFAULT_SIZE, AnswerCache
 from services.query.replies import (
     campaign_reply,
     coverage_reply,
@@ -55,12 +56,15 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         feed: ChangeFeed,
         watch_poll: float = 1.0,
         security: Security = OPEN,
+        answer_cache: int = DEFAULT_SIZE,
     ) -> None:
         self.engine = engine
         self.feed = feed
         self.watch_poll = watch_poll
         self.security = security
         self.paths = UnitPaths(engine)
+        # GetStatistics and GetCoverage answers, by caller-scoped request (0: none kept).
+        self.answers = AnswerCache(engine, answer_cache)
 
     def _caller(self, context: grpc.ServicerContext) -> Principal:
         return grpc_principal(self.security, context)
@@ -95,16 +99,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             raise QueryError("campaign_id: required")
         return coverage_reply(coverage(self.engine, campaign_id, scope, as_of))
 
+    def _kept_coverage(
+        self, context: grpc.ServicerContext, r: qpb.GetCoverageRequest
+    ) -> qpb.Coverage:
+        """Answer a caller-scoped coverage request, from the answer cache when it can."""
+        return self._answer(
+            context,
+            self.answers.answer,
+            b"C" + r.SerializeToString(deterministic=True),
+            lambda: self._coverage(r.campaign_id, r.scope_unit_id, _opt_time(r, "as_of")),
+        )
+
     def GetCoverage(
         self, request: qpb.GetCoverageRequest, context: grpc.ServicerContext
     ) -> qpb.Coverage:
-        return self._answer(
-            context,
-            self._coverage,
-            request.campaign_id,
-            self._scope(context, request.scope_unit_id, "scope_unit_id"),
-            _opt_time(request, "as_of"),
-        )
+        return self._kept_coverage(context, _scoped(request, self, context))
 
     def WatchCoverage(
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
@@ -116,7 +125,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             version = self.feed.campaign_version(request.campaign_id)
             if version != seen:
                 seen = version
-                reply = self._answer(context, self._coverage, request.campaign_id, scope, None)
+                # Watchers of one campaign and scope share an answer per change.
+                reply = self._kept_coverage(
+                    context,
+                    qpb.GetCoverageRequest(campaign_id=request.campaign_id, scope_unit_id=scope),
+                )
                 data = reply.SerializeToString(deterministic=True)
                 if data != last:
                     last = data
@@ -144,7 +157,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetStatistics(
         self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
     ) -> qpb.Statistics:
-        return self._answer(context, self._statistics, _scoped(request, self, context))
+        scoped = _scoped(request, self, context)
+        return self._answer(
+            context,
+            self.answers.answer,
+            b"S" + scoped.SerializeToString(deterministic=True),
+            lambda: self._statistics(scoped),
+        )
 
     def ListUnits(
         self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
