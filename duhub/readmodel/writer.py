@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from duhub.projections.effects import (
@@ -400,31 +400,29 @@ def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:
     conn.execute(stmt, [heads[k] for k in sorted(heads)])
 
 
+COVERAGE_UPSERT = (
+    "INSERT INTO coverage (campaign_id, group_id, unit_id, first_at, first_recorded_at) "
+    "VALUES {values} ON CONFLICT (campaign_id, group_id, unit_id) DO UPDATE SET "
+    "first_at = {least}(coverage.first_at, excluded.first_at), "
+    "first_recorded_at = {least}(coverage.first_recorded_at, excluded.first_recorded_at)"
+)
+
+
 def _add_coverage(conn: Connection, covered: dict[tuple[str, str, str], tuple[int, int]]) -> None:
+    """Keep the earliest covering visit per target. Plain DB-API: through SQLAlchemy this was
+    an executemany, a round trip per row on PostgreSQL (a tenth of a worker's time)."""
     if not covered:
         return
-    least = func.least if conn.dialect.name == "postgresql" else func.min
-    rows = [
-        {
-            "campaign_id": k[0],
-            "group_id": k[1],
-            "unit_id": k[2],
-            "first_at": v[0],
-            "first_recorded_at": v[1],
-        }
-        for k, v in sorted(covered.items())
-    ]
-    stmt = _insert(conn, s.coverage)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["campaign_id", "group_id", "unit_id"],
-        set_={
-            "first_at": least(s.coverage.c.first_at, stmt.excluded.first_at),
-            "first_recorded_at": least(
-                s.coverage.c.first_recorded_at, stmt.excluded.first_recorded_at
-            ),
-        },
-    )
-    conn.execute(stmt, rows)
+    # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
+    rows = [(*k, v[0], v[1]) for k, v in sorted(covered.items())]
+    if conn.dialect.name == "postgresql":
+        from psycopg2.extras import execute_values
+
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        sql = COVERAGE_UPSERT.format(values="%s", least="LEAST")
+        execute_values(cursor, sql, rows, page_size=5000)
+    else:  # SQLite's two-argument min() is LEAST
+        conn.exec_driver_sql(COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?)", least="min"), rows)
 
 
 def _set_positions(

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from duhub.domain.events import Level
 from duhub.domain.model import Problem, Unit
-from duhub.projections.effects import Counted, ProblemAdded, ProblemClosed, Seen, UnitAdded
+from duhub.projections.effects import Counted, Covered, ProblemAdded, ProblemClosed, Seen, UnitAdded
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import COPY_FROM, PositionConflict, read_positions, write_batch
@@ -120,3 +120,19 @@ def test_large_batches_take_the_copy_path_exactly(engine: Engine) -> None:
     assert {k: bytes(v) for k, v in digests.items()} == {
         f"e{i}": bytes([i % 256]) * 32 for i in range(n)
     }
+
+
+def test_coverage_keeps_the_earliest_visit_per_target(engine: Engine) -> None:
+    def cover(unit: str, at: int, recorded: int) -> Covered:
+        return Covered("c1", "g1", unit, at, recorded, f"v{unit}{at}")
+
+    write_batch(engine, [cover("a", 50, 500), cover("b", 70, 700), cover("a", 40, 900)], {})
+    write_batch(engine, [cover("a", 60, 100), cover("b", 80, 800), cover("c", 5, 5)], {})
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                s.coverage.c.unit_id, s.coverage.c.first_at, s.coverage.c.first_recorded_at
+            ).order_by(s.coverage.c.unit_id)
+        ).all()
+    # Earliest by event time and, apart, earliest by record time (what as-of questions use).
+    assert [tuple(r) for r in rows] == [("a", 40, 100), ("b", 70, 700), ("c", 5, 5)]
