@@ -1,7 +1,8 @@
 """Time buckets for rollups and how to cover a half-open period [lo, hi) with them.
 
-Rollups are kept per hour, day and month (UTC). A period is answered with whole months in the
-middle, whole days and hours at the sides, and the sub-hour edges (if any) from the fact rows,
+Rollups are kept per day and month (UTC), and per hour for the city and the counties
+(`grains_at`). A period is answered with whole months in the middle, whole days (and hours) at
+the sides, and the edges left (sub-hour, or sub-day below the counties) from the fact rows,
 so the cost of a question depends on the length of its period, never on the number of events.
 """
 

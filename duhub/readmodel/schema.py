@@ -141,7 +141,8 @@ rollups = Table(
     sqlite_with_rowid=False,
 )
 
-# One row per counted figure of an event: answers sub-hour period edges and lineage.
+# One row per counted figure of an event: answers the period edges rollups do not cover
+# (sub-hour; sub-day below the counties) and lineage.
 facts = Table(
     "facts",
     metadata,

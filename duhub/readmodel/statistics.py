@@ -249,7 +249,7 @@ def _facts_sql(
     metrics: Sequence[str],
     area: str,
 ) -> tuple[str, dict[str, object]]:
-    """Return one statement reading the fact rows of the sub-hour windows: one branch per
+    """Return one statement reading the fact rows of the edge windows: one branch per
     window, so each is an index range on (metric, at); ORed windows make SQLite scan every
     fact of the metrics."""
     params: dict[str, object] = {f"m{n}": x for n, x in enumerate(metrics)}

@@ -164,3 +164,28 @@ def test_too_many_periods_is_refused() -> None:
         tg.periods("day", at("2000-01-01"), at("2099-01-01"))
     with pytest.raises(ValueError):
         tg.period_start("fortnight", 0)
+
+
+@SETTINGS
+@given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1,
+                                                      max_size=20))
+def test_plan_without_hours_uses_day_and_month_buckets_and_sub_day_edges(
+        a: int, b: int, probes: list[int]) -> None:
+    lo, hi = min(a, b), max(a, b)
+    if lo == hi:
+        return
+    p = tg.plan(lo, hi, hours=False)
+    assert all(s.grain in (tg.DAY, tg.MONTH) for s in p.segments)
+    assert len(p.fine) <= 2
+    if p.segments:
+        assert all(y - x < DAY for x, y in p.fine)
+    for x in probes:
+        t = lo + x % (hi - lo)
+        in_fine = sum(f0 <= t < f1 for f0, f1 in p.fine)
+        in_segments = sum(s.lo <= tg.bucket_start(s.grain, t) < s.hi for s in p.segments)
+        assert in_fine + in_segments == 1, (t, p)
+
+
+def test_hour_buckets_are_kept_for_the_city_and_the_counties_only() -> None:
+    assert tg.grains_at(0) == tg.grains_at(1) == (tg.HOUR, tg.DAY, tg.MONTH)
+    assert tg.grains_at(2) == tg.grains_at(3) == (tg.DAY, tg.MONTH)
