@@ -277,6 +277,19 @@ def _bulk_insert(
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
+def _cursor(conn: Connection):  # type: ignore[no-untyped-def]
+    """Return a psycopg2 cursor in the connection's transaction."""
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def _execute_values(conn: Connection, sql: str, rows: Sequence[tuple], **kw: object) -> None:  # type: ignore[type-arg]
+    """Run `sql` ("... VALUES %s ...") for all rows in one statement (pages of 5,000) on
+    PostgreSQL: an executemany would be a round trip per row."""
+    from psycopg2.extras import execute_values
+
+    execute_values(_cursor(conn), sql, rows, page_size=5000, **kw)
+
+
 # Fewer rows than this go in one INSERT ... VALUES instead of a COPY.
 COPY_FROM = 100
 
@@ -285,10 +298,7 @@ def _copy(conn: Connection, target: str, rows: list[tuple[object, ...]]) -> None
     """COPY rows into `target` ("table (columns)") on PostgreSQL, in COPY's text format."""
     if len(rows) < COPY_FROM:
         # A COPY costs a millisecond or two however few its rows: one INSERT is cheaper.
-        from psycopg2.extras import execute_values
-
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        execute_values(cursor, f"INSERT INTO {target} VALUES %s", rows, page_size=COPY_FROM)
+        _execute_values(conn, f"INSERT INTO {target} VALUES %s", rows)
         return
     width = len(rows[0])
     hexed = [i for i, v in enumerate(rows[0]) if type(v) is bytes]
@@ -311,8 +321,7 @@ def _copy(conn: Connection, target: str, rows: list[tuple[object, ...]]) -> None
     )
     if not plain:
         text = "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.copy_expert(f"COPY {target} FROM STDIN", io.StringIO(text))
+    _cursor(conn).copy_expert(f"COPY {target} FROM STDIN", io.StringIO(text))
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -369,17 +378,13 @@ def _close_problems(conn: Connection, closed: list[tuple[str, int, str, int]]) -
         return
     if conn.dialect.name == "postgresql":
         # One statement for the batch: an executemany of UPDATEs is a round trip per row.
-        from psycopg2.extras import execute_values
-
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        execute_values(
-            cursor,
+        _execute_values(
+            conn,
             "UPDATE problems SET rectified_at = v.at, rectified_event_id = v.eid, "
             "rectified_recorded_at = v.rec FROM (VALUES %s) AS v (pid, at, eid, rec) "
             "WHERE problems.problem_id = v.pid",
             closed,
             template="(%s, %s::bigint, %s, %s::bigint)",
-            page_size=5000,
         )
     else:
         conn.exec_driver_sql(
@@ -416,11 +421,7 @@ def _add_coverage(conn: Connection, covered: dict[tuple[str, str, str], tuple[in
     # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
     rows = [(*k, v[0], v[1]) for k, v in sorted(covered.items())]
     if conn.dialect.name == "postgresql":
-        from psycopg2.extras import execute_values
-
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        sql = COVERAGE_UPSERT.format(values="%s", least="LEAST")
-        execute_values(cursor, sql, rows, page_size=5000)
+        _execute_values(conn, COVERAGE_UPSERT.format(values="%s", least="LEAST"), rows)
     else:  # SQLite's two-argument min() is LEAST
         conn.exec_driver_sql(COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?)", least="min"), rows)
 
