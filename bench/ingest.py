@@ -68,13 +68,15 @@ def publish_stream(address: str, requests: list[bytes]) -> tuple[float, dict[str
 def raw_produce(topic: str, items: list[tuple[bytes, bytes]]) -> float:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(
+    from duhub.log.kafka import BATCH_BYTES, LINGER_MS, MAX_REQUEST_BYTES
+
+    producer = KafkaProducer(  # duhub's settings
         bootstrap_servers=c.KAFKA,
         acks="all",
         enable_idempotence=True,
-        linger_ms=2,
-        batch_size=512 * 1024,
-        max_request_size=16 * 1024 * 1024,
+        linger_ms=LINGER_MS,
+        batch_size=BATCH_BYTES,
+        max_request_size=MAX_REQUEST_BYTES,
         client_id="duhub-bench-raw",
     )
     try:

@@ -43,6 +43,9 @@ DEFAULT_PARTITIONS = 12
 RECONNECT_BACKOFF_MAX_MS = 1000
 DELIVERY_TIMEOUT_MS = 30_000
 BATCH_BYTES = 512 * 1024
+# Shared by both producers (and the benchmark's raw reference, which must match them).
+LINGER_MS = 2
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 # The log is the audit record: never delete, and let the broker stamp append time so a
 # Kafka-direct event's recorded_at is the log's, fixed for every replay.
 TOPIC_CONFIG = {
@@ -137,9 +140,9 @@ class KafkaLog:
                     bootstrap_servers=self.spec.bootstrap,
                     acks="all",
                     enable_idempotence=True,
-                    linger_ms=2,
-                    batch_size=512 * 1024,
-                    max_request_size=16 * 1024 * 1024,
+                    linger_ms=LINGER_MS,
+                    batch_size=BATCH_BYTES,
+                    max_request_size=MAX_REQUEST_BYTES,
                     client_id="duhub-ingest",
                     reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
                     request_timeout_ms=10_000,
@@ -281,9 +284,9 @@ class _Appender:
             bootstrap_servers=self.spec.bootstrap,
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            linger_ms=LINGER_MS,
             max_batch_size=BATCH_BYTES,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=MAX_REQUEST_BYTES,
             client_id="duhub-ingest",
             request_timeout_ms=10_000,
         )

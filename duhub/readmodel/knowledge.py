@@ -107,10 +107,7 @@ class ReadModelKnowledge:
             sql = "SELECT event_id, digest FROM events_seen WHERE event_id {keys}"
             self._digests.update({k: bytes(d) for k, d in _lookup(conn, sql, ids)})
             self._seqs = dict.fromkeys(seqs)
-            by_source: dict[str, list[int]] = {}
-            for source, seq in seqs:
-                by_source.setdefault(source, []).append(seq)
-            if conn.dialect.name == "postgresql" and seqs:
+            if conn.dialect.name == "postgresql":
                 # One round trip for every source of the batch.
                 found = conn.exec_driver_sql(
                     "SELECT source, seq, event_id FROM events_seen WHERE (source, seq) IN "
@@ -118,12 +115,15 @@ class ReadModelKnowledge:
                     ([a for a, _ in seqs], [b for _, b in seqs]),
                 )
                 self._seqs.update({(a, b): event_id for a, b, event_id in found})
-                by_source = {}
-            for source, numbers in by_source.items():
+            else:
                 # One source at a time: SQLite scans the whole table for a row-value IN.
+                by_source: dict[str, list[int]] = {}
+                for source, seq in seqs:
+                    by_source.setdefault(source, []).append(seq)
                 sql = "SELECT seq, event_id FROM events_seen WHERE source = {p} AND seq {keys}"
-                found = _lookup(conn, sql, numbers, (source,))
-                self._seqs.update({(source, seq): event_id for seq, event_id in found})
+                for source, numbers in by_source.items():
+                    found = _lookup(conn, sql, numbers, (source,))
+                    self._seqs.update({(source, seq): event_id for seq, event_id in found})
             self._problems = dict.fromkeys(problem_ids)
             sql = (
                 "SELECT problem_id, unit_id, area, found_at, rectified_at FROM problems "
