@@ -357,12 +357,11 @@ def _add_rollups(
         # COPY the deltas into a session table, then one upsert adds them: by measure about
         # 4 times cheaper per row than INSERT ... VALUES pages. Sorted keys take row locks in
         # one order, so concurrent workers cannot deadlock.
-        info = conn.connection.info  # lives as long as the database session
-        if not info.get("rollup_deltas"):
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE IF NOT EXISTS rollup_deltas (LIKE rollups) ON COMMIT DELETE ROWS"
-            )
-            info["rollup_deltas"] = True
+        # Asked for in every batch: a batch that rolls back (a position conflict) takes the
+        # table's creation back with it.
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_deltas (LIKE rollups) ON COMMIT DELETE ROWS"
+        )
         _copy(conn, "rollup_deltas", rows)
         conn.exec_driver_sql(
             ROLLUP_UPSERT.format(

@@ -105,6 +105,15 @@ def test_positions_move_only_from_where_the_batch_started(engine: Engine) -> Non
     with engine.connect() as conn:
         ids = sorted(conn.execute(select(s.facts.c.event_id)).scalars())
     assert ids == ["e0", "e3"]  # the refused batches left nothing behind
+    rows = dict(
+        ((r.scope_id, r.grain), r.value)
+        for r in engine.connect().execute(
+            select(s.rollups.c.scope_id, s.rollups.c.grain, s.rollups.c.value)
+        )
+    )
+    # Rolled-back batches (they created the session's delta table first) do not stop the
+    # next one on the same connection from adding up.
+    assert rows == {("c", g): 2 for g in (1, 2, 3)}
 
 
 def test_large_batches_take_the_copy_path_exactly(engine: Engine) -> None:
