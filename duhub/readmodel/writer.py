@@ -65,6 +65,26 @@ class PositionConflict(RuntimeError):
     """Another worker moved a partition's position: this batch was applied by someone else."""
 
 
+@dataclass(slots=True)
+class BatchRows:
+    """The rows a batch of effects adds, built without the database (`batch_rows`), so a
+    pipeline can build the next batch's while this one is written."""
+
+    summary: BatchSummary
+    seen: list[tuple[object, ...]]
+    units: list[tuple[object, ...]]
+    campaigns: list  # type: ignore[type-arg]
+    problems: list[tuple[object, ...]]
+    closed: list[tuple[str, int, str, int]]
+    letters: list[tuple[object, ...]]
+    facts: list[tuple[object, ...]]
+    rollups: list[tuple[object, ...]]
+    heads: dict[str, dict[str, object]]
+    covered: list[tuple[object, ...]]
+    # COPY text rendered ahead per table (PostgreSQL), see `render_copies`.
+    copies: dict[str, str] = field(default_factory=dict)
+
+
 def write_batch(
     engine: Engine,
     effects: Iterable[Effect],
@@ -78,6 +98,11 @@ def write_batch(
     PositionConflict unless every partition still stands there: a worker that lost its
     partitions in a rebalance cannot apply them a second time.
     """
+    return write_rows(engine, batch_rows(effects), positions, dead, expected)
+
+
+def batch_rows(effects: Iterable[Effect]) -> BatchRows:
+    """Return the rows of a batch of effects, folded (one rollup row per key)."""
     summary = BatchSummary()
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
     rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
@@ -160,19 +185,58 @@ def write_batch(
         elif isinstance(e, LetterAdded):
             letters.append((e.letter_id,))
 
+    # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
+    return BatchRows(
+        summary,
+        seen,
+        units,
+        camps,
+        probs,
+        closed,
+        letters,
+        facts,
+        [(*k, v, n) for k, (v, n) in rollups.items()],
+        heads,
+        [(*k, v[0], v[1]) for k, v in sorted(covered.items())],
+    )
+
+
+def render_copies(rows: BatchRows) -> None:
+    """Render the COPY text of the big tables ahead of the write (PostgreSQL): Python work
+    a pipeline does while the batch before is being written."""
+    for name, table_rows in (
+        ("events_seen", rows.seen),
+        ("facts", rows.facts),
+        ("rollup_deltas", rows.rollups),
+    ):
+        if len(table_rows) >= COPY_FROM:
+            rows.copies[name] = _copy_text(table_rows)
+
+
+def write_rows(
+    engine: Engine,
+    rows: BatchRows,
+    positions: Mapping[int, int],
+    dead: Sequence[DeadLetter] = (),
+    expected: Mapping[int, int] | None = None,
+) -> BatchSummary:
+    """Commit a batch's rows with the next offsets per partition; all or nothing (see
+    `write_batch`)."""
+    summary = rows.summary
     with engine.begin() as conn:
-        _bulk_insert(conn, s.events_seen, SEEN_COLUMNS, seen)
+        pre = rows.copies if conn.dialect.name == "postgresql" else {}
+        _bulk_insert(conn, s.events_seen, SEEN_COLUMNS, rows.seen, pre.get("events_seen"))
         # Units before campaigns: targets take their paths from the units table.
-        _bulk_insert(conn, s.units, UNIT_COLUMNS, units)
-        for c in camps:
+        _bulk_insert(conn, s.units, UNIT_COLUMNS, rows.units)
+        for c in rows.campaigns:
             _write_campaign(conn, c)
-        _bulk_insert(conn, s.problems, PROBLEM_COLUMNS, probs)
-        _close_problems(conn, closed)
-        _bulk_insert(conn, s.letters, ("letter_id",), letters)
-        _bulk_insert(conn, s.facts, FACT_COLUMNS, facts)
-        _add_rollups(conn, rollups)
-        _add_coverage(conn, covered)
-        _set_heads(conn, heads)
+        _bulk_insert(conn, s.problems, PROBLEM_COLUMNS, rows.problems)
+        _close_problems(conn, rows.closed)
+        _bulk_insert(conn, s.letters, ("letter_id",), rows.letters)
+        _bulk_insert(conn, s.facts, FACT_COLUMNS, rows.facts, pre.get("facts"))
+        _add_rollups(conn, rows.rollups, pre.get("rollup_deltas"))
+        _add_coverage(conn, rows.covered)
+        _set_heads(conn, rows.heads)
         if dead:
             # A redelivered batch meets its dead letters again: they are recorded once.
             stmt = _insert(conn, s.dead_letters).on_conflict_do_nothing()
@@ -262,7 +326,11 @@ FACT_COLUMNS = ("metric", "at", "unit_path", "area", "value", "event_id", "recor
 
 
 def _bulk_insert(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[object, ...]]
+    conn: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: list[tuple[object, ...]],
+    text: str | None = None,
 ) -> None:
     """Insert many rows through the DB-API: one row per event makes these hot."""
     if not rows:
@@ -271,7 +339,7 @@ def _bulk_insert(
     if conn.dialect.name == "postgresql":
         # COPY: by measure about 5 times cheaper per row than multi-row INSERTs (no SQL text
         # to build and parse).
-        _copy(conn, f"{table.name} ({names})", rows)
+        _copy(conn, f"{table.name} ({names})", rows, text)
     else:
         marks = ", ".join("?" * len(columns))
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
@@ -294,12 +362,24 @@ def _execute_values(conn: Connection, sql: str, rows: Sequence[tuple], **kw: obj
 COPY_FROM = 100
 
 
-def _copy(conn: Connection, target: str, rows: list[tuple[object, ...]]) -> None:
-    """COPY rows into `target` ("table (columns)") on PostgreSQL, in COPY's text format."""
+def _copy(
+    conn: Connection, target: str, rows: list[tuple[object, ...]], text: str | None = None
+) -> None:
+    """COPY rows into `target` ("table (columns)") on PostgreSQL, in COPY's text format
+    (`text`: rendered ahead by `_copy_text`)."""
     if len(rows) < COPY_FROM:
         # A COPY costs a millisecond or two however few its rows: one INSERT is cheaper.
         _execute_values(conn, f"INSERT INTO {target} VALUES %s", rows)
         return
+    if text is None:
+        text = _copy_text(rows)
+    # Read in one piece: psycopg2 takes the GIL back for every chunk it reads, and a pipeline
+    # folds the next batch meanwhile.
+    _cursor(conn).copy_expert(f"COPY {target} FROM STDIN", io.StringIO(text), size=len(text) + 1)
+
+
+def _copy_text(rows: list[tuple[object, ...]]) -> str:
+    """Render rows in COPY's text format."""
     width = len(rows[0])
     hexed = [i for i, v in enumerate(rows[0]) if type(v) is bytes]
     shown = rows
@@ -321,7 +401,7 @@ def _copy(conn: Connection, target: str, rows: list[tuple[object, ...]]) -> None
     )
     if not plain:
         text = "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
-    _cursor(conn).copy_expert(f"COPY {target} FROM STDIN", io.StringIO(text))
+    return text
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -345,14 +425,11 @@ ROLLUP_UPSERT = (
 )
 
 
-def _add_rollups(
-    conn: Connection, rollups: dict[tuple[str, int, str, str, int], tuple[int, int]]
-) -> None:
+def _add_rollups(conn: Connection, rows: list[tuple[object, ...]], text: str | None) -> None:
     """Add to the rollup rows. The hottest write of all: plain DB-API calls, no ORM layer
     (SQLAlchemy's per-row parameter handling cost more than SQLite itself, by profile)."""
-    if not rollups:
+    if not rows:
         return
-    rows = [(*k, v, n) for k, (v, n) in rollups.items()]
     if conn.dialect.name == "postgresql":
         # COPY the deltas into a session table, then one upsert adds them: by measure about
         # 4 times cheaper per row than INSERT ... VALUES pages. Sorted keys take row locks in
@@ -362,7 +439,7 @@ def _add_rollups(
         conn.exec_driver_sql(
             "CREATE TEMP TABLE IF NOT EXISTS rollup_deltas (LIKE rollups) ON COMMIT DELETE ROWS"
         )
-        _copy(conn, "rollup_deltas", rows)
+        _copy(conn, "rollup_deltas", rows, text)
         conn.exec_driver_sql(
             ROLLUP_UPSERT.format(
                 rows="SELECT * FROM rollup_deltas ORDER BY scope_id, grain, metric, area, bucket"
@@ -412,13 +489,11 @@ COVERAGE_UPSERT = (
 )
 
 
-def _add_coverage(conn: Connection, covered: dict[tuple[str, str, str], tuple[int, int]]) -> None:
-    """Keep the earliest covering visit per target. Plain DB-API: through SQLAlchemy this was
-    an executemany, a round trip per row on PostgreSQL (a tenth of a worker's time)."""
-    if not covered:
+def _add_coverage(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Keep the earliest covering visit per target (rows sorted by key). Plain DB-API: through
+    SQLAlchemy this was an executemany, a round trip per row on PostgreSQL."""
+    if not rows:
         return
-    # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
-    rows = [(*k, v[0], v[1]) for k, v in sorted(covered.items())]
     if conn.dialect.name == "postgresql":
         _execute_values(conn, COVERAGE_UPSERT.format(values="%s", least="LEAST"), rows)
     else:  # SQLite's two-argument min() is LEAST
