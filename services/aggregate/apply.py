@@ -25,11 +25,14 @@ from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.writer import (
+    BatchRows,
     BatchSummary,
     DeadLetter,
     PositionConflict,
+    batch_rows,
     read_positions,
-    write_batch,
+    render_copies,
+    write_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,21 @@ class Applied:
     # Records whose positions this batch moved, and the recorded_at of their events (metrics).
     records: int = 0
     recorded_at: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch folded but not written: its effects and the positions it moves to."""
+
+    start: dict[int, int]
+    moved: dict[int, int]
+    rows: BatchRows
+    any_effects: bool
+    out: Applied
+    # What the batch added, for folding the next batch before this one is written.
+    ws: WorkingSet
+    records: Sequence[LogRecord]
+    figures: bool
 
 
 def decode_record(rec: LogRecord) -> Event:
@@ -129,6 +147,22 @@ class BatchApplier:
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
     def _apply_once(self, records: Sequence[LogRecord], figures: bool = True) -> Applied:
+        prepared = self.prepare(records, figures)
+        out = self.write(prepared)
+        self.positions = prepared.moved
+        return out
+
+    def prepare(
+        self,
+        records: Sequence[LogRecord],
+        figures: bool = True,
+        overlay: WorkingSet | None = None,
+    ) -> Prepared:
+        """Decode and fold the records from this worker's positions, writing nothing.
+
+        `overlay` is the state of a batch still being written (WriteBehind): it answers
+        before the read model, which may or may not hold that batch yet.
+        """
         start = dict(self.positions)
         pending: list[tuple[LogRecord, Event | None, str]] = []
         for rec in records:
@@ -139,7 +173,7 @@ class BatchApplier:
             except InvalidEvent as e:
                 pending.append((rec, None, e.reason))
         self.knowledge.prefetch([e for _, e, _ in pending if e is not None])
-        ws = WorkingSet(self.knowledge)
+        ws = WorkingSet(self.knowledge if overlay is None else overlay)
         out = Applied(BatchSummary())
         effects: list[Effect] = []
         moved = dict(start)
@@ -184,10 +218,17 @@ class BatchApplier:
             if not waiting or len(waiting) == len(pending):
                 break  # all applied, or what they wait for is not in this batch
             pending = waiting
+        rows = batch_rows(effects)
+        if self.engine.dialect.name == "postgresql":
+            render_copies(rows)
+        return Prepared(start, moved, rows, bool(effects), out, ws, records, figures)
+
+    def write(self, prepared: Prepared) -> Applied:
+        """Commit a prepared batch with its positions (PositionConflict if they moved)."""
+        start, moved, out = prepared.start, prepared.moved, prepared.out
         changed = {p: o for p, o in moved.items() if o != start.get(p, 0)}
-        if changed or effects:
-            out.summary = write_batch(self.engine, effects, changed, out.dead, expected=start)
-        self.positions = moved
+        if changed or prepared.any_effects:
+            out.summary = write_rows(self.engine, prepared.rows, changed, out.dead, expected=start)
         return out
 
     def _waited_too_long(self, rec: LogRecord) -> bool:

@@ -15,6 +15,7 @@ from duhub.log.base import LogRecord
 from duhub.log.kafka import KafkaLog
 from duhub.readmodel.writer import DeadLetter
 from services.aggregate.apply import Applied, BatchApplier
+from services.aggregate.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class ContiguousDriver:
     def __init__(self, kafka: KafkaLog, engine: Engine) -> None:
         self.kafka = kafka
         self.applier = BatchApplier(engine, on_dead=self._dead_letter)
+        # The next batch is folded while the last one is written (PostgreSQL).
+        self.writer = WriteBehind(self.applier, on_committed=self._committed)
         self.busy = False
         self.last_handled = time.monotonic()
         self.last: Applied | None = None
@@ -52,8 +55,9 @@ class ContiguousDriver:
         return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
 
     def holding(self) -> bool:
-        """Return whether records wait here for an event of another partition."""
-        return any(self.held.values())
+        """Return whether records wait here for an event of another partition, or a batch
+        is still being written (both want a `handle([])` when nothing else comes)."""
+        return any(self.held.values()) or self.writer.pending
 
     def release(self, partitions: set[int]) -> None:
         """Forget what is held for these partitions (no longer ours)."""
@@ -83,9 +87,13 @@ class ContiguousDriver:
                 fresh, self.held[p] = fresh[:PROBE], fresh[PROBE:]
             admitted += fresh
         t0 = time.monotonic()
-        self.last = self.applier.apply(admitted) if admitted else None
+        if admitted:
+            self.last = self.writer.apply(admitted)
+        else:
+            self.last = None
+            self.writer.flush()
         log.info(
-            "applied %d of %d records (%d delivered) in %.3f s; waiting: %s",
+            "folded %d of %d records (%d delivered) in %.3f s; waiting: %s",
             self.last.records if self.last else 0,
             len(admitted),
             len(records),
@@ -93,7 +101,6 @@ class ContiguousDriver:
             sorted(self.last.blocked) if self.last else [],
         )
         if self.last is not None:
-            metrics.observe_applied(self.last.records, self.last.recorded_at)
             for p in self.last.blocked:
                 # Held here rather than fetched again: a seek drops what the consumer has in
                 # flight and costs a round of fetches (and aiokafka's fetcher has crashed after
@@ -107,6 +114,9 @@ class ContiguousDriver:
                 else:
                     self.held[p] = waiting
         return seeks
+
+    def _committed(self, applied: Applied) -> None:
+        metrics.observe_applied(applied.records, applied.recorded_at)
 
     def _real_gap(self, partition: int, expected: int) -> bool:
         """Return whether the log itself holds no record at `expected` (e.g. a control record)."""

@@ -98,7 +98,8 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     @app.timer(RETRY_HELD_S)
     async def retry_held() -> None:
         # Records held for another partition's event get another try even when nothing new
-        # arrives (only then: a delivery tries them anyway).
+        # arrives (only then: a delivery tries them anyway), and a batch written behind is
+        # seen through (a failed one applied again).
         if driver.holding() and time.monotonic() - driver.last_handled >= RETRY_HELD_S:
             await handle([])
 

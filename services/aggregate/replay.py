@@ -13,6 +13,7 @@ from duhub.convert import to_nanos
 from duhub.log.base import EventLog, LogRecord
 from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier
+from services.aggregate.write_behind import WriteBehind
 
 BATCH = 20000
 
@@ -59,6 +60,22 @@ def replay(
     ones need (units, campaigns, problems) but count in no figure.
     """
     applier = BatchApplier(target)
+    writer = WriteBehind(applier)
+    try:
+        return _replay(log, applier, writer, until_ns, since_ns, start, on_progress)
+    finally:
+        writer.close()
+
+
+def _replay(
+    log: EventLog,
+    applier: BatchApplier,
+    writer: WriteBehind,
+    until_ns: int | None,
+    since_ns: int | None,
+    start: dict[int, int] | None,
+    on_progress: Callable[[ReplayProgress], None] | None,
+) -> ReplayProgress:
     start = start or {}
     ends = log.end_offsets()
     begin = {p: applier.positions.get(p, 0) for p in ends}
@@ -91,9 +108,9 @@ def replay(
                 len(records),
             )
             if cut:
-                applier.apply(records[:cut], figures=False)
+                writer.apply(records[:cut], figures=False)
             if cut < len(records):
-                applier.apply(records[cut:])
+                writer.apply(records[cut:])
             step = applier.positions.get(p, 0) - pos
             moved += step
             done += step
@@ -101,6 +118,7 @@ def replay(
         if on_progress is not None:
             on_progress(progress)
         if all(applier.positions.get(p, 0) >= end for p, end in ends.items()):
+            writer.flush()  # every batch committed before it is called done
             return progress
         if moved == 0:
             time.sleep(0.05)  # a partition waits on another one
