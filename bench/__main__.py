@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, err in ctx.results.errors.items():
             print(f"FAILED {name}: {err}")
     print(f"\nwritten {args.out} in {total:,.0f} s")
-    if ctx.results.errors:
+    if ctx.results.errors or os.environ.get("DUHUB_BENCH_KEEP"):
         print(f"the processes' output is kept in {ctx.workdir}")
     else:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
