@@ -470,15 +470,26 @@ def _close_problems(conn: Connection, closed: list[tuple[str, int, str, int]]) -
         )
 
 
+HEADS_UPSERT = (
+    "INSERT INTO source_heads (source, last_hash, last_seq, last_event_id) VALUES {values} "
+    "ON CONFLICT (source) DO UPDATE SET last_hash = excluded.last_hash, "
+    "last_seq = excluded.last_seq, last_event_id = excluded.last_event_id"
+)
+
+
 def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:
+    """Move each source's chain head. One statement on PostgreSQL: through SQLAlchemy this
+    was an executemany, a round trip per source in every batch (5% of a live worker)."""
     if not heads:
         return
-    stmt = _insert(conn, s.source_heads)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["source"],
-        set_={c: getattr(stmt.excluded, c) for c in ("last_hash", "last_seq", "last_event_id")},
-    )
-    conn.execute(stmt, [heads[k] for k in sorted(heads)])
+    rows = [
+        (h["source"], h["last_hash"], h["last_seq"], h["last_event_id"])
+        for h in (heads[k] for k in sorted(heads))  # sorted: row locks in one order
+    ]
+    if conn.dialect.name == "postgresql":
+        _execute_values(conn, HEADS_UPSERT.format(values="%s"), rows)
+    else:
+        conn.exec_driver_sql(HEADS_UPSERT.format(values="(?, ?, ?, ?)"), rows)
 
 
 COVERAGE_UPSERT = (

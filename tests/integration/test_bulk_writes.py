@@ -145,3 +145,20 @@ def test_coverage_keeps_the_earliest_visit_per_target(engine: Engine) -> None:
         ).all()
     # Earliest by event time and, apart, earliest by record time (what as-of questions use).
     assert [tuple(r) for r in rows] == [("a", 40, 100), ("b", 70, 700), ("c", 5, 5)]
+
+
+def test_source_heads_move_to_the_last_chained_event_of_each_source(engine: Engine) -> None:
+    def seen(i: int, source: str, h: bytes) -> Seen:
+        return Seen(f"{source}-{i}", h, source, i, 10 + i, 20 + i, h, 0, i)
+
+    awkward = b"\\\t\n" * 10 + b"xy"
+    write_batch(
+        engine, [seen(1, "a", b"1" * 32), seen(2, "a", awkward), seen(1, "b", b"3" * 32)], {}
+    )
+    write_batch(engine, [seen(2, "b", b"4" * 32), seen(3, "b", b"5" * 32)], {})
+    with engine.connect() as conn:
+        heads = conn.execute(select(s.source_heads).order_by(s.source_heads.c.source)).all()
+    assert [(r.source, bytes(r.last_hash), r.last_seq, r.last_event_id) for r in heads] == [
+        ("a", awkward, 2, "a-2"),
+        ("b", b"5" * 32, 3, "b-3"),
+    ]
