@@ -75,15 +75,17 @@ def _info(info: StreamInfo, records: int, seconds: float, d: Path) -> dict[str, 
     }
 
 
-def replay_process(log_dir: Path, db: Path) -> dict[str, Any]:
-    """Replay the log into a fresh SQLite file in a process of its own (duhub's replay(), as
-    `duhub replay` runs it, without the digest of the result the command computes even with
-    --no-compare); return its report and peak RSS."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
+def replay_process(log_dir: Path, db: Path | str) -> dict[str, Any]:
+    """Replay the log into a fresh SQLite file (or an empty PostgreSQL database, by URL) in a
+    process of its own (duhub's replay(), as `duhub replay` runs it, without the digest of the
+    result the command computes even with --no-compare); return its report and peak RSS."""
+    if isinstance(db, Path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    url = f"sqlite:///{db}" if isinstance(db, Path) else db
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.replay", str(log_dir), f"sqlite:///{db}"],
+        [sys.executable, "-m", "bench.replay", str(log_dir), url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -189,6 +191,22 @@ def run(ctx: Any) -> None:
         "runs": runs,
         "log": {k: v for k, v in info.items() if k != "campaigns"},
     }
+    details["postgresql"] = pg_runs = _replay_into_postgresql(ctx, log_dir)
+    pg_rates = [float(r["events_per_second"]) for r in pg_runs]
+    ctx.results.add(
+        c.Figure(
+            "replay, embedded log → PostgreSQL (the worker's fold and writes, without Faust)",
+            c.median(pg_rates),
+            "events/s",
+            pg_rates,
+            "the same replay into SQLite",
+            value,
+            rates,
+            c.median(pg_rates) / value,
+            "of SQLite",
+            size=f"{info['records']:,} records",
+        )
+    )
     # The large read model, built by one replay (used by query, baseline_pg and memory).
     _, large = readmodel(ctx, "large")
     rep = large["replay"]
@@ -207,6 +225,22 @@ def run(ctx: Any) -> None:
     )
     details["large"] = {k: v for k, v in large.items() if k != "campaigns"}
     ctx.results.details["replay"] = details
+
+
+def _replay_into_postgresql(ctx: Any, log_dir: Path) -> list[dict[str, Any]]:
+    """The same replay into fresh PostgreSQL databases (write-behind: the next batch is folded
+    while the last is written)."""
+    c.ensure_services(kafka=False, pg=True)
+    runs = []
+    for rep in range(ctx.repeats):
+        with c.cleanup() as undo:
+            report = replay_process(log_dir, undo.database(c.create_database()))
+        runs.append(report)
+        c.say(
+            f"replay into PostgreSQL run {rep + 1}: {report['events_per_second']:,} events/s "
+            f"({report['seconds']} s), peak RSS {report['peak_rss_mb']:.0f} MB"
+        )
+    return runs
 
 
 def _main(log_dir: str, url: str) -> None:
