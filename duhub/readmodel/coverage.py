@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from duhub.domain.events import Nanos, Tier
 from duhub.domain.model import Campaign
@@ -107,43 +107,81 @@ def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
     return found
 
 
+def _first_covered(
+    conn: Connection, campaign_id: str, as_of: Nanos | None
+) -> dict[tuple[str, str], Nanos]:
+    """Return when each covered (group, target) was first covered. A plain DB-API cursor: a
+    city-wide campaign has a row per target, and SQLAlchemy's rows took half the answer's time
+    at 10M events (0.96 -> 0.50 ms for 1,159 rows, by measure)."""
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = f"SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = {mark}"
+    params: list[object] = [campaign_id]
+    if as_of is not None:
+        sql += f" AND first_recorded_at <= {mark}"
+        params.append(as_of)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return {(g, u): at for g, u, at in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
 def coverage(
     engine: Engine, campaign_id: str, scope_unit_id: str = "", as_of: Nanos | None = None
 ) -> CoverageReport:
     """Return coverage of the campaign's targets inside the scope, as known at `as_of`."""
-    c = s.coverage.c
     targets = _targets(engine, campaign_id)
     if targets is None or (as_of is not None and targets.campaign.recorded_at > as_of):
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
     with engine.connect() as conn:
         scope_path = resolve_scope(conn, scope_unit_id).path if scope_unit_id else ""
-        q = select(c.group_id, c.unit_id, c.first_at).where(c.campaign_id == campaign_id)
-        if as_of is not None:
-            q = q.where(c.first_recorded_at <= as_of)
-        first = {(g, u): at for g, u, at in conn.execute(q)}
+        first = _first_covered(conn, campaign_id, as_of)
     campaign = targets.campaign
     groups = {g.group_id: Tally(g.group_id, g.name, g.tier) for g in campaign.groups}
     tiers = {tier: Tally(tier.name, tier.name, tier) for tier in Tier}
     counties: dict[str, Tally] = {}
     names = targets.county_names
+
+    def county_tally(county: str) -> Tally:
+        found = counties.get(county)
+        if found is None:
+            found = counties[county] = Tally(county, names.get(county, county), None)
+        return found
+
+    # Counts per (group, county) first, spread over the group, tier and county tallies after:
+    # a city-wide campaign has a target per village, and three tallies touched per target was
+    # most of the answer. Uncovered ids are listed in target order as they come.
+    per_key: dict[tuple[str, str], list[int]] = {}  # targets, covered, last first_at
+    covered_at = first.get
     for group_id, unit_id, path, county in targets.rows:
         if scope_path and not path.startswith(scope_path):
             continue
+        counts = per_key.get((group_id, county))
+        if counts is None:
+            counts = per_key[(group_id, county)] = [0, 0, 0]
+        counts[0] += 1
+        at = covered_at((group_id, unit_id))
+        if at is None:
+            group = groups[group_id]
+            group.uncovered.append(unit_id)
+            tiers[group.tier].uncovered.append(unit_id)  # type: ignore[index]
+            if county:  # a target at or below a county
+                county_tally(county).uncovered.append(unit_id)
+        else:
+            counts[1] += 1
+            if at > counts[2]:
+                counts[2] = at
+    for (group_id, county), (n, covered, last) in per_key.items():
         group = groups[group_id]
         tallies = [group, tiers[group.tier]]  # type: ignore[index]
-        if county:  # a target at or below a county
-            if county not in counties:
-                counties[county] = Tally(county, names.get(county, county), None)
-            tallies.append(counties[county])
-        at = first.get((group_id, unit_id))
+        if county:
+            tallies.append(county_tally(county))
         for tally in tallies:
-            tally.targets += 1
-            if at is None:
-                tally.uncovered.append(unit_id)
-            else:
-                tally.covered += 1
-                if at > tally.last_first_at:
-                    tally.last_first_at = at
+            tally.targets += n
+            tally.covered += covered
+            if last > tally.last_first_at:
+                tally.last_first_at = last
     return CoverageReport(
         campaign=campaign,
         scope_unit_id=scope_unit_id,

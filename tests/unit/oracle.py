@@ -191,6 +191,29 @@ class World:
             u = self.parent[u]
         return False
 
+    def county_of(self, unit_id: str) -> str:
+        """Return the county at or above the unit ("" for the city)."""
+        line = [unit_id]
+        while self.parent[line[-1]]:
+            line.append(self.parent[line[-1]])
+        return line[-2] if len(line) >= 2 else ""
+
+    def coverage_by_county(self, cov: Coverage) -> dict[str, tuple[int, int, list[str]]]:
+        """Return (targets, covered, uncovered in launch order) per county, over the groups."""
+        out: dict[str, tuple[int, int, list[str]]] = {}
+        for g in cov.groups:
+            for t in g.targets:
+                county = self.county_of(t)
+                if not county:
+                    continue
+                n, c, missing = out.get(county, (0, 0, []))
+                out[county] = (
+                    n + 1,
+                    c + (t not in g.uncovered),
+                    missing + [t] if t in g.uncovered else missing,
+                )
+        return out
+
     def children(self, unit_id: str, as_of: int | None = None) -> list[str]:
         """Return the unit's children, as known at as_of (units registered later are not)."""
         known = {e.payload.unit_id for e in self._seen(as_of)

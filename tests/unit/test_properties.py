@@ -351,6 +351,8 @@ def check_figures(p: Pipeline, world: oracle.World, sc: Scenario) -> None:
             (g.group_id, g.tier, len(g.targets), g.covered, g.uncovered)
             for g in expected.groups], (cid, scope, as_of)
         assert {t.tier: (t.targets, t.covered) for t in rep.tiers} == expected.tiers()
+        assert {c.key: (c.targets, c.covered, c.uncovered) for c in rep.counties} == (
+            world.coverage_by_county(expected)), (cid, scope, as_of)
         assert rep.full == expected.full
         for g in rep.groups:
             assert g.ratio == (g.covered / g.targets if g.targets else 1.0)
