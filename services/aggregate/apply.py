@@ -67,7 +67,7 @@ class Applied:
 
 @dataclass(slots=True)
 class Prepared:
-    """A batch folded but not written: its effects and the positions it moves to."""
+    """A batch folded but not written: its rows and the positions it moves to."""
 
     start: dict[int, int]
     moved: dict[int, int]
