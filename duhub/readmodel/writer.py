@@ -79,7 +79,7 @@ class BatchRows:
     letters: list[tuple[object, ...]]
     facts: list[tuple[object, ...]]
     rollups: list[tuple[object, ...]]
-    heads: dict[str, dict[str, object]]
+    heads: dict[str, tuple[str, bytes, int, str]]  # source -> its chain head's row
     covered: list[tuple[object, ...]]
     # COPY text rendered ahead per table (PostgreSQL), see `render_copies`.
     copies: dict[str, str] = field(default_factory=dict)
@@ -106,7 +106,7 @@ def batch_rows(effects: Iterable[Effect]) -> BatchRows:
     summary = BatchSummary()
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
     rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
-    heads: dict[str, dict[str, object]] = {}
+    heads: dict[str, tuple[str, bytes, int, str]] = {}
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
     # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
     # are looked up per hour, paths rendered once per unit per batch.
@@ -144,12 +144,7 @@ def batch_rows(effects: Iterable[Effect]) -> BatchRows:
                 )
             )
             if e.stored_hash:
-                heads[e.source] = {
-                    "source": e.source,
-                    "last_hash": e.stored_hash,
-                    "last_seq": e.seq,
-                    "last_event_id": e.event_id,
-                }
+                heads[e.source] = (e.source, e.stored_hash, e.seq, e.event_id)
             summary.applied += 1
         elif isinstance(e, Covered):
             key = (e.campaign_id, e.group_id, e.unit_id)
@@ -185,7 +180,6 @@ def batch_rows(effects: Iterable[Effect]) -> BatchRows:
         elif isinstance(e, LetterAdded):
             letters.append((e.letter_id,))
 
-    # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
     return BatchRows(
         summary,
         seen,
@@ -197,6 +191,7 @@ def batch_rows(effects: Iterable[Effect]) -> BatchRows:
         facts,
         [(*k, v, n) for k, (v, n) in rollups.items()],
         heads,
+        # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
         [(*k, v[0], v[1]) for k, v in sorted(covered.items())],
     )
 
@@ -224,7 +219,7 @@ def write_rows(
     `write_batch`)."""
     summary = rows.summary
     with engine.begin() as conn:
-        pre = rows.copies if conn.dialect.name == "postgresql" else {}
+        pre = rows.copies  # only PostgreSQL's COPY reads them
         _bulk_insert(conn, s.events_seen, SEEN_COLUMNS, rows.seen, pre.get("events_seen"))
         # Units before campaigns: targets take their paths from the units table.
         _bulk_insert(conn, s.units, UNIT_COLUMNS, rows.units)
@@ -477,15 +472,12 @@ HEADS_UPSERT = (
 )
 
 
-def _set_heads(conn: Connection, heads: dict[str, dict[str, object]]) -> None:
+def _set_heads(conn: Connection, heads: dict[str, tuple[str, bytes, int, str]]) -> None:
     """Move each source's chain head. One statement on PostgreSQL: through SQLAlchemy this
     was an executemany, a round trip per source in every batch (5% of a live worker)."""
     if not heads:
         return
-    rows = [
-        (h["source"], h["last_hash"], h["last_seq"], h["last_event_id"])
-        for h in (heads[k] for k in sorted(heads))  # sorted: row locks in one order
-    ]
+    rows = [heads[k] for k in sorted(heads)]  # sorted: row locks in one order
     if conn.dialect.name == "postgresql":
         _execute_values(conn, HEADS_UPSERT.format(values="%s"), rows)
     else:

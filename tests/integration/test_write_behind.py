@@ -10,7 +10,6 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine
 
 from bench.events import stored_records
 from duhub.log.base import LogRecord
@@ -50,10 +49,6 @@ def batches(records: list[LogRecord], positions: dict[int, int]) -> Iterator[lis
         ]
 
 
-def engine_at(url: str) -> Engine:
-    return open_engine(url)
-
-
 def apply_all(writer: WriteBehind | BatchApplier, records: list[LogRecord]) -> None:
     applier = writer.applier if isinstance(writer, WriteBehind) else writer
     for _ in range(10_000):
@@ -68,7 +63,7 @@ def apply_all(writer: WriteBehind | BatchApplier, records: list[LogRecord]) -> N
 def test_write_behind_builds_the_read_model_applying_in_turn_builds(records, caplog) -> None:
     caplog.set_level(logging.INFO, logger="services.aggregate.write_behind")
     with fresh_database() as in_turn_url, fresh_database() as behind_url:
-        in_turn, behind = engine_at(in_turn_url), engine_at(behind_url)
+        in_turn, behind = open_engine(in_turn_url), open_engine(behind_url)
         try:
             apply_all(BatchApplier(in_turn), records)
             told: list[Applied] = []
@@ -92,7 +87,7 @@ def test_a_failed_write_is_applied_again_and_nothing_counts_twice(records, caplo
     caplog.set_level(logging.INFO, logger="services.aggregate.write_behind")
     first, second = records[:1500], records
     with fresh_database() as reference_url, fresh_database() as url:
-        reference, engine = engine_at(reference_url), engine_at(url)
+        reference, engine = open_engine(reference_url), open_engine(url)
         try:
             apply_all(BatchApplier(reference), second)
             writer = WriteBehind(BatchApplier(engine))
