@@ -56,6 +56,17 @@ def content_digest(event: pb.Event) -> bytes:
     return hashlib.sha256(event.SerializeToString(deterministic=True)).digest()
 
 
+def _digest_if_known(event: pb.Event) -> bytes | None:
+    """Return `content_digest(event)`, or None when the event holds a field this hub does not
+    know: one copy serves both questions (the per-event decode is hot)."""
+    copy = _copy_without_hub_fields(event)
+    data = copy.SerializeToString(deterministic=True)
+    copy.DiscardUnknownFields()  # recursive: nested messages too
+    if copy.ByteSize() != len(data):
+        return None
+    return hashlib.sha256(data).digest()
+
+
 def chain_hash(stored: bytes) -> bytes:
     """Return the link of the per-source hash chain: SHA-256 of a record as the log holds it."""
     return hashlib.sha256(stored).digest()
@@ -79,7 +90,15 @@ def from_nanos(ns: Nanos) -> Timestamp:
     return ts
 
 
+# Ids that passed `_id` before: units, sources, campaigns and groups recur in every event, so
+# the pattern is matched once per id, not once per use (event ids, unique, are not kept).
+_VALID_IDS: set[str] = set()
+_VALID_IDS_MAX = 200_000
+
+
 def _id(value: str, field: str, *, required: bool = True, limit: int = MAX_ID) -> str:
+    if value in _VALID_IDS and len(value) <= limit:
+        return value
     if not value:
         if required:
             raise InvalidEvent(field, "required")
@@ -88,6 +107,10 @@ def _id(value: str, field: str, *, required: bool = True, limit: int = MAX_ID) -
         raise InvalidEvent(field, f"longer than {limit} characters")
     if not ID_RE.match(value):
         raise InvalidEvent(field, "may hold only letters, digits and . _ : - (no spaces)")
+    if limit == MAX_ID:
+        if len(_VALID_IDS) >= _VALID_IDS_MAX:
+            _VALID_IDS.clear()
+        _VALID_IDS.add(value)
     return value
 
 
@@ -154,8 +177,11 @@ def event_from_pb(
     """
     # Fields this hub does not know (a newer sender's, or garbled bytes that still parse)
     # would be kept in the log yet mean nothing to it: refuse them rather than drop them.
-    unknown = unknown_field(msg, root="event")
-    if unknown is not None:
+    digest = _digest_if_known(msg)
+    if digest is None:
+        unknown = unknown_field(msg, root="event")
+        if unknown is None:  # cannot happen: the same sizes are compared
+            raise InvalidEvent("event", "holds a field this hub does not know")
         raise InvalidEvent(unknown.path, unknown.reason)
     event_id = _id(msg.event_id, "event_id", limit=MAX_EVENT_ID)
     source = _id(msg.source, "source")
@@ -177,7 +203,7 @@ def event_from_pb(
         occurred_at=occurred_at,
         recorded_at=recorded_at or 0,
         payload=payload,
-        digest=content_digest(msg),
+        digest=digest,
         stored_hash=stored_hash,
         partition=partition,
         offset=offset,

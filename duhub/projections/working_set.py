@@ -28,12 +28,27 @@ class WorkingSet:
         self.digests: dict[str, bytes] = {}
         self.seqs: dict[tuple[str, int], str] = {}
         self.heads: dict[str, bytes] = {}
+        # What the base answered: units and campaigns never change once registered, and a
+        # few are asked for by every event (the base may be a chain: the batch being written,
+        # then the read model).
+        self._base_units: dict[str, Unit] = {}
+        self._base_campaigns: dict[str, Campaign] = {}
 
     def unit(self, unit_id: str) -> Unit | None:
-        return self.units.get(unit_id) or self.base.unit(unit_id)
+        found = self.units.get(unit_id) or self._base_units.get(unit_id)
+        if found is None:
+            found = self.base.unit(unit_id)
+            if found is not None:
+                self._base_units[unit_id] = found
+        return found
 
     def campaign(self, campaign_id: str) -> Campaign | None:
-        return self.campaigns.get(campaign_id) or self.base.campaign(campaign_id)
+        found = self.campaigns.get(campaign_id) or self._base_campaigns.get(campaign_id)
+        if found is None:
+            found = self.base.campaign(campaign_id)
+            if found is not None:
+                self._base_campaigns[campaign_id] = found
+        return found
 
     def problem(self, problem_id: str) -> Problem | None:
         return self.problems.get(problem_id) or self.base.problem(problem_id)

@@ -209,6 +209,22 @@ def test_working_set_layers_over_its_base() -> None:
     assert top.problems.keys() == {"p1"} and "p1" in base.problems
 
 
+
+def test_working_set_keeps_the_units_its_base_found_but_not_their_absence() -> None:
+    # The top keeps the base's units and campaigns once found (they never change), but not
+    # their absence: a unit the base registers later is found through the top.
+    base = world()
+    top = WorkingSet(base)
+    assert top.unit("420581-new") is None and top.campaign("later") is None
+    reg = E(ev.OrgUnitRegistered("420581-new", YIDU_T1, Level.VILLAGE, "new"), source=YIDU)
+    assert fold(reg, base, NOW)[0].kind == "accepted"
+    groups = (ev.SupervisionGroup("c1", "c1", Tier.CITY, (YIDU,)),)
+    launch = E(ev.CampaignLaunched("later", "later", "grain", STARTS, ENDS, groups))
+    assert fold(launch, base, NOW)[0].kind == "accepted"
+    assert top.unit("420581-new").path == (CITY, YIDU, YIDU_T1, "420581-new")
+    assert top.campaign("later").campaign_id == "later"
+    assert top.unit(YIDU) is base.unit(YIDU)
+
 def test_project_refuses_what_the_rules_never_checked() -> None:
     ws = world()
     with pytest.raises(MissingReference):
