@@ -51,6 +51,9 @@ BLOCK_TIMEOUT_S = 300.0
 # Passes over one batch for partitions waiting on each other (each pass is linear in the
 # records still waiting); what is left waits for the next batch.
 MAX_PASSES = 20
+# Records left waiting by a batch are kept decoded for the next try, up to this many: in a
+# backlog the same records are tried batch after batch until what they name is applied.
+KEEP_DECODED = 50_000
 
 
 @dataclass(slots=True)
@@ -110,6 +113,9 @@ class BatchApplier:
         self.clock = clock
         self.positions: dict[int, int] = read_positions(engine)
         self._blocked_since: dict[tuple[int, int], float] = {}
+        # (partition, offset) -> the event of a record a batch left waiting. A record at a
+        # place of the log never changes, so neither does its event.
+        self._decoded: dict[tuple[int, int], Event] = {}
 
     def refresh(self) -> None:
         """Forget what this worker believes and read the committed positions again."""
@@ -165,9 +171,14 @@ class BatchApplier:
         """
         start = dict(self.positions)
         pending: list[tuple[LogRecord, Event | None, str]] = []
+        decoded = self._decoded
         for rec in records:
             if rec.offset < start.get(rec.partition, 0):
                 continue  # applied before
+            event = decoded.get((rec.partition, rec.offset))
+            if event is not None:
+                pending.append((rec, event, ""))
+                continue
             try:
                 pending.append((rec, decode_record(rec), ""))
             except InvalidEvent as e:
@@ -218,10 +229,20 @@ class BatchApplier:
             if not waiting or len(waiting) == len(pending):
                 break  # all applied, or what they wait for is not in this batch
             pending = waiting
+        self._keep_decoded([(rec, event) for rec, event, _ in waiting if event is not None], moved)
         rows = batch_rows(effects)
         if self.engine.dialect.name == "postgresql":
             render_copies(rows)
         return Prepared(start, moved, rows, bool(effects), out, ws, records, figures)
+
+    def _keep_decoded(self, waiting: list[tuple[LogRecord, Event]], moved: dict[int, int]) -> None:
+        """Keep the events of records left waiting for the next try (a driver may hold them
+        over several batches); forget those applied once there are too many."""
+        kept = self._decoded
+        kept.update(((rec.partition, rec.offset), event) for rec, event in waiting)
+        if len(kept) > KEEP_DECODED:
+            kept = {k: e for k, e in kept.items() if k[1] >= moved.get(k[0], 0)}
+            self._decoded = kept if len(kept) <= KEEP_DECODED else {}
 
     def write(self, prepared: Prepared) -> Applied:
         """Commit a prepared batch with its positions (PositionConflict if they moved)."""

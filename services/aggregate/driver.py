@@ -37,12 +37,19 @@ class ContiguousDriver:
         self.last_handled = time.monotonic()
         self.last: Applied | None = None
         self.held: dict[int, list[LogRecord]] = {}
+        # Whether the last round let a probed partition through (see `handle`).
+        self._probes_passed = False
 
     def handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
         """Apply the records; return {partition: offset} the consumer must seek back to."""
         self.busy = True
         try:
-            return self._handle(records)
+            seeks = self._handle(records)
+            # A partition probed with the head of its held records that got through has the
+            # rest of them here: apply them now, not at the next delivery or retry tick.
+            while self._probes_passed:
+                seeks.update(self._handle([]))
+            return seeks
         finally:
             self.busy = False
             self.last_handled = time.monotonic()
@@ -74,6 +81,7 @@ class ContiguousDriver:
         self.held = {}
         seeks: dict[int, int] = {}
         admitted: list[LogRecord] = []
+        probed: set[int] = set()
         for p, recs in by_partition.items():
             expected = self.applier.positions.get(p, 0)
             fresh = [recs[o] for o in sorted(recs) if o >= expected]
@@ -85,6 +93,7 @@ class ContiguousDriver:
             if p in was_blocked and len(fresh) > PROBE:
                 # Still waiting, most likely: try the head, keep the rest unread.
                 fresh, self.held[p] = fresh[:PROBE], fresh[PROBE:]
+                probed.add(p)
             admitted += fresh
         t0 = time.monotonic()
         if admitted:
@@ -100,6 +109,7 @@ class ContiguousDriver:
             time.monotonic() - t0,
             sorted(self.last.blocked) if self.last else [],
         )
+        self._probes_passed = self.last is not None and bool(probed - self.last.blocked)
         if self.last is not None:
             for p in self.last.blocked:
                 # Held here rather than fetched again: a seek drops what the consumer has in

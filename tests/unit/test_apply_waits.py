@@ -76,6 +76,26 @@ def test_a_dependency_not_yet_in_the_log_holds_the_partition_back(tmp_path) -> N
     assert visits_counted(applier) == 3
 
 
+def test_waiting_records_are_decoded_once_and_still_counted_once(tmp_path, monkeypatch) -> None:
+    import services.aggregate.apply as apply_module
+
+    applier = setup(tmp_path)
+    decoded: list[tuple[int, int]] = []
+    real = apply_module.decode_record
+
+    def counting(rec: LogRecord):  # type: ignore[no-untyped-def]
+        decoded.append((rec.partition, rec.offset))
+        return real(rec)
+
+    monkeypatch.setattr(apply_module, "decode_record", counting)
+    waiting = visits(3)
+    for _ in range(3):  # tried again and again while the village is not registered
+        assert applier.apply(waiting).blocked == {0}
+    applier.apply([new_village(), *waiting])
+    assert sorted(decoded) == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert applier.positions[0] == 3 and visits_counted(applier) == 3
+
+
 class NoGaps:
     """The driver asks the log only whether a record is missing at a position."""
 
@@ -91,13 +111,23 @@ def test_the_driver_holds_waiting_records_and_applies_them_when_unblocked(tmp_pa
     assert driver.holding() and len(driver.held[0]) == 100
     # The next delivery carries the rest of partition 0 and the village: the waiting
     # partition's head is tried first (PROBE records), and once it moves, the rest follows
-    # on the next round (a delivery, or the worker's retry timer: handle([])).
+    # in the same call, not at the next delivery or retry tick.
+    batches: list[int] = []
+    apply = driver.writer.apply
+    driver.writer.apply = lambda records: batches.append(len(records)) or apply(records)  # type: ignore[method-assign]
     assert driver.handle([*many[100:], new_village()]) == {}
-    assert driver.applier.positions[0] == PROBE
-    assert driver.holding()
-    assert driver.handle([]) == {}
+    assert batches == [PROBE + 1, 120 - PROBE]
     assert not driver.holding()
     assert driver.applier.positions[0] == 120
+    # Still waiting: only the head is tried, once per call.
+    blocked = [
+        record(3, i, visit(f"{YIDU_T1}-later", event_id=f"w{i}", source=YIDU, seq=500 + i))
+        for i in range(80)
+    ]
+    driver.handle(blocked)
+    batches.clear()
+    driver.handle([])
+    assert batches == [PROBE] and len(driver.held[3]) == 80
     with driver.applier.engine.connect() as conn:
         seen = conn.execute(select(s.events_seen.c.event_id)).scalars().all()
     assert sum(1 for e in seen if e.startswith("v")) == 120
