@@ -145,3 +145,19 @@ class Event:
     stored_hash: bytes = b""
     partition: int = -1
     offset: int = -1
+
+    def stamped(self, recorded_at: Nanos) -> Event:
+        """Return this event with the hub's time: `dataclasses.replace` without its field
+        introspection (ingest stamps every event it takes)."""
+        return Event(
+            self.event_id,
+            self.source,
+            self.seq,
+            self.occurred_at,
+            recorded_at,
+            self.payload,
+            self.digest,
+            self.stored_hash,
+            self.partition,
+            self.offset,
+        )

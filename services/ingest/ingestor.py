@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
@@ -261,7 +261,7 @@ class Ingestor:
         batch = WorkingSet(self._tail.knowledge())
         accepted: list[tuple[int, bytes]] = []
         for i, msg, event in decoded:
-            event = replace(event, recorded_at=now)
+            event = event.stamped(now)
             verdict, _ = fold(event, batch, now, allow_reference=allow_reference)
             if verdict.kind == "accepted":
                 stored = pb.Event()

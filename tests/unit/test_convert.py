@@ -214,3 +214,13 @@ def test_digest_ignores_hub_fields_but_not_content() -> None:
                     accountability(YIDU, 3, seq=2), accountability(YIDU, 3, occurred_at=T + 1),
                     accountability(YIDU, 3, area="grain")):
         assert content_digest(changed) != content_digest(a)
+
+
+def test_stamped_is_replace_of_recorded_at_for_every_field() -> None:
+    # `Event.stamped` lists the fields by hand (for speed): a field added to Event and
+    # forgotten there would be dropped from every ingested event.
+    from dataclasses import fields, replace
+
+    e = event_from_pb(visit(YIDU), stored_hash=b"h", partition=3, offset=7)
+    assert all(getattr(e, f.name) != f.default for f in fields(e) if f.name != "recorded_at")
+    assert e.stamped(123) == replace(e, recorded_at=123)
