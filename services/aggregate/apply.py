@@ -82,6 +82,13 @@ class Prepared:
     records: Sequence[LogRecord]
     figures: bool
 
+    def changes(self) -> dict[int, int]:
+        """The positions this batch moves (partition -> next offset)."""
+        return {p: o for p, o in self.moved.items() if o != self.start.get(p, 0)}
+
+    def writes_nothing(self) -> bool:
+        return not self.any_effects and not self.changes()
+
 
 def decode_record(rec: LogRecord) -> Event:
     """Return the domain event of a record; raise InvalidEvent for a malformed one."""
@@ -246,10 +253,11 @@ class BatchApplier:
 
     def write(self, prepared: Prepared) -> Applied:
         """Commit a prepared batch with its positions (PositionConflict if they moved)."""
-        start, moved, out = prepared.start, prepared.moved, prepared.out
-        changed = {p: o for p, o in moved.items() if o != start.get(p, 0)}
-        if changed or prepared.any_effects:
-            out.summary = write_rows(self.engine, prepared.rows, changed, out.dead, expected=start)
+        out = prepared.out
+        if not prepared.writes_nothing():
+            out.summary = write_rows(
+                self.engine, prepared.rows, prepared.changes(), out.dead, expected=prepared.start
+            )
         return out
 
     def _waited_too_long(self, rec: LogRecord) -> bool:

@@ -55,6 +55,10 @@ class WriteBehind:
             log.info("folding a batch failed (%s); applying it the ordinary way", e)
             self._settle()
             return self._tell(a.apply(records, figures=figures))
+        if self._inflight is not None and prepared.writes_nothing():
+            # Every record waits (for another partition's event): nothing to hand over, so
+            # the batch in flight is not waited for; the next one folds on top of it still.
+            return prepared.out
         if not self._settle():
             # The batch under this one did not commit: fold everything again from the read
             # model, synchronously (BatchApplier.apply retries conflicts and outages).

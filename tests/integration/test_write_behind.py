@@ -6,6 +6,7 @@ fails is applied again with nothing folded on top of it kept."""
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ from duhub.readmodel.writer import read_positions
 from services.aggregate.apply import Applied, BatchApplier
 from services.aggregate.write_behind import WriteBehind
 from tests.infra import fresh_database
+from tests.unit.builders import YIDU, YIDU_T1, hierarchy, ts, visit
 
 PARTITIONS = 4
 BATCH = 400
@@ -104,4 +106,38 @@ def test_a_failed_write_is_applied_again_and_nothing_counts_twice(records, caplo
             )
         finally:
             reference.dispose()
+            engine.dispose()
+
+
+def test_a_batch_that_only_waits_does_not_wait_for_the_write_in_flight() -> None:
+    def record(partition: int, offset: int, msg) -> LogRecord:  # type: ignore[no-untyped-def]
+        msg.recorded_at.CopyFrom(ts(1_700_000_000_000_000_000 + offset))
+        return LogRecord(partition, offset, b"k", msg.SerializeToString(), ingested=True)
+
+    with fresh_database() as url:
+        engine = open_engine(url)
+        try:
+            applier = BatchApplier(engine)
+            writer = WriteBehind(applier)
+            held = threading.Event()
+            real_write = applier.write
+
+            def held_write(prepared):  # type: ignore[no-untyped-def]
+                assert held.wait(30)
+                return real_write(prepared)
+
+            applier.write = held_write  # type: ignore[method-assign]
+            refs = [record(2, i, e) for i, e in enumerate(hierarchy())]
+            writer.apply(refs)
+            assert writer.pending
+            # A visit to a village nobody has registered yet: it waits, and with nothing to
+            # write, the call returns while the reference data is still being written.
+            later = f"{YIDU_T1}-later"
+            waits = writer.apply([record(0, 0, visit(later, event_id="v0", source=YIDU, seq=1))])
+            assert waits.blocked == {0} and waits.records == 0
+            assert writer.pending
+            held.set()
+            writer.close()
+            assert read_positions(engine) == {2: len(refs)} == applier.positions
+        finally:
             engine.dispose()
