@@ -3,7 +3,9 @@ added on top of what the read model holds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Campaign, Problem, Unit
@@ -16,6 +18,18 @@ from duhub.projections.effects import (
     Seen,
     UnitAdded,
 )
+
+V = TypeVar("V")
+
+
+def _found_once(memo: dict[str, V], ask: Callable[[str], V | None], key: str) -> V | None:
+    """Return what `ask` answers for `key`, asking only until it has found it."""
+    found = memo.get(key)
+    if found is None:
+        found = ask(key)
+        if found is not None:
+            memo[key] = found
+    return found
 
 
 class WorkingSet:
@@ -35,20 +49,12 @@ class WorkingSet:
         self._base_campaigns: dict[str, Campaign] = {}
 
     def unit(self, unit_id: str) -> Unit | None:
-        found = self.units.get(unit_id) or self._base_units.get(unit_id)
-        if found is None:
-            found = self.base.unit(unit_id)
-            if found is not None:
-                self._base_units[unit_id] = found
-        return found
+        return self.units.get(unit_id) or _found_once(self._base_units, self.base.unit, unit_id)
 
     def campaign(self, campaign_id: str) -> Campaign | None:
-        found = self.campaigns.get(campaign_id) or self._base_campaigns.get(campaign_id)
-        if found is None:
-            found = self.base.campaign(campaign_id)
-            if found is not None:
-                self._base_campaigns[campaign_id] = found
-        return found
+        return self.campaigns.get(campaign_id) or _found_once(
+            self._base_campaigns, self.base.campaign, campaign_id
+        )
 
     def problem(self, problem_id: str) -> Problem | None:
         return self.problems.get(problem_id) or self.base.problem(problem_id)

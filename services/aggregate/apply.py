@@ -87,6 +87,7 @@ class Prepared:
         return {p: o for p, o in self.moved.items() if o != self.start.get(p, 0)}
 
     def writes_nothing(self) -> bool:
+        """Whether committing it would change nothing (every record waits)."""
         return not self.any_effects and not self.changes()
 
 
