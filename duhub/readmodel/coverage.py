@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, select
 from duhub.domain.events import Nanos, Tier
 from duhub.domain.model import Campaign
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import dbapi_cursor
 from duhub.readmodel.knowledge import load_campaign
 from duhub.readmodel.statistics import NotFound
 from duhub.readmodel.units import resolve_scope
@@ -119,7 +120,7 @@ def _first_covered(
     if as_of is not None:
         sql += f" AND first_recorded_at <= {mark}"
         params.append(as_of)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = dbapi_cursor(conn)
     try:
         cursor.execute(sql, params)
         return {(g, u): at for g, u, at in cursor.fetchall()}

@@ -22,6 +22,7 @@ from duhub.projections.effects import (
 )
 from duhub.projections.timegrid import HOURLY_DEPTHS, NS, bucket_start, grains_at
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import dbapi_cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,17 +341,12 @@ def _bulk_insert(
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
-def _cursor(conn: Connection):  # type: ignore[no-untyped-def]
-    """Return a psycopg2 cursor in the connection's transaction."""
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-
-
 def _execute_values(conn: Connection, sql: str, rows: Sequence[tuple], **kw: object) -> None:  # type: ignore[type-arg]
     """Run `sql` ("... VALUES %s ...") for all rows in one statement (pages of 5,000) on
     PostgreSQL: an executemany would be a round trip per row."""
     from psycopg2.extras import execute_values
 
-    execute_values(_cursor(conn), sql, rows, page_size=5000, **kw)
+    execute_values(dbapi_cursor(conn), sql, rows, page_size=5000, **kw)
 
 
 # Fewer rows than this go in one INSERT ... VALUES instead of a COPY.
@@ -370,7 +366,8 @@ def _copy(
         text = _copy_text(rows)
     # Read in one piece: psycopg2 takes the GIL back for every chunk it reads, and a pipeline
     # folds the next batch meanwhile.
-    _cursor(conn).copy_expert(f"COPY {target} FROM STDIN", io.StringIO(text), size=len(text) + 1)
+    copy = f"COPY {target} FROM STDIN"
+    dbapi_cursor(conn).copy_expert(copy, io.StringIO(text), size=len(text) + 1)
 
 
 def _copy_text(rows: list[tuple[object, ...]]) -> str:
