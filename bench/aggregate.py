@@ -12,6 +12,8 @@ from the first committed position to the last (the worker's start-up, group join
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from duhub.readmodel import schema as s
 from duhub.v1 import events_pb2 as pb
 
 
-def fill_topic(topic: str, records: list[tuple[bytes, bytes]]) -> float:
+def fill_topic(topic: str, records: Iterable[tuple[bytes, bytes]]) -> float:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
@@ -92,6 +94,81 @@ def applied(engine) -> int:  # type: ignore[no-untyped-def]
         )
 
 
+@dataclass
+class WorkerRun:
+    """One Faust worker applying a filled topic to the end."""
+
+    rate: float  # records/s from the first committed position to the last
+    steady_s: float
+    with_startup_s: float
+    peak_mb: float  # VmHWM of the worker (of its last incarnation when it was restarted)
+    restarts: int
+    exits: list[str]
+    # (records applied, RSS MB) sampled along the way: the curve behind the peak.
+    samples: list[tuple[int, float]] = field(default_factory=list)
+
+
+def run_worker_to_end(
+    topic: str,
+    db: str,
+    engine: Any,
+    total: int,
+    workdir: Path,
+    undo: c.Cleanup,
+    *,
+    sample_every: int = 0,
+) -> WorkerRun:
+    """Start `duhub serve aggregate` on `topic` into `db` and wait until every one of the
+    `total` records is applied, watching its memory (`sample_every` records: a curve point)."""
+    t_start = time.perf_counter()
+    log = c.kafka_url(topic)
+
+    def start(i: int) -> c.Proc:
+        args = ("--log", log, "--db", db, "--data-dir", str(workdir))
+        return c.serve("aggregate", *args, log=workdir / f"aggregate-{i}.out")
+
+    # Restarted when it exits, as a supervisor would (it does: see the details).
+    worker = c.Supervised(start, c.FAUST_DEAD)
+    undo.add(worker.stop)
+    # Wait for the schema (the worker creates it), then for every position.
+    t_first = None
+    deadline = time.monotonic() + max(300, total / 200)
+    done = 0
+    peak = 0.0
+    samples: list[tuple[int, float]] = []
+    while time.monotonic() < deadline and worker.restarts <= 5:
+        worker.check()
+        try:
+            done = applied(engine)
+        except Exception:  # noqa: BLE001 - tables not created yet
+            done = 0
+        if done and t_first is None:
+            t_first = time.perf_counter()
+        mem = c.rss_mb(worker.proc.pid)
+        peak = max(peak, mem["peak"])
+        if sample_every and (not samples or done - samples[-1][0] >= sample_every):
+            samples.append((done, round(mem["rss"], 1)))
+        if done >= total:
+            break
+        time.sleep(0.1 if total < 1_000_000 else 1.0)
+    t_done = time.perf_counter()
+    peak = max(peak, c.rss_mb(worker.proc.pid)["peak"])
+    if done < total:
+        tail = "".join(worker.proc.lines[-20:])
+        raise RuntimeError(f"the worker applied {done} of {total} records:\n{tail}")
+    assert t_first is not None
+    steady = t_done - t_first
+    return WorkerRun(
+        total / steady,
+        steady,
+        t_done - t_start,
+        peak,
+        worker.restarts,
+        worker.exits,
+        samples,
+    )
+
+
 def run(ctx: Any) -> None:
     n = ctx.size("aggregate")
     c.ensure_services(kafka=True, pg=True)
@@ -113,44 +190,11 @@ def run(ctx: Any) -> None:
             undo.add(engine.dispose)
             workdir = ctx.workdir / f"aggregate-{rep}"
             workdir.mkdir(parents=True, exist_ok=True)
-            t_start = time.perf_counter()
-            log = c.kafka_url(topic)
-
-            def start(i: int, log: str = log, db: str = db, wd: Path = workdir) -> c.Proc:
-                args = ("--log", log, "--db", db, "--data-dir", str(wd))
-                return c.serve("aggregate", *args, log=wd / f"aggregate-{i}.out")
-
-            # Restarted when it exits, as a supervisor would (it does: see the details).
-            worker = c.Supervised(start, c.FAUST_DEAD)
-            undo.add(worker.stop)
-            # Wait for the schema (the worker creates it), then for every position.
-            t_first = None
-            deadline = time.monotonic() + max(300, total / 200)
-            done = 0
-            peak = 0.0
-            while time.monotonic() < deadline and worker.restarts <= 5:
-                worker.check()
-                try:
-                    done = applied(engine)
-                except Exception:  # noqa: BLE001 - tables not created yet
-                    done = 0
-                if done and t_first is None:
-                    t_first = time.perf_counter()
-                peak = max(peak, c.rss_mb(worker.proc.pid)["peak"])
-                if done >= total:
-                    break
-                time.sleep(0.1)
-            t_done = time.perf_counter()
-            peak = max(peak, c.rss_mb(worker.proc.pid)["peak"])
-            if done < total:
-                tail = "".join(worker.proc.lines[-20:])
-                raise RuntimeError(f"the worker applied {done} of {total} records:\n{tail}")
+            worker = run_worker_to_end(topic, db, engine, total, workdir, undo)
+            rate, steady, peak = worker.rate, worker.steady_s, worker.peak_mb
             with engine.connect() as conn:
                 dead = conn.execute(text("SELECT count(*) FROM dead_letters")).scalar()
                 seen = conn.execute(text("SELECT count(*) FROM events_seen")).scalar()
-            assert t_first is not None
-            steady = t_done - t_first
-            rate = total / steady
             raw_steady, raw_all = raw_consume(topic, total)
             raw_rate = total / raw_steady
         rates.append(rate)
@@ -160,7 +204,7 @@ def run(ctx: Any) -> None:
             {
                 "fill_topic_s": round(fill, 2),
                 "worker_seconds_steady": round(steady, 2),
-                "worker_seconds_with_startup": round(t_done - t_start, 2),
+                "worker_seconds_with_startup": round(worker.with_startup_s, 2),
                 "raw_seconds": round(raw_steady, 2),
                 "raw_seconds_with_startup": round(raw_all, 2),
                 "dead_letters": dead,
@@ -172,7 +216,7 @@ def run(ctx: Any) -> None:
         )
         c.say(
             f"aggregate run {rep + 1}: worker {rate:,.0f} records/s "
-            f"({t_done - t_start:.1f} s with start-up), raw consumer {raw_rate:,.0f}/s; "
+            f"({worker.with_startup_s:.1f} s with start-up), raw consumer {raw_rate:,.0f}/s; "
             f"dead letters {dead}, events seen {seen:,}, peak RSS {peak:.0f} MB, "
             f"worker restarts {worker.restarts}"
         )
