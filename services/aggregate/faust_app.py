@@ -85,6 +85,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
                 mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == spec.topic}
                 if mine:
                     driver.release(set(driver.held) - mine)
+                driver.assigned = mine
                 # The read model is written with blocking SQLAlchemy calls: off the loop.
                 seeks = await asyncio.to_thread(driver.handle, records)
                 for p, offset in seeks.items():
@@ -124,7 +125,9 @@ def _record(message):  # type: ignore[no-untyped-def]
         message.offset,
         message.key or b"",
         message.value,
-        timestamp_ns=int(message.timestamp * 1_000_000_000),
+        # Kafka's timestamps are whole milliseconds: the same nanoseconds as the log's reader
+        # (duhub.log.kafka.to_record) gives, whichever path a record comes by.
+        timestamp_ns=round(message.timestamp * 1000) * 1_000_000,
         ingested=headers.get(ORIGIN_HEADER) == INGEST_ORIGIN,
     )
 
