@@ -2,10 +2,10 @@
 
 - the query server: `duhub serve query` over the large read model, after the 200 req/s load
   of bench.query (its peak over the whole run);
-- the aggregate worker: bench.aggregate reports its Faust worker's peak (at that benchmark's
-  size: a Faust worker through the large log takes far longer than a run allows here); here,
-  the replay of the large log, which folds with the same code (BatchApplier) and so stands
-  for a worker that has applied that many events.
+- the replay of the large log, which folds with the same code (BatchApplier) as the worker.
+
+The Faust worker itself is measured through the whole large log by bench.worker_memory (and
+at the aggregation benchmark's size by bench.aggregate).
 """
 
 from __future__ import annotations
