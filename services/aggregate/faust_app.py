@@ -82,14 +82,18 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
             async with turn:
                 # Held records of partitions a rebalance gave away are the new owner's now
                 # (while a rebalance runs the assignment is empty: keep them meanwhile).
-                mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == spec.topic}
+                mine = _assigned(app, spec.topic)
                 if mine:
                     driver.release(set(driver.held) - mine)
                 driver.assigned = mine
                 # The read model is written with blocking SQLAlchemy calls: off the loop.
                 seeks = await asyncio.to_thread(driver.handle, records)
+                # A partition a rebalance took away meanwhile is not sought (the consumer
+                # refuses it): its new owner starts from the read model's position anyway.
+                still = _assigned(app, spec.topic)
                 for p, offset in seeks.items():
-                    await app.consumer.seek(TP(spec.topic, p), offset)
+                    if p in still:
+                        await app.consumer.seek(TP(spec.topic, p), offset)
         except asyncio.CancelledError:
             raise
         except BaseException:
@@ -115,6 +119,11 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
     return app
+
+
+def _assigned(app: faust.App, topic: str) -> set[int]:
+    """Return the partitions of `topic` this worker owns now (none while it rebalances)."""
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
 
 
 def _record(message):  # type: ignore[no-untyped-def]
@@ -160,12 +169,7 @@ def _watchdog(app: faust.App) -> None:
     while True:
         time.sleep(WATCHDOG_CHECK_S)
         try:
-            assigned = {
-                tp.partition
-                for tp in app.consumer.assignment()
-                if tp.topic == driver.kafka.spec.topic
-            }
-            stalled = driver.stalled(assigned, STALL_S)
+            stalled = driver.stalled(_assigned(app, driver.kafka.spec.topic), STALL_S)
         except Exception:  # not started, or rebalancing: look again later
             continue
         if stalled:
