@@ -85,7 +85,6 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
                 mine = _assigned(app, spec.topic)
                 if mine:
                     driver.release(set(driver.held) - mine)
-                driver.assigned = mine
                 # The read model is written with blocking SQLAlchemy calls: off the loop.
                 seeks = await asyncio.to_thread(driver.handle, records)
                 # A partition a rebalance took away meanwhile is not sought (the consumer
