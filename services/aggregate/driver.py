@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 HOLD_LIMIT = 50_000
 # Records of a waiting partition tried per round: the rest would be decoded for nothing.
 PROBE = 50
+# While partitions wait, records read straight from the log per partition that nobody waits
+# on and that lags behind the log's end: in a backlog, the partition the others wait for (the
+# city's campaigns) would otherwise come only at the consumer's pace, a poll's share at a time.
+READ_AHEAD = 2_000
+# Rounds of reading ahead in one call: then the consumer gets its turn again (a rebalance, new
+# deliveries), and the retry tick or the next delivery goes on from there.
+READ_AHEAD_ROUNDS = 8
 
 
 class ContiguousDriver:
@@ -37,18 +44,39 @@ class ContiguousDriver:
         self.last_handled = time.monotonic()
         self.last: Applied | None = None
         self.held: dict[int, list[LogRecord]] = {}
+        # The partitions this worker owns (set by the app before each call; none: unknown,
+        # and nothing is read ahead).
+        self.assigned: set[int] = set()
+        self.read_ahead = 0  # records read straight from the log (metrics, tests)
         # Whether the last round let a probed partition through (see `handle`).
         self._probes_passed = False
 
     def handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
-        """Apply the records; return {partition: offset} the consumer must seek back to."""
+        """Apply the records; return {partition: offset} the consumer must seek to: back when
+        it skipped ahead of the read model, forward past what was read straight from the log."""
         self.busy = True
         try:
             seeks = self._handle(records)
-            # A partition probed with the head of its held records that got through has the
-            # rest of them here: apply them now, not at the next delivery or retry tick.
-            while self._probes_passed:
-                seeks.update(self._handle([]))
+            rounds = 0
+            read: set[int] = set()
+            while True:
+                # A partition probed with the head of its held records that got through has
+                # the rest of them here: apply them now, not at the next delivery or retry tick.
+                if self._probes_passed:
+                    seeks.update(self._handle([]))
+                    continue
+                ahead = self._read_ahead(seeks) if rounds < READ_AHEAD_ROUNDS else []
+                if not ahead:
+                    break
+                rounds += 1
+                read.update(r.partition for r in ahead)
+                seeks.update(self._handle(ahead))
+            # What was read ahead need not come again: the consumer goes on from there (it
+            # drops what it fetched below the offset sought; its own offsets are only a hint).
+            for p in read - set(seeks):
+                held = self.held.get(p)
+                at = self.applier.positions.get(p, 0)
+                seeks[p] = max(r.offset for r in held) + 1 if held else at
             return seeks
         finally:
             self.busy = False
@@ -124,6 +152,26 @@ class ContiguousDriver:
                 else:
                     self.held[p] = waiting
         return seeks
+
+    def _read_ahead(self, seeks: dict[int, int]) -> list[LogRecord]:
+        """Return records read straight from the log for our partitions that nobody waits
+        on, hold nothing, and lag behind the log's end, when others wait: what the waiting
+        ones need is most likely among them. The consumer delivers those records again later;
+        being below the position by then, they are dropped unread."""
+        if self.last is None or not self.last.blocked or not self.assigned:
+            return []
+        free = self.assigned - self.last.blocked - set(seeks)
+        free -= {p for p, held in self.held.items() if held}
+        if not free:
+            return []
+        ends = self.kafka.end_offsets()
+        out: list[LogRecord] = []
+        for p in sorted(free):
+            at = self.applier.positions.get(p, 0)
+            if ends.get(p, 0) > at:
+                out += self.kafka.read(p, at, READ_AHEAD)
+        self.read_ahead += len(out)
+        return out
 
     def _committed(self, applied: Applied) -> None:
         metrics.observe_applied(applied.records, applied.recorded_at)

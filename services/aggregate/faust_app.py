@@ -85,6 +85,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
                 mine = _assigned(app, spec.topic)
                 if mine:
                     driver.release(set(driver.held) - mine)
+                driver.assigned = mine
                 # The read model is written with blocking SQLAlchemy calls: off the loop.
                 seeks = await asyncio.to_thread(driver.handle, records)
                 # A partition a rebalance took away meanwhile is not sought (the consumer
@@ -92,7 +93,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
                 still = _assigned(app, spec.topic)
                 for p, offset in seeks.items():
                     if p in still:
-                        await app.consumer.seek(TP(spec.topic, p), offset)
+                        await _seek(app.consumer, TP(spec.topic, p), offset)
         except asyncio.CancelledError:
             raise
         except BaseException:
@@ -118,6 +119,27 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
     return app
+
+
+async def _seek(consumer, tp: TP, offset: int) -> None:  # type: ignore[no-untyped-def]
+    """Seek the consumer to `offset` and commit it there at once.
+
+    The driver seeks only to where the read model stands, or past records it applied or
+    holds. Faust commits a partition only up to its first offset it neither acked nor knows
+    as a gap, and the offsets a forward seek skips are never handed over: left to itself, its
+    commits stopped there for good (a restart would hand over the whole backlog again) and
+    the offsets acked after piled up. So the offset sought is committed here, and what Faust
+    keeps below it is let go (an ack below its committed offset is ignored).
+    """
+    await consumer.seek(tp, offset)
+    # Faust's own bookkeeping (faust-streaming 0.15): the commit it makes itself, then the
+    # acked offsets and gaps below it, as a commit of its own would have trimmed them.
+    await consumer._commit({tp: offset})
+    consumer._committed_offset[tp] = offset
+    acked = consumer._acked[tp]
+    acked[:] = [o for o in acked if o >= offset]
+    consumer._acked_index[tp] = set(acked)
+    consumer._gap[tp].chop(0, offset)
 
 
 def _assigned(app: faust.App, topic: str) -> set[int]:

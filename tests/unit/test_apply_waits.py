@@ -134,3 +134,54 @@ def test_the_driver_holds_waiting_records_and_applies_them_when_unblocked(tmp_pa
     assert visits_counted(driver.applier) == 120
     # A city-wide figure includes them once.
     assert statistics(driver.applier.engine, ["visits"], CITY)[0].values["visits"] == 120
+
+
+class Log:
+    """A log of a few partitions, read as the driver reads it straight (read-ahead)."""
+
+    def __init__(self, *records: LogRecord) -> None:
+        self.records = sorted(records, key=lambda r: (r.partition, r.offset))
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, partition: int, offset: int, n: int) -> list[LogRecord]:
+        self.reads.append((partition, offset))
+        mine = [r for r in self.records if r.partition == partition and r.offset >= offset]
+        return mine[:n]
+
+    def end_offsets(self) -> dict[int, int]:
+        ends: dict[int, int] = {}
+        for r in self.records:
+            ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+        return ends
+
+
+def test_a_waiting_partition_gets_what_it_waits_for_read_straight_from_the_log(tmp_path) -> None:
+    applier = setup(tmp_path)
+    # Partition 0's visits name a village that partition 1 registers; the consumer has
+    # delivered partition 0 only (in a backlog it hands partitions over a poll's share at a
+    # time).
+    waiting = visits(30)
+    log = Log(*waiting, new_village())
+    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
+    driver.assigned = {0, 1}
+    seeks = driver.handle(waiting)
+    assert (1, 0) in log.reads and driver.read_ahead == 1
+    assert driver.applier.positions[1] == 1 and driver.applier.positions[0] == 30
+    assert not driver.holding()
+    # The consumer goes on past what was read ahead; what it then delivers below the
+    # position is dropped, never counted twice.
+    assert seeks == {1: 1}
+    driver.handle([new_village(), *waiting])
+    assert visits_counted(driver.applier) == 30
+    assert statistics(driver.applier.engine, ["visits"], CITY)[0].values["visits"] == 30
+
+
+def test_nothing_is_read_ahead_for_partitions_that_are_not_ours(tmp_path) -> None:
+    applier = setup(tmp_path)
+    waiting = visits(30)
+    log = Log(*waiting, new_village())
+    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
+    driver.assigned = {0}  # partition 1 is another worker's
+    assert driver.handle(waiting) == {}
+    assert driver.read_ahead == 0 and not any(p == 1 for p, _ in log.reads)
+    assert len(driver.held[0]) == 30 and visits_counted(driver.applier) == 0
