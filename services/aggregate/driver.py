@@ -171,6 +171,10 @@ class ContiguousDriver:
             if ends.get(p, 0) > at:
                 out += self.kafka.read(p, at, READ_AHEAD)
         self.read_ahead += len(out)
+        if out:
+            log.info(
+                "read %d records ahead of the consumer, from partitions %s", len(out), sorted(free)
+            )
         return out
 
     def _committed(self, applied: Applied) -> None:
