@@ -118,7 +118,9 @@ up() {
   fi
   local deadline=$((SECONDS + START_TIMEOUT))
   while (( SECONDS < deadline )); do
-    broker_pid >/dev/null || { log "broker process exited"; break; }
+    # kill -0, not broker_pid: until the subshell has exec'd java its cmdline is still bash's,
+    # and a cold start (new machine, jars not in the page cache) loses that race.
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { log "broker process exited"; break; }
     answering && { echo "kafka ready at 127.0.0.1:$PORT"; return 0; }
     sleep 1
   done
