@@ -112,11 +112,12 @@ class ContiguousDriver:
         probed: set[int] = set()
         for p, recs in by_partition.items():
             expected = self.applier.positions.get(p, 0)
-            fresh = [recs[o] for o in sorted(recs) if o >= expected]
-            if fresh and fresh[0].offset > expected and not self._real_gap(p, expected):
-                # The consumer resumed past what the read model holds (its committed offset
-                # ran ahead of ours): read again from our position.
-                seeks[p] = expected
+            fresh, missing = self._contiguous(p, expected, [recs[o] for o in sorted(recs)])
+            if missing is not None:
+                # The consumer resumed past what the read model holds, or past what is held
+                # here (its committed offsets ran ahead of ours): fetch again from the hole.
+                seeks[p] = missing
+            if not fresh:
                 continue
             if p in was_blocked and len(fresh) > PROBE:
                 # Still waiting, most likely: try the head, keep the rest unread.
@@ -180,10 +181,29 @@ class ContiguousDriver:
     def _committed(self, applied: Applied) -> None:
         metrics.observe_applied(applied.records, applied.recorded_at)
 
-    def _real_gap(self, partition: int, expected: int) -> bool:
-        """Return whether the log itself holds no record at `expected` (e.g. a control record)."""
-        found = self.kafka.read(partition, expected, 1)
-        return not found or found[0].offset > expected
+    def _contiguous(
+        self, partition: int, expected: int, records: list[LogRecord]
+    ) -> tuple[list[LogRecord], int | None]:
+        """Return the run of `records` (in offset order) that goes on from `expected` without
+        a hole the log itself does not have, and the offset the consumer must fetch from
+        again when records past a hole were left out (None: none were).
+
+        Only this run may be applied: records past a hole would move the position over
+        records never seen, and those would never be counted."""
+        at = expected
+        for i, rec in enumerate(records):
+            if rec.offset < at:
+                continue  # applied before
+            if rec.offset > at and not self._log_skips(partition, at, rec.offset):
+                return [r for r in records[:i] if r.offset >= expected], at
+            at = rec.offset + 1
+        return [r for r in records if r.offset >= expected], None
+
+    def _log_skips(self, partition: int, start: int, stop: int) -> bool:
+        """Return whether the log itself holds no record from `start` up to `stop` (e.g. a
+        transaction's control record), so that the record at `stop` follows on from `start`."""
+        found = self.kafka.read(partition, start, 1)
+        return bool(found) and found[0].offset >= stop
 
     def _dead_letter(self, rec: LogRecord, letter: DeadLetter) -> None:
         # Sent before the read model commits: a crash in between may send it twice, never lose it.
