@@ -89,6 +89,15 @@ class ContiguousDriver:
         ends = self.kafka.end_offsets()
         return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
 
+    def resume_points(self, assigned: set[int]) -> dict[int, int]:
+        """Return {partition: the read model's position} for our partitions that lag behind
+        the log's end and hold nothing here: where the consumer must go on from when it has
+        delivered nothing for a while (it resumed from offsets committed past the read model,
+        as a group that ran before leaves them for a read model started afresh)."""
+        ends = self.kafka.end_offsets()
+        points = {p: self.applier.positions.get(p, 0) for p in assigned if not self.held.get(p)}
+        return {p: at for p, at in points.items() if ends.get(p, 0) > at}
+
     def holding(self) -> bool:
         """Return whether records wait here for an event of another partition, or a batch
         is still being written (both want a `handle([])` when nothing else comes)."""

@@ -35,6 +35,9 @@ RETRY_HELD_S = 0.5
 # 5,000/s no worse (p99 231-246 ms against 302-508 ms uncapped).
 MAX_POLL_RECORDS = 1_000
 EXIT_CRASHED = 70
+# Nothing delivered for this long while our partitions lag behind the log: the consumer is
+# sought back to the read model's positions (once per idle spell: the watchdog takes over).
+RESEEK_S = 5.0
 # No batch for this long while our partitions have records: the consumer is wedged.
 STALL_S = 60.0
 WATCHDOG_CHECK_S = 5.0
@@ -116,6 +119,27 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         # seen through (a failed one applied again).
         if driver.holding() and time.monotonic() - driver.last_handled >= RETRY_HELD_S:
             await handle([])
+
+    resought_at: list[float] = [0.0]  # the driver's last_handled when last sought back
+
+    @app.timer(RESEEK_S)
+    async def resume_lagging() -> None:
+        # A fresh read model beside a group whose commits are at the log's end: the consumer
+        # would deliver nothing, ever (the watchdog restarted the worker every minute).
+        if driver.last_handled == resought_at[0]:
+            return
+        mine = _assigned(app, spec.topic)
+        if not await asyncio.to_thread(driver.stalled, mine, RESEEK_S):
+            return
+        async with turn:
+            points = await asyncio.to_thread(driver.resume_points, mine)
+            still = _assigned(app, spec.topic)
+            for p, offset in points.items():
+                if p in still:
+                    await _seek(app.consumer, TP(spec.topic, p), offset)
+            if points:
+                log.info("nothing delivered for %s s: consumer sought to %s", RESEEK_S, points)
+                resought_at[0] = driver.last_handled
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
     return app

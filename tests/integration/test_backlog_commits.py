@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import create_engine, text
@@ -112,19 +113,27 @@ def commit_ahead(spec: KafkaSpec, fraction: float) -> dict[int, int]:
         consumer.close()
 
 
-def test_every_event_is_counted_when_the_groups_commits_are_ahead(tmp_path: Path) -> None:
+# Part way (the consumer delivers from there and is sought back), or at the log's end (it
+# delivers nothing at all: the worker must notice on its own).
+@pytest.mark.parametrize("fraction", [0.6, 1.0])
+def test_every_event_is_counted_when_the_groups_commits_are_ahead(
+    tmp_path: Path, fraction: float
+) -> None:
     log_url = kafka_log_url(partitions=PARTITIONS)
     spec = KafkaSpec.parse(log_url)
     total = fill(spec)
-    ahead = commit_ahead(spec, 0.6)
+    ahead = commit_ahead(spec, fraction)
     assert sum(ahead.values()) > total // 2  # (a partition no county hashes to stays empty)
     with fresh_database() as db_url:
         worker = serve("aggregate", "--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
         try:
             at = wait_for_positions(db_url, total)
+            log = "".join(worker.output)
         finally:
             worker.stop()
         assert sum(at.values()) == total
+        # Sought back to the read model, not restarted by the watchdog.
+        assert "aggregate worker stops" not in log
         # Each event counted once, none passed over: every offset below a partition's
         # position has its event in the read model (the fill has no duplicates).
         seen = query(db_url, "SELECT partition, count(*) FROM events_seen GROUP BY partition")

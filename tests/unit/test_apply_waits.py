@@ -219,3 +219,31 @@ def test_a_hole_the_log_itself_has_is_passed(tmp_path) -> None:
     driver.assigned = {0, 1}
     assert driver.handle([new_village(), *every]) == {}
     assert driver.applier.positions[0] == 40 and visits_counted(driver.applier) == 35
+
+
+def test_partitions_behind_the_log_resume_from_the_read_model(tmp_path) -> None:
+    # A read model started afresh beside a group committed at the log's end: the consumer
+    # delivers nothing, and the worker must say where to go on from by itself.
+    applier = setup(tmp_path)
+    every = visits(40)
+    log = Log(*every, new_village())
+    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
+    assert driver.resume_points({0, 1}) == {0: 0, 1: 0}
+    assert driver.resume_points({0}) == {0: 0}  # only our own partitions
+    driver.assigned = {0, 1}
+    driver.handle([new_village(), *every[:25]])
+    assert driver.resume_points({0, 1}) == {0: 25}  # partition 1 is at its end
+    driver.handle(every[25:])
+    assert driver.resume_points({0, 1}) == {}
+
+
+def test_a_partition_holding_records_is_not_sent_back(tmp_path) -> None:
+    # Its records wait for another partition's event: the consumer has delivered them.
+    applier = setup(tmp_path)
+    waiting = visits(30)
+    log = Log(*waiting, new_village())
+    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
+    driver.assigned = {0}
+    driver.handle(waiting)
+    assert len(driver.held[0]) == 30
+    assert driver.resume_points({0, 1}) == {1: 0}
