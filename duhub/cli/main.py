@@ -271,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
     if args.command in ("up", "serve", "replay"):
-        from duhub.runtime import tune_gc
+        from duhub.runtime import limit_malloc_arenas, tune_gc
 
+        limit_malloc_arenas()
         tune_gc()
     if args.command not in ("up", "serve"):  # their --tls-dir is the server's
         from duhub.cli import client
