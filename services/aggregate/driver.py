@@ -84,19 +84,24 @@ class ContiguousDriver:
 
     def stalled(self, assigned: set[int], for_s: float) -> bool:
         """Return whether work waits on our partitions while nothing was handled for `for_s`."""
-        if self.busy or time.monotonic() - self.last_handled < for_s or not assigned:
+        if not self._idle_for(for_s) or not assigned:
             return False
         ends = self.kafka.end_offsets()
         return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
 
-    def resume_points(self, assigned: set[int]) -> dict[int, int]:
+    def resume_points(self, assigned: set[int], idle_s: float) -> dict[int, int]:
         """Return {partition: the read model's position} for our partitions that lag behind
-        the log's end and hold nothing here: where the consumer must go on from when it has
-        delivered nothing for a while (it resumed from offsets committed past the read model,
-        as a group that ran before leaves them for a read model started afresh)."""
+        the log's end and hold nothing here, once nothing was handled for `idle_s`: where the
+        consumer must go on from (it resumed from offsets committed past the read model, as
+        a group that ran before leaves them for a read model started afresh)."""
+        if not self._idle_for(idle_s) or not assigned:
+            return {}
         ends = self.kafka.end_offsets()
         points = {p: self.applier.positions.get(p, 0) for p in assigned if not self.held.get(p)}
         return {p: at for p, at in points.items() if ends.get(p, 0) > at}
+
+    def _idle_for(self, seconds: float) -> bool:
+        return not self.busy and time.monotonic() - self.last_handled >= seconds
 
     def holding(self) -> bool:
         """Return whether records wait here for an event of another partition, or a batch

@@ -91,12 +91,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
                 driver.assigned = mine
                 # The read model is written with blocking SQLAlchemy calls: off the loop.
                 seeks = await asyncio.to_thread(driver.handle, records)
-                # A partition a rebalance took away meanwhile is not sought (the consumer
-                # refuses it): its new owner starts from the read model's position anyway.
-                still = _assigned(app, spec.topic)
-                for p, offset in seeks.items():
-                    if p in still:
-                        await _seek(app.consumer, TP(spec.topic, p), offset)
+                await _seek_ours(app, spec.topic, seeks)
         except asyncio.CancelledError:
             raise
         except BaseException:
@@ -120,29 +115,35 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         if driver.holding() and time.monotonic() - driver.last_handled >= RETRY_HELD_S:
             await handle([])
 
-    resought_at: list[float] = [0.0]  # the driver's last_handled when last sought back
+    resought_at = 0.0  # the driver's last_handled when last sought back
 
     @app.timer(RESEEK_S)
     async def resume_lagging() -> None:
         # A fresh read model beside a group whose commits are at the log's end: the consumer
         # would deliver nothing, ever (the watchdog restarted the worker every minute).
-        if driver.last_handled == resought_at[0]:
-            return
-        mine = _assigned(app, spec.topic)
-        if not await asyncio.to_thread(driver.stalled, mine, RESEEK_S):
+        nonlocal resought_at
+        if driver.last_handled == resought_at:
             return
         async with turn:
-            points = await asyncio.to_thread(driver.resume_points, mine)
-            still = _assigned(app, spec.topic)
-            for p, offset in points.items():
-                if p in still:
-                    await _seek(app.consumer, TP(spec.topic, p), offset)
+            mine = _assigned(app, spec.topic)
+            points = await asyncio.to_thread(driver.resume_points, mine, RESEEK_S)
             if points:
+                await _seek_ours(app, spec.topic, points)
                 log.info("nothing delivered for %s s: consumer sought to %s", RESEEK_S, points)
-                resought_at[0] = driver.last_handled
+                resought_at = driver.last_handled
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
     return app
+
+
+async def _seek_ours(app: faust.App, topic: str, seeks: dict[int, int]) -> None:
+    """Seek (and commit) each partition still ours to its offset. One a rebalance took away
+    meanwhile is not sought (the consumer refuses it): its new owner starts from the read
+    model's position anyway."""
+    still = _assigned(app, topic)
+    for p, offset in seeks.items():
+        if p in still:
+            await _seek(app.consumer, TP(topic, p), offset)
 
 
 async def _seek(consumer, tp: TP, offset: int) -> None:  # type: ignore[no-untyped-def]

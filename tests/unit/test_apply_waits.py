@@ -228,13 +228,13 @@ def test_partitions_behind_the_log_resume_from_the_read_model(tmp_path) -> None:
     every = visits(40)
     log = Log(*every, new_village())
     driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    assert driver.resume_points({0, 1}) == {0: 0, 1: 0}
-    assert driver.resume_points({0}) == {0: 0}  # only our own partitions
+    assert driver.resume_points({0, 1}, 0) == {0: 0, 1: 0}
+    assert driver.resume_points({0}, 0) == {0: 0}  # only our own partitions
     driver.assigned = {0, 1}
     driver.handle([new_village(), *every[:25]])
-    assert driver.resume_points({0, 1}) == {0: 25}  # partition 1 is at its end
+    assert driver.resume_points({0, 1}, 0) == {0: 25}  # partition 1 is at its end
     driver.handle(every[25:])
-    assert driver.resume_points({0, 1}) == {}
+    assert driver.resume_points({0, 1}, 0) == {}
 
 
 def test_a_partition_holding_records_is_not_sent_back(tmp_path) -> None:
@@ -246,4 +246,4 @@ def test_a_partition_holding_records_is_not_sent_back(tmp_path) -> None:
     driver.assigned = {0}
     driver.handle(waiting)
     assert len(driver.held[0]) == 30
-    assert driver.resume_points({0, 1}) == {1: 0}
+    assert driver.resume_points({0, 1}, 0) == {1: 0}
