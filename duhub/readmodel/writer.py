@@ -66,6 +66,10 @@ class PositionConflict(RuntimeError):
     """Another worker moved a partition's position: this batch was applied by someone else."""
 
 
+# What a counted figure adds to the rollups: (scope path, metric, area, event time, value).
+CountedRow = tuple[tuple[str, ...], str, str, int, int]
+
+
 @dataclass(slots=True)
 class BatchRows:
     """The rows a batch of effects adds, built without the database (`batch_rows`), so a
@@ -79,11 +83,19 @@ class BatchRows:
     closed: list[tuple[str, int, str, int]]
     letters: list[tuple[object, ...]]
     facts: list[tuple[object, ...]]
-    rollups: list[tuple[object, ...]]
+    counted: list[CountedRow]
     heads: dict[str, tuple[str, bytes, int, str]]  # source -> its chain head's row
     covered: list[tuple[object, ...]]
+    # The rollup rows of `counted`, folded (`rollup_rows`); None until built: a writer in
+    # another process builds them there.
+    rollups: list[tuple[object, ...]] | None = None
     # COPY text rendered ahead per table (PostgreSQL), see `render_copies`.
     copies: dict[str, str] = field(default_factory=dict)
+
+    def with_rollups(self) -> list[tuple[object, ...]]:
+        if self.rollups is None:
+            self.rollups = rollup_rows(self.counted)
+        return self.rollups
 
 
 def write_batch(
@@ -102,15 +114,35 @@ def write_batch(
     return write_rows(engine, batch_rows(effects), positions, dead, expected)
 
 
-def batch_rows(effects: Iterable[Effect]) -> BatchRows:
-    """Return the rows of a batch of effects, folded (one rollup row per key)."""
+def rollup_rows(counted: Iterable[CountedRow]) -> list[tuple[object, ...]]:
+    """Return the rollup rows of a batch's counted figures: one row per key, summed."""
+    rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
+    # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
+    # are looked up per hour.
+    for path, metric, area, at, value in counted:
+        hour = at // HOUR_NS
+        by_depth = _BUCKETS.get(hour)
+        if by_depth is None:
+            if len(_BUCKETS) > 100_000:  # ~11 years of hours: a replay of old data
+                _BUCKETS.clear()
+            by_depth = _BUCKETS[hour] = _buckets_by_depth(hour * HOUR_NS)
+        for depth, scope in enumerate(path):
+            for grain, bucket in by_depth[min(depth, HOURLY_DEPTHS)]:
+                key = (scope, grain, metric, area, bucket)
+                old = rollups.get(key)
+                rollups[key] = (value, 1) if old is None else (old[0] + value, old[1] + 1)
+    return [(*k, v, n) for k, (v, n) in rollups.items()]
+
+
+def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
+    """Return the rows of a batch of effects; with rollups=False the rollup rows are left to
+    be built by whoever writes them (`BatchRows.with_rollups`)."""
     summary = BatchSummary()
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
-    rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
+    counted: list[CountedRow] = []
     heads: dict[str, tuple[str, bytes, int, str]] = {}
     covered: dict[tuple[str, str, str], tuple[int, int]] = {}
-    # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
-    # are looked up per hour, paths rendered once per unit per batch.
+    # Paths rendered once per unit per batch.
     paths: dict[tuple[str, ...], str] = {}
     for e in effects:
         if type(e) is Counted:
@@ -118,18 +150,7 @@ def batch_rows(effects: Iterable[Effect]) -> BatchRows:
             if path is None:
                 path = paths[e.path] = s.unit_path(e.path)
             facts.append((e.metric, e.at, path, e.area, e.value, e.event_id, e.recorded_at))
-            hour = e.at // HOUR_NS
-            by_depth = _BUCKETS.get(hour)
-            if by_depth is None:
-                if len(_BUCKETS) > 100_000:  # ~11 years of hours: a replay of old data
-                    _BUCKETS.clear()
-                by_depth = _BUCKETS[hour] = _buckets_by_depth(hour * HOUR_NS)
-            metric, area, value = e.metric, e.area, e.value
-            for depth, scope in enumerate(e.path):
-                for grain, bucket in by_depth[min(depth, HOURLY_DEPTHS)]:
-                    key = (scope, grain, metric, area, bucket)
-                    old = rollups.get(key)
-                    rollups[key] = (value, 1) if old is None else (old[0] + value, old[1] + 1)
+            counted.append((e.path, e.metric, e.area, e.at, e.value))
             summary.counted += 1
         elif isinstance(e, Seen):
             seen.append(
@@ -190,10 +211,11 @@ def batch_rows(effects: Iterable[Effect]) -> BatchRows:
         closed,
         letters,
         facts,
-        [(*k, v, n) for k, (v, n) in rollups.items()],
+        counted,
         heads,
         # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
         [(*k, v[0], v[1]) for k, v in sorted(covered.items())],
+        rollup_rows(counted) if rollups else None,
     )
 
 
@@ -203,7 +225,7 @@ def render_copies(rows: BatchRows) -> None:
     for name, table_rows in (
         ("events_seen", rows.seen),
         ("facts", rows.facts),
-        ("rollup_deltas", rows.rollups),
+        ("rollup_deltas", rows.with_rollups()),
     ):
         if len(table_rows) >= COPY_FROM:
             rows.copies[name] = _copy_text(table_rows)
@@ -230,7 +252,7 @@ def write_rows(
         _close_problems(conn, rows.closed)
         _bulk_insert(conn, s.letters, ("letter_id",), rows.letters)
         _bulk_insert(conn, s.facts, FACT_COLUMNS, rows.facts, pre.get("facts"))
-        _add_rollups(conn, rows.rollups, pre.get("rollup_deltas"))
+        _add_rollups(conn, rows.with_rollups(), pre.get("rollup_deltas"))
         _add_coverage(conn, rows.covered)
         _set_heads(conn, rows.heads)
         if dead:

@@ -171,11 +171,14 @@ class BatchApplier:
         records: Sequence[LogRecord],
         figures: bool = True,
         overlay: WorkingSet | None = None,
+        *,
+        rollups: bool = True,
     ) -> Prepared:
         """Decode and fold the records from this worker's positions, writing nothing.
 
         `overlay` is the state of a batch still being written (WriteBehind): it answers
-        before the read model, which may or may not hold that batch yet.
+        before the read model, which may or may not hold that batch yet. rollups=False leaves
+        the rollup rows to the writer (`BatchRows.with_rollups`).
         """
         start = dict(self.positions)
         pending: list[tuple[LogRecord, Event | None, str]] = []
@@ -238,7 +241,7 @@ class BatchApplier:
                 break  # all applied, or what they wait for is not in this batch
             pending = waiting
         self._keep_decoded([(rec, event) for rec, event, _ in waiting if event is not None], moved)
-        rows = batch_rows(effects)
+        rows = batch_rows(effects, rollups=rollups)
         if self.engine.dialect.name == "postgresql":
             render_copies(rows)
         return Prepared(start, moved, rows, bool(effects), out, ws, records, figures)
