@@ -13,6 +13,8 @@ from duhub.convert import to_nanos
 from duhub.log.base import EventLog, LogRecord
 from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier
+from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
+from services.aggregate.process_writer import ProcessWriter
 from services.aggregate.write_behind import WriteBehind
 
 BATCH = 20000
@@ -60,11 +62,23 @@ def replay(
     ones need (units, campaigns, problems) but count in no figure.
     """
     applier = BatchApplier(target)
-    writer = WriteBehind(applier)
+    writer = WriteBehind(applier, process=_process_writer(log, target, applier))
     try:
         return _replay(log, applier, writer, until_ns, since_ns, start, on_progress)
     finally:
         writer.close()
+
+
+def _process_writer(log: EventLog, target: Engine, applier: BatchApplier) -> ProcessWriter | None:
+    """A child process to write SQLite's batches, when the backlog is long enough to repay
+    starting it (PostgreSQL is written behind by a thread: it works in its own process)."""
+    if target.dialect.name != "sqlite" or target.url.database in (None, "", ":memory:"):
+        return None
+    ends = log.end_offsets()
+    backlog = sum(max(0, end - applier.positions.get(p, 0)) for p, end in ends.items())
+    if backlog < PROCESS_WRITER_MIN_RECORDS:
+        return None
+    return ProcessWriter(target.url.render_as_string(hide_password=False))
 
 
 def _replay(

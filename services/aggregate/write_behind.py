@@ -14,28 +14,40 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from duhub.log.base import LogRecord
 from services.aggregate.apply import Applied, BatchApplier, Prepared
 
+if TYPE_CHECKING:
+    from services.aggregate.process_writer import ProcessWriter
+
 log = logging.getLogger(__name__)
 
 # Only where the database works outside this process. SQLite writes here, under the GIL it
-# takes back for every row: overlapped, by measure, it came out slower than in turn.
+# takes back for every row: overlapped by a thread, by measure, it came out slower than in
+# turn; a long replay hands SQLite's writes to a child process instead (`ProcessWriter`).
 OVERLAPPING_DIALECTS = ("postgresql",)
 
 
 class WriteBehind:
     def __init__(
-        self, applier: BatchApplier, on_committed: Callable[[Applied], None] | None = None
+        self,
+        applier: BatchApplier,
+        on_committed: Callable[[Applied], None] | None = None,
+        process: ProcessWriter | None = None,
     ) -> None:
         """`on_committed` is told of each batch once it is in the read model (from the
-        writer's thread when it was written behind)."""
+        writer's thread when it was written behind). With `process`, batches are written by
+        that child process (and it is closed with this)."""
         self.applier = applier
         self.on_committed = on_committed
+        self.process = process
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="duhub-write-behind")
         self._inflight: tuple[Future[Applied], Prepared] | None = None
-        self.overlapping = applier.engine.dialect.name in OVERLAPPING_DIALECTS
+        self.overlapping = (
+            process is not None or applier.engine.dialect.name in OVERLAPPING_DIALECTS
+        )
 
     @property
     def pending(self) -> bool:
@@ -48,9 +60,14 @@ class WriteBehind:
         a = self.applier
         if not self.overlapping:
             return self._tell(a.apply(records, figures=figures))
+        if self.process is not None and not self.process.usable:
+            self._settle()  # the child is gone: write in turn from here on
+            return self._tell(a.apply(records, figures=figures))
         overlay = self._inflight[1].ws if self._inflight is not None else None
         try:
-            prepared = a.prepare(records, figures, overlay=overlay)
+            # A child process builds the rollup rows itself: fewer rows to hand over, and
+            # that work off this process's core.
+            prepared = a.prepare(records, figures, overlay=overlay, rollups=self.process is None)
         except Exception as e:  # noqa: BLE001 - e.g. the read model went away meanwhile
             log.info("folding a batch failed (%s); applying it the ordinary way", e)
             self._settle()
@@ -69,7 +86,8 @@ class WriteBehind:
         return prepared.out
 
     def _write(self, prepared: Prepared) -> Applied:
-        return self._tell(self.applier.write(prepared))  # told at once, from the writer's thread
+        write = self.applier.write if self.process is None else self.process.write
+        return self._tell(write(prepared))  # told at once, from the writer's thread
 
     def _tell(self, done: Applied) -> Applied:
         if self.on_committed is not None:
@@ -83,6 +101,8 @@ class WriteBehind:
     def close(self) -> None:
         self.flush()
         self._writer.shutdown(wait=True)
+        if self.process is not None:
+            self.process.close()
 
     def _settle(self) -> bool:
         """Wait for the batch in flight; return False if it had to be applied again."""

@@ -1,0 +1,138 @@
+"""SQLite written behind by a child process (a long replay): the read model it builds is the one
+applying in turn builds; a write that fails, or a writer process that dies, leaves the batch to
+be applied again by the parent, and nothing counts twice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+
+from bench.events import stored_records
+from duhub.log.embedded import EmbeddedLog
+from duhub.readmodel.digest import digest, figure_diffs, table_digests
+from duhub.readmodel.engine import open_engine
+from duhub.readmodel.writer import read_positions
+from services.aggregate import replay as replay_module
+from services.aggregate.apply import Applied, BatchApplier
+from services.aggregate.process_writer import ProcessWriter
+from services.aggregate.write_behind import WriteBehind
+from tests.integration import test_write_behind as in_postgresql
+
+apply_all = in_postgresql.apply_all
+records = in_postgresql.records  # the same stream over 4 partitions (a fixture)
+
+LOGGER = "services.aggregate.write_behind"
+
+
+def sqlite(tmp_path: Path, name: str):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / name}.db"
+    return url, open_engine(url)
+
+
+def test_a_writer_process_builds_the_read_model_applying_in_turn_builds(
+    records, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    _, in_turn = sqlite(tmp_path, "in-turn")
+    url, behind = sqlite(tmp_path, "behind")
+    try:
+        apply_all(BatchApplier(in_turn), records)
+        told: list[Applied] = []
+        writer = WriteBehind(BatchApplier(behind), told.append, process=ProcessWriter(url))
+        assert writer.overlapping
+        apply_all(writer, records)
+        writer.close()
+        # Every record was committed by the child (none applied again by the parent).
+        assert "failed" not in caplog.text
+        assert sum(t.records for t in told) == len(records)
+        assert sum(t.summary.counted for t in told) > 0  # the child's summaries came back
+        assert read_positions(behind) == writer.applier.positions
+        assert digest(table_digests(behind)) == digest(table_digests(in_turn)), figure_diffs(
+            in_turn, behind
+        )
+    finally:
+        in_turn.dispose()
+        behind.dispose()
+
+
+def test_a_write_the_child_could_not_commit_is_applied_again_once(
+    records, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    _, reference = sqlite(tmp_path, "reference")
+    url, engine = sqlite(tmp_path, "target")
+    try:
+        apply_all(BatchApplier(reference), records)
+        writer = WriteBehind(BatchApplier(engine), process=ProcessWriter(url))
+        # Another applier commits the first records before the child's writes land: the
+        # child's compare-and-set of the positions fails for the batches over them.
+        apply_all(BatchApplier(engine), records[:1500])
+        apply_all(writer, records)
+        writer.close()
+        assert "a batch written behind failed (PositionConflict" in caplog.text
+        assert writer.applier.positions == read_positions(engine)
+        assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
+            reference, engine
+        )
+    finally:
+        reference.dispose()
+        engine.dispose()
+
+
+def test_when_the_writer_process_dies_the_parent_writes_the_rest(records, tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    _, reference = sqlite(tmp_path, "reference")
+    url, engine = sqlite(tmp_path, "target")
+    try:
+        apply_all(BatchApplier(reference), records)
+        process = ProcessWriter(url)
+        writer = WriteBehind(BatchApplier(engine), process=process)
+        apply_all(writer, records[:1500])  # a prefix of the stream: what it names is in it
+        assert writer.applier.positions == read_positions(engine)  # written by the child
+        os.kill(process.pid, signal.SIGKILL)
+        # As `duhub replay` runs (SIGPIPE deadly, for `| head`): the next send to the dead
+        # child must fail with an error, not end this process.
+        before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        try:
+            apply_all(writer, records)
+        finally:
+            signal.signal(signal.SIGPIPE, before)
+        writer.close()
+        assert not process.usable
+        # Once: from then on the parent writes in turn rather than try the dead child again.
+        assert caplog.text.count("the writer process is gone") == 1
+        assert writer.applier.positions == read_positions(engine)
+        assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
+            reference, engine
+        )
+    finally:
+        reference.dispose()
+        engine.dispose()
+
+
+def test_replay_starts_a_writer_process_only_for_a_long_log(tmp_path, monkeypatch) -> None:
+    started: list[str] = []
+
+    class Counting(ProcessWriter):
+        def __init__(self, url: str) -> None:
+            started.append(url)
+            super().__init__(url)
+
+    items = list(stored_records(600, seed=9, duplicates_in_log=True)[0])
+    log = EmbeddedLog(tmp_path / "log")
+    log.append(items)
+    monkeypatch.setattr(replay_module, "ProcessWriter", Counting)
+    digests = []
+    for name, least in (("short", len(items) + 1), ("long", len(items))):
+        monkeypatch.setattr(replay_module, "PROCESS_WRITER_MIN_RECORDS", least)
+        _, engine = sqlite(tmp_path, name)
+        try:
+            done = replay_module.replay(log, engine)
+            assert done.done == len(items)
+            digests.append(digest(table_digests(engine)))
+        finally:
+            engine.dispose()
+    assert started == [f"sqlite:///{tmp_path / 'long'}.db"]
+    assert digests[0] == digests[1]
