@@ -183,26 +183,49 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 class PeakWatcher:
-    """Sample a process's RSS now and then (VmHWM is the peak; sampling shows the curve)."""
+    """Sample a process's RSS now and then (VmHWM is the peak; sampling shows the curve).
+
+    Its child processes count too (a long replay writes SQLite from a child): the peak is the
+    sum of each process's own peak, an upper bound of what they held together."""
 
     def __init__(self, pid: int, every: float = 0.5) -> None:
         self.pid, self.every = pid, every
-        self.peak = 0.0
+        self.peaks: dict[int, float] = {}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
+    @property
+    def peak(self) -> float:
+        return sum(self.peaks.values())
+
+    def _sample(self) -> None:
+        for pid in (self.pid, *_descendants(self.pid)):
+            r = rss_mb(pid)
+            self.peaks[pid] = max(self.peaks.get(pid, 0.0), r["peak"], r["rss"])
+
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            r = rss_mb(self.pid)
-            self.peak = max(self.peak, r["peak"], r["rss"])
+            self._sample()
 
     def stop(self) -> float:
-        r = rss_mb(self.pid)
-        self.peak = max(self.peak, r["peak"], r["rss"])
+        self._sample()
         self._stop.set()
         self._t.join(2)
         return self.peak
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return the pids of a process's children, their children, and so on."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError, ValueError):
+            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+            out += kids
+            todo += kids
+    return out
 
 
 # -- processes --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Replay of the embedded log into SQLite, events/s, beside a raw reader that only reads and
 parses the same log. The replay is duhub's own (services/aggregate/replay.py, what `duhub
-replay` runs) in a process of its own, so its peak memory is its own too.
+replay` runs) in a process of its own, so its peak memory is its own too (with the SQLite
+writer process a long replay starts: the peak is their sum).
 
 The logs are written as ingest writes them (bench.events.stored_records through
 `EmbeddedLog.append`) and kept under $DUHUB_BENCH_DIR/cache (deterministic for a size and seed,
@@ -104,6 +105,8 @@ def replay_process(log_dir: Path, db: Path | str) -> dict[str, Any]:
     report = json.loads(out)
     report["process_s"] = round(time.perf_counter() - t0, 2)
     report["peak_rss_mb"] = round(peak, 1)
+    # The replay and its SQLite writer process, when it started one (their sum is the peak).
+    report["peak_rss_mb_by_process"] = [round(v, 1) for v in watch.peaks.values() if v]
     return report
 
 
