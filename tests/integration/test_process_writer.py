@@ -7,7 +7,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
 
 from bench.events import stored_records
 from duhub.log.embedded import EmbeddedLog
@@ -31,85 +35,76 @@ def sqlite(tmp_path: Path, name: str):  # type: ignore[no-untyped-def]
     return url, open_engine(url)
 
 
+@pytest.fixture
+def models(records, tmp_path) -> Iterator[tuple[Engine, str, Engine]]:
+    """(the read model the records give applied in turn, a fresh target's URL, its engine)."""
+    _, reference = sqlite(tmp_path, "reference")
+    url, target = sqlite(tmp_path, "target")
+    try:
+        apply_all(BatchApplier(reference), records)
+        yield reference, url, target
+    finally:
+        reference.dispose()
+        target.dispose()
+
+
+def assert_same_read_model(engine: Engine, reference: Engine, writer: WriteBehind) -> None:
+    assert writer.applier.positions == read_positions(engine)
+    assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
+        reference, engine
+    )
+
+
 def test_a_writer_process_builds_the_read_model_applying_in_turn_builds(
-    records, tmp_path, caplog
+    records, models, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    _, in_turn = sqlite(tmp_path, "in-turn")
-    url, behind = sqlite(tmp_path, "behind")
-    try:
-        apply_all(BatchApplier(in_turn), records)
-        told: list[Applied] = []
-        writer = WriteBehind(BatchApplier(behind), told.append, process=ProcessWriter(url))
-        assert writer.overlapping
-        apply_all(writer, records)
-        writer.close()
-        # Every record was committed by the child (none applied again by the parent).
-        assert "failed" not in caplog.text
-        assert sum(t.records for t in told) == len(records)
-        assert sum(t.summary.counted for t in told) > 0  # the child's summaries came back
-        assert read_positions(behind) == writer.applier.positions
-        assert digest(table_digests(behind)) == digest(table_digests(in_turn)), figure_diffs(
-            in_turn, behind
-        )
-    finally:
-        in_turn.dispose()
-        behind.dispose()
+    reference, url, engine = models
+    told: list[Applied] = []
+    writer = WriteBehind(BatchApplier(engine), told.append, process=ProcessWriter(url))
+    assert writer.overlapping
+    apply_all(writer, records)
+    writer.close()
+    # Every record was committed by the child (none applied again by the parent).
+    assert "failed" not in caplog.text
+    assert sum(t.records for t in told) == len(records)
+    assert sum(t.summary.counted for t in told) > 0  # the child's summaries came back
+    assert_same_read_model(engine, reference, writer)
 
 
-def test_a_write_the_child_could_not_commit_is_applied_again_once(
-    records, tmp_path, caplog
-) -> None:
+def test_a_write_the_child_could_not_commit_is_applied_again_once(records, models, caplog) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    _, reference = sqlite(tmp_path, "reference")
-    url, engine = sqlite(tmp_path, "target")
-    try:
-        apply_all(BatchApplier(reference), records)
-        writer = WriteBehind(BatchApplier(engine), process=ProcessWriter(url))
-        # Another applier commits the first records before the child's writes land: the
-        # child's compare-and-set of the positions fails for the batches over them.
-        apply_all(BatchApplier(engine), records[:1500])
-        apply_all(writer, records)
-        writer.close()
-        assert "a batch written behind failed (PositionConflict" in caplog.text
-        assert writer.applier.positions == read_positions(engine)
-        assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
-            reference, engine
-        )
-    finally:
-        reference.dispose()
-        engine.dispose()
+    reference, url, engine = models
+    writer = WriteBehind(BatchApplier(engine), process=ProcessWriter(url))
+    # Another applier commits the first records before the child's writes land: the child's
+    # compare-and-set of the positions fails for the batches over them.
+    apply_all(BatchApplier(engine), records[:1500])
+    apply_all(writer, records)
+    writer.close()
+    assert "a batch written behind failed (PositionConflict" in caplog.text
+    assert_same_read_model(engine, reference, writer)
 
 
-def test_when_the_writer_process_dies_the_parent_writes_the_rest(records, tmp_path, caplog) -> None:
+def test_when_the_writer_process_dies_the_parent_writes_the_rest(records, models, caplog) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    _, reference = sqlite(tmp_path, "reference")
-    url, engine = sqlite(tmp_path, "target")
+    reference, url, engine = models
+    process = ProcessWriter(url)
+    writer = WriteBehind(BatchApplier(engine), process=process)
+    apply_all(writer, records[:1500])  # a prefix of the stream: what it names is in it
+    assert writer.applier.positions == read_positions(engine)  # written by the child
+    os.kill(process.pid, signal.SIGKILL)
+    # As `duhub replay` runs (SIGPIPE deadly, for `| head`): the next send to the dead child
+    # must fail with an error, not end this process.
+    before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        apply_all(BatchApplier(reference), records)
-        process = ProcessWriter(url)
-        writer = WriteBehind(BatchApplier(engine), process=process)
-        apply_all(writer, records[:1500])  # a prefix of the stream: what it names is in it
-        assert writer.applier.positions == read_positions(engine)  # written by the child
-        os.kill(process.pid, signal.SIGKILL)
-        # As `duhub replay` runs (SIGPIPE deadly, for `| head`): the next send to the dead
-        # child must fail with an error, not end this process.
-        before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        try:
-            apply_all(writer, records)
-        finally:
-            signal.signal(signal.SIGPIPE, before)
-        writer.close()
-        assert not process.usable
-        # Once: from then on the parent writes in turn rather than try the dead child again.
-        assert caplog.text.count("the writer process is gone") == 1
-        assert writer.applier.positions == read_positions(engine)
-        assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
-            reference, engine
-        )
+        apply_all(writer, records)
     finally:
-        reference.dispose()
-        engine.dispose()
+        signal.signal(signal.SIGPIPE, before)
+    writer.close()
+    assert not process.usable
+    # Once: from then on the parent writes in turn rather than try the dead child again.
+    assert caplog.text.count("the writer process is gone") == 1
+    assert_same_read_model(engine, reference, writer)
 
 
 def test_replay_starts_a_writer_process_only_for_a_long_log(tmp_path, monkeypatch) -> None:
