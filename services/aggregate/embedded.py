@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from kafka.errors import KafkaError
 from sqlalchemy import Engine
@@ -14,9 +15,15 @@ from duhub import metrics
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog
 from services.aggregate.apply import BatchApplier
+from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
+
+if TYPE_CHECKING:
+    from services.aggregate.replay import ReplayProgress
 
 log = logging.getLogger(__name__)
 
+# A backlog this long is caught up the way replay applies a log (see `catch_up`).
+LONG_BACKLOG = PROCESS_WRITER_MIN_RECORDS
 # How long a partition waiting on another one rests before it is read again.
 BLOCKED_PAUSE_S = 0.05
 # Fault fix: a log that cannot be read for now (a Kafka broker restarting) is read again after
@@ -65,6 +72,21 @@ class LogTailer:
         """Apply until the read model holds everything the log held when called."""
         target = self.log.end_offsets()
         total = 0
+        backlog = sum(max(0, end - self.positions.get(p, 0)) for p, end in target.items())
+        if backlog >= LONG_BACKLOG:
+            # A long way behind (a read model started afresh beside a long log): as replay
+            # does it, in big batches written behind (from a child process on SQLite).
+            from services.aggregate.replay import replay
+
+            caught = 0
+
+            def progress(p: ReplayProgress) -> None:
+                nonlocal caught
+                metrics.observe_applied(p.done - caught, ())
+                caught = p.done
+
+            total = replay(self.log, self.engine, on_progress=progress).done
+            self.applier.refresh()
         while any(self.positions.get(p, 0) < end for p, end in target.items()):
             total += self.step()
         return total

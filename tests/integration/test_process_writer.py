@@ -18,8 +18,10 @@ from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel.digest import digest, figure_diffs, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import read_positions
+from services.aggregate import embedded
 from services.aggregate import replay as replay_module
 from services.aggregate.apply import Applied, BatchApplier
+from services.aggregate.embedded import LogTailer
 from services.aggregate.process_writer import ProcessWriter
 from services.aggregate.write_behind import WriteBehind
 from tests.integration import test_write_behind as in_postgresql
@@ -107,27 +109,61 @@ def test_when_the_writer_process_dies_the_parent_writes_the_rest(records, models
     assert_same_read_model(engine, reference, writer)
 
 
-def test_replay_starts_a_writer_process_only_for_a_long_log(tmp_path, monkeypatch) -> None:
-    started: list[str] = []
+@pytest.fixture
+def started(monkeypatch) -> list[str]:
+    """The URLs of the writer processes replay starts from now on."""
+    urls: list[str] = []
 
     class Counting(ProcessWriter):
         def __init__(self, url: str) -> None:
-            started.append(url)
+            urls.append(url)
             super().__init__(url)
 
+    monkeypatch.setattr(replay_module, "ProcessWriter", Counting)
+    return urls
+
+
+@pytest.fixture
+def log_600(tmp_path) -> tuple[EmbeddedLog, int]:
     items = list(stored_records(600, seed=9, duplicates_in_log=True)[0])
     log = EmbeddedLog(tmp_path / "log")
     log.append(items)
-    monkeypatch.setattr(replay_module, "ProcessWriter", Counting)
+    return log, len(items)
+
+
+def test_replay_starts_a_writer_process_only_for_a_long_log(
+    tmp_path, monkeypatch, started, log_600
+) -> None:
+    log, n = log_600
     digests = []
-    for name, least in (("short", len(items) + 1), ("long", len(items))):
+    for name, least in (("short", n + 1), ("long", n)):
         monkeypatch.setattr(replay_module, "PROCESS_WRITER_MIN_RECORDS", least)
         _, engine = sqlite(tmp_path, name)
         try:
             done = replay_module.replay(log, engine)
-            assert done.done == len(items)
+            assert done.done == n
             digests.append(digest(table_digests(engine)))
         finally:
             engine.dispose()
     assert started == [f"sqlite:///{tmp_path / 'long'}.db"]
+    assert digests[0] == digests[1]
+
+
+def test_a_hub_far_behind_its_log_catches_up_as_replay_does(
+    tmp_path, monkeypatch, started, log_600
+) -> None:
+    log, n = log_600
+    monkeypatch.setattr(replay_module, "PROCESS_WRITER_MIN_RECORDS", 1)
+    digests = []
+    for name, long_backlog in (("in-turn", n + 1), ("far-behind", n)):
+        monkeypatch.setattr(embedded, "LONG_BACKLOG", long_backlog)
+        _, engine = sqlite(tmp_path, name)
+        try:
+            tailer = LogTailer(log, engine)
+            assert tailer.catch_up() == n
+            assert tailer.positions == read_positions(engine) == {0: n}
+            digests.append(digest(table_digests(engine)))
+        finally:
+            engine.dispose()
+    assert started == [f"sqlite:///{tmp_path / 'far-behind'}.db"]
     assert digests[0] == digests[1]
