@@ -446,9 +446,14 @@ def drop_database(url: str) -> None:
 
     name = url.rsplit("/", 1)[1]
     admin = _admin_engine()
-    with contextlib.suppress(Exception), admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except Exception as e:  # noqa: BLE001 - say so: the next run's start drops it
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        say(f"could not drop database {name} ({reason}); the next run drops it")
+    finally:
+        admin.dispose()
 
 
 def drop_stale_databases(prefix: str = "duhub_bench_") -> None:
