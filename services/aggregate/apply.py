@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -36,6 +37,12 @@ from duhub.readmodel.writer import (
 )
 
 log = logging.getLogger(__name__)
+
+# Commits a batch's rows with its positions: (rows, positions, dead letters, expected
+# positions) -> what it changed. `write_rows` on an engine, or a writer process's.
+RowsWriter = Callable[
+    [BatchRows, Mapping[int, int], Sequence[DeadLetter], Mapping[int, int]], BatchSummary
+]
 
 # The effects that make figures (as opposed to state the rules look at).
 FIGURES = (Counted, Covered)
@@ -255,13 +262,13 @@ class BatchApplier:
             kept = {k: e for k, e in kept.items() if k[1] >= moved.get(k[0], 0)}
             self._decoded = kept if len(kept) <= KEEP_DECODED else {}
 
-    def write(self, prepared: Prepared) -> Applied:
-        """Commit a prepared batch with its positions (PositionConflict if they moved)."""
+    def write(self, prepared: Prepared, via: RowsWriter | None = None) -> Applied:
+        """Commit a prepared batch with its positions (PositionConflict if they moved); `via`
+        writes the rows elsewhere (a writer process) instead of through this engine."""
         out = prepared.out
         if not prepared.writes_nothing():
-            out.summary = write_rows(
-                self.engine, prepared.rows, prepared.changes(), out.dead, expected=prepared.start
-            )
+            write = via if via is not None else partial(write_rows, self.engine)
+            out.summary = write(prepared.rows, prepared.changes(), out.dead, prepared.start)
         return out
 
     def _waited_too_long(self, rec: LogRecord) -> bool:

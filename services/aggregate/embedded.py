@@ -72,11 +72,11 @@ class LogTailer:
         """Apply until the read model holds everything the log held when called."""
         target = self.log.end_offsets()
         total = 0
-        backlog = sum(max(0, end - self.positions.get(p, 0)) for p, end in target.items())
-        if backlog >= LONG_BACKLOG:
+        from services.aggregate.replay import backlog, replay
+
+        if backlog(target, self.positions) >= LONG_BACKLOG:
             # A long way behind (a read model started afresh beside a long log): as replay
             # does it, in big batches written behind (from a child process on SQLite).
-            from services.aggregate.replay import replay
 
             caught = 0
 

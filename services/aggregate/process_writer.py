@@ -12,18 +12,16 @@ does); it answers with the batch's summary, or with why it failed, and the paren
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.aggregate.apply import Applied, Prepared
-
-log = logging.getLogger(__name__)
+from duhub.readmodel.writer import BatchRows, BatchSummary, DeadLetter
 
 # Below this many records the child's start (a fresh interpreter importing the writer,
 # about a second) costs more than overlapping the writes saves.
@@ -60,23 +58,25 @@ class ProcessWriter:
         self._answers = self._sock.makefile("rb")
         self.usable = True
 
-    def write(self, prepared: Prepared) -> Applied:
-        """Commit a prepared batch with its positions in the child; raise WriteFailed (with
-        the child's reason: another writer moved the positions, the database refused) if it
-        did not commit."""
-        out = prepared.out
-        if prepared.writes_nothing():
-            return out
+    def write_rows(
+        self,
+        rows: BatchRows,
+        positions: Mapping[int, int],
+        dead: Sequence[DeadLetter],
+        expected: Mapping[int, int],
+    ) -> BatchSummary:
+        """`write_rows` in the child (a `RowsWriter` for `BatchApplier.write`); raise
+        WriteFailed with the child's reason (another writer moved the positions, the database
+        refused) if it did not commit."""
         try:
-            _send(self._sock, (prepared.rows, prepared.changes(), out.dead, prepared.start))
+            _send(self._sock, (rows, positions, dead, expected))
             ok, answer = pickle.load(self._answers)
         except (EOFError, OSError, pickle.UnpicklingError) as e:
             self.usable = False
             raise WriteFailed(f"the writer process is gone ({e or type(e).__name__})") from None
         if not ok:
             raise WriteFailed(answer)
-        out.summary = answer
-        return out
+        return answer  # type: ignore[no-any-return]
 
     @property
     def pid(self) -> int:

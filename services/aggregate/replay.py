@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -62,20 +62,25 @@ def replay(
     ones need (units, campaigns, problems) but count in no figure.
     """
     applier = BatchApplier(target)
-    writer = WriteBehind(applier, process=_process_writer(log, target, applier))
+    ends = log.end_offsets()
+    total = backlog(ends, applier.positions)
+    writer = WriteBehind(applier, process=_process_writer(target, total))
     try:
-        return _replay(log, applier, writer, until_ns, since_ns, start, on_progress)
+        return _replay(log, applier, writer, ends, total, until_ns, since_ns, start, on_progress)
     finally:
         writer.close()
 
 
-def _process_writer(log: EventLog, target: Engine, applier: BatchApplier) -> ProcessWriter | None:
+def backlog(ends: Mapping[int, int], positions: Mapping[int, int]) -> int:
+    """Return how many records lie between the positions and the log's ends."""
+    return sum(max(0, end - positions.get(p, 0)) for p, end in ends.items())
+
+
+def _process_writer(target: Engine, backlog: int) -> ProcessWriter | None:
     """A child process to write SQLite's batches, when the backlog is long enough to repay
     starting it (PostgreSQL is written behind by a thread: it works in its own process)."""
     if target.dialect.name != "sqlite" or target.url.database in (None, "", ":memory:"):
         return None
-    ends = log.end_offsets()
-    backlog = sum(max(0, end - applier.positions.get(p, 0)) for p, end in ends.items())
     if backlog < PROCESS_WRITER_MIN_RECORDS:
         return None
     return ProcessWriter(target.url.render_as_string(hide_password=False))
@@ -85,15 +90,14 @@ def _replay(
     log: EventLog,
     applier: BatchApplier,
     writer: WriteBehind,
+    ends: dict[int, int],
+    total: int,
     until_ns: int | None,
     since_ns: int | None,
     start: dict[int, int] | None,
     on_progress: Callable[[ReplayProgress], None] | None,
 ) -> ReplayProgress:
     start = start or {}
-    ends = log.end_offsets()
-    begin = {p: applier.positions.get(p, 0) for p in ends}
-    total = sum(max(0, ends[p] - begin[p]) for p in ends)
     t0 = time.monotonic()
     done = 0
     progress = ReplayProgress(0, total, 0.0)

@@ -58,10 +58,9 @@ class WriteBehind:
         """Fold `records` and hand them to the writer; return what the fold found (which
         partitions wait, dead letters). The applier's positions move on at once."""
         a = self.applier
-        if not self.overlapping:
-            return self._tell(a.apply(records, figures=figures))
-        if self.process is not None and not self.process.usable:
-            self._settle()  # the child is gone: write in turn from here on
+        if not self.overlapping or (self.process is not None and not self.process.usable):
+            # In turn (from here on, when the writer process is gone).
+            self._settle()
             return self._tell(a.apply(records, figures=figures))
         overlay = self._inflight[1].ws if self._inflight is not None else None
         try:
@@ -86,8 +85,9 @@ class WriteBehind:
         return prepared.out
 
     def _write(self, prepared: Prepared) -> Applied:
-        write = self.applier.write if self.process is None else self.process.write
-        return self._tell(write(prepared))  # told at once, from the writer's thread
+        via = self.process.write_rows if self.process is not None else None
+        # Told at once, from the writer's thread.
+        return self._tell(self.applier.write(prepared, via))
 
     def _tell(self, done: Applied) -> Applied:
         if self.on_committed is not None:

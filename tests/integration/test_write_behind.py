@@ -122,9 +122,9 @@ def test_a_batch_that_only_waits_does_not_wait_for_the_write_in_flight() -> None
             held = threading.Event()
             real_write = applier.write
 
-            def held_write(prepared):  # type: ignore[no-untyped-def]
+            def held_write(prepared, via=None):  # type: ignore[no-untyped-def]
                 assert held.wait(30)
-                return real_write(prepared)
+                return real_write(prepared, via)
 
             applier.write = held_write  # type: ignore[method-assign]
             refs = [record(2, i, e) for i, e in enumerate(hierarchy())]
