@@ -77,8 +77,8 @@ def test_write_behind_builds_the_read_model_applying_in_turn_builds(records, cap
             # Each batch was folded on the one before it, never against a read model that did
             # not hold it yet (which the read model's keys would refuse, forcing a retry).
             assert "failed" not in caplog.text
-            assert digest(table_digests(behind)) == digest(table_digests(in_turn)), (
-                figure_diffs(in_turn, behind)
+            assert digest(table_digests(behind)) == digest(table_digests(in_turn)), figure_diffs(
+                in_turn, behind
             )
         finally:
             in_turn.dispose()
@@ -101,8 +101,8 @@ def test_a_failed_write_is_applied_again_and_nothing_counts_twice(records, caplo
             writer.close()
             assert "a batch written behind failed" in caplog.text
             assert writer.applier.positions == read_positions(engine)
-            assert digest(table_digests(engine)) == digest(table_digests(reference)), (
-                figure_diffs(reference, engine)
+            assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
+                reference, engine
             )
         finally:
             reference.dispose()
@@ -140,4 +140,99 @@ def test_a_batch_that_only_waits_does_not_wait_for_the_write_in_flight() -> None
             writer.close()
             assert read_positions(engine) == {2: len(refs)} == applier.positions
         finally:
+            engine.dispose()
+
+
+class HeldWrites:
+    """Hold an applier's writes until released, counting those that started."""
+
+    def __init__(self, applier: BatchApplier) -> None:
+        self.release = threading.Event()
+        self.started = 0
+        real_write = applier.write
+
+        def held_write(prepared, via=None):  # type: ignore[no-untyped-def]
+            self.started += 1
+            assert self.release.wait(30)
+            return real_write(prepared, via)
+
+        applier.write = held_write  # type: ignore[method-assign]
+
+
+def returns_within(seconds: float, call) -> bool:  # type: ignore[no-untyped-def]
+    """Run `call` in a thread; return whether it returned within `seconds` (it runs on)."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (call(), done.set()), daemon=True).start()
+    return done.wait(seconds)
+
+
+def test_the_next_batch_does_not_wait_for_the_write_in_flight_but_the_third_does(
+    records,
+) -> None:
+    with fresh_database() as reference_url, fresh_database() as url:
+        reference, engine = open_engine(reference_url), open_engine(url)
+        try:
+            applier = BatchApplier(engine)
+            writer = WriteBehind(applier)
+            held = HeldWrites(applier)
+            writer.apply(next(batches(records, applier.positions)))
+            # Folded on top of the first while it is still being written: handed over too.
+            assert returns_within(
+                10, lambda: writer.apply(next(batches(records, applier.positions)))
+            )
+            # A third waits until the first is committed (at most two in flight).
+            third = next(batches(records, applier.positions))
+            assert not returns_within(0.5, lambda: writer.apply(third))
+            assert held.started == 1 and read_positions(engine) == {}
+            held.release.set()
+            apply_all(writer, records)
+            writer.close()
+            apply_all(BatchApplier(reference), records)
+            assert applier.positions == read_positions(engine) == read_positions(reference)
+            assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
+                reference, engine
+            )
+        finally:
+            reference.dispose()
+            engine.dispose()
+
+
+def test_when_the_older_of_two_writes_in_flight_fails_both_are_applied_again(
+    records, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.aggregate.write_behind")
+    with fresh_database() as reference_url, fresh_database() as url:
+        reference, engine = open_engine(reference_url), open_engine(url)
+        try:
+            applier = BatchApplier(engine)
+            told: list[Applied] = []
+            writer = WriteBehind(applier, on_committed=told.append)
+            held = HeldWrites(applier)
+            writer.apply(next(batches(records, applier.positions)))
+            writer.apply(next(batches(records, applier.positions)))
+            assert len(writer._inflight) == 2
+            # Meanwhile another worker applies the first 150 records: both writes in flight
+            # conflict on the positions (the second was folded on the first).
+            two = dict(applier.positions)
+            other = BatchApplier(engine)
+            apply_all(other, records[:150])
+            held.release.set()
+            writer.flush()
+            # Both applied again without being delivered again (a consumer moved on); records
+            # they left waiting may have gone through this time.
+            assert read_positions(engine) == applier.positions
+            for p in two | other.positions:
+                assert applier.positions[p] >= max(two.get(p, 0), other.positions.get(p, 0))
+            apply_all(writer, records)
+            writer.close()
+            assert caplog.text.count("a batch written behind failed") == 1
+            apply_all(BatchApplier(reference), records)
+            assert applier.positions == read_positions(engine) == read_positions(reference)
+            # Each record counted once: by the other worker, or told once by this one.
+            assert sum(t.records for t in told) == len(records) - 150
+            assert digest(table_digests(engine)) == digest(table_digests(reference)), figure_diffs(
+                reference, engine
+            )
+        finally:
+            reference.dispose()
             engine.dispose()
