@@ -122,24 +122,25 @@ class WriteBehind:
                 future.result()
             except Exception as e:  # noqa: BLE001 - any failure: the ordinary path decides
                 log.info("a batch written behind failed (%s); applying it again", e)
-                self._apply_again([prepared] + [p for _, p in self._inflight])
+                self._apply_again(prepared)
                 return False
             if self._inflight:
                 # The next one was folded on this one, which is in the read model now.
                 self._inflight[0][1].ws.base = self.applier.knowledge
         return True
 
-    def _apply_again(self, batches: list[Prepared]) -> None:
-        """Apply these batches (oldest first) the ordinary way, from where the first started:
-        those after a failed one were folded on it, whether or not their own writes landed."""
-        for future, _ in self._inflight:
+    def _apply_again(self, failed: Prepared) -> None:
+        """Apply the failed batch and every batch still in flight after it (all folded on
+        it, whether or not their own writes landed) the ordinary way, oldest first."""
+        after = list(self._inflight)
+        self._inflight.clear()
+        for future, _ in after:
             # Let them finish first (a later one fails its positions check, or landed because
             # the failed one's commit did after all: then it is skipped below).
             future.exception()
-        self._inflight.clear()
         a = self.applier
-        # The ordinary path asks the read model again when its positions moved (the commit
-        # may have happened after all) or it is away.
-        a.positions = dict(batches[0].start)
-        for prepared in batches:
+        # From where the failed one started; the ordinary path asks the read model again when
+        # its positions moved (the commit may have happened after all) or it is away.
+        a.positions = dict(failed.start)
+        for prepared in [failed, *(p for _, p in after)]:
             self._tell(a.apply(prepared.records, figures=prepared.figures))

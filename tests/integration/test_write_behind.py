@@ -109,40 +109,6 @@ def test_a_failed_write_is_applied_again_and_nothing_counts_twice(records, caplo
             engine.dispose()
 
 
-def test_a_batch_that_only_waits_does_not_wait_for_the_write_in_flight() -> None:
-    def record(partition: int, offset: int, msg) -> LogRecord:  # type: ignore[no-untyped-def]
-        msg.recorded_at.CopyFrom(ts(1_700_000_000_000_000_000 + offset))
-        return LogRecord(partition, offset, b"k", msg.SerializeToString(), ingested=True)
-
-    with fresh_database() as url:
-        engine = open_engine(url)
-        try:
-            applier = BatchApplier(engine)
-            writer = WriteBehind(applier)
-            held = threading.Event()
-            real_write = applier.write
-
-            def held_write(prepared, via=None):  # type: ignore[no-untyped-def]
-                assert held.wait(30)
-                return real_write(prepared, via)
-
-            applier.write = held_write  # type: ignore[method-assign]
-            refs = [record(2, i, e) for i, e in enumerate(hierarchy())]
-            writer.apply(refs)
-            assert writer.pending
-            # A visit to a village nobody has registered yet: it waits, and with nothing to
-            # write, the call returns while the reference data is still being written.
-            later = f"{YIDU_T1}-later"
-            waits = writer.apply([record(0, 0, visit(later, event_id="v0", source=YIDU, seq=1))])
-            assert waits.blocked == {0} and waits.records == 0
-            assert writer.pending
-            held.set()
-            writer.close()
-            assert read_positions(engine) == {2: len(refs)} == applier.positions
-        finally:
-            engine.dispose()
-
-
 class HeldWrites:
     """Hold an applier's writes until released, counting those that started."""
 
@@ -164,6 +130,33 @@ def returns_within(seconds: float, call) -> bool:  # type: ignore[no-untyped-def
     done = threading.Event()
     threading.Thread(target=lambda: (call(), done.set()), daemon=True).start()
     return done.wait(seconds)
+
+
+def test_a_batch_that_only_waits_does_not_wait_for_the_write_in_flight() -> None:
+    def record(partition: int, offset: int, msg) -> LogRecord:  # type: ignore[no-untyped-def]
+        msg.recorded_at.CopyFrom(ts(1_700_000_000_000_000_000 + offset))
+        return LogRecord(partition, offset, b"k", msg.SerializeToString(), ingested=True)
+
+    with fresh_database() as url:
+        engine = open_engine(url)
+        try:
+            applier = BatchApplier(engine)
+            writer = WriteBehind(applier)
+            held = HeldWrites(applier)
+            refs = [record(2, i, e) for i, e in enumerate(hierarchy())]
+            writer.apply(refs)
+            assert writer.pending
+            # A visit to a village nobody has registered yet: it waits, and with nothing to
+            # write, the call returns while the reference data is still being written.
+            later = f"{YIDU_T1}-later"
+            waits = writer.apply([record(0, 0, visit(later, event_id="v0", source=YIDU, seq=1))])
+            assert waits.blocked == {0} and waits.records == 0
+            assert writer.pending
+            held.release.set()
+            writer.close()
+            assert read_positions(engine) == {2: len(refs)} == applier.positions
+        finally:
+            engine.dispose()
 
 
 def test_the_next_batch_does_not_wait_for_the_write_in_flight_but_the_third_does(
