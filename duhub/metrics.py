@@ -64,8 +64,6 @@ DEPENDENCY_UP = Gauge(
     "duhub_dependency_up", "1 while the health probe reaches the dependency", ["dependency"]
 )
 
-_RESULTS = {1: "accepted", 2: "duplicate", 3: "rejected"}  # duhub.v1.Result values
-
 
 def start_metrics(listen: str) -> str:
     """Serve /metrics on HOST:PORT (port 0: any); return its URL."""
@@ -96,10 +94,14 @@ def observe_publish(response: Any, seconds: float) -> None:
     """Count the answers of one publish call (a duhub.v1.PublishResponse)."""
     INGEST_BATCH.observe(seconds)
     INGEST_REQUESTS.labels("OK").inc()
-    for r in response.results:
-        INGEST_EVENTS.labels(_RESULTS.get(r.result, "unknown")).inc()
-        if r.result == 3:
-            INGEST_REJECTIONS.labels(r.field or "unknown").inc()
+    # The response's counts, not a label lookup per event: this runs for every batch.
+    for name in ("accepted", "duplicate", "rejected"):
+        if n := getattr(response, name):
+            INGEST_EVENTS.labels(name).inc(n)
+    if response.rejected:
+        for r in response.results:
+            if r.result == 3:
+                INGEST_REJECTIONS.labels(r.field or "unknown").inc()
 
 
 def observe_applied(records: int, recorded_at_ns: Iterable[int]) -> None:

@@ -11,12 +11,18 @@ from duhub.projections.working_set import WorkingSet
 
 
 def fold(
-    event: Event, ws: WorkingSet, now: Nanos, *, allow_reference: bool = False
+    event: Event,
+    ws: WorkingSet,
+    now: Nanos,
+    *,
+    allow_reference: bool = False,
+    rollups: bool = True,
 ) -> tuple[Verdict, list[Effect]]:
-    """Check the event against `ws`; when accepted, apply its effects to `ws` and return them."""
+    """Check the event against `ws`; when accepted, apply its effects to `ws` and return them
+    (without the rollups' when `rollups` is False: see `project`)."""
     verdict = rules.check(event, ws, now, allow_reference=allow_reference)
     if verdict is not rules.ACCEPTED:
         return verdict, []
-    effects = project(event, ws)
+    effects = project(event, ws, rollups=rollups)
     ws.apply(effects)
     return verdict, effects

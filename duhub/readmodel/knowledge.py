@@ -43,10 +43,20 @@ def _lookup(
     return out
 
 
+UNIT_COLUMNS = "unit_id, parent_id, level, name, path, sample, local_code"
+
+
 def unit_from_row(row) -> Unit:  # type: ignore[no-untyped-def]
+    """A Unit from a row of `units` (SQLAlchemy's, or plain DB-API's: SQLite gives 0/1)."""
     path = tuple(p for p in row.path.split("/") if p)
     return Unit(
-        row.unit_id, row.parent_id, Level(row.level), row.name, path, row.sample, row.local_code
+        row.unit_id,
+        row.parent_id,
+        Level(row.level),
+        row.name,
+        path,
+        bool(row.sample),
+        bool(row.local_code),
     )
 
 
@@ -96,12 +106,14 @@ class ReadModelKnowledge:
         named = {u for u in named if u and u not in self._units}
         campaign_ids = {c for c in campaign_ids if c and c not in self._campaigns}
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(named)):
-                for row in conn.execute(select(s.units).where(s.units.c.unit_id.in_(chunk))):
-                    self._units[row.unit_id] = unit_from_row(row)
+            # (Units a batch names that are not registered yet are asked for again by the next
+            # batch, so this runs often: plain DB-API, like the rest.)
+            sql = f"SELECT {UNIT_COLUMNS} FROM units WHERE unit_id {{keys}}"
+            for row in _lookup(conn, sql, sorted(named)):
+                self._units[row.unit_id] = unit_from_row(row)
             self._absent = {u for u in named if u not in self._units}
-            q = select(s.campaigns.c.campaign_id).where(s.campaigns.c.campaign_id.in_(campaign_ids))
-            stored = {r.campaign_id for r in conn.execute(q)} if campaign_ids else set()
+            sql = "SELECT campaign_id FROM campaigns WHERE campaign_id {keys}"
+            stored = {r[0] for r in _lookup(conn, sql, sorted(campaign_ids))}
             self._absent_campaigns = campaign_ids - stored
             self._digests = dict.fromkeys(ids)
             sql = "SELECT event_id, digest FROM events_seen WHERE event_id {keys}"

@@ -142,6 +142,7 @@ class Prepared:
     decoded: list[tuple[int, pb.Event, Event]]
     knowledge: ReadModelKnowledge
     ticket: int  # drawn before the read model was asked
+    now: int  # the hub's time when it took the batch: the events are decoded stamped with it
 
 
 class Ingestor:
@@ -212,6 +213,9 @@ class Ingestor:
             raise BatchTooLarge(f"events: more than {MAX_BATCH} events in one batch")
         results: list[ipb.EventResult] = []
         decoded: list[tuple[int, pb.Event, Event]] = []
+        # Stamped as they are decoded, not again under the lock: `commit` stamps anew only
+        # when another batch took a later time first (concurrent streams).
+        now = self.clock()
         for i, msg in enumerate(events):
             # An id too long to be valid is echoed cut short: answers stay small.
             results.append(ipb.EventResult(event_id=msg.event_id[:MAX_EVENT_ID]))
@@ -219,7 +223,7 @@ class Ingestor:
                 _reject(results[i], msg.field, msg.reason)
                 continue
             try:
-                decoded.append((i, msg, event_from_pb(msg)))
+                decoded.append((i, msg, event_from_pb(msg, recorded_at=now)))
             except InvalidEvent as e:
                 _reject(results[i], e.field, e.reason)
         knowledge = self._take()
@@ -229,7 +233,7 @@ class Ingestor:
         except BaseException:
             self._give(knowledge)
             raise
-        return Prepared(results, decoded, knowledge, ticket)
+        return Prepared(results, decoded, knowledge, ticket, now)
 
     def commit(self, prepared: Prepared, *, allow_reference: bool = False) -> list[ipb.EventResult]:
         """Check a prepared batch against all accepted before it, append what passes, and
@@ -257,16 +261,21 @@ class Ingestor:
             # what the tail let go as applied. Fetch again, now.
             prepared.knowledge.prefetch([e for _, _, e in decoded])
         self._base.current = prepared.knowledge
-        now = self._last_now = max(self.clock(), self._last_now)
+        # recorded_at never goes back in log order.
+        now = self._last_now = max(prepared.now, self._last_now)
+        restamp = now != prepared.now
+        recorded_at = from_nanos(now)
         batch = WorkingSet(self._tail.knowledge())
         accepted: list[tuple[int, bytes]] = []
         for i, msg, event in decoded:
-            event = event.stamped(now)
-            verdict, _ = fold(event, batch, now, allow_reference=allow_reference)
+            if restamp:
+                event = event.stamped(now)
+            # Only the state the next checks need: the rollups are the aggregator's.
+            verdict, _ = fold(event, batch, now, allow_reference=allow_reference, rollups=False)
             if verdict.kind == "accepted":
                 stored = pb.Event()
                 stored.CopyFrom(msg)
-                stored.recorded_at.CopyFrom(from_nanos(now))
+                stored.recorded_at.CopyFrom(recorded_at)
                 # Link the source's hash chain: a later edit, deletion, insertion or swap
                 # of its events breaks a link that `duhub audit verify` finds.
                 stored.prev_hash = batch.source_head(msg.source) or b""

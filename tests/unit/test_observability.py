@@ -13,6 +13,7 @@ from duhub.health import Check, HealthMonitor, flag_check
 from duhub.logs import JsonFormatter
 from duhub.metrics import LagCollector, observe_applied, observe_publish
 from duhub.v1 import ingest_pb2 as ipb
+from services.ingest.ingestor import summarize
 
 
 def test_json_logs_are_one_object_per_line_with_extra_fields() -> None:
@@ -84,8 +85,8 @@ def _sample(name: str, **labels: str) -> float:
 def test_publish_answers_and_applied_records_are_counted() -> None:
     before = _sample("duhub_ingest_rejections_total", field="seq")
     accepted = _sample("duhub_ingest_events_total", result="accepted")
-    response = ipb.PublishResponse(
-        results=[
+    response = summarize(  # as ingest answers: the counts come with the results
+        [
             ipb.EventResult(event_id="a", result=ipb.RESULT_ACCEPTED),
             ipb.EventResult(event_id="b", result=ipb.RESULT_REJECTED, field="seq", reason="x"),
         ]

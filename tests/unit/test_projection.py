@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from duhub.domain import events as ev
@@ -231,3 +233,35 @@ def test_project_refuses_what_the_rules_never_checked() -> None:
         project(E(ev.AccountabilityImposed("nowhere", "grain", 1)), ws)
     with pytest.raises(MissingReference):
         project(E(ev.ProblemRectified("never-found")), ws)
+
+
+def _state(ws: WorkingSet) -> tuple:
+    return (ws.units, ws.campaigns, ws.problems, ws.letters, ws.digests, ws.seqs, ws.heads)
+
+
+def test_without_rollups_the_same_state_is_kept_and_only_the_counts_left_out() -> None:
+    # Ingest folds with rollups=False: its next checks must see exactly what the aggregator's
+    # do, or it would accept (or refuse) differently.
+    found_at = at("2022-11-05")
+    events = [
+        E(ev.OrgUnitRegistered("420581101202", YIDU_T1, Level.VILLAGE, "v2"), source=YIDU),
+        E(ev.CampaignLaunched("flu", "flu", "epidemic", STARTS, ENDS, ())),
+        E(ev.SupervisionVisit("vax", "c1", YIDU, "vaccination", 2), occurred_at=STARTS + DAY),
+        E(ev.ProblemFound("p1", YIDU_V1, "ecology", "vax"), source=YIDU, occurred_at=found_at),
+        E(ev.ProblemRectified("p1"), occurred_at=found_at + DAY),
+        E(ev.AccountabilityImposed(YIDU_T1, "grain", 3), source=YIDU),
+        E(ev.SanctionImposed(YIDU_T1, "grain", 4), source=YIDU),
+        E(ev.TalkHeld(YIDU_T1, "grain", TalkKind.ADMONISHMENT, 5), source=YIDU),
+        E(ev.RecommendationIssued("L1", YIDU_T1, "grain"), source=YIDU),
+        E(ev.RegulationImproved(YIDU_T1, "grain", 6), source=YIDU),
+    ]
+    full = world()
+    lean = copy.deepcopy(full)  # (a second world() would draw other ids)
+    for e in events:
+        v1, with_rollups = fold(e, full, NOW)
+        v2, without = fold(e, lean, NOW, rollups=False)
+        assert v1 == v2 and v1.kind == "accepted", (e, v1, v2)
+        assert without == [x for x in with_rollups if not isinstance(x, Counted | Covered)]
+        assert _state(lean) == _state(full)
+    assert counted(with_rollups) and not counted(without)  # the last one counts something
+    assert lean.problem("p1").rectified_at == found_at + DAY and lean.has_letter("L1")

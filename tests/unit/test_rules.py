@@ -355,3 +355,20 @@ def test_check_future_boundary() -> None:
     assert rules.check(_visit(YIDU, YIDU_T1, NOW + DAY), k, NOW).kind == "accepted"
     v = rules.check(_visit(YIDU, YIDU_T1, NOW + DAY + 1), k, NOW)
     assert (v.kind, v.field) == ("rejected", "occurred_at")
+
+
+def test_recorded_at_never_goes_back_when_an_older_batch_commits_last(hub: Pipeline) -> None:
+    # Concurrent streams: batches are stamped when prepared, and one prepared earlier may
+    # commit after one prepared later. The log's recorded_at must still not go back.
+    end = hub.end()
+    early = hub.ingestor.prepare([visit(YIDU, event_id="o1", seq=60)])
+    hub.clock.now = NOW + HOUR
+    late = hub.ingestor.prepare([visit(YIDU, event_id="o2", seq=61)])
+    assert kinds(hub.ingestor.commit(late)) == ["accepted"]
+    assert kinds(hub.ingestor.commit(early)) == ["accepted"]
+    stored = [pb.Event.FromString(r.value) for r in hub.log.read(0, end, 10)]
+    assert [(e.event_id, e.recorded_at) for e in stored] == [
+        ("o2", ts(NOW + HOUR)), ("o1", ts(NOW + HOUR))]
+    hub.tailer.catch_up()  # and the read model counts it at the time it was logged with
+    assert statistics(hub.engine, ["visits"], YIDU, as_of=NOW + HOUR - 1)[0].values == {
+        "visits": statistics(hub.engine, ["visits"], YIDU, as_of=NOW - 1)[0].values["visits"]}
