@@ -447,11 +447,19 @@ def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     admin = _admin_engine()
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except Exception as e:  # noqa: BLE001 - say so: the next run's start drops it
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        say(f"could not drop database {name} ({reason}); the next run drops it")
+        # FORCE cannot end a backend of another role: after the 10M run, an autovacuum
+        # worker on the database refused it once. Those end soon; try a few times.
+        for attempt in range(5):
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                return
+            except Exception as e:  # noqa: BLE001 - say so: the next run's start drops it
+                if attempt == 4:
+                    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    say(f"could not drop database {name} ({reason}); the next run drops it")
+                else:
+                    time.sleep(3)
     finally:
         admin.dispose()
 
