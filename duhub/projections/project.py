@@ -71,10 +71,29 @@ def project(event: Event, k: Knowledge, *, rollups: bool = True) -> list[Effect]
                 )
             )
         )
-    elif isinstance(p, ev.SupervisionVisit):
-        if not rollups:
-            return out
-        out.append(_count(event, k, p.unit_id, m.VISITS, p.area, 1))
+    elif isinstance(p, ev.ProblemFound):
+        out.append(
+            ProblemAdded(
+                Problem(p.problem_id, p.unit_id, p.area, event.occurred_at), event.event_id
+            )
+        )
+    elif isinstance(p, ev.ProblemRectified):
+        _problem(k, p.problem_id)
+        out.append(
+            ProblemClosed(p.problem_id, event.occurred_at, event.event_id, event.recorded_at)
+        )
+    elif isinstance(p, ev.RecommendationIssued):
+        out.append(LetterAdded(p.letter_id))
+    if rollups:
+        out += _figures(event, k)
+    return out
+
+
+def _figures(event: Event, k: Knowledge) -> list[Effect]:
+    """The effects only the rollups take: counts, and coverage marks."""
+    p = event.payload
+    if isinstance(p, ev.SupervisionVisit):
+        out: list[Effect] = [_count(event, k, p.unit_id, m.VISITS, p.area, 1)]
         campaign = k.campaign(p.campaign_id) if p.campaign_id else None
         if campaign is not None and campaign.covers(p.group_id, p.unit_id, event.occurred_at):
             out.append(
@@ -87,40 +106,34 @@ def project(event: Event, k: Knowledge, *, rollups: bool = True) -> list[Effect]
                     event.event_id,
                 )
             )
-    elif isinstance(p, ev.ProblemFound):
-        out.append(
-            ProblemAdded(
-                Problem(p.problem_id, p.unit_id, p.area, event.occurred_at), event.event_id
-            )
-        )
-        if rollups:
-            out.append(_count(event, k, p.unit_id, m.PROBLEMS_FOUND, p.area, 1))
-    elif isinstance(p, ev.ProblemRectified):
-        problem = k.problem(p.problem_id)
-        if problem is None:
-            raise MissingReference(f"problem {p.problem_id}")
-        out.append(
-            ProblemClosed(p.problem_id, event.occurred_at, event.event_id, event.recorded_at)
-        )
+        return out
+    if isinstance(p, ev.ProblemFound):
+        return [_count(event, k, p.unit_id, m.PROBLEMS_FOUND, p.area, 1)]
+    if isinstance(p, ev.ProblemRectified):
         # Counted for the unit and area of the problem it closes, at its own event time.
-        if rollups:
-            out.append(_count(event, k, problem.unit_id, m.PROBLEMS_RECTIFIED, problem.area, 1))
-    elif isinstance(p, ev.RecommendationIssued):
-        out.append(LetterAdded(p.letter_id))
-        if rollups:
-            out.append(_count(event, k, p.unit_id, m.RECOMMENDATIONS, p.area, 1))
-    elif not rollups:
-        pass  # the rest are counts and nothing else
-    elif isinstance(p, ev.AccountabilityImposed):
-        out.append(_count(event, k, p.unit_id, m.ACCOUNTABILITY_PERSONS, p.area, p.persons))
-    elif isinstance(p, ev.SanctionImposed):
-        out.append(_count(event, k, p.unit_id, m.SANCTIONED_PERSONS, p.area, p.persons))
-    elif isinstance(p, ev.TalkHeld):
-        out.append(_count(event, k, p.unit_id, m.TALK_PERSONS, p.area, p.persons))
-        out.append(_count(event, k, p.unit_id, m.TALK_PERSONS_BY_KIND[p.kind], p.area, p.persons))
-    elif isinstance(p, ev.RegulationImproved):
-        out.append(_count(event, k, p.unit_id, m.REGULATIONS_IMPROVED, p.area, p.count))
-    return out
+        problem = _problem(k, p.problem_id)
+        return [_count(event, k, problem.unit_id, m.PROBLEMS_RECTIFIED, problem.area, 1)]
+    if isinstance(p, ev.AccountabilityImposed):
+        return [_count(event, k, p.unit_id, m.ACCOUNTABILITY_PERSONS, p.area, p.persons)]
+    if isinstance(p, ev.SanctionImposed):
+        return [_count(event, k, p.unit_id, m.SANCTIONED_PERSONS, p.area, p.persons)]
+    if isinstance(p, ev.TalkHeld):
+        return [
+            _count(event, k, p.unit_id, m.TALK_PERSONS, p.area, p.persons),
+            _count(event, k, p.unit_id, m.TALK_PERSONS_BY_KIND[p.kind], p.area, p.persons),
+        ]
+    if isinstance(p, ev.RecommendationIssued):
+        return [_count(event, k, p.unit_id, m.RECOMMENDATIONS, p.area, 1)]
+    if isinstance(p, ev.RegulationImproved):
+        return [_count(event, k, p.unit_id, m.REGULATIONS_IMPROVED, p.area, p.count)]
+    return []
+
+
+def _problem(k: Knowledge, problem_id: str) -> Problem:
+    problem = k.problem(problem_id)
+    if problem is None:
+        raise MissingReference(f"problem {problem_id}")
+    return problem
 
 
 def _unit(k: Knowledge, unit_id: str) -> Unit:

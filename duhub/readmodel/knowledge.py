@@ -43,9 +43,6 @@ def _lookup(
     return out
 
 
-UNIT_COLUMNS = "unit_id, parent_id, level, name, path, sample, local_code"
-
-
 def unit_from_row(row) -> Unit:  # type: ignore[no-untyped-def]
     """A Unit from a row of `units` (SQLAlchemy's, or plain DB-API's: SQLite gives 0/1)."""
     path = tuple(p for p in row.path.split("/") if p)
@@ -108,7 +105,10 @@ class ReadModelKnowledge:
         with self.engine.connect() as conn:
             # (Units a batch names that are not registered yet are asked for again by the next
             # batch, so this runs often: plain DB-API, like the rest.)
-            sql = f"SELECT {UNIT_COLUMNS} FROM units WHERE unit_id {{keys}}"
+            sql = (
+                "SELECT unit_id, parent_id, level, name, path, sample, local_code FROM units "
+                "WHERE unit_id {keys}"
+            )
             for row in _lookup(conn, sql, sorted(named)):
                 self._units[row.unit_id] = unit_from_row(row)
             self._absent = {u for u in named if u not in self._units}
