@@ -185,7 +185,8 @@ class BatchApplier:
 
         `overlay` is the state of a batch still being written (WriteBehind): it answers
         before the read model, which may or may not hold that batch yet. rollups=False leaves
-        the rollup rows to the writer (`BatchRows.with_rollups`).
+        the rollup rows to the writer (`BatchRows.with_rollups`); PostgreSQL always sums them
+        itself from the batch's facts (`writer.ROLLUPS_FROM_FACTS`).
         """
         start = dict(self.positions)
         pending: list[tuple[LogRecord, Event | None, str]] = []
@@ -248,9 +249,11 @@ class BatchApplier:
                 break  # all applied, or what they wait for is not in this batch
             pending = waiting
         self._keep_decoded([(rec, event) for rec, event, _ in waiting if event is not None], moved)
-        rows = batch_rows(effects, rollups=rollups)
         if self.engine.dialect.name == "postgresql":
+            rows = batch_rows(effects, rollups=False)  # PostgreSQL sums them itself
             render_copies(rows)
+        else:
+            rows = batch_rows(effects, rollups=rollups)
         return Prepared(start, moved, rows, bool(effects), out, ws, records, figures)
 
     def _keep_decoded(self, waiting: list[tuple[LogRecord, Event]], moved: dict[int, int]) -> None:
