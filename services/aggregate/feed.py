@@ -39,6 +39,8 @@ class Reader(Protocol):
 
 
 class Feed:
+    """One worker's loop: `step` is called over and over from a thread of its own."""
+
     def __init__(
         self,
         driver: ContiguousDriver,

@@ -62,6 +62,3 @@ class PartitionReader:
             for records in got.values():
                 out += [to_record(m) for m in records]
         return out
-
-    def close(self) -> None:
-        self._consumer.close()
