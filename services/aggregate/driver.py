@@ -1,5 +1,5 @@
-"""Feed records that a Kafka consumer delivered to the BatchApplier, keeping each partition
-contiguous with the read model's position, whatever the consumer's own offsets say."""
+"""Feed records read from Kafka to the BatchApplier, keeping each partition contiguous with
+the read model's position, whatever was delivered."""
 
 from __future__ import annotations
 
@@ -19,21 +19,17 @@ from services.aggregate.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
-# Records held per partition while it waits for another partition's event.
-HOLD_LIMIT = 50_000
+# Records held per partition while it waits for another partition's event. A partition
+# holding this many is not read further until they are applied (`Feed` takes it out of the
+# reader's assignment): memory stays bounded however long it waits (12 partitions holding
+# 50,000 each took the worker past 500 MB, 10,000 each to 504 MB by 6.6M records).
+HOLD_LIMIT = 2_000
 # Records of a waiting partition tried per round: the rest would be decoded for nothing.
 PROBE = 50
-# While partitions wait, records read straight from the log per partition that nobody waits
-# on and that lags behind the log's end: in a backlog, the partition the others wait for (the
-# city's campaigns) would otherwise come only at the consumer's pace, a poll's share at a time.
-READ_AHEAD = 2_000
-# Rounds of reading ahead in one call: then the consumer gets its turn again (a rebalance, new
-# deliveries), and the retry tick or the next delivery goes on from there.
-READ_AHEAD_ROUNDS = 8
 
 
 class ContiguousDriver:
-    """Apply what a consumer delivers; say where to seek when it skipped ahead or held back."""
+    """Apply what a reader delivers; say where to seek when it skipped ahead or held back."""
 
     def __init__(self, kafka: KafkaLog, engine: Engine) -> None:
         self.kafka = kafka
@@ -44,39 +40,19 @@ class ContiguousDriver:
         self.last_handled = time.monotonic()
         self.last: Applied | None = None
         self.held: dict[int, list[LogRecord]] = {}
-        # The partitions this worker owns (set by the app before each call; none: unknown,
-        # and nothing is read ahead).
-        self.assigned: set[int] = set()
-        self.read_ahead = 0  # records read straight from the log (metrics, tests)
         # Whether the last round let a probed partition through (see `handle`).
         self._probes_passed = False
 
     def handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
-        """Apply the records; return {partition: offset} the consumer must seek to: back when
-        it skipped ahead of the read model, forward past what was read straight from the log."""
+        """Apply the records; return {partition: offset} the reader must seek back to, where
+        it skipped ahead of the read model."""
         self.busy = True
         try:
             seeks = self._handle(records)
-            rounds = 0
-            read: set[int] = set()
-            while True:
-                # A partition probed with the head of its held records that got through has
-                # the rest of them here: apply them now, not at the next delivery or retry tick.
-                if self._probes_passed:
-                    seeks.update(self._handle([]))
-                    continue
-                ahead = self._read_ahead(seeks) if rounds < READ_AHEAD_ROUNDS else []
-                if not ahead:
-                    break
-                rounds += 1
-                read.update(r.partition for r in ahead)
-                seeks.update(self._handle(ahead))
-            # What was read ahead need not come again: the consumer goes on from there (it
-            # drops what it fetched below the offset sought; its own offsets are only a hint).
-            for p in read - set(seeks):
-                held = self.held.get(p)
-                at = self.applier.positions.get(p, 0)
-                seeks[p] = max(r.offset for r in held) + 1 if held else at
+            # A partition probed with the head of its held records that got through has the
+            # rest of them here: apply them now, not at the next delivery or retry tick.
+            while self._probes_passed:
+                seeks.update(self._handle([]))
             return seeks
         finally:
             self.busy = False
@@ -89,17 +65,6 @@ class ContiguousDriver:
         ends = self.kafka.end_offsets()
         return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
 
-    def resume_points(self, assigned: set[int], idle_s: float) -> dict[int, int]:
-        """Return {partition: the read model's position} for our partitions that lag behind
-        the log's end and hold nothing here, once nothing was handled for `idle_s`: where the
-        consumer must go on from (it resumed from offsets committed past the read model, as
-        a group that ran before leaves them for a read model started afresh)."""
-        if not self._idle_for(idle_s) or not assigned:
-            return {}
-        ends = self.kafka.end_offsets()
-        points = {p: self.applier.positions.get(p, 0) for p in assigned if not self.held.get(p)}
-        return {p: at for p, at in points.items() if ends.get(p, 0) > at}
-
     def _idle_for(self, seconds: float) -> bool:
         return not self.busy and time.monotonic() - self.last_handled >= seconds
 
@@ -108,13 +73,22 @@ class ContiguousDriver:
         is still being written (both want a `handle([])` when nothing else comes)."""
         return any(self.held.values()) or self.writer.pending
 
+    def full(self) -> set[int]:
+        """Return the partitions that hold as much as they may: not to be read for now."""
+        return {p for p, held in self.held.items() if len(held) >= HOLD_LIMIT}
+
+    def next_offset(self, partition: int) -> int:
+        """Return where reading `partition` goes on: past what is held, or the position."""
+        held = self.held.get(partition)
+        return held[-1].offset + 1 if held else self.applier.positions.get(partition, 0)
+
     def release(self, partitions: set[int]) -> None:
         """Forget what is held for these partitions (no longer ours)."""
         for p in partitions:
             self.held.pop(p, None)
 
     def _handle(self, records: Sequence[LogRecord]) -> dict[int, int]:
-        # Records a partition could not apply yet go first, then what the consumer delivered
+        # Records a partition could not apply yet go first, then what the reader delivered
         # (a record it delivers again after a seek is taken once).
         by_partition: dict[int, dict[int, LogRecord]] = defaultdict(dict)
         for rec in [r for held in self.held.values() for r in held] + list(records):
@@ -128,8 +102,8 @@ class ContiguousDriver:
             expected = self.applier.positions.get(p, 0)
             fresh, missing = self._contiguous(p, expected, [recs[o] for o in sorted(recs)])
             if missing is not None:
-                # The consumer resumed past what the read model holds, or past what is held
-                # here (its committed offsets ran ahead of ours): fetch again from the hole.
+                # The reader went on past what the read model holds, or past what is held
+                # here: fetch again from the hole.
                 seeks[p] = missing
             if not fresh:
                 continue
@@ -155,42 +129,14 @@ class ContiguousDriver:
         self._probes_passed = self.last is not None and bool(probed - self.last.blocked)
         if self.last is not None:
             for p in self.last.blocked:
-                # Held here rather than fetched again: a seek drops what the consumer has in
-                # flight and costs a round of fetches (and aiokafka's fetcher has crashed after
-                # seeks, robinhood/aiokafka#19). Past the limit, memory wins: seek.
+                # Held here (in offset order, from the position on) rather than read again.
+                # Past the limit the rest is let go: the partition is not read while it holds
+                # all it may, then goes on past what it holds (`full`, `next_offset`).
                 at = self.applier.positions.get(p, 0)
                 waiting = [r for r in admitted if r.partition == p and r.offset >= at]
                 waiting += self.held.get(p, [])
-                if len(waiting) > HOLD_LIMIT:
-                    seeks[p] = at
-                    self.held.pop(p, None)
-                else:
-                    self.held[p] = waiting
+                self.held[p] = waiting[:HOLD_LIMIT]
         return seeks
-
-    def _read_ahead(self, seeks: dict[int, int]) -> list[LogRecord]:
-        """Return records read straight from the log for our partitions that nobody waits
-        on, hold nothing, and lag behind the log's end, when others wait: what the waiting
-        ones need is most likely among them. The consumer delivers those records again later;
-        being below the position by then, they are dropped unread."""
-        if self.last is None or not self.last.blocked or not self.assigned:
-            return []
-        free = self.assigned - self.last.blocked - set(seeks)
-        free -= {p for p, held in self.held.items() if held}
-        if not free:
-            return []
-        ends = self.kafka.end_offsets()
-        out: list[LogRecord] = []
-        for p in sorted(free):
-            at = self.applier.positions.get(p, 0)
-            if ends.get(p, 0) > at:
-                out += self.kafka.read(p, at, READ_AHEAD)
-        self.read_ahead += len(out)
-        if out:
-            log.info(
-                "read %d records ahead of the consumer, from partitions %s", len(out), sorted(free)
-            )
-        return out
 
     def _committed(self, applied: Applied) -> None:
         metrics.observe_applied(applied.records, applied.recorded_at)
@@ -199,7 +145,7 @@ class ContiguousDriver:
         self, partition: int, expected: int, records: list[LogRecord]
     ) -> tuple[list[LogRecord], int | None]:
         """Return the run of `records` (in offset order) that goes on from `expected` without
-        a hole the log itself does not have, and the offset the consumer must fetch from
+        a hole the log itself does not have, and the offset the reader must fetch from
         again when records past a hole were left out (None: none were).
 
         Only this run may be applied: records past a hole would move the position over

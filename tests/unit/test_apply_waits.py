@@ -137,7 +137,7 @@ def test_the_driver_holds_waiting_records_and_applies_them_when_unblocked(tmp_pa
 
 
 class Log:
-    """A log of a few partitions, read as the driver reads it straight (read-ahead)."""
+    """A log of a few partitions, as the driver asks it whether a hole is the log's own."""
 
     def __init__(self, *records: LogRecord) -> None:
         self.records = sorted(records, key=lambda r: (r.partition, r.offset))
@@ -155,38 +155,6 @@ class Log:
         return ends
 
 
-def test_a_waiting_partition_gets_what_it_waits_for_read_straight_from_the_log(tmp_path) -> None:
-    applier = setup(tmp_path)
-    # Partition 0's visits name a village that partition 1 registers; the consumer has
-    # delivered partition 0 only (in a backlog it hands partitions over a poll's share at a
-    # time).
-    waiting = visits(30)
-    log = Log(*waiting, new_village())
-    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    driver.assigned = {0, 1}
-    seeks = driver.handle(waiting)
-    assert (1, 0) in log.reads and driver.read_ahead == 1
-    assert driver.applier.positions[1] == 1 and driver.applier.positions[0] == 30
-    assert not driver.holding()
-    # The consumer goes on past what was read ahead; what it then delivers below the
-    # position is dropped, never counted twice.
-    assert seeks == {1: 1}
-    driver.handle([new_village(), *waiting])
-    assert visits_counted(driver.applier) == 30
-    assert statistics(driver.applier.engine, ["visits"], CITY)[0].values["visits"] == 30
-
-
-def test_nothing_is_read_ahead_for_partitions_that_are_not_ours(tmp_path) -> None:
-    applier = setup(tmp_path)
-    waiting = visits(30)
-    log = Log(*waiting, new_village())
-    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    driver.assigned = {0}  # partition 1 is another worker's
-    assert driver.handle(waiting) == {}
-    assert driver.read_ahead == 0 and not any(p == 1 for p, _ in log.reads)
-    assert len(driver.held[0]) == 30 and visits_counted(driver.applier) == 0
-
-
 def test_records_past_a_hole_in_what_the_driver_has_are_not_applied(tmp_path) -> None:
     # Found by the 10M worker benchmark: a partition's held records (its position onwards)
     # and a delivery from further on (the consumer resumed from an offset another run of the
@@ -196,14 +164,12 @@ def test_records_past_a_hole_in_what_the_driver_has_are_not_applied(tmp_path) ->
     every = visits(90)
     log = Log(*every, new_village())
     driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    driver.assigned = {0}  # the village's partition is another worker's: nothing read ahead
     assert driver.handle(every[:30]) == {}
     assert len(driver.held[0]) == 30
     # The village arrives; partition 0 is delivered from 60 on, past 30-59.
-    driver.assigned = {0, 1}
     seeks = driver.handle([new_village(), *every[60:]])
     assert driver.applier.positions[0] == 30, "applied past records it never had"
-    assert seeks == {0: 30}  # the consumer fetches the missing records again
+    assert seeks == {0: 30}  # the reader fetches the missing records again
     assert visits_counted(driver.applier) == 30
     # Delivered again from 30, everything counts once.
     assert driver.handle(every[30:]) == {}
@@ -216,34 +182,5 @@ def test_a_hole_the_log_itself_has_is_passed(tmp_path) -> None:
     every = [r for r in visits(40) if not 10 <= r.offset < 15]
     log = Log(*every, new_village())
     driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    driver.assigned = {0, 1}
     assert driver.handle([new_village(), *every]) == {}
     assert driver.applier.positions[0] == 40 and visits_counted(driver.applier) == 35
-
-
-def test_partitions_behind_the_log_resume_from_the_read_model(tmp_path) -> None:
-    # A read model started afresh beside a group committed at the log's end: the consumer
-    # delivers nothing, and the worker must say where to go on from by itself.
-    applier = setup(tmp_path)
-    every = visits(40)
-    log = Log(*every, new_village())
-    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    assert driver.resume_points({0, 1}, 0) == {0: 0, 1: 0}
-    assert driver.resume_points({0}, 0) == {0: 0}  # only our own partitions
-    driver.assigned = {0, 1}
-    driver.handle([new_village(), *every[:25]])
-    assert driver.resume_points({0, 1}, 0) == {0: 25}  # partition 1 is at its end
-    driver.handle(every[25:])
-    assert driver.resume_points({0, 1}, 0) == {}
-
-
-def test_a_partition_holding_records_is_not_sent_back(tmp_path) -> None:
-    # Its records wait for another partition's event: the consumer has delivered them.
-    applier = setup(tmp_path)
-    waiting = visits(30)
-    log = Log(*waiting, new_village())
-    driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
-    driver.assigned = {0}
-    driver.handle(waiting)
-    assert len(driver.held[0]) == 30
-    assert driver.resume_points({0, 1}, 0) == {1: 0}

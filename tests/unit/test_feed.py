@@ -1,0 +1,159 @@
+"""The aggregate worker's feed: it reads the partitions the group gives it from the read model's
+positions, tries a waiting partition again when nothing else comes, lets go of what it held
+for partitions given away, and has the group's offsets follow the read model. The reader
+here is a list of records (Kafka's own reading is the integration tests')."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from duhub.log.base import LogRecord
+from services.aggregate import driver as driver_module
+from services.aggregate.apply import BatchApplier
+from services.aggregate.driver import ContiguousDriver
+from services.aggregate.feed import COMMIT_INTERVAL_S, RETRY_HELD_S, Feed
+from tests.unit.builders import YIDU, YIDU_T1, visit
+from tests.unit.test_apply_waits import (
+    NoGaps,
+    new_village,
+    record,
+    setup,
+    visits,
+    visits_counted,
+)
+
+
+class ListReader:
+    """Delivers the records of its partitions from where each was told to start."""
+
+    def __init__(self, *records: LogRecord) -> None:
+        self.records = list(records)
+        self.partitions: set[int] = set()
+        self.next: dict[int, int] = {}
+        self.assigned: list[tuple[set[int], dict[int, int]]] = []
+
+    def assign(self, partitions: set[int], positions: dict[int, int]) -> None:
+        for p in partitions - self.partitions:
+            self.next[p] = positions.get(p, 0)
+        self.partitions = set(partitions)
+        self.assigned.append((set(partitions), dict(positions)))
+
+    def seek(self, offsets: dict[int, int]) -> None:
+        self.next.update({p: o for p, o in offsets.items() if p in self.partitions})
+
+    def take(self, limit: int, within_s: float) -> list[LogRecord]:
+        out = [
+            r
+            for r in self.records
+            if r.partition in self.partitions and r.offset >= self.next[r.partition]
+        ][:limit]
+        for r in out:
+            self.next[r.partition] = r.offset + 1
+        return out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed_for(engine: Engine, reader: ListReader, owned: set[int], clock: Clock | None = None):  # type: ignore[no-untyped-def]
+    driver = ContiguousDriver(NoGaps(), engine)  # type: ignore[arg-type]
+    commits: list[dict[int, int]] = []
+    told: list[set[int]] = []
+    feed = Feed(
+        driver,
+        reader,
+        owned=lambda: set(owned),
+        on_owned=told.append,
+        commit=commits.append,
+        clock=clock or Clock(),
+    )
+    return feed, commits, told
+
+
+def test_a_partition_gained_is_read_from_where_the_read_model_stands_now(tmp_path) -> None:
+    applier = setup(tmp_path)
+    every = visits(40)
+    reader = ListReader(new_village(), *every)
+    owned = {1}
+    feed, _, told = feed_for(applier.engine, reader, owned)
+    feed.step()
+    assert told == [{1}] and feed.driver.applier.positions.get(1) == 1
+    # Meanwhile another worker, which had partition 0, applied its first 25 records.
+    BatchApplier(applier.engine).apply(every[:25])
+    owned.add(0)
+    feed.step()
+    assert reader.assigned[-1] == ({0, 1}, {0: 25, 1: 1})
+    assert told[-1] == {0, 1}
+    # Read from 25 on: the first 25 are not folded again (which would fail the positions
+    # check and start over), and every visit counts once.
+    assert feed.driver.applier.positions[0] == 40
+    assert visits_counted(feed.driver.applier) == 40
+
+
+def test_a_waiting_partition_is_tried_again_and_let_go_when_given_away(
+    tmp_path,
+) -> None:
+    applier = setup(tmp_path)
+    every = visits(30)
+    reader = ListReader(*every)  # the village they name is not in the log yet
+    owned = {0, 1}
+    clock = Clock()
+    feed, _, _ = feed_for(applier.engine, reader, owned, clock)
+    feed.step()
+    assert len(feed.driver.held[0]) == 30
+    reader.records.append(new_village())
+    clock.now += RETRY_HELD_S
+    feed.step()  # the village comes, the held head is tried and the rest follows
+    assert feed.driver.applier.positions[0] == 30 and not feed.driver.holding()
+    # Held records of a partition given away are its new owner's.
+    later = [
+        record(0, 30 + i, visit(f"{YIDU_T1}-later", event_id=f"w{i}", source=YIDU, seq=90 + i))
+        for i in range(5)
+    ]
+    reader.records += later
+    feed.step()
+    assert len(feed.driver.held[0]) == 5
+    owned.discard(0)
+    feed.step()
+    assert 0 not in feed.driver.held and reader.partitions == {1}
+
+
+def test_a_partition_holding_all_it_may_is_not_read_until_it_moves(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(driver_module, "HOLD_LIMIT", 10)
+    applier = setup(tmp_path)
+    reader = ListReader(*visits(30))  # the village they name is not in the log yet
+    clock = Clock()
+    feed, _, _ = feed_for(applier.engine, reader, {0, 1}, clock)
+    feed.step()
+    assert [r.offset for r in feed.driver.held[0]] == list(range(10))
+    feed.step()
+    # Not read while it holds all it may: what it would deliver is not kept anyway.
+    assert reader.partitions == {1} and len(feed.driver.held[0]) == 10
+    reader.records.append(new_village())
+    clock.now += RETRY_HELD_S
+    feed.step()  # the village comes and what was held follows it
+    assert feed.driver.applier.positions[0] == 10 and not feed.driver.held.get(0)
+    feed.step()  # read again from there on
+    assert reader.assigned[-1] == ({0, 1}, {0: 10, 1: 1})
+    assert feed.driver.applier.positions[0] == 30
+    assert visits_counted(feed.driver.applier) == 30
+
+
+def test_the_groups_offsets_follow_the_read_model_every_few_seconds(tmp_path) -> None:
+    applier = setup(tmp_path)
+    reader = ListReader(new_village(), *visits(10))
+    clock = Clock()
+    feed, commits, _ = feed_for(applier.engine, reader, {0, 1}, clock)
+    feed.step()
+    assert commits == []  # not yet: every COMMIT_INTERVAL_S
+    clock.now += COMMIT_INTERVAL_S
+    feed.step()
+    assert commits == [{0: 10, 1: 1}]
+    clock.now += COMMIT_INTERVAL_S
+    feed.step()
+    assert commits == [{0: 10, 1: 1}]  # nothing moved: nothing committed
