@@ -58,7 +58,7 @@ class Feed:
         self.on_owned = on_owned  # told each new assignment (Faust pauses its own fetching)
         self.commit = commit
         self.clock = clock
-        self.mine: set[int] = set()  # the partitions the group gave this worker
+        self.mine: set[int] = set()  # what `owned` said when last followed
         self._committed: dict[int, int] = {}
         self._committed_at = clock()
 
