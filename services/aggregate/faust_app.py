@@ -25,14 +25,15 @@ from services.aggregate.reader import PartitionReader
 
 log = logging.getLogger(__name__)
 
-# Records the reader takes per poll. Uncapped, a poll hands over all that was fetched (up to
-# 1 MiB per partition) partition after partition, so a partition the others wait for (the
-# city's units and campaigns) comes after the whole fetch of those before it. Capped, polls
-# take turns through the fetched partitions. By measure (the aggregation benchmark's backlog,
+# Records the reader takes per poll. Uncapped, a poll hands over all that was fetched
+# partition after partition, so a partition the others wait for (the city's units and
+# campaigns) comes after the whole fetch of those before it. Capped, polls take turns through
+# the fetched partitions. By measure (the aggregation benchmark's backlog,
 # through Faust's consumer, 3-6 runs each): uncapped 6.8-7.1k records/s, 250-2,000 gave
 # 7.3-10.7k (1,000: median 9.5k).
 MAX_POLL_RECORDS = 1_000
 EXIT_CRASHED = 70
+TRIM_INTERVAL_S = 5.0  # see services/aggregate/heap.py
 # No batch for this long while our partitions have records: the reader is wedged.
 STALL_S = 60.0
 WATCHDOG_CHECK_S = 5.0
@@ -100,9 +101,14 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
 
 
 def _run_feed(feed: Feed) -> None:
+    trimmed_at = time.monotonic()
     try:
         while True:
             feed.step()
+            if time.monotonic() - trimmed_at >= TRIM_INTERVAL_S:
+                # The buffers of the batches since are freed: give their pages back.
+                heap.trim()
+                trimmed_at = time.monotonic()
     except BaseException:
         # A feed that stopped leaves its worker alive and idle. Stop the process loudly
         # instead: nothing is lost (positions live in the read model) and a supervisor

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from duhub.log.base import LogRecord
-from services.aggregate import heap
 from services.aggregate.driver import ContiguousDriver
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,6 @@ class Feed:
         if self.clock() - self._committed_at < COMMIT_INTERVAL_S:
             return
         self._committed_at = self.clock()
-        heap.trim()  # the buffers of the batches since are freed: give their pages back
         at = self.driver.applier.positions
         positions = {p: at.get(p, 0) for p in self.mine}
         changed = {p: o for p, o in positions.items() if self._committed.get(p) != o}

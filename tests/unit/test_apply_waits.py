@@ -141,18 +141,10 @@ class Log:
 
     def __init__(self, *records: LogRecord) -> None:
         self.records = sorted(records, key=lambda r: (r.partition, r.offset))
-        self.reads: list[tuple[int, int]] = []
 
     def read(self, partition: int, offset: int, n: int) -> list[LogRecord]:
-        self.reads.append((partition, offset))
         mine = [r for r in self.records if r.partition == partition and r.offset >= offset]
         return mine[:n]
-
-    def end_offsets(self) -> dict[int, int]:
-        ends: dict[int, int] = {}
-        for r in self.records:
-            ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
-        return ends
 
 
 def test_records_past_a_hole_in_what_the_driver_has_are_not_applied(tmp_path) -> None:
