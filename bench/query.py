@@ -10,10 +10,12 @@ a county over a period with sub-day edges (problems_open included), a campaign's
 the city and for one county. Each question is also timed alone (sequentially, 20 times) for
 the per-question comparison with PostgreSQL GROUP BY (bench.baseline_pg).
 
-Everything is measured twice, on two servers: as served (the answer cache on: repeated
-questions are answered from it until the read model changes) and with --answer-cache 0 (every
-answer computed: the service time a question costs after each change). The per-question
-comparison uses the latter.
+Everything is measured twice per read model, on four servers started together: as served (the
+answer cache on: repeated questions are answered from it until the read model changes) and with
+--answer-cache 0 (every answer computed: the service time a question costs after each change).
+The per-question comparison uses the latter. The load runs on the four in turn, round after
+round, so a large figure and its small reference share the machine's spell, and the large/small
+ratio is the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -191,84 +193,118 @@ def sequential(address: str, qs: list[Question], reps: int = SEQUENTIAL) -> dict
     return out
 
 
-def serve_and_load(
-    ctx: Any, which: str, db: Any, qs: list[Question], cache: bool
-) -> dict[str, Any]:
-    """Serve the read model (answer cache on or off), time each question alone, then run the
-    open-loop load; return the figures of that server."""
-    seconds = ctx.size("query_seconds")
-    mode = "cached" if cache else "cold"
-    with c.cleanup() as undo:
-        wd = ctx.workdir / f"query-{which}-{mode}"
-        wd.mkdir(parents=True, exist_ok=True)
-        options = ["--db", f"sqlite:///{db}", "--data-dir", str(wd)]
-        if not cache:
-            options += ["--answer-cache", "0"]
-        server = undo.proc(c.serve("query", *options, log=wd / "q.out"))
-        watch = c.PeakWatcher(server.pid)
-        per_question = sequential(server.address, qs)
-        runs = []
-        for rep in range(ctx.repeats):
-            lat = open_loop(server.address, qs, seconds)
-            run = {
-                kind: {
-                    "p50_ms": c.percentile(lat[kind], 50),
-                    "p99_ms": c.percentile(lat[kind], 99),
-                    "max_ms": max(lat[kind]) if lat[kind] else None,
-                    "n": len(lat[kind]),
-                }
-                for kind in ("statistics", "coverage")
-            }
-            run["errors"] = len(lat["errors"])
-            run["unsent"] = len(lat["unsent"])
-            done = len(lat["statistics"]) + len(lat["coverage"]) - run["unsent"]
-            run["achieved_req_per_s"] = round(done / lat["elapsed_s"][0], 1)
-            runs.append(run)
-            c.say(
-                f"query {which} ({mode}) run {rep + 1}: statistics p50 "
-                f"{run['statistics']['p50_ms']:.1f} ms p99 {run['statistics']['p99_ms']:.1f} ms; "
-                f"coverage p50 {run['coverage']['p50_ms']:.1f} ms "
-                f"p99 {run['coverage']['p99_ms']:.1f} ms; answered "
-                f"{run['achieved_req_per_s']} req/s of {RATE} offered; errors {run['errors']}"
-            )
-        peak = watch.stop()
-    out: dict[str, Any] = {
-        "per_question_ms": per_question,
-        "runs": runs,
-        "server_peak_rss_mb": round(peak, 1),
-    }
+MODES_ORDER = (("served", True), ("cold", False))
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"runs": runs}
     for kind in ("statistics", "coverage"):
         for p in ("p50_ms", "p99_ms"):
             out[f"{kind}_{p}"] = c.median([r[kind][p] for r in runs])
             out[f"{kind}_{p}_runs"] = [r[kind][p] for r in runs]
-    c.say(f"query {which} ({mode}): alone, per question (ms): {per_question}")
+    return out
+
+
+def _one_run(address: str, qs: list[Question], seconds: float) -> dict[str, Any]:
+    lat = open_loop(address, qs, seconds)
+    run: dict[str, Any] = {
+        kind: {
+            "p50_ms": c.percentile(lat[kind], 50),
+            "p99_ms": c.percentile(lat[kind], 99),
+            "max_ms": max(lat[kind]) if lat[kind] else None,
+            "n": len(lat[kind]),
+        }
+        for kind in ("statistics", "coverage")
+    }
+    run["errors"] = len(lat["errors"])
+    run["unsent"] = len(lat["unsent"])
+    done = len(lat["statistics"]) + len(lat["coverage"]) - run["unsent"]
+    run["achieved_req_per_s"] = round(done / lat["elapsed_s"][0], 1)
+    return run
+
+
+def measure_all(ctx: Any) -> dict[str, Any]:
+    """Serve both read models twice each (answer cache on, and --answer-cache 0), time each
+    question alone, then run the open-loop load on the four servers in turn, round after
+    round: the small and the large figure of a round are measured minutes apart at most, so
+    the machine's slow and fast spells (its speed varies ~1.6x) fall on both, and each
+    large/small ratio is taken within a round (`paired_ratios`)."""
+    if "query" in ctx.shared:
+        return ctx.shared["query"]
+    seconds = ctx.size("query_seconds")
+    sizes = {which: readmodel(ctx, which) for which in ("small", "large")}
+    qs = {which: questions(info) for which, (_, info) in sizes.items()}
+    out: dict[str, Any] = {}
+    with c.cleanup() as undo:
+        servers, watches, per_question = {}, {}, {}
+        for which, (db, _) in sizes.items():
+            for mode, cache in MODES_ORDER:
+                wd = ctx.workdir / f"query-{which}-{mode}"
+                wd.mkdir(parents=True, exist_ok=True)
+                options = ["--db", f"sqlite:///{db}", "--data-dir", str(wd)]
+                if not cache:
+                    options += ["--answer-cache", "0"]
+                server = undo.proc(c.serve("query", *options, log=wd / "q.out"))
+                servers[which, mode] = server
+                watches[which, mode] = c.PeakWatcher(server.pid)
+                per_question[which, mode] = sequential(server.address, qs[which])
+                c.say(
+                    f"query {which} ({mode}): alone, per question (ms): {per_question[which, mode]}"
+                )
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in servers}
+        for rep in range(ctx.repeats):
+            # Alternate which size goes first, so neither always follows the other.
+            order = ("small", "large") if rep % 2 == 0 else ("large", "small")
+            for mode, _ in MODES_ORDER:
+                for which in order:
+                    run = _one_run(servers[which, mode].address, qs[which], seconds)
+                    runs[which, mode].append(run)
+                    c.say(
+                        f"query {which} ({mode}) run {rep + 1}: statistics p50 "
+                        f"{run['statistics']['p50_ms']:.1f} ms p99 "
+                        f"{run['statistics']['p99_ms']:.1f} ms; coverage p50 "
+                        f"{run['coverage']['p50_ms']:.1f} ms p99 "
+                        f"{run['coverage']['p99_ms']:.1f} ms; answered "
+                        f"{run['achieved_req_per_s']} req/s of {RATE} offered; "
+                        f"errors {run['errors']}"
+                    )
+        peaks = {key: w.stop() for key, w in watches.items()}
+    for which, (_, info) in sizes.items():
+        served = {
+            **_summary(runs[which, "served"]),
+            "per_question_ms": per_question[which, "served"],
+            "server_peak_rss_mb": round(peaks[which, "served"], 1),
+        }
+        cold = {
+            **_summary(runs[which, "cold"]),
+            "per_question_ms": per_question[which, "cold"],
+            "server_peak_rss_mb": round(peaks[which, "cold"], 1),
+        }
+        out[which] = {
+            "events": info["events"],
+            "records": info["records"],
+            "campaign": pick_campaign(info["campaigns"])[0],
+            "questions": [q.name for q in qs[which]],
+            "served": served,
+            "cold": cold,
+            "per_question_ms": cold["per_question_ms"],
+            "per_question_cached_ms": served["per_question_ms"],
+            # The memory benchmark reads this: the server as run by default.
+            "server_peak_rss_mb": served["server_peak_rss_mb"],
+        }
+    ctx.shared["query"] = out
     return out
 
 
 def measure(ctx: Any, which: str) -> dict[str, Any]:
-    """Load the read model's query server twice: as served (answer cache on) and with every
-    answer computed (--answer-cache 0). `per_question_ms` is the computed service time."""
-    cached = ctx.shared.setdefault("query", {})
-    if which in cached:
-        return cached[which]
-    db, info = readmodel(ctx, which)
-    qs = questions(info)
-    served = serve_and_load(ctx, which, db, qs, cache=True)
-    cold = serve_and_load(ctx, which, db, qs, cache=False)
-    out = {
-        "events": info["events"],
-        "records": info["records"],
-        "campaign": pick_campaign(info["campaigns"])[0],
-        "questions": [q.name for q in qs],
-        "served": served,
-        "cold": cold,
-        "per_question_ms": cold["per_question_ms"],
-        "per_question_cached_ms": served["per_question_ms"],
-        # The memory benchmark reads this: the server as run by default.
-        "server_peak_rss_mb": served["server_peak_rss_mb"],
-    }
-    cached[which] = out
-    return out
+    """Return the figures of one read model ("small" or "large"), measuring both once per
+    run. `per_question_ms` is the computed service time (answer cache off)."""
+    return measure_all(ctx)[which]
+
+
+def paired_ratios(large: list[float], small: list[float]) -> list[float]:
+    """Return large / small per round (the two measured in the same round)."""
+    return [a / b for a, b in zip(large, small, strict=True) if b]
 
 
 MODES = (
@@ -278,8 +314,7 @@ MODES = (
 
 
 def run(ctx: Any) -> None:
-    small = measure(ctx, "small")
-    large = measure(ctx, "large")
+    small, large = measure(ctx, "small"), measure(ctx, "large")
     size_s, size_l = f"{small['events']:,} events", f"{large['events']:,} events"
     for mode, suffix, _ in MODES:
         for kind, label in (("statistics", "GetStatistics"), ("coverage", "GetCoverage")):
@@ -297,8 +332,15 @@ def run(ctx: Any) -> None:
                         fig.reference = f"at {small['events']:,} events"
                         fig.reference_value = small[mode][f"{kind}_{p}_ms"]
                         fig.reference_runs = small[mode][f"{kind}_{p}_ms_runs"]
-                        fig.ratio = value / fig.reference_value
-                        fig.ratio_note = "large / small"
+                        # Each round's large / small, then their median: the two sizes
+                        # of a round met the same spell of the shared machine.
+                        fig.ratio = c.median(
+                            paired_ratios(
+                                res[mode][f"{kind}_{p}_ms_runs"],
+                                small[mode][f"{kind}_{p}_ms_runs"],
+                            )
+                        )
+                        fig.ratio_note = "large / small, median of the rounds' ratios"
                     if p == "p99":
                         fig.target = "≤ 10 ms" + (
                             "; large ≤ 1.2× small" if which == "large" else ""
