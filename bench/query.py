@@ -193,7 +193,8 @@ def sequential(address: str, qs: list[Question], reps: int = SEQUENTIAL) -> dict
     return out
 
 
-MODES_ORDER = (("served", True), ("cold", False))
+# The two servers of each read model: (mode, answer cache on).
+SERVER_MODES = (("served", True), ("cold", False))
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -238,7 +239,7 @@ def measure_all(ctx: Any) -> dict[str, Any]:
     with c.cleanup() as undo:
         servers, watches, per_question = {}, {}, {}
         for which, (db, _) in sizes.items():
-            for mode, cache in MODES_ORDER:
+            for mode, cache in SERVER_MODES:
                 wd = ctx.workdir / f"query-{which}-{mode}"
                 wd.mkdir(parents=True, exist_ok=True)
                 options = ["--db", f"sqlite:///{db}", "--data-dir", str(wd)]
@@ -255,7 +256,7 @@ def measure_all(ctx: Any) -> dict[str, Any]:
         for rep in range(ctx.repeats):
             # Alternate which size goes first, so neither always follows the other.
             order = ("small", "large") if rep % 2 == 0 else ("large", "small")
-            for mode, _ in MODES_ORDER:
+            for mode, _ in SERVER_MODES:
                 for which in order:
                     run = _one_run(servers[which, mode].address, qs[which], seconds)
                     runs[which, mode].append(run)
