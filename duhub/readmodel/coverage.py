@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
@@ -64,6 +65,9 @@ class _Targets:
     campaign: Campaign
     rows: tuple[tuple[str, str, str, str], ...]  # group_id, unit_id, unit_path, county ("")
     county_names: dict[str, str]
+    # Scope path -> the target units inside it (`_units_within`), kept as they are asked for
+    # (at most one entry per unit of the hierarchy).
+    within: dict[str, list[str] | None] = field(default_factory=dict)
 
 
 # Per engine (a process may hold several): campaign id -> its targets.
@@ -109,23 +113,45 @@ def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
 
 
 def _first_covered(
-    conn: Connection, campaign_id: str, as_of: Nanos | None
+    conn: Connection, campaign_id: str, as_of: Nanos | None, units: Sequence[str] | None = None
 ) -> dict[tuple[str, str], Nanos]:
-    """Return when each covered (group, target) was first covered. A plain DB-API cursor: a
-    city-wide campaign has a row per target, and SQLAlchemy's rows took half the answer's time
-    at 10M events (0.96 -> 0.50 ms for 1,159 rows, by measure)."""
+    """Return when each covered (group, target) was first covered, only of the targets
+    `units` when given. A plain DB-API cursor: a city-wide campaign has a row per target, and
+    SQLAlchemy's rows took half the answer's time at 10M events (0.96 -> 0.50 ms for 1,159
+    rows, by measure)."""
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
     sql = f"SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = {mark}"
     params: list[object] = [campaign_id]
     if as_of is not None:
         sql += f" AND first_recorded_at <= {mark}"
         params.append(as_of)
+    if units is not None:
+        sql += f" AND unit_id IN ({', '.join([mark] * len(units))})"
+        params += units
     cursor = dbapi_cursor(conn)
     try:
         cursor.execute(sql, params)
         return {(g, u): at for g, u, at in cursor.fetchall()}
     finally:
         cursor.close()
+
+
+# A scope's targets are named in the coverage query up to this many (SQLite's oldest limit on
+# bound parameters is 999); more, and every covered target of the campaign is read.
+MAX_NAMED_TARGETS = 900
+
+
+def _units_within(targets: _Targets, scope_path: str) -> list[str] | None:
+    """Return the target units inside the scope, or None to read them all (no scope, or too
+    many to name). Naming them reads only the scope's rows: at 10M events a county's 79
+    covered targets come in 0.21 ms instead of the campaign's 1,159 in 0.74, and its whole
+    answer in 0.60 ms instead of 1.15 (by measure, alternating)."""
+    if not scope_path:
+        return None
+    if scope_path not in targets.within:
+        units = sorted({u for _, u, path, _ in targets.rows if path.startswith(scope_path)})
+        targets.within[scope_path] = units if len(units) <= MAX_NAMED_TARGETS else None
+    return targets.within[scope_path]
 
 
 def coverage(
@@ -137,7 +163,8 @@ def coverage(
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
     with engine.connect() as conn:
         scope_path = resolve_scope(conn, scope_unit_id).path if scope_unit_id else ""
-        first = _first_covered(conn, campaign_id, as_of)
+        units = _units_within(targets, scope_path)
+        first = _first_covered(conn, campaign_id, as_of, units) if units != [] else {}
     campaign = targets.campaign
     groups = {g.group_id: Tally(g.group_id, g.name, g.tier) for g in campaign.groups}
     tiers = {tier: Tally(tier.name, tier.name, tier) for tier in Tier}
