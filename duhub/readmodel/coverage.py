@@ -116,9 +116,11 @@ def _first_covered(
     conn: Connection, campaign_id: str, as_of: Nanos | None, units: Sequence[str] | None = None
 ) -> dict[tuple[str, str], Nanos]:
     """Return when each covered (group, target) was first covered, only of the targets
-    `units` when given. A plain DB-API cursor: a city-wide campaign has a row per target, and
-    SQLAlchemy's rows took half the answer's time at 10M events (0.96 -> 0.50 ms for 1,159
-    rows, by measure)."""
+    `units` when given (none: nothing to read). A plain DB-API cursor: a city-wide campaign
+    has a row per target, and SQLAlchemy's rows took half the answer's time at 10M events
+    (0.96 -> 0.50 ms for 1,159 rows, by measure)."""
+    if units is not None and not units:
+        return {}
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
     sql = f"SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = {mark}"
     params: list[object] = [campaign_id]
@@ -163,8 +165,7 @@ def coverage(
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
     with engine.connect() as conn:
         scope_path = resolve_scope(conn, scope_unit_id).path if scope_unit_id else ""
-        units = _units_within(targets, scope_path)
-        first = _first_covered(conn, campaign_id, as_of, units) if units != [] else {}
+        first = _first_covered(conn, campaign_id, as_of, _units_within(targets, scope_path))
     campaign = targets.campaign
     groups = {g.group_id: Tally(g.group_id, g.name, g.tier) for g in campaign.groups}
     tiers = {tier: Tally(tier.name, tier.name, tier) for tier in Tier}
