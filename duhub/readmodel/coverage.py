@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, select
 from duhub.domain.events import Nanos, Tier
 from duhub.domain.model import Campaign
 from duhub.readmodel import schema as s
-from duhub.readmodel.engine import dbapi_cursor
+from duhub.readmodel.engine import plain_rows
 from duhub.readmodel.knowledge import load_campaign
 from duhub.readmodel.statistics import NotFound
 from duhub.readmodel.units import resolve_scope
@@ -77,13 +77,13 @@ _LOCK = threading.Lock()
 
 def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
     # One connection at a time (load_campaign takes its own): never two held by one thread.
-    c = s.campaigns.c
     with engine.connect() as conn:
-        recorded_at = conn.execute(
-            select(c.recorded_at).where(c.campaign_id == campaign_id)
-        ).scalar_one_or_none()
-    if recorded_at is None:
+        found_at = plain_rows(
+            conn, "SELECT recorded_at FROM campaigns WHERE campaign_id = ?", (campaign_id,)
+        )
+    if not found_at:
         return None
+    recorded_at = found_at[0][0]
     with _LOCK:
         known = _TARGETS.setdefault(engine, {})
         found = known.get(campaign_id)
@@ -121,21 +121,15 @@ def _first_covered(
     (0.96 -> 0.50 ms for 1,159 rows, by measure)."""
     if units is not None and not units:
         return {}
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    sql = f"SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = {mark}"
+    sql = "SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = ?"
     params: list[object] = [campaign_id]
     if as_of is not None:
-        sql += f" AND first_recorded_at <= {mark}"
+        sql += " AND first_recorded_at <= ?"
         params.append(as_of)
     if units is not None:
-        sql += f" AND unit_id IN ({', '.join([mark] * len(units))})"
+        sql += f" AND unit_id IN ({', '.join('?' * len(units))})"
         params += units
-    cursor = dbapi_cursor(conn)
-    try:
-        cursor.execute(sql, params)
-        return {(g, u): at for g, u, at in cursor.fetchall()}
-    finally:
-        cursor.close()
+    return {(g, u): at for g, u, at in plain_rows(conn, sql, params)}
 
 
 # A scope's targets are named in the coverage query up to this many (SQLite's oldest limit on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -52,6 +53,21 @@ def dbapi_cursor(conn: Connection) -> Any:
     """Return a DB-API cursor in the connection's transaction, for the hot paths where
     SQLAlchemy's per-row handling cost more than the database (by profile)."""
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def plain_rows(conn: Connection, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Run `sql` (placeholders written `?`) on a DB-API cursor in the connection's transaction
+    and return its rows: for the small statements every answer asks (a scope, a campaign's
+    version, the applied positions), where building the statement through SQLAlchemy cost
+    several times the query (by measure)."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = dbapi_cursor(conn)
+    try:
+        cursor.execute(sql, tuple(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _sqlite_pragmas(cache_mib: int, dbapi_conn: Any, _record: Any) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select
 from duhub.domain.events import Level
 from duhub.domain.model import Unit
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import plain_rows
 from duhub.readmodel.knowledge import unit_from_row
 
 
@@ -25,17 +26,16 @@ class UnknownUnit(LookupError):
 
 
 def resolve_scope(conn: Connection, unit_id: str, field: str = "scope_unit_id") -> Scope:
-    """Return the scope for a unit id; empty means the city."""
-    q = select(s.units.c.unit_id, s.units.c.name, s.units.c.path)
-    q = (
-        q.where(s.units.c.unit_id == unit_id)
-        if unit_id
-        else q.where(s.units.c.level == int(Level.CITY)).order_by(s.units.c.unit_id)
-    )
-    row = conn.execute(q).first()
-    if row is None:
+    """Return the scope for a unit id; empty means the city. (Asked by every answer: a plain
+    statement, `plain_rows`.)"""
+    sql = "SELECT unit_id, name, path FROM units WHERE "
+    if unit_id:
+        rows = plain_rows(conn, sql + "unit_id = ?", (unit_id,))
+    else:
+        rows = plain_rows(conn, sql + "level = ? ORDER BY unit_id LIMIT 1", (int(Level.CITY),))
+    if not rows:
         raise UnknownUnit(field, unit_id or "(the city)")
-    return Scope(row.unit_id, row.name, row.path)
+    return Scope(*rows[0])
 
 
 def subtree_clause(column, path: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]

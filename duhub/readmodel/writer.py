@@ -30,7 +30,7 @@ from duhub.projections.timegrid import (
     grains_at,
 )
 from duhub.readmodel import schema as s
-from duhub.readmodel.engine import dbapi_cursor
+from duhub.readmodel.engine import dbapi_cursor, plain_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,9 +607,5 @@ def read_positions(engine: Engine) -> dict[int, int]:
     one plain DB-API statement, since SQLAlchemy's statement handling cost three times the
     query itself on SQLite (in-process, 10M read model: 55 -> 15 us, by measure)."""
     with engine.connect() as conn:
-        cursor = dbapi_cursor(conn)
-        try:
-            cursor.execute("SELECT partition, next_offset FROM log_positions")
-            return {int(p): int(o) for p, o in cursor.fetchall()}
-        finally:
-            cursor.close()
+        rows = plain_rows(conn, "SELECT partition, next_offset FROM log_positions")
+    return {int(p): int(o) for p, o in rows}
