@@ -7,12 +7,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, or_, select, text
+from sqlalchemy import Connection, Engine, or_, select
 
 from duhub.domain import metrics as m
 from duhub.domain.events import Nanos
 from duhub.projections.timegrid import HOURLY_DEPTHS, MAX_NS, MIN_NS, MONTH, periods, plan
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import plain_rows
 from duhub.readmodel.units import resolve_scope, subtree_clause
 
 GROUP_PERIODS = ("day", "week", "month", "quarter", "year")
@@ -67,15 +68,12 @@ def statistics(
     with engine.connect() as conn:
         scope = resolve_scope(conn, scope_unit_id)
         if group_by == "unit":
-            q = (
-                select(s.units.c.unit_id, s.units.c.name, s.units.c.path)
-                .where(s.units.c.parent_id == scope.unit_id)
-                .order_by(s.units.c.unit_id)
-            )
+            sql = "SELECT unit_id, name, path FROM units WHERE parent_id = ?"
+            params: list[object] = [scope.unit_id]
             if as_of is not None:
-                q = q.where(s.units.c.recorded_at <= as_of)
-            children = conn.execute(q).all()
-            keys = [(c.unit_id, c.name, c.path) for c in children]
+                sql += " AND recorded_at <= ?"
+                params.append(as_of)
+            keys = [tuple(c) for c in plain_rows(conn, sql + " ORDER BY unit_id", params)]
             sums = _sums(conn, keys, wanted, area, [first, (lo, hi)], as_of, scope.unit_id)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
@@ -151,7 +149,7 @@ def _sums(
     runs = _runs(segments)
     if runs:
         sql, params = _rollup_sql(runs, [sid for sid, _, _ in scopes], metrics, area, parent)
-        for k, scope_id, metric, bucket, value, events in conn.execute(text(sql), params):
+        for k, scope_id, metric, bucket, value, events in plain_rows(conn, sql, params):
             starts, segs = runs[k][1], runs[k][2]
             j = bisect.bisect_right(starts, bucket) - 1
             sums = out[scope_id][segs[j][2]]
@@ -161,7 +159,7 @@ def _sums(
     paths = [(sid, path) for sid, _, path in scopes]
     if fine:
         sql, params = _facts_sql(fine, paths, metrics, area)
-        for path, metric, at, value in conn.execute(text(sql), params):
+        for path, metric, at, value in plain_rows(conn, sql, params):
             i = next(i for a, b, i in fine if a <= at < b)
             for sid in _owners(paths, path):
                 out[sid][i][metric] += value
@@ -205,39 +203,44 @@ def _rollup_sql(
     metrics: Sequence[str],
     area: str,
     parent: str,
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, list[object]]:
     """Return one statement summing every run in SQL (one snapshot, one round trip): per
-    scope and metric, per bucket only where a run has more than one segment to tell apart."""
-    params: dict[str, object] = {}
+    scope and metric, per bucket only where a run has more than one segment to tell apart.
+    Placeholders are `?` (`plain_rows`): SQLAlchemy parsing the named ones of a text
+    statement on every answer cost more than SQLite's planning of it."""
+    params: list[object] = []
 
-    def binds(prefix: str, values: Sequence[object]) -> str:
-        params.update({f"{prefix}{n}": v for n, v in enumerate(values)})
-        return ", ".join(f":{prefix}{n}" for n in range(len(values)))
+    def marks(values: Sequence[object]) -> str:
+        params.extend(values)
+        return ", ".join("?" * len(values))
 
-    scopes, names = binds("s", scope_ids), binds("m", metrics)
     if area:
-        params["area"] = area
-        head, area_is = "", "area = :area"
+        head = ""
     else:
         # area sits before bucket in the primary key: naming the areas (those of the month
         # rows of the scope, or of the parent of the scopes: few) makes every bucket range an
         # index range instead of a scan of all time.
-        of = f"scope_id IN ({scopes})"
         if parent:
-            params["parent"], of = parent, "scope_id = :parent"
+            params.append(parent)
+            of = "scope_id = ?"
+        else:
+            of = f"scope_id IN ({marks(scope_ids)})"
         head = (
             f"WITH a AS (SELECT DISTINCT area FROM rollups "
-            f"WHERE {of} AND grain = {MONTH} AND metric IN ({names})) "
+            f"WHERE {of} AND grain = {MONTH} AND metric IN ({marks(metrics)})) "
         )
-        area_is = "area IN (SELECT area FROM a)"
     parts = []
     for k, (grain, _starts, segs) in enumerate(runs):
-        params[f"lo{k}"], params[f"hi{k}"] = segs[0][0], segs[-1][1]
         bucket = "bucket" if len(segs) > 1 else "MIN(bucket)"
+        scopes, names = marks(scope_ids), marks(metrics)
+        if area:
+            params.append(area)
+        area_is = "area = ?" if area else "area IN (SELECT area FROM a)"
+        params += [segs[0][0], segs[-1][1]]
         parts.append(
             f"SELECT {k}, scope_id, metric, {bucket}, SUM(value), SUM(events) FROM rollups "
             f"WHERE scope_id IN ({scopes}) AND grain = {grain} AND metric IN ({names}) "
-            f"AND {area_is} AND bucket >= :lo{k} AND bucket < :hi{k} "
+            f"AND {area_is} AND bucket >= ? AND bucket < ? "
             f"GROUP BY scope_id, metric{', bucket' if len(segs) > 1 else ''}"
         )
     return head + " UNION ALL ".join(parts), params
@@ -248,32 +251,29 @@ def _facts_sql(
     paths: Sequence[tuple[str, str]],
     metrics: Sequence[str],
     area: str,
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, list[object]]:
     """Return one statement reading the fact rows of the edge windows: one branch per
     window, so each is an index range on (metric, at); ORed windows make SQLite scan every
     fact of the metrics."""
-    params: dict[str, object] = {f"m{n}": x for n, x in enumerate(metrics)}
-    names = ", ".join(f":m{n}" for n in range(len(metrics)))
-    within = []
-    for n, (_, path) in enumerate(paths):
-        params[f"p{n}"], params[f"q{n}"] = s.subtree_range(path)
-        within.append(f"(unit_path >= :p{n} AND unit_path < :q{n})")
-    where = f"metric IN ({names}) AND ({' OR '.join(within)})"
+    within = " OR ".join("(unit_path >= ? AND unit_path < ?)" for _ in paths)
+    where = f"metric IN ({', '.join('?' * len(metrics))}) AND ({within})"
+    where_params: list[object] = list(metrics)
+    for _, path in paths:
+        where_params += s.subtree_range(path)
     if area:
-        params["area"] = area
-        where += " AND area = :area"
+        where += " AND area = ?"
+        where_params.append(area)
     windows: list[tuple[Nanos, Nanos]] = []
     for a, b, _ in sorted(fine):
         if windows and windows[-1][1] == a:
             windows[-1] = (windows[-1][0], b)
         else:
             windows.append((a, b))
-    parts = []
-    for k, (a, b) in enumerate(windows):
-        params[f"lo{k}"], params[f"hi{k}"] = a, b
+    parts, params = [], []
+    for a, b in windows:
+        params += [*where_params, a, b]
         parts.append(
-            f"SELECT unit_path, metric, at, value FROM facts "
-            f"WHERE {where} AND at >= :lo{k} AND at < :hi{k}"
+            f"SELECT unit_path, metric, at, value FROM facts WHERE {where} AND at >= ? AND at < ?"
         )
     return " UNION ALL ".join(parts), params
 
