@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.schema import CreateIndex
 
 from duhub.readmodel.schema import metadata
 
@@ -46,7 +47,17 @@ def open_engine(
             # Another process created the same tables at the same moment: look again.
             time.sleep(0.5)
             metadata.create_all(engine)
+        _add_missing_indexes(engine)
     return engine
+
+
+def _add_missing_indexes(engine: Engine) -> None:
+    """Create the indexes a read model made by an earlier version lacks (create_all makes
+    only missing tables): an index changes no answer, so such a read model stays usable."""
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def dbapi_cursor(conn: Connection) -> Any:
