@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.schema import CreateIndex
 
 from duhub.readmodel.schema import metadata
@@ -53,11 +53,30 @@ def open_engine(
 
 def _add_missing_indexes(engine: Engine) -> None:
     """Create the indexes a read model made by an earlier version lacks (create_all makes
-    only missing tables): an index changes no answer, so such a read model stays usable."""
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            for index in table.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
+    only missing tables): an index changes no answer, so such a read model stays usable.
+
+    Only missing ones, each in a transaction of its own: CREATE INDEX locks its table
+    against writes even when the index exists, and a worker's batch writes several tables,
+    so asking for all of them at every open could deadlock with it (PostgreSQL)."""
+    have = _index_names(engine)
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name in have[table.name]:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+            except (IntegrityError, ProgrammingError, OperationalError):
+                # Another process created it at the same moment: fine once it is there.
+                if index.name not in _index_names(engine)[table.name]:
+                    raise
+
+
+def _index_names(engine: Engine) -> dict[str, set[str | None]]:
+    """Return the names of each table's indexes (catalog reads: no table is locked)."""
+    inspector = inspect(engine)
+    tables = metadata.sorted_tables
+    return {t.name: {i["name"] for i in inspector.get_indexes(t.name)} for t in tables}
 
 
 def dbapi_cursor(conn: Connection) -> Any:
@@ -68,9 +87,10 @@ def dbapi_cursor(conn: Connection) -> Any:
 
 def plain_rows(conn: Connection, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
     """Run `sql` (placeholders written `?`) on a DB-API cursor in the connection's transaction
-    and return its rows: for the small statements every answer asks (a scope, a campaign's
-    version, the applied positions), where building the statement through SQLAlchemy cost
-    several times the query (by measure)."""
+    and return its rows: for the statements every answer asks (a scope, a campaign's version,
+    the applied positions, the sums), where building them through SQLAlchemy cost several
+    times the query (by measure). Every `?` is a placeholder (PostgreSQL's driver is given
+    `%s`): the SQL holds no literal `?` or `%`."""
     if conn.dialect.name != "sqlite":
         sql = sql.replace("?", "%s")
     cursor = dbapi_cursor(conn)

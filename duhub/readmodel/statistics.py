@@ -73,7 +73,7 @@ def statistics(
             if as_of is not None:
                 sql += " AND recorded_at <= ?"
                 params.append(as_of)
-            keys = [tuple(c) for c in plain_rows(conn, sql + " ORDER BY unit_id", params)]
+            keys = plain_rows(conn, sql + " ORDER BY unit_id", params)
             sums = _sums(conn, keys, wanted, area, [first, (lo, hi)], as_of, scope.unit_id)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
@@ -229,13 +229,13 @@ def _rollup_sql(
             f"WITH a AS (SELECT DISTINCT area FROM rollups "
             f"WHERE {of} AND grain = {MONTH} AND metric IN ({marks(metrics)})) "
         )
+    area_is = "area = ?" if area else "area IN (SELECT area FROM a)"
     parts = []
     for k, (grain, _starts, segs) in enumerate(runs):
         bucket = "bucket" if len(segs) > 1 else "MIN(bucket)"
+        # Positional: each branch takes its own copy of the scopes, metrics and area.
         scopes, names = marks(scope_ids), marks(metrics)
-        if area:
-            params.append(area)
-        area_is = "area = ?" if area else "area IN (SELECT area FROM a)"
+        params += [area] if area else []
         params += [segs[0][0], segs[-1][1]]
         parts.append(
             f"SELECT {k}, scope_id, metric, {bucket}, SUM(value), SUM(events) FROM rollups "
