@@ -27,8 +27,9 @@ from duhub.log.embedded import EmbeddedLog
 from duhub.v1 import events_pb2 as pb
 
 LOG_VERSION = 1
-# Bumped when the read model's layout changes (2: grains by depth, WITHOUT ROWID tables).
-READMODEL_VERSION = 2
+# Bumped when the read model's layout changes (2: grains by depth, WITHOUT ROWID tables; 3: year
+# buckets for the city and the counties).
+READMODEL_VERSION = 3
 SEED = 23
 CHUNK = 20_000
 

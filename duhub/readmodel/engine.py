@@ -48,6 +48,9 @@ def open_engine(
             time.sleep(0.5)
             metadata.create_all(engine)
         _add_missing_indexes(engine)
+        from duhub.readmodel.layout import upgrade  # it writes through the writer's statements
+
+        upgrade(engine)
     return engine
 
 

@@ -180,6 +180,15 @@ dead_letters = Table(
     Column("reason", Text, nullable=False),
 )
 
+# Changes of layout a read model made by an earlier version has had applied, by name: each
+# applied once (`duhub/readmodel/layout.py`), whoever opens the read model first.
+layout = Table(
+    "layout",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("applied_at", BigInteger, nullable=False),
+)
+
 # The next log offset to apply, per partition: written in the same transaction as the rows
 # it produced, so a restart resumes exactly where the committed state ends.
 log_positions = Table(

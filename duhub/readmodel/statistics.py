@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, or_, select
 
 from duhub.domain import metrics as m
 from duhub.domain.events import Nanos
-from duhub.projections.timegrid import HOURLY_DEPTHS, MAX_NS, MIN_NS, MONTH, periods, plan
+from duhub.projections.timegrid import MAX_NS, MIN_NS, MONTH, YEAR, grains_at, periods, plan
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import plain_rows
 from duhub.readmodel.units import resolve_scope, subtree_clause
@@ -140,15 +140,17 @@ def _sums(
         return out
     segments: list[tuple[int, int, int, int]] = []
     fine: list[tuple[Nanos, Nanos, int]] = []
-    # The scopes of one call share a depth; below the counties there are no hour buckets.
+    # The scopes of one call share a depth; below the counties there are no hour or year
+    # buckets.
     depth = scopes[0][2].count("/") - 2
+    grains = grains_at(depth)
     for i, (lo, hi) in enumerate(ranges):
-        p = plan(lo, hi, hours=depth < HOURLY_DEPTHS)
+        p = plan(lo, hi, grains)
         segments += [(seg.grain, seg.lo, seg.hi, i) for seg in p.segments]
         fine += [(a, b, i) for a, b in p.fine]
     runs = _runs(segments)
     if runs:
-        sql, params = _rollup_sql(runs, [sid for sid, _, _ in scopes], metrics, area, parent)
+        sql, params = _rollup_sql(runs, [sid for sid, _, _ in scopes], metrics, area, parent, depth)
         for k, scope_id, metric, bucket, value, events in plain_rows(conn, sql, params):
             starts, segs = runs[k][1], runs[k][2]
             j = bisect.bisect_right(starts, bucket) - 1
@@ -203,6 +205,7 @@ def _rollup_sql(
     metrics: Sequence[str],
     area: str,
     parent: str,
+    depth: int,
 ) -> tuple[str, list[object]]:
     """Return one statement summing every run in SQL (one snapshot, one round trip): per
     scope and metric, per bucket only where a run has more than one segment to tell apart.
@@ -217,17 +220,19 @@ def _rollup_sql(
     if area:
         head = ""
     else:
-        # area sits before bucket in the primary key: naming the areas (those of the month
-        # rows of the scope, or of the parent of the scopes: few) makes every bucket range an
-        # index range instead of a scan of all time.
+        # area sits before bucket in the primary key: naming the areas (those of the scope's
+        # coarsest rows, or of the parent of the scopes: few) makes every bucket range an
+        # index range instead of a scan of all time. Every month row has its year row where
+        # years are kept, so both hold the same areas.
         if parent:
             params.append(parent)
-            of = "scope_id = ?"
+            of, depth = "scope_id = ?", depth - 1
         else:
             of = f"scope_id IN ({marks(scope_ids)})"
+        coarsest = YEAR if YEAR in grains_at(depth) else MONTH
         head = (
             f"WITH a AS (SELECT DISTINCT area FROM rollups "
-            f"WHERE {of} AND grain = {MONTH} AND metric IN ({marks(metrics)})) "
+            f"WHERE {of} AND grain = {coarsest} AND metric IN ({marks(metrics)})) "
         )
     area_is = "area = ?" if area else "area IN (SELECT area FROM a)"
     parts = []

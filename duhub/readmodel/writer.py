@@ -23,9 +23,10 @@ from duhub.projections.effects import (
 from duhub.projections.timegrid import (
     DAY,
     HOUR,
-    HOURLY_DEPTHS,
     MONTH,
     NS,
+    TOP_DEPTHS,
+    YEAR,
     bucket_start,
     grains_at,
 )
@@ -65,8 +66,7 @@ def _buckets_by_depth(at: int) -> list[tuple[tuple[int, int], ...]]:
     """Return the (grain, bucket) pairs an event time rolls into, for the hourly depths and
     (last) for those below them."""
     return [
-        tuple((g, bucket_start(g, at)) for g in grains_at(depth))
-        for depth in range(HOURLY_DEPTHS + 1)
+        tuple((g, bucket_start(g, at)) for g in grains_at(depth)) for depth in range(TOP_DEPTHS + 1)
     ]
 
 
@@ -135,7 +135,7 @@ def rollup_rows(counted: Iterable[CountedRow]) -> list[tuple[object, ...]]:
                 _BUCKETS.clear()
             by_depth = _BUCKETS[hour] = _buckets_by_depth(hour * HOUR_NS)
         for depth, scope in enumerate(path):
-            for grain, bucket in by_depth[min(depth, HOURLY_DEPTHS)]:
+            for grain, bucket in by_depth[min(depth, TOP_DEPTHS)]:
                 key = (scope, grain, metric, area, bucket)
                 old = rollups.get(key)
                 rollups[key] = (value, 1) if old is None else (old[0] + value, old[1] + 1)
@@ -455,23 +455,28 @@ def _add_rollups(conn: Connection, rows: list[tuple[object, ...]]) -> None:
 
 
 # The rollup rows of the facts in `facts_new`, as `rollup_rows` builds them in Python: every
-# scope of a fact's path (depth 1 the city), hour buckets only at the hourly depths, day and
-# month buckets at every depth (UTC), summed per key with the number of facts. Sorted keys take
-# row locks in one order, so concurrent workers cannot deadlock.
+# scope of a fact's path (depth 1 the city), hour and year buckets only at the top depths (the
+# city and the counties), day and month buckets at every depth (UTC), summed per key with the
+# number of facts. Sorted keys take row locks in one order, so concurrent workers cannot
+# deadlock.
+_TOP_ONLY = sorted(set(grains_at(0)) - set(grains_at(TOP_DEPTHS)))
 ROLLUPS_FROM_FACTS = ROLLUP_UPSERT.format(
     rows=f"""
     SELECT u.scope, g.grain, f.metric, f.area,
            CASE g.grain
              WHEN {HOUR} THEN f.s - mod(f.s, 3600)
              WHEN {DAY} THEN f.s - mod(f.s, 86400)
-             ELSE date_part('epoch', date_trunc('month', to_timestamp(f.s) AT TIME ZONE 'UTC'))
+             WHEN {MONTH} THEN
+               date_part('epoch', date_trunc('month', to_timestamp(f.s) AT TIME ZONE 'UTC'))
+             WHEN {YEAR} THEN
+               date_part('epoch', date_trunc('year', to_timestamp(f.s) AT TIME ZONE 'UTC'))
            END::bigint AS bucket,
            sum(f.value)::bigint, count(*)
     FROM (SELECT metric, area, value, unit_path, at / {NS} AS s FROM facts_new) AS f
     CROSS JOIN LATERAL unnest(string_to_array(btrim(f.unit_path, '/'), '/'))
          WITH ORDINALITY AS u(scope, depth)
-    JOIN (VALUES ({HOUR}), ({DAY}), ({MONTH})) AS g(grain)
-      ON g.grain <> {HOUR} OR u.depth <= {HOURLY_DEPTHS}
+    JOIN (VALUES {", ".join(f"({g})" for g in grains_at(0))}) AS g(grain)
+      ON g.grain NOT IN ({", ".join(map(str, _TOP_ONLY))}) OR u.depth <= {TOP_DEPTHS}
     GROUP BY 1, 2, 3, 4, 5
     ORDER BY 1, 2, 3, 4, 5"""
 )

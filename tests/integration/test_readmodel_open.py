@@ -1,5 +1,6 @@
 """Opening a PostgreSQL read model beside a running worker: it adds a missing index, and
-waits on no table a worker is writing when nothing is missing."""
+waits on no table a worker is writing when nothing is missing; an older read model gets its
+year rows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import time
 
 import psycopg2
 
+from duhub.projections.effects import Counted
+from duhub.projections.timegrid import YEAR
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.writer import write_batch
 from tests.infra import fresh_database
 
 INDEX = "ix_coverage_campaign_rows"
@@ -44,3 +48,48 @@ def test_open_adds_a_missing_index_and_waits_on_no_writer(monkeypatch) -> None: 
         finally:
             writer.rollback()
             writer.close()
+
+
+def test_open_sums_the_year_rows_an_older_read_model_lacks() -> None:
+    """As on SQLite (tests/unit/test_readmodel_layout.py), through PostgreSQL's driver."""
+    with fresh_database() as url:
+        engine = open_engine(url)
+        try:
+            with engine.begin() as conn:
+                for unit_id, parent, level, path in (
+                    ("c", "", 1, "/c/"),
+                    ("k", "c", 2, "/c/k/"),
+                    ("t", "k", 3, "/c/k/t/"),
+                ):
+                    conn.exec_driver_sql(
+                        "INSERT INTO units VALUES (%s, %s, %s, %s, %s, 0, false, false)",
+                        (unit_id, parent, level, unit_id, path),
+                    )
+            hour = 3_600_000_000_000
+            write_batch(
+                engine,
+                [
+                    Counted(("c", "k", "t"), "visits", area, at * hour, i, f"e{i}", 1)
+                    for i, (at, area) in enumerate(
+                        [(455_000, "a"), (455_100, "b"), (460_000, "a"), (470_000, "a")], 1
+                    )
+                ],
+                {},
+            )
+            made = _rollups(url)
+        finally:
+            engine.dispose()
+        assert sorted({r[0] for r in made if r[1] == YEAR}) == ["c", "k"]
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an earlier version left it
+            cur.execute(f"DELETE FROM rollups WHERE grain = {YEAR}")
+            cur.execute("DELETE FROM layout")
+        open_engine(url).dispose()
+        assert _rollups(url) == made
+        open_engine(url).dispose()
+        assert _rollups(url) == made
+
+
+def _rollups(url: str) -> list[tuple[object, ...]]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT * FROM rollups ORDER BY 1, 2, 3, 4, 5")
+        return cur.fetchall()

@@ -32,6 +32,11 @@ def instants(draw) -> int:
     return min(max(t, tg.MIN_NS), tg.MAX_NS - 1)
 
 
+def year_start_s(seconds: int) -> bool:
+    d = datetime.fromtimestamp(seconds, UTC)
+    return (d.month, d.day, d.hour, d.minute, d.second) == (1, 1, 0, 0, 0)
+
+
 def month_start_s(seconds: int) -> bool:
     d = datetime.fromtimestamp(seconds, UTC)
     return (d.day, d.hour, d.minute, d.second) == (1, 0, 0, 0)
@@ -57,14 +62,22 @@ def test_plan_partitions_the_interval(a: int, b: int) -> None:
             assert s.lo % 3600 == 0 and s.hi % 3600 == 0
         elif s.grain == tg.DAY:
             assert s.lo % 86400 == 0 and s.hi % 86400 == 0
+        elif s.grain == tg.MONTH:
+            assert month_start_s(s.lo) and month_start_s(s.hi)
         else:
-            assert s.grain == tg.MONTH and month_start_s(s.lo) and month_start_s(s.hi)
+            assert s.grain == tg.YEAR and year_start_s(s.lo) and year_start_s(s.hi)
     assert len(p.fine) <= 2
     assert all(y - x < 2 * HOUR for x, y in p.fine)
     if p.segments:
         assert all(y - x < HOUR for x, y in p.fine)
-    # Cost follows the period's shape, not its length.
-    assert len(p.segments) <= 5
+    # Cost follows the period's shape, not its length: one year segment at most, in the
+    # middle, and no month segment holds a whole calendar year.
+    assert len(p.segments) <= 7
+    assert sum(s.grain == tg.YEAR for s in p.segments) <= 1
+    for s in p.segments:
+        if s.grain == tg.MONTH:
+            first = s.lo if year_start_s(s.lo) else tg.next_year(s.lo)
+            assert tg.next_year(first) > s.hi
 
 
 @SETTINGS
@@ -100,6 +113,19 @@ def test_plan_examples() -> None:
     ]
     assert p.fine == ((at("2022-10-31T23:30:00"), at("2022-11-01")),
                       (at("2023-01-02T01:00:00"), at("2023-01-02T01:15:00")))
+    # Whole years in the middle: a question over all time reads a row per year.
+    p = tg.plan(at("2021-11-15"), at("2024-02-01"))
+    assert sorted(p.segments, key=lambda s: (s.lo, s.grain)) == [
+        tg.Segment(tg.DAY, at("2021-11-15") // NS, at("2021-12-01") // NS),
+        tg.Segment(tg.MONTH, at("2021-12-01") // NS, at("2022-01-01") // NS),
+        tg.Segment(tg.YEAR, at("2022-01-01") // NS, at("2024-01-01") // NS),
+        tg.Segment(tg.MONTH, at("2024-01-01") // NS, at("2024-02-01") // NS),
+    ]
+    assert tg.plan(tg.MIN_NS, tg.MAX_NS).segments == (
+        tg.Segment(tg.YEAR, tg.MIN_NS // NS, tg.MAX_NS // NS),)
+    # Without year buckets (below the counties) the same period is months.
+    p = tg.plan(at("2021-11-15"), at("2024-02-01"), (tg.DAY, tg.MONTH))
+    assert tg.Segment(tg.MONTH, at("2021-12-01") // NS, at("2024-02-01") // NS) in p.segments
 
 
 @pytest.mark.parametrize(("t", "grain", "start"), [
@@ -108,6 +134,8 @@ def test_plan_examples() -> None:
     ("2022-11-03T04:59:59", tg.MONTH, "2022-11-01"),
     ("2024-02-29T23:59:59", tg.MONTH, "2024-02-01"),
     ("2023-01-01", tg.MONTH, "2023-01-01"),
+    ("2024-12-31T23:59:59", tg.YEAR, "2024-01-01"),
+    ("2023-01-01", tg.YEAR, "2023-01-01"),
 ])
 def test_bucket_start(t: str, grain: int, start: str) -> None:
     assert tg.bucket_start(grain, at(t)) == at(start) // NS
@@ -169,12 +197,12 @@ def test_too_many_periods_is_refused() -> None:
 @SETTINGS
 @given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1,
                                                       max_size=20))
-def test_plan_without_hours_uses_day_and_month_buckets_and_sub_day_edges(
+def test_plan_below_the_counties_uses_day_and_month_buckets_and_sub_day_edges(
         a: int, b: int, probes: list[int]) -> None:
     lo, hi = min(a, b), max(a, b)
     if lo == hi:
         return
-    p = tg.plan(lo, hi, hours=False)
+    p = tg.plan(lo, hi, tg.grains_at(2))
     assert all(s.grain in (tg.DAY, tg.MONTH) for s in p.segments)
     assert len(p.fine) <= 2
     if p.segments:
@@ -186,6 +214,6 @@ def test_plan_without_hours_uses_day_and_month_buckets_and_sub_day_edges(
         assert in_fine + in_segments == 1, (t, p)
 
 
-def test_hour_buckets_are_kept_for_the_city_and_the_counties_only() -> None:
-    assert tg.grains_at(0) == tg.grains_at(1) == (tg.HOUR, tg.DAY, tg.MONTH)
+def test_hour_and_year_buckets_are_kept_for_the_city_and_the_counties_only() -> None:
+    assert tg.grains_at(0) == tg.grains_at(1) == (tg.HOUR, tg.DAY, tg.MONTH, tg.YEAR)
     assert tg.grains_at(2) == tg.grains_at(3) == (tg.DAY, tg.MONTH)

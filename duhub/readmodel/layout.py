@@ -1,0 +1,73 @@
+"""Bring a read model made by an earlier version up to this version's layout, once.
+
+Each change is claimed by inserting its row into `layout` in the transaction that applies it:
+a second process opening the same read model at the same moment waits for that row's lock
+(PostgreSQL) or the write lock (SQLite), then finds the change made and leaves it. A read
+model created by this version claims every change while still empty, for nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from duhub.projections.timegrid import MONTH, NS, TOP_DEPTHS, YEAR, bucket_start
+from duhub.readmodel.engine import plain_rows
+from duhub.readmodel.writer import ROLLUP_UPSERT
+
+YEAR_ROLLUPS = "year-rollups"
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply the layout changes this read model lacks."""
+    _apply_once(engine, YEAR_ROLLUPS, _add_year_rollups)
+
+
+def _apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        if plain_rows(conn, "SELECT name FROM layout WHERE name = ?", (change,)):
+            return
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                _marks(conn, "INSERT INTO layout (name, applied_at) VALUES (?, ?)"),
+                (change, time.time_ns()),
+            )
+            apply(conn)
+    except IntegrityError:
+        pass  # another process applied it first
+
+
+def _add_year_rollups(conn: Connection) -> None:
+    """Sum the year rows of the city and the counties from their month rows (versions before
+    kept no year buckets): the same rows the writes would have made, since a year is its
+    months."""
+    top = [
+        unit_id
+        for unit_id, path in plain_rows(conn, "SELECT unit_id, path FROM units")
+        if path.count("/") - 2 < TOP_DEPTHS
+    ]
+    if not top:
+        return
+    sums: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for scope_id, metric, area, bucket, value, events in plain_rows(
+        conn,
+        "SELECT scope_id, metric, area, bucket, value, events FROM rollups "
+        f"WHERE grain = {MONTH} AND scope_id IN ({', '.join('?' * len(top))})",
+        top,
+    ):
+        total = sums[(scope_id, metric, area, bucket_start(YEAR, bucket * NS))]
+        total[0] += value
+        total[1] += events
+    rows = [(s, YEAR, m, a, b, v, n) for (s, m, a, b), (v, n) in sorted(sums.items())]
+    if rows:
+        conn.exec_driver_sql(
+            _marks(conn, ROLLUP_UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")), rows
+        )
+
+
+def _marks(conn: Connection, sql: str) -> str:
+    return sql.replace("?", "%s") if conn.dialect.name == "postgresql" else sql
