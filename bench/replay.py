@@ -28,8 +28,8 @@ from duhub.v1 import events_pb2 as pb
 
 LOG_VERSION = 1
 # Bumped when the read model's layout changes (2: grains by depth, WITHOUT ROWID tables; 3: year
-# buckets for the city and the counties).
-READMODEL_VERSION = 3
+# buckets for the city and the counties; 4: coverage rows carry their county).
+READMODEL_VERSION = 4
 SEED = 23
 CHUNK = 20_000
 

@@ -76,6 +76,8 @@ class Covered:
     at: Nanos
     recorded_at: Nanos
     event_id: str
+    # The county the target lies in ("" for the city itself): answers count per county.
+    county_id: str
 
 
 Effect = (

@@ -104,6 +104,7 @@ def _figures(event: Event, k: Knowledge) -> list[Effect]:
                     event.occurred_at,
                     event.recorded_at,
                     event.event_id,
+                    _unit(k, p.unit_id).county_id or "",
                 )
             )
         return out

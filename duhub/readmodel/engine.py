@@ -47,10 +47,10 @@ def open_engine(
             # Another process created the same tables at the same moment: look again.
             time.sleep(0.5)
             metadata.create_all(engine)
-        _add_missing_indexes(engine)
         from duhub.readmodel.layout import upgrade  # it writes through the writer's statements
 
         upgrade(engine)
+        _add_missing_indexes(engine)
     return engine
 
 

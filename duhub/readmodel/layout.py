@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import IntegrityError
 
 from duhub.projections.timegrid import MONTH, NS, TOP_DEPTHS, YEAR, bucket_start
@@ -19,11 +19,14 @@ from duhub.readmodel.engine import plain_rows
 from duhub.readmodel.writer import ROLLUP_UPSERT
 
 YEAR_ROLLUPS = "year-rollups"
+COVERAGE_COUNTIES = "coverage-counties"
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply the layout changes this read model lacks."""
+    """Apply the layout changes this read model lacks (before its missing indexes are made:
+    one of them is on a column a change adds)."""
     _apply_once(engine, YEAR_ROLLUPS, _add_year_rollups)
+    _apply_once(engine, COVERAGE_COUNTIES, _add_coverage_counties)
 
 
 def _apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +70,31 @@ def _add_year_rollups(conn: Connection) -> None:
         conn.exec_driver_sql(
             _marks(conn, ROLLUP_UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")), rows
         )
+
+
+def _add_coverage_counties(conn: Connection) -> None:
+    """Give each coverage row the county of its target (versions before kept none), and drop
+    the index the one on counties replaces."""
+    if "county_id" not in {c["name"] for c in inspect(conn).get_columns("coverage")}:
+        conn.exec_driver_sql(
+            "ALTER TABLE coverage ADD COLUMN county_id VARCHAR(64) NOT NULL DEFAULT ''"
+        )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_coverage_campaign_rows")
+    covered = [u for (u,) in plain_rows(conn, "SELECT DISTINCT unit_id FROM coverage")]
+    if not covered:
+        return
+    paths = dict(plain_rows(conn, "SELECT unit_id, path FROM units"))
+    counties = [(_county(paths.get(u, "")), u) for u in covered]
+    conn.exec_driver_sql(
+        _marks(conn, "UPDATE coverage SET county_id = ? WHERE unit_id = ?"),
+        [(c, u) for c, u in counties if c],
+    )
+
+
+def _county(path: str) -> str:
+    """Return the county of a unit path ("/city/county/.../"), "" for the city."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 3 else ""
 
 
 def _marks(conn: Connection, sql: str) -> str:

@@ -149,7 +149,7 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
     counted: list[CountedRow] = []
     heads: dict[str, tuple[str, bytes, int, str]] = {}
-    covered: dict[tuple[str, str, str], tuple[int, int]] = {}
+    covered: dict[tuple[str, str, str], tuple[int, int, str]] = {}
     # Paths rendered once per unit per batch.
     paths: dict[tuple[str, ...], str] = {}
     for e in effects:
@@ -180,9 +180,9 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
             key = (e.campaign_id, e.group_id, e.unit_id)
             old = covered.get(key)
             covered[key] = (
-                (e.at, e.recorded_at)
+                (e.at, e.recorded_at, e.county_id)
                 if old is None
-                else (min(old[0], e.at), min(old[1], e.recorded_at))
+                else (min(old[0], e.at), min(old[1], e.recorded_at), e.county_id)
             )
             summary.campaigns.add(e.campaign_id)
         elif isinstance(e, UnitAdded):
@@ -222,7 +222,7 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
         counted,
         heads,
         # Sorted keys take row locks in one order, so concurrent workers cannot deadlock.
-        [(*k, v[0], v[1]) for k, v in sorted(covered.items())],
+        [(*k, *v) for k, v in sorted(covered.items())],
         rollup_rows(counted) if rollups else None,
     )
 
@@ -553,8 +553,8 @@ def _set_heads(conn: Connection, heads: dict[str, tuple[str, bytes, int, str]]) 
 
 
 COVERAGE_UPSERT = (
-    "INSERT INTO coverage (campaign_id, group_id, unit_id, first_at, first_recorded_at) "
-    "VALUES {values} ON CONFLICT (campaign_id, group_id, unit_id) DO UPDATE SET "
+    "INSERT INTO coverage (campaign_id, group_id, unit_id, first_at, first_recorded_at, "
+    "county_id) VALUES {values} ON CONFLICT (campaign_id, group_id, unit_id) DO UPDATE SET "
     "first_at = {least}(coverage.first_at, excluded.first_at), "
     "first_recorded_at = {least}(coverage.first_recorded_at, excluded.first_recorded_at)"
 )
@@ -568,7 +568,9 @@ def _add_coverage(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     if conn.dialect.name == "postgresql":
         _execute_values(conn, COVERAGE_UPSERT.format(values="%s", least="LEAST"), rows)
     else:  # SQLite's two-argument min() is LEAST
-        conn.exec_driver_sql(COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?)", least="min"), rows)
+        conn.exec_driver_sql(
+            COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?, ?)", least="min"), rows
+        )
 
 
 def _set_positions(

@@ -134,7 +134,7 @@ def test_large_batches_take_the_copy_path_exactly(engine: Engine) -> None:
 
 def test_coverage_keeps_the_earliest_visit_per_target(engine: Engine) -> None:
     def cover(unit: str, at: int, recorded: int) -> Covered:
-        return Covered("c1", "g1", unit, at, recorded, f"v{unit}{at}")
+        return Covered("c1", "g1", unit, at, recorded, f"v{unit}{at}", "k")
 
     write_batch(engine, [cover("a", 50, 500), cover("b", 70, 700), cover("a", 40, 900)], {})
     write_batch(engine, [cover("a", 60, 100), cover("b", 80, 800), cover("c", 5, 5)], {})

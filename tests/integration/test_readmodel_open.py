@@ -14,7 +14,7 @@ from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import write_batch
 from tests.infra import fresh_database
 
-INDEX = "ix_coverage_campaign_rows"
+INDEX = "ix_coverage_campaign_counties"
 
 
 def _has_index(url: str) -> bool:
@@ -50,8 +50,9 @@ def test_open_adds_a_missing_index_and_waits_on_no_writer(monkeypatch) -> None: 
             writer.close()
 
 
-def test_open_sums_the_year_rows_an_older_read_model_lacks() -> None:
-    """As on SQLite (tests/unit/test_readmodel_layout.py), through PostgreSQL's driver."""
+def test_open_brings_an_older_read_model_up_to_this_layout() -> None:
+    """Year rows summed and coverage rows given their counties, as on SQLite
+    (tests/unit/test_readmodel_layout.py, test_readmodel_upgrade.py), through PostgreSQL."""
     with fresh_database() as url:
         engine = open_engine(url)
         try:
@@ -83,8 +84,25 @@ def test_open_sums_the_year_rows_an_older_read_model_lacks() -> None:
         with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an earlier version left it
             cur.execute(f"DELETE FROM rollups WHERE grain = {YEAR}")
             cur.execute("DELETE FROM layout")
+            cur.execute("ALTER TABLE coverage DROP COLUMN county_id")  # its index goes with it
+            cur.execute(
+                "CREATE INDEX ix_coverage_campaign_rows ON coverage "
+                "(campaign_id, group_id, unit_id, first_at, first_recorded_at)"
+            )
+            cur.execute(
+                "INSERT INTO coverage VALUES ('c1', 'g', 't', 5, 7), ('c1', 'g', 'c', 4, 6)"
+            )
+        assert not _has_index(url)
         open_engine(url).dispose()
         assert _rollups(url) == made
+        assert _has_index(url)
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT unit_id, county_id FROM coverage ORDER BY 1")
+            assert cur.fetchall() == [("c", ""), ("t", "k")]
+            cur.execute(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_coverage_campaign_rows'"
+            )
+            assert cur.fetchone() == (0,)
         open_engine(url).dispose()
         assert _rollups(url) == made
 

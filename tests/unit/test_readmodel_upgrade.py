@@ -1,4 +1,5 @@
-"""A read model made before an index existed gets it when opened, and answers the same."""
+"""A read model made by an earlier version gets what this one reads when opened: the county of
+each coverage row, and the index on it in place of the one it replaces."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from duhub.readmodel.engine import open_engine
 
-INDEX = "ix_coverage_campaign_rows"
+INDEX, OLD_INDEX = "ix_coverage_campaign_counties", "ix_coverage_campaign_rows"
 
 
 def _indexes(path: Path) -> set[str]:
@@ -16,29 +17,43 @@ def _indexes(path: Path) -> set[str]:
     return {name for (name,) in rows}
 
 
-def test_an_index_missing_from_an_older_read_model_is_added_on_open(tmp_path: Path) -> None:
+def test_coverage_rows_of_an_older_read_model_get_their_counties_and_index(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.db"
     open_engine(f"sqlite:///{path}").dispose()
     assert INDEX in _indexes(path)
     with sqlite3.connect(path) as db:  # as an earlier version made it
-        db.execute("INSERT INTO coverage VALUES ('c1', 'g1', 'u1', 5, 7), ('c1', 'g2', 'u2', 6, 8)")
         db.execute(f"DROP INDEX {INDEX}")
+        db.execute("ALTER TABLE coverage DROP COLUMN county_id")
+        db.execute(
+            f"CREATE INDEX {OLD_INDEX} ON coverage "
+            "(campaign_id, group_id, unit_id, first_at, first_recorded_at)"
+        )
+        db.execute("DELETE FROM layout")
+        db.executemany(
+            "INSERT INTO units VALUES (?, ?, 1, ?, ?, 0, 0, 0)",
+            [("c", "", "c", "/c/"), ("k", "c", "k", "/c/k/"), ("v", "k", "v", "/c/k/t/v/")],
+        )
+        db.execute(
+            "INSERT INTO coverage VALUES ('c1', 'g1', 'v', 5, 7), ('c1', 'g2', 'k', 6, 8), "
+            "('c1', 'g2', 'c', 4, 9)"
+        )
     assert INDEX not in _indexes(path)
 
     engine = open_engine(f"sqlite:///{path}")
     try:
-        assert INDEX in _indexes(path)
+        assert INDEX in _indexes(path) and OLD_INDEX not in _indexes(path)
         with engine.connect() as conn:
-            plan = conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN SELECT group_id, unit_id, first_at FROM coverage "
-                "WHERE campaign_id = 'c1'"
-            ).fetchall()
-            rows = conn.exec_driver_sql(
-                "SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = 'c1'"
-            ).fetchall()
+            sql = (
+                "SELECT group_id, county_id, count(*), max(first_at) FROM coverage "
+                "WHERE campaign_id = 'c1' GROUP BY group_id, county_id"
+            )
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).fetchall()
+            rows = conn.exec_driver_sql(sql).fetchall()
         assert any(INDEX in str(step) for step in plan)
-        assert sorted(rows) == [("g1", "u1", 5), ("g2", "u2", 6)]
+        assert sorted(rows) == [("g1", "k", 1, 5), ("g2", "", 1, 4), ("g2", "k", 1, 6)]
     finally:
         engine.dispose()
     open_engine(f"sqlite:///{path}").dispose()  # opening again is a no-op
-    assert INDEX in _indexes(path)
+    assert INDEX in _indexes(path) and OLD_INDEX not in _indexes(path)

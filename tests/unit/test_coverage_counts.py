@@ -1,0 +1,88 @@
+"""Coverage counted per (group, county) by the database: the uncovered targets still come in
+target order when a group's targets interleave counties, and every way of reading the rows
+(pairs named, all rows of the scope, rows kept to the scope in Python) gives the same report."""
+
+from __future__ import annotations
+
+import pytest
+
+from duhub.domain.events import Tier
+from duhub.readmodel import coverage as cov
+from duhub.v1 import events_pb2 as pb
+from tests.unit.builders import (
+    DANG,
+    DANG_T1,
+    DANG_V1,
+    YIDU,
+    YIDU_T1,
+    YIDU_T2,
+    YIDU_V1,
+    Pipeline,
+    at,
+    campaign,
+    group,
+    hierarchy,
+    visit,
+)
+
+# Counties interleaved: Yidu, Dangyang, Yidu, Dangyang, Yidu.
+CITY_TARGETS = [YIDU_V1, DANG_V1, YIDU_T1, DANG_T1, YIDU_T2]
+
+
+@pytest.fixture
+def hub():  # type: ignore[no-untyped-def]
+    p = Pipeline.open()
+    p.clock.now = at("2023-02-01")
+    p.publish(hierarchy(), allow_reference=True)
+    p.publish([campaign("c", [
+        group("tf", pb.TIER_TASK_FORCE),
+        group("g", pb.TIER_CITY, *CITY_TARGETS),
+        group("k", pb.TIER_COUNTY, YIDU_T1, YIDU_V1),
+    ], event_id="camp", seq=1)])
+    visits = [("g", YIDU_T1, "2022-11-05"), ("g", DANG_V1, "2022-11-06"),
+              ("k", YIDU_V1, "2022-11-07"), ("k", YIDU_T1, "2022-11-09")]
+    for i, (g, unit, when) in enumerate(visits, start=2):
+        p.clock.now = at("2023-02-01") + i
+        p.publish([visit(unit, "c", g, event_id=f"v{i}", seq=i, occurred_at=at(when))])
+    p.tailer.catch_up()
+    yield p
+    p.close()
+
+
+def _both_ways(p: Pipeline, scope: str = "", as_of: int | None = None) -> cov.CoverageReport:
+    rep = cov.coverage(p.engine, "c", scope, as_of)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cov, "MAX_NAMED_TARGETS", 0)
+        mp.setattr(cov, "MAX_NAMED_PAIRS", 0)
+        cov._TARGETS.clear()
+        try:
+            assert cov.coverage(p.engine, "c", scope, as_of) == rep
+        finally:
+            cov._TARGETS.clear()
+    return rep
+
+
+def test_uncovered_come_in_target_order_across_counties(hub: Pipeline) -> None:
+    rep = _both_ways(hub)
+    g, k = rep.groups[1], rep.groups[2]
+    assert (g.targets, g.covered, g.uncovered) == (5, 2, [YIDU_V1, DANG_T1, YIDU_T2])
+    assert (k.targets, k.covered, k.uncovered, k.full) == (2, 2, [], True)
+    assert k.full_at == at("2022-11-09")
+    tiers = {t.tier: (t.targets, t.covered, t.uncovered) for t in rep.tiers}
+    assert tiers[Tier.CITY] == (5, 2, [YIDU_V1, DANG_T1, YIDU_T2])
+    assert tiers[Tier.COUNTY] == (2, 2, [])
+    counties = {c.key: (c.targets, c.covered, c.uncovered) for c in rep.counties}
+    assert counties == {YIDU: (5, 3, [YIDU_V1, YIDU_T2]), DANG: (2, 1, [DANG_T1])}
+
+
+def test_a_scope_and_a_moment(hub: Pipeline) -> None:
+    rep = _both_ways(hub, YIDU)
+    assert [(t.key, t.targets, t.covered, t.uncovered) for t in rep.groups[1:]] == [
+        ("g", 3, 1, [YIDU_V1, YIDU_T2]), ("k", 2, 2, [])]
+    rep = _both_ways(hub, YIDU_T1)
+    assert [(t.key, t.targets, t.covered, t.uncovered) for t in rep.groups[1:]] == [
+        ("g", 2, 1, [YIDU_V1]), ("k", 2, 2, [])]
+    # Before the last two visits were recorded: group k had none of its targets.
+    rep = _both_ways(hub, "", at("2023-02-01") + 3)
+    assert [(t.key, t.covered, t.uncovered) for t in rep.groups[1:]] == [
+        ("g", 2, [YIDU_V1, DANG_T1, YIDU_T2]), ("k", 0, [YIDU_T1, YIDU_V1])]
