@@ -568,9 +568,7 @@ def _add_coverage(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     if conn.dialect.name == "postgresql":
         _execute_values(conn, COVERAGE_UPSERT.format(values="%s", least="LEAST"), rows)
     else:  # SQLite's two-argument min() is LEAST
-        conn.exec_driver_sql(
-            COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?, ?)", least="min"), rows
-        )
+        conn.exec_driver_sql(COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?, ?)", least="min"), rows)
 
 
 def _set_positions(
