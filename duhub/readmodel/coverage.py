@@ -229,7 +229,9 @@ def coverage(
             scope = _scope(targets, unit.path, parts[2] if len(parts) > 3 else "")
         else:
             scope = _scope(targets, "", "")
-        if scope.exact:
+        if not scope.pairs:  # no target inside the scope: nothing to read
+            counts, first = {}, {}
+        elif scope.exact:
             counts = _counts(conn, campaign_id, as_of, scope)
             partial = [
                 pair

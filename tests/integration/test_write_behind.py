@@ -15,13 +15,27 @@ import pytest
 from bench.events import stored_records
 from duhub.log.base import LogRecord
 from duhub.projections.timegrid import GRAINS, MONTH, YEAR
+from duhub.readmodel.coverage import coverage
 from duhub.readmodel.digest import digest, figure_diffs, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import read_positions
+from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import Applied, BatchApplier
 from services.aggregate.write_behind import WriteBehind
 from tests.infra import fresh_database
-from tests.unit.builders import YIDU, YIDU_T1, hierarchy, ts, visit
+from tests.unit.builders import (
+    DANG_T1,
+    DANG_V1,
+    YIDU,
+    YIDU_T1,
+    YIDU_T2,
+    YIDU_V1,
+    campaign,
+    group,
+    hierarchy,
+    ts,
+    visit,
+)
 
 PARTITIONS = 4
 BATCH = 400
@@ -252,6 +266,45 @@ def test_postgresql_sums_the_rollups_as_the_python_fold_does(records, tmp_path) 
             # worth comparing.
             assert set(grains) == set(GRAINS) and grains[MONTH] > 1 and grains[YEAR] > 1
             assert table_digests(pg) == table_digests(lite), figure_diffs(lite, pg)
+            # And coverage answers alike from both, for every campaign and a scope in seven.
+            with lite.connect() as conn:
+                camps = [c for (c,) in conn.exec_driver_sql("SELECT campaign_id FROM campaigns")]
+                units = [u for (u,) in conn.exec_driver_sql("SELECT unit_id FROM units")]
+            assert camps and len(units) > 100
+            for cid in camps:
+                for scope in ["", *units[::7]]:
+                    assert coverage(pg, cid, scope) == coverage(lite, cid, scope), (cid, scope)
+        finally:
+            pg.dispose()
+            lite.dispose()
+
+
+def test_coverage_of_a_scope_without_targets_on_postgresql(tmp_path) -> None:
+    """A township none of the campaign's targets lies in: nothing to count, and no empty IN
+    list for PostgreSQL to refuse; the same reports as SQLite's for every scope."""
+
+    def record(offset: int, msg) -> LogRecord:  # type: ignore[no-untyped-def]
+        msg.recorded_at.CopyFrom(ts(1_700_000_000_000_000_000 + offset))
+        return LogRecord(0, offset, b"k", msg.SerializeToString(), ingested=True)
+
+    events = [
+        *hierarchy(),
+        campaign("c", [group("g", pb.TIER_CITY, YIDU_V1, DANG_V1)], event_id="camp", seq=1),
+        visit(YIDU_V1, "c", "g", event_id="v1", seq=2),
+    ]
+    records = [record(i, e) for i, e in enumerate(events)]
+    lite = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
+    with fresh_database() as url:
+        pg = open_engine(url)
+        try:
+            BatchApplier(lite).apply(records)
+            BatchApplier(pg).apply(records)
+            for scope in ("", YIDU, YIDU_T1, YIDU_V1, YIDU_T2, DANG_T1):
+                assert coverage(pg, "c", scope) == coverage(lite, "c", scope), scope
+            (g,) = coverage(pg, "c", YIDU_T2).groups
+            assert (g.targets, g.covered, g.uncovered) == (0, 0, [])
+            (g,) = coverage(pg, "c").groups
+            assert (g.targets, g.covered, g.uncovered) == (2, 1, [DANG_V1])
         finally:
             pg.dispose()
             lite.dispose()
