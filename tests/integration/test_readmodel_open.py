@@ -4,6 +4,8 @@ year rows."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psycopg2
@@ -111,3 +113,36 @@ def _rollups(url: str) -> list[tuple[object, ...]]:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT * FROM rollups ORDER BY 1, 2, 3, 4, 5")
         return cur.fetchall()
+
+
+def test_processes_opening_an_older_read_model_at_once_add_its_year_rows_once() -> None:
+    """The change is claimed by a row in `layout`: whoever opens first applies it, the others
+    wait for that row and leave it; the year rows are not summed twice."""
+    with fresh_database() as url:
+        engine = open_engine(url)
+        try:
+            with engine.begin() as conn:
+                for unit_id, parent, level, path in (("c", "", 1, "/c/"), ("k", "c", 2, "/c/k/")):
+                    conn.exec_driver_sql(
+                        "INSERT INTO units VALUES (%s, %s, %s, %s, %s, 0, false, false)",
+                        (unit_id, parent, level, unit_id, path),
+                    )
+            hour = 3_600_000_000_000
+            write_batch(
+                engine,
+                [
+                    Counted(("c", "k"), "visits", "a", (455_000 + i * 97) * hour, 1, f"e{i}", 1)
+                    for i in range(2000)
+                ],
+                {},
+            )
+        finally:
+            engine.dispose()
+        made = _rollups(url)
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an earlier version left it
+            cur.execute(f"DELETE FROM rollups WHERE grain = {YEAR}")
+            cur.execute("DELETE FROM layout")
+        opener = f"from duhub.readmodel.engine import open_engine; open_engine({url!r}).dispose()"
+        procs = [subprocess.Popen([sys.executable, "-c", opener]) for _ in range(4)]
+        assert [p.wait(timeout=60) for p in procs] == [0] * 4
+        assert _rollups(url) == made
