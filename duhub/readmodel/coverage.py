@@ -118,8 +118,7 @@ def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
     rows = []
     with engine.connect() as conn:
         for group_id, unit_id, path in conn.execute(q):
-            parts = path.split("/")
-            rows.append((group_id, unit_id, path, parts[2] if len(parts) > 3 else ""))
+            rows.append((group_id, unit_id, path, s.county_of(path)))
         county_ids = {r[3] for r in rows if r[3]}
         names = dict(conn.execute(select(u.unit_id, u.name).where(u.unit_id.in_(county_ids))).all())
     found = _Targets(campaign, tuple(rows), names)
@@ -133,7 +132,7 @@ def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
 MAX_NAMED_TARGETS = 900
 
 
-def _scope(targets: _Targets, scope_path: str, county: str) -> _Scope:
+def _scope(targets: _Targets, scope_path: str) -> _Scope:
     found = targets.scopes.get(scope_path)
     if found is not None:
         return found
@@ -154,6 +153,7 @@ def _scope(targets: _Targets, scope_path: str, county: str) -> _Scope:
         place[(group_id, unit_id)] = i
     depth = scope_path.count("/") - 2  # -2: no scope, 0: the city, 1: a county
     where, params, exact = "", (), True
+    county = s.county_of(scope_path)
     if depth == 1:
         where, params = " AND county_id = ?", (county,)
     elif depth > 1:
@@ -223,12 +223,7 @@ def coverage(
     if targets is None or (as_of is not None and targets.campaign.recorded_at > as_of):
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
     with engine.connect() as conn:
-        if scope_unit_id:
-            unit = resolve_scope(conn, scope_unit_id)
-            parts = unit.path.split("/")
-            scope = _scope(targets, unit.path, parts[2] if len(parts) > 3 else "")
-        else:
-            scope = _scope(targets, "", "")
+        scope = _scope(targets, resolve_scope(conn, scope_unit_id).path if scope_unit_id else "")
         if not scope.pairs:  # no target inside the scope: nothing to read
             counts, first = {}, {}
         elif scope.exact:

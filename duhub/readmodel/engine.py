@@ -88,17 +88,20 @@ def dbapi_cursor(conn: Connection) -> Any:
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
+def driver_sql(conn: Connection, sql: str) -> str:
+    """Return `sql` (placeholders written `?`) in the placeholders of the connection's driver:
+    `%s` for PostgreSQL's. The SQL holds no literal `?` or `%`."""
+    return sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s")
+
+
 def plain_rows(conn: Connection, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
     """Run `sql` (placeholders written `?`) on a DB-API cursor in the connection's transaction
     and return its rows: for the statements every answer asks (a scope, a campaign's version,
     the applied positions, the sums), where building them through SQLAlchemy cost several
-    times the query (by measure). Every `?` is a placeholder (PostgreSQL's driver is given
-    `%s`): the SQL holds no literal `?` or `%`."""
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
+    times the query (by measure). Placeholders as `driver_sql` has them."""
     cursor = dbapi_cursor(conn)
     try:
-        cursor.execute(sql, tuple(params))
+        cursor.execute(driver_sql(conn, sql), tuple(params))
         return cursor.fetchall()
     finally:
         cursor.close()

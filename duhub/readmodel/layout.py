@@ -15,7 +15,8 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import IntegrityError
 
 from duhub.projections.timegrid import MONTH, NS, TOP_DEPTHS, YEAR, bucket_start
-from duhub.readmodel.engine import plain_rows
+from duhub.readmodel.engine import driver_sql, plain_rows
+from duhub.readmodel.schema import county_of
 from duhub.readmodel.writer import ROLLUP_UPSERT
 
 YEAR_ROLLUPS = "year-rollups"
@@ -24,19 +25,22 @@ COVERAGE_COUNTIES = "coverage-counties"
 
 def upgrade(engine: Engine) -> None:
     """Apply the layout changes this read model lacks (before its missing indexes are made:
-    one of them is on a column a change adds)."""
-    _apply_once(engine, YEAR_ROLLUPS, _add_year_rollups)
-    _apply_once(engine, COVERAGE_COUNTIES, _add_coverage_counties)
+    one of them is on a column a change adds), in order."""
+    with engine.connect() as conn:
+        applied = {name for (name,) in plain_rows(conn, "SELECT name FROM layout")}
+    for change, apply in (
+        (YEAR_ROLLUPS, _add_year_rollups),
+        (COVERAGE_COUNTIES, _add_coverage_counties),
+    ):
+        if change not in applied:
+            _apply_once(engine, change, apply)
 
 
 def _apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
-        if plain_rows(conn, "SELECT name FROM layout WHERE name = ?", (change,)):
-            return
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(
-                _marks(conn, "INSERT INTO layout (name, applied_at) VALUES (?, ?)"),
+                driver_sql(conn, "INSERT INTO layout (name, applied_at) VALUES (?, ?)"),
                 (change, time.time_ns()),
             )
             apply(conn)
@@ -68,7 +72,7 @@ def _add_year_rollups(conn: Connection) -> None:
     rows = [(s, YEAR, m, a, b, v, n) for (s, m, a, b), (v, n) in sorted(sums.items())]
     if rows:
         conn.exec_driver_sql(
-            _marks(conn, ROLLUP_UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")), rows
+            driver_sql(conn, ROLLUP_UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?)")), rows
         )
 
 
@@ -84,18 +88,8 @@ def _add_coverage_counties(conn: Connection) -> None:
     if not covered:
         return
     paths = dict(plain_rows(conn, "SELECT unit_id, path FROM units"))
-    counties = [(_county(paths.get(u, "")), u) for u in covered]
+    counties = [(county_of(paths.get(u, "")), u) for u in covered]
     conn.exec_driver_sql(
-        _marks(conn, "UPDATE coverage SET county_id = ? WHERE unit_id = ?"),
+        driver_sql(conn, "UPDATE coverage SET county_id = ? WHERE unit_id = ?"),
         [(c, u) for c, u in counties if c],
     )
-
-
-def _county(path: str) -> str:
-    """Return the county of a unit path ("/city/county/.../"), "" for the city."""
-    parts = path.split("/")
-    return parts[2] if len(parts) > 3 else ""
-
-
-def _marks(conn: Connection, sql: str) -> str:
-    return sql.replace("?", "%s") if conn.dialect.name == "postgresql" else sql

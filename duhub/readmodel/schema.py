@@ -208,6 +208,13 @@ def unit_path(path: tuple[str, ...]) -> str:
     return "/" + "/".join(path) + "/"
 
 
+def county_of(path: str) -> str:
+    """Return the county of a unit path ("/city/county/.../"): the county itself for a
+    county, "" for the city."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 3 else ""
+
+
 def subtree_range(path: str) -> tuple[str, str]:
     """Return [lo, hi) such that every path in the subtree of `path` lies in it."""
     # '0' is the character right after '/', so path[:-1] + '0' bounds the prefix.

@@ -13,6 +13,7 @@ import psycopg2
 from duhub.projections.effects import Counted
 from duhub.projections.timegrid import YEAR
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.schema import unit_path
 from duhub.readmodel.writer import write_batch
 from tests.infra import fresh_database
 
@@ -56,36 +57,11 @@ def test_open_brings_an_older_read_model_up_to_this_layout() -> None:
     """Year rows summed and coverage rows given their counties, as on SQLite
     (tests/unit/test_readmodel_layout.py, test_readmodel_upgrade.py), through PostgreSQL."""
     with fresh_database() as url:
-        engine = open_engine(url)
-        try:
-            with engine.begin() as conn:
-                for unit_id, parent, level, path in (
-                    ("c", "", 1, "/c/"),
-                    ("k", "c", 2, "/c/k/"),
-                    ("t", "k", 3, "/c/k/t/"),
-                ):
-                    conn.exec_driver_sql(
-                        "INSERT INTO units VALUES (%s, %s, %s, %s, %s, 0, false, false)",
-                        (unit_id, parent, level, unit_id, path),
-                    )
-            hour = 3_600_000_000_000
-            write_batch(
-                engine,
-                [
-                    Counted(("c", "k", "t"), "visits", area, at * hour, i, f"e{i}", 1)
-                    for i, (at, area) in enumerate(
-                        [(455_000, "a"), (455_100, "b"), (460_000, "a"), (470_000, "a")], 1
-                    )
-                ],
-                {},
-            )
-            made = _rollups(url)
-        finally:
-            engine.dispose()
+        made = _counted(url, ("c", "k", "t"), [
+            (455_000, "a", 1), (455_100, "b", 2), (460_000, "a", 3), (470_000, "a", 4)])
         assert sorted({r[0] for r in made if r[1] == YEAR}) == ["c", "k"]
         with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an earlier version left it
-            cur.execute(f"DELETE FROM rollups WHERE grain = {YEAR}")
-            cur.execute("DELETE FROM layout")
+            _forget_years(cur)
             cur.execute("ALTER TABLE coverage DROP COLUMN county_id")  # its index goes with it
             cur.execute(
                 "CREATE INDEX ix_coverage_campaign_rows ON coverage "
@@ -109,6 +85,33 @@ def test_open_brings_an_older_read_model_up_to_this_layout() -> None:
         assert _rollups(url) == made
 
 
+def _counted(url: str, path: tuple[str, ...], facts: list[tuple[int, str, int]]) -> list:  # type: ignore[type-arg]
+    """Register the units of `path` and count `facts` (hour since the epoch, area, value) for
+    its last unit in a fresh read model at `url`; return its rollup rows."""
+    engine = open_engine(url)
+    try:
+        with engine.begin() as conn:
+            for depth, unit_id in enumerate(path):
+                conn.exec_driver_sql(
+                    "INSERT INTO units VALUES (%s, %s, %s, %s, %s, 0, false, false)",
+                    (unit_id, path[depth - 1] if depth else "", depth + 1, unit_id,
+                     unit_path(path[: depth + 1])),
+                )
+        hour = 3_600_000_000_000
+        effects = [Counted(path, "visits", area, at * hour, value, f"e{i}", 1)
+                   for i, (at, area, value) in enumerate(facts)]
+        write_batch(engine, effects, {})
+    finally:
+        engine.dispose()
+    return _rollups(url)
+
+
+def _forget_years(cur) -> None:  # type: ignore[no-untyped-def]
+    """Take the read model back to before year buckets: no year rows, no layout applied."""
+    cur.execute(f"DELETE FROM rollups WHERE grain = {YEAR}")
+    cur.execute("DELETE FROM layout")
+
+
 def _rollups(url: str) -> list[tuple[object, ...]]:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT * FROM rollups ORDER BY 1, 2, 3, 4, 5")
@@ -119,29 +122,9 @@ def test_processes_opening_an_older_read_model_at_once_add_its_year_rows_once() 
     """The change is claimed by a row in `layout`: whoever opens first applies it, the others
     wait for that row and leave it; the year rows are not summed twice."""
     with fresh_database() as url:
-        engine = open_engine(url)
-        try:
-            with engine.begin() as conn:
-                for unit_id, parent, level, path in (("c", "", 1, "/c/"), ("k", "c", 2, "/c/k/")):
-                    conn.exec_driver_sql(
-                        "INSERT INTO units VALUES (%s, %s, %s, %s, %s, 0, false, false)",
-                        (unit_id, parent, level, unit_id, path),
-                    )
-            hour = 3_600_000_000_000
-            write_batch(
-                engine,
-                [
-                    Counted(("c", "k"), "visits", "a", (455_000 + i * 97) * hour, 1, f"e{i}", 1)
-                    for i in range(2000)
-                ],
-                {},
-            )
-        finally:
-            engine.dispose()
-        made = _rollups(url)
+        made = _counted(url, ("c", "k"), [(455_000 + i * 97, "a", 1) for i in range(2000)])
         with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an earlier version left it
-            cur.execute(f"DELETE FROM rollups WHERE grain = {YEAR}")
-            cur.execute("DELETE FROM layout")
+            _forget_years(cur)
         opener = f"from duhub.readmodel.engine import open_engine; open_engine({url!r}).dispose()"
         procs = [subprocess.Popen([sys.executable, "-c", opener]) for _ in range(4)]
         assert [p.wait(timeout=60) for p in procs] == [0] * 4
