@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, select
 from duhub.domain.events import Nanos, Tier
 from duhub.domain.model import Campaign
 from duhub.readmodel import schema as s
-from duhub.readmodel.engine import plain_rows
+from duhub.readmodel.engine import plain_rows, snapshot
 from duhub.readmodel.knowledge import load_campaign
 from duhub.readmodel.statistics import NotFound
 from duhub.readmodel.units import resolve_scope
@@ -222,7 +222,7 @@ def coverage(
     targets = _targets(engine, campaign_id)
     if targets is None or (as_of is not None and targets.campaign.recorded_at > as_of):
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         scope = _scope(targets, resolve_scope(conn, scope_unit_id).path if scope_unit_id else "")
         if not scope.pairs:  # no target inside the scope: nothing to read
             counts, first = {}, {}

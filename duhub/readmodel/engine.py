@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -80,6 +81,41 @@ def _index_names(engine: Engine) -> dict[str, set[str | None]]:
     inspector = inspect(engine)
     tables = metadata.sorted_tables
     return {t.name: {i["name"] for i in inspector.get_indexes(t.name)} for t in tables}
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """Yield a connection whose statements all read one state of the read model, for an
+    answer read in several statements: a batch committed meanwhile counts in all of them or
+    in none (else an as-of figure would subtract the facts of a batch its rollups did not
+    hold yet, and an explanation list events its total leaves out)."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            # pysqlite opens no transaction for reads: each SELECT would see the latest
+            # commit. In one, they share the read mark of the first (WAL).
+            conn.exec_driver_sql("BEGIN")
+            yield conn
+            return
+        # Read committed takes a snapshot per statement; repeatable read one for the
+        # transaction, at its first statement (read only: it never fails to serialize). Begun
+        # here: through the driver's session settings it cost two SET statements more per
+        # answer, sent when the connection went back to the pool.
+        dbapi: Any = conn.connection.dbapi_connection
+        dbapi.autocommit = True
+        try:
+            _run(dbapi, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
+        finally:
+            try:
+                _run(dbapi, "ROLLBACK")
+                dbapi.autocommit = False
+            except Exception:  # noqa: BLE001 - broken: never handed out again, in autocommit
+                conn.invalidate()
+
+
+def _run(dbapi_conn: Any, sql: str) -> None:
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute(sql)
 
 
 def dbapi_cursor(conn: Connection) -> Any:

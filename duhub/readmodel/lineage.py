@@ -10,6 +10,7 @@ from duhub.domain import metrics as m
 from duhub.domain.events import Nanos
 from duhub.projections.timegrid import MAX_NS, MIN_NS
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import snapshot
 from duhub.readmodel.statistics import QueryError
 from duhub.readmodel.units import resolve_scope, subtree_clause
 
@@ -61,7 +62,7 @@ def explain(
         raise QueryError("to: must be after from")
     limit = limit or DEFAULT_LIMIT
     e = s.events_seen.c
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)
         if metric == m.PROBLEMS_OPEN:
             base = _open_problems(scope.path, area, hi, as_of)

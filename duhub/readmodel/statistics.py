@@ -13,7 +13,7 @@ from duhub.domain import metrics as m
 from duhub.domain.events import Nanos
 from duhub.projections.timegrid import MAX_NS, MIN_NS, MONTH, YEAR, grains_at, periods, plan
 from duhub.readmodel import schema as s
-from duhub.readmodel.engine import plain_rows
+from duhub.readmodel.engine import plain_rows, snapshot
 from duhub.readmodel.units import resolve_scope, subtree_clause
 
 GROUP_PERIODS = ("day", "week", "month", "quarter", "year")
@@ -65,7 +65,7 @@ def statistics(
     wanted = _stored_metrics(metrics)
     # Only problems_open needs what came before the period; otherwise that range is empty.
     first = (MIN_NS if m.PROBLEMS_OPEN in metrics else lo, lo)
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)
         if group_by == "unit":
             sql = "SELECT unit_id, name, path FROM units WHERE parent_id = ?"

@@ -216,12 +216,13 @@ class Pipeline:
     clock: Clock = field(default_factory=Clock)
 
     @classmethod
-    def open(cls, data_dir: str | Path | None = None) -> Pipeline:
+    def open(cls, data_dir: str | Path | None = None, db_url: str = "") -> Pipeline:
+        """`db_url`: the read model's database (default: SQLite in the data directory)."""
         # On tmpfs when there is one: fsync is then cheap and the tests measure logic, not disks.
         shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         d = Path(data_dir or tempfile.mkdtemp(prefix="duhub-test-", dir=shm))
         log = EmbeddedLog(d)
-        engine = open_engine(f"sqlite:///{d / 'readmodel.db'}")
+        engine = open_engine(db_url or f"sqlite:///{d / 'readmodel.db'}")
         clock = Clock()
         return cls(d, log, engine, Ingestor(log, engine, clock), LogTailer(log, engine), clock)
 
