@@ -90,32 +90,17 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
     in none (else an as-of figure would subtract the facts of a batch its rollups did not
     hold yet, and an explanation list events its total leaves out)."""
     with engine.connect() as conn:
-        if conn.dialect.name != "postgresql":
+        if conn.dialect.name == "postgresql":
+            # Read committed takes a snapshot per statement; repeatable read one for the
+            # transaction, at its first query (read only: it never fails to serialize).
+            # Set by statement: through the driver's session settings, giving the connection
+            # back to the pool cost two SET statements more.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        else:
             # pysqlite opens no transaction for reads: each SELECT would see the latest
             # commit. In one, they share the read mark of the first (WAL).
             conn.exec_driver_sql("BEGIN")
-            yield conn
-            return
-        # Read committed takes a snapshot per statement; repeatable read one for the
-        # transaction, at its first statement (read only: it never fails to serialize). Begun
-        # here: through the driver's session settings it cost two SET statements more per
-        # answer, sent when the connection went back to the pool.
-        dbapi: Any = conn.connection.dbapi_connection
-        dbapi.autocommit = True
-        try:
-            _run(dbapi, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield conn
-        finally:
-            try:
-                _run(dbapi, "ROLLBACK")
-                dbapi.autocommit = False
-            except Exception:  # noqa: BLE001 - broken: never handed out again, in autocommit
-                conn.invalidate()
-
-
-def _run(dbapi_conn: Any, sql: str) -> None:
-    with dbapi_conn.cursor() as cursor:
-        cursor.execute(sql)
+        yield conn
 
 
 def dbapi_cursor(conn: Connection) -> Any:

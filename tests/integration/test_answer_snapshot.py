@@ -13,15 +13,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-import psycopg2
 import pytest
-from sqlalchemy import create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event
 
 from duhub.readmodel import coverage as cov
 from duhub.readmodel import lineage
 from duhub.readmodel import statistics as stats
-from duhub.readmodel.engine import plain_rows, snapshot
 from duhub.v1 import events_pb2 as pb
 from tests.infra import fresh_database
 from tests.unit.builders import (
@@ -162,26 +159,3 @@ def test_coverage_counts_and_lists_one_state(hub: Pipeline) -> None:
     g = cov.coverage(hub.engine, "c", "").groups[0]
     assert (g.covered, g.uncovered) == (2, [DANG_V1])
 
-
-@pytest.mark.parametrize("failure", ["statement", "python"])
-def test_a_failed_answer_leaves_its_connection_as_it_found_it(failure: str) -> None:
-    # PostgreSQL's snapshot runs its connection in autocommit while it lasts: handed back
-    # so, a writer's batch through it would commit statement by statement.
-    with fresh_database() as url:
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1),
-                               pool_size=1, max_overflow=0)
-        try:
-            with pytest.raises((DBAPIError, psycopg2.Error, ValueError)):
-                with snapshot(engine) as conn:
-                    if failure == "statement":
-                        plain_rows(conn, "SELECT 1 / 0")
-                    raise ValueError("the answer failed")
-            with engine.connect() as conn:  # the pool's only connection
-                dbapi = conn.connection.dbapi_connection
-                assert dbapi.autocommit is False  # type: ignore[union-attr]
-                conn.exec_driver_sql("CREATE TEMP TABLE t (x int)")
-                conn.rollback()
-                # Rolled back with its transaction: it was in one.
-                assert plain_rows(conn, "SELECT to_regclass('pg_temp.t')") == [(None,)]
-        finally:
-            engine.dispose()
