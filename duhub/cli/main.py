@@ -15,7 +15,8 @@ DEFAULT_METRICS = "127.0.0.1:9464"
 
 EPILOG = f"""exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a
 question the hub cannot answer as asked; 3 no hub answered; 4 replay differs from the live
-read model, or audit verify found the log tampered with. The hub's address comes from
+read model, or audit verify found the log tampered with; 5 credentials refused; 6 replay could
+not be compared (the live read model stayed behind it). The hub's address comes from
 --target or DUHUB_TARGET, defaulting to the local all-in-one hub at {DEFAULT_LISTEN}."""
 
 
@@ -216,7 +217,11 @@ def parser() -> argparse.ArgumentParser:
 
 def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     """Replay, lineage and audit: the ops and auditors' commands."""
-    rp = sub.add_parser("replay", help="rebuild the read model from the log and compare")
+    rp = sub.add_parser(
+        "replay",
+        help="rebuild the read model from the log and compare it with the live one, where the "
+        "live one stands (what it applied meanwhile is replayed too)",
+    )
     rp.add_argument("--data-dir", default="data", help="the hub's data dir (default ./data)")
     _backend_opts(rp)
     rp.add_argument("--into", help="the fresh read model (default sqlite in DATA/replay.db)")
@@ -231,6 +236,14 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         "--from-time", help="count only events recorded at or after this time (state before)"
     )
     rp.add_argument("--no-compare", action="store_true", help="skip the comparison with --db")
+    rp.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a live read model behind the replay to catch up before "
+        "giving up the comparison (exit 6; default 60)",
+    )
     rp.add_argument("--progress", action="store_true", help="show progress even when piped")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")
 

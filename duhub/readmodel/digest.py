@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, String, Table, Text, select
+from sqlalchemy import Connection, Engine, String, Table, Text, select
 
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import snapshot
+
+# A read model: its engine, or a connection reading one state of it (`snapshot`).
+Source = Engine | Connection
 
 # Everything derived from the log except bookkeeping of the run itself (positions) and the
 # surrogate key of fact rows.
@@ -33,22 +38,32 @@ TABLES: tuple[Table, ...] = (
 SKIP_COLUMNS = {("facts", "id")}
 
 
-def _order(engine: Engine, table: Table):  # type: ignore[no-untyped-def]
+@contextmanager
+def _reading(source: Source) -> Iterator[Connection]:
+    """Read an engine's tables in one snapshot: a read model being written to gives the
+    digest of one state of it, not of a table per state."""
+    if isinstance(source, Connection):
+        yield source
+        return
+    with snapshot(source) as conn:
+        yield conn
+
+
+def _order(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
     keys = list(table.primary_key.columns)
     if table.name == "facts":
         keys = [table.c.event_id, table.c.metric]
-    byte_wise = "C" if engine.dialect.name == "postgresql" else "BINARY"
+    byte_wise = "C" if conn.dialect.name == "postgresql" else "BINARY"
     return [k.collate(byte_wise) if isinstance(k.type, String | Text) else k for k in keys]
 
 
-def _rows(engine: Engine, table: Table) -> Iterator[tuple[object, ...]]:
+def _rows(conn: Connection, table: Table) -> Iterator[tuple[object, ...]]:
     cols = [c for c in table.columns if (table.name, c.name) not in SKIP_COLUMNS]
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(
-            select(*cols).order_by(*_order(engine, table))
-        )
-        for row in result:
-            yield tuple(_plain(v) for v in row)
+    result = conn.execute(
+        select(*cols).order_by(*_order(conn, table)), execution_options={"stream_results": True}
+    )
+    for row in result:
+        yield tuple(_plain(v) for v in row)
 
 
 def _plain(v: object) -> object:
@@ -59,14 +74,15 @@ def _plain(v: object) -> object:
     return v
 
 
-def table_digests(engine: Engine) -> dict[str, str]:
-    """Return the SHA-256 of each table's rows."""
+def table_digests(source: Source) -> dict[str, str]:
+    """Return the SHA-256 of each table's rows (all of one state of the read model)."""
     out = {}
-    for table in TABLES:
-        h = hashlib.sha256()
-        for row in _rows(engine, table):
-            h.update(repr(row).encode())
-        out[table.name] = h.hexdigest()
+    with _reading(source) as conn:
+        for table in TABLES:
+            h = hashlib.sha256()
+            for row in _rows(conn, table):
+                h.update(repr(row).encode())
+            out[table.name] = h.hexdigest()
     return out
 
 
@@ -86,12 +102,12 @@ class FigureDiff:
     right: int
 
 
-def figure_diffs(left: Engine, right: Engine, limit: int = 50) -> list[FigureDiff]:
+def figure_diffs(left: Source, right: Source, limit: int = 50) -> list[FigureDiff]:
     """Return the rollup figures (per scope, metric, area and bucket) that differ."""
 
-    def load(engine: Engine) -> dict[tuple[str, str, str, int, int], int]:
+    def load(source: Source) -> dict[tuple[str, str, str, int, int], int]:
         r = s.rollups.c
-        with engine.connect() as conn:
+        with _reading(source) as conn:
             q = select(r.scope_id, r.metric, r.area, r.grain, r.bucket, r.value)
             return {tuple(row[:5]): int(row[5]) for row in conn.execute(q)}  # type: ignore[misc]
 

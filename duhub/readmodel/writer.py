@@ -612,5 +612,11 @@ def read_positions(engine: Engine) -> dict[int, int]:
     one plain DB-API statement, since SQLAlchemy's statement handling cost three times the
     query itself on SQLite (in-process, 10M read model: 55 -> 15 us, by measure)."""
     with engine.connect() as conn:
-        rows = plain_rows(conn, "SELECT partition, next_offset FROM log_positions")
+        return positions_in(conn)
+
+
+def positions_in(conn: Connection) -> dict[int, int]:
+    """Return the next offset to apply per partition as `conn` reads them (in a `snapshot`:
+    the positions its figures are at)."""
+    rows = plain_rows(conn, "SELECT partition, next_offset FROM log_positions")
     return {int(p): int(o) for p, o in rows}

@@ -54,8 +54,10 @@ def replay(
     since_ns: int | None = None,
     start: dict[int, int] | None = None,
     on_progress: Callable[[ReplayProgress], None] | None = None,
+    upto: Mapping[int, int] | None = None,
 ) -> ReplayProgress:
-    """Apply the log into `target` from its own positions to the end as of now.
+    """Apply the log into `target` from its own positions to the end as of now, or to the
+    offsets `upto` (per partition; one it does not name is not read).
 
     With `until_ns`, only records recorded at or before it are applied. Records before
     `start` (offsets per partition) or recorded before `since_ns` build the state the later
@@ -63,6 +65,8 @@ def replay(
     """
     applier = BatchApplier(target)
     ends = log.end_offsets()
+    if upto is not None:
+        ends = {p: min(end, upto.get(p, 0)) for p, end in ends.items()}
     total = backlog(ends, applier.positions)
     writer = WriteBehind(applier, process=_process_writer(target, total))
     try:
