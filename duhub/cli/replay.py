@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 # The records the live read model applied while the replay ran, replayed too.
                 "replayed": result.done + found.caught_up,
+                "caught_up": found.caught_up,
                 "digest": digest(found.replayed),
                 "live": redacted(live_url),
                 "live_digest": digest(found.live),
@@ -108,10 +109,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.no_compare:
             at = ", ".join(f"{p}:{o}" for p, o in report["compared_at"].items())  # type: ignore[attr-defined]
-            more = int(report["replayed"]) - result.done  # type: ignore[call-overload]
             print(
                 f"compared where the live read model stands (partition:offset {at}; "
-                f"{more:,} records it applied meanwhile replayed too)"
+                f"{report['caught_up']:,} records it applied meanwhile replayed too)"
             )
         print(f"digest of the rebuilt read model: {report['digest']}")
         if not args.no_compare:

@@ -20,12 +20,12 @@ from duhub.readmodel.engine import snapshot
 from duhub.readmodel.writer import positions_in, read_positions
 from services.aggregate.replay import replay
 
-WAIT_S = 60.0
 POLL_S = 0.2
 
 
 class NotComparable(RuntimeError):
-    """The live read model stayed behind the replayed one: no common state to compare."""
+    """No common state to compare: the live read model stayed behind the replayed one, or
+    stands past the end of the log (it was built from another)."""
 
 
 @dataclass(slots=True)
@@ -43,9 +43,10 @@ class Comparison:
 
 
 def compare_with_live(
-    log: EventLog, replayed: Engine, live: Engine, *, wait_s: float = WAIT_S
+    log: EventLog, replayed: Engine, live: Engine, *, wait_s: float
 ) -> Comparison:
-    """Compare `replayed` (replayed from `log`) with `live` where `live` stands now."""
+    """Compare `replayed` (replayed from `log`) with `live` where `live` stands now, waiting
+    up to `wait_s` for a live read model behind it."""
     deadline = time.monotonic() + wait_s
     while True:
         with snapshot(live) as conn:

@@ -52,7 +52,7 @@ def test_what_the_live_one_applied_meanwhile_is_replayed_too(hub: Pipeline,
     replay(hub.log, rebuilt)
     _visits(hub, 6, 9)  # the live aggregator goes on while the replay finishes
     hub.tailer.catch_up()
-    found = compare_with_live(hub.log, rebuilt, hub.engine)
+    found = compare_with_live(hub.log, rebuilt, hub.engine, wait_s=30)
     assert found.equal, found.differing_figures
     assert found.caught_up == 4
     assert found.positions == read_positions(hub.engine) == read_positions(rebuilt)
@@ -80,7 +80,7 @@ def test_a_real_difference_is_named(hub: Pipeline, rebuilt: Engine) -> None:
         conn.exec_driver_sql(
             "UPDATE rollups SET value = value + 1 WHERE scope_id = ? AND grain = 3 "
             "AND metric = 'visits'", (YIDU_V1,))
-    found = compare_with_live(hub.log, rebuilt, hub.engine)
+    found = compare_with_live(hub.log, rebuilt, hub.engine, wait_s=30)
     assert found.differing_tables == ["rollups"]
     [diff] = found.differing_figures
     assert (diff.scope_id, diff.metric, diff.left, diff.right) == (YIDU_V1, "visits", 6, 5)
