@@ -4,6 +4,8 @@ the number of events behind it, asked of the running hub."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 
@@ -13,46 +15,83 @@ from duhub.timeparse import parse_time
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 
+T = TypeVar("T")
+
+# How many times the report is read again when the hub commits while it is being read.
+ATTEMPTS = 50
+
+
+class Unsettled(Exception):
+    """The read model changed while each attempt was read."""
+
+
+def in_one_state(
+    stub: query_pb2_grpc.QueryServiceStub, read: Callable[[], T], attempts: int = ATTEMPTS
+) -> T:
+    """Return `read()` taken while the read model stayed in one state.
+
+    The report is two answers (by county, then the city's total) and a live hub may commit
+    between them: the total would then hold events the rows do not. Every commit moves the
+    applied log positions (they commit with the rows), so equal positions before and after
+    mean both answers read the same state; otherwise read again."""
+    for _ in range(attempts):
+        before = stub.GetProgress(qpb.GetProgressRequest(), timeout=60)
+        got = read()
+        if stub.GetProgress(qpb.GetProgressRequest(), timeout=60) == before:
+            return got
+    raise Unsettled(
+        f"the hub's read model changed while the report was read, {attempts} times in a row; "
+        "try again, or pass --as-of a moment the hub has applied"
+    )
+
+
+def request(args: argparse.Namespace) -> qpb.GetStatisticsRequest:
+    """Return the by-county question the options ask; ValueError names a bad option."""
+    req = qpb.GetStatisticsRequest(
+        metrics=list(m.ALL), group_by=qpb.GROUP_BY_UNIT, area=args.area or ""
+    )
+    getattr(req, "from").CopyFrom(parse_time(args.from_, "--from"))
+    req.to.CopyFrom(parse_time(args.to, "--to"))
+    if args.as_of:
+        req.as_of.CopyFrom(parse_time(args.as_of, "--as-of"))
+    return req
+
+
+def report_rows(
+    stub: query_pb2_grpc.QueryServiceStub, req: qpb.GetStatisticsRequest
+) -> list[dict[str, object]]:
+    """Return one row per county-level unit and a total, all from one state of the hub."""
+    whole = qpb.GetStatisticsRequest()
+    whole.CopyFrom(req)
+    whole.ClearField("group_by")
+    reply, total = in_one_state(
+        stub,
+        lambda: (stub.GetStatistics(req, timeout=60), stub.GetStatistics(whole, timeout=60)),
+    )
+    metrics = list(req.metrics)
+
+    def row(county: str, name: str, r: qpb.StatisticsRow) -> dict[str, object]:
+        return {
+            "county": county,
+            "name": name,
+            "values": {x: r.values[x] for x in metrics},
+            "events": {x: r.events[x] for x in metrics},
+        }
+
+    return [row(r.key, r.name, r) for r in reply.rows] + [row("total", "合计", total.rows[0])]
+
 
 def county_report(args: argparse.Namespace) -> tuple[list[dict[str, object]], list[str]]:
     """Return one row per county-level unit (and a total) with values and event counts."""
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
-    metrics = list(m.ALL)
-    req = qpb.GetStatisticsRequest(
-        metrics=metrics, group_by=qpb.GROUP_BY_UNIT, area=args.area or ""
-    )
     try:
-        getattr(req, "from").CopyFrom(parse_time(args.from_, "--from"))
-        req.to.CopyFrom(parse_time(args.to, "--to"))
-        if args.as_of:
-            req.as_of.CopyFrom(parse_time(args.as_of, "--as-of"))
+        req = request(args)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
     try:
-        reply = stub.GetStatistics(req, timeout=60)
-        whole = qpb.GetStatisticsRequest()
-        whole.CopyFrom(req)
-        whole.ClearField("group_by")
-        total = stub.GetStatistics(whole, timeout=60)
+        return report_rows(stub, req), list(req.metrics)
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
-    rows: list[dict[str, object]] = [
-        {
-            "county": r.key,
-            "name": r.name,
-            "values": {x: r.values[x] for x in metrics},
-            "events": {x: r.events[x] for x in metrics},
-        }
-        for r in reply.rows
-    ]
-    t = total.rows[0]
-    rows.append(
-        {
-            "county": "total",
-            "name": "合计",
-            "values": {x: t.values[x] for x in metrics},
-            "events": {x: t.events[x] for x in metrics},
-        }
-    )
-    return rows, metrics
+    except Unsettled as e:
+        client.fail(str(e), client.EXIT_NOT_COMPARED)

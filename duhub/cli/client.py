@@ -19,7 +19,8 @@ EXIT_REJECTED = 1  # publish: some events were rejected
 EXIT_USAGE = 2  # bad arguments or a question the hub cannot answer as asked
 EXIT_UNREACHABLE = 3  # the hub did not answer
 EXIT_DENIED = 5  # the hub does not know the caller's credentials, or the caller may not do this
-EXIT_NOT_COMPARED = 6  # replay: the live read model stayed behind the replay, or is of another log
+EXIT_NOT_COMPARED = 6  # replay: the live read model stayed behind or is of another log;
+# audit report: the read model changed under every attempt to read it in one state
 
 # Set by main() from the command's options (--tls-dir, --cert, --token-file, …) and the
 # environment; read when the first channel opens.

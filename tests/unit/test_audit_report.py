@@ -1,0 +1,127 @@
+"""`duhub audit report` reads its rows and its total from one state of a live hub.
+
+The report is two answers (by county, then the city's total). The tests commit events between
+them, on an in-process hub taking events, and check that the report still adds up: its total
+is the sum of its rows, for every metric."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from duhub.audit.report import Unsettled, in_one_state, report_rows, request
+from duhub.bootstrap import Hub
+from duhub.cli.client import channel
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+from tests.e2e.test_publish_and_query import line, scenario
+from tests.unit.test_http_api import eventually, publish, start_hub
+
+YEAR_2022 = argparse.Namespace(from_="2022-01-01", to="2023-01-01", area=None, as_of=None)
+SEQ = itertools.count(1000)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = start_hub(tmp_path)
+    publish(h, scenario())
+    try:
+        yield h
+    finally:
+        h.stop(grace=0)
+
+
+def positions(stub: query_pb2_grpc.QueryServiceStub) -> qpb.Progress:
+    return stub.GetProgress(qpb.GetProgressRequest(), timeout=10)
+
+
+def commit_a_visit(hub: Hub, stub: query_pb2_grpc.QueryServiceStub) -> None:
+    """Publish a visit in 2022 to a county and wait until the hub has applied it."""
+    before = positions(stub)
+    seq = next(SEQ)
+    publish(
+        hub,
+        [
+            line(
+                f"late-{seq}",
+                "420581",
+                seq,
+                "2022-06-01T00:00:00Z",
+                supervisionVisit={"unitId": "420581", "area": "vaccination"},
+            )
+        ],
+    )
+
+    def moved() -> None:
+        assert positions(stub) != before
+
+    eventually(moved)
+
+
+class CommitsBetween:
+    """The real stub, with a visit committed after the first of the two statistics answers
+    of the first `times` attempts (the moment a live hub may commit)."""
+
+    def __init__(self, hub: Hub, stub: query_pb2_grpc.QueryServiceStub, times: int) -> None:
+        self.hub, self.stub, self.times = hub, stub, times
+        self.calls = 0
+        self.GetProgress = stub.GetProgress
+
+    def GetStatistics(self, req: qpb.GetStatisticsRequest, **kw: Any) -> qpb.Statistics:
+        reply = self.stub.GetStatistics(req, **kw)
+        self.calls += 1
+        if self.calls % 2 == 1 and self.calls // 2 < self.times:
+            commit_a_visit(self.hub, self.stub)
+        return reply
+
+
+def settled(hub: Hub) -> query_pb2_grpc.QueryServiceStub:
+    stub = query_pb2_grpc.QueryServiceStub(channel(hub.address))
+
+    def applied() -> None:
+        whole = request(YEAR_2022)
+        whole.ClearField("group_by")
+        try:  # the hub loads its reference hierarchy as it starts
+            reply = stub.GetStatistics(whole, timeout=10)
+        except grpc.RpcError as e:
+            raise AssertionError(e.details()) from None
+        assert reply.rows[0].values["visits"] == 7
+
+    eventually(applied)
+    return stub
+
+
+def test_a_commit_between_the_rows_and_the_total_is_read_again(hub: Hub) -> None:
+    stub = settled(hub)
+    between = CommitsBetween(hub, stub, times=2)
+    rows = report_rows(between, request(YEAR_2022))  # type: ignore[arg-type]
+    *counties, total = rows
+    assert total["county"] == "total"
+    for metric in total["values"]:
+        assert total["values"][metric] == sum(r["values"][metric] for r in counties), metric
+        assert total["events"][metric] == sum(r["events"][metric] for r in counties), metric
+    # The report is of the state after both commits: the two late visits count.
+    assert total["values"]["visits"] == 9
+    assert {r["county"]: r for r in counties}["420581"]["values"]["visits"] >= 2
+    assert between.calls == 6  # two attempts spoilt by a commit, the third read in one state
+
+
+def test_a_hub_that_commits_under_every_attempt_is_reported_not_read(hub: Hub) -> None:
+    stub = settled(hub)
+    between = CommitsBetween(hub, stub, times=3)
+    with pytest.raises(Unsettled, match="--as-of"):
+        in_one_state(
+            between,  # type: ignore[arg-type]
+            lambda: (
+                between.GetStatistics(request(YEAR_2022), timeout=10),
+                between.GetStatistics(request(YEAR_2022), timeout=10),
+            ),
+            attempts=3,
+        )
+    assert between.calls == 6
