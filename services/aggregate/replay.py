@@ -141,6 +141,7 @@ def _replay(
             on_progress(progress)
         if all(applier.positions.get(p, 0) >= end for p, end in ends.items()):
             writer.flush()  # every batch committed before it is called done
-            return progress
+            # The rate counts the last batch's write too.
+            return ReplayProgress(done, total, time.monotonic() - t0)
         if moved == 0:
             time.sleep(0.05)  # a partition waits on another one
