@@ -2,7 +2,8 @@
 
 Record frame: u32 body length | u32 CRC-32 of body | body, where body = u16 key length | key |
 value. A torn frame at the very end (a crash mid-write, never acknowledged) is cut off on open;
-a bad frame anywhere else is corruption and stops the open.
+a bad frame anywhere else is corruption and stops the open. `events.idx` beside the log (see
+`duhub.log.index`) lets an open walk only the records after the prefix it vouches for.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from duhub.log import index
 from duhub.log.base import LogCorrupted, LogRecord
 
 HEADER = struct.Struct("<II")
@@ -27,11 +29,15 @@ RECOVER_CHUNK = 16 * 1024 * 1024
 
 class EmbeddedLog:
     FILE = "events.log"
+    INDEX = "events.idx"
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.dir = Path(data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / self.FILE
+        self._index_path = self.dir / self.INDEX
+        self._indexed = 0  # records the index file on disk covers (as far as we know)
+        self.walked = 0  # records the open walked (the others came from the index)
         self._lock = threading.Lock()
         self._grew = threading.Condition(self._lock)
         # Byte position of every record: 8 bytes a record keeps 10M records in 80 MB.
@@ -78,9 +84,14 @@ class EmbeddedLog:
         size = self.path.stat().st_size
         pos = 0  # file position of the next frame
         with open(self.path, "rb") as f:
+            found = index.load(self._index_path, f)
+            if found is not None:
+                self._positions, pos = found
+                self._indexed = len(self._positions)
+                f.seek(pos)
             # In chunks: a log of 10M events is ~1.5 GB, and reading it whole on open made
             # that the peak memory of every process opening it.
-            data, base = b"", 0  # data holds the file from byte `base` on
+            data, base = b"", pos  # data holds the file from byte `base` on
             while pos + HEADER.size <= size:
                 at = pos - base
                 need = HEADER.size
@@ -103,7 +114,16 @@ class EmbeddedLog:
             with open(self.path, "r+b") as f:
                 f.truncate(pos)
                 os.fsync(f.fileno())
+        self.walked = len(self._positions) - self._indexed
+        if self.walked >= index.MIN_RECORDS:
+            # Walked a long way: spare the next open (this process may never close cleanly).
+            with open(self.path, "rb") as f:
+                self._save_index(f, self._positions, pos)
         return pos
+
+    def _save_index(self, f: BinaryIO, positions: array, end: int) -> None:
+        if index.save(self._index_path, f, positions, end):
+            self._indexed = len(positions)
 
     def append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
         frames = bytearray()
@@ -192,8 +212,11 @@ class EmbeddedLog:
                 return
             self._closed = True
             self._grew.notify_all()
+            positions, end = self._positions, self._end
         if self._writer is not None:
             self._writer.close()
+        if len(positions) - self._indexed >= index.MIN_RECORDS:
+            self._save_index(self._reader, positions, end)
         self._reader.close()
 
 
