@@ -236,3 +236,26 @@ def test_zero_filled_tail_is_cut_not_read_as_records(log_dir: Path, zeros: int) 
     assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(items(2))]
     assert path.stat().st_size == size
     log.close()
+
+
+@pytest.mark.parametrize("chunk", [embedded.RECOVER_CHUNK, 7, 61])
+def test_iter_frames_reads_every_frame_across_chunk_ends(
+    tmp_path: Path, monkeypatch, chunk: int  # type: ignore[no-untyped-def]
+) -> None:
+    # Audits read the file in chunks: frames straddling chunk ends must come out whole, a
+    # damaged one flagged where it is, a torn tail left out.
+    monkeypatch.setattr(embedded, "RECOVER_CHUNK", chunk)
+    every = items(40)
+    log = EmbeddedLog(tmp_path)
+    log.append(every)
+    log.close()
+    path = tmp_path / EmbeddedLog.FILE
+    data = bytearray(path.read_bytes())
+    data[data.index(b"value-17") + 6] ^= 0x01  # a byte of record 17's value
+    data += frame(b"k", b"torn")[:-2]
+    path.write_bytes(bytes(data))
+    got = list(embedded.iter_frames(path))
+    assert [o for o, _, _, _ in got] == list(range(40))
+    assert [o for o, ok, _, _ in got if not ok] == [17]
+    intact = [kv for i, kv in enumerate(every) if i != 17]
+    assert [(k, v) for o, _, k, v in got if o != 17] == intact
