@@ -95,7 +95,7 @@ def audit(
 ) -> AuditReport:
     """Check records (partition, offset, checksum ok, value, ingested) in log order."""
     report = AuditReport()
-    chains: dict[str, list[Entry]] = defaultdict(list)
+    chains: dict[str, Chain] = defaultdict(Chain)
     for partition, offset, crc_ok, value, ingested in records:
         if until is not None and offset >= until.get(partition, 0):
             continue
@@ -115,38 +115,68 @@ def audit(
                 )
             )
         if entry is not None and ingested:
-            chains[entry.source].append(entry)
+            chains[entry.source].add(entry)
             report.chained += 1
     for source, chain in sorted(chains.items()):
-        finding = _first_break(source, chain)
+        finding = chain.first_break(source)
         if finding is not None:
             report.findings.append(finding)
-        gaps = [(a.seq, b.seq) for a, b in zip(chain, chain[1:], strict=False) if b.seq > a.seq + 1]
-        if gaps:
-            report.gaps[source] = gaps
-        last = chain[-1]
-        report.heads[source] = (len(chain), last.seq, last.stored_hash.hex())
+        if chain.gaps:
+            report.gaps[source] = chain.gaps
+        assert chain.last is not None  # a chain is made by its first entry
+        report.heads[source] = (chain.count, chain.last.seq, chain.last.stored_hash.hex())
     return report
 
 
-def _first_break(source: str, chain: list[Entry]) -> Finding | None:
-    later = {e.stored_hash: i for i, e in enumerate(chain)}
-    for i, e in enumerate(chain):
-        expected = chain[i - 1].stored_hash if i else b""
-        if e.prev_hash == expected:
-            continue
+@dataclass(slots=True)
+class Chain:
+    """One source's chain walked in log order. It keeps its head, its seq gaps and, from its
+    first broken link on, what classifying that break needs (the two entries before it, the
+    one after it, the last later entry it links to), not the chain itself: a log of 10M
+    events is walked in constant memory per source."""
+
+    count: int = 0
+    last: Entry | None = None
+    before_last: Entry | None = None
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    broken: Entry | None = None  # the first entry whose link is broken
+    broken_prev: Entry | None = None  # the entries before it in the chain
+    broken_prev2: Entry | None = None
+    after: Entry | None = None  # the entry after it
+    linked_later: Entry | None = None  # the last later entry whose bytes it links to
+
+    def add(self, e: Entry) -> None:
+        last = self.last
+        if last is not None and e.seq > last.seq + 1:
+            self.gaps.append((last.seq, e.seq))
+        if self.broken is None:
+            if e.prev_hash != (last.stored_hash if last is not None else b""):
+                self.broken, self.broken_prev, self.broken_prev2 = e, last, self.before_last
+        else:
+            if self.after is None:
+                self.after = e
+            if e.stored_hash == self.broken.prev_hash:
+                self.linked_later = e
+        self.before_last, self.last = last, e
+        self.count += 1
+
+    def first_break(self, source: str) -> Finding | None:
+        """Return the first broken link, classified; None for an intact chain."""
+        e, prev, prev2 = self.broken, self.broken_prev, self.broken_prev2
+        if e is None:
+            return None
         where = f"{e.partition}:{e.offset}"
-        if later.get(e.prev_hash, -1) > i:
-            j = later[e.prev_hash]
+        if self.linked_later is not None:
             return Finding(
                 "reordered",
                 source,
                 e.partition,
                 e.offset,
                 e.event_id,
-                f"seq {e.seq} at {where} comes before seq {chain[j].seq}, which it follows",
+                f"seq {e.seq} at {where} comes before seq {self.linked_later.seq}, "
+                "which it follows",
             )
-        if i + 1 < len(chain) and i and chain[i + 1].prev_hash == chain[i - 1].stored_hash:
+        if self.after is not None and prev is not None and self.after.prev_hash == prev.stored_hash:
             return Finding(
                 "inserted",
                 source,
@@ -155,17 +185,16 @@ def _first_break(source: str, chain: list[Entry]) -> Finding | None:
                 e.event_id,
                 f"seq {e.seq} at {where} is not part of the chain",
             )
-        if i >= 2 and e.prev_hash == chain[i - 2].stored_hash:
-            x = chain[i - 1]
+        if prev is not None and prev2 is not None and e.prev_hash == prev2.stored_hash:
             return Finding(
                 "inserted",
                 source,
-                x.partition,
-                x.offset,
-                x.event_id,
-                f"seq {x.seq} at {x.partition}:{x.offset} is not part of the chain",
+                prev.partition,
+                prev.offset,
+                prev.event_id,
+                f"seq {prev.seq} at {prev.partition}:{prev.offset} is not part of the chain",
             )
-        before = chain[i - 1].seq if i else 0
+        before = prev.seq if prev is not None else 0
         if e.seq > before + 1:
             return Finding(
                 "missing",
@@ -175,7 +204,7 @@ def _first_break(source: str, chain: list[Entry]) -> Finding | None:
                 e.event_id,
                 f"events between seq {before} and seq {e.seq} (before {where}) are missing",
             )
-        x = chain[i - 1] if i else e
+        x = prev if prev is not None else e
         return Finding(
             "altered",
             source,
@@ -185,4 +214,3 @@ def _first_break(source: str, chain: list[Entry]) -> Finding | None:
             f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
             f"accepted (seq {e.seq} links to other bytes)",
         )
-    return None
