@@ -12,6 +12,7 @@ import fcntl
 import os
 import struct
 import threading
+import time
 import zlib
 from array import array
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,8 @@ HEADER = struct.Struct("<II")
 KEYLEN = struct.Struct("<H")
 MAX_RECORD = 64 * 1024 * 1024
 RECOVER_CHUNK = 16 * 1024 * 1024
+# How long a writer waits for the lock another process may hold for a moment.
+WRITER_PATIENCE_S = 5.0
 
 
 class EmbeddedLog:
@@ -49,13 +52,21 @@ class EmbeddedLog:
 
     def _open_writer(self) -> BinaryIO:
         writer = open(self.path, "ab")  # noqa: SIM115
-        try:
-            # One writer per log: a second process appending would interleave frames.
-            fcntl.flock(writer.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            writer.close()
-            raise RuntimeError(f"log: another process is writing {self.path}") from None
+        # One writer per log: a second process appending would interleave frames. Another
+        # process may hold the lock for a moment (cutting a torn tail, writing the index).
+        deadline = time.monotonic() + WRITER_PATIENCE_S
+        while not _try_lock(writer):
+            if time.monotonic() > deadline:
+                writer.close()
+                raise RuntimeError(f"log: another process is writing {self.path}")
+            time.sleep(0.05)
         self._refresh()  # frames another process appended before we took the lock
+        # Past the last whole frame: a torn write of a writer gone (we hold the lock now).
+        size = os.fstat(writer.fileno()).st_size
+        if size > self._end:
+            self._refuse_damage(self._reader, self._end, size)
+            writer.truncate(self._end)
+            os.fsync(writer.fileno())
         return writer
 
     def _refresh(self) -> None:
@@ -65,63 +76,99 @@ class EmbeddedLog:
             return
         data = os.pread(self._reader.fileno(), size - self._end, self._end)
         pos = 0
-        while pos + HEADER.size <= len(data):
-            length, _crc = HEADER.unpack_from(data, pos)
-            if pos + HEADER.size + length > len(data):
-                break  # still being written
+        # A frame not whole yet is still being written; one failing its checksum is no
+        # record (the open that follows a writer's end decides whether it is torn or damaged).
+        while pos + HEADER.size <= len(data) and _frame_at(data, pos):
             self._positions.append(self._end + pos)
-            pos += HEADER.size + length
+            pos += HEADER.size + HEADER.unpack_from(data, pos)[0]
         if pos:
             self._end += pos
             self._grew.notify_all()
 
     def _recover(self) -> int:
-        """Index every whole record; cut a torn tail; return the end position."""
+        """Index every whole record; cut a torn tail when no writer is appending; return the
+        end position of the last whole record."""
         if not self.path.exists():
             self.path.touch()
             _fsync_dir(self.dir)
             return 0
-        size = self.path.stat().st_size
         pos = 0  # file position of the next frame
         with open(self.path, "rb") as f:
             found = index.load(self._index_path, f)
             if found is not None:
                 self._positions, pos = found
                 self._indexed = len(self._positions)
-                f.seek(pos)
-            # In chunks: a log of 10M events is ~1.5 GB, and reading it whole on open made
-            # that the peak memory of every process opening it.
-            data, base = b"", pos  # data holds the file from byte `base` on
-            while pos + HEADER.size <= size:
-                at = pos - base
-                need = HEADER.size
-                if at + HEADER.size <= len(data):
-                    need += min(HEADER.unpack_from(data, at)[0], MAX_RECORD)
-                if at + need > len(data) and base + len(data) < size:
-                    data, base = data[at:] + f.read(max(RECOVER_CHUNK, need)), pos
-                    continue
-                if not _frame_at(data, at):
-                    # A torn last write (or the zeros or garbage a crash left after it) when
-                    # no whole frame follows; when one does, a damaged record: cutting here
-                    # would drop acknowledged records after it.
-                    rest = data[at:] + f.read()
-                    if any(_frame_at(rest, p) for p in range(1, len(rest) - HEADER.size)):
-                        raise LogCorrupted(f"{self.path}: record at byte {pos} is damaged")
-                    break
-                self._positions.append(pos)
-                pos += HEADER.size + HEADER.unpack_from(data, at)[0]
-        if pos != size:
-            with open(self.path, "r+b") as f:
-                f.truncate(pos)
-                os.fsync(f.fileno())
-        self.walked = len(self._positions) - self._indexed
-        if self.walked >= index.MIN_RECORDS:
-            # Walked a long way: spare the next open (this process may never close cleanly).
-            with open(self.path, "rb") as f:
-                self._save_index(f, self._positions, pos)
+            # Up to the size seen now: a writer may be appending, and what lies past the last
+            # whole frame may be its append in progress, not a torn one.
+            size = os.fstat(f.fileno()).st_size
+            pos = self._walk(f, pos, size)
+            self.walked = len(self._positions) - self._indexed
+            if pos == size and self.walked < index.MIN_RECORDS:
+                return pos
+            if not _try_lock(f):
+                # A writer is appending: leave its tail to it; a bad frame with whole ones
+                # after it (in bytes written before we looked) is damage all the same.
+                self._refuse_damage(f, pos, size)
+                return pos
+            try:
+                # No writer, and none can start while we hold the lock: the file is as it is.
+                size = os.fstat(f.fileno()).st_size
+                pos = self._walk(f, pos, size)
+                if pos != size:
+                    # A torn last write (or the zeros or garbage a crash left after it) when no
+                    # whole frame follows; when one does, a damaged record: cutting here would
+                    # drop acknowledged records after it.
+                    self._refuse_damage(f, pos, size)
+                    with open(self.path, "r+b") as w:
+                        w.truncate(pos)
+                        os.fsync(w.fileno())
+                self.walked = len(self._positions) - self._indexed
+                if self.walked >= index.MIN_RECORDS:
+                    # Walked a long way: spare the next open (this process may never close).
+                    self._save_index(f, self._positions, pos)
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         return pos
 
+    def _walk(self, f: BinaryIO, pos: int, size: int) -> int:
+        """Index the whole frames from byte `pos` up to `size`; return where they stop."""
+        # In chunks: a log of 10M events is ~1.5 GB, and reading it whole on open made that
+        # the peak memory of every process opening it.
+        data, base = b"", pos  # data holds the file from byte `base` on
+        while pos + HEADER.size <= size:
+            at = pos - base
+            need = HEADER.size
+            if at + HEADER.size <= len(data):
+                need += min(HEADER.unpack_from(data, at)[0], MAX_RECORD)
+            if at + need > len(data) and base + len(data) < size:
+                more = os.pread(
+                    f.fileno(),
+                    min(max(RECOVER_CHUNK, need), size - base - len(data)),
+                    base + len(data),
+                )
+                data, base = data[at:] + more, pos
+                continue
+            if not _frame_at(data, at):
+                break
+            self._positions.append(pos)
+            pos += HEADER.size + HEADER.unpack_from(data, at)[0]
+        return pos
+
+    def _refuse_damage(self, f: BinaryIO, pos: int, end: int) -> None:
+        """Raise LogCorrupted when a whole frame lies after the bad one at `pos` (before
+        `end`): that one is a damaged record, not a torn last write."""
+        rest = os.pread(f.fileno(), end - pos, pos)
+        if any(_frame_at(rest, p) for p in range(1, len(rest) - HEADER.size)):
+            raise LogCorrupted(f"{self.path}: record at byte {pos} is damaged")
+
     def _save_index(self, f: BinaryIO, positions: array, end: int) -> None:
+        """Write the index (the writer's lock held: nothing can change the file meanwhile).
+        The last record is checked where the positions put it: a writer that failed to sync
+        cuts its append, and an unlocked walk may have seen it before it was cut."""
+        if not positions or not _frame_at(
+            os.pread(f.fileno(), end - positions[-1], positions[-1]), 0
+        ):
+            return
         if index.save(self._index_path, f, positions, end):
             self._indexed = len(positions)
 
@@ -213,11 +260,26 @@ class EmbeddedLog:
             self._closed = True
             self._grew.notify_all()
             positions, end = self._positions, self._end
+        if len(positions) - self._indexed >= index.MIN_RECORDS:
+            if self._writer is not None:  # it holds the lock
+                self._save_index(self._reader, positions, end)
+            elif _try_lock(self._reader):  # else a writer is appending: it writes the index
+                try:
+                    self._save_index(self._reader, positions, end)
+                finally:
+                    fcntl.flock(self._reader.fileno(), fcntl.LOCK_UN)
         if self._writer is not None:
             self._writer.close()
-        if len(positions) - self._indexed >= index.MIN_RECORDS:
-            self._save_index(self._reader, positions, end)
         self._reader.close()
+
+
+def _try_lock(f: BinaryIO) -> bool:
+    """Take the writer's lock on `f` if no one holds it (an advisory lock on the log file)."""
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def _frame_at(data: bytes, pos: int) -> bool:
