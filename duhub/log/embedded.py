@@ -2,8 +2,10 @@
 
 Record frame: u32 body length | u32 CRC-32 of body | body, where body = u16 key length | key |
 value. A torn frame at the very end (a crash mid-write, never acknowledged) is cut off on open;
-a bad frame anywhere else is corruption and stops the open. `events.idx` beside the log (see
-`duhub.log.index`) lets an open walk only the records after the prefix it vouches for.
+a bad frame anywhere else is corruption and stops the open. Only a process holding the writer's
+lock (a flock on the file) cuts: beside a running writer, what follows the last whole frame is
+its append in progress. `events.idx` beside the log (see `duhub.log.index`) lets an open walk
+only the records after the prefix it vouches for.
 """
 
 from __future__ import annotations
