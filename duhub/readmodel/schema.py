@@ -157,6 +157,9 @@ rollups = Table(
     sqlite_with_rowid=False,
 )
 
+# As-of questions read the facts recorded after a moment by this index (named in SQLite).
+RECORDED_AT_INDEX = "ix_facts_recorded_at"
+
 # One row per counted figure of an event: answers the period edges rollups do not cover
 # (sub-hour; sub-day below the counties) and lineage.
 facts = Table(
@@ -172,7 +175,7 @@ facts = Table(
     Column("recorded_at", BigInteger, nullable=False),
     Index("ix_facts_metric_at", "metric", "at"),
     # As-of questions subtract what was recorded after the moment asked about.
-    Index("ix_facts_recorded_at", "recorded_at"),
+    Index(RECORDED_AT_INDEX, "recorded_at"),
 )
 
 # Events the aggregator could not apply (Kafka-direct events failing the rules), with why.

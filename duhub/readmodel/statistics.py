@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import Connection, Engine
 
 from duhub.domain import metrics as m
 from duhub.domain.events import Nanos
 from duhub.projections.timegrid import MAX_NS, MIN_NS, MONTH, YEAR, grains_at, periods, plan
 from duhub.readmodel import schema as s
-from duhub.readmodel.engine import plain_rows, snapshot
-from duhub.readmodel.units import resolve_scope, subtree_clause
+from duhub.readmodel.engine import dbapi_cursor, driver_sql, plain_rows, snapshot
+from duhub.readmodel.units import resolve_scope
 
 GROUP_PERIODS = ("day", "week", "month", "quarter", "year")
 
@@ -138,6 +138,13 @@ def _sums(
     }
     if not scopes or not ranges:
         return out
+    paths = [(sid, path) for sid, _, path in scopes]
+    if as_of is not None and _nearer_the_start(conn, as_of):
+        # Fewer facts were recorded before the moment than after it: sum those directly
+        # instead of taking the later ones out of the rollups (the same figures: the rollups
+        # are the sums of the facts).
+        _count_facts(out, _recorded(conn, "<=", as_of, paths, metrics, area), ranges, paths, 1)
+        return out
     segments: list[tuple[int, int, int, int]] = []
     fine: list[tuple[Nanos, Nanos, int]] = []
     # The scopes of one call share a depth; below the counties there are no hour or year
@@ -157,8 +164,6 @@ def _sums(
             sums = out[scope_id][segs[j][2]]
             sums[metric] += int(value)
             sums[N + metric] += int(events)
-    f = s.facts.c
-    paths = [(sid, path) for sid, _, path in scopes]
     if fine:
         sql, params = _facts_sql(fine, paths, metrics, area)
         for path, metric, at, value in plain_rows(conn, sql, params):
@@ -168,19 +173,35 @@ def _sums(
                 out[sid][i][N + metric] += 1
     if as_of is not None:
         # What was recorded after the moment asked about is taken back out.
-        q = select(f.unit_path, f.metric, f.at, f.value).where(
-            f.recorded_at > as_of, f.metric.in_(metrics), _any_subtree(paths)
-        )
-        if area:
-            q = q.where(f.area == area)
-        bounds = [lo for lo, _ in ranges]
-        for path, metric, at, value in conn.execute(q):
-            i = bisect.bisect_right(bounds, at) - 1
-            if i >= 0 and at < ranges[i][1]:
-                for sid in _owners(paths, path):
-                    out[sid][i][metric] -= value
-                    out[sid][i][N + metric] -= 1
+        _count_facts(out, _recorded(conn, ">", as_of, paths, metrics, area), ranges, paths, -1)
     return out
+
+
+def _count_facts(
+    out: dict[str, list[dict[str, int]]],
+    facts: Iterable[tuple[str, str, Nanos, int]],
+    ranges: Sequence[tuple[Nanos, Nanos]],
+    paths: Sequence[tuple[str, str]],
+    sign: int,
+) -> None:
+    """Add (sign 1) or take out (-1) fact rows into the sums of the ranges they fall in."""
+    bounds = [lo for lo, _ in ranges]
+    for path, metric, at, value in facts:
+        i = bisect.bisect_right(bounds, at) - 1
+        if i >= 0 and at < ranges[i][1]:
+            for sid in _owners(paths, path):
+                out[sid][i][metric] += sign * value
+                out[sid][i][N + metric] += sign
+
+
+def _nearer_the_start(conn: Connection, as_of: Nanos) -> bool:
+    """Return whether `as_of` lies nearer the first fact's record time than the last's: then
+    fewer facts are likely recorded before it (two lookups on the record-time index)."""
+    # One subquery each: SQLite reads a bare min() or max() from the index, both in one
+    # SELECT from the whole table (0.6-0.9 s at 10M events).
+    sql = "SELECT (SELECT min(recorded_at) FROM facts), (SELECT max(recorded_at) FROM facts)"
+    ((first, last),) = plain_rows(conn, sql)
+    return first is not None and as_of - first < last - as_of
 
 
 # A run: adjacent segments of one grain, read with one index range scan. (grain, segment
@@ -283,8 +304,39 @@ def _facts_sql(
     return " UNION ALL ".join(parts), params
 
 
-def _any_subtree(paths: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-def]
-    return or_(*[subtree_clause(s.facts.c.unit_path, path) for _, path in paths])
+def _recorded(
+    conn: Connection,
+    op: str,
+    as_of: Nanos,
+    paths: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    area: str,
+) -> Iterator[tuple[str, str, Nanos, int]]:
+    """Yield the fact rows of the scopes recorded after `as_of` (op ">") or up to it ("<="),
+    read from the index on record time: the cost follows the facts on that side.
+
+    SQLite keeps no statistics on its own (no ANALYZE) and took the (metric, at) index for
+    this, reading every fact of the metrics: 1.8 s at 10M events for 11k facts recorded
+    after. PostgreSQL's planner has its statistics."""
+    assert op in (">", "<=")
+    within = " OR ".join("(unit_path >= ? AND unit_path < ?)" for _ in paths)
+    where = f"recorded_at {op} ? AND metric IN ({', '.join('?' * len(metrics))}) AND ({within})"
+    params: list[object] = [as_of, *metrics]
+    for _, path in paths:
+        params += s.subtree_range(path)
+    if area:
+        where += " AND area = ?"
+        params.append(area)
+    table = "facts"
+    if conn.dialect.name == "sqlite":
+        table += f" INDEXED BY {s.RECORDED_AT_INDEX}"
+    sql = f"SELECT unit_path, metric, at, value FROM {table} WHERE {where}"
+    cursor = dbapi_cursor(conn)
+    try:
+        cursor.execute(driver_sql(conn, sql), tuple(params))
+        yield from cursor  # rows as they come: an old moment on a long log is many
+    finally:
+        cursor.close()
 
 
 def _owners(paths: Sequence[tuple[str, str]], path: str) -> list[str]:
