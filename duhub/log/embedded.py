@@ -66,9 +66,7 @@ class EmbeddedLog:
         # Past the last whole frame: a torn write of a writer gone (we hold the lock now).
         size = os.fstat(writer.fileno()).st_size
         if size > self._end:
-            self._refuse_damage(self._reader, self._end, size)
-            writer.truncate(self._end)
-            os.fsync(writer.fileno())
+            self._cut_torn_tail(self._reader, self._end, size)
         return writer
 
     def _refresh(self) -> None:
@@ -117,13 +115,7 @@ class EmbeddedLog:
                 size = os.fstat(f.fileno()).st_size
                 pos = self._walk(f, pos, size)
                 if pos != size:
-                    # A torn last write (or the zeros or garbage a crash left after it) when no
-                    # whole frame follows; when one does, a damaged record: cutting here would
-                    # drop acknowledged records after it.
-                    self._refuse_damage(f, pos, size)
-                    with open(self.path, "r+b") as w:
-                        w.truncate(pos)
-                        os.fsync(w.fileno())
+                    self._cut_torn_tail(f, pos, size)
                 self.walked = len(self._positions) - self._indexed
                 if self.walked >= index.MIN_RECORDS:
                     # Walked a long way: spare the next open (this process may never close).
@@ -155,6 +147,15 @@ class EmbeddedLog:
             self._positions.append(pos)
             pos += HEADER.size + HEADER.unpack_from(data, at)[0]
         return pos
+
+    def _cut_torn_tail(self, f: BinaryIO, pos: int, end: int) -> None:
+        """Cut what follows the last whole frame at `pos` (the writer's lock held): a torn last
+        write, or the zeros or garbage a crash left after it. When a whole frame follows, the
+        frame at `pos` is a damaged record instead: cutting would drop acknowledged ones."""
+        self._refuse_damage(f, pos, end)
+        with open(self.path, "r+b") as w:
+            w.truncate(pos)
+            os.fsync(w.fileno())
 
     def _refuse_damage(self, f: BinaryIO, pos: int, end: int) -> None:
         """Raise LogCorrupted when a whole frame lies after the bad one at `pos` (before
