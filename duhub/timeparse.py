@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+# The fraction of a second of an RFC 3339 time: up to nanoseconds, as the hub's times are
+# (datetime keeps microseconds and would drop the rest).
+_FRACTION = re.compile(r"\.(\d+)")
+
 
 def parse_time(text: str, field: str) -> Timestamp:
-    """Return a Timestamp for '2022-01-01' or '2022-01-01T08:00:00+08:00'; ValueError names
-    the field."""
+    """Return a Timestamp for '2022-01-01' or '2022-01-01T08:00:00.123456789+08:00' (to the
+    nanosecond); ValueError names the field."""
     text = text.strip()
+    nanos = 0
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
             moment = datetime(d.year, d.month, d.day, tzinfo=UTC)
         else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            # RFC 3339 allows a lowercase t and z.
+            clock = text[:10] + text[10:].upper()
+            fraction = _FRACTION.search(clock, 10)
+            if fraction is not None:
+                digits = fraction.group(1)
+                if len(digits) > 9:
+                    raise ValueError("more than 9 digits of a second (nanoseconds at most)")
+                nanos = int(digits.ljust(9, "0"))
+                clock = clock[: fraction.start()] + clock[fraction.end() :]
+            moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
             if moment.tzinfo is None:
                 raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
     except ValueError as e:
@@ -26,4 +41,5 @@ def parse_time(text: str, field: str) -> Timestamp:
         ) from None
     ts = Timestamp()
     ts.FromDatetime(moment.astimezone(UTC))
+    ts.nanos = nanos
     return ts

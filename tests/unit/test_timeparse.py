@@ -1,0 +1,68 @@
+"""Times on the command line and in the dashboard's parameters: RFC 3339 to the nanosecond,
+as the hub's own times are, so a bound or an as-of moment copied from an answer means what it
+says."""
+
+from __future__ import annotations
+
+import pytest
+
+from duhub.convert import to_nanos
+from duhub.readmodel.statistics import statistics
+from duhub.timeparse import parse_time
+from duhub.v1 import events_pb2 as pb
+from tests.unit.builders import YIDU, Pipeline, at, hierarchy, kinds, talk, ts
+
+
+@pytest.mark.parametrize(
+    ("text", "nanos"),
+    [
+        ("2022-11-02", at("2022-11-02")),
+        ("2022-11-02T08:00:00+08:00", at("2022-11-02")),
+        ("2022-11-02T00:00:00.5Z", at("2022-11-02") + 500_000_000),
+        ("2022-11-02T00:00:00.000000501Z", at("2022-11-02") + 501),
+        ("2022-11-02T08:00:00.123456789+08:00", at("2022-11-02") + 123_456_789),
+        ("2022-11-02t00:00:00.000000001z", at("2022-11-02") + 1),  # RFC 3339 allows lowercase
+    ],
+)
+def test_times_keep_every_digit_down_to_the_nanosecond(text: str, nanos: int) -> None:
+    assert to_nanos(parse_time(text, "--from")) == nanos
+
+
+def test_finer_than_a_nanosecond_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValueError, match=r"^--to: .*nanoseconds"):
+        parse_time("2022-11-02T00:00:00.0000000001Z", "--to")
+
+
+def test_an_answers_own_times_given_back_select_exactly_what_they_name() -> None:
+    """The hub prints times to the nanosecond (explain's recordedAt, occurredAt): given back as
+    --as-of or --from they must mean that instant, not the microsecond before it."""
+    p = Pipeline.open()
+    try:
+        p.clock.now = at("2023-01-01")
+        p.publish(hierarchy(), allow_reference=True)
+        p.clock.now = at("2023-01-01T08:00:00") + 123_456_789  # recorded at ...:00.123456789
+        t = at("2022-11-02") + 500  # happened at ...:00.000000500
+        assert kinds(p.publish([talk(YIDU, 4, pb.TALK_KIND_OTHER, occurred_at=t)])) == ["accepted"]
+        p.tailer.catch_up()
+
+        def talk_persons(**kw: str) -> int:
+            bounds = {k: to_nanos(parse_time(v, k)) for k, v in kw.items()}
+            (row,) = statistics(
+                p.engine,
+                ["talk_persons"],
+                YIDU,
+                lo=bounds.get("lo"),
+                hi=bounds.get("hi"),
+                as_of=bounds.get("as_of"),
+            )
+            return row.values["talk_persons"]
+
+        recorded = ts(p.clock.now).ToJsonString()
+        assert recorded == "2023-01-01T08:00:00.123456789Z"
+        assert talk_persons(as_of=recorded) == 4  # recorded at or before: counts
+        occurred = ts(t).ToJsonString()
+        assert talk_persons(lo=occurred) == 4  # [from, ...) holds its own start
+        assert talk_persons(hi=occurred) == 0  # [..., to) does not hold its end
+        assert talk_persons(lo="2022-11-02T00:00:00.000000501Z") == 0
+    finally:
+        p.close()
