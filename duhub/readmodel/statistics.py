@@ -58,6 +58,10 @@ def statistics(
         raise QueryError(f"metrics: unknown metric {unknown[0]!r}; known: {', '.join(m.ALL)}")
     if group_by and group_by != "unit" and group_by not in GROUP_PERIODS:
         raise QueryError(f"group_by: must be unit or one of {', '.join(GROUP_PERIODS)}")
+    if group_by and group_by != "unit" and (lo is None or hi is None):
+        # Asked of the bounds as given, not as clamped: 2000-01-01 itself starts a period.
+        missing = "from" if lo is None else "to"
+        raise QueryError(f"{missing}: from and to are required when grouping by period")
     lo = MIN_NS if lo is None else max(lo, MIN_NS)
     hi = MAX_NS if hi is None else min(hi, MAX_NS)
     if lo >= hi:
@@ -77,8 +81,6 @@ def statistics(
             sums = _sums(conn, keys, wanted, area, [first, (lo, hi)], as_of, scope.unit_id)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
-            if lo == MIN_NS or hi == MAX_NS:
-                raise QueryError("from: from and to are required when grouping by period")
             spans = periods(group_by, lo, hi)
             ranges = [first] + [(a, b) for _, a, b in spans]
             scope_key = [(scope.unit_id, scope.name, scope.path)]
