@@ -186,7 +186,16 @@ def stats(args: argparse.Namespace) -> int:
         rows.append(cells)
     if args.group_by and len(reply.rows) > 1:
         total: list[object] = ["total 合计"] + ([""] if args.group_by == "unit" else [])
-        if m.PROBLEMS_OPEN in metrics and args.group_by != "unit":
+        if args.group_by == "unit":
+            # The scope's own events (at the unit itself) are in no child's row: its total is
+            # the figure of the whole subtree, asked without grouping.
+            req.group_by = qpb.GROUP_BY_UNSPECIFIED
+            try:
+                whole = stub.GetStatistics(req, timeout=30).rows[0].values
+            except grpc.RpcError as e:
+                client.fail_rpc(e, address)
+            total += [whole.get(x, 0) for x in metrics]
+        elif m.PROBLEMS_OPEN in metrics:
             last = reply.rows[-1].values
             total += [
                 last.get(x, 0)
