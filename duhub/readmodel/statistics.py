@@ -81,7 +81,10 @@ def statistics(
             sums = _sums(conn, keys, wanted, area, [first, (lo, hi)], as_of, scope.unit_id)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
-            spans = periods(group_by, lo, hi)
+            try:
+                spans = periods(group_by, lo, hi)
+            except ValueError as e:  # too many periods: a question asked wrongly, not a fault
+                raise QueryError(f"group_by: {e}") from None
             ranges = [first] + [(a, b) for _, a, b in spans]
             scope_key = [(scope.unit_id, scope.name, scope.path)]
             per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
