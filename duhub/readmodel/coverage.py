@@ -173,13 +173,27 @@ def _counts(
     """Return per (group, county) how many of the scope's targets are covered and when the
     last of them was first covered: summed by the database from its index, a row per pair
     however many targets are covered."""
-    sql = "SELECT group_id, county_id, count(*), max(first_at) FROM coverage WHERE campaign_id = ?"
-    params: list[object] = [campaign_id]
-    if as_of is not None:
-        sql += " AND first_recorded_at <= ?"
-        params.append(as_of)
-    sql += scope.where + " GROUP BY group_id, county_id"
-    return {(g, c): (n, last) for g, c, n, last in plain_rows(conn, sql, [*params, *scope.params])}
+    rows, params = _covered_rows(campaign_id, as_of, scope)
+    sql = f"SELECT group_id, county_id, count(*), max(first_at) FROM {rows}"
+    sql += " GROUP BY group_id, county_id"
+    return {(g, c): (n, last) for g, c, n, last in plain_rows(conn, sql, params)}
+
+
+def _covered_rows(campaign_id: str, as_of: Nanos | None, scope: _Scope) -> tuple[str, list[object]]:
+    """Return the FROM and WHERE of the scope's covered targets (group_id, county_id,
+    unit_id, first_at), as known at `as_of`, and their parameters."""
+    if as_of is None:
+        return "coverage WHERE campaign_id = ?" + scope.where, [campaign_id, *scope.params]
+    # Each target's first covering visit among those recorded by then, from the rows of when
+    # it was first covered as the hub learned it (`coverage_firsts`): a visit dated earlier
+    # but recorded later was not known then.
+    known = (
+        "(SELECT group_id, county_id, unit_id, min(first_at) AS first_at FROM coverage_firsts "
+        "WHERE campaign_id = ? AND recorded_at <= ?"
+        + scope.where
+        + " GROUP BY group_id, county_id, unit_id) AS known WHERE 1 = 1"
+    )
+    return known, [campaign_id, as_of, *scope.params]
 
 
 # Partly covered pairs are named in the query up to this many; more, and all are read.
@@ -196,13 +210,8 @@ def _first_covered(
     """Return when each covered (group, target) of the scope in `pairs` was first covered."""
     if not pairs:
         return {}
-    sql = "SELECT group_id, unit_id, first_at FROM coverage WHERE campaign_id = ?"
-    params: list[object] = [campaign_id]
-    if as_of is not None:
-        sql += " AND first_recorded_at <= ?"
-        params.append(as_of)
-    sql += scope.where
-    params += scope.params
+    rows, params = _covered_rows(campaign_id, as_of, scope)
+    sql = f"SELECT group_id, unit_id, first_at FROM {rows}"
     if len(pairs) <= MAX_NAMED_PAIRS:
         sql += " AND (" + " OR ".join(["(group_id = ? AND county_id = ?)"] * len(pairs)) + ")"
         params += [x for pair in pairs for x in pair]

@@ -27,6 +27,7 @@ TABLES: tuple[Table, ...] = (
     s.campaign_groups,
     s.campaign_targets,
     s.coverage,
+    s.coverage_firsts,
     s.problems,
     s.letters,
     s.events_seen,

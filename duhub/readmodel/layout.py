@@ -21,6 +21,7 @@ from duhub.readmodel.writer import ROLLUP_UPSERT
 
 YEAR_ROLLUPS = "year-rollups"
 COVERAGE_COUNTIES = "coverage-counties"
+COVERAGE_FIRSTS = "coverage-firsts"
 
 
 def upgrade(engine: Engine) -> None:
@@ -31,6 +32,7 @@ def upgrade(engine: Engine) -> None:
     for change, apply in (
         (YEAR_ROLLUPS, _add_year_rollups),
         (COVERAGE_COUNTIES, _add_coverage_counties),
+        (COVERAGE_FIRSTS, _add_coverage_firsts),
     ):
         if change not in applied:
             _apply_once(engine, change, apply)
@@ -92,4 +94,16 @@ def _add_coverage_counties(conn: Connection) -> None:
     conn.exec_driver_sql(
         driver_sql(conn, "UPDATE coverage SET county_id = ? WHERE unit_id = ?"),
         [(c, u) for c, u in counties if c],
+    )
+
+
+def _add_coverage_firsts(conn: Connection) -> None:
+    """Give each covered target of a read model made before `coverage_firsts` one row, from
+    its earliest record and event times: as-of answers stay what they were (a visit dated
+    earlier but recorded later moves an as-of `full_at` back, as before); `duhub replay`
+    rebuilds the rows exactly from the log."""
+    conn.exec_driver_sql(
+        "INSERT INTO coverage_firsts (campaign_id, group_id, unit_id, recorded_at, county_id, "
+        "first_at) SELECT campaign_id, group_id, unit_id, first_recorded_at, county_id, first_at "
+        "FROM coverage"
     )

@@ -98,6 +98,23 @@ coverage = Table(
     ),
 )
 
+# When each target was first covered as the hub learned it: a row per covering visit that
+# lowered its target's earliest event time among the visits recorded up to it (the Pareto
+# front of record time against event time). An as-of answer takes, per target, the earliest
+# event time of the rows recorded by then: `coverage` keeps the two minimums apart, and a
+# visit dated earlier but recorded later would move an as-of `full_at` to before it was known.
+coverage_firsts = Table(
+    "coverage_firsts",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("group_id", String(64), primary_key=True),
+    Column("unit_id", String(64), primary_key=True),
+    Column("recorded_at", BigInteger, primary_key=True),
+    Column("county_id", String(64), nullable=False),
+    Column("first_at", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 problems = Table(
     "problems",
     metadata,

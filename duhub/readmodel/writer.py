@@ -99,6 +99,8 @@ class BatchRows:
     rollups: list[tuple[object, ...]] | None = None
     # COPY text rendered ahead per table (PostgreSQL), see `render_copies`.
     copies: dict[str, str] = field(default_factory=dict)
+    # The batch's rows for `coverage_firsts` (`first_points`).
+    firsts: list[tuple[object, ...]] = field(default_factory=list)
 
     def with_rollups(self) -> list[tuple[object, ...]]:
         if self.rollups is None:
@@ -150,6 +152,7 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
     counted: list[CountedRow] = []
     heads: dict[str, tuple[str, bytes, int, str]] = {}
     covered: dict[tuple[str, str, str], tuple[int, int, str]] = {}
+    visits: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
     # Paths rendered once per unit per batch.
     paths: dict[tuple[str, ...], str] = {}
     for e in effects:
@@ -184,6 +187,7 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
                 if old is None
                 else (min(old[0], e.at), min(old[1], e.recorded_at), e.county_id)
             )
+            visits.setdefault(key, []).append((e.recorded_at, e.at))
             summary.campaigns.add(e.campaign_id)
         elif isinstance(e, UnitAdded):
             u = e.unit
@@ -210,7 +214,7 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
         elif isinstance(e, LetterAdded):
             letters.append((e.letter_id,))
 
-    return BatchRows(
+    rows = BatchRows(
         summary,
         seen,
         units,
@@ -225,6 +229,25 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
         [(*k, *v) for k, v in sorted(covered.items())],
         rollup_rows(counted) if rollups else None,
     )
+    rows.firsts = first_points(visits, covered)
+    return rows
+
+
+def first_points(
+    visits: Mapping[tuple[str, str, str], list[tuple[int, int]]],
+    covered: Mapping[tuple[str, str, str], tuple[int, int, str]],
+) -> list[tuple[object, ...]]:
+    """Return a batch's `coverage_firsts` rows: per target, the (record time, event time) of
+    its covering visits that no other of them matches or beats in both, sorted by key."""
+    out: list[tuple[object, ...]] = []
+    for key in sorted(visits):
+        county = covered[key][2]
+        lowest = None
+        for recorded_at, at in sorted(visits[key]):
+            if lowest is None or at < lowest:
+                lowest = at
+                out.append((*key, recorded_at, county, at))
+    return out
 
 
 def render_copies(rows: BatchRows) -> None:
@@ -261,6 +284,7 @@ def write_rows(
             _bulk_insert(conn, s.facts, FACT_COLUMNS, rows.facts)
             _add_rollups(conn, rows.with_rollups())
         _add_coverage(conn, rows.covered)
+        _add_first_points(conn, rows.firsts)
         _set_heads(conn, rows.heads)
         if dead:
             # A redelivered batch meets its dead letters again: they are recorded once.
@@ -569,6 +593,39 @@ def _add_coverage(conn: Connection, rows: list[tuple[object, ...]]) -> None:
         _execute_values(conn, COVERAGE_UPSERT.format(values="%s", least="LEAST"), rows)
     else:  # SQLite's two-argument min() is LEAST
         conn.exec_driver_sql(COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?, ?)", least="min"), rows)
+
+
+# A batch's points are a front of their own (`first_points`): each drops the rows it matches
+# or beats in both times, and is added unless a row matches or beats it. What is left is the
+# front of all the target's covering visits, whatever order they were applied in.
+_FIRSTS_POINTS = (
+    "WITH p (campaign_id, group_id, unit_id, recorded_at, county_id, first_at) AS "
+    "(VALUES {values}) "
+)
+_FIRSTS_DROP = _FIRSTS_POINTS + (
+    "DELETE FROM coverage_firsts WHERE EXISTS (SELECT 1 FROM p "
+    "WHERE p.campaign_id = coverage_firsts.campaign_id AND p.group_id = coverage_firsts.group_id "
+    "AND p.unit_id = coverage_firsts.unit_id AND p.recorded_at <= coverage_firsts.recorded_at "
+    "AND p.first_at <= coverage_firsts.first_at AND NOT (p.recorded_at = "
+    "coverage_firsts.recorded_at AND p.first_at = coverage_firsts.first_at))"
+)
+_FIRSTS_ADD = _FIRSTS_POINTS + (
+    "INSERT INTO coverage_firsts (campaign_id, group_id, unit_id, recorded_at, county_id, "
+    "first_at) SELECT * FROM p WHERE NOT EXISTS (SELECT 1 FROM coverage_firsts f "
+    "WHERE f.campaign_id = p.campaign_id AND f.group_id = p.group_id AND f.unit_id = p.unit_id "
+    "AND f.recorded_at <= p.recorded_at AND f.first_at <= p.first_at)"
+)
+
+
+def _add_first_points(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        for sql in (_FIRSTS_DROP, _FIRSTS_ADD):
+            _execute_values(conn, sql.format(values="%s"), rows)
+    else:  # a point at a time: no statement has more variables than SQLite allows
+        for sql in (_FIRSTS_DROP, _FIRSTS_ADD):
+            conn.exec_driver_sql(sql.format(values="(?, ?, ?, ?, ?, ?)"), rows)
 
 
 def _set_positions(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from duhub.domain.events import Level
@@ -163,3 +165,58 @@ def test_source_heads_move_to_the_last_chained_event_of_each_source(engine: Engi
         ("a", awkward, 2, "a-2"),
         ("b", b"5" * 32, 3, "b-3"),
     ]
+
+
+def _front(points: list[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+    """The (unit, record time, event time) points no other point of the unit matches or beats
+    in both times: what `coverage_firsts` must hold."""
+    return {
+        (u, r, a)
+        for u, r, a in set(points)
+        if not any(
+            v == u and r2 <= r and a2 <= a and (r2, a2) != (r, a) for v, r2, a2 in set(points)
+        )
+    }
+
+
+_CAMPAIGNS = iter(range(10**9))
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    points=st.lists(
+        st.tuples(st.sampled_from(["t1", "t2"]), st.integers(0, 6), st.integers(0, 6)),
+        min_size=1,
+        max_size=14,
+    ),
+    cuts=st.lists(st.integers(0, 14), max_size=4),
+)
+def test_first_covered_rows_are_the_front_in_any_order(
+    engine: Engine, points: list[tuple[str, int, int]], cuts: list[int]
+) -> None:
+    """Covering visits applied in any order and any batches (Kafka's partitions interleave
+    record times) leave per target exactly the front of (record time, event time): an as-of
+    answer takes the earliest event time among the rows recorded by then."""
+    campaign = f"c{next(_CAMPAIGNS)}"
+    bounds = [0, *sorted(c for c in cuts if c < len(points)), len(points)]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        batch = [
+            Covered(campaign, "g", u, a, r, f"{campaign}-{lo + i}", "420581")
+            for i, (u, r, a) in enumerate(points[lo:hi])
+        ]
+        if batch:
+            write_batch(engine, batch, {})
+    t = s.coverage_firsts
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(t.c.unit_id, t.c.recorded_at, t.c.first_at, t.c.county_id).where(
+                t.c.campaign_id == campaign
+            )
+        ).all()
+    assert {(u, r, a) for u, r, a, _ in stored} == _front(points)
+    assert len(stored) == len(_front(points)) and {c for *_, c in stored} == {"420581"}

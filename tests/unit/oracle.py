@@ -198,6 +198,20 @@ class World:
             line.append(self.parent[line[-1]])
         return line[-2] if len(line) >= 2 else ""
 
+    def full_at_by_county(self, cov: Coverage) -> dict[str, int | None]:
+        """Return per county when the last of its targets (over the groups) was first
+        covered, if all are."""
+        firsts: dict[str, list[int | None]] = {}
+        for g in cov.groups:
+            for t in g.targets:
+                county = self.county_of(t)
+                if county:
+                    firsts.setdefault(county, []).append(g.first.get(t))
+        return {
+            county: None if None in ats else max(ats)  # type: ignore[type-var]
+            for county, ats in firsts.items()
+        }
+
     def coverage_by_county(self, cov: Coverage) -> dict[str, tuple[int, int, list[str]]]:
         """Return (targets, covered, uncovered in launch order) per county, over the groups."""
         out: dict[str, tuple[int, int, list[str]]] = {}
@@ -296,14 +310,17 @@ class World:
         groups = []
         for g in c.groups:
             targets = [t for t in g.target_unit_ids if self.within(t, scope)]
-            covered = {
-                e.payload.unit_id for e in seen
-                if isinstance(e.payload, ev.SupervisionVisit)
-                and e.payload.campaign_id == campaign_id and e.payload.group_id == g.group_id
-                and e.payload.unit_id in targets and c.starts_at <= e.occurred_at < c.ends_at
-            }
+            first: dict[str, int] = {}  # target -> earliest covering visit seen
+            for e in seen:
+                if (isinstance(e.payload, ev.SupervisionVisit)
+                        and e.payload.campaign_id == campaign_id
+                        and e.payload.group_id == g.group_id
+                        and e.payload.unit_id in targets
+                        and c.starts_at <= e.occurred_at < c.ends_at):
+                    u = e.payload.unit_id
+                    first[u] = min(first.get(u, e.occurred_at), e.occurred_at)
             groups.append(GroupCoverage(g.group_id, g.tier, targets,
-                                        [t for t in targets if t not in covered]))
+                                        [t for t in targets if t not in first], first))
         return Coverage(campaign_id, groups)
 
 
@@ -313,6 +330,12 @@ class GroupCoverage:
     tier: Tier
     targets: list[str]
     uncovered: list[str]
+    first: dict[str, int]  # covered target -> its earliest covering visit's event time
+
+    @property
+    def full_at(self) -> int | None:
+        """When the last of its targets was first covered, if all are (none: no targets)."""
+        return max(self.first.values()) if self.targets and not self.uncovered else None
 
     @property
     def covered(self) -> int:

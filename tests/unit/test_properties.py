@@ -368,6 +368,12 @@ def check_figures(p: Pipeline, world: oracle.World, sc: Scenario) -> None:
         assert {c.key: (c.targets, c.covered, c.uncovered) for c in rep.counties} == (
             world.coverage_by_county(expected)), (cid, scope, as_of)
         assert rep.full == expected.full
+        # When each became full, from the visits recorded by then (an earlier-dated visit
+        # recorded later was not known at as_of).
+        assert [g.full_at for g in rep.groups] == [g.full_at for g in expected.groups], (
+            cid, scope, as_of)
+        assert {c.key: c.full_at for c in rep.counties} == world.full_at_by_county(expected), (
+            cid, scope, as_of)
         for g in rep.groups:
             assert g.ratio == (g.covered / g.targets if g.targets else 1.0)
 

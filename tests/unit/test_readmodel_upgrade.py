@@ -57,3 +57,30 @@ def test_coverage_rows_of_an_older_read_model_get_their_counties_and_index(
         engine.dispose()
     open_engine(f"sqlite:///{path}").dispose()  # opening again is a no-op
     assert INDEX in _indexes(path) and OLD_INDEX not in _indexes(path)
+
+
+def test_an_older_read_model_gets_a_first_covered_row_per_covered_target(tmp_path: Path) -> None:
+    """Before `coverage_firsts`, as-of answers read a target's earliest record and event
+    times from its coverage row: the upgrade gives each covered target that one row, so its
+    as-of answers stay what they were (a replay rebuilds them exactly)."""
+    path = tmp_path / "old.db"
+    open_engine(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(path) as db:  # as an earlier version made it
+        db.execute("DROP TABLE coverage_firsts")
+        db.execute("DELETE FROM layout WHERE name = 'coverage-firsts'")
+        db.execute(
+            "INSERT INTO coverage VALUES ('c1', 'g1', 'v', 5, 7, 'k'), "
+            "('c1', 'g2', 'k', 6, 8, 'k'), ('c2', 'g1', 'v', 9, 3, 'k')"
+        )
+    open_engine(f"sqlite:///{path}").dispose()
+    open_engine(f"sqlite:///{path}").dispose()  # opening again adds nothing
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT campaign_id, group_id, unit_id, recorded_at, county_id, first_at "
+            "FROM coverage_firsts"
+        ).fetchall()
+    assert sorted(rows) == [
+        ("c1", "g1", "v", 7, "k", 5),
+        ("c1", "g2", "k", 8, "k", 6),
+        ("c2", "g1", "v", 3, "k", 9),
+    ]
