@@ -49,6 +49,7 @@ class EmbeddedLog:
         self._positions = array("Q")
         self._end = self._recover()
         self._writer: BinaryIO | None = None  # opened, and locked, by the first append
+        self._dirty = False  # a failed append left bytes past self._end it could not cut
         self._reader = open(self.path, "rb")  # noqa: SIM115 - held for the log's life
         self._closed = False
 
@@ -189,13 +190,25 @@ class EmbeddedLog:
                 self._writer = self._open_writer()
             first = len(self._positions)
             start = self._end
+            fd = self._writer.fileno()
+            if self._dirty:
+                # A failed append could not cut what it wrote: cut it now, or fail again.
+                os.ftruncate(fd, start)
+                self._dirty = False
             try:
-                self._writer.write(frames)
-                self._writer.flush()
-                os.fdatasync(self._writer.fileno())
+                # Straight to the file (O_APPEND), not through the writer's buffer: a buffer
+                # keeps what a failed write (a full disk) left unwritten, and the next append
+                # flushed it ahead of its own frames, at offsets it did not count.
+                view = memoryview(frames)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fdatasync(fd)
             except OSError:
                 # Leave no half-written frames behind a failed append.
-                self._writer.truncate(start)
+                try:
+                    os.ftruncate(fd, start)
+                except OSError:
+                    self._dirty = True
                 raise
             pos = start
             for n in sizes:

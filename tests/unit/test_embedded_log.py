@@ -259,3 +259,44 @@ def test_iter_frames_reads_every_frame_across_chunk_ends(
     assert [o for o, ok, _, _ in got if not ok] == [17]
     intact = [kv for i, kv in enumerate(every) if i != 17]
     assert [(k, v) for o, _, k, v in got if o != 17] == intact
+
+
+@pytest.fixture
+def file_size_limit():  # type: ignore[no-untyped-def]
+    """Set RLIMIT_FSIZE: a write past it fails with EFBIG, as a full disk fails with ENOSPC."""
+    import resource
+    import signal
+
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def limit(size: int | None) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft if size is None else size, hard))
+
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_a_failed_append_leaves_nothing_for_the_next_one(
+    log_dir: Path, file_size_limit
+) -> None:  # type: ignore[no-untyped-def]
+    # A write that fails half way (a full disk) must leave neither bytes in the file nor in a
+    # buffer: before, the buffered writer kept the unwritten rest of the failed append and the
+    # next append wrote it first, so the acknowledged record's offset read back a slice of the
+    # failed one, and a reopen found the never-acknowledged record in the log.
+    log = EmbeddedLog(log_dir)
+    assert log.append([(b"k", b"a" * 100)]) == [(0, 0)]
+    size = log.path.stat().st_size
+    file_size_limit(size + 50)
+    with pytest.raises(OSError):
+        log.append([(b"k", b"never-acknowledged" * 20)])
+    file_size_limit(None)
+    assert log.path.stat().st_size == size
+    assert log.append([(b"k", b"acknowledged")]) == [(0, 1)]
+    expected = [(0, b"k", b"a" * 100), (1, b"k", b"acknowledged")]
+    assert contents(log) == expected
+    log.close()
+    again = EmbeddedLog(log_dir)
+    assert contents(again) == expected
+    again.close()
