@@ -153,7 +153,8 @@ class Outbox:
     def add(self, events: Iterable[pb.Event], *, replace: bool = False) -> list[str]:
         """Store events durably; return per event "added", "present" (same id already held:
         a no-op) or, with `replace`, "replaced" (the held copy, answered or not, is replaced by
-        this one and pending again: "send this again, as it is now").
+        this one and pending again, behind what is pending: "send this again, as it is now").
+        Events are sent in the order they were last added.
 
         Raises ValueError for an event without an event_id (it could not be de-duplicated).
         """
@@ -171,11 +172,15 @@ class Outbox:
                 if cur.rowcount:
                     out.append("added")
                 elif replace:
+                    # Behind what is pending (a new rowid), as a new event would be: the
+                    # events of a call are sent in its order. Kept in its old place, an
+                    # event answered before went ahead of the events added with it that it
+                    # names (a visit re-sent behind the unit registration added for it was
+                    # rejected again: unknown unit).
+                    self._db.execute("DELETE FROM outbox WHERE event_id = ?", (e.event_id,))
                     self._db.execute(
-                        "UPDATE outbox SET body = ?, state = 'pending', field = '', reason = '',"
-                        " partition = NULL, log_offset = NULL, answered_at = NULL"
-                        " WHERE event_id = ?",
-                        (body, e.event_id),
+                        "INSERT INTO outbox (event_id, body, added_at) VALUES (?, ?, ?)",
+                        (e.event_id, body, now),
                     )
                     out.append("replaced")
                 else:

@@ -95,9 +95,33 @@ def test_adding_twice_is_a_no_op_and_replace_sends_again(tmp_path: Path) -> None
         changed = event(1)
         changed.seq = 99
         assert box.add([changed], replace=True) == ["replaced"]
-        assert [s.event.seq for s in box.pending()] == [99, 2]  # the order of adding stays
+        # Sent again as it is now: behind what is pending, as a new event would be.
+        assert [s.event.seq for s in box.pending()] == [2, 99]
         with pytest.raises(ValueError, match="event_id"):
             box.add([pb.Event(source="420581")])
+
+
+def test_events_added_together_are_sent_in_their_order(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    # `duhub publish` re-adds a file's events with replace=True. A line rejected before (a
+    # visit to a unit not registered yet) and fixed by adding the registration above it must
+    # be sent after that registration: before, it kept its old place, went first, and the hub
+    # rejected it again ("unknown unit: register it first", which the file now does).
+    sent: list[str] = []
+
+    class Recording(FakeIngest):
+        def Publish(self, request, context):  # type: ignore[no-untyped-def]
+            sent.extend(e.event_id for e in request.events)
+            return super().Publish(request, context)
+
+    address = serve(Recording())
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(2, source="bad")])  # answered REJECTED
+        box.forward(address, sleep=no_wait)
+        sent.clear()
+        box.add([event(1), event(3), event(2)], replace=True)
+        assert [s.event_id for s in box.pending()] == ["e-1", "e-3", "e-2"]
+        box.forward(address, sleep=no_wait)
+        assert sent == ["e-1", "e-3", "e-2"]
 
 
 def test_forward_retries_then_keeps_rejections_for_the_operator(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
