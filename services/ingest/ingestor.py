@@ -7,6 +7,7 @@ applied yet (the pending tail), so a duplicate sent twice in quick succession is
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 # How often a batch asks the read model how far the aggregator got, to let applied tail
@@ -239,11 +242,12 @@ class Ingestor:
         """Check a prepared batch against all accepted before it, append what passes, and
         return one result per event, in order. ACCEPTED ones are durable in the log."""
         try:
-            if not self.ready.is_set():
-                raise NotReady("ingest is waiting for the read model to catch up with the log")
             if self.unreachable:
                 raise NotReady(f"the {self.unreachable} is unreachable; retry later")
             with self._lock:
+                # Under the lock: a failed append (`_resync`) clears it for those waiting.
+                if not self.ready.is_set():
+                    raise NotReady("ingest is waiting for the read model to catch up with the log")
                 self._commit(prepared, allow_reference)
         finally:
             self._give(prepared.knowledge)
@@ -289,9 +293,13 @@ class Ingestor:
         if accepted:
             decoded_by_index = {i: msg for i, msg, _ in decoded}
             # Raises when not durable: nothing is acknowledged and the batch is forgotten.
-            where = self.log.append(
-                [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
-            )
+            try:
+                where = self.log.append(
+                    [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
+                )
+            except BaseException:
+                self._resync()
+                raise
             ends: dict[int, int] = {}
             for (i, _), (partition, offset) in zip(accepted, where, strict=True):
                 results[i].result = ipb.RESULT_ACCEPTED
@@ -299,6 +307,45 @@ class Ingestor:
                 results[i].offset = offset
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
             self._tail.absorb(batch, ends)
+
+    def _resync(self) -> None:
+        """After a failed append (lock held): what it sent may be in the log all the same (a
+        broker that took the records but whose acknowledgement came too late or was lost).
+        The node sends those events again, and others meanwhile: checked against the pending
+        tail, which lacks them, a resent one was accepted a second time (forking its source's
+        hash chain) and a conflicting one (another rectification of the problem) accepted,
+        then dead-lettered by the aggregator. So publishing waits (NotReady: UNAVAILABLE,
+        which the outbox retries) until the read model holds all the log does, then checks
+        against it with an empty tail."""
+        self.ready.clear()
+        threading.Thread(
+            target=self._catch_up_after_failure, name="ingest-resync", daemon=True
+        ).start()
+
+    def _catch_up_after_failure(self, poll: float = 0.2) -> None:
+        target: dict[int, int] | None = None
+        warned = False
+        while True:
+            try:  # the log or the read model may be what failed: ask until they answer
+                if target is None:
+                    target = self.log.end_offsets()
+                applied = read_positions(self.engine)
+            except Exception as e:  # noqa: BLE001
+                if not warned:
+                    log.warning("ingest: after a failed append, waiting for the log: %s", e)
+                    warned = True
+                time.sleep(poll)
+                continue
+            if all(applied.get(p, 0) >= end for p, end in target.items()):
+                break
+            time.sleep(poll)
+        with self._lock:
+            self._tail = _PendingTail(self._base)
+            # Batches prepared before now may hold read-model facts older than the tail
+            # dropped: `_commit` fetches theirs again.
+            self._pruned_mark = next(self._tickets)
+            self._pruned_at = time.monotonic()
+            self.ready.set()
 
 
 def _reject(result: ipb.EventResult, field: str, reason: str) -> None:
