@@ -220,7 +220,9 @@ class BatchApplier:
                     waiting.append(item)
                     continue
                 if event is not None:
-                    verdict, done = fold(event, ws, event.recorded_at, allow_reference=True)
+                    # `reference` is the hub's own source, written through ingest only: a
+                    # Kafka-direct event may not take it, as ingest refuses it to clients.
+                    verdict, done = fold(event, ws, event.recorded_at, allow_reference=rec.ingested)
                     if verdict.kind == "rejected" and verdict.missing and rec.ingested:
                         if not self._waited_too_long(rec):
                             blocked.add(p)

@@ -1,0 +1,58 @@
+"""Kafka-direct events pass the same checks as ingest's: the source `reference` is the hub's
+own (its reference hierarchy, written through ingest), so a client may not publish as it
+there either. Before, the aggregator checked every record with the reference allowed: a
+Kafka-direct event from `reference` was applied, with authority over every unit (a
+registration of a city, a sanction for any county), where ingest rejects it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kafka import KafkaProducer
+from sqlalchemy import select
+
+from duhub.log.kafka import KafkaLog, KafkaSpec
+from duhub.readmodel import schema as s
+from duhub.readmodel.engine import open_engine
+from duhub.readmodel.statistics import statistics
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import ingest_pb2 as ipb
+from services.aggregate.embedded import LogTailer
+from services.ingest.ingestor import Ingestor
+from tests.infra import kafka_log_url
+from tests.unit.builders import DANG_T1, Clock, hierarchy, kinds, sanction, unit
+
+
+def test_a_kafka_direct_event_may_not_use_the_reference_source(tmp_path: Path) -> None:
+    url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(url)
+    log = KafkaLog(spec)
+    engine = open_engine(f"sqlite:///{tmp_path / 'readmodel.db'}")
+    try:
+        ingestor = Ingestor(log, engine, Clock())
+        assert kinds(ingestor.publish(hierarchy(), allow_reference=True)) == ["accepted"] * 8
+        direct = [
+            sanction(DANG_T1, 7, event_id="k-1", source="reference", seq=100),
+            unit("999999", "", pb.LEVEL_CITY, event_id="k-2", source="reference", seq=101),
+        ]
+        # Through ingest, both are refused naming the source.
+        assert [(r.result, r.field) for r in ingestor.publish(direct)] == [
+            (ipb.RESULT_REJECTED, "source")
+        ] * 2
+        producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+        for e in direct:
+            producer.send(spec.topic, key=b"reference", value=e.SerializeToString())
+        producer.flush()
+        producer.close()
+        LogTailer(log, engine).catch_up()
+
+        with engine.connect() as conn:
+            dead = conn.execute(select(s.dead_letters.c.event_id, s.dead_letters.c.reason)).all()
+            units = conn.execute(select(s.units.c.unit_id)).scalars().all()
+        assert [(i, r.split(":")[0]) for i, r in dead] == [("k-1", "source"), ("k-2", "source")]
+        assert "999999" not in units
+        (row,) = statistics(engine, ["sanctioned_persons"], DANG_T1)
+        assert row.values == {"sanctioned_persons": 0}
+    finally:
+        log.close()
+        engine.dispose()
