@@ -537,23 +537,39 @@ def _add_facts_and_rollups(
 
 
 def _close_problems(conn: Connection, closed: list[tuple[str, int, str, int]]) -> None:
+    """Mark the batch's problems rectified, each only if it is still open: two workers may
+    fold rectifications of one problem from two partitions (the city's and its county's,
+    Kafka-direct) at the same time, each seeing it open. The later commit then conflicts
+    and its batch is folded again from the read model, where the second one is rejected;
+    before, both committed and the problem counted as rectified twice."""
     if not closed:
         return
     if conn.dialect.name == "postgresql":
         # One statement for the batch: an executemany of UPDATEs is a round trip per row.
-        _execute_values(
-            conn,
+        from psycopg2.extras import execute_values
+
+        done = execute_values(
+            dbapi_cursor(conn),
             "UPDATE problems SET rectified_at = v.at, rectified_event_id = v.eid, "
             "rectified_recorded_at = v.rec FROM (VALUES %s) AS v (pid, at, eid, rec) "
-            "WHERE problems.problem_id = v.pid",
+            "WHERE problems.problem_id = v.pid AND problems.rectified_at IS NULL "
+            "RETURNING problems.problem_id",
             closed,
             template="(%s, %s::bigint, %s, %s::bigint)",
+            page_size=5000,
+            fetch=True,  # the rows of every page (rowcount would be the last page's)
         )
+        count = len(done)
     else:
-        conn.exec_driver_sql(
+        count = conn.exec_driver_sql(
             "UPDATE problems SET rectified_at = ?, rectified_event_id = ?, "
-            "rectified_recorded_at = ? WHERE problem_id = ?",
+            "rectified_recorded_at = ? WHERE problem_id = ? AND rectified_at IS NULL",
             [(at, eid, rec, pid) for pid, at, eid, rec in closed],
+        ).rowcount
+    if count != len(closed):
+        raise PositionConflict(
+            f"{len(closed) - count} of the batch's {len(closed)} rectified problems were "
+            "rectified meanwhile by another worker"
         )
 
 
