@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
-from duhub.log.base import LogRecord
+from duhub.log.base import EventLog, LogRecord
 from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
@@ -58,6 +58,9 @@ BLOCK_TIMEOUT_S = 300.0
 # Passes over one batch for partitions waiting on each other (each pass is linear in the
 # records still waiting); what is left waits for the next batch.
 MAX_PASSES = 20
+# Whether no partition but `partition` holds a record logged at or before `t` (epoch ns) from
+# the offsets `at` on: (partition, t, at) -> bool. See `BatchApplier.__init__` and `log_settled`.
+Settled = Callable[[int, int, Mapping[int, int]], bool]
 # Records left waiting by a batch are kept decoded for the next try, up to this many: in a
 # backlog the same records are tried batch after batch until what they name is applied.
 KEEP_DECODED = 50_000
@@ -121,8 +124,20 @@ class BatchApplier:
         engine: Engine,
         on_dead: Callable[[LogRecord, DeadLetter], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        settled: Settled | None = None,
     ) -> None:
+        """`settled` (a log of several partitions): a Kafka-direct event naming something not
+        applied yet is judged only once every other partition is applied past its log time
+        (it waits until then, as an ingested one does), so the verdict is the log's, not the
+        order this worker happened to read the partitions in: a replay reaches the same one.
+        Without it, such an event is rejected at once (one partition: nothing else to wait
+        for)."""
         self.engine = engine
+        self.settled = settled
+        # The committed positions read before this batch's prefetch (what the read model
+        # held for the partitions other workers apply), and those to take for the next one.
+        self._view: dict[int, int] = {}
+        self._next_view: dict[int, int] | None = None
         self.knowledge = ReadModelKnowledge(engine)
         self.on_dead = on_dead
         self.clock = clock
@@ -189,6 +204,8 @@ class BatchApplier:
         itself from the batch's facts (`writer.ROLLUPS_FROM_FACTS`).
         """
         start = dict(self.positions)
+        if self._next_view is not None:  # read before the prefetch below: it holds all that
+            self._view, self._next_view = self._next_view, None
         pending: list[tuple[LogRecord, Event | None, str]] = []
         decoded = self._decoded
         for rec in records:
@@ -223,7 +240,11 @@ class BatchApplier:
                     # `reference` is the hub's own source, written through ingest only: a
                     # Kafka-direct event may not take it, as ingest refuses it to clients.
                     verdict, done = fold(event, ws, event.recorded_at, allow_reference=rec.ingested)
-                    if verdict.kind == "rejected" and verdict.missing and rec.ingested:
+                    if (
+                        verdict.kind == "rejected"
+                        and verdict.missing
+                        and (rec.ingested or not self._settled(rec, moved))
+                    ):
                         if not self._waited_too_long(rec):
                             blocked.add(p)
                             waiting.append(item)
@@ -276,8 +297,43 @@ class BatchApplier:
             out.summary = write(prepared.rows, prepared.changes(), out.dead, prepared.start)
         return out
 
+    def _settled(self, rec: LogRecord, moved: Mapping[int, int]) -> bool:
+        """Return whether every other partition is applied (in this batch, or committed by
+        another worker before this batch's prefetch) past the record's log time: what the
+        log held before it is all known, so what it names is really missing. When not, the
+        committed positions are read again for the next try."""
+        if self.settled is None:
+            return True
+        at = {p: max(moved.get(p, 0), self._view.get(p, 0)) for p in {*moved, *self._view}}
+        if self.settled(rec.partition, rec.timestamp_ns, at):
+            return True
+        if self._next_view is None:
+            self._next_view = read_positions(self.engine)
+        return False
+
     def _waited_too_long(self, rec: LogRecord) -> bool:
         first = self._blocked_since.setdefault((rec.partition, rec.offset), self.clock())
         if len(self._blocked_since) > 10_000:
             self._blocked_since = {(rec.partition, rec.offset): first}
         return self.clock() - first > BLOCK_TIMEOUT_S
+
+
+def log_settled(log: EventLog) -> Settled:
+    """Return the `Settled` of a log: a partition is past `t` from an offset on when it holds
+    nothing from there (records appended later are logged later) or the record there was
+    logged after `t` (Kafka stamps a record's log-append time)."""
+
+    def settled(partition: int, t: int, at: Mapping[int, int]) -> bool:
+        for q, end in log.end_offsets().items():
+            offset = at.get(q, 0)
+            if q == partition or offset >= end:
+                continue
+            try:
+                found = log.read(q, offset, 1)
+            except TimeoutError:  # unreadable for now: not known to be past
+                return False
+            if found and found[0].timestamp_ns <= t:
+                return False
+        return True
+
+    return settled

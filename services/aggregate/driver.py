@@ -14,7 +14,7 @@ from duhub import metrics
 from duhub.log.base import LogRecord
 from duhub.log.kafka import KafkaLog
 from duhub.readmodel.writer import DeadLetter
-from services.aggregate.apply import Applied, BatchApplier
+from services.aggregate.apply import Applied, BatchApplier, log_settled
 from services.aggregate.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class ContiguousDriver:
 
     def __init__(self, kafka: KafkaLog, engine: Engine) -> None:
         self.kafka = kafka
-        self.applier = BatchApplier(engine, on_dead=self._dead_letter)
+        self.applier = BatchApplier(engine, on_dead=self._dead_letter, settled=log_settled(kafka))
         # The next batch is folded while the last one is written (PostgreSQL).
         self.writer = WriteBehind(self.applier, on_committed=self._committed)
         self.busy = False

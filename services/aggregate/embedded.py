@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from duhub import metrics
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog
-from services.aggregate.apply import BatchApplier
+from services.aggregate.apply import BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class LogTailer:
         self.engine = engine
         self.feed = feed
         self.batch = batch
-        self.applier = BatchApplier(engine)
+        self.applier = BatchApplier(engine, settled=log_settled(log_))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None

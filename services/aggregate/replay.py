@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from duhub.convert import to_nanos
 from duhub.log.base import EventLog, LogRecord
 from duhub.v1 import events_pb2 as pb
-from services.aggregate.apply import BatchApplier
+from services.aggregate.apply import BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
 from services.aggregate.write_behind import WriteBehind
@@ -63,7 +63,7 @@ def replay(
     `start` (offsets per partition) or recorded before `since_ns` build the state the later
     ones need (units, campaigns, problems) but count in no figure.
     """
-    applier = BatchApplier(target)
+    applier = BatchApplier(target, settled=log_settled(log))
     ends = log.end_offsets()
     if upto is not None:
         ends = {p: min(end, upto.get(p, 0)) for p, end in ends.items()}

@@ -15,6 +15,7 @@ from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.statistics import statistics
 from duhub.readmodel.writer import PositionConflict
+from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier
 from services.aggregate.embedded import LogTailer
 from services.aggregate.replay import replay
@@ -31,6 +32,7 @@ from tests.unit.builders import (
     hierarchy,
     problem,
     rectify,
+    unit,
 )
 
 
@@ -45,8 +47,9 @@ def _engine(path: Path) -> Engine:
     return open_engine(f"sqlite:///{path}")
 
 
-def test_replay_of_kafka_direct_events_gives_the_live_figures(kafka3: KafkaLog,
-                                                              tmp_path: Path) -> None:
+def test_replay_of_kafka_direct_events_gives_the_live_figures(
+    kafka3: KafkaLog, tmp_path: Path
+) -> None:
     # With 3 partitions the reference hierarchy (key 'reference') lands in partition 2 and
     # county 420581's records in partition 0: a replay reads partition 0 first.
     live = _engine(tmp_path / "live.db")
@@ -56,8 +59,9 @@ def test_replay_of_kafka_direct_events_gives_the_live_figures(kafka3: KafkaLog,
 
     producer = KafkaProducer(bootstrap_servers=kafka3.spec.bootstrap, acks="all")
     direct = accountability(YIDU, 3, event_id="direct-1", source=YIDU, seq=1)
-    meta = producer.send(kafka3.spec.topic, key=YIDU.encode(),
-                         value=direct.SerializeToString()).get(timeout=30)
+    meta = producer.send(
+        kafka3.spec.topic, key=YIDU.encode(), value=direct.SerializeToString()
+    ).get(timeout=30)
     producer.close()
     assert meta.partition == 0
     tailer.catch_up()  # live: accepted, the county was registered long before
@@ -66,6 +70,63 @@ def test_replay_of_kafka_direct_events_gives_the_live_figures(kafka3: KafkaLog,
     replay(kafka3, rebuilt)
     found = compare_with_live(kafka3, rebuilt, live, wait_s=5)
     assert found.equal, found.differing_figures
+
+
+def test_a_kafka_direct_event_naming_a_unit_registered_before_it_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """The city registers a township (through ingest), then its county publishes an event for
+    it straight to Kafka: the county's partition (2 of 4) is read before the city's (3)."""
+    log = KafkaLog(KafkaSpec.parse(kafka_log_url(partitions=4)))
+    try:
+        live = _engine(tmp_path / "live.db")
+        ingest = Ingestor(log, live, Clock())
+        ingest.publish(hierarchy(), allow_reference=True)
+        tailer = LogTailer(log, live)
+        tailer.catch_up()
+        township = unit("420581199", YIDU, pb.LEVEL_TOWNSHIP, event_id="t", source=CITY, seq=1)
+        assert ingest.publish([township])[0].reason == ""
+
+        producer = KafkaProducer(bootstrap_servers=log.spec.bootstrap, acks="all")
+        direct = accountability("420581199", 4, event_id="direct-t", source=YIDU, seq=1)
+        meta = producer.send(
+            log.spec.topic, key=YIDU.encode(), value=direct.SerializeToString()
+        ).get(timeout=30)
+        producer.close()
+        assert meta.partition == 2
+        tailer.catch_up()
+
+        figures = statistics(live, ["accountability_persons"], YIDU)[0]
+        assert figures.values == {"accountability_persons": 4}
+        rebuilt = _engine(tmp_path / "replay.db")
+        replay(log, rebuilt)
+        assert compare_with_live(log, rebuilt, live, wait_s=5).equal
+    finally:
+        log.close()
+
+
+def test_a_kafka_direct_event_naming_an_unknown_unit_still_goes_to_the_dead_letters(
+    kafka3: KafkaLog, tmp_path: Path
+) -> None:
+    live = _engine(tmp_path / "live.db")
+    Ingestor(kafka3, live, Clock()).publish(hierarchy(), allow_reference=True)
+    tailer = LogTailer(kafka3, live)
+    tailer.catch_up()
+    producer = KafkaProducer(bootstrap_servers=kafka3.spec.bootstrap, acks="all")
+    direct = accountability("420581999", 4, event_id="direct-x", source=YIDU, seq=1)
+    producer.send(kafka3.spec.topic, key=YIDU.encode(), value=direct.SerializeToString()).get(
+        timeout=30
+    )
+    producer.close()
+    tailer.catch_up()
+    with live.connect() as conn:
+        reasons = [r[0] for r in conn.exec_driver_sql("SELECT reason FROM dead_letters")]
+    assert reasons == [
+        "accountability_imposed.unit_id: unknown unit '420581999': register it first"
+    ]
+    rebuilt = _engine(tmp_path / "replay.db")
+    replay(kafka3, rebuilt)
+    assert compare_with_live(kafka3, rebuilt, live, wait_s=5).equal
 
 
 def test_two_workers_never_rectify_one_problem_twice(tmp_path: Path) -> None:
@@ -83,9 +144,17 @@ def test_two_workers_never_rectify_one_problem_twice(tmp_path: Path) -> None:
 
             producer = KafkaProducer(bootstrap_servers=log.spec.bootstrap, acks="all")
             metas = [
-                producer.send(log.spec.topic, key=source.encode(), value=rectify(
-                    "P1", event_id=f"fix-{source}", source=source, seq=2,
-                    occurred_at=at("2022-11-05")).SerializeToString()).get(timeout=30)
+                producer.send(
+                    log.spec.topic,
+                    key=source.encode(),
+                    value=rectify(
+                        "P1",
+                        event_id=f"fix-{source}",
+                        source=source,
+                        seq=2,
+                        occurred_at=at("2022-11-05"),
+                    ).SerializeToString(),
+                ).get(timeout=30)
                 for source in (CITY, YIDU)
             ]
             producer.close()
