@@ -131,7 +131,12 @@ def _replay(
             )
             if cut:
                 writer.apply(records[:cut], figures=False)
-            if cut < len(records):
+            # Only once all before the cut is applied: a record there may wait for another
+            # partition's event, and the applier takes the records it is given as following on
+            # from the position (before, those after the cut moved it past the waiting one,
+            # which was never applied: a village lost, the problems found in it rejected).
+            done_before = cut == 0 or applier.positions.get(p, 0) > records[cut - 1].offset
+            if cut < len(records) and done_before:
                 writer.apply(records[cut:])
             step = applier.positions.get(p, 0) - pos
             moved += step
