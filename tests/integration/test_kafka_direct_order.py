@@ -48,23 +48,39 @@ def _engine(path: Path) -> Engine:
     return open_engine(f"sqlite:///{path}")
 
 
+def _live(log: KafkaLog, path: Path) -> tuple[Engine, Ingestor, LogTailer]:
+    """A read model on `path` holding the reference hierarchy, its ingest and its tailer."""
+    engine = _engine(path)
+    ingest = Ingestor(log, engine, Clock())
+    ingest.publish(hierarchy(), allow_reference=True)
+    tailer = LogTailer(log, engine)
+    tailer.catch_up()
+    return engine, ingest, tailer
+
+
+def _send_direct(log: KafkaLog, *events: pb.Event) -> list[int]:
+    """Publish events straight to the topic (Kafka-direct), keyed by their source; return
+    the partition each landed in."""
+    producer = KafkaProducer(bootstrap_servers=log.spec.bootstrap, acks="all")
+    try:
+        return [
+            producer.send(log.spec.topic, key=e.source.encode(), value=e.SerializeToString())
+            .get(timeout=30)
+            .partition
+            for e in events
+        ]
+    finally:
+        producer.close()
+
+
 def test_replay_of_kafka_direct_events_gives_the_live_figures(
     kafka3: KafkaLog, tmp_path: Path
 ) -> None:
     # With 3 partitions the reference hierarchy (key 'reference') lands in partition 2 and
     # county 420581's records in partition 0: a replay reads partition 0 first.
-    live = _engine(tmp_path / "live.db")
-    Ingestor(kafka3, live, Clock()).publish(hierarchy(), allow_reference=True)
-    tailer = LogTailer(kafka3, live)
-    tailer.catch_up()
-
-    producer = KafkaProducer(bootstrap_servers=kafka3.spec.bootstrap, acks="all")
+    live, _, tailer = _live(kafka3, tmp_path / "live.db")
     direct = accountability(YIDU, 3, event_id="direct-1", source=YIDU, seq=1)
-    meta = producer.send(
-        kafka3.spec.topic, key=YIDU.encode(), value=direct.SerializeToString()
-    ).get(timeout=30)
-    producer.close()
-    assert meta.partition == 0
+    assert _send_direct(kafka3, direct) == [0]
     tailer.catch_up()  # live: accepted, the county was registered long before
 
     rebuilt = _engine(tmp_path / "replay.db")
@@ -80,21 +96,12 @@ def test_a_kafka_direct_event_naming_a_unit_registered_before_it_is_accepted(
     it straight to Kafka: the county's partition (2 of 4) is read before the city's (3)."""
     log = KafkaLog(KafkaSpec.parse(kafka_log_url(partitions=4)))
     try:
-        live = _engine(tmp_path / "live.db")
-        ingest = Ingestor(log, live, Clock())
-        ingest.publish(hierarchy(), allow_reference=True)
-        tailer = LogTailer(log, live)
-        tailer.catch_up()
+        live, ingest, tailer = _live(log, tmp_path / "live.db")
         township = unit("420581199", YIDU, pb.LEVEL_TOWNSHIP, event_id="t", source=CITY, seq=1)
         assert ingest.publish([township])[0].reason == ""
 
-        producer = KafkaProducer(bootstrap_servers=log.spec.bootstrap, acks="all")
         direct = accountability("420581199", 4, event_id="direct-t", source=YIDU, seq=1)
-        meta = producer.send(
-            log.spec.topic, key=YIDU.encode(), value=direct.SerializeToString()
-        ).get(timeout=30)
-        producer.close()
-        assert meta.partition == 2
+        assert _send_direct(log, direct) == [2]
         tailer.catch_up()
 
         figures = statistics(live, ["accountability_persons"], YIDU)[0]
@@ -109,16 +116,8 @@ def test_a_kafka_direct_event_naming_a_unit_registered_before_it_is_accepted(
 def test_a_kafka_direct_event_naming_an_unknown_unit_still_goes_to_the_dead_letters(
     kafka3: KafkaLog, tmp_path: Path
 ) -> None:
-    live = _engine(tmp_path / "live.db")
-    Ingestor(kafka3, live, Clock()).publish(hierarchy(), allow_reference=True)
-    tailer = LogTailer(kafka3, live)
-    tailer.catch_up()
-    producer = KafkaProducer(bootstrap_servers=kafka3.spec.bootstrap, acks="all")
-    direct = accountability("420581999", 4, event_id="direct-x", source=YIDU, seq=1)
-    producer.send(kafka3.spec.topic, key=YIDU.encode(), value=direct.SerializeToString()).get(
-        timeout=30
-    )
-    producer.close()
+    live, _, tailer = _live(kafka3, tmp_path / "live.db")
+    _send_direct(kafka3, accountability("420581999", 4, event_id="direct-x", source=YIDU, seq=1))
     tailer.catch_up()
     with live.connect() as conn:
         reasons = [r[0] for r in conn.exec_driver_sql("SELECT reason FROM dead_letters")]
@@ -143,30 +142,27 @@ def test_two_workers_never_rectify_one_problem_twice(tmp_path: Path) -> None:
             assert found[0].reason == ""
             LogTailer(log, engine).catch_up()
 
-            producer = KafkaProducer(bootstrap_servers=log.spec.bootstrap, acks="all")
-            metas = [
-                producer.send(
-                    log.spec.topic,
-                    key=source.encode(),
-                    value=rectify(
+            partitions = _send_direct(
+                log,
+                *(
+                    rectify(
                         "P1",
                         event_id=f"fix-{source}",
                         source=source,
                         seq=2,
                         occurred_at=at("2022-11-05"),
-                    ).SerializeToString(),
-                ).get(timeout=30)
-                for source in (CITY, YIDU)
-            ]
-            producer.close()
-            assert len({m.partition for m in metas}) == 2  # 420500 -> 3, 420581 -> 2 of 4
+                    )
+                    for source in (CITY, YIDU)
+                ),
+            )
+            assert len(set(partitions)) == 2  # 420500 -> 3, 420581 -> 2 of 4
 
             # Two workers, one partition each: both fold before either one commits (the
             # second worker folds while the first one's batch is written behind).
-            workers = [BatchApplier(open_engine(db_url)) for _ in metas]
+            workers = [BatchApplier(open_engine(db_url)) for _ in partitions]
             prepared = [
-                w.prepare(log.read(m.partition, w.positions.get(m.partition, 0), 10))
-                for w, m in zip(workers, metas, strict=True)
+                w.prepare(log.read(p, w.positions.get(p, 0), 10))
+                for w, p in zip(workers, partitions, strict=True)
             ]
             for w, p in zip(workers, prepared, strict=True):
                 try:
