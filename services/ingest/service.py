@@ -78,10 +78,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         request_iterator: Iterator[IncomingBatch | ipb.PublishRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[ipb.PublishResponse]:
-        principal = grpc_principal(self.security, context)
+        grpc_principal(self.security, context)  # refused before anything is read
         ahead = _ReadAhead(request_iterator, self.ingestor)
         try:
             for request, prepared in ahead:
+                # Asked again per request: a token revoked (its line deleted) while the stream
+                # is open refuses the stream's next request, as it does a new call.
+                principal = grpc_principal(self.security, context)
                 yield self._publish(request, context, principal, prepared)
         finally:
             ahead.close()

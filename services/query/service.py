@@ -118,10 +118,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def WatchCoverage(
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
-        scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
         last = b""
         seen = -1
         while context.is_active() and not self.feed.closed:
+            # Asked again at every wake-up (a change, or watch_poll): a token revoked while the
+            # stream is open ends it (UNAUTHENTICATED) instead of pushing on.
+            scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
             version = self.feed.campaign_version(request.campaign_id)
             if version != seen:
                 seen = version

@@ -322,3 +322,81 @@ def test_publish_stream_stops_at_an_impersonating_request(tmp_path: Path) -> Non
     finally:
         hub.stop(grace=0)
     assert not Path(hub.local_target[len("unix:") :]).parent.exists()
+
+
+def test_a_revoked_token_ends_open_streams(tmp_path: Path) -> None:
+    """Deleting a token's line revokes it (README, Security): calls already open too. A
+    PublishStream or WatchCoverage opened before the revocation must not go on publishing or
+    reading with it."""
+    import queue
+    import time
+
+    import grpc
+
+    from duhub.bootstrap import Hub, HubConfig
+    from duhub.v1 import events_pb2 as pb
+    from duhub.v1 import ingest_pb2 as ipb
+    from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
+    from duhub.v1 import query_pb2 as qpb
+    from tests.unit.builders import campaign, group, sanction, visit
+
+    f = tmp_path / "tokens"
+    token = append_token(f, node(YIDU))
+    reader = append_token(f, user("al", YIDU))
+    city = append_token(f, node(CITY))
+    hub = Hub(HubConfig(tmp_path / "hub", listen="127.0.0.1:0", tokens=str(f)))
+    hub.start()
+    try:
+        channel = grpc.insecure_channel(hub.address)
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        query = query_pb2_grpc.QueryServiceStub(channel)
+        meta = [("authorization", f"Bearer {token}")]
+        as_city = [("authorization", f"Bearer {city}")]
+        launch = campaign(
+            "c1", [group("g1", pb.TIER_CITY, YIDU)], event_id="c1", source=CITY, seq=1
+        )
+        done = stub.Publish(ipb.PublishRequest(events=[launch]), metadata=as_city, timeout=10)
+        assert [r.result for r in done.results] == [ipb.RESULT_ACCEPTED]
+
+        deadline = time.monotonic() + 10
+        while not query.ListCampaigns(qpb.ListCampaignsRequest(), metadata=as_city).campaigns:
+            assert time.monotonic() < deadline, "the campaign was never applied"
+            time.sleep(0.05)
+
+        requests: queue.Queue[ipb.PublishRequest | None] = queue.Queue()
+        replies = stub.PublishStream(iter(requests.get, None), metadata=meta, timeout=20)
+        watch = query.WatchCoverage(
+            qpb.WatchCoverageRequest(campaign_id="c1"),
+            metadata=[("authorization", f"Bearer {reader}")],
+            timeout=20,
+        )
+        assert next(watch).groups[0].targets == 1
+        requests.put(ipb.PublishRequest(events=[sanction(YIDU, event_id="r1", source=YIDU, seq=1)]))
+        assert [r.result for r in next(replies).results] == [ipb.RESULT_ACCEPTED]
+
+        # Revoke both tokens: delete their lines.
+        kept = [x for x in f.read_text().splitlines(True) if "420581" not in x]
+        f.write_text("".join(kept))
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Publish(ipb.PublishRequest(events=[]), metadata=meta, timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        # The stream opened before: its next request is refused, nothing of it appended.
+        requests.put(ipb.PublishRequest(events=[sanction(YIDU, event_id="r2", source=YIDU, seq=2)]))
+        with pytest.raises(grpc.RpcError) as e:
+            next(replies)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        requests.put(None)
+        # The watch opened before: it ends instead of pushing the next change.
+        covering = visit(YIDU, "c1", "g1", event_id="v1", source=CITY, seq=2)
+        stub.Publish(ipb.PublishRequest(events=[covering]), metadata=as_city, timeout=10)
+        with pytest.raises(grpc.RpcError) as e:
+            next(watch)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # r2 came after the revocation: it was not appended, so it is new for a fresh token.
+        fresh = [("authorization", f"Bearer {append_token(f, node(YIDU))}")]
+        r2 = sanction(YIDU, event_id="r2", source=YIDU, seq=2)
+        again = stub.Publish(ipb.PublishRequest(events=[r2]), metadata=fresh, timeout=10)
+        assert [r.result for r in again.results] == [ipb.RESULT_ACCEPTED]
+    finally:
+        hub.stop(grace=0)
