@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine, event, func, select
 
-from duhub.auth.listen import check_listen
+from duhub.auth.listen import check_listen, is_unix
 from duhub.feed import ChangeFeed
 from duhub.health import (
     Check,
@@ -197,6 +197,14 @@ class Hub:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
         self.security = load_security(config)
+        if config.private_socket and self.security.secured and is_unix(config.listen):
+            # gRPC names every unix socket's caller "unix:": callers of this one would pass
+            # for the simulator's on its private socket, and need no credentials.
+            raise ValueError(
+                f"--listen {config.listen}: with credentials and the simulator, listen on "
+                "HOST:PORT (the simulator's private socket is the only unix socket whose "
+                "callers are trusted), or give --no-simulate"
+            )
         self._socket_dir = ""
         if not config.log_url or not config.db_url:
             config.data_dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,11 @@ def split_host(listen: str) -> str:
     return host.strip("[]")
 
 
+def is_unix(listen: str) -> bool:
+    """Return whether a listen address is a unix socket (unix:PATH, unix-abstract:NAME)."""
+    return listen.startswith(("unix:", "unix-abstract:"))
+
+
 def is_loopback(listen: str) -> bool:
     """Return whether a listen address reaches this machine only.
 

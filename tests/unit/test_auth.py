@@ -400,3 +400,37 @@ def test_a_revoked_token_ends_open_streams(tmp_path: Path) -> None:
         assert [r.result for r in again.results] == [ipb.RESULT_ACCEPTED]
     finally:
         hub.stop(grace=0)
+
+
+def test_a_unix_listen_socket_is_not_the_simulators_private_one(tmp_path: Path) -> None:
+    """With credentials, only the simulator's private socket trusts its callers (README:
+    "Nothing else listens without credentials"). gRPC cannot tell two unix sockets' callers
+    apart, so a hub with a private socket must not also take callers on a unix --listen
+    socket as the local caller: it either refuses to start, naming --listen, or asks them
+    for a token."""
+    import grpc
+
+    from duhub.bootstrap import Hub, HubConfig
+    from duhub.v1 import query_pb2 as qpb
+    from duhub.v1 import query_pb2_grpc
+
+    f = tmp_path / "tokens"
+    append_token(f, user("bob", ZHIJIANG))
+    sock = tmp_path / "hub.sock"
+    config = HubConfig(
+        tmp_path / "hub", listen=f"unix:{sock}", http="", tokens=str(f), private_socket=True
+    )
+    try:
+        hub = Hub(config)
+    except ValueError as e:
+        assert f"--listen unix:{sock}" in str(e)
+        assert not (tmp_path / "hub").exists()  # refused before opening anything
+        return
+    hub.start()
+    try:
+        stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(f"unix:{sock}"))
+        with pytest.raises(grpc.RpcError) as e:
+            stub.GetStatistics(qpb.GetStatisticsRequest(metrics=["visits"]), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        hub.stop(grace=0)
