@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, func, select, text
 from bench import common as c
 from bench.events import stored_records
 from bench.ingest import ensure_topic
-from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER
+from duhub.log.origin import ingest_headers
 from duhub.readmodel import schema as s
 from duhub.v1 import events_pb2 as pb
 
@@ -39,11 +39,12 @@ def fill_topic(topic: str, records: Iterable[tuple[bytes, bytes]]) -> float:
         batch_size=512 * 1024,
         client_id="duhub-bench-fill",
     )
-    headers = [(ORIGIN_HEADER, INGEST_ORIGIN)]
+    origin_key = c.origin_key()
     t0 = time.perf_counter()
     try:
         for key, value in records:
-            producer.send(topic, key=key, value=value, headers=headers)
+            # Signed as ingest signs its records: the worker refuses them otherwise.
+            producer.send(topic, key=key, value=value, headers=ingest_headers(origin_key, value))
         producer.flush()
     finally:
         producer.close(timeout=10)

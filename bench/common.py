@@ -26,6 +26,8 @@ DUHUB = str(Path(sys.executable).parent / "duhub")
 KAFKA = os.environ.get("DUHUB_BENCH_KAFKA", "127.0.0.1:19092")
 PG_ADMIN = os.environ.get("DUHUB_BENCH_PG", "postgresql://duhub:duhub@127.0.0.1:55432/duhub")
 WORK = Path(os.environ.get("DUHUB_BENCH_DIR", "/tmp/duhub-bench"))
+# The origin key of the benchmark's hubs on Kafka (`duhub/log/origin.py`), made on first use.
+ORIGIN_KEY = str(WORK / "origin.key")
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -405,7 +407,14 @@ def unique(prefix: str) -> str:
 
 
 def kafka_url(topic: str, partitions: int = 12) -> str:
-    return f"kafka://{KAFKA}?topic={topic}&partitions={partitions}"
+    return f"kafka://{KAFKA}?topic={topic}&partitions={partitions}&key={ORIGIN_KEY}"
+
+
+def origin_key() -> bytes:
+    """The origin key of the benchmark's hubs (ingest signs its records with it)."""
+    from duhub.log.origin import load_key
+
+    return load_key(ORIGIN_KEY)
 
 
 def delete_topics(names: Sequence[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 KAFKA_ENV = "DUHUB_TEST_KAFKA"
+# The origin key of every test hub on Kafka (made by the first process that needs it).
+ORIGIN_KEY = os.path.join(tempfile.gettempdir(), f"duhub-test-origin-{os.getuid()}.key")
 PG_ENV = "DUHUB_TEST_PG"
 
 
@@ -57,7 +60,10 @@ def unique(prefix: str) -> str:
 
 def kafka_log_url(partitions: int = 4) -> str:
     """Return a log URL on a topic no other test uses."""
-    return f"kafka://{kafka_bootstrap()}?topic={unique('duhub.test.')}&partitions={partitions}"
+    return (
+        f"kafka://{kafka_bootstrap()}?topic={unique('duhub.test.')}&partitions={partitions}"
+        f"&key={ORIGIN_KEY}"
+    )
 
 
 @contextmanager

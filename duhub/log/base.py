@@ -18,6 +18,8 @@ class LogRecord:
     # Written by ingest, which checked it against everything appended before it; False for
     # Kafka-direct events, which the aggregator checks itself.
     ingested: bool = True
+    # Why a record claiming ingest's origin is not ingest's (its MAC fails): refused.
+    origin_fault: str = ""
 
 
 class EventLog(Protocol):

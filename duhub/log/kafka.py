@@ -1,8 +1,9 @@
 """The Kafka log: topic `duhub.events.v1`, keyed by source, unlimited retention.
 
 Appends use an idempotent producer with acks=all and return only after the broker
-acknowledged every record. Records written by ingest carry the header duhub-origin=ingest;
-anything else on the topic is a Kafka-direct event, checked by the aggregator.
+acknowledged every record. Records written by ingest carry the header duhub-origin=ingest
+and, with the hub's origin key (`?key=PATH`), its MAC (`duhub/log/origin.py`); anything else
+on the topic is a Kafka-direct event, checked by the aggregator.
 
 Appends go through aiokafka's batch API on an event loop of the log's own (`_Appender`): a
 whole record batch per partition is built in C, where kafka-python's `send` costs ~30 µs of
@@ -29,13 +30,13 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from duhub.log.base import LogRecord
+from duhub.log.origin import INGEST_ORIGIN, ORIGIN_HEADER, ingest_headers, load_key, origin
 
 log = logging.getLogger(__name__)
 
 EVENTS_TOPIC = "duhub.events.v1"
 DLQ_TOPIC = "duhub.events.dlq"
-ORIGIN_HEADER = "duhub-origin"
-INGEST_ORIGIN = b"ingest"
+__all__ = ["INGEST_ORIGIN", "ORIGIN_HEADER", "KafkaLog", "KafkaSpec"]
 DEFAULT_PARTITIONS = 12
 # Fault tolerance (tests/integration/test_faults.py): after a broker restart, clients dial again
 # within a second, not kafka-python's default of up to 30 s; an append while the broker is down
@@ -62,6 +63,11 @@ class KafkaSpec:
     partitions: int = DEFAULT_PARTITIONS
     # 1 suits one local broker; a real cluster wants 3 (and min.insync.replicas=2).
     replication: int = 1
+    # The hub's origin key file (`duhub/log/origin.py`): "" takes ingest's header at its word.
+    key_file: str = ""
+
+    def origin_key(self) -> bytes | None:
+        return load_key(self.key_file) if self.key_file else None
 
     @property
     def dlq_topic(self) -> str:
@@ -70,7 +76,7 @@ class KafkaSpec:
 
     @classmethod
     def parse(cls, url: str) -> KafkaSpec:
-        """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N&replication=R]."""
+        """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N&replication=R&key=PATH]."""
         u = urlparse(url)
         if u.scheme != "kafka" or not u.netloc:
             raise ValueError(f"log: {url!r} is not kafka://HOST:PORT")
@@ -81,6 +87,7 @@ class KafkaSpec:
                 q.get("topic", [EVENTS_TOPIC])[0],
                 int(q.get("partitions", [DEFAULT_PARTITIONS])[0]),
                 int(q.get("replication", [1])[0]),
+                q.get("key", [""])[0],
             )
         except ValueError:
             raise ValueError(f"log: partitions and replication must be numbers: {url!r}") from None
@@ -103,6 +110,8 @@ def ensure_topics(spec: KafkaSpec) -> None:
 class KafkaLog:
     def __init__(self, spec: KafkaSpec, *, create: bool = True) -> None:
         self.spec = spec
+        self.origin_key = spec.origin_key()
+        _warn_without_key(spec)
         if create:
             ensure_topics(spec)
         self._producer: KafkaProducer | None = None  # kafka-python, for the dead letters
@@ -133,6 +142,20 @@ class KafkaLog:
             time.sleep(0.2)
         raise RuntimeError(f"log: topic {self.spec.topic} has no partitions")
 
+    def send_dead_letter(self, rec: LogRecord, reason: str) -> None:
+        """Send a record the aggregator refused to the dead-letter topic, with why. Sent
+        before the read model commits: a crash in between may send it twice, never lose it."""
+        self.producer().send(
+            self.spec.dlq_topic,
+            key=rec.key,
+            value=rec.value,
+            headers=[
+                ("duhub-reason", reason.encode()),
+                ("duhub-partition", str(rec.partition).encode()),
+                ("duhub-offset", str(rec.offset).encode()),
+            ],
+        ).get(timeout=30)
+
     def producer(self) -> KafkaProducer:
         with self._producer_lock:
             if self._producer is None:
@@ -156,7 +179,7 @@ class KafkaLog:
             return []
         with self._producer_lock:
             if self._appender is None:
-                self._appender = _Appender(self.spec)
+                self._appender = _Appender(self.spec, self.origin_key)
             appender = self._appender
         try:
             # The appender times out itself (DELIVERY_TIMEOUT_MS); this is a backstop.
@@ -198,7 +221,7 @@ class KafkaLog:
             while time.monotonic() < deadline:
                 batch = self._consumer.poll(timeout_ms=500, max_records=limit).get(tp, [])
                 if batch:
-                    return [to_record(m) for m in batch]
+                    return [to_record(m, self.origin_key) for m in batch]
         raise TimeoutError(f"log: no record from {self.spec.topic}[{partition}] at {offset}")
 
     def partitions(self) -> list[int]:
@@ -232,7 +255,18 @@ class KafkaLog:
             self._consumer.close()
 
 
-HEADERS = [(ORIGIN_HEADER, INGEST_ORIGIN)]
+_WARNED: set[str] = set()
+
+
+def _warn_without_key(spec: KafkaSpec) -> None:
+    if not spec.key_file and spec.topic not in _WARNED:
+        _WARNED.add(spec.topic)
+        log.warning(
+            "log: kafka://… without ?key=PATH: any producer to %s can pass for ingest "
+            "(its record times, the reference source); give every ingest and aggregate "
+            "process of the hub the same origin key file (README, Security)",
+            spec.topic,
+        )
 
 
 class _Appender:
@@ -243,8 +277,9 @@ class _Appender:
     the order they were appended, also when appends overlap.
     """
 
-    def __init__(self, spec: KafkaSpec) -> None:
+    def __init__(self, spec: KafkaSpec, origin_key: bytes | None) -> None:
         self.spec = spec
+        self.origin_key = origin_key
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="duhub-log-append", daemon=True
@@ -310,7 +345,9 @@ class _Appender:
         counts: list[int] = []
         current: dict[int, int] = {}  # partition -> index of its open batch
         where: list[tuple[int, int]] = []  # per record: (batch index, offset in its batch)
+        origin_key = self.origin_key
         for key, value in items:
+            headers = ingest_headers(origin_key, value)
             p = partition_of.get(key)
             if p is None:
                 # kafka-python's DefaultPartitioner, which placed every source so far.
@@ -321,12 +358,12 @@ class _Appender:
             if (
                 b is None
                 or builders[b][1].append(  # type: ignore[attr-defined]
-                    key=key, value=value, timestamp=None, headers=HEADERS
+                    key=key, value=value, timestamp=None, headers=headers
                 )
                 is None
             ):
                 builder = producer.create_batch()
-                if builder.append(key=key, value=value, timestamp=None, headers=HEADERS) is None:
+                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     raise KafkaError(f"a record of {len(value)} bytes does not fit a batch")
                 b = current[p] = len(builders)
                 builders.append((p, builder))
@@ -366,14 +403,15 @@ class _Appender:
         self._thread.join(timeout)
 
 
-def to_record(m) -> LogRecord:  # type: ignore[no-untyped-def]
+def to_record(m, origin_key: bytes | None) -> LogRecord:  # type: ignore[no-untyped-def]
     """Return the LogRecord of a kafka-python ConsumerRecord."""
-    origin = dict(m.headers or []).get(ORIGIN_HEADER)
+    found = origin(origin_key, m.headers, m.value)
     return LogRecord(
         m.partition,
         m.offset,
         m.key or b"",
         m.value,
         timestamp_ns=m.timestamp * 1_000_000,
-        ingested=origin == INGEST_ORIGIN,
+        ingested=found == "ingest",
+        origin_fault="" if found in ("ingest", "direct") else found,
     )

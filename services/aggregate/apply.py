@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
+from duhub.log.origin import MAC_HEADER
 from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
@@ -107,6 +108,8 @@ def decode_record(rec: LogRecord) -> Event:
         msg = decode_event(rec.value)
     except InvalidEvent as e:  # named where the bytes go wrong, e.g. "event: truncated ..."
         raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e.reason})") from None
+    if rec.origin_fault:  # claims ingest's origin without its MAC: not ingest's, not passed
+        raise InvalidEvent(f"headers.{MAC_HEADER}", rec.origin_fault)
     if rec.ingested:
         return event_from_pb(
             msg, stored_hash=chain_hash(rec.value), partition=rec.partition, offset=rec.offset

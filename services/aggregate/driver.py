@@ -166,15 +166,4 @@ class ContiguousDriver:
         return bool(found) and found[0].offset >= stop
 
     def _dead_letter(self, rec: LogRecord, letter: DeadLetter) -> None:
-        # Sent before the read model commits: a crash in between may send it twice, never lose it.
-        producer = self.kafka.producer()
-        producer.send(
-            self.kafka.spec.dlq_topic,
-            key=rec.key,
-            value=rec.value,
-            headers=[
-                ("duhub-reason", letter.reason.encode()),
-                ("duhub-partition", str(rec.partition).encode()),
-                ("duhub-offset", str(rec.offset).encode()),
-            ],
-        ).get(timeout=30)
+        self.kafka.send_dead_letter(rec, letter.reason)

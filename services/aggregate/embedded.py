@@ -39,7 +39,11 @@ class LogTailer:
         self.engine = engine
         self.feed = feed
         self.batch = batch
-        self.applier = BatchApplier(engine, settled=log_settled(log_))
+        # On Kafka, what fails goes to the dead-letter topic too (the contract's Kafka-direct
+        # publishing), as the aggregate workers send it; the read model keeps it either way.
+        send = getattr(log_, "send_dead_letter", None)
+        on_dead = None if send is None else (lambda rec, letter: send(rec, letter.reason))
+        self.applier = BatchApplier(engine, on_dead=on_dead, settled=log_settled(log_))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None

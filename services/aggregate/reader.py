@@ -28,6 +28,7 @@ class PartitionReader:
 
     def __init__(self, spec: KafkaSpec, max_poll_records: int) -> None:
         self.topic = spec.topic
+        self._origin_key = spec.origin_key()
         self.partitions: set[int] = set()
         self._consumer = KafkaConsumer(
             bootstrap_servers=spec.bootstrap,
@@ -74,5 +75,5 @@ class PartitionReader:
                 break
             got = self._consumer.poll(timeout_ms=int(left * 1000) + 1, max_records=limit - len(out))
             for records in got.values():
-                out += [to_record(m) for m in records]
+                out += [to_record(m, self._origin_key) for m in records]
         return out

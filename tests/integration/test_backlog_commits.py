@@ -16,7 +16,8 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import create_engine, text
 
 from bench.events import stored_records
-from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER, KafkaSpec, ensure_topics
+from duhub.log.kafka import KafkaSpec, ensure_topics
+from duhub.log.origin import ingest_headers
 from tests.e2e.hubproc import serve
 from tests.infra import fresh_database, kafka_log_url
 
@@ -30,7 +31,9 @@ def fill(spec: KafkaSpec) -> int:
     it, _ = stored_records(EVENTS, seed=5, prefix="blc")
     n = 0
     for key, value in it:
-        producer.send(spec.topic, key=key, value=value, headers=[(ORIGIN_HEADER, INGEST_ORIGIN)])
+        producer.send(
+            spec.topic, key=key, value=value, headers=ingest_headers(spec.origin_key(), value)
+        )
         n += 1
     producer.flush()
     producer.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.hubproc import DuhubProcess, serve
-from tests.infra import fresh_database, kafka_bootstrap, postgres_url, unique
+from tests.infra import ORIGIN_KEY, fresh_database, kafka_bootstrap, postgres_url, unique
 from tests.integration.chaos import (
     check_exactly_once,
     drain,
@@ -69,7 +69,9 @@ class Services:
 def test_kill9_ingest_worker_and_query_under_load(tmp_path: Path) -> None:
     rng = seeded()
     t0 = time.monotonic()
-    log_url = f"kafka://{kafka_bootstrap()}?topic={unique('duhub.faults.')}&partitions=6"
+    log_url = (
+        f"kafka://{kafka_bootstrap()}?topic={unique('duhub.faults.')}&partitions=6&key={ORIGIN_KEY}"
+    )
     with fresh_database() as db_url, fresh_database() as replay_url:
         svc = Services(log_url, db_url, tmp_path)
         try:
@@ -111,7 +113,7 @@ def test_kafka_broker_restart_under_load(tmp_path: Path) -> None:
     kafka_bootstrap()
     t0 = time.monotonic()
     with private_kafka() as kafka, fresh_database() as db_url, fresh_database() as replay_url:
-        log_url = f"kafka://{kafka.bootstrap}?topic=duhub.events.v1&partitions=4"
+        log_url = f"kafka://{kafka.bootstrap}?topic=duhub.events.v1&partitions=4&key={ORIGIN_KEY}"
         svc = Services(log_url, db_url, tmp_path, workers=1)
         try:
             wait_health(svc.ingest_at, INGEST, "SERVING", timeout=60)
@@ -138,7 +140,9 @@ def test_kafka_broker_restart_under_load(tmp_path: Path) -> None:
 
 def test_postgres_restart_under_load(tmp_path: Path) -> None:
     postgres_url()
-    log_url = f"kafka://{kafka_bootstrap()}?topic={unique('duhub.faults.')}&partitions=4"
+    log_url = (
+        f"kafka://{kafka_bootstrap()}?topic={unique('duhub.faults.')}&partitions=4&key={ORIGIN_KEY}"
+    )
     t0 = time.monotonic()
     with private_postgres() as pg, fresh_database() as replay_url:
         svc = Services(log_url, pg.url, tmp_path, workers=1)

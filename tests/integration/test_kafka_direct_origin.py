@@ -1,0 +1,87 @@
+"""Kafka-direct producers are not authenticated by duhub (README, Security), but what they
+write is checked as any Kafka-direct event: "recorded_at is the broker's log-append time, a
+client's value is ignored", and the source `reference` is the hub's own. A producer that adds
+the header ingest puts on its records (`duhub-origin: ingest`) must not get the trust given to
+ingest's records: its recorded_at taken as it claims (so it counts in `as_of` answers about a
+past in which it was not in the log), or the source `reference` (a city registered). Ingest
+signs its records under the hub's origin key (`duhub/log/origin.py`); these are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from kafka import KafkaProducer
+
+from duhub.log.kafka import INGEST_ORIGIN, ORIGIN_HEADER, KafkaSpec
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+from tests.e2e.hubproc import HubProcess, stat_values
+from tests.infra import kafka_log_url
+from tests.integration.scale import accountability, publish, wait_applied
+from tests.integration.test_kafka_direct import dead_letters
+
+FORGED = [(ORIGIN_HEADER, INGEST_ORIGIN)]
+
+
+def test_a_forged_origin_header_gets_no_trust(tmp_path: Path) -> None:
+    log_url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(log_url)
+    hub = HubProcess(tmp_path / "data", "--log", log_url)
+    try:
+        # Through ingest first: the reference hierarchy is in and applied.
+        first = publish(hub.address, [accountability("420581", 1, 2)])
+        wait_applied(hub.address, {0: first[0].offset + 1})
+
+        backdated = accountability("420581", 2, 40)
+        backdated.recorded_at.FromJsonString("2022-05-02T00:00:00Z")
+        city = json_format.ParseDict(
+            {
+                "eventId": "forged-city",
+                "source": "reference",
+                "seq": "2000000000",
+                "occurredAt": "2022-05-01T08:00:00Z",
+                "recordedAt": "2022-05-02T00:00:00Z",
+                "orgUnitRegistered": {"unitId": "990000", "level": "LEVEL_CITY", "name": "x"},
+            },
+            pb.Event(),
+        )
+        producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+        sent = [
+            producer.send(
+                spec.topic, key=b"420581", value=backdated.SerializeToString(), headers=FORGED
+            ),
+            producer.send(
+                spec.topic, key=b"reference", value=city.SerializeToString(), headers=FORGED
+            ),
+        ]
+        producer.flush()
+        last = [f.get(timeout=30) for f in sent][-1]
+        producer.close()
+        wait_applied(hub.address, {0: last.offset + 1})
+
+        # The hub did not exist in 2022: nothing was in its log then; and no city but the
+        # reference data's.
+        then = stat_values(
+            hub.address, "--metric", "accountability_persons", "--as-of", "2022-12-01"
+        )
+        stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+        cities = stub.ListUnits(qpb.ListUnitsRequest(parent_id=""), timeout=10).units
+        assert (then, [u.unit_id for u in cities]) == ({"accountability_persons": 0}, ["420500"])
+        # Refused, naming the header: neither is ingest's, whatever it says.
+        reasons = [h["duhub-reason"] for _, h in dead_letters(spec, want=2)]
+        assert (
+            reasons
+            == [
+                "headers.duhub-origin-mac: missing: a record claiming ingest's origin must carry "
+                "its MAC"
+            ]
+            * 2
+        )
+        # Ingest's own records pass: the first event counts.
+        now = stat_values(hub.address, "--metric", "accountability_persons", "--scope", "420581")
+        assert now == {"accountability_persons": 2}
+    finally:
+        hub.stop()
