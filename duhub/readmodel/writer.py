@@ -302,12 +302,31 @@ def write_rows(
                 ],
             )
         _set_positions(conn, positions, expected)
-        if conn.dialect.name == "postgresql" and (summary.campaigns or summary.counted):
-            # Delivered on commit: query servers in other processes wake their live feeds.
+        if conn.dialect.name == "postgresql" and (
+            summary.campaigns or summary.counted or rows.units
+        ):
+            # Delivered on commit: query servers in other processes wake their live feeds
+            # (a unit registered adds a row to the answers grouped by unit).
             conn.exec_driver_sql(
-                "SELECT pg_notify('duhub_changes', %s)", (",".join(sorted(summary.campaigns)),)
+                f"SELECT pg_notify('{CHANGES_CHANNEL}', %s)", (change_payload(summary.campaigns),)
             )
     return summary
+
+
+# The channel query servers in other processes LISTEN on (services.query.changes).
+CHANGES_CHANNEL = "duhub_changes"
+# A NOTIFY payload must be shorter than 8000 bytes (PostgreSQL's default build): a longer one
+# fails the statement, and with it the batch's commit, again at every try.
+NOTIFY_MAX_BYTES = 7999
+# The payload that says "any campaign may have changed": no campaign id starts with '*'.
+ALL_CAMPAIGNS = "*"
+
+
+def change_payload(campaigns: Iterable[str]) -> str:
+    """Return the NOTIFY payload naming the campaigns a batch changed: their ids, comma
+    separated, or ALL_CAMPAIGNS when they do not fit in one payload."""
+    payload = ",".join(sorted(campaigns))
+    return payload if len(payload.encode()) <= NOTIFY_MAX_BYTES else ALL_CAMPAIGNS
 
 
 def _write_campaign(conn: Connection, c) -> None:  # type: ignore[no-untyped-def]

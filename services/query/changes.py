@@ -13,7 +13,7 @@ import threading
 from sqlalchemy import Engine
 
 from duhub.feed import ChangeFeed
-from duhub.readmodel.writer import read_positions
+from duhub.readmodel.writer import ALL_CAMPAIGNS, CHANGES_CHANNEL, read_positions
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _listen(engine: Engine, feed: ChangeFeed) -> None:
             try:
                 conn = raw.driver_connection
                 conn.set_session(autocommit=True)
-                conn.cursor().execute("LISTEN duhub_changes")
+                conn.cursor().execute(f"LISTEN {CHANGES_CHANNEL}")
                 feed.publish_all()  # whatever happened while not listening
                 while not feed.closed:
                     if select.select([conn], [], [], 1.0) == ([], [], []):
@@ -45,7 +45,10 @@ def _listen(engine: Engine, feed: ChangeFeed) -> None:
                     while conn.notifies:
                         note = conn.notifies.pop(0)
                         campaigns |= {c for c in note.payload.split(",") if c}
-                    feed.publish(campaigns, True)
+                    if ALL_CAMPAIGNS in campaigns:  # too many to name in a payload
+                        feed.publish_all()
+                    else:
+                        feed.publish(campaigns, True)
             finally:
                 raw.close()
         except Exception:  # the database went away: say so, then listen again
