@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import grpc
@@ -10,6 +11,7 @@ from sqlalchemy import Engine, select
 from duhub.auth.principal import Forbidden, Principal, check_within, scope_for, unlimited
 from duhub.convert import to_nanos
 from duhub.feed import ChangeFeed
+from duhub.health import UNREACHABLE_DB
 from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.knowledge import load_campaign
@@ -29,6 +31,8 @@ from services.query.replies import (
     statistics_reply,
     unit_reply,
 )
+
+log = logging.getLogger(__name__)
 
 GROUP_BY = {
     qpb.GROUP_BY_UNSPECIFIED: "",
@@ -126,12 +130,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
             version = self.feed.campaign_version(request.campaign_id)
             if version != seen:
+                try:
+                    # Watchers of one campaign and scope share an answer per change.
+                    reply = self._kept_coverage(
+                        context,
+                        qpb.GetCoverageRequest(
+                            campaign_id=request.campaign_id, scope_unit_id=scope
+                        ),
+                    )
+                except UNREACHABLE_DB as e:
+                    # The read model is away for a moment (a restart): the stream stays and
+                    # asks again at the next change or poll, and pushes what changed meanwhile.
+                    log.warning("WatchCoverage: read model unreachable: %s", e)
+                    self.feed.wait_campaign(request.campaign_id, version, self.watch_poll)
+                    continue
                 seen = version
-                # Watchers of one campaign and scope share an answer per change.
-                reply = self._kept_coverage(
-                    context,
-                    qpb.GetCoverageRequest(campaign_id=request.campaign_id, scope_unit_id=scope),
-                )
                 data = reply.SerializeToString(deterministic=True)
                 if data != last:
                     last = data
