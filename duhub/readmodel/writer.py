@@ -302,11 +302,11 @@ def write_rows(
                 ],
             )
         _set_positions(conn, positions, expected)
-        if conn.dialect.name == "postgresql" and (
-            summary.campaigns or summary.counted or rows.units
-        ):
-            # Delivered on commit: query servers in other processes wake their live feeds
-            # (a unit registered adds a row to the answers grouped by unit).
+        if conn.dialect.name == "postgresql":
+            # Delivered on commit: query servers in other processes wake their live feeds.
+            # Every commit says so (a unit registered adds a row to the answers grouped by
+            # unit), so a listener whose positions moved with no note heard knows its
+            # channel is dead (services.query.changes).
             conn.exec_driver_sql(
                 f"SELECT pg_notify('{CHANGES_CHANNEL}', %s)", (change_payload(summary.campaigns),)
             )

@@ -3,16 +3,30 @@ PostgreSQL NOTIFY (services.query.changes): whatever the batch holds."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from duhub.feed import ChangeFeed
+from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as pb
 from services.query.changes import follow_changes
 from tests.infra import fresh_database
-from tests.unit.builders import YIDU, YIDU_V1, Pipeline, campaign, group, hierarchy, kinds, unit
+from tests.unit.builders import (
+    YIDU,
+    YIDU_V1,
+    Pipeline,
+    campaign,
+    group,
+    hierarchy,
+    kinds,
+    unit,
+    visit,
+)
 
 
 @pytest.fixture
@@ -58,3 +72,81 @@ def test_a_unit_registered_alone_is_heard(hub: tuple[Pipeline, ChangeFeed]) -> N
     assert kinds(p.publish([reg])) == ["accepted"]
     p.tailer.catch_up()
     assert feed.wait_any(seen, 10) > seen
+
+
+class Relay:
+    """A TCP relay to the test database that can cut its connections without a word: what
+    a network cut, a NAT that forgot them or a failover does to idle connections (nothing
+    reaches them, so nothing tells them). Connections made afterwards go through."""
+
+    def __init__(self, url: str) -> None:
+        rest = url.split("@", 1)[1]
+        host, port = rest.split("/", 1)[0].rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.url = url.replace(f"@{host}:{port}/", "@127.0.0.1:{port}/")
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = self.url.format(port=self.listener.getsockname()[1])
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.cut_off: set[int] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            pair = (client, server)
+            self.pairs.append(pair)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b, id(pair)), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket, pair: int) -> None:
+        try:
+            while data := a.recv(65536):
+                if pair not in self.cut_off:
+                    b.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        for pair in self.pairs:
+            self.cut_off.add(id(pair))
+            pair[1].close()  # the database's side ends; the client's hears nothing
+
+    def close(self) -> None:
+        self.listener.close()
+        for client, server in self.pairs:
+            client.close()
+            server.close()
+
+
+def test_a_listening_connection_cut_without_a_word_is_replaced() -> None:
+    """The listener waited on the dead connection for good (hours, until TCP keepalive
+    gave up on it): WatchCoverage and the dashboard's events were never pushed again,
+    while every question answered the new figures."""
+    with fresh_database() as url:
+        p = Pipeline.open(db_url=url)
+        relay = Relay(url)
+        via = open_engine(relay.url)
+        feed = ChangeFeed()
+        try:
+            p.publish(hierarchy(), allow_reference=True)
+            p.publish([campaign("c", [group("g", pb.TIER_CITY, YIDU_V1)], event_id="c", seq=1)])
+            p.tailer.catch_up()
+            follow_changes(via, feed)
+            assert feed.wait_any(0, 10) > 0  # listening
+            time.sleep(1.0)  # and waiting for notifications (not cut mid-statement)
+            relay.cut()
+            seen = feed.campaign_version("c")
+            assert kinds(p.publish([visit(YIDU_V1, "c", "g", event_id="v", seq=2)])) == [
+                "accepted"
+            ]
+            p.tailer.catch_up()
+            assert feed.wait_campaign("c", seen, 20) > seen
+        finally:
+            feed.close()
+            relay.close()
+            via.dispose()
+            p.close()
