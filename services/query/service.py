@@ -125,12 +125,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         last = b""
         seen = -1
         while context.is_active() and not self.feed.closed:
-            # Asked again at every wake-up (a change, or watch_poll): a token revoked while the
-            # stream is open ends it (UNAUTHENTICATED) instead of pushing on.
-            scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
             version = self.feed.campaign_version(request.campaign_id)
-            if version != seen:
-                try:
+            try:
+                # Asked again at every wake-up (a change, or watch_poll): a token revoked
+                # while the stream is open ends it (UNAUTHENTICATED) instead of pushing on.
+                scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
+                if version != seen:
                     # Watchers of one campaign and scope share an answer per change.
                     reply = self._kept_coverage(
                         context,
@@ -138,12 +138,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                             campaign_id=request.campaign_id, scope_unit_id=scope
                         ),
                     )
-                except UNREACHABLE_DB as e:
-                    # The read model is away for a moment (a restart): the stream stays and
-                    # asks again at the next change or poll, and pushes what changed meanwhile.
-                    log.warning("WatchCoverage: read model unreachable: %s", e)
-                    self.feed.wait_campaign(request.campaign_id, version, self.watch_poll)
-                    continue
+            except UNREACHABLE_DB as e:
+                # The read model is away for a moment (a restart): the stream stays and asks
+                # again at the next change or poll, and pushes what changed meanwhile.
+                log.warning("WatchCoverage: read model unreachable: %s", e)
+                self.feed.wait_campaign(request.campaign_id, version, self.watch_poll)
+                continue
+            if version != seen:
                 seen = version
                 data = reply.SerializeToString(deterministic=True)
                 if data != last:
