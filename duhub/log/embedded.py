@@ -321,25 +321,69 @@ def _fsync_dir(path: Path) -> None:
 def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes, bytes]]:
     """Yield (offset, checksum ok, key, value) of every frame, bad ones included: for audits,
     which must read past what `EmbeddedLog` refuses to open. Read in chunks: a log of 10M
-    events is ~1.4 GB."""
-    offset = pos = 0
-    data = b""
+    events is ~1.4 GB.
+
+    A frame whose checksum fails is yielded as it lies when its length leads to the next whole
+    frame (or to the end of the file): its body was changed. A damaged frame header (a length
+    that leads nowhere) is yielded as one bad record spanning up to the next whole frame, and
+    the walk goes on from there: a changed byte must never hide the records after it. Only
+    what no whole frame follows is a torn tail, left out."""
     with open(path, "rb") as f:
-        while True:
-            need = HEADER.size
-            if pos + HEADER.size <= len(data):
-                length, crc = HEADER.unpack_from(data, pos)
-                if length > MAX_RECORD:
-                    return  # a torn tail
-                need += length
-                end = pos + need
-                if end <= len(data):
-                    body = data[pos + HEADER.size : end]
-                    (klen,) = KEYLEN.unpack_from(body, 0) if len(body) >= 2 else (0,)
-                    yield offset, zlib.crc32(body) == crc, body[2 : 2 + klen], body[2 + klen :]
+        window = _Window(f)
+        size = window.size
+        offset = pos = 0
+        while pos + HEADER.size <= size:
+            length, crc = HEADER.unpack(window.get(pos, pos + HEADER.size))
+            end = pos + HEADER.size + length
+            if KEYLEN.size <= length <= MAX_RECORD and end <= size:
+                body = window.get(pos + HEADER.size, end)
+                ok = zlib.crc32(body) == crc
+                if ok or end == size or window.frame_at(end):
+                    (klen,) = KEYLEN.unpack_from(body, 0)
+                    yield offset, ok, body[2 : 2 + klen], body[2 + klen :]
                     pos, offset = end, offset + 1
                     continue
-            more = f.read(max(RECOVER_CHUNK, need))
-            if not more:
-                return  # the end, or a torn tail
-            data, pos = data[pos:] + more, 0
+            following = window.next_frame(pos + 1)
+            if following is None:
+                return  # a torn tail: no whole frame after it
+            body = window.get(pos + HEADER.size, following)
+            (klen,) = KEYLEN.unpack_from(body, 0) if len(body) >= KEYLEN.size else (0,)
+            if KEYLEN.size + klen > len(body):
+                klen = len(body) - KEYLEN.size  # the value is what lies there, for what it is
+            yield offset, False, body[2 : 2 + klen], body[2 + klen :]
+            pos, offset = following, offset + 1
+
+
+class _Window:
+    """Reads of a file through one buffer of at least RECOVER_CHUNK bytes."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.fd = f.fileno()
+        self.size = os.fstat(self.fd).st_size
+        self.base = 0
+        self.data = b""
+
+    def get(self, start: int, stop: int) -> bytes:
+        """Return the bytes [start, stop) of the file (stop within it)."""
+        if start < self.base or stop > self.base + len(self.data):
+            want = min(max(RECOVER_CHUNK, stop - start), self.size - start)
+            self.data, self.base = os.pread(self.fd, want, start), start
+        return self.data[start - self.base : stop - self.base]
+
+    def frame_at(self, pos: int) -> bool:
+        """Return whether a whole frame with a matching checksum starts at byte `pos`."""
+        if pos + HEADER.size > self.size:
+            return False
+        length, _ = HEADER.unpack(self.get(pos, pos + HEADER.size))
+        end = pos + HEADER.size + length
+        if not KEYLEN.size <= length <= MAX_RECORD or end > self.size:
+            return False
+        return _frame_at(self.get(pos, end), 0)
+
+    def next_frame(self, pos: int) -> int | None:
+        """Return where the first whole frame at or after byte `pos` starts, or None."""
+        while pos + HEADER.size <= self.size:
+            if self.frame_at(pos):
+                return pos
+            pos += 1
+        return None

@@ -4,6 +4,7 @@ each found at the right place; an intact log and its checkpoint verify."""
 from __future__ import annotations
 
 import shutil
+import struct
 import zlib
 from pathlib import Path
 
@@ -159,3 +160,32 @@ def test_parse_checkpoint_names_the_option_when_malformed() -> None:
     with pytest.raises(ValueError, match="--checkpoint"):
         parse_checkpoint("nonsense")
     assert parse_checkpoint("duhub-checkpoint:v1:0:12,3:4:abcd") == {0: 12, 3: 4}
+
+
+@pytest.mark.parametrize("damage", ["huge", "longer", "shorter", "past_the_end"])
+def test_a_changed_byte_in_a_frame_header_hides_no_later_record(
+    stored_log: Path, tmp_path: Path, damage: str
+) -> None:
+    # The length of record k changed: the walk must name k and still read every record after
+    # it (before, a length over 64 MiB or past the end of the file ended the walk there as if
+    # it were a torn tail: "every chain is intact", exit 0, the rest of the log unread).
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    write(data, items)
+    raw = bytearray((data / EmbeddedLog.FILE).read_bytes())
+    at = sum(HEADER.size + KEYLEN.size + len(key) + len(v) for key, v in items[:k])
+    (length,) = struct.unpack_from("<I", raw, at)
+    changed = {
+        "huge": length | 0x10000000,
+        "longer": length + 1,
+        "shorter": length - 1,
+        "past_the_end": len(raw),
+    }[damage]
+    struct.pack_into("<I", raw, at, changed)
+    (data / EmbeddedLog.FILE).write_bytes(bytes(raw))
+    report, found = county_findings(data)
+    assert not report.ok
+    assert report.records == len(items)
+    assert found[0].kind == "altered" and found[0].offset == k, found
+    assert report.heads[SOURCE][1] == 20  # the chain was walked to its end

@@ -17,8 +17,9 @@ HEADER = struct.Struct("<II")  # the documented frame: u32 body length | u32 CRC
 
 
 def items(n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
-    return [(f"k{i % 3}".encode(), f"value-{i}".encode() * (i % 5 + 1))
-            for i in range(start, start + n)]
+    return [
+        (f"k{i % 3}".encode(), f"value-{i}".encode() * (i % 5 + 1)) for i in range(start, start + n)
+    ]
 
 
 def contents(log: EmbeddedLog) -> list[tuple[int, bytes, bytes]]:
@@ -49,8 +50,7 @@ def test_append_read_and_offsets(log_dir: Path) -> None:
     assert log.end_offsets() == {0: 5}
     every = items(5)
     assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(every)]
-    assert [(r.offset, r.value) for r in log.read(0, 2, 2)] == [(2, every[2][1]),
-                                                                (3, every[3][1])]
+    assert [(r.offset, r.value) for r in log.read(0, 2, 2)] == [(2, every[2][1]), (3, every[3][1])]
     assert [r.offset for r in log.read(0, 4, 100)] == [4]
     assert log.read(0, 5, 10) == []
     assert all(r.partition == 0 for r in log.read(0, 0, 10))
@@ -105,14 +105,17 @@ def test_torn_tail_is_cut_and_earlier_records_survive(log_dir: Path, cut: int) -
     log.close()
 
 
-@pytest.mark.parametrize("garbage", [
-    b"\x01",
-    b"\x00\x00\x00",
-    b"\xff" * 7,
-    b"\xff" * 40,  # a length far beyond the file
-    HEADER.pack(5, 0) + b"12345",  # a whole frame whose checksum fails, at the very end
-    frame(b"k", b"partial")[:-2],  # a frame cut short
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x01",
+        b"\x00\x00\x00",
+        b"\xff" * 7,
+        b"\xff" * 40,  # a length far beyond the file
+        HEADER.pack(5, 0) + b"12345",  # a whole frame whose checksum fails, at the very end
+        frame(b"k", b"partial")[:-2],  # a frame cut short
+    ],
+)
 def test_garbage_after_the_last_record_is_cut(log_dir: Path, garbage: bytes) -> None:
     log = EmbeddedLog(log_dir)
     log.append(items(2))
@@ -157,8 +160,9 @@ def test_frame_format_is_the_documented_one(log_dir: Path) -> None:
     log = EmbeddedLog(log_dir)
     log.append([(b"420581", b"payload"), (b"", b"x")])
     log.close()
-    assert (log_dir / EmbeddedLog.FILE).read_bytes() == frame(b"420581", b"payload") + \
-        frame(b"", b"x")
+    assert (log_dir / EmbeddedLog.FILE).read_bytes() == frame(b"420581", b"payload") + frame(
+        b"", b"x"
+    )
 
 
 def test_wait_wakes_on_append(log_dir: Path) -> None:
@@ -204,7 +208,8 @@ def test_concurrent_appends_get_distinct_offsets(log_dir: Path) -> None:
 
 @pytest.mark.parametrize("length", [10_000, 2**31])
 def test_corrupted_length_before_valid_records_raises_instead_of_cutting(
-        log_dir: Path, length: int) -> None:
+    log_dir: Path, length: int
+) -> None:
     """A bad length field in an early frame points past the end of the file, like a torn
     write would; but whole, valid records follow it, so it is corruption, not a torn tail:
     cutting there would silently drop acknowledged records."""
@@ -240,7 +245,9 @@ def test_zero_filled_tail_is_cut_not_read_as_records(log_dir: Path, zeros: int) 
 
 @pytest.mark.parametrize("chunk", [embedded.RECOVER_CHUNK, 7, 61])
 def test_iter_frames_reads_every_frame_across_chunk_ends(
-    tmp_path: Path, monkeypatch, chunk: int  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch,
+    chunk: int,  # type: ignore[no-untyped-def]
 ) -> None:
     # Audits read the file in chunks: frames straddling chunk ends must come out whole, a
     # damaged one flagged where it is, a torn tail left out.
@@ -278,9 +285,7 @@ def file_size_limit():  # type: ignore[no-untyped-def]
     signal.signal(signal.SIGXFSZ, old_handler)
 
 
-def test_a_failed_append_leaves_nothing_for_the_next_one(
-    log_dir: Path, file_size_limit
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_append_leaves_nothing_for_the_next_one(log_dir: Path, file_size_limit) -> None:  # type: ignore[no-untyped-def]
     # A write that fails half way (a full disk) must leave neither bytes in the file nor in a
     # buffer: before, the buffered writer kept the unwritten rest of the failed append and the
     # next append wrote it first, so the acknowledged record's offset read back a slice of the
@@ -300,3 +305,30 @@ def test_a_failed_append_leaves_nothing_for_the_next_one(
     again = EmbeddedLog(log_dir)
     assert contents(again) == expected
     again.close()
+
+
+@pytest.mark.parametrize("chunk", [embedded.RECOVER_CHUNK, 7, 61])
+def test_iter_frames_reads_on_past_a_damaged_frame_header(
+    tmp_path: Path,
+    monkeypatch,
+    chunk: int,  # type: ignore[no-untyped-def]
+) -> None:
+    # A changed length is damage, not a torn tail: the frame is flagged where it lies and
+    # every frame after it is read.
+    monkeypatch.setattr(embedded, "RECOVER_CHUNK", chunk)
+    every = items(40)
+    log = EmbeddedLog(tmp_path)
+    log.append(every)
+    log.close()
+    path = tmp_path / EmbeddedLog.FILE
+    data = bytearray(path.read_bytes())
+    at = 0
+    for _ in range(17):  # to record 17's header
+        at += 8 + struct.unpack_from("<I", data, at)[0]
+    data[at + 3] ^= 0x40  # the high byte of record 17's length
+    data += frame(b"k", b"torn")[:-2]
+    path.write_bytes(bytes(data))
+    got = list(embedded.iter_frames(path))
+    assert [o for o, _, _, _ in got] == list(range(40))
+    assert [o for o, ok, _, _ in got if not ok] == [17]
+    assert [(k, v) for _, _, k, v in got] == every
