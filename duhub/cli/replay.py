@@ -9,6 +9,9 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from duhub.bootstrap import open_log
 from duhub.cli import client
 from duhub.cli.serve import redacted
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     log_spec = args.log or str(data_dir)
     live_url = args.db or f"sqlite:///{data_dir / 'readmodel.db'}"
     target_url = args.into or f"sqlite:///{data_dir / 'replay.db'}"
-    if target_url == live_url:
+    if same_database(target_url, live_url):
         client.fail("--into: must not be the live read model", client.EXIT_USAGE)
     if args.fresh and target_url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
@@ -127,6 +130,26 @@ def run(args: argparse.Namespace) -> int:
                         f"replay {d['right']}"
                     )
     return 4 if differs else 0
+
+
+def same_database(a: str, b: str) -> bool:
+    """Return whether two read model URLs name the same database, however spelled: a
+    relative SQLite path is relative to the working directory, as SQLAlchemy takes it."""
+    if a == b:
+        return True
+    try:
+        ua, ub = make_url(a), make_url(b)
+    except ArgumentError:
+        return False
+    if ua.get_backend_name() != ub.get_backend_name():
+        return False
+    if ua.get_backend_name() == "sqlite":
+        da, db = ua.database or "", ub.database or ""
+        if da in ("", ":memory:") or db in ("", ":memory:"):
+            return False
+        pa, pb = Path(da).resolve(), Path(db).resolve()
+        return pa == pb or (pa.exists() and pb.exists() and pa.samefile(pb))
+    return (ua.host, ua.port, ua.database) == (ub.host, ub.port, ub.database)
 
 
 def _offsets(text: str | None) -> dict[int, int]:
