@@ -255,7 +255,12 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ex.add_argument("--from", dest="from_", help="period start, inclusive")
     ex.add_argument("--to", help="period end, exclusive")
     ex.add_argument("--as-of", help="what the hub knew then")
-    ex.add_argument("--limit", type=int, default=1000, help="events listed at most")
+    ex.add_argument(
+        "--limit",
+        type=_uint32,
+        default=1000,
+        help="events listed at most (default 1000; 0: the hub's default)",
+    )
     _client_opts(ex)
 
     au = sub.add_parser("audit", help="tamper evidence and audit reports")
@@ -278,6 +283,17 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--out", help="write to this file instead of standard output")
     ar.add_argument("--target", help=f"hub address (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
     _credential_opts(ar)
+
+
+def _uint32(text: str) -> int:
+    """An argparse type: a whole number 0 … 2³²−1 (a uint32 field of the request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {2**32 - 1}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,3 +63,11 @@ def test_replay_refuses_the_live_read_model_however_it_is_spelled(
     assert "--into: must not be the live read model" in done.stderr
     assert live_files(hub.dir) == before
     assert digest(table_digests(hub.engine)) == figures
+
+
+@pytest.mark.parametrize("limit", ["-1", "4294967296", "many"])
+def test_explain_refuses_a_limit_out_of_range_naming_it(limit: str) -> None:
+    # Before, a number outside uint32 reached the request: a ValueError traceback, exit 1.
+    done = duhub("explain", "--metric", "visits", "--limit", limit, "--target", "127.0.0.1:1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "argument --limit:" in done.stderr and "Traceback" not in done.stderr
