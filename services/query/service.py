@@ -193,6 +193,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 return qpb.ListUnitsResponse(units=[unit_reply(*own)] if own else [])
             self._check_unit(context, principal, request.parent_id, "parent_id")
         with self.engine.connect() as conn:
+            if request.parent_id and get_unit(conn, request.parent_id) is None:
+                # As GetUnit and every question answer an unknown unit, not "no children".
+                context.abort(
+                    grpc.StatusCode.NOT_FOUND, f"parent_id: unknown unit '{request.parent_id}'"
+                )
             units = list_units(conn, request.parent_id)
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
 

@@ -238,6 +238,7 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
         ("api/campaigns/vax/coverage?scope=nope", 404, "scope:"),
         ("api/campaigns/vax/coverage?as_of=later", 400, "as_of:"),
         ("api/units/nope", 404, "unitId:"),
+        ("api/units?parent=nope", 404, "parent:"),
         ("api/nothing", 404, "path:"),
     ],
 )

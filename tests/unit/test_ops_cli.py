@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from duhub.bootstrap import Hub, HubConfig
 from duhub.readmodel.digest import digest, table_digests
 from tests.unit.builders import YIDU_V1, Pipeline, at, hierarchy, visit
 
@@ -71,3 +72,18 @@ def test_explain_refuses_a_limit_out_of_range_naming_it(limit: str) -> None:
     done = duhub("explain", "--metric", "visits", "--limit", limit, "--target", "127.0.0.1:1")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "argument --limit:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_units_of_an_unknown_unit_is_not_found_naming_it(tmp_path: Path) -> None:
+    # Before, 'duhub units nope' printed an empty table and exited 0, as for a village with
+    # no children; every other question answers an unknown unit NOT_FOUND (exit 2).
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    hub.start()
+    try:
+        done = duhub("units", "nope", "--target", hub.address)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "parent_id: unknown unit 'nope'" in done.stderr
+        village = duhub("units", "420581101201", "--target", hub.address)  # no children
+        assert village.returncode == 0, village.stdout + village.stderr
+    finally:
+        hub.stop(grace=0)
