@@ -18,8 +18,9 @@ from duhub.cli.serve import redacted
 from duhub.convert import to_nanos
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.schema import metadata
 from duhub.timeparse import parse_time
-from services.aggregate.replay import ReplayProgress, replay
+from services.aggregate.replay import ReplayCut, ReplayProgress, claim_cut, cut_metadata, replay
 from services.aggregate.verify import NotComparable, compare_with_live
 
 
@@ -40,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
     target_url = args.into or f"sqlite:///{data_dir / 'replay.db'}"
     if same_database(target_url, live_url):
         client.fail("--into: must not be the live read model", client.EXIT_USAGE)
-    if args.fresh and target_url.startswith("sqlite:///"):
-        for suffix in ("", "-wal", "-shm"):
-            Path(target_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    if args.fresh:
+        _start_over(target_url)
     until = None
     if args.until:
         try:
@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         client.fail(str(e), client.EXIT_USAGE)
     log = open_log(log_spec)
     target = open_engine(target_url)
+    try:
+        claim_cut(target, ReplayCut(until, since, start))
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
     show = sys.stderr.isatty() or args.progress
 
     def progress(p: ReplayProgress) -> None:
@@ -132,6 +136,20 @@ def run(args: argparse.Namespace) -> int:
     return 4 if differs else 0
 
 
+def _start_over(url: str) -> None:
+    """Empty a replay target (--fresh): delete a SQLite file, drop the tables of any other."""
+    if url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        return
+    engine = open_engine(url, create=False)
+    try:
+        cut_metadata.drop_all(engine)
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
 def same_database(a: str, b: str) -> bool:
     """Return whether two read model URLs name the same database, however spelled: a
     relative SQLite path is relative to the working directory, as SQLAlchemy takes it."""
@@ -158,7 +176,11 @@ def _offsets(text: str | None) -> dict[int, int]:
         return {}
     try:
         if ":" not in text:
-            return {0: int(text)}
-        return {int(p): int(o) for p, o in (x.split(":") for x in text.split(","))}
+            found = {0: int(text)}
+        else:
+            found = {int(p): int(o) for p, o in (x.split(":") for x in text.split(","))}
     except ValueError:
         raise ValueError(f"--from-offset: {text!r} is not N or PARTITION:OFFSET,…") from None
+    if any(p < 0 or o < 0 for p, o in found.items()):
+        raise ValueError(f"--from-offset: {text!r} holds a negative partition or offset")
+    return {p: o for p, o in found.items() if o}  # from offset 0: from the start

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
 
 from duhub.convert import to_nanos
 from duhub.log.base import EventLog, LogRecord
+from duhub.readmodel.writer import positions_in as read_positions_in
 from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
@@ -18,6 +21,83 @@ from services.aggregate.process_writer import ProcessWriter
 from services.aggregate.write_behind import WriteBehind
 
 BATCH = 20000
+
+# What a replay target was built as (--until, --from-time, --from-offset), so that running it
+# again continues that replay and not another one. Not part of the read model's digest.
+cut_metadata = MetaData()
+replay_cut = Table(
+    "replay_cut",
+    cut_metadata,
+    Column("name", String(16), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayCut:
+    """The counting window of a replay: records recorded up to `until_ns`, counted from the
+    offsets `start` and from the record time `since_ns` on (None, {}: no limit)."""
+
+    until_ns: int | None = None
+    since_ns: int | None = None
+    start: dict[int, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [
+            f"--until {_time(self.until_ns)}" if self.until_ns is not None else "",
+            f"--from-time {_time(self.since_ns)}" if self.since_ns is not None else "",
+            "--from-offset " + ",".join(f"{p}:{o}" for p, o in sorted(self.start.items()))
+            if self.start
+            else "",
+        ]
+        return " ".join(p for p in parts if p) or "of the whole log"
+
+    def continues(self, earlier: ReplayCut) -> bool:
+        """Return whether a target built as `earlier` holds a prefix of this replay: the
+        same counting start, and a cut no earlier than its (records are recorded in append
+        order, so a later cut only adds records after the earlier one's)."""
+        if (self.since_ns, self.start) != (earlier.since_ns, earlier.start):
+            return False
+        if earlier.until_ns is None:
+            return self.until_ns is None
+        return self.until_ns is None or self.until_ns >= earlier.until_ns
+
+
+def _time(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+
+
+def claim_cut(target: Engine, cut: ReplayCut) -> None:
+    """Record in `target` that it is a replay as `cut`; raise ValueError when it already holds
+    a replay this one cannot continue (another cut, or counted from elsewhere)."""
+    cut_metadata.create_all(target)
+    with target.begin() as conn:
+        rows = dict(conn.execute(select(replay_cut.c.name, replay_cut.c.value)).tuples().all())
+        applied = any(read_positions_in(conn).values())
+        if applied:
+            if rows:
+                earlier = ReplayCut(
+                    json.loads(rows["until_ns"]),
+                    json.loads(rows["since_ns"]),
+                    {int(p): o for p, o in json.loads(rows["start"]).items()},
+                )
+            else:  # made before cuts were recorded, or a live read model: the whole log
+                earlier = ReplayCut()
+            if not cut.continues(earlier):
+                raise ValueError(
+                    f"--into: holds a replay {earlier.describe()}; this one "
+                    f"({cut.describe()}) cannot continue it: add --fresh to start over, or "
+                    "give another --into"
+                )
+        conn.execute(replay_cut.delete())
+        conn.execute(
+            replay_cut.insert(),
+            [
+                {"name": "until_ns", "value": json.dumps(cut.until_ns)},
+                {"name": "since_ns", "value": json.dumps(cut.since_ns)},
+                {"name": "start", "value": json.dumps({str(p): o for p, o in cut.start.items()})},
+            ],
+        )
 
 
 @dataclass(slots=True)

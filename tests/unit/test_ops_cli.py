@@ -87,3 +87,52 @@ def test_units_of_an_unknown_unit_is_not_found_naming_it(tmp_path: Path) -> None
         assert village.returncode == 0, village.stdout + village.stderr
     finally:
         hub.stop(grace=0)
+
+
+def replay_digest(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split("digest of the rebuilt read model: ")[1].split()[0]
+
+
+def test_a_cut_replay_does_not_resume_a_target_holding_more(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # `--until T` rebuilds the state at T. Into a target a whole replay filled before (the
+    # default DATA/replay.db of an earlier `duhub replay`), it used to "resume" from the
+    # target's positions past T: nothing replayed, exit 0, the digest of the whole log.
+    until = "2023-02-01T00:00:02Z"  # the hierarchy and visit v1 were recorded before it
+    cut = replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--until", until,
+                              "--into", f"sqlite:///{tmp_path / 'cut.db'}", "--no-compare"))
+    into = f"sqlite:///{tmp_path / 'reused.db'}"
+    whole = replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
+                                "--no-compare"))
+    assert whole != cut
+    again = duhub("replay", "--data-dir", str(hub.dir), "--until", until, "--into", into,
+                  "--no-compare")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "--into: holds a replay of the whole log" in again.stderr
+    assert "--fresh" in again.stderr
+    fresh = duhub("replay", "--data-dir", str(hub.dir), "--until", until, "--into", into,
+                  "--no-compare", "--fresh")
+    assert replay_digest(fresh) == cut
+    # A replay cut at T continues to a later cut, and to the whole log, as it always did.
+    assert replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
+                               "--no-compare")) == whole
+    counted = duhub("replay", "--data-dir", str(hub.dir), "--from-time", until, "--into", into,
+                    "--no-compare")
+    assert counted.returncode == 2 and "--from-time" in counted.stderr
+
+
+def test_fresh_starts_over_in_postgresql_too(hub: Pipeline) -> None:
+    # --fresh deleted a SQLite target's file and did nothing to any other: a replay into a
+    # PostgreSQL database "started over" by resuming what it held.
+    from tests.infra import fresh_database
+
+    with fresh_database() as url:
+        args = ("replay", "--data-dir", str(hub.dir), "--into", url, "--no-compare")
+        cut = replay_digest(duhub(*args, "--until", "2023-02-01T00:00:02Z"))
+        done = duhub(*args, "--fresh")
+        whole = replay_digest(done)
+        assert whole != cut and f"replayed {hub.end()} events" in done.stdout
+        done = duhub(*args, "--fresh", "--until", "2023-02-01T00:00:02Z")
+        assert replay_digest(done) == cut
