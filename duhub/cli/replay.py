@@ -9,13 +9,15 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from duhub.bootstrap import open_log
 from duhub.cli import client
 from duhub.cli.serve import redacted
 from duhub.convert import to_nanos
+from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.schema import metadata
@@ -41,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
     target_url = args.into or f"sqlite:///{data_dir / 'replay.db'}"
     if same_database(target_url, live_url):
         client.fail("--into: must not be the live read model", client.EXIT_USAGE)
-    if args.fresh:
-        _start_over(target_url)
     until = None
     if args.until:
         try:
@@ -59,8 +59,29 @@ def run(args: argparse.Namespace) -> int:
         start = _offsets(args.from_offset)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
+    if not log_spec.startswith("kafka://") and not (Path(log_spec) / EmbeddedLog.FILE).exists():
+        # Else a mistyped directory got an empty log and read model made in it, and the
+        # replay of nothing "equal" to them.
+        option = "--log" if args.log else "--data-dir"
+        client.fail(f"{option}: no {EmbeddedLog.FILE} in {log_spec}", client.EXIT_USAGE)
+    if since is not None or start or until is not None:
+        # Counted from a point on, or cut at a moment, it cannot equal the live figures: nothing
+        # to compare (and the comparison would replay on to where the live read model stands).
+        args.no_compare = True
+    live_file = _sqlite_file(live_url)
+    if not args.no_compare and live_file is not None and not live_file.exists():
+        option = "--db" if args.db else "--data-dir"
+        client.fail(
+            f"{option}: no live read model at {live_file} to compare with "
+            "(give --db, or --no-compare)",
+            client.EXIT_USAGE,
+        )
+    # Every option checked: only now is anything changed.
+    live = None if args.no_compare else _open(live_url, "--db" if args.db else "--data-dir")
+    if args.fresh:
+        _start_over(target_url)
     log = open_log(log_spec)
-    target = open_engine(target_url)
+    target = _open(target_url, "--into")
     try:
         claim_cut(target, ReplayCut(until, since, start))
     except ValueError as e:
@@ -80,16 +101,12 @@ def run(args: argparse.Namespace) -> int:
         "events_per_second": round(result.rate),
         "into": redacted(target_url),
     }
-    if since is not None or start or until is not None:
-        # Counted from a point on, or cut at a moment, it cannot equal the live figures: nothing
-        # to compare (and the comparison would replay on to where the live read model stands).
-        args.no_compare = True
     differs = False
-    if args.no_compare:
+    if live is None:
         report["digest"] = digest(table_digests(target))
     else:
         try:
-            found = compare_with_live(log, target, open_engine(live_url), wait_s=args.wait)
+            found = compare_with_live(log, target, live, wait_s=args.wait)
         except NotComparable as e:
             client.fail(f"not compared: {e}", client.EXIT_NOT_COMPARED)
         report.update(
@@ -134,6 +151,22 @@ def run(args: argparse.Namespace) -> int:
                         f"replay {d['right']}"
                     )
     return 4 if differs else 0
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """Return the file of a SQLite URL (None for another database or one in memory)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _open(url: str, option: str) -> Engine:
+    """Open a read model, or exit 2 naming the option when it cannot be opened."""
+    try:
+        return open_engine(url)
+    except (SQLAlchemyError, OSError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        client.fail(f"{option}: cannot open {redacted(url)}: {reason}", client.EXIT_USAGE)
 
 
 def _start_over(url: str) -> None:

@@ -136,3 +136,38 @@ def test_fresh_starts_over_in_postgresql_too(hub: Pipeline) -> None:
         assert whole != cut and f"replayed {hub.end()} events" in done.stdout
         done = duhub(*args, "--fresh", "--until", "2023-02-01T00:00:02Z")
         assert replay_digest(done) == cut
+
+
+def test_replay_of_a_data_dir_without_a_log_is_refused_and_makes_nothing(tmp_path: Path) -> None:
+    # Before, a mistyped --data-dir got an empty log, read model and replay.db made in it,
+    # and the replay of nothing was "equal: the live figures are exactly what the log gives".
+    typo = tmp_path / "dat"
+    done = duhub("replay", "--data-dir", str(typo))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--data-dir: no events.log in {typo}" in done.stderr
+    assert not typo.exists()
+
+
+def test_replay_with_a_bad_option_leaves_the_target_as_it_was(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    into = f"sqlite:///{tmp_path / 'kept.db'}"
+    first = replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
+                                "--no-compare"))
+    done = duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--fresh",
+                 "--until", "soon")
+    assert done.returncode == 2 and "--until:" in done.stderr
+    assert (tmp_path / "kept.db").exists()  # --fresh deleted it before the bad --until
+    assert replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
+                               "--no-compare")) == first
+
+
+def test_replay_into_a_database_it_cannot_open_names_the_option(hub: Pipeline) -> None:
+    from tests.infra import postgres_url
+
+    nowhere = postgres_url().rsplit("/", 1)[0] + "/duhub_no_such_database"
+    for option in ("--into", "--db"):
+        done = duhub("replay", "--data-dir", str(hub.dir), option, nowhere)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"{option}: cannot open" in done.stderr and "Traceback" not in done.stderr
+        assert "replayed" not in done.stdout  # refused before replaying
