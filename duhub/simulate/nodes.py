@@ -49,6 +49,7 @@ class Simulator:
         self.rejections: list[str] = []
         self._stop = threading.Event()
         self._link = Link(target, self._stop)
+        self._step: list[pb.Event] = []  # the events of the step being sent
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -97,6 +98,12 @@ class Simulator:
                 self.hierarchy, self.rng, self.rate, self.state.nonce, self.state.scenario
             )
         assert self.scenario is not None
+        if self.state.sending:
+            # A step the hub may hold already, its answer never recorded: the same events
+            # again (DUPLICATE where the hub has them), then the scenario goes on after it.
+            self._step = [pb.Event.FromString(x) for x in self.state.sending]
+            self._send_by_source(self._step)
+            self._commit()
         if not self.state.backfilled:
             self.publish_backfill()
         if self.scenario.plan is None:
@@ -134,16 +141,25 @@ class Simulator:
     # -- publishing --------------------------------------------------------------------------
 
     def _commit(self) -> None:
-        """Record the scenario as of the batch just acknowledged."""
+        """Record that the hub answered every event of the step just sent."""
         assert self.state is not None and self.scenario is not None
         self.state.scenario = self.scenario.snapshot()
+        self.state.sending = []
         self.state.save()
 
     def _publish(self, events: Sequence[pb.Event]) -> None:
-        """Reserve seqs (saved before sending), then send one request per source."""
-        assert self.state is not None
+        """Reserve seqs and record the step's events with the scenario after it (saved before
+        sending: a restart sends them again, never a new step in their place), then send one
+        request per source."""
+        assert self.state is not None and self.scenario is not None
         self.state.seqs.assign(events)
+        self.state.scenario = self.scenario.snapshot()
+        self._step = list(events)
+        self.state.sending = [e.SerializeToString() for e in events]
         self.state.save()
+        self._send_by_source(events)
+
+    def _send_by_source(self, events: Sequence[pb.Event]) -> None:
         by_source: dict[str, list[pb.Event]] = {}
         for e in events:
             by_source.setdefault(e.source, []).append(e)
@@ -162,6 +178,8 @@ class Simulator:
             batches = [b for b in again if b]
             if batches:  # the hub knew some seqs already: take fresh ones past them, resend
                 self.state.seqs.assign(e for b in batches for e in b)
+                if self.state.sending:  # the step as it is sent now (its events renumbered)
+                    self.state.sending = [e.SerializeToString() for e in self._step]
                 self.state.save()
                 jump *= 2
 

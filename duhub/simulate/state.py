@@ -1,11 +1,15 @@
 """What the simulated nodes keep across restarts, in `state_dir/simulator.json`.
 
 Seqs are reserved: the next seq per source is written (fsync, then rename) *before* a batch
-that uses them is published, so a crash can leave gaps but a seq is never used twice.
+that uses them is published, so a crash can leave gaps but a seq is never used twice. With
+them go the step's events (`sending`) and the scenario as it stands after the step: until the
+hub has answered every one, a restart sends those events again as they were (the hub answers
+DUPLICATE for what it holds) instead of playing the step again under new ids.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -51,6 +55,8 @@ class SimState:
     # Part of problem and letter ids, so a lost state file never makes them collide.
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
     scenario: dict[str, Any] = field(default_factory=dict)
+    # The events of the step being sent, until the hub answered each (serialized).
+    sending: list[bytes] = field(default_factory=list)
 
     @classmethod
     def load(cls, state_dir: Path) -> SimState:
@@ -67,6 +73,7 @@ class SimState:
             backfilled=bool(data["backfilled"]),
             nonce=str(data["nonce"]),
             scenario=dict(data.get("scenario") or {}),
+            sending=[base64.b64decode(x) for x in data.get("sending") or []],
         )
 
     def save(self) -> None:
@@ -78,6 +85,7 @@ class SimState:
             "backfilled": self.backfilled,
             "nonce": self.nonce,
             "scenario": self.scenario,
+            "sending": [base64.b64encode(x).decode() for x in self.sending],
         }
         tmp = self.path.with_suffix(".json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
