@@ -15,7 +15,8 @@ DEFAULT_METRICS = "127.0.0.1:9464"
 
 EPILOG = f"""exit codes: 0 ok; 1 some events were rejected (publish); 2 bad arguments or a
 question the hub cannot answer as asked; 3 no hub answered; 4 replay differs from the live
-read model, or audit verify found the log tampered with; 5 credentials refused; 6 replay could
+read model, or audit verify found the log tampered with (replay, up: a damaged record in
+it); 5 credentials refused; 6 replay could
 not be compared (the live read model stayed behind it), or audit report could not read one
 state of the read model (it changed under every attempt). The hub's address comes from
 --target or DUHUB_TARGET, defaulting to the local all-in-one hub at {DEFAULT_LISTEN}."""

@@ -17,6 +17,7 @@ from duhub.bootstrap import open_log
 from duhub.cli import client
 from duhub.cli.serve import redacted
 from duhub.convert import to_nanos
+from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
@@ -24,6 +25,8 @@ from duhub.readmodel.schema import metadata
 from duhub.timeparse import parse_time
 from services.aggregate.replay import ReplayCut, ReplayProgress, claim_cut, cut_metadata, replay
 from services.aggregate.verify import NotComparable, compare_with_live
+
+EXIT_DAMAGED = 4  # the log is damaged (as audit verify's exit 4)
 
 
 def _bar(p: ReplayProgress) -> str:
@@ -80,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     live = None if args.no_compare else _open(live_url, "--db" if args.db else "--data-dir")
     if args.fresh:
         _start_over(target_url)
-    log = open_log(log_spec)
+    try:
+        log = open_log(log_spec)
+    except LogCorrupted as e:
+        client.fail(f"{e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
     target = _open(target_url, "--into")
     try:
         claim_cut(target, ReplayCut(until, since, start))

@@ -14,10 +14,13 @@ from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address, redacted
+from duhub.log.base import LogCorrupted
 from duhub.logs import setup_logging
 from duhub.readmodel.writer import read_positions
 
 log = logging.getLogger("duhub")
+
+EXIT_DAMAGED = 4  # the log is damaged (as audit verify's exit 4)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
         print(f"duhub up: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except LogCorrupted as e:  # a damaged record before the end: not to be cut off
+        print(f"duhub up: {e}: 'duhub audit verify' names what is damaged", file=sys.stderr)
+        return EXIT_DAMAGED
     try:
         hub.start()
     except OSError as e:  # an address in use: name the option, no traceback

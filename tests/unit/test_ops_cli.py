@@ -171,3 +171,23 @@ def test_replay_into_a_database_it_cannot_open_names_the_option(hub: Pipeline) -
         assert done.returncode == 2, done.stdout + done.stderr
         assert f"{option}: cannot open" in done.stderr and "Traceback" not in done.stderr
         assert "replayed" not in done.stdout  # refused before replaying
+
+
+def test_a_damaged_log_is_named_not_a_traceback(hub: Pipeline, tmp_path: Path) -> None:
+    # A record damaged before the end stops the open of the log (it is not a torn tail to
+    # cut): `duhub up` and `duhub replay` ended in a LogCorrupted traceback, exit 1.
+    hub.log.close()
+    data = tmp_path / "damaged"
+    data.mkdir()
+    raw = bytearray((hub.dir / "events.log").read_bytes())
+    raw[200] ^= 0xFF
+    (data / "events.log").write_bytes(bytes(raw))
+    done = duhub("replay", "--data-dir", str(data), "--no-compare")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "is damaged: 'duhub audit verify' names" in done.stderr
+    assert "Traceback" not in done.stderr
+    up = duhub("up", "--data-dir", str(data), "--listen", "127.0.0.1:0", "--http", "off",
+               "--metrics", "off", "--no-simulate")
+    assert up.returncode == 4, up.stdout + up.stderr
+    assert "is damaged: 'duhub audit verify' names" in up.stderr
+    assert "Traceback" not in up.stderr
