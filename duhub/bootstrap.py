@@ -116,6 +116,10 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
+            # gRPC sets SO_REUSEPORT by default: a second hub started on a port in use bound
+            # it too, and the kernel split the connections between the two (each its own log
+            # and figures). An address in use is refused instead.
+            ("grpc.so_reuseport", 0),
         ],
     )
     names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
@@ -130,12 +134,15 @@ def create_server(
         names.append(query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name)
     reflection.enable_server_reflection(names, server)
     credentials = security.server_credentials()
-    if credentials is not None:
-        port = server.add_secure_port(listen, credentials)
-    else:
-        port = server.add_insecure_port(listen)
+    try:
+        if credentials is not None:
+            port = server.add_secure_port(listen, credentials)
+        else:
+            port = server.add_insecure_port(listen)
+    except RuntimeError:  # gRPC's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise OSError(f"listen: cannot bind {listen}")
+        raise OSError(f"--listen: cannot bind {listen} (in use, or not an address of this host)")
     if security.local_socket and not server.add_insecure_port(security.local_socket):
         raise OSError(f"cannot bind the private socket {security.local_socket}")
     for name in ["", *names[2:]]:

@@ -191,3 +191,28 @@ def test_a_damaged_log_is_named_not_a_traceback(hub: Pipeline, tmp_path: Path) -
     assert up.returncode == 4, up.stdout + up.stderr
     assert "is damaged: 'duhub audit verify' names" in up.stderr
     assert "Traceback" not in up.stderr
+
+
+def test_a_second_hub_on_a_port_in_use_is_refused(tmp_path: Path) -> None:
+    # gRPC binds with SO_REUSEPORT by default: a second `duhub up` on the port of a running
+    # hub started as well, and the kernel split the connections between the two hubs, each
+    # with its own log: 20 events published, one hub counted 6 and the other 14, and the
+    # answers alternated between them.
+    hub = Hub(HubConfig(tmp_path / "first", listen="127.0.0.1:0"))
+    hub.start()
+    second = subprocess.Popen(
+        [sys.executable, "-m", "duhub.cli.main", "up", "--data-dir", str(tmp_path / "second"),
+         "--listen", hub.address, "--http", "off", "--metrics", "off", "--no-simulate"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        out, err = second.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        second.kill()
+        out, err = second.communicate()
+        pytest.fail(f"a second hub runs on {hub.address}:\n{out}")
+    finally:
+        hub.stop(grace=0)
+    assert second.returncode == 2, out + err
+    assert f"--listen: cannot bind {hub.address}" in err
