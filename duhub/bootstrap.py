@@ -226,6 +226,12 @@ class Hub:
         self.monitor: HealthMonitor | None = None
 
     def start(self) -> None:
+        if isinstance(self.log, EmbeddedLog):
+            try:
+                self.log.claim_writer()
+            except RuntimeError as e:
+                option = "--log" if self.config.log_url else "--data-dir"
+                raise OSError(f"{option}: another hub uses it ({e})") from e
         # The read model catches up before ingest opens, so ingest checks against all of it.
         applied = self.tailer.catch_up()
         log.info("read model caught up (%d records applied)", applied)

@@ -176,6 +176,14 @@ class EmbeddedLog:
         if index.save(self._index_path, f, positions, end):
             self._indexed = len(positions)
 
+    def claim_writer(self) -> None:
+        """Become the log's writer now (RuntimeError when another process is): a hub takes
+        the lock at start, not at its first append, so a second one on the same log stops
+        there instead of answering every publish with an error."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = self._open_writer()
+
     def append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
         frames = bytearray()
         sizes = []

@@ -216,3 +216,19 @@ def test_a_second_hub_on_a_port_in_use_is_refused(tmp_path: Path) -> None:
         hub.stop(grace=0)
     assert second.returncode == 2, out + err
     assert f"--listen: cannot bind {hub.address}" in err
+
+
+def test_a_second_hub_on_a_data_dir_in_use_is_refused(tmp_path: Path) -> None:
+    # The second `duhub up` on a data dir printed "duhub is up", then answered every
+    # publish UNKNOWN ("log: another process is writing …"; the CLI: exit 3, no hub
+    # answered) while its aggregator wrote the same read model as the first.
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    hub.start()
+    try:
+        done = duhub("up", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
+                     "--http", "off", "--metrics", "off", "--no-simulate")
+    finally:
+        hub.stop(grace=0)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--data-dir: another hub uses it" in done.stderr
+    assert "duhub is up" not in done.stdout
