@@ -22,6 +22,21 @@ from pathlib import Path
 TOKENS_FILE = "tokens"
 
 
+MAX_DAYS = 36500
+
+
+def _days(text: str) -> int:
+    """An argparse type: a validity of 1 … MAX_DAYS days (0 or less made a certificate that
+    had expired when written, or a message naming no option)."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{days} is not between 1 and {MAX_DAYS}")
+    return days
+
+
 def add_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     c = sub.add_parser(
         "certs",
@@ -35,11 +50,11 @@ def add_parsers(sub) -> None:  # type: ignore[no-untyped-def]
         p = csub.add_parser(name, help=text)
         p.add_argument("--dir", required=name != "token", help="the certificate directory")
         if name in ("server", "node", "user"):
-            p.add_argument("--days", type=int, default=825, help="validity (default 825 days)")
+            p.add_argument("--days", type=_days, default=825, help="validity (default 825 days)")
         return p
 
     init = cmd("init", "make the certificate authority (ca.crt, ca.key)")
-    init.add_argument("--days", type=int, default=3650, help="validity (default 3650 days)")
+    init.add_argument("--days", type=_days, default=3650, help="validity (default 3650 days)")
     init.add_argument("--name", default="duhub CA", help="the CA's common name")
     srv = cmd("server", "make the hub's certificate for the names and addresses it is reached at")
     srv.add_argument(

@@ -232,3 +232,15 @@ def test_a_second_hub_on_a_data_dir_in_use_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--data-dir: another hub uses it" in done.stderr
     assert "duhub is up" not in done.stdout
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "1000000000"])
+def test_certs_refuse_a_validity_out_of_range_naming_days(tmp_path: Path, days: str) -> None:
+    # Before: 0 wrote a certificate expired when written (exit 0), -3 a message naming no
+    # option, 1000000000 an OverflowError traceback (exit 1).
+    assert duhub("certs", "init", "--dir", str(tmp_path)).returncode == 0
+    done = duhub("certs", "user", "--dir", str(tmp_path), "--name", "alice", "--scope",
+                 "420581", "--days", days)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "argument --days:" in done.stderr
+    assert not (tmp_path / "user-alice.crt").exists()
