@@ -120,7 +120,10 @@ def parser() -> argparse.ArgumentParser:
         help="no simulated county nodes: only the reference hierarchy and what is published",
     )
     up.add_argument(
-        "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
+        "--rate",
+        type=_rate,
+        default=20.0,
+        help="simulated events per second (default 20; more than 0, at most 100000)",
     )
     up.add_argument(
         "--http",
@@ -284,6 +287,18 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--out", help="write to this file instead of standard output")
     ar.add_argument("--target", help=f"hub address (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
     _credential_opts(ar)
+
+
+def _rate(text: str) -> float:
+    """An argparse type: the simulator's events per second (nan or inf had it make nothing,
+    or loop making events without end)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < rate <= 100_000:  # false for nan too
+        raise argparse.ArgumentTypeError(f"{text} is not more than 0 and at most 100000")
+    return rate
 
 
 def _uint32(text: str) -> int:

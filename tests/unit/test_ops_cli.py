@@ -244,3 +244,14 @@ def test_certs_refuse_a_validity_out_of_range_naming_days(tmp_path: Path, days: 
     assert done.returncode == 2, done.stdout + done.stderr
     assert "argument --days:" in done.stderr
     assert not (tmp_path / "user-alice.crt").exists()
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "-1", "0"])
+def test_up_refuses_a_simulated_rate_that_is_no_rate(rate: str) -> None:
+    # Before, any float passed: inf had the simulated nodes make events without end in one
+    # step (credit never ran out), nan or 0 or less made none.
+    from duhub.cli.main import parser
+
+    with pytest.raises(SystemExit) as stopped:
+        parser().parse_args(["up", "--rate", rate])
+    assert stopped.value.code == 2
