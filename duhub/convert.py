@@ -19,11 +19,9 @@ from duhub.v1 import events_pb2 as pb
 from duhub.wire import decode, unknown_field
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-AREA_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_EVENT_ID = 128
 MAX_ID = 64
 MAX_NAME = 200
-MAX_AREA = 32
 MAX_GROUPS = 1_000
 MAX_TARGETS = 100_000  # in all the groups of a campaign
 MAX_SEQ = 2**63 - 1  # the read model stores it as a signed 64-bit integer
@@ -129,8 +127,8 @@ def _area(value: str, field: str, *, required: bool = True) -> str:
         if required:
             raise InvalidEvent(field, "required")
         return value
-    if len(value) > MAX_AREA or not AREA_RE.match(value):
-        raise InvalidEvent(field, "must be a short lowercase key like 'ecology' or 'fishing_ban'")
+    if not ev.is_area(value):
+        raise InvalidEvent(field, ev.AREA_RULE)
     return value
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from duhub.domain import metrics as m
-from duhub.domain.events import Nanos
+from duhub.domain.events import AREA_RULE, Nanos, is_area
 from duhub.projections.timegrid import MAX_NS, MIN_NS, MONTH, YEAR, grains_at, periods, plan
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import dbapi_cursor, driver_sql, plain_rows, snapshot
@@ -56,6 +56,8 @@ def statistics(
         raise QueryError("metrics: name at least one metric")
     if unknown:
         raise QueryError(f"metrics: unknown metric {unknown[0]!r}; known: {', '.join(m.ALL)}")
+    if area and not is_area(area):  # no event could carry it: a question asked wrongly
+        raise QueryError(f"area: {AREA_RULE}")
     if group_by and group_by != "unit" and group_by not in GROUP_PERIODS:
         raise QueryError(f"group_by: must be unit or one of {', '.join(GROUP_PERIODS)}")
     if group_by and group_by != "unit" and (lo is None or hi is None):

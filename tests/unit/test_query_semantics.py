@@ -86,3 +86,18 @@ def test_as_of_full_at_comes_from_visits_recorded_by_then(hub: Pipeline) -> None
     assert then.full_at == s + 10 * DAY
     (county,) = [c for c in coverage(hub.engine, "c", as_of=t0 + 2).counties if c.key != YIDU]
     assert county.full_at == s + 10 * DAY
+
+
+def test_an_area_no_event_could_carry_is_refused_naming_it(hub: Pipeline) -> None:
+    """An area is a short lowercase key: asking for "BAD AREA" is a question asked wrongly
+    (ingest refuses such an area), not one answered with zeros; an area no event used yet is
+    answered, with zeros."""
+    publish(hub, talk(YIDU, 3, area="ecology"), 1, at("2023-02-01T00:00:01"))
+    hub.tailer.catch_up()
+    for bad in ("BAD", "bad area", "x" * 33, "_ecology"):
+        with pytest.raises(QueryError, match="^area: must be a short lowercase key"):
+            statistics(hub.engine, ["talk_persons"], "", bad)
+    (row,) = statistics(hub.engine, ["talk_persons"], "", "grain")
+    assert row.values == {"talk_persons": 0}
+    (row,) = statistics(hub.engine, ["talk_persons"], "", "ecology")
+    assert row.values == {"talk_persons": 3}
