@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 import urllib.error
@@ -364,3 +365,28 @@ def test_the_http_option_of_up_and_serve() -> None:
     # Only the query service serves the dashboard.
     assert config(parser().parse_args(["serve", "query"])).http == DEFAULT_HTTP
     assert config(parser().parse_args(["serve", "ingest"])).http == ""
+
+
+def test_a_read_model_out_of_reach_is_503_without_its_address() -> None:
+    """As the gRPC API answers UNAVAILABLE: a database that does not answer (here a port
+    nothing listens on) is 503, and the driver's text, which names its host and port, stays
+    in the log."""
+    from sqlalchemy import create_engine
+
+    from duhub.feed import ChangeFeed
+    from services.query.http.server import start_dashboard
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_engine(
+        f"postgresql+psycopg2://duhub:secret@127.0.0.1:{port}/nowhere",
+        connect_args={"connect_timeout": 2},
+    )
+    server = start_dashboard("127.0.0.1:0", engine, ChangeFeed())
+    try:
+        answer = Client(server.url).get("/api/units", status=503)
+        assert answer == {"error": "the read model is unreachable"}
+    finally:
+        server.stop()
+        engine.dispose()

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from duhub.auth.principal import Unauthenticated
 from duhub.feed import ChangeFeed
+from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.openapi import document
@@ -127,9 +128,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(e.status, {"error": str(e)}, body)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        except Exception as e:
+        except UNREACHABLE_DB as e:
+            # As the gRPC API answers UNAVAILABLE: try again later. The driver's text (the
+            # database's host and port) stays in the log.
+            log.warning("dashboard request %s: read model unreachable: %s", self.path, e)
+            self._json(
+                HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the read model is unreachable"}, body
+            )
+        except Exception:
             log.exception("dashboard request %s failed", self.path)
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal: {e}"}, body)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}, body)
 
     def _authenticate(self, body: bool) -> bool:
         """Set who asks (a client certificate, a bearer token or the page's cookie; the
