@@ -407,14 +407,15 @@ def unique(prefix: str) -> str:
 
 
 def kafka_url(topic: str, partitions: int = 12) -> str:
+    origin_key()  # made on first use
     return f"kafka://{KAFKA}?topic={topic}&partitions={partitions}&key={ORIGIN_KEY}"
 
 
 def origin_key() -> bytes:
     """The origin key of the benchmark's hubs (ingest signs its records with it)."""
-    from duhub.log.origin import load_key
+    from duhub.log.origin import make_key
 
-    return load_key(ORIGIN_KEY)
+    return make_key(ORIGIN_KEY)
 
 
 def delete_topics(names: Sequence[str]) -> None:

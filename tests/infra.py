@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from duhub.log.origin import make_key
+
 KAFKA_ENV = "DUHUB_TEST_KAFKA"
 # The origin key of every test hub on Kafka (made by the first process that needs it).
 ORIGIN_KEY = os.path.join(tempfile.gettempdir(), f"duhub-test-origin-{os.getuid()}.key")
+make_key(ORIGIN_KEY)
 PG_ENV = "DUHUB_TEST_PG"
 
 

@@ -1,4 +1,5 @@
-"""`duhub certs init|server|node|user|token`: make the credentials of a hub and its callers.
+"""`duhub certs init|server|node|user|token|origin-key`: make the credentials of a hub and its
+callers.
 
     duhub certs init   --dir DIR                          the CA: ca.crt, ca.key
     duhub certs server --dir DIR --host 127.0.0.1 [...]   server.crt, server.key
@@ -7,6 +8,8 @@
     duhub certs token  (--node 420581 | --user alice --scope 420581) [--file F | --dir DIR]
                                                           prints a new token once; appends its
                                                           SHA-256 hash to the token file
+    duhub certs origin-key --file F                       the key ingest signs its Kafka
+                                                          records with (kafka://…?key=F)
 
 Private keys are written 0600, and no file is ever overwritten (delete it first).
 """
@@ -77,6 +80,12 @@ def add_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     tok.add_argument("--scope", help="the user's scope unit (420500: all)")
     tok.add_argument("--file", help=f"the token file (default DIR/{TOKENS_FILE})")
     tok.add_argument("--comment", default="", help="a note kept beside the hash")
+    key = csub.add_parser(
+        "origin-key",
+        help="make the key ingest signs its Kafka records with (kafka://…?key=FILE); every "
+        "ingest, aggregate and query process of the hub needs a copy",
+    )
+    key.add_argument("--file", required=True, help="where to write it (0600)")
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
@@ -119,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         action = args.certs_command
         if action == "token":
             return _token(args)
+        if action == "origin-key":
+            return _origin_key(args.file)
         d = Path(args.dir)
         if action == "init":
             d.mkdir(parents=True, exist_ok=True)
@@ -138,6 +149,22 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"duhub: {e}", file=sys.stderr)
         return 2
+
+
+def _origin_key(path: str) -> int:
+    from duhub.log.origin import make_key
+
+    if Path(path).exists():
+        raise ValueError(
+            f"{path} exists: delete it to make a new one (the hub's records "
+            "signed with it would then be refused)"
+        )
+    make_key(path)
+    print(
+        f"wrote {path}: give every ingest, aggregate and query process of the hub a copy, "
+        f"and kafka://…?key={path}"
+    )
+    return 0
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -4,8 +4,10 @@ Ingest's records are trusted by the aggregator: they carry the hub's record time
 answers and audits go by it), may carry the hub's own source `reference`, and were checked
 when accepted. A header alone (`duhub-origin: ingest`) any producer could add. So ingest adds
 an HMAC-SHA256 of the value under the hub's origin key, a file every ingest and aggregate
-process of one hub shares (`kafka://…?key=PATH`): a record claiming ingest's origin whose
-MAC does not hold is refused by the aggregator, naming the header.
+process of one hub shares (`kafka://…?key=PATH`, made once with `duhub certs origin-key`): a
+record claiming ingest's origin whose MAC does not hold is refused by the aggregator, naming
+the header. Processes only read the file: one made by each on its own machine would sign with
+keys the others refuse.
 """
 
 from __future__ import annotations
@@ -23,25 +25,36 @@ KEY_HEX_CHARS = 64  # 32 random bytes, as hex: a text file ops can copy
 _KEYS: dict[str, bytes] = {}
 
 
-def load_key(path: str) -> bytes:
-    """Return the origin key in `path`, making it (0600) if there is none yet: the first
-    process of a hub to start writes it, the others on the machine read it; a hub's processes
-    on other machines need a copy. Raises ValueError naming the file when it is not a key."""
-    key = _KEYS.get(path)
-    if key is not None:
-        return key
+def make_key(path: str) -> bytes:
+    """Return the origin key in `path`, making the file (0600) when there is none: for
+    `duhub certs origin-key` and for the tests' and benchmarks' own hubs."""
     file = Path(path)
-    if not file.exists():  # (a key mounted read-only is only read)
+    if not file.exists():
         file.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass
-        else:  # ours to write: a reader meanwhile finds it short and waits below
+        else:  # ours to write: a reader meanwhile finds it short and waits (`_read_whole`)
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_hex(KEY_HEX_CHARS // 2) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
+    return load_key(path)
+
+
+def load_key(path: str) -> bytes:
+    """Return the origin key in `path`; ValueError naming the file when there is none, or it
+    holds no key."""
+    key = _KEYS.get(path)
+    if key is not None:
+        return key
+    file = Path(path)
+    if not file.exists():
+        raise ValueError(
+            f"log: key={path}: no such file: make it once with 'duhub certs origin-key --file "
+            f"{path}' and give every ingest, aggregate and query process of the hub a copy"
+        )
     text = _read_whole(file)
     try:
         key = bytes.fromhex(text)

@@ -8,15 +8,28 @@ from pathlib import Path
 
 import pytest
 
+from duhub.cli.main import main
 from duhub.log import origin as o
 
 
 def test_a_key_file_is_made_once_and_read_by_the_others(tmp_path: Path) -> None:
     path = str(tmp_path / "keys" / "origin.key")
+    assert main(["certs", "origin-key", "--file", path]) == 0
     key = o.load_key(path)
     assert len(key) == 32 and os.stat(path).st_mode & 0o777 == 0o600
     o._KEYS.clear()  # another process: reads the same file
     assert o.load_key(path) == key
+    assert main(["certs", "origin-key", "--file", path]) == 2  # never made over
+    assert o.load_key(path) == key
+
+
+def test_a_process_never_makes_a_key_of_its_own(tmp_path: Path) -> None:
+    """One made by each process on its own machine would sign with keys the others refuse:
+    a missing file is an error naming it and how to make it."""
+    path = tmp_path / "origin.key"
+    with pytest.raises(ValueError, match=f"key={path}: no such file: make it once with"):
+        o.load_key(str(path))
+    assert not path.exists()
 
 
 def test_a_file_that_is_not_a_key_is_refused_naming_it(tmp_path: Path) -> None:
