@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from duhub.bootstrap import open_log
@@ -206,7 +207,43 @@ def same_database(a: str, b: str) -> bool:
             return False
         pa, pb = Path(da).resolve(), Path(db).resolve()
         return pa == pb or (pa.exists() and pb.exists() and pa.samefile(pb))
-    return (ua.host, ua.port, ua.database) == (ub.host, ub.port, ub.database)
+    if (ua.host, ua.port, ua.database) == (ub.host, ub.port, ub.database):
+        return True
+    # A server has many names (localhost and 127.0.0.1, its port written or left to the
+    # default): ask both what they are. One that does not answer is not known to be the other.
+    found = [_server_identity(u) for u in (a, b)]
+    return found[0] is not None and found[0] == found[1]
+
+
+def _server_identity(url: str) -> tuple[object, ...] | None:
+    """Return what tells one PostgreSQL database apart from every other (its cluster's
+    system identifier and start, and its name), or None when it cannot be asked."""
+    from sqlalchemy import create_engine
+
+    if url.startswith("postgresql://"):  # psycopg2, as `open_engine` takes it
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+    except (ArgumentError, ImportError):
+        return None
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT current_database(), pg_postmaster_start_time(), "
+                "current_setting('port')"
+            ).one()
+            try:
+                with conn.begin_nested():
+                    system = conn.exec_driver_sql(
+                        "SELECT system_identifier FROM pg_control_system()"
+                    ).scalar()
+            except SQLAlchemyError:  # not granted to this role: the start time tells enough
+                system = None
+        return (*row, system)
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
 
 
 def _offsets(text: str | None) -> dict[int, int]:

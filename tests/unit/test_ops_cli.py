@@ -255,3 +255,55 @@ def test_up_refuses_a_simulated_rate_that_is_no_rate(rate: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         parser().parse_args(["up", "--rate", rate])
     assert stopped.value.code == 2
+
+
+@pytest.mark.parametrize("spelling", ["host", "default-port"])
+def test_replay_refuses_the_live_postgresql_read_model_however_it_is_spelled(
+    hub: Pipeline, spelling: str
+) -> None:
+    # The check compared host, port and database as written: the same server named by
+    # another host name (localhost for 127.0.0.1), or with its default port left out, passed,
+    # and --fresh dropped every table of the live read model under the running hub.
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.infra import fresh_database
+
+    with fresh_database() as live:
+        url = make_url(live)
+        assert url.host == "127.0.0.1", "the test server is named by its address"
+        if spelling == "host":
+            into = url.set(host="localhost")
+        else:  # the port it listens on, as libpq's default: PGPORT names it
+            into = url.set(port=None)
+        into_url = into.render_as_string(hide_password=False)
+        first = duhub("replay", "--data-dir", str(hub.dir), "--into", live, "--no-compare")
+        assert first.returncode == 0, first.stdout + first.stderr
+        probe = create_engine(live.replace("postgresql://", "postgresql+psycopg2://", 1))
+        oid = "SELECT 'events_seen'::regclass::oid"
+        try:
+            with probe.connect() as conn:
+                before = conn.execute(text(oid)).scalar()
+            done = duhub_env(
+                {"PGPORT": str(url.port)},
+                "replay", "--data-dir", str(hub.dir), "--db", live, "--into", into_url,
+                "--fresh", "--no-compare",
+            )
+            with probe.connect() as conn:
+                after = conn.execute(text(oid)).scalar()
+        finally:
+            probe.dispose()
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "--into: must not be the live read model" in done.stderr
+        assert after == before  # the live tables were not dropped and made again
+
+
+def duhub_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "duhub.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},
+    )
