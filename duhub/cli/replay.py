@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from duhub.bootstrap import open_log
 from duhub.cli import client
@@ -229,8 +229,7 @@ def _server_identity(url: str) -> tuple[object, ...] | None:
     try:
         with engine.connect() as conn:
             row = conn.exec_driver_sql(
-                "SELECT current_database(), pg_postmaster_start_time(), "
-                "current_setting('port')"
+                "SELECT current_database(), pg_postmaster_start_time(), current_setting('port')"
             ).one()
             try:
                 with conn.begin_nested():
