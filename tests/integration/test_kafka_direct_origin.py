@@ -85,3 +85,41 @@ def test_a_forged_origin_header_gets_no_trust(tmp_path: Path) -> None:
         assert now == {"accountability_persons": 2}
     finally:
         hub.stop()
+
+
+def _chained(seq: int, prev: bytes, persons: int = 1) -> bytes:
+    event = accountability("420581", seq, persons)
+    event.event_id = f"audit-{seq}-{persons}"
+    event.recorded_at.FromJsonString("2023-01-01T00:00:00Z")
+    event.prev_hash = prev
+    return event.SerializeToString()
+
+
+def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> None:
+    # A producer adds a second seq 3 of 420581 with ingest's header (no MAC). Read without
+    # the key, audit verify chained it and named the break; with the key, the record failing
+    # its MAC was taken for a Kafka-direct one, left out of the chains, and the log verified
+    # as intact (exit 0): the key made the audit blind to the forgery it exists to catch.
+    from duhub.audit.chain import audit
+    from duhub.audit.records import log_records
+    from duhub.convert import chain_hash
+    from duhub.log.kafka import KafkaLog
+
+    log_url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(log_url)
+    log = KafkaLog(spec)
+    prev, values = b"", []
+    for seq in (1, 2, 3):
+        values.append(_chained(seq, prev))
+        prev = chain_hash(values[-1])
+    log.append([(b"420581", v) for v in values])
+    log.close()
+    producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+    forged = _chained(3, chain_hash(values[1]), persons=40)
+    producer.send(spec.topic, key=b"420581", value=forged, headers=FORGED).get(timeout=30)
+    producer.close()
+    without_key = log_url.split("&key=")[0]
+    for url in (without_key, log_url):
+        report = audit(log_records(url))
+        assert (report.records, report.chained) == (4, 4), url
+        assert [f.kind for f in report.findings] == ["inserted"], url
