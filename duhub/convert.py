@@ -18,7 +18,9 @@ from duhub.domain.events import Event, Level, Nanos, TalkKind, Tier
 from duhub.v1 import events_pb2 as pb
 from duhub.wire import decode, unknown_field
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+# Matched whole (fullmatch): "$" would match before a trailing newline, letting "a1\n" pass as
+# another id than "a1" that looks the same.
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 MAX_EVENT_ID = 128
 MAX_ID = 64
 MAX_NAME = 200
@@ -103,7 +105,7 @@ def _id(value: str, field: str, *, required: bool = True, limit: int = MAX_ID) -
         return value
     if len(value) > limit:
         raise InvalidEvent(field, f"longer than {limit} characters")
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         raise InvalidEvent(field, "may hold only letters, digits and . _ : - (no spaces)")
     if limit == MAX_ID:
         if len(_VALID_IDS) >= _VALID_IDS_MAX:

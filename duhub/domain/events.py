@@ -8,13 +8,13 @@ from enum import IntEnum
 
 # An area is a short lowercase key ("ecology", "fishing_ban"): the same rule for the events
 # that carry one and the questions that ask for one.
-AREA_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+AREA_RE = re.compile(r"[a-z][a-z0-9_]*")  # matched whole: "$" passes "grain\n"
 MAX_AREA = 32
 AREA_RULE = "must be a short lowercase key like 'ecology' or 'fishing_ban'"
 
 
 def is_area(value: str) -> bool:
-    return len(value) <= MAX_AREA and AREA_RE.match(value) is not None
+    return len(value) <= MAX_AREA and AREA_RE.fullmatch(value) is not None
 
 
 Nanos = int

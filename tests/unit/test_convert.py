@@ -144,6 +144,21 @@ BAD = [
     ("letter without area", lambda: letter("l1", YIDU, area=""), "recommendation_issued.area"),
     ("regulation count 0", lambda: regulation(YIDU, 0), "regulation_improved.count"),
     ("regulation without area", lambda: regulation(YIDU, area=""), "regulation_improved.area"),
+    # A trailing newline is not a letter or digit ("$" of a regex matches before one): "a1\n"
+    # would be another event, problem, letter, unit or area than "a1" that looks the same.
+    ("event_id ending in a newline", lambda: visit(YIDU, event_id="e1\n"), "event_id"),
+    ("source ending in a newline", lambda: visit(YIDU, source=f"{YIDU}\n"), "source"),
+    ("unit_id ending in a newline", lambda: unit(f"{YIDU_T1}9\n", YIDU, pb.LEVEL_TOWNSHIP),
+     "org_unit_registered.unit_id"),
+    ("problem_id ending in a newline", lambda: problem("p1\n", YIDU),
+     "problem_found.problem_id"),
+    ("letter_id ending in a newline", lambda: letter("L1\n", YIDU),
+     "recommendation_issued.letter_id"),
+    ("campaign_id ending in a newline", lambda: campaign("c\n", GOOD_GROUPS),
+     "campaign_launched.campaign_id"),
+    ("area ending in a newline", lambda: accountability(YIDU, area="ecology\n"),
+     "accountability_imposed.area"),
+    ("talk area ending in a newline", lambda: talk(YIDU, area="grain\n"), "talk_held.area"),
 ]
 
 

@@ -94,7 +94,7 @@ def test_an_area_no_event_could_carry_is_refused_naming_it(hub: Pipeline) -> Non
     answered, with zeros."""
     publish(hub, talk(YIDU, 3, area="ecology"), 1, at("2023-02-01T00:00:01"))
     hub.tailer.catch_up()
-    for bad in ("BAD", "bad area", "x" * 33, "_ecology"):
+    for bad in ("BAD", "bad area", "x" * 33, "_ecology", "ecology\n"):
         with pytest.raises(QueryError, match="^area: must be a short lowercase key"):
             statistics(hub.engine, ["talk_persons"], "", bad)
     (row,) = statistics(hub.engine, ["talk_persons"], "", "grain")

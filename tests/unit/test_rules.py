@@ -174,6 +174,16 @@ REJECTED = [
     ("level 99 through ingest", fresh(unit, "420581103", YIDU, 99, source=YIDU),
      "org_unit_registered.level"),
     ("persons 0 through ingest", fresh(sanction, YIDU, 0, source=YIDU), "sanction_imposed.persons"),
+    # Not a second event, problem or letter beside "a1", "p1", "L1" (counted twice), nor an
+    # area of its own beside "ecology" (missing from its figures)
+    ("a1 resent with a newline after its id",
+     lambda: accountability(YIDU_T1, 2, event_id="a1\n", source=YIDU, seq=50), "event_id"),
+    ("p1 found again with a newline after its id", fresh(problem, "p1\n", YIDU_V1, source=YIDU),
+     "problem_found.problem_id"),
+    ("L1 issued again with a newline after its id", fresh(letter, "L1\n", YIDU_T1, source=YIDU),
+     "recommendation_issued.letter_id"),
+    ("an area with a newline after it", fresh(accountability, YIDU_T1, 2, area="ecology\n",
+                                             source=YIDU), "accountability_imposed.area"),
 ]
 
 
