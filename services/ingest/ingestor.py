@@ -13,9 +13,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
 
-from duhub.convert import MAX_EVENT_ID, InvalidEvent, chain_hash, event_from_pb, from_nanos
+from duhub.convert import (
+    MAX_EVENT_ID,
+    InvalidEvent,
+    chain_hash,
+    event_from_pb,
+    from_nanos,
+    to_nanos,
+)
 from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Campaign, Problem, Unit
@@ -34,6 +42,8 @@ MAX_BATCH = 10_000
 # generations go. Only memory depends on it (lookups see the tail and the read model either
 # way), and the query costs a round trip or two (~5 ms) that every batch paid.
 PRUNE_EVERY = 1.0
+# The records read at the end of each partition for the latest stamp before the first append.
+STAMP_TAIL = 16
 
 
 class BatchTooLarge(ValueError):
@@ -168,6 +178,7 @@ class Ingestor:
         self._base = _Current(self._take())
         self._tail = _PendingTail(self._base)
         self._last_now = 0
+        self._stamp_known = False  # whether _last_now has taken in the log's latest stamp
         self._pruned_at = float("-inf")
         self._tickets = itertools.count()
         self._pruned_mark = -1  # ticket drawn after reading the positions of the last prune
@@ -265,6 +276,11 @@ class Ingestor:
             # what the tail let go as applied. Fetch again, now.
             prepared.knowledge.prefetch([e for _, _, e in decoded])
         self._base.current = prepared.knowledge
+        if not self._stamp_known:
+            # Before this process's first append: its clock may be behind the last stamp
+            # another process (or this one before a restart) wrote.
+            self._last_now = max(self._last_now, self._latest_stamp())
+            self._stamp_known = True
         # recorded_at never goes back in log order.
         now = self._last_now = max(prepared.now, self._last_now)
         restamp = now != prepared.now
@@ -307,6 +323,30 @@ class Ingestor:
                 results[i].offset = offset
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
             self._tail.absorb(batch, ends)
+
+    def _latest_stamp(self) -> int:
+        """Return the latest recorded_at among the last records of each partition (0: none).
+
+        A record ingest wrote carries its stamp; a Kafka-direct one the broker's append time
+        (its value's recorded_at is the client's, ignored)."""
+        latest = 0
+        for partition, end in self.log.end_offsets().items():
+            if end <= 0:
+                continue
+            try:
+                records = self.log.read(partition, max(0, end - STAMP_TAIL), STAMP_TAIL)
+            except TimeoutError:  # only control records there (a producer's transactions)
+                continue
+            for rec in records:
+                latest = max(latest, rec.timestamp_ns)
+                if rec.ingested and not rec.origin_fault:
+                    try:
+                        msg = pb.Event.FromString(rec.value)
+                    except DecodeError:
+                        continue
+                    if msg.HasField("recorded_at"):
+                        latest = max(latest, to_nanos(msg.recorded_at))
+        return latest
 
     def _resync(self) -> None:
         """After a failed append (lock held): what it sent may be in the log all the same (a

@@ -17,6 +17,7 @@ from duhub.domain.model import Unit
 from duhub.readmodel.statistics import statistics
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
+from services.ingest.ingestor import Ingestor
 from tests.unit.builders import (
     CITY,
     DANG,
@@ -29,6 +30,7 @@ from tests.unit.builders import (
     YIDU_T1,
     YIDU_T2,
     YIDU_V1,
+    Clock,
     Pipeline,
     T,
     accountability,
@@ -382,3 +384,26 @@ def test_recorded_at_never_goes_back_when_an_older_batch_commits_last(hub: Pipel
     hub.tailer.catch_up()  # and the read model counts it at the time it was logged with
     assert statistics(hub.engine, ["visits"], YIDU, as_of=NOW + HOUR - 1)[0].values == {
         "visits": statistics(hub.engine, ["visits"], YIDU, as_of=NOW - 1)[0].values["visits"]}
+
+
+def test_recorded_at_never_goes_back_across_a_restart(hub: Pipeline) -> None:
+    # A new ingest process (a restart, a pod on another host) whose clock is behind the last
+    # stamp in the log: p1's rectification was stamped before p1 was found, so as of a
+    # moment between them the hub "knew" a rectification of a problem it did not know yet,
+    # and problems_open was -1.
+    hub.tailer.catch_up()
+    end = hub.end()
+    assert kinds(hub.publish([problem("p7", YIDU_T2, event_id="o1", source=YIDU, seq=60)])) == [
+        "accepted"]
+    hub.tailer.catch_up()
+    behind = Ingestor(hub.log, hub.engine, Clock(NOW - HOUR))
+    assert kinds(behind.publish([rectify("p7", event_id="o2", source=YIDU, seq=61,
+                                         occurred_at=T + HOUR)])) == ["accepted"]
+    stored = [pb.Event.FromString(r.value) for r in hub.log.read(0, end, 10)]
+    assert [(e.event_id, e.recorded_at) for e in stored] == [("o1", ts(NOW)), ("o2", ts(NOW))]
+    hub.tailer.catch_up()
+    names = ["problems_found", "problems_rectified", "problems_open"]
+    (row,) = statistics(hub.engine, names, YIDU_T2, as_of=NOW - 1)
+    assert row.values == dict.fromkeys(names, 0)
+    (row,) = statistics(hub.engine, names, YIDU_T2, as_of=NOW)
+    assert row.values == {"problems_found": 1, "problems_rectified": 1, "problems_open": 0}
