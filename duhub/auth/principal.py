@@ -21,8 +21,9 @@ from enum import StrEnum
 
 URI_PREFIX = "duhub:"
 # Unit ids as events carry them (duhub.convert.ID_RE); user names are plainer (no ':').
-UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+# Matched whole (fullmatch): "$" would let a trailing newline through.
+UNIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 
 
 class Kind(StrEnum):
@@ -72,15 +73,15 @@ LOCAL = Principal(Kind.LOCAL)
 
 
 def node(source: str) -> Principal:
-    if not UNIT_RE.match(source):
+    if not UNIT_RE.fullmatch(source):
         raise ValueError(f"source: {source!r} is not a unit id")
     return Principal(Kind.NODE, source)
 
 
 def user(name: str, scope: str) -> Principal:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(f"name: {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
-    if not UNIT_RE.match(scope):
+    if not UNIT_RE.fullmatch(scope):
         raise ValueError(f"scope: {scope!r} is not a unit id")
     return Principal(Kind.USER, scope, name)
 

@@ -60,7 +60,18 @@ def test_uris_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["duhub:node:", "duhub:user:420581", "duhub:user::alice", "duhub:admin:x", "http://x", ""],
+    [
+        "duhub:node:",
+        "duhub:user:420581",
+        "duhub:user::alice",
+        "duhub:admin:x",
+        "http://x",
+        "",
+        # A trailing newline is not the unit or name without it.
+        "duhub:node:420581\n",
+        "duhub:user:420581:alice\n",
+        "duhub:user:420581\n:alice",
+    ],
 )
 def test_bad_uris_are_refused(uri: str) -> None:
     with pytest.raises(ValueError):
