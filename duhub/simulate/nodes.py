@@ -200,6 +200,12 @@ class Simulator:
                 resend.append(e)
             elif r.field == "campaign_launched.campaign_id" and "already launched" in r.reason:
                 self.stats["campaign_known"] += 1  # launched before this state file was lost
+            elif resend:
+                # Judged without an earlier event of its batch that is sent again (its seq was
+                # taken): it may need it, as a rectification needs its problem found. Sent
+                # again after it, in the batch's order.
+                self.stats["resent_after"] += 1
+                resend.append(e)
             else:
                 self.stats["rejected"] += 1
                 self.rejections = [*self.rejections[-99:], f"{r.event_id}: {r.reason}"]
