@@ -30,4 +30,9 @@ def render(
 
 
 def percent(ratio: float) -> str:
-    return f"{ratio * 100:.1f}%"
+    """Return a coverage ratio to 0.1%: only full prints 100.0% and only none 0.0% (2,000 of
+    2,001 rounds to 100.0%, which reads as full coverage: it prints 99.9%)."""
+    tenths = round(ratio * 1000)
+    if 0 < ratio < 1:
+        tenths = min(max(tenths, 1), 999)
+    return f"{tenths / 10:.1f}%"

@@ -16,7 +16,7 @@ from duhub.readmodel.statistics import statistics
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
-from tests.unit.builders import at, kinds, talk, ts
+from tests.unit.builders import at, campaign, group, kinds, talk, ts, unit, visit
 
 YIDU = "420581"  # a county of the reference hierarchy, with townships
 NIEJIAHE = "420581101"  # one of its townships
@@ -65,3 +65,83 @@ def test_too_many_periods_is_a_bad_question_naming_group_by(hub: Hub) -> None:
         stub.GetStatistics(req, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert e.value.details().startswith("group_by: more than 5000 periods")
+
+
+def test_campaigns_print_a_window_that_is_not_whole_days_as_it_is(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The simulated campaign's window runs from a day before its launch to thirty days after,
+    to the nanosecond. `duhub campaigns` printed only the dates, under 'to (excl.)': a visit on
+    the last date, inside the window [starts_at, ends_at) and covering its target, lay on a
+    day the table said was excluded."""
+    starts, ends = at("2022-11-01T12:30:00"), at("2022-12-01T12:30:00") + 250_000_000
+    events = [
+        campaign(
+            "c-noon",
+            [group("n1", pb.TIER_COUNTY, NIEJIAHE)],
+            starts_at=starts,
+            ends_at=ends,
+            event_id="c1",
+            seq=1,
+        ),
+        campaign("c-days", [group("n1", pb.TIER_COUNTY, NIEJIAHE)], event_id="c2", seq=2),
+        visit(
+            NIEJIAHE,
+            "c-noon",
+            "n1",
+            event_id="v1",
+            source=YIDU,
+            seq=1,
+            occurred_at=at("2022-12-01T06:00:00"),
+        ),
+    ]
+    assert kinds(hub.ingestor.publish(events)) == ["accepted"] * 3
+    hub.tailer.catch_up()
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+    cov = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c-noon"), timeout=10)
+    assert cov.full  # the visit on 2022-12-01 lies inside the window
+
+    assert main(["campaigns", "--target", hub.address]) == 0
+    table = capsys.readouterr().out.splitlines()
+    (noon,) = [x for x in table if x.startswith("c-noon")]
+    assert noon.split()[-2:] == ["2022-11-01T12:30:00Z", "2022-12-01T12:30:00.250Z"], table
+    (days,) = [x for x in table if x.startswith("c-days")]
+    assert days.split()[-2:] == ["2022-11-01", "2023-01-01"], table
+
+
+def test_a_coverage_short_of_full_never_prints_as_100_percent(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Full coverage is 100% at every tier; 2,000 of 2,001 targets is not. A ratio printed to
+    one decimal rounded 0.9995 and above up to '100.0%', beside 'full coverage: no' and the
+    uncovered target: a wall screen or a report read it as done. Short of full prints at most
+    99.9%, and a start (1 of 2,001) at least 0.1%."""
+    villages = [f"{NIEJIAHE}-x{i:04d}" for i in range(2001)]
+    regs = [
+        unit(v, NIEJIAHE, pb.LEVEL_VILLAGE, event_id=f"u{i}", seq=i + 1)
+        for i, v in enumerate(villages)
+    ]
+    launch = campaign(
+        "big",
+        [
+            group("n1", pb.TIER_COUNTY, *villages, name="一组"),
+            group("n2", pb.TIER_COUNTY, *villages, name="二组"),
+        ],
+        event_id="c1",
+        seq=len(regs) + 1,
+    )
+    visits = [
+        visit(v, "big", "n1", event_id=f"v{i}", source=YIDU, seq=i + 1)
+        for i, v in enumerate(villages[:-1])
+    ] + [visit(villages[0], "big", "n2", event_id="w0", source=YIDU, seq=len(villages))]
+    for batch in (regs, [launch], visits):
+        assert set(kinds(hub.ingestor.publish(batch))) == {"accepted"}
+    hub.tailer.catch_up()
+
+    assert main(["query", "coverage", "--campaign", "big", "--target", hub.address]) == 0
+    out = capsys.readouterr().out
+    assert "full coverage 督导全覆盖: no" in out
+    (n1,) = [x.split() for x in out.splitlines() if x.startswith("n1 ")]
+    assert n1[3:6] == ["2001", "2000", "99.9%"], out
+    (n2,) = [x.split() for x in out.splitlines() if x.startswith("n2 ")]
+    assert n2[3:6] == ["2001", "1", "0.1%"], out

@@ -66,7 +66,12 @@
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
   const esc = (s) =>
     String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  const pct = (r) => `${(Math.round(r * 1000) / 10).toFixed(1)}%`;
+  // To 0.1%, but only full shows 100.0% and only none 0.0% (2,000 of 2,001 is not full).
+  const pct = (r) => {
+    const tenths = Math.round(r * 1000);
+    const shown = r > 0 && r < 1 ? Math.min(Math.max(tenths, 1), 999) : tenths;
+    return `${(shown / 10).toFixed(1)}%`;
+  };
   const num = (v) => Number(v || 0).toLocaleString("zh-CN");
   const tone = (r, targets) =>
     targets === 0 ? "none-needed" : r >= 1 ? "full" : r >= 0.6 ? "good" : r > 0 ? "low" : "zero";
