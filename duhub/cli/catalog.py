@@ -57,6 +57,14 @@ def units(args: argparse.Namespace) -> int:
     return client.EXIT_OK
 
 
+def _moment(ts) -> str:  # type: ignore[no-untyped-def]
+    """Return a window's bound as the date when it is a UTC midnight, else the exact moment
+    (RFC 3339): a window [12:30 on day 1, 12:30 on day 31) is not [day 1, day 31)."""
+    if ts.seconds % 86400 == 0 and ts.nanos == 0:
+        return ts.ToDatetime().date().isoformat()
+    return str(ts.ToJsonString())
+
+
 def campaigns(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
@@ -79,8 +87,8 @@ def campaigns(args: argparse.Namespace) -> int:
                 c.name,
                 c.area,
                 "+".join(map(str, tiers)),
-                c.starts_at.ToDatetime().date(),
-                c.ends_at.ToDatetime().date(),
+                _moment(c.starts_at),
+                _moment(c.ends_at),
             ]
         )
     print(render(["campaign", "name 名称", "area", "groups 1+7+N", "from", "to (excl.)"], rows))

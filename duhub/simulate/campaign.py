@@ -73,12 +73,14 @@ class CampaignPlan:
 
     @classmethod
     def new(cls, h: Hierarchy, now_ns: int, rng: random.Random) -> CampaignPlan:
+        # The window in whole seconds: people read its bounds (`duhub campaigns`).
+        second = now_ns - now_ns % build.NS
         return cls.restore(
             h,
             {
                 "campaign_id": campaign_id_for(now_ns),
-                "starts_at": now_ns - WINDOW_BEFORE_NS,
-                "ends_at": now_ns + WINDOW_AFTER_NS,
+                "starts_at": second - WINDOW_BEFORE_NS,
+                "ends_at": second + WINDOW_AFTER_NS,
                 "order_seed": rng.randrange(2**31),
                 "cursors": {},
             },
