@@ -14,7 +14,16 @@ import grpc
 from google.protobuf import json_format
 
 from duhub.cli import client
-from duhub.node.outbox import RETRYABLE, Backoff, Outbox, Stored, Unreachable, default_path
+from duhub.node.outbox import (
+    RETRYABLE,
+    Backoff,
+    Outbox,
+    Stored,
+    Unreachable,
+    default_path,
+    fitting,
+    too_big,
+)
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
@@ -136,11 +145,19 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
             count(lines[event_id], r)
     if extras:
         stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
-        for i in range(0, len(extras), BATCH):
+        i = 0
+        while i < len(extras):
             part = extras[i : i + BATCH]
+            fit = fitting([e for _, e in part])
+            if not fit:  # no request can carry it
+                count(part[0][0], too_big(part[0][1]))
+                i += 1
+                continue
+            part = part[:fit]
             resp = _send(stub, [e for _, e in part], retry_for)
             for (line, _), r in zip(part, resp.results, strict=True):
                 count(line, r)
+            i += fit
     tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
     return tally
 

@@ -44,6 +44,38 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
+
+def _framed(size: int) -> int:
+    """Return the bytes an event of `size` bytes takes in a PublishRequest (tag, length, it)."""
+    length = 1
+    while size >= 0x80 << (7 * (length - 1)):
+        length += 1
+    return 1 + length + size
+
+
+def fitting(events: Sequence[pb.Event], limit: int = MAX_MESSAGE) -> int:
+    """Return how many leading events fit in one PublishRequest of at most `limit` bytes (gRPC
+    refuses a larger one, RESOURCE_EXHAUSTED, before the hub reads it); 0 when the first event
+    alone does not."""
+    total = 0
+    for n, e in enumerate(events):
+        total += _framed(e.ByteSize())
+        if total > limit:
+            return n
+    return len(events)
+
+
+def too_big(event: pb.Event) -> ipb.EventResult:
+    """The answer to an event no request can carry: rejected, naming its size."""
+    return ipb.EventResult(
+        event_id=event.event_id[:128],
+        result=ipb.RESULT_REJECTED,
+        field="event",
+        reason=f"event: {event.ByteSize()} bytes, more than the {MAX_MESSAGE} bytes a request "
+        "may carry",
+    )
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     event_id    TEXT PRIMARY KEY,
@@ -284,6 +316,13 @@ class Outbox:
                 rows = self.pending(batch)
                 if not rows:
                     return report
+                fit = fitting([r.event for r in rows])
+                if not fit:
+                    # gRPC refuses it before the hub reads it, whatever is sent with it: kept
+                    # pending, it failed every forward after it. Rejected here, for the operator.
+                    self._record(rows[:1], [too_big(rows[0].event)], report, on_result)
+                    continue
+                rows = rows[:fit]
                 request = ipb.PublishRequest(events=[r.event for r in rows])
                 try:
                     reply = stub.Publish(request, timeout=timeout, metadata=metadata)

@@ -1,0 +1,131 @@
+"""`duhub publish FILE` on files as county systems write them: events that together (or alone)
+exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in process, the
+`duhub` command as its own process, an outbox per test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from duhub.bootstrap import MAX_MESSAGE, Hub, HubConfig
+from duhub.node import Outbox
+from tests.e2e.hubproc import duhub
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    hub = Hub(HubConfig(tmp_path_factory.mktemp("publish-input") / "data", listen="127.0.0.1:0"))
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+def sanction(event_id: str, source: str, seq: int, area: str = "ecology") -> dict[str, object]:
+    return {
+        "eventId": event_id,
+        "source": source,
+        "seq": str(seq),
+        "occurredAt": "2022-11-05T00:00:00Z",
+        "sanctionImposed": {"unitId": source, "area": area, "persons": 1},
+    }
+
+
+def publish(hub: Hub, tmp_path: Path, data: bytes, *args: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(data)
+    return duhub(hub.address, "publish", str(path), "--outbox", str(tmp_path / "outbox.db"), *args)
+
+
+def pending(tmp_path: Path) -> int:
+    with Outbox(tmp_path / "outbox.db") as box:
+        return box.counts()["pending"]
+
+
+def big_campaign(n: int, targets: list[str]) -> dict[str, object]:
+    """A campaign of the city near the limits (1,000 groups, 100,000 targets): about 2 MB."""
+    groups = [
+        {
+            "groupId": f"g{g}",
+            "name": "督" * 200,
+            "tier": "TIER_COUNTY",
+            "targetUnitIds": sorted({targets[(g * 100 + k) % len(targets)] for k in range(100)}),
+        }
+        for g in range(1000)
+    ]
+    return {
+        "eventId": f"camp-{n}",
+        "source": "420500",
+        "seq": str(100 + n),
+        "occurredAt": "2022-11-01T00:00:00Z",
+        "campaignLaunched": {
+            "campaignId": f"camp-{n}",
+            "name": "大督导",
+            "area": "vaccination",
+            "startsAt": "2022-11-01T00:00:00Z",
+            "endsAt": "2023-01-01T00:00:00Z",
+            "groups": groups,
+        },
+    }
+
+
+def all_units(hub: Hub) -> list[str]:
+    import grpc
+
+    from duhub.v1 import query_pb2 as qpb
+    from duhub.v1 import query_pb2_grpc
+
+    with grpc.insecure_channel(hub.address) as ch:
+        stub = query_pb2_grpc.QueryServiceStub(ch)
+        out, todo = [], ["420500"]
+        while todo:
+            for u in stub.ListUnits(qpb.ListUnitsRequest(parent_id=todo.pop())).units:
+                out.append(u.unit_id)
+                todo.append(u.unit_id)
+    return [u for u in out if len(u) >= 9]
+
+
+def test_valid_events_too_big_for_one_request_together_are_sent_in_several(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """18 campaigns the hub accepts one by one, 36 MB together. Before: the outbox put all of
+    them in one request, gRPC refused it (RESOURCE_EXHAUSTED, exit 3 'no hub answers'), and
+    they stayed pending at the head of the outbox, failing every later publish the same way."""
+    units = all_units(hub)
+    lines = [json.dumps(big_campaign(n, units), ensure_ascii=False) for n in range(18)]
+    data = ("\n".join(lines) + "\n").encode()
+    assert len(data) > MAX_MESSAGE
+    done = publish(hub, tmp_path, data, "--retry-for", "5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "18 accepted, 0 duplicate, 0 rejected" in done.stdout
+    assert pending(tmp_path) == 0
+
+
+def test_an_event_too_big_for_any_request_is_rejected_and_blocks_nothing(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """One event over 32 MiB (a campaign listing a unit 3.2 million times). Before: exit 3
+    'RESOURCE_EXHAUSTED' naming no line, and the event stayed pending at the head of the
+    outbox: no later publish to that hub got through (exit 3 each time)."""
+    huge = big_campaign(99, ["420581101"])
+    huge["campaignLaunched"]["groups"] = [  # type: ignore[index]
+        {
+            "groupId": "g",
+            "name": "g",
+            "tier": "TIER_CITY",
+            "targetUnitIds": ["420581101"] * 3_200_000,
+        }
+    ]
+    done = publish(hub, tmp_path, json.dumps(huge).encode() + b"\n", "--retry-for", "5")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0 accepted, 0 duplicate, 1 rejected" in done.stdout
+    assert "line 1 (camp-99): event: 35200" in done.stdout
+    assert f"more than the {MAX_MESSAGE} bytes a request may carry" in done.stdout
+    assert pending(tmp_path) == 0
+
+    after = json.dumps(sanction("after-huge", "420529", 1)).encode() + b"\n"
+    done = publish(hub, tmp_path, after, "--retry-for", "5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 accepted, 0 duplicate, 0 rejected" in done.stdout
