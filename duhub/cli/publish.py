@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -54,16 +56,34 @@ class Tally:
 
 
 def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
-    """Yield (line number, event) or (line number, why the line is not an event)."""
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    """Yield (line number, event) or (line number, why the line is not an event).
+
+    The file is UTF-8; a byte order mark before the first line is skipped (RFC 8259 lets a
+    reader ignore it, and Windows tools write one). A line that is not UTF-8 is answered as a
+    line that is not an event: it does not stop the reading (it did, with a traceback, after the
+    lines before it were stored in the outbox).
+    """
+    raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    # surrogateescape: a byte that is not UTF-8 comes through as U+DC80..U+DCFF, which no
+    # decoded UTF-8 yields, so the line it is on can be answered and the rest read on.
+    stream = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline=None)
     with stream:
         for n, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
+            bad = _NOT_UTF8.search(line)
+            if bad is not None:
+                column = len(line[: bad.start()].encode("utf-8", "surrogateescape")) + 1
+                byte = ord(bad.group()) - 0xDC00
+                yield n, f"invalid UTF-8 (byte 0x{byte:02x} at column {column}): must be UTF-8"
+                continue
             try:
                 yield n, json_format.Parse(line, pb.Event())
-            except (json_format.ParseError, UnicodeDecodeError) as e:
+            except json_format.ParseError as e:
                 yield n, f"not a duhub.v1.Event in canonical JSON: {e}"
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 def _send(

@@ -1,10 +1,11 @@
-"""`duhub publish FILE` on files as county systems write them: events that together (or alone)
-exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in process, the
+"""`duhub publish FILE` on files as county systems write them: bytes that are not UTF-8, a
+byte order mark, and events that together (or alone) exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in process, the
 `duhub` command as its own process, an outbox per test."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from duhub.bootstrap import MAX_MESSAGE, Hub, HubConfig
 from duhub.node import Outbox
-from tests.e2e.hubproc import duhub
+from tests.e2e.hubproc import DUHUB, duhub, stat_values
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,55 @@ def publish(hub: Hub, tmp_path: Path, data: bytes, *args: str):  # type: ignore[
 def pending(tmp_path: Path) -> int:
     with Outbox(tmp_path / "outbox.db") as box:
         return box.counts()["pending"]
+
+
+def test_a_line_that_is_not_utf8_is_rejected_by_its_number_and_the_rest_is_sent(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """One Latin-1 byte on line 700 of 1,000: before, publish died with a traceback (exit 1,
+    no line named) after storing the first 500 events, which the next publish of any other
+    file then sent: half the file counted, the other half never sent."""
+    lines = [json.dumps(sanction(f"u8-{i}", "420525", i)).encode() for i in range(1, 1001)]
+    lines[699] = lines[699].replace(b"ecology", b"ecol\xe9gy")
+    column = lines[699].index(b"\xe9") + 1
+    done = publish(hub, tmp_path, b"\n".join(lines) + b"\n")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "999 accepted, 0 duplicate, 1 rejected" in done.stdout
+    assert f"line 700: invalid UTF-8 (byte 0xe9 at column {column})" in done.stdout
+    assert pending(tmp_path) == 0
+    assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", "420525") == {
+        "sanctioned_persons": 999
+    }
+
+
+def test_stdin_that_is_not_utf8_is_answered_as_a_file_is(hub: Hub, tmp_path: Path) -> None:
+    """Before: 'Failed to parse eventId field: Unpaired surrogate' (stdin is read with
+    surrogateescape), where a file died with a traceback."""
+    ok = json.dumps(sanction("stdin-1", "420526", 1)).encode()
+    bad = json.dumps(sanction("stdin-\u00e9", "420526", 2), ensure_ascii=False).encode("latin-1")
+    done = subprocess.run(
+        [DUHUB, "publish", "-", "--outbox", str(tmp_path / "outbox.db"), "--target", hub.address],
+        input=ok + b"\n" + bad + b"\n",
+        capture_output=True,
+        timeout=120,
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 1, out + done.stderr.decode()
+    assert "1 accepted, 0 duplicate, 1 rejected" in out
+    column = bad.index(b"\xe9") + 1
+    assert f"line 2: invalid UTF-8 (byte 0xe9 at column {column})" in out
+
+
+def test_a_byte_order_mark_is_not_taken_for_part_of_the_first_event(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Windows tools write UTF-8 with a BOM; RFC 8259 lets a reader ignore it. Before: line 1
+    was rejected 'Unexpected UTF-8 BOM (decode using utf-8-sig)'."""
+    lines = [json.dumps(sanction(f"bom-{i}", "420527", i)) for i in (1, 2)]
+    done = publish(hub, tmp_path, b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 accepted, 0 duplicate, 0 rejected" in done.stdout
 
 
 def big_campaign(n: int, targets: list[str]) -> dict[str, object]:
