@@ -78,12 +78,52 @@ def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
                 yield n, f"invalid UTF-8 (byte 0x{byte:02x} at column {column}): must be UTF-8"
                 continue
             try:
-                yield n, json_format.Parse(line, pb.Event())
+                yield n, parse_event(line)
             except json_format.ParseError as e:
                 yield n, f"not a duhub.v1.Event in canonical JSON: {e}"
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _json_name(key: str) -> str:
+    """Return protobuf's JSON name for a field name (`unit_id` -> `unitId`); others as they are."""
+    parts = key.split("_")
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+class _GivenTwice(ValueError):
+    pass
+
+
+def _one_spelling(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """Build a JSON object, refusing a field given twice, in one spelling or in both."""
+    seen: dict[str, str] = {}
+    for key, _ in pairs:
+        name = _json_name(key)
+        if name in seen:
+            given = f'"{seen[name]}" and "{key}"' if seen[name] != key else f'"{key}" twice'
+            raise _GivenTwice(f"{name}: given twice ({given})")
+        seen[name] = key
+    return dict(pairs)
+
+
+def parse_event(line: str) -> pb.Event:
+    """Parse one canonical-JSON Event. `eventId` and `event_id` are both accepted, but an object
+    naming one field in both spellings is refused as a duplicate key is: protobuf's parser
+    took the last of them (`{"eventId": "a", "event_id": "b"}` was published as 'b')."""
+    try:
+        js = json.loads(line, object_pairs_hook=_one_spelling)
+    except _GivenTwice as e:
+        raise json_format.ParseError(str(e)) from e
+    except Exception as e:  # noqa: BLE001 - as json_format.Parse (RecursionError too)
+        raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
+    try:
+        return json_format.ParseDict(js, pb.Event())
+    except json_format.ParseError:
+        raise
+    except Exception as e:  # noqa: BLE001 - as json_format.Parse: what ParseDict raises else
+        raise json_format.ParseError(str(e)) from e
 
 
 def _send(

@@ -1,5 +1,6 @@
 """`duhub publish FILE` on files as county systems write them: bytes that are not UTF-8, a
-byte order mark, and events that together (or alone) exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in process, the
+byte order mark, a field given twice in its two spellings, and events that together (or alone)
+exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in process, the
 `duhub` command as its own process, an outbox per test."""
 
 from __future__ import annotations
@@ -92,6 +93,39 @@ def test_a_byte_order_mark_is_not_taken_for_part_of_the_first_event(
     done = publish(hub, tmp_path, b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 accepted, 0 duplicate, 0 rejected" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({**sanction("twice-a", "420528", 1), "event_id": "twice-b"}, "eventId"),
+        (
+            {
+                **sanction("twice-c", "420528", 2),
+                "sanctionImposed": {
+                    "unitId": "420528",
+                    "unit_id": "420528101",
+                    "area": "ecology",
+                    "persons": 1,
+                },
+            },
+            "unitId",
+        ),
+    ],
+)
+def test_a_field_given_in_both_spellings_is_rejected_not_taken_at_random(
+    hub: Hub, tmp_path: Path, event: dict[str, object], field: str
+) -> None:
+    """`eventId` and `event_id` are both accepted, but one object giving both (with two
+    values) is the same field twice, as `"seq": 1, "seq": 2` is (rejected: duplicate key).
+    Before, the last spelling won silently: 'twice-b' was accepted, 'twice-a' unknown."""
+    done = publish(hub, tmp_path, json.dumps(event).encode() + b"\n")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0 accepted, 0 duplicate, 1 rejected" in done.stdout
+    assert f"{field}: given twice" in done.stdout
+    assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", "420528") == {
+        "sanctioned_persons": 0
+    }
 
 
 def big_campaign(n: int, targets: list[str]) -> dict[str, object]:
