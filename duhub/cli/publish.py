@@ -265,9 +265,18 @@ def run(
     retry_for: float = RETRY_FOR_S,
 ) -> int:
     box = open_outbox(outbox, address)
+    unasked = ""  # why publish could not ask whether the figures caught up
     try:
         tally = publish(path, address, box, retry_for)
-        visible = wait_visible(address, tally.ends, wait) if wait > 0 and tally.ends else None
+        visible = None
+        if wait > 0 and tally.ends:
+            # Every event is answered by now: a hub gone away meanwhile leaves only whether
+            # the figures caught up unknown, not the answers (they were lost with exit 3).
+            try:
+                visible = wait_visible(address, tally.ends, wait)
+            except grpc.RpcError as e:
+                visible = False
+                unasked = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]
     except OSError as e:
         client.fail(f"FILE: cannot read {path}: {e}", client.EXIT_USAGE)
     except Unreachable as e:
@@ -304,6 +313,11 @@ def run(
         )
         if visible is True:
             print("  all accepted events are in the figures")
+        elif visible is False and unasked:
+            print(
+                "  accepted events are durable; could not ask whether the figures caught up "
+                f"({unasked})"
+            )
         elif visible is False:
             print(f"  accepted events are durable; figures not caught up after {wait:g} s")
         for r in tally.rejected:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 
 from duhub.bootstrap import MAX_MESSAGE, Hub, HubConfig
@@ -213,3 +215,59 @@ def test_an_event_too_big_for_any_request_is_rejected_and_blocks_nothing(
     done = publish(hub, tmp_path, after, "--retry-for", "5")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 accepted, 0 duplicate, 0 rejected" in done.stdout
+
+
+class GoneAfterPublish(grpc.GenericRpcHandler):
+    """Relays Publish to the hub, then answers every other call UNAVAILABLE: the hub went
+    away right after it answered the events (its query side never answers again)."""
+
+    def __init__(self, upstream: grpc.Channel) -> None:
+        self.publish = upstream.unary_unary("/duhub.v1.IngestService/Publish")
+
+    def service(self, details):  # type: ignore[no-untyped-def]
+        if details.method == "/duhub.v1.IngestService/Publish":
+            return grpc.unary_unary_rpc_method_handler(
+                lambda request, _: self.publish(request, timeout=60)
+            )
+
+        def gone(_request, context):  # type: ignore[no-untyped-def]
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the hub went away")
+
+        return grpc.unary_unary_rpc_method_handler(gone)
+
+
+def test_the_hub_going_away_while_publish_waits_keeps_the_answers_it_gave(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Every event answered (accepted or rejected), then the hub goes away before the figures
+    could be asked about. Before: exit 3 'no hub answers', no summary and no rejection printed,
+    though the outbox held every answer; run again, the same file printed '0 accepted, 2
+    duplicate'. The answers are the summary; only whether the figures caught up is unknown."""
+    with grpc.insecure_channel(hub.address) as upstream:
+        relay = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        relay.add_generic_rpc_handlers((GoneAfterPublish(upstream),))
+        port = relay.add_insecure_port("127.0.0.1:0")
+        relay.start()
+        try:
+            events = [sanction("gone-1", "502", 1), sanction("gone-2", "420502", 1)]
+            events.append(sanction("gone-3", "420502", 2))
+            path = tmp_path / "events.jsonl"
+            path.write_text("".join(json.dumps(e) + "\n" for e in events))
+            done = duhub(
+                f"127.0.0.1:{port}",
+                "publish",
+                str(path),
+                "--outbox",
+                str(tmp_path / "outbox.db"),
+                "--wait",
+                "2",
+            )
+        finally:
+            relay.stop(0)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 accepted, 0 duplicate, 1 rejected" in done.stdout
+    assert "line 1 (gone-1): source:" in done.stdout
+    assert "accepted events are durable; could not ask whether the figures caught up" in (
+        done.stdout
+    )
+    assert "UNAVAILABLE" in done.stdout
