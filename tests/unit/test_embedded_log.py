@@ -243,6 +243,18 @@ def test_zero_filled_tail_is_cut_not_read_as_records(log_dir: Path, zeros: int) 
     log.close()
 
 
+def _forty_records(tmp_path: Path, monkeypatch, chunk: int):  # type: ignore[no-untyped-def]
+    """Write a log of 40 records, to be read in chunks of `chunk` bytes; return its path, the
+    records and its bytes."""
+    monkeypatch.setattr(embedded, "RECOVER_CHUNK", chunk)
+    every = items(40)
+    log = EmbeddedLog(tmp_path)
+    log.append(every)
+    log.close()
+    path = tmp_path / EmbeddedLog.FILE
+    return path, every, bytearray(path.read_bytes())
+
+
 @pytest.mark.parametrize("chunk", [embedded.RECOVER_CHUNK, 7, 61])
 def test_iter_frames_reads_every_frame_across_chunk_ends(
     tmp_path: Path,
@@ -251,13 +263,7 @@ def test_iter_frames_reads_every_frame_across_chunk_ends(
 ) -> None:
     # Audits read the file in chunks: frames straddling chunk ends must come out whole, a
     # damaged one flagged where it is, a torn tail left out.
-    monkeypatch.setattr(embedded, "RECOVER_CHUNK", chunk)
-    every = items(40)
-    log = EmbeddedLog(tmp_path)
-    log.append(every)
-    log.close()
-    path = tmp_path / EmbeddedLog.FILE
-    data = bytearray(path.read_bytes())
+    path, every, data = _forty_records(tmp_path, monkeypatch, chunk)
     data[data.index(b"value-17") + 6] ^= 0x01  # a byte of record 17's value
     data += frame(b"k", b"torn")[:-2]
     path.write_bytes(bytes(data))
@@ -315,13 +321,7 @@ def test_iter_frames_reads_on_past_a_damaged_frame_header(
 ) -> None:
     # A changed length is damage, not a torn tail: the frame is flagged where it lies and
     # every frame after it is read.
-    monkeypatch.setattr(embedded, "RECOVER_CHUNK", chunk)
-    every = items(40)
-    log = EmbeddedLog(tmp_path)
-    log.append(every)
-    log.close()
-    path = tmp_path / EmbeddedLog.FILE
-    data = bytearray(path.read_bytes())
+    path, every, data = _forty_records(tmp_path, monkeypatch, chunk)
     at = 0
     for _ in range(17):  # to record 17's header
         at += 8 + struct.unpack_from("<I", data, at)[0]
