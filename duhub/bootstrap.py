@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine, event, func, select
 
 from duhub.auth.listen import check_listen, is_unix
+from duhub.domain.events import REFERENCE_SOURCE
 from duhub.feed import ChangeFeed
 from duhub.health import (
     Check,
@@ -164,11 +165,39 @@ def units_registered(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(s.units)).scalar_one())
 
 
+def reference_held(engine: Engine) -> tuple[int, str]:
+    """Return how many events of the reference source the read model holds, and the event id
+    of the one at the last of those seqs ('' if none holds it)."""
+    with engine.connect() as conn:
+        held = int(
+            conn.execute(
+                select(func.count())
+                .select_from(s.events_seen)
+                .where(s.events_seen.c.source == REFERENCE_SOURCE)
+            ).scalar_one()
+        )
+        last = conn.execute(
+            select(s.events_seen.c.event_id).where(
+                s.events_seen.c.source == REFERENCE_SOURCE, s.events_seen.c.seq == held
+            )
+        ).scalar_one_or_none()
+    return held, last or ""
+
+
 def load_reference(ingestor: Ingestor, engine: Engine, log_: EventLog) -> None:
-    """Publish the reference hierarchy into an empty hub."""
-    if units_registered(engine) or any(log_.end_offsets().values()):
+    """Publish the reference hierarchy into an empty hub, or the rest of it into a hub where a
+    crash cut its first append short (the read model caught up with the log first)."""
+    events = reference_events()
+    held, last = reference_held(engine)
+    if held:
+        # A crash in the middle of the reference's append leaves its first events whole (the
+        # torn one is cut on open), and the log no longer empty: load the rest.
+        if held >= len(events) or last != events[held - 1].event_id:
+            return  # whole, or not a prefix of this reference: leave it as it is
+        events = events[held:]
+    elif units_registered(engine) or any(log_.end_offsets().values()):
         return
-    results = ingestor.publish(reference_events(), allow_reference=True)
+    results = ingestor.publish(events, allow_reference=True)
     rejected = [r for r in results if r.reason]
     if rejected:
         raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
