@@ -65,3 +65,19 @@ def test_percentile_is_linear_between_closest_ranks(n: int) -> None:
         cuts = statistics.quantiles(xs, n=100, method="inclusive")
         for q in (1, 50, 90, 99):
             assert percentile(xs, q) == pytest.approx(cuts[q - 1])
+
+
+def test_baseline_answers_compare_whole_answers() -> None:
+    from datetime import datetime
+    from decimal import Decimal
+
+    from bench.baseline_pg import _rows
+
+    # PostgreSQL's month keys (timestamps) and sums (Decimal) against duhub's date keys and ints.
+    pg = [(datetime(2023, 2, 1), 3, 1, Decimal(2)), (datetime(2023, 1, 1), 5, 0, Decimal(0))]
+    duhub = [("2023-01-01", 5, 0, 0), ("2023-02-01", 3, 1, 2), ("2023-03-01", 0, 0, 0)]
+    assert _rows(pg) == _rows(duhub)
+    assert _rows(pg) != _rows([("2023-01-01", 5, 0, 0), ("2023-02-01", 3, 1, 3)])
+    # An empty answer on one side is a difference (the first-question check passed on it).
+    assert _rows(pg) != _rows([])
+    assert _rows([("g1", 4, 0)]) != _rows([])  # a group with nothing covered still counts
