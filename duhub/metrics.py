@@ -3,7 +3,7 @@
 | metric | what |
 | --- | --- |
 | `duhub_ingest_events_total{result}` | events answered by ingest: accepted, duplicate, rejected |
-| `duhub_ingest_rejections_total{field}` | rejections by the field named (not the free text) |
+| `duhub_ingest_rejections_total{field}` | rejections by the field named (no free text nor index) |
 | `duhub_ingest_requests_total{code}` | publish calls by gRPC status (UNAVAILABLE: log down…) |
 | `duhub_ingest_batch_seconds` | time to answer one publish call |
 | `duhub_aggregate_applied_total` | log records applied to the read model by this process |
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -101,7 +102,18 @@ def observe_publish(response: Any, seconds: float) -> None:
     if response.rejected:
         for r in response.results:
             if r.result == 3:
-                INGEST_REJECTIONS.labels(r.field or "unknown").inc()
+                INGEST_REJECTIONS.labels(field_label(r.field)).inc()
+
+
+# A list element's index in a field path: `groups[3].target_unit_ids[17]`.
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def field_label(field: str) -> str:
+    """The `field` label of a rejection: the field's path without list indices, so the label
+    takes one value per field of the schema, not one per element a client may send (a
+    campaign's 100,000 targets made as many series)."""
+    return _INDEX.sub("[]", field) if field else "unknown"
 
 
 def observe_applied(records: int, recorded_at_ns: Iterable[int]) -> None:

@@ -108,3 +108,55 @@ def test_lag_is_log_end_minus_applied_and_quiet_when_unreachable() -> None:
         raise ConnectionError("broker down")
 
     assert list(LagCollector(down, lambda: {}).collect()) == []
+
+
+def test_rejections_take_one_series_per_field_not_per_list_element(tmp_path) -> None:  # noqa: ANN001
+    """A campaign's unknown target at index j was counted under
+    `campaign_launched.groups[0].target_unit_ids[j]`: a series per element a client sends (up
+    to 100,000 targets per campaign), through the real server's metrics interceptor."""
+    import grpc
+    from prometheus_client import REGISTRY
+
+    from duhub.bootstrap import Hub, HubConfig
+    from duhub.v1 import events_pb2 as pb
+    from duhub.v1 import ingest_pb2_grpc
+    from tests.unit.builders import campaign, group
+
+    def series() -> dict[str, float]:
+        return {
+            s.labels["field"]: s.value
+            for m in REGISTRY.collect()
+            if m.name == "duhub_ingest_rejections"
+            for s in m.samples
+            if s.name == "duhub_ingest_rejections_total" and "target_unit_ids" in s.labels["field"]
+        }
+
+    known = ["420581", "420582", "420583", "420506", "420525"]
+    events = []
+    for j in range(len(known)):
+        targets = list(known)
+        targets[j] = f"9{j}"  # one unknown target, at another place each time
+        events.append(
+            campaign(
+                f"card-{j}",
+                [group("g", pb.TIER_CITY, *targets)],
+                event_id=f"card-{j}",
+                source="420500",
+                seq=j + 1,
+            )
+        )
+    before = series()
+    hub = Hub(HubConfig(tmp_path, listen="127.0.0.1:0", http=""))
+    hub.start()
+    try:
+        with grpc.insecure_channel(hub.address) as channel:
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            reply = stub.Publish(ipb.PublishRequest(events=events), timeout=30)
+    finally:
+        hub.stop(grace=0)
+    assert reply.rejected == len(known)
+    fields = {r.field for r in reply.results}  # the answers name the element at fault
+    assert len(fields) == len(known)
+    after = series()
+    new = {f: after[f] - before.get(f, 0.0) for f in after if after[f] != before.get(f, 0.0)}
+    assert new == {"campaign_launched.groups[].target_unit_ids[]": len(known)}
