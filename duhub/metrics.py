@@ -128,11 +128,18 @@ def observe_applied(records: int, recorded_at_ns: Iterable[int]) -> None:
 
 class LagCollector(Collector):
     """`duhub_aggregate_lag{partition}`, computed when scraped: the log's end offsets minus
-    the positions committed in the read model (the same figure from every worker)."""
+    the positions committed in the read model (the same figure from every worker); 0 where
+    `holds_all(partition, position, end)` says only transaction markers lie between."""
 
-    def __init__(self, ends: Callable[[], dict[int, int]], applied: Callable[[], dict[int, int]]):
+    def __init__(
+        self,
+        ends: Callable[[], dict[int, int]],
+        applied: Callable[[], dict[int, int]],
+        holds_all: Callable[[int, int, int], bool] | None = None,
+    ):
         self.ends = ends
         self.applied = applied
+        self.holds_all = holds_all
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily(
@@ -147,17 +154,29 @@ class LagCollector(Collector):
         )
         try:
             ends, applied = self.ends(), self.applied()
+            lag = {p: max(0, end - applied.get(p, 0)) for p, end in ends.items()}
+            if self.holds_all is not None:
+                for p, n in lag.items():
+                    if n and self.holds_all(p, applied.get(p, 0), ends[p]):
+                        lag[p] = 0  # what lies between is transaction markers
         except Exception as e:  # the log or the read model is down: no figure, not a 500
             log.debug("lag not measured: %s", e)
             return
-        for p, end in sorted(ends.items()):
-            family.add_metric([str(p)], max(0, end - applied.get(p, 0)))
+        for p, n in sorted(lag.items()):
+            family.add_metric([str(p)], n)
         yield family
 
 
-def watch_lag(ends: Callable[[], dict[int, int]], applied: Callable[[], dict[int, int]]) -> None:
+def lag_collector(log_: Any, applied: Callable[[], dict[int, int]]) -> LagCollector:
+    """Return the lag collector of a log (an EventLog) and the read model's positions."""
+    from duhub.log.base import holds_all
+
+    return LagCollector(log_.end_offsets, applied, lambda p, at, end: holds_all(log_, p, at, end))
+
+
+def watch_lag(log_: Any, applied: Callable[[], dict[int, int]]) -> None:
     """Register the lag collector (once per process)."""
-    REGISTRY.register(LagCollector(ends, applied))
+    REGISTRY.register(lag_collector(log_, applied))
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):

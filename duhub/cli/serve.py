@@ -97,7 +97,7 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
 
     log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
     if url:
-        metrics.watch_lag(log_.end_offsets, lambda: read_positions(engine))
+        metrics.watch_lag(log_, lambda: read_positions(engine))
     tailer = LogTailer(log_, engine)
     tailer.start()
     _until_signalled()

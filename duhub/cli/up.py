@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if url:
         engine = hub.engine
-        metrics.watch_lag(hub.log.end_offsets, lambda: read_positions(engine))
+        metrics.watch_lag(hub.log, lambda: read_positions(engine))
     simulator = None
     if not args.no_simulate:
         from duhub.simulate import Simulator

@@ -49,5 +49,23 @@ class EventLog(Protocol):
     def close(self) -> None: ...
 
 
+# Kafka gives each transaction marker (a control record) an offset of its own: a partition
+# written by a transactional producer (Kafka-direct) may end with one or more after its last
+# record, and a reader never gets past them to the end offset. A gap this short at the end
+# of a partition is looked into; a longer one holds records to apply anyway.
+MARKER_TAIL = 64
+
+
+def holds_all(log: EventLog, partition: int, position: int, end: int) -> bool:
+    """Return whether a reader at `position` of `partition` has read every record before
+    `end`: it is there, or only transaction markers lie between (Kafka)."""
+    if position >= end:
+        return True
+    if end - position > MARKER_TAIL:
+        return False
+    found = log.read(partition, position, 1)
+    return not found or found[0].offset >= end
+
+
 class LogCorrupted(RuntimeError):
     """A stored record fails its checksum where it cannot be a torn last write."""

@@ -128,6 +128,9 @@ class KafkaLog:
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._consumer_lock = threading.Lock()
+        # partition -> (offset, end): the log holds no record from offset up to end, only
+        # transaction markers (see duhub.log.base.MARKER_TAIL); valid while the end is.
+        self._markers: dict[int, tuple[int, int]] = {}
         self._probe: KafkaConsumer | None = None
         self._probe_lock = threading.Lock()
         self._partitions = self._discover()
@@ -213,16 +216,25 @@ class KafkaLog:
         tp = TopicPartition(self.spec.topic, partition)
         with self._consumer_lock:
             end = self._consumer.end_offsets([tp])[tp]
-            if offset >= end:
+            if offset >= end or self._only_markers(partition, offset, end):
                 return []
             self._consumer.assign([tp])
             self._consumer.seek(tp, offset)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                batch = self._consumer.poll(timeout_ms=500, max_records=limit).get(tp, [])
+                batch = self._consumer.poll(timeout_ms=100, max_records=limit).get(tp, [])
                 if batch:
                     return [to_record(m, self.origin_key) for m in batch]
+                if self._consumer.position(tp) >= end:
+                    # Past the end without a record: only transaction markers lie there.
+                    # (Before, this waited 10 s and raised TimeoutError.)
+                    self._markers[partition] = (offset, end)
+                    return []
         raise TimeoutError(f"log: no record from {self.spec.topic}[{partition}] at {offset}")
+
+    def _only_markers(self, partition: int, offset: int, end: int) -> bool:
+        known = self._markers.get(partition)
+        return known is not None and known[0] <= offset and known[1] == end
 
     def partitions(self) -> list[int]:
         return list(self._partitions)
@@ -237,7 +249,10 @@ class KafkaLog:
         deadline = time.monotonic() + timeout
         while True:
             ends = self.end_offsets()
-            if any(ends[p] > positions.get(p, 0) for p in ends):
+            at = positions.get
+            if any(
+                ends[p] > at(p, 0) and not self._only_markers(p, at(p, 0), ends[p]) for p in ends
+            ):
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from duhub import metrics
-from duhub.log.base import LogRecord
+from duhub.log.base import LogRecord, holds_all
 from duhub.log.kafka import KafkaLog
 from duhub.readmodel.writer import DeadLetter
 from services.aggregate.apply import Applied, BatchApplier, log_settled
@@ -63,7 +63,8 @@ class ContiguousDriver:
         if not self._idle_for(for_s) or not assigned:
             return False
         ends = self.kafka.end_offsets()
-        return any(ends.get(p, 0) > self.applier.positions.get(p, 0) for p in assigned)
+        at = self.applier.positions.get
+        return not all(holds_all(self.kafka, p, at(p, 0), ends.get(p, 0)) for p in assigned)
 
     def _idle_for(self, seconds: float) -> bool:
         return not self.busy and time.monotonic() - self.last_handled >= seconds

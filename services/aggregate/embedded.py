@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from duhub import metrics
 from duhub.feed import ChangeFeed
-from duhub.log.base import EventLog
+from duhub.log.base import EventLog, holds_all
 from services.aggregate.apply import BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 
@@ -91,7 +91,9 @@ class LogTailer:
 
             total = replay(self.log, self.engine, on_progress=progress).done
             self.applier.refresh()
-        while any(self.positions.get(p, 0) < end for p, end in target.items()):
+        while not all(
+            holds_all(self.log, p, self.positions.get(p, 0), end) for p, end in target.items()
+        ):
             total += self.step()
         return total
 

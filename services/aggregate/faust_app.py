@@ -166,7 +166,7 @@ def run_worker(log_url: str, db_url: str, datadir: str = "", lag_metric: bool = 
 
         driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
         engine = driver.applier.engine
-        metrics.watch_lag(driver.kafka.end_offsets, lambda: read_positions(engine))
+        metrics.watch_lag(driver.kafka, lambda: read_positions(engine))
     threading.Thread(target=_watchdog, args=(app,), name="watchdog", daemon=True).start()
     worker = faust.Worker(
         app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False

@@ -199,6 +199,8 @@ def _replay(
                     ends[p] = records[past].offset
                     records = records[:past]
             if not records:
+                # Nothing from pos up to the end: only transaction markers lie there.
+                ends[p] = pos
                 continue
             cut = next(
                 (

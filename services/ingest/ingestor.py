@@ -27,7 +27,7 @@ from duhub.convert import (
 from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Campaign, Problem, Unit
-from duhub.log.base import EventLog
+from duhub.log.base import EventLog, holds_all
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
@@ -210,7 +210,7 @@ class Ingestor:
         target = self.log.end_offsets()
         while True:
             applied = read_positions(self.engine)
-            if all(applied.get(p, 0) >= end for p, end in target.items()):
+            if all(holds_all(self.log, p, applied.get(p, 0), end) for p, end in target.items()):
                 self.ready.set()
                 return
             time.sleep(poll)
@@ -370,14 +370,12 @@ class Ingestor:
                 if target is None:
                     target = self.log.end_offsets()
                 applied = read_positions(self.engine)
+                if all(holds_all(self.log, p, applied.get(p, 0), e) for p, e in target.items()):
+                    break
             except Exception as e:  # noqa: BLE001
                 if not warned:
                     log.warning("ingest: after a failed append, waiting for the log: %s", e)
                     warned = True
-                time.sleep(poll)
-                continue
-            if all(applied.get(p, 0) >= end for p, end in target.items()):
-                break
             time.sleep(poll)
         with self._lock:
             self._tail = _PendingTail(self._base)
