@@ -42,17 +42,35 @@ def open_engine(
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", partial(_sqlite_pragmas, sqlite_cache_mib))
     if create:
-        try:
-            metadata.create_all(engine)
-        except (IntegrityError, ProgrammingError):
-            # Another process created the same tables at the same moment: look again.
-            time.sleep(0.5)
-            metadata.create_all(engine)
+        _create_tables(engine)
         from duhub.readmodel.layout import upgrade  # it writes through the writer's statements
 
         upgrade(engine)
         _add_missing_indexes(engine)
     return engine
+
+
+# Opening a new read model while another process creates it: attempts, 0.5 s apart.
+CREATE_ATTEMPTS = 10
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the missing tables. Another process creating the same ones at the same moment
+    makes this fail (PostgreSQL: IntegrityError or ProgrammingError; SQLite: OperationalError,
+    "table … already exists", or "database is locked" while the other switches the new file
+    to WAL, which waits for no busy timeout): look again. Before, on SQLite, `duhub serve
+    aggregate` and `duhub serve ingest` started together on a new read model had one of them
+    exit with a traceback (tests/unit/test_readmodel_open_race.py)."""
+    sqlite = engine.dialect.name == "sqlite"
+    raced = (IntegrityError, ProgrammingError, *((OperationalError,) if sqlite else ()))
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            metadata.create_all(engine)
+            return
+        except raced:
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5)
 
 
 def _add_missing_indexes(engine: Engine) -> None:
