@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,14 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from kafka.errors import KafkaError
 from sqlalchemy import Engine, event, func, select
 
 from duhub.auth.listen import check_listen, is_unix
 from duhub.domain.events import REFERENCE_SOURCE
 from duhub.feed import ChangeFeed
 from duhub.health import (
+    UNREACHABLE_DB,
     Check,
     HealthMonitor,
     UnavailableInterceptor,
@@ -343,8 +346,16 @@ class IngestProcess:
         monitor = self.monitor = watch_health(self.health, services, self.ingestor)
 
         def catch_up_then_load() -> None:
-            self.ingestor.wait_until_caught_up()
-            load_reference(self.ingestor, self.engine, self.log)
+            while True:
+                try:
+                    self.ingestor.wait_until_caught_up()
+                    load_reference(self.ingestor, self.engine, self.log)
+                    break
+                except (*UNREACHABLE_DB, KafkaError, OSError) as e:
+                    # The read model or the log went away meanwhile: wait for it and start
+                    # over. (Before, this thread ended here and ingest never opened.)
+                    log.warning("ingest: catching up with the log failed (%s); retrying", e)
+                    time.sleep(1.0)
             caught_up.set()
             monitor.probe_once()  # SERVING now, if the log and read model answer
 
