@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 
 FORMATS = ("text", "json")
@@ -44,3 +45,30 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)
+    if fmt == "json":
+        # What Python prints itself when a thread or the process ends with an exception
+        # goes out as a record too: one JSON object per line, never a raw traceback.
+        sys.excepthook = _uncaught
+        threading.excepthook = _uncaught_in_thread
+
+
+_UNCAUGHT = logging.getLogger("duhub.uncaught")
+
+
+def _uncaught(kind: type[BaseException], value: BaseException, tb: object) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)  # type: ignore[arg-type]
+        return
+    _UNCAUGHT.critical("uncaught exception", exc_info=(kind, value, tb))  # type: ignore[arg-type]
+
+
+def _uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _UNCAUGHT.critical(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+        extra={"thread_name": name},
+    )

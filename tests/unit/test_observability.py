@@ -160,3 +160,32 @@ def test_rejections_take_one_series_per_field_not_per_list_element(tmp_path) -> 
     after = series()
     new = {f: after[f] - before.get(f, 0.0) for f in after if after[f] != before.get(f, 0.0)}
     assert new == {"campaign_launched.groups[].target_unit_ids[]": len(known)}
+
+
+def test_json_logs_stay_json_when_a_thread_or_the_process_dies() -> None:
+    """`--log-format json`: what Python prints itself when a thread or the main thread ends
+    with an exception (`duhub up`'s aggregator thread re-raises what stopped it) goes out as
+    JSON lines too. Before, it was a raw multi-line traceback (15 lines for the aggregator)
+    among the JSON records."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading\n"
+        "from duhub.logs import setup_logging\n"
+        "setup_logging('json')\n"
+        "def die():\n"
+        "    raise RuntimeError('batch still conflicts')\n"
+        "t = threading.Thread(target=die, name='aggregate')\n"
+        "t.start(); t.join()\n"
+        "raise SystemExit(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1  # the NameError of `main`: uncaught, as before
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [r["level"] for r in records] == ["critical", "critical"]
+    assert "RuntimeError: batch still conflicts" in records[0]["exc"]
+    assert records[0]["thread_name"] == "aggregate"
+    assert "NameError" in records[1]["exc"]
