@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.domain import events as ev
 from duhub.domain.events import Event, Level, Nanos, TalkKind, Tier
+from duhub.log.base import LogRecord
 from duhub.v1 import events_pb2 as pb
 from duhub.wire import decode, unknown_field
 
@@ -354,3 +355,15 @@ _PAYLOADS = {
     "recommendation_issued": _recommendation,
     "regulation_improved": _regulation,
 }
+
+
+def recorded_at(rec: LogRecord) -> Nanos:
+    """Return when the hub recorded a log record: ingest's stamp, or the log's append time for
+    a Kafka-direct one (its value's recorded_at is the client's, ignored)."""
+    if not rec.ingested:
+        return rec.timestamp_ns
+    try:
+        msg = pb.Event.FromString(rec.value)
+    except Exception:  # a malformed record: the applier dead-letters it
+        return rec.timestamp_ns
+    return to_nanos(msg.recorded_at) if msg.HasField("recorded_at") else rec.timestamp_ns

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
 
 ORIGIN_HEADER = "duhub-origin"
@@ -68,8 +69,6 @@ def load_key(path: str) -> bytes:
 
 def _read_whole(file: Path, tries: int = 50) -> str:
     """Read a key file another process may be writing this moment (it ends with a newline)."""
-    import time
-
     for _ in range(tries):
         text = file.read_text()
         if text.endswith("\n"):

@@ -321,6 +321,16 @@ class BatchApplier:
         return self.clock() - first > BLOCK_TIMEOUT_S
 
 
+def dead_letter_sink(log: EventLog) -> Callable[[LogRecord, DeadLetter], None] | None:
+    """Return what sends a refused record to the log's dead-letter topic (Kafka: the
+    contract's Kafka-direct publishing), or None for a log without one (embedded). The read
+    model keeps the dead letter either way."""
+    send = getattr(log, "send_dead_letter", None)
+    if send is None:
+        return None
+    return lambda rec, letter: send(rec, letter.reason)
+
+
 def log_settled(log: EventLog) -> Settled:
     """Return the `Settled` of a log: a partition is past `t` from an offset on when it holds
     nothing from there (records appended later are logged later) or the record there was

@@ -13,8 +13,7 @@ from sqlalchemy import Engine
 from duhub import metrics
 from duhub.log.base import LogRecord, holds_all
 from duhub.log.kafka import KafkaLog
-from duhub.readmodel.writer import DeadLetter
-from services.aggregate.apply import Applied, BatchApplier, log_settled
+from services.aggregate.apply import Applied, BatchApplier, dead_letter_sink, log_settled
 from services.aggregate.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,9 @@ class ContiguousDriver:
 
     def __init__(self, kafka: KafkaLog, engine: Engine) -> None:
         self.kafka = kafka
-        self.applier = BatchApplier(engine, on_dead=self._dead_letter, settled=log_settled(kafka))
+        self.applier = BatchApplier(
+            engine, on_dead=dead_letter_sink(kafka), settled=log_settled(kafka)
+        )
         # The next batch is folded while the last one is written (PostgreSQL).
         self.writer = WriteBehind(self.applier, on_committed=self._committed)
         self.busy = False
@@ -165,6 +166,3 @@ class ContiguousDriver:
         transaction's control record), so that the record at `stop` follows on from `start`."""
         found = self.kafka.read(partition, start, 1)
         return bool(found) and found[0].offset >= stop
-
-    def _dead_letter(self, rec: LogRecord, letter: DeadLetter) -> None:
-        self.kafka.send_dead_letter(rec, letter.reason)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from duhub import metrics
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog, holds_all
-from services.aggregate.apply import BatchApplier, log_settled
+from services.aggregate.apply import BatchApplier, dead_letter_sink, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 
 if TYPE_CHECKING:
@@ -39,11 +39,10 @@ class LogTailer:
         self.engine = engine
         self.feed = feed
         self.batch = batch
-        # On Kafka, what fails goes to the dead-letter topic too (the contract's Kafka-direct
-        # publishing), as the aggregate workers send it; the read model keeps it either way.
-        send = getattr(log_, "send_dead_letter", None)
-        on_dead = None if send is None else (lambda rec, letter: send(rec, letter.reason))
-        self.applier = BatchApplier(engine, on_dead=on_dead, settled=log_settled(log_))
+        # On Kafka, what fails goes to the dead-letter topic too, as the workers send it.
+        self.applier = BatchApplier(
+            engine, on_dead=dead_letter_sink(log_), settled=log_settled(log_)
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None

@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
 
-from duhub.convert import to_nanos
-from duhub.log.base import EventLog, LogRecord
+from duhub.convert import recorded_at
+from duhub.log.base import EventLog
 from duhub.readmodel.writer import positions_in as read_positions_in
-from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
@@ -113,17 +112,6 @@ class ReplayProgress:
     @property
     def eta(self) -> float:
         return (self.total - self.done) / self.rate if self.rate > 0 else float("inf")
-
-
-def recorded_at(rec: LogRecord) -> int:
-    """Return when the hub recorded a log record (the log's time for Kafka-direct ones)."""
-    if not rec.ingested:
-        return rec.timestamp_ns
-    try:
-        msg = pb.Event.FromString(rec.value)
-    except Exception:  # a malformed record: the applier dead-letters it
-        return rec.timestamp_ns
-    return to_nanos(msg.recorded_at) if msg.HasField("recorded_at") else rec.timestamp_ns
 
 
 def replay(

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
 
 from duhub.convert import (
@@ -22,7 +21,7 @@ from duhub.convert import (
     chain_hash,
     event_from_pb,
     from_nanos,
-    to_nanos,
+    recorded_at,
 )
 from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
@@ -337,15 +336,8 @@ class Ingestor:
                 records = self.log.read(partition, max(0, end - STAMP_TAIL), STAMP_TAIL)
             except TimeoutError:  # only control records there (a producer's transactions)
                 continue
-            for rec in records:
-                latest = max(latest, rec.timestamp_ns)
-                if rec.ingested and not rec.origin_fault:
-                    try:
-                        msg = pb.Event.FromString(rec.value)
-                    except DecodeError:
-                        continue
-                    if msg.HasField("recorded_at"):
-                        latest = max(latest, to_nanos(msg.recorded_at))
+            # The broker's time too: ahead of ingest's stamp when its clock is.
+            latest = max([latest, *(max(recorded_at(r), r.timestamp_ns) for r in records)])
         return latest
 
     def _resync(self) -> None:

@@ -127,30 +127,34 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         while context.is_active() and not self.feed.closed:
             version = self.feed.campaign_version(request.campaign_id)
             try:
-                # Asked again at every wake-up (a change, or watch_poll): a token revoked
-                # while the stream is open ends it (UNAUTHENTICATED) instead of pushing on.
-                scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
-                if version != seen:
-                    # Watchers of one campaign and scope share an answer per change.
-                    reply = self._kept_coverage(
-                        context,
-                        qpb.GetCoverageRequest(
-                            campaign_id=request.campaign_id, scope_unit_id=scope
-                        ),
-                    )
+                reply = self._watched(context, request, changed=version != seen)
             except UNREACHABLE_DB as e:
                 # The read model is away for a moment (a restart): the stream stays and asks
                 # again at the next change or poll, and pushes what changed meanwhile.
                 log.warning("WatchCoverage: read model unreachable: %s", e)
                 self.feed.wait_campaign(request.campaign_id, version, self.watch_poll)
                 continue
-            if version != seen:
+            if reply is not None:
                 seen = version
                 data = reply.SerializeToString(deterministic=True)
                 if data != last:
                     last = data
                     yield reply
             self.feed.wait_campaign(request.campaign_id, seen, self.watch_poll)
+
+    def _watched(
+        self, context: grpc.ServicerContext, request: qpb.WatchCoverageRequest, changed: bool
+    ) -> qpb.Coverage | None:
+        """Return the coverage a watcher is owed after a change (None: nothing changed).
+        The caller is asked again at every wake-up (a change, or watch_poll): a token revoked
+        while the stream is open ends it (UNAUTHENTICATED) instead of pushing on."""
+        scope = self._scope(context, request.scope_unit_id, "scope_unit_id")
+        if not changed:
+            return None
+        # Watchers of one campaign and scope share an answer per change.
+        return self._kept_coverage(
+            context, qpb.GetCoverageRequest(campaign_id=request.campaign_id, scope_unit_id=scope)
+        )
 
     def _statistics(self, r: qpb.GetStatisticsRequest) -> qpb.Statistics:
         if r.group_by not in GROUP_BY:
