@@ -32,6 +32,9 @@ MAX_COUNT = 100_000  # persons or rules in one event: far above any real figure
 # Event times before 2000 are typos or zeroed clocks, not supervision records.
 MIN_TIME_NS = 946_684_800 * 1_000_000_000
 MAX_TIME_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
+# A reason names enum values as a client writes them (TALK_KIND_TOP_LEADER in JSON), not by
+# the domain's short names (TOP_LEADER), which JSON parsing refuses.
+PB_ENUMS = {Level: pb.Level, Tier: pb.Tier, TalkKind: pb.TalkKind}
 
 
 class InvalidEvent(ValueError):
@@ -159,7 +162,7 @@ def _enum(value: int, enum_type: type[Level] | type[Tier] | type[TalkKind], fiel
     try:
         return enum_type(value)
     except ValueError:
-        names = ", ".join(m.name for m in enum_type)
+        names = ", ".join(PB_ENUMS[enum_type].Name(m.value) for m in enum_type)
         raise InvalidEvent(field, f"must be one of {names} (got {value})") from None
 
 

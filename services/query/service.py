@@ -158,7 +158,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     def _statistics(self, r: qpb.GetStatisticsRequest) -> qpb.Statistics:
         if r.group_by not in GROUP_BY:
-            raise QueryError(f"group_by: unknown value {r.group_by}")
+            # Named as a client writes them in JSON; unset (unspecified) is no grouping.
+            names = ", ".join(qpb.GroupBy.Name(g) for g in GROUP_BY if g)
+            raise QueryError(
+                f"group_by: must be one of {names} (got {r.group_by}); unset for no grouping"
+            )
         rows = statistics(
             self.engine,
             list(r.metrics),

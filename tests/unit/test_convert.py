@@ -239,3 +239,44 @@ def test_stamped_is_replace_of_recorded_at_for_every_field() -> None:
     e = event_from_pb(visit(YIDU), stored_hash=b"h", partition=3, offset=7)
     assert all(getattr(e, f.name) != f.default for f in fields(e) if f.name != "recorded_at")
     assert e.stamped(123) == replace(e, recorded_at=123)
+
+
+# An enum field set to a number no value has, and the path to it in the canonical JSON.
+UNKNOWN_ENUM = [
+    ("org_unit_registered.level", lambda: unit(YIDU_T1, YIDU, 9), ["orgUnitRegistered", "level"]),
+    (
+        "campaign_launched.groups[0].tier",
+        lambda: campaign("c", [group("g", 9, YIDU)]),
+        ["campaignLaunched", "groups", 0, "tier"],
+    ),
+    ("talk_held.kind", lambda: talk(YIDU, kind=9), ["talkHeld", "kind"]),
+]
+
+
+@pytest.mark.parametrize(("field", "build", "path"), UNKNOWN_ENUM, ids=[u[0] for u in UNKNOWN_ENUM])
+def test_a_bad_enum_value_is_refused_naming_the_values_a_client_can_write(
+    field: str, build, path: list
+) -> None:
+    """The values the reason lists are the ones a client writes in JSON: each, put in the
+    event's JSON in place of the bad value, parses and passes this field (LEVEL_CITY then
+    wants no parent: another field)."""
+    from google.protobuf import json_format
+
+    with pytest.raises(InvalidEvent) as info:
+        event_from_pb(build())
+    assert info.value.field == field
+    listed = info.value.reason.removeprefix(f"{field}: must be one of ").split(" (got 9)")[0]
+    names = listed.split(", ")
+    assert len(names) >= 3, info.value.reason
+    for name in names:
+        doc = json_format.MessageToDict(build())
+        *parents, last = path
+        spot = doc
+        for key in parents:
+            spot = spot[key]
+        spot[last] = name
+        fixed = json_format.ParseDict(doc, pb.Event())
+        try:
+            event_from_pb(fixed)
+        except InvalidEvent as e:
+            assert e.field != field, e.reason

@@ -4,11 +4,13 @@ scope unit itself included: they are in no child's row), and errors of bad quest
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.main import main
@@ -65,6 +67,35 @@ def test_too_many_periods_is_a_bad_question_naming_group_by(hub: Hub) -> None:
         stub.GetStatistics(req, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert e.value.details().startswith("group_by: more than 5000 periods")
+
+
+def test_an_unknown_group_by_is_refused_naming_the_values_a_client_can_write(hub: Hub) -> None:
+    """A script writing the request in JSON copies the values from the refusal: each must be
+    one JSON accepts, and answered."""
+    hub.tailer.catch_up()
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.GetStatistics(qpb.GetStatisticsRequest(metrics=["visits"], group_by=42), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = e.value.details()
+    assert details.startswith("group_by: must be one of "), details
+    listed, got, _ = details.removeprefix("group_by: must be one of ").partition(" (got 42)")
+    assert got, details
+    names = listed.split(", ")
+    assert len(names) == 6, details
+    for name in names:
+        req = json_format.Parse(
+            json.dumps(
+                {
+                    "metrics": ["visits"],
+                    "groupBy": name,
+                    "from": "2022-01-01T00:00:00Z",
+                    "to": "2023-01-01T00:00:00Z",
+                }
+            ),
+            qpb.GetStatisticsRequest(),
+        )
+        assert stub.GetStatistics(req, timeout=10).rows, name
 
 
 def test_campaigns_print_a_window_that_is_not_whole_days_as_it_is(
