@@ -18,9 +18,12 @@ NS = 1_000_000_000
 HOUR, DAY, MONTH, YEAR = 1, 2, 3, 4
 GRAINS = (HOUR, DAY, MONTH, YEAR)
 GRAIN_NAMES = {HOUR: "hour", DAY: "day", MONTH: "month", YEAR: "year"}
-# The widest period a question may ask about: the bounds of valid event times.
+# The bounds of valid event times (ingest refuses others): figures are summed inside them.
 MIN_NS = 946_684_800 * NS  # 2000-01-01
 MAX_NS = 4_102_444_800 * NS  # 2100-01-01
+# The calendar periods are counted in: a protobuf Timestamp's, 0001-01-01 to 9999-12-31.
+FIRST_NS = -62_135_596_800 * NS  # 0001-01-01
+LAST_NS = 253_402_300_800 * NS  # 10000-01-01, exclusive
 
 
 def month_start(seconds: int) -> int:
@@ -140,26 +143,32 @@ def period_start(kind: str, seconds: int) -> date:
     raise ValueError(f"unknown period {kind!r}")
 
 
-def _period_after(kind: str, start: date) -> date:
-    if kind == "day":
-        return start + timedelta(days=1)
-    if kind == "week":
-        return start + timedelta(days=7)
-    months = {"month": 1, "quarter": 3, "year": 12}[kind]
-    m = start.month - 1 + months
-    return date(start.year + m // 12, m % 12 + 1, 1)
+def _period_after(kind: str, start: date) -> date | None:
+    """Return the start of the next period; None when it would lie past 9999-12-31."""
+    try:
+        if kind == "day":
+            return start + timedelta(days=1)
+        if kind == "week":
+            return start + timedelta(days=7)
+        months = {"month": 1, "quarter": 3, "year": 12}[kind]
+        m = start.month - 1 + months
+        return date(start.year + m // 12, m % 12 + 1, 1)
+    except (OverflowError, ValueError):
+        return None
 
 
 MAX_PERIODS = 5_000
 
 
 def periods(kind: str, lo: Nanos, hi: Nanos) -> list[tuple[str, Nanos, Nanos]]:
-    """Return the periods of `kind` meeting [lo, hi), each clipped to it: (key, lo, hi)."""
+    """Return the periods of `kind` meeting [lo, hi), each clipped to it: (key, lo, hi).
+    The bounds lie in [FIRST_NS, LAST_NS]."""
     out: list[tuple[str, Nanos, Nanos]] = []
-    start = period_start(kind, lo // NS)
-    while _day(start) * NS < hi:
+    start: date | None = period_start(kind, lo // NS)
+    while start is not None and _day(start) * NS < hi:
         end = _period_after(kind, start)
-        out.append((start.isoformat(), max(lo, _day(start) * NS), min(hi, _day(end) * NS)))
+        end_ns = hi if end is None else min(hi, _day(end) * NS)
+        out.append((start.isoformat(), max(lo, _day(start) * NS), end_ns))
         if len(out) > MAX_PERIODS:
             raise ValueError(f"more than {MAX_PERIODS} periods: choose a coarser group_by")
         start = end

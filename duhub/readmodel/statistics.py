@@ -11,7 +11,17 @@ from sqlalchemy import Connection, Engine
 
 from duhub.domain import metrics as m
 from duhub.domain.events import AREA_RULE, Nanos, is_area
-from duhub.projections.timegrid import MAX_NS, MIN_NS, MONTH, YEAR, grains_at, periods, plan
+from duhub.projections.timegrid import (
+    FIRST_NS,
+    LAST_NS,
+    MAX_NS,
+    MIN_NS,
+    MONTH,
+    YEAR,
+    grains_at,
+    periods,
+    plan,
+)
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import dbapi_cursor, driver_sql, plain_rows, snapshot
 from duhub.readmodel.units import resolve_scope
@@ -64,13 +74,17 @@ def statistics(
         # Asked of the bounds as given, not as clamped: 2000-01-01 itself starts a period.
         missing = "from" if lo is None else "to"
         raise QueryError(f"{missing}: from and to are required when grouping by period")
-    lo = MIN_NS if lo is None else max(lo, MIN_NS)
-    hi = MAX_NS if hi is None else min(hi, MAX_NS)
-    if lo >= hi:
+    if lo is not None and hi is not None and lo >= hi:
         raise QueryError("to: must be after from")
+    lo = MIN_NS if lo is None else lo
+    hi = MAX_NS if hi is None else hi
+    if group_by in GROUP_PERIODS:
+        for name, t in (("from", lo), ("to", hi)):
+            if not FIRST_NS <= t <= LAST_NS:
+                raise QueryError(f"{name}: must lie between 0001-01-01 and 9999-12-31")
     wanted = _stored_metrics(metrics)
     # Only problems_open needs what came before the period; otherwise that range is empty.
-    first = (MIN_NS if m.PROBLEMS_OPEN in metrics else lo, lo)
+    first = (MIN_NS if m.PROBLEMS_OPEN in metrics else _clip(lo), _clip(lo))
     with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)
         if group_by == "unit":
@@ -80,14 +94,17 @@ def statistics(
                 sql += " AND recorded_at <= ?"
                 params.append(as_of)
             keys = plain_rows(conn, sql + " ORDER BY unit_id", params)
-            sums = _sums(conn, keys, wanted, area, [first, (lo, hi)], as_of, scope.unit_id)
+            ranges = [first, (_clip(lo), _clip(hi))]
+            sums = _sums(conn, keys, wanted, area, ranges, as_of, scope.unit_id)
             return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
         if group_by:
             try:
                 spans = periods(group_by, lo, hi)
             except ValueError as e:  # too many periods: a question asked wrongly, not a fault
                 raise QueryError(f"group_by: {e}") from None
-            ranges = [first] + [(a, b) for _, a, b in spans]
+            # Every period of [from, to) is listed; those outside the valid event times are
+            # summed over an empty range.
+            ranges = [first] + [(_clip(a), _clip(b)) for _, a, b in spans]
             scope_key = [(scope.unit_id, scope.name, scope.path)]
             per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
             rows, before = [], per[0]
@@ -96,8 +113,15 @@ def statistics(
                 before = _add(before, per[i])
             return rows
         scope_key = [(scope.unit_id, scope.name, scope.path)]
-        per = _sums(conn, scope_key, wanted, area, [first, (lo, hi)], as_of)[scope.unit_id]
+        ranges = [first, (_clip(lo), _clip(hi))]
+        per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
         return [Row("", "", *_values(metrics, per[1], per[0]))]
+
+
+def _clip(at: Nanos) -> Nanos:
+    """Return a bound moved into the valid event times (ingest refuses events outside them):
+    a range beyond them becomes an empty one at their edge, in its place among the others."""
+    return min(max(at, MIN_NS), MAX_NS)
 
 
 def _stored_metrics(metrics: Sequence[str]) -> list[str]:

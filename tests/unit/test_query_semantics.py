@@ -21,6 +21,7 @@ from tests.unit.builders import (
     group,
     hierarchy,
     kinds,
+    problem,
     talk,
     visit,
 )
@@ -57,6 +58,69 @@ def test_grouping_by_period_from_the_first_valid_day(hub: Pipeline) -> None:
         statistics(hub.engine, ["talk_persons"], "", "", None, at("2000-03-01"), "month")
     with pytest.raises(QueryError, match="^to: "):
         statistics(hub.engine, ["talk_persons"], "", "", at("2000-01-01"), None, "month")
+
+
+def _by(hub: Pipeline, kind: str, lo: int, hi: int) -> list[tuple[str, dict[str, int]]]:
+    metrics = ["talk_persons", "problems_open"]
+    return [(r.key, r.values) for r in statistics(hub.engine, metrics, "", "", lo, hi, kind)]
+
+
+def test_periods_outside_the_valid_event_times_are_listed_with_their_figures(
+    hub: Pipeline,
+) -> None:
+    """Ingest refuses event times before 2000-01-01 and from 2100-01-01 on, so the periods
+    out there hold no events: they are still periods of [from, to) and are listed (zeros,
+    and problems_open as it stands then), not left out."""
+    publish(hub, talk(YIDU, 3, occurred_at=at("2000-01-01")), 1, at("2023-02-01T00:00:01"))
+    publish(hub, problem("p1", YIDU, occurred_at=at("2000-01-15")), 2, at("2023-02-01T00:00:02"))
+    hub.tailer.catch_up()
+    zero = {"talk_persons": 0, "problems_open": 0}
+    assert _by(hub, "month", at("1999-11-01"), at("2000-03-01")) == [
+        ("1999-11-01", zero),
+        ("1999-12-01", zero),
+        ("2000-01-01", {"talk_persons": 3, "problems_open": 1}),
+        ("2000-02-01", {"talk_persons": 0, "problems_open": 1}),
+    ]
+    assert _by(hub, "year", at("1998-01-01"), at("2001-01-01")) == [
+        ("1998-01-01", zero),
+        ("1999-01-01", zero),
+        ("2000-01-01", {"talk_persons": 3, "problems_open": 1}),
+    ]
+    # The week of Monday 1999-12-27 holds 2000-01-01.
+    assert _by(hub, "week", at("1999-12-20"), at("2000-01-03")) == [
+        ("1999-12-20", zero),
+        ("1999-12-27", {"talk_persons": 3, "problems_open": 0}),
+    ]
+    still_open = {"talk_persons": 0, "problems_open": 1}
+    assert _by(hub, "month", at("2099-12-01"), at("2100-03-01")) == [
+        ("2099-12-01", still_open),
+        ("2100-01-01", still_open),
+        ("2100-02-01", still_open),
+    ]
+    # Not grouped: a period wholly before 2000 or after 2100 is a question too.
+    assert _by(hub, "", at("1990-01-01"), at("1995-01-01")) == [("", zero)]
+    assert _by(hub, "", at("2200-01-01"), at("2300-01-01")) == [("", still_open)]
+    with pytest.raises(QueryError, match="^to: must be after from"):
+        _by(hub, "", at("1995-01-01"), at("1990-01-01"))
+
+
+def test_grouping_by_period_reaches_the_ends_of_a_timestamp(hub: Pipeline) -> None:
+    """Periods are counted in the calendar of a protobuf Timestamp (0001-01-01 to
+    9999-12-31): the last one ends at `to`, and bounds beyond are refused naming the field."""
+    hub.tailer.catch_up()  # the reference hierarchy: the city is known
+    last = at("9999-12-31T23:59:59")
+    assert [k for k, _ in _by(hub, "month", at("9999-11-01"), last)] == [
+        "9999-11-01",
+        "9999-12-01",
+    ]
+    assert [k for k, _ in _by(hub, "year", at("0001-01-01"), at("0003-01-01"))] == [
+        "0001-01-01",
+        "0002-01-01",
+    ]
+    with pytest.raises(QueryError, match="^from: must lie between 0001-01-01 and 9999-12-31"):
+        _by(hub, "year", at("0001-01-01") - 1, at("0003-01-01"))
+    with pytest.raises(QueryError, match="^to: must lie between 0001-01-01 and 9999-12-31"):
+        _by(hub, "year", at("9998-01-01"), last + 10**15)
 
 
 def test_as_of_full_at_comes_from_visits_recorded_by_then(hub: Pipeline) -> None:
