@@ -71,6 +71,9 @@ return {
   badge: text(document.querySelector("#full-badge")),
   tiers: Object.fromEntries(all("#tiers [data-tier]").map(
     (e) => [e.dataset.tier, text(e.querySelector(".count"))])),
+  tierNums: Object.fromEntries(all("#tiers [data-tier]").map(
+    (e) => [e.dataset.tier, text(e.querySelector(".card-label .num"))])),
+  structureNums: all(".structure h2 .num, .county-groups h2 .num").map(text),
   groups: {c1: group("c1"), c2: group("c2"), n1: group("n1")},
   chips: Object.fromEntries(all("#city-groups .chip[data-unit]").map(
     (e) => [e.dataset.unit, [text(e), e.classList.contains("covered")]])),
@@ -172,6 +175,10 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     assert page["overallCount"] == "已覆盖 4 / 6 个目标"
     assert page["badge"] == "尚未全覆盖"
     assert page["tiers"] == {"TIER_TASK_FORCE": None, "TIER_CITY": "2 / 3", "TIER_COUNTY": "2 / 3"}
+    # "1+7+N" counted from this campaign's groups: 1 task force, 2 city groups, 1 county group
+    # (not the article's 7 and N); the per-county list shows its 3 counties.
+    assert page["tierNums"] == {"TIER_TASK_FORCE": "1", "TIER_CITY": "2", "TIER_COUNTY": "1"}
+    assert page["structureNums"] == ["1+2", "3", "1"]
     # 1 + 7: the city groups with their county HQs, coloured by coverage.
     assert page["groups"]["c1"] == ["2 / 2", "100.0%", "✓ 11-20 09:00"]
     assert page["groups"]["c2"] == ["0 / 1", "0.0%", ""]

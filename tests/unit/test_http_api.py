@@ -117,6 +117,13 @@ def test_campaigns_and_their_targets_come_with_names(api: Client) -> None:
     assert campaign["startsAt"] == "2022-11-01T00:00:00Z"
     one = api.get("api/campaigns/vax")
     groups = {g["groupId"]: g for g in one["groups"]}
+    # Each group with its tier: what the dashboard counts its "1+7+N" from.
+    assert {k: g["tier"] for k, g in groups.items()} == {
+        "tf": "TIER_TASK_FORCE",
+        "c1": "TIER_CITY",
+        "c2": "TIER_CITY",
+        "n1": "TIER_COUNTY",
+    }
     assert [t["name"] for t in groups["c1"]["targets"]] == ["宜都市", "当阳市"]
     n1 = groups["n1"]["targets"]
     assert [t["unitId"] for t in n1] == ["420581101", "420581102", "420581103"]

@@ -25,10 +25,11 @@
     ["grain", "粮食购销"],
     ["fishing_ban", "长江禁捕"],
   ];
+  // The tiers of "1+7+N"; each card shows how many groups this campaign has in its tier.
   const TIERS = {
-    TIER_TASK_FORCE: ["工作专班", "1"],
-    TIER_CITY: ["市本级督导组", "7"],
-    TIER_COUNTY: ["县市区督导组", "N"],
+    TIER_TASK_FORCE: "工作专班",
+    TIER_CITY: "市本级督导组",
+    TIER_COUNTY: "县市区督导组",
   };
   // What the children of a scope at this depth are (city 0, county 1, township 2).
   const CHILDREN = ["县市区", "乡镇(街道)", "村(社区)"];
@@ -248,6 +249,8 @@
   function buildStructure() {
     showMeta();
     const tf = groupsOf("TIER_TASK_FORCE");
+    $("#city-title .num").textContent = `${tf.length}+${groupsOf("TIER_CITY").length}`;
+    $("#county-title .num").textContent = String(groupsOf("TIER_COUNTY").length);
     const others = state.campaign ? state.campaign.groups.length - tf.length : 0;
     $("#task-force").innerHTML = tf
       .map(
@@ -361,7 +364,7 @@
 
     $("#tiers").innerHTML = cov.tiers
       .map((x) => {
-        const [label, n] = TIERS[x.tier] || [x.tier, ""];
+        const label = TIERS[x.tier] || x.tier;
         const groups = groupsOf(x.tier).length;
         const body =
           x.targets === 0
@@ -373,7 +376,7 @@
                <span>${groups} 个督导组</span></div>
                <div class="bar"><i style="width:${x.ratio * 100}%"></i></div>`;
         return `<div class="card tier" data-tier="${x.tier}" data-tone="${tone(x.ratio, x.targets)}">
-          <div class="card-label"><span class="num">${n}</span>${label}</div>${body}</div>`;
+          <div class="card-label"><span class="num">${groups}</span>${label}</div>${body}</div>`;
       })
       .join("");
 
@@ -382,6 +385,7 @@
       if (el && el.classList.contains("group")) paintGroup(el, g);
     }
 
+    $("#counties-num").textContent = String(cov.counties.length);
     $("#counties").innerHTML = cov.counties
       .map(
         (c) => `<button type="button" class="county" data-county="${esc(c.unitId)}"
