@@ -56,10 +56,12 @@ def explain(
     """Return the events behind one figure, in log order (the first `limit` of them)."""
     if metric not in m.ALL:
         raise QueryError(f"metric: unknown metric {metric!r}; known: {', '.join(m.ALL)}")
-    lo = MIN_NS if lo is None else max(lo, MIN_NS)
-    hi = MAX_NS if hi is None else min(hi, MAX_NS)
-    if lo >= hi:
+    if lo is not None and hi is not None and lo >= hi:
         raise QueryError("to: must be after from")
+    # Into the valid event times, as statistics sum them: a period beyond them is asked about
+    # too (it holds no events, but problems may be open then).
+    lo = MIN_NS if lo is None else min(max(lo, MIN_NS), MAX_NS)
+    hi = MAX_NS if hi is None else min(max(hi, MIN_NS), MAX_NS)
     limit = limit or DEFAULT_LIMIT
     e = s.events_seen.c
     with snapshot(engine) as conn:

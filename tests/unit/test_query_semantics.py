@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from duhub.readmodel.coverage import coverage
+from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import QueryError, statistics
 from duhub.v1 import events_pb2 as pb
 from tests.unit.builders import (
@@ -102,6 +103,21 @@ def test_periods_outside_the_valid_event_times_are_listed_with_their_figures(
     assert _by(hub, "", at("2200-01-01"), at("2300-01-01")) == [("", still_open)]
     with pytest.raises(QueryError, match="^to: must be after from"):
         _by(hub, "", at("1995-01-01"), at("1990-01-01"))
+
+
+def test_explain_answers_a_period_outside_the_valid_event_times_as_statistics_do(
+    hub: Pipeline,
+) -> None:
+    """`duhub explain` shows the events behind a figure: for a period wholly before 2000 or
+    after 2100 that is none, or the problems still open then, not a refusal."""
+    publish(hub, problem("p1", YIDU, occurred_at=at("2000-01-15")), 1, at("2023-02-01T00:00:01"))
+    hub.tailer.catch_up()
+    before = explain(hub.engine, "problems_open", "", "", at("1990-01-01"), at("1995-01-01"))
+    assert (before.total, before.event_count) == (0, 0)
+    after = explain(hub.engine, "problems_open", "", "", at("2200-01-01"), at("2300-01-01"))
+    assert (after.total, [c.event_id for c in after.events]) == (1, ["e1"])
+    with pytest.raises(QueryError, match="^to: must be after from"):
+        explain(hub.engine, "problems_open", "", "", at("1995-01-01"), at("1990-01-01"))
 
 
 def test_grouping_by_period_reaches_the_ends_of_a_timestamp(hub: Pipeline) -> None:
