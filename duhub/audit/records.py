@@ -31,6 +31,8 @@ def _kafka_records(spec: str) -> Iterator[Record]:
             pos = 0
             while pos < end:
                 batch = log.read(p, pos, 5000)
+                if not batch:  # only transaction markers and aborted records left
+                    break
                 for rec in batch:
                     # A record claiming ingest's origin is chained whether or not its MAC
                     # holds: a forged one breaks the chain, as read without the key.

@@ -3,7 +3,7 @@ Kafka-direct with a transactional producer leaves one after its records (the com
 takes an offset, and the high watermark is past it). Everything there is applied once the
 read model's position is past the last record, so the hub must count it caught up: the lag
 is 0, a restarted ingest opens (health SERVING), `duhub up --log kafka://…` starts beside it,
-and the aggregate worker's watchdog sees no work waiting.
+the aggregate worker's watchdog sees no work waiting, and replay and `duhub audit verify` end.
 
 Before, each of these compared the read model's position with the high watermark, which it
 never reaches: the lag stayed 1, ingest stayed NOT_SERVING and answered UNAVAILABLE for good,
@@ -20,6 +20,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaProducer
 
+from duhub.audit.chain import audit
+from duhub.audit.records import log_records
 from duhub.bootstrap import Hub, HubConfig, open_log
 from duhub.log.kafka import KafkaSpec
 from duhub.metrics import lag_collector
@@ -102,6 +104,10 @@ def test_a_transaction_marker_at_the_end_of_a_partition_is_caught_up(tmp_path: P
         replayed = open_engine(f"sqlite:///{tmp_path / 'replayed.db'}")
         assert replay(other, replayed).done == 1163
         replayed.dispose()
+        # and `duhub audit verify` of it ends (it took the empty read at the marker for a
+        # record: IndexError).
+        report = audit(log_records(url))
+        assert (report.records, report.ok) == (1163, True)
     finally:
         other.close()
         engine.dispose()
