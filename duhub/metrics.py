@@ -129,7 +129,8 @@ def observe_applied(records: int, recorded_at_ns: Iterable[int]) -> None:
 class LagCollector(Collector):
     """`duhub_aggregate_lag{partition}`, computed when scraped: the log's end offsets minus
     the positions committed in the read model (the same figure from every worker); 0 where
-    `holds_all(partition, position, end)` says only transaction markers lie between."""
+    `holds_all(partition, position, end)` says only transaction markers and aborted records
+    lie between."""
 
     def __init__(
         self,
@@ -158,7 +159,7 @@ class LagCollector(Collector):
             if self.holds_all is not None:
                 for p, n in lag.items():
                     if n and self.holds_all(p, applied.get(p, 0), ends[p]):
-                        lag[p] = 0  # what lies between is transaction markers
+                        lag[p] = 0  # nothing to apply lies between
         except Exception as e:  # the log or the read model is down: no figure, not a 500
             log.debug("lag not measured: %s", e)
             return

@@ -39,7 +39,8 @@ class EventLog(Protocol):
     def partitions(self) -> list[int]: ...
 
     def end_offsets(self) -> dict[int, int]:
-        """Return, per partition, the offset the next appended record will take."""
+        """Return, per partition, the offset reading ends at: the one the next appended
+        record will take (Kafka: the last stable offset, before an open transaction)."""
         ...
 
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
@@ -49,20 +50,16 @@ class EventLog(Protocol):
     def close(self) -> None: ...
 
 
-# Kafka gives each transaction marker (a control record) an offset of its own: a partition
-# written by a transactional producer (Kafka-direct) may end with one or more after its last
-# record, and a reader never gets past them to the end offset. A gap this short at the end
-# of a partition is looked into; a longer one holds records to apply anyway.
-MARKER_TAIL = 64
-
-
 def holds_all(log: EventLog, partition: int, position: int, end: int) -> bool:
     """Return whether a reader at `position` of `partition` has read every record before
-    `end`: it is there, or only transaction markers lie between (Kafka)."""
+    `end`: it is there, or the log holds no record to read in between (Kafka: transaction
+    markers, which take an offset each, and the records of aborted transactions, which a
+    read_committed reader never gets; a partition may end with either, the read model's
+    position never passing them)."""
     if position >= end:
         return True
-    if end - position > MARKER_TAIL:
-        return False
+    # Any stretch may be aborted records, however long (before the reader read committed
+    # records only, a gap longer than 64 offsets was taken for records without a look).
     found = log.read(partition, position, 1)
     return not found or found[0].offset >= end
 

@@ -44,6 +44,19 @@ DEFAULT_PARTITIONS = 12
 RECONNECT_BACKOFF_MAX_MS = 1000
 DELIVERY_TIMEOUT_MS = 30_000
 BATCH_BYTES = 512 * 1024
+# Records of a transaction its producer aborted were never published (README, Kafka-direct
+# publishing): every reader of the topic takes committed records only (kafka-python's default
+# took them all, and the hub counted aborted events). Such a reader gets a partition up to its
+# last stable offset (where the oldest open transaction starts), and `end_offsets` asked by it
+# gives that offset: the end the hub catches up to. Aborted records and transaction markers
+# take offsets of their own, so the records read may skip offsets, a whole transaction's.
+ISOLATION_LEVEL = "read_committed"
+# A read of this few records (whether any lies in a stretch: `holds_all`, a hole, another
+# partition's next record) fetches at most about this much: the reader's 16 MiB fetches would
+# be taken for one record, each time the lag is scraped or ingest looks whether it may open.
+PEEK_RECORDS = 1
+PEEK_FETCH_BYTES = 1024 * 1024
+PEEK_FETCH_WAIT_MS = 10
 # Shared by both producers (and the benchmark's raw reference, which must match them).
 LINGER_MS = 2
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -123,13 +136,17 @@ class KafkaLog:
             enable_auto_commit=False,
             client_id="duhub-log-reader",
             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            isolation_level=ISOLATION_LEVEL,
             max_poll_records=5000,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._consumer_lock = threading.Lock()
-        # partition -> (offset, end): the log holds no record from offset up to end, only
-        # transaction markers (see duhub.log.base.MARKER_TAIL); valid while the end is.
+        self._peek: KafkaConsumer | None = None  # for reads of PEEK_RECORDS, made on the first
+        self._peek_lock = threading.Lock()
+        # partition -> (offset, end): the log holds no record to read from offset up to end,
+        # only transaction markers and aborted records (duhub.log.base.holds_all); valid
+        # while the end is.
         self._markers: dict[int, tuple[int, int]] = {}
         self._probe: KafkaConsumer | None = None
         self._probe_lock = threading.Lock()
@@ -213,23 +230,49 @@ class KafkaLog:
             self._probe.end_offsets(tps, timeout_ms=int(timeout * 1000))
 
     def read(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
-        tp = TopicPartition(self.spec.topic, partition)
+        if limit <= PEEK_RECORDS:
+            with self._peek_lock:
+                if self._peek is None:
+                    self._peek = KafkaConsumer(
+                        bootstrap_servers=self.spec.bootstrap,
+                        group_id=None,
+                        enable_auto_commit=False,
+                        client_id="duhub-log-peek",
+                        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+                        isolation_level=ISOLATION_LEVEL,
+                        fetch_max_bytes=PEEK_FETCH_BYTES,
+                        max_partition_fetch_bytes=PEEK_FETCH_BYTES,
+                        # The broker answers a connection's requests in turn: the next
+                        # peek's end offsets waited behind a fetch left waiting for data
+                        # (500 ms by default, per partition looked at).
+                        fetch_max_wait_ms=PEEK_FETCH_WAIT_MS,
+                    )
+                return self._read(self._peek, partition, offset, limit)
         with self._consumer_lock:
-            end = self._consumer.end_offsets([tp])[tp]
-            if offset >= end or self._only_markers(partition, offset, end):
+            return self._read(self._consumer, partition, offset, limit)
+
+    def _read(
+        self, consumer: KafkaConsumer, partition: int, offset: int, limit: int
+    ) -> list[LogRecord]:
+        tp = TopicPartition(self.spec.topic, partition)
+        end = consumer.end_offsets([tp])[tp]
+        if offset >= end or self._only_markers(partition, offset, end):
+            return []
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        at, deadline = offset, time.monotonic() + 10
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=100, max_records=limit).get(tp, [])
+            if batch:
+                return [to_record(m, self.origin_key) for m in batch]
+            position = consumer.position(tp)
+            if position >= end:
+                # Past the end without a record: only transaction markers and aborted
+                # records lie there. (Before, this waited 10 s and raised TimeoutError.)
+                self._markers[partition] = (offset, end)
                 return []
-            self._consumer.assign([tp])
-            self._consumer.seek(tp, offset)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                batch = self._consumer.poll(timeout_ms=100, max_records=limit).get(tp, [])
-                if batch:
-                    return [to_record(m, self.origin_key) for m in batch]
-                if self._consumer.position(tp) >= end:
-                    # Past the end without a record: only transaction markers lie there.
-                    # (Before, this waited 10 s and raised TimeoutError.)
-                    self._markers[partition] = (offset, end)
-                    return []
+            if position > at:  # going through aborted records, however many: not stuck
+                at, deadline = position, time.monotonic() + 10
         raise TimeoutError(f"log: no record from {self.spec.topic}[{partition}] at {offset}")
 
     def _only_markers(self, partition: int, offset: int, end: int) -> bool:
@@ -266,6 +309,9 @@ class KafkaLog:
         with self._probe_lock:
             if self._probe is not None:
                 self._probe.close()
+        with self._peek_lock:
+            if self._peek is not None:
+                self._peek.close()
         with self._consumer_lock:
             self._consumer.close()
 
