@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from duhub.node.outbox import PENDING, REJECTED, Unreachable
 
     address = client.target(args.target)
-    box = open_outbox(args.outbox, address)
+    # Only publish makes an outbox: one asked about that is not there is a mistyped path.
+    box = open_outbox(args.outbox, address, create=False)
     try:
         if args.outbox_command == "retry":
             if args.rejected:

@@ -245,13 +245,17 @@ def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool | N
         time.sleep(0.05)
 
 
-def open_outbox(outbox: str | None, address: str) -> Outbox:
-    """Open the outbox at --outbox, else the default one for the target; exit 2 if it can't."""
+def open_outbox(outbox: str | None, address: str, create: bool = True) -> Outbox:
+    """Open the outbox at --outbox, else the default one for the target; exit 2 if it can't,
+    or, unless `create`, if there is none (nothing is made)."""
     where = Path(outbox) if outbox else default_path(address)
     try:
-        box = Outbox(where)
+        box = Outbox(where, create=create)
         box.prune(KEEP_ANSWERED_S)
         return box
+    except FileNotFoundError:
+        default = "" if outbox else f" (the default of target {address}; give --outbox PATH)"
+        client.fail(f"--outbox: no outbox at {where}{default}", client.EXIT_USAGE)
     except (OSError, sqlite3.Error) as e:
         client.fail(f"--outbox: cannot open {where}: {e}", client.EXIT_USAGE)
 

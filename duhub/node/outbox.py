@@ -158,9 +158,14 @@ class Outbox:
     """Store-and-forward of events to a hub. Thread-safe; several processes may share a file
     (SQLite locks it), at worst sending an event twice, which the hub answers DUPLICATE."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        """Open the outbox at `path`, making it (and its directory) unless `create` is false:
+        then FileNotFoundError when there is none, and nothing is made (a status query)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_file():
+            raise FileNotFoundError(f"no outbox at {self.path}")
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             self.path, timeout=30, check_same_thread=False, isolation_level=None

@@ -307,3 +307,28 @@ def duhub_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         timeout=120,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},
     )
+
+
+@pytest.mark.parametrize("action", ["status", "retry"])
+def test_outbox_status_of_a_path_without_an_outbox_says_so_and_makes_nothing(
+    tmp_path: Path, action: str
+) -> None:
+    # Before, `duhub outbox status --outbox PATH` made PATH's directories and an empty outbox
+    # there, and printed "0 pending, 0 accepted, 0 duplicate, 0 rejected" (exit 0): a typo in
+    # the path passed for an outbox holding nothing.
+    where = tmp_path / "typo" / "outbox.db"
+    done = duhub("outbox", action, "--outbox", str(where), "--target", "127.0.0.1:1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == f"duhub: --outbox: no outbox at {where}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outbox_status_without_a_default_outbox_names_the_option(tmp_path: Path) -> None:
+    done = duhub_env(
+        {"XDG_CACHE_HOME": str(tmp_path / "cache")}, "outbox", "status", "--target", "hub:50051"
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    default = tmp_path / "cache" / "duhub" / "outbox-hub_50051.db"
+    assert f"--outbox: no outbox at {default}" in done.stderr
+    assert "the default of target hub:50051" in done.stderr
+    assert list(tmp_path.iterdir()) == []
