@@ -7,15 +7,19 @@ link is classified:
 - inserted: the event does not link to its predecessor, but the next one links past it;
 - missing: the link is broken and the seq jumps (events were deleted in between);
 - altered: the link is broken although the seqs follow on: the predecessor's bytes changed.
-A frame whose checksum fails or that does not parse is reported as altered where it lies.
+A frame whose checksum fails or that does not parse is reported as altered where it lies. A
+broken link with seqs missing across a record that does not parse (cut short, say) is that
+record's damage, reported once, where it lies: the link cannot be checked across it, and the
+chain is checked on from the event after it.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from duhub.convert import chain_hash
 from duhub.v1 import events_pb2 as pb
@@ -96,6 +100,7 @@ def audit(
     """Check records (partition, offset, checksum ok, value, ingested) in log order."""
     report = AuditReport()
     chains: dict[str, Chain] = defaultdict(Chain)
+    cuts = _Cuts()
     for partition, offset, crc_ok, value, ingested in records:
         if until is not None and offset >= until.get(partition, 0):
             continue
@@ -104,6 +109,8 @@ def audit(
         entry = entry_of(partition, offset, value)
         if not crc_ok or entry is None:
             why = "its checksum fails" if not crc_ok else "it is not a duhub.v1.Event"
+            if entry is None:  # no chain holds it: a chain's link across it cannot be checked
+                cuts.add(partition, offset, len(report.findings))
             report.findings.append(
                 Finding(
                     "altered",
@@ -115,7 +122,19 @@ def audit(
                 )
             )
         if entry is not None and ingested:
-            chains[entry.source].add(entry)
+            chain = chains[entry.source]
+            across = cuts.claim(chain.last, entry) if chain.breaks_over_gap(entry) else None
+            if across is not None:
+                # One damage, one finding: the cut record's, naming the chain it broke.
+                f = report.findings[across]
+                before = chain.last.seq if chain.last is not None else 0
+                report.findings[across] = replace(
+                    f,
+                    source=entry.source,
+                    detail=f"{f.detail}; it lies in source {entry.source}'s chain, between seq "
+                    f"{before} and seq {entry.seq}, which cannot be checked across it",
+                )
+            chain.add(entry, unverifiable=across is not None)
             report.chained += 1
     for source, chain in sorted(chains.items()):
         finding = chain.first_break(source)
@@ -126,6 +145,31 @@ def audit(
         assert chain.last is not None  # a chain is made by its first entry
         report.heads[source] = (chain.count, chain.last.seq, chain.last.stored_hash.hex())
     return report
+
+
+class _Cuts:
+    """Records no chain could take (they do not parse), per partition in log order, until a
+    chain's broken link across one of them claims it: each stands for one broken link."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[int, list[int]] = defaultdict(list)
+        self._findings: dict[int, list[int]] = defaultdict(list)
+
+    def add(self, partition: int, offset: int, finding: int) -> None:
+        self._offsets[partition].append(offset)
+        self._findings[partition].append(finding)
+
+    def claim(self, last: Entry | None, e: Entry) -> int | None:
+        """Take the first record between `last` and `e` in e's partition; return the index of
+        its finding, or None when none lies there."""
+        if last is not None and last.partition != e.partition:
+            return None
+        offsets = self._offsets[e.partition]
+        i = bisect.bisect_right(offsets, last.offset if last is not None else -1)
+        if i == len(offsets) or offsets[i] >= e.offset:
+            return None
+        del offsets[i]
+        return self._findings[e.partition].pop(i)
 
 
 @dataclass(slots=True)
@@ -145,12 +189,24 @@ class Chain:
     after: Entry | None = None  # the entry after it
     linked_later: Entry | None = None  # the last later entry whose bytes it links to
 
-    def add(self, e: Entry) -> None:
+    def breaks_over_gap(self, e: Entry) -> bool:
+        """Return whether `e` would be the first broken link, with seqs missing before it."""
+        last = self.last
+        return (
+            self.broken is None
+            and e.prev_hash != (last.stored_hash if last is not None else b"")
+            and e.seq > (last.seq if last is not None else 0) + 1
+        )
+
+    def add(self, e: Entry, *, unverifiable: bool = False) -> None:
+        """Walk on to `e`; `unverifiable`: its link cannot be checked (a record that does not
+        parse lies between it and the last entry), so it is taken as it comes."""
         last = self.last
         if last is not None and e.seq > last.seq + 1:
             self.gaps.append((last.seq, e.seq))
         if self.broken is None:
-            if e.prev_hash != (last.stored_hash if last is not None else b""):
+            linked = e.prev_hash == (last.stored_hash if last is not None else b"")
+            if not linked and not unverifiable:
                 self.broken, self.broken_prev, self.broken_prev2 = e, last, self.before_last
         else:
             if self.after is None:

@@ -3,6 +3,7 @@ each found at the right place; an intact log and its checkpoint verify."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import struct
 import zlib
@@ -189,3 +190,68 @@ def test_a_changed_byte_in_a_frame_header_hides_no_later_record(
     assert report.records == len(items)
     assert found[0].kind == "altered" and found[0].offset == k, found
     assert report.heads[SOURCE][1] == 20  # the chain was walked to its end
+
+
+def cut(data: Path, items: list[tuple[bytes, bytes]], k: int) -> None:
+    """Write the log with 20 bytes cut out of record k's body (its header as it was)."""
+    write(data, items)
+    raw = bytearray((data / EmbeddedLog.FILE).read_bytes())
+    at = sum(HEADER.size + KEYLEN.size + len(key) + len(v) for key, v in items[:k])
+    del raw[at + HEADER.size + 30 : at + HEADER.size + 50]
+    (data / EmbeddedLog.FILE).write_bytes(bytes(raw))
+
+
+def test_a_record_cut_short_is_reported_once_where_it_lies(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # Before, twice: the cut record (altered: its checksum fails, source and event unknown)
+    # and, at the next event of its source, "events between seq 9 and seq 11 are missing":
+    # the same seq 10, the link to it unverifiable since its bytes are gone.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    cut(data, items, k)
+    report, found = county_findings(data)
+    assert report.records == len(items)
+    (f,) = found
+    assert (f.kind, f.offset, f.source) == ("altered", k, SOURCE), f
+    assert f.detail == (
+        f"the record at 0:{k}: its checksum fails; it lies in source {SOURCE}'s chain, "
+        "between seq 9 and seq 11, which cannot be checked across it"
+    )
+    assert report.gaps[SOURCE] == [(9, 11)]
+    assert report.heads[SOURCE][:2] == (19, 20)
+
+
+def test_a_break_after_a_cut_record_is_still_found(stored_log: Path, tmp_path: Path) -> None:
+    # The cut stands for its source's first broken link no more: a deletion later in the
+    # chain is found too (before, only the first break of a chain was reported: the missing
+    # seq 10 that was the cut record, and the deletion of seq 15 went unreported).
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    del items[offset_of(items, 15)]
+    k = offset_of(items, 10)
+    cut(data, items, k)
+    _, found = county_findings(data)
+    assert [(f.kind, f.offset) for f in found] == [("altered", k), ("missing", k + 5)], found
+    assert "between seq 14 and seq 16" in found[1].detail
+
+
+def test_a_deletion_beside_a_cut_record_of_another_chain_is_still_missing(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # One cut record accounts for one chain's broken link, not for every chain's across it.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    other = visit(1)
+    other.source, other.event_id = "420582", "other-1"
+    k = offset_of(items, 10)
+    items.insert(k, (b"420582", other.SerializeToString()))
+    other.seq, other.event_id = 2, "other-2"
+    other.prev_hash = hashlib.sha256(items[k][1]).digest()
+    items.insert(k + 2, (b"420582", other.SerializeToString()))
+    del items[k + 1]  # seq 10 of SOURCE: gone
+    cut(data, items, k)  # 420582's seq 1: cut short, between SOURCE's seq 9 and seq 11
+    report = audit(log_records(str(data)))
+    found = sorted((f.kind, f.offset, f.source) for f in report.findings)
+    assert found == [("altered", k, "420582"), ("missing", k + 2, SOURCE)], report.findings
