@@ -5,8 +5,13 @@ exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in pro
 
 from __future__ import annotations
 
+import fcntl
 import json
+import socket
+import struct
 import subprocess
+import termios
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -271,3 +276,49 @@ def test_the_hub_going_away_while_publish_waits_keeps_the_answers_it_gave(
         done.stdout
     )
     assert "UNAVAILABLE" in done.stdout
+
+
+def test_input_that_fails_partway_is_not_half_queued(hub: Hub, tmp_path: Path) -> None:
+    """Standard input is a TCP connection that the sender resets after 600 lines, once
+    publish has read them: reading fails partway (ECONNRESET), as an I/O error of a disk would.
+    Before: exit 2, and the first 500 events stayed pending in the outbox; the next publish of
+    another file sent them ('also forwarded 500 events left by an earlier run'): a file that
+    was refused, a third of it counted. Now nothing of it is queued."""
+    data = b"".join(
+        json.dumps(sanction(f"reset-{i}", "420583", i)).encode() + b"\n" for i in range(1, 601)
+    )
+    outbox = tmp_path / "outbox.db"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        reader = socket.create_connection(listener.getsockname())
+        sender, _ = listener.accept()
+    with reader, sender:
+        cmd = [DUHUB, "publish", "-", "--outbox", str(outbox), "--target", hub.address]
+        proc = subprocess.Popen(cmd, stdin=reader, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sender.sendall(data)
+        deadline = time.monotonic() + 60
+        while unsent(sender) or unread(reader):  # until publish holds every byte
+            assert time.monotonic() < deadline, "publish did not read its input"
+            time.sleep(0.05)
+        time.sleep(1)  # and has gone through the lines (it waits for more then)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out + err
+    assert b"FILE: cannot read standard input: [Errno 104] Connection reset by peer" in err
+    assert b"nothing of it was stored or sent" in err
+    assert pending(tmp_path) == 0
+    later = publish(hub, tmp_path, json.dumps(sanction("reset-after", "420583", 601)).encode())
+    assert later.returncode == 0, later.stdout + later.stderr
+    assert "earlier run" not in later.stdout
+    assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", "420583") == {
+        "sanctioned_persons": 1
+    }
+
+
+def unsent(sock: socket.socket) -> int:
+    """Bytes sent on a TCP socket that the peer has not acknowledged yet (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock, termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def unread(sock: socket.socket) -> int:
+    """Bytes a TCP socket has received that no process has read yet (SIOCINQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
