@@ -84,6 +84,17 @@ class HubConfig:
         return self.log_url or str(self.data_dir)
 
 
+def make_data_dir(path: Path) -> None:
+    """Make the data dir (and its parents) where it is not yet, before anything is opened in
+    it; ValueError naming --data-dir when it cannot be one (a file there, no permission)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"--data-dir: {path} is not a directory") from None
+    except OSError as e:
+        raise ValueError(f"--data-dir: cannot make {path}: {e.strerror}") from None
+
+
 def open_log(spec: str) -> EventLog:
     """Return the log for kafka://HOST:PORT or a data directory path."""
     if spec.startswith("kafka://"):
@@ -246,7 +257,7 @@ class Hub:
             )
         self._socket_dir = ""
         if not config.log_url or not config.db_url:
-            config.data_dir.mkdir(parents=True, exist_ok=True)
+            make_data_dir(config.data_dir)
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         self.feed = ChangeFeed()
@@ -323,6 +334,8 @@ class IngestProcess:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
         self.security = load_security(config)
+        if not config.log_url or not config.db_url:
+            make_data_dir(config.data_dir)
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         self.ingestor = Ingestor(self.log, self.engine)
@@ -375,6 +388,8 @@ class QueryProcess:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
         self.security = load_security(config)
+        if not config.db_url:
+            make_data_dir(config.data_dir)
         # Reads only: a few connections keep both cores busy (SQLite releases the GIL while
         # it works); more only add page caches (RSS) and contention. Server threads beyond
         # them wait for one (watch streams hold threads, not connections).

@@ -9,7 +9,14 @@ import threading
 from pathlib import Path
 
 from duhub import metrics
-from duhub.bootstrap import ANSWER_CACHE, HubConfig, IngestProcess, QueryProcess, address
+from duhub.bootstrap import (
+    ANSWER_CACHE,
+    HubConfig,
+    IngestProcess,
+    QueryProcess,
+    address,
+    make_data_dir,
+)
 from duhub.cli.client import EXIT_USAGE
 from duhub.logs import setup_logging
 
@@ -77,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
+    try:
+        # The embedded log and SQLite by default; on Kafka, the Faust worker's state (Faust
+        # makes only its own directory in it: a traceback, were the data dir not there).
+        make_data_dir(cfg.data_dir)
+    except ValueError as e:
+        print(f"duhub serve aggregate: {e}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}", flush=True)
     try:
         url = metrics.serve_metrics(metrics_listen)

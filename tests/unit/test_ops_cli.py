@@ -332,3 +332,27 @@ def test_outbox_status_without_a_default_outbox_names_the_option(tmp_path: Path)
     assert f"--outbox: no outbox at {default}" in done.stderr
     assert "the default of target hub:50051" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["up", "--no-simulate", "--http", "off", "--metrics", "off"],
+        ["serve", "ingest"],
+        ["serve", "query", "--http", "off"],
+        ["serve", "aggregate"],
+    ],
+    ids=["up", "ingest", "query", "aggregate"],
+)
+def test_a_data_dir_that_cannot_be_one_is_refused_naming_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Before: a FileExistsError traceback (exit 1) from the mkdir of the log or the hub.
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory\n")
+    listen = [] if command[1] == "aggregate" else ["--listen", "127.0.0.1:0"]
+    done = duhub(*command, "--data-dir", str(taken), *listen)
+    assert done.returncode == 2, done.stdout + done.stderr
+    name = " ".join(command[:2]) if command[0] == "serve" else "up"
+    assert done.stderr == f"duhub {name}: --data-dir: {taken} is not a directory\n"
+    assert taken.read_text() == "not a directory\n"
