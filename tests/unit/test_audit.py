@@ -22,11 +22,16 @@ SOURCE = "420581"
 
 
 def visit(seq: int) -> pb.Event:
-    return json_format.ParseDict({
-        "eventId": f"audit-{seq:03d}", "source": SOURCE, "seq": seq,
-        "occurredAt": "2022-06-01T08:00:00Z",
-        "supervisionVisit": {"unitId": "420581101", "area": "ecology"},
-    }, pb.Event())
+    return json_format.ParseDict(
+        {
+            "eventId": f"audit-{seq:03d}",
+            "source": SOURCE,
+            "seq": seq,
+            "occurredAt": "2022-06-01T08:00:00Z",
+            "supervisionVisit": {"unitId": "420581101", "area": "ecology"},
+        },
+        pb.Event(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +68,11 @@ def copy(src: Path, dst: Path) -> Path:
 
 
 def offset_of(items: list[tuple[bytes, bytes]], seq: int) -> int:
-    return next(i for i, (_, v) in enumerate(items)
-                if (e := pb.Event.FromString(v)).source == SOURCE and e.seq == seq)
+    return next(
+        i
+        for i, (_, v) in enumerate(items)
+        if (e := pb.Event.FromString(v)).source == SOURCE and e.seq == seq
+    )
 
 
 def county_findings(data: Path):  # type: ignore[no-untyped-def]
@@ -88,8 +96,9 @@ def test_every_stored_event_links_to_the_previous_one_of_its_source(stored_log: 
 
 
 @pytest.mark.parametrize("fix_checksum", [True, False])
-def test_one_changed_byte_is_found_at_its_event(stored_log: Path, tmp_path: Path,
-                                                fix_checksum: bool) -> None:
+def test_one_changed_byte_is_found_at_its_event(
+    stored_log: Path, tmp_path: Path, fix_checksum: bool
+) -> None:
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
     k = offset_of(items, 10)
@@ -143,8 +152,9 @@ def test_an_inserted_event_is_found(stored_log: Path, tmp_path: Path) -> None:
     assert f.kind == "inserted" and f.event_id == "audit-099" and f.offset == k
 
 
-def test_a_checkpoint_no_longer_matches_after_the_last_event_changed(stored_log: Path,
-                                                                     tmp_path: Path) -> None:
+def test_a_checkpoint_no_longer_matches_after_the_last_event_changed(
+    stored_log: Path, tmp_path: Path
+) -> None:
     checkpoint = audit(log_records(str(stored_log))).checkpoint
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)

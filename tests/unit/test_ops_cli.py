@@ -94,32 +94,54 @@ def replay_digest(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout.split("digest of the rebuilt read model: ")[1].split()[0]
 
 
-def test_a_cut_replay_does_not_resume_a_target_holding_more(
-    hub: Pipeline, tmp_path: Path
-) -> None:
+def test_a_cut_replay_does_not_resume_a_target_holding_more(hub: Pipeline, tmp_path: Path) -> None:
     # `--until T` rebuilds the state at T. Into a target a whole replay filled before (the
     # default DATA/replay.db of an earlier `duhub replay`), it used to "resume" from the
     # target's positions past T: nothing replayed, exit 0, the digest of the whole log.
     until = "2023-02-01T00:00:02Z"  # the hierarchy and visit v1 were recorded before it
-    cut = replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--until", until,
-                              "--into", f"sqlite:///{tmp_path / 'cut.db'}", "--no-compare"))
+    cut = replay_digest(
+        duhub(
+            "replay",
+            "--data-dir",
+            str(hub.dir),
+            "--until",
+            until,
+            "--into",
+            f"sqlite:///{tmp_path / 'cut.db'}",
+            "--no-compare",
+        )
+    )
     into = f"sqlite:///{tmp_path / 'reused.db'}"
-    whole = replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
-                                "--no-compare"))
+    whole = replay_digest(
+        duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare")
+    )
     assert whole != cut
-    again = duhub("replay", "--data-dir", str(hub.dir), "--until", until, "--into", into,
-                  "--no-compare")
+    again = duhub(
+        "replay", "--data-dir", str(hub.dir), "--until", until, "--into", into, "--no-compare"
+    )
     assert again.returncode == 2, again.stdout + again.stderr
     assert "--into: holds a replay of the whole log" in again.stderr
     assert "--fresh" in again.stderr
-    fresh = duhub("replay", "--data-dir", str(hub.dir), "--until", until, "--into", into,
-                  "--no-compare", "--fresh")
+    fresh = duhub(
+        "replay",
+        "--data-dir",
+        str(hub.dir),
+        "--until",
+        until,
+        "--into",
+        into,
+        "--no-compare",
+        "--fresh",
+    )
     assert replay_digest(fresh) == cut
     # A replay cut at T continues to a later cut, and to the whole log, as it always did.
-    assert replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
-                               "--no-compare")) == whole
-    counted = duhub("replay", "--data-dir", str(hub.dir), "--from-time", until, "--into", into,
-                    "--no-compare")
+    assert (
+        replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare"))
+        == whole
+    )
+    counted = duhub(
+        "replay", "--data-dir", str(hub.dir), "--from-time", until, "--into", into, "--no-compare"
+    )
     assert counted.returncode == 2 and "--from-time" in counted.stderr
 
 
@@ -152,14 +174,16 @@ def test_replay_with_a_bad_option_leaves_the_target_as_it_was(
     hub: Pipeline, tmp_path: Path
 ) -> None:
     into = f"sqlite:///{tmp_path / 'kept.db'}"
-    first = replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
-                                "--no-compare"))
-    done = duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--fresh",
-                 "--until", "soon")
+    first = replay_digest(
+        duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare")
+    )
+    done = duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--fresh", "--until", "soon")
     assert done.returncode == 2 and "--until:" in done.stderr
     assert (tmp_path / "kept.db").exists()  # --fresh deleted it before the bad --until
-    assert replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into,
-                               "--no-compare")) == first
+    assert (
+        replay_digest(duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare"))
+        == first
+    )
 
 
 def test_replay_into_a_database_it_cannot_open_names_the_option(hub: Pipeline) -> None:
@@ -186,8 +210,18 @@ def test_a_damaged_log_is_named_not_a_traceback(hub: Pipeline, tmp_path: Path) -
     assert done.returncode == 4, done.stdout + done.stderr
     assert "is damaged: 'duhub audit verify' names" in done.stderr
     assert "Traceback" not in done.stderr
-    up = duhub("up", "--data-dir", str(data), "--listen", "127.0.0.1:0", "--http", "off",
-               "--metrics", "off", "--no-simulate")
+    up = duhub(
+        "up",
+        "--data-dir",
+        str(data),
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--metrics",
+        "off",
+        "--no-simulate",
+    )
     assert up.returncode == 4, up.stdout + up.stderr
     assert "is damaged: 'duhub audit verify' names" in up.stderr
     assert "Traceback" not in up.stderr
@@ -201,9 +235,25 @@ def test_a_second_hub_on_a_port_in_use_is_refused(tmp_path: Path) -> None:
     hub = Hub(HubConfig(tmp_path / "first", listen="127.0.0.1:0"))
     hub.start()
     second = subprocess.Popen(
-        [sys.executable, "-m", "duhub.cli.main", "up", "--data-dir", str(tmp_path / "second"),
-         "--listen", hub.address, "--http", "off", "--metrics", "off", "--no-simulate"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "duhub.cli.main",
+            "up",
+            "--data-dir",
+            str(tmp_path / "second"),
+            "--listen",
+            hub.address,
+            "--http",
+            "off",
+            "--metrics",
+            "off",
+            "--no-simulate",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     try:
@@ -225,8 +275,18 @@ def test_a_second_hub_on_a_data_dir_in_use_is_refused(tmp_path: Path) -> None:
     hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
     hub.start()
     try:
-        done = duhub("up", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
-                     "--http", "off", "--metrics", "off", "--no-simulate")
+        done = duhub(
+            "up",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--metrics",
+            "off",
+            "--no-simulate",
+        )
     finally:
         hub.stop(grace=0)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -239,8 +299,18 @@ def test_certs_refuse_a_validity_out_of_range_naming_days(tmp_path: Path, days: 
     # Before: 0 wrote a certificate expired when written (exit 0), -3 a message naming no
     # option, 1000000000 an OverflowError traceback (exit 1).
     assert duhub("certs", "init", "--dir", str(tmp_path)).returncode == 0
-    done = duhub("certs", "user", "--dir", str(tmp_path), "--name", "alice", "--scope",
-                 "420581", "--days", days)
+    done = duhub(
+        "certs",
+        "user",
+        "--dir",
+        str(tmp_path),
+        "--name",
+        "alice",
+        "--scope",
+        "420581",
+        "--days",
+        days,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "argument --days:" in done.stderr
     assert not (tmp_path / "user-alice.crt").exists()
@@ -286,8 +356,15 @@ def test_replay_refuses_the_live_postgresql_read_model_however_it_is_spelled(
                 before = conn.execute(text(oid)).scalar()
             done = duhub_env(
                 {"PGPORT": str(url.port)},
-                "replay", "--data-dir", str(hub.dir), "--db", live, "--into", into_url,
-                "--fresh", "--no-compare",
+                "replay",
+                "--data-dir",
+                str(hub.dir),
+                "--db",
+                live,
+                "--into",
+                into_url,
+                "--fresh",
+                "--no-compare",
             )
             with probe.connect() as conn:
                 after = conn.execute(text(oid)).scalar()
