@@ -52,6 +52,23 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         threading.excepthook = _uncaught_in_thread
 
 
+def json_logging() -> bool:
+    """Return whether setup_logging set up json."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
+def fatal(message: str, code: int) -> int:
+    """Say why a server does not start and return its exit code: under json logging a
+    `critical` record (with `exit_code`), which a collector reading JSON lines can parse; else
+    the line for people, as it was."""
+    if json_logging():
+        _FATAL.critical(message, extra={"exit_code": code})
+    else:
+        print(message, file=sys.stderr, flush=True)
+    return code
+
+
+_FATAL = logging.getLogger("duhub")
 _UNCAUGHT = logging.getLogger("duhub.uncaught")
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
 from duhub.cli.client import EXIT_USAGE
@@ -20,6 +21,24 @@ it); 5 credentials refused; 6 replay could
 not be compared (the live read model stayed behind it), or audit report could not read one
 state of the read model (it changed under every attempt). The hub's address comes from
 --target or DUHUB_TARGET, defaulting to the local all-in-one hub at {DEFAULT_LISTEN}."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Under --log-format json, a refused argument is a JSON record too, not argparse's lines
+    for people (main sets the logging up before parsing)."""
+
+    def error(self, message: str) -> NoReturn:
+        from duhub.logs import fatal, json_logging
+
+        if json_logging():
+            self.exit(fatal(f"{self.prog}: error: {message}", EXIT_USAGE))
+        super().error(message)
+
+
+def _asks_json_logs(argv: list[str]) -> bool:
+    return "--log-format=json" in argv or ["--log-format", "json"] in (
+        argv[i : i + 2] for i in range(len(argv))
+    )
 
 
 def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -104,7 +123,7 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="duhub", description=__doc__, epilog=EPILOG)
+    root = _Parser(prog="duhub", description=__doc__, epilog=EPILOG)
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run the whole hub in one process (embedded log + SQLite)")
@@ -315,6 +334,11 @@ def _uint32(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     # Piped into head or less: stop quietly when the reader goes away.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    argv = sys.argv[1:] if argv is None else argv
+    if _asks_json_logs(argv):
+        from duhub.logs import setup_logging
+
+        setup_logging("json")  # before parsing: a refused argument is a record too
     args = parser().parse_args(argv)
     if args.command in ("up", "serve", "replay"):
         from duhub.runtime import limit_malloc_arenas, tune_gc

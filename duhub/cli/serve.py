@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from duhub.bootstrap import (
     make_data_dir,
 )
 from duhub.cli.client import EXIT_USAGE
-from duhub.logs import setup_logging
+from duhub.logs import fatal, setup_logging
 
 
 def config(args: argparse.Namespace) -> HubConfig:
@@ -58,15 +57,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = IngestProcess(cfg) if args.service == "ingest" else QueryProcess(cfg)
     except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
-        print(f"duhub serve {args.service}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
     try:
         service.start()
         url = metrics.serve_metrics(getattr(args, "metrics", ""))
     except OSError as e:  # an address in use: name the option, no traceback
         service.stop()
-        print(f"duhub serve {args.service}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
     print(
         f"duhub {args.service} listening on {address(cfg.listen, service.port)} "
         f"(log {cfg.log_spec}, read model {redacted(cfg.database)})",
@@ -89,14 +86,12 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
         # makes only its own directory in it: a traceback, were the data dir not there).
         make_data_dir(cfg.data_dir)
     except ValueError as e:
-        print(f"duhub serve aggregate: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
     print(f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}", flush=True)
     try:
         url = metrics.serve_metrics(metrics_listen)
     except OSError as e:
-        print(f"duhub serve aggregate: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
     if url:
         print(f"  metrics:                {url}", flush=True)
     if cfg.log_spec.startswith("kafka://"):

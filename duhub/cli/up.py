@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address, redacted
 from duhub.log.base import LogCorrupted
-from duhub.logs import setup_logging
+from duhub.logs import fatal, setup_logging
 from duhub.readmodel.writer import read_positions
 
 log = logging.getLogger("duhub")
@@ -43,24 +42,20 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
-        print(f"duhub up: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
     except LogCorrupted as e:  # a damaged record before the end: not to be cut off
-        print(f"duhub up: {e}: 'duhub audit verify' names what is damaged", file=sys.stderr)
-        return EXIT_DAMAGED
+        return fatal(f"duhub up: {e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
     try:
         hub.start()
     except OSError as e:  # an address in use: name the option, no traceback
         hub.stop(grace=0)
-        print(f"duhub up: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
     try:
         # The default address may be taken (another hub on this machine): then only a warning.
         url = metrics.serve_metrics(args.metrics, required=args.metrics != DEFAULT_METRICS)
     except OSError as e:
         hub.stop(grace=0)
-        print(f"duhub up: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
     if url:
         engine = hub.engine
         metrics.watch_lag(hub.log, lambda: read_positions(engine))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -433,3 +435,108 @@ def test_a_data_dir_that_cannot_be_one_is_refused_naming_it(
     name = " ".join(command[:2]) if command[0] == "serve" else "up"
     assert done.stderr == f"duhub {name}: --data-dir: {taken} is not a directory\n"
     assert taken.read_text() == "not a directory\n"
+
+
+# A line gRPC's C core writes itself (a port in use: "E1205 00:15:05.948867 5491 add_port.cc:83]
+# Failed to add port …"): only GRPC_VERBOSITY, read as grpc loads, keeps it out of stderr.
+GRPC_CORE = re.compile(r"^[EWIF]\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
+
+
+def records(stderr: str) -> list[dict[str, object]]:
+    """The JSON records of a process's standard error; fails on any line that is not one."""
+    out = []
+    for line in stderr.splitlines():
+        if GRPC_CORE.match(line):
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a JSON record: {line!r} in\n{stderr}")
+    return out
+
+
+@pytest.mark.parametrize("refused", ["port in use", "data dir in use", "option", "data dir"])
+def test_a_refused_start_is_a_json_record_under_log_format_json(
+    tmp_path: Path, refused: str
+) -> None:
+    # Before, these were printed as plain text ("duhub up: --listen: cannot bind …") among
+    # the JSON records of --log-format json: a log collector reading JSON lines could not
+    # parse why the server did not start.
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    hub.start()
+    quiet = ["--http", "off", "--metrics", "off", "--log-format", "json"]
+    try:
+        args, name, said = {
+            "port in use": (
+                [
+                    "up",
+                    "--data-dir",
+                    str(tmp_path / "other"),
+                    "--listen",
+                    hub.address,
+                    "--no-simulate",
+                    *quiet,
+                ],
+                "up",
+                f"--listen: cannot bind {hub.address}",
+            ),
+            "data dir in use": (
+                [
+                    "up",
+                    "--data-dir",
+                    str(tmp_path / "data"),
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--no-simulate",
+                    *quiet,
+                ],
+                "up",
+                "--data-dir: another hub uses it",
+            ),
+            "option": (
+                [
+                    "serve",
+                    "ingest",
+                    "--data-dir",
+                    str(tmp_path / "other"),
+                    "--listen",
+                    "0.0.0.0:0",
+                    *quiet,
+                ],
+                "serve ingest",
+                "--listen 0.0.0.0:0: without credentials",
+            ),
+            "data dir": (
+                [
+                    "serve",
+                    "aggregate",
+                    "--data-dir",
+                    str(tmp_path / "data" / "events.log"),
+                    "--log-format",
+                    "json",
+                ],
+                "serve aggregate",
+                "--data-dir: ",
+            ),
+        }[refused]
+        done = duhub(*args)
+    finally:
+        hub.stop(grace=0)
+    assert done.returncode == 2, done.stdout + done.stderr
+    last = records(done.stderr)[-1]
+    assert last["level"] == "critical"
+    assert str(last["message"]).startswith(f"duhub {name}: {said}"), last
+    assert last["exit_code"] == 2
+
+
+def test_a_refused_argument_is_a_json_record_under_log_format_json() -> None:
+    done = duhub("up", "--log-format", "json", "--rate", "fast")
+    assert done.returncode == 2, done.stdout + done.stderr
+    (record,) = records(done.stderr)
+    assert record["message"] == "duhub up: error: argument --rate: 'fast' is not a number"
+    assert record["level"] == "critical" and record["exit_code"] == 2
+    # Without it, argparse's own lines for people, as before.
+    text = duhub("up", "--rate", "fast")
+    assert text.returncode == 2
+    assert text.stderr.startswith("usage: duhub up")
+    assert text.stderr.endswith("duhub up: error: argument --rate: 'fast' is not a number\n")
