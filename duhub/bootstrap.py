@@ -46,6 +46,7 @@ from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
 from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
 from services.query.service import QueryServicer
+from services.slots import CALL_THREADS, MAX_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class HubConfig:
     private_socket: bool = False
     # Query answers kept until the read model changes (services/query/answers); 0: none.
     answer_cache: int = ANSWER_CACHE
+    # WatchCoverage and PublishStream streams open at once, each kind (services/slots).
+    max_streams: int = MAX_STREAMS
 
     @property
     def database(self) -> str:
@@ -119,13 +122,15 @@ def create_server(
     *,
     ingest: IngestServicer | None = None,
     query: QueryServicer | None = None,
-    workers: int = 32,
     security: Security = OPEN,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Return a server with the given services, health and reflection (not started)."""
     check_listen(listen, "--listen", security.secured)
+    # A thread for every stream the servicers may hold open (services.slots), and the threads
+    # for calls beside them.
+    streams = [x.streams.limit for x in (ingest, query) if x is not None]
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers),
+        futures.ThreadPoolExecutor(max_workers=CALL_THREADS + sum(streams)),
         # Metrics of every RPC; an unreachable read model answers UNAVAILABLE (duhub.health).
         interceptors=[MetricsInterceptor(), UnavailableInterceptor()],
         options=[
@@ -286,12 +291,13 @@ class Hub:
             self.security.local_socket = f"unix:{self._socket_dir}/hub.sock"
         self.server, self.port, health_ = create_server(
             self.config.listen,
-            ingest=IngestServicer(self.ingestor, self.security),
+            ingest=IngestServicer(self.ingestor, self.security, self.config.max_streams),
             query=QueryServicer(
                 self.engine,
                 self.feed,
                 security=self.security,
                 answer_cache=self.config.answer_cache,
+                max_streams=self.config.max_streams,
             ),
             security=self.security,
         )
@@ -341,7 +347,7 @@ class IngestProcess:
         self.ingestor = Ingestor(self.log, self.engine)
         self.server, self.port, self.health = create_server(
             config.listen,
-            ingest=IngestServicer(self.ingestor, self.security),
+            ingest=IngestServicer(self.ingestor, self.security, config.max_streams),
             security=self.security,
         )
         self.monitor: HealthMonitor | None = None
@@ -403,7 +409,11 @@ class QueryProcess:
         self.server, self.port, self.health = create_server(
             config.listen,
             query=QueryServicer(
-                self.engine, self.feed, security=self.security, answer_cache=config.answer_cache
+                self.engine,
+                self.feed,
+                security=self.security,
+                answer_cache=config.answer_cache,
+                max_streams=config.max_streams,
             ),
             security=self.security,
         )

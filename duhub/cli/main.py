@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
 from duhub.cli.client import EXIT_USAGE
+from services.slots import MAX_STREAM_CAP, MAX_STREAMS
 
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_METRICS = "127.0.0.1:9464"
@@ -107,6 +108,17 @@ def _observe_opts(p: argparse.ArgumentParser, metrics: str) -> None:
     )
 
 
+def _stream_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-streams",
+        type=_stream_cap,
+        default=MAX_STREAMS,
+        metavar="N",
+        help="hold at most N WatchCoverage and N PublishStream streams open at once, a thread "
+        f"each; more are refused RESOURCE_EXHAUSTED (default {MAX_STREAMS})",
+    )
+
+
 def _backend_opts(p: argparse.ArgumentParser) -> None:
     # From the environment too, so a password need not show on a command line.
     p.add_argument(
@@ -150,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"the dashboard's HTTP address (default {DEFAULT_HTTP}; port 0: any; off: none)",
     )
+    _stream_opts(up)
     _backend_opts(up)
     _server_security_opts(up)
     _observe_opts(up, DEFAULT_METRICS)
@@ -174,6 +187,7 @@ def parser() -> argparse.ArgumentParser:
         help="query only: keep up to N answers until the read model changes "
         f"(default {ANSWER_CACHE}; 0: compute every answer)",
     )
+    _stream_opts(serve)
     _backend_opts(serve)
     _server_security_opts(serve)
     _observe_opts(serve, "")
@@ -318,6 +332,17 @@ def _rate(text: str) -> float:
     if not 0 < rate <= 100_000:  # false for nan too
         raise argparse.ArgumentTypeError(f"{text} is not more than 0 and at most 100000")
     return rate
+
+
+def _stream_cap(text: str) -> int:
+    """An argparse type: streams of a kind one server holds open (a thread each)."""
+    try:
+        cap = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= cap <= MAX_STREAM_CAP:
+        raise argparse.ArgumentTypeError(f"{cap} is not 1 … {MAX_STREAM_CAP}")
+    return cap
 
 
 def _uint32(text: str) -> int:

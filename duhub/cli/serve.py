@@ -30,6 +30,7 @@ def config(args: argparse.Namespace) -> HubConfig:
         tls_dir=getattr(args, "tls_dir", "") or "",
         tokens=getattr(args, "tokens", "") or "",
         answer_cache=getattr(args, "answer_cache", ANSWER_CACHE),
+        max_streams=args.max_streams,
     )
 
 

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
                 tls_dir=args.tls_dir or "",
                 tokens=args.tokens or "",
                 private_socket=not args.no_simulate,
+                max_streams=args.max_streams,
             )
         )
     except ValueError as e:  # no credentials for a non-loopback address, unreadable ones

@@ -23,14 +23,18 @@ from services.ingest.ingestor import (
     summarize,
 )
 from services.ingest.request import IncomingBatch
+from services.slots import MAX_STREAMS, StreamSlots
 
 log = logging.getLogger(__name__)
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, ingestor: Ingestor, security: Security = OPEN) -> None:
+    def __init__(
+        self, ingestor: Ingestor, security: Security = OPEN, max_streams: int = MAX_STREAMS
+    ) -> None:
         self.ingestor = ingestor
         self.security = security
+        self.streams = StreamSlots("PublishStream", max_streams)
 
     def _publish(
         self,
@@ -79,15 +83,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         context: grpc.ServicerContext,
     ) -> Iterator[ipb.PublishResponse]:
         grpc_principal(self.security, context)  # refused before anything is read
-        ahead = _ReadAhead(request_iterator, self.ingestor)
-        try:
-            for request, prepared in ahead:
-                # Asked again per request: a token revoked (its line deleted) while the stream
-                # is open refuses the stream's next request, as it does a new call.
-                principal = grpc_principal(self.security, context)
-                yield self._publish(request, context, principal, prepared)
-        finally:
-            ahead.close()
+        with self.streams.held(context):
+            ahead = _ReadAhead(request_iterator, self.ingestor)
+            try:
+                for request, prepared in ahead:
+                    # Asked again per request: a token revoked (its line deleted) while the
+                    # stream is open refuses the stream's next request, as it does a new call.
+                    principal = grpc_principal(self.security, context)
+                    yield self._publish(request, context, principal, prepared)
+            finally:
+                ahead.close()
 
 
 _END = object()

@@ -31,6 +31,7 @@ from services.query.replies import (
     statistics_reply,
     unit_reply,
 )
+from services.slots import MAX_STREAMS, StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         watch_poll: float = 1.0,
         security: Security = OPEN,
         answer_cache: int = DEFAULT_SIZE,
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self.engine = engine
         self.feed = feed
@@ -69,6 +71,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self.paths = UnitPaths(engine)
         # GetStatistics and GetCoverage answers, by caller-scoped request (0: none kept).
         self.answers = AnswerCache(engine, answer_cache)
+        self.streams = StreamSlots("WatchCoverage", max_streams)
 
     def _caller(self, context: grpc.ServicerContext) -> Principal:
         return grpc_principal(self.security, context)
@@ -120,6 +123,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return self._kept_coverage(context, _scoped(request, self, context))
 
     def WatchCoverage(
+        self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
+    ) -> Iterator[qpb.Coverage]:
+        with self.streams.held(context):
+            yield from self._watch(request, context)
+
+    def _watch(
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
         last = b""

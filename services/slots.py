@@ -1,0 +1,47 @@
+"""Places for long-lived streams, so they never take every thread of a server.
+
+A sync gRPC server runs each call on a thread of its pool for as long as the call lasts, a
+stream included. With one pool of 32 threads, 32 open WatchCoverage streams (screens in a
+command centre) or PublishStreams (county nodes) left none for anything else: publishing and
+every query waited until a stream ended. Each kind of stream has a cap of its own, and the
+pool holds the caps of the servicers it serves plus threads kept for calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+
+# Streams of each kind one server holds open at once (--max-streams), and the most it may be
+# set to: a waiting thread is cheap, not free.
+MAX_STREAMS = 128
+MAX_STREAM_CAP = 10_000
+# Threads kept for calls (unary, and the short health and reflection streams).
+CALL_THREADS = 32
+
+
+class StreamSlots:
+    """At most `limit` streams of one kind (an RPC's name) open at once."""
+
+    def __init__(self, kind: str, limit: int = MAX_STREAMS) -> None:
+        self.kind = kind
+        self.limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def held(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Hold a place while the stream lasts; refuse it RESOURCE_EXHAUSTED when none is
+        free (a client may try again later, or another server)."""
+        if not self._free.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.kind}: {self.limit} streams are open on this server already, its "
+                "limit (--max-streams); try again later",
+            )
+        try:
+            yield
+        finally:
+            self._free.release()

@@ -1,0 +1,127 @@
+"""Long-lived streams never take every thread of a server: a sync gRPC server runs each call,
+a stream included, on a thread of its pool for as long as it lasts. With 32 threads, 32 open
+WatchCoverage streams (screens in a command centre) or PublishStreams (county nodes) left none
+for anything else: publishing and every query waited until a stream ended."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from duhub.bootstrap import Hub, HubConfig
+from duhub.v1 import ingest_pb2 as ipb
+from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
+from duhub.v1 import query_pb2 as qpb
+from tests.unit.builders import campaign, group, kinds, sanction
+
+YIDU = "420581"
+
+
+def _hub(tmp_path: Path, **config: int) -> Hub:
+    hub = Hub(HubConfig(tmp_path, listen="127.0.0.1:0", http="", **config))
+    hub.start()
+    launch = campaign("c1", [group("g1", 2, YIDU)], event_id="launch", source="420500", seq=1)
+    assert kinds(hub.ingestor.publish([launch])) == ["accepted"]
+    hub.tailer.catch_up()
+    return hub
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = _hub(tmp_path)
+    try:
+        yield h
+    finally:
+        h.stop(grace=0)
+
+
+def _watch(address: str) -> tuple[grpc.Channel, Iterator[qpb.Coverage]]:
+    channel = grpc.insecure_channel(address)
+    stream = query_pb2_grpc.QueryServiceStub(channel).WatchCoverage(
+        qpb.WatchCoverageRequest(campaign_id="c1"), timeout=60
+    )
+    return channel, stream
+
+
+def _statistics(address: str) -> qpb.Statistics:
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(address))
+    return stub.GetStatistics(qpb.GetStatisticsRequest(metrics=["sanctioned_persons"]), timeout=5)
+
+
+def test_forty_watchers_leave_queries_and_publishing_answered(hub: Hub) -> None:
+    watchers = [_watch(hub.address) for _ in range(40)]
+    try:
+        assert next(watchers[-1][1]).groups[0].targets == 1  # the 40th is served
+        publish = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(hub.address))
+        reply = publish.Publish(
+            ipb.PublishRequest(events=[sanction(YIDU, 3, event_id="s1", source=YIDU, seq=1)]),
+            timeout=5,
+        )
+        assert [r.result for r in reply.results] == [ipb.RESULT_ACCEPTED]
+        hub.tailer.catch_up()
+        assert _statistics(hub.address).rows[0].values["sanctioned_persons"] == 3
+        for _, stream in watchers[:-1]:  # and every other one
+            assert next(stream).groups[0].targets == 1
+    finally:
+        for channel, _ in watchers:
+            channel.close()
+
+
+def test_streams_past_the_cap_are_refused_naming_it_and_calls_still_answered(
+    tmp_path: Path,
+) -> None:
+    hub = _hub(tmp_path, max_streams=2)
+    try:
+        watchers = [_watch(hub.address) for _ in range(2)]
+        for _, stream in watchers:
+            next(stream)
+        _, third = _watch(hub.address)
+        with pytest.raises(grpc.RpcError) as e:
+            next(third)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-streams" in e.value.details() and "WatchCoverage" in e.value.details()
+
+        # Publish streams have a cap of their own: the watchers do not take their places.
+        channel = grpc.insecure_channel(hub.address)
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        held: list[queue.Queue[ipb.PublishRequest | None]] = []
+        streams = []  # kept: a call no longer referenced is cancelled
+        for i in range(2):
+            requests: queue.Queue[ipb.PublishRequest | None] = queue.Queue()
+            replies = stub.PublishStream(iter(requests.get, None), timeout=30)
+            event = sanction(YIDU, 1, event_id=f"p{i}", source=YIDU, seq=i + 1)
+            requests.put(ipb.PublishRequest(events=[event]))
+            assert [r.result for r in next(replies).results] == [ipb.RESULT_ACCEPTED]
+            held.append(requests)
+            streams.append(replies)
+        refused = stub.PublishStream(iter([ipb.PublishRequest()]), timeout=10)
+        with pytest.raises(grpc.RpcError) as e:
+            next(refused)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-streams" in e.value.details() and "PublishStream" in e.value.details()
+
+        # Calls are answered beside the full caps.
+        hub.tailer.catch_up()
+        assert _statistics(hub.address).rows[0].values["sanctioned_persons"] == 2
+
+        # A stream that ends gives its place back.
+        watchers[0][0].close()
+        for _ in range(50):
+            _, again = _watch(hub.address)
+            try:
+                assert next(again).groups[0].targets == 1
+                break
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                time.sleep(0.1)
+        else:
+            pytest.fail("the closed watcher's place was never given back")
+        for requests in held:
+            requests.put(None)
+    finally:
+        hub.stop(grace=0)
