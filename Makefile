@@ -17,7 +17,7 @@ TEST_ENV := DUHUB_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) DUHUB_TEST_PG=$(PG_URL)
 	kafka-up kafka-down pg-up pg-down services-up services-down browser-deps
 
 help: ## Show the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv with the pinned dependencies and .venv/bin/duhub
 
@@ -57,7 +57,7 @@ browser-deps: ## Install Debian's Chromium, chromedriver and a CJK font for the 
 			chromium chromium-driver fonts-noto-cjk; \
 	fi
 
-services-down: kafka-down pg-down ## Stop them
+services-down: kafka-down pg-down ## Stop the local Kafka and PostgreSQL
 
 bench: setup ## Run the benchmarks (QUICK=1: the short version, under 5 minutes); see bench/README.md
 	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
