@@ -22,22 +22,16 @@ import os
 import sys
 from pathlib import Path
 
+from duhub.cli.argtypes import whole_number
+
 TOKENS_FILE = "tokens"
 
 
 MAX_DAYS = 36500
 
 
-def _days(text: str) -> int:
-    """An argparse type: a validity of 1 … MAX_DAYS days (0 or less made a certificate that
-    had expired when written, or a message naming no option)."""
-    try:
-        days = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
-    if not 1 <= days <= MAX_DAYS:
-        raise argparse.ArgumentTypeError(f"{days} is not between 1 and {MAX_DAYS}")
-    return days
+# A validity in days (0 or less made a certificate that had expired when written).
+_days = whole_number(1, MAX_DAYS, "days")
 
 
 def add_parsers(sub) -> None:  # type: ignore[no-untyped-def]

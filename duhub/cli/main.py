@@ -9,6 +9,7 @@ import sys
 from typing import NoReturn
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
+from duhub.cli.argtypes import whole_number
 from duhub.cli.client import EXIT_USAGE
 from services.slots import MAX_STREAM_CAP, MAX_STREAMS
 
@@ -334,26 +335,9 @@ def _rate(text: str) -> float:
     return rate
 
 
-def _stream_cap(text: str) -> int:
-    """An argparse type: streams of a kind one server holds open (a thread each)."""
-    try:
-        cap = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= cap <= MAX_STREAM_CAP:
-        raise argparse.ArgumentTypeError(f"{cap} is not 1 … {MAX_STREAM_CAP}")
-    return cap
-
-
-def _uint32(text: str) -> int:
-    """An argparse type: a whole number 0 … 2³²−1 (a uint32 field of the request)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {2**32 - 1}")
-    return value
+# Streams of a kind one server holds open (a thread each); a uint32 field of a request.
+_stream_cap = whole_number(1, MAX_STREAM_CAP)
+_uint32 = whole_number(0, 2**32 - 1)
 
 
 def main(argv: list[str] | None = None) -> int:
