@@ -185,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=ANSWER_CACHE,
         metavar="N",
-        help="query only: keep up to N answers until the read model changes "
+        help="query only: keep up to N answers (32 MB at most) until the read model changes "
         f"(default {ANSWER_CACHE}; 0: compute every answer)",
     )
     _stream_opts(serve)

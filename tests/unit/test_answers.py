@@ -10,7 +10,8 @@ from sqlalchemy import Engine, insert, update
 
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
-from services.query.answers import AnswerCache
+from duhub.v1 import query_pb2 as qpb
+from services.query.answers import MAX_BYTES, AnswerCache
 
 
 @pytest.fixture
@@ -70,3 +71,31 @@ def test_a_failed_answer_is_not_kept(engine: Engine) -> None:
     with pytest.raises(LookupError):
         cache.answer(b"q", fail)
     assert cache.answer(b"q", lambda: 7) == 7
+
+
+def big_answer(n: int) -> qpb.Coverage:
+    """A coverage answer of about 1 MB: a campaign whose 80,000 targets are all uncovered."""
+    return qpb.Coverage(
+        campaign_id=f"c{n}",
+        groups=[qpb.GroupCoverage(uncovered_unit_ids=[f"u{n}-{i:07d}" for i in range(80_000)])],
+    )
+
+
+def test_answers_are_kept_up_to_a_byte_bound_whatever_their_count(engine: Engine) -> None:
+    # A GetStatistics by day over 5,000 days is ~2.8 MB: 512 of them, differing only in
+    # `from` by a second each, took a hub from 80 MB to 4.9 GB of memory.
+    cache = AnswerCache(engine, 512)
+    size = big_answer(0).ByteSize()
+    assert size > 900_000
+    for n in range(100):
+        cache.answer(b"%d" % n, lambda n=n: big_answer(n))
+    kept = [n for n in range(100) if cache.answer(b"%d" % n, lambda: qpb.Coverage()).campaign_id]
+    assert kept, "the latest answers are kept"
+    assert len(kept) * size <= MAX_BYTES
+    assert kept == list(range(100 - len(kept), 100))  # the least recently used went
+
+
+def test_an_answer_larger_than_the_bound_is_not_kept(engine: Engine) -> None:
+    cache, compute = AnswerCache(engine, 512, max_bytes=1000), Counter()
+    assert cache.answer(b"big", lambda: big_answer(compute())).campaign_id == "c1"
+    assert cache.answer(b"big", lambda: big_answer(compute())).campaign_id == "c2"
