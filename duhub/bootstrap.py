@@ -307,7 +307,11 @@ class Hub:
         self.server.start()
         if self.config.http:
             self.dashboard = start_dashboard(
-                self.config.http, self.engine, self.feed, self.security
+                self.config.http,
+                self.engine,
+                self.feed,
+                self.security,
+                self.config.answer_cache,
             )
 
     @property
@@ -427,7 +431,11 @@ class QueryProcess:
         self.server.start()
         if self.config.http:
             self.dashboard = start_dashboard(
-                self.config.http, self.engine, self.feed, self.security
+                self.config.http,
+                self.engine,
+                self.feed,
+                self.security,
+                self.config.answer_cache,
             )
 
     def stop(self) -> None:

@@ -21,6 +21,7 @@ from duhub.readmodel import schema as s
 from duhub.timeparse import parse_time
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
+from services.query.answers import DEFAULT_SIZE
 from services.query.service import QueryServicer
 
 Json = dict[str, Any]
@@ -116,10 +117,11 @@ def _time(params: Params, name: str, *aliases: str) -> Any:
 class DashboardApi:
     """Answer the dashboard's questions from the read model, through the QueryServicer."""
 
-    def __init__(self, engine: Engine, feed: ChangeFeed) -> None:
+    def __init__(self, engine: Engine, feed: ChangeFeed, answer_cache: int = DEFAULT_SIZE) -> None:
         self.engine = engine
         self.feed = feed
-        self.servicer = QueryServicer(engine, feed)
+        # Its answers kept as --answer-cache says, as the gRPC service's are.
+        self.servicer = QueryServicer(engine, feed, answer_cache=answer_cache)
         self._ctx = _Context()
 
     def health(self) -> Json:

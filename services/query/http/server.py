@@ -25,6 +25,7 @@ from duhub.auth.principal import Unauthenticated
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
+from services.query.answers import DEFAULT_SIZE
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
@@ -200,9 +201,14 @@ class DashboardServer:
     """Serve the dashboard on `listen` (port 0: one the OS picks) from a thread."""
 
     def __init__(
-        self, listen: str, engine: Engine, feed: ChangeFeed, security: Security = OPEN
+        self,
+        listen: str,
+        engine: Engine,
+        feed: ChangeFeed,
+        security: Security = OPEN,
+        answer_cache: int = DEFAULT_SIZE,
     ) -> None:
-        self.api = DashboardApi(engine, feed)
+        self.api = DashboardApi(engine, feed, answer_cache)
         self.security = security
         self.closing = threading.Event()
         self.streaming = threading.Condition()
@@ -257,8 +263,12 @@ def _handshake_failed(request: Any, client_address: Any) -> None:
 
 
 def start_dashboard(
-    listen: str, engine: Engine, feed: ChangeFeed, security: Security = OPEN
+    listen: str,
+    engine: Engine,
+    feed: ChangeFeed,
+    security: Security = OPEN,
+    answer_cache: int = DEFAULT_SIZE,
 ) -> DashboardServer:
-    server = DashboardServer(listen, engine, feed, security)
+    server = DashboardServer(listen, engine, feed, security, answer_cache)
     server.start()
     return server
