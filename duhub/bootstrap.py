@@ -312,6 +312,7 @@ class Hub:
                 self.feed,
                 self.security,
                 self.config.answer_cache,
+                self.config.max_streams,
             )
 
     @property
@@ -436,6 +437,7 @@ class QueryProcess:
                 self.feed,
                 self.security,
                 self.config.answer_cache,
+                self.config.max_streams,
             )
 
     def stop(self) -> None:

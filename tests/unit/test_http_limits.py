@@ -4,14 +4,21 @@ only as `--answer-cache` says."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import threading
+import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from duhub.bootstrap import Hub, HubConfig
+from services.query.http.server import CALL_CONNECTIONS
+from tests.sse import read_event
 
 
 def _hub(tmp_path: Path, **config: int) -> Hub:
@@ -52,3 +59,93 @@ def test_the_dashboard_keeps_answers_only_as_the_answer_cache_option_says(
         assert (answers.hits, answers.misses) == (0, 0)  # none kept, none looked up
     finally:
         hub.stop(grace=0)
+
+
+def _settles(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_connection_that_sends_nothing_lets_its_thread_go(hub: Hub) -> None:
+    # A thread per connection, waiting for a request with no end: 200 connections sending
+    # nothing (or half a request) held 200 threads for as long as they stayed open.
+    assert hub.dashboard is not None
+    hub.dashboard.request_timeout = 0.5
+    before = threading.active_count()
+    idle = [socket.create_connection((hub.dashboard.host, hub.dashboard.port)) for _ in range(20)]
+    try:
+        for s in idle[::2]:
+            s.sendall(b"GET /api/campaigns HTTP/1.1\r\nHost: x\r\n")  # and no more
+        assert _settles(lambda: threading.active_count() <= before + 1, 10.0), (
+            f"{threading.active_count() - before} threads still held by idle connections"
+        )
+        for s in idle:  # the server closed each
+            s.settimeout(5)
+            assert s.recv(1024) == b""
+        assert _get(hub, "api/campaigns")[0] == 200  # and answers the next as before
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_event_streams_past_the_cap_are_refused_naming_it(hub: Hub) -> None:
+    # Event streams had no cap: each held a thread for as long as its page stayed open.
+    assert hub.dashboard is not None
+    streams = []
+    try:
+        for _ in range(4):  # max_streams=4
+            conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+            conn.request("GET", "/api/events")
+            reply = conn.getresponse()
+            assert reply.status == 200
+            assert read_event(reply)[0] == "hello"
+            streams.append(conn)
+        status, body = _get(hub, "api/events")
+        assert status == 503
+        assert body["error"].startswith("events: 4 streams are open")
+        assert "--max-streams" in body["error"]
+        assert _get(hub, "api/campaigns")[0] == 200  # calls are answered beside them
+        streams.pop().close()
+        # Its place is free again once the server sees it gone (at its next write at most).
+        hub.feed.publish_all()
+
+        def reopened() -> bool:
+            conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+            conn.request("GET", "/api/events")
+            if conn.getresponse().status != 200:
+                conn.close()
+                hub.feed.publish_all()
+                return False
+            streams.append(conn)
+            return True
+
+        assert _settles(reopened, 10.0)
+    finally:
+        for conn in streams:
+            conn.close()
+
+
+def test_connections_past_the_cap_are_refused_without_a_thread(hub: Hub) -> None:
+    # However many connections come, the server holds a thread for at most max_streams +
+    # CALL_CONNECTIONS of them; the others are answered 503 at once and closed.
+    assert hub.dashboard is not None
+    cap = 4 + CALL_CONNECTIONS
+    before = threading.active_count()
+    idle = [socket.create_connection((hub.dashboard.host, hub.dashboard.port)) for _ in range(cap)]
+    try:
+        assert _settles(lambda: threading.active_count() >= before + cap, 10.0)
+        extra = socket.create_connection((hub.dashboard.host, hub.dashboard.port), timeout=5)
+        reply = extra.makefile("rb").read()
+        extra.close()
+        assert reply.startswith(b"HTTP/1.0 503 "), reply[:80]
+        assert b"connections" in reply
+        time.sleep(0.5)
+        assert threading.active_count() <= before + cap
+    finally:
+        for s in idle:
+            s.close()
+    assert _settles(lambda: _get(hub, "api/campaigns")[0] == 200, 10.0)

@@ -29,6 +29,7 @@ from services.query.answers import DEFAULT_SIZE
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
+from services.slots import MAX_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ ROUTES: dict[str, str] = {
     "/api/events": "events",
 }
 STOP_WAIT_S = 3.0
+# A connection gets this long for each read and write (its request, a TLS handshake, a page
+# taking an event): one that sends nothing, or stops reading, lets its thread go.
+REQUEST_TIMEOUT_S = 30.0
+# Connections answered at once beside the event streams (--max-streams): past them, a new
+# one is answered 503 and closed by the accepting thread, without a thread of its own.
+CALL_CONNECTIONS = 64
+BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\n"
+    b'{"error":"connections: the server holds as many as it may; try again later"}'
+)
 # Served to anyone: the page itself, health and the API's description hold no figures.
 OPEN_ROUTES = ("static", "health", "openapi")
 
@@ -83,10 +95,40 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: DashboardServer
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.app.connections.acquire(blocking=False):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.app.connections.release()  # no thread started to let it go
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.app.connections.release()
+
+
+def _refuse(request: socket.socket) -> None:
+    """Say 503 if the socket takes it at once (a TLS one, not handshaken, does not)."""
+    try:
+        request.setblocking(False)
+        request.send(BUSY)
+    except OSError:
+        pass
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "duhub-dashboard"
+
+    def setup(self) -> None:
+        self.timeout = self.server.app.request_timeout  # StreamRequestHandler applies it
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
         log.debug("%s " + format, self.address_string(), *args)
@@ -179,6 +221,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _events(self, params: Params, body: bool) -> None:
         campaign = (params.get("campaign") or [""])[0]
+        app = self.server.app
+        with app.streaming:
+            full = body and app.streams >= app.max_streams
+            if not full and body:
+                app.streams += 1  # its place taken before the answer says it has one
+        if full:
+            self._json(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                {
+                    "error": f"events: {app.max_streams} streams are open on this server "
+                    "already, its limit (--max-streams); try again later"
+                },
+                body,
+            )
+            return
+        try:
+            self._stream(campaign, body)
+        finally:
+            if body:
+                with app.streaming:
+                    app.streams -= 1
+                    app.streaming.notify_all()
+
+    def _stream(self, campaign: str, body: bool) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-store")
@@ -187,14 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         if body:
             app = self.server.app
-            with app.streaming:
-                app.streams += 1
-            try:
-                stream_changes(self.wfile, app.api.feed, campaign, app.closing)
-            finally:
-                with app.streaming:
-                    app.streams -= 1
-                    app.streaming.notify_all()
+            stream_changes(self.wfile, app.api.feed, campaign, app.closing)
 
 
 class DashboardServer:
@@ -207,12 +266,18 @@ class DashboardServer:
         feed: ChangeFeed,
         security: Security = OPEN,
         answer_cache: int = DEFAULT_SIZE,
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self.api = DashboardApi(engine, feed, answer_cache)
         self.security = security
         self.closing = threading.Event()
         self.streaming = threading.Condition()
         self.streams = 0
+        # A thread per connection: at most max_streams event streams, and CALL_CONNECTIONS
+        # connections beside them.
+        self.max_streams = max_streams
+        self.connections = threading.BoundedSemaphore(max_streams + CALL_CONNECTIONS)
+        self.request_timeout = REQUEST_TIMEOUT_S
         host, port = parse_listen(listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("_BoundServer", (_Server,), {"address_family": family})
@@ -268,7 +333,8 @@ def start_dashboard(
     feed: ChangeFeed,
     security: Security = OPEN,
     answer_cache: int = DEFAULT_SIZE,
+    max_streams: int = MAX_STREAMS,
 ) -> DashboardServer:
-    server = DashboardServer(listen, engine, feed, security, answer_cache)
+    server = DashboardServer(listen, engine, feed, security, answer_cache, max_streams)
     server.start()
     return server
