@@ -41,6 +41,10 @@ MAX_BATCH = 10_000
 # generations go. Only memory depends on it (lookups see the tail and the read model either
 # way), and the query costs a round trip or two (~5 ms) that every batch paid.
 PRUNE_EVERY = 1.0
+# Events appended and not yet applied that ingest keeps (~340 bytes each, ~70 MB): past them,
+# publishing is refused UNAVAILABLE until the aggregator catches up. With the workers down
+# the tail grew for as long as they stayed down (245 MB an hour at 200 events/s).
+MAX_PENDING = 200_000
 # The records read at the end of each partition for the latest stamp before the first append.
 STAMP_TAIL = 16
 
@@ -87,6 +91,10 @@ class _PendingTail:
 
     def knowledge(self) -> WorkingSet:
         return self.new.ws
+
+    def size(self) -> int:
+        """Return how many accepted events the tail holds."""
+        return len(self.new.ws.digests) + (len(self.old.ws.digests) if self.old else 0)
 
     def absorb(self, batch: WorkingSet, ends: dict[int, int]) -> None:
         target = self.new.ws
@@ -167,10 +175,12 @@ class Ingestor:
         log: EventLog,
         engine: Engine,
         clock: Callable[[], int] = time.time_ns,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.log = log
         self.engine = engine
         self.clock = clock
+        self.max_pending = max_pending
         self._lock = threading.Lock()
         self._spare: list[ReadModelKnowledge] = []  # each keeps its units and campaigns cached
         self._spare_lock = threading.Lock()
@@ -270,6 +280,12 @@ class Ingestor:
             self._pruned_mark = next(self._tickets)
             self._tail.prune(positions)
             self._pruned_at = time.monotonic()
+        pending = self._tail.size()
+        if pending >= self.max_pending:
+            raise NotReady(
+                f"the read model is {pending} events behind what ingest appended (the "
+                "aggregate workers are down or slow); retry later"
+            )
         if prepared.ticket < self._pruned_mark:
             # Fetched before (or while) the positions of the last prune were read: it may miss
             # what the tail let go as applied. Fetch again, now.
