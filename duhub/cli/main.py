@@ -125,7 +125,7 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log",
         default=os.environ.get("DUHUB_LOG"),
-        help="kafka://HOST:PORT[?key=PATH&partitions=N&replication=R] or a data dir "
+        help="kafka://HOST:PORT[?key=PATH&topic=T&partitions=N&replication=R] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )
     p.add_argument(
@@ -308,7 +308,8 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     av.add_argument(
         "--log",
         default=os.environ.get("DUHUB_LOG"),
-        help="kafka://HOST:PORT[?key=PATH] or a data dir (default $DUHUB_LOG, else --data-dir)",
+        help="kafka://HOST:PORT[?key=PATH&topic=T] or a data dir "
+        "(default $DUHUB_LOG, else --data-dir)",
     )
     av.add_argument("--checkpoint", help="a checkpoint printed earlier: verify the log up to it")
     av.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -69,6 +69,10 @@ TOPIC_CONFIG = {
 }
 
 
+# The options of a kafka:// URL (`KafkaSpec.parse`).
+OPTIONS = ("topic", "partitions", "replication", "key")
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSpec:
     bootstrap: str
@@ -94,6 +98,13 @@ class KafkaSpec:
         if u.scheme != "kafka" or not u.netloc:
             raise ValueError(f"log: {url!r} is not kafka://HOST:PORT")
         q = parse_qs(u.query)
+        # An option not read must not pass silently: a typo (?topik=) would put the hub on the
+        # default topic, another hub's.
+        for name in q:
+            if name not in OPTIONS:
+                raise ValueError(
+                    f"log: unknown option {name!r} in {url}; known: {', '.join(OPTIONS)}"
+                )
         try:
             return cls(
                 u.netloc,
