@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from duhub.bootstrap import open_log
 from duhub.cli import client
-from duhub.cli.serve import redacted
+from duhub.cli.startup import check_db, redacted
 from duhub.convert import to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
@@ -45,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
     log_spec = args.log or str(data_dir)
     live_url = args.db or f"sqlite:///{data_dir / 'readmodel.db'}"
     target_url = args.into or f"sqlite:///{data_dir / 'replay.db'}"
+    try:
+        check_db(target_url, "--into")
+        check_db(live_url, "--db")
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
     if same_database(target_url, live_url):
         client.fail("--into: must not be the live read model", client.EXIT_USAGE)
     until = None

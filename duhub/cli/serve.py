@@ -17,6 +17,7 @@ from duhub.bootstrap import (
     make_data_dir,
 )
 from duhub.cli.client import EXIT_USAGE
+from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.logs import fatal, setup_logging
 
 
@@ -53,12 +54,16 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
     cfg = config(args)
+    try:
+        check_db(cfg.database)
+    except ValueError as e:
+        return _refused(args.service, e, cfg)
     if args.service == "aggregate":
         return _aggregate(cfg, getattr(args, "metrics", ""))
     try:
         service = IngestProcess(cfg) if args.service == "ingest" else QueryProcess(cfg)
-    except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
-        return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
+    except FAILURES as e:  # no credentials, a bad --log or --db, --listen in use (it binds)
+        return _refused(args.service, e, cfg)
     try:
         service.start()
         url = metrics.serve_metrics(getattr(args, "metrics", ""))
@@ -96,16 +101,23 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
     if url:
         print(f"  metrics:                {url}", flush=True)
     if cfg.log_spec.startswith("kafka://"):
-        from services.aggregate.faust_app import run_worker
+        from services.aggregate.faust_app import build_app, run_worker
 
-        run_worker(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"), lag_metric=bool(url))
+        try:
+            app = build_app(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"))
+        except FAILURES as e:  # a bad --log or --db, or one that does not answer
+            return _refused("aggregate", e, cfg)
+        run_worker(app, lag_metric=bool(url))
         return 0
     from duhub.bootstrap import open_log
     from duhub.readmodel.engine import open_engine
     from duhub.readmodel.writer import read_positions
     from services.aggregate.embedded import LogTailer
 
-    log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
+    try:
+        log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
+    except FAILURES as e:
+        return _refused("aggregate", e, cfg)
     if url:
         metrics.watch_lag(log_, lambda: read_positions(engine))
     tailer = LogTailer(log_, engine)
@@ -115,10 +127,6 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
     return 1 if tailer.error else 0
 
 
-def redacted(url: str) -> str:
-    """Return a database URL without its password, for printing."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url
+def _refused(service: str, e: BaseException, cfg: HubConfig) -> int:
+    """Say why the service cannot start, naming the option; return the exit code."""
+    return fatal(f"duhub serve {service}: {failure(e, cfg.database, cfg.log_spec)}", EXIT_USAGE)

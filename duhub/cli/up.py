@@ -12,7 +12,8 @@ from duhub import metrics
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
-from duhub.cli.serve import http_address, redacted
+from duhub.cli.serve import http_address
+from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.log.base import LogCorrupted
 from duhub.logs import fatal, setup_logging
 from duhub.readmodel.writer import read_positions
@@ -28,24 +29,24 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
     data_dir = Path(args.data_dir).resolve()
+    config = HubConfig(
+        data_dir=data_dir,
+        listen=args.listen,
+        db_url=args.db or "",
+        log_url=args.log or "",
+        http=http_address(args),
+        tls_dir=args.tls_dir or "",
+        tokens=args.tokens or "",
+        private_socket=not args.no_simulate,
+        max_streams=args.max_streams,
+    )
     try:
-        hub = Hub(
-            HubConfig(
-                data_dir=data_dir,
-                listen=args.listen,
-                db_url=args.db or "",
-                log_url=args.log or "",
-                http=http_address(args),
-                tls_dir=args.tls_dir or "",
-                tokens=args.tokens or "",
-                private_socket=not args.no_simulate,
-                max_streams=args.max_streams,
-            )
-        )
-    except ValueError as e:  # no credentials for a non-loopback address, unreadable ones
-        return fatal(f"duhub up: {e}", EXIT_USAGE)
+        check_db(config.database)
+        hub = Hub(config)
     except LogCorrupted as e:  # a damaged record before the end: not to be cut off
         return fatal(f"duhub up: {e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
+    except FAILURES as e:  # no credentials for a non-loopback address, a bad --log or --db
+        return fatal(f"duhub up: {failure(e, config.database, config.log_spec)}", EXIT_USAGE)
     try:
         hub.start()
     except OSError as e:  # an address in use: name the option, no traceback

@@ -45,6 +45,7 @@ HEARTBEAT_INTERVAL_S = 2.0
 
 def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     """Return a Faust app that applies the events topic to the read model at `db_url`."""
+    heap.limit_arenas()  # before the worker's threads start (the Kafka clients' too)
     spec = KafkaSpec.parse(log_url)
     kafka = KafkaLog(spec)
     driver = ContiguousDriver(kafka, open_engine(db_url))
@@ -156,10 +157,9 @@ def _assigned(app: faust.App, topic: str) -> set[int]:
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
 
 
-def run_worker(log_url: str, db_url: str, datadir: str = "", lag_metric: bool = False) -> None:
-    """Run one aggregate worker until SIGTERM/SIGINT (logging as the caller set it up)."""
-    heap.limit_arenas()  # before the worker's threads start
-    app = build_app(log_url, db_url, datadir)
+def run_worker(app: faust.App, lag_metric: bool = False) -> None:
+    """Run the aggregate worker `build_app` made until SIGTERM/SIGINT (logging as the caller
+    set it up)."""
     if lag_metric:
         from duhub import metrics
         from duhub.readmodel.writer import read_positions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -540,3 +541,59 @@ def test_a_refused_argument_is_a_json_record_under_log_format_json() -> None:
     assert text.returncode == 2
     assert text.stderr.startswith("usage: duhub up")
     assert text.stderr.endswith("duhub up: error: argument --rate: 'fast' is not a number\n")
+
+
+# What a first `duhub serve` of a real deployment gets wrong (README "Running the services
+# apart"), each refused with exit 2 naming the option. Before, each was a traceback and exit 1.
+SERVE_MISTAKES = {
+    "an unreadable origin key": (
+        ["aggregate", "--log", "kafka://127.0.0.1:1?key=/nonexistent/origin.key"],
+        "log: key=/nonexistent/origin.key: no such file",
+    ),
+    "a misspelt kafka:// option": (
+        ["aggregate", "--log", "kafka://127.0.0.1:1?topik=mine"],
+        "log: unknown option 'topik'",
+    ),
+    "a --db that is no URL": (["query", "--db", "nonsense"], "--db: "),
+    "a --db of a database duhub has no driver for": (
+        ["aggregate", "--log", "kafka://127.0.0.1:1", "--db", "mysql://u@h/db"],
+        "--db: mysql://u:***@h/db: duhub's read model is postgresql://… or sqlite:///…",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", SERVE_MISTAKES)
+def test_serve_refuses_a_bad_backend_naming_the_option(tmp_path: Path, mistake: str) -> None:
+    args, message = SERVE_MISTAKES[mistake]
+    done = duhub("serve", *args, "--data-dir", str(tmp_path), "--http", "off")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_serve_refuses_a_database_it_cannot_open_naming_db(tmp_path: Path) -> None:
+    from tests.infra import postgres_url
+
+    missing = postgres_url().rsplit("/", 1)[0] + "/duhub_no_such_database"
+    done = duhub("serve", "query", "--db", missing, "--data-dir", str(tmp_path), "--http", "off")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--db: cannot open postgresql://" in done.stderr, done.stderr
+    assert '"duhub_no_such_database" does not exist' in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("service", ["ingest", "query"])
+def test_serve_on_a_port_in_use_is_refused_naming_listen(tmp_path: Path, service: str) -> None:
+    # serve.run meant to name --listen (its "an address in use" branch), but the servers bind
+    # when they are made, before that branch: an OSError traceback, exit 1.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    address = f"127.0.0.1:{taken.getsockname()[1]}"
+    try:
+        done = duhub(
+            "serve", service, "--listen", address, "--data-dir", str(tmp_path), "--http", "off"
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--listen: cannot bind {address}" in done.stderr and "Traceback" not in done.stderr
