@@ -7,7 +7,8 @@ link is classified:
 - inserted: the event does not link to its predecessor, but the next one links past it;
 - missing: the link is broken and the seq jumps (events were deleted in between);
 - altered: the link is broken although the seqs follow on: the predecessor's bytes changed.
-A frame whose checksum fails or that does not parse is reported as altered where it lies. A
+A frame whose checksum fails or that does not parse is reported as altered where it lies (a
+Kafka-direct record is in no chain: one that does not parse is a dead letter, not damage). A
 broken link with seqs missing across a record that does not parse (cut short, say) is that
 record's damage, reported once, where it lies: the link cannot be checked across it, and the
 chain is checked on from the event after it.
@@ -106,6 +107,10 @@ def audit(
             continue
         report.records += 1
         report.ends[partition] = max(report.ends.get(partition, 0), offset + 1)
+        if not ingested:
+            # A Kafka-direct record: no chain holds it (ingest never saw it), so it is listed
+            # as a record only, and one that does not parse is a dead letter, not damage.
+            continue
         entry = entry_of(partition, offset, value)
         if not crc_ok or entry is None:
             why = "its checksum fails" if not crc_ok else "it is not a duhub.v1.Event"
@@ -121,7 +126,7 @@ def audit(
                     f"the record at {partition}:{offset}: {why}",
                 )
             )
-        if entry is not None and ingested:
+        if entry is not None:
             chain = chains[entry.source]
             across = cuts.claim(chain.last, entry) if chain.breaks_over_gap(entry) else None
             if across is not None:

@@ -123,3 +123,34 @@ def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> No
         report = audit(log_records(url))
         assert (report.records, report.chained) == (4, 4), url
         assert [f.kind for f in report.findings] == ["inserted"], url
+
+
+def test_audit_verify_leaves_a_garbled_kafka_direct_record_out_of_the_chains() -> None:
+    # README: Kafka-direct events are not chained, they are listed as records only; one whose
+    # value does not parse is a dead letter. audit verify reported such a record as ALTERED
+    # (exit 4, the log tampered with), later even as damage inside 420581's chain: a county
+    # producer's garbage made every audit of a sound log fail.
+    from duhub.audit.chain import audit
+    from duhub.audit.records import log_records
+    from duhub.convert import chain_hash
+    from duhub.log.kafka import KafkaLog
+
+    log_url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(log_url)
+    log = KafkaLog(spec)
+    prev, values = b"", []
+    for seq in (1, 2, 3):
+        values.append(_chained(seq, prev))
+        prev = chain_hash(values[-1])
+    log.append([(b"420581", v) for v in values[:2]])
+    producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+    producer.send(spec.topic, key=b"420581", value=b"\x0a\x05abc").get(timeout=30)  # cut short
+    direct = accountability("420581", 100, 1).SerializeToString()  # a sound Kafka-direct one
+    producer.send(spec.topic, key=b"420581", value=direct).get(timeout=30)
+    producer.close()
+    log.append([(b"420581", values[2])])
+    log.close()
+    report = audit(log_records(log_url))
+    assert (report.records, report.chained) == (5, 3)
+    assert report.findings == []
+    assert report.heads["420581"][:2] == (3, 3)
