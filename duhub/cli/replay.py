@@ -87,12 +87,19 @@ def run(args: argparse.Namespace) -> int:
         )
     # Every option checked: only now is anything changed.
     live = None if args.no_compare else _open(live_url, "--db" if args.db else "--data-dir")
-    if args.fresh:
-        _start_over(target_url)
     try:
         log = open_log(log_spec)
     except LogCorrupted as e:
         client.fail(f"{e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
+    if unknown := sorted(set(start) - set(log.partitions())):
+        # Else a mistyped partition was dropped: the whole log counted, without a word.
+        has = ", ".join(map(str, log.partitions())) or "none"
+        client.fail(
+            f"--from-offset: the log has no partition {unknown[0]} (its partitions: {has})",
+            client.EXIT_USAGE,
+        )
+    if args.fresh:
+        _start_over(target_url)
     target = _open(target_url, "--into")
     try:
         claim_cut(target, ReplayCut(until, since, start))

@@ -597,3 +597,26 @@ def test_serve_on_a_port_in_use_is_refused_naming_listen(tmp_path: Path, service
         taken.close()
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"--listen: cannot bind {address}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_replay_refuses_a_partition_the_log_does_not_have(hub: Pipeline, tmp_path: Path) -> None:
+    # Before, --from-offset 3:1 on a log of one partition (a typo for 0:1, or a partition of
+    # another topic) was dropped: the whole log counted, exit 0, with a digest as if asked.
+    kept = tmp_path / "kept.db"
+    first = duhub(
+        "replay", "--data-dir", str(hub.dir), "--into", f"sqlite:///{kept}", "--no-compare"
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    done = duhub(
+        "replay",
+        "--data-dir",
+        str(hub.dir),
+        "--into",
+        f"sqlite:///{kept}",
+        "--fresh",
+        "--from-offset",
+        "3:1",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--from-offset: the log has no partition 3 (its partitions: 0)" in done.stderr
+    assert kept.exists()  # --fresh changed nothing before the option was checked
