@@ -77,7 +77,7 @@ def add_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     key = csub.add_parser(
         "origin-key",
         help="make the key ingest signs its Kafka records with (kafka://…?key=FILE); every "
-        "ingest, aggregate and query process of the hub needs a copy",
+        "ingest and aggregate process of the hub needs a copy (query processes do not)",
     )
     key.add_argument("--file", required=True, help="where to write it (0600)")
 
@@ -155,8 +155,8 @@ def _origin_key(path: str) -> int:
         )
     make_key(path)
     print(
-        f"wrote {path}: give every ingest, aggregate and query process of the hub a copy, "
-        f"and kafka://…?key={path}"
+        f"wrote {path}: give every ingest and aggregate process of the hub a copy (and replay "
+        f"and audit verify of its Kafka log), and kafka://…?key={path}"
     )
     return 0
 

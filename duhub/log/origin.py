@@ -54,7 +54,7 @@ def load_key(path: str) -> bytes:
     if not file.exists():
         raise ValueError(
             f"log: key={path}: no such file: make it once with 'duhub certs origin-key --file "
-            f"{path}' and give every ingest, aggregate and query process of the hub a copy"
+            f"{path}' and give every ingest and aggregate process of the hub a copy"
         )
     text = _read_whole(file)
     try:
