@@ -280,6 +280,10 @@ def run(
             # the figures caught up unknown, not the answers (they were lost with exit 3).
             try:
                 visible = wait_visible(address, tally.ends, wait)
+                if visible is None:  # said, or a user takes the silence for "in the figures"
+                    unasked = (
+                        f"{address} answers no queries, as an ingest alone: ask the query service"
+                    )
             except grpc.RpcError as e:
                 visible = False
                 unasked = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]
@@ -322,7 +326,7 @@ def run(
         )
         if visible is True:
             print("  all accepted events are in the figures")
-        elif visible is False and unasked:
+        elif unasked:
             print(
                 "  accepted events are durable; could not ask whether the figures caught up "
                 f"({unasked})"

@@ -322,3 +322,30 @@ def unsent(sock: socket.socket) -> int:
 def unread(sock: socket.socket) -> int:
     """Bytes a TCP socket has received that no process has read yet (SIOCINQ)."""
     return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def test_publish_to_an_ingest_alone_says_it_could_not_ask_about_the_figures(
+    tmp_path: Path,
+) -> None:
+    """README's services apart publish to `duhub serve ingest`, which serves no queries. With
+    --wait (default 30 s) publish printed only its counts: nothing said the figures were not
+    asked about, where a hub says 'all accepted events are in the figures', and a query right
+    after it missed events a worker had not applied yet."""
+    from duhub.bootstrap import IngestProcess
+
+    ingest = IngestProcess(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    ingest.start()
+    try:
+        path = tmp_path / "events.jsonl"
+        path.write_text(json.dumps(sanction("lone-1", "420502", 1)) + "\n")
+        done = duhub(
+            f"127.0.0.1:{ingest.port}", "publish", str(path), "--outbox", str(tmp_path / "o.db")
+        )
+    finally:
+        ingest.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 accepted, 0 duplicate, 0 rejected" in done.stdout
+    assert (
+        "accepted events are durable; could not ask whether the figures caught up "
+        f"(127.0.0.1:{ingest.port} answers no queries, as an ingest alone: ask the query service)"
+    ) in done.stdout
