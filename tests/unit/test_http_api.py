@@ -295,8 +295,14 @@ def test_health_head_and_methods(api: Client) -> None:
     assert api.get("healthz")["status"] == "SERVING"
     status, headers, body = api.raw("/api/campaigns", "HEAD")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
-    status, _, body = api.raw("/api/campaigns", "POST")
-    assert status == 405 and json.loads(body)["error"].startswith("method:")
+    # Every other method, standard or not, is 405 in JSON with the methods there are
+    # (RFC 9110 requires Allow on a 405), not the standard library's 501 page in HTML.
+    for method in ("POST", "DELETE", "OPTIONS", "TRACE", "PROPFIND"):
+        status, headers, body = api.raw("/api/campaigns", method)
+        assert status == 405, method
+        assert headers["Content-Type"] == "application/json; charset=utf-8", method
+        assert headers["Allow"] == "GET, HEAD", method
+        assert json.loads(body)["error"].startswith("method:"), method
 
 
 def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:

@@ -139,10 +139,22 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._dispatch(body=False)
 
-    def _not_allowed(self) -> None:
-        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "method: only GET and HEAD"}, True)
+    def __getattr__(self, name: str) -> Any:
+        # The stdlib answers a method it finds no do_X for with its own 501 page in HTML:
+        # every method but GET and HEAD (OPTIONS, TRACE, any other) is 405 in JSON instead.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+    def _not_allowed(self) -> None:
+        data = json.dumps({"error": "method: only GET and HEAD"}).encode()
+        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+        self.send_header("Allow", "GET, HEAD")  # RFC 9110: a 405 says what is allowed
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
 
     def _dispatch(self, body: bool) -> None:
         url = urlsplit(self.path)
