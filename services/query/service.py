@@ -50,6 +50,16 @@ def _opt_time(msg, name: str) -> int | None:  # type: ignore[no-untyped-def]
     return to_nanos(getattr(msg, name)) if msg.HasField(name) else None
 
 
+# Recorded times are int64 nanoseconds. An as_of outside them (before 1677, after 2262) asks
+# about before or after everything recorded; unclamped it overflowed the database's integer.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
+    at = _opt_time(msg, "as_of")
+    return None if at is None else min(max(at, INT64_MIN), INT64_MAX)
+
+
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """Every answer is scoped to the caller: a user or node with scope S reads only S's subtree
     (an empty scope means S); the city's scope, and the local caller, read everything.
@@ -101,10 +111,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         raise AssertionError("unreachable")
 
-    def _coverage(self, campaign_id: str, scope: str, as_of: int | None) -> qpb.Coverage:
-        if not campaign_id:
+    def _coverage(self, r: qpb.GetCoverageRequest) -> qpb.Coverage:
+        if not r.campaign_id:
             raise QueryError("campaign_id: required")
-        return coverage_reply(coverage(self.engine, campaign_id, scope, as_of))
+        reply = coverage_reply(coverage(self.engine, r.campaign_id, r.scope_unit_id, _as_of(r)))
+        if r.HasField("as_of"):
+            reply.as_of.CopyFrom(r.as_of)  # as asked, not as clamped
+        return reply
 
     def _kept_coverage(
         self, context: grpc.ServicerContext, r: qpb.GetCoverageRequest
@@ -114,7 +127,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             context,
             self.answers.answer,
             b"C" + r.SerializeToString(deterministic=True),
-            lambda: self._coverage(r.campaign_id, r.scope_unit_id, _opt_time(r, "as_of")),
+            lambda: self._coverage(r),
         )
 
     def GetCoverage(
@@ -180,7 +193,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             _opt_time(r, "from"),
             _opt_time(r, "to"),
             GROUP_BY[r.group_by],
-            _opt_time(r, "as_of"),
+            _as_of(r),
         )
         reply = statistics_reply(rows, r.scope_unit_id, r.area)
         if r.HasField("as_of"):
@@ -273,7 +286,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             r.area,
             _opt_time(r, "from"),
             _opt_time(r, "to"),
-            _opt_time(r, "as_of"),
+            _as_of(r),
             r.limit,
         )
         return explanation_reply(found)

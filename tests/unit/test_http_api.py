@@ -15,11 +15,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf import json_format
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.v1 import events_pb2 as pb
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
 from services.query.http.openapi import document
 from services.query.http.server import ROUTES, parse_listen
 from tests.e2e.test_publish_and_query import line, scenario
@@ -254,6 +257,27 @@ def test_errors_are_json_naming_the_field(api: Client, path: str, status: int, f
     error = api.get(path, status)
     assert set(error) == {"error"}
     assert error["error"].startswith(field), error
+
+
+def test_as_of_past_what_nanoseconds_in_64_bits_hold(hub: Hub, api: Client) -> None:
+    """as_of is any RFC 3339 time; one past 2262 or before 1677 (out of int64 nanoseconds)
+    answered 500: what the hub knew then is everything, or nothing."""
+    for path in ("api/statistics?metric=visits&as_of=", "api/campaigns/vax/coverage?as_of="):
+        assert api.get(path + "9999-12-31T23:59:59Z")["asOf"] == "9999-12-31T23:59:59Z"
+    assert api.get("api/statistics?metric=visits&as_of=9999-12-31")["rows"][0]["values"] == {
+        "visits": 7
+    }
+    assert api.get("api/statistics?metric=visits&as_of=0001-01-01")["rows"][0]["values"] == {
+        "visits": 0
+    }
+    later = api.get("api/campaigns/vax/coverage?as_of=2262-04-12")
+    assert later["totals"] == api.get("api/campaigns/vax/coverage")["totals"]
+    # The gRPC API answers the same (the same servicer): it was UNKNOWN there.
+    with grpc.insecure_channel(hub.address) as channel:
+        req = qpb.GetStatisticsRequest(metrics=["visits"])
+        req.as_of.FromJsonString("9999-12-31T00:00:00Z")
+        reply = query_pb2_grpc.QueryServiceStub(channel).GetStatistics(req, timeout=10)
+        assert reply.rows[0].values["visits"] == 7
 
 
 def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
