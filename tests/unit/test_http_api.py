@@ -243,6 +243,9 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
         ),
         ("api/statistics?metric=visits&as_of=soon", 400, "as_of:"),
         ("api/statistics?metric=visits&area=a&area=b", 400, "area:"),
+        # Both spellings of one parameter, saying different things: neither is taken.
+        ("api/statistics?metric=visits&group_by=unit&groupBy=day", 400, "group_by:"),
+        ("api/statistics?metric=visits&as_of=2022-11-01&asOf=2023-01-01", 400, "as_of:"),
         ("api/statistics?metric=visits&colour=red", 400, "colour:"),
         ("api/campaigns/nope", 404, "campaignId:"),
         ("api/campaigns/nope/coverage", 404, "campaignId:"),

@@ -89,13 +89,11 @@ def _dict(msg: Message) -> Json:
 
 
 def _one(params: Params, name: str, *aliases: str) -> str:
-    for key in (name, *aliases):
-        values = params.get(key)
-        if values:
-            if len(values) > 1:
-                raise ApiError(400, f"{name}: give it once")
-            return values[0].strip()
-    return ""
+    # Counted over every spelling: group_by=unit&groupBy=day says two things, not one.
+    values = [v for key in (name, *aliases) for v in params.get(key, ())]
+    if len(values) > 1:
+        raise ApiError(400, f"{name}: give it once")
+    return values[0].strip() if values else ""
 
 
 def _known(params: Params, allowed: Iterable[str]) -> None:
