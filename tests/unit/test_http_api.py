@@ -253,6 +253,11 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
         ("api/campaigns/vax/coverage?as_of=later", 400, "as_of:"),
         ("api/units/nope", 404, "unitId:"),
         ("api/units?parent=nope", 404, "parent:"),
+        # The event stream answers a question wrongly asked before it starts, as
+        # WatchCoverage does, rather than streaming forever about nothing.
+        ("api/events?campaign=nope", 404, "campaign:"),
+        ("api/events?campaign=vax&campaign=vax", 400, "campaign:"),
+        ("api/events?campaignId=vax", 400, "campaignId:"),
         ("api/nothing", 404, "path:"),
     ],
 )
@@ -337,6 +342,8 @@ def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
     try:
         assert hub.dashboard is not None
         publish(hub, scenario())
+        # A stream about a campaign the hub does not know yet is 404: wait for it.
+        eventually(lambda: Client(hub.dashboard.url).get("api/campaigns/vax"))
         host, port = hub.dashboard.host, hub.dashboard.port
         conn = http.client.HTTPConnection(host, port, timeout=10)
         conn.request("GET", "/api/events?campaign=vax")

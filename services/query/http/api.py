@@ -193,6 +193,20 @@ class DashboardApi:
                 out[name] = json_format.MessageToDict(getattr(req, name))
         return out
 
+    def watched(self, params: Params) -> str:
+        """Return the campaign an event stream reports on ('' for none). A campaign the hub
+        does not know is 404, as WatchCoverage answers it, not a stream that never says
+        anything about it."""
+        _known(params, ("campaign",))
+        campaign_id = _one(params, "campaign")
+        if campaign_id:
+            c = s.campaigns.c
+            with self.engine.connect() as conn:
+                found = conn.execute(select(c.campaign_id).where(c.campaign_id == campaign_id))
+                if found.first() is None:
+                    raise ApiError(404, f"campaign: unknown campaign '{campaign_id}'")
+        return campaign_id
+
     def units(self, params: Params) -> Json:
         _known(params, ("parent",))
         req = qpb.ListUnitsRequest(parent_id=_one(params, "parent"))

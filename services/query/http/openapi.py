@@ -297,7 +297,10 @@ def document() -> Json:
                         " about changed), at most one every 0.2 s; a comment every 15 s."
                     ),
                     "parameters": [_param("campaign", "query", "campaign to report on")],
-                    "responses": _ok({"type": "string"}, "an event stream", "text/event-stream"),
+                    "responses": {
+                        **_ok({"type": "string"}, "an event stream", "text/event-stream"),
+                        **_errors(400, 404),
+                    },
                 }
             },
         },

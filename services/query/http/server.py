@@ -232,8 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, media, data, body)
 
     def _events(self, params: Params, body: bool) -> None:
-        campaign = (params.get("campaign") or [""])[0]
         app = self.server.app
+        campaign = app.api.watched(params)
         with app.streaming:
             full = body and app.streams >= app.max_streams
             if not full and body:
