@@ -368,6 +368,41 @@ def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
         hub.stop(grace=0)
 
 
+def test_a_revoked_token_ends_the_event_stream(tmp_path: Path) -> None:
+    """Deleting a token's line revokes it (README, Security), for what is open too, as a
+    WatchCoverage opened with it ends: the page's event stream went on telling of changes."""
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+
+    tokens = tmp_path / "tokens"
+    token = append_token(tokens, user("al", "420581"))
+    hub = Hub(
+        HubConfig(tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(tokens))
+    )
+    hub.start()
+    try:
+        assert hub.dashboard is not None
+        conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+        conn.request("GET", "/api/events", headers={"Cookie": f"duhub_token={token}"})
+        stream = conn.getresponse()
+        assert stream.status == 200 and read_event(stream)[0] == "hello"
+        tokens.write_text("")  # revoke it
+        publish(hub, scenario())  # changes it must no longer hear of
+        rest = b""
+        try:
+            while line := stream.readline():  # to its end, or 10 s of silence
+                rest += line
+        except TimeoutError:
+            pytest.fail(f"the stream went on after the revocation: {rest!r}")
+        assert b"event: change" not in rest
+        conn.close()
+        # As any request with the token is now.
+        status, _, _ = Client(hub.dashboard.url).raw("/api/events")
+        assert status == 401
+    finally:
+        hub.stop(grace=0)
+
+
 def test_stopping_ends_open_event_streams(tmp_path: Path) -> None:
     hub = start_hub(tmp_path / "hub")
     assert hub.dashboard is not None

@@ -295,6 +295,7 @@ def document() -> Json:
                         "`hello` on connect, then `change` events with data"
                         ' {"version": N, "coverage": bool} (coverage: the campaign asked'
                         " about changed), at most one every 0.2 s; a comment every 15 s."
+                        " The stream ends when the caller's token is revoked."
                     ),
                     "parameters": [_param("campaign", "query", "campaign to report on")],
                     "responses": {

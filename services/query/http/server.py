@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import Engine
 
-from duhub.auth.principal import Unauthenticated
+from duhub.auth.principal import Principal, Unauthenticated
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
@@ -194,12 +194,25 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("dashboard request %s failed", self.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}, body)
 
-    def _authenticate(self, body: bool) -> bool:
-        """Set who asks (a client certificate, a bearer token or the page's cookie; the
-        local caller without credentials), or answer 401 and return False."""
+    def _caller(self) -> Principal:
+        """Return who asks (a client certificate, a bearer token or the page's cookie; the
+        local caller without credentials); raise Unauthenticated."""
         peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        return self.server.app.security.http_principal(self.headers, peer)
+
+    def _still_allowed(self) -> bool:
+        """Whether the caller's credentials still hold (a token deleted from the file no
+        longer does), asked again while its event stream is open."""
         try:
-            CALLER.set(self.server.app.security.http_principal(self.headers, peer))
+            self._caller()
+        except Unauthenticated:
+            return False
+        return True
+
+    def _authenticate(self, body: bool) -> bool:
+        """Set who asks, or answer 401 and return False."""
+        try:
+            CALLER.set(self._caller())
         except Unauthenticated as e:
             data = json.dumps({"error": f"authorization: {e}"}).encode()
             self.send_response(HTTPStatus.UNAUTHORIZED)
@@ -265,7 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         if body:
             app = self.server.app
-            stream_changes(self.wfile, app.api.feed, campaign, app.closing)
+            stream_changes(
+                self.wfile, app.api.feed, campaign, app.closing, allowed=self._still_allowed
+            )
 
 
 class DashboardServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 
 from duhub.feed import ChangeFeed
@@ -33,8 +34,10 @@ def stream_changes(
     closing: threading.Event,
     heartbeat: float = HEARTBEAT_S,
     min_gap: float = MIN_GAP_S,
+    allowed: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Write `hello`, then a `change` event per change, until the client or server goes.
+    """Write `hello`, then a `change` event per change, until the client or server goes,
+    or the caller is no longer `allowed` (asked at every wake-up: a revoked token).
 
     A change's data: `version` (the feed's counter) and `coverage` (whether the campaign
     asked about, if any, changed: a page refetches coverage only then, statistics always).
@@ -48,6 +51,8 @@ def stream_changes(
     try:
         while not closing.is_set() and not feed.closed:
             version = feed.wait_any(seen, TICK_S)
+            if not allowed():
+                return  # asked after waking: nothing is told after a revocation
             if version > seen:
                 now_campaign = feed.campaign_version(campaign_id) if campaign_id else 0
                 out.write(
