@@ -304,6 +304,17 @@ def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
     # The query parameters it names are the ones the API takes.
     stats = {p["name"] for p in doc["paths"]["/api/statistics"]["get"]["parameters"]}
     assert stats == {"metric", "scope", "area", "from", "to", "group_by", "as_of"}
+    # What the routes answer is what it says: every /api route refuses an unknown
+    # parameter with 400, and the coverage totals carry their ratio.
+    ids = {"campaignId": "vax", "unitId": "420581"}
+    for path, item in doc["paths"].items():
+        if path.startswith("/api/"):
+            url = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+            assert api.get(url.lstrip("/") + "?colour=red", 400)["error"].startswith("colour:")
+            assert "400" in item["get"]["responses"], path
+    schemas = doc["components"]["schemas"]
+    totals = api.get("api/campaigns/vax/coverage")["totals"]
+    assert set(totals) == set(schemas["Coverage"]["properties"]["totals"]["properties"])
 
 
 def test_the_page_is_served_from_the_package_with_nothing_from_outside(api: Client) -> None:

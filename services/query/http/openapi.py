@@ -28,7 +28,13 @@ def _ok(schema: Json, description: str = "OK", media: str = "application/json") 
 
 
 def _errors(*codes: int) -> Json:
-    text = {400: "a parameter is wrong; the message names it", 404: "unknown campaign or unit"}
+    text = {
+        400: "a parameter is wrong or unknown; the message names it",
+        401: "no credentials, or unknown ones (a hub with --tokens or --tls-dir)",
+        403: "a unit outside the caller's scope",
+        404: "unknown campaign or unit",
+        503: "the read model is unreachable, or the server holds all the connections it may",
+    }
     return {
         str(c): {
             "description": text[c],
@@ -38,6 +44,8 @@ def _errors(*codes: int) -> Json:
     }
 
 
+# What a route answering for a scope may say besides 200.
+API_ERRORS = (400, 401, 403, 404, 503)
 SCOPE = _param("scope", "query", "unit id: only its subtree counts; empty for the whole city")
 AS_OF = _param("as_of", "query", "answer with what the hub had recorded then (RFC 3339 or date)")
 TIME = {"type": "string", "description": "RFC 3339 time"}
@@ -112,7 +120,10 @@ SCHEMAS: Json = {
         scopeUnitId={"type": "string"},
         full={"type": "boolean", "description": "every group's targets covered (督导全覆盖)"},
         asOf=TIME,
-        totals={"type": "object", "properties": {k: TALLY[k] for k in ("targets", "covered")}},
+        totals={
+            "type": "object",
+            "properties": {k: TALLY[k] for k in ("targets", "covered", "ratio")},
+        },
         tiers={
             "type": "array",
             "items": {"type": "object", "properties": {"tier": _ref("Tier"), **TALLY}},
@@ -186,7 +197,8 @@ def document() -> Json:
                 "Coverage and statistics for the city command, as the gRPC QueryService answers"
                 " them, in its canonical JSON, with unit names joined in. Times are RFC 3339 or"
                 " dates (midnight UTC); periods are half-open [from, to) in event time."
-                ' Errors are {"error": "FIELD: reason"} with 400 or 404; groupBy and'
+                ' Errors are {"error": "FIELD: reason"}: 400 or 404; 401 and 403 on a hub'
+                " with credentials; 503 when the read model is unreachable. groupBy and"
                 " asOf are accepted for group_by and as_of."
             ),
         },
@@ -210,21 +222,22 @@ def document() -> Json:
                         _object(
                             ["campaigns"], campaigns={"type": "array", "items": _ref("Campaign")}
                         )
-                    ),
+                    )
+                    | _errors(400, 401, 503),
                 }
             },
             "/api/campaigns/{campaignId}": {
                 "get": {
                     "summary": "one campaign, its groups' targets named",
                     "parameters": [campaign_id],
-                    "responses": {**_ok(_ref("Campaign")), **_errors(404)},
+                    "responses": {**_ok(_ref("Campaign")), **_errors(400, 401, 404, 503)},
                 }
             },
             "/api/campaigns/{campaignId}/coverage": {
                 "get": {
                     "summary": "coverage per tier, group and county; uncovered units named",
                     "parameters": [campaign_id, SCOPE, AS_OF],
-                    "responses": {**_ok(_ref("Coverage")), **_errors(400, 404)},
+                    "responses": {**_ok(_ref("Coverage")), **_errors(*API_ERRORS)},
                 }
             },
             "/api/statistics": {
@@ -251,7 +264,7 @@ def document() -> Json:
                         ),
                         AS_OF,
                     ],
-                    "responses": {**_ok(_ref("Statistics")), **_errors(400, 404)},
+                    "responses": {**_ok(_ref("Statistics")), **_errors(*API_ERRORS)},
                 }
             },
             "/api/units": {
@@ -260,7 +273,8 @@ def document() -> Json:
                     "parameters": [_param("parent", "query", "parent unit id")],
                     "responses": _ok(
                         _object(["units"], units={"type": "array", "items": _ref("Unit")})
-                    ),
+                    )
+                    | _errors(*API_ERRORS),
                 }
             },
             "/api/units/{unitId}": {
@@ -284,7 +298,7 @@ def document() -> Json:
                                 ]
                             }
                         ),
-                        **_errors(404),
+                        **_errors(*API_ERRORS),
                     },
                 }
             },
@@ -300,7 +314,7 @@ def document() -> Json:
                     "parameters": [_param("campaign", "query", "campaign to report on")],
                     "responses": {
                         **_ok({"type": "string"}, "an event stream", "text/event-stream"),
-                        **_errors(400, 404),
+                        **_errors(400, 401, 404, 503),
                     },
                 }
             },
