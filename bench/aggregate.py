@@ -104,11 +104,15 @@ def raw_consume(topic: str, total: int) -> Drained:
     """Read and parse every record (see Drained for what is timed)."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from duhub.log.kafka import ISOLATION_LEVEL
+
     consumer = KafkaConsumer(
         bootstrap_servers=c.KAFKA,
         group_id=None,
         enable_auto_commit=False,
         client_id="duhub-bench-raw-consumer",
+        # As the worker reads (committed records only): the same fetches, like for like.
+        isolation_level=ISOLATION_LEVEL,
         max_poll_records=5000,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
