@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import threading
@@ -333,6 +334,19 @@ def test_the_dashboard_is_tls_and_scoped_too(mtls: HubProcess, pki: Path) -> Non
     assert status == 403 and "scope:" in body["error"]
     status, body = _get(url + "api/units", alice)
     assert status == 200 and [u["unitId"] for u in body["units"]] == [YIDU]
+    # An event stream over TLS stays open while its page does: the server looks whether a
+    # stream's client went (its socket readable) and must not take TLS records for that.
+    host, port = url.removeprefix("https://").rstrip("/").rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    with alice.wrap_socket(raw, server_hostname=host) as sock:
+        sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        seen = b""
+        while b"event: hello" not in seen:
+            seen += sock.recv(4096)
+        assert seen.startswith(b"HTTP/1.0 200 "), seen[:80]
+        sock.settimeout(2.0)
+        with pytest.raises(TimeoutError):  # nothing changed: nothing comes, nor the end
+            sock.recv(4096)
 
 
 # ---- bearer tokens --------------------------------------------------------------------------

@@ -149,3 +149,29 @@ def test_connections_past_the_cap_are_refused_without_a_thread(hub: Hub) -> None
         for s in idle:
             s.close()
     assert _settles(lambda: _get(hub, "api/campaigns")[0] == 200, 10.0)
+
+
+def test_an_event_stream_the_page_closed_gives_its_place_back_at_once(hub: Hub) -> None:
+    # The server saw a closed stream only when a write to it failed: a quiet one (no change,
+    # a heartbeat each 15 s, the first write after the close taken) kept its place up to 30 s,
+    # so a page that switched campaigns, or was reloaded, was refused at the cap meanwhile.
+    assert hub.dashboard is not None
+    streams = []
+    try:
+        for _ in range(4):  # max_streams=4
+            conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+            conn.request("GET", "/api/events")
+            reply = conn.getresponse()
+            assert read_event(reply)[0] == "hello"
+            streams.append(conn)
+        assert _get(hub, "api/events")[0] == 503
+        reply.close()  # the page goes (its socket closed), and nothing changes: nothing
+        streams.pop().close()  # is written to the stream for a while
+        assert _settles(lambda: hub.dashboard.streams < 4, 3.0), "the closed stream's place is held"
+        conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+        conn.request("GET", "/api/events")
+        assert conn.getresponse().status == 200
+        streams.append(conn)
+    finally:
+        for conn in streams:
+            conn.close()

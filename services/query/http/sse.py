@@ -35,9 +35,12 @@ def stream_changes(
     heartbeat: float = HEARTBEAT_S,
     min_gap: float = MIN_GAP_S,
     allowed: Callable[[], bool] = lambda: True,
+    gone: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Write `hello`, then a `change` event per change, until the client or server goes,
-    or the caller is no longer `allowed` (asked at every wake-up: a revoked token).
+    """Write `hello`, then a `change` event per change, until the client or server goes
+    (`gone`, asked every tick, says the client closed: a quiet stream learns it no other
+    way before its next write), or the caller is no longer `allowed` (asked at every
+    wake-up: a revoked token).
 
     A change's data: `version` (the feed's counter) and `coverage` (whether the campaign
     asked about, if any, changed: a page refetches coverage only then, statistics always).
@@ -49,7 +52,7 @@ def stream_changes(
     out.flush()
     last_write = time.monotonic()
     try:
-        while not closing.is_set() and not feed.closed:
+        while not closing.is_set() and not feed.closed and not gone():
             version = feed.wait_any(seen, TICK_S)
             if not allowed():
                 return  # asked after waking: nothing is told after a revocation
