@@ -341,3 +341,25 @@ def test_a_page_that_goes_away_does_not_stop_the_hub(hub: HubProcess, tmp_path: 
         time.sleep(0.3)  # each change is written on its own, so a write meets the reset
     assert hub.proc.poll() is None, "".join(hub.output)
     assert get_json(hub.dashboard + "healthz")["status"] == "SERVING"
+
+
+def test_a_page_refused_its_event_stream_at_the_cap_goes_live_once_there_is_room(
+    tmp_path: Path, browser: Any
+) -> None:
+    """An EventSource answered anything but 200 gives up for good: a page refused 503 at the
+    stream cap (--max-streams) said "reconnecting" and never was live again."""
+    hub = HubProcess(tmp_path / "data", "--max-streams", "1")
+    try:
+        host, port = hub.dashboard.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        held = http.client.HTTPConnection(host, int(port), timeout=10)
+        held.request("GET", "/api/events")
+        stream = held.getresponse()
+        assert stream.status == 200
+        assert read_event(stream)[0] == "hello"
+        browser.get(hub.dashboard)
+        until(browser, lambda p: p["live"] == "lost")
+        stream.close()  # the cap's one place is free once the server sees it gone
+        held.close()
+        until(browser, lambda p: p["live"] == "live", 40)
+    finally:
+        hub.stop()

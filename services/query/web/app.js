@@ -38,6 +38,7 @@
   const MAX_LISTED = 150;
   const DAY_MS = 86400000;
   const CAMPAIGNS_EVERY_MS = 5000;
+  const REOPEN_MS = 5000; // an event stream the server refused is asked for again
   // The wall-screen layout (app.css): charts fit their boxes instead of setting their height.
   const WALL = window.matchMedia("(min-width: 1500px) and (min-height: 800px)");
 
@@ -638,7 +639,16 @@
     state.source = source;
     setLive("connecting");
     source.onopen = () => setLive("live");
-    source.onerror = () => setLive("lost");
+    source.onerror = () => {
+      setLive("lost");
+      // A network error is retried by the browser; an answer other than 200 (503: the
+      // server's streams are at --max-streams) closes the source for good. Open it again.
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(() => {
+          if (state.source === source) connect();
+        }, REOPEN_MS);
+      }
+    };
     // On (re)connecting, whatever changed while away is fetched.
     source.addEventListener("hello", (e) => {
       setLive("live");
