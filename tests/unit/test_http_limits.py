@@ -175,3 +175,44 @@ def test_an_event_stream_the_page_closed_gives_its_place_back_at_once(hub: Hub) 
     finally:
         for conn in streams:
             conn.close()
+
+
+def test_a_burst_of_connections_is_answered_at_once(tmp_path: Path) -> None:
+    # A change wakes every page at once and each asks about 4 things: 40 screens open 160
+    # connections together. The listen backlog was socketserver's 5: the rest waited for the
+    # kernel's SYN-ACK retries (1, 3, 7, 15, 31 s), and some were answered after 30 s.
+    hub = _hub(tmp_path)
+    assert hub.dashboard is not None
+    dashboard = hub.dashboard
+    took: list[float] = []
+    failed: list[str] = []
+    go = threading.Event()
+
+    def ask() -> None:
+        go.wait()
+        started = time.monotonic()
+        conn = http.client.HTTPConnection(dashboard.host, dashboard.port, timeout=60)
+        try:
+            conn.request("GET", "/app.css")
+            reply = conn.getresponse()
+            reply.read()
+            took.append(time.monotonic() - started)
+            if reply.status != 200:
+                failed.append(f"{reply.status}")
+        except OSError as e:
+            failed.append(f"{e!r} after {time.monotonic() - started:.1f} s")
+        finally:
+            conn.close()
+
+    askers = [threading.Thread(target=ask) for _ in range(160)]  # below the cap: none refused
+    try:
+        for t in askers:
+            t.start()
+        go.set()
+        for t in askers:
+            t.join(90)
+        assert failed == []
+        assert len(took) == 160
+        assert max(took) < 5.0, f"answered after {sorted(took)[-5:]} s"
+    finally:
+        hub.stop(grace=0)

@@ -94,6 +94,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections the kernel holds until accepted. A change wakes every page at once, each
+    # asking about 4 things; with socketserver's 5 the rest waited on the kernel's SYN-ACK
+    # retries (1, 3, 7, 15, 31 s), some past a minute. The cap (CALL_CONNECTIONS) bounds
+    # threads, not this queue.
+    request_queue_size = 1024
     app: DashboardServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
