@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -27,6 +28,22 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # What a dropped database connection raises through SQLAlchemy.
 UNREACHABLE_DB = (OperationalError, InterfaceError)
+# Trailing metadata on an UNAVAILABLE the hub itself answers (not reachable a moment, or
+# behind): a client tells it from no hub at all, which gRPC answers UNAVAILABLE too.
+HUB_UNAVAILABLE = ("duhub-unavailable", "1")
+
+
+def abort_unavailable(context: grpc.ServicerContext, details: str) -> NoReturn:
+    """Answer UNAVAILABLE (retry later) as the hub, marked so (HUB_UNAVAILABLE)."""
+    context.set_trailing_metadata((HUB_UNAVAILABLE,))
+    context.abort(grpc.StatusCode.UNAVAILABLE, details)
+    raise AssertionError("unreachable")  # abort raises
+
+
+def hub_answered(e: grpc.RpcError) -> bool:
+    """Return whether an UNAVAILABLE came from a hub (abort_unavailable), not from no hub."""
+    metadata = e.trailing_metadata() or ()  # type: ignore[attr-defined]
+    return HUB_UNAVAILABLE in [tuple(m) for m in metadata]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +156,7 @@ class UnavailableInterceptor(grpc.ServerInterceptor):
                 return inner(request, context)
             except UNREACHABLE_DB as e:
                 log.warning("%s: read model unreachable: %s", handler_call_details.method, e)
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the read model is unreachable")
+                abort_unavailable(context, "the read model is unreachable")
 
         return grpc.unary_unary_rpc_method_handler(
             behavior,

@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from duhub.bootstrap import DEFAULT_LISTEN
+from duhub.health import hub_answered
 
 # Exit codes that scripts can rely on.
 EXIT_OK = 0
@@ -77,6 +78,9 @@ def fail(message: str, code: int) -> NoReturn:
 def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     status = e.code()  # type: ignore[attr-defined]
     detail = e.details()  # type: ignore[attr-defined]
+    if status == grpc.StatusCode.UNAVAILABLE and hub_answered(e):
+        # The hub is there and said why (behind, or its log or read model away): retry later.
+        fail(f"the hub at {address} answers UNAVAILABLE: {detail}", EXIT_UNREACHABLE)
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         fail(
             f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "

@@ -11,6 +11,7 @@ import grpc
 from kafka.errors import KafkaError
 
 from duhub.auth.principal import Forbidden, Principal, check_publish
+from duhub.health import abort_unavailable
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
@@ -66,10 +67,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         except BatchTooLarge as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except NotReady as e:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            abort_unavailable(context, str(e))
         except (OSError, KafkaError) as e:  # the log did not take it: nothing is acknowledged
             log.exception("append failed")
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"the log is not writable: {e}")
+            abort_unavailable(context, f"the log is not writable: {e}")
         raise AssertionError("unreachable")
 
     def Publish(

@@ -620,3 +620,31 @@ def test_replay_refuses_a_partition_the_log_does_not_have(hub: Pipeline, tmp_pat
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--from-offset: the log has no partition 3 (its partitions: 0)" in done.stderr
     assert kept.exists()  # --fresh changed nothing before the option was checked
+
+
+def test_publish_to_a_hub_that_answers_unavailable_does_not_say_no_hub_answers(
+    tmp_path: Path,
+) -> None:
+    # Ingest refuses publishing UNAVAILABLE while the read model is too far behind (new
+    # today: the aggregate workers down for an hour or so) or catching up. `duhub publish`
+    # then said "no hub answers at ...; start one with 'duhub up'", to a hub that answered.
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    hub.start()
+    hub.ingestor.max_pending = 0  # as if the read model were 200,000 events behind
+    try:
+        events = tmp_path / "events.jsonl"
+        events.write_text(
+            '{"eventId": "e1", "source": "420581", "seq": "1", "occurredAt": '
+            '"2023-01-01T00:00:00Z", "sanctionImposed": {"unitId": "420581", "area": "grain", '
+            '"persons": 1}}\n'
+        )
+        done = duhub(
+            "publish", str(events), "--target", hub.address, "--retry-for", "1",
+            "--outbox", str(tmp_path / "outbox.db"),
+        )  # fmt: skip
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "no hub answers" not in done.stderr and "duhub up" not in done.stderr
+        assert f"the hub at {hub.address} answers UNAVAILABLE" in done.stderr
+        assert "the read model is 0 events behind" in done.stderr  # the hub's reason
+    finally:
+        hub.stop(grace=0)
