@@ -11,6 +11,7 @@ from typing import NoReturn
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
 from duhub.cli.argtypes import whole_number
 from duhub.cli.client import EXIT_USAGE
+from services.query.answers import MAX_SIZE as MAX_ANSWERS
 from services.slots import MAX_STREAM_CAP, MAX_STREAMS
 
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -182,7 +183,7 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--answer-cache",
-        type=int,
+        type=_answer_cache,
         default=ANSWER_CACHE,
         metavar="N",
         help="query only: keep up to N answers (32 MB at most) until the read model changes "
@@ -339,6 +340,7 @@ def _rate(text: str) -> float:
 # Streams of a kind one server holds open (a thread each); a uint32 field of a request.
 _stream_cap = whole_number(1, MAX_STREAM_CAP)
 _uint32 = whole_number(0, 2**32 - 1)
+_answer_cache = whole_number(0, MAX_ANSWERS)
 
 
 def main(argv: list[str] | None = None) -> int:

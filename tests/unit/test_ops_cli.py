@@ -648,3 +648,14 @@ def test_publish_to_a_hub_that_answers_unavailable_does_not_say_no_hub_answers(
         assert "the read model is 0 events behind" in done.stderr  # the hub's reason
     finally:
         hub.stop(grace=0)
+
+
+def test_serve_refuses_a_negative_answer_cache_naming_it(tmp_path: Path) -> None:
+    # A plain int, left out when the whole-number options got one type: -1 was taken (as 0,
+    # silently) and the query service started with no answers kept.
+    done = duhub(
+        "serve", "query", "--answer-cache", "-1", "--db", f"sqlite:///{tmp_path / 'r.db'}",
+        "--listen", "nope", "--http", "off",  # so that it stops, were -1 taken
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "argument --answer-cache: -1 is not between 0 and" in done.stderr
