@@ -98,6 +98,15 @@ def make_data_dir(path: Path) -> None:
         raise ValueError(f"--data-dir: cannot make {path}: {e.strerror}") from None
 
 
+def dashboard_of(
+    config: HubConfig, engine: Engine, feed: ChangeFeed, security: Security
+) -> DashboardServer:
+    """Start the dashboard at config.http, keeping answers and streams as the gRPC server."""
+    return start_dashboard(
+        config.http, engine, feed, security, config.answer_cache, config.max_streams
+    )
+
+
 def open_log(spec: str) -> EventLog:
     """Return the log for kafka://HOST:PORT or a data directory path."""
     if spec.startswith("kafka://"):
@@ -306,14 +315,7 @@ class Hub:
         self.monitor = watch_health(health_, services, self.ingestor)
         self.server.start()
         if self.config.http:
-            self.dashboard = start_dashboard(
-                self.config.http,
-                self.engine,
-                self.feed,
-                self.security,
-                self.config.answer_cache,
-                self.config.max_streams,
-            )
+            self.dashboard = dashboard_of(self.config, self.engine, self.feed, self.security)
 
     @property
     def address(self) -> str:
@@ -431,14 +433,7 @@ class QueryProcess:
         follow_changes(self.engine, self.feed)
         self.server.start()
         if self.config.http:
-            self.dashboard = start_dashboard(
-                self.config.http,
-                self.engine,
-                self.feed,
-                self.security,
-                self.config.answer_cache,
-                self.config.max_streams,
-            )
+            self.dashboard = dashboard_of(self.config, self.engine, self.feed, self.security)
 
     def stop(self) -> None:
         if self.dashboard is not None:
