@@ -97,24 +97,36 @@ class KafkaSpec:
         u = urlparse(url)
         if u.scheme != "kafka" or not u.netloc:
             raise ValueError(f"log: {url!r} is not kafka://HOST:PORT")
-        q = parse_qs(u.query)
+        # Blank values kept: parse_qs drops them, and ?key= (an unset variable) turned the
+        # origin check off without a word.
+        q = parse_qs(u.query, keep_blank_values=True)
         # An option not read must not pass silently: a typo (?topik=) would put the hub on the
         # default topic, another hub's.
-        for name in q:
+        for name, values in q.items():
             if name not in OPTIONS:
                 raise ValueError(
                     f"log: unknown option {name!r} in {url}; known: {', '.join(OPTIONS)}"
                 )
-        try:
-            return cls(
-                u.netloc,
-                q.get("topic", [EVENTS_TOPIC])[0],
-                int(q.get("partitions", [DEFAULT_PARTITIONS])[0]),
-                int(q.get("replication", [1])[0]),
-                q.get("key", [""])[0],
-            )
-        except ValueError:
-            raise ValueError(f"log: partitions and replication must be numbers: {url!r}") from None
+            if len(values) > 1:
+                raise ValueError(f"log: {name}: given twice in {url}")
+            if not values[0]:
+                raise ValueError(f"log: {name}: empty in {url}")
+        return cls(
+            u.netloc,
+            q.get("topic", [EVENTS_TOPIC])[0],
+            _count(q, "partitions", DEFAULT_PARTITIONS),
+            _count(q, "replication", 1),
+            q.get("key", [""])[0],
+        )
+
+
+def _count(q: dict[str, list[str]], name: str, default: int) -> int:
+    """Return a partition or replica count of a kafka:// URL: 0 reached the broker as a bad
+    request, -1 asked for the broker's default."""
+    text = q.get(name, [str(default)])[0]
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"log: {name}: must be a whole number from 1, not {text!r}")
+    return int(text)
 
 
 def ensure_topics(spec: KafkaSpec) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from duhub.log.kafka import EVENTS_TOPIC, KafkaSpec
@@ -19,3 +21,26 @@ def test_an_unknown_option_is_refused_naming_it(option: str) -> None:
     # on the default topic duhub.events.v1, another hub's, without a word.
     with pytest.raises(ValueError, match=f"log: unknown option '{option}' in kafka://b:9092"):
         KafkaSpec.parse(f"kafka://b:9092?{option}=mine")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        # parse_qs drops a blank value: ?key= (an unset $ORIGIN_KEY) ran the workers without
+        # the origin check, ingest's header taken at its word; ?topic= on the default topic.
+        ("key=", "log: key: empty in kafka://b:9092?key="),
+        ("topic=", "log: topic: empty in kafka://b:9092?topic="),
+        ("topik=", "log: unknown option 'topik'"),
+        ("topic", "log: topic: empty"),
+        # The first was taken, the second dropped without a word.
+        ("topic=a&topic=b", "log: topic: given twice in kafka://b:9092?topic=a&topic=b"),
+        # 0 reached the broker ('cannot reach …: InvalidPartitionsError', 2 KB of request);
+        # -1 made a topic of the broker's default partition count.
+        ("partitions=0", "log: partitions: must be a whole number from 1, not '0'"),
+        ("partitions=-1", "log: partitions: must be a whole number from 1, not '-1'"),
+        ("replication=x", "log: replication: must be a whole number from 1, not 'x'"),
+    ],
+)
+def test_a_bad_option_value_is_refused_naming_the_option(query: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        KafkaSpec.parse(f"kafka://b:9092?{query}")
