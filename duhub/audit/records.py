@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from duhub.log.embedded import EmbeddedLog, iter_frames
+
+if TYPE_CHECKING:
+    from duhub.log.kafka import KafkaLog
 
 Record = tuple[int, int, bool, bytes, bool]  # partition, offset, checksum ok, value, ingested
 
 
 def log_records(spec: str) -> Iterator[Record]:
-    """Yield every record of the log at `spec` (kafka://… or a data dir), in log order."""
+    """Return every record of the log at `spec` (kafka://… or a data dir), in log order. The
+    log is opened now, so a bad `spec` raises here (ValueError, KafkaError, FileNotFoundError),
+    not at the first record."""
     if spec.startswith("kafka://"):
-        yield from _kafka_records(spec)
-        return
+        from duhub.log.kafka import KafkaLog, KafkaSpec
+
+        return _kafka_records(KafkaLog(KafkaSpec.parse(spec), create=False))
     path = Path(spec) / EmbeddedLog.FILE
     if not path.exists():
         raise FileNotFoundError(f"log: no {EmbeddedLog.FILE} in {spec}")
-    for offset, ok, _key, value in iter_frames(path):
-        yield 0, offset, ok, value, True  # only ingest writes the embedded log
+    # only ingest writes the embedded log
+    return ((0, offset, ok, value, True) for offset, ok, _key, value in iter_frames(path))
 
 
-def _kafka_records(spec: str) -> Iterator[Record]:
-    from duhub.log.kafka import KafkaLog, KafkaSpec
-
-    log = KafkaLog(KafkaSpec.parse(spec), create=False)
+def _kafka_records(log: KafkaLog) -> Iterator[Record]:
     try:
         for p, end in sorted(log.end_offsets().items()):
             pos = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from duhub.audit.chain import audit, parse_checkpoint
 from duhub.audit.records import log_records
 from duhub.cli import client
+from duhub.cli.startup import FAILURES, failure
 
 EXIT_TAMPERED = 4
 
@@ -25,9 +26,12 @@ def verify(args: argparse.Namespace) -> int:
         except ValueError as e:
             client.fail(str(e), client.EXIT_USAGE)
     try:
-        report = audit(log_records(spec), until)
+        records = log_records(spec)
     except FileNotFoundError as e:
         client.fail(str(e), client.EXIT_USAGE)
+    except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer
+        client.fail(failure(e, "", spec), client.EXIT_USAGE)
+    report = audit(records, until)
     checkpoint_ok = None if until is None else report.checkpoint == args.checkpoint.strip()
     if args.json:
         print(

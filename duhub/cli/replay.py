@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from duhub.bootstrap import open_log
 from duhub.cli import client
-from duhub.cli.startup import check_db, redacted
+from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.convert import to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
@@ -65,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             client.fail(str(e), client.EXIT_USAGE)
     try:
-        start = _offsets(args.from_offset)
+        named = _offsets(args.from_offset)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
+    start = {p: o for p, o in named.items() if o}  # from offset 0: from the start
     if not log_spec.startswith("kafka://") and not (Path(log_spec) / EmbeddedLog.FILE).exists():
         # Else a mistyped directory got an empty log and read model made in it, and the
         # replay of nothing "equal" to them.
@@ -91,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         log = open_log(log_spec)
     except LogCorrupted as e:
         client.fail(f"{e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
-    if unknown := sorted(set(start) - set(log.partitions())):
+    except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer
+        client.fail(failure(e, live_url, log_spec), client.EXIT_USAGE)
+    if unknown := sorted(set(named) - set(log.partitions())):
         # Else a mistyped partition was dropped: the whole log counted, without a word.
         has = ", ".join(map(str, log.partitions())) or "none"
         client.fail(
@@ -270,4 +273,4 @@ def _offsets(text: str | None) -> dict[int, int]:
         raise ValueError(f"--from-offset: {text!r} is not N or PARTITION:OFFSET,…") from None
     if any(p < 0 or o < 0 for p, o in found.items()):
         raise ValueError(f"--from-offset: {text!r} holds a negative partition or offset")
-    return {p: o for p, o in found.items() if o}  # from offset 0: from the start
+    return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafka.errors import KafkaError
+from kafka.errors import BrokerResponseError, KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 # What opening the backends and binding the addresses raises for a bad option (a
@@ -27,6 +27,8 @@ def failure(e: BaseException, db_url: str, log_url: str) -> str:
     if isinstance(e, SQLAlchemyError):
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         return f"--db: cannot open {redacted(db_url)}: {reason}"
+    if isinstance(e, BrokerResponseError):  # it answered, refusing (too many replicas, say)
+        return f"--log: the broker of {log_url} refused: {e}"
     if isinstance(e, KafkaError):
         return f"--log: cannot reach {log_url}: {e}"
     return str(e)

@@ -659,3 +659,55 @@ def test_serve_refuses_a_negative_answer_cache_naming_it(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     assert "argument --answer-cache: -1 is not between 0 and" in done.stderr
+
+
+# replay and audit verify open the log as serve does: 3c90bdf made serve's refusals one line,
+# exit 2; replay and audit verify still printed a ValueError traceback, exit 1.
+LOG_MISTAKES = {
+    "a misspelt kafka:// option": ("kafka://127.0.0.1:1?topik=mine", "log: unknown option 'topik'"),
+    "an unreadable origin key": (
+        "kafka://127.0.0.1:1?key=/nonexistent/origin.key",
+        "log: key=/nonexistent/origin.key: no such file",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", LOG_MISTAKES)
+@pytest.mark.parametrize("command", ["replay", "audit verify"])
+def test_replay_and_audit_refuse_a_bad_log_naming_it(
+    tmp_path: Path, command: str, mistake: str
+) -> None:
+    url, message = LOG_MISTAKES[mistake]
+    extra = (
+        ["--no-compare", "--into", f"sqlite:///{tmp_path / 'r.db'}"] if command == "replay" else []
+    )
+    done = duhub(*command.split(), "--log", url, "--data-dir", str(tmp_path), *extra)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_replay_refuses_a_partition_the_log_does_not_have_from_its_start(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # An offset 0 is dropped before the partitions are checked: '--from-offset 3:0' (a typo
+    # for 0:0) replayed the whole log, exit 0, where '3:1' is refused.
+    done = duhub(
+        "replay", "--data-dir", str(hub.dir), "--into", f"sqlite:///{tmp_path / 'r.db'}",
+        "--from-offset", "3:0",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--from-offset: the log has no partition 3 (its partitions: 0)" in done.stderr
+
+
+def test_serve_says_the_broker_refused_not_that_it_cannot_reach_it(tmp_path: Path) -> None:
+    # Every KafkaError was 'cannot reach': ?replication=3 on a one-broker cluster (a real
+    # cluster's value copied) sent the user looking for a network fault.
+    from tests.infra import kafka_bootstrap, unique
+
+    url = f"kafka://{kafka_bootstrap()}?topic={unique('duhub.test.')}&replication=3"
+    done = duhub(
+        "serve", "ingest", "--log", url, "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0"
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--log: the broker of {url} refused: " in done.stderr, done.stderr
+    assert "InvalidReplicationFactor" in done.stderr and "cannot reach" not in done.stderr
