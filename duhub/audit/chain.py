@@ -41,7 +41,7 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # altered | missing | inserted | reordered | unreadable
+    kind: str  # altered | missing | inserted | reordered | unreadable | forged
     source: str
     partition: int
     offset: int
@@ -95,14 +95,15 @@ def entry_of(partition: int, offset: int, value: bytes) -> Entry | None:
 
 
 def audit(
-    records: Iterable[tuple[int, int, bool, bytes, bool]],
+    records: Iterable[tuple[int, int, bool, bytes, bool, str]],
     until: dict[int, int] | None = None,
 ) -> AuditReport:
-    """Check records (partition, offset, checksum ok, value, ingested) in log order."""
+    """Check records (partition, offset, checksum ok, value, ingested, forged: why a record
+    claiming ingest's origin is not ingest's, or "") in log order."""
     report = AuditReport()
     chains: dict[str, Chain] = defaultdict(Chain)
     cuts = _Cuts()
-    for partition, offset, crc_ok, value, ingested in records:
+    for partition, offset, crc_ok, value, ingested, forged in records:
         if until is not None and offset >= until.get(partition, 0):
             continue
         report.records += 1
@@ -112,6 +113,18 @@ def audit(
             # as a record only, and one that does not parse is a dead letter, not damage.
             continue
         entry = entry_of(partition, offset, value)
+        if forged:
+            report.findings.append(
+                Finding(
+                    "forged",
+                    entry.source if entry else "",
+                    partition,
+                    offset,
+                    entry.event_id if entry else "",
+                    f"the record at {partition}:{offset} claims ingest's origin, but "
+                    f"headers.duhub-origin-mac: {forged}",
+                )
+            )
         if not crc_ok or entry is None:
             why = "its checksum fails" if not crc_ok else "it is not a duhub.v1.Event"
             if entry is None:  # no chain holds it: a chain's link across it cannot be checked

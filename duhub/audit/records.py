@@ -11,7 +11,9 @@ from duhub.log.embedded import EmbeddedLog, iter_frames
 if TYPE_CHECKING:
     from duhub.log.kafka import KafkaLog
 
-Record = tuple[int, int, bool, bytes, bool]  # partition, offset, checksum ok, value, ingested
+# partition, offset, checksum ok, value, ingested, and why a record claiming ingest's origin
+# is not ingest's (its MAC fails under the key; "" for every other record).
+Record = tuple[int, int, bool, bytes, bool, str]
 
 
 def log_records(spec: str) -> Iterator[Record]:
@@ -26,7 +28,7 @@ def log_records(spec: str) -> Iterator[Record]:
     if not path.exists():
         raise FileNotFoundError(f"log: no {EmbeddedLog.FILE} in {spec}")
     # only ingest writes the embedded log
-    return ((0, offset, ok, value, True) for offset, ok, _key, value in iter_frames(path))
+    return ((0, offset, ok, value, True, "") for offset, ok, _key, value in iter_frames(path))
 
 
 def _kafka_records(log: KafkaLog) -> Iterator[Record]:
@@ -39,8 +41,10 @@ def _kafka_records(log: KafkaLog) -> Iterator[Record]:
                     break
                 for rec in batch:
                     # A record claiming ingest's origin is chained whether or not its MAC
-                    # holds: a forged one breaks the chain, as read without the key.
-                    yield p, rec.offset, True, rec.value, rec.ingested or bool(rec.origin_fault)
+                    # holds: a forged one breaks the chain, as read without the key; with
+                    # it, the failed MAC is named too (a forgery linked in breaks nothing).
+                    forged = rec.origin_fault
+                    yield p, rec.offset, True, rec.value, rec.ingested or bool(forged), forged
                 pos = batch[-1].offset + 1
     finally:
         log.close()

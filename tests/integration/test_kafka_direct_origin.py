@@ -119,10 +119,10 @@ def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> No
     producer.send(spec.topic, key=b"420581", value=forged, headers=FORGED).get(timeout=30)
     producer.close()
     without_key = log_url.split("&key=")[0]
-    for url in (without_key, log_url):
+    for url, kinds in ((without_key, ["inserted"]), (log_url, ["forged", "inserted"])):
         report = audit(log_records(url))
         assert (report.records, report.chained) == (4, 4), url
-        assert [f.kind for f in report.findings] == ["inserted"], url
+        assert [f.kind for f in report.findings] == kinds, url  # the key names the MAC too
 
 
 def test_audit_verify_leaves_a_garbled_kafka_direct_record_out_of_the_chains() -> None:
@@ -154,3 +154,32 @@ def test_audit_verify_leaves_a_garbled_kafka_direct_record_out_of_the_chains() -
     assert (report.records, report.chained) == (5, 3)
     assert report.findings == []
     assert report.heads["420581"][:2] == (3, 3)
+
+
+def test_audit_verify_with_the_key_names_a_forged_record_that_links_into_the_chain() -> None:
+    # The log is readable by any producer, so a forger can link a record into a chain: seq 4
+    # of 420581 with prev_hash = the stored hash of seq 3, ingest's header and no MAC. At the
+    # chain's head no later link breaks: audit verify said 'every chain is intact', exit 0, and
+    # its checkpoint digested the forgery as the head, though with the key it knows the MAC
+    # fails (the aggregator dead-letters the record for just that).
+    from duhub.audit.chain import audit
+    from duhub.audit.records import log_records
+    from duhub.convert import chain_hash
+    from duhub.log.kafka import KafkaLog
+
+    log_url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(log_url)
+    log = KafkaLog(spec)
+    prev, values = b"", []
+    for seq in (1, 2, 3):
+        values.append(_chained(seq, prev))
+        prev = chain_hash(values[-1])
+    log.append([(b"420581", v) for v in values])
+    log.close()
+    producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+    forged = _chained(4, chain_hash(values[2]), persons=40)
+    producer.send(spec.topic, key=b"420581", value=forged, headers=FORGED).get(timeout=30)
+    producer.close()
+    report = audit(log_records(log_url))
+    assert [(f.kind, f.source, f.offset) for f in report.findings] == [("forged", "420581", 3)]
+    assert "duhub-origin-mac" in report.findings[0].detail
