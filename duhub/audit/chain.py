@@ -94,6 +94,19 @@ def entry_of(partition: int, offset: int, value: bytes) -> Entry | None:
     )
 
 
+def _at_record(kind: str, entry: Entry | None, partition: int, offset: int, what: str) -> Finding:
+    """Return a finding about one record, named by where it lies and, if it parses, by its
+    event: "the record at P:O" followed by `what`."""
+    return Finding(
+        kind,
+        entry.source if entry else "",
+        partition,
+        offset,
+        entry.event_id if entry else "",
+        f"the record at {partition}:{offset}{what}",
+    )
+
+
 def audit(
     records: Iterable[tuple[int, int, bool, bytes, bool, str]],
     until: dict[int, int] | None = None,
@@ -115,30 +128,19 @@ def audit(
         entry = entry_of(partition, offset, value)
         if forged:
             report.findings.append(
-                Finding(
+                _at_record(
                     "forged",
-                    entry.source if entry else "",
+                    entry,
                     partition,
                     offset,
-                    entry.event_id if entry else "",
-                    f"the record at {partition}:{offset} claims ingest's origin, but "
-                    f"headers.duhub-origin-mac: {forged}",
+                    f" claims ingest's origin, but headers.duhub-origin-mac: {forged}",
                 )
             )
         if not crc_ok or entry is None:
             why = "its checksum fails" if not crc_ok else "it is not a duhub.v1.Event"
             if entry is None:  # no chain holds it: a chain's link across it cannot be checked
                 cuts.add(partition, offset, len(report.findings))
-            report.findings.append(
-                Finding(
-                    "altered",
-                    entry.source if entry else "",
-                    partition,
-                    offset,
-                    entry.event_id if entry else "",
-                    f"the record at {partition}:{offset}: {why}",
-                )
-            )
+            report.findings.append(_at_record("altered", entry, partition, offset, f": {why}"))
         if entry is not None:
             chain = chains[entry.source]
             across = cuts.claim(chain.last, entry) if chain.breaks_over_gap(entry) else None
