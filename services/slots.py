@@ -23,6 +23,14 @@ MAX_STREAM_CAP = 10_000
 CALL_THREADS = 32
 
 
+def refusal(kind: str, limit: int) -> str:
+    """Return why a stream of `kind` is refused at its cap, naming the option."""
+    return (
+        f"{kind}: {limit} streams are open on this server already, its limit "
+        "(--max-streams); try again later"
+    )
+
+
 class StreamSlots:
     """At most `limit` streams of one kind (an RPC's name) open at once."""
 
@@ -38,8 +46,7 @@ class StreamSlots:
         if not self._free.acquire(blocking=False):
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self.kind}: {self.limit} streams are open on this server already, its "
-                "limit (--max-streams); try again later",
+                refusal(self.kind, self.limit),
             )
         try:
             yield

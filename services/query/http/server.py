@@ -30,7 +30,7 @@ from services.query.answers import DEFAULT_SIZE
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
-from services.slots import MAX_STREAMS
+from services.slots import MAX_STREAMS, refusal
 
 log = logging.getLogger(__name__)
 
@@ -260,10 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
         if full:
             self._json(
                 HTTPStatus.SERVICE_UNAVAILABLE,
-                {
-                    "error": f"events: {app.max_streams} streams are open on this server "
-                    "already, its limit (--max-streams); try again later"
-                },
+                {"error": refusal("events", app.max_streams)},
                 body,
             )
             return
