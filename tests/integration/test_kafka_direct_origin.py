@@ -95,6 +95,17 @@ def _chained(seq: int, prev: bytes, persons: int = 1) -> bytes:
     return event.SerializeToString()
 
 
+def _chain(n: int) -> list[bytes]:
+    """Return seq 1 … n of 420581, each linked to the one before as ingest links them."""
+    from duhub.convert import chain_hash
+
+    prev, values = b"", []
+    for seq in range(1, n + 1):
+        values.append(_chained(seq, prev))
+        prev = chain_hash(values[-1])
+    return values
+
+
 def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> None:
     # A producer adds a second seq 3 of 420581 with ingest's header (no MAC). Read without
     # the key, audit verify chained it and named the break; with the key, the record failing
@@ -108,10 +119,7 @@ def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> No
     log_url = kafka_log_url(partitions=1)
     spec = KafkaSpec.parse(log_url)
     log = KafkaLog(spec)
-    prev, values = b"", []
-    for seq in (1, 2, 3):
-        values.append(_chained(seq, prev))
-        prev = chain_hash(values[-1])
+    values = _chain(3)
     log.append([(b"420581", v) for v in values])
     log.close()
     producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
@@ -132,16 +140,12 @@ def test_audit_verify_leaves_a_garbled_kafka_direct_record_out_of_the_chains() -
     # producer's garbage made every audit of a sound log fail.
     from duhub.audit.chain import audit
     from duhub.audit.records import log_records
-    from duhub.convert import chain_hash
     from duhub.log.kafka import KafkaLog
 
     log_url = kafka_log_url(partitions=1)
     spec = KafkaSpec.parse(log_url)
     log = KafkaLog(spec)
-    prev, values = b"", []
-    for seq in (1, 2, 3):
-        values.append(_chained(seq, prev))
-        prev = chain_hash(values[-1])
+    values = _chain(3)
     log.append([(b"420581", v) for v in values[:2]])
     producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
     producer.send(spec.topic, key=b"420581", value=b"\x0a\x05abc").get(timeout=30)  # cut short
@@ -170,10 +174,7 @@ def test_audit_verify_with_the_key_names_a_forged_record_that_links_into_the_cha
     log_url = kafka_log_url(partitions=1)
     spec = KafkaSpec.parse(log_url)
     log = KafkaLog(spec)
-    prev, values = b"", []
-    for seq in (1, 2, 3):
-        values.append(_chained(seq, prev))
-        prev = chain_hash(values[-1])
+    values = _chain(3)
     log.append([(b"420581", v) for v in values])
     log.close()
     producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
