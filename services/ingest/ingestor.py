@@ -21,7 +21,6 @@ from duhub.convert import (
     chain_hash,
     event_from_pb,
     from_nanos,
-    recorded_at,
 )
 from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
@@ -33,6 +32,7 @@ from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
+from services.ingest.resume import latest_stamp
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ PRUNE_EVERY = 1.0
 # publishing is refused UNAVAILABLE until the aggregator catches up. With the workers down
 # the tail grew for as long as they stayed down (245 MB an hour at 200 events/s).
 MAX_PENDING = 200_000
-# The records read at the end of each partition for the latest stamp before the first append.
-STAMP_TAIL = 16
 
 
 class BatchTooLarge(ValueError):
@@ -294,7 +292,7 @@ class Ingestor:
         if not self._stamp_known:
             # Before this process's first append: its clock may be behind the last stamp
             # another process (or this one before a restart) wrote.
-            self._last_now = max(self._last_now, self._latest_stamp())
+            self._last_now = max(self._last_now, latest_stamp(self.log))
             self._stamp_known = True
         # recorded_at never goes back in log order.
         now = self._last_now = max(prepared.now, self._last_now)
@@ -338,23 +336,6 @@ class Ingestor:
                 results[i].offset = offset
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
             self._tail.absorb(batch, ends)
-
-    def _latest_stamp(self) -> int:
-        """Return the latest recorded_at among the last records of each partition (0: none).
-
-        A record ingest wrote carries its stamp; a Kafka-direct one the broker's append time
-        (its value's recorded_at is the client's, ignored)."""
-        latest = 0
-        for partition, end in self.log.end_offsets().items():
-            if end <= 0:
-                continue
-            try:
-                records = self.log.read(partition, max(0, end - STAMP_TAIL), STAMP_TAIL)
-            except TimeoutError:  # only control records there (a producer's transactions)
-                continue
-            # The broker's time too: ahead of ingest's stamp when its clock is.
-            latest = max([latest, *(max(recorded_at(r), r.timestamp_ns) for r in records)])
-        return latest
 
     def _resync(self) -> None:
         """After a failed append (lock held): what it sent may be in the log all the same (a

@@ -1,0 +1,71 @@
+"""The latest stamp in the log, which a new ingest takes in before its first append, so its
+stamps go on from there (its clock may be behind one another process, or this one before a
+restart, wrote)."""
+
+from __future__ import annotations
+
+import logging
+
+from duhub.convert import recorded_at
+from duhub.log.base import EventLog, LogRecord
+
+log = logging.getLogger(__name__)
+
+# The latest stamp is looked for in the last STAMP_TAIL offsets of each partition, then, while
+# there is no record to read there (an aborted transaction's records and markers), in a stretch
+# 4 times as long, up to STAMP_REACH offsets back.
+STAMP_TAIL = 16
+STAMP_REACH = 1 << 20
+READ_RECORDS = 5000
+
+
+def stamp_of(rec: LogRecord) -> int:
+    """Return a record's stamp for ingest's next: a record ingest wrote carries its own, a
+    Kafka-direct one the broker's append time (its value's recorded_at is the client's,
+    ignored), and the broker's time counts for both (ahead of ingest's when its clock is)."""
+    return max(recorded_at(rec), rec.timestamp_ns)
+
+
+def latest_stamp(log_: EventLog) -> int:
+    """Return the latest stamp among the last records of each partition (0: none)."""
+    latest = 0
+    for partition, end in log_.end_offsets().items():
+        latest = max([latest, *map(stamp_of, last_records(log_, partition, end))])
+    return latest
+
+
+def last_records(log_: EventLog, partition: int, end: int) -> list[LogRecord]:
+    """Return the records of the last stretch before `end` that holds any to read.
+
+    Before, only the last 16 offsets were read: a partition ending with an aborted transaction
+    of more records gave no stamp, and a restarted ingest with its clock behind stamped back in
+    time."""
+    reach, stop = STAMP_TAIL, end
+    while stop > 0:
+        start = max(0, end - reach)
+        found = _between(log_, partition, start, stop)
+        if found:
+            return found
+        if start > 0 and reach >= STAMP_REACH:
+            log.warning(
+                "ingest: partition %d holds no record to read in its last %d offsets (only "
+                "aborted transactions and their markers); its latest stamp lies before them, "
+                "unread, and this ingest's stamps may come before it if its clock is behind",
+                partition,
+                end - start,
+            )
+            return []
+        stop, reach = start, reach * 4
+    return []
+
+
+def _between(log_: EventLog, partition: int, start: int, stop: int) -> list[LogRecord]:
+    found: list[LogRecord] = []
+    at = start
+    while at < stop:
+        batch = [r for r in log_.read(partition, at, READ_RECORDS) if r.offset < stop]
+        if not batch:
+            break
+        found += batch
+        at = batch[-1].offset + 1
+    return found

@@ -1,0 +1,113 @@
+"""Ingest's first stamp beside Kafka-direct transactions (README, Kafka-direct publishing).
+
+A new ingest process takes in the log's latest stamp before its first append, so its stamps
+never go back in log order, also with its clock behind. It read the last 16 offsets of each
+partition: an aborted transaction's records and its marker are nothing to read there.
+
+Before: a partition whose last 16 offsets were an aborted transaction gave no stamp at all, so a
+restarted ingest with a clock behind stamped back in time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from duhub.convert import recorded_at
+from duhub.log.kafka import KafkaLog, KafkaSpec
+from duhub.readmodel.engine import open_engine
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import ingest_pb2 as ipb
+from services.aggregate.embedded import LogTailer
+from services.ingest import resume
+from services.ingest.ingestor import Ingestor
+from tests.infra import kafka_log_url
+from tests.integration.test_kafka_aborted_transaction import County, direct
+from tests.integration.test_lost_ack import LostAck
+from tests.unit.builders import CITY, HOUR, YIDU_T1, Clock, accountability, hierarchy, kinds
+
+pytestmark = [pytest.mark.kafka]
+
+
+@pytest.fixture
+def kafka1() -> Iterator[LostAck]:
+    log = LostAck(KafkaSpec.parse(kafka_log_url(partitions=1)))
+    yield log
+    log.close()
+
+
+def city(seq: int, persons: int = 1) -> pb.Event:
+    """An event of the city's node (its source shares the county's partition: one)."""
+    return accountability(YIDU_T1, persons, event_id=f"city-{seq}", source=CITY, seq=seq)
+
+
+def ahead(ingest: Ingestor) -> None:
+    """Put ingest's clock an hour ahead of the broker's: its next stamps are the log's latest."""
+    ingest.clock = Clock(time.time_ns() + HOUR)
+
+
+def _live(log: KafkaLog, path: Path) -> tuple[Engine, Ingestor, LogTailer]:
+    engine = open_engine(f"sqlite:///{path}")
+    ingest = Ingestor(log, engine, Clock())
+    assert set(kinds(ingest.publish(hierarchy(), allow_reference=True))) == {"accepted"}
+    tailer = LogTailer(log, engine)
+    tailer.catch_up()
+    return engine, ingest, tailer
+
+
+def stamp(log: KafkaLog, result: ipb.EventResult) -> int:
+    (rec,) = log.read(result.partition, result.offset, 1)
+    return recorded_at(rec)
+
+
+def test_a_restarted_ingest_stamps_after_a_long_aborted_transaction(
+    kafka1: LostAck, tmp_path: Path
+) -> None:
+    """The partition ends with ingest's latest stamp, then a transaction of 20 records its
+    producer aborted (21 offsets with the marker): no record to read in the last 16."""
+    live, ingest, tailer = _live(kafka1, tmp_path / "live.db")
+    ahead(ingest)
+    (first,) = ingest.publish([city(1)])
+    county = County(kafka1.spec)
+    try:
+        county.abort(direct(5, 20, first=1))
+    finally:
+        county.close()
+    tailer.catch_up()
+
+    restarted = Ingestor(KafkaLog(kafka1.spec, create=False), live, Clock())  # clock behind
+    try:
+        (then,) = restarted.publish([city(2)])
+    finally:
+        restarted.log.close()
+    assert then.result == ipb.RESULT_ACCEPTED
+    # Before: stamped with its own clock, an hour and more before `first`.
+    assert stamp(kafka1, then) >= stamp(kafka1, first)
+
+
+def test_past_its_reach_the_stamp_search_says_why_it_found_none(
+    kafka1: LostAck,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bounded: a run of aborted records longer than the reach gives no stamp, and a warning
+    naming the partition and the reason."""
+    monkeypatch.setattr(resume, "STAMP_REACH", 16)
+    _, _, tailer = _live(kafka1, tmp_path / "live.db")
+    county = County(kafka1.spec)
+    try:
+        county.abort(direct(5, 20, first=1))
+    finally:
+        county.close()
+    tailer.catch_up()
+    with caplog.at_level(logging.WARNING, logger=resume.__name__):
+        assert resume.latest_stamp(kafka1) == 0
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == resume.__name__]
+    assert "partition 0 holds no record to read in its last 16 offsets" in warning
+    assert "aborted transactions" in warning
