@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +45,13 @@ class EventLog(Protocol):
 
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
         """Block until some partition holds a record at or past `positions`, or time out."""
+        ...
+
+    def read_uncommitted(self, positions: dict[int, int]) -> Iterator[LogRecord]:
+        """Yield the records from `positions` on (0 when absent) to the very end, partition by
+        partition in log order, also those `read` does not give yet (Kafka: past a partition's
+        last stable offset, where an open transaction starts). Records of open and aborted
+        transactions come too: take only those known never to be in one (ingest's own)."""
         ...
 
     def close(self) -> None: ...

@@ -19,7 +19,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
@@ -51,6 +51,9 @@ BATCH_BYTES = 512 * 1024
 # gives that offset: the end the hub catches up to. Aborted records and transaction markers
 # take offsets of their own, so the records read may skip offsets, a whole transaction's.
 ISOLATION_LEVEL = "read_committed"
+# `read_uncommitted` reads this many records a fetch, and gives up after this long without one.
+UNCOMMITTED_RECORDS = 5000
+UNCOMMITTED_STALL_S = 10
 # A read of this few records (whether any lies in a stretch: `holds_all`, a hole, another
 # partition's next record) fetches at most about this much: the reader's 16 MiB fetches would
 # be taken for one record, each time the lag is scraped or ingest looks whether it may open.
@@ -297,6 +300,46 @@ class KafkaLog:
             if position > at:  # going through aborted records, however many: not stuck
                 at, deadline = position, time.monotonic() + 10
         raise TimeoutError(f"log: no record from {self.spec.topic}[{partition}] at {offset}")
+
+    def read_uncommitted(self, positions: dict[int, int]) -> Iterator[LogRecord]:
+        """Yield the records from `positions` on up to each partition's high watermark, read
+        uncommitted: past the last stable offset too. Ingest takes its own records from there
+        (`services/ingest/resume.py`): they are never in a transaction, yet a read_committed
+        reader does not get them while one that started before them is open. A consumer of its
+        own, for this rare read (an ingest's start, or its first append after a failed one)."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.spec.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="duhub-log-uncommitted",
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            isolation_level="read_uncommitted",
+        )
+        try:
+            tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+            for tp, end in sorted(consumer.end_offsets(tps).items()):
+                at = positions.get(tp.partition, 0)
+                if at >= end:
+                    continue
+                consumer.assign([tp])
+                consumer.seek(tp, at)
+                deadline = time.monotonic() + UNCOMMITTED_STALL_S
+                while at < end:
+                    batch = consumer.poll(timeout_ms=100, max_records=UNCOMMITTED_RECORDS)
+                    for m in batch.get(tp, []):
+                        if m.offset < end:
+                            yield to_record(m, self.origin_key)
+                    # Past records, and past transaction markers, which come as none.
+                    position = consumer.position(tp)
+                    if position > at:
+                        at, deadline = position, time.monotonic() + UNCOMMITTED_STALL_S
+                    elif time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"log: no record from {self.spec.topic}[{tp.partition}] at {at}, "
+                            f"before its high watermark {end}"
+                        )
+        finally:
+            consumer.close()
 
     def _only_markers(self, partition: int, offset: int, end: int) -> bool:
         known = self._markers.get(partition)

@@ -32,7 +32,7 @@ from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
-from services.ingest.resume import latest_stamp
+from services.ingest.resume import latest_stamp, own_records
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,9 @@ class Ingestor:
         self._base = _Current(self._take())
         self._tail = _PendingTail(self._base)
         self._last_now = 0
-        self._stamp_known = False  # whether _last_now has taken in the log's latest stamp
+        # Whether this process took in what the log holds beyond the read model (`_resume`)
+        # since it started or an append failed.
+        self._resumed = False
         self._pruned_at = float("-inf")
         self._tickets = itertools.count()
         self._pruned_mark = -1  # ticket drawn after reading the positions of the last prune
@@ -288,12 +290,10 @@ class Ingestor:
             # Fetched before (or while) the positions of the last prune were read: it may miss
             # what the tail let go as applied. Fetch again, now.
             prepared.knowledge.prefetch([e for _, _, e in decoded])
+        if not self._resumed:
+            self._resume()
+            self._resumed = True
         self._base.current = prepared.knowledge
-        if not self._stamp_known:
-            # Before this process's first append: its clock may be behind the last stamp
-            # another process (or this one before a restart) wrote.
-            self._last_now = max(self._last_now, latest_stamp(self.log))
-            self._stamp_known = True
         # recorded_at never goes back in log order.
         now = self._last_now = max(prepared.now, self._last_now)
         restamp = now != prepared.now
@@ -337,6 +337,28 @@ class Ingestor:
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
             self._tail.absorb(batch, ends)
 
+    def _resume(self) -> None:
+        """Before this process's first append, and its first after a failed one (lock held):
+        take in the log's latest stamp (this clock may be behind one another process, or this
+        one before a restart, wrote), and this ingest's records the read model has not applied
+        (behind an open Kafka-direct transaction, it cannot yet: `services/ingest/resume.py`)."""
+        self._last_now = max(self._last_now, latest_stamp(self.log))
+        batch = WorkingSet(self._tail.knowledge())
+        ends: dict[int, int] = {}
+        knowledge = self._take()
+        self._base.current = knowledge
+        try:
+            for events, latest in own_records(self.log, read_positions(self.engine)):
+                self._last_now = max(self._last_now, latest)
+                knowledge.prefetch(events)
+                for event in events:
+                    # As the aggregator will: one the read model has meanwhile is a duplicate.
+                    fold(event, batch, event.recorded_at, allow_reference=True, rollups=False)
+                    ends[event.partition] = max(ends.get(event.partition, 0), event.offset + 1)
+        finally:
+            self._give(knowledge)
+        self._tail.absorb(batch, ends)
+
     def _resync(self) -> None:
         """After a failed append (lock held): what it sent may be in the log all the same (a
         broker that took the records but whose acknowledgement came too late or was lost).
@@ -368,6 +390,7 @@ class Ingestor:
             time.sleep(poll)
         with self._lock:
             self._tail = _PendingTail(self._base)
+            self._resumed = False
             # Batches prepared before now may hold read-model facts older than the tail
             # dropped: `_commit` fetches theirs again.
             self._pruned_mark = next(self._tickets)

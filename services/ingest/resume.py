@@ -1,12 +1,22 @@
-"""The latest stamp in the log, which a new ingest takes in before its first append, so its
-stamps go on from there (its clock may be behind one another process, or this one before a
-restart, wrote)."""
+"""What ingest takes in from the log before its first append, and its first after a failed
+one, that the read model cannot tell it: the latest stamp, so its stamps go on from there,
+and its own records the read model has not applied, so it checks events against them.
+
+The read model cannot have all of ingest's records even once it is caught up: while a
+Kafka-direct producer's transaction is open, a partition is read (read_committed) only up to
+where that transaction starts, and ingest's records after it wait for its end (README,
+Kafka-direct publishing). A restarted ingest that knew only the read model accepted a resent
+one of them again, and linked the source's next event to the head before them: each forked the
+source's hash chain (tests/integration/test_kafka_transaction_ingest.py).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
-from duhub.convert import recorded_at
+from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, recorded_at
+from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
 
 log = logging.getLogger(__name__)
@@ -69,3 +79,30 @@ def _between(log_: EventLog, partition: int, start: int, stop: int) -> list[LogR
         found += batch
         at = batch[-1].offset + 1
     return found
+
+
+def own_records(log_: EventLog, positions: dict[int, int]) -> Iterator[tuple[list[Event], int]]:
+    """Yield, in chunks, ingest's own records from `positions` to the log's very end (also
+    past an open transaction's start: ingest's are never in one), each chunk with the latest
+    stamp of every record read for it."""
+    events: list[Event] = []
+    latest = 0
+    for rec in log_.read_uncommitted(positions):
+        latest = max(latest, stamp_of(rec))
+        if rec.ingested:  # with the origin key, its MAC holds
+            try:
+                events.append(
+                    event_from_pb(
+                        decode_event(rec.value),
+                        stored_hash=chain_hash(rec.value),
+                        partition=rec.partition,
+                        offset=rec.offset,
+                    )
+                )
+            except InvalidEvent:  # not one ingest checked: the aggregator dead-letters it
+                pass
+        if len(events) >= READ_RECORDS:
+            yield events, latest
+            events = []
+    if events or latest:
+        yield events, latest

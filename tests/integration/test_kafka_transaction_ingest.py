@@ -1,11 +1,16 @@
-"""Ingest's first stamp beside Kafka-direct transactions (README, Kafka-direct publishing).
+"""Ingest beside Kafka-direct transactions (README, Kafka-direct publishing).
 
-A new ingest process takes in the log's latest stamp before its first append, so its stamps
-never go back in log order, also with its clock behind. It read the last 16 offsets of each
-partition: an aborted transaction's records and its marker are nothing to read there.
+While a producer's transaction is open, the hub reads its partition up to where the
+transaction starts (its last stable offset) and counts itself caught up there. Ingest's own
+records after that start are acknowledged, yet the read model cannot have them until the
+transaction ends. A new ingest process, or one after a failed append, which starts over from
+the read model alone, did not know them.
 
-Before: a partition whose last 16 offsets were an aborted transaction gave no stamp at all, so a
-restarted ingest with a clock behind stamped back in time.
+Before: such an ingest accepted a resent event a second time and linked the source's next event
+to the head before them (each forking the source's hash chain: `audit verify` reported the log
+tampered with), and took its first stamp from the records before the transaction, earlier than
+its own records' after it. And a partition whose last 16 offsets were an aborted transaction
+gave no stamp at all, so a restarted ingest with a clock behind stamped back in time.
 """
 
 from __future__ import annotations
@@ -16,19 +21,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka.errors import KafkaTimeoutError
 from sqlalchemy import Engine
 
+from duhub.audit.chain import audit
+from duhub.audit.records import log_records
 from duhub.convert import recorded_at
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.statistics import statistics
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from services.aggregate.embedded import LogTailer
 from services.ingest import resume
 from services.ingest.ingestor import Ingestor
 from tests.infra import kafka_log_url
-from tests.integration.test_kafka_aborted_transaction import County, direct
-from tests.integration.test_lost_ack import LostAck
+from tests.integration.test_kafka_aborted_transaction import County, direct, url_of
+from tests.integration.test_lost_ack import LostAck, publish_until_ready
 from tests.unit.builders import CITY, HOUR, YIDU_T1, Clock, accountability, hierarchy, kinds
 
 pytestmark = [pytest.mark.kafka]
@@ -63,6 +72,71 @@ def _live(log: KafkaLog, path: Path) -> tuple[Engine, Ingestor, LogTailer]:
 def stamp(log: KafkaLog, result: ipb.EventResult) -> int:
     (rec,) = log.read(result.partition, result.offset, 1)
     return recorded_at(rec)
+
+
+def city_persons(engine: Engine) -> int:
+    (row,) = statistics(engine, ["accountability_persons"], YIDU_T1)
+    return row.values.get("accountability_persons", 0)
+
+
+def test_a_restarted_ingest_knows_its_records_past_an_open_transaction(
+    kafka1: LostAck, tmp_path: Path
+) -> None:
+    live, ingest, tailer = _live(kafka1, tmp_path / "live.db")
+    ahead(ingest)
+    county = County(kafka1.spec)
+    restarted = Ingestor(KafkaLog(kafka1.spec, create=False), live, Clock())  # clock behind
+    try:
+        (start,) = county.begin(direct(5, 1, first=1))
+        (first,) = ingest.publish([city(1, persons=2)])
+        assert (first.result, first.offset > start) == (ipb.RESULT_ACCEPTED, True)
+        tailer.catch_up()  # up to the transaction's start
+
+        restarted.wait_until_caught_up()
+        # The node never heard the answer (ingest went down): its outbox sends again.
+        assert kinds(restarted.publish([city(1, persons=2)])) == ["duplicate"]
+        (then,) = restarted.publish([city(2, persons=3)])
+        assert then.result == ipb.RESULT_ACCEPTED
+
+        county.producer.commit_transaction()
+        county.ended(start)
+    finally:
+        county.close()
+        restarted.log.close()
+    assert stamp(kafka1, then) >= stamp(kafka1, first)  # stamps never go back
+    tailer.catch_up()
+    assert city_persons(live) == 2 + 3  # each once (the county's 5 are its own unit's)
+    report = audit(log_records(url_of(kafka1)))
+    assert report.findings == []  # nothing was tampered with
+
+
+def test_a_resent_event_past_an_open_transaction_is_not_appended_twice(
+    kafka1: LostAck, tmp_path: Path
+) -> None:
+    """The broker took the event but ingest never heard (LostAck): ingest waits until the
+    read model holds all the log does, which is only up to the open transaction's start."""
+    live, ingest, tailer = _live(kafka1, tmp_path / "live.db")
+    county = County(kafka1.spec)
+    try:
+        (start,) = county.begin(direct(5, 1, first=1))
+        end = kafka1.end_offsets()[0]
+        kafka1.lose_next = True
+        with pytest.raises(KafkaTimeoutError):  # the service answers UNAVAILABLE
+            ingest.publish([city(1, persons=2)])
+        assert kafka1.end_offsets()[0] == end  # held back behind the open transaction
+
+        # Before: ACCEPTED again, a second copy linking to the same predecessor as the first.
+        assert kinds(publish_until_ready(ingest, tailer, [city(1, persons=2)])) == ["duplicate"]
+        assert kinds(publish_until_ready(ingest, tailer, [city(2, persons=3)])) == ["accepted"]
+
+        county.producer.commit_transaction()
+        county.ended(start)
+    finally:
+        county.close()
+    tailer.catch_up()
+    assert city_persons(live) == 2 + 3  # each once (the county's 5 are its own unit's)
+    report = audit(log_records(url_of(kafka1)))
+    assert report.findings == []
 
 
 def test_a_restarted_ingest_stamps_after_a_long_aborted_transaction(
