@@ -130,9 +130,15 @@ def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Uni
     problem = k.problem(p.problem_id)
     if problem is None:
         raise _Reject(f"{f}.problem_id", f"unknown problem '{p.problem_id}'", missing=True)
+    # Asked before the problem's state, and without naming its unit: another county's node
+    # learns neither whether its problem is still open nor where it lies.
+    unit = _unit_in(f"{f}.problem_id", problem.unit_id, k, None)
+    if auth is not None and not unit.within(auth.unit_id):
+        raise _Reject(
+            f"{f}.problem_id", f"problem '{p.problem_id}' lies outside the source's {auth.unit_id}"
+        )
     if problem.rectified_at is not None:
         raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' is already rectified")
-    _unit_in(f"{f}.problem_id", problem.unit_id, k, auth)
     if e.occurred_at < problem.found_at:
         raise _Reject("occurred_at", "before the problem was found")
 

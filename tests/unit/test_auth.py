@@ -445,3 +445,47 @@ def test_a_unix_listen_socket_is_not_the_simulators_private_one(tmp_path: Path) 
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         hub.stop(grace=0)
+
+
+def test_a_county_learns_nothing_of_another_countys_problem_by_rectifying_it(
+    tmp_path: Path,
+) -> None:
+    """A county node may rectify only its own problems. Rectifying another county's must not
+    tell whether that problem is still open, nor in which unit it lies: before, the rejection
+    said "'p-done' is already rectified" of a rectified one and named the village of an open
+    one ("unit '420581101' lies outside the source's 420582")."""
+    import grpc
+
+    from duhub.bootstrap import Hub, HubConfig
+    from duhub.v1 import ingest_pb2 as ipb
+    from duhub.v1 import ingest_pb2_grpc
+    from tests.unit.builders import problem, rectify
+
+    f = tmp_path / "tokens"
+    yidu = [("authorization", f"Bearer {append_token(f, node(YIDU))}")]
+    other = [("authorization", f"Bearer {append_token(f, node(ZHIJIANG))}")]
+    hub = Hub(HubConfig(tmp_path / "hub", listen="127.0.0.1:0", tokens=str(f)))
+    hub.start()
+    try:
+        stub = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(hub.address))
+        own = [
+            problem("p-done", TOWN, event_id="y1", source=YIDU, seq=1),
+            problem("p-open", TOWN, event_id="y2", source=YIDU, seq=2),
+            rectify("p-done", event_id="y3", source=YIDU, seq=3),
+        ]
+        done = stub.Publish(ipb.PublishRequest(events=own), metadata=yidu, timeout=10)
+        assert [r.result for r in done.results] == [ipb.RESULT_ACCEPTED] * 3
+        probes = [
+            rectify("p-done", event_id="z1", source=ZHIJIANG, seq=1),
+            rectify("p-open", event_id="z2", source=ZHIJIANG, seq=2),
+        ]
+        done = stub.Publish(ipb.PublishRequest(events=probes), metadata=other, timeout=10)
+        assert [r.result for r in done.results] == [ipb.RESULT_REJECTED] * 2
+        reasons = [r.reason for r in done.results]
+        assert reasons == [
+            f"problem_rectified.problem_id: problem '{p}' lies outside the source's {ZHIJIANG}"
+            for p in ("p-done", "p-open")
+        ]
+        assert not any(TOWN in r or "rectified" in r.split(":", 1)[1] for r in reasons)
+    finally:
+        hub.stop(grace=0)
