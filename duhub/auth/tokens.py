@@ -9,6 +9,7 @@ running server reads the file again when it changes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import threading
@@ -19,6 +20,8 @@ from duhub.auth.principal import Principal, parse_uri
 
 TOKEN_PREFIX = "duhub_"
 HASH_PREFIX = "sha256:"
+
+log = logging.getLogger(__name__)
 
 
 def new_token() -> str:
@@ -41,14 +44,26 @@ class TokenFileError(ValueError):
 
 def parse_tokens(text: str, name: str = "tokens") -> dict[str, Principal]:
     """Return hash -> principal for a token file's text; errors name the line."""
+    table, errors = read_tokens(text, name)
+    if errors:
+        raise TokenFileError(errors[0])
+    return table
+
+
+def read_tokens(text: str, name: str = "tokens") -> tuple[dict[str, Principal], list[str]]:
+    """Return hash -> principal of a token file's good lines, and an error for each bad one,
+    naming the line. A hash given two principals is a bad line and names neither."""
     out: dict[str, Principal] = {}
+    errors: list[str] = []
+    conflicted: set[str] = set()
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
         if len(parts) != 2:
-            raise TokenFileError(f"{name}:{n}: expected 'sha256:HEX PRINCIPAL-URI'")
+            errors.append(f"{name}:{n}: expected 'sha256:HEX PRINCIPAL-URI'")
+            continue
         digest, uri = parts
         hexpart = digest[len(HASH_PREFIX) :]
         if (
@@ -56,15 +71,20 @@ def parse_tokens(text: str, name: str = "tokens") -> dict[str, Principal]:
             or len(hexpart) != 64
             or any(c not in "0123456789abcdef" for c in hexpart)
         ):
-            raise TokenFileError(f"{name}:{n}: {digest!r} is not sha256:<64 lowercase hex>")
+            errors.append(f"{name}:{n}: {digest!r} is not sha256:<64 lowercase hex>")
+            continue
         try:
             principal = parse_uri(uri)
         except ValueError as e:
-            raise TokenFileError(f"{name}:{n}: {e}") from None
-        if digest in out and out[digest] != principal:
-            raise TokenFileError(f"{name}:{n}: the same token hash names two principals")
+            errors.append(f"{name}:{n}: {e}")
+            continue
+        if digest in conflicted or (digest in out and out[digest] != principal):
+            errors.append(f"{name}:{n}: the same token hash names two principals")
+            conflicted.add(digest)
+            out.pop(digest, None)
+            continue
         out[digest] = principal
-    return out
+    return out, errors
 
 
 @dataclass(slots=True)
@@ -89,14 +109,30 @@ class TokenStore:
         stamp = self._stamp()
         return _Snapshot(stamp, parse_tokens(self.path.read_text("utf-8"), str(self.path)))
 
+    def _reload(self) -> None:
+        """Read the changed file. One broken by an edit (a typo on any line) adds nobody,
+        but what it no longer holds is revoked: deleting a line revokes a token even when the
+        same edit breaks another. Its first error is logged, naming the line."""
+        stamp = self._stamp()
+        table, errors = read_tokens(self.path.read_text("utf-8"), str(self.path))
+        if errors:
+            old = self._snap.table
+            table = {h: p for h, p in table.items() if old.get(h) == p}
+            log.error(
+                "%s: until it is fixed, only tokens it holds unchanged are accepted%s",
+                errors[0],
+                f" ({len(errors)} bad lines)" if len(errors) > 1 else "",
+            )
+        self._snap = _Snapshot(stamp, table)
+
     def lookup(self, token: str) -> Principal | None:
         """Return the principal of a token, or None when the file does not hold it."""
         with self._lock:
             try:
                 if self._stamp() != self._snap.stamp:
-                    self._snap = self._load()
-            except (OSError, TokenFileError):
-                # A file being rewritten, or broken by a hand edit: keep what was last good.
+                    self._reload()
+            except OSError:
+                # Gone for a moment (an editor replacing it): keep what was last read.
                 pass
             return self._snap.table.get(token_hash(token))
 

@@ -27,8 +27,10 @@ from duhub.auth.tokens import (
     TokenFileError,
     TokenStore,
     append_token,
+    new_token,
     parse_tokens,
     token_hash,
+    token_line,
 )
 from duhub.cli.credentials import CredentialError, load
 from duhub.cli.main import main
@@ -149,9 +151,11 @@ def test_tokens_are_stored_hashed_and_read_again_on_change(tmp_path: Path) -> No
     f.write_text("".join(line for line in f.read_text().splitlines(True) if "420581" not in line))
     assert store.lookup(first) is None
     assert store.lookup(second) == user("bob", ZHIJIANG)
-    # A broken edit keeps the last good table.
-    f.write_text(f.read_text() + "garbage\n")
+    # A broken edit adds nobody, but keeps the lines it holds unchanged.
+    third = new_token()
+    f.write_text(f.read_text() + "garbage\n" + token_line(third, node(CITY)))
     assert store.lookup(second) == user("bob", ZHIJIANG)
+    assert store.lookup(third) is None
 
 
 # ---- listen addresses -----------------------------------------------------------------------
@@ -487,5 +491,61 @@ def test_a_county_learns_nothing_of_another_countys_problem_by_rectifying_it(
             for p in ("p-done", "p-open")
         ]
         assert not any(TOWN in r or "rectified" in r.split(":", 1)[1] for r in reasons)
+    finally:
+        hub.stop(grace=0)
+
+
+def test_a_token_file_broken_by_an_edit_still_revokes_what_it_no_longer_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting a token's line revokes it (README, Security), even when the same edit breaks
+    another line. Before, any malformed line kept the whole last good table, silently: the
+    deleted token went on working and nothing said why."""
+    import logging
+    import time
+
+    import grpc
+
+    from duhub.bootstrap import Hub, HubConfig
+    from duhub.v1 import query_pb2 as qpb
+    from duhub.v1 import query_pb2_grpc
+
+    f = tmp_path / "tokens"
+    alice = append_token(f, user("alice", YIDU))
+    bob = append_token(f, user("bob", ZHIJIANG))
+    hub = Hub(HubConfig(tmp_path / "hub", listen="127.0.0.1:0", tokens=str(f)))
+    hub.start()
+    try:
+        stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+
+        def units(token: str) -> list[str] | grpc.StatusCode:
+            try:
+                reply = stub.ListUnits(
+                    qpb.ListUnitsRequest(),
+                    metadata=[("authorization", f"Bearer {token}")],
+                    timeout=10,
+                )
+            except grpc.RpcError as e:
+                return e.code()
+            return [u.unit_id for u in reply.units]
+
+        deadline = time.monotonic() + 10
+        while units(alice) != [YIDU]:  # the reference hierarchy applied
+            assert time.monotonic() < deadline, units(alice)
+            time.sleep(0.05)
+        # One edit: alice's line deleted, a line for carol added, and a typo on line 2.
+        carol = new_token()
+        kept = [x for x in f.read_text().splitlines(True) if ":alice" not in x]
+        broken = kept + ["sha256:12ab duhub:user:420500:typo\n", token_line(carol, user("c", CITY))]
+        with caplog.at_level(logging.ERROR):
+            f.write_text("".join(broken))
+            assert units(alice) == grpc.StatusCode.UNAUTHENTICATED
+            assert units(bob) == [ZHIJIANG]  # unchanged lines hold
+            assert units(carol) == grpc.StatusCode.UNAUTHENTICATED  # a broken file adds nobody
+        assert any(f"{f}:2:" in r.getMessage() for r in caplog.records), caplog.text
+        # Fixed: the new line counts.
+        f.write_text("".join(kept + [token_line(carol, user("c", CITY))]))
+        assert units(carol) == [CITY]
+        assert units(alice) == grpc.StatusCode.UNAUTHENTICATED
     finally:
         hub.stop(grace=0)
