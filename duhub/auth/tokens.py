@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import secrets
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def read_tokens(text: str, name: str = "tokens") -> tuple[dict[str, Principal], 
 
 @dataclass(slots=True)
 class _Snapshot:
-    stamp: tuple[int, int, int]
+    stamp: tuple[int, int, int, int]  # mtime, size, inode, mode
     table: dict[str, Principal]
 
 
@@ -101,20 +102,37 @@ class TokenStore:
         self._lock = threading.Lock()
         self._snap = self._load()  # a bad file fails at start, with the line named
 
-    def _stamp(self) -> tuple[int, int, int]:
+    def _stamp(self) -> tuple[int, int, int, int]:
         st = self.path.stat()
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+
+    def _mode_error(self, stamp: tuple[int, int, int, int]) -> str:
+        """Say why a file others may write cannot be trusted ("" when it can)."""
+        mode = stat.S_IMODE(stamp[3])
+        if not mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return ""
+        return (
+            f"{self.path}: writable by group or others (mode {mode:04o}): whoever may write it "
+            f"may add a token for any principal; chmod 600 {self.path}"
+        )
 
     def _load(self) -> _Snapshot:
         stamp = self._stamp()
+        unsafe = self._mode_error(stamp)
+        if unsafe:
+            raise TokenFileError(unsafe)
         return _Snapshot(stamp, parse_tokens(self.path.read_text("utf-8"), str(self.path)))
 
     def _reload(self) -> None:
-        """Read the changed file. One broken by an edit (a typo on any line) adds nobody,
-        but what it no longer holds is revoked: deleting a line revokes a token even when the
-        same edit breaks another. Its first error is logged, naming the line."""
+        """Read the changed file. One broken by an edit (a typo on any line) or made writable
+        by others adds nobody, but what it no longer holds is revoked: deleting a line revokes
+        a token even when the same edit breaks another. Its first error is logged, naming the
+        line."""
         stamp = self._stamp()
         table, errors = read_tokens(self.path.read_text("utf-8"), str(self.path))
+        unsafe = self._mode_error(stamp)
+        if unsafe:
+            errors.insert(0, unsafe)
         if errors:
             old = self._snap.table
             table = {h: p for h, p in table.items() if old.get(h) == p}

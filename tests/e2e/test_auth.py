@@ -415,6 +415,23 @@ def test_no_credentials_means_loopback_only(tmp_path: Path) -> None:
         assert time.monotonic() - started < 30
 
 
+def test_a_token_file_others_may_write_is_refused(
+    tmp_path: Path, pki: Path, tokens: dict[str, str]
+) -> None:
+    """Whoever may write the token file may add a token of their own for any principal (the
+    city's: everything). Before, `duhub up --tokens F` started with F mode 0666."""
+    f = tmp_path / "tokens"
+    f.write_bytes((pki / "tokens").read_bytes())
+    for mode in (0o666, 0o620):
+        f.chmod(mode)
+        data = tmp_path / "never"
+        done = run("up", "--listen", "127.0.0.1:0", "--http", "off", "--metrics", "off",
+                   "--tokens", str(f), "--data-dir", str(data))  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"--tokens {f}: writable by group or others (mode {mode:04o})" in done.stderr
+        assert not data.exists()
+
+
 def test_open_hub_says_so(tmp_path: Path) -> None:
     hub = HubProcess(tmp_path / "data")
     try:

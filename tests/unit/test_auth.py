@@ -156,6 +156,15 @@ def test_tokens_are_stored_hashed_and_read_again_on_change(tmp_path: Path) -> No
     f.write_text(f.read_text() + "garbage\n" + token_line(third, node(CITY)))
     assert store.lookup(second) == user("bob", ZHIJIANG)
     assert store.lookup(third) is None
+    # So does a good file others may write: anyone could have added a line.
+    f.write_text(f.read_text().replace("garbage\n", ""))
+    assert store.lookup(third) == node(CITY)
+    fourth = append_token(f, node(CITY))
+    f.chmod(0o602)
+    assert store.lookup(fourth) is None
+    assert store.lookup(third) == node(CITY)
+    with pytest.raises(TokenFileError, match="writable by group or others .mode 0602."):
+        TokenStore(f)
 
 
 # ---- listen addresses -----------------------------------------------------------------------
