@@ -72,7 +72,9 @@ def read_tokens(text: str, name: str = "tokens") -> tuple[dict[str, Principal], 
             or len(hexpart) != 64
             or any(c not in "0123456789abcdef" for c in hexpart)
         ):
-            errors.append(f"{name}:{n}: {digest!r} is not sha256:<64 lowercase hex>")
+            # Not quoted: it may be a secret (a token pasted where its hash belongs).
+            hint = " (it is a token: the file holds only its hash)" if _is_token(digest) else ""
+            errors.append(f"{name}:{n}: the first field is not sha256:<64 lowercase hex>{hint}")
             continue
         try:
             principal = parse_uri(uri)
@@ -86,6 +88,10 @@ def read_tokens(text: str, name: str = "tokens") -> tuple[dict[str, Principal], 
             continue
         out[digest] = principal
     return out, errors
+
+
+def _is_token(text: str) -> bool:
+    return text.startswith(TOKEN_PREFIX)
 
 
 @dataclass(slots=True)

@@ -432,6 +432,23 @@ def test_a_token_file_others_may_write_is_refused(
         assert not data.exists()
 
 
+def test_a_token_pasted_into_the_token_file_is_not_printed(
+    tmp_path: Path, tokens: dict[str, str]
+) -> None:
+    """The file holds hashes; a token pasted in by mistake is refused, naming the line, but
+    never printed (stderr goes to logs others read). Before, the error quoted it whole."""
+    f = tmp_path / "tokens"
+    f.write_text(f"{tokens['boss']} duhub:user:420500:boss\n")
+    f.chmod(0o600)
+    data = tmp_path / "never"
+    done = run("up", "--listen", "127.0.0.1:0", "--http", "off", "--metrics", "off",
+               "--tokens", str(f), "--data-dir", str(data))  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--tokens {f}:1: " in done.stderr
+    assert tokens["boss"] not in done.stdout + done.stderr
+    assert tokens["boss"][: len("duhub_") + 8] not in done.stdout + done.stderr
+
+
 def test_open_hub_says_so(tmp_path: Path) -> None:
     hub = HubProcess(tmp_path / "data")
     try:

@@ -128,7 +128,8 @@ def test_token_file_errors_name_the_line() -> None:
     good = f"{token_hash('t')} duhub:node:420581\n"
     assert parse_tokens("# c\n\n" + good) == {token_hash("t"): node(YIDU)}
     for text, match in [
-        ("sha256:abc duhub:node:1\n", "1: 'sha256:abc' is not"),
+        ("sha256:abc duhub:node:1\n", "1: the first field is not sha256:<64 lowercase hex>$"),
+        ("duhub_x duhub:node:1\n", "1: the first field .* .it is a token: the file holds"),
         (good + "x\n", "2: expected"),
         (f"{token_hash('u')} duhub:boss:1\n", "1: 'duhub:boss:1' names no principal"),
         (good + f"{token_hash('t')} duhub:node:420582\n", "2: the same token hash"),
