@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -174,3 +175,45 @@ def san_uris(cert_pem: bytes) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return list(ext.value.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+def server_problem(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, now: dt.datetime) -> str:
+    """Return why a server's certificate cannot serve anyone ("" when it can): its key is not
+    the certificate's, the CA did not sign it, it is not valid now, or it is not for servers.
+    Checked at start: gRPC says only that it cannot bind, or fails every handshake."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return f"{SERVER}.crt is not a PEM certificate"
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return f"{SERVER}.key is not an unencrypted PEM private key"
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*raw) != cert.public_key().public_bytes(*raw):
+        return f"{SERVER}.key does not belong to {SERVER}.crt"
+    try:
+        cas = x509.load_pem_x509_certificates(ca_pem)
+    except ValueError:
+        return f"{CA}.crt is not a PEM certificate"
+    if not any(_issued_by(cert, ca) for ca in cas):
+        return f"{SERVER}.crt is not signed by {CA}.crt"
+    if cert.not_valid_after_utc <= now:
+        return f"{SERVER}.crt expired on {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+    if cert.not_valid_before_utc > now:
+        return f"{SERVER}.crt is not valid before {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return ""
+    if ExtendedKeyUsageOID.SERVER_AUTH not in usage:
+        return f"{SERVER}.crt is not a server certificate (no serverAuth usage)"
+    return ""
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

@@ -14,6 +14,7 @@ there are the local caller (the socket sits in a directory only the hub's user c
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from duhub.auth.pki import server_problem
 from duhub.auth.principal import LOCAL, Principal, Unauthenticated, principal_in
 from duhub.auth.tokens import TokenFileError, TokenStore
 
@@ -44,7 +46,7 @@ class TlsFiles:
     def read(cls, directory: str | Path) -> TlsFiles:
         d = Path(directory).resolve()
         try:
-            return cls(
+            found = cls(
                 (d / SERVER_CERT).read_bytes(),
                 (d / SERVER_KEY).read_bytes(),
                 (d / CA_CERT).read_bytes(),
@@ -55,6 +57,10 @@ class TlsFiles:
                 f"--tls-dir {d}: cannot read {Path(e.filename or '').name or e} "
                 f"({e.strerror or e}); make them with 'duhub certs init' and 'duhub certs server'"
             ) from None
+        problem = server_problem(found.cert, found.key, found.ca, dt.datetime.now(dt.UTC))
+        if problem:
+            raise ValueError(f"--tls-dir {d}: {problem}; make a new one with 'duhub certs server'")
+        return found
 
 
 @dataclass(slots=True)

@@ -449,6 +449,46 @@ def test_a_token_pasted_into_the_token_file_is_not_printed(
     assert tokens["boss"][: len("duhub_") + 8] not in done.stdout + done.stderr
 
 
+def test_server_certificates_that_cannot_work_are_refused_naming_why(
+    tmp_path: Path, pki: Path
+) -> None:
+    """A --tls-dir whose server.key is not server.crt's, whose server.crt another CA signed,
+    or which expired, can serve nobody. Before, the first made `duhub up` say "--listen:
+    cannot bind … (in use, or not an address of this host)" after opening the read model,
+    and the other two started a hub every client's handshake failed against."""
+    from duhub.auth import pki as ca_tools
+
+    ca = ca_tools.Issued((pki / "ca.key").read_bytes(), (pki / "ca.crt").read_bytes())
+    other = ca_tools.make_ca("another CA")
+    cases = {
+        "server.key does not belong to server.crt": (
+            (pki / "server.crt").read_bytes(),
+            (pki / "node-420581.key").read_bytes(),
+        ),
+        "server.crt is not signed by ca.crt": (
+            (made := ca_tools.make_server(other, ["127.0.0.1"])).cert_pem,
+            made.key_pem,
+        ),
+        "server.crt expired on": (
+            (old := ca_tools.make_server(ca, ["127.0.0.1"], days=0)).cert_pem,
+            old.key_pem,
+        ),
+    }
+    time.sleep(1)  # days=0: valid until the second it was made
+    for n, (why, (cert, key)) in enumerate(cases.items()):
+        d = tmp_path / f"tls{n}"
+        d.mkdir()
+        (d / "ca.crt").write_bytes((pki / "ca.crt").read_bytes())
+        (d / "server.crt").write_bytes(cert)
+        (d / "server.key").write_bytes(key)
+        data = tmp_path / f"never{n}"
+        done = run("up", "--listen", "127.0.0.1:0", "--http", "off", "--metrics", "off",
+                   "--tls-dir", str(d), "--data-dir", str(data))  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"--tls-dir {d}: {why}" in done.stderr, done.stderr
+        assert not data.exists()
+
+
 def test_open_hub_says_so(tmp_path: Path) -> None:
     hub = HubProcess(tmp_path / "data")
     try:
