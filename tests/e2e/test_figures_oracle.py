@@ -316,14 +316,20 @@ Y2022_END = at("2023-01-01")  # midnight UTC: the first instant of 2023
 LEAP = at("2024-02-29")
 
 
-def batch_one() -> list[pb.Event]:
-    """Problems found, persons at every tier, period edges."""
-    s = {YIDU: 0, DANG: 0, CITY: 0}
+def numbered(first: int):  # type: ignore[no-untyped-def]
+    """Return a builder numbering each source's events from `first` on."""
+    seqs = {YIDU: first, DANG: first, CITY: first}
 
     def e(builder, *args, source: str = YIDU, t: int, eid: str, **kw):  # type: ignore[no-untyped-def]
-        s[source] += 1
-        return ev(builder, *args, eid=eid, source=source, seq=s[source], t=t, **kw)
+        seqs[source] += 1
+        return ev(builder, *args, eid=eid, source=source, seq=seqs[source], t=t, **kw)
 
+    return e
+
+
+def batch_one() -> list[pb.Event]:
+    """Problems found, persons at every tier, period edges."""
+    e = numbered(0)
     last_ns = Y2022_END - 1
     return [
         # Found in the last nanosecond of 2022; rectified at 2023's first (batch two).
@@ -413,16 +419,9 @@ def _session(config: HubConfig) -> Iterator[Session]:
         hub.stop()
 
 
-SEQ2 = {YIDU: 100, DANG: 100, CITY: 100}
-
-
-def e2(builder, *args, source: str = YIDU, t: int, eid: str, **kw):  # type: ignore[no-untyped-def]
-    SEQ2[source] += 1
-    return ev(builder, *args, eid=eid, source=source, seq=SEQ2[source], t=t, **kw)
-
-
 def batch_two() -> list[pb.Event]:
     """Rectifications recorded after the first batch; a new village with events."""
+    e2 = numbered(100)
     return [
         e2(rectify, "p-edge", source=CITY, t=Y2022_END, eid="b2-r-edge"),
         e2(rectify, "p-q", t=at("2022-10-01"), eid="b2-r-q"),
@@ -445,7 +444,7 @@ def batch_three(rectified: pb.Event) -> list[pb.Event]:
         again,
         with_recorded,
         conflicting,
-        e2(rectify, "p-edge", source=CITY, t=at("2023-02-01"), eid="b3-r-edge-again"),
+        numbered(200)(rectify, "p-edge", source=CITY, t=at("2023-02-01"), eid="b3-r-edge-again"),
         rectified,  # the same, resent
     ]
 
