@@ -12,6 +12,7 @@ from duhub.auth.principal import Forbidden, Principal, check_within, scope_for, 
 from duhub.convert import to_nanos
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
+from duhub.projections.timegrid import FIRST_NS, LAST_NS
 from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.knowledge import load_campaign
@@ -47,7 +48,18 @@ GROUP_BY = {
 
 
 def _opt_time(msg, name: str) -> int | None:  # type: ignore[no-untyped-def]
-    return to_nanos(getattr(msg, name)) if msg.HasField(name) else None
+    """Return a request's time in nanoseconds (None: unset). One protobuf calls invalid is a
+    question asked wrongly: canonical JSON cannot even write it, so an answer echoing it could
+    not be printed (grpcurl, --json)."""
+    if not msg.HasField(name):
+        return None
+    ts = getattr(msg, name)
+    if not 0 <= ts.nanos < 1_000_000_000:
+        raise QueryError(f"{name}: nanos must lie in [0, 999999999] (got {ts.nanos})")
+    at = to_nanos(ts)
+    if not FIRST_NS <= at < LAST_NS:  # a Timestamp's range, and canonical JSON's
+        raise QueryError(f"{name}: must lie between 0001-01-01 and 9999-12-31 (got {ts.seconds} s)")
+    return at
 
 
 # Recorded times are int64 nanoseconds. An as_of outside them (before 1677, after 2262) asks

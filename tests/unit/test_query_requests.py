@@ -1,0 +1,110 @@
+"""QueryService request fields a client can get wrong, asked of a whole in-process hub over
+gRPC: each is refused INVALID_ARGUMENT naming the field and the reason (the command line exits
+2 on it), never answered as if it meant something."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from duhub.bootstrap import Hub, HubConfig
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+from tests.unit.builders import campaign, group, kinds, visit
+
+YIDU = "420581"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One hub for the module: no test changes what it holds."""
+    h = Hub(HubConfig(tmp_path_factory.mktemp("hub"), listen="127.0.0.1:0", http=""))
+    h.start()
+    try:
+        events = [
+            campaign(
+                "vax", [group("c1", pb.TIER_CITY, YIDU)], event_id="c", source="420500", seq=1
+            ),
+            visit(YIDU, "vax", "c1", event_id="v", source="420500", seq=2),
+        ]
+        assert kinds(h.ingestor.publish(events)) == ["accepted", "accepted"]
+        h.tailer.catch_up()
+        yield h
+    finally:
+        h.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def stub(hub: Hub) -> Iterator[query_pb2_grpc.QueryServiceStub]:
+    with grpc.insecure_channel(hub.address) as channel:
+        yield query_pb2_grpc.QueryServiceStub(channel)
+
+
+def refusal(call, req) -> tuple[grpc.StatusCode, str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as e:
+        call(req, timeout=10)
+    return e.value.code(), e.value.details()
+
+
+# Timestamps protobuf calls invalid: canonical JSON cannot carry them (an answer echoing one
+# could not be printed by grpcurl or --json), and events carrying them are rejected.
+BAD_TIMES = [
+    (1_700_000_000, -1, "nanos"),
+    (1_700_000_000, 1_000_000_000, "nanos"),
+    (253_402_300_800, 0, "0001-01-01"),  # 10000-01-01
+    (-62_135_596_801, 0, "0001-01-01"),  # before 0001-01-01
+]
+
+
+def _with_time(req, field: str, seconds: int, nanos: int):  # type: ignore[no-untyped-def]
+    t = getattr(req, field)
+    t.seconds, t.nanos = seconds, nanos
+    return req
+
+
+@pytest.mark.parametrize(("seconds", "nanos", "words"), BAD_TIMES)
+@pytest.mark.parametrize("field", ["from", "to", "as_of"])
+def test_statistics_refuse_an_invalid_timestamp_naming_the_field(
+    stub: query_pb2_grpc.QueryServiceStub, field: str, seconds: int, nanos: int, words: str
+) -> None:
+    req = _with_time(qpb.GetStatisticsRequest(metrics=["visits"]), field, seconds, nanos)
+    code, details = refusal(stub.GetStatistics, req)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+    assert details.startswith(f"{field}: "), details
+    assert words in details, details
+
+
+@pytest.mark.parametrize(("seconds", "nanos", "words"), BAD_TIMES)
+def test_coverage_and_explain_refuse_an_invalid_timestamp_naming_the_field(
+    stub: query_pb2_grpc.QueryServiceStub, seconds: int, nanos: int, words: str
+) -> None:
+    asked = [
+        (stub.GetCoverage, qpb.GetCoverageRequest(campaign_id="vax"), "as_of"),
+        (stub.Explain, qpb.ExplainRequest(metric="visits"), "as_of"),
+        (stub.Explain, qpb.ExplainRequest(metric="visits"), "from"),
+        (stub.Explain, qpb.ExplainRequest(metric="visits"), "to"),
+    ]
+    for call, req, field in asked:
+        code, details = refusal(call, _with_time(req, field, seconds, nanos))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details.startswith(f"{field}: "), details
+        assert words in details, details
+
+
+def test_the_widest_valid_as_of_is_answered_and_printable(
+    stub: query_pb2_grpc.QueryServiceStub,
+) -> None:
+    """The edges themselves are valid timestamps: answered (everything, or nothing), and the
+    echoed as_of prints as canonical JSON."""
+    latest = _with_time(qpb.GetStatisticsRequest(metrics=["visits"]), "as_of", 253_402_300_799, 0)
+    latest.as_of.nanos = 999_999_999
+    reply = stub.GetStatistics(latest, timeout=10)
+    assert reply.rows[0].values["visits"] == 1
+    assert json_format.MessageToDict(reply)["asOf"] == "9999-12-31T23:59:59.999999999Z"
+    earliest = _with_time(qpb.GetCoverageRequest(campaign_id="vax"), "as_of", -62_135_596_800, 0)
+    code, details = refusal(stub.GetCoverage, earliest)  # nothing was known then
+    assert code == grpc.StatusCode.NOT_FOUND, details
