@@ -108,3 +108,18 @@ def test_the_widest_valid_as_of_is_answered_and_printable(
     earliest = _with_time(qpb.GetCoverageRequest(campaign_id="vax"), "as_of", -62_135_596_800, 0)
     code, details = refusal(stub.GetCoverage, earliest)  # nothing was known then
     assert code == grpc.StatusCode.NOT_FOUND, details
+
+
+def test_explain_refuses_an_area_as_statistics_do(stub: query_pb2_grpc.QueryServiceStub) -> None:
+    """Explain's total is 'the figure, as GetStatistics answers it': an area no event could
+    carry is a question asked wrongly there, not a figure of 0 with no events."""
+    for bad in ("BAD", "bad area", "x" * 33):
+        code, stats = refusal(
+            stub.GetStatistics, qpb.GetStatisticsRequest(metrics=["visits"], area=bad)
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, stats
+        code, details = refusal(stub.Explain, qpb.ExplainRequest(metric="visits", area=bad))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details == stats
+    answer = stub.Explain(qpb.ExplainRequest(metric="visits", area="vaccination"), timeout=10)
+    assert (answer.total, answer.event_count) == (1, 1)
