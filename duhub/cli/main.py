@@ -11,6 +11,7 @@ from typing import NoReturn
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
 from duhub.cli.argtypes import whole_number
 from duhub.cli.client import EXIT_USAGE
+from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT
 from services.query.answers import MAX_SIZE as MAX_ANSWERS
 from services.slots import MAX_STREAM_CAP, MAX_STREAMS
 
@@ -296,9 +297,10 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ex.add_argument("--as-of", help="what the hub knew then")
     ex.add_argument(
         "--limit",
-        type=_uint32,
+        type=whole_number(0, MAX_EXPLAIN_LIMIT),
         default=1000,
-        help="events listed at most (default 1000; 0: the hub's default)",
+        help=f"events listed at most (default 1000, at most {MAX_EXPLAIN_LIMIT}; 0: the hub's "
+        "default)",
     )
     _client_opts(ex)
 
@@ -339,7 +341,6 @@ def _rate(text: str) -> float:
 
 # Streams of a kind one server holds open (a thread each); a uint32 field of a request.
 _stream_cap = whole_number(1, MAX_STREAM_CAP)
-_uint32 = whole_number(0, 2**32 - 1)
 _answer_cache = whole_number(0, MAX_ANSWERS)
 
 

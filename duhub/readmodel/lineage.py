@@ -15,6 +15,9 @@ from duhub.readmodel.statistics import QueryError
 from duhub.readmodel.units import resolve_scope, subtree_clause
 
 DEFAULT_LIMIT = 1000
+# The most events one answer lists: at their longest (~300 bytes each) they fit in the 32 MiB
+# a gRPC reply may take; more could not be sent at all.
+MAX_EXPLAIN_LIMIT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,11 @@ def explain(
     # too (it holds no events, but problems may be open then).
     lo = MIN_NS if lo is None else min(max(lo, MIN_NS), MAX_NS)
     hi = MAX_NS if hi is None else min(max(hi, MIN_NS), MAX_NS)
+    if limit > MAX_EXPLAIN_LIMIT:
+        raise QueryError(
+            f"limit: at most {MAX_EXPLAIN_LIMIT} events in one answer (got {limit}); "
+            "total and event_count are the whole figure whatever the limit"
+        )
     limit = limit or DEFAULT_LIMIT
     e = s.events_seen.c
     with snapshot(engine) as conn:

@@ -9,8 +9,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from duhub.bootstrap import Hub, HubConfig
+from duhub.bootstrap import MAX_MESSAGE, Hub, HubConfig
+from duhub.cli.main import main
+from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -123,3 +126,43 @@ def test_explain_refuses_an_area_as_statistics_do(stub: query_pb2_grpc.QueryServ
         assert details == stats
     answer = stub.Explain(qpb.ExplainRequest(metric="visits", area="vaccination"), timeout=10)
     assert (answer.total, answer.event_count) == (1, 1)
+
+
+def test_explain_refuses_a_limit_whose_answer_could_not_be_sent(
+    stub: query_pb2_grpc.QueryServiceStub,
+) -> None:
+    """limit is a uint32, and the command line took any: at limit 2**32-1 a figure of 250,000
+    events built a 46 MB answer the server could not send (RESOURCE_EXHAUSTED 'Sent message
+    larger than max', which the command line reads as 'no hub answered', exit 3)."""
+    for limit in (MAX_EXPLAIN_LIMIT + 1, 2**32 - 1):
+        code, details = refusal(stub.Explain, qpb.ExplainRequest(metric="visits", limit=limit))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details.startswith(f"limit: at most {MAX_EXPLAIN_LIMIT}"), details
+    answer = stub.Explain(qpb.ExplainRequest(metric="visits", limit=MAX_EXPLAIN_LIMIT), timeout=10)
+    assert (answer.total, len(answer.events)) == (1, 1)
+
+
+def test_the_largest_explanation_fits_in_one_message() -> None:
+    """MAX_EXPLAIN_LIMIT contributions, each with every field at its longest, fit in the
+    32 MiB a reply may take."""
+    widest = qpb.EventContribution(
+        event_id="e" * 128,
+        source="s" * 64,
+        seq=2**63 - 1,
+        partition=2**32 - 1,
+        offset=2**64 - 1,
+        unit_id="u" * 64,
+        area="a" * 32,
+        value=-(2**63),
+    )
+    for name in ("occurred_at", "recorded_at"):
+        getattr(widest, name).CopyFrom(Timestamp(seconds=253_402_300_799, nanos=999_999_999))
+    one = qpb.Explanation(events=[widest]).ByteSize()
+    assert one * MAX_EXPLAIN_LIMIT + 100 < MAX_MESSAGE
+
+
+def test_the_command_line_refuses_a_limit_the_hub_would(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["explain", "--metric", "visits", "--limit", str(MAX_EXPLAIN_LIMIT + 1)])
+    assert e.value.code == 2
+    assert "--limit" in capsys.readouterr().err
