@@ -244,6 +244,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
 
     def GetUnit(self, request: qpb.GetUnitRequest, context: grpc.ServicerContext) -> qpb.Unit:
+        if not request.unit_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unit_id: required")
         self._check_unit(context, self._caller(context), request.unit_id, "unit_id")
         with self.engine.connect() as conn:
             found = get_unit(conn, request.unit_id)
@@ -272,6 +274,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
     ) -> qpb.Campaign:
         self._caller(context)
+        if not request.campaign_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "campaign_id: required")
         c = load_campaign(self.engine, request.campaign_id)
         if c is None:
             context.abort(

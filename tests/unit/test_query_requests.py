@@ -166,3 +166,19 @@ def test_the_command_line_refuses_a_limit_the_hub_would(capsys: pytest.CaptureFi
         main(["explain", "--metric", "visits", "--limit", str(MAX_EXPLAIN_LIMIT + 1)])
     assert e.value.code == 2
     assert "--limit" in capsys.readouterr().err
+
+
+def test_reading_a_unit_or_campaign_without_its_id_is_refused_as_required(
+    stub: query_pb2_grpc.QueryServiceStub,
+) -> None:
+    """As GetCoverage and WatchCoverage answer a missing campaign_id: the field is missing, not
+    an unknown unit '' (NOT_FOUND)."""
+    for call, req, field in (
+        (stub.GetUnit, qpb.GetUnitRequest(), "unit_id"),
+        (stub.GetCampaign, qpb.GetCampaignRequest(), "campaign_id"),
+        (stub.GetCoverage, qpb.GetCoverageRequest(), "campaign_id"),
+    ):
+        code, details = refusal(call, req)
+        assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, f"{field}: required")
+    assert stub.GetUnit(qpb.GetUnitRequest(unit_id=YIDU), timeout=10).unit_id == YIDU
+    assert stub.GetCampaign(qpb.GetCampaignRequest(campaign_id="vax"), timeout=10).groups
