@@ -81,7 +81,8 @@ def coverage(args: argparse.Namespace) -> int:
         return client.EXIT_OK
     head = f"{reply.campaign_id}  {reply.name}  —  scope {scope}"
     if reply.HasField("as_of"):
-        head += f", as of {_fmt_time(reply.as_of)}"
+        # To the nanosecond: record times a second apart may hold other events.
+        head += f", as of {reply.as_of.ToJsonString()}"
     print(head)
     print(f"full coverage 督导全覆盖: {'YES 是' if reply.full else 'no 否'}\n")
     print(

@@ -5,7 +5,9 @@ scope unit itself included: they are in no child's row), and errors of bad quest
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -176,3 +178,20 @@ def test_a_coverage_short_of_full_never_prints_as_100_percent(
     assert n1[3:6] == ["2001", "2000", "99.9%"], out
     (n2,) = [x.split() for x in out.splitlines() if x.startswith("n2 ")]
     assert n2[3:6] == ["2001", "1", "0.1%"], out
+
+
+def test_coverage_prints_the_moment_it_answers_for_as_asked(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An as-of answer is about record times, which lie seconds apart. The table's head cut
+    the moment to the minute ('as of 2026-12-05 03:04Z' for 03:04:32.406626324Z): an auditor
+    read another moment than the one answered, whose events could differ."""
+    events = [campaign("c", [group("n1", pb.TIER_COUNTY, NIEJIAHE)], event_id="c1", seq=1)]
+    assert kinds(hub.ingestor.publish(events)) == ["accepted"]
+    hub.tailer.catch_up()
+    time.sleep(1)  # a moment after the campaign was recorded, to the nanosecond:
+    moment = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S") + ".123456789Z"
+    argv = ["query", "coverage", "--campaign", "c", "--as-of", moment, "--target", hub.address]
+    assert main(argv) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.endswith(f", as of {moment}"), head
