@@ -8,6 +8,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, select
 
+from duhub.convert import from_nanos
 from duhub.domain.events import Nanos, Tier
 from duhub.domain.model import Campaign
 from duhub.readmodel import schema as s
@@ -229,8 +230,15 @@ def coverage(
     ms at 10M against ~0.5 at 10k, by measure); now from a row per pair.
     """
     targets = _targets(engine, campaign_id)
-    if targets is None or (as_of is not None and targets.campaign.recorded_at > as_of):
+    if targets is None:
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
+    recorded_at = targets.campaign.recorded_at
+    if as_of is not None and recorded_at > as_of:
+        # Unknown then, known now: not a mistyped id.
+        raise NotFound(
+            f"campaign_id: campaign '{campaign_id}' was not yet recorded at as_of (it was "
+            f"recorded at {from_nanos(recorded_at).ToJsonString()})"
+        )
     with snapshot(engine) as conn:
         scope = _scope(targets, resolve_scope(conn, scope_unit_id).path if scope_unit_id else "")
         if not scope.pairs:  # no target inside the scope: nothing to read

@@ -182,3 +182,18 @@ def test_reading_a_unit_or_campaign_without_its_id_is_refused_as_required(
         assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, f"{field}: required")
     assert stub.GetUnit(qpb.GetUnitRequest(unit_id=YIDU), timeout=10).unit_id == YIDU
     assert stub.GetCampaign(qpb.GetCampaignRequest(campaign_id="vax"), timeout=10).groups
+
+
+def test_coverage_before_the_campaign_was_recorded_says_so(
+    stub: query_pb2_grpc.QueryServiceStub,
+) -> None:
+    """At a moment before its launch was recorded the hub did not know the campaign: NOT_FOUND,
+    but saying why. 'unknown campaign' sent an auditor looking for a typo in an id the hub
+    answers for a moment later."""
+    req = qpb.GetCoverageRequest(campaign_id="vax")
+    req.as_of.FromJsonString("2022-01-01T00:00:00Z")
+    code, details = refusal(stub.GetCoverage, req)
+    assert code == grpc.StatusCode.NOT_FOUND, details
+    assert details.startswith("campaign_id: campaign 'vax' was not yet recorded at as_of "), details
+    code, details = refusal(stub.GetCoverage, qpb.GetCoverageRequest(campaign_id="flu"))
+    assert (code, details) == (grpc.StatusCode.NOT_FOUND, "campaign_id: unknown campaign 'flu'")
