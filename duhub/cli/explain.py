@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
-            if value:
+            if value is not None:  # given empty ("$UNSET") is refused, not the present
                 getattr(req, name).CopyFrom(parse_time(value, f"--{name.replace('_', '-')}"))
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)

@@ -197,3 +197,25 @@ def test_coverage_before_the_campaign_was_recorded_says_so(
     assert details.startswith("campaign_id: campaign 'vax' was not yet recorded at as_of "), details
     code, details = refusal(stub.GetCoverage, qpb.GetCoverageRequest(campaign_id="flu"))
     assert (code, details) == (grpc.StatusCode.NOT_FOUND, "campaign_id: unknown campaign 'flu'")
+
+
+EXPLAIN = ["explain", "--metric", "visits"]
+STATS = ["query", "stats", "--metric", "visits"]
+COVERAGE = ["query", "coverage", "--campaign", "vax"]
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(c, o) for c in (EXPLAIN, STATS) for o in ("--from", "--to", "--as-of")]
+    + [(COVERAGE, "--as-of")],
+)
+def test_an_empty_time_option_is_refused_by_every_command(
+    hub: Hub, capsys: pytest.CaptureFixture[str], command: list[str], option: str
+) -> None:
+    """`duhub explain --as-of "$MOMENT"` with the variable unset answered the present (exit 0)
+    where `query stats` and `query coverage` refuse the empty time (exit 2): an auditor's
+    script read today's figure as the one of that moment."""
+    with pytest.raises(SystemExit) as e:
+        main([*command, option, "", "--target", hub.address])
+    assert e.value.code == 2
+    assert f"duhub: {option}: '' is not a date" in capsys.readouterr().err
