@@ -17,3 +17,19 @@ def _sigpipe_as_it_was() -> Iterator[None]:
     before = signal.getsignal(signal.SIGPIPE)
     yield
     signal.signal(signal.SIGPIPE, before)
+
+
+@pytest.fixture
+def file_size_limit():  # type: ignore[no-untyped-def]
+    """Set RLIMIT_FSIZE: a write past it fails with EFBIG, as a full disk fails with ENOSPC."""
+    import resource
+
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def limit(size: int | None) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft if size is None else size, hard))
+
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, old_handler)

@@ -4,13 +4,16 @@ Record frame: u32 body length | u32 CRC-32 of body | body, where body = u16 key 
 value. A torn frame at the very end (a crash mid-write, never acknowledged) is cut off on open;
 a bad frame anywhere else is corruption and stops the open. Only a process holding the writer's
 lock (a flock on the file) cuts: beside a running writer, what follows the last whole frame is
-its append in progress. `events.idx` beside the log (see `duhub.log.index`) lets an open walk
+its append in progress. An append that fails half way (a full disk) keeps the whole frames
+it wrote, unacknowledged, and cuts only a part frame: a reader may have read them already.
+`events.idx` beside the log (see `duhub.log.index`) lets an open walk
 only the records after the prefix it vouches for.
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import struct
 import threading
@@ -167,8 +170,8 @@ class EmbeddedLog:
 
     def _save_index(self, f: BinaryIO, positions: array, end: int) -> None:
         """Write the index (the writer's lock held: nothing can change the file meanwhile).
-        The last record is checked where the positions put it: a writer that failed to sync
-        cuts its append, and an unlocked walk may have seen it before it was cut."""
+        The last record is checked where the positions put it: the file may have changed
+        since an unlocked walk found it (a writer cutting what it could not write whole)."""
         if not positions or not _frame_at(
             os.pread(f.fileno(), end - positions[-1], positions[-1]), 0
         ):
@@ -203,28 +206,47 @@ class EmbeddedLog:
                 # A failed append could not cut what it wrote: cut it now, or fail again.
                 os.ftruncate(fd, start)
                 self._dirty = False
+            written = 0
             try:
                 # Straight to the file (O_APPEND), not through the writer's buffer: a buffer
                 # keeps what a failed write (a full disk) left unwritten, and the next append
                 # flushed it ahead of its own frames, at offsets it did not count.
                 view = memoryview(frames)
                 while view:
-                    view = view[os.write(fd, view) :]
+                    n = os.write(fd, view)
+                    written += n
+                    view = view[n:]
                 os.fdatasync(fd)
             except OSError:
-                # Leave no half-written frames behind a failed append.
-                try:
-                    os.ftruncate(fd, start)
-                except OSError:
-                    self._dirty = True
+                self._keep_whole(fd, start, sizes, written)
                 raise
-            pos = start
-            for n in sizes:
-                self._positions.append(pos)
-                pos += n
-            self._end = pos
-            self._grew.notify_all()
+            self._index(start, sizes)
         return [(0, first + i) for i in range(len(items))]
+
+    def _index(self, start: int, sizes: Sequence[int]) -> None:
+        """Count the frames of `sizes` written from byte `start` on as records (lock held)."""
+        pos = start
+        for n in sizes:
+            self._positions.append(pos)
+            pos += n
+        self._end = pos
+        if sizes:
+            self._grew.notify_all()
+
+    def _keep_whole(self, fd: int, start: int, sizes: Sequence[int], written: int) -> None:
+        """After a failed append (lock held): keep the whole frames it wrote, as records not
+        acknowledged, and cut only a part frame after them. A reader in another process
+        (`duhub serve aggregate`, `duhub replay`) takes whole frames as they land, before the
+        fsync: cutting them took back records it had read, and the next append put other
+        records under offsets it had passed. Ingest, told the append failed, waits until the
+        read model holds all the log does before it checks more (`Ingestor._resync`), as
+        after a broker's lost acknowledgement."""
+        whole = list(itertools.takewhile(lambda end: end <= written, itertools.accumulate(sizes)))
+        self._index(start, sizes[: len(whole)])
+        try:
+            os.ftruncate(fd, self._end)
+        except OSError:
+            self._dirty = True
 
     def read(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
         if partition != 0:

@@ -274,23 +274,6 @@ def test_iter_frames_reads_every_frame_across_chunk_ends(
     assert [(k, v) for o, _, k, v in got if o != 17] == intact
 
 
-@pytest.fixture
-def file_size_limit():  # type: ignore[no-untyped-def]
-    """Set RLIMIT_FSIZE: a write past it fails with EFBIG, as a full disk fails with ENOSPC."""
-    import resource
-    import signal
-
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-
-    def limit(size: int | None) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft if size is None else size, hard))
-
-    yield limit
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    signal.signal(signal.SIGXFSZ, old_handler)
-
-
 def test_a_failed_append_leaves_nothing_for_the_next_one(log_dir: Path, file_size_limit) -> None:  # type: ignore[no-untyped-def]
     # A write that fails half way (a full disk) must leave neither bytes in the file nor in a
     # buffer: before, the buffered writer kept the unwritten rest of the failed append and the
@@ -332,3 +315,43 @@ def test_iter_frames_reads_on_past_a_damaged_frame_header(
     assert [o for o, _, _, _ in got] == list(range(40))
     assert [o for o, ok, _, _ in got if not ok] == [17]
     assert [(k, v) for _, _, k, v in got] == every
+
+
+def test_a_reader_beside_a_failed_append_never_sees_a_record_the_writer_takes_back(
+    log_dir: Path, file_size_limit, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # `duhub serve aggregate` (or `duhub replay`) beside `duhub serve ingest` on the embedded
+    # log reads whole frames as they land, before the writer's fsync. A full disk stopped the
+    # writer half way through a batch: it cut the whole frames it had written too, which the
+    # reader had already read as records. The reader applied an event the log no longer held
+    # (resent, it was answered DUPLICATE: in the figures, never in the log), and its offsets
+    # no longer met the writer's: the next acknowledged record took the cut one's offset,
+    # which the reader had passed, and the frames after it were never found.
+    writer = EmbeddedLog(log_dir)
+    assert writer.append([(b"k", b"a" * 100)]) == [(0, 0)]
+    reader = EmbeddedLog(log_dir)  # another process's view: no writer's lock
+    first, second = frame(b"k", b"b" * 100), frame(b"k", b"c" * 100)
+    file_size_limit(writer.path.stat().st_size + len(first) + len(second) // 2)
+    real_ftruncate = embedded.os.ftruncate
+    read_then: list[tuple[int, bytes, bytes]] = []
+
+    def reader_looks_then_cut(fd: int, size: int) -> None:
+        read_then.extend(contents(reader))  # the reader polls while the writer fails
+        real_ftruncate(fd, size)
+
+    monkeypatch.setattr(embedded.os, "ftruncate", reader_looks_then_cut)
+    with pytest.raises(OSError):
+        writer.append([(b"k", b"b" * 100), (b"k", b"c" * 100)])
+    file_size_limit(None)
+    writer.append([(b"k", b"acknowledged")])
+    writer.append([(b"k", b"and after it")])
+    # What the reader read stays in the log where it read it; it reads on from there.
+    final = contents(writer)
+    assert read_then == final[: len(read_then)]
+    assert contents(reader) == final
+    assert [v for _, _, v in final][-2:] == [b"acknowledged", b"and after it"]
+    reader.close()
+    writer.close()
+    again = EmbeddedLog(log_dir)
+    assert contents(again) == final
+    again.close()
