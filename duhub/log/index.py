@@ -112,9 +112,13 @@ def load(index_path: Path, log_file: BinaryIO) -> tuple[array, int] | None:
 
 def save(index_path: Path, log_file: BinaryIO, positions: array, end: int) -> bool:
     """Write the index of the first `len(positions)` records (ending at byte `end`) of the
-    open log file; return whether it was written (a read-only directory is no error)."""
+    open log file; return whether it was written (a read-only directory is no error). The
+    caller holds the log's writer's lock."""
     if not USABLE or len(positions) < MIN_RECORDS:
         return False
+    # Saved only under the writer's lock: another temporary file is a saver's killed half way.
+    for stale in index_path.parent.glob(f"{index_path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     tmp = index_path.with_name(f"{index_path.name}.{os.getpid()}.tmp")
     try:
         crcs = chunk_crcs(log_file, end)

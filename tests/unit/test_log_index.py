@@ -133,3 +133,40 @@ def test_a_damaged_index_is_not_used(tmp_path: Path, damage: str) -> None:
 def test_a_short_log_gets_no_index(tmp_path: Path) -> None:
     d = written(tmp_path, 1_000)
     assert not (d / EmbeddedLog.INDEX).exists()
+
+
+KILLED_WRITING_THE_INDEX = """
+import os, signal, sys
+from duhub.log import index
+from duhub.log.embedded import EmbeddedLog
+
+real = index.write
+def write_then_die(f, *args, **kw):
+    real(f, *args, **kw)
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9 half way through the index's save
+index.write = write_then_die
+EmbeddedLog(sys.argv[1])  # a long walk on open: it saves the index
+"""
+
+
+def test_an_index_save_killed_half_way_leaves_no_file_behind(tmp_path: Path) -> None:
+    # A hub killed -9 while it wrote `events.idx` (on close, or after a long walk on open)
+    # left its temporary file, `events.idx.PID.tmp`, in the data dir for good: as large as the
+    # index (80 MB at 10M records), one more with each such kill.
+    import subprocess
+    import sys
+
+    d = written(tmp_path)
+    (d / EmbeddedLog.INDEX).unlink()  # the next open walks the log and saves the index
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITING_THE_INDEX, str(d)], check=False)
+    assert done.returncode == -9
+    assert list(d.glob("events.idx.*.tmp"))  # what the kill left
+    assert not (d / EmbeddedLog.INDEX).exists()
+    log = EmbeddedLog(d)  # walks the log again and, having walked far, saves its index
+    try:
+        assert log.end_offsets() == {0: N}
+    finally:
+        log.close()
+    assert (d / EmbeddedLog.INDEX).exists()
+    assert sorted(p.name for p in d.iterdir()) == [EmbeddedLog.INDEX, EmbeddedLog.FILE]
