@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from duhub.audit.chain import audit
 from duhub.bootstrap import load_reference
-from duhub.log.embedded import EmbeddedLog
+from duhub.log.embedded import EmbeddedLog, iter_frames
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.v1 import events_pb2 as pb
@@ -50,6 +51,10 @@ def test_what_a_failed_append_left_whole_is_answered_duplicate_and_counted_once(
         tailer.catch_up()
         stored = [pb.Event.FromString(r.value).event_id for r in log_.read(0, 0, 10_000)]
         assert [i for i in stored if i.startswith("v")] == ["v1", "v2", "v3"]
+        # The source's hash chain runs on over the kept event: nothing forked or missing.
+        frames = iter_frames(log_.path)
+        chains = audit((0, offset, ok, value, True, "") for offset, ok, _, value in frames)
+        assert chains.ok and not chains.gaps
         with engine.connect() as conn:
             held = conn.execute(
                 select(func.count())
