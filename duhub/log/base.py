@@ -22,6 +22,10 @@ class LogRecord:
     origin_fault: str = ""
 
 
+class LogClosed(RuntimeError):
+    """An append after the log was closed: the process is stopping. Nothing was appended."""
+
+
 class EventLog(Protocol):
     """An ordered, durable, offset-addressed log, split in partitions."""
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from duhub.log import index
-from duhub.log.base import LogCorrupted, LogRecord
+from duhub.log.base import LogClosed, LogCorrupted, LogRecord
 
 HEADER = struct.Struct("<II")
 KEYLEN = struct.Struct("<H")
@@ -196,7 +196,7 @@ class EmbeddedLog:
             sizes.append(HEADER.size + len(body))
         with self._lock:
             if self._closed:
-                raise RuntimeError("log is closed")
+                raise LogClosed("log is closed")
             if self._writer is None:
                 self._writer = self._open_writer()
             first = len(self._positions)

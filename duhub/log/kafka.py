@@ -29,7 +29,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
-from duhub.log.base import LogRecord
+from duhub.log.base import LogClosed, LogRecord
 from duhub.log.origin import INGEST_ORIGIN, ORIGIN_HEADER, ingest_headers, load_key, origin
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class KafkaLog:
         self._producer: KafkaProducer | None = None  # kafka-python, for the dead letters
         self._appender: _Appender | None = None  # aiokafka, for append
         self._producer_lock = threading.Lock()
+        self._closed = False
         self._consumer = KafkaConsumer(
             bootstrap_servers=spec.bootstrap,
             group_id=None,
@@ -224,6 +225,8 @@ class KafkaLog:
         if not items:
             return []
         with self._producer_lock:
+            if self._closed:
+                raise LogClosed("log is closed")
             if self._appender is None:
                 self._appender = _Appender(self.spec, self.origin_key)
             appender = self._appender
@@ -368,6 +371,8 @@ class KafkaLog:
             time.sleep(0.05)
 
     def close(self) -> None:
+        with self._producer_lock:
+            self._closed = True  # an append still in flight (the server's grace is over) stops
         if self._appender is not None:
             self._appender.close(timeout=10)
         if self._producer is not None:

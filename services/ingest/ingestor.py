@@ -25,7 +25,7 @@ from duhub.convert import (
 from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Campaign, Problem, Unit
-from duhub.log.base import EventLog, holds_all
+from duhub.log.base import EventLog, LogClosed, holds_all
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
@@ -326,6 +326,8 @@ class Ingestor:
                 where = self.log.append(
                     [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
                 )
+            except LogClosed:
+                raise  # the process is stopping: nothing was appended, nothing to resync
             except BaseException:
                 self._resync()
                 raise

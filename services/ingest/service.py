@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from duhub.auth.principal import Forbidden, Principal, check_publish
 from duhub.health import abort_unavailable
+from duhub.log.base import LogClosed
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
@@ -68,6 +69,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except NotReady as e:
             abort_unavailable(context, str(e))
+        except LogClosed:  # stopping, past the server's grace: not appended, nothing to trace
+            abort_unavailable(context, "the hub is stopping; nothing was appended")
         except (OSError, KafkaError) as e:  # the log did not take it: nothing is acknowledged
             log.exception("append failed")
             abort_unavailable(context, f"the log is not writable: {e}")
