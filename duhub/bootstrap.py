@@ -46,6 +46,7 @@ from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
 from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
 from services.query.service import QueryServicer
+from services.reflection import enable_reflection
 from services.slots import CALL_THREADS, MAX_STREAMS
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,14 @@ def create_server(
     ingest: IngestServicer | None = None,
     query: QueryServicer | None = None,
     security: Security = OPEN,
+    max_streams: int = MAX_STREAMS,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Return a server with the given services, health and reflection (not started)."""
+    """Return a server with the given services, health and reflection (not started);
+    reflection streams are capped at `max_streams` as the servicers' own streams are."""
     check_listen(listen, "--listen", security.secured)
-    # A thread for every stream the servicers may hold open (services.slots), and the threads
-    # for calls beside them.
-    streams = [x.streams.limit for x in (ingest, query) if x is not None]
+    # A thread for every stream the servicers and reflection may hold open (services.slots),
+    # and the threads for calls beside them.
+    streams = [x.streams.limit for x in (ingest, query) if x is not None] + [max_streams]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=CALL_THREADS + sum(streams)),
         # Metrics of every RPC; an unreachable read model answers UNAVAILABLE (duhub.health).
@@ -161,7 +164,7 @@ def create_server(
     if query is not None:
         query_pb2_grpc.add_QueryServiceServicer_to_server(query, server)
         names.append(query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name)
-    reflection.enable_server_reflection(names, server)
+    enable_reflection(names, server, max_streams)
     credentials = security.server_credentials()
     try:
         if credentials is not None:
@@ -309,6 +312,7 @@ class Hub:
                 max_streams=self.config.max_streams,
             ),
             security=self.security,
+            max_streams=self.config.max_streams,
         )
         logs, db = log_check(self.log), database_check(self.engine)
         services = {"": [logs, db], INGEST_SERVICE: [logs, db], QUERY_SERVICE: [db]}
@@ -356,6 +360,7 @@ class IngestProcess:
             config.listen,
             ingest=IngestServicer(self.ingestor, self.security, config.max_streams),
             security=self.security,
+            max_streams=config.max_streams,
         )
         self.monitor: HealthMonitor | None = None
 
@@ -423,6 +428,7 @@ class QueryProcess:
                 max_streams=config.max_streams,
             ),
             security=self.security,
+            max_streams=config.max_streams,
         )
         self.dashboard: DashboardServer | None = None
         self.monitor: HealthMonitor | None = None

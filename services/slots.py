@@ -19,7 +19,7 @@ import grpc
 # set to: a waiting thread is cheap, not free.
 MAX_STREAMS = 128
 MAX_STREAM_CAP = 10_000
-# Threads kept for calls (unary, and the short health and reflection streams).
+# Threads kept for calls. (Health Watch streams take none: grpc answers them from callbacks.)
 CALL_THREADS = 32
 
 

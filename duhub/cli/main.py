@@ -117,8 +117,8 @@ def _stream_opts(p: argparse.ArgumentParser) -> None:
         type=_stream_cap,
         default=MAX_STREAMS,
         metavar="N",
-        help="hold at most N WatchCoverage, N PublishStream and N dashboard event streams open "
-        f"at once, a thread each; more are refused (default {MAX_STREAMS})",
+        help="hold at most N WatchCoverage, N PublishStream, N server reflection and N dashboard "
+        f"event streams open at once, a thread each; more are refused (default {MAX_STREAMS})",
     )
 
 

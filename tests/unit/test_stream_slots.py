@@ -12,6 +12,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2 as rpb
+from grpc_reflection.v1alpha import reflection_pb2_grpc as rpb_grpc
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.v1 import ingest_pb2 as ipb
@@ -124,4 +127,60 @@ def test_streams_past_the_cap_are_refused_naming_it_and_calls_still_answered(
         for requests in held:
             requests.put(None)
     finally:
+        hub.stop(grace=0)
+
+
+def _reflect(address: str) -> tuple[grpc.Channel, Iterator[rpb.ServerReflectionResponse]]:
+    """Open a reflection stream (as grpcurl does) and keep it open: its requests never end."""
+    channel = grpc.insecure_channel(address)
+    requests: queue.Queue[rpb.ServerReflectionRequest | None] = queue.Queue()
+    requests.put(rpb.ServerReflectionRequest(list_services=""))
+    stream = rpb_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+        iter(requests.get, None), timeout=60
+    )
+    return channel, stream
+
+
+def test_reflection_streams_past_the_cap_are_refused_and_calls_still_answered(
+    tmp_path: Path,
+) -> None:
+    # A reflection stream holds a thread until its client ends it. Uncapped, 40 of them took
+    # all 36 threads of a server with --max-streams 2, and a query waited past its deadline.
+    hub = _hub(tmp_path, max_streams=2)
+    streams = [_reflect(hub.address) for _ in range(40)]
+    try:
+        assert _statistics(hub.address).rows  # answered within its 5 s
+        deadline = time.monotonic() + 10
+        while sum(s.done() for _, s in streams) < 38 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = [s for _, s in streams if s.done()]
+        assert len(refused) == 38
+        assert {s.code() for s in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        details = refused[0].details()
+        assert "ServerReflectionInfo" in details and "--max-streams" in details
+        for _, stream in streams:  # the two served answer
+            if not stream.done():
+                assert next(stream).list_services_response.service
+    finally:
+        for channel, _ in streams:
+            channel.close()
+        hub.stop(grace=0)
+
+
+def test_health_watchers_take_no_thread(tmp_path: Path) -> None:
+    # grpc's health servicer answers Watch from callbacks (experimental_non_blocking), not a
+    # thread per watcher: more watchers than the pool has threads leave queries answered.
+    hub = _hub(tmp_path, max_streams=2)
+    channels = [grpc.insecure_channel(hub.address) for _ in range(60)]
+    try:
+        watches = [
+            health_pb2_grpc.HealthStub(c).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+            for c in channels
+        ]
+        for watch in watches:
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        assert _statistics(hub.address).rows
+    finally:
+        for channel in channels:
+            channel.close()
         hub.stop(grace=0)
