@@ -37,18 +37,45 @@ class StreamSlots:
     def __init__(self, kind: str, limit: int = MAX_STREAMS) -> None:
         self.kind = kind
         self.limit = limit
-        self._free = threading.BoundedSemaphore(limit)
+        self._open = 0
+        self._changed = threading.Condition()
+
+    @property
+    def open(self) -> int:
+        """How many places are held now."""
+        return self._open
+
+    @property
+    def refusal(self) -> str:
+        return refusal(self.kind, self.limit)
+
+    def take(self) -> bool:
+        """Take a place if one is free; return whether it was."""
+        with self._changed:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def give_back(self) -> None:
+        """Free a place taken by take()."""
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no place is held (a server stopping waits for its streams to end);
+        return whether none is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open == 0, timeout)
 
     @contextmanager
     def held(self, context: grpc.ServicerContext) -> Iterator[None]:
         """Hold a place while the stream lasts; refuse it RESOURCE_EXHAUSTED when none is
         free (a client may try again later, or another server)."""
-        if not self._free.acquire(blocking=False):
-            context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                refusal(self.kind, self.limit),
-            )
+        if not self.take():
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.refusal)
         try:
             yield
         finally:
-            self._free.release()
+            self.give_back()

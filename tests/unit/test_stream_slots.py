@@ -6,6 +6,7 @@ for anything else: publishing and every query waited until a stream ended."""
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from duhub.bootstrap import Hub, HubConfig
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
+from services.slots import StreamSlots, refusal
 from tests.unit.builders import campaign, group, kinds, sanction
 
 YIDU = "420581"
@@ -184,3 +186,18 @@ def test_health_watchers_take_no_thread(tmp_path: Path) -> None:
         for channel in channels:
             channel.close()
         hub.stop(grace=0)
+
+
+def test_slots_refuse_past_the_limit_and_wait_for_the_last_to_go() -> None:
+    slots = StreamSlots("events", 2)
+    assert slots.take() and slots.take()
+    assert not slots.take()
+    assert slots.refusal == refusal("events", 2)
+    assert not slots.wait_idle(0.05)  # two still held
+    slots.give_back()
+    assert slots.take()  # a place freed is free again
+    threading.Timer(0.1, slots.give_back).start()
+    threading.Timer(0.2, slots.give_back).start()
+    started = time.monotonic()
+    assert slots.wait_idle(5)
+    assert 0.15 < time.monotonic() - started < 4 and slots.open == 0

@@ -30,7 +30,7 @@ from services.query.answers import DEFAULT_SIZE
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
-from services.slots import MAX_STREAMS, refusal
+from services.slots import MAX_STREAMS, StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -253,24 +253,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _events(self, params: Params, body: bool) -> None:
         app = self.server.app
         campaign = app.api.watched(params)
-        with app.streaming:
-            full = body and app.streams >= app.max_streams
-            if not full and body:
-                app.streams += 1  # its place taken before the answer says it has one
-        if full:
-            self._json(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                {"error": refusal("events", app.max_streams)},
-                body,
-            )
+        if not body:  # HEAD: headers only, no stream to hold a place
+            self._stream(campaign, body)
+            return
+        # Its place is taken before the answer says it has one.
+        if not app.streams.take():
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": app.streams.refusal}, body)
             return
         try:
             self._stream(campaign, body)
         finally:
-            if body:
-                with app.streaming:
-                    app.streams -= 1
-                    app.streaming.notify_all()
+            app.streams.give_back()
 
     def _stream(self, campaign: str, body: bool) -> None:
         self.send_response(HTTPStatus.OK)
@@ -324,11 +317,9 @@ class DashboardServer:
         self.api = DashboardApi(engine, feed, answer_cache)
         self.security = security
         self.closing = threading.Event()
-        self.streaming = threading.Condition()
-        self.streams = 0
         # A thread per connection: at most max_streams event streams, and CALL_CONNECTIONS
         # connections beside them.
-        self.max_streams = max_streams
+        self.streams = StreamSlots("events", max_streams)
         self.connections = threading.BoundedSemaphore(max_streams + CALL_CONNECTIONS)
         self.request_timeout = REQUEST_TIMEOUT_S
         host, port = parse_listen(listen)
@@ -372,8 +363,7 @@ class DashboardServer:
             self.httpd.shutdown()
             self._thread.join()
         self.httpd.server_close()
-        with self.streaming:
-            self.streaming.wait_for(lambda: self.streams == 0, STOP_WAIT_S)
+        self.streams.wait_idle(STOP_WAIT_S)
 
 
 def _handshake_failed(request: Any, client_address: Any) -> None:
