@@ -11,6 +11,7 @@ import http.client
 import json
 import re
 import socket
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -24,7 +25,7 @@ from google.protobuf import json_format
 
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import ingest_pb2, ingest_pb2_grpc
-from tests.e2e.hubproc import HubProcess, serve
+from tests.e2e.hubproc import DUHUB, HubProcess, serve
 from tests.e2e.test_publish_and_query import line, publish, scenario
 from tests.infra import _unavailable
 from tests.sse import read_event
@@ -363,3 +364,88 @@ def test_a_page_refused_its_event_stream_at_the_cap_goes_live_once_there_is_room
         until(browser, lambda p: p["live"] == "live", 40)
     finally:
         hub.stop()
+
+
+# Counts the page's EventSources (each connect() makes one; the browser's own reconnects of
+# one source do not), so a test can tell a page that stopped asking from one that asks again.
+COUNT_SOURCES = """
+window.__sources = 0;
+const Native = window.EventSource;
+window.EventSource = class extends Native {
+  constructor(...args) { super(...args); window.__sources += 1; }
+};
+"""
+
+
+def _stops_and_says(browser: Any, words: str) -> None:
+    """The page stops asking for its event stream and says why: the refusal will not change."""
+    try:
+        page = until(browser, lambda p: words in p["error"], 20)
+    except AssertionError as e:
+        opened = browser.execute_script("return window.__sources")
+        raise AssertionError(f"{opened} event sources opened; {e}") from None
+    assert page["live"] == "stopped", page
+    opened = browser.execute_script("return window.__sources")
+    time.sleep(12)  # over twice the page's 5 s between tries
+    assert browser.execute_script("return window.__sources") == opened
+    assert words in until(browser, lambda p: p["live"] == "stopped")["error"]
+
+
+def test_a_page_whose_token_is_revoked_stops_asking_for_events_and_says_why(
+    tmp_path: Path, browser: Any
+) -> None:
+    """A 401 closes an EventSource for good and it cannot say why: the page asked again every
+    5 s for ever (a revoked token; --tokens) and showed only "reconnecting"."""
+    tokens = tmp_path / "tokens"
+    made = []
+    for user in ("boss", "other"):
+        done = subprocess.run(
+            [DUHUB, "certs", "token", "--file", str(tokens), "--user", user, "--scope", "420500"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        made.append(done.stdout.strip())
+    hub = HubProcess(tmp_path / "data", "--tokens", str(tokens))
+    try:
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SOURCES})
+        browser.get(hub.dashboard + "healthz")  # open to anyone: a page to set the cookie on
+        browser.add_cookie({"name": "duhub_token", "value": made[0], "path": "/"})
+        browser.get(hub.dashboard)
+        until(browser, lambda p: p["live"] == "live")
+        # Revoked once the page has its figures: a request of its own answered 401 would ask
+        # for a token (a prompt), as it should.
+        refreshed = "return document.body.dataset.refreshed"
+        deadline = time.monotonic() + 10
+        while not browser.execute_script(refreshed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # and its list of campaigns, asked after the figures
+        lines = tokens.read_text().splitlines()
+        tokens.write_text("\n".join(lines[1:]) + "\n")  # boss's token revoked
+        _stops_and_says(browser, "令牌")
+    finally:
+        hub.stop()
+
+
+def test_a_page_whose_campaign_the_hub_does_not_know_stops_asking_and_says_why(
+    tmp_path: Path, browser: Any
+) -> None:
+    """A hub started afresh on the same address does not know the page's campaign: 404, which
+    asking again does not change, and the page asked every 5 s for ever."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first = HubProcess(tmp_path / "first", "--http", f"127.0.0.1:{port}")
+    try:
+        assert publish(first, tmp_path, scenario()).returncode == 0
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SOURCES})
+        browser.get(first.dashboard + "?campaign=vax")
+        until(browser, lambda p: p["live"] == "live" and p["overall"] == "66.7%")
+    finally:
+        first.stop()
+    second = HubProcess(tmp_path / "second", "--http", f"127.0.0.1:{port}")
+    try:
+        _stops_and_says(browser, "vax")
+    finally:
+        second.stop()

@@ -39,6 +39,12 @@
   const DAY_MS = 86400000;
   const CAMPAIGNS_EVERY_MS = 5000;
   const REOPEN_MS = 5000; // an event stream the server refused is asked for again
+  // Refusals of an event stream that asking again does not change: the page stops and says why.
+  const FINAL_REFUSALS = {
+    401: "实时更新已停止: 访问令牌已失效, 请刷新页面并输入新令牌 (authorization: token no longer accepted)",
+    403: "实时更新已停止: 无权查看 (forbidden)",
+    404: "实时更新已停止: 服务器不认识该专项行动 (campaign: unknown campaign '{campaign}')",
+  };
   // The wall-screen layout (app.css): charts fit their boxes instead of setting their height.
   const WALL = window.matchMedia("(min-width: 1500px) and (min-height: 800px)");
 
@@ -49,6 +55,7 @@
     campaignId: "",
     campaign: null,
     coverage: null,
+    streamStopped: "", // why the event stream stopped for good, if it did
     scopePath: [], // [{unitId, name}] below the city
     area: "",
     from: "",
@@ -123,6 +130,7 @@
 
   function showError(err) {
     const box = $("#error");
+    err = err || state.streamStopped; // a stopped event stream stays said
     if (err) {
       box.textContent = `出错: ${err.message || err}`;
       box.hidden = false;
@@ -628,26 +636,49 @@
 
   function setLive(mode) {
     $("#live").dataset.state = mode;
-    $("#live-text").textContent = { live: "实时", connecting: "连接中", lost: "重新连接中" }[mode];
+    const text = { live: "实时", connecting: "连接中", lost: "重新连接中", stopped: "已停止" };
+    $("#live-text").textContent = text[mode];
+  }
+
+  // The status an event stream's URL answers now: EventSource does not tell why it was
+  // refused. HEAD is checked as GET is (the caller, the campaign) but holds no stream, so a
+  // stream refused at --max-streams answers 200 here. 0: the hub did not answer.
+  async function streamStatus(url) {
+    try {
+      return (await fetch(url, { method: "HEAD", cache: "no-store" })).status;
+    } catch {
+      return 0;
+    }
   }
 
   function connect() {
     if (state.source) state.source.close();
+    state.streamStopped = "";
     const url = new URL("api/events", document.baseURI);
     if (state.campaignId) url.searchParams.set("campaign", state.campaignId);
     const source = new EventSource(url);
     state.source = source;
     setLive("connecting");
     source.onopen = () => setLive("live");
-    source.onerror = () => {
+    source.onerror = async () => {
       setLive("lost");
-      // A network error is retried by the browser; an answer other than 200 (503: the
-      // server's streams are at --max-streams) closes the source for good. Open it again.
-      if (source.readyState === EventSource.CLOSED) {
-        setTimeout(() => {
-          if (state.source === source) connect();
-        }, REOPEN_MS);
+      // A network error is retried by the browser; an answer other than 200 closes the
+      // source for good. 503 (the server's streams are at --max-streams) may pass: open it
+      // again later. 401, 403 and 404 (a revoked token, an unknown campaign) do not: asked
+      // every 5 s for ever before, the page now stops and says why.
+      if (source.readyState !== EventSource.CLOSED) return;
+      const status = await streamStatus(url);
+      if (state.source !== source) return;
+      const final = FINAL_REFUSALS[status];
+      if (final) {
+        setLive("stopped");
+        state.streamStopped = final.replace("{campaign}", state.campaignId);
+        showError(state.streamStopped);
+        return;
       }
+      setTimeout(() => {
+        if (state.source === source) connect();
+      }, REOPEN_MS);
     };
     // On (re)connecting, whatever changed while away is fetched.
     source.addEventListener("hello", (e) => {
