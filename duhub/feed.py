@@ -36,13 +36,30 @@ class ChangeFeed:
         with self._cond:
             return self._version_of(campaign_id)
 
-    def wait_campaign(self, campaign_id: str, seen: int, timeout: float) -> int:
-        """Block until the campaign changes past version `seen`; return its version."""
+    def wait_campaign(
+        self,
+        campaign_id: str,
+        seen: int,
+        timeout: float,
+        ended: threading.Event | None = None,
+    ) -> int:
+        """Block until the campaign changes past version `seen`, or `ended` is set (and
+        wake() called: a watcher whose client went); return its version."""
         with self._cond:
             self._cond.wait_for(
-                lambda: self._closed or self._version_of(campaign_id) > seen, timeout
+                lambda: (
+                    self._closed
+                    or self._version_of(campaign_id) > seen
+                    or (ended is not None and ended.is_set())
+                ),
+                timeout,
             )
             return self._version_of(campaign_id)
+
+    def wake(self) -> None:
+        """Wake every waiter to look again at what it waits for (an `ended` set)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def wait_any(self, seen: int, timeout: float) -> int:
         with self._cond:

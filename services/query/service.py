@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -151,14 +152,27 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
         with self.streams.held(context):
-            yield from self._watch(request, context)
+            # Woken as its client goes, not at the next poll: its place (--max-streams) was
+            # held up to watch_poll after, and a screen reconnecting at the cap refused.
+            ended = threading.Event()
+
+            def end() -> None:
+                ended.set()
+                self.feed.wake()
+
+            if not context.add_callback(end):
+                return  # the call ended already
+            yield from self._watch(request, context, ended)
 
     def _watch(
-        self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
+        self,
+        request: qpb.WatchCoverageRequest,
+        context: grpc.ServicerContext,
+        ended: threading.Event,
     ) -> Iterator[qpb.Coverage]:
         last = b""
         seen = -1
-        while context.is_active() and not self.feed.closed:
+        while context.is_active() and not ended.is_set() and not self.feed.closed:
             version = self.feed.campaign_version(request.campaign_id)
             try:
                 reply = self._watched(context, request, changed=version != seen)
@@ -166,7 +180,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 # The read model is away for a moment (a restart): the stream stays and asks
                 # again at the next change or poll, and pushes what changed meanwhile.
                 log.warning("WatchCoverage: read model unreachable: %s", e)
-                self.feed.wait_campaign(request.campaign_id, version, self.watch_poll)
+                self.feed.wait_campaign(request.campaign_id, version, self.watch_poll, ended)
                 continue
             if reply is not None:
                 seen = version
@@ -174,7 +188,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 if data != last:
                     last = data
                     yield reply
-            self.feed.wait_campaign(request.campaign_id, seen, self.watch_poll)
+            self.feed.wait_campaign(request.campaign_id, seen, self.watch_poll, ended)
 
     def _watched(
         self, context: grpc.ServicerContext, request: qpb.WatchCoverageRequest, changed: bool

@@ -201,3 +201,27 @@ def test_slots_refuse_past_the_limit_and_wait_for_the_last_to_go() -> None:
     started = time.monotonic()
     assert slots.wait_idle(5)
     assert 0.15 < time.monotonic() - started < 4 and slots.open == 0
+
+
+def test_a_watcher_that_goes_frees_its_place_at_once(tmp_path: Path) -> None:
+    # A watcher waits for a change up to its poll (1 s) between looks at whether its client
+    # is still there: one that went kept its place (--max-streams) until then, and a screen
+    # reconnecting at the cap was refused RESOURCE_EXHAUSTED meanwhile.
+    hub = _hub(tmp_path, max_streams=1)
+    try:
+        channel, first = _watch(hub.address)
+        next(first)
+        time.sleep(0.1)  # the watcher is waiting: its next look is ~0.9 s away
+        channel.close()
+        gone = time.monotonic()
+        while True:
+            _, again = _watch(hub.address)
+            try:
+                assert next(again).groups[0].targets == 1
+                break
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.monotonic() - gone < 0.5, "the place was held after its client went"
+                time.sleep(0.02)
+    finally:
+        hub.stop(grace=0)
