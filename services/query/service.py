@@ -36,6 +36,7 @@ from services.query.replies import (
 from services.slots import MAX_STREAMS, StreamSlots
 
 log = logging.getLogger(__name__)
+STOPPING = "WatchCoverage: the server is stopping; watch again, here or on another server"
 
 GROUP_BY = {
     qpb.GROUP_BY_UNSPECIFIED: "",
@@ -189,6 +190,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                     last = data
                     yield reply
             self.feed.wait_campaign(request.campaign_id, seen, self.watch_poll, ended)
+        if self.feed.closed and not ended.is_set():
+            # The server is stopping: not the end of the answer (status OK said it was), but
+            # UNAVAILABLE, which a client retries, here or on another server.
+            context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
 
     def _watched(
         self, context: grpc.ServicerContext, request: qpb.WatchCoverageRequest, changed: bool

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2 as rpb
 from grpc_reflection.v1alpha import reflection_pb2_grpc as rpb_grpc
 
-from duhub.bootstrap import Hub, HubConfig
+from duhub.bootstrap import Hub, HubConfig, QueryProcess
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
@@ -225,3 +225,26 @@ def test_a_watcher_that_goes_frees_its_place_at_once(tmp_path: Path) -> None:
                 time.sleep(0.02)
     finally:
         hub.stop(grace=0)
+
+
+def test_a_query_server_stopping_ends_its_watchers_unavailable_not_ok(tmp_path: Path) -> None:
+    # `duhub serve query` closes its change feed before its gRPC server, and a watcher whose
+    # feed closed just returned: its stream ended with status OK, as if it were complete, so a
+    # client could not tell a stopping server (try again, or another) from a finished answer.
+    # (`duhub up` stops its server first, whose grace ends them UNAVAILABLE.)
+    _hub(tmp_path).stop(grace=0)  # a read model that knows campaign c1
+    query = QueryProcess(HubConfig(tmp_path, listen="127.0.0.1:0", http=""))
+    query.start()
+    try:
+        channel, stream = _watch(f"127.0.0.1:{query.port}")
+        assert next(stream).groups[0].targets == 1
+        started = time.monotonic()
+        threading.Thread(target=query.stop, daemon=True).start()
+        with pytest.raises(grpc.RpcError) as e:
+            next(stream)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+        assert "stopping" in e.value.details()
+        assert time.monotonic() - started < 1.5  # not held for the server's grace (2 s)
+        channel.close()
+    finally:
+        query.stop()
