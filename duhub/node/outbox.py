@@ -23,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from duhub.convert import MAX_EVENT_ID
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
@@ -379,7 +380,9 @@ class Outbox:
         now = time.time()
         with self._lock, self._tx():
             for row, r in zip(rows, results, strict=True):
-                if r.event_id and r.event_id != row.event_id:
+                # The hub echoes at most MAX_EVENT_ID characters of an id (a longer one is
+                # rejected for its length): the echo of a long id is its prefix.
+                if r.event_id and r.event_id != row.event_id[:MAX_EVENT_ID]:
                     raise RuntimeError(f"hub answered for {r.event_id!r}, not {row.event_id!r}")
                 if r.result == ipb.RESULT_ACCEPTED:
                     state = ACCEPTED

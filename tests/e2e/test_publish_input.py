@@ -349,3 +349,30 @@ def test_publish_to_an_ingest_alone_says_it_could_not_ask_about_the_figures(
         "accepted events are durable; could not ask whether the figures caught up "
         f"(127.0.0.1:{ingest.port} answers no queries, as an ingest alone: ask the query service)"
     ) in done.stdout
+
+
+def test_an_event_id_too_long_is_rejected_and_does_not_wedge_the_outbox(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """An event_id of 200 characters between two good events. The hub rejects it and echoes
+    its first 128 characters (answers stay small). Before: the outbox took the echo for an
+    answer to another event, publish died with a traceback ('hub answered for 'xxx…', not
+    'xxx…'') without recording the answers, though the hub had appended the two good events,
+    and every later publish through that outbox died the same way."""
+    long_id = "x" * 200
+    events = [sanction("long-1", "420503", 1), sanction(long_id, "420503", 2)]
+    events.append(sanction("long-3", "420503", 3))
+    done = publish(hub, tmp_path, "".join(json.dumps(e) + "\n" for e in events).encode())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "2 accepted, 0 duplicate, 1 rejected" in done.stdout
+    assert f"line 2 ({long_id[:128]}): event_id: longer than 128 characters" in done.stdout
+    assert pending(tmp_path) == 0
+
+    after = json.dumps(sanction("long-4", "420503", 4)).encode() + b"\n"
+    done = publish(hub, tmp_path, after)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 accepted, 0 duplicate, 0 rejected" in done.stdout
+    assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", "420503") == {
+        "sanctioned_persons": 3
+    }
