@@ -51,7 +51,7 @@ class Tally:
     rejected: list[dict[str, object]] = field(default_factory=list)
     # The log end each partition must reach for every accepted event to show in queries.
     ends: dict[int, int] = field(default_factory=dict)
-    # Answers to events an earlier run left pending in the outbox, by result.
+    # Answers to the outbox's other events (an earlier run's, another publish's), by result.
     earlier: dict[int, int] = field(default_factory=dict)
 
 
@@ -146,7 +146,8 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
     """Store the file's events in the outbox, forward it, and tally the answers per line.
 
     Every event of the file is sent again, as it is now, even one the outbox answered before
-    (the hub de-duplicates); events left pending by an earlier run are forwarded first.
+    (the hub de-duplicates); events left pending by an earlier run are forwarded first, and
+    those another publish stores meanwhile are forwarded by whichever has the outbox's turn.
     Raises Unreachable when the hub did not answer for `retry_for` seconds.
     """
     tally = Tally()
@@ -339,8 +340,8 @@ def run(
         if tally.earlier:
             e = tally.earlier
             print(
-                f"  outbox: also forwarded {sum(e.values())} events left by an earlier run "
-                f"({e.get(ipb.RESULT_ACCEPTED, 0)} accepted, "
+                f"  outbox: also forwarded {sum(e.values())} events an earlier run or another "
+                f"publish left in it ({e.get(ipb.RESULT_ACCEPTED, 0)} accepted, "
                 f"{e.get(ipb.RESULT_DUPLICATE, 0)} duplicate, "
                 f"{e.get(ipb.RESULT_REJECTED, 0)} rejected: duhub outbox status)"
             )

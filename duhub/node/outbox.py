@@ -10,6 +10,8 @@ outbox with the field and reason it gave, for the operator (`duhub outbox status
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import random
@@ -17,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,8 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+# How often a forward waiting for another's turn to end looks again.
+TURN_POLL = 0.02
 
 
 def _framed(size: int) -> int:
@@ -157,7 +161,8 @@ class Unreachable(Exception):
 
 class Outbox:
     """Store-and-forward of events to a hub. Thread-safe; several processes may share a file
-    (SQLite locks it), at worst sending an event twice, which the hub answers DUPLICATE."""
+    (SQLite locks it) and forward it at once: they take turns sending (`_turn`, a lock on the
+    file PATH-lock beside it), so no event is sent twice at once."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         """Open the outbox at `path`, making it (and its directory) unless `create` is false:
@@ -167,6 +172,8 @@ class Outbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_file():
             raise FileNotFoundError(f"no outbox at {self.path}")
+        # Held by the forward sending a batch (`_turn`), beside the file as SQLite's own are.
+        self._turn_path = self.path.with_name(self.path.name + "-lock")
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             self.path, timeout=30, check_same_thread=False, isolation_level=None
@@ -319,53 +326,85 @@ class Outbox:
         last_answer = time.monotonic()
         try:
             while stop is None or not stop.is_set():
-                rows = self.pending(batch)
-                if not rows:
-                    return report
-                fit = fitting([r.event for r in rows])
-                if not fit:
-                    # gRPC refuses it before the hub reads it, whatever is sent with it: kept
-                    # pending, it failed every forward after it. Rejected here, for the operator.
-                    self._record(rows[:1], [too_big(rows[0].event)], report, on_result)
-                    continue
-                rows = rows[:fit]
-                request = ipb.PublishRequest(events=[r.event for r in rows])
-                try:
-                    reply = stub.Publish(request, timeout=timeout, metadata=metadata)
-                except grpc.RpcError as e:
-                    code = e.code()  # type: ignore[attr-defined]
-                    if code == grpc.StatusCode.PERMISSION_DENIED:
-                        # The hub refused the whole request (e.g. events of another source):
-                        # nothing was appended. Keep the events for the operator, out of the
-                        # way of later publishes, which would be refused with them again.
-                        self._refuse(rows, f"PERMISSION_DENIED: {e.details()}")  # type: ignore[attr-defined]
-                    if code not in RETRYABLE:
-                        raise
-                    if give_up_after is not None and time.monotonic() - last_answer > give_up_after:
-                        report.pending = self.counts()[PENDING]
-                        raise Unreachable(e, report) from e
-                    report.retries += 1
-                    pause = backoff.next()
-                    log.info(
-                        "outbox: publish failed (%s: %s); retrying %d events in %.2f s",
-                        code.name,
-                        e.details(),  # type: ignore[attr-defined]
-                        len(rows),
-                        pause,
-                    )
-                    if stop is not None:
-                        stop.wait(pause)
+                with self._turn(stop) as ours:
+                    if not ours:
+                        break  # stopped while another forward had the turn
+                    rows = self.pending(batch)
+                    if not rows:
+                        return report
+                    fit = fitting([r.event for r in rows])
+                    if not fit:
+                        # gRPC refuses it before the hub reads it, whatever is sent with it:
+                        # kept pending, it failed every forward after it. Rejected here, for
+                        # the operator.
+                        self._record(rows[:1], [too_big(rows[0].event)], report, on_result)
+                        continue
+                    rows = rows[:fit]
+                    request = ipb.PublishRequest(events=[r.event for r in rows])
+                    try:
+                        reply = stub.Publish(request, timeout=timeout, metadata=metadata)
+                    except grpc.RpcError as e:
+                        failed = e
+                        code = e.code()  # type: ignore[attr-defined]
+                        if code == grpc.StatusCode.PERMISSION_DENIED:
+                            # The hub refused the whole request (e.g. events of another
+                            # source): nothing was appended. Keep the events for the operator,
+                            # out of the way of later publishes, which would be refused with
+                            # them again.
+                            self._refuse(rows, f"PERMISSION_DENIED: {e.details()}")  # type: ignore[attr-defined]
                     else:
-                        sleep(pause)
-                    continue
-                self._record(rows, reply.results, report, on_result)
-                backoff.reset()
-                last_answer = time.monotonic()
+                        self._record(rows, reply.results, report, on_result)
+                        backoff.reset()
+                        last_answer = time.monotonic()
+                        continue
+                # Out of turn: another forward of this outbox may send while this one waits.
+                if code not in RETRYABLE:
+                    raise failed
+                if give_up_after is not None and time.monotonic() - last_answer > give_up_after:
+                    report.pending = self.counts()[PENDING]
+                    raise Unreachable(failed, report) from failed
+                report.retries += 1
+                pause = backoff.next()
+                log.info(
+                    "outbox: publish failed (%s: %s); retrying %d events in %.2f s",
+                    code.name,
+                    failed.details(),  # type: ignore[attr-defined]
+                    len(rows),
+                    pause,
+                )
+                if stop is not None:
+                    stop.wait(pause)
+                else:
+                    sleep(pause)
             report.pending = self.counts()[PENDING]
             return report
         finally:
             if isinstance(target, str):
                 channel.close()
+
+    @contextlib.contextmanager
+    def _turn(self, stop: threading.Event | None) -> Iterator[bool]:
+        """Hold the outbox's turn to send: one forward at a time, across threads and
+        processes, picks a batch, sends it and records the answers. Two forwards sending the
+        same pending events at once had the second copy answered DUPLICATE, which could be
+        recorded over the first's ACCEPTED (its log position lost: publish did not wait for
+        it to show, and reported a file of new events as duplicates). Yields False, without
+        the turn, when `stop` is set while waiting for it."""
+        fd = os.open(self._turn_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if stop is None:
+                        time.sleep(TURN_POLL)
+                    elif stop.wait(TURN_POLL):
+                        yield False
+                        return
+            yield True
+        finally:
+            os.close(fd)  # lets go of the lock
 
     def _record(
         self,

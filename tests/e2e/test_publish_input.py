@@ -376,3 +376,36 @@ def test_an_event_id_too_long_is_rejected_and_does_not_wedge_the_outbox(
     assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", "420503") == {
         "sanctioned_persons": 3
     }
+
+
+def test_publishes_sharing_an_outbox_at_once_each_get_their_own_answers(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Four `duhub publish` of four files of new events into one outbox at once (a county
+    system's jobs run side by side). Before, each forwarded whatever was pending, so a batch
+    went out twice at the same time: the second copy was answered DUPLICATE and recorded over
+    the first's ACCEPTED, which lost its log position. Files of events never seen before were
+    reported '0 accepted, 600 duplicate', publish did not wait for them to show in the
+    figures, and `outbox status` counted duplicates the hub never received."""
+    sources = ["420504", "420505", "420506", "420581"]
+    outbox = tmp_path / "outbox.db"
+    procs = []
+    for source in sources:
+        path = tmp_path / f"{source}.jsonl"
+        lines = (json.dumps(sanction(f"share-{source}-{i}", source, i)) for i in range(1, 601))
+        path.write_text("".join(line + "\n" for line in lines))
+        cmd = [DUHUB, "publish", str(path), "--outbox", str(outbox), "--target", hub.address]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+        assert b"600 accepted, 0 duplicate, 0 rejected" in out, out
+        assert b"all accepted events are in the figures" in out, out
+        # What one forwarded of the others' files is theirs, not left by an earlier run.
+        assert b"left by an earlier run (" not in out, out
+    with Outbox(outbox) as box:
+        assert box.counts() == {"pending": 0, "accepted": 2400, "duplicate": 0, "rejected": 0}
+    for source in sources:
+        assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", source) == {
+            "sanctioned_persons": 600
+        }
