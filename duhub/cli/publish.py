@@ -24,6 +24,7 @@ from duhub.node.outbox import (
     Unreachable,
     default_path,
     fitting,
+    placed,
     too_big,
 )
 from duhub.v1 import events_pb2 as pb
@@ -49,7 +50,7 @@ class Tally:
     accepted: int = 0
     duplicate: int = 0
     rejected: list[dict[str, object]] = field(default_factory=list)
-    # The log end each partition must reach for every accepted event to show in queries.
+    # The log end each partition must reach for every accepted (or duplicate) event to show.
     ends: dict[int, int] = field(default_factory=dict)
     # Answers to the outbox's other events (an earlier run's, another publish's), by result.
     earlier: dict[int, int] = field(default_factory=dict)
@@ -172,7 +173,7 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
     def count(line: int | None, r: ipb.EventResult) -> None:
         if line is None:
             tally.earlier[r.result] = tally.earlier.get(r.result, 0) + 1
-        if r.result == ipb.RESULT_ACCEPTED:
+        if placed(r):  # a duplicate too: a lost reply may have hidden that this run sent it
             tally.ends[r.partition] = max(tally.ends.get(r.partition, 0), r.offset + 1)
         if line is None:
             return

@@ -81,6 +81,15 @@ def too_big(event: pb.Event) -> ipb.EventResult:
     )
 
 
+def placed(result: ipb.EventResult) -> bool:
+    """Return whether a result says where its event stands in the log: an ACCEPTED one does,
+    a DUPLICATE one when the hub knew (older hubs left it at partition 0, offset 0, which
+    no node's event holds: the reference data comes first)."""
+    if result.result == ipb.RESULT_ACCEPTED:
+        return True
+    return result.result == ipb.RESULT_DUPLICATE and (result.partition, result.offset) != (0, 0)
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     event_id    TEXT PRIMARY KEY,
@@ -145,7 +154,8 @@ class ForwardReport:
     retries: int = 0
     # Events still pending when forward returned (0 unless stopped).
     pending: int = 0
-    # The log end each partition must reach for every accepted event to show in queries.
+    # The log end each partition must reach for every accepted (or duplicate) event to show
+    # in queries.
     ends: dict[int, int] = field(default_factory=dict)
 
 
@@ -423,17 +433,21 @@ class Outbox:
                 # rejected for its length): the echo of a long id is its prefix.
                 if r.event_id and r.event_id != row.event_id[:MAX_EVENT_ID]:
                     raise RuntimeError(f"hub answered for {r.event_id!r}, not {row.event_id!r}")
+                where: tuple[int | None, int | None] = (None, None)
                 if r.result == ipb.RESULT_ACCEPTED:
                     state = ACCEPTED
                     report.accepted += 1
-                    report.ends[r.partition] = max(report.ends.get(r.partition, 0), r.offset + 1)
-                    where: tuple[int | None, int | None] = (r.partition, r.offset)
+                    where = (r.partition, r.offset)
                 elif r.result == ipb.RESULT_DUPLICATE:
-                    state, where = DUPLICATE, (None, None)
+                    state = DUPLICATE
                     report.duplicate += 1
+                    if placed(r):
+                        where = (r.partition, r.offset)
                 else:
                     state, where = REJECTED, (None, None)
                     report.rejected += 1
+                if where[0] is not None:
+                    report.ends[r.partition] = max(report.ends.get(r.partition, 0), r.offset + 1)
                 self._db.execute(
                     "UPDATE outbox SET state = ?, field = ?, reason = ?, partition = ?,"
                     " log_offset = ?, answered_at = ? WHERE event_id = ? AND state = 'pending'",

@@ -67,6 +67,8 @@ class ReadModelKnowledge:
 
     def _clear_batch(self) -> None:
         self._digests: dict[str, bytes | None] = {}
+        # Where the batch's events already seen stand in the log (a duplicate's answer).
+        self._positions: dict[str, tuple[int, int]] = {}
         self._seqs: dict[tuple[str, int], str | None] = {}
         self._problems: dict[str, Problem | None] = {}
         self._letters: dict[str, bool] = {}
@@ -116,8 +118,13 @@ class ReadModelKnowledge:
             stored = {r[0] for r in _lookup(conn, sql, sorted(campaign_ids))}
             self._absent_campaigns = campaign_ids - stored
             self._digests = dict.fromkeys(ids)
-            sql = "SELECT event_id, digest FROM events_seen WHERE event_id {keys}"
-            self._digests.update({k: bytes(d) for k, d in _lookup(conn, sql, ids)})
+            sql = (
+                'SELECT event_id, digest, partition, "offset" FROM events_seen '
+                "WHERE event_id {keys}"
+            )
+            for k, d, partition, offset in _lookup(conn, sql, ids):
+                self._digests[k] = bytes(d)
+                self._positions[k] = (partition, offset)
             self._seqs = dict.fromkeys(seqs)
             if conn.dialect.name == "postgresql":
                 # One round trip for every source of the batch.
@@ -203,6 +210,11 @@ class ReadModelKnowledge:
             q = select(s.events_seen.c.digest).where(s.events_seen.c.event_id == event_id)
             r = conn.execute(q).first()
         return None if r is None else bytes(r.digest)
+
+    def event_position(self, event_id: str) -> tuple[int, int] | None:
+        """Return (partition, offset) of an event of the prefetched batch the read model
+        holds (None: not held, or not in the batch)."""
+        return self._positions.get(event_id)
 
     def source_head(self, source: str) -> bytes | None:
         if source in self._heads:

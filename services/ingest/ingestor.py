@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -41,7 +41,8 @@ MAX_BATCH = 10_000
 # generations go. Only memory depends on it (lookups see the tail and the read model either
 # way), and the query costs a round trip or two (~5 ms) that every batch paid.
 PRUNE_EVERY = 1.0
-# Events appended and not yet applied that ingest keeps (~340 bytes each, ~70 MB): past them,
+# Events appended and not yet applied that ingest keeps (~470 bytes each with their places in
+# the log, ~95 MB; the places were measured at ~126 bytes an event): past them,
 # publishing is refused UNAVAILABLE until the aggregator catches up. With the workers down
 # the tail grew for as long as they stayed down (245 MB an hour at 200 events/s).
 MAX_PENDING = 200_000
@@ -73,6 +74,8 @@ class _Generation:
 
     ws: WorkingSet
     ends: dict[int, int]
+    # (partition, offset) of each event it holds: a duplicate's answer names it.
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class _PendingTail:
@@ -94,7 +97,17 @@ class _PendingTail:
         """Return how many accepted events the tail holds."""
         return len(self.new.ws.digests) + (len(self.old.ws.digests) if self.old else 0)
 
-    def absorb(self, batch: WorkingSet, ends: dict[int, int]) -> None:
+    def position(self, event_id: str) -> tuple[int, int] | None:
+        """Return where an appended, not yet let go, event stands in the log."""
+        found = self.new.positions.get(event_id)
+        if found is None and self.old is not None:
+            found = self.old.positions.get(event_id)
+        return found
+
+    def absorb(
+        self, batch: WorkingSet, ends: dict[int, int], positions: dict[str, tuple[int, int]]
+    ) -> None:
+        self.new.positions.update(positions)
         target = self.new.ws
         target.units.update(batch.units)
         target.campaigns.update(batch.campaigns)
@@ -300,6 +313,7 @@ class Ingestor:
         recorded_at = from_nanos(now)
         batch = WorkingSet(self._tail.knowledge())
         accepted: list[tuple[int, bytes]] = []
+        duplicates: list[int] = []
         for i, msg, event in decoded:
             if restamp:
                 event = event.stamped(now)
@@ -317,10 +331,14 @@ class Ingestor:
                 accepted.append((i, value))
             elif verdict.kind == "duplicate":
                 results[i].result = ipb.RESULT_DUPLICATE
+                duplicates.append(i)
             else:
                 _reject(results[i], verdict.field, verdict.reason)
+        positions: dict[str, tuple[int, int]] = {}
+        decoded_by_index = {i: msg for i, msg, _ in decoded}
+        # The domain event's id: the string the tail's other maps hold too, not a copy.
+        ids = {i: event.event_id for i, _, event in decoded}
         if accepted:
-            decoded_by_index = {i: msg for i, msg, _ in decoded}
             # Raises when not durable: nothing is acknowledged and the batch is forgotten.
             try:
                 where = self.log.append(
@@ -337,7 +355,19 @@ class Ingestor:
                 results[i].partition = partition
                 results[i].offset = offset
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
-            self._tail.absorb(batch, ends)
+                positions[ids[i]] = (partition, offset)
+            self._tail.absorb(batch, ends, positions)
+        for i in duplicates:
+            # Where the original stands (the node may have lost the reply that said so, and
+            # waits for it to show before querying): this batch, the tail, the read model.
+            event_id = ids[i]
+            where = (
+                positions.get(event_id)
+                or self._tail.position(event_id)
+                or prepared.knowledge.event_position(event_id)
+            )
+            if where is not None:
+                results[i].partition, results[i].offset = where
 
     def _resume(self) -> None:
         """Before this process's first append, and its first after a failed one (lock held):

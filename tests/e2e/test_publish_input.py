@@ -409,3 +409,51 @@ def test_publishes_sharing_an_outbox_at_once_each_get_their_own_answers(
         assert stat_values(hub.address, "--metric", "sanctioned_persons", "--scope", source) == {
             "sanctioned_persons": 600
         }
+
+
+class LosesFirstReply(grpc.GenericRpcHandler):
+    """Relays every call to the hub, but the answer to the first Publish is lost on the way
+    back (the node sees UNAVAILABLE): its events are in the log all the same."""
+
+    def __init__(self, upstream: grpc.Channel) -> None:
+        self.upstream = upstream
+        self.lost = False
+
+    def service(self, details):  # type: ignore[no-untyped-def]
+        call = self.upstream.unary_unary(details.method)
+
+        def relay(request, context):  # type: ignore[no-untyped-def]
+            reply = call(request, timeout=60)
+            if details.method.endswith("/Publish") and not self.lost:
+                self.lost = True
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the reply was lost")
+            return reply
+
+        return grpc.unary_unary_rpc_method_handler(relay)
+
+
+def test_events_answered_duplicate_after_a_lost_reply_are_waited_for(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """The hub appends a publish's events, the reply is lost, the outbox sends them again and
+    the hub answers DUPLICATE. The proto has a duplicate carry its position in the log 'when
+    known'; the hub never gave it, so publish had no position to wait for: '0 accepted, 2
+    duplicate' and nothing said about the figures (visible: null), and a query right after it
+    could miss events this very publish put in the log."""
+    with grpc.insecure_channel(hub.address) as upstream:
+        relay = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        relay.add_generic_rpc_handlers((LosesFirstReply(upstream),))
+        port = relay.add_insecure_port("127.0.0.1:0")
+        relay.start()
+        try:
+            path = tmp_path / "events.jsonl"
+            events = [sanction("lost-1", "420582", 1), sanction("lost-2", "420582", 2)]
+            path.write_text("".join(json.dumps(e) + "\n" for e in events))
+            outbox = str(tmp_path / "outbox.db")
+            done = duhub(f"127.0.0.1:{port}", "publish", str(path), "--outbox", outbox, "--json")
+        finally:
+            relay.stop(0)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["accepted"], answer["duplicate"]) == (0, 2)
+    assert answer["visible"] is True

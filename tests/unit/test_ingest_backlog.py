@@ -11,6 +11,7 @@ import pytest
 
 from services.ingest import ingestor as ingest
 from services.ingest.ingestor import Ingestor, NotReady
+from tests.infra import fresh_database
 from tests.unit.builders import Pipeline, hierarchy, kinds, sanction
 
 YIDU = "420581"
@@ -18,7 +19,21 @@ YIDU = "420581"
 
 @pytest.fixture
 def pipe() -> Iterator[Pipeline]:
-    p = Pipeline.open()
+    yield from _pipeline("")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_pipe(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """A pipeline on each read model: their lookups are written apart."""
+    if request.param == "sqlite":
+        yield from _pipeline("")
+        return
+    with fresh_database() as url:
+        yield from _pipeline(url)
+
+
+def _pipeline(db_url: str) -> Iterator[Pipeline]:
+    p = Pipeline.open(db_url=db_url)
     assert set(kinds(p.publish(hierarchy(), allow_reference=True))) == {"accepted"}
     p.tailer.catch_up()
     try:
@@ -49,3 +64,25 @@ def test_publishing_waits_while_the_read_model_is_too_far_behind(
     assert kinds(gate.publish(_sanctions(61, 1))) == ["accepted"]
     # A duplicate of what was let go is still caught, now from the read model.
     assert kinds(gate.publish(_sanctions(1, 1))) == ["duplicate"]
+
+
+def test_a_duplicate_is_answered_with_where_its_original_stands_in_the_log(
+    any_pipe: Pipeline,
+) -> None:
+    """ingest.proto: a result carries the event's place in the log 'for ACCEPTED and DUPLICATE
+    when known'. A duplicate came back at partition 0, offset 0 wherever its original stood,
+    so a node that lost the reply to its publish had nothing to wait for before querying.
+    Known from the pending tail (appended, not applied yet), from the batch itself, and from
+    the read model once applied."""
+    (first,) = any_pipe.publish(_sanctions(1, 1))
+    where = (first.partition, first.offset)
+    assert where != (0, 0)
+    again = any_pipe.publish(_sanctions(1, 2) + _sanctions(2, 1))  # s1 and s2, then s2 again
+    assert kinds(again) == ["duplicate", "accepted", "duplicate"]
+    assert (again[0].partition, again[0].offset) == where  # from the pending tail
+    assert (again[2].partition, again[2].offset) == (again[1].partition, again[1].offset)
+    any_pipe.tailer.catch_up()
+    # A new ingest knows it from the read model only.
+    fresh = Ingestor(any_pipe.log, any_pipe.engine, any_pipe.clock)
+    (later,) = fresh.publish(_sanctions(1, 1))
+    assert kinds([later]) == ["duplicate"] and (later.partition, later.offset) == where
