@@ -143,6 +143,8 @@ class Stored:
     reason: str
     partition: int | None
     offset: int | None
+    # As stored: an answer is recorded only on the copy that was sent.
+    body: bytes = b""
 
 
 @dataclass(slots=True)
@@ -301,7 +303,7 @@ class Outbox:
                 tuple(params),
             ).fetchall()
         return [
-            Stored(i, pb.Event.FromString(body), state, f, r, p, o)
+            Stored(i, pb.Event.FromString(body), state, f, r, p, o, body)
             for i, body, state, f, r, p, o in rows
         ]
 
@@ -450,8 +452,10 @@ class Outbox:
                     report.ends[r.partition] = max(report.ends.get(r.partition, 0), r.offset + 1)
                 self._db.execute(
                     "UPDATE outbox SET state = ?, field = ?, reason = ?, partition = ?,"
-                    " log_offset = ?, answered_at = ? WHERE event_id = ? AND state = 'pending'",
-                    (state, r.field, r.reason, *where, now, row.event_id),
+                    " log_offset = ?, answered_at = ? WHERE event_id = ? AND state = 'pending'"
+                    # Not on a copy stored anew (other content) while this one was on its way.
+                    " AND body = ?",
+                    (state, r.field, r.reason, *where, now, row.event_id, row.body),
                 )
         if on_result is not None:
             for row, r in zip(rows, results, strict=True):
@@ -462,8 +466,8 @@ class Outbox:
         with self._lock, self._tx():
             self._db.executemany(
                 "UPDATE outbox SET state = 'rejected', field = 'request', reason = ?,"
-                " answered_at = ? WHERE event_id = ? AND state = 'pending'",
-                [(reason, time.time(), row.event_id) for row in rows],
+                " answered_at = ? WHERE event_id = ? AND state = 'pending' AND body = ?",
+                [(reason, time.time(), row.event_id, row.body) for row in rows],
             )
 
     def _tx(self) -> _Transaction:

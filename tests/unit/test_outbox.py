@@ -222,3 +222,32 @@ def test_a_node_killed_mid_forward_loses_nothing(tmp_path: Path, serve) -> None:
     assert counts["pending"] == 0 and counts["accepted"] + counts["duplicate"] == 200
     assert report.duplicate <= 10  # at most the batch in flight when it died
     assert sorted(fake.accepted) == sorted(f"e-{i}" for i in range(1, 201))
+
+
+def test_an_event_replaced_while_in_flight_keeps_its_own_answer(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """A county system stores a corrected copy of an event (same id, other content) while the
+    outbox is sending the old one. The hub's answer is to the old copy. Before, it was
+    recorded on the corrected copy, which was never sent: `outbox status` said it was
+    accepted, though the hub holds the old content (and would reject the new one)."""
+    sending, release = threading.Event(), threading.Event()
+
+    class Held(FakeIngest):
+        def Publish(self, request, context):  # type: ignore[no-untyped-def]
+            sending.set()
+            release.wait(10)
+            return super().Publish(request, context)
+
+    address = serve(Held())
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(1)])
+        forwarding = threading.Thread(target=box.forward, args=(address,))
+        forwarding.start()
+        assert sending.wait(10)
+        corrected = event(1)
+        corrected.accountability_imposed.persons = 2
+        assert box.add([corrected], replace=True) == ["replaced"]
+        release.set()
+        forwarding.join(10)
+        (held,) = box.get(["e-1"]).values()
+        assert held.event.accountability_imposed.persons == 2
+        assert held.state == "duplicate"  # sent after the old copy's answer, as it is now
