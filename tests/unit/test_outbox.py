@@ -251,3 +251,32 @@ def test_an_event_replaced_while_in_flight_keeps_its_own_answer(tmp_path: Path, 
         (held,) = box.get(["e-1"]).values()
         assert held.event.accountability_imposed.persons == 2
         assert held.state == "duplicate"  # sent after the old copy's answer, as it is now
+
+
+def test_forwards_of_one_outbox_at_once_send_each_event_once(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
+    """Threads of a node (or processes sharing the file) forwarding at once take turns: before,
+    each sent whatever was pending, so batches went out twice side by side."""
+    sent: list[str] = []
+
+    class Recording(FakeIngest):
+        def Publish(self, request, context):  # type: ignore[no-untyped-def]
+            with self._lock:
+                sent.extend(e.event_id for e in request.events)
+            time.sleep(0.01)  # long enough for the other forward to look at what is pending
+            return super().Publish(request, context)
+
+    address = serve(Recording())
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(i) for i in range(1, 1001)])
+        reports = []
+        threads = [
+            threading.Thread(target=lambda: reports.append(box.forward(address, batch=50)))
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(sent) == sorted(f"e-{i}" for i in range(1, 1001))
+        assert sum(r.accepted for r in reports) == 1000 and sum(r.duplicate for r in reports) == 0
+        assert box.counts()["accepted"] == 1000
