@@ -54,7 +54,8 @@ class AuditReport:
     records: int = 0
     chained: int = 0
     findings: list[Finding] = field(default_factory=list)
-    # Per source: (last seq before the gap, first seq after it).
+    # Per source: the seqs missing, as (the seq before them, the seq after them); 0 before
+    # seq 1.
     gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     heads: dict[str, tuple[int, int, str]] = field(default_factory=dict)
@@ -194,15 +195,16 @@ class _Cuts:
 
 @dataclass(slots=True)
 class Chain:
-    """One source's chain walked in log order. It keeps its head, its seq gaps and, from its
-    first broken link on, what classifying that break needs (the two entries before it, the
-    one after it, the last later entry it links to), not the chain itself: a log of 10M
-    events is walked in constant memory per source."""
+    """One source's chain walked in log order. It keeps its head, the seqs it has seen (as
+    runs) and, from its first broken link on, what classifying that break needs (the two
+    entries before it, the one after it, the last later entry it links to), not the chain
+    itself: a log of 10M events is walked in memory per source that grows with its gaps only."""
 
     count: int = 0
     last: Entry | None = None
     before_last: Entry | None = None
-    gaps: list[tuple[int, int]] = field(default_factory=list)
+    # The seqs seen, as sorted runs [first, last] with a seq missing between each two.
+    runs: list[list[int]] = field(default_factory=list)
     broken: Entry | None = None  # the first entry whose link is broken
     broken_prev: Entry | None = None  # the entries before it in the chain
     broken_prev2: Entry | None = None
@@ -222,8 +224,7 @@ class Chain:
         """Walk on to `e`; `unverifiable`: its link cannot be checked (a record that does not
         parse lies between it and the last entry), so it is taken as it comes."""
         last = self.last
-        if last is not None and e.seq > last.seq + 1:
-            self.gaps.append((last.seq, e.seq))
+        self._see(e.seq)
         if self.broken is None:
             linked = e.prev_hash == (last.stored_hash if last is not None else b"")
             if not linked and not unverifiable:
@@ -235,6 +236,42 @@ class Chain:
                 self.linked_later = e
         self.before_last, self.last = last, e
         self.count += 1
+
+    @property
+    def gaps(self) -> list[tuple[int, int]]:
+        """Return the seqs missing, as (the seq before, the seq after) each run of them, from
+        seq 1 (0 before it) up to the highest seen, whatever order the log holds them in."""
+        out, before = [], 0
+        for first, last in self.runs:
+            if first > before + 1:
+                out.append((before, first))
+            before = last
+        return out
+
+    def _see(self, seq: int) -> None:
+        runs = self.runs
+        if runs and runs[-1][1] < seq:  # in order, as nearly always
+            if runs[-1][1] + 1 == seq:
+                runs[-1][1] = seq
+            else:
+                runs.append([seq, seq])
+            return
+        k = bisect.bisect_right(runs, seq, key=lambda run: run[0])
+        before = runs[k - 1] if k else None
+        if before is not None and seq <= before[1]:
+            return  # seen already (a seq reused in the log)
+        after = runs[k] if k < len(runs) else None
+        joins_before = before is not None and before[1] + 1 == seq
+        joins_after = after is not None and after[0] == seq + 1
+        if joins_before and joins_after:
+            before[1] = after[1]  # type: ignore[index]
+            del runs[k]
+        elif joins_before:
+            before[1] = seq  # type: ignore[index]
+        elif joins_after:
+            after[0] = seq  # type: ignore[index]
+        else:
+            runs.insert(k, [seq, seq])
 
     def first_break(self, source: str) -> Finding | None:
         """Return the first broken link, classified; None for an intact chain."""

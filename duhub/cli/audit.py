@@ -62,7 +62,7 @@ def verify(args: argparse.Namespace) -> int:
                 f"({f.event_id or 'unreadable'}): {f.detail}"
             )
         if report.gaps:
-            print("seq gaps (rejected events leave them; deletions too):")
+            print("seq gaps, the seqs missing (rejected events leave them; deletions too):")
             for source, gaps in sorted(report.gaps.items()):
                 shown = ", ".join(f"{a}→{b}" for a, b in gaps[:10])
                 more = f" and {len(gaps) - 10} more" if len(gaps) > 10 else ""

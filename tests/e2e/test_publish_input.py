@@ -457,3 +457,28 @@ def test_events_answered_duplicate_after_a_lost_reply_are_waited_for(
     answer = json.loads(done.stdout)
     assert (answer["accepted"], answer["duplicate"]) == (0, 2)
     assert answer["visible"] is True
+
+
+def test_audit_reports_the_seqs_a_source_is_missing_whatever_their_order(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """The contract: gaps are allowed (a rejected event leaves one) and audit reports them. A
+    node's seq 1 is rejected, then seqs 3, 2 and 5 are accepted, in that order (the hub takes
+    seqs in any order). Before, audit compared each event with the one before it in the log:
+    it reported '2→5' (as if 3 were missing, which is there) and nothing of seq 1, the very
+    gap a rejected first event leaves."""
+    source = "420500-L01"
+    events = [sanction("order-1", source, 1)]
+    events[0]["sanctionImposed"]["unitId"] = "420581"  # type: ignore[index]
+    events += [sanction(f"order-{seq}", source, seq) for seq in (3, 2, 5)]
+    done = publish(hub, tmp_path, "".join(json.dumps(e) + "\n" for e in events).encode())
+    assert "3 accepted, 0 duplicate, 1 rejected" in done.stdout, done.stdout + done.stderr
+    data = str(hub.config.data_dir)
+    verify = subprocess.run(
+        [DUHUB, "audit", "verify", "--data-dir", data, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["seq_gaps"][source] == [[0, 2], [3, 5]]

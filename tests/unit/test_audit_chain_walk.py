@@ -95,7 +95,9 @@ def test_the_walk_classifies_as_the_whole_chain_did(chain) -> None:  # type: ign
         return
     c = walk[SOURCE]
     assert c.first_break(SOURCE) == oracle_first_break(SOURCE, es)
-    gaps = [(a.seq, b.seq) for a, b in zip(es, es[1:], strict=False) if b.seq > a.seq + 1]
+    # The seqs missing from 1 to the highest, whatever the order: (the seq before, after).
+    seen = sorted({e.seq for e in es})
+    gaps = [(a, b) for a, b in zip([0, *seen], seen, strict=False) if b > a + 1]
     assert c.gaps == gaps
     assert (c.count, c.last.seq, c.last.stored_hash) == (len(es), es[-1].seq, es[-1].stored_hash)
 
@@ -124,3 +126,12 @@ def _one(how: str) -> list[tuple[int, str, bytes, bytes]]:
     else:
         chain[4] = (seq, eid, hashlib.sha256(b"altered").digest(), prev)
     return chain
+
+
+def test_gaps_are_the_seqs_missing_not_jumps_in_log_order() -> None:
+    """Seqs 3, 2, 5 in that order (the hub takes any order): 1 and 4 are missing. The walk
+    compared neighbours in the log and said '2→5' (3 is there), and nothing of seq 1."""
+    walk = Chain()
+    for seq in (3, 2, 5, 9, 7, 8):
+        walk.add(Entry(0, seq, SOURCE, seq, f"e{seq}", b"%d" % seq, b""))
+    assert walk.gaps == [(0, 2), (3, 5), (5, 7)]
