@@ -377,6 +377,7 @@ class Ingestor:
         self._last_now = max(self._last_now, latest_stamp(self.log))
         batch = WorkingSet(self._tail.knowledge())
         ends: dict[int, int] = {}
+        positions: dict[str, tuple[int, int]] = {}
         knowledge = self._take()
         self._base.current = knowledge
         try:
@@ -385,11 +386,15 @@ class Ingestor:
                 knowledge.prefetch(events)
                 for event in events:
                     # As the aggregator will: one the read model has meanwhile is a duplicate.
-                    fold(event, batch, event.recorded_at, allow_reference=True, rollups=False)
+                    verdict, _ = fold(
+                        event, batch, event.recorded_at, allow_reference=True, rollups=False
+                    )
+                    if verdict.kind == "accepted":  # the original: a duplicate's answer names it
+                        positions[event.event_id] = (event.partition, event.offset)
                     ends[event.partition] = max(ends.get(event.partition, 0), event.offset + 1)
         finally:
             self._give(knowledge)
-        self._tail.absorb(batch, ends)
+        self._tail.absorb(batch, ends, positions)
 
     def _resync(self) -> None:
         """After a failed append (lock held): what it sent may be in the log all the same (a
