@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "events_per_second": round(result.rate),
         "into": redacted(target_url),
     }
+    tally = result.tally
     differs = False
     if live is None:
         report["digest"] = digest(table_digests(target))
@@ -131,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             found = compare_with_live(log, target, live, wait_s=args.wait)
         except NotComparable as e:
             client.fail(f"not compared: {e}", client.EXIT_NOT_COMPARED)
+        tally = tally + found.caught_up_tally
         report.update(
             {
                 # The records the live read model applied while the replay ran, replayed too.
@@ -146,12 +148,21 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         differs = not found.equal
+    # Of what "replayed" counts (every record, the caught-up ones too): a duplicate or a dead
+    # letter changed no figure, so neither is an event applied.
+    report.update(
+        {
+            "applied": tally.applied,
+            "duplicates": tally.duplicates,
+            "dead_letters": tally.dead_letters,
+        }
+    )
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         print(
-            f"replayed {result.done:,} events in {result.elapsed:.1f} s "
-            f"({result.rate:,.0f} events/s) into {redacted(target_url)}"
+            f"replayed {result.done:,} log records in {result.elapsed:.1f} s "
+            f"({result.rate:,.0f} records/s) into {redacted(target_url)}"
         )
         if not args.no_compare:
             at = ", ".join(f"{p}:{o}" for p, o in report["compared_at"].items())  # type: ignore[attr-defined]
@@ -159,6 +170,15 @@ def run(args: argparse.Namespace) -> int:
                 f"compared where the live read model stands (partition:offset {at}; "
                 f"{report['caught_up']:,} records it applied meanwhile replayed too)"
             )
+        print(
+            f"{tally.applied:,} events applied, {_n(tally.duplicates, 'duplicate')}, "
+            f"{_n(tally.dead_letters, 'dead letter')}"
+            + (
+                " (refused; their reasons are in the dead_letters table)"
+                if tally.dead_letters
+                else ""
+            )
+        )
         print(f"digest of the rebuilt read model: {report['digest']}")
         if not args.no_compare:
             print(f"digest of the live read model:    {report['live_digest']}")
@@ -173,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
                         f"replay {d['right']}"
                     )
     return 4 if differs else 0
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _sqlite_file(url: str) -> Path | None:

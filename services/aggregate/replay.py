@@ -14,7 +14,7 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
 from duhub.convert import recorded_at
 from duhub.log.base import EventLog
 from duhub.readmodel.writer import positions_in as read_positions_in
-from services.aggregate.apply import BatchApplier, log_settled
+from services.aggregate.apply import Applied, BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
 from services.aggregate.write_behind import WriteBehind
@@ -100,10 +100,35 @@ def claim_cut(target: Engine, cut: ReplayCut) -> None:
 
 
 @dataclass(slots=True)
+class ReplayTally:
+    """What the replayed records were: events applied, duplicates of events applied before
+    (acknowledged once, counted once) and dead letters (refused, with why, in the target's
+    dead_letters table). Counted as batches commit, so a batch written again counts once."""
+
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+    def count(self, batch: Applied) -> None:
+        dead = len(batch.dead)
+        self.duplicates += batch.duplicates
+        self.dead_letters += dead
+        self.applied += batch.records - batch.duplicates - dead
+
+    def __add__(self, other: ReplayTally) -> ReplayTally:
+        return ReplayTally(
+            self.applied + other.applied,
+            self.duplicates + other.duplicates,
+            self.dead_letters + other.dead_letters,
+        )
+
+
+@dataclass(slots=True)
 class ReplayProgress:
-    done: int
+    done: int  # log positions moved past: records (and, on Kafka, transaction markers)
     total: int
     elapsed: float
+    tally: ReplayTally = field(default_factory=ReplayTally)
 
     @property
     def rate(self) -> float:
@@ -136,11 +161,16 @@ def replay(
     if upto is not None:
         ends = {p: min(end, upto.get(p, 0)) for p, end in ends.items()}
     total = backlog(ends, applier.positions)
-    writer = WriteBehind(applier, process=_process_writer(target, total))
+    tally = ReplayTally()
+    # Told once per committed batch (by the writer's thread, or this one after it waited for
+    # that thread's batches): never two at once.
+    writer = WriteBehind(applier, on_committed=tally.count, process=_process_writer(target, total))
     try:
-        return _replay(log, applier, writer, ends, total, until_ns, since_ns, start, on_progress)
+        done = _replay(log, applier, writer, ends, total, until_ns, since_ns, start, on_progress)
     finally:
         writer.close()
+    done.tally = tally
+    return done
 
 
 def backlog(ends: Mapping[int, int], positions: Mapping[int, int]) -> int:

@@ -18,7 +18,7 @@ from duhub.log.base import EventLog
 from duhub.readmodel.digest import FigureDiff, figure_diffs, table_digests
 from duhub.readmodel.engine import snapshot
 from duhub.readmodel.writer import positions_in, read_positions
-from services.aggregate.replay import replay
+from services.aggregate.replay import ReplayTally, replay
 
 POLL_S = 0.2
 
@@ -36,6 +36,7 @@ class Comparison:
     caught_up: int  # records replayed to reach the live positions
     differing_tables: list[str] = field(default_factory=list)
     differing_figures: list[FigureDiff] = field(default_factory=list)
+    caught_up_tally: ReplayTally = field(default_factory=ReplayTally)  # what those were
 
     @property
     def equal(self) -> bool:
@@ -54,13 +55,15 @@ def compare_with_live(
             mine = _moved(read_positions(replayed))
             behind = {p: (at.get(p, 0), o) for p, o in mine.items() if at.get(p, 0) < o}
             if not behind:
-                caught_up = replay(log, replayed, upto=at).done
+                caught = replay(log, replayed, upto=at)
                 if _moved(read_positions(replayed)) != at:
                     raise NotComparable(
                         f"the live read model stands at {at}, past the end of this log: "
                         "it was built from another log"
                     )
-                return _compare(conn, replayed, at, caught_up)
+                found = _compare(conn, replayed, at, caught.done)
+                found.caught_up_tally = caught.tally
+                return found
         if time.monotonic() >= deadline:
             raise NotComparable(
                 f"the live read model stayed behind the replayed one for {wait_s:g} s "

@@ -158,7 +158,7 @@ def test_fresh_starts_over_in_postgresql_too(hub: Pipeline) -> None:
         cut = replay_digest(duhub(*args, "--until", "2023-02-01T00:00:02Z"))
         done = duhub(*args, "--fresh")
         whole = replay_digest(done)
-        assert whole != cut and f"replayed {hub.end()} events" in done.stdout
+        assert whole != cut and f"replayed {hub.end()} log records" in done.stdout
         done = duhub(*args, "--fresh", "--until", "2023-02-01T00:00:02Z")
         assert replay_digest(done) == cut
 
@@ -711,3 +711,30 @@ def test_serve_says_the_broker_refused_not_that_it_cannot_reach_it(tmp_path: Pat
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"--log: the broker of {url} refused: " in done.stderr, done.stderr
     assert "InvalidReplicationFactor" in done.stderr and "cannot reach" not in done.stderr
+
+
+def test_replay_counts_duplicates_and_dead_letters_apart_from_events_applied(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # A resent copy of an event (a duplicate) and a record that is no Event (a dead letter)
+    # were both in "replayed N events", as if applied, in the text and in --json.
+    last = hub.log.read(0, hub.end() - 1, 1)[0]
+    hub.log.append([(last.key, last.value), (b"420581", b"not an event")])
+    hub.tailer.catch_up()
+    records = hub.end()
+    for compare in ((), ("--no-compare",)):
+        into = f"sqlite:///{tmp_path / f'r{len(compare)}.db'}"
+        args = ("replay", "--data-dir", str(hub.dir), "--into", into, *compare)
+        text = duhub(*args)
+        assert text.returncode == 0, text.stdout + text.stderr
+        assert f"replayed {records} log records" in text.stdout
+        assert f"{records - 2} events applied, 1 duplicate, 1 dead letter" in text.stdout
+        js = duhub(*args, "--fresh", "--json")
+        assert js.returncode == 0, js.stdout + js.stderr
+        report = json.loads(js.stdout)
+        assert report["replayed"] == records  # the field scripts read, as it was
+        assert (report["applied"], report["duplicates"], report["dead_letters"]) == (
+            records - 2,
+            1,
+            1,
+        )
