@@ -70,9 +70,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:  # an address in use: name the option, no traceback
         service.stop()
         return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
+    # What this process opened: a query service answers from the read model alone.
+    uses = "" if args.service == "query" else f"log {cfg.log_spec}, "
     print(
         f"duhub {args.service} listening on {address(cfg.listen, service.port)} "
-        f"(log {cfg.log_spec}, read model {redacted(cfg.database)})",
+        f"({uses}read model {redacted(cfg.database)})",
         flush=True,
     )
     print(f"  security:               {service.security.describe()}", flush=True)

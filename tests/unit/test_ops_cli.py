@@ -738,3 +738,37 @@ def test_replay_counts_duplicates_and_dead_letters_apart_from_events_applied(
             1,
             1,
         )
+
+
+def banner(*args: str) -> str:
+    """Start a duhub server, return the first line it prints once up, and stop it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duhub.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert line, err
+    return line
+
+
+def test_serve_query_names_only_the_read_model_it_uses(tmp_path: Path) -> None:
+    # Before, its banner said "(log DATA_DIR, read model …)", or the --log given: a query
+    # service reads the read model only and never opens a log.
+    db = f"sqlite:///{tmp_path / 'rm.db'}"
+    line = banner(
+        "serve", "query", "--listen", "127.0.0.1:0", "--http", "off", "--db", db,
+        "--log", "kafka://127.0.0.1:1", "--data-dir", str(tmp_path / "unused"),
+    )  # fmt: skip
+    assert re.fullmatch(
+        rf"duhub query listening on 127\.0\.0\.1:\d+ \(read model {re.escape(db)}\)\n", line
+    )
+    assert not (tmp_path / "unused").exists()
