@@ -8,12 +8,17 @@ import signal
 import sys
 from typing import NoReturn
 
-from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN
-from duhub.cli.argtypes import whole_number
-from duhub.cli.client import EXIT_USAGE
-from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT
-from services.query.answers import MAX_SIZE as MAX_ANSWERS
-from services.slots import MAX_STREAM_CAP, MAX_STREAMS
+from duhub.cli.grpcenv import asks_json_logs, quiet_grpc_core
+
+# Before the imports below load grpc, whose C core reads GRPC_VERBOSITY only then.
+quiet_grpc_core(sys.argv[1:])
+
+from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
+from duhub.cli.argtypes import whole_number  # noqa: E402
+from duhub.cli.client import EXIT_USAGE  # noqa: E402
+from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
+from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
+from services.slots import MAX_STREAM_CAP, MAX_STREAMS  # noqa: E402
 
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_METRICS = "127.0.0.1:9464"
@@ -37,12 +42,6 @@ class _Parser(argparse.ArgumentParser):
         if json_logging():
             self.exit(fatal(f"{self.prog}: error: {message}", EXIT_USAGE))
         super().error(message)
-
-
-def _asks_json_logs(argv: list[str]) -> bool:
-    return "--log-format=json" in argv or ["--log-format", "json"] in (
-        argv[i : i + 2] for i in range(len(argv))
-    )
 
 
 def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -348,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     # Piped into head or less: stop quietly when the reader goes away.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else argv
-    if _asks_json_logs(argv):
+    if asks_json_logs(argv):
         from duhub.logs import setup_logging
 
         setup_logging("json")  # before parsing: a refused argument is a record too

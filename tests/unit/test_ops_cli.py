@@ -440,15 +440,14 @@ def test_a_data_dir_that_cannot_be_one_is_refused_naming_it(
 
 # A line gRPC's C core writes itself (a port in use: "E1205 00:15:05.948867 5491 add_port.cc:83]
 # Failed to add port …"): only GRPC_VERBOSITY, read as grpc loads, keeps it out of stderr.
-GRPC_CORE = re.compile(r"^[EWIF]\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
+GRPC_CORE = re.compile(r"^[EWIF]\d{4} [\d:.]+ +\d+ \S+:\d+\] ", re.MULTILINE)
 
 
 def records(stderr: str) -> list[dict[str, object]]:
-    """The JSON records of a process's standard error; fails on any line that is not one."""
+    """The JSON records of a process's standard error; fails on any line that is not one (a
+    line of gRPC's C core too: under json, duhub sets GRPC_VERBOSITY before grpc loads)."""
     out = []
     for line in stderr.splitlines():
-        if GRPC_CORE.match(line):
-            continue
         try:
             out.append(json.loads(line))
         except ValueError:
@@ -772,3 +771,22 @@ def test_serve_query_names_only_the_read_model_it_uses(tmp_path: Path) -> None:
         rf"duhub query listening on 127\.0\.0\.1:\d+ \(read model {re.escape(db)}\)\n", line
     )
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_grpc_verbosity_the_user_set_is_kept_under_log_format_json(tmp_path: Path) -> None:
+    # duhub sets GRPC_VERBOSITY=NONE for json logs only when the environment has none: one
+    # set on purpose (to see the C core's reasons) is the user's.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        host, port = taken.getsockname()
+        address = f"{host}:{port}"
+        args = ("serve", "query", "--listen", address, "--http", "off", "--log-format", "json")
+        db = ("--db", f"sqlite:///{tmp_path / 'rm.db'}")
+        quiet = duhub_env({}, *args, *db)
+        kept = duhub_env({"GRPC_VERBOSITY": "ERROR"}, *args, *db)
+    for done in (quiet, kept):
+        assert done.returncode == 2, done.stdout + done.stderr
+    said = str(records(quiet.stderr)[-1]["message"])
+    assert said.startswith(f"duhub serve query: --listen: cannot bind {address}"), said
+    assert GRPC_CORE.search(kept.stderr), kept.stderr
