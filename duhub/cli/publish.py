@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import sqlite3
@@ -16,6 +17,7 @@ import grpc
 from google.protobuf import json_format
 
 from duhub.cli import client
+from duhub.cli.spool import Spool
 from duhub.node.outbox import (
     RETRYABLE,
     Backoff,
@@ -152,23 +154,27 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
     Raises Unreachable when the hub did not answer for `retry_for` seconds.
     """
     tally = Tally()
-    lines: dict[str, int] = {}  # event_id -> its first line in the file
-    extras: list[tuple[int, pb.Event]] = []  # lines the outbox cannot hold
-    # The file is read whole before any of it is stored, then stored in one transaction: input
-    # that fails partway (an I/O error, a connection reset) raises OSError with nothing of it
-    # queued, where each 500 events stored as read stayed pending for the next publish to send.
-    # Kept serialized: about 100 bytes a small event, where parsed it takes about 900.
-    bodies: list[bytes] = []
-    for line, item in read_events(path):
-        if isinstance(item, str):
-            tally.rejected.append({"line": line, "event_id": "", "field": "", "reason": item})
-        elif not item.event_id or item.event_id in lines:
-            extras.append((line, item))
-        else:
-            lines[item.event_id] = line
-            bodies.append(item.SerializeToString())
-    box.add((pb.Event.FromString(b) for b in bodies), replace=True)
-    del bodies
+    spool = Spool()
+    try:
+        # The file is read whole before any of it is stored, then stored in one transaction:
+        # input that fails partway (an I/O error, a connection reset) raises OSError with
+        # nothing of it queued, where each 500 events stored as read stayed pending for the
+        # next publish to send. Kept on disk meanwhile, not in memory (duhub.cli.spool).
+        for line, item in read_events(path):
+            if isinstance(item, str):
+                tally.rejected.append({"line": line, "event_id": "", "field": "", "reason": item})
+            else:
+                spool.keep(line, item)
+        box.store(spool.for_outbox(), replace=True)
+        _forward(spool, address, box, retry_for, tally)
+    finally:
+        spool.close()
+    tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
+    return tally
+
+
+def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: Tally) -> None:
+    """Forward the outbox and send the events it cannot hold; tally the answers per line."""
 
     def count(line: int | None, r: ipb.EventResult) -> None:
         if line is None:
@@ -186,11 +192,9 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
                 {"line": line, "event_id": r.event_id, "field": r.field, "reason": r.reason}
             )
 
-    answered: set[str] = set()
-
     def on_result(row: Stored, r: ipb.EventResult) -> None:
-        answered.add(row.event_id)
-        count(lines.get(row.event_id), r)
+        spool.answered(row.event_id)
+        count(spool.line_of(row.event_id), r)
 
     box.forward(
         client.channel(address),
@@ -200,30 +204,31 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
         on_result=on_result,
     )
     # Another process sharing the outbox may have forwarded some of ours: read their answers.
-    unanswered = [i for i in lines if i not in answered]
-    for event_id, s in box.get(unanswered).items():
-        if s.state in STORED_RESULT:
-            r = ipb.EventResult(event_id=event_id, result=STORED_RESULT[s.state])
-            r.field, r.reason = s.field, s.reason
-            r.partition, r.offset = s.partition or 0, s.offset or 0
-            count(lines[event_id], r)
-    if extras:
-        stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
-        i = 0
-        while i < len(extras):
-            part = extras[i : i + BATCH]
-            fit = fitting([e for _, e in part])
-            if not fit:  # no request can carry it
-                count(part[0][0], too_big(part[0][1]))
-                i += 1
-                continue
-            part = part[:fit]
-            resp = _send(stub, [e for _, e in part], retry_for)
-            for (line, _), r in zip(part, resp.results, strict=True):
+    for chunk in spool.unanswered():
+        held = box.get([event_id for event_id, _ in chunk])
+        for event_id, line in chunk:
+            s = held.get(event_id)
+            if s is not None and s.state in STORED_RESULT:
+                r = ipb.EventResult(event_id=event_id, result=STORED_RESULT[s.state])
+                r.field, r.reason = s.field, s.reason
+                r.partition, r.offset = s.partition or 0, s.offset or 0
                 count(line, r)
-            i += fit
-    tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
-    return tally
+    stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
+    apart = spool.apart()
+    part: list[tuple[int, pb.Event]] = []
+    while True:
+        part += itertools.islice(apart, BATCH - len(part))
+        if not part:
+            return
+        fit = fitting([e for _, e in part])
+        if not fit:  # no request can carry it
+            count(part[0][0], too_big(part[0][1]))
+            del part[0]
+            continue
+        resp = _send(stub, [e for _, e in part[:fit]], retry_for)
+        for (line, _), r in zip(part[:fit], resp.results, strict=True):
+            count(line, r)
+        del part[:fit]
 
 
 def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool | None:

@@ -215,8 +215,21 @@ class Outbox:
 
         Raises ValueError for an event without an event_id (it could not be de-duplicated).
         """
-        now = time.time()
         out: list[str] = []
+        self.store(events, replace=replace, each=out.append)
+        return out
+
+    def store(
+        self,
+        events: Iterable[pb.Event],
+        *,
+        replace: bool = False,
+        each: Callable[[str], None] | None = None,
+    ) -> None:
+        """`add`, telling `each` what became of each event instead of listing them all (the
+        millions of events of a file take no memory here, read from an iterator)."""
+        now = time.time()
+        out = each or (lambda _: None)
         with self._lock, self._tx():
             for e in events:
                 if not e.event_id:
@@ -227,7 +240,7 @@ class Outbox:
                     (e.event_id, body, now),
                 )
                 if cur.rowcount:
-                    out.append("added")
+                    out("added")
                 elif replace:
                     # Behind what is pending (a new rowid), as a new event would be: the
                     # events of a call are sent in its order. Kept in its old place, an
@@ -239,10 +252,9 @@ class Outbox:
                         "INSERT INTO outbox (event_id, body, added_at) VALUES (?, ?, ?)",
                         (e.event_id, body, now),
                     )
-                    out.append("replaced")
+                    out("replaced")
                 else:
-                    out.append("present")
-        return out
+                    out("present")
 
     def retry_rejected(self, event_ids: Sequence[str] | None = None) -> int:
         """Make rejected events pending again (after the hub's data was fixed, say)."""
