@@ -14,7 +14,7 @@ from duhub.cli.grpcenv import asks_json_logs, quiet_grpc_core
 quiet_grpc_core(sys.argv[1:])
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
-from duhub.cli.argtypes import whole_number  # noqa: E402
+from duhub.cli.argtypes import seconds, whole_number  # noqa: E402
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("file")
     pub.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="wait until accepted events show in queries (default 30; 0: don't)",
@@ -211,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     )
     pub.add_argument(
         "--retry-for",
-        type=float,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="keep retrying while no hub answers for this long, then exit 3 (default 30)",
@@ -278,7 +278,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--no-compare", action="store_true", help="skip the comparison with --db")
     rp.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=60.0,
         metavar="SECONDS",
         help="how long to wait for a live read model behind the replay to catch up before "

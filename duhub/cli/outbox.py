@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from duhub.cli.argtypes import seconds
+
 # Kept light: the parser is built on every `duhub` call; grpc is imported only to run.
 RETRY_FOR_S = 30.0
 
@@ -30,7 +32,7 @@ def add_parsers(sub, credential_opts) -> None:  # type: ignore[no-untyped-def]
             )
             p.add_argument(
                 "--retry-for",
-                type=float,
+                type=seconds,
                 default=RETRY_FOR_S,
                 metavar="SECONDS",
                 help=f"retry while no hub answers for this long (default {RETRY_FOR_S:g})",

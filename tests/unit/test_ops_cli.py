@@ -790,3 +790,33 @@ def test_a_grpc_verbosity_the_user_set_is_kept_under_log_format_json(tmp_path: P
     said = str(records(quiet.stderr)[-1]["message"])
     assert said.startswith(f"duhub serve query: --listen: cannot bind {address}"), said
     assert GRPC_CORE.search(kept.stderr), kept.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["publish", "EMPTY", "--outbox", "OUTBOX", "--wait"],
+        ["publish", "EMPTY", "--outbox", "OUTBOX", "--retry-for"],
+        ["outbox", "retry", "--outbox", "OUTBOX", "--retry-for"],
+        ["replay", "--data-dir", "DATA", "--wait"],
+    ],
+    ids=["publish-wait", "publish-retry-for", "outbox-retry-for", "replay-wait"],
+)
+def test_a_number_of_seconds_must_be_finite_and_not_negative(
+    tmp_path: Path, command: list[str], value: str
+) -> None:
+    # Before, any float passed: `publish --retry-for nan` retried without end with no hub
+    # (every "waited longer than nan?" is false), `replay --wait nan` waited for ever for a
+    # live read model behind, `--wait nan` or -1 of publish meant "don't", silently.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    given = {"EMPTY": str(empty), "OUTBOX": str(tmp_path / "o.db"), "DATA": str(tmp_path)}
+    args = [given.get(a, a) for a in command]
+    done = duhub(*args, value, *(["--target", "127.0.0.1:1"] if command[0] != "replay" else []))
+    assert done.returncode == 2, done.stdout + done.stderr
+    option = command[-1]
+    assert f"error: argument {option}: {value} is not a number of seconds, 0 or more" in (
+        done.stderr
+    )
+    assert done.stdout == "" and list(tmp_path.iterdir()) == [empty]
