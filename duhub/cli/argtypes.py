@@ -33,3 +33,26 @@ def seconds(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds, 0 or more")
     return value
+
+
+def host_port(off: bool = False) -> Callable[[str], str]:
+    """Return an argparse type taking HOST:PORT ([V6]:PORT) with a PORT of 0 … 65535, or a
+    unix:PATH; with `off`, also off, none or nothing (the server not started). Else gRPC took
+    `127.0.0.1:99999` as port 34463 and a bare `localhost` as port 443, and the metrics server
+    raised an OverflowError traceback."""
+
+    def parse(text: str) -> str:
+        if text.startswith(("unix:", "unix-abstract:")):
+            return text
+        if off and text.strip().lower() in ("", "off", "none"):
+            return text
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+        if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: the port must be a whole number from 0 to 65535"
+            )
+        return text
+
+    return parse

@@ -14,7 +14,7 @@ from duhub.cli.grpcenv import asks_json_logs, quiet_grpc_core
 quiet_grpc_core(sys.argv[1:])
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
-from duhub.cli.argtypes import seconds, whole_number  # noqa: E402
+from duhub.cli.argtypes import host_port, seconds, whole_number  # noqa: E402
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
@@ -97,6 +97,7 @@ def _observe_opts(p: argparse.ArgumentParser, metrics: str) -> None:
     shown = metrics or "off"
     p.add_argument(
         "--metrics",
+        type=_or_off,
         default=metrics,
         metavar="HOST:PORT",
         help=f"serve Prometheus metrics at http://HOST:PORT/metrics (default {shown}; "
@@ -145,7 +146,10 @@ def parser() -> argparse.ArgumentParser:
         "--data-dir", default="data", help="where the log and read model live (default ./data)"
     )
     up.add_argument(
-        "--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})"
+        "--listen",
+        type=_listen,
+        default=DEFAULT_LISTEN,
+        help=f"gRPC address (default {DEFAULT_LISTEN})",
     )
     up.add_argument(
         "--no-simulate",
@@ -160,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--http",
+        type=_or_off,
         default=DEFAULT_HTTP,
         metavar="HOST:PORT",
         help=f"the dashboard's HTTP address (default {DEFAULT_HTTP}; port 0: any; off: none)",
@@ -173,10 +178,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=["ingest", "aggregate", "query"])
     serve.add_argument("--data-dir", default="data", help="default place of log and read model")
     serve.add_argument(
-        "--listen", default=DEFAULT_LISTEN, help=f"gRPC address (default {DEFAULT_LISTEN})"
+        "--listen",
+        type=_listen,
+        default=DEFAULT_LISTEN,
+        help=f"gRPC address (default {DEFAULT_LISTEN})",
     )
     serve.add_argument(
         "--http",
+        type=_or_off,
         default=DEFAULT_HTTP,
         metavar="HOST:PORT",
         help=f"query only: the dashboard's HTTP address (default {DEFAULT_HTTP}; off: none)",
@@ -341,6 +350,8 @@ def _rate(text: str) -> float:
 # Streams of a kind one server holds open (a thread each); a uint32 field of a request.
 _stream_cap = whole_number(1, MAX_STREAM_CAP)
 _answer_cache = whole_number(0, MAX_ANSWERS)
+# Server addresses: HOST:PORT with a port that exists (--http, --metrics: or off).
+_listen, _or_off = host_port(), host_port(off=True)
 
 
 def main(argv: list[str] | None = None) -> int:

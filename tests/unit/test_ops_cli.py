@@ -820,3 +820,30 @@ def test_a_number_of_seconds_must_be_finite_and_not_negative(
         done.stderr
     )
     assert done.stdout == "" and list(tmp_path.iterdir()) == [empty]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--listen", "127.0.0.1:99999", "the port must be a whole number from 0 to 65535"),
+        ("--listen", "localhost", "is not HOST:PORT"),
+        ("--http", "127.0.0.1:65536", "the port must be a whole number from 0 to 65535"),
+        ("--metrics", "127.0.0.1:99999", "the port must be a whole number from 0 to 65535"),
+        ("--metrics", "127.0.0.1:x", "the port must be a whole number from 0 to 65535"),
+    ],
+)
+@pytest.mark.parametrize("command", [["serve", "query"], ["up", "--no-simulate"]])
+def test_a_server_address_without_a_port_that_exists_is_refused(
+    tmp_path: Path, command: list[str], option: str, value: str, said: str
+) -> None:
+    # Before, `serve query --listen 127.0.0.1:99999` listened on port 34463 (gRPC took the
+    # port modulo 65536), `--listen localhost` on port 443, and `--metrics 127.0.0.1:99999`
+    # ended in an OverflowError traceback (exit 1).
+    defaults = {"--listen": "127.0.0.1:0", "--http": "off", "--metrics": "off"}
+    defaults[option] = value
+    args = [a for o, v in defaults.items() for a in (o, v)]
+    done = duhub(*command, "--data-dir", str(tmp_path / "d"), *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"error: argument {option}: '{value}'" in done.stderr and said in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
