@@ -56,3 +56,25 @@ def host_port(off: bool = False) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def target_problem(text: str) -> str | None:
+    """Return why a hub address given to a client cannot be one, or None. gRPC took a port past
+    65535 modulo 65536 (`127.0.0.1:99999` reached port 34463) and port 0 as no answer. Only an
+    explicit port is checked: a scheme (dns:///, ipv4:, unix:) or a bare host is gRPC's."""
+    if "://" in text or text.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:")):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit():
+        return None
+    if not 1 <= int(port) <= 65535:
+        return f"{text!r}: the port must be a whole number from 1 to 65535"
+    return None
+
+
+def client_target(text: str) -> str:
+    """An argparse type: a hub address for --target (`target_problem`)."""
+    problem = target_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text

@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from duhub.bootstrap import DEFAULT_LISTEN
+from duhub.cli.argtypes import target_problem
 from duhub.health import hub_answered
 
 # Exit codes that scripts can rely on.
@@ -30,7 +31,18 @@ _credentials = None
 
 
 def target(arg: str | None) -> str:
-    return arg or os.environ.get("DUHUB_TARGET") or DEFAULT_LISTEN
+    """Return the hub address to call: --target (checked by argparse), else DUHUB_TARGET, which
+    is checked here the same way (exit 2 naming it), else the local hub."""
+    if arg:
+        return arg
+    env = os.environ.get("DUHUB_TARGET")
+    if env:
+        problem = target_problem(env)
+        if problem:
+            print(f"duhub: DUHUB_TARGET={problem}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE)
+        return env
+    return DEFAULT_LISTEN
 
 
 def configure(args: argparse.Namespace) -> None:

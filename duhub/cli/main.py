@@ -14,7 +14,7 @@ from duhub.cli.grpcenv import asks_json_logs, quiet_grpc_core
 quiet_grpc_core(sys.argv[1:])
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
-from duhub.cli.argtypes import host_port, seconds, whole_number  # noqa: E402
+from duhub.cli.argtypes import client_target, host_port, seconds, whole_number  # noqa: E402
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
@@ -46,7 +46,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _client_opts(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
     p.add_argument(
-        "--target", help=f"hub address HOST:PORT (default $DUHUB_TARGET or {DEFAULT_LISTEN})"
+        "--target",
+        type=client_target,
+        help=f"hub address HOST:PORT (default $DUHUB_TARGET or {DEFAULT_LISTEN})",
     )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print the reply as canonical JSON")
@@ -331,7 +333,11 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--as-of", help="what the hub knew then")
     ar.add_argument("--format", choices=["table", "csv", "json"], default="table")
     ar.add_argument("--out", help="write to this file instead of standard output")
-    ar.add_argument("--target", help=f"hub address (default $DUHUB_TARGET or {DEFAULT_LISTEN})")
+    ar.add_argument(
+        "--target",
+        type=client_target,
+        help=f"hub address (default $DUHUB_TARGET or {DEFAULT_LISTEN})",
+    )
     _credential_opts(ar)
 
 

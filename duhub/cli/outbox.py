@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from duhub.cli.argtypes import seconds
+from duhub.cli.argtypes import client_target, seconds
 
 # Kept light: the parser is built on every `duhub` call; grpc is imported only to run.
 RETRY_FOR_S = 30.0
@@ -22,7 +22,9 @@ def add_parsers(sub, credential_opts) -> None:  # type: ignore[no-untyped-def]
         p = osub.add_parser(name, help=text)
         p.add_argument("--outbox", help="the outbox file (default: the target's, in ~/.cache)")
         p.add_argument(
-            "--target", help="hub address HOST:PORT (default $DUHUB_TARGET or the local hub)"
+            "--target",
+            type=client_target,
+            help="hub address HOST:PORT (default $DUHUB_TARGET or the local hub)",
         )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         credential_opts(p)

@@ -847,3 +847,30 @@ def test_a_server_address_without_a_port_that_exists_is_refused(
     assert f"error: argument {option}: '{value}'" in done.stderr and said in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:99999", "127.0.0.1:0", "localhost:65536"])
+@pytest.mark.parametrize(
+    "command",
+    [["query", "stats", "--metric", "visits"], ["units"], ["outbox", "status"]],
+)
+def test_a_hub_address_without_a_port_that_exists_is_refused(
+    tmp_path: Path, command: list[str], value: str
+) -> None:
+    # Before, `--target 127.0.0.1:99999` called port 34463 (gRPC took the port modulo 65536)
+    # and said "no hub answers" (exit 3), as if an address were right and the hub down.
+    done = duhub_env({"HOME": str(tmp_path)}, *command, "--target", value)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"error: argument --target: '{value}'" in done.stderr
+    assert "the port must be a whole number from 1 to 65535" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_a_duhub_target_without_a_port_that_exists_is_refused_naming_it(tmp_path: Path) -> None:
+    done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": "127.0.0.1:99999"}, "units")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "DUHUB_TARGET='127.0.0.1:99999': the port must be" in done.stderr
+    # A scheme or a host without a port is gRPC's to resolve: not refused here.
+    for fine in ("dns:///127.0.0.1:1", "unix:/nonexistent/duhub.sock"):
+        done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": fine}, "units")
+        assert done.returncode == 3, done.stdout + done.stderr
