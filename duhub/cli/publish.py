@@ -262,7 +262,9 @@ def open_outbox(outbox: str | None, address: str, create: bool = True) -> Outbox
         box = Outbox(where, create=create)
         box.prune(KEEP_ANSWERED_S)
         return box
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        if create:  # its directory could not be made: not a missing outbox
+            client.fail(f"--outbox: cannot open {where}: {e}", client.EXIT_USAGE)
         default = "" if outbox else f" (the default of target {address}; give --outbox PATH)"
         client.fail(f"--outbox: no outbox at {where}{default}", client.EXIT_USAGE)
     except (OSError, sqlite3.Error) as e:

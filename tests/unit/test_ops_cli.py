@@ -403,6 +403,21 @@ def test_outbox_status_of_a_path_without_an_outbox_says_so_and_makes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_publish_to_an_outbox_whose_directory_cannot_be_made_says_so(tmp_path: Path) -> None:
+    # Before: "no outbox at /proc/nonexistent/o.db", as if a status query had a typo; publish
+    # makes an outbox, and here it could not make its directory.
+    events = tmp_path / "one.jsonl"
+    events.write_text(
+        '{"eventId": "e1", "source": "420581", "seq": "1", "occurredAt": '
+        '"2023-01-01T00:00:00Z", "supervisionVisit": {"unitId": "420581", "area": "grain"}}\n'
+    )
+    where = "/proc/nonexistent/o.db"
+    done = duhub("publish", str(events), "--outbox", where, "--target", "127.0.0.1:1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"duhub: --outbox: cannot open {where}: "), done.stderr
+    assert "No such file or directory" in done.stderr
+
+
 def test_outbox_status_without_a_default_outbox_names_the_option(tmp_path: Path) -> None:
     done = duhub_env(
         {"XDG_CACHE_HOME": str(tmp_path / "cache")}, "outbox", "status", "--target", "hub:50051"
