@@ -68,13 +68,22 @@ def verify(args: argparse.Namespace) -> int:
                 more = f" and {len(gaps) - 10} more" if len(gaps) > 10 else ""
                 print(f"  {source}: {shown}{more}")
         if checkpoint_ok is not None:
-            print(
-                "checkpoint matches: the log up to it is as it was"
-                if checkpoint_ok
-                else "checkpoint DIFFERS: the log up to it changed since it was written down"
-            )
+            print(checkpoint_verdict(checkpoint_ok, report.ok))
         print(f"checkpoint (write it down; verify later with --checkpoint):\n  {report.checkpoint}")
     return 0 if report.ok and checkpoint_ok is not False else EXIT_TAMPERED
+
+
+def checkpoint_verdict(matches: bool, intact: bool) -> str:
+    """What a checkpoint compared says. It digests the chains' heads only: a match beside a
+    finding means the damage lies before a head, where a later link found it."""
+    if not matches:
+        return "checkpoint DIFFERS: the log up to it changed since it was written down"
+    if intact:
+        return "checkpoint matches: the log up to it is as it was"
+    return (
+        "checkpoint matches: every chain's head up to it is as it was then; the findings "
+        "above lie before those heads"
+    )
 
 
 def report(args: argparse.Namespace) -> int:

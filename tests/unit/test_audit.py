@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from duhub.audit.chain import audit, parse_checkpoint
 from duhub.audit.records import log_records
 from duhub.bootstrap import Hub, HubConfig
+from duhub.cli.main import main
 from duhub.log.embedded import HEADER, KEYLEN, EmbeddedLog, iter_frames
 from duhub.v1 import events_pb2 as pb
 
@@ -165,6 +166,28 @@ def test_a_checkpoint_no_longer_matches_after_the_last_event_changed(
     write(data, items)
     report = audit(log_records(str(data)), parse_checkpoint(checkpoint))
     assert report.checkpoint != checkpoint
+
+
+def test_a_matching_checkpoint_is_not_called_an_intact_log_beside_a_finding(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An event in the middle altered: its successor's link finds it, and every chain's head,
+    # which the checkpoint digests, is as it was. Before, the command printed the ALTERED
+    # finding and then "checkpoint matches: the log up to it is as it was".
+    checkpoint = audit(log_records(str(stored_log))).checkpoint
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    key, value = items[k]
+    pos = value.index(b"ecology")
+    items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    write(data, items)
+    code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", checkpoint])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "ALTERED" in out
+    assert "the log up to it is as it was" not in out, out
+    assert "every chain's head up to it is as it was then; the findings above lie before" in out
 
 
 def test_parse_checkpoint_names_the_option_when_malformed() -> None:
