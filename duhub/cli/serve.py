@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:  # an address in use: name the option, no traceback
         service.stop()
         return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
+    if url and isinstance(service, IngestProcess):
+        # The lag matters most while every aggregate worker is down, and then none serves it.
+        from duhub.readmodel.writer import read_positions
+
+        engine = service.engine
+        metrics.watch_lag(service.log, lambda: read_positions(engine))
     # What this process opened: a query service answers from the read model alone.
     uses = "" if args.service == "query" else f"log {cfg.log_spec}, "
     print(

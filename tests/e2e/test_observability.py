@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.hubproc import HubProcess, duhub
+from tests.e2e.hubproc import HubProcess, duhub, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS = re.compile(r"^  metrics: {16}(http://\S+/metrics)$")
@@ -69,3 +69,37 @@ def test_metrics_json_logs_and_health(tmp_path: Path) -> None:
     assert logs, "no JSON log lines"
     assert all({"time", "level", "logger", "message"} <= set(e) for e in logs)
     assert any(e["message"].startswith("read model caught up") for e in logs)
+
+
+def test_ingest_serves_the_lag_while_no_aggregate_worker_runs(tmp_path: Path) -> None:
+    # The lag matters most when every worker is down, and then no worker serves it: ingest,
+    # which has the log and the read model, serves it too. Before, `duhub serve ingest
+    # --metrics` had no duhub_aggregate_lag at all.
+    data = str(tmp_path / "data")
+    ingest = serve("ingest", "--data-dir", data, "--metrics", "127.0.0.1:0")
+    worker = None
+    try:
+        url = ingest.find(METRICS).group(1)
+        done = duhub(
+            ingest.address,
+            "publish",
+            str(ROOT / "examples/quickstart.jsonl"),
+            "--outbox",
+            str(tmp_path / "outbox.db"),
+            "--wait",
+            "0",
+        )
+        assert done.returncode == 1, done.stderr
+        lag = 'duhub_aggregate_lag{partition="0"}'
+        m = scrape(url)
+        # The reference hierarchy and the 7 accepted events, none applied: no worker runs.
+        assert m.get(lag, 0) >= 7, m
+        worker = serve("aggregate", "--data-dir", data)
+        deadline = time.monotonic() + 60
+        while scrape(url).get(lag) != 0:
+            assert time.monotonic() < deadline, scrape(url)
+            time.sleep(0.2)
+    finally:
+        if worker is not None:
+            worker.stop()
+        ingest.stop()
