@@ -112,9 +112,12 @@ class HealthMonitor:
             if name in ("log", "read model"):
                 DEPENDENCY_UP.labels(name.replace(" ", "_")).set(1 if ok else 0)
             if self.ok.get(name) != ok:
-                if ok and name in self.ok:
+                if name == "ready":  # ingest's "caught up with the log", not a dependency
+                    if ok:
+                        log.info("health: caught up with the log: serving")
+                elif ok and name in self.ok:
                     log.warning("health: %s is reachable again", name)
-                elif not ok and name != "ready":
+                elif not ok:
                     log.warning("health: %s unreachable (%s)", name, why[:300])
                 if self.on_change is not None:
                     self.on_change(name, ok)

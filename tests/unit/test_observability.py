@@ -65,6 +65,20 @@ def test_health_follows_the_probes() -> None:
     assert changes == [("read model", True), ("read model", False), ("read model", True)]
 
 
+def test_ingest_catching_up_is_logged_as_such_not_as_a_dependency_back(caplog) -> None:  # type: ignore[no-untyped-def]
+    # "ready" is ingest's "caught up with the log", no dependency. Before, a `duhub serve
+    # ingest` that had caught up logged "WARNING health: ready is reachable again".
+    caught_up = threading.Event()
+    monitor = HealthMonitor(health.HealthServicer(), {"": [flag_check("ready", caught_up)]})
+    with caplog.at_level(logging.INFO, logger="duhub.health"):
+        monitor.probe_once()
+        caught_up.set()
+        monitor.probe_once()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert not any("reachable" in m for _, m in said), said
+    assert ("INFO", "health: caught up with the log: serving") in said
+
+
 def test_a_probe_that_raises_anything_means_not_serving() -> None:
     servicer = health.HealthServicer()
 
