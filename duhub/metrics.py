@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -40,6 +41,8 @@ INGEST_SERVICE = "duhub.v1.IngestService"
 QUERY_SERVICE = "duhub.v1.QueryService"
 
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# How long a scrape waits for the lag: a log or read model that does not answer goes without.
+LAG_TIMEOUT_S = 2.0
 FRESHNESS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 INGEST_EVENTS = Counter("duhub_ingest_events", "Events answered by ingest, by result", ["result"])
@@ -137,10 +140,14 @@ class LagCollector(Collector):
         ends: Callable[[], dict[int, int]],
         applied: Callable[[], dict[int, int]],
         holds_all: Callable[[int, int, int], bool] | None = None,
+        timeout: float = LAG_TIMEOUT_S,
     ):
         self.ends = ends
         self.applied = applied
         self.holds_all = holds_all
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._pending: threading.Thread | None = None
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily(
@@ -153,6 +160,31 @@ class LagCollector(Collector):
             "Log records not yet applied to the read model, per partition",
             labels=["partition"],
         )
+        lag = self._measure_in_time()
+        if lag is None:
+            return
+        for p, n in sorted(lag.items()):
+            family.add_metric([str(p)], n)
+        yield family
+
+    def _measure_in_time(self) -> dict[int, int] | None:
+        """Measure in a thread of its own and wait `timeout` for it: a log or read model that
+        does not answer (a broker gone: kafka-python waits 305 s) must not hold the scrape,
+        whose other figures (duhub_dependency_up) say what is down. One measurement at a
+        time: while one still waits, scrapes go without the lag."""
+        with self._lock:
+            if self._pending is not None and self._pending.is_alive():
+                return None
+            box: list[dict[int, int]] = []
+            self._pending = threading.Thread(
+                target=self._measure_into, args=(box,), name="lag", daemon=True
+            )
+            self._pending.start()
+            pending = self._pending
+        pending.join(self.timeout)
+        return box[0] if box else None
+
+    def _measure_into(self, box: list[dict[int, int]]) -> None:
         try:
             ends, applied = self.ends(), self.applied()
             lag = {p: max(0, end - applied.get(p, 0)) for p, end in ends.items()}
@@ -163,9 +195,7 @@ class LagCollector(Collector):
         except Exception as e:  # the log or the read model is down: no figure, not a 500
             log.debug("lag not measured: %s", e)
             return
-        for p, n in sorted(lag.items()):
-            family.add_metric([str(p)], n)
-        yield family
+        box.append(lag)
 
 
 def lag_collector(log_: Any, applied: Callable[[], dict[int, int]]) -> LagCollector:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import threading
+import time
 
 from grpc_health.v1 import health, health_pb2
 
@@ -122,6 +123,37 @@ def test_lag_is_log_end_minus_applied_and_quiet_when_unreachable() -> None:
         raise ConnectionError("broker down")
 
     assert list(LagCollector(down, lambda: {}).collect()) == []
+
+
+def test_lag_of_a_log_that_does_not_answer_does_not_hold_the_scrape() -> None:
+    # A broker gone, kafka-python's end_offsets waits its request timeout (305 s): every
+    # scrape of /metrics hung that long, so duhub_dependency_up{dependency="log"} 0 was never
+    # seen (a private broker stopped under `duhub up --log kafka://…`: curl timed out at 60 s).
+    stuck = threading.Event()
+    calls: list[int] = []
+
+    def hanging() -> dict[int, int]:
+        calls.append(1)
+        stuck.wait(30)
+        return {0: 10}
+
+    lag = LagCollector(hanging, lambda: {0: 7}, timeout=0.5)
+    try:
+        for _ in range(3):
+            t0 = time.monotonic()
+            assert list(lag.collect()) == []
+            assert time.monotonic() - t0 < 2
+        assert len(calls) == 1  # one measurement at a time: scrapes do not pile up threads
+    finally:
+        stuck.set()
+    deadline = time.monotonic() + 5
+    while True:  # the measurement that hung returns: the next scrape measures again
+        families = list(lag.collect())
+        if families or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    (family,) = families
+    assert {s.labels["partition"]: s.value for s in family.samples} == {"0": 3}
 
 
 def test_rejections_take_one_series_per_field_not_per_list_element(tmp_path) -> None:  # noqa: ANN001
