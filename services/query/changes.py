@@ -48,6 +48,7 @@ def _listen(engine: Engine, feed: ChangeFeed) -> None:
     # died with the listening one. A cut met in the middle of a statement fails it within
     # seconds (keepalives, unacknowledged data) instead of the system's hours.
     engine = create_engine(engine.url, poolclass=NullPool, connect_args=LISTEN_CONNECT)
+    lost = False  # since the last failure: said once per outage, not at every attempt
     while not feed.closed:
         raw = None
         try:
@@ -55,10 +56,17 @@ def _listen(engine: Engine, feed: ChangeFeed) -> None:
             conn = raw.driver_connection
             conn.set_session(autocommit=True)
             conn.cursor().execute(f"LISTEN {CHANGES_CHANNEL}")
+            if lost:
+                log.warning("listening on the change channel again")
+                lost = False
             feed.publish_all()  # whatever happened while not listening
             _hear(engine, conn, feed)
         except Exception:  # the database went away: say so, then listen again
-            log.exception("lost the change channel; reconnecting")
+            if lost:
+                log.debug("change channel: still no database", exc_info=True)
+            else:
+                log.exception("lost the change channel; reconnecting every second")
+                lost = True
             if raw is not None:
                 raw.invalidate()  # not back to the pool: dead, or still listening
             feed.publish_all()
