@@ -140,6 +140,33 @@ def test_two_swapped_events_are_found_as_reordered(stored_log: Path, tmp_path: P
     assert "seq 13" in f.detail
 
 
+def test_swapped_events_leave_no_seq_gap(stored_log: Path, tmp_path: Path) -> None:
+    # Every seq is still there, out of order: a gap would say events are missing.
+    # (Before, gaps followed log order: 11→13 and 12→14 were listed.)
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 12)
+    items[k], items[k + 1] = items[k + 1], items[k]
+    write(data, items)
+    report, _ = county_findings(data)
+    assert SOURCE not in report.gaps, report.gaps
+
+
+def test_a_seq_arriving_late_fills_only_its_own_place_in_a_gap(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # Seqs 11..13 gone, then seq 12 put back after seq 20: 11 and 13 are still missing.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    twelve = items[offset_of(items, 12)]
+    for seq in (11, 12, 13):
+        del items[offset_of(items, seq)]
+    items.insert(offset_of(items, 20) + 1, twelve)
+    write(data, items)
+    report, _ = county_findings(data)
+    assert report.gaps[SOURCE] == [(10, 12), (12, 14)]
+
+
 def test_an_inserted_event_is_found(stored_log: Path, tmp_path: Path) -> None:
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
