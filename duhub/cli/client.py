@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from duhub.bootstrap import DEFAULT_LISTEN
 from duhub.cli.argtypes import target_problem
 from duhub.health import hub_answered
+from duhub.node.outbox import CHANNEL_OPTIONS
 
 # Exit codes that scripts can rely on.
 EXIT_OK = 0
@@ -70,15 +71,9 @@ def credentials():  # type: ignore[no-untyped-def]
 def channel(address: str) -> grpc.Channel:
     return credentials().channel(
         address,
-        options=[
-            ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-            ("grpc.max_send_message_length", 32 * 1024 * 1024),
-            # Over a flaky link, dial again within 2 s, not gRPC's default of up to 120 s:
-            # publish's outbox paces its retries itself (duhub.node.outbox.Backoff).
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-        ],
+        # Over a flaky link, dial again within 2 s, not gRPC's default of up to 120 s:
+        # publish's outbox paces its retries itself (duhub.node.outbox.Backoff).
+        options=CHANNEL_OPTIONS,
     )
 
 

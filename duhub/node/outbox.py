@@ -38,12 +38,16 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 BATCH = 500
 MAX_MESSAGE = 32 * 1024 * 1024
 # A broken link must not leave the channel waiting minutes before it dials again (gRPC's own
-# reconnect backoff grows to 120 s by default); our Backoff paces the retries instead.
+# reconnect backoff grows to 120 s by default); our Backoff paces the retries instead. The
+# command line's channels (duhub.cli.client) take the same options.
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
+    # gRPC's core takes this as the time a connection attempt may take (TCP, TLS, the
+    # server's first HTTP/2 frame), not only as a backoff: at 100 ms a hub slow to answer (a
+    # loaded machine) was "no hub answers" ("timed out before receiving SETTINGS frame").
+    ("grpc.min_reconnect_backoff_ms", 20_000),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 # How often a forward waiting for another's turn to end looks again.

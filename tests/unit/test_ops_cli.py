@@ -889,3 +889,63 @@ def test_a_duhub_target_without_a_port_that_exists_is_refused_naming_it(tmp_path
     for fine in ("dns:///127.0.0.1:1", "unix:/nonexistent/duhub.sock"):
         done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": fine}, "units")
         assert done.returncode == 3, done.stdout + done.stderr
+
+
+class _SlowToAnswer:
+    """A TCP relay to `upstream` that holds the server's first bytes (its HTTP/2 SETTINGS)
+    back for `delay` seconds on each connection: a hub on a loaded machine."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        import threading
+
+        self._upstream, self._delay = upstream.rsplit(":", 1), delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((self._upstream[0], int(self._upstream[1])))
+            threading.Thread(target=self._pipe, args=(client, server, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, self._delay), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, delay: float) -> None:
+        import time
+
+        time.sleep(delay)
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                s.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_hub_slow_to_answer_a_new_connection_is_waited_for(tmp_path: Path) -> None:
+    # Before, the command line gave a connection attempt 100 ms (grpc.min_reconnect_backoff_ms
+    # is also gRPC's connect timeout): a hub whose first HTTP/2 frame took longer, as on a
+    # loaded machine, was "no hub answers ... timed out before receiving SETTINGS frame" (3).
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0", http=""))
+    hub.start()
+    relay = _SlowToAnswer(hub.address, delay=0.5)
+    try:
+        done = duhub("units", "--target", relay.address)
+    finally:
+        relay.close()
+        hub.stop(grace=0)
+    assert done.returncode == 0, done.stderr
+    assert "420581" in done.stdout
