@@ -449,3 +449,70 @@ def test_a_page_whose_campaign_the_hub_does_not_know_stops_asking_and_says_why(
         _stops_and_says(browser, "vax")
     finally:
         second.stop()
+
+
+def test_a_county_users_page_shows_its_county_and_nothing_as_covered_outside_it(
+    tmp_path: Path, browser: Any
+) -> None:
+    """With a token scoped to 宜都市, coverage counts only its targets: the page painted every
+    target outside it (other counties, their groups' townships) covered, and counted drill
+    depth from the city, so its county's townships were titled counties and villages drilled
+    into an empty chart."""
+    from selenium.webdriver.common.by import By
+
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+
+    first = HubProcess(tmp_path / "data")
+    try:
+        assert publish(first, tmp_path, scenario()).returncode == 0
+    finally:
+        first.stop()
+    tokens = tmp_path / "tokens"
+    token = append_token(tokens, user("bob", "420581"))
+    hub = HubProcess(tmp_path / "data", "--tokens", str(tokens))
+    try:
+        browser.get(hub.dashboard + "healthz")  # a page of the origin, to set its cookie on
+        browser.add_cookie({"name": "duhub_token", "value": token, "path": "/"})
+        browser.get(hub.dashboard + "?campaign=vax")
+        page = until(browser, lambda p: p["overall"] == "75.0%" and "420581101" in p["bars"])
+        assert page["overallCount"] == "已覆盖 3 / 4 个目标"
+        assert page["counties"] == {"420581": ["宜都市", "3 / 4", "未全覆盖"]}
+        marks = browser.execute_script(
+            "return Object.fromEntries(Array.from(document.querySelectorAll("
+            "'#city-groups [data-unit], [data-group=\"n1\"] .mosaic [data-unit]'))"
+            ".map((e) => [e.dataset.unit, e.className.split(' ')"
+            ".filter((c) => ['covered', 'uncovered', 'outside'].includes(c)).join()]))"
+        )
+        assert marks == {
+            "420581": "covered",
+            "420582": "outside",  # 当阳市: not 宜都市's to count, covered or not
+            "420583": "outside",
+            "420581101": "covered",
+            "420581102": "covered",
+            "420581103": "uncovered",
+        }
+        assert page["crumbs"] == "宜都市"
+        title = "#bars-title"
+        assert (
+            browser.find_element(By.CSS_SELECTOR, title).text
+            == "督导检查 · 按乡镇(街道)（点击下钻）"
+        )
+        browser.find_element(
+            By.CSS_SELECTOR, '#bars g.bar[data-key="420581101"] text.label'
+        ).click()
+        page = until(browser, lambda p: "420581101201" in p["bars"])
+        assert page["crumbs"] == "宜都市›聂家河镇"
+        assert browser.find_element(By.CSS_SELECTOR, title).text == "督导检查 · 按村(社区)"
+        drillable = browser.execute_script(
+            "return document.querySelectorAll('#bars g.drill').length"
+        )
+        assert drillable == 0, "a village has nothing below it to drill into"
+        # Its county's row leads back to its top, not to a second 宜都市 below it.
+        browser.find_element(By.CSS_SELECTOR, '#counties [data-county="420581"]').click()
+        page = until(browser, lambda p: p["crumbs"] == "宜都市" and "420581101" in p["bars"])
+        assert page["error"] == ""
+        # healthz, a JSON page, made the browser ask for /favicon.ico; the dashboard does not.
+        assert [e for e in console_errors(browser) if "/favicon.ico " not in e] == []
+    finally:
+        hub.stop()

@@ -171,6 +171,20 @@ def test_coverage_as_worked_out_by_hand(api: Client) -> None:
 
     scoped = api.get("api/campaigns/vax/coverage?scope=420582")
     assert scoped["totals"]["targets"] == 1 and scoped["scopeUnitId"] == "420582"
+    # Which targets are covered, within the scope: the page paints the others (those outside
+    # the scope) as neither. Without it, a county's page showed every other county covered.
+    assert {g["groupId"]: g["coveredUnitIds"] for g in cov["groups"]} == {
+        "tf": [],
+        "c1": ["420581", "420582"],
+        "c2": [],
+        "n1": ["420581101", "420581102"],
+    }
+    assert {g["groupId"]: g["coveredUnitIds"] for g in scoped["groups"]} == {
+        "tf": [],
+        "c1": ["420582"],
+        "c2": [],
+        "n1": [],
+    }
     # Before the campaign was recorded, the hub knew no such campaign.
     before = api.get("api/campaigns/vax/coverage?as_of=2000-01-01", 404)
     assert before["error"].startswith("campaignId:")

@@ -148,9 +148,12 @@ class DashboardApi:
             req.as_of.CopyFrom(as_of)
         out = _dict(self.servicer.GetCoverage(req, self._ctx))
         info = self._units([u for g in out["groups"] for u in g["uncoveredUnitIds"]])
+        inside = self._targets_inside(campaign_id, out["scopeUnitId"])
         targets = covered = 0
         for g in out["groups"]:
             g["uncoveredUnits"] = [info[u] for u in g["uncoveredUnitIds"]]
+            missing = set(g["uncoveredUnitIds"])
+            g["coveredUnitIds"] = [u for u in inside.get(g["groupId"], ()) if u not in missing]
             targets += g["targets"]
             covered += g["covered"]
         out["totals"] = {
@@ -159,6 +162,18 @@ class DashboardApi:
             "ratio": covered / targets if targets else 1.0,
         }
         return out
+
+    def _targets_inside(self, campaign_id: str, scope: str) -> dict[str, list[str]]:
+        """Return group id -> its targets inside the scope's subtree ('' : all of them), so
+        that the page tells covered targets from those outside the scope, which count for
+        neither side and were painted covered on a county's page."""
+        req = qpb.GetCampaignRequest(campaign_id=campaign_id)
+        campaign = self.servicer.GetCampaign(req, self._ctx)
+        paths = self.servicer.paths
+        return {
+            g.group_id: [t for t in g.target_unit_ids if not scope or scope in (paths(t) or ())]
+            for g in campaign.groups
+        }
 
     def statistics(self, params: Params) -> Json:
         allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")

@@ -139,6 +139,11 @@ SCHEMAS: Json = {
                     **TALLY,
                     "uncoveredUnitIds": {"type": "array", "items": {"type": "string"}},
                     "uncoveredUnits": {"type": "array", "items": _ref("NamedUnit")},
+                    "coveredUnitIds": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "the targets inside the scope that are covered",
+                    },
                     "fullAt": {**TIME, "description": "when the last target was first covered"},
                 },
             },

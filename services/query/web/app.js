@@ -33,8 +33,11 @@
   };
   // What the children of a scope at this depth are (city 0, county 1, township 2).
   const CHILDREN = ["县市区", "乡镇(街道)", "村(社区)"];
+  const MARKS = ["covered", "uncovered", "outside"];
   const GRAIN = { day: "按日", week: "按周", month: "按月" };
   const MAX_DRILL = 2; // city -> county -> township: a township's children are villages
+  // The depth of the page's top unit: a scoped token's page starts at its scope, not the city.
+  const LEVEL_DEPTH = { LEVEL_CITY: 0, LEVEL_COUNTY: 1, LEVEL_TOWNSHIP: 2, LEVEL_VILLAGE: 3 };
   const MAX_LISTED = 150;
   const DAY_MS = 86400000;
   const CAMPAIGNS_EVERY_MS = 5000;
@@ -352,11 +355,13 @@
     const bar = $(".bar i", el);
     bar.style.width = `${g.targets ? g.ratio * 100 : 0}%`;
     el.dataset.tone = tone(g.ratio, g.targets);
+    // A target outside the caller's scope counts for neither side: not painted covered.
     const missing = new Set(g.uncoveredUnitIds);
+    const covered = new Set(g.coveredUnitIds);
     for (const unit of $$("[data-unit]", el)) {
-      const covered = !missing.has(unit.dataset.unit);
-      unit.classList.toggle("covered", covered);
-      unit.classList.toggle("uncovered", !covered);
+      const id = unit.dataset.unit;
+      const mark = missing.has(id) ? "uncovered" : covered.has(id) ? "covered" : "outside";
+      for (const m of MARKS) unit.classList.toggle(m, m === mark);
     }
   }
 
@@ -436,6 +441,8 @@
 
   // ---- statistics ---------------------------------------------------------------------------
 
+  const depthOf = (path) => (LEVEL_DEPTH[state.city.level] || 0) + path.length;
+
   function scopeId() {
     const p = state.scopePath;
     return p.length ? p[p.length - 1].unitId : "";
@@ -455,7 +462,7 @@
   async function loadStatistics() {
     const [kpis, bars, series] = await Promise.all([
       api("api/statistics", statParams({})),
-      state.scopePath.length > MAX_DRILL
+      depthOf(state.scopePath) > MAX_DRILL
         ? Promise.resolve({ rows: [] })
         : api("api/statistics", statParams({ group_by: "unit" })),
       api("api/statistics", statParams({ group_by: state.granularity })),
@@ -484,7 +491,7 @@
 
   function renderCharts() {
     const label = LABEL[state.metric];
-    const depth = state.scopePath.length;
+    const depth = depthOf(state.scopePath);
     $("#bars-title").textContent =
       depth > MAX_DRILL ? `${label} · 村(社区)无下级单位` : `${label} · 按${CHILDREN[depth]}${depth < MAX_DRILL ? "（点击下钻）" : ""}`;
     $("#series-title").textContent = `${label} · ${GRAIN[state.granularity]}（UTC 日期）`;
@@ -748,7 +755,10 @@
     });
     $("#counties").addEventListener("click", (e) => {
       const c = e.target.closest("[data-county]");
-      if (c) drillTo([{ unitId: c.dataset.county, name: $(".name", c).textContent }]);
+      if (!c) return;
+      // A county's own page has its county at the top already.
+      const top = c.dataset.county === state.city.unitId;
+      drillTo(top ? [] : [{ unitId: c.dataset.county, name: $(".name", c).textContent }]);
     });
     $("#county-groups").addEventListener("click", (e) => {
       const toggle = e.target.closest("button.toggle");
