@@ -516,3 +516,57 @@ def test_a_county_users_page_shows_its_county_and_nothing_as_covered_outside_it(
         assert [e for e in console_errors(browser) if "/favicon.ico " not in e] == []
     finally:
         hub.stop()
+
+
+# Every state the statistics panel is drawn in, recorded by the page itself as it is drawn.
+RECORD_DRAWN = """
+window.__drawn = [];
+const text = (s) => document.querySelector(s).textContent.trim();
+new MutationObserver(() => window.__drawn.push({
+  crumbs: text("#crumbs"),
+  bars: Array.from(document.querySelectorAll("#bars g.bar")).map((e) => e.dataset.key),
+  seriesTitle: text("#series-title"),
+  series: Array.from(document.querySelectorAll("#series g.col")).map((e) => e.dataset.key),
+})).observe(document.querySelector(".stats"), {childList: true, subtree: true});
+"""
+
+
+def test_a_choice_made_while_an_answer_is_on_its_way_never_shows_that_answer_as_its_own(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """An answer asked for before a drill, an area or a granularity switch arrived after it
+    and was drawn under the new choice's crumbs and titles: 宜都市 over the 14 counties'
+    bars, 按月 over 30 daily columns, until the next round replaced it."""
+    from selenium.webdriver.common.by import By
+
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax")
+    until(browser, lambda p: p["live"] == "live" and len(p["bars"]) == 14 and len(p["series"]) == 5)
+    time.sleep(0.5)  # the answers of the page's opening have all been drawn
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 300, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    browser.execute_script(RECORD_DRAWN)
+    # A granularity asked for, and another before its answer came.
+    browser.find_element(By.CSS_SELECTOR, '#granularity button[data-g="day"]').click()
+    browser.find_element(By.CSS_SELECTOR, '#granularity button[data-g="month"]').click()
+    until(browser, lambda p: list(p["series"]) == ["2022-11-01"])
+    # An area asked for, and a drill before its answer came.
+    browser.execute_script(
+        "const a = document.querySelector('#area'); a.value = 'vaccination';"
+        "a.dispatchEvent(new Event('change'));"
+    )
+    browser.find_element(By.CSS_SELECTOR, '#bars g.bar[data-key="420581"] text.label').click()
+    until(browser, lambda p: p["crumbs"] == "宜昌市›宜都市" and "420581101" in p["bars"])
+    time.sleep(1)
+    drawn = browser.execute_script("return window.__drawn")
+    columns = {"按日": 30, "按周": 5, "按月": 1}
+    wrong = [
+        d
+        for d in drawn
+        if len(d["series"]) != next(n for k, n in columns.items() if k in d["seriesTitle"])
+        or (d["crumbs"] == "宜昌市›宜都市") != d["bars"][0].startswith("420581")
+    ]
+    assert drawn and not wrong, json.dumps(wrong, ensure_ascii=False)

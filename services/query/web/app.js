@@ -190,7 +190,9 @@
     url.searchParams.set("campaign", id);
     history.replaceState(null, "", url);
     $("#campaign-select").value = id;
-    state.campaign = await api(`api/campaigns/${encodeURIComponent(id)}`);
+    const campaign = await api(`api/campaigns/${encodeURIComponent(id)}`);
+    if (state.campaignId !== id) return; // another was chosen meanwhile: its call draws it
+    state.campaign = campaign;
     state.coverage = null;
     resetWindow();
     buildStructure();
@@ -467,10 +469,20 @@
         : api("api/statistics", statParams({ group_by: "unit" })),
       api("api/statistics", statParams({ group_by: state.granularity })),
     ]);
-    state.kpis = kpis.rows[0] ? kpis.rows[0].values : {};
-    state.bars = bars.rows;
-    state.series = series.rows;
+    return { kpis: kpis.rows[0] ? kpis.rows[0].values : {}, bars: bars.rows, series: series.rows };
   }
+
+  // What the statistics were asked for. An answer that comes after the choice changed is not
+  // drawn under the new choice's crumbs and titles: the change scheduled a round of its own.
+  const selection = () =>
+    JSON.stringify([
+      state.campaignId,
+      state.scopePath.map((p) => p.unitId),
+      state.area,
+      state.from,
+      state.to,
+      state.granularity,
+    ]);
 
   function renderStatistics() {
     const crumbs = [{ unitId: "", name: state.city.name }, ...state.scopePath];
@@ -620,19 +632,23 @@
   const refreshNow = (what) => schedule(what);
 
   async function refreshOnce(what) {
-    const work = [];
-    if (what.coverage && state.campaignId) {
-      work.push(
-        api(`api/campaigns/${encodeURIComponent(state.campaignId)}/coverage`).then((cov) => {
-          state.coverage = cov;
-        }),
-      );
-    }
-    if (what.stats) work.push(loadStatistics());
-    await Promise.all(work);
+    const campaignId = state.campaignId;
+    const asked = selection();
+    const [cov, stats] = await Promise.all([
+      what.coverage && campaignId
+        ? api(`api/campaigns/${encodeURIComponent(campaignId)}/coverage`)
+        : null,
+      what.stats ? loadStatistics() : null,
+    ]);
     campaignsSoon();
-    if (what.coverage) renderCoverage();
-    if (what.stats) renderStatistics();
+    if (cov && campaignId === state.campaignId) {
+      state.coverage = cov;
+      renderCoverage();
+    }
+    if (stats && asked === selection()) {
+      Object.assign(state, stats);
+      renderStatistics();
+    }
     const now = beijing(new Date());
     $("#updated").textContent = `更新于 ${now.time}:${now.sec}`;
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
