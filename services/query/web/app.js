@@ -631,6 +631,29 @@
 
   const refreshNow = (what) => schedule(what);
 
+  // A click is a press and a release on one element. On a live campaign the bars, counties
+  // and crumbs are drawn anew every second or so, and a redraw between the two lost the click:
+  // a round waits to draw until the pointer is released (and its click handled), a while at most.
+  const HOLD_MAX_MS = 1500;
+  let released = null;
+  let release = () => {};
+  document.addEventListener(
+    "pointerdown",
+    () => {
+      if (!released) released = new Promise((resolve) => (release = resolve));
+    },
+    true,
+  );
+  const onRelease = () => {
+    if (!released) return;
+    released = null;
+    setTimeout(release, 0); // after the click this release makes
+  };
+  document.addEventListener("pointerup", onRelease, true);
+  document.addEventListener("pointercancel", onRelease, true);
+  const untilReleased = () =>
+    released && Promise.race([released, new Promise((r) => setTimeout(r, HOLD_MAX_MS))]);
+
   async function refreshOnce(what) {
     const campaignId = state.campaignId;
     const asked = selection();
@@ -640,6 +663,7 @@
         : null,
       what.stats ? loadStatistics() : null,
     ]);
+    await untilReleased();
     campaignsSoon();
     if (cov && campaignId === state.campaignId) {
       state.coverage = cov;
