@@ -611,3 +611,41 @@ def test_a_click_on_a_live_page_is_not_lost_to_the_next_change(
         assert redrawn > 20, "the page was not redrawn while it was clicked: no proof"
     finally:
         hub.stop()
+
+
+def accessible_name(driver: Any, selector: str) -> str:
+    """The name Chromium gives the element to assistive technology (a screen reader)."""
+    root = driver.execute_cdp_cmd("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": selector})
+    ax = driver.execute_cdp_cmd(
+        "Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False}
+    )
+    return str(ax["nodes"][0].get("name", {}).get("value", ""))
+
+
+def test_charts_and_coverage_are_told_by_more_than_colour(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """The two charts were images without a name (a screen reader heard "image"), a county
+    group's row was named by its contents (on a simulated hub 7 of 14 came out as the bare
+    county name, no figures), and a covered target differed from an uncovered one by colour
+    alone (red and green, the pair colour-blind people confuse)."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax")
+    until(browser, lambda p: p["overall"] == "66.7%" and len(p["bars"]) == 14)
+    browser.execute_cdp_cmd("Accessibility.enable", {})
+    bars = accessible_name(browser, "#bars svg")
+    assert bars.startswith("督导检查 · 按县市区（点击下钻）：宜昌高新区 0，"), bars
+    assert "宜都市 5，当阳市 1，枝江市 0" in bars
+    series = accessible_name(browser, "#series svg")
+    assert series == (
+        "督导检查 · 按周（UTC 日期）：2022-10-31 5，2022-11-07 0，2022-11-14 1，"
+        "2022-11-21 0，2022-11-28 0"
+    )
+    row = accessible_name(browser, '[data-group="n1"] button.toggle')
+    assert row == "宜都市督导组：已覆盖 2 / 3，66.7%"
+    marks = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#city-groups .chip[data-unit]'))"
+        ".map((e) => getComputedStyle(e, '::before').content)"
+    )
+    assert marks == ['"✓ "', '"✓ "', "none"]  # 宜都市, 当阳市 covered; 枝江市 not

@@ -341,7 +341,7 @@
     return `<div class="group cg${open ? " open" : ""}" data-group="${esc(g.groupId)}">
         <button type="button" class="toggle" aria-expanded="${open}">${groupHead(
           g,
-          `<span class="mosaic">${mosaic}</span>`,
+          `<span class="mosaic" aria-hidden="true">${mosaic}</span>`,
           g.name.replace(/督导组$/, ""),
         )}</button>
         <div class="detail"${open ? "" : " hidden"}>${detail}</div>
@@ -354,6 +354,15 @@
     const at = $(".full-at", el);
     at.textContent = g.fullAt ? `✓ ${fmtMoment(g.fullAt).slice(5)}` : "";
     at.title = g.fullAt ? `全覆盖于 ${fmtMoment(g.fullAt)}（北京时间）` : "";
+    const toggle = $("button.toggle", el);
+    if (toggle) {
+      // Its name from its content (hundreds of cells) came out as the bare county name.
+      const full = g.fullAt ? `，${at.title}` : "";
+      toggle.setAttribute(
+        "aria-label",
+        `${g.name}：已覆盖 ${num(g.covered)} / ${num(g.targets)}，${$(".ratio", el).textContent}${full}`,
+      );
+    }
     const bar = $(".bar i", el);
     bar.style.width = `${g.targets ? g.ratio * 100 : 0}%`;
     el.dataset.tone = tone(g.ratio, g.targets);
@@ -509,6 +518,17 @@
     $("#series-title").textContent = `${label} · ${GRAIN[state.granularity]}（UTC 日期）`;
     drawBars($("#bars"), state.bars || [], state.metric, depth < MAX_DRILL);
     drawSeries($("#series"), state.series || [], state.metric);
+    // A chart is an image to assistive technology: it says what it shows, figure by figure.
+    const said = (rows, name) => rows.map((r) => `${name(r)} ${num(r.values[state.metric])}`);
+    const bars = said(state.bars || [], (r) => r.name || r.key);
+    const series = said(state.series || [], (r) => r.key);
+    describe("#bars", `${$("#bars-title").textContent}：${bars.join("，")}`);
+    describe("#series", `${$("#series-title").textContent}：${series.join("，")}`);
+  }
+
+  function describe(sel, text) {
+    const svg = $(`${sel} svg`);
+    if (svg) svg.setAttribute("aria-label", text);
   }
 
   const SVG = (w, h, inner) =>
