@@ -649,3 +649,52 @@ def test_charts_and_coverage_are_told_by_more_than_colour(
         ".map((e) => getComputedStyle(e, '::before').content)"
     )
     assert marks == ['"✓ "', '"✓ "', "none"]  # 宜都市, 当阳市 covered; 枝江市 not
+
+
+LONG_NAMES = {
+    "420581101291": "郑家榜村民委员会第一居民小组联合党支部",
+    "420581101292": "聂家河镇高坝洲库区移民安置点社区居民委员会",
+}
+
+
+def test_a_long_unit_name_keeps_its_start_in_the_bars(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A village registered with a 20-character name: its bar's label, anchored at its end,
+    ran off the chart's left edge and showed "…员会第一居民小组联合党支部", its tail."""
+    lines = scenario()
+    for i, (unit, name) in enumerate(LONG_NAMES.items()):
+        registered = {"unitId": unit, "parentId": "420581101", "level": "LEVEL_VILLAGE"}
+        lines.append(
+            line(
+                f"long{i}",
+                "420581",
+                100 + i,
+                "2022-11-02T00:00:00Z",
+                orgUnitRegistered={**registered, "name": name},
+            )  # fmt: skip
+        )
+    assert publish(hub, tmp_path, lines).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax")
+    until(browser, lambda p: len(p["bars"]) == 14)
+    for key in ("420581", "420581101"):
+        until(browser, lambda p, key=key: key in p["bars"])
+        browser.execute_script(
+            "document.querySelector(`#bars g.bar[data-key='${arguments[0]}'] text.label`)"
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))",
+            key,
+        )
+    until(browser, lambda p: set(LONG_NAMES) <= set(p["bars"]))
+    labels = browser.execute_script(
+        "const box = document.querySelector('#bars svg').getBoundingClientRect();"
+        "return Array.from(document.querySelectorAll('#bars g.bar')).map((g) => {"
+        "  const t = g.querySelector('text.label'), r = t.getBoundingClientRect();"
+        "  return [g.dataset.key, t.textContent, r.left - box.left, g.querySelector('title')"
+        "    .textContent]; })"
+    )
+    for key, shown, left, title in labels:
+        assert left >= 0, f"{shown!r} runs off the chart by {-left:.0f} px"
+        if key in LONG_NAMES:
+            name = LONG_NAMES[key]
+            assert shown.endswith("…") and name.startswith(shown[:-1]) and len(shown) >= 5, shown
+            assert title == f"{name}：0"  # the whole name, where the pointer rests

@@ -553,6 +553,7 @@
     const H = Math.ceil(rowH * rows.length);
     const longest = Math.max(...rows.map((r) => (r.name || r.key).length));
     const labelW = Math.min(W * 0.38, fs * (longest + 0.8));
+    const fits = Math.max(2, Math.floor((labelW - fs * 0.5) / fs)); // characters, CJK-wide
     const valueW = fs * 4.5;
     const plotW = Math.max(20, W - labelW - valueW);
     const max = Math.max(1, ...rows.map((r) => r.values[metric] || 0));
@@ -562,10 +563,12 @@
         const w = v ? Math.max(3, (v / max) * plotW) : 0;
         const y = i * rowH;
         const name = r.name || r.key;
+        // A name longer than its room keeps its start (anchored at its end, it lost it).
+        const shown = name.length > fits ? `${name.slice(0, fits - 1)}…` : name;
         return `<g class="bar${drillable ? " drill" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}">
           <title>${esc(name)}：${num(v)}</title>
           <rect class="hit" x="0" y="${y}" width="${W}" height="${rowH}"></rect>
-          <text class="label" x="${labelW - fs * 0.5}" y="${y + rowH / 2}">${esc(name)}</text>
+          <text class="label" x="${labelW - fs * 0.5}" y="${y + rowH / 2}">${esc(shown)}</text>
           <rect class="fill" x="${labelW}" y="${y + rowH * 0.2}" width="${w}" height="${rowH * 0.6}" rx="3"></rect>
           <text class="val" x="${labelW + w + fs * 0.4}" y="${y + rowH / 2}">${num(v)}</text>
         </g>`;
