@@ -698,3 +698,39 @@ def test_a_long_unit_name_keeps_its_start_in_the_bars(
             name = LONG_NAMES[key]
             assert shown.endswith("…") and name.startswith(shown[:-1]) and len(shown) >= 5, shown
             assert title == f"{name}：0"  # the whole name, where the pointer rests
+
+
+def test_a_tier_the_campaign_has_no_groups_in_is_not_shown_as_the_task_force(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A county-led campaign (a task force and a county group, no city groups): the city
+    tier's card read "统筹协调 · 0 个工作专班，统筹 2 个督导组", the task force's text."""
+    launched = {
+        "campaignId": "county-led",
+        "name": "县级督导",
+        "area": "vaccination",
+        "startsAt": "2022-11-01T00:00:00Z",
+        "endsAt": "2022-12-01T00:00:00Z",
+        "groups": [
+            {"groupId": "tf", "name": "工作专班", "tier": "TIER_TASK_FORCE"},
+            {
+                "groupId": "n1",
+                "name": "宜都市督导组",
+                "tier": "TIER_COUNTY",
+                "targetUnitIds": ["420581101", "420581102"],
+            },
+        ],
+    }
+    lines = [line("cl1", "420500", 1, "2022-11-01T00:00:00Z", campaignLaunched=launched)]
+    assert publish(hub, tmp_path, lines).returncode == 0
+    browser.get(hub.dashboard + "?campaign=county-led")
+    until(browser, lambda p: p["overall"] == "0.0%")
+    cards = browser.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('#tiers [data-tier]'))"
+        ".map((e) => [e.dataset.tier, e.textContent.replace(/\\s+/g, ' ').trim()]))"
+    )
+    assert cards == {
+        "TIER_TASK_FORCE": "1工作专班统筹协调1 个工作专班，统筹 1 个督导组",
+        "TIER_CITY": "0市本级督导组—无督导目标 0 个督导组",
+        "TIER_COUNTY": "1县市区督导组0.0% 0 / 2 1 个督导组",
+    }

@@ -391,12 +391,17 @@
       .map((x) => {
         const label = TIERS[x.tier] || x.tier;
         const groups = groupsOf(x.tier).length;
+        // The task force coordinates and has no targets; another tier without targets is
+        // one this campaign has no groups (or, for a scoped page, no targets) in.
         const body =
-          x.targets === 0
+          x.tier === "TIER_TASK_FORCE"
             ? `<div class="big small-big">统筹协调</div><div class="card-foot">${groups} 个工作专班，统筹 ${
                 state.campaign ? state.campaign.groups.length - groups : 0
               } 个督导组</div>`
-            : `<div class="big">${pct(x.ratio)}</div>
+            : x.targets === 0
+              ? `<div class="big small-big">—</div><div class="card-foot"><span class="count">无督导目标</span>
+               <span>${groups} 个督导组</span></div>`
+              : `<div class="big">${pct(x.ratio)}</div>
                <div class="card-foot"><span class="count">${num(x.covered)} / ${num(x.targets)}</span>
                <span>${groups} 个督导组</span></div>
                <div class="bar"><i style="width:${x.ratio * 100}%"></i></div>`;
