@@ -734,3 +734,49 @@ def test_a_tier_the_campaign_has_no_groups_in_is_not_shown_as_the_task_force(
         "TIER_CITY": "0市本级督导组—无督导目标 0 个督导组",
         "TIER_COUNTY": "1县市区督导组0.0% 0 / 2 1 个督导组",
     }
+
+
+def test_an_uncovered_unit_cut_short_in_the_list_is_named_whole_on_hover(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """The list of units not covered yet cuts a long line with an ellipsis, and nothing on
+    the page gave the rest: which "郑家榜村民委员会第一居民…" was meant, and where."""
+    lines = []
+    for i, (unit, name) in enumerate(LONG_NAMES.items()):
+        registered = {"unitId": unit, "parentId": "420581101", "level": "LEVEL_VILLAGE"}
+        lines.append(
+            line(
+                f"long{i}",
+                "420581",
+                100 + i,
+                "2022-11-02T00:00:00Z",
+                orgUnitRegistered={**registered, "name": name},
+            )  # fmt: skip
+        )
+    launched = {
+        "campaignId": "villages",
+        "name": "村级督导",
+        "area": "vaccination",
+        "startsAt": "2022-11-01T00:00:00Z",
+        "endsAt": "2022-12-01T00:00:00Z",
+        "groups": [
+            {
+                "groupId": "n1",
+                "name": "宜都市督导组",
+                "tier": "TIER_COUNTY",
+                "targetUnitIds": list(LONG_NAMES),
+            },  # fmt: skip
+        ],
+    }
+    lines.append(line("v1", "420500", 1, "2022-11-03T00:00:00Z", campaignLaunched=launched))
+    assert publish(hub, tmp_path, lines).returncode == 0
+    browser.get(hub.dashboard + "?campaign=villages")
+    until(browser, lambda p: len(p["uncovered"]) == 2)
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#uncovered li[data-unit]')).map((e) =>"
+        " [e.dataset.unit, e.scrollWidth > e.clientWidth, e.title])"
+    )
+    assert any(cut for _, cut, _ in shown), "no line is cut short: no proof"
+    assert {unit: title for unit, _, title in shown} == {
+        unit: f"{name}（聂家河镇）" for unit, name in LONG_NAMES.items()
+    }

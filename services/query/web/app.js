@@ -443,7 +443,7 @@
             .slice(0, MAX_LISTED)
             .map(
               (u) =>
-                `<li data-unit="${esc(u.unitId)}"><b>${esc(u.name)}</b><span>${esc(u.parentName)}</span></li>`,
+                `<li data-unit="${esc(u.unitId)}" title="${esc(u.name)}（${esc(u.parentName)}）"><b>${esc(u.name)}</b><span>${esc(u.parentName)}</span></li>`,
             )
             .join("")}${
             g.uncoveredUnits.length > MAX_LISTED
