@@ -780,3 +780,34 @@ def test_an_uncovered_unit_cut_short_in_the_list_is_named_whole_on_hover(
     assert {unit: title for unit, _, title in shown} == {
         unit: f"{name}（聂家河镇）" for unit, name in LONG_NAMES.items()
     }
+
+
+def test_the_bars_drill_from_the_keyboard_and_keep_its_focus_as_changes_come(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """Drilling city → county → township was for a mouse only: Tab never reached a bar."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax")
+    until(browser, lambda p: p["live"] == "live" and p["bars"].get("420581") == ["宜都市", 5])
+    on = "const a = document.activeElement; return a && a.matches('#bars g.bar') && a.dataset.key"
+    for _ in range(200):  # Tab along the page, as a keyboard does, to 宜都市's bar
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if browser.execute_script(on) == "420581":
+            break
+    else:
+        pytest.fail("Tab never reached 宜都市's bar")
+    assert accessible_name(browser, '#bars g.bar[data-key="420581"]') == "宜都市：5，下钻"
+    # A change redraws the bars; the focus stays where the keyboard left it.
+    with grpc.insecure_channel(hub.address) as channel:
+        ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+            ingest_pb2.PublishRequest(events=[json_format.Parse(COVERING_VISIT, epb.Event())]),
+            timeout=30,
+        )
+    until(browser, lambda p: p["bars"]["420581"] == ["宜都市", 6])
+    assert browser.execute_script(on) == "420581"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    page = until(browser, lambda p: "420581101" in p["bars"])
+    assert page["crumbs"] == "宜昌市›宜都市"

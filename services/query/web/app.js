@@ -536,8 +536,9 @@
     if (svg) svg.setAttribute("aria-label", text);
   }
 
-  const SVG = (w, h, inner) =>
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img">${inner}</svg>`;
+  // A chart of bars to drill into is a group of buttons; any other, an image.
+  const SVG = (w, h, inner, role = "img") =>
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="${role}">${inner}</svg>`;
 
   function niceStep(x) {
     if (x <= 1) return 1;
@@ -570,7 +571,10 @@
         const name = r.name || r.key;
         // A name longer than its room keeps its start (anchored at its end, it lost it).
         const shown = name.length > fits ? `${name.slice(0, fits - 1)}…` : name;
-        return `<g class="bar${drillable ? " drill" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}">
+        const button = drillable
+          ? ` tabindex="0" role="button" aria-label="${esc(name)}：${num(v)}，下钻"`
+          : "";
+        return `<g class="bar${drillable ? " drill" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}"${button}>
           <title>${esc(name)}：${num(v)}</title>
           <rect class="hit" x="0" y="${y}" width="${W}" height="${rowH}"></rect>
           <text class="label" x="${labelW - fs * 0.5}" y="${y + rowH / 2}">${esc(shown)}</text>
@@ -579,7 +583,13 @@
         </g>`;
       })
       .join("");
-    el.innerHTML = SVG(W, H, bars);
+    // Redrawn on every change: the bar a keyboard rests on keeps the focus.
+    const focused = el.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+    el.innerHTML = SVG(W, H, bars, drillable ? "group" : "img");
+    if (focused) {
+      const again = el.querySelector(`g.bar.drill[data-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
   }
 
   function periodLabel(key) {
@@ -813,9 +823,17 @@
       $$("#kpis .kpi").forEach((k) => k.classList.toggle("on", k === tile));
       renderCharts();
     });
+    const drillInto = (bar) =>
+      drillTo([...state.scopePath, { unitId: bar.dataset.key, name: bar.dataset.name }]);
     $("#bars").addEventListener("click", (e) => {
       const bar = e.target.closest("g.bar.drill");
-      if (bar) drillTo([...state.scopePath, { unitId: bar.dataset.key, name: bar.dataset.name }]);
+      if (bar) drillInto(bar);
+    });
+    $("#bars").addEventListener("keydown", (e) => {
+      const bar = e.target.closest("g.bar.drill");
+      if (!bar || (e.key !== "Enter" && e.key !== " ")) return;
+      e.preventDefault(); // a space would scroll the page
+      drillInto(bar);
     });
     $("#crumbs").addEventListener("click", (e) => {
       const b = e.target.closest("button[data-depth]");
