@@ -811,3 +811,26 @@ def test_the_bars_drill_from_the_keyboard_and_keep_its_focus_as_changes_come(
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     page = until(browser, lambda p: "420581101" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市"
+
+
+def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_back(
+    tmp_path: Path, browser: Any
+) -> None:
+    """With the hub down, the page's error box read the browser's "出错: Failed to fetch"."""
+    first = HubProcess(tmp_path / "data")
+    try:
+        assert publish(first, tmp_path, scenario()).returncode == 0
+        port = first.dashboard.rstrip("/").rsplit(":", 1)[1]
+        browser.get(first.dashboard + "?campaign=vax")
+        until(browser, lambda p: p["live"] == "live" and p["overall"] == "66.7%")
+    finally:
+        first.stop()
+    browser.find_element("css selector", '#granularity button[data-g="day"]').click()
+    page = until(browser, lambda p: p["error"] != "" and p["live"] == "lost")
+    assert page["error"] == "出错: 无法连接看板服务，恢复连接后自动更新"
+    again = HubProcess(tmp_path / "data", "--http", f"127.0.0.1:{port}")
+    try:
+        page = until(browser, lambda p: p["live"] == "live" and p["error"] == "", 30)
+        assert page["overall"] == "66.7%" and len(page["series"]) == 30
+    finally:
+        again.stop()

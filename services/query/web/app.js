@@ -113,7 +113,13 @@
     for (const [k, v] of Object.entries(params)) {
       if (v !== "" && v !== null && v !== undefined) url.searchParams.set(k, v);
     }
-    const reply = await fetch(url, { cache: "no-store" });
+    let reply;
+    try {
+      reply = await fetch(url, { cache: "no-store" });
+    } catch {
+      // The browser's own words ("Failed to fetch") are English, and say nothing of what next.
+      throw new Error("无法连接看板服务，恢复连接后自动更新");
+    }
     if (reply.status === 401 && askToken()) return api(path, params);
     const body = await reply.json();
     if (!reply.ok) throw new Error(body.error || reply.statusText);
