@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from duhub.projections.effects import (
     CampaignAdded,
@@ -271,6 +272,26 @@ def write_rows(
 ) -> BatchSummary:
     """Commit a batch's rows with the next offsets per partition; all or nothing (see
     `write_batch`)."""
+    try:
+        return _write_rows(engine, rows, positions, dead, expected)
+    except engine.dialect.loaded_dbapi.Error as e:
+        # COPY and execute_values write through the DB-API cursor, whose errors SQLAlchemy
+        # does not wrap: a unique violation where another worker committed the same events
+        # first was psycopg2's own, passed the applier's retry of conflicts and stopped the
+        # worker (tests/integration/test_worker_race.py). Raised as SQLAlchemy's, as any other
+        # statement's would be (IntegrityError, OperationalError...).
+        raise DBAPIError.instance(
+            None, None, e, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+        ) from e
+
+
+def _write_rows(
+    engine: Engine,
+    rows: BatchRows,
+    positions: Mapping[int, int],
+    dead: Sequence[DeadLetter],
+    expected: Mapping[int, int] | None,
+) -> BatchSummary:
     summary = rows.summary
     with engine.begin() as conn:
         pre = rows.copies  # only PostgreSQL's COPY reads them
