@@ -41,6 +41,8 @@ WATCHDOG_CHECK_S = 5.0
 # Faust's default 60 s session timeout before the group gave them to the others; 10 s now.
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 2.0
+# How long a stopping worker waits for the batch in hand to commit before it leaves the group.
+STOP_WAIT_S = 30.0
 
 
 def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
@@ -95,22 +97,31 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
 
     @app.task
     async def start_feed() -> None:
+        feed.running = True
         threading.Thread(target=_run_feed, args=(feed,), name="feed", daemon=True).start()
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
+    app.duhub_feed = feed  # type: ignore[attr-defined]
     return app
 
 
 def _run_feed(feed: Feed) -> None:
     trimmed_at = time.monotonic()
     try:
-        while True:
+        while not feed.stopping:
             feed.step()
             if time.monotonic() - trimmed_at >= TRIM_INTERVAL_S:
                 # The buffers of the batches since are freed: give their pages back.
                 heap.trim()
                 trimmed_at = time.monotonic()
+        feed.close()
     except BaseException:
+        if feed.stopping:
+            # Stopping anyway: what did not commit is applied again by the partitions' next
+            # owner, from the positions in the read model.
+            log.warning("the last batch failed while the worker stopped", exc_info=True)
+            feed.stopped.set()
+            return
         # A feed that stopped leaves its worker alive and idle. Stop the process loudly
         # instead: nothing is lost (positions live in the read model) and a supervisor
         # restarts it, or the other workers take its partitions.
@@ -168,10 +179,45 @@ def run_worker(app: faust.App, lag_metric: bool = False) -> None:
         engine = driver.applier.engine
         metrics.watch_lag(driver.kafka, lambda: read_positions(engine))
     threading.Thread(target=_watchdog, args=(app,), name="watchdog", daemon=True).start()
-    worker = faust.Worker(
+    worker = _Worker(
         app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False
     )
     worker.execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    """Faust's worker, stopping the feed first on SIGTERM or SIGINT.
+
+    Before, Faust left the group while the feed went on applying the partitions it had left,
+    and as Python exited the feed handed a batch to its writer, which refused it: the worker
+    logged "a batch failed" and exited 70, as if it had crashed
+    (tests/integration/test_worker_graceful_stop.py)."""
+
+    _signal_name = ""
+
+    def _schedule_shutdown(self, signal):  # type: ignore[no-untyped-def]
+        # mode's hook for SIGTERM and SIGINT (faust-streaming 0.15): remember which, for the log.
+        self._signal_name = self._signal_name or signal.name
+        super()._schedule_shutdown(signal)
+
+    async def on_stop(self) -> None:
+        # Before the app stops (and its consumer leaves the group): services stop their own
+        # work first, then their children.
+        feed: Feed = self.app.duhub_feed  # type: ignore[attr-defined]
+        feed.stop(self._signal_name or "stopping")
+        if not feed.running:  # stopped before it started
+            await super().on_stop()
+            return
+        stopped = await asyncio.get_running_loop().run_in_executor(
+            None, feed.stopped.wait, STOP_WAIT_S
+        )
+        if not stopped:
+            log.warning(
+                "the batch in hand did not end within %s s; stopping without it (the read "
+                "model's positions say whether it committed)",
+                STOP_WAIT_S,
+            )
+        await super().on_stop()
 
 
 def _watchdog(app: faust.App) -> None:

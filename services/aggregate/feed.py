@@ -9,6 +9,7 @@ time by profile, and every record it delivered had been read again straight from
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -60,6 +61,29 @@ class Feed:
         self.mine: set[int] = set()  # what `owned` said when last followed
         self._committed: dict[int, int] = {}
         self._committed_at = clock()
+        # Why the worker stops ("" while it runs), and set once the feed has stopped.
+        self.stopping = ""
+        self.running = False  # set when its thread starts
+        self.stopped = threading.Event()
+
+    def stop(self, why: str) -> None:
+        """Ask the feed's thread to stop after the step in hand (`close` follows)."""
+        self.stopping = why
+
+    def close(self) -> None:
+        """Commit what is in flight and say what this worker gives up; from the feed's thread,
+        while the worker is still in the group, so nothing is applied after it has left."""
+        try:
+            self.driver.writer.flush()
+        finally:
+            at = self.driver.applier.positions
+            log.info(
+                "aggregate worker stops (%s): gave up partitions %s at offsets %s",
+                self.stopping or "stopping",
+                sorted(self.mine),
+                {p: at.get(p, 0) for p in sorted(self.mine)},
+            )
+            self.stopped.set()
 
     def step(self) -> None:
         """Follow the assignment, then apply what comes within a short wait."""
