@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duhub.auth.principal import Principal, parse_uri
+from duhub.utf8 import bad_byte, decode
 
 TOKEN_PREFIX = "duhub_"
 HASH_PREFIX = "sha256:"
@@ -58,6 +59,10 @@ def read_tokens(text: str, name: str = "tokens") -> tuple[dict[str, Principal], 
     errors: list[str] = []
     conflicted: set[str] = set()
     for n, raw in enumerate(text.splitlines(), 1):
+        bad = bad_byte(raw)  # the text as `read_file` decodes it
+        if bad:
+            errors.append(f"{name}:{n}: not UTF-8 ({bad})")
+            continue
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -88,6 +93,12 @@ def read_tokens(text: str, name: str = "tokens") -> tuple[dict[str, Principal], 
             continue
         out[digest] = principal
     return out, errors
+
+
+def read_file(path: Path) -> str:
+    """Return a token file's text for `read_tokens`, which names a line that is not UTF-8
+    (strictly decoded, one such line, a GBK comment say, failed every lookup unnamed)."""
+    return decode(path.read_bytes())
 
 
 def _is_token(text: str) -> bool:
@@ -127,7 +138,7 @@ class TokenStore:
         unsafe = self._mode_error(stamp)
         if unsafe:
             raise TokenFileError(unsafe)
-        return _Snapshot(stamp, parse_tokens(self.path.read_text("utf-8"), str(self.path)))
+        return _Snapshot(stamp, parse_tokens(read_file(self.path), str(self.path)))
 
     def _reload(self) -> None:
         """Read the changed file. One broken by an edit (a typo on any line) or made writable
@@ -135,7 +146,7 @@ class TokenStore:
         a token even when the same edit breaks another. Its first error is logged, naming the
         line."""
         stamp = self._stamp()
-        table, errors = read_tokens(self.path.read_text("utf-8"), str(self.path))
+        table, errors = read_tokens(read_file(self.path), str(self.path))
         unsafe = self._mode_error(stamp)
         if unsafe:
             errors.insert(0, unsafe)
@@ -166,7 +177,7 @@ def append_token(path: str | os.PathLike[str], principal: Principal, comment: st
     token = new_token()
     p = Path(path)
     if p.exists():
-        parse_tokens(p.read_text("utf-8"), str(p))  # refuse to append to a broken file
+        parse_tokens(read_file(p), str(p))  # refuse to append to a broken file
     fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as f:
         f.write(token_line(token, principal, comment))

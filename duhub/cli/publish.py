@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import re
 import sqlite3
 import sys
 import time
@@ -29,6 +28,7 @@ from duhub.node.outbox import (
     placed,
     too_big,
 )
+from duhub.utf8 import bad_byte
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
@@ -74,19 +74,14 @@ def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
         for n, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
-            bad = _NOT_UTF8.search(line)
-            if bad is not None:
-                column = len(line[: bad.start()].encode("utf-8", "surrogateescape")) + 1
-                byte = ord(bad.group()) - 0xDC00
-                yield n, f"invalid UTF-8 (byte 0x{byte:02x} at column {column}): must be UTF-8"
+            bad = bad_byte(line)
+            if bad:
+                yield n, f"invalid UTF-8 ({bad}): must be UTF-8"
                 continue
             try:
                 yield n, parse_event(line)
             except json_format.ParseError as e:
                 yield n, f"not a duhub.v1.Event in canonical JSON: {e}"
-
-
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 def _json_name(key: str) -> str:

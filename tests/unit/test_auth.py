@@ -168,6 +168,26 @@ def test_tokens_are_stored_hashed_and_read_again_on_change(tmp_path: Path) -> No
         TokenStore(f)
 
 
+def test_a_token_file_edited_into_another_encoding_is_a_broken_line(tmp_path: Path) -> None:
+    """A comment saved in GBK (a Windows editor's default here) made the file not UTF-8: the
+    running hub raised UnicodeDecodeError from every lookup (each call failed, naming neither
+    the file nor the line), and a hub starting said only "'utf-8' codec can't decode…"."""
+    f = tmp_path / "tokens"
+    alice = append_token(f, user("alice", YIDU))
+    bob = append_token(f, user("bob", ZHIJIANG))
+    store = TokenStore(f)
+    # One edit: bob's line deleted, carol's added, and a GBK comment on line 2.
+    carol = new_token()
+    kept = [x for x in f.read_bytes().splitlines(True) if b":bob" not in x]
+    comment = "# 宜都市\n".encode("gbk")
+    f.write_bytes(kept[0] + comment + token_line(carol, node(CITY)).encode())
+    assert store.lookup(alice) == user("alice", YIDU)  # unchanged lines hold
+    assert store.lookup(bob) is None  # a deleted line is revoked
+    assert store.lookup(carol) is None  # a broken file adds nobody
+    with pytest.raises(TokenFileError, match=rf"{f}:2: not UTF-8 \(byte 0xd2 at column 3\)"):
+        TokenStore(f)
+
+
 # ---- listen addresses -----------------------------------------------------------------------
 
 
