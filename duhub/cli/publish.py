@@ -188,8 +188,13 @@ def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: T
             )
 
     def on_result(row: Stored, r: ipb.EventResult) -> None:
-        spool.answered(row.event_id)
-        count(spool.line_of(row.event_id), r)
+        # The answer to this file's copy of the event. Another publish's copy, stored while
+        # this one's was on its way and sent next (duhub.node.outbox: an answer is recorded
+        # only on the copy sent), was counted for this file's line too.
+        line = spool.line_of(row.event_id, row.body)
+        if line is not None:
+            spool.answered(row.event_id)
+        count(line, r)
 
     box.forward(
         client.channel(address),

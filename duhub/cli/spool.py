@@ -52,9 +52,12 @@ class Spool:
         for line, body in cur:
             yield line, pb.Event.FromString(body)
 
-    def line_of(self, event_id: str) -> int | None:
-        """The line an event id was first on; None for one not in the file."""
-        row = self._db.execute("SELECT line FROM spool WHERE event_id = ?", (event_id,)).fetchone()
+    def line_of(self, event_id: str, body: bytes) -> int | None:
+        """The line an event id was first on, if with this content (as serialized); None for
+        one not in the file, or another copy (another publish stored its own meanwhile)."""
+        row = self._db.execute(
+            "SELECT line FROM spool WHERE event_id = ? AND body = ?", (event_id, body)
+        ).fetchone()
         return None if row is None else row[0]
 
     def answered(self, event_id: str) -> None:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from duhub.bootstrap import MAX_MESSAGE, Hub, HubConfig
 from duhub.node import Outbox
+from duhub.v1 import events_pb2 as pb
 from tests.e2e.hubproc import DUHUB, duhub, stat_values
 
 
@@ -482,3 +484,52 @@ def test_audit_reports_the_seqs_a_source_is_missing_whatever_their_order(
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert json.loads(verify.stdout)["seq_gaps"][source] == [[0, 2], [3, 5]]
+
+
+class StoresAnotherCopyFirst(grpc.GenericRpcHandler):
+    """Relays every call to the hub; before the first Publish goes on, another publish stores
+    its own copy of that request's first event in the outbox (same id, other content)."""
+
+    def __init__(self, upstream: grpc.Channel, outbox: Path, other: dict[str, object]) -> None:
+        self.upstream, self.outbox, self.other = upstream, outbox, other
+        self.stored = False
+
+    def service(self, details):  # type: ignore[no-untyped-def]
+        call = self.upstream.unary_unary(details.method)
+
+        def relay(request, context):  # type: ignore[no-untyped-def]
+            if details.method.endswith("/Publish") and not self.stored:
+                self.stored = True
+                with Outbox(self.outbox) as box:
+                    event = json_format.ParseDict(self.other, pb.Event())
+                    assert box.add([event], replace=True) == ["replaced"]
+            return call(request, timeout=60)
+
+        return grpc.unary_unary_rpc_method_handler(relay)
+
+
+def test_another_publishs_copy_sent_in_this_ones_forward_is_not_counted_for_this_file(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """While a publish's event is on its way, another publish stores its own copy of it (same
+    id, other content): the answer to the copy sent is not recorded on the new one (2a5266b),
+    which stays pending and goes out next, in the same forward. Its answer was counted for the
+    file's line as well: a file of one line said '1 accepted, 0 duplicate, 1 rejected'."""
+    mine = sanction("copied-1", "420583", 1)
+    theirs = {**mine, "sanctionImposed": {"unitId": "420583", "area": "ecology", "persons": 2}}
+    outbox = tmp_path / "outbox.db"
+    with grpc.insecure_channel(hub.address) as upstream:
+        relay = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        relay.add_generic_rpc_handlers((StoresAnotherCopyFirst(upstream, outbox, theirs),))
+        port = relay.add_insecure_port("127.0.0.1:0")
+        relay.start()
+        try:
+            path = tmp_path / "events.jsonl"
+            path.write_text(json.dumps(mine) + "\n")
+            done = duhub(f"127.0.0.1:{port}", "publish", str(path), "--outbox", str(outbox))
+        finally:
+            relay.stop(0)
+    assert "1 accepted, 0 duplicate, 0 rejected" in done.stdout, done.stdout + done.stderr
+    # The other copy's answer is the other publish's (the hub refuses its other content).
+    assert "also forwarded 1 events" in done.stdout, done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
