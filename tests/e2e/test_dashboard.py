@@ -657,23 +657,27 @@ LONG_NAMES = {
 }
 
 
+def long_named_villages() -> list[str]:
+    """Lines registering the villages of LONG_NAMES under 聂家河镇 (420581's seqs 100 on)."""
+    registered = {"parentId": "420581101", "level": "LEVEL_VILLAGE"}
+    return [
+        line(
+            f"long{i}",
+            "420581",
+            100 + i,
+            "2022-11-02T00:00:00Z",
+            orgUnitRegistered={"unitId": unit, **registered, "name": name},
+        )
+        for i, (unit, name) in enumerate(LONG_NAMES.items())
+    ]
+
+
 def test_a_long_unit_name_keeps_its_start_in_the_bars(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:
     """A village registered with a 20-character name: its bar's label, anchored at its end,
     ran off the chart's left edge and showed "…员会第一居民小组联合党支部", its tail."""
-    lines = scenario()
-    for i, (unit, name) in enumerate(LONG_NAMES.items()):
-        registered = {"unitId": unit, "parentId": "420581101", "level": "LEVEL_VILLAGE"}
-        lines.append(
-            line(
-                f"long{i}",
-                "420581",
-                100 + i,
-                "2022-11-02T00:00:00Z",
-                orgUnitRegistered={**registered, "name": name},
-            )  # fmt: skip
-        )
+    lines = scenario() + long_named_villages()
     assert publish(hub, tmp_path, lines).returncode == 0
     browser.get(hub.dashboard + "?campaign=vax")
     until(browser, lambda p: len(p["bars"]) == 14)
@@ -741,18 +745,7 @@ def test_an_uncovered_unit_cut_short_in_the_list_is_named_whole_on_hover(
 ) -> None:
     """The list of units not covered yet cuts a long line with an ellipsis, and nothing on
     the page gave the rest: which "郑家榜村民委员会第一居民…" was meant, and where."""
-    lines = []
-    for i, (unit, name) in enumerate(LONG_NAMES.items()):
-        registered = {"unitId": unit, "parentId": "420581101", "level": "LEVEL_VILLAGE"}
-        lines.append(
-            line(
-                f"long{i}",
-                "420581",
-                100 + i,
-                "2022-11-02T00:00:00Z",
-                orgUnitRegistered={**registered, "name": name},
-            )  # fmt: skip
-        )
+    lines = long_named_villages()
     launched = {
         "campaignId": "villages",
         "name": "村级督导",

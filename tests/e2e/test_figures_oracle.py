@@ -52,6 +52,7 @@ from tests.unit.builders import (
     unit,
     visit,
 )
+from tests.unit.oracle import METRICS  # the contract's list, as the other oracle reads it
 
 NS = 1_000_000_000
 CITY = "420500"
@@ -60,20 +61,6 @@ Y_T1, Y_T2 = "420581101", "420581102"
 Y_V1, Y_V2 = "420581101201", "420581101202"
 D_T1, D_V1 = "420582101", "420582101201"
 NEW_V = "420581101299"  # registered by the test, in the second batch
-METRICS = (
-    "visits",
-    "problems_found",
-    "problems_rectified",
-    "problems_open",
-    "accountability_persons",
-    "sanctioned_persons",
-    "talk_persons",
-    "talk_persons_top_leader",
-    "talk_persons_admonishment",
-    "talk_persons_other",
-    "recommendations",
-    "regulations_improved",
-)
 TALK_KIND = {
     pb.TALK_KIND_TOP_LEADER: "talk_persons_top_leader",
     pb.TALK_KIND_ADMONISHMENT: "talk_persons_admonishment",
