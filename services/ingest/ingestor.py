@@ -32,7 +32,7 @@ from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
-from services.ingest.resume import latest_stamp, own_records
+from services.ingest.resume import latest_stamp, own_records, take_in
 
 log = logging.getLogger(__name__)
 
@@ -380,18 +380,15 @@ class Ingestor:
         positions: dict[str, tuple[int, int]] = {}
         knowledge = self._take()
         self._base.current = knowledge
+        waiting: list[Event] = []
         try:
             for events, latest in own_records(self.log, read_positions(self.engine)):
                 self._last_now = max(self._last_now, latest)
                 knowledge.prefetch(events)
+                waiting = take_in(waiting + events, batch, positions)
                 for event in events:
-                    # As the aggregator will: one the read model has meanwhile is a duplicate.
-                    verdict, _ = fold(
-                        event, batch, event.recorded_at, allow_reference=True, rollups=False
-                    )
-                    if verdict.kind == "accepted":  # the original: a duplicate's answer names it
-                        positions[event.event_id] = (event.partition, event.offset)
                     ends[event.partition] = max(ends.get(event.partition, 0), event.offset + 1)
+            take_in(waiting, batch, positions, last=True)  # as before: none should be left
         finally:
             self._give(knowledge)
         self._tail.absorb(batch, ends, positions)

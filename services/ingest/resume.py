@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, recorded_at
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
+from duhub.projections.fold import fold
+from duhub.projections.working_set import WorkingSet
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +108,38 @@ def own_records(log_: EventLog, positions: dict[int, int]) -> Iterator[tuple[lis
             events = []
     if events or latest:
         yield events, latest
+
+
+def take_in(
+    events: list[Event],
+    ws: WorkingSet,
+    positions: dict[str, tuple[int, int]],
+    *,
+    last: bool = False,
+) -> list[Event]:
+    """Fold ingest's own records (partition by partition, as `own_records` reads them) into
+    `ws` as the aggregator will, noting where each original stands in `positions`; return
+    those still waiting, in order, for what records not read yet register (`last`: nothing
+    more will be read, none waits).
+
+    A record naming what another partition's record registers (a county's report on a village
+    the city registered) waits for it, and holds the rest of its partition back behind it (its
+    source's hash chain goes on in order), as the aggregator's workers do. Folded in the order
+    read, it was left out as rejected: the node's resend was accepted a second time."""
+    while True:
+        waiting: set[int] = set()  # partitions held back
+        left: list[Event] = []
+        for event in events:
+            if event.partition in waiting:
+                left.append(event)
+                continue
+            verdict, _ = fold(event, ws, event.recorded_at, allow_reference=True, rollups=False)
+            if verdict.missing and not last:
+                waiting.add(event.partition)
+                left.append(event)
+            elif verdict.kind == "accepted":  # the original: a duplicate's answer names it
+                positions[event.event_id] = (event.partition, event.offset)
+            # (A duplicate: one the read model has meanwhile.)
+        if len(left) == len(events):  # no more to take in until more is read
+            return left
+        events = left

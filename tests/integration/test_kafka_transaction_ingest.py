@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from kafka.errors import KafkaTimeoutError
+from kafka.partitioner.default import murmur2
 from sqlalchemy import Engine
 
 from duhub.audit.chain import audit
@@ -38,7 +39,17 @@ from services.ingest.ingestor import Ingestor
 from tests.infra import kafka_log_url
 from tests.integration.test_kafka_aborted_transaction import County, direct, url_of
 from tests.integration.test_lost_ack import LostAck, publish_until_ready
-from tests.unit.builders import CITY, HOUR, YIDU_T1, Clock, accountability, hierarchy, kinds
+from tests.unit.builders import (
+    CITY,
+    HOUR,
+    YIDU,
+    YIDU_T1,
+    Clock,
+    accountability,
+    hierarchy,
+    kinds,
+    unit,
+)
 
 pytestmark = [pytest.mark.kafka]
 
@@ -188,3 +199,38 @@ def test_past_its_reach_the_stamp_search_says_why_it_found_none(
     (warning,) = [r.getMessage() for r in caplog.records if r.name == resume.__name__]
     assert "partition 0 holds no record to read in its last 16 offsets" in warning
     assert "aborted transactions" in warning
+
+
+def test_a_restarted_ingest_knows_its_record_naming_a_unit_another_partition_registered(
+    tmp_path: Path,
+) -> None:
+    """Ingest's records past an open transaction, in two partitions: the city registers a
+    village (partition 3, behind a transaction the city's system holds open), then the county
+    reports on it (partition 2: the aggregator holds it back until the village is applied).
+    A restarted ingest took in its records partition by partition: the county's came first,
+    named a village it did not know yet, and was left out as if rejected. The county's resend
+    was then ACCEPTED a second time, a second copy in the log."""
+    log = KafkaLog(KafkaSpec.parse(kafka_log_url(partitions=4)))
+    # As the producer places them (murmur2 of the source): the city after the county.
+    assert {s: (murmur2(s.encode()) & 0x7FFFFFFF) % 4 for s in (CITY, YIDU)} == {CITY: 3, YIDU: 2}
+    live, ingest, tailer = _live(log, tmp_path / "live.db")
+    village = "420581101299"
+    county = County(log.spec, source=CITY)
+    restarted = Ingestor(KafkaLog(log.spec, create=False), live, Clock())
+    try:
+        county.begin([accountability(CITY, 5, event_id="direct-c1", source=CITY, seq=100)])
+        registered = unit(village, YIDU_T1, pb.LEVEL_VILLAGE, event_id="c-1", source=CITY)
+        report = accountability(village, 2, event_id="y-1", source=YIDU, seq=1)
+        assert kinds(ingest.publish([registered])) == ["accepted"]
+        (first,) = ingest.publish([report])
+        assert first.result == ipb.RESULT_ACCEPTED
+
+        # The county never heard the answer (ingest went down): its outbox sends again.
+        (again,) = restarted.publish([report])
+        assert again.result == ipb.RESULT_DUPLICATE, again
+        assert (again.partition, again.offset) == (first.partition, first.offset)
+    finally:
+        county.producer.abort_transaction()
+        county.close()
+        restarted.log.close()
+        log.close()
