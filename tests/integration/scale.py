@@ -12,6 +12,7 @@ from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
+from tests.e2e.hubproc import duhub_json
 
 COUNTIES = [
     "420502",
@@ -68,6 +69,20 @@ def wait_applied(query_address: str, ends: dict[int, int], timeout: float = 120)
             return
         assert time.monotonic() < deadline, f"not applied in time: {applied} < {ends}"
         time.sleep(0.1)
+
+
+def persons_by_unit(query_address: str) -> dict[str, int]:
+    """Return accountability_persons by unit below the city, as `duhub query stats` gives them."""
+    by_unit = duhub_json(
+        query_address,
+        "query",
+        "stats",
+        "--metric",
+        "accountability_persons",
+        "--group-by",
+        "unit",
+    )
+    return {r["key"]: int(r["values"]["accountability_persons"]) for r in by_unit["rows"]}
 
 
 def ends_of(results: Sequence[ipb.EventResult]) -> dict[int, int]:

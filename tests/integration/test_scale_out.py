@@ -8,9 +8,16 @@ import time
 from pathlib import Path
 
 from duhub.v1 import ingest_pb2 as ipb
-from tests.e2e.hubproc import duhub_json, serve
+from tests.e2e.hubproc import serve
 from tests.infra import fresh_database, kafka_log_url
-from tests.integration.scale import COUNTIES, accountability, ends_of, publish, wait_applied
+from tests.integration.scale import (
+    COUNTIES,
+    accountability,
+    ends_of,
+    persons_by_unit,
+    publish,
+    wait_applied,
+)
 
 PER_COUNTY = 300
 
@@ -54,16 +61,7 @@ def test_two_workers_one_killed_mid_stream_keep_figures_exact(tmp_path: Path) ->
             )
 
             wait_applied(query.address, ends_of(results), timeout=180)
-            by_unit = duhub_json(
-                query.address,
-                "query",
-                "stats",
-                "--metric",
-                "accountability_persons",
-                "--group-by",
-                "unit",
-            )
-            got = {r["key"]: int(r["values"]["accountability_persons"]) for r in by_unit["rows"]}
+            got = persons_by_unit(query.address)
             assert got == expected
         finally:
             for p in procs:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from duhub.v1 import ingest_pb2 as ipb
-from tests.e2e.hubproc import DuhubProcess, duhub_json, serve
+from tests.e2e.hubproc import DuhubProcess, serve
 from tests.infra import fresh_database, kafka_log_url
-from tests.integration.scale import accountability, ends_of, publish, wait_applied
+from tests.integration.scale import accountability, ends_of, persons_by_unit, publish, wait_applied
 
 COUNTIES = ["420502", "420503", "420504", "420505"]
 STOPPED = re.compile(r"aggregate worker stops \((SIGTERM|SIGINT)\): gave up partitions (\[.*?\])")
@@ -88,16 +88,7 @@ def test_a_worker_stopped_under_load_exits_cleanly_and_says_what_it_gave_up(
             assert applied_after(leaving, LEFT) == []
 
             wait_applied(query.address, ends_of(results), timeout=120)
-            by_unit = duhub_json(
-                query.address,
-                "query",
-                "stats",
-                "--metric",
-                "accountability_persons",
-                "--group-by",
-                "unit",
-            )
-            got = {r["key"]: int(r["values"]["accountability_persons"]) for r in by_unit["rows"]}
+            got = persons_by_unit(query.address)
             assert {c: got.get(c) for c in COUNTIES} == expected
         finally:
             for p in procs:
