@@ -3,7 +3,8 @@
 A line:  `sha256:<64 hex digits> <principal URI> [# comment]`, e.g.
          `sha256:9f86d08… duhub:user:420581:alice  # 2026-01-05T08:00:00Z`
 Blank lines and lines starting with '#' are ignored. To revoke a token, delete its line: a
-running server reads the file again when it changes.
+running server reads the file again when it changes. A file gone for more than GONE_GRACE_S
+holds no token.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from duhub.utf8 import bad_byte, decode
 
 TOKEN_PREFIX = "duhub_"
 HASH_PREFIX = "sha256:"
+# A token file gone (or unreadable) longer than this is taken as holding no token: an editor
+# replacing it leaves it gone for a moment, someone revoking everything for good.
+GONE_GRACE_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +123,7 @@ class TokenStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._snap = self._load()  # a bad file fails at start, with the line named
+        self._gone_since: float | None = None  # monotonic time the file was first missed
 
     def _stamp(self) -> tuple[int, int, int, int]:
         st = self.path.stat()
@@ -166,10 +172,27 @@ class TokenStore:
             try:
                 if self._stamp() != self._snap.stamp:
                     self._reload()
-            except OSError:
-                # Gone for a moment (an editor replacing it): keep what was last read.
-                pass
+                self._gone_since = None
+            except OSError as e:
+                self._missing(e)
             return self._snap.table.get(token_hash(token))
+
+    def _missing(self, e: OSError) -> None:
+        """The file cannot be read (lock held). Gone for a moment (an editor replacing it):
+        keep what was last read. Gone longer than GONE_GRACE_S: hold no token until it is back,
+        so deleting the file revokes every token (before, the last tokens read stayed good)."""
+        now = time.monotonic()
+        if self._gone_since is None:
+            self._gone_since = now
+        if now - self._gone_since < GONE_GRACE_S:
+            return
+        if self._snap.table:
+            log.error(
+                "%s: cannot be read (%s): every token is refused until it is back",
+                self.path,
+                e.strerror or e,
+            )
+            self._snap = _Snapshot((0, 0, 0, 0), {})
 
 
 def append_token(path: str | os.PathLike[str], principal: Principal, comment: str = "") -> str:

@@ -188,6 +188,33 @@ def test_a_token_file_edited_into_another_encoding_is_a_broken_line(tmp_path: Pa
         TokenStore(f)
 
 
+def test_a_token_file_deleted_revokes_every_token_once_it_stays_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before, a deleted token file revoked nothing: the last tokens read stayed good for as
+    long as the server ran. Gone for a moment (an editor replacing it) it still keeps them."""
+    import time
+
+    from duhub.auth import tokens
+
+    monkeypatch.setattr(tokens, "GONE_GRACE_S", 0.2, raising=False)
+    f = tmp_path / "tokens"
+    alice = append_token(f, user("alice", YIDU))
+    store = TokenStore(f)
+    text = f.read_text()
+    f.unlink()
+    assert store.lookup(alice) == user("alice", YIDU)  # within the grace: an editor's moment
+    time.sleep(0.3)
+    assert store.lookup(alice) is None
+    assert store.lookup(alice) is None
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"{f}: cannot be read (No such file or directory): every token is refused until it is back"
+    ]
+    f.write_text(text)
+    f.chmod(0o600)
+    assert store.lookup(alice) == user("alice", YIDU)  # back: read again
+
+
 # ---- listen addresses -----------------------------------------------------------------------
 
 
