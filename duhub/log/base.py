@@ -61,6 +61,20 @@ class EventLog(Protocol):
     def close(self) -> None: ...
 
 
+def read_range(
+    log: EventLog, partition: int, start: int, stop: int, page: int = 5000
+) -> Iterator[LogRecord]:
+    """Yield a partition's records at offsets [start, stop), read `page` at a time (ending
+    early where only transaction markers and aborted records are left)."""
+    at = start
+    while at < stop:
+        batch = [r for r in log.read(partition, at, min(page, stop - at)) if r.offset < stop]
+        if not batch:
+            return
+        yield from batch
+        at = batch[-1].offset + 1
+
+
 def holds_all(log: EventLog, partition: int, position: int, end: int) -> bool:
     """Return whether a reader at `position` of `partition` has read every record before
     `end`: it is there, or the log holds no record to read in between (Kafka: transaction

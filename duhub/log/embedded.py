@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from duhub.log import index
-from duhub.log.base import LogClosed, LogCorrupted, LogRecord
+from duhub.log.base import LogClosed, LogCorrupted, LogRecord, read_range
 
 HEADER = struct.Struct("<II")
 KEYLEN = struct.Struct("<H")
@@ -274,13 +274,7 @@ class EmbeddedLog:
     def read_uncommitted(self, positions: dict[int, int]) -> Iterator[LogRecord]:
         """Yield the records from `positions[0]` on: this log has no transactions, so this is
         what `read` gives."""
-        at, end = positions.get(0, 0), self.end_offsets()[0]
-        while at < end:
-            batch = self.read(0, at, min(end - at, 5000))
-            if not batch:
-                return
-            yield from batch
-            at = batch[-1].offset + 1
+        return read_range(self, 0, positions.get(0, 0), self.end_offsets()[0])
 
     def partitions(self) -> list[int]:
         return [0]

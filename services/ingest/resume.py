@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, recorded_at
 from duhub.domain.events import Event
-from duhub.log.base import EventLog, LogRecord
+from duhub.log.base import EventLog, LogRecord, read_range
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 
@@ -55,7 +55,7 @@ def last_records(log_: EventLog, partition: int, end: int) -> list[LogRecord]:
     reach, stop = STAMP_TAIL, end
     while stop > 0:
         start = max(0, end - reach)
-        found = _between(log_, partition, start, stop)
+        found = list(read_range(log_, partition, start, stop, READ_RECORDS))
         if found:
             return found
         if start > 0 and reach >= STAMP_REACH:
@@ -69,18 +69,6 @@ def last_records(log_: EventLog, partition: int, end: int) -> list[LogRecord]:
             return []
         stop, reach = start, reach * 4
     return []
-
-
-def _between(log_: EventLog, partition: int, start: int, stop: int) -> list[LogRecord]:
-    found: list[LogRecord] = []
-    at = start
-    while at < stop:
-        batch = [r for r in log_.read(partition, at, READ_RECORDS) if r.offset < stop]
-        if not batch:
-            break
-        found += batch
-        at = batch[-1].offset + 1
-    return found
 
 
 def own_records(log_: EventLog, positions: dict[int, int]) -> Iterator[tuple[list[Event], int]]:
