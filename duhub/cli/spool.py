@@ -30,7 +30,8 @@ class Spool:
         self._db.execute("BEGIN")  # one transaction throughout: no commit per line
 
     def keep(self, line: int, event: pb.Event) -> None:
-        body = event.SerializeToString()
+        # As the outbox stores it: line_of matches the outbox's copy by these bytes.
+        body = event.SerializeToString(deterministic=True)
         if event.event_id:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO spool (line, event_id, body) VALUES (?, ?, ?)",
