@@ -106,13 +106,9 @@ def _chain(n: int) -> list[bytes]:
     return values
 
 
-def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> None:
-    # A producer adds a second seq 3 of 420581 with ingest's header (no MAC). Read without
-    # the key, audit verify chained it and named the break; with the key, the record failing
-    # its MAC was taken for a Kafka-direct one, left out of the chains, and the log verified
-    # as intact (exit 0): the key made the audit blind to the forgery it exists to catch.
-    from duhub.audit.chain import audit
-    from duhub.audit.records import log_records
+def _forged_after_chain(seq: int, links_to: int) -> str:
+    """Return the url of a new 1-partition log holding ingest's chain of 3 events of 420581,
+    then a record claiming ingest's origin (no MAC) as seq `seq`, linked to seq `links_to`."""
     from duhub.convert import chain_hash
     from duhub.log.kafka import KafkaLog
 
@@ -123,9 +119,21 @@ def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> No
     log.append([(b"420581", v) for v in values])
     log.close()
     producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
-    forged = _chained(3, chain_hash(values[1]), persons=40)
+    forged = _chained(seq, chain_hash(values[links_to - 1]), persons=40)
     producer.send(spec.topic, key=b"420581", value=forged, headers=FORGED).get(timeout=30)
     producer.close()
+    return log_url
+
+
+def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> None:
+    # A producer adds a second seq 3 of 420581 with ingest's header (no MAC). Read without
+    # the key, audit verify chained it and named the break; with the key, the record failing
+    # its MAC was taken for a Kafka-direct one, left out of the chains, and the log verified
+    # as intact (exit 0): the key made the audit blind to the forgery it exists to catch.
+    from duhub.audit.chain import audit
+    from duhub.audit.records import log_records
+
+    log_url = _forged_after_chain(seq=3, links_to=2)
     without_key = log_url.split("&key=")[0]
     for url, kinds in ((without_key, ["inserted"]), (log_url, ["forged", "inserted"])):
         report = audit(log_records(url))
@@ -168,19 +176,8 @@ def test_audit_verify_with_the_key_names_a_forged_record_that_links_into_the_cha
     # fails (the aggregator dead-letters the record for just that).
     from duhub.audit.chain import audit
     from duhub.audit.records import log_records
-    from duhub.convert import chain_hash
-    from duhub.log.kafka import KafkaLog
 
-    log_url = kafka_log_url(partitions=1)
-    spec = KafkaSpec.parse(log_url)
-    log = KafkaLog(spec)
-    values = _chain(3)
-    log.append([(b"420581", v) for v in values])
-    log.close()
-    producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
-    forged = _chained(4, chain_hash(values[2]), persons=40)
-    producer.send(spec.topic, key=b"420581", value=forged, headers=FORGED).get(timeout=30)
-    producer.close()
+    log_url = _forged_after_chain(seq=4, links_to=3)
     report = audit(log_records(log_url))
     assert [(f.kind, f.source, f.offset) for f in report.findings] == [("forged", "420581", 3)]
     assert "duhub-origin-mac" in report.findings[0].detail
