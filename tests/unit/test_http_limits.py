@@ -92,17 +92,24 @@ def test_a_connection_that_sends_nothing_lets_its_thread_go(hub: Hub) -> None:
             s.close()
 
 
+def _event_stream(hub: Hub) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Open an event stream of the dashboard and read its first event (hello)."""
+    assert hub.dashboard is not None
+    conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+    conn.request("GET", "/api/events")
+    reply = conn.getresponse()
+    assert reply.status == 200
+    assert read_event(reply)[0] == "hello"
+    return conn, reply
+
+
 def test_event_streams_past_the_cap_are_refused_naming_it(hub: Hub) -> None:
     # Event streams had no cap: each held a thread for as long as its page stayed open.
     assert hub.dashboard is not None
     streams = []
     try:
         for _ in range(4):  # max_streams=4
-            conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
-            conn.request("GET", "/api/events")
-            reply = conn.getresponse()
-            assert reply.status == 200
-            assert read_event(reply)[0] == "hello"
+            conn, reply = _event_stream(hub)
             streams.append(conn)
         status, body = _get(hub, "api/events")
         assert status == 503
@@ -159,10 +166,7 @@ def test_an_event_stream_the_page_closed_gives_its_place_back_at_once(hub: Hub) 
     streams = []
     try:
         for _ in range(4):  # max_streams=4
-            conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
-            conn.request("GET", "/api/events")
-            reply = conn.getresponse()
-            assert read_event(reply)[0] == "hello"
+            conn, reply = _event_stream(hub)
             streams.append(conn)
         assert _get(hub, "api/events")[0] == 503
         reply.close()  # the page goes (its socket closed), and nothing changes: nothing
