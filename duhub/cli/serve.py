@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 from pathlib import Path
 
 from duhub import metrics
@@ -18,6 +17,7 @@ from duhub.bootstrap import (
 )
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
+from duhub.cli.stopsignal import StopSignals
 from duhub.logs import fatal, setup_logging
 
 
@@ -39,13 +39,6 @@ def http_address(args: argparse.Namespace) -> str:
     """Return the dashboard's --http address, or "" when it is off."""
     value = (getattr(args, "http", "") or "").strip()
     return "" if value.lower() in ("", "off", "none") else value
-
-
-def _until_signalled() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,21 +69,23 @@ def run(args: argparse.Namespace) -> int:
 
         engine = service.engine
         metrics.watch_lag(service.log, lambda: read_positions(engine))
-    # What this process opened: a query service answers from the read model alone.
-    uses = "" if args.service == "query" else f"log {cfg.log_spec}, "
-    print(
-        f"duhub {args.service} listening on {address(cfg.listen, service.port)} "
-        f"({uses}read model {redacted(cfg.database)})",
-        flush=True,
-    )
-    print(f"  security:               {service.security.describe()}", flush=True)
-    dashboard = getattr(service, "dashboard", None)
-    if dashboard is not None:
-        print(f"  dashboard:              {dashboard.url}", flush=True)
-    if url:
-        print(f"  metrics:                {url}", flush=True)
-    _until_signalled()
-    service.stop()
+    # Caught from before the banner: whoever read it and sends a kill gets a clean stop.
+    with StopSignals() as stop:
+        # What this process opened: a query service answers from the read model alone.
+        uses = "" if args.service == "query" else f"log {cfg.log_spec}, "
+        print(
+            f"duhub {args.service} listening on {address(cfg.listen, service.port)} "
+            f"({uses}read model {redacted(cfg.database)})",
+            flush=True,
+        )
+        print(f"  security:               {service.security.describe()}", flush=True)
+        dashboard = getattr(service, "dashboard", None)
+        if dashboard is not None:
+            print(f"  dashboard:              {dashboard.url}", flush=True)
+        if url:
+            print(f"  metrics:                {url}", flush=True)
+        stop.wait()
+        service.stop()
     return 0
 
 
@@ -129,9 +124,10 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
     if url:
         metrics.watch_lag(log_, lambda: read_positions(engine))
     tailer = LogTailer(log_, engine)
-    tailer.start()
-    _until_signalled()
-    tailer.stop()
+    with StopSignals() as stop:
+        tailer.start()
+        stop.wait()
+        tailer.stop()
     return 1 if tailer.error else 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import threading
 from pathlib import Path
 
 from duhub import metrics
@@ -14,6 +13,7 @@ from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
+from duhub.cli.stopsignal import StopSignals
 from duhub.log.base import LogCorrupted
 from duhub.logs import fatal, setup_logging
 from duhub.readmodel.writer import read_positions
@@ -68,17 +68,16 @@ def run(args: argparse.Namespace) -> int:
         # With credentials, over the hub's private socket (bootstrap.Hub.local_target).
         simulator = Simulator(hub.local_target, data_dir, rate=args.rate)
         simulator.start()
-    print(banner(hub, simulated=simulator is not None, metrics_url=url), flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        if hub.tailer.error is not None:
-            log.error("the aggregator stopped: %s", hub.tailer.error)
-            break
-    if simulator is not None:
-        simulator.stop()
-    hub.stop()
+    # Caught from before the banner: whoever read it and sends a kill gets a clean stop.
+    with StopSignals() as stop:
+        print(banner(hub, simulated=simulator is not None, metrics_url=url), flush=True)
+        while not stop.wait(1.0):
+            if hub.tailer.error is not None:
+                log.error("the aggregator stopped: %s", hub.tailer.error)
+                break
+        if simulator is not None:
+            simulator.stop()
+        hub.stop()
     return 1 if hub.tailer.error is not None else 0
 
 
