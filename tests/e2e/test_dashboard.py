@@ -157,6 +157,27 @@ def console_errors(driver: Any) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def press(driver: Any, selector: str, hold: float = 0.15) -> None:
+    """Click as a hand does: press, hold a moment, release, where the element is now.
+
+    Not find_element(...).click(): that holds on to the element found, and a live page draws
+    its bars, crumbs and counties anew on every change (and on its event stream's hello): a
+    redraw in between left a stale element, and the click failed ("stale element reference",
+    37 of 40 with the hub taking events). Here the element is looked up and its place read in
+    one script; the page holds its next redraw while the button is down."""
+    x, y = driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return [r.x + r.width / 2, r.y + r.height / 2];",
+        selector,
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        driver.execute_cdp_cmd(
+            "Input.dispatchMouseEvent",
+            {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+        )
+        time.sleep(hold if kind == "mousePressed" else 0)
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubProcess]:
     proc = HubProcess(tmp_path / "data")
@@ -258,14 +279,14 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     # Drill down: city -> county -> township, by clicking the bars.
     from selenium.webdriver.common.by import By
 
-    browser.find_element(By.CSS_SELECTOR, '#bars g.bar[data-key="420581"] text.label').click()
+    press(browser, '#bars g.bar[data-key="420581"] text.label')
     page = until(browser, lambda p: "420581101" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市"
     assert page["kpis"]["visits"] == "6"
     assert page["bars"]["420581101"] == ["聂家河镇", 3]
     assert page["bars"]["420581102"] == ["柏花口镇", 1]
     assert page["bars"]["420581103"] == ["竹岩冲镇", 1]
-    browser.find_element(By.CSS_SELECTOR, '#bars g.bar[data-key="420581101"] text.label').click()
+    press(browser, '#bars g.bar[data-key="420581101"] text.label')
     page = until(browser, lambda p: "420581101201" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市›聂家河镇"
     assert page["kpis"]["visits"] == "3"
@@ -278,7 +299,7 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     )
     assert names == [["聂家河镇", True], ["柏花口镇", True], ["竹岩冲镇", True]]
     shot(browser, "dashboard-drill.png")
-    browser.find_element(By.CSS_SELECTOR, '#crumbs button[data-depth="0"]').click()
+    press(browser, '#crumbs button[data-depth="0"]')
     until(browser, lambda p: p["crumbs"] == "宜昌市" and len(p["bars"]) == 14)
 
     viewport(browser, 1366, 768)
@@ -498,9 +519,7 @@ def test_a_county_users_page_shows_its_county_and_nothing_as_covered_outside_it(
             browser.find_element(By.CSS_SELECTOR, title).text
             == "督导检查 · 按乡镇(街道)（点击下钻）"
         )
-        browser.find_element(
-            By.CSS_SELECTOR, '#bars g.bar[data-key="420581101"] text.label'
-        ).click()
+        press(browser, '#bars g.bar[data-key="420581101"] text.label')
         page = until(browser, lambda p: "420581101201" in p["bars"])
         assert page["crumbs"] == "宜都市›聂家河镇"
         assert browser.find_element(By.CSS_SELECTOR, title).text == "督导检查 · 按村(社区)"
@@ -509,7 +528,7 @@ def test_a_county_users_page_shows_its_county_and_nothing_as_covered_outside_it(
         )
         assert drillable == 0, "a village has nothing below it to drill into"
         # Its county's row leads back to its top, not to a second 宜都市 below it.
-        browser.find_element(By.CSS_SELECTOR, '#counties [data-county="420581"]').click()
+        press(browser, '#counties [data-county="420581"]')
         page = until(browser, lambda p: p["crumbs"] == "宜都市" and "420581101" in p["bars"])
         assert page["error"] == ""
         # healthz, a JSON page, made the browser ask for /favicon.ico; the dashboard does not.
@@ -558,7 +577,7 @@ def test_a_choice_made_while_an_answer_is_on_its_way_never_shows_that_answer_as_
         "const a = document.querySelector('#area'); a.value = 'vaccination';"
         "a.dispatchEvent(new Event('change'));"
     )
-    browser.find_element(By.CSS_SELECTOR, '#bars g.bar[data-key="420581"] text.label').click()
+    press(browser, '#bars g.bar[data-key="420581"] text.label', hold=0)
     until(browser, lambda p: p["crumbs"] == "宜昌市›宜都市" and "420581101" in p["bars"])
     time.sleep(1)
     drawn = browser.execute_script("return window.__drawn")
@@ -570,21 +589,6 @@ def test_a_choice_made_while_an_answer_is_on_its_way_never_shows_that_answer_as_
         or (d["crumbs"] == "宜昌市›宜都市") != d["bars"][0].startswith("420581")
     ]
     assert drawn and not wrong, json.dumps(wrong, ensure_ascii=False)
-
-
-def press(driver: Any, selector: str, hold: float = 0.15) -> None:
-    """Click as a hand does: press, hold a moment, release, where the element is now."""
-    x, y = driver.execute_script(
-        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
-        "return [r.x + r.width / 2, r.y + r.height / 2];",
-        selector,
-    )
-    for kind in ("mousePressed", "mouseReleased"):
-        driver.execute_cdp_cmd(
-            "Input.dispatchMouseEvent",
-            {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
-        )
-        time.sleep(hold if kind == "mousePressed" else 0)
 
 
 def test_a_click_on_a_live_page_is_not_lost_to_the_next_change(
@@ -614,12 +618,22 @@ def test_a_click_on_a_live_page_is_not_lost_to_the_next_change(
 
 
 def accessible_name(driver: Any, selector: str) -> str:
-    """The name Chromium gives the element to assistive technology (a screen reader)."""
-    root = driver.execute_cdp_cmd("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
-    node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": selector})
-    ax = driver.execute_cdp_cmd(
-        "Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False}
-    )
+    """The name Chromium gives the element to assistive technology (a screen reader).
+
+    It takes three DevTools calls, the element named by a node id between them. A live page
+    redraws its charts on every change (and on its event stream's hello): a redraw between
+    the calls replaced the element, and Chromium answered "Could not find node with given
+    id". The page is frozen meanwhile (no timer, event or answer of its runs), so all three
+    see one DOM: the one drawn last."""
+    driver.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "frozen"})
+    try:
+        root = driver.execute_cdp_cmd("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": selector})
+        ax = driver.execute_cdp_cmd(
+            "Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False}
+        )
+    finally:
+        driver.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "active"})
     return str(ax["nodes"][0].get("name", {}).get("value", ""))
 
 
