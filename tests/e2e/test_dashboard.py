@@ -286,6 +286,13 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     assert page["bars"]["420581101"] == ["聂家河镇", 3]
     assert page["bars"]["420581102"] == ["柏花口镇", 1]
     assert page["bars"]["420581103"] == ["竹岩冲镇", 1]
+    # The city group's visit to 宜都市 itself is in none of its townships' rows. Before, the
+    # bars added up to 5 under a figure of 6; that visit has a bar of its own now, first, and
+    # nothing below it to drill into.
+    assert next(iter(page["bars"].items())) == ("420581", ["宜都市本级", 1])
+    assert sum(value for _, value in page["bars"].values()) == 6
+    own = '#bars g.bar[data-key="420581"]'
+    assert browser.execute_script(f"return document.querySelector('{own}').matches('.drill')") is False
     press(browser, '#bars g.bar[data-key="420581101"] text.label')
     page = until(browser, lambda p: "420581101201" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市›聂家河镇"

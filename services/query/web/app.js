@@ -489,7 +489,27 @@
         : api("api/statistics", statParams({ group_by: "unit" })),
       api("api/statistics", statParams({ group_by: state.granularity })),
     ]);
-    return { kpis: kpis.rows[0] ? kpis.rows[0].values : {}, bars: bars.rows, series: series.rows };
+    const totals = kpis.rows[0] ? kpis.rows[0].values : {};
+    return { kpis: totals, bars: withOwnBar(totals, bars.rows), series: series.rows };
+  }
+
+  // The scope's own events (a visit to a county's seat itself) are in none of its children's
+  // rows: they get a bar of their own, not to be drilled into, so the bars add up to the
+  // figures above them. (Both answers are of the same moment but for a change between them;
+  // the next change draws both again.)
+  function withOwnBar(totals, rows) {
+    if (!rows.length) return rows; // a village: its figures are all its own, shown above
+    const own = {};
+    let any = false;
+    for (const [m] of METRICS) {
+      const children = rows.reduce((sum, r) => sum + (r.values[m] || 0), 0);
+      own[m] = Math.max(0, (totals[m] || 0) - children);
+      any = any || own[m] > 0;
+    }
+    if (!any) return rows;
+    const p = state.scopePath;
+    const self = p.length ? p[p.length - 1] : state.city;
+    return [{ key: self.unitId, name: `${self.name}本级`, values: own, own: true }, ...rows];
   }
 
   // What the statistics were asked for. An answer that comes after the choice changed is not
@@ -577,10 +597,11 @@
         const name = r.name || r.key;
         // A name longer than its room keeps its start (anchored at its end, it lost it).
         const shown = name.length > fits ? `${name.slice(0, fits - 1)}…` : name;
-        const button = drillable
+        const drill = drillable && !r.own; // the scope's own events: nothing below to show
+        const button = drill
           ? ` tabindex="0" role="button" aria-label="${esc(name)}：${num(v)}，下钻"`
           : "";
-        return `<g class="bar${drillable ? " drill" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}"${button}>
+        return `<g class="bar${drill ? " drill" : ""}${r.own ? " own" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}"${button}>
           <title>${esc(name)}：${num(v)}</title>
           <rect class="hit" x="0" y="${y}" width="${W}" height="${rowH}"></rect>
           <text class="label" x="${labelW - fs * 0.5}" y="${y + rowH / 2}">${esc(shown)}</text>
