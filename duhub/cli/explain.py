@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
                 "event",
                 "source",
                 "seq",
-                "occurred (UTC)",
-                "recorded (UTC)",
+                "occurred",
+                "recorded",
                 "log",
                 "unit",
                 "area",
@@ -71,4 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _t(ts) -> str:  # type: ignore[no-untyped-def]
-    return ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+    # RFC 3339 to the nanosecond, as --as-of, --from and --to take it: cut to the second, a
+    # record time given back as --as-of came before its own event.
+    return ts.ToJsonString()

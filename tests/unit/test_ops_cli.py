@@ -949,3 +949,32 @@ def test_a_hub_slow_to_answer_a_new_connection_is_waited_for(tmp_path: Path) -> 
         hub.stop(grace=0)
     assert done.returncode == 0, done.stderr
     assert "420581" in done.stdout
+
+
+def test_the_record_time_explain_prints_answers_as_of_then_with_its_event(tmp_path: Path) -> None:
+    # Ops reproduce a figure as of a moment from the record times `explain` lists. Before,
+    # the table cut them to the second (`2026-12-05 06:18:16`, recorded at 06:18:16.116…):
+    # `--as-of` that moment came before the event, and the figure read 0.
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0", http=""))
+    hub.start()
+    try:
+        target = ["--target", hub.address]
+        sent = duhub_env(
+            {"HOME": str(tmp_path)},
+            "publish",
+            str(ROOT / "examples" / "quickstart.jsonl"),
+            "--outbox",
+            str(tmp_path / "outbox.db"),
+            *target,
+        )
+        assert sent.returncode == 1, sent.stdout + sent.stderr  # one line rejected on purpose
+        shown = duhub("explain", "--metric", "visits", *target)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith("visits = 2, from 2 events\n"), shown.stdout
+        header, *_, last = shown.stdout.splitlines()[1:]
+        recorded = last[header.index("recorded") : header.index("log")].strip()
+        then = duhub("query", "stats", "--metric", "visits", "--as-of", recorded, *target)
+    finally:
+        hub.stop(grace=0)
+    assert then.returncode == 0, then.stderr
+    assert then.stdout.splitlines()[-1].strip() == "2", then.stdout
