@@ -61,7 +61,13 @@ def host_port(off: bool = False) -> Callable[[str], str]:
 def target_problem(text: str) -> str | None:
     """Return why a hub address given to a client cannot be one, or None. gRPC took a port past
     65535 modulo 65536 (`127.0.0.1:99999` reached port 34463) and port 0 as no answer. Only an
-    explicit port is checked: a scheme (dns:///, ipv4:, unix:) or a bare host is gRPC's."""
+    explicit port is checked: a scheme (dns:///, ipv4:, unix:) or a bare host is gRPC's, but
+    a web address (the dashboard's) is no gRPC one: gRPC looked it up as a host name, and the
+    command said "no hub answers" (exit 3) as if the hub were down."""
+    if text.lower().startswith(("http://", "https://")):
+        return (
+            f"{text!r} is a web address; the hub's gRPC address is HOST:PORT (e.g. 127.0.0.1:50051)"
+        )
     if "://" in text or text.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:")):
         return None
     host, sep, port = text.rpartition(":")

@@ -978,3 +978,17 @@ def test_the_record_time_explain_prints_answers_as_of_then_with_its_event(tmp_pa
         hub.stop(grace=0)
     assert then.returncode == 0, then.stderr
     assert then.stdout.splitlines()[-1].strip() == "2", then.stdout
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:50051", "https://hub.example.org:50051/"])
+def test_a_web_address_for_the_hub_is_refused_naming_target(tmp_path: Path, value: str) -> None:
+    # A new user copies the dashboard's http:// address. Before, gRPC took it for a host
+    # name and the command said "no hub answers … Misformatted domain name; start one with
+    # 'duhub up'" (exit 3), as if the hub were down.
+    done = duhub_env({"HOME": str(tmp_path)}, "campaigns", "--target", value)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"error: argument --target: '{value}'" in done.stderr
+    assert "HOST:PORT" in done.stderr and "no hub answers" not in done.stderr
+    done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": value}, "campaigns")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"DUHUB_TARGET='{value}'" in done.stderr and "HOST:PORT" in done.stderr
