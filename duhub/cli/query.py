@@ -56,12 +56,18 @@ def _fmt_time(ts) -> str:  # type: ignore[no-untyped-def]
     return ts.ToDatetime().strftime("%Y-%m-%d %H:%M") + "Z"
 
 
-def _scope_name(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> str:
+def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
+    """Return the scope's (unit id, name): the city's when none is given."""
     if not unit_id:
         cities = stub.ListUnits(qpb.ListUnitsRequest(parent_id="")).units
-        return f"{cities[0].name} ({cities[0].unit_id})" if cities else "(no units)"
+        return (cities[0].unit_id, cities[0].name) if cities else ("", "(no units)")
     u = stub.GetUnit(qpb.GetUnitRequest(unit_id=unit_id))
-    return f"{u.name} ({u.unit_id})"
+    return u.unit_id, u.name
+
+
+def _scope_name(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> str:
+    uid, name = _scope_unit(stub, unit_id)
+    return f"{name} ({uid})" if uid else name
 
 
 def coverage(args: argparse.Namespace) -> int:
@@ -163,13 +169,14 @@ def stats(args: argparse.Namespace) -> int:
         req.group_by = GROUP_BY[args.group_by]
     try:
         reply = stub.GetStatistics(req, timeout=30)
-        scope = "" if args.json else _scope_name(stub, args.scope or "")
+        scope_id, scope_name = ("", "") if args.json else _scope_unit(stub, args.scope or "")
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:
         print(client.reply_json(reply))
         return client.EXIT_OK
     window = f"{args.from_ or '…'} .. {args.to or '…'}"
+    scope = f"{scope_name} ({scope_id})" if scope_id else scope_name
     print(
         f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
         + (f", as of {args.as_of}" if args.as_of else "")
@@ -185,17 +192,22 @@ def stats(args: argparse.Namespace) -> int:
             cells.append(row.name)
         cells += [row.values.get(x, 0) for x in metrics]
         rows.append(cells)
-    if args.group_by and len(reply.rows) > 1:
+    # By unit always: the scope's own events (a visit of a county's HQ) are in no child's
+    # row, and a village has no children.
+    if args.group_by == "unit" or (args.group_by and len(reply.rows) > 1):
         total: list[object] = ["total 合计"] + ([""] if args.group_by == "unit" else [])
         if args.group_by == "unit":
-            # The scope's own events (at the unit itself) are in no child's row: its total is
-            # the figure of the whole subtree, asked without grouping.
+            # The total is the whole subtree's figure, asked without grouping; what the
+            # children's rows leave of it is the scope's own, listed so the rows add up.
             req.group_by = qpb.GROUP_BY_UNSPECIFIED
             try:
                 whole = stub.GetStatistics(req, timeout=30).rows[0].values
             except grpc.RpcError as e:
                 client.fail_rpc(e, address)
             total += [whole.get(x, 0) for x in metrics]
+            own = [whole.get(x, 0) - sum(r.values.get(x, 0) for r in reply.rows) for x in metrics]
+            if any(own):
+                rows.insert(0, [scope_id, f"{scope_name} 本级 itself", *own])
         elif m.PROBLEMS_OPEN in metrics:
             last = reply.rows[-1].values
             total += [

@@ -951,10 +951,10 @@ def test_a_hub_slow_to_answer_a_new_connection_is_waited_for(tmp_path: Path) -> 
     assert "420581" in done.stdout
 
 
-def test_the_record_time_explain_prints_answers_as_of_then_with_its_event(tmp_path: Path) -> None:
-    # Ops reproduce a figure as of a moment from the record times `explain` lists. Before,
-    # the table cut them to the second (`2026-12-05 06:18:16`, recorded at 06:18:16.116…):
-    # `--as-of` that moment came before the event, and the figure read 0.
+@pytest.fixture
+def quickstart(tmp_path: Path) -> Iterator[list[str]]:
+    """A hub holding examples/quickstart.jsonl, published as the README does; yields the
+    --target option of its address."""
     hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0", http=""))
     hub.start()
     try:
@@ -968,16 +968,44 @@ def test_the_record_time_explain_prints_answers_as_of_then_with_its_event(tmp_pa
             *target,
         )
         assert sent.returncode == 1, sent.stdout + sent.stderr  # one line rejected on purpose
-        shown = duhub("explain", "--metric", "visits", *target)
-        assert shown.returncode == 0, shown.stderr
-        assert shown.stdout.startswith("visits = 2, from 2 events\n"), shown.stdout
-        header, *_, last = shown.stdout.splitlines()[1:]
-        recorded = last[header.index("recorded") : header.index("log")].strip()
-        then = duhub("query", "stats", "--metric", "visits", "--as-of", recorded, *target)
+        yield target
     finally:
         hub.stop(grace=0)
+
+
+def test_the_record_time_explain_prints_answers_as_of_then_with_its_event(
+    quickstart: list[str],
+) -> None:
+    # Ops reproduce a figure as of a moment from the record times `explain` lists. Before,
+    # the table cut them to the second (`2026-12-05 06:18:16`, recorded at 06:18:16.116…):
+    # `--as-of` that moment came before the event, and the figure read 0.
+    shown = duhub("explain", "--metric", "visits", *quickstart)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("visits = 2, from 2 events\n"), shown.stdout
+    header, *_, last = shown.stdout.splitlines()[1:]
+    recorded = last[header.index("recorded") : header.index("log")].strip()
+    then = duhub("query", "stats", "--metric", "visits", "--as-of", recorded, *quickstart)
     assert then.returncode == 0, then.stderr
     assert then.stdout.splitlines()[-1].strip() == "2", then.stdout
+
+
+def test_stats_by_unit_lists_the_scopes_own_events_so_the_rows_add_up(
+    quickstart: list[str],
+) -> None:
+    # The quick start's city group visits 宜都市 (420581) itself, which is in none of its
+    # townships' rows. Before, `--scope 420581 --group-by unit` showed the townships'
+    # 1 + 0 + … and a total of 2, with nothing to say where the other visit was.
+    shown = duhub(
+        "query", "stats", "--metric", "visits,problems_found", "--scope", "420581",
+        "--group-by", "unit", *quickstart,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines()[3:]]
+    total, parts = rows[-1], rows[:-1]
+    assert total[:2] == ["total", "合计"] and total[2:] == ["2", "1"], shown.stdout
+    own = [r for r in parts if r[0] == "420581"]
+    assert own and own[0][-2:] == ["1", "0"], shown.stdout
+    assert [sum(int(r[-i]) for r in parts) for i in (2, 1)] == [2, 1], shown.stdout
 
 
 @pytest.mark.parametrize("value", ["http://127.0.0.1:50051", "https://hub.example.org:50051/"])
