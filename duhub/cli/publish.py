@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -118,10 +119,30 @@ def parse_event(line: str) -> pb.Event:
         raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
     try:
         return json_format.ParseDict(js, pb.Event())
-    except json_format.ParseError:
+    except json_format.ParseError as e:
+        bad = _BAD_TIME.match(str(e))
+        if bad:
+            raise json_format.ParseError(_bad_time(js, bad.group(1))) from e
         raise
     except Exception as e:  # noqa: BLE001 - as json_format.Parse: what ParseDict raises else
         raise json_format.ParseError(str(e)) from e
+
+
+# protobuf's answer to a time that is not RFC 3339 quotes what its parser cut of it ('2022-11'
+# of '2022-11-05') and a strptime format: neither what the line holds nor what it should.
+_BAD_TIME = re.compile(r"Failed to parse \w+ field: time data .* at Event\.([\w.]+)\.$")
+
+
+def _bad_time(js: object, path: str) -> str:
+    """Say that the time at `path` (`campaignLaunched.startsAt`) is not RFC 3339, quoting it."""
+    value = js
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    shown = f" {value!r}" if isinstance(value, str) else ""
+    return (
+        f"{path}:{shown} is not an RFC 3339 time: a date, a time and an offset, e.g. "
+        "2022-11-05T00:00:00Z or 2022-11-05T08:00:00+08:00 (a date alone is for the command line)"
+    )
 
 
 def _send(

@@ -137,6 +137,35 @@ def test_a_field_given_in_both_spellings_is_rejected_not_taken_at_random(
     }
 
 
+@pytest.mark.parametrize(
+    ("time", "field"),
+    [
+        ("occurredAt", "occurredAt"),
+        ("occurred_at", "occurred_at"),
+        ("startsAt", "campaignLaunched.startsAt"),
+    ],
+)
+@pytest.mark.parametrize("value", ["2022-11-05", "2022-11-05 08:00:00+08:00"])
+def test_a_time_that_is_not_rfc_3339_is_rejected_naming_the_field_and_the_form(
+    hub: Hub, tmp_path: Path, time: str, field: str, value: str
+) -> None:
+    """The command line takes a date for a time; an event does not. Before, the line was
+    answered with protobuf's "Failed to parse occurredAt field: time data '2022-11' does not
+    match format '%Y-%m-%dT%H:%M:%S'": not what the line holds, nor what it should."""
+    event = sanction("when-1", "420528", 1)
+    if time == "startsAt":
+        event = {**event, "campaignLaunched": {"campaignId": "c", "startsAt": value}}
+        del event["sanctionImposed"]
+    else:
+        del event["occurredAt"]
+        event[time] = value
+    done = publish(hub, tmp_path, json.dumps(event).encode() + b"\n")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0 accepted, 0 duplicate, 1 rejected" in done.stdout
+    assert f"{field}: {value!r} is not an RFC 3339 time" in done.stdout, done.stdout
+    assert "2022-11-05T00:00:00Z" in done.stdout and "time data" not in done.stdout
+
+
 def big_campaign(n: int, targets: list[str]) -> dict[str, object]:
     """A campaign of the city near the limits (1,000 groups, 100,000 targets): about 2 MB."""
     groups = [
