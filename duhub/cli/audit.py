@@ -13,6 +13,7 @@ from duhub.audit.chain import audit, parse_checkpoint
 from duhub.audit.records import log_records
 from duhub.cli import client
 from duhub.cli.startup import FAILURES, failure
+from duhub.log.embedded import EmbeddedLog
 
 EXIT_TAMPERED = 4
 
@@ -27,8 +28,9 @@ def verify(args: argparse.Namespace) -> int:
             client.fail(str(e), client.EXIT_USAGE)
     try:
         records = log_records(spec)
-    except FileNotFoundError as e:
-        client.fail(str(e), client.EXIT_USAGE)
+    except FileNotFoundError:
+        option = "--log" if args.log else "--data-dir"  # the one given, as replay names it
+        client.fail(f"{option}: no {EmbeddedLog.FILE} in {spec}", client.EXIT_USAGE)
     except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer
         client.fail(failure(e, "", spec), client.EXIT_USAGE)
     report = audit(records, until)

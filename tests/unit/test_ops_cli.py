@@ -163,13 +163,18 @@ def test_fresh_starts_over_in_postgresql_too(hub: Pipeline) -> None:
         assert replay_digest(done) == cut
 
 
-def test_replay_of_a_data_dir_without_a_log_is_refused_and_makes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["replay", "audit verify"])
+@pytest.mark.parametrize("option", ["--data-dir", "--log"])
+def test_replay_of_a_data_dir_without_a_log_is_refused_and_makes_nothing(
+    tmp_path: Path, command: str, option: str
+) -> None:
     # Before, a mistyped --data-dir got an empty log, read model and replay.db made in it,
     # and the replay of nothing was "equal: the live figures are exactly what the log gives".
+    # audit verify named neither option ("log: no events.log in …").
     typo = tmp_path / "dat"
-    done = duhub("replay", "--data-dir", str(typo))
+    done = duhub(*command.split(), option, str(typo))
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"--data-dir: no events.log in {typo}" in done.stderr
+    assert f"duhub: {option}: no events.log in {typo}" in done.stderr
     assert not typo.exists()
 
 
