@@ -96,10 +96,33 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
             EXIT_UNREACHABLE,
         )
     if status in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        fail(f"{status.name}: {detail}", EXIT_DENIED)
+        fail(f"{status.name}: {_given_as(detail)}", EXIT_DENIED)
     if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
-        fail(detail, EXIT_USAGE)
+        fail(_given_as(detail), EXIT_USAGE)
     fail(f"{status.name}: {detail}", EXIT_UNREACHABLE)
+
+
+# The command-line spelling of the request fields a hub's refusal names first.
+OPTION_OF = {
+    "scope_unit_id": "--scope",
+    "campaign_id": "--campaign",
+    "metrics": "--metric",
+    "metric": "--metric",
+    "area": "--area",
+    "from": "--from",
+    "to": "--to",
+    "as_of": "--as-of",
+    "group_by": "--group-by",
+    "limit": "--limit",
+    "parent_id": "PARENT",
+}
+
+
+def _given_as(detail: str) -> str:
+    """Add the option a refused field was given as: the hub names the request's field
+    (`scope_unit_id: unknown unit '9'`), which the user never typed."""
+    option = OPTION_OF.get(detail.partition(":")[0])
+    return f"{detail} (given as {option})" if option else detail
 
 
 def reply_json(msg: Message) -> str:

@@ -1025,3 +1025,39 @@ def test_a_web_address_for_the_hub_is_refused_naming_target(tmp_path: Path, valu
     done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": value}, "campaigns")
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"DUHUB_TARGET='{value}'" in done.stderr and "HOST:PORT" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def bare_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A hub holding only the reference hierarchy; yields its address."""
+    hub = Hub(HubConfig(tmp_path_factory.mktemp("bare") / "data", listen="127.0.0.1:0", http=""))
+    hub.start()
+    yield hub.address
+    hub.stop(grace=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "option"),
+    [
+        (["query", "stats", "--metric", "visits", "--scope", "999999"], "scope_unit_id", "--scope"),
+        (["query", "stats", "--metric", "visit"], "metrics", "--metric"),
+        (["query", "stats", "--metric", "visits", "--area", "Ecology"], "area", "--area"),
+        (["query", "stats", "--metric", "visits", "--group-by", "month"], "from", "--from"),
+        (["query", "coverage", "--campaign", "nosuch"], "campaign_id", "--campaign"),
+        (
+            ["explain", "--metric", "visits", "--from", "2023-01-01", "--to", "2022-01-01"],
+            "to",
+            "--to",
+        ),
+        (["units", "nope"], "parent_id", "PARENT"),
+    ],
+)
+def test_a_question_the_hub_refuses_names_the_option_the_user_gave(
+    bare_hub: str, args: list[str], field: str, option: str
+) -> None:
+    # The hub names the request's field (scope_unit_id); the user typed --scope. Before,
+    # 'duhub query stats --scope 999999' said only "scope_unit_id: unknown unit '999999'".
+    done = duhub(*args, "--target", bare_hub)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = done.stderr.strip()
+    assert line.startswith(f"duhub: {field}: ") and line.endswith(f" (given as {option})"), line
