@@ -24,7 +24,14 @@ from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.schema import metadata
 from duhub.timeparse import parse_time
-from services.aggregate.replay import ReplayCut, ReplayProgress, claim_cut, cut_metadata, replay
+from services.aggregate.replay import (
+    ReplayCut,
+    ReplayProgress,
+    claim_cut,
+    cut_metadata,
+    log_identity,
+    replay,
+)
 from services.aggregate.verify import NotComparable, compare_with_live
 
 EXIT_DAMAGED = 4  # the log is damaged (as audit verify's exit 4)
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         _start_over(target_url)
     target = _open(target_url, "--into")
     try:
-        claim_cut(target, ReplayCut(until, since, start))
+        claim_cut(target, ReplayCut(until, since, start), log_identity(log))
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
     show = sys.stderr.isatty() or args.progress

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -66,13 +67,32 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
-def claim_cut(target: Engine, cut: ReplayCut) -> None:
-    """Record in `target` that it is a replay as `cut`; raise ValueError when it already holds
-    a replay this one cannot continue (another cut, or counted from elsewhere)."""
+def log_identity(log: EventLog) -> str:
+    """Return what tells this log from another: the place and a hash of its first record
+    (which carries ingest's stamp), however the log's address is spelt; "" for an empty log."""
+    for p, end in sorted(log.end_offsets().items()):
+        first = log.read(p, 0, 1) if end else []
+        if first:
+            return f"{p}:{first[0].offset}:{hashlib.sha256(first[0].value).hexdigest()}"
+    return ""
+
+
+def claim_cut(target: Engine, cut: ReplayCut, log_id: str = "") -> None:
+    """Record in `target` that it is a replay as `cut` of the log `log_id` (log_identity);
+    raise ValueError when it already holds a replay this one cannot continue (of another log,
+    another cut, or counted from elsewhere)."""
     cut_metadata.create_all(target)
     with target.begin() as conn:
         rows = dict(conn.execute(select(replay_cut.c.name, replay_cut.c.value)).tuples().all())
         applied = any(read_positions_in(conn).values())
+        if applied and rows.get("log", log_id) != log_id:
+            # Resumed, the other log's records past its positions were folded onto this
+            # state (a replay of `make run`'s ./data, then of the Kafka log, both into the
+            # default DATA/replay.db).
+            raise ValueError(
+                "--into: holds a replay of another log (its first record is not this log's): "
+                "add --fresh to start over, or give another --into"
+            )
         if applied:
             if rows:
                 earlier = ReplayCut(
@@ -95,6 +115,7 @@ def claim_cut(target: Engine, cut: ReplayCut) -> None:
                 {"name": "until_ns", "value": json.dumps(cut.until_ns)},
                 {"name": "since_ns", "value": json.dumps(cut.since_ns)},
                 {"name": "start", "value": json.dumps({str(p): o for p, o in cut.start.items()})},
+                {"name": "log", "value": log_id},
             ],
         )
 

@@ -148,6 +148,36 @@ def test_a_cut_replay_does_not_resume_a_target_holding_more(hub: Pipeline, tmp_p
     assert counted.returncode == 2 and "--from-time" in counted.stderr
 
 
+def test_a_replay_does_not_resume_a_target_built_from_another_log(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # The default --into is DATA/replay.db: after `duhub replay` of `make run`'s ./data, a
+    # replay of another log (the Kafka one, `--log kafka://…`) from the same directory
+    # "resumed" from the first log's positions: the other log's records past them were
+    # folded onto the first's state, and the comparison waited 60 s and blamed the live
+    # read model ("stayed behind the replayed one").
+    other = Pipeline.open()
+    try:
+        other.clock.now = at("2023-03-01")
+        other.publish(hierarchy(), allow_reference=True)
+        other.tailer.catch_up()
+        into = f"sqlite:///{tmp_path / 'replay.db'}"
+        first = duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare")
+        assert first.returncode == 0, first.stdout + first.stderr
+        again = duhub("replay", "--data-dir", str(other.dir), "--into", into, "--wait", "1")
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert "--into: holds a replay of another log" in again.stderr, again.stderr
+        assert "--fresh" in again.stderr
+        fresh = duhub("replay", "--data-dir", str(other.dir), "--into", into, "--fresh")
+        assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+        assert "equal: the live figures are exactly what the log gives" in fresh.stdout
+        # The same log again continues, as it always did.
+        same = duhub("replay", "--data-dir", str(other.dir), "--into", into)
+        assert same.returncode == 0 and "replayed 0 log records" in same.stdout, same.stdout
+    finally:
+        other.close()
+
+
 def test_fresh_starts_over_in_postgresql_too(hub: Pipeline) -> None:
     # --fresh deleted a SQLite target's file and did nothing to any other: a replay into a
     # PostgreSQL database "started over" by resuming what it held.
