@@ -150,9 +150,8 @@ def check_within(principal: Principal, unit_id: str, path_of: PathOf, field: str
         return
     path = path_of(unit_id)
     if path is not None and principal.unit_id not in path:
-        raise Forbidden(
-            f"{field}: unit '{unit_id}' lies outside the scope {principal.unit_id} of {principal}"
-        )
+        # str(principal) names the scope ("user alice (scope 420581)", "node 420581").
+        raise Forbidden(f"{field}: unit '{unit_id}' lies outside the scope of {principal}")
 
 
 def scope_for(principal: Principal, requested: str, path_of: PathOf, field: str) -> str:

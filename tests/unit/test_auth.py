@@ -112,6 +112,11 @@ def test_scopes() -> None:
     for outside in (ZHIJIANG, CITY):
         with pytest.raises(Forbidden, match=f"scope: unit '{outside}' lies outside the scope"):
             scope_for(alice, outside, path_of, "scope")
+    # Said once: before, "… outside the scope 420581 of user alice (scope 420581)".
+    for who, whose in ((alice, "user alice (scope 420581)"), (node(YIDU), "node 420581")):
+        with pytest.raises(Forbidden) as refused:
+            scope_for(who, ZHIJIANG, path_of, "scope")
+        assert str(refused.value) == f"scope: unit '{ZHIJIANG}' lies outside the scope of {whose}"
     # Unknown units are left to the question (NOT_FOUND), as for anyone.
     assert scope_for(alice, "nope", path_of, "scope") == "nope"
     # A township user: its county is above it.
