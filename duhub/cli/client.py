@@ -104,25 +104,25 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
 
 # The command-line spelling of the request fields a hub's refusal names first.
 OPTION_OF = {
-    "scope_unit_id": "--scope",
-    "campaign_id": "--campaign",
-    "metrics": "--metric",
-    "metric": "--metric",
-    "area": "--area",
-    "from": "--from",
-    "to": "--to",
-    "as_of": "--as-of",
-    "group_by": "--group-by",
-    "limit": "--limit",
-    "parent_id": "PARENT",
+    "scope_unit_id": "option --scope",
+    "campaign_id": "option --campaign",
+    "metrics": "option --metric",
+    "metric": "option --metric",
+    "area": "option --area",
+    "from": "option --from",
+    "to": "option --to",
+    "as_of": "option --as-of",
+    "group_by": "option --group-by",
+    "limit": "option --limit",
+    "parent_id": "argument PARENT",
 }
 
 
 def _given_as(detail: str) -> str:
-    """Add the option a refused field was given as: the hub names the request's field
+    """Add the option a refused field comes from: the hub names the request's field
     (`scope_unit_id: unknown unit '9'`), which the user never typed."""
     option = OPTION_OF.get(detail.partition(":")[0])
-    return f"{detail} (given as {option})" if option else detail
+    return f"{detail} ({option})" if option else detail
 
 
 def reply_json(msg: Message) -> str:

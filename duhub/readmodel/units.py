@@ -22,7 +22,14 @@ class Scope:
 
 class UnknownUnit(LookupError):
     def __init__(self, field: str, unit_id: str) -> None:
-        super().__init__(f"{field}: unknown unit '{unit_id}'")
+        super().__init__(
+            f"{field}: unknown unit '{unit_id}'"
+            if unit_id
+            # No city: nothing applied yet, or a --db that is not the hub's (a mistyped
+            # sqlite path is made anew, empty). "unknown unit '(the city)'" named no unit.
+            else f"{field}: the read model holds no units (nothing applied to it yet; is "
+            "it the hub's?)"
+        )
 
 
 def resolve_scope(conn: Connection, unit_id: str, field: str = "scope_unit_id") -> Scope:
@@ -34,7 +41,7 @@ def resolve_scope(conn: Connection, unit_id: str, field: str = "scope_unit_id") 
     else:
         rows = plain_rows(conn, sql + "level = ? ORDER BY unit_id LIMIT 1", (int(Level.CITY),))
     if not rows:
-        raise UnknownUnit(field, unit_id or "(the city)")
+        raise UnknownUnit(field, unit_id)
     return Scope(*rows[0])
 
 

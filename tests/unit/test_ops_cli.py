@@ -1069,17 +1069,21 @@ def bare_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.parametrize(
     ("args", "field", "option"),
     [
-        (["query", "stats", "--metric", "visits", "--scope", "999999"], "scope_unit_id", "--scope"),
-        (["query", "stats", "--metric", "visit"], "metrics", "--metric"),
-        (["query", "stats", "--metric", "visits", "--area", "Ecology"], "area", "--area"),
-        (["query", "stats", "--metric", "visits", "--group-by", "month"], "from", "--from"),
-        (["query", "coverage", "--campaign", "nosuch"], "campaign_id", "--campaign"),
+        (
+            ["query", "stats", "--metric", "visits", "--scope", "9"],
+            "scope_unit_id",
+            "option --scope",
+        ),
+        (["query", "stats", "--metric", "visit"], "metrics", "option --metric"),
+        (["query", "stats", "--metric", "visits", "--area", "Ecology"], "area", "option --area"),
+        (["query", "stats", "--metric", "visits", "--group-by", "month"], "from", "option --from"),
+        (["query", "coverage", "--campaign", "nosuch"], "campaign_id", "option --campaign"),
         (
             ["explain", "--metric", "visits", "--from", "2023-01-01", "--to", "2022-01-01"],
             "to",
-            "--to",
+            "option --to",
         ),
-        (["units", "nope"], "parent_id", "PARENT"),
+        (["units", "nope"], "parent_id", "argument PARENT"),
     ],
 )
 def test_a_question_the_hub_refuses_names_the_option_the_user_gave(
@@ -1090,4 +1094,28 @@ def test_a_question_the_hub_refuses_names_the_option_the_user_gave(
     done = duhub(*args, "--target", bare_hub)
     assert done.returncode == 2, done.stdout + done.stderr
     line = done.stderr.strip()
-    assert line.startswith(f"duhub: {field}: ") and line.endswith(f" (given as {option})"), line
+    assert line.startswith(f"duhub: {field}: ") and line.endswith(f" ({option})"), line
+
+
+def test_a_question_to_an_empty_read_model_says_it_is_empty(tmp_path: Path) -> None:
+    # `duhub serve query --db sqlite:///cut.db` with the path mistyped serves a new, empty
+    # read model. Before, every question was "scope_unit_id: unknown unit '(the city)'": no
+    # such unit was asked for, and nothing said the read model held nothing.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duhub.cli.main", "serve", "query", "--listen", "127.0.0.1:0",
+         "--http", "off", "--db", f"sqlite:///{tmp_path / 'typo.db'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        address = re.search(r"listening on (\S+)", line)
+        assert address, line
+        done = duhub("query", "stats", "--metric", "visits", "--target", address.group(1))
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "(the city)" not in done.stderr
+    assert "scope_unit_id: the read model holds no units" in done.stderr, done.stderr
