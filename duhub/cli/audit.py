@@ -35,6 +35,11 @@ def verify(args: argparse.Namespace) -> int:
         client.fail(failure(e, "", spec), client.EXIT_USAGE)
     report = audit(records, until)
     checkpoint_ok = None if until is None else report.checkpoint == args.checkpoint.strip()
+    # Per partition, the records the checkpoint covered that the log no longer has: a tail
+    # deleted breaks no link, so only this names it.
+    missing = {
+        p: o - report.ends.get(p, 0) for p, o in (until or {}).items() if report.ends.get(p, 0) < o
+    }
     if args.json:
         print(
             json.dumps(
@@ -46,6 +51,7 @@ def verify(args: argparse.Namespace) -> int:
                     "seq_gaps": {s: [list(g) for g in gs] for s, gs in report.gaps.items()},
                     "checkpoint": report.checkpoint,
                     "checkpoint_matches": checkpoint_ok,
+                    "checkpoint_missing": {str(p): n for p, n in sorted(missing.items())},
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -56,7 +62,9 @@ def verify(args: argparse.Namespace) -> int:
             f"walked {report.records:,} records of {spec}; {report.chained:,} in "
             f"{len(report.heads)} source chains"
         )
-        if report.ok:
+        if report.ok and missing:
+            print("every link holds, but records are gone from the end (below)")
+        elif report.ok:
             print("every chain is intact: nothing altered, missing, inserted or reordered")
         for f in report.findings:
             print(
@@ -69,7 +77,14 @@ def verify(args: argparse.Namespace) -> int:
                 shown = ", ".join(f"{a}→{b}" for a, b in gaps[:10])
                 more = f" and {len(gaps) - 10} more" if len(gaps) > 10 else ""
                 print(f"  {source}: {shown}{more}")
-        if checkpoint_ok is not None:
+        if missing:
+            where = "; ".join(
+                f"partition {p} at {until[p] - n}, the checkpoint at {until[p]} ({n:,} "
+                f"record{'s' if n != 1 else ''} it covered {'are' if n != 1 else 'is'} gone)"
+                for p, n in sorted(missing.items())
+            )
+            print(f"checkpoint DIFFERS: the log ends before it: {where}")
+        elif checkpoint_ok is not None:
             print(checkpoint_verdict(checkpoint_ok, report.ok))
         print(f"checkpoint (write it down; verify later with --checkpoint):\n  {report.checkpoint}")
     return 0 if report.ok and checkpoint_ok is not False else EXIT_TAMPERED

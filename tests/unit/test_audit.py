@@ -4,6 +4,7 @@ each found at the right place; an intact log and its checkpoint verify."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import struct
 import zlib
@@ -215,6 +216,30 @@ def test_a_matching_checkpoint_is_not_called_an_intact_log_beside_a_finding(
     assert "ALTERED" in out
     assert "the log up to it is as it was" not in out, out
     assert "every chain's head up to it is as it was then; the findings above lie before" in out
+
+
+def test_a_log_cut_short_of_its_checkpoint_is_named_as_records_missing_from_its_end(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The last events deleted: no later link finds that (every chain is intact), only the
+    # checkpoint written down before. Before, all it said was "checkpoint DIFFERS: the log
+    # up to it changed", as for a changed byte, and the JSON did not say where.
+    checkpoint = audit(log_records(str(stored_log))).checkpoint
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    write(data, items[:-2])
+    code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", checkpoint])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "every chain is intact" not in out and "every link holds, but records are gone" in out
+    end = len(items)
+    assert (
+        f"checkpoint DIFFERS: the log ends before it: partition 0 at {end - 2}, the checkpoint "
+        f"at {end} (2 records it covered are gone)"
+    ) in out, out
+    code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", checkpoint, "--json"])
+    assert code == 4
+    assert json.loads(capsys.readouterr().out)["checkpoint_missing"] == {"0": 2}
 
 
 def test_parse_checkpoint_names_the_option_when_malformed() -> None:
