@@ -163,6 +163,12 @@ def scope_for(principal: Principal, requested: str, path_of: PathOf, field: str)
     if unlimited(principal, path_of):
         return requested
     if not requested:
+        if path_of(principal.unit_id) is None:
+            # Else answered "unknown unit '999'" as if the caller had asked for it.
+            raise Forbidden(
+                f"{field}: the scope of {principal} is no unit this hub knows: its "
+                "credentials were made for another hub, or with a mistyped --scope"
+            )
         return principal.unit_id
     check_within(principal, requested, path_of, field)
     return requested

@@ -122,7 +122,8 @@ def _given_as(detail: str) -> str:
     """Add the option a refused field comes from: the hub names the request's field
     (`scope_unit_id: unknown unit '9'`), which the user never typed."""
     option = OPTION_OF.get(detail.partition(":")[0])
-    return f"{detail} ({option})" if option else detail
+    # A reason that names options itself ("made with a mistyped --scope") is left alone.
+    return f"{detail} ({option})" if option and "--" not in detail else detail
 
 
 def reply_json(msg: Message) -> str:

@@ -112,6 +112,15 @@ def test_scopes() -> None:
     for outside in (ZHIJIANG, CITY):
         with pytest.raises(Forbidden, match=f"scope: unit '{outside}' lies outside the scope"):
             scope_for(alice, outside, path_of, "scope")
+    # A user certificate made for a scope the hub does not know ('duhub certs user --scope
+    # 999' cannot check it offline). Before, the empty request became '999', answered
+    # "scope_unit_id: unknown unit '999'", and the command line blamed --scope, not given.
+    with pytest.raises(Forbidden) as refused:
+        scope_for(user("carol", "999"), "", path_of, "scope_unit_id")
+    assert str(refused.value) == (
+        "scope_unit_id: the scope of user carol (scope 999) is no unit this hub knows: "
+        "its credentials were made for another hub, or with a mistyped --scope"
+    )
     # Said once: before, "… outside the scope 420581 of user alice (scope 420581)".
     for who, whose in ((alice, "user alice (scope 420581)"), (node(YIDU), "node 420581")):
         with pytest.raises(Forbidden) as refused:
