@@ -1119,3 +1119,23 @@ def test_a_question_to_an_empty_read_model_says_it_is_empty(tmp_path: Path) -> N
     assert done.returncode == 2, done.stdout + done.stderr
     assert "(the city)" not in done.stderr
     assert "scope_unit_id: the read model holds no units" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("command", [["up", "--no-simulate"], ["serve", "query"]])
+def test_a_dashboard_port_in_use_is_refused_naming_http(tmp_path: Path, command: list[str]) -> None:
+    # A new user's 8080 is often taken. Before, it said "http: cannot bind …": no such
+    # option; --listen's refusal names --listen.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    address = f"127.0.0.1:{taken.getsockname()[1]}"
+    try:
+        done = duhub(
+            *command, "--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
+            "--http", address, "--metrics", "off",
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f": --http: cannot bind {address}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -328,7 +328,7 @@ class DashboardServer:
         try:
             self.httpd: _Server = server_class((host, port), _Handler)
         except OSError as e:
-            raise OSError(f"http: cannot bind {listen}: {e.strerror or e}") from e
+            raise OSError(f"--http: cannot bind {listen}: {e.strerror or e}") from e
         self.httpd.app = self
         tls = security.http_ssl_context()
         if tls is not None:
