@@ -677,15 +677,32 @@ _FIRSTS_ADD = _FIRSTS_POINTS + (
 )
 
 
+# SQLite, a point at a time (no statement has more variables than SQLite allows): the same
+# two statements with the point's values in place of `p` (?1..?6 in its column order). Through
+# the one-row `p` above SQLite scanned the whole table for every point it deleted from (its
+# plan: SCAN coverage_firsts), ~28 µs a record of a replay's writes; keyed on the point's
+# target it searches the primary key.
+_FIRSTS_DROP_ONE = (
+    "DELETE FROM coverage_firsts WHERE campaign_id = ?1 AND group_id = ?2 AND unit_id = ?3 "
+    "AND recorded_at >= ?4 AND first_at >= ?6 AND NOT (recorded_at = ?4 AND first_at = ?6)"
+)
+_FIRSTS_ADD_ONE = (
+    "INSERT INTO coverage_firsts (campaign_id, group_id, unit_id, recorded_at, county_id, "
+    "first_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM coverage_firsts f "
+    "WHERE f.campaign_id = ?1 AND f.group_id = ?2 AND f.unit_id = ?3 AND f.recorded_at <= ?4 "
+    "AND f.first_at <= ?6)"
+)
+
+
 def _add_first_points(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql":
         for sql in (_FIRSTS_DROP, _FIRSTS_ADD):
             _execute_values(conn, sql.format(values="%s"), rows)
-    else:  # a point at a time: no statement has more variables than SQLite allows
-        for sql in (_FIRSTS_DROP, _FIRSTS_ADD):
-            conn.exec_driver_sql(sql.format(values="(?, ?, ?, ?, ?, ?)"), rows)
+    else:
+        for sql in (_FIRSTS_DROP_ONE, _FIRSTS_ADD_ONE):
+            conn.exec_driver_sql(sql, rows)
 
 
 def _set_positions(
