@@ -1,4 +1,8 @@
-"""What an accepted event changes in the read model, as plain values."""
+"""What an accepted event changes in the read model, as plain values.
+
+Not frozen: a frozen dataclass sets each field through object.__setattr__, and a few are made
+per event (a Seen took ~2 µs against ~0.4 µs, by measure). Nothing changes them once made.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from duhub.domain.events import Nanos
 from duhub.domain.model import Campaign, Problem, Unit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Seen:
     """The event is applied: its id and (source, seq) are taken."""
 
@@ -23,24 +27,24 @@ class Seen:
     offset: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnitAdded:
     unit: Unit
     recorded_at: Nanos = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CampaignAdded:
     campaign: Campaign
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProblemAdded:
     problem: Problem
     event_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProblemClosed:
     problem_id: str
     at: Nanos
@@ -48,12 +52,12 @@ class ProblemClosed:
     recorded_at: Nanos = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LetterAdded:
     letter_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Counted:
     """`value` more of `metric` at event time `at`, for a unit (with its ancestors) and area."""
 
@@ -66,7 +70,7 @@ class Counted:
     recorded_at: Nanos
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Covered:
     """A visit inside the window covered one target of one group."""
 
