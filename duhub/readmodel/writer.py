@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -133,8 +134,11 @@ def rollup_rows(counted: Iterable[CountedRow]) -> list[tuple[object, ...]]:
     """Return the rollup rows of a batch's counted figures: one row per key, summed."""
     rollups: dict[tuple[str, int, str, str, int], tuple[int, int]] = {}
     # The hottest loop of the aggregator (a dozen rollup keys per counted fact): bucket starts
-    # are looked up per hour.
-    for path, metric, area, at, value in counted:
+    # are looked up per hour. Taken by path, the rows come out grouped by scope, which SQLite's
+    # upsert finds near each other in the key's order: by measure (the 200k log's first 100k
+    # records, 3 alternating runs) its statement took 10-11 us a record against 16-17, the
+    # sort ~1 us (sorting the rows themselves cost 4-6 us).
+    for path, metric, area, at, value in sorted(counted, key=itemgetter(0)):
         hour = at // HOUR_NS
         by_depth = _BUCKETS.get(hour)
         if by_depth is None:
