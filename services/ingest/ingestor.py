@@ -138,31 +138,31 @@ class _PendingTail:
 
 class _Current:
     """The read-model facts the batch being checked was prepared with (`Ingestor.commit`
-    points it there): the bottom of the pending tail's lookups."""
+    points it there): the bottom of the pending tail's lookups.
+
+    Its methods are those of the knowledge it points to, bound when pointed (not a method
+    that forwards each call: several lookups per event reach the bottom)."""
+
+    unit: Callable[[str], Unit | None]
+    campaign: Callable[[str], Campaign | None]
+    problem: Callable[[str], Problem | None]
+    has_letter: Callable[[str], bool]
+    event_digest: Callable[[str], bytes | None]
+    seq_owner: Callable[[str, int], str | None]
+    source_head: Callable[[str], bytes | None]
 
     def __init__(self, current: ReadModelKnowledge) -> None:
+        self.point(current)
+
+    def point(self, current: ReadModelKnowledge) -> None:
         self.current = current
-
-    def unit(self, unit_id: str) -> Unit | None:
-        return self.current.unit(unit_id)
-
-    def campaign(self, campaign_id: str) -> Campaign | None:
-        return self.current.campaign(campaign_id)
-
-    def problem(self, problem_id: str) -> Problem | None:
-        return self.current.problem(problem_id)
-
-    def has_letter(self, letter_id: str) -> bool:
-        return self.current.has_letter(letter_id)
-
-    def event_digest(self, event_id: str) -> bytes | None:
-        return self.current.event_digest(event_id)
-
-    def seq_owner(self, source: str, seq: int) -> str | None:
-        return self.current.seq_owner(source, seq)
-
-    def source_head(self, source: str) -> bytes | None:
-        return self.current.source_head(source)
+        self.unit = current.unit
+        self.campaign = current.campaign
+        self.problem = current.problem
+        self.has_letter = current.has_letter
+        self.event_digest = current.event_digest
+        self.seq_owner = current.seq_owner
+        self.source_head = current.source_head
 
 
 @dataclass(slots=True)
@@ -252,16 +252,18 @@ class Ingestor:
         # Stamped as they are decoded, not again under the lock: `commit` stamps anew only
         # when another batch took a later time first (concurrent streams).
         now = self.clock()
+        result_of, answer, take = ipb.EventResult, results.append, decoded.append
         for i, msg in enumerate(events):
             # An id too long to be valid is echoed cut short: answers stay small.
-            results.append(ipb.EventResult(event_id=msg.event_id[:MAX_EVENT_ID]))
+            result = result_of(event_id=msg.event_id[:MAX_EVENT_ID])
+            answer(result)
             if isinstance(msg, Unreadable):
-                _reject(results[i], msg.field, msg.reason)
+                _reject(result, msg.field, msg.reason)
                 continue
             try:
-                decoded.append((i, msg, event_from_pb(msg, recorded_at=now)))
+                take((i, msg, event_from_pb(msg, recorded_at=now)))
             except InvalidEvent as e:
-                _reject(results[i], e.field, e.reason)
+                _reject(result, e.field, e.reason)
         knowledge = self._take()
         ticket = next(self._tickets)
         try:
@@ -306,43 +308,44 @@ class Ingestor:
         if not self._resumed:
             self._resume()
             self._resumed = True
-        self._base.current = prepared.knowledge
+        self._base.point(prepared.knowledge)
         # recorded_at never goes back in log order.
         now = self._last_now = max(prepared.now, self._last_now)
         restamp = now != prepared.now
         recorded_at = from_nanos(now)
         batch = WorkingSet(self._tail.knowledge())
-        accepted: list[tuple[int, bytes]] = []
-        duplicates: list[int] = []
+        # (event's index, its id, its source, the record's value). The domain event's id and
+        # source: the strings the tail's other maps hold too, not copies.
+        accepted: list[tuple[int, str, str, bytes]] = []
+        duplicates: list[tuple[int, str]] = []
+        heads, source_head, new_event = batch.heads, batch.source_head, pb.Event
         for i, msg, event in decoded:
             if restamp:
                 event = event.stamped(now)
             # Only the state the next checks need: the rollups are the aggregator's.
             verdict, _ = fold(event, batch, now, allow_reference=allow_reference, rollups=False)
             if verdict.kind == "accepted":
-                stored = pb.Event()
+                source = event.source
+                stored = new_event()
                 stored.CopyFrom(msg)
                 stored.recorded_at.CopyFrom(recorded_at)
                 # Link the source's hash chain: a later edit, deletion, insertion or swap
                 # of its events breaks a link that `duhub audit verify` finds.
-                stored.prev_hash = batch.source_head(msg.source) or b""
+                stored.prev_hash = source_head(source) or b""
                 value = stored.SerializeToString()
-                batch.heads[msg.source] = chain_hash(value)
-                accepted.append((i, value))
+                heads[source] = chain_hash(value)
+                accepted.append((i, event.event_id, source, value))
             elif verdict.kind == "duplicate":
                 results[i].result = ipb.RESULT_DUPLICATE
-                duplicates.append(i)
+                duplicates.append((i, event.event_id))
             else:
                 _reject(results[i], verdict.field, verdict.reason)
         positions: dict[str, tuple[int, int]] = {}
-        decoded_by_index = {i: msg for i, msg, _ in decoded}
-        # The domain event's id: the string the tail's other maps hold too, not a copy.
-        ids = {i: event.event_id for i, _, event in decoded}
         if accepted:
             # Raises when not durable: nothing is acknowledged and the batch is forgotten.
             try:
                 where = self.log.append(
-                    [(decoded_by_index[i].source.encode(), value) for i, value in accepted]
+                    [(source.encode(), value) for _, _, source, value in accepted]
                 )
             except LogClosed:
                 raise  # the process is stopping: nothing was appended, nothing to resync
@@ -350,17 +353,18 @@ class Ingestor:
                 self._resync()
                 raise
             ends: dict[int, int] = {}
-            for (i, _), (partition, offset) in zip(accepted, where, strict=True):
-                results[i].result = ipb.RESULT_ACCEPTED
-                results[i].partition = partition
-                results[i].offset = offset
-                ends[partition] = max(ends.get(partition, 0), offset + 1)
-                positions[ids[i]] = (partition, offset)
+            for (i, event_id, _, _), (partition, offset) in zip(accepted, where, strict=True):
+                result = results[i]
+                result.result = ipb.RESULT_ACCEPTED
+                result.partition = partition
+                result.offset = offset
+                if offset >= ends.get(partition, 0):
+                    ends[partition] = offset + 1
+                positions[event_id] = (partition, offset)
             self._tail.absorb(batch, ends, positions)
-        for i in duplicates:
+        for i, event_id in duplicates:
             # Where the original stands (the node may have lost the reply that said so, and
             # waits for it to show before querying): this batch, the tail, the read model.
-            event_id = ids[i]
             where = (
                 positions.get(event_id)
                 or self._tail.position(event_id)
@@ -379,7 +383,7 @@ class Ingestor:
         ends: dict[int, int] = {}
         positions: dict[str, tuple[int, int]] = {}
         knowledge = self._take()
-        self._base.current = knowledge
+        self._base.point(knowledge)
         waiting: list[Event] = []
         try:
             for events, latest in own_records(self.log, read_positions(self.engine)):
