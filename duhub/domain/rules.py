@@ -4,6 +4,7 @@ aggregator (Kafka-direct events). Pure: the state comes in as `Knowledge`, the c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from duhub.domain import events as ev
 from duhub.domain.events import REFERENCE_SOURCE, Event, Level, Nanos
@@ -75,11 +76,17 @@ def _authority(source: str, k: Knowledge, allow_reference: bool) -> Unit | None:
 
 def _unit_in(field: str, unit_id: str, k: Knowledge, authority: Unit | None) -> Unit:
     unit = k.unit(unit_id)
+    if unit is None or authority is not None and not unit.within(authority.unit_id):
+        _not_in(field, unit_id, unit, authority)
+    return unit
+
+
+def _not_in(field: str, unit_id: str, unit: Unit | None, authority: Unit | None) -> NoReturn:
+    """Raise the rejection of a unit that is unknown, or outside the source's subtree."""
     if unit is None:
         raise _Reject(field, f"unknown unit '{unit_id}': register it first", missing=True)
-    if authority is not None and not unit.within(authority.unit_id):
-        raise _Reject(field, f"unit '{unit_id}' lies outside the source's {authority.unit_id}")
-    return unit
+    assert authority is not None and not unit.within(authority.unit_id)
+    raise _Reject(field, f"unit '{unit_id}' lies outside the source's {authority.unit_id}")
 
 
 def _org_unit(e: Event, p: ev.OrgUnitRegistered, k: Knowledge, auth: Unit | None) -> None:
@@ -100,14 +107,19 @@ def _campaign(e: Event, p: ev.CampaignLaunched, k: Knowledge, auth: Unit | None)
     f = "campaign_launched"
     if k.campaign(p.campaign_id) is not None:
         raise _Reject(f"{f}.campaign_id", f"'{p.campaign_id}' is already launched")
+    scope = None if auth is None else auth.unit_id
     for i, g in enumerate(p.groups):
         for j, target in enumerate(g.target_unit_ids):
-            _unit_in(f"{f}.groups[{i}].target_unit_ids[{j}]", target, k, auth)
+            # `_unit_in` inline: a campaign names thousands of targets, and their field
+            # names are only needed to reject one.
+            unit = k.unit(target)
+            if unit is None or scope is not None and not unit.within(scope):
+                _not_in(f"{f}.groups[{i}].target_unit_ids[{j}]", target, unit, auth)
 
 
 def _visit(e: Event, p: ev.SupervisionVisit, k: Knowledge, auth: Unit | None) -> None:
     f = "supervision_visit"
-    _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
+    _unit_in("supervision_visit.unit_id", p.unit_id, k, auth)
     if p.campaign_id:
         campaign = k.campaign(p.campaign_id)
         if campaign is None:
@@ -120,7 +132,7 @@ def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None
     f = "problem_found"
     if k.problem(p.problem_id) is not None:
         raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' was already found")
-    _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
+    _unit_in("problem_found.unit_id", p.unit_id, k, auth)
     if p.campaign_id and k.campaign(p.campaign_id) is None:
         raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'", missing=True)
 
@@ -132,7 +144,7 @@ def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Uni
         raise _Reject(f"{f}.problem_id", f"unknown problem '{p.problem_id}'", missing=True)
     # Asked before the problem's state, and without naming its unit: another county's node
     # learns neither whether its problem is still open nor where it lies.
-    unit = _unit_in(f"{f}.problem_id", problem.unit_id, k, None)
+    unit = _unit_in("problem_rectified.problem_id", problem.unit_id, k, None)
     if auth is not None and not unit.within(auth.unit_id):
         raise _Reject(
             f"{f}.problem_id", f"problem '{p.problem_id}' lies outside the source's {auth.unit_id}"
@@ -144,8 +156,10 @@ def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Uni
 
 
 def _unit_fact(field: str):
+    unit_field = f"{field}.unit_id"  # once, not per event
+
     def rule(e: Event, p, k: Knowledge, auth: Unit | None) -> None:  # type: ignore[no-untyped-def]
-        _unit_in(f"{field}.unit_id", p.unit_id, k, auth)
+        _unit_in(unit_field, p.unit_id, k, auth)
 
     return rule
 
@@ -154,7 +168,7 @@ def _recommendation(e: Event, p: ev.RecommendationIssued, k: Knowledge, auth: Un
     f = "recommendation_issued"
     if k.has_letter(p.letter_id):
         raise _Reject(f"{f}.letter_id", f"'{p.letter_id}' was already issued")
-    _unit_in(f"{f}.unit_id", p.unit_id, k, auth)
+    _unit_in("recommendation_issued.unit_id", p.unit_id, k, auth)
 
 
 _PAYLOAD_RULES = {
