@@ -150,9 +150,10 @@ def _time(msg: pb.Event | pb.CampaignLaunched, name: str, field: str) -> Nanos:
     if not msg.HasField(name):
         raise InvalidEvent(field, "required")
     ts: Timestamp = getattr(msg, name)
-    if not 0 <= ts.nanos < 1_000_000_000:
+    nanos = ts.nanos
+    if not 0 <= nanos < 1_000_000_000:
         raise InvalidEvent(field, "nanos out of range")
-    ns = to_nanos(ts)
+    ns = ts.seconds * 1_000_000_000 + nanos  # to_nanos(ts), the fields read once
     if not MIN_TIME_NS <= ns < MAX_TIME_NS:
         raise InvalidEvent(field, "must lie between 2000-01-01 and 2100-01-01")
     return ns
@@ -189,12 +190,13 @@ def event_from_pb(
         raise InvalidEvent(unknown.path, unknown.reason)
     event_id = _id(msg.event_id, "event_id", limit=MAX_EVENT_ID)
     source = _id(msg.source, "source")
-    if msg.seq < 1:
+    seq = msg.seq
+    if seq < 1:
         raise InvalidEvent("seq", "required, at least 1")
-    if msg.seq > MAX_SEQ:
+    if seq > MAX_SEQ:
         raise InvalidEvent("seq", f"larger than {MAX_SEQ}")
     occurred_at = _time(msg, "occurred_at", "occurred_at")
-    if msg.HasField("recorded_at") and recorded_at is None:
+    if recorded_at is None and msg.HasField("recorded_at"):
         recorded_at = to_nanos(msg.recorded_at)
     kind = msg.WhichOneof("payload")
     if kind is None:
@@ -203,7 +205,7 @@ def event_from_pb(
     return Event(
         event_id=event_id,
         source=source,
-        seq=msg.seq,
+        seq=seq,
         occurred_at=occurred_at,
         recorded_at=recorded_at or 0,
         payload=payload,
@@ -280,14 +282,16 @@ def _campaign(m: pb.CampaignLaunched, f: str) -> ev.CampaignLaunched:
     )
 
 
+# The decoders of the frequent payloads name their fields as literals (`f` is always the
+# payload's name): formatted per event, the names cost more than most checks.
 def _visit(m: pb.SupervisionVisit, f: str) -> ev.SupervisionVisit:
-    campaign_id = _id(m.campaign_id, f"{f}.campaign_id", required=False)
+    campaign_id = _id(m.campaign_id, "supervision_visit.campaign_id", required=False)
     return ev.SupervisionVisit(
         campaign_id=campaign_id,
-        group_id=_id(m.group_id, f"{f}.group_id", required=bool(campaign_id)),
-        unit_id=_id(m.unit_id, f"{f}.unit_id"),
-        area=_area(m.area, f"{f}.area"),
-        findings=_findings(m.findings, f"{f}.findings"),
+        group_id=_id(m.group_id, "supervision_visit.group_id", required=bool(campaign_id)),
+        unit_id=_id(m.unit_id, "supervision_visit.unit_id"),
+        area=_area(m.area, "supervision_visit.area"),
+        findings=_findings(m.findings, "supervision_visit.findings"),
     )
 
 
@@ -299,53 +303,57 @@ def _findings(value: int, field: str) -> int:
 
 def _problem_found(m: pb.ProblemFound, f: str) -> ev.ProblemFound:
     return ev.ProblemFound(
-        problem_id=_id(m.problem_id, f"{f}.problem_id", limit=MAX_EVENT_ID),
-        unit_id=_id(m.unit_id, f"{f}.unit_id"),
-        area=_area(m.area, f"{f}.area"),
-        campaign_id=_id(m.campaign_id, f"{f}.campaign_id", required=False),
+        problem_id=_id(m.problem_id, "problem_found.problem_id", limit=MAX_EVENT_ID),
+        unit_id=_id(m.unit_id, "problem_found.unit_id"),
+        area=_area(m.area, "problem_found.area"),
+        campaign_id=_id(m.campaign_id, "problem_found.campaign_id", required=False),
     )
 
 
 def _problem_rectified(m: pb.ProblemRectified, f: str) -> ev.ProblemRectified:
-    return ev.ProblemRectified(_id(m.problem_id, f"{f}.problem_id", limit=MAX_EVENT_ID))
+    return ev.ProblemRectified(
+        _id(m.problem_id, "problem_rectified.problem_id", limit=MAX_EVENT_ID)
+    )
 
 
 def _accountability(m: pb.AccountabilityImposed, f: str) -> ev.AccountabilityImposed:
     return ev.AccountabilityImposed(
-        _id(m.unit_id, f"{f}.unit_id"),
-        _area(m.area, f"{f}.area"),
-        _count(m.persons, f"{f}.persons"),
+        _id(m.unit_id, "accountability_imposed.unit_id"),
+        _area(m.area, "accountability_imposed.area"),
+        _count(m.persons, "accountability_imposed.persons"),
     )
 
 
 def _sanction(m: pb.SanctionImposed, f: str) -> ev.SanctionImposed:
     return ev.SanctionImposed(
-        _id(m.unit_id, f"{f}.unit_id"),
-        _area(m.area, f"{f}.area"),
-        _count(m.persons, f"{f}.persons"),
+        _id(m.unit_id, "sanction_imposed.unit_id"),
+        _area(m.area, "sanction_imposed.area"),
+        _count(m.persons, "sanction_imposed.persons"),
     )
 
 
 def _talk(m: pb.TalkHeld, f: str) -> ev.TalkHeld:
     return ev.TalkHeld(
-        unit_id=_id(m.unit_id, f"{f}.unit_id"),
-        area=_area(m.area, f"{f}.area", required=False),
-        kind=_enum(m.kind, TalkKind, f"{f}.kind"),
-        persons=_count(m.persons, f"{f}.persons"),
+        unit_id=_id(m.unit_id, "talk_held.unit_id"),
+        area=_area(m.area, "talk_held.area", required=False),
+        kind=_enum(m.kind, TalkKind, "talk_held.kind"),
+        persons=_count(m.persons, "talk_held.persons"),
     )
 
 
 def _recommendation(m: pb.RecommendationIssued, f: str) -> ev.RecommendationIssued:
     return ev.RecommendationIssued(
-        letter_id=_id(m.letter_id, f"{f}.letter_id", limit=MAX_EVENT_ID),
-        unit_id=_id(m.unit_id, f"{f}.unit_id"),
-        area=_area(m.area, f"{f}.area"),
+        letter_id=_id(m.letter_id, "recommendation_issued.letter_id", limit=MAX_EVENT_ID),
+        unit_id=_id(m.unit_id, "recommendation_issued.unit_id"),
+        area=_area(m.area, "recommendation_issued.area"),
     )
 
 
 def _regulation(m: pb.RegulationImproved, f: str) -> ev.RegulationImproved:
     return ev.RegulationImproved(
-        _id(m.unit_id, f"{f}.unit_id"), _area(m.area, f"{f}.area"), _count(m.count, f"{f}.count")
+        _id(m.unit_id, "regulation_improved.unit_id"),
+        _area(m.area, "regulation_improved.area"),
+        _count(m.count, "regulation_improved.count"),
     )
 
 
