@@ -128,13 +128,23 @@ def _name(value: str, field: str) -> str:
     return value
 
 
+# Areas that passed `_area` before: a handful recur in every event, so the pattern is matched
+# once per area, as ids are (bounded the same way).
+_VALID_AREAS: set[str] = set()
+
+
 def _area(value: str, field: str, *, required: bool = True) -> str:
+    if value in _VALID_AREAS:
+        return value
     if not value:
         if required:
             raise InvalidEvent(field, "required")
         return value
     if not ev.is_area(value):
         raise InvalidEvent(field, ev.AREA_RULE)
+    if len(_VALID_AREAS) >= _VALID_IDS_MAX:
+        _VALID_AREAS.clear()
+    _VALID_AREAS.add(value)
     return value
 
 
