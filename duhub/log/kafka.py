@@ -537,12 +537,15 @@ class _Appender:
 
 def to_record(m, origin_key: bytes | None) -> LogRecord:  # type: ignore[no-untyped-def]
     """Return the LogRecord of a kafka-python ConsumerRecord."""
-    found = origin(origin_key, m.headers, m.value)
+    # A null value (a tombstone) reads as empty: every reader takes bytes, and the applier
+    # dead-letters it as no Event at all.
+    value = m.value or b""
+    found = origin(origin_key, m.headers, value)
     return LogRecord(
         m.partition,
         m.offset,
         m.key or b"",
-        m.value,
+        value,
         timestamp_ns=m.timestamp * 1_000_000,
         ingested=found == "ingest",
         origin_fault="" if found in ("ingest", "direct") else found,

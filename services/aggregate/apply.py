@@ -104,6 +104,8 @@ class Prepared:
 
 def decode_record(rec: LogRecord) -> Event:
     """Return the domain event of a record; raise InvalidEvent for a malformed one."""
+    if not rec.value:  # a null (tombstone) or empty value: no event_id to name, nothing at all
+        raise InvalidEvent("value", "no value (null or empty): not a serialized duhub.v1.Event")
     try:
         msg = decode_event(rec.value)
     except InvalidEvent as e:  # named where the bytes go wrong, e.g. "event: truncated ..."

@@ -89,3 +89,44 @@ def test_event_json_roundtrip_is_the_documented_value_format() -> None:
     value = event.SerializeToString()
     assert pb.Event.FromString(value) == event
     assert json_format.MessageToDict(event)["accountabilityImposed"]["persons"] == 3
+
+
+def test_a_record_without_a_value_is_dead_lettered_and_the_worker_goes_on(tmp_path: Path) -> None:
+    """A null value (a tombstone, as a compacting or Connect producer writes) or an empty one is
+    no Event: dead-lettered naming `value`. Before 2026-12-05 a null value stopped the worker
+    (`TypeError: expected bytes, NoneType found`), and again at every restart: nothing after it
+    was ever counted."""
+    log_url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(log_url)
+    with fresh_database() as db_url:
+        opts = ("--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
+        procs = [serve("aggregate", *opts), serve("ingest", *opts), serve("query", *opts)]
+        aggregate, ingest, query = procs
+        try:
+            publish(ingest.address, [accountability("420581", 1, 2)])
+            producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+            sent = [
+                producer.send(spec.topic, key=b"420581", value=None),
+                producer.send(spec.topic, key=b"420581", value=b""),
+                producer.send(
+                    spec.topic,
+                    key=b"420581",
+                    value=accountability("420581", 2, 5).SerializeToString(),
+                ),
+            ]
+            metas = [f.get(timeout=30) for f in sent]
+            producer.close()
+            wait_applied(query.address, {metas[-1].partition: metas[-1].offset + 1}, timeout=60)
+
+            assert aggregate.proc.poll() is None, "the aggregate worker stopped"
+            assert stat_values(
+                query.address, "--metric", "accountability_persons", "--scope", "420581"
+            ) == {"accountability_persons": 7}
+            letters = dead_letters(spec, want=2)
+            reasons = [h["duhub-reason"] for _, h in letters]
+            assert len(letters) == 2, reasons
+            assert all(r.startswith("value: no value") for r in reasons), reasons
+            assert [int(h["duhub-offset"]) for _, h in letters] == [m.offset for m in metas[:2]]
+        finally:
+            for p in procs:
+                p.stop()
