@@ -60,7 +60,9 @@ class IngestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PublishStream(self, request_iterator, context):
-        """One response per request, in order.
+        """One response per request, in order. A request refused as a whole (over 10,000 events, over
+        32 MiB, unreadable) ends the stream with its status: the requests answered before it
+        stand, those after it are not read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
