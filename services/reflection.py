@@ -1,5 +1,9 @@
 """Server reflection (grpcurl, Postman) with a cap on its streams, as every long-lived stream.
 
+Served as grpc.reflection.v1 and v1alpha: grpcio-reflection ships only v1alpha, deprecated,
+so a client asking v1 alone (Go's grpcreflect.NewClientV1) got UNIMPLEMENTED. The two have
+the same messages on the wire: v1 is the same servicer under v1's name.
+
 Each ServerReflectionInfo call is a stream that holds a thread of the server's pool until its
 client ends it: uncapped, 40 of them took every thread of a server with --max-streams 2 and a
 query waited past its deadline. (Health Watch streams need no cap: grpc's health servicer
@@ -12,10 +16,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha import reflection_pb2_grpc as pb_grpc
 
 from services.slots import MAX_STREAMS, StreamSlots
+
+V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 
 
 class CappedReflection(reflection.ReflectionServicer):
@@ -38,4 +44,12 @@ def enable_reflection(
     """Serve reflection of `service_names` on `server`; return the servicer (its cap)."""
     servicer = CappedReflection(service_names, max_streams)
     pb_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(V1_SERVICE_NAME, {"ServerReflectionInfo": v1}),)
+    )
     return servicer

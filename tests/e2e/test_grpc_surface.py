@@ -115,3 +115,31 @@ def test_units_campaigns_health_and_reflection(hub: HubProcess, tmp_path: Path) 
     )
     names = {s.name for a in answers for s in a.list_services_response.service}
     assert {"duhub.v1.IngestService", "duhub.v1.QueryService", "grpc.health.v1.Health"} <= names
+
+
+def test_reflection_v1_is_served_beside_v1alpha(hub: HubProcess) -> None:
+    """grpc.reflection.v1 is the standard one (v1alpha is deprecated): a Go client's
+    grpcreflect.NewClientV1, and tools that ask only v1, get answers. Before 2026-12-05 it was
+    UNIMPLEMENTED ('Method not found!'). The two have the same messages on the wire."""
+    channel = grpc.insecure_channel(hub.address)
+    info = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    answers = list(
+        info(
+            iter(
+                [
+                    reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(
+                        file_containing_symbol="duhub.v1.IngestService"
+                    ),
+                ]
+            ),
+            timeout=10,
+        )
+    )
+    names = {s.name for s in answers[0].list_services_response.service}
+    assert {"duhub.v1.IngestService", "duhub.v1.QueryService", "grpc.health.v1.Health"} <= names
+    assert answers[1].file_descriptor_response.file_descriptor_proto, answers[1]
