@@ -78,7 +78,7 @@ def profile_ingest(n: int, top: int) -> None:
         engine = open_engine(url)
         undo.add(engine.dispose)
         ingestor = Ingestor(log, engine)
-        load_reference(ingestor, engine, log)
+        load_reference(ingestor, engine)
         prof = cProfile.Profile()
         t0 = time.perf_counter()
         prof.enable()

@@ -215,9 +215,9 @@ def reference_held(engine: Engine) -> tuple[int, str]:
     return held, last or ""
 
 
-def load_reference(ingestor: Ingestor, engine: Engine, log_: EventLog) -> None:
-    """Publish the reference hierarchy into an empty hub, or the rest of it into a hub where a
-    crash cut its first append short (the read model caught up with the log first)."""
+def load_reference(ingestor: Ingestor, engine: Engine) -> None:
+    """Publish the reference hierarchy into a hub without units, or the rest of it into a hub
+    where a crash cut its first append short (the read model caught up with the log first)."""
     events = reference_events()
     held, last = reference_held(engine)
     if held:
@@ -226,7 +226,10 @@ def load_reference(ingestor: Ingestor, engine: Engine, log_: EventLog) -> None:
         if held >= len(events) or last != events[held - 1].event_id:
             return  # whole, or not a prefix of this reference: leave it as it is
         events = events[held:]
-    elif units_registered(engine) or any(log_.end_offsets().values()):
+    elif units_registered(engine):
+        # A hierarchy of its own. A log that holds records but no unit (a county's Kafka-direct
+        # events written before the hub first started, all refused) still gets the reference:
+        # before, it never did, and every event after was refused 'unknown unit'.
         return
     results = ingestor.publish(events, allow_reference=True)
     rejected = [r for r in results if r.reason]
@@ -296,7 +299,7 @@ class Hub:
         applied = self.tailer.catch_up()
         log.info("read model caught up (%d records applied)", applied)
         self.tailer.start()
-        load_reference(self.ingestor, self.engine, self.log)
+        load_reference(self.ingestor, self.engine)
         if self.config.private_socket and self.security.secured:
             # mkdtemp makes the directory 0700: only this OS user reaches the socket.
             self._socket_dir = tempfile.mkdtemp(prefix="duhub-sock-")
@@ -380,7 +383,7 @@ class IngestProcess:
             while True:
                 try:
                     self.ingestor.wait_until_caught_up()
-                    load_reference(self.ingestor, self.engine, self.log)
+                    load_reference(self.ingestor, self.engine)
                     break
                 except (*UNREACHABLE_DB, KafkaError, OSError) as e:
                     # The read model or the log went away meanwhile: wait for it and start

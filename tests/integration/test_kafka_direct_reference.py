@@ -11,6 +11,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 from sqlalchemy import select
 
+from duhub.bootstrap import load_reference
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
@@ -53,6 +54,40 @@ def test_a_kafka_direct_event_may_not_use_the_reference_source(tmp_path: Path) -
         assert "999999" not in units
         (row,) = statistics(engine, ["sanctioned_persons"], DANG_T1)
         assert row.values == {"sanctioned_persons": 0}
+    finally:
+        log.close()
+        engine.dispose()
+
+
+def test_the_reference_is_loaded_though_a_county_wrote_to_the_topic_first(tmp_path: Path) -> None:
+    """A county system may come up before the hub and write into the documented topic first.
+    Before 2026-12-05 the hub loaded its reference hierarchy only into an empty topic: it left
+    it out, every event after was dead-lettered 'unknown unit', for good. What the log held
+    before is in the read model (ingest catches up first): no unit there means none was
+    registered, so the reference is loaded."""
+    url = kafka_log_url(partitions=2)
+    spec = KafkaSpec.parse(url)
+    log = KafkaLog(spec)
+    engine = open_engine(f"sqlite:///{tmp_path / 'readmodel.db'}")
+    try:
+        producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+        early = sanction("420581", 2, event_id="early-1", source="420581", seq=1)
+        producer.send(spec.topic, key=b"420581", value=early.SerializeToString()).get(30)
+        producer.close()
+        tailer = LogTailer(log, engine)
+        tailer.catch_up()  # the county's event, before any unit: dead-lettered
+        ingestor = Ingestor(log, engine, Clock())
+        load_reference(ingestor, engine)
+        tailer.catch_up()
+
+        with engine.connect() as conn:
+            units = conn.execute(select(s.units.c.unit_id)).scalars().all()
+        assert "420581" in units
+        late = sanction("420581", 3, event_id="late-1", source="420581", seq=2)
+        assert kinds(ingestor.publish([late])) == ["accepted"]
+        tailer.catch_up()
+        (row,) = statistics(engine, ["sanctioned_persons"], "420581")
+        assert row.values == {"sanctioned_persons": 3}
     finally:
         log.close()
         engine.dispose()

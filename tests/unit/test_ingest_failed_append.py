@@ -31,7 +31,7 @@ def test_what_a_failed_append_left_whole_is_answered_duplicate_and_counted_once(
     tailer = LogTailer(log_, engine)
     ingestor = Ingestor(log_, engine)
     try:
-        load_reference(ingestor, engine, log_)
+        load_reference(ingestor, engine)
         tailer.catch_up()
         events = [visit(NIEJIAHE, event_id=f"v{i}", source=YIDU, seq=i) for i in (1, 2, 3)]
         size = log_.path.stat().st_size
