@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 import aiokafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
@@ -142,8 +142,33 @@ def ensure_topics(spec: KafkaSpec) -> None:
                 admin.create_topics([topic])
             except TopicAlreadyExistsError:
                 pass
+        _check_stamps(admin, spec.topic)
     finally:
         admin.close()
+
+
+def _check_stamps(admin: KafkaAdminClient, topic: str) -> None:
+    """Refuse a topic that keeps its producers' timestamps (one made beforehand, by ops or a
+    broker's auto-create): a Kafka-direct event's recorded_at, which as-of answers and audits
+    go by, would be whatever its producer set."""
+    key = "message.timestamp.type"
+    try:
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs=[key])], config_filter="all"
+        )
+    except KafkaError as e:  # a principal without DescribeConfigs: say so, do not refuse
+        log.warning(
+            "log: could not read %s of topic %s (%s): it must be LogAppendTime", key, topic, e
+        )
+        return
+    stamps = found.get("topic", {}).get(topic, {}).get(key, {}).get("value")
+    if stamps is not None and stamps != TOPIC_CONFIG[key]:
+        raise ValueError(
+            f"log: topic {topic} stamps records with {stamps}: a producer's own timestamp "
+            f"would stand as the hub's recorded_at; set {key}={TOPIC_CONFIG[key]} on it "
+            f"(kafka-configs --alter --entity-type topics --entity-name {topic} "
+            f"--add-config {key}={TOPIC_CONFIG[key]})"
+        )
 
 
 class KafkaLog:
