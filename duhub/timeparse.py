@@ -39,7 +39,13 @@ def parse_time(text: str, field: str) -> Timestamp:
             f"{field}: {text!r} is not a date (2022-01-01) or RFC 3339 time "
             f"(2022-01-01T00:00:00Z): {e}"
         ) from None
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # year 1 at +01:00 is year 0 in UTC, which datetime cannot hold
+        raise ValueError(
+            f"{field}: {text!r} must lie between 0001-01-01 and 9999-12-31 in UTC"
+        ) from None
     ts = Timestamp()
-    ts.FromDatetime(moment.astimezone(UTC))
+    ts.FromDatetime(utc)
     ts.nanos = nanos
     return ts

@@ -256,6 +256,9 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
             "group_by:",
         ),
         ("api/statistics?metric=visits&as_of=soon", 400, "as_of:"),
+        # Year 1 at +01:00 is before year 1 in UTC: it was 500.
+        ("api/statistics?metric=visits&from=0001-01-01T00:00:00%2B01:00", 400, "from:"),
+        ("api/campaigns/vax/coverage?as_of=9999-12-31T23:59:59-01:00", 400, "as_of:"),
         ("api/statistics?metric=visits&area=a&area=b", 400, "area:"),
         # Both spellings of one parameter, saying different things: neither is taken.
         ("api/statistics?metric=visits&group_by=unit&groupBy=day", 400, "group_by:"),

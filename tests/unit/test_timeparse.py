@@ -33,6 +33,15 @@ def test_finer_than_a_nanosecond_is_refused_naming_the_field() -> None:
         parse_time("2022-11-02T00:00:00.0000000001Z", "--to")
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_offset_taking_a_time_past_the_calendar_is_refused_naming_the_field(text: str) -> None:
+    """Year 1 at +01:00 is year 0 in UTC: it raised OverflowError, which the dashboard
+    answered 500 (GET /api/statistics?from=0001-01-01T00:00:00%2B01:00) and the CLI with a
+    traceback."""
+    with pytest.raises(ValueError, match=r"^--from: .*0001-01-01 and 9999-12-31"):
+        parse_time(text, "--from")
+
+
 def test_an_answers_own_times_given_back_select_exactly_what_they_name() -> None:
     """The hub prints times to the nanosecond (explain's recordedAt, occurredAt): given back as
     --as-of or --from they must mean that instant, not the microsecond before it."""
