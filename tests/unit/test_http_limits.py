@@ -92,6 +92,34 @@ def test_a_connection_that_sends_nothing_lets_its_thread_go(hub: Hub) -> None:
             s.close()
 
 
+def test_a_request_head_sent_a_line_at_a_time_gets_its_time_in_all(hub: Hub) -> None:
+    # The 30 s were for each read: a client sending its head a line every 12 s kept its
+    # connection (and thread) for as long as it went on, and 192 of them answered every
+    # other caller 503 for good (slowloris).
+    assert hub.dashboard is not None
+    hub.dashboard.request_timeout = 1.0
+    s = socket.create_connection((hub.dashboard.host, hub.dashboard.port))
+    try:
+        s.sendall(b"GET /api/campaigns HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 4.0 and not closed:
+            time.sleep(0.3)  # well inside the timeout of each read
+            try:
+                s.sendall(b"X-Slow: 1\r\n")
+                s.settimeout(0.01)
+                closed = s.recv(1024) == b""
+            except TimeoutError:
+                pass
+            except OSError:  # reset: closed under it
+                closed = True
+        assert closed, "a head sent slowly held its connection past its time"
+        assert time.monotonic() - started < 2.5
+        assert _get(hub, "api/campaigns")[0] == 200
+    finally:
+        s.close()
+
+
 def _event_stream(hub: Hub) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     """Open an event stream of the dashboard and read its first event (hello)."""
     assert hub.dashboard is not None

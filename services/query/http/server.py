@@ -6,6 +6,7 @@ each with one event stream and a few small JSON requests per change.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
 from services.query.answers import DEFAULT_SIZE
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
+from services.query.http.deadline import HeadDeadline
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
 from services.slots import MAX_STREAMS, StreamSlots
@@ -53,8 +55,9 @@ ROUTES: dict[str, str] = {
     "/api/events": "events",
 }
 STOP_WAIT_S = 3.0
-# A connection gets this long for each read and write (its request, a TLS handshake, a page
-# taking an event): one that sends nothing, or stops reading, lets its thread go.
+# A connection gets this long for its request's head in all, and for each write (a page
+# taking an event) or TLS handshake read: one that sends nothing, or stops reading, lets its
+# thread go.
 REQUEST_TIMEOUT_S = 30.0
 # Connections answered at once beside the event streams (--max-streams): past them, a new
 # one is answered 503 and closed by the accepting thread, without a thread of its own.
@@ -135,6 +138,19 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.app.request_timeout  # StreamRequestHandler applies it
         super().setup()
+        self._head = HeadDeadline(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._head)
+
+    def handle_one_request(self) -> None:
+        # The whole head (request line and headers) in the time one read had: each line sent
+        # inside it held a connection for good.
+        self._head.start(self.timeout)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self._head.stop()
+        return ok
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
         log.debug("%s " + format, self.address_string(), *args)
