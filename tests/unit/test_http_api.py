@@ -365,6 +365,33 @@ def test_health_head_and_methods(api: Client) -> None:
         assert json.loads(body)["error"].startswith("method:"), method
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "field"),
+    [
+        (b"GET /api/units?parent=" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "path:"),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431, "headers:"),
+        (b"GET /healthz HTTP/1.1\r\nX: " + b"y" * 70_000 + b"\r\n\r\n", 431, "headers:"),
+        (b"GARBAGE\r\n\r\n", 400, "request:"),
+        (b"GET /healthz HTTP/9.9\r\n\r\n", 505, "request:"),
+    ],
+)
+def test_a_request_the_server_cannot_read_is_refused_in_json(
+    api: Client, request_bytes: bytes, status: int, field: str
+) -> None:
+    """Refused by the standard library before any route (a URI over 64 KiB, too many or too
+    long headers, no request line, an HTTP version it does not speak), these were its HTML
+    error page: the API says every error is {"error": "FIELD: reason"}."""
+    host, port = parse_listen(api.base.removeprefix("http://").rstrip("/"))
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(request_bytes)
+        reply = s.makefile("rb").read()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.0 {status} "), lines[0]
+    assert "Content-Type: application/json; charset=utf-8" in lines, lines
+    assert json.loads(body)["error"].startswith(field), body
+
+
 def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
     hub = start_hub(tmp_path / "hub")
     try:

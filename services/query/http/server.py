@@ -67,6 +67,11 @@ BUSY = (
     b"Retry-After: 1\r\nConnection: close\r\n\r\n"
     b'{"error":"connections: the server holds as many as it may; try again later"}'
 )
+# What a request the standard library refuses before any route got wrong, by status.
+UNREADABLE = {
+    HTTPStatus.REQUEST_URI_TOO_LONG: "path",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "headers",
+}
 # Served to anyone: the page itself, health and the API's description hold no figures.
 OPEN_ROUTES = ("static", "health", "openapi")
 
@@ -167,6 +172,24 @@ class _Handler(BaseHTTPRequestHandler):
         if name.startswith("do_"):
             return self._not_allowed
         raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Refuse a request the standard library could not read (a URI over 64 KiB, too many
+        or too long headers, no request line, HTTP/2) as the API refuses every other: in
+        JSON naming what was wrong, not the library's HTML page."""
+        if self.request_version == "HTTP/0.9":  # the request line was not understood:
+            self.request_version = "HTTP/1.0"  # a status line all the same
+        reason = (message or HTTPStatus(code).phrase).lower()
+        data = json.dumps({"error": f"{UNREADABLE.get(code, 'request')}: {reason}"}).encode()
+        self.close_connection = True
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _not_allowed(self) -> None:
         data = json.dumps({"error": "method: only GET and HEAD"}).encode()
