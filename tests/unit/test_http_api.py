@@ -321,6 +321,17 @@ def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
     # The query parameters it names are the ones the API takes.
     stats = {p["name"] for p in doc["paths"]["/api/statistics"]["get"]["parameters"]}
     assert stats == {"metric", "scope", "area", "from", "to", "group_by", "as_of"}
+    # metric is required: without it the answer is 400 "metric: name at least one metric",
+    # where the document said it was optional. Times are dates or RFC 3339 times, not any
+    # string; and the connection cap answers 503 on every route, /healthz and the page too.
+    params = {p["name"]: p for p in doc["paths"]["/api/statistics"]["get"]["parameters"]}
+    assert params["metric"]["required"] is True
+    assert api.get("api/statistics", 400)["error"].startswith("metric:")
+    for name in ("from", "to", "as_of"):
+        formats = {f["format"] for f in params[name]["schema"]["anyOf"]}
+        assert formats == {"date", "date-time"}, name
+    for path, item in doc["paths"].items():
+        assert "503" in item["get"]["responses"], path
     # What the routes answer is what it says: every /api route refuses an unknown
     # parameter with 400, and the coverage totals carry their ratio.
     ids = {"campaignId": "vax", "unitId": "420581"}

@@ -13,11 +13,11 @@ def _ref(name: str) -> Json:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _param(name: str, where: str, description: str, **schema: Any) -> Json:
+def _param(name: str, where: str, description: str, required: bool = False, **schema: Any) -> Json:
     return {
         "name": name,
         "in": where,
-        "required": where == "path",
+        "required": required or where == "path",
         "description": description,
         "schema": schema or {"type": "string"},
     }
@@ -47,7 +47,11 @@ def _errors(*codes: int) -> Json:
 # What a route answering for a scope may say besides 200.
 API_ERRORS = (400, 401, 403, 404, 503)
 SCOPE = _param("scope", "query", "unit id: only its subtree counts; empty for the whole city")
-AS_OF = _param("as_of", "query", "answer with what the hub had recorded then (RFC 3339 or date)")
+# A time parameter: a date (midnight UTC) or an RFC 3339 time, nothing else.
+WHEN = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+AS_OF = _param(
+    "as_of", "query", "answer with what the hub had recorded then (RFC 3339 or date)", **WHEN
+)
 TIME = {"type": "string", "description": "RFC 3339 time"}
 INT = {"type": "integer"}
 TALLY = {
@@ -214,11 +218,15 @@ def document() -> Json:
             "/healthz": {
                 "get": {
                     "summary": "liveness",
-                    "responses": _ok(_object(["status"], status={"type": "string"}, version=INT)),
+                    "responses": _ok(_object(["status"], status={"type": "string"}, version=INT))
+                    | _errors(503),
                 }
             },
             "/openapi.json": {
-                "get": {"summary": "this document", "responses": _ok({"type": "object"})}
+                "get": {
+                    "summary": "this document",
+                    "responses": _ok({"type": "object"}) | _errors(503),
+                }
             },
             "/api/campaigns": {
                 "get": {
@@ -252,14 +260,17 @@ def document() -> Json:
                         _param(
                             "metric",
                             "query",
-                            "metric names, repeated or comma-separated",
+                            "metric names, repeated or comma-separated; at least one",
+                            required=True,
                             type="array",
                             items={"type": "string", "enum": list(m.ALL)},
                         ),
                         SCOPE,
                         _param("area", "query", "policy area, e.g. ecology; empty for all"),
-                        _param("from", "query", "period start, inclusive (RFC 3339 or date)"),
-                        _param("to", "query", "period end, exclusive (RFC 3339 or date)"),
+                        _param(
+                            "from", "query", "period start, inclusive (RFC 3339 or date)", **WHEN
+                        ),
+                        _param("to", "query", "period end, exclusive (RFC 3339 or date)", **WHEN),
                         _param(
                             "group_by",
                             "query",
@@ -329,4 +340,4 @@ def document() -> Json:
 
 
 def _static(media: str) -> Json:
-    return {"responses": _ok({"type": "string"}, "a file of the page", media)}
+    return {"responses": _ok({"type": "string"}, "a file of the page", media) | _errors(503)}
