@@ -26,6 +26,7 @@ from duhub.v1 import query_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
 from services.auth.scope import UnitPaths
 from services.query.answers import DEFAULT_SIZE, AnswerCache
+from services.query.refusal import abort
 from services.query.replies import (
     campaign_reply,
     coverage_reply,
@@ -105,7 +106,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         try:
             return scope_for(self._caller(context), requested, self.paths, field)
         except Forbidden as e:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+            abort(context, grpc.StatusCode.PERMISSION_DENIED, str(e))
         raise AssertionError("unreachable")
 
     def _check_unit(
@@ -114,15 +115,15 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         try:
             check_within(principal, unit_id, self.paths, field)
         except Forbidden as e:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+            abort(context, grpc.StatusCode.PERMISSION_DENIED, str(e))
 
     def _answer(self, context: grpc.ServicerContext, fn, *args):  # type: ignore[no-untyped-def]
         try:
             return fn(*args)
         except (NotFound, UnknownUnit) as e:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+            abort(context, grpc.StatusCode.NOT_FOUND, str(e))
         except QueryError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e))
         raise AssertionError("unreachable")
 
     def _coverage(self, r: qpb.GetCoverageRequest) -> qpb.Coverage:
@@ -193,7 +194,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if self.feed.closed and not ended.is_set():
             # The server is stopping: not the end of the answer (status OK said it was), but
             # UNAVAILABLE, which a client retries, here or on another server.
-            context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+            abort(context, grpc.StatusCode.UNAVAILABLE, STOPPING)
 
     def _watched(
         self, context: grpc.ServicerContext, request: qpb.WatchCoverageRequest, changed: bool
@@ -256,20 +257,22 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         with self.engine.connect() as conn:
             if request.parent_id and get_unit(conn, request.parent_id) is None:
                 # As GetUnit and every question answer an unknown unit, not "no children".
-                context.abort(
-                    grpc.StatusCode.NOT_FOUND, f"parent_id: unknown unit '{request.parent_id}'"
+                abort(
+                    context,
+                    grpc.StatusCode.NOT_FOUND,
+                    f"parent_id: unknown unit '{request.parent_id}'",
                 )
             units = list_units(conn, request.parent_id)
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
 
     def GetUnit(self, request: qpb.GetUnitRequest, context: grpc.ServicerContext) -> qpb.Unit:
         if not request.unit_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unit_id: required")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unit_id: required")
         self._check_unit(context, self._caller(context), request.unit_id, "unit_id")
         with self.engine.connect() as conn:
             found = get_unit(conn, request.unit_id)
         if found is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unit_id: unknown unit '{request.unit_id}'")
+            abort(context, grpc.StatusCode.NOT_FOUND, f"unit_id: unknown unit '{request.unit_id}'")
         return unit_reply(*found)
 
     def ListCampaigns(
@@ -294,11 +297,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> qpb.Campaign:
         self._caller(context)
         if not request.campaign_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "campaign_id: required")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, "campaign_id: required")
         c = load_campaign(self.engine, request.campaign_id)
         if c is None:
-            context.abort(
-                grpc.StatusCode.NOT_FOUND, f"campaign_id: unknown campaign '{request.campaign_id}'"
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"campaign_id: unknown campaign '{request.campaign_id}'",
             )
         return campaign_reply(c)
 

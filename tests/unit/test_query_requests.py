@@ -219,3 +219,46 @@ def test_an_empty_time_option_is_refused_by_every_command(
         main([*command, option, "", "--target", hub.address])
     assert e.value.code == 2
     assert f"duhub: {option}: '' is not a date" in capsys.readouterr().err
+
+
+# Ids no hub holds, too long to echo whole: 20,000 ASCII characters, and 2,000 Chinese ones,
+# 18 bytes each once percent-encoded in the grpc-message trailer.
+HUGE_IDS = ["a" * 20_000, "中" * 2_000]
+
+
+@pytest.mark.parametrize("huge", HUGE_IDS, ids=["ascii", "chinese"])
+def test_a_huge_id_is_refused_naming_the_field_not_lost_in_transit(
+    stub: query_pb2_grpc.QueryServiceStub, huge: str
+) -> None:
+    """The refusal quoted the whole id, and a client reads at most 16 KiB of trailers: every
+    call came back RESOURCE_EXHAUSTED 'Stream removed (received metadata size exceeds hard
+    limit ...)', the status and the field lost."""
+    not_found, invalid = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT
+    calls = [
+        (stub.GetCampaign, qpb.GetCampaignRequest(campaign_id=huge), not_found, "campaign_id"),
+        (stub.GetUnit, qpb.GetUnitRequest(unit_id=huge), not_found, "unit_id"),
+        (stub.ListUnits, qpb.ListUnitsRequest(parent_id=huge), not_found, "parent_id"),
+        (stub.GetCoverage, qpb.GetCoverageRequest(campaign_id=huge), not_found, "campaign_id"),
+        (
+            stub.GetCoverage,
+            qpb.GetCoverageRequest(campaign_id="vax", scope_unit_id=huge),
+            not_found,
+            "scope_unit_id",
+        ),
+        (stub.GetStatistics, qpb.GetStatisticsRequest(metrics=[huge]), invalid, "metrics"),
+        (
+            stub.GetStatistics,
+            qpb.GetStatisticsRequest(metrics=["visits"], scope_unit_id=huge),
+            not_found,
+            "scope_unit_id",
+        ),
+        (stub.Explain, qpb.ExplainRequest(metric=huge), invalid, "metric"),
+    ]
+    for call, req, expected, field in calls:
+        code, details = refusal(call, req)
+        assert code == expected, (field, code, details[:200])
+        assert details.startswith(f"{field}: "), details[:200]
+        assert len(details) < 2_000
+    with pytest.raises(grpc.RpcError) as e:
+        next(stub.WatchCoverage(qpb.WatchCoverageRequest(campaign_id=huge), timeout=10))
+    assert e.value.code() == not_found, e.value.details()[:200]

@@ -1,0 +1,30 @@
+"""A refusal's details short enough to reach the client.
+
+gRPC sends them in the grpc-message trailer, percent-encoded, and a client reads at most
+16 KiB of trailers: a refusal quoting a 20,000-character id reached it as RESOURCE_EXHAUSTED
+"Stream removed", its status and field lost.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+
+# Characters kept from each end: 900 characters, 4 bytes each at most in UTF-8 and 3 per
+# byte percent-encoded, come to under 11 KiB.
+HEAD, TAIL = 600, 300
+
+
+def clipped(details: str) -> str:
+    """Return details with the middle of an overlong one left out: the field leads it and
+    what a client may give instead (known: ...) ends it."""
+    if len(details) <= HEAD + TAIL:
+        return details
+    cut = len(details) - HEAD - TAIL
+    return f"{details[:HEAD]}…[{cut} characters left out]…{details[-TAIL:]}"
+
+
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    context.abort(code, clipped(details))
+    raise AssertionError("unreachable")  # abort raises
