@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import grpc
+from google.protobuf.message import Message
 from sqlalchemy import Engine, select
 
 from duhub.auth.principal import Forbidden, Principal, check_within, scope_for, unlimited
@@ -73,6 +74,21 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
     at = _opt_time(msg, "as_of")
     return None if at is None else min(max(at, INT64_MIN), INT64_MAX)
+
+
+def _refuse_nul(context: grpc.ServicerContext, request: Message) -> None:
+    """Abort INVALID_ARGUMENT on a string field holding a NUL character. No id or name does;
+    PostgreSQL refuses NUL in any text, and such an id reached the client as UNKNOWN where
+    SQLite answered NOT_FOUND."""
+    for field, value in request.ListFields():
+        if field.type != field.TYPE_STRING:
+            continue
+        if any("\x00" in v for v in ([value] if isinstance(value, str) else value)):
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{field.name}: holds a NUL character, which no id or name does",
+            )
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -148,11 +164,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetCoverage(
         self, request: qpb.GetCoverageRequest, context: grpc.ServicerContext
     ) -> qpb.Coverage:
+        _refuse_nul(context, request)
         return self._kept_coverage(context, _scoped(request, self, context))
 
     def WatchCoverage(
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
+        _refuse_nul(context, request)
         with self.streams.held(context):
             # Woken as its client goes, not at the next poll: its place (--max-streams) was
             # held up to watch_poll after, and a screen reconnecting at the cap refused.
@@ -235,6 +253,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetStatistics(
         self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
     ) -> qpb.Statistics:
+        _refuse_nul(context, request)
         scoped = _scoped(request, self, context)
         return self._answer(
             context,
@@ -246,6 +265,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def ListUnits(
         self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
     ) -> qpb.ListUnitsResponse:
+        _refuse_nul(context, request)
         principal = self._caller(context)
         if not unlimited(principal, self.paths):
             if not request.parent_id:
@@ -266,6 +286,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
 
     def GetUnit(self, request: qpb.GetUnitRequest, context: grpc.ServicerContext) -> qpb.Unit:
+        _refuse_nul(context, request)
         if not request.unit_id:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unit_id: required")
         self._check_unit(context, self._caller(context), request.unit_id, "unit_id")
@@ -295,6 +316,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetCampaign(
         self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
     ) -> qpb.Campaign:
+        _refuse_nul(context, request)
         self._caller(context)
         if not request.campaign_id:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, "campaign_id: required")
@@ -334,6 +356,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def Explain(
         self, request: qpb.ExplainRequest, context: grpc.ServicerContext
     ) -> qpb.Explanation:
+        _refuse_nul(context, request)
         return self._answer(context, self._explain, _scoped(request, self, context))
 
 

@@ -192,10 +192,8 @@ class DashboardApi:
             ts = _time(params, name, *aliases)
             if ts is not None:
                 getattr(req, name).CopyFrom(ts)
-        try:
-            reply = self.servicer.GetStatistics(req, self._ctx)
-        except ValueError as e:  # too many periods: the read model's plain ValueError
-            raise ApiError(400, f"group_by: {e}") from None
+        # Too many periods is the read model's QueryError (group_by: ...), as every refusal.
+        reply = self.servicer.GetStatistics(req, self._ctx)
         out = _dict(reply)
         # int64 maps print as strings in canonical JSON; a page wants numbers.
         for row in out["rows"]:
@@ -214,6 +212,8 @@ class DashboardApi:
         anything about it."""
         _known(params, ("campaign",))
         campaign_id = _one(params, "campaign")
+        if "\x00" in campaign_id:  # as the servicer refuses it (PostgreSQL cannot hold it)
+            raise ApiError(400, "campaign: holds a NUL character, which no id or name does")
         if campaign_id:
             c = s.campaigns.c
             with self.engine.connect() as conn:
