@@ -284,6 +284,12 @@ def test_errors_are_json_naming_the_field(api: Client, path: str, status: int, f
     assert error["error"].startswith(field), error
 
 
+def test_a_parameter_on_a_route_that_takes_none_says_so(api: Client) -> None:
+    # It said "x: unknown parameter; known: ", naming an empty list.
+    for path in ("api/campaigns?x=1", "api/campaigns/vax?x=1", "api/units/420581?x=1"):
+        assert api.get(path, 400)["error"] == "x: unknown parameter; this route takes none"
+
+
 def test_as_of_past_what_nanoseconds_in_64_bits_hold(hub: Hub, api: Client) -> None:
     """as_of is any RFC 3339 time; one past 2262 or before 1677 (out of int64 nanoseconds)
     answered 500: what the hub knew then is everything, or nothing."""

@@ -98,6 +98,8 @@ def _one(params: Params, name: str, *aliases: str) -> str:
 
 def _known(params: Params, allowed: Iterable[str]) -> None:
     extra = sorted(set(params) - set(allowed))
+    if extra and not allowed:
+        raise ApiError(400, f"{extra[0]}: unknown parameter; this route takes none")
     if extra:
         raise ApiError(400, f"{extra[0]}: unknown parameter; known: {', '.join(sorted(allowed))}")
 
