@@ -256,6 +256,14 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
             "group_by:",
         ),
         ("api/statistics?metric=visits&as_of=soon", 400, "as_of:"),
+        # An empty time is a time left unset by mistake (a script's empty variable): it was
+        # answered as no time at all, today's figures for those of a moment, as the command
+        # line's empty --as-of was (refused there since).
+        ("api/statistics?metric=visits&as_of=", 400, "as_of:"),
+        ("api/statistics?metric=visits&asOf=", 400, "as_of:"),
+        ("api/statistics?metric=visits&from=&to=2022-12-01", 400, "from:"),
+        ("api/statistics?metric=visits&to=", 400, "to:"),
+        ("api/campaigns/vax/coverage?as_of=", 400, "as_of:"),
         # Year 1 at +01:00 is before year 1 in UTC: it was 500.
         ("api/statistics?metric=visits&from=0001-01-01T00:00:00%2B01:00", 400, "from:"),
         ("api/campaigns/vax/coverage?as_of=9999-12-31T23:59:59-01:00", 400, "as_of:"),

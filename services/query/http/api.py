@@ -105,9 +105,12 @@ def _known(params: Params, allowed: Iterable[str]) -> None:
 
 
 def _time(params: Params, name: str, *aliases: str) -> Any:
-    value = _one(params, name, *aliases)
-    if not value:
+    """Return the time a parameter gives, None when it is left out. Given empty it is refused
+    (a script's unset variable), as the command line refuses an empty --as-of: taken as no
+    time, it answered the present for a moment asked about."""
+    if not any(key in params for key in (name, *aliases)):
         return None
+    value = _one(params, name, *aliases)
     try:
         return parse_time(value, name)
     except ValueError as e:
