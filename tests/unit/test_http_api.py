@@ -346,6 +346,13 @@ def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
         assert formats == {"date", "date-time"}, name
     for path, item in doc["paths"].items():
         assert "503" in item["get"]["responses"], path
+    # group_by given empty is no grouping, and an id holding NUL is refused (400): the
+    # document's enum and patterns say both (schemathesis found them missing).
+    assert "" in params["group_by"]["schema"]["enum"]
+    assert api.get("api/statistics?metric=visits&group_by=")["rows"][0]["key"] == ""
+    nul = re.compile(params["scope"]["schema"]["pattern"])
+    assert nul.match("420581") and not nul.match("42\x0081")
+    assert api.get("api/statistics?metric=visits&scope=42%0081", 400)["error"].startswith("scope:")
     # What the routes answer is what it says: every /api route refuses an unknown
     # parameter with 400, and the coverage totals carry their ratio.
     ids = {"campaignId": "vax", "unitId": "420581"}

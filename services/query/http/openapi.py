@@ -46,7 +46,9 @@ def _errors(*codes: int) -> Json:
 
 # What a route answering for a scope may say besides 200.
 API_ERRORS = (400, 401, 403, 404, 503)
-SCOPE = _param("scope", "query", "unit id: only its subtree counts; empty for the whole city")
+# An id: any text but NUL, which no id holds (refused 400 naming the parameter).
+ID = {"type": "string", "pattern": "^[^\\x00]*$"}
+SCOPE = _param("scope", "query", "unit id: only its subtree counts; empty for the whole city", **ID)
 # A time parameter: a date (midnight UTC) or an RFC 3339 time, nothing else.
 WHEN = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
 AS_OF = _param(
@@ -196,7 +198,7 @@ SCHEMAS: Json = {
 
 def document() -> Json:
     """Return the OpenAPI document of every route the server answers."""
-    campaign_id = _param("campaignId", "path", "campaign id")
+    campaign_id = _param("campaignId", "path", "campaign id", **ID)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -274,9 +276,9 @@ def document() -> Json:
                         _param(
                             "group_by",
                             "query",
-                            "the scope's child units, or a period (from and to required)",
+                            "child units or a period (needs from and to); empty for none",
                             type="string",
-                            enum=["unit", "day", "week", "month", "quarter", "year"],
+                            enum=["", "unit", "day", "week", "month", "quarter", "year"],
                         ),
                         AS_OF,
                     ],
@@ -286,7 +288,7 @@ def document() -> Json:
             "/api/units": {
                 "get": {
                     "summary": "the children of a unit (the city when parent is empty)",
-                    "parameters": [_param("parent", "query", "parent unit id")],
+                    "parameters": [_param("parent", "query", "parent unit id", **ID)],
                     "responses": _ok(
                         _object(["units"], units={"type": "array", "items": _ref("Unit")})
                     )
@@ -296,7 +298,7 @@ def document() -> Json:
             "/api/units/{unitId}": {
                 "get": {
                     "summary": "one unit, with its ancestors from the city down",
-                    "parameters": [_param("unitId", "path", "unit id")],
+                    "parameters": [_param("unitId", "path", "unit id", **ID)],
                     "responses": {
                         **_ok(
                             {
@@ -327,7 +329,7 @@ def document() -> Json:
                         " about changed), at most one every 0.2 s; a comment every 15 s."
                         " The stream ends when the caller's token is revoked."
                     ),
-                    "parameters": [_param("campaign", "query", "campaign to report on")],
+                    "parameters": [_param("campaign", "query", "campaign to report on", **ID)],
                     "responses": {
                         **_ok({"type": "string"}, "an event stream", "text/event-stream"),
                         **_errors(400, 401, 404, 503),
