@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -630,20 +631,23 @@ def test_serve_refuses_a_database_it_cannot_open_naming_db(tmp_path: Path) -> No
     assert "Traceback" not in done.stderr
 
 
+@contextlib.contextmanager
+def taken_port() -> Iterator[str]:
+    """Yield the loopback address of a port another socket listens on meanwhile."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield f"127.0.0.1:{taken.getsockname()[1]}"
+
+
 @pytest.mark.parametrize("service", ["ingest", "query"])
 def test_serve_on_a_port_in_use_is_refused_naming_listen(tmp_path: Path, service: str) -> None:
     # serve.run meant to name --listen (its "an address in use" branch), but the servers bind
     # when they are made, before that branch: an OSError traceback, exit 1.
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    address = f"127.0.0.1:{taken.getsockname()[1]}"
-    try:
+    with taken_port() as address:
         done = duhub(
             "serve", service, "--listen", address, "--data-dir", str(tmp_path), "--http", "off"
         )
-    finally:
-        taken.close()
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"--listen: cannot bind {address}" in done.stderr and "Traceback" not in done.stderr
 
@@ -1125,17 +1129,11 @@ def test_a_question_to_an_empty_read_model_says_it_is_empty(tmp_path: Path) -> N
 def test_a_dashboard_port_in_use_is_refused_naming_http(tmp_path: Path, command: list[str]) -> None:
     # A new user's 8080 is often taken. Before, it said "http: cannot bind …": no such
     # option; --listen's refusal names --listen.
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    address = f"127.0.0.1:{taken.getsockname()[1]}"
-    try:
+    with taken_port() as address:
         done = duhub(
             *command, "--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
             "--http", address, "--metrics", "off",
         )  # fmt: skip
-    finally:
-        taken.close()
     assert done.returncode == 2, done.stdout + done.stderr
     assert f": --http: cannot bind {address}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
