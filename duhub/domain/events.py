@@ -1,10 +1,15 @@
-"""Domain events as frozen values. Times are integer nanoseconds since the Unix epoch (UTC)."""
+"""Domain events as frozen values. Times are integer nanoseconds since the Unix epoch (UTC).
+
+Made per event: `quick_init` constructs them ~2× faster than the frozen dataclass does.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+
+from duhub.domain.frozen import quick_init
 
 # An area is a short lowercase key ("ecology", "fishing_ban"): the same rule for the events
 # that carry one and the questions that ask for one.
@@ -41,6 +46,7 @@ class TalkKind(IntEnum):
     OTHER = 3
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrgUnitRegistered:
     unit_id: str
@@ -51,6 +57,7 @@ class OrgUnitRegistered:
     local_code: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SupervisionGroup:
     group_id: str
@@ -59,6 +66,7 @@ class SupervisionGroup:
     target_unit_ids: tuple[str, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CampaignLaunched:
     campaign_id: str
@@ -69,6 +77,7 @@ class CampaignLaunched:
     groups: tuple[SupervisionGroup, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SupervisionVisit:
     campaign_id: str
@@ -78,6 +87,7 @@ class SupervisionVisit:
     findings: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ProblemFound:
     problem_id: str
@@ -86,11 +96,13 @@ class ProblemFound:
     campaign_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ProblemRectified:
     problem_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AccountabilityImposed:
     unit_id: str
@@ -98,6 +110,7 @@ class AccountabilityImposed:
     persons: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SanctionImposed:
     unit_id: str
@@ -105,6 +118,7 @@ class SanctionImposed:
     persons: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TalkHeld:
     unit_id: str
@@ -113,6 +127,7 @@ class TalkHeld:
     persons: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RecommendationIssued:
     letter_id: str
@@ -120,6 +135,7 @@ class RecommendationIssued:
     area: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RegulationImproved:
     unit_id: str
@@ -141,6 +157,7 @@ Payload = (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One accepted-or-candidate event. `digest` identifies its content for de-duplication."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from duhub.domain.events import Level, Nanos, SupervisionGroup
+from duhub.domain.frozen import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Unit:
     unit_id: str
@@ -29,6 +31,7 @@ class Unit:
         return scope_unit_id in self.path
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Campaign:
     campaign_id: str
@@ -54,6 +57,7 @@ class Campaign:
         return group is not None and unit_id in group.target_unit_ids
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Problem:
     problem_id: str
