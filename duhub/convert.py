@@ -157,19 +157,30 @@ def _count(value: int, field: str) -> int:
 
 
 def _time(msg: pb.Event | pb.CampaignLaunched, name: str, field: str) -> Nanos:
-    if not msg.HasField(name):
-        raise InvalidEvent(field, "required")
     ts: Timestamp = getattr(msg, name)
     nanos = ts.nanos
+    ns = ts.seconds * 1_000_000_000 + nanos  # to_nanos(ts), the fields read once
+    if 0 <= nanos < 1_000_000_000 and MIN_TIME_NS <= ns < MAX_TIME_NS:
+        return ns
+    # Presence asked only to reject: an absent time reads as zero, which is out of range.
+    if not msg.HasField(name):
+        raise InvalidEvent(field, "required")
     if not 0 <= nanos < 1_000_000_000:
         raise InvalidEvent(field, "nanos out of range")
-    ns = ts.seconds * 1_000_000_000 + nanos  # to_nanos(ts), the fields read once
-    if not MIN_TIME_NS <= ns < MAX_TIME_NS:
-        raise InvalidEvent(field, "must lie between 2000-01-01 and 2100-01-01")
-    return ns
+    raise InvalidEvent(field, "must lie between 2000-01-01 and 2100-01-01")
+
+
+# value -> member: calling an enum type (`TalkKind(value)`) takes ~5k instructions, a dict
+# lookup a small part of that (the call stays for the rejection).
+_MEMBERS: dict[type, dict[int, Level | Tier | TalkKind]] = {
+    t: {m.value: m for m in t} for t in (Level, Tier, TalkKind)
+}
 
 
 def _enum(value: int, enum_type: type[Level] | type[Tier] | type[TalkKind], field: str):
+    member = _MEMBERS[enum_type].get(value)
+    if member is not None:
+        return member
     try:
         return enum_type(value)
     except ValueError:
@@ -206,23 +217,26 @@ def event_from_pb(
     if seq > MAX_SEQ:
         raise InvalidEvent("seq", f"larger than {MAX_SEQ}")
     occurred_at = _time(msg, "occurred_at", "occurred_at")
-    if recorded_at is None and msg.HasField("recorded_at"):
-        recorded_at = to_nanos(msg.recorded_at)
+    if recorded_at is None:
+        # An absent stamp reads as zero: the same 0 as before, without asking for presence.
+        ts = msg.recorded_at
+        recorded_at = ts.seconds * 1_000_000_000 + ts.nanos
     kind = msg.WhichOneof("payload")
     if kind is None:
         raise InvalidEvent("payload", "exactly one payload is required")
     payload = _PAYLOADS[kind](getattr(msg, kind), kind)
+    # Positional: matching ten keywords cost more than setting the fields.
     return Event(
-        event_id=event_id,
-        source=source,
-        seq=seq,
-        occurred_at=occurred_at,
-        recorded_at=recorded_at or 0,
-        payload=payload,
-        digest=digest,
-        stored_hash=stored_hash,
-        partition=partition,
-        offset=offset,
+        event_id,
+        source,
+        seq,
+        occurred_at,
+        recorded_at or 0,
+        payload,
+        digest,
+        stored_hash,
+        partition,
+        offset,
     )
 
 
@@ -293,15 +307,16 @@ def _campaign(m: pb.CampaignLaunched, f: str) -> ev.CampaignLaunched:
 
 
 # The decoders of the frequent payloads name their fields as literals (`f` is always the
-# payload's name): formatted per event, the names cost more than most checks.
+# payload's name): formatted per event, the names cost more than most checks. They build the
+# payload with positional arguments, in field order (matching keywords cost more too).
 def _visit(m: pb.SupervisionVisit, f: str) -> ev.SupervisionVisit:
     campaign_id = _id(m.campaign_id, "supervision_visit.campaign_id", required=False)
     return ev.SupervisionVisit(
-        campaign_id=campaign_id,
-        group_id=_id(m.group_id, "supervision_visit.group_id", required=bool(campaign_id)),
-        unit_id=_id(m.unit_id, "supervision_visit.unit_id"),
-        area=_area(m.area, "supervision_visit.area"),
-        findings=_findings(m.findings, "supervision_visit.findings"),
+        campaign_id,
+        _id(m.group_id, "supervision_visit.group_id", required=bool(campaign_id)),
+        _id(m.unit_id, "supervision_visit.unit_id"),
+        _area(m.area, "supervision_visit.area"),
+        _findings(m.findings, "supervision_visit.findings"),
     )
 
 
@@ -313,10 +328,10 @@ def _findings(value: int, field: str) -> int:
 
 def _problem_found(m: pb.ProblemFound, f: str) -> ev.ProblemFound:
     return ev.ProblemFound(
-        problem_id=_id(m.problem_id, "problem_found.problem_id", limit=MAX_EVENT_ID),
-        unit_id=_id(m.unit_id, "problem_found.unit_id"),
-        area=_area(m.area, "problem_found.area"),
-        campaign_id=_id(m.campaign_id, "problem_found.campaign_id", required=False),
+        _id(m.problem_id, "problem_found.problem_id", limit=MAX_EVENT_ID),
+        _id(m.unit_id, "problem_found.unit_id"),
+        _area(m.area, "problem_found.area"),
+        _id(m.campaign_id, "problem_found.campaign_id", required=False),
     )
 
 
@@ -344,18 +359,18 @@ def _sanction(m: pb.SanctionImposed, f: str) -> ev.SanctionImposed:
 
 def _talk(m: pb.TalkHeld, f: str) -> ev.TalkHeld:
     return ev.TalkHeld(
-        unit_id=_id(m.unit_id, "talk_held.unit_id"),
-        area=_area(m.area, "talk_held.area", required=False),
-        kind=_enum(m.kind, TalkKind, "talk_held.kind"),
-        persons=_count(m.persons, "talk_held.persons"),
+        _id(m.unit_id, "talk_held.unit_id"),
+        _area(m.area, "talk_held.area", required=False),
+        _enum(m.kind, TalkKind, "talk_held.kind"),
+        _count(m.persons, "talk_held.persons"),
     )
 
 
 def _recommendation(m: pb.RecommendationIssued, f: str) -> ev.RecommendationIssued:
     return ev.RecommendationIssued(
-        letter_id=_id(m.letter_id, "recommendation_issued.letter_id", limit=MAX_EVENT_ID),
-        unit_id=_id(m.unit_id, "recommendation_issued.unit_id"),
-        area=_area(m.area, "recommendation_issued.area"),
+        _id(m.letter_id, "recommendation_issued.letter_id", limit=MAX_EVENT_ID),
+        _id(m.unit_id, "recommendation_issued.unit_id"),
+        _area(m.area, "recommendation_issued.area"),
     )
 
 
