@@ -108,13 +108,14 @@ def principal_in(uris: Iterable[str]) -> Principal | None:
     return found.pop() if found else None
 
 
-def check_publish(principal: Principal, sources: Sequence[str | None]) -> None:
+def check_publish(principal: Principal, sources: Iterable[str | None]) -> None:
     """Raise Forbidden unless the principal may publish events with these sources.
 
     A node publishes only as itself; which units it may name is the rules' business (a per
     event rejection, duhub.domain.rules). The local caller publishes as anyone. None stands for
     an event whose source could not be read (it is rejected by itself); the index in the
-    message is the event's place in the request.
+    message is the event's place in the request. `sources` is read only for a node: a
+    generator spares the local caller building a list per request.
     """
     if principal.kind == Kind.LOCAL:
         return

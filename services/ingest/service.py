@@ -55,7 +55,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             # are the rules' business: a per-event rejection.)
             # (An unreadable event has no source to check: it is rejected by itself.)
             check_publish(
-                principal, [None if isinstance(e, Unreadable) else e.source for e in events]
+                principal, (None if isinstance(e, Unreadable) else e.source for e in events)
             )
         except Forbidden as e:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
