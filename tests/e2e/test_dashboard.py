@@ -291,8 +291,8 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     # nothing below it to drill into.
     assert next(iter(page["bars"].items())) == ("420581", ["宜都市本级", 1])
     assert sum(value for _, value in page["bars"].values()) == 6
-    own = '#bars g.bar[data-key="420581"]'
-    assert browser.execute_script(f"return document.querySelector('{own}').matches('.drill')") is False
+    own = "document.querySelector('#bars g.bar[data-key=\"420581\"]')"
+    assert browser.execute_script(f"return {own}.matches('.drill')") is False
     press(browser, '#bars g.bar[data-key="420581101"] text.label')
     page = until(browser, lambda p: "420581101201" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市›聂家河镇"
