@@ -180,26 +180,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":  # the request line was not understood:
             self.request_version = "HTTP/1.0"  # a status line all the same
         reason = (message or HTTPStatus(code).phrase).lower()
-        data = json.dumps({"error": f"{UNREADABLE.get(code, 'request')}: {reason}"}).encode()
         self.close_connection = True
-        self.send_response(code, message)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self._json(
+            code,
+            {"error": f"{UNREADABLE.get(code, 'request')}: {reason}"},
+            self.command != "HEAD",
+            {"Connection": "close"},
+            reason=message,
+        )
 
     def _not_allowed(self) -> None:
-        data = json.dumps({"error": "method: only GET and HEAD"}).encode()
-        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
-        self.send_header("Allow", "GET, HEAD")  # RFC 9110: a 405 says what is allowed
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
+        error = {"error": "method: only GET and HEAD"}
+        # RFC 9110: a 405 says what is allowed.
+        self._json(HTTPStatus.METHOD_NOT_ALLOWED, error, True, {"Allow": "GET, HEAD"})
 
     def _dispatch(self, body: bool) -> None:
         url = urlsplit(self.path)
@@ -259,20 +252,27 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             CALLER.set(self._caller())
         except Unauthenticated as e:
-            data = json.dumps({"error": f"authorization: {e}"}).encode()
-            self.send_response(HTTPStatus.UNAUTHORIZED)
-            self.send_header("WWW-Authenticate", 'Bearer realm="duhub"')
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            if body:
-                self.wfile.write(data)
+            self._json(
+                HTTPStatus.UNAUTHORIZED,
+                {"error": f"authorization: {e}"},
+                body,
+                {"WWW-Authenticate": 'Bearer realm="duhub"'},
+            )
             return False
         return True
 
-    def _send(self, status: int, media: str, data: bytes, body: bool) -> None:
-        self.send_response(status)
+    def _send(
+        self,
+        status: int,
+        media: str,
+        data: bytes,
+        body: bool,
+        headers: dict[str, str] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.send_response(status, reason)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", media)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
@@ -280,9 +280,16 @@ class _Handler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(data)
 
-    def _json(self, status: int, data: Any, body: bool) -> None:
+    def _json(
+        self,
+        status: int,
+        data: Any,
+        body: bool,
+        headers: dict[str, str] | None = None,
+        reason: str | None = None,
+    ) -> None:
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        self._send(status, "application/json; charset=utf-8", text.encode(), body)
+        self._send(status, "application/json; charset=utf-8", text.encode(), body, headers, reason)
 
     def _static(self, path: str, body: bool) -> None:
         name, media = STATIC[path]
