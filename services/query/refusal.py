@@ -25,6 +25,12 @@ def clipped(details: str) -> str:
     return f"{details[:HEAD]}…[{cut} characters left out]…{details[-TAIL:]}"
 
 
+def holds_nul(name: str, value: str) -> str:
+    """Return why `value` is refused ("" when it is not): no id or name holds a NUL, and
+    PostgreSQL refuses it in any text (an UNKNOWN or 500 where SQLite answered not found)."""
+    return f"{name}: holds a NUL character, which no id or name does" if "\x00" in value else ""
+
+
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     context.abort(code, clipped(details))
     raise AssertionError("unreachable")  # abort raises

@@ -27,7 +27,7 @@ from duhub.v1 import query_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
 from services.auth.scope import UnitPaths
 from services.query.answers import DEFAULT_SIZE, AnswerCache
-from services.query.refusal import abort
+from services.query.refusal import abort, holds_nul
 from services.query.replies import (
     campaign_reply,
     coverage_reply,
@@ -77,18 +77,13 @@ def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
 
 
 def _refuse_nul(context: grpc.ServicerContext, request: Message) -> None:
-    """Abort INVALID_ARGUMENT on a string field holding a NUL character. No id or name does;
-    PostgreSQL refuses NUL in any text, and such an id reached the client as UNKNOWN where
-    SQLite answered NOT_FOUND."""
+    """Abort INVALID_ARGUMENT on a string field holding a NUL character (`holds_nul`)."""
     for field, value in request.ListFields():
         if field.type != field.TYPE_STRING:
             continue
-        if any("\x00" in v for v in ([value] if isinstance(value, str) else value)):
-            abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{field.name}: holds a NUL character, which no id or name does",
-            )
+        for v in [value] if isinstance(value, str) else value:
+            if why := holds_nul(field.name, v):
+                abort(context, grpc.StatusCode.INVALID_ARGUMENT, why)
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):

@@ -22,6 +22,7 @@ from duhub.timeparse import parse_time
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from services.query.answers import DEFAULT_SIZE
+from services.query.refusal import holds_nul
 from services.query.service import QueryServicer
 
 Json = dict[str, Any]
@@ -217,8 +218,8 @@ class DashboardApi:
         anything about it."""
         _known(params, ("campaign",))
         campaign_id = _one(params, "campaign")
-        if "\x00" in campaign_id:  # as the servicer refuses it (PostgreSQL cannot hold it)
-            raise ApiError(400, "campaign: holds a NUL character, which no id or name does")
+        if why := holds_nul("campaign", campaign_id):  # as the servicer refuses it
+            raise ApiError(400, why)
         if campaign_id:
             c = s.campaigns.c
             with self.engine.connect() as conn:
