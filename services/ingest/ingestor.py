@@ -155,7 +155,6 @@ class _Current:
         self.point(current)
 
     def point(self, current: ReadModelKnowledge) -> None:
-        self.current = current
         self.unit = current.unit
         self.campaign = current.campaign
         self.problem = current.problem
