@@ -197,17 +197,13 @@ def stats(args: argparse.Namespace) -> int:
     if args.group_by == "unit" or (args.group_by and len(reply.rows) > 1):
         total: list[object] = ["total 合计"] + ([""] if args.group_by == "unit" else [])
         if args.group_by == "unit":
-            # The total is the whole subtree's figure, asked without grouping; what the
-            # children's rows leave of it is the scope's own, listed so the rows add up.
-            req.group_by = qpb.GROUP_BY_UNSPECIFIED
-            try:
-                whole = stub.GetStatistics(req, timeout=30).rows[0].values
-            except grpc.RpcError as e:
-                client.fail_rpc(e, address)
-            total += [whole.get(x, 0) for x in metrics]
-            own = [whole.get(x, 0) - sum(r.values.get(x, 0) for r in reply.rows) for x in metrics]
+            # The scope's own row comes in the same answer as its children's (asked apart,
+            # a change between the two answers was listed as the scope's own).
+            own = [reply.own.values.get(x, 0) for x in metrics]
             if any(own):
                 rows.insert(0, [scope_id, f"{scope_name} 本级 itself", *own])
+            every = [reply.own, *reply.rows]
+            total += [sum(r.values.get(x, 0) for r in every) for x in metrics]
         elif m.PROBLEMS_OPEN in metrics:
             last = reply.rows[-1].values
             total += [

@@ -46,6 +46,13 @@ class Row:
     events: dict[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class Figures:
+    rows: list[Row]
+    # Grouped by unit: the scope's own events, in no child's row (None otherwise).
+    own: Row | None = None
+
+
 # Event counts travel beside the sums under this prefix.
 N = "#"
 
@@ -61,6 +68,22 @@ def statistics(
     as_of: Nanos | None = None,
 ) -> list[Row]:
     """Return the figures for a scope (its whole subtree), area and period [lo, hi)."""
+    return figures(engine, metrics, scope_unit_id, area, lo, hi, group_by, as_of).rows
+
+
+def figures(
+    engine: Engine,
+    metrics: Sequence[str],
+    scope_unit_id: str = "",
+    area: str = "",
+    lo: Nanos | None = None,
+    hi: Nanos | None = None,
+    group_by: str = "",
+    as_of: Nanos | None = None,
+) -> Figures:
+    """Return the rows `statistics` does and, grouped by unit, the scope's own events read
+    in the same snapshot (told apart in two answers, a change between them was counted as
+    the scope's own)."""
     unknown = [x for x in metrics if x not in m.ALL]
     if not metrics:
         raise QueryError("metrics: name at least one metric")
@@ -87,6 +110,7 @@ def statistics(
     first = (MIN_NS if m.PROBLEMS_OPEN in metrics else _clip(lo), _clip(lo))
     with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)
+        scope_key = [(scope.unit_id, scope.name, scope.path)]
         if group_by == "unit":
             sql = "SELECT unit_id, name, path FROM units WHERE parent_id = ?"
             params: list[object] = [scope.unit_id]
@@ -96,7 +120,11 @@ def statistics(
             keys = plain_rows(conn, sql + " ORDER BY unit_id", params)
             ranges = [first, (_clip(lo), _clip(hi))]
             sums = _sums(conn, keys, wanted, area, ranges, as_of, scope.unit_id)
-            return [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
+            rows = [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
+            whole = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
+            # What the children's rows leave of the whole subtree is the scope's own.
+            own = [_less(whole[i], [sums[k][i] for k, _, _ in keys]) for i in (0, 1)]
+            return Figures(rows, Row(scope.unit_id, scope.name, *_values(metrics, own[1], own[0])))
         if group_by:
             try:
                 spans = periods(group_by, lo, hi)
@@ -105,17 +133,15 @@ def statistics(
             # Every period of [from, to) is listed; those outside the valid event times are
             # summed over an empty range.
             ranges = [first] + [(_clip(a), _clip(b)) for _, a, b in spans]
-            scope_key = [(scope.unit_id, scope.name, scope.path)]
             per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
             rows, before = [], per[0]
             for i, (key, _, _) in enumerate(spans, start=1):
                 rows.append(Row(key, "", *_values(metrics, per[i], before)))
                 before = _add(before, per[i])
-            return rows
-        scope_key = [(scope.unit_id, scope.name, scope.path)]
+            return Figures(rows)
         ranges = [first, (_clip(lo), _clip(hi))]
         per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
-        return [Row("", "", *_values(metrics, per[1], per[0]))]
+        return Figures([Row("", "", *_values(metrics, per[1], per[0]))])
 
 
 def _clip(at: Nanos) -> Nanos:
@@ -133,6 +159,14 @@ def _stored_metrics(metrics: Sequence[str]) -> list[str]:
 
 def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+
+def _less(whole: dict[str, int], parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out = dict(whole)
+    for part in parts:
+        for k, v in part.items():
+            out[k] = out.get(k, 0) - v
+    return out
 
 
 def _values(

@@ -164,16 +164,18 @@ class StatisticsRow(_message.Message):
     def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ..., events: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Statistics(_message.Message):
-    __slots__ = ("rows", "scope_unit_id", "area", "as_of")
+    __slots__ = ("rows", "scope_unit_id", "area", "as_of", "own")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    OWN_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[StatisticsRow]
     scope_unit_id: str
     area: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    own: StatisticsRow
+    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., own: _Optional[_Union[StatisticsRow, _Mapping]] = ...) -> None: ...
 
 class Unit(_message.Message):
     __slots__ = ("unit_id", "parent_id", "level", "name", "sample", "local_code", "child_count")

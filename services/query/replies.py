@@ -6,7 +6,7 @@ from duhub.convert import from_nanos
 from duhub.domain.model import Campaign, Unit
 from duhub.readmodel.coverage import CoverageReport, Tally
 from duhub.readmodel.lineage import Explanation
-from duhub.readmodel.statistics import Row
+from duhub.readmodel.statistics import Figures
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 
@@ -56,10 +56,14 @@ def _full_at(msg: qpb.GroupCoverage | qpb.CountyCoverage, t: Tally) -> None:
         msg.full_at.CopyFrom(from_nanos(t.full_at))
 
 
-def statistics_reply(rows: list[Row], scope_unit_id: str, area: str) -> qpb.Statistics:
+def statistics_reply(figures: Figures, scope_unit_id: str, area: str) -> qpb.Statistics:
     reply = qpb.Statistics(scope_unit_id=scope_unit_id, area=area)
-    for row in rows:
+    for row in figures.rows:
         reply.rows.add(key=row.key, name=row.name, values=row.values, events=row.events)
+    if (own := figures.own) is not None:
+        reply.own.CopyFrom(
+            qpb.StatisticsRow(key=own.key, name=own.name, values=own.values, events=own.events)
+        )
     return reply
 
 

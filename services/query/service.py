@@ -19,7 +19,7 @@ from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.knowledge import load_campaign
 from duhub.readmodel.lineage import explain
-from duhub.readmodel.statistics import NotFound, QueryError, statistics
+from duhub.readmodel.statistics import NotFound, QueryError, figures
 from duhub.readmodel.units import UnknownUnit, get_unit, list_units
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import query_pb2 as qpb
@@ -230,7 +230,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             raise QueryError(
                 f"group_by: must be one of {names} (got {r.group_by}); unset for no grouping"
             )
-        rows = statistics(
+        answer = figures(
             self.engine,
             list(r.metrics),
             r.scope_unit_id,
@@ -240,7 +240,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             GROUP_BY[r.group_by],
             _as_of(r),
         )
-        reply = statistics_reply(rows, r.scope_unit_id, r.area)
+        reply = statistics_reply(answer, r.scope_unit_id, r.area)
         if r.HasField("as_of"):
             reply.as_of.CopyFrom(r.as_of)
         return reply

@@ -1045,6 +1045,24 @@ def test_stats_by_unit_lists_the_scopes_own_events_so_the_rows_add_up(
     own = [r for r in parts if r[0] == "420581"]
     assert own and own[0][-2:] == ["1", "0"], shown.stdout
     assert [sum(int(r[-i]) for r in parts) for i in (2, 1)] == [2, 1], shown.stdout
+    # Scripts get it too, from the same answer as the rows (the table asked a second time
+    # for the total, and --json had the children's rows only).
+    shown = duhub(
+        "query", "stats", "--metric", "visits,problems_found", "--scope", "420581",
+        "--group-by", "unit", "--json", *quickstart,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    reply = json.loads(shown.stdout)
+    own = reply["own"]
+    assert (own["key"], own["name"], own["values"]) == (
+        "420581", "宜都市", {"visits": "1", "problems_found": "0"},
+    )  # fmt: skip
+    assert "420581" not in [r["key"] for r in reply["rows"]]
+    every = [own, *reply["rows"]]
+    assert [sum(int(r["values"][x]) for r in every) for x in ("visits", "problems_found")] == [
+        2,
+        1,
+    ]
 
 
 @pytest.mark.parametrize("value", ["http://127.0.0.1:50051", "https://hub.example.org:50051/"])

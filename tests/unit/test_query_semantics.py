@@ -9,7 +9,7 @@ import pytest
 
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.lineage import explain
-from duhub.readmodel.statistics import QueryError, statistics
+from duhub.readmodel.statistics import QueryError, figures, statistics
 from duhub.v1 import events_pb2 as pb
 from tests.unit.builders import (
     DANG_T1,
@@ -23,6 +23,7 @@ from tests.unit.builders import (
     hierarchy,
     kinds,
     problem,
+    rectify,
     talk,
     visit,
 )
@@ -181,3 +182,36 @@ def test_an_area_no_event_could_carry_is_refused_naming_it(hub: Pipeline) -> Non
     assert row.values == {"talk_persons": 0}
     (row,) = statistics(hub.engine, ["talk_persons"], "", "ecology")
     assert row.values == {"talk_persons": 3}
+
+
+def test_by_unit_the_scopes_own_events_come_with_its_childrens_rows(hub: Pipeline) -> None:
+    """A county's own events (a talk with its leaders, a problem found at its HQ) are in none
+    of its townships' rows. The answer by unit names them, read with the rows: asked apart,
+    a change between the two answers was taken for the scope's own (the dashboard's "本级"
+    bar). Own and rows add up to the scope's figure, as of a moment and for an area too."""
+    t0 = at("2023-02-01T01:00:00")
+    publish(hub, talk(YIDU, 3, area="ecology", occurred_at=at("2022-11-02")), 1, t0)
+    publish(hub, talk(YIDU_T1, 2, area="ecology", occurred_at=at("2022-11-03")), 2, t0 + 1)
+    publish(hub, problem("p1", YIDU, occurred_at=at("2022-11-04")), 3, t0 + 2)
+    publish(hub, problem("p2", YIDU_T1, occurred_at=at("2022-11-04")), 4, t0 + 3)
+    publish(hub, rectify("p1", occurred_at=at("2022-11-05")), 5, t0 + 4)
+    publish(hub, talk(YIDU, 5, area="grain", occurred_at=at("2022-11-06")), 6, t0 + 5)
+    hub.tailer.catch_up()
+    metrics = ["talk_persons", "problems_found", "problems_open"]
+
+    def own(area: str = "", as_of: int | None = None) -> dict[str, int]:
+        answer = figures(hub.engine, metrics, YIDU, area, None, None, "unit", as_of)
+        (whole,) = statistics(hub.engine, metrics, YIDU, area, as_of=as_of)
+        assert answer.own is not None and (answer.own.key, answer.own.name) == (
+            YIDU,
+            f"unit {YIDU}",
+        )
+        summed = {x: sum(r.values[x] for r in [answer.own, *answer.rows]) for x in metrics}
+        assert summed == whole.values
+        return answer.own.values
+
+    assert own() == {"talk_persons": 8, "problems_found": 1, "problems_open": 0}
+    assert own("ecology") == {"talk_persons": 3, "problems_found": 1, "problems_open": 0}
+    assert own(as_of=t0 + 3) == {"talk_persons": 3, "problems_found": 1, "problems_open": 1}
+    # Not grouped by unit, there is no own row.
+    assert figures(hub.engine, metrics, YIDU).own is None

@@ -202,7 +202,7 @@ class DashboardApi:
         reply = self.servicer.GetStatistics(req, self._ctx)
         out = _dict(reply)
         # int64 maps print as strings in canonical JSON; a page wants numbers.
-        for row in out["rows"]:
+        for row in out["rows"] + ([out["own"]] if "own" in out else []):
             for name, value in row.items():
                 if isinstance(value, dict):
                     row[name] = {k: int(v) for k, v in value.items()}

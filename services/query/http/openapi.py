@@ -167,24 +167,27 @@ SCHEMAS: Json = {
             },
         },
     ),
+    "StatisticsRow": _object(
+        ["key", "values"],
+        key={
+            "type": "string",
+            "description": "empty when not grouped; the child unit id or period start",
+        },
+        name={"type": "string", "description": "the child unit's name (by unit)"},
+        values={"type": "object", "additionalProperties": INT},
+        events={
+            "type": "object",
+            "additionalProperties": INT,
+            "description": "how many events make up each value",
+        },
+    ),
     "Statistics": _object(
         ["rows", "metrics"],
-        rows={
-            "type": "array",
-            "items": _object(
-                ["key", "values"],
-                key={
-                    "type": "string",
-                    "description": "empty when not grouped; the child unit id or period start",
-                },
-                name={"type": "string", "description": "the child unit's name (by unit)"},
-                values={"type": "object", "additionalProperties": INT},
-                events={
-                    "type": "object",
-                    "additionalProperties": INT,
-                    "description": "how many events make up each value",
-                },
-            ),
+        rows={"type": "array", "items": _ref("StatisticsRow")},
+        own={
+            "allOf": [_ref("StatisticsRow")],
+            "description": "by unit only: the scope's own events, in no child's row (key and "
+            "name the scope's); read with the rows, with them it adds up to the scope's figures",
         },
         metrics={"type": "array", "items": {"type": "string", "enum": list(m.ALL)}},
         scopeUnitId={"type": "string"},

@@ -482,34 +482,31 @@
   }
 
   async function loadStatistics() {
-    const [kpis, bars, series] = await Promise.all([
-      api("api/statistics", statParams({})),
-      depthOf(state.scopePath) > MAX_DRILL
-        ? Promise.resolve({ rows: [] })
-        : api("api/statistics", statParams({ group_by: "unit" })),
+    const leaf = depthOf(state.scopePath) > MAX_DRILL; // a village: nothing below to chart
+    const [whole, series] = await Promise.all([
+      api("api/statistics", statParams(leaf ? {} : { group_by: "unit" })),
       api("api/statistics", statParams({ group_by: state.granularity })),
     ]);
-    const totals = kpis.rows[0] ? kpis.rows[0].values : {};
-    return { kpis: totals, bars: withOwnBar(totals, bars.rows), series: series.rows };
+    if (leaf) {
+      return { kpis: whole.rows[0] ? whole.rows[0].values : {}, bars: [], series: series.rows };
+    }
+    // The figures above the bars and the bars themselves come from one answer, of one
+    // moment: asked apart, a change between the two answers showed in the scope's own bar.
+    const own = whole.own || { values: {} };
+    const kpis = {};
+    for (const [m] of METRICS) {
+      kpis[m] = [own, ...whole.rows].reduce((sum, r) => sum + (r.values[m] || 0), 0);
+    }
+    return { kpis, bars: withOwnBar(own, whole.rows), series: series.rows };
   }
 
   // The scope's own events (a visit to a county's seat itself) are in none of its children's
   // rows: they get a bar of their own, not to be drilled into, so the bars add up to the
-  // figures above them. (Both answers are of the same moment but for a change between them;
-  // the next change draws both again.)
-  function withOwnBar(totals, rows) {
-    if (!rows.length) return rows; // a village: its figures are all its own, shown above
-    const own = {};
-    let any = false;
-    for (const [m] of METRICS) {
-      const children = rows.reduce((sum, r) => sum + (r.values[m] || 0), 0);
-      own[m] = Math.max(0, (totals[m] || 0) - children);
-      any = any || own[m] > 0;
-    }
-    if (!any) return rows;
-    const p = state.scopePath;
-    const self = p.length ? p[p.length - 1] : state.city;
-    return [{ key: self.unitId, name: `${self.name}本级`, values: own, own: true }, ...rows];
+  // figures above them.
+  function withOwnBar(own, rows) {
+    if (!rows.length) return rows; // no unit below: its figures are all its own, shown above
+    if (!METRICS.some(([m]) => own.values[m] > 0)) return rows;
+    return [{ key: own.key, name: `${own.name}本级`, values: own.values, own: true }, ...rows];
   }
 
   // What the statistics were asked for. An answer that comes after the choice changed is not
