@@ -675,7 +675,18 @@ def test_a_click_on_a_live_page_is_not_lost_to_the_next_change(
 
 
 def accessible_name(driver: Any, selector: str) -> str:
-    """The name Chromium gives the element to assistive technology (a screen reader).
+    """The name Chromium gives the element to assistive technology (a screen reader)."""
+    return str(accessible(driver, selector).get("name", {}).get("value", ""))
+
+
+def pressed(driver: Any, selector: str) -> Any:
+    """Whether assistive technology hears the toggle button pressed (None: not a toggle)."""
+    found = accessible(driver, selector).get("properties", [])
+    return next((p["value"]["value"] for p in found if p["name"] == "pressed"), None)
+
+
+def accessible(driver: Any, selector: str) -> dict[str, Any]:
+    """The node Chromium gives assistive technology for the element.
 
     It takes three DevTools calls, the element named by a node id between them. A live page
     redraws its charts on every change (and on its event stream's hello): a redraw between
@@ -691,7 +702,7 @@ def accessible_name(driver: Any, selector: str) -> str:
         )
     finally:
         driver.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "active"})
-    return str(ax["nodes"][0].get("name", {}).get("value", ""))
+    return ax["nodes"][0]  # type: ignore[no-any-return]
 
 
 def test_charts_and_coverage_are_told_by_more_than_colour(
@@ -715,6 +726,25 @@ def test_charts_and_coverage_are_told_by_more_than_colour(
     )
     row = accessible_name(browser, '[data-group="n1"] button.toggle')
     assert row == "宜都市督导组：已覆盖 2 / 3，66.7%"
+    # Which figure the charts show and by what period was told by colour alone too: the
+    # tiles and the 日/周/月 buttons were plain buttons, none of them heard as chosen.
+    chosen = {
+        sel: pressed(browser, sel)
+        for sel in (
+            '#kpis [data-metric="visits"]',
+            '#kpis [data-metric="problems_found"]',
+            '#granularity [data-g="week"]',
+            '#granularity [data-g="day"]',
+        )
+    }
+    assert list(chosen.values()) == ["true", "false", "true", "false"], chosen
+    press(browser, '#kpis [data-metric="problems_found"]')
+    press(browser, '#granularity [data-g="day"]')
+    until(browser, lambda p: len(p["series"]) == 30)
+    assert pressed(browser, '#kpis [data-metric="problems_found"]') == "true"
+    assert pressed(browser, '#kpis [data-metric="visits"]') == "false"
+    assert pressed(browser, '#granularity [data-g="day"]') == "true"
+    assert pressed(browser, '#granularity [data-g="week"]') == "false"
     marks = browser.execute_script(
         "return Array.from(document.querySelectorAll('#city-groups .chip[data-unit]'))"
         ".map((e) => getComputedStyle(e, '::before').content)"
@@ -892,6 +922,8 @@ def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_bac
     browser.find_element("css selector", '#granularity button[data-g="day"]').click()
     page = until(browser, lambda p: p["error"] != "" and p["live"] == "lost")
     assert page["error"] == "出错: 无法连接看板服务，恢复连接后自动更新"
+    # Said to a screen reader as it comes (a plain box was heard only when read to).
+    assert accessible(browser, "#error")["role"]["value"] == "alert"
     again = HubProcess(tmp_path / "data", "--http", f"127.0.0.1:{port}")
     try:
         page = until(browser, lambda p: p["live"] == "live" and p["error"] == "", 30)

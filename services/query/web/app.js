@@ -224,9 +224,13 @@
   function showWindow() {
     $("#from").value = utcDate(Date.parse(state.from));
     $("#to").value = utcDate(Date.parse(state.to) - 1);
-    $$("#granularity button").forEach((b) =>
-      b.classList.toggle("on", b.dataset.g === state.granularity),
-    );
+    // Chosen is said to assistive technology too (pressed), not by colour alone.
+    $$("#granularity button").forEach((b) => chosen(b, b.dataset.g === state.granularity));
+  }
+
+  function chosen(button, on) {
+    button.classList.toggle("on", on);
+    button.setAttribute("aria-pressed", String(on));
   }
 
   function areaLabel(area) {
@@ -532,7 +536,7 @@
       .join("");
     const values = state.kpis || {};
     $("#kpis").innerHTML = METRICS.map(
-      ([m, label]) => `<button type="button" class="kpi${m === state.metric ? " on" : ""}" data-metric="${m}">
+      ([m, label]) => `<button type="button" class="kpi${m === state.metric ? " on" : ""}" data-metric="${m}" aria-pressed="${m === state.metric}">
         <span class="value">${num(values[m])}</span><span class="label">${label}</span></button>`,
     ).join("");
     renderCharts();
@@ -844,7 +848,7 @@
       const tile = e.target.closest("[data-metric]");
       if (!tile) return;
       state.metric = tile.dataset.metric;
-      $$("#kpis .kpi").forEach((k) => k.classList.toggle("on", k === tile));
+      $$("#kpis .kpi").forEach((k) => chosen(k, k === tile));
       renderCharts();
     });
     const drillInto = (bar) =>
