@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from google.protobuf import json_format
 
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import ingest_pb2, ingest_pb2_grpc
-from tests.e2e.hubproc import DUHUB, HubProcess, serve
+from tests.e2e.hubproc import DUHUB, HubProcess, duhub, serve
 from tests.e2e.test_publish_and_query import line, publish, scenario
 from tests.infra import _unavailable
 from tests.sse import read_event
@@ -905,6 +906,51 @@ def test_the_bars_drill_from_the_keyboard_and_keep_its_focus_as_changes_come(
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     page = until(browser, lambda p: "420581101" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市"
+
+
+def test_the_page_answers_for_a_moment_asked_about_as_the_command_line_does(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """ "What was the coverage on that day" (as_of: what the hub knew then) had no answer on
+    the page: it showed the present only, and ?as_of= in its address was ignored."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    time.sleep(1.1)  # the moment lies a second or more from what was recorded either side
+    then = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.1)
+    assert publish(hub, tmp_path, [COVERING_VISIT], "more.jsonl").returncode == 0
+    moment = then.strftime("%Y-%m-%dT%H:%M:%SZ")
+    asked = ("--campaign", "vax", "--as-of", moment, "--json")
+    cov = json.loads(duhub(hub.address, "query", "coverage", *asked).stdout)
+    window = ("--from", "2022-11-01", "--to", "2022-12-01")  # the campaign's, as on the page
+    stats = duhub(hub.address, "query", "stats", "--metric", "visits", *window, *asked[2:])
+    assert [(g["groupId"], g["covered"]) for g in cov["groups"]][1:] == [
+        ("c1", 2), ("c2", 0), ("n1", 2),
+    ]  # fmt: skip
+    assert json.loads(stats.stdout)["rows"][0]["values"]["visits"] == "6"
+
+    browser.get(hub.dashboard + f"?campaign=vax&as_of={moment}")
+    page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "66.7%")
+    assert page["groups"]["n1"] == ["2 / 3", "66.7%", ""]
+    assert page["kpis"]["visits"] == "6" and page["bars"]["420581"] == ["宜都市", 5]
+    shown = then.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%dT%H:%M:%S")
+    value = browser.execute_script("return document.querySelector('#as-of').value")
+    assert value in (shown, shown.removesuffix(":00"))  # the field drops a whole minute's :00
+    assert "历史" in browser.find_element("css selector", "#live-text").text
+    # Back to the present, and to the moment again from the field, as a hand sets it.
+    press(browser, "#as-of-now")
+    page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "83.3%")
+    assert page["kpis"]["visits"] == "7" and "as_of" not in browser.current_url
+    browser.execute_script(
+        "const f = document.querySelector('#as-of'); f.value = arguments[0];"
+        "f.dispatchEvent(new Event('change'));",
+        shown,
+    )
+    page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "66.7%")
+    assert page["kpis"]["visits"] == "6" and page["error"] == ""
+    # A moment the page cannot read is said, naming it, not passed over in silence.
+    browser.get(hub.dashboard + "?campaign=vax&as_of=yesterday")
+    page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "83.3%")
+    assert page["error"].startswith("出错: as_of: 无法识别的时间 'yesterday'"), page["error"]
 
 
 def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_back(

@@ -57,8 +57,11 @@
     campaignsAt: 0,
     campaignId: "",
     campaign: null,
+    asOf: "", // the moment asked about (as_of: what the hub knew then); "" for the present
+    liveMode: "connecting",
     coverage: null,
     streamStopped: "", // why the event stream stopped for good, if it did
+    badAddress: "", // what in the page's address could not be read, if anything
     scopePath: [], // [{unitId, name}] below the city
     area: "",
     from: "",
@@ -107,6 +110,15 @@
     return `${b.date} ${b.time}`;
   };
   const utcDate = (ms) => new Date(ms).toISOString().slice(0, 10);
+  // The as-of field is Beijing time, as every moment the page shows.
+  const asOfInput = (iso) => {
+    const b = beijing(new Date(iso));
+    return `${b.date}T${b.time}:${b.sec}`;
+  };
+  const fromAsOfInput = (value) => {
+    const ms = Date.parse(`${value}+08:00`);
+    return Number.isFinite(ms) ? new Date(ms).toISOString() : "";
+  };
 
   async function api(path, params = {}) {
     const url = new URL(path, document.baseURI);
@@ -139,7 +151,7 @@
 
   function showError(err) {
     const box = $("#error");
-    err = err || state.streamStopped; // a stopped event stream stays said
+    err = err || state.streamStopped || state.badAddress; // these stay said
     if (err) {
       box.textContent = `出错: ${err.message || err}`;
       box.hidden = false;
@@ -247,10 +259,12 @@
     }
     const count = (tier) => c.groups.filter((g) => g.tier === tier).length;
     const end = utcDate(Date.parse(c.endsAt) - 1);
-    $("#campaign-meta").textContent =
+    const meta = $("#campaign-meta");
+    meta.textContent =
       `${c.name} · ${areaLabel(c.area)} · ${utcDate(Date.parse(c.startsAt))} 至 ${end} · ` +
       `${count("TIER_TASK_FORCE")} 个工作专班 + ${count("TIER_CITY")} 个市本级督导组 + ` +
       `${count("TIER_COUNTY")} 个县市区督导组`;
+    meta.title = meta.textContent; // whole on hover where the header cuts it short
   }
 
   // ---- the 1+7+N structure: built once per campaign, coloured in place on every change ------
@@ -481,6 +495,7 @@
       area: state.area,
       from: state.from,
       to: state.to,
+      as_of: state.asOf,
       ...extra,
     };
   }
@@ -523,6 +538,7 @@
       state.from,
       state.to,
       state.granularity,
+      state.asOf,
     ]);
 
   function renderStatistics() {
@@ -722,16 +738,17 @@
 
   async function refreshOnce(what) {
     const campaignId = state.campaignId;
+    const asOf = state.asOf;
     const asked = selection();
     const [cov, stats] = await Promise.all([
       what.coverage && campaignId
-        ? api(`api/campaigns/${encodeURIComponent(campaignId)}/coverage`)
+        ? api(`api/campaigns/${encodeURIComponent(campaignId)}/coverage`, { as_of: asOf })
         : null,
       what.stats ? loadStatistics() : null,
     ]);
     await untilReleased();
     campaignsSoon();
-    if (cov && campaignId === state.campaignId) {
+    if (cov && campaignId === state.campaignId && asOf === state.asOf) {
       state.coverage = cov;
       renderCoverage();
     }
@@ -748,9 +765,28 @@
   // ---- live: the server says something changed; refetch what did ----------------------------
 
   function setLive(mode) {
-    $("#live").dataset.state = mode;
+    state.liveMode = mode;
+    // Asked about a moment, the page is connected but not live: it says which moment.
+    const past = Boolean(state.asOf) && mode === "live";
+    $("#live").dataset.state = past ? "history" : mode;
     const text = { live: "实时", connecting: "连接中", lost: "重新连接中", stopped: "已停止" };
-    $("#live-text").textContent = text[mode];
+    $("#live-text").textContent = past
+      ? `历史 · 截至 ${asOfInput(state.asOf).replace("T", " ")}（北京时间）`
+      : text[mode];
+  }
+
+  // As of a moment (?as_of= in the address, or the field): every figure is what the hub knew
+  // then, as `duhub query … --as-of` answers; cleared, the page is live again.
+  function setAsOf(iso) {
+    state.asOf = iso;
+    state.badAddress = "";
+    const url = new URL(location.href);
+    if (iso) url.searchParams.set("as_of", iso);
+    else url.searchParams.delete("as_of");
+    history.replaceState(null, "", url);
+    $("#as-of").value = iso ? asOfInput(iso) : "";
+    $("#as-of-now").hidden = !iso;
+    setLive(state.liveMode);
   }
 
   // The status an event stream's URL answers now: EventSource does not tell why it was
@@ -816,6 +852,16 @@
   function setupControls() {
     $("#area").innerHTML = AREAS.map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
     $("#campaign-select").addEventListener("change", (e) => selectCampaign(e.target.value));
+    $("#as-of").addEventListener("change", (e) => {
+      const iso = fromAsOfInput(e.target.value);
+      if (e.target.value && !iso) return; // a half-typed moment: wait for the rest
+      setAsOf(iso);
+      schedule({ coverage: true, stats: true });
+    });
+    $("#as-of-now").addEventListener("click", () => {
+      setAsOf("");
+      schedule({ coverage: true, stats: true });
+    });
     $("#area").addEventListener("change", (e) => {
       state.area = e.target.value;
       schedule({ stats: true });
@@ -895,6 +941,12 @@
 
   async function init() {
     setupControls();
+    const asOf = new URL(location.href).searchParams.get("as_of");
+    if (asOf !== null) {
+      const ms = Date.parse(asOf);
+      if (Number.isFinite(ms)) setAsOf(new Date(ms).toISOString());
+      else state.badAddress = `as_of: 无法识别的时间 '${asOf}'，显示的是实时数据 (not RFC 3339)`;
+    }
     try {
       const cities = await api("api/units");
       if (cities.units.length) state.city = cities.units[0];
