@@ -558,6 +558,33 @@ new MutationObserver(() => window.__drawn.push({
 """
 
 
+def test_a_long_window_by_day_is_drawn_by_week_not_refused_in_english(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """日 chosen, then a window from 2000: the page asked the hub for 8,370 days, was refused
+    "group_by: more than 5000 periods: choose a coarser group_by" (English, to people who
+    read Chinese), and kept the old window's figures and bars under the new dates."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax")
+    until(browser, lambda p: p["live"] == "live" and len(p["series"]) == 5)
+    press(browser, '#granularity [data-g="day"]')
+    until(browser, lambda p: len(p["series"]) == 30)
+    browser.execute_script(
+        "const f = document.querySelector('#from'); f.value = '2000-01-01';"
+        "f.dispatchEvent(new Event('change'));"
+    )
+    page = until(browser, lambda p: p["error"] != "" or len(p["series"]) > 30)
+    window = ("--from", "2000-01-01", "--to", "2022-12-01", "--json")
+    weeks = duhub(
+        hub.address, "query", "stats", "--metric", "visits", *window, "--group-by", "week"
+    )
+    total = duhub(hub.address, "query", "stats", "--metric", "visits", *window)
+    assert page["error"] == ""
+    assert len(page["series"]) == len(json.loads(weeks.stdout)["rows"])
+    assert page["kpis"]["visits"] == json.loads(total.stdout)["rows"][0]["values"]["visits"]
+    assert pressed(browser, '#granularity [data-g="week"]') == "true"
+
+
 def test_a_choice_made_while_an_answer_is_on_its_way_never_shows_that_answer_as_its_own(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

@@ -35,6 +35,7 @@
   const CHILDREN = ["县市区", "乡镇(街道)", "村(社区)"];
   const MARKS = ["covered", "uncovered", "outside"];
   const GRAIN = { day: "按日", week: "按周", month: "按月" };
+  const MAX_PERIODS = 5000; // the hub answers at most so many periods at once (README)
   const MAX_DRILL = 2; // city -> county -> township: a township's children are villages
   // The depth of the page's top unit: a scoped token's page starts at its scope, not the city.
   const LEVEL_DEPTH = { LEVEL_CITY: 0, LEVEL_COUNTY: 1, LEVEL_TOWNSHIP: 2, LEVEL_VILLAGE: 3 };
@@ -231,6 +232,26 @@
     const days = (Date.parse(state.to) - Date.parse(state.from)) / DAY_MS;
     state.granularity = days <= 120 ? "week" : "month";
     showWindow();
+  }
+
+  // How many periods of a grain [from, to) touches (UTC; weeks start on Monday, and day 0,
+  // 1970-01-01, was a Thursday).
+  function periodCount(grain, from, to) {
+    const a = Math.floor(from / DAY_MS);
+    const b = Math.floor((to - 1) / DAY_MS);
+    if (grain === "day") return b - a + 1;
+    if (grain === "week") return Math.floor((b + 3) / 7) - Math.floor((a + 3) / 7) + 1;
+    const [x, y] = [new Date(from), new Date(to - 1)];
+    return (y.getUTCFullYear() - x.getUTCFullYear()) * 12 + y.getUTCMonth() - x.getUTCMonth() + 1;
+  }
+
+  // The grain asked for, else the first coarser one the hub answers for the whole window: a
+  // long window by day was refused ("group_by: more than 5000 periods"), and the figures of
+  // the window before stayed up under the new dates.
+  function fitting(grain) {
+    const [from, to] = [Date.parse(state.from), Date.parse(state.to)];
+    const coarser = Object.keys(GRAIN).slice(Object.keys(GRAIN).indexOf(grain));
+    return coarser.find((g) => periodCount(g, from, to) <= MAX_PERIODS) || "month";
   }
 
   function showWindow() {
@@ -875,6 +896,8 @@
       }
       state.from = new Date(from).toISOString();
       state.to = new Date(to).toISOString();
+      state.granularity = fitting(state.granularity);
+      showWindow();
       schedule({ stats: true });
     };
     $("#from").addEventListener("change", onDate);
@@ -886,7 +909,7 @@
     $("#granularity").addEventListener("click", (e) => {
       const g = e.target.dataset && e.target.dataset.g;
       if (!g) return;
-      state.granularity = g;
+      state.granularity = fitting(g);
       showWindow();
       schedule({ stats: true });
     });
