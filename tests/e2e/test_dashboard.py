@@ -940,6 +940,7 @@ def test_the_page_answers_for_a_moment_asked_about_as_the_command_line_does(
 ) -> None:
     """ "What was the coverage on that day" (as_of: what the hub knew then) had no answer on
     the page: it showed the present only, and ?as_of= in its address was ignored."""
+    before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     assert publish(hub, tmp_path, scenario()).returncode == 0
     time.sleep(1.1)  # the moment lies a second or more from what was recorded either side
     then = datetime.now(UTC).replace(microsecond=0)
@@ -974,6 +975,21 @@ def test_the_page_answers_for_a_moment_asked_about_as_the_command_line_does(
     )
     page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "66.7%")
     assert page["kpis"]["visits"] == "6" and page["error"] == ""
+    # Before the campaign was launched the hub knew no coverage of it: the present's figures
+    # stayed up under "历史 · 截至" that moment, with an English refusal.
+    earlier = before.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%dT%H:%M:%S")
+    browser.execute_script(
+        "const f = document.querySelector('#as-of'); f.value = arguments[0];"
+        "f.dispatchEvent(new Event('change'));",
+        earlier,
+    )
+    page = until(browser, lambda p: p["live"] == "history" and p["kpis"]["visits"] == "0")
+    assert (page["overall"], page["groups"]["n1"][:2], page["counties"]) == (
+        "—",
+        ["— / —", "—"],
+        {},
+    )
+    assert "该督导活动尚未发布" in page["error"] and "该督导活动尚未发布" in page["overallCount"]
     # A moment the page cannot read is said, naming it, not passed over in silence.
     browser.get(hub.dashboard + "?campaign=vax&as_of=yesterday")
     page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "83.3%")

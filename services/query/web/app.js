@@ -135,7 +135,7 @@
     }
     if (reply.status === 401 && askToken()) return api(path, params);
     const body = await reply.json();
-    if (!reply.ok) throw new Error(body.error || reply.statusText);
+    if (!reply.ok) throw Object.assign(new Error(body.error || reply.statusText), { status: reply.status });
     return body;
   }
 
@@ -418,6 +418,36 @@
       const id = unit.dataset.unit;
       const mark = missing.has(id) ? "uncovered" : covered.has(id) ? "covered" : "outside";
       for (const m of MARKS) unit.classList.toggle(m, m === mark);
+    }
+  }
+
+  function clearCoverage(err, asOf) {
+    const why =
+      err.status === 404 && asOf
+        ? `截至 ${asOfInput(asOf).replace("T", " ")}（北京时间）该督导活动尚未发布`
+        : "无覆盖数据";
+    err.message = `${why} (${err.message})`;
+    $("#overall-ratio").textContent = "—";
+    $("#overall-count").textContent = why;
+    $("#overall").dataset.tone = "none-needed";
+    $("#full-badge").textContent = "—";
+    $("#full-badge").classList.remove("full");
+    $("#tiers").innerHTML = "";
+    $("#counties-num").textContent = "—";
+    $("#counties").innerHTML = "";
+    $("#uncovered-count").textContent = "—";
+    $("#uncovered").innerHTML = `<div class="empty">${esc(why)}</div>`;
+    for (const el of $$(".group[data-group]")) {
+      $(".count", el).textContent = "— / —";
+      $(".ratio", el).textContent = "—";
+      $(".full-at", el).textContent = "";
+      $(".bar i", el).style.width = "0%";
+      el.dataset.tone = "none-needed";
+      const toggle = $("button.toggle", el);
+      if (toggle) toggle.setAttribute("aria-label", `${$(".name", el).title}：${why}`);
+      for (const unit of $$("[data-unit]", el)) {
+        for (const m of MARKS) unit.classList.toggle(m, m === "outside");
+      }
     }
   }
 
@@ -761,17 +791,27 @@
     const campaignId = state.campaignId;
     const asOf = state.asOf;
     const asked = selection();
+    // Coverage refused (a campaign not yet launched at the moment asked about, one the hub
+    // does not know): its figures are taken down and the statistics still drawn. Left up,
+    // they were the present's under "历史 · 截至" that moment.
+    const refused = (err) => {
+      if (!(err.status >= 400 && err.status < 500)) throw err;
+      return { refused: err };
+    };
     const [cov, stats] = await Promise.all([
       what.coverage && campaignId
-        ? api(`api/campaigns/${encodeURIComponent(campaignId)}/coverage`, { as_of: asOf })
+        ? api(`api/campaigns/${encodeURIComponent(campaignId)}/coverage`, {
+            as_of: asOf,
+          }).catch(refused)
         : null,
       what.stats ? loadStatistics() : null,
     ]);
     await untilReleased();
     campaignsSoon();
     if (cov && campaignId === state.campaignId && asOf === state.asOf) {
-      state.coverage = cov;
-      renderCoverage();
+      state.coverage = cov.refused ? null : cov;
+      if (cov.refused) clearCoverage(cov.refused, asOf);
+      else renderCoverage();
     }
     if (stats && asked === selection()) {
       Object.assign(state, stats);
@@ -781,6 +821,7 @@
     $("#updated").textContent = `更新于 ${now.time}:${now.sec}`;
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
     document.body.dataset.version = String(state.version);
+    if (cov && cov.refused) throw cov.refused;
   }
 
   // ---- live: the server says something changed; refetch what did ----------------------------
