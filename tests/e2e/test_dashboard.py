@@ -869,6 +869,42 @@ def test_a_tier_the_campaign_has_no_groups_in_is_not_shown_as_the_task_force(
     }
 
 
+def test_a_campaigns_area_outside_the_pages_list_can_be_chosen(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """The 领域 list held five areas written into the page: a flood-control campaign's
+    statistics could not be read for its own area on the page, only with --area."""
+    launched = {
+        "campaignId": "flood",
+        "name": "防汛督导",
+        "area": "flood_control",
+        "startsAt": "2023-06-01T00:00:00Z",
+        "endsAt": "2023-07-01T00:00:00Z",
+        "groups": [{"groupId": "c1", "name": "市本级防汛督导组", "tier": "TIER_CITY",
+                    "targetUnitIds": ["420581", "420582"]}],
+    }  # fmt: skip
+    visit = {"campaignId": "flood", "groupId": "c1", "unitId": "420581", "area": "flood_control"}
+    lines = [
+        line("f1", "420500", 1, "2023-06-01T00:00:00Z", campaignLaunched=launched),
+        line("f2", "420500", 2, "2023-06-02T00:00:00Z", supervisionVisit=visit),
+        line("f3", "420500", 3, "2023-06-03T00:00:00Z",
+             supervisionVisit={"unitId": "420582", "area": "grain"}),
+    ]  # fmt: skip
+    assert publish(hub, tmp_path, lines).returncode == 0
+    browser.get(hub.dashboard + "?campaign=flood")
+    until(browser, lambda p: p["live"] == "live" and p["kpis"].get("visits") == "2")
+    options = "return Array.from(document.querySelectorAll('#area option')).map((o) => o.value)"
+    assert "flood_control" in browser.execute_script(options)
+    browser.execute_script(
+        "const a = document.querySelector('#area'); a.value = 'flood_control';"
+        "a.dispatchEvent(new Event('change'));"
+    )
+    window = ("--from", "2023-06-01", "--to", "2023-07-01", "--area", "flood_control", "--json")
+    cli = json.loads(duhub(hub.address, "query", "stats", "--metric", "visits", *window).stdout)
+    page = until(browser, lambda p: p["kpis"]["visits"] == cli["rows"][0]["values"]["visits"])
+    assert page["kpis"]["visits"] == "1" and page["bars"]["420581"] == ["宜都市", 1]
+
+
 def test_an_uncovered_unit_cut_short_in_the_list_is_named_whole_on_hover(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

@@ -167,6 +167,7 @@
     const reply = await api("api/campaigns");
     state.campaigns = reply.campaigns;
     state.campaignsAt = Date.now();
+    showAreas();
     const select = $("#campaign-select");
     const known = new Set($$("option", select).map((o) => o.value));
     const ids = state.campaigns.map((c) => c.campaignId);
@@ -264,6 +265,20 @@
   function chosen(button, on) {
     button.classList.toggle("on", on);
     button.setAttribute("aria-pressed", String(on));
+  }
+
+  // The areas to choose from: those named here, then any other a campaign is of (area is an
+  // open key: a flood-control campaign's figures could not be read for its area here).
+  function showAreas() {
+    const select = $("#area");
+    const known = new Set(AREAS.map(([k]) => k));
+    const extra = [...new Set(state.campaigns.map((c) => c.area))].filter((a) => !known.has(a));
+    const all = [...AREAS, ...extra.sort().map((a) => [a, a])];
+    const keys = all.map(([k]) => k).join("\n");
+    if (select.dataset.areas === keys) return; // unchanged: the open list stays as it is
+    select.dataset.areas = keys;
+    select.innerHTML = all.map(([k, v]) => `<option value="${esc(k)}">${esc(v)}</option>`).join("");
+    select.value = state.area;
   }
 
   function areaLabel(area) {
@@ -912,7 +927,7 @@
   }
 
   function setupControls() {
-    $("#area").innerHTML = AREAS.map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
+    showAreas();
     $("#campaign-select").addEventListener("change", (e) => selectCampaign(e.target.value));
     $("#as-of").addEventListener("change", (e) => {
       const iso = fromAsOfInput(e.target.value);
