@@ -96,22 +96,36 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
         make_data_dir(cfg.data_dir)
     except ValueError as e:
         return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
-    print(f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}", flush=True)
-    try:
-        url = metrics.serve_metrics(metrics_listen)
-    except OSError as e:
-        return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
-    if url:
-        print(f"  metrics:                {url}", flush=True)
-    if cfg.log_spec.startswith("kafka://"):
-        from services.aggregate.faust_app import build_app, run_worker
-
+    # Caught from before the banner, as the other services do: whoever read it and sends a
+    # kill gets a clean stop (on Kafka, handed on to Faust's loop once it listens).
+    with StopSignals() as stop:
+        print(
+            f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}",
+            flush=True,
+        )
         try:
-            app = build_app(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"))
-        except FAILURES as e:  # a bad --log or --db, or one that does not answer
-            return _refused("aggregate", e, cfg)
-        run_worker(app, lag_metric=bool(url))
-        return 0
+            url = metrics.serve_metrics(metrics_listen)
+        except OSError as e:
+            return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
+        if url:
+            print(f"  metrics:                {url}", flush=True)
+        if cfg.log_spec.startswith("kafka://"):
+            return _faust_worker(cfg, bool(url), stop)
+        return _log_tailer(cfg, bool(url), stop)
+
+
+def _faust_worker(cfg: HubConfig, lag_metric: bool, stop: StopSignals) -> int:
+    from services.aggregate.faust_app import build_app, run_worker
+
+    try:
+        app = build_app(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"))
+    except FAILURES as e:  # a bad --log or --db, or one that does not answer
+        return _refused("aggregate", e, cfg)
+    run_worker(app, lag_metric=lag_metric, early_stop=stop)
+    return 0
+
+
+def _log_tailer(cfg: HubConfig, lag_metric: bool, stop: StopSignals) -> int:
     from duhub.bootstrap import open_log
     from duhub.readmodel.engine import open_engine
     from duhub.readmodel.writer import read_positions
@@ -121,13 +135,12 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
         log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
     except FAILURES as e:
         return _refused("aggregate", e, cfg)
-    if url:
+    if lag_metric:
         metrics.watch_lag(log_, lambda: read_positions(engine))
     tailer = LogTailer(log_, engine)
-    with StopSignals() as stop:
-        tailer.start()
-        stop.wait()
-        tailer.stop()
+    tailer.start()
+    stop.wait()
+    tailer.stop()
     return 1 if tailer.error else 0
 
 

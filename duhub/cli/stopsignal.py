@@ -32,6 +32,7 @@ class StopSignals:
         self._read = self._write = -1
         self._previous: dict[int, Any] = {}
         self._previous_fd = -1
+        self._came: signal.Signals | None = None
 
     def __enter__(self) -> StopSignals:
         self._read, self._write = os.pipe()
@@ -44,8 +45,17 @@ class StopSignals:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Return True once a stop signal has come, False if `timeout` seconds pass first."""
+        if self._came is not None:
+            return True
         ready, _, _ = select.select([self._read], [], [], timeout)
         return bool(ready)
+
+    def noted(self) -> signal.Signals | None:
+        """Return the stop signal that has come, without waiting; None while none has. For a
+        caller that hands the stop on to handlers of its own (Faust's loop, once it listens)."""
+        if self._came is None and self.wait(0):
+            self._came = signal.Signals(os.read(self._read, 1)[0])
+        return self._came
 
     def __exit__(
         self,

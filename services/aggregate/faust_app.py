@@ -16,6 +16,7 @@ import time
 import faust
 from faust.types import TP
 
+from duhub.cli.stopsignal import StopSignals
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from services.aggregate import heap
@@ -168,9 +169,12 @@ def _assigned(app: faust.App, topic: str) -> set[int]:
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
 
 
-def run_worker(app: faust.App, lag_metric: bool = False) -> None:
+def run_worker(
+    app: faust.App, lag_metric: bool = False, early_stop: StopSignals | None = None
+) -> None:
     """Run the aggregate worker `build_app` made until SIGTERM/SIGINT (logging as the caller
-    set it up)."""
+    set it up). `early_stop`, the caller's catch of the signals until Faust's loop listens,
+    hands on a stop that came before."""
     if lag_metric:
         from duhub import metrics
         from duhub.readmodel.writer import read_positions
@@ -182,6 +186,7 @@ def run_worker(app: faust.App, lag_metric: bool = False) -> None:
     worker = _Worker(
         app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False
     )
+    worker.early_stop = early_stop
     worker.execute_from_commandline()
 
 
@@ -194,6 +199,16 @@ class _Worker(faust.Worker):
     (tests/integration/test_worker_graceful_stop.py)."""
 
     _signal_name = ""
+    early_stop: StopSignals | None = None
+
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        # The loop listens now (its handlers replaced the caller's, with no moment between
+        # them on the default action): a stop the caller caught before is ours to act on.
+        came = self.early_stop.noted() if self.early_stop is not None else None
+        if came is not None:
+            log.info("%s came while the worker started: it stops now", came.name)
+            self._schedule_shutdown(came)
 
     def _schedule_shutdown(self, signal):  # type: ignore[no-untyped-def]
         # mode's hook for SIGTERM and SIGINT (faust-streaming 0.15): remember which, for the log.

@@ -93,3 +93,22 @@ def test_a_worker_stopped_under_load_exits_cleanly_and_says_what_it_gave_up(
         finally:
             for p in procs:
                 p.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_worker_stopped_right_after_its_banner_exits_cleanly(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # Before, the banner came before anything caught the signals (Faust's loop installs its
+    # handlers only once the worker starts, seconds later): a TERM right after it ended the
+    # worker by the default action (exit -15; an INT, a KeyboardInterrupt traceback).
+    with fresh_database() as db_url:
+        worker = serve(
+            "aggregate", "--log", kafka_log_url(2), "--db", db_url, "--data-dir", str(tmp_path)
+        )
+        worker.proc.send_signal(signum)
+        code = worker.proc.wait(timeout=90)
+        time.sleep(0.5)  # the rest of its output
+        output = "".join(worker.output)
+        assert code == 0, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]

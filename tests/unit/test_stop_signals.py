@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # A SIGTERM at a random moment around the start of the wait, thousands of times. Before, the
@@ -52,6 +54,16 @@ os.kill(os.getpid(), signal.SIGTERM)
 print("not reached")
 """
 
+# noted() names the stop that came, for a caller handing it on (Faust's loop), and keeps it.
+NOTED = """
+import os, signal
+from duhub.cli.stopsignal import StopSignals
+with StopSignals() as stop:
+    print("none", stop.noted())
+    os.kill(os.getpid(), signal.SIGINT)
+    print("came", stop.noted().name, stop.noted().name, stop.wait(timeout=0))
+"""
+
 
 def run(script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -79,3 +91,34 @@ def test_a_signal_before_the_wait_is_kept_and_the_handlers_restored_after() -> N
     done = run(EARLY)
     assert done.stdout == "idle False\nearly True\nrestored True\n", done.stderr
     assert done.returncode == -signal.SIGTERM
+
+
+def test_the_stop_that_came_is_named_and_kept() -> None:
+    done = run(NOTED)
+    assert (done.returncode, done.stdout) == (0, "none None\ncame SIGINT SIGINT True\n"), (
+        done.stderr
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_aggregate_stops_cleanly_on_a_signal_right_after_its_banner(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # Before, `duhub serve aggregate` (embedded log, SQLite) printed its banner before it
+    # caught the signals: whoever read it and sent a TERM ended it by the default action
+    # (exit -15; an INT, a KeyboardInterrupt traceback).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duhub.cli.main", "serve", "aggregate", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert line.startswith("duhub aggregate: log "), line + err
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
