@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
-from duhub.log.origin import MAC_HEADER
+from duhub.log.origin import MAC_HEADER, ORIGIN_HEADER
 from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
@@ -102,6 +102,12 @@ class Prepared:
         return not self.any_effects and not self.changes()
 
 
+FORGED_NO_STAMP = (
+    "claims ingest's origin, but the event has no recorded_at, which ingest stamps on every "
+    "event (a Kafka-direct producer must not set this header)"
+)
+
+
 def decode_record(rec: LogRecord) -> Event:
     """Return the domain event of a record; raise InvalidEvent for a malformed one."""
     if not rec.value:  # a null (tombstone) or empty value: no event_id to name, nothing at all
@@ -113,6 +119,11 @@ def decode_record(rec: LogRecord) -> Event:
     if rec.origin_fault:  # claims ingest's origin without its MAC: not ingest's, not passed
         raise InvalidEvent(f"headers.{MAC_HEADER}", rec.origin_fault)
     if rec.ingested:
+        if not msg.HasField("recorded_at"):
+            # Ingest stamps every event: this one only says it is ingest's (a hub without an
+            # origin key takes the header at its word). Named, or its time read as 1970 and
+            # the reason blamed a sound occurred_at.
+            raise InvalidEvent(f"headers.{ORIGIN_HEADER}", FORGED_NO_STAMP)
         return event_from_pb(
             msg, stored_hash=chain_hash(rec.value), partition=rec.partition, offset=rec.offset
         )

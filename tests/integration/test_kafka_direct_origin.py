@@ -181,3 +181,32 @@ def test_audit_verify_with_the_key_names_a_forged_record_that_links_into_the_cha
     report = audit(log_records(log_url))
     assert [(f.kind, f.source, f.offset) for f in report.findings] == [("forged", "420581", 3)]
     assert "duhub-origin-mac" in report.findings[0].detail
+
+
+def test_a_forged_origin_header_on_a_hub_without_a_key_is_named(tmp_path: Path) -> None:
+    # Without ?key= the header is taken at its word (README, Security), so a Kafka-direct
+    # producer that adds it passes for ingest. Its event has no recorded_at (ingest stamps
+    # every one): before, that read as 1970 and the dead letter said "occurred_at: more than
+    # 24 hours in the future", which sent the producer looking at a sound timestamp.
+    log_url = kafka_log_url(partitions=1).split("&key=")[0]
+    spec = KafkaSpec.parse(log_url)
+    hub = HubProcess(tmp_path / "data", "--log", log_url)
+    try:
+        first = publish(hub.address, [accountability("420581", 1, 2)])
+        wait_applied(hub.address, {0: first[0].offset + 1})
+        producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+        forged = accountability("420581", 2, 40).SerializeToString()
+        sent = producer.send(spec.topic, key=b"420581", value=forged, headers=FORGED)
+        last = sent.get(timeout=30)
+        producer.close()
+        wait_applied(hub.address, {0: last.offset + 1})
+        ((_, headers),) = dead_letters(spec, want=1)
+        assert headers["duhub-reason"] == (
+            "headers.duhub-origin: claims ingest's origin, but the event has no recorded_at, "
+            "which ingest stamps on every event (a Kafka-direct producer must not set this "
+            "header)"
+        )
+        now = stat_values(hub.address, "--metric", "accountability_persons", "--scope", "420581")
+        assert now == {"accountability_persons": 2}
+    finally:
+        hub.stop()
