@@ -45,24 +45,27 @@ def check(event: Event, k: Knowledge, now: Nanos, *, allow_reference: bool = Fal
         if known == event.digest:
             return DUPLICATE
         return rejected("event_id", "already used by an event with other content")
+    # Before the seq: a client's `reference` event is refused for its source, whatever the
+    # seq (one the hub's numbering took would otherwise be told to pick another seq).
+    if event.source == REFERENCE_SOURCE and not allow_reference:
+        return rejected("source", "'reference' is reserved for the hub's own reference data")
     owner = k.seq_owner(event.source, event.seq)
     if owner is not None:
         return rejected("seq", f"{event.seq} of source {event.source} already used by {owner}")
     if event.occurred_at > now + FUTURE_SLACK_NS:
         return rejected("occurred_at", "more than 24 hours in the future")
     try:
-        authority = _authority(event.source, k, allow_reference)
+        authority = _authority(event.source, k)
         _PAYLOAD_RULES[type(event.payload)](event, event.payload, k, authority)
     except _Reject as r:
         return r.verdict
     return ACCEPTED
 
 
-def _authority(source: str, k: Knowledge, allow_reference: bool) -> Unit | None:
-    """Return the unit whose subtree the source may publish for (None: everything)."""
+def _authority(source: str, k: Knowledge) -> Unit | None:
+    """Return the unit whose subtree the source may publish for (None: everything, the hub's
+    own `reference`, which `check` let through only when allowed)."""
     if source == REFERENCE_SOURCE:
-        if not allow_reference:
-            raise _Reject("source", "'reference' is reserved for the hub's own reference data")
         return None
     unit = k.unit(source)
     if unit is None or unit.level not in (Level.CITY, Level.COUNTY):

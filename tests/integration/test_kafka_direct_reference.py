@@ -35,11 +35,13 @@ def test_a_kafka_direct_event_may_not_use_the_reference_source(tmp_path: Path) -
         direct = [
             sanction(DANG_T1, 7, event_id="k-1", source="reference", seq=100),
             unit("999999", "", pb.LEVEL_CITY, event_id="k-2", source="reference", seq=101),
+            # Before, one on a seq the hub's reference data took was told that seq was used.
+            sanction(DANG_T1, 7, event_id="k-3", source="reference", seq=1),
         ]
         # Through ingest, both are refused naming the source.
         assert [(r.result, r.field) for r in ingestor.publish(direct)] == [
             (ipb.RESULT_REJECTED, "source")
-        ] * 2
+        ] * 3
         producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
         for e in direct:
             producer.send(spec.topic, key=b"reference", value=e.SerializeToString())
@@ -50,7 +52,11 @@ def test_a_kafka_direct_event_may_not_use_the_reference_source(tmp_path: Path) -
         with engine.connect() as conn:
             dead = conn.execute(select(s.dead_letters.c.event_id, s.dead_letters.c.reason)).all()
             units = conn.execute(select(s.units.c.unit_id)).scalars().all()
-        assert [(i, r.split(":")[0]) for i, r in dead] == [("k-1", "source"), ("k-2", "source")]
+        assert [(i, r.split(":")[0]) for i, r in dead] == [
+            ("k-1", "source"),
+            ("k-2", "source"),
+            ("k-3", "source"),
+        ]
         assert "999999" not in units
         (row,) = statistics(engine, ["sanctioned_persons"], DANG_T1)
         assert row.values == {"sanctioned_persons": 0}

@@ -105,6 +105,10 @@ REJECTED = [
     ("source not registered", fresh(visit, YIDU, source="420599"), "source"),
     ("source is a township", fresh(visit, YIDU_T1, source=YIDU_T1), "source"),
     ("'reference' source from a client", fresh(visit, YIDU, source="reference"), "source"),
+    # Before, one that reused a seq of the hub's reference data was told "seq: 1 of source
+    # reference already used by ref:420500", as if another seq would do.
+    ("'reference' source from a client, on a seq the hub took",
+     fresh(visit, YIDU, source="reference", seq=1), "source"),
     ("unknown unit", fresh(visit, "420581999", source=YIDU), "supervision_visit.unit_id"),
     ("unit outside the source's county", fresh(visit, DANG_T1, source=YIDU),
      "supervision_visit.unit_id"),
