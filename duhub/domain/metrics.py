@@ -33,3 +33,9 @@ COUNTED = (
     REGULATIONS_IMPROVED,
 )
 ALL = (*COUNTED[:3], PROBLEMS_OPEN, *COUNTED[3:])
+
+
+def each_once(names: list[str]) -> list[str]:
+    """Return the metrics asked for, each once, in the order first named: an answer's values
+    are a map from name to figure, which holds a name once, so every surface answers so."""
+    return list(dict.fromkeys(names))

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 
 from duhub.auth.principal import Forbidden, Principal, check_within, scope_for, unlimited
 from duhub.convert import to_nanos
+from duhub.domain.metrics import each_once
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
 from duhub.projections.timegrid import FIRST_NS, LAST_NS
@@ -232,7 +233,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             )
         answer = figures(
             self.engine,
-            list(r.metrics),
+            each_once(list(r.metrics)),
             r.scope_unit_id,
             r.area,
             _opt_time(r, "from"),

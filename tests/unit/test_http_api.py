@@ -20,6 +20,7 @@ import pytest
 from google.protobuf import json_format
 
 from duhub.bootstrap import Hub, HubConfig
+from duhub.cli.main import main
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -559,3 +560,28 @@ def test_a_read_model_out_of_reach_is_503_without_its_address() -> None:
     finally:
         server.stop()
         engine.dispose()
+
+
+def test_a_metric_named_twice_is_answered_once_on_every_surface(
+    hub: Hub, api: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, the HTTP answer echoed `metrics` as asked (["visits", "sanctioned_persons",
+    # "visits"]) and the command line printed a column per mention, while a gRPC answer's
+    # values, a map, hold each name once: the surfaces disagreed on what was answered.
+    window = "from=2022-11-01&to=2022-12-01"
+    got = api.get(f"api/statistics?metric=visits,sanctioned_persons&metric=visits&{window}")
+    assert got["metrics"] == ["visits", "sanctioned_persons"]
+    assert got["rows"][0]["values"] == {"visits": 6, "sanctioned_persons": 9}
+
+    req = qpb.GetStatisticsRequest(metrics=["visits", "sanctioned_persons", "visits"])
+    getattr(req, "from").FromJsonString("2022-11-01T00:00:00Z")
+    req.to.FromJsonString("2022-12-01T00:00:00Z")
+    with grpc.insecure_channel(hub.address) as channel:
+        reply = query_pb2_grpc.QueryServiceStub(channel).GetStatistics(req, timeout=10)
+    assert dict(reply.rows[0].values) == {"visits": 6, "sanctioned_persons": 9}
+
+    args = ["query", "stats", "--target", hub.address, "--from", "2022-11-01", "--to", "2022-12-01"]
+    assert main([*args, "--metric", "visits,sanctioned_persons", "--metric", "visits"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("visits") == 1, table
+    assert re.search(r"^\s*6\s+9\s*$", table, re.M), table

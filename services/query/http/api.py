@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from sqlalchemy import Engine, select
 
 from duhub.auth.principal import LOCAL, Principal
+from duhub.domain.metrics import each_once
 from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
 from duhub.timeparse import parse_time
@@ -184,12 +185,12 @@ class DashboardApi:
     def statistics(self, params: Params) -> Json:
         allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")
         _known(params, allowed)
-        metrics = [m for v in params.get("metric", []) for m in v.split(",") if m.strip()]
+        metrics = [m.strip() for v in params.get("metric", []) for m in v.split(",") if m.strip()]
         group_by = _one(params, "group_by", "groupBy")
         if group_by not in GROUP_BY:
             raise ApiError(400, f"group_by: must be one of {', '.join(list(GROUP_BY)[1:])}")
         req = qpb.GetStatisticsRequest(
-            metrics=[m.strip() for m in metrics],
+            metrics=each_once(metrics),
             scope_unit_id=_one(params, "scope"),
             area=_one(params, "area"),
             group_by=GROUP_BY[group_by],

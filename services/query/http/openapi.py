@@ -265,7 +265,10 @@ def document() -> Json:
                         _param(
                             "metric",
                             "query",
-                            "metric names, repeated or comma-separated; at least one",
+                            (
+                                "metric names, repeated or comma-separated; at least one; "
+                                "each is answered once"
+                            ),
                             required=True,
                             type="array",
                             items={"type": "string", "enum": list(m.ALL)},
