@@ -31,6 +31,21 @@ def holds_nul(name: str, value: str) -> str:
     return f"{name}: holds a NUL character, which no id or name does" if "\x00" in value else ""
 
 
+def padded(name: str, value: str) -> str:
+    """Return why `value` is refused ("" when it is not): ids, areas and metric names are
+    exact keys, none with whitespace at either end. Trimmed on one surface and not on another,
+    the same padded id was answered by the dashboard and unknown over gRPC."""
+    if value == value.strip():
+        return ""
+    return f"{name}: {value!r} has whitespace at its start or end; ids and names are exact keys"
+
+
+def unfit(name: str, value: str) -> str:
+    """Return why a request's string `value` is refused before it is looked up ("": it is
+    not): a NUL in it, or whitespace around it."""
+    return holds_nul(name, value) or padded(name, value)
+
+
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     context.abort(code, clipped(details))
     raise AssertionError("unreachable")  # abort raises

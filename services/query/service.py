@@ -28,7 +28,7 @@ from duhub.v1 import query_pb2_grpc
 from services.auth.guard import OPEN, Security, grpc_principal
 from services.auth.scope import UnitPaths
 from services.query.answers import DEFAULT_SIZE, AnswerCache
-from services.query.refusal import abort, holds_nul
+from services.query.refusal import abort, unfit
 from services.query.replies import (
     campaign_reply,
     coverage_reply,
@@ -77,13 +77,14 @@ def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
     return None if at is None else min(max(at, INT64_MIN), INT64_MAX)
 
 
-def _refuse_nul(context: grpc.ServicerContext, request: Message) -> None:
-    """Abort INVALID_ARGUMENT on a string field holding a NUL character (`holds_nul`)."""
+def _refuse_unfit(context: grpc.ServicerContext, request: Message) -> None:
+    """Abort INVALID_ARGUMENT on a string field holding a NUL character or whitespace at
+    either end (`unfit`), naming it."""
     for field, value in request.ListFields():
         if field.type != field.TYPE_STRING:
             continue
         for v in [value] if isinstance(value, str) else value:
-            if why := holds_nul(field.name, v):
+            if why := unfit(field.name, v):
                 abort(context, grpc.StatusCode.INVALID_ARGUMENT, why)
 
 
@@ -160,13 +161,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetCoverage(
         self, request: qpb.GetCoverageRequest, context: grpc.ServicerContext
     ) -> qpb.Coverage:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         return self._kept_coverage(context, _scoped(request, self, context))
 
     def WatchCoverage(
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         with self.streams.held(context):
             # Woken as its client goes, not at the next poll: its place (--max-streams) was
             # held up to watch_poll after, and a screen reconnecting at the cap refused.
@@ -249,7 +250,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetStatistics(
         self, request: qpb.GetStatisticsRequest, context: grpc.ServicerContext
     ) -> qpb.Statistics:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         scoped = _scoped(request, self, context)
         return self._answer(
             context,
@@ -261,7 +262,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def ListUnits(
         self, request: qpb.ListUnitsRequest, context: grpc.ServicerContext
     ) -> qpb.ListUnitsResponse:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         principal = self._caller(context)
         if not unlimited(principal, self.paths):
             if not request.parent_id:
@@ -282,7 +283,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return qpb.ListUnitsResponse(units=[unit_reply(u, n) for u, n in units])
 
     def GetUnit(self, request: qpb.GetUnitRequest, context: grpc.ServicerContext) -> qpb.Unit:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         if not request.unit_id:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unit_id: required")
         self._check_unit(context, self._caller(context), request.unit_id, "unit_id")
@@ -312,7 +313,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def GetCampaign(
         self, request: qpb.GetCampaignRequest, context: grpc.ServicerContext
     ) -> qpb.Campaign:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         self._caller(context)
         if not request.campaign_id:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, "campaign_id: required")
@@ -352,7 +353,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def Explain(
         self, request: qpb.ExplainRequest, context: grpc.ServicerContext
     ) -> qpb.Explanation:
-        _refuse_nul(context, request)
+        _refuse_unfit(context, request)
         return self._answer(context, self._explain, _scoped(request, self, context))
 
 

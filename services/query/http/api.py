@@ -23,7 +23,7 @@ from duhub.timeparse import parse_time
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from services.query.answers import DEFAULT_SIZE
-from services.query.refusal import holds_nul
+from services.query.refusal import unfit
 from services.query.service import QueryServicer
 
 Json = dict[str, Any]
@@ -95,7 +95,9 @@ def _one(params: Params, name: str, *aliases: str) -> str:
     values = [v for key in (name, *aliases) for v in params.get(key, ())]
     if len(values) > 1:
         raise ApiError(400, f"{name}: give it once")
-    return values[0].strip() if values else ""
+    # As given: an id with whitespace around it is refused, as gRPC refuses it (`unfit`), not
+    # trimmed into an answer the other surfaces do not give.
+    return values[0] if values else ""
 
 
 def _known(params: Params, allowed: Iterable[str]) -> None:
@@ -185,7 +187,7 @@ class DashboardApi:
     def statistics(self, params: Params) -> Json:
         allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")
         _known(params, allowed)
-        metrics = [m.strip() for v in params.get("metric", []) for m in v.split(",") if m.strip()]
+        metrics = [m for v in params.get("metric", []) for m in v.split(",") if m]
         group_by = _one(params, "group_by", "groupBy")
         if group_by not in GROUP_BY:
             raise ApiError(400, f"group_by: must be one of {', '.join(list(GROUP_BY)[1:])}")
@@ -219,7 +221,7 @@ class DashboardApi:
         anything about it."""
         _known(params, ("campaign",))
         campaign_id = _one(params, "campaign")
-        if why := holds_nul("campaign", campaign_id):  # as the servicer refuses it
+        if why := unfit("campaign", campaign_id):  # as the servicer refuses it
             raise ApiError(400, why)
         if campaign_id:
             c = s.campaigns.c

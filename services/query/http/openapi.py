@@ -46,8 +46,9 @@ def _errors(*codes: int) -> Json:
 
 # What a route answering for a scope may say besides 200.
 API_ERRORS = (400, 401, 403, 404, 503)
-# An id: any text but NUL, which no id holds (refused 400 naming the parameter).
-ID = {"type": "string", "pattern": "^[^\\x00]*$"}
+# An id: text without NUL, nor whitespace at either end, which no id holds (refused 400
+# naming the parameter); empty where the parameter may be left out.
+ID = {"type": "string", "pattern": "^([^\\s\\x00]([^\\x00]*[^\\s\\x00])?)?$"}
 SCOPE = _param("scope", "query", "unit id: only its subtree counts; empty for the whole city", **ID)
 # A time parameter: a date (midnight UTC) or an RFC 3339 time, nothing else.
 WHEN = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
@@ -274,7 +275,7 @@ def document() -> Json:
                             items={"type": "string", "enum": list(m.ALL)},
                         ),
                         SCOPE,
-                        _param("area", "query", "policy area, e.g. ecology; empty for all"),
+                        _param("area", "query", "policy area, e.g. ecology; empty for all", **ID),
                         _param(
                             "from", "query", "period start, inclusive (RFC 3339 or date)", **WHEN
                         ),
