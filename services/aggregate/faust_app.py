@@ -12,17 +12,20 @@ import os
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import faust
 from faust.types import TP
 
-from duhub.cli.stopsignal import StopSignals
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from services.aggregate import heap
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.feed import Feed
 from services.aggregate.reader import PartitionReader
+
+if TYPE_CHECKING:  # the caller's (duhub serve aggregate): services do not import the CLI
+    from duhub.cli.stopsignal import StopSignals
 
 log = logging.getLogger(__name__)
 
