@@ -95,106 +95,208 @@ def _resent_with_hub_fields() -> pb.Event:
 
 REJECTED = [
     # identity
-    ("event_id reused with other content",
-     lambda: accountability(YIDU_T1, 3, event_id="a1", source=YIDU, seq=5), "event_id"),
-    ("event_id reused with another seq",
-     lambda: accountability(YIDU_T1, 2, event_id="a1", source=YIDU, seq=6), "event_id"),
-    ("(source, seq) reused by another event_id",
-     fresh(accountability, YIDU_T1, 2, source=YIDU, seq=5), "seq"),
+    (
+        "event_id reused with other content",
+        lambda: accountability(YIDU_T1, 3, event_id="a1", source=YIDU, seq=5),
+        "event_id",
+    ),
+    (
+        "event_id reused with another seq",
+        lambda: accountability(YIDU_T1, 2, event_id="a1", source=YIDU, seq=6),
+        "event_id",
+    ),
+    (
+        "(source, seq) reused by another event_id",
+        fresh(accountability, YIDU_T1, 2, source=YIDU, seq=5),
+        "seq",
+    ),
     # authority
     ("source not registered", fresh(visit, YIDU, source="420599"), "source"),
     ("source is a township", fresh(visit, YIDU_T1, source=YIDU_T1), "source"),
     ("'reference' source from a client", fresh(visit, YIDU, source="reference"), "source"),
     # Before, one that reused a seq of the hub's reference data was told "seq: 1 of source
     # reference already used by ref:420500", as if another seq would do.
-    ("'reference' source from a client, on a seq the hub took",
-     fresh(visit, YIDU, source="reference", seq=1), "source"),
+    (
+        "'reference' source from a client, on a seq the hub took",
+        fresh(visit, YIDU, source="reference", seq=1),
+        "source",
+    ),
     ("unknown unit", fresh(visit, "420581999", source=YIDU), "supervision_visit.unit_id"),
-    ("unit outside the source's county", fresh(visit, DANG_T1, source=YIDU),
-     "supervision_visit.unit_id"),
-    ("the county itself of another source", fresh(visit, DANG, source=YIDU),
-     "supervision_visit.unit_id"),
+    (
+        "unit outside the source's county",
+        fresh(visit, DANG_T1, source=YIDU),
+        "supervision_visit.unit_id",
+    ),
+    (
+        "the county itself of another source",
+        fresh(visit, DANG, source=YIDU),
+        "supervision_visit.unit_id",
+    ),
     ("the city from a county", fresh(visit, CITY, source=YIDU), "supervision_visit.unit_id"),
-    ("accountability for an unknown unit", fresh(accountability, "x1", source=CITY),
-     "accountability_imposed.unit_id"),
-    ("sanction outside the county", fresh(sanction, DANG_V1, source=YIDU),
-     "sanction_imposed.unit_id"),
+    (
+        "accountability for an unknown unit",
+        fresh(accountability, "x1", source=CITY),
+        "accountability_imposed.unit_id",
+    ),
+    (
+        "sanction outside the county",
+        fresh(sanction, DANG_V1, source=YIDU),
+        "sanction_imposed.unit_id",
+    ),
     ("talk outside the county", fresh(talk, DANG_V1, source=YIDU), "talk_held.unit_id"),
-    ("regulation for an unknown unit", fresh(regulation, "x1", source=YIDU),
-     "regulation_improved.unit_id"),
-    ("letter outside the county", fresh(letter, "L2", DANG, source=YIDU),
-     "recommendation_issued.unit_id"),
-    ("problem outside the county", fresh(problem, "p9", DANG_T1, source=YIDU),
-     "problem_found.unit_id"),
+    (
+        "regulation for an unknown unit",
+        fresh(regulation, "x1", source=YIDU),
+        "regulation_improved.unit_id",
+    ),
+    (
+        "letter outside the county",
+        fresh(letter, "L2", DANG, source=YIDU),
+        "recommendation_issued.unit_id",
+    ),
+    (
+        "problem outside the county",
+        fresh(problem, "p9", DANG_T1, source=YIDU),
+        "problem_found.unit_id",
+    ),
     # time
-    ("more than 24 hours in the future", fresh(visit, YIDU, occurred_at=NOW + DAY + 1),
-     "occurred_at"),
+    (
+        "more than 24 hours in the future",
+        fresh(visit, YIDU, occurred_at=NOW + DAY + 1),
+        "occurred_at",
+    ),
     # campaigns and visits
-    ("visit naming an unknown campaign", fresh(visit, YIDU, "flu", "c1"),
-     "supervision_visit.campaign_id"),
-    ("visit naming a group not in the campaign", fresh(visit, YIDU, "vax", "n9"),
-     "supervision_visit.group_id"),
+    (
+        "visit naming an unknown campaign",
+        fresh(visit, YIDU, "flu", "c1"),
+        "supervision_visit.campaign_id",
+    ),
+    (
+        "visit naming a group not in the campaign",
+        fresh(visit, YIDU, "vax", "n9"),
+        "supervision_visit.group_id",
+    ),
     ("campaign id reused", fresh(campaign, "vax", VAX_GROUPS), "campaign_launched.campaign_id"),
-    ("campaign with an unknown target",
-     fresh(campaign, "flu", [group("tf", pb.TIER_TASK_FORCE), group("g", pb.TIER_CITY, YIDU,
-                                                                    "x9")]),
-     "campaign_launched.groups[1].target_unit_ids[1]"),
-    ("county campaign targeting another county",
-     fresh(campaign, "flu", [group("g", pb.TIER_COUNTY, YIDU_T1, DANG_T1)], source=YIDU),
-     "campaign_launched.groups[0].target_unit_ids[1]"),
+    (
+        "campaign with an unknown target",
+        fresh(
+            campaign, "flu", [group("tf", pb.TIER_TASK_FORCE), group("g", pb.TIER_CITY, YIDU, "x9")]
+        ),
+        "campaign_launched.groups[1].target_unit_ids[1]",
+    ),
+    (
+        "county campaign targeting another county",
+        fresh(campaign, "flu", [group("g", pb.TIER_COUNTY, YIDU_T1, DANG_T1)], source=YIDU),
+        "campaign_launched.groups[0].target_unit_ids[1]",
+    ),
     # problems
-    ("problem found twice", fresh(problem, "p1", YIDU_V1, source=YIDU),
-     "problem_found.problem_id"),
-    ("problem naming an unknown campaign", fresh(problem, "p9", YIDU, campaign_id="flu"),
-     "problem_found.campaign_id"),
-    ("rectifying an unknown problem", fresh(rectify, "p9", source=YIDU),
-     "problem_rectified.problem_id"),
-    ("rectifying twice", fresh(rectify, "p2", source=YIDU, occurred_at=T + 2 * HOUR),
-     "problem_rectified.problem_id"),
-    ("rectification before the problem was found", fresh(rectify, "p1", source=YIDU,
-                                                         occurred_at=T - 1), "occurred_at"),
-    ("rectifying another county's problem", fresh(rectify, "p1", source=DANG,
-                                                  occurred_at=T + HOUR),
-     "problem_rectified.problem_id"),
-    ("duplicate letter_id", fresh(letter, "L1", YIDU_T2, source=YIDU),
-     "recommendation_issued.letter_id"),
+    ("problem found twice", fresh(problem, "p1", YIDU_V1, source=YIDU), "problem_found.problem_id"),
+    (
+        "problem naming an unknown campaign",
+        fresh(problem, "p9", YIDU, campaign_id="flu"),
+        "problem_found.campaign_id",
+    ),
+    (
+        "rectifying an unknown problem",
+        fresh(rectify, "p9", source=YIDU),
+        "problem_rectified.problem_id",
+    ),
+    (
+        "rectifying twice",
+        fresh(rectify, "p2", source=YIDU, occurred_at=T + 2 * HOUR),
+        "problem_rectified.problem_id",
+    ),
+    (
+        "rectification before the problem was found",
+        fresh(rectify, "p1", source=YIDU, occurred_at=T - 1),
+        "occurred_at",
+    ),
+    (
+        "rectifying another county's problem",
+        fresh(rectify, "p1", source=DANG, occurred_at=T + HOUR),
+        "problem_rectified.problem_id",
+    ),
+    (
+        "duplicate letter_id",
+        fresh(letter, "L1", YIDU_T2, source=YIDU),
+        "recommendation_issued.letter_id",
+    ),
     # registrations
-    ("township under a village", fresh(unit, "420581101299", YIDU_V1, pb.LEVEL_TOWNSHIP,
-                                       source=YIDU), "org_unit_registered.parent_id"),
-    ("village under a county", fresh(unit, "420581999", YIDU, pb.LEVEL_VILLAGE, source=YIDU),
-     "org_unit_registered.parent_id"),
-    ("county under a township", fresh(unit, "420589", YIDU_T1, pb.LEVEL_COUNTY, source=CITY),
-     "org_unit_registered.parent_id"),
-    ("unit under an unknown parent", fresh(unit, "420581103", "420581199", pb.LEVEL_VILLAGE,
-                                           source=YIDU), "org_unit_registered.parent_id"),
-    ("unit under another county's township", fresh(unit, "420582101299", DANG_T1,
-                                                   pb.LEVEL_VILLAGE, source=YIDU),
-     "org_unit_registered.parent_id"),
-    ("county registered by a county", fresh(unit, "420583", CITY, pb.LEVEL_COUNTY, source=YIDU),
-     "org_unit_registered.parent_id"),
-    ("unit already registered", fresh(unit, YIDU_T2, YIDU, pb.LEVEL_TOWNSHIP, source=YIDU),
-     "org_unit_registered.unit_id"),
-    ("a city registered by the city", fresh(unit, "420600", "", pb.LEVEL_CITY, source=CITY),
-     "org_unit_registered.level"),
+    (
+        "township under a village",
+        fresh(unit, "420581101299", YIDU_V1, pb.LEVEL_TOWNSHIP, source=YIDU),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "village under a county",
+        fresh(unit, "420581999", YIDU, pb.LEVEL_VILLAGE, source=YIDU),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "county under a township",
+        fresh(unit, "420589", YIDU_T1, pb.LEVEL_COUNTY, source=CITY),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "unit under an unknown parent",
+        fresh(unit, "420581103", "420581199", pb.LEVEL_VILLAGE, source=YIDU),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "unit under another county's township",
+        fresh(unit, "420582101299", DANG_T1, pb.LEVEL_VILLAGE, source=YIDU),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "county registered by a county",
+        fresh(unit, "420583", CITY, pb.LEVEL_COUNTY, source=YIDU),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "unit already registered",
+        fresh(unit, YIDU_T2, YIDU, pb.LEVEL_TOWNSHIP, source=YIDU),
+        "org_unit_registered.unit_id",
+    ),
+    (
+        "a city registered by the city",
+        fresh(unit, "420600", "", pb.LEVEL_CITY, source=CITY),
+        "org_unit_registered.level",
+    ),
     # structural failures reach the client the same way
-    ("level 99 through ingest", fresh(unit, "420581103", YIDU, 99, source=YIDU),
-     "org_unit_registered.level"),
+    (
+        "level 99 through ingest",
+        fresh(unit, "420581103", YIDU, 99, source=YIDU),
+        "org_unit_registered.level",
+    ),
     ("persons 0 through ingest", fresh(sanction, YIDU, 0, source=YIDU), "sanction_imposed.persons"),
     # Not a second event, problem or letter beside "a1", "p1", "L1" (counted twice), nor an
     # area of its own beside "ecology" (missing from its figures)
-    ("a1 resent with a newline after its id",
-     lambda: accountability(YIDU_T1, 2, event_id="a1\n", source=YIDU, seq=50), "event_id"),
-    ("p1 found again with a newline after its id", fresh(problem, "p1\n", YIDU_V1, source=YIDU),
-     "problem_found.problem_id"),
-    ("L1 issued again with a newline after its id", fresh(letter, "L1\n", YIDU_T1, source=YIDU),
-     "recommendation_issued.letter_id"),
-    ("an area with a newline after it", fresh(accountability, YIDU_T1, 2, area="ecology\n",
-                                             source=YIDU), "accountability_imposed.area"),
+    (
+        "a1 resent with a newline after its id",
+        lambda: accountability(YIDU_T1, 2, event_id="a1\n", source=YIDU, seq=50),
+        "event_id",
+    ),
+    (
+        "p1 found again with a newline after its id",
+        fresh(problem, "p1\n", YIDU_V1, source=YIDU),
+        "problem_found.problem_id",
+    ),
+    (
+        "L1 issued again with a newline after its id",
+        fresh(letter, "L1\n", YIDU_T1, source=YIDU),
+        "recommendation_issued.letter_id",
+    ),
+    (
+        "an area with a newline after it",
+        fresh(accountability, YIDU_T1, 2, area="ecology\n", source=YIDU),
+        "accountability_imposed.area",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("build", "field"), [c[1:] for c in REJECTED],
-                         ids=[c[0] for c in REJECTED])
+@pytest.mark.parametrize(
+    ("build", "field"), [c[1:] for c in REJECTED], ids=[c[0] for c in REJECTED]
+)
 def test_rejected_naming_the_field_and_changing_nothing(hub: Pipeline, build, field: str) -> None:
     end = hub.end()
     msg = build()
@@ -212,10 +314,14 @@ def test_rejected_naming_the_field_and_changing_nothing(hub: Pipeline, build, fi
 DUPLICATES = [
     ("same event resent", lambda: accountability(YIDU_T1, 2, event_id="a1", source=YIDU, seq=5)),
     ("resent with hub-set fields filled in", _resent_with_hub_fields),
-    ("campaign resent", lambda: campaign("vax", VAX_GROUPS, event_id="c-vax", source=CITY, seq=1,
-                                         occurred_at=T)),
-    ("rectification resent", lambda: rectify("p2", event_id="r2", source=YIDU, seq=3,
-                                             occurred_at=T + HOUR)),
+    (
+        "campaign resent",
+        lambda: campaign("vax", VAX_GROUPS, event_id="c-vax", source=CITY, seq=1, occurred_at=T),
+    ),
+    (
+        "rectification resent",
+        lambda: rectify("p2", event_id="r2", source=YIDU, seq=3, occurred_at=T + HOUR),
+    ),
     ("letter resent", lambda: letter("L1", YIDU_T1, event_id="l1", source=YIDU, seq=4)),
 ]
 
@@ -230,26 +336,33 @@ def test_duplicate_is_acknowledged_not_applied(hub: Pipeline, build) -> None:
 
 
 ACCEPTED = [
-    ("visit at the campaign's end (outside the window)",
-     fresh(visit, YIDU, "vax", "c1", occurred_at=at("2023-01-01"))),
+    (
+        "visit at the campaign's end (outside the window)",
+        fresh(visit, YIDU, "vax", "c1", occurred_at=at("2023-01-01")),
+    ),
     ("visit to a unit not among the group's targets", fresh(visit, YIDU_V1, "vax", "c1")),
     ("visit outside any campaign", fresh(visit, DANG_T1, source=DANG)),
     ("talk with an empty area", fresh(talk, YIDU_T1, 3, area="", source=YIDU)),
     ("the city publishing for a village", fresh(sanction, DANG_V1, 2, source=CITY)),
     ("a county publishing for itself", fresh(regulation, YIDU, 1, source=YIDU)),
-    ("rectification at the very time the problem was found",
-     fresh(rectify, "p1", source=YIDU, occurred_at=T)),
+    (
+        "rectification at the very time the problem was found",
+        fresh(rectify, "p1", source=YIDU, occurred_at=T),
+    ),
     ("rectification by the city", fresh(rectify, "p1", source=CITY, occurred_at=T + DAY)),
     ("occurred_at exactly 24 hours ahead", fresh(visit, YIDU, occurred_at=NOW + DAY)),
     ("a seq gap", fresh(visit, YIDU, source=YIDU, seq=10_000)),
     ("the same seq from another source", fresh(visit, DANG, source=DANG, seq=5)),
-    ("a village registered by its county", fresh(unit, "420581102201", YIDU_T2,
-                                                 pb.LEVEL_VILLAGE, source=YIDU)),
+    (
+        "a village registered by its county",
+        fresh(unit, "420581102201", YIDU_T2, pb.LEVEL_VILLAGE, source=YIDU),
+    ),
     ("a county registered by the city", fresh(unit, "420583", CITY, pb.LEVEL_COUNTY)),
-    ("a problem in a known campaign", fresh(problem, "p9", YIDU, campaign_id="vax",
-                                            source=YIDU)),
-    ("a county campaign inside its county",
-     fresh(campaign, "yidu-1", [group("g", pb.TIER_COUNTY, YIDU_T1, YIDU_V1)], source=YIDU)),
+    ("a problem in a known campaign", fresh(problem, "p9", YIDU, campaign_id="vax", source=YIDU)),
+    (
+        "a county campaign inside its county",
+        fresh(campaign, "yidu-1", [group("g", pb.TIER_COUNTY, YIDU_T1, YIDU_V1)], source=YIDU),
+    ),
 ]
 
 
@@ -279,14 +392,35 @@ def test_rejected_event_does_not_affect_the_rest_of_its_batch(hub: Pipeline) -> 
         sanction(YIDU_T2, 4, event_id="b7", source=YIDU, seq=11),  # the rejected b2's seq
     ]
     results = hub.publish(batch)
-    assert kinds(results) == ["accepted", "rejected", "accepted", "accepted", "rejected",
-                              "duplicate", "rejected", "rejected", "accepted"]
+    assert kinds(results) == [
+        "accepted",
+        "rejected",
+        "accepted",
+        "accepted",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
     assert [r.field for r in results] == [
-        "", "accountability_imposed.unit_id", "", "", "problem_rectified.problem_id", "",
-        "event_id", "seq", ""]
+        "",
+        "accountability_imposed.unit_id",
+        "",
+        "",
+        "problem_rectified.problem_id",
+        "",
+        "event_id",
+        "seq",
+        "",
+    ]
     assert hub.end() == end + 4
     assert [r.offset for r in results if r.result == ipb.RESULT_ACCEPTED] == [
-        end, end + 1, end + 2, end + 3]
+        end,
+        end + 1,
+        end + 2,
+        end + 3,
+    ]
     stored = hub.log.read(0, end, 100)
     assert [pb.Event.FromString(r.value).event_id for r in stored] == ["b1", "b3", "b4", "b7"]
     assert all(r.key == YIDU.encode() for r in stored)
@@ -294,25 +428,37 @@ def test_rejected_event_does_not_affect_the_rest_of_its_batch(hub: Pipeline) -> 
         assert pb.Event.FromString(rec.value).recorded_at == ts(hub.clock.now)
 
     hub.tailer.catch_up()
-    names = ["accountability_persons", "sanctioned_persons", "problems_found",
-             "problems_rectified", "problems_open"]
+    names = [
+        "accountability_persons",
+        "sanctioned_persons",
+        "problems_found",
+        "problems_rectified",
+        "problems_open",
+    ]
     (row,) = statistics(hub.engine, names, DANG)
     assert row.values == dict.fromkeys(names, 0)
     (row,) = statistics(hub.engine, names, YIDU_T2)
-    assert row.values == {"accountability_persons": 5, "sanctioned_persons": 4,
-                          "problems_found": 1, "problems_rectified": 1, "problems_open": 0}
+    assert row.values == {
+        "accountability_persons": 5,
+        "sanctioned_persons": 4,
+        "problems_found": 1,
+        "problems_rectified": 1,
+        "problems_open": 0,
+    }
     # The rejected b2 left its id free: a valid event may take it.
     (r,) = hub.publish([accountability(YIDU_T2, 1, event_id="b2", source=YIDU, seq=16)])
     assert r.result == ipb.RESULT_ACCEPTED
 
 
 def test_a_rejected_dependency_rejects_its_dependant(hub: Pipeline) -> None:
-    results = hub.publish([
-        problem("p7", DANG_T1, event_id="b1", source=YIDU, seq=10),  # outside YIDU
-        rectify("p7", event_id="b2", source=YIDU, seq=11, occurred_at=T + HOUR),
-        unit("420581102201", YIDU_T2, pb.LEVEL_VILLAGE, event_id="b3", source=YIDU, seq=12),
-        visit("420581102201", event_id="b4", source=YIDU, seq=13),  # registered just before
-    ])
+    results = hub.publish(
+        [
+            problem("p7", DANG_T1, event_id="b1", source=YIDU, seq=10),  # outside YIDU
+            rectify("p7", event_id="b2", source=YIDU, seq=11, occurred_at=T + HOUR),
+            unit("420581102201", YIDU_T2, pb.LEVEL_VILLAGE, event_id="b3", source=YIDU, seq=12),
+            visit("420581102201", event_id="b4", source=YIDU, seq=13),  # registered just before
+        ]
+    )
     assert kinds(results) == ["rejected", "rejected", "accepted", "accepted"]
     assert results[1].field == "problem_rectified.problem_id"
 
@@ -342,17 +488,21 @@ T1_UNIT = Unit(YIDU_T1, YIDU, Level.TOWNSHIP, "t1", (CITY, YIDU, YIDU_T1))
 
 
 def _visit(source: str, unit_id: str, occurred_at: int = T) -> Event:
-    return Event("e", source, 1, occurred_at, 0, SupervisionVisit("", "", unit_id, "grain", 0),
-                 b"d")
+    return Event(
+        "e", source, 1, occurred_at, 0, SupervisionVisit("", "", unit_id, "grain", 0), b"d"
+    )
 
 
-@pytest.mark.parametrize(("source", "unit_id", "kind", "field"), [
-    (YIDU, YIDU_T1, "accepted", ""),
-    (CITY, YIDU_T1, "accepted", ""),
-    (YIDU_T1, YIDU_T1, "rejected", "source"),
-    ("reference", YIDU_T1, "rejected", "source"),
-    (YIDU, "nowhere", "rejected", "supervision_visit.unit_id"),
-])
+@pytest.mark.parametrize(
+    ("source", "unit_id", "kind", "field"),
+    [
+        (YIDU, YIDU_T1, "accepted", ""),
+        (CITY, YIDU_T1, "accepted", ""),
+        (YIDU_T1, YIDU_T1, "rejected", "source"),
+        ("reference", YIDU_T1, "rejected", "source"),
+        (YIDU, "nowhere", "rejected", "supervision_visit.unit_id"),
+    ],
+)
 def test_check_authority(source: str, unit_id: str, kind: str, field: str) -> None:
     v = rules.check(_visit(source, unit_id), Known(CITY_UNIT, YIDU_UNIT, T1_UNIT), NOW)
     assert (v.kind, v.field) == (kind, field)
@@ -361,8 +511,9 @@ def test_check_authority(source: str, unit_id: str, kind: str, field: str) -> No
 
 def test_check_reference_allowed_only_when_asked() -> None:
     k = Known(CITY_UNIT, YIDU_UNIT, T1_UNIT)
-    assert rules.check(_visit("reference", YIDU_T1), k, NOW, allow_reference=True).kind == \
-        "accepted"
+    assert (
+        rules.check(_visit("reference", YIDU_T1), k, NOW, allow_reference=True).kind == "accepted"
+    )
     assert rules.check(_visit("reference", YIDU_T1), k, NOW).kind == "rejected"
 
 
@@ -384,10 +535,13 @@ def test_recorded_at_never_goes_back_when_an_older_batch_commits_last(hub: Pipel
     assert kinds(hub.ingestor.commit(early)) == ["accepted"]
     stored = [pb.Event.FromString(r.value) for r in hub.log.read(0, end, 10)]
     assert [(e.event_id, e.recorded_at) for e in stored] == [
-        ("o2", ts(NOW + HOUR)), ("o1", ts(NOW + HOUR))]
+        ("o2", ts(NOW + HOUR)),
+        ("o1", ts(NOW + HOUR)),
+    ]
     hub.tailer.catch_up()  # and the read model counts it at the time it was logged with
     assert statistics(hub.engine, ["visits"], YIDU, as_of=NOW + HOUR - 1)[0].values == {
-        "visits": statistics(hub.engine, ["visits"], YIDU, as_of=NOW - 1)[0].values["visits"]}
+        "visits": statistics(hub.engine, ["visits"], YIDU, as_of=NOW - 1)[0].values["visits"]
+    }
 
 
 def test_recorded_at_never_goes_back_across_a_restart(hub: Pipeline) -> None:
@@ -398,11 +552,13 @@ def test_recorded_at_never_goes_back_across_a_restart(hub: Pipeline) -> None:
     hub.tailer.catch_up()
     end = hub.end()
     assert kinds(hub.publish([problem("p7", YIDU_T2, event_id="o1", source=YIDU, seq=60)])) == [
-        "accepted"]
+        "accepted"
+    ]
     hub.tailer.catch_up()
     behind = Ingestor(hub.log, hub.engine, Clock(NOW - HOUR))
-    assert kinds(behind.publish([rectify("p7", event_id="o2", source=YIDU, seq=61,
-                                         occurred_at=T + HOUR)])) == ["accepted"]
+    assert kinds(
+        behind.publish([rectify("p7", event_id="o2", source=YIDU, seq=61, occurred_at=T + HOUR)])
+    ) == ["accepted"]
     stored = [pb.Event.FromString(r.value) for r in hub.log.read(0, end, 10)]
     assert [(e.event_id, e.recorded_at) for e in stored] == [("o1", ts(NOW)), ("o2", ts(NOW))]
     hub.tailer.catch_up()
