@@ -59,8 +59,9 @@ BLOCK_TIMEOUT_S = 300.0
 # Passes over one batch for partitions waiting on each other (each pass is linear in the
 # records still waiting); what is left waits for the next batch.
 MAX_PASSES = 20
-# Whether no partition but `partition` holds a record logged at or before `t` (epoch ns) from
-# the offsets `at` on: (partition, t, at) -> bool. See `BatchApplier.__init__` and `log_settled`.
+# Whether no partition but `partition` holds a record logged before `t` (epoch ns; records
+# of the same time: `log_settled`) from the offsets `at` on: (partition, t, at) -> bool. See
+# `BatchApplier.__init__` and `log_settled`.
 Settled = Callable[[int, int, Mapping[int, int]], bool]
 # Records left waiting by a batch are kept decoded for the next try, up to this many: in a
 # backlog the same records are tried batch after batch until what they name is applied.
@@ -347,7 +348,12 @@ def dead_letter_sink(log: EventLog) -> Callable[[LogRecord, DeadLetter], None] |
 def log_settled(log: EventLog) -> Settled:
     """Return the `Settled` of a log: a partition is past `t` from an offset on when it holds
     nothing from there (records appended later are logged later) or the record there was
-    logged after `t` (Kafka stamps a record's log-append time)."""
+    logged after `t` (Kafka stamps a record's log-append time). Kafka's times are whole
+    milliseconds, so many records share one: ingest's count as logged before, as it may have
+    appended them first (they never wait for a Kafka-direct event not applied yet); of two
+    Kafka-direct ones, that of the lower partition does. Two Kafka-direct events of one
+    millisecond waiting on each other's partition both stood still until BLOCK_TIMEOUT_S
+    when either counted as the earlier for the other."""
 
     def settled(partition: int, t: int, at: Mapping[int, int]) -> bool:
         for q, end in log.end_offsets().items():
@@ -358,8 +364,16 @@ def log_settled(log: EventLog) -> Settled:
                 found = log.read(q, offset, 1)
             except TimeoutError:  # unreadable for now: not known to be past
                 return False
-            if found and found[0].timestamp_ns <= t:
+            if found and _logged_before(found[0], t, partition):
                 return False
         return True
 
     return settled
+
+
+def _logged_before(rec: LogRecord, t: int, partition: int) -> bool:
+    """Whether `rec` (of another partition) counts as logged before a Kafka-direct record
+    logged at `t` in `partition`."""
+    if rec.timestamp_ns != t:
+        return rec.timestamp_ns < t
+    return rec.ingested or rec.partition < partition

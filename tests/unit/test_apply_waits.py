@@ -12,7 +12,7 @@ from duhub.log.base import LogRecord
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.statistics import statistics
-from services.aggregate.apply import BatchApplier
+from services.aggregate.apply import BatchApplier, log_settled
 from services.aggregate.driver import PROBE, ContiguousDriver
 from tests.unit.builders import (
     CITY,
@@ -176,3 +176,63 @@ def test_a_hole_the_log_itself_has_is_passed(tmp_path) -> None:
     driver = ContiguousDriver(log, applier.engine)  # type: ignore[arg-type]
     assert driver.handle([new_village(), *every]) == {}
     assert driver.applier.positions[0] == 40 and visits_counted(driver.applier) == 35
+
+
+class TwoPartitions:
+    """A Kafka log as `log_settled` sees it: its end offsets and the record at a place."""
+
+    def __init__(self, *records: LogRecord) -> None:
+        self.records = records
+
+    def end_offsets(self) -> dict[int, int]:
+        ends = {0: 0, 1: 0}
+        for r in self.records:
+            ends[r.partition] = max(ends[r.partition], r.offset + 1)
+        return ends
+
+    def read(self, partition: int, offset: int, n: int) -> list[LogRecord]:
+        mine = [r for r in self.records if r.partition == partition and r.offset >= offset]
+        return mine[:n]
+
+
+def direct(partition: int, msg, logged_ns: int) -> LogRecord:  # type: ignore[no-untyped-def]
+    """A Kafka-direct record: no hub stamp, the broker's log-append time stands in."""
+    value = msg.SerializeToString()
+    return LogRecord(partition, 0, msg.source.encode(), value, logged_ns, ingested=False)
+
+
+def test_kafka_direct_events_logged_in_the_same_millisecond_do_not_wait_for_each_other(
+    tmp_path,
+) -> None:
+    # Found by the figures oracle (Kafka-direct, 12 partitions): two counties' events naming
+    # units nobody registered, appended in the same millisecond to two partitions. Each was
+    # judged only once the other partition was applied past its log time; neither was, so
+    # both partitions, and every event behind them, stood still until BLOCK_TIMEOUT_S (300 s).
+    applier = setup(tmp_path)
+    logged = 1_796_463_427_032 * 1_000_000  # Kafka's log-append time: whole milliseconds
+    records = [
+        direct(0, visit(f"{YIDU_T1}-nobody", event_id="d0", source=YIDU, seq=1), logged),
+        direct(1, visit(f"{YIDU_T1}-nobody2", event_id="d1", source=YIDU, seq=2), logged),
+    ]
+    applier.settled = log_settled(TwoPartitions(*records))  # type: ignore[arg-type]
+    applied = applier.apply(records)
+    assert applied.blocked == set()
+    assert sorted(d.event_id for d in applied.dead) == ["d0", "d1"]
+    assert applier.positions[0] == 1 and applier.positions[1] == 1
+
+
+def test_a_kafka_direct_event_waits_for_what_ingest_logged_in_the_same_millisecond(
+    tmp_path,
+) -> None:
+    # The tie above is broken for Kafka-direct records only: ingest may have appended its
+    # record (here the village the county's event names) first, and never waits for them.
+    applier = setup(tmp_path)
+    logged = 1_796_463_427_032 * 1_000_000
+    registered = new_village()
+    registered = LogRecord(1, 0, registered.key, registered.value, logged, ingested=True)
+    event = direct(0, visit(VILLAGE, event_id="d0", source=YIDU, seq=2), logged)
+    applier.settled = log_settled(TwoPartitions(event, registered))  # type: ignore[arg-type]
+    first = applier.apply([event])  # the village not delivered yet: not judged
+    assert first.blocked == {0} and first.dead == []
+    applier.apply([registered, event])
+    assert applier.positions[0] == 1 and visits_counted(applier) == 1
