@@ -60,9 +60,10 @@ BLOCK_TIMEOUT_S = 300.0
 # records still waiting); what is left waits for the next batch.
 MAX_PASSES = 20
 # Whether no partition but `partition` holds a record logged before `t` (epoch ns; records
-# of the same time: `log_settled`) from the offsets `at` on: (partition, t, at) -> bool. See
+# of the same time: `log_settled`) from the offsets `at` on, given the Kafka-direct records
+# known to wait for the same (partition -> offset): (partition, t, at, waiting) -> bool. See
 # `BatchApplier.__init__` and `log_settled`.
-Settled = Callable[[int, int, Mapping[int, int]], bool]
+Settled = Callable[[int, int, Mapping[int, int], Mapping[int, int]], bool]
 # Records left waiting by a batch are kept decoded for the next try, up to this many: in a
 # backlog the same records are tried batch after batch until what they name is applied.
 KEEP_DECODED = 50_000
@@ -160,6 +161,9 @@ class BatchApplier:
         self.clock = clock
         self.positions: dict[int, int] = read_positions(engine)
         self._blocked_since: dict[tuple[int, int], float] = {}
+        # partition -> offset of its Kafka-direct head left waiting for the other partitions
+        # to pass its log time (see `log_settled`: two such of one millisecond).
+        self._unsettled: dict[int, int] = {}
         # (partition, offset) -> the event of a record a batch left waiting. A record at a
         # place of the log never changes, so neither does its event.
         self._decoded: dict[tuple[int, int], Event] = {}
@@ -245,6 +249,7 @@ class BatchApplier:
         # yet; when another partition applied something meanwhile, the stopped ones are tried
         # again, so what arrives later in the same batch unblocks them in this transaction.
         for _ in range(MAX_PASSES):
+            unsettled = dict(self._unsettled)
             waiting: list[tuple[LogRecord, Event | None, str]] = []
             blocked: set[int] = set()
             for item in pending:
@@ -285,7 +290,7 @@ class BatchApplier:
                 if event is not None:
                     out.recorded_at.append(event.recorded_at)
             out.blocked = blocked
-            if not waiting or len(waiting) == len(pending):
+            if not waiting or (len(waiting) == len(pending) and unsettled == self._unsettled):
                 break  # all applied, or what they wait for is not in this batch
             pending = waiting
         self._keep_decoded([(rec, event) for rec, event, _ in waiting if event is not None], moved)
@@ -322,8 +327,9 @@ class BatchApplier:
         if self.settled is None:
             return True
         at = {p: max(moved.get(p, 0), self._view.get(p, 0)) for p in {*moved, *self._view}}
-        if self.settled(rec.partition, rec.timestamp_ns, at):
+        if self.settled(rec.partition, rec.timestamp_ns, at, self._unsettled):
             return True
+        self._unsettled[rec.partition] = rec.offset
         if self._next_view is None:
             self._next_view = read_positions(self.engine)
         return False
@@ -349,13 +355,15 @@ def log_settled(log: EventLog) -> Settled:
     """Return the `Settled` of a log: a partition is past `t` from an offset on when it holds
     nothing from there (records appended later are logged later) or the record there was
     logged after `t` (Kafka stamps a record's log-append time). Kafka's times are whole
-    milliseconds, so many records share one: ingest's count as logged before, as it may have
-    appended them first (they never wait for a Kafka-direct event not applied yet); of two
-    Kafka-direct ones, that of the lower partition does. Two Kafka-direct events of one
-    millisecond waiting on each other's partition both stood still until BLOCK_TIMEOUT_S
-    when either counted as the earlier for the other."""
+    milliseconds, so many records share one, and one of the same time counts as before (it
+    may be what the record names, as a township registered just before its village) unless
+    it too is a Kafka-direct record known to wait for the others (`waiting`) and lies in a
+    higher partition. Before, two Kafka-direct events of one millisecond waiting on each
+    other's partition both stood still until BLOCK_TIMEOUT_S; now the lower partition's is
+    judged first, whichever the worker read first. Judged, a waiting record is refused: it
+    adds nothing the other could have waited for."""
 
-    def settled(partition: int, t: int, at: Mapping[int, int]) -> bool:
+    def settled(partition: int, t: int, at: Mapping[int, int], waiting: Mapping[int, int]) -> bool:
         for q, end in log.end_offsets().items():
             offset = at.get(q, 0)
             if q == partition or offset >= end:
@@ -364,16 +372,16 @@ def log_settled(log: EventLog) -> Settled:
                 found = log.read(q, offset, 1)
             except TimeoutError:  # unreadable for now: not known to be past
                 return False
-            if found and _logged_before(found[0], t, partition):
+            if found and _logged_before(found[0], t, partition, waiting):
                 return False
         return True
 
     return settled
 
 
-def _logged_before(rec: LogRecord, t: int, partition: int) -> bool:
+def _logged_before(rec: LogRecord, t: int, partition: int, waiting: Mapping[int, int]) -> bool:
     """Whether `rec` (of another partition) counts as logged before a Kafka-direct record
     logged at `t` in `partition`."""
     if rec.timestamp_ns != t:
         return rec.timestamp_ns < t
-    return rec.ingested or rec.partition < partition
+    return not (waiting.get(rec.partition) == rec.offset and rec.partition > partition)
