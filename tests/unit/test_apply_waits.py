@@ -20,6 +20,7 @@ from tests.unit.builders import (
     YIDU,
     YIDU_T1,
     hierarchy,
+    sanction,
     ts,
     unit,
     visit,
@@ -239,3 +240,32 @@ def test_a_kafka_direct_event_waits_for_what_was_logged_in_the_same_millisecond(
     assert first.blocked == {0} and first.dead == []
     applier.apply([registered, event])
     assert applier.positions[0] == 1 and visits_counted(applier) == 1
+
+
+def test_a_record_that_waited_counts_as_before_once_what_it_waited_for_is_applied(
+    tmp_path,
+) -> None:
+    # Found by the figures oracle (a replay of its Kafka-direct topic said DIFFERENT): the
+    # city registered a township (partition 0) and its county the village (partition 1),
+    # then the city sanctioned the village (partition 0), all in one millisecond. Read
+    # first, the village waited for its township; the sanction, once the township was
+    # applied, was judged as if the village still waited, and dead-lettered.
+    applier = setup(tmp_path)
+    logged = 1_796_464_157_556 * 1_000_000
+    township = f"{YIDU}-new"
+    village = f"{township}-v"
+    records = [
+        direct(1, unit(village, township, 4, event_id="v", source=YIDU, seq=1), logged),
+        direct(0, unit(township, YIDU, 3, event_id="t", source=CITY, seq=1), logged),
+        LogRecord(0, 1, b"", sanction_for(village), logged, ingested=False),
+    ]
+    applier.settled = log_settled(TwoPartitions(*records))  # type: ignore[arg-type]
+    applied = applier.apply(records)
+    assert applied.dead == []
+    assert statistics(applier.engine, ["sanctioned_persons"], YIDU)[0].values == {
+        "sanctioned_persons": 4
+    }
+
+
+def sanction_for(unit_id: str) -> bytes:
+    return sanction(unit_id, 4, event_id="s", source=CITY, seq=2).SerializeToString()
