@@ -20,6 +20,8 @@ from tests.unit.builders import (
     YIDU,
     YIDU_T1,
     hierarchy,
+    problem,
+    rectify,
     sanction,
     ts,
     unit,
@@ -269,3 +271,32 @@ def test_a_record_that_waited_counts_as_before_once_what_it_waited_for_is_applie
 
 def sanction_for(unit_id: str) -> bytes:
     return sanction(unit_id, 4, event_id="s", source=CITY, seq=2).SerializeToString()
+
+
+APPLIED_FIRST = pytest.mark.xfail(
+    strict=True,
+    reason="known limit (README): a Kafka-direct event is accepted on what the worker applied "
+    "before it, also what another partition logged after it; the partitions are not merged "
+    "in log time",
+)
+
+
+@pytest.mark.parametrize("found_first", [pytest.param(True, marks=APPLIED_FIRST), False])
+def test_a_kafka_direct_rectification_logged_before_its_problem_is_refused_in_any_order(
+    tmp_path, found_first: bool
+) -> None:
+    # Found by the figures oracle (Kafka-direct, 12 partitions): rectification r19-s2-e34
+    # (partition 3, logged at ...832 ms) of a problem found by r19-s2-e10 (partition 6,
+    # logged 50 ms later) was accepted live, the worker having applied partition 6 first, so
+    # the later rectification r19-s2-e91 went to the dead letters ('already rectified').
+    applier = setup(tmp_path)
+    logged = 1_796_464_158_832 * 1_000_000
+    fix = direct(0, rectify("P9", event_id="fix", source=CITY, seq=1), logged)
+    found = direct(1, problem("P9", YIDU_T1, event_id="found", source=YIDU, seq=1), logged)
+    found = LogRecord(1, 0, found.key, found.value, logged + 50_000_000, ingested=False)
+    applier.settled = log_settled(TwoPartitions(fix, found))  # type: ignore[arg-type]
+    if found_first:
+        applier.apply([found])
+    applier.apply([fix, found])
+    rectified = statistics(applier.engine, ["problems_rectified"], CITY)[0]
+    assert rectified.values == {"problems_rectified": 0}, "the log holds no problem before it"
