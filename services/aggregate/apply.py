@@ -162,8 +162,9 @@ class BatchApplier:
         self.positions: dict[int, int] = read_positions(engine)
         self._blocked_since: dict[tuple[int, int], float] = {}
         # partition -> offset of its Kafka-direct head left waiting for the other partitions
-        # to pass its log time (see `log_settled`: two such of one millisecond). Known only
-        # while nothing was applied since: what was applied may be what the head waited for.
+        # to pass its log time (see `log_settled`: two such of one millisecond), kept across
+        # batches (the all-in-one hub and replay apply one partition at a time). Known only
+        # while this applier applied nothing since: that may be what the head waited for.
         self._unsettled: dict[int, int] = {}
         # (partition, offset) -> the event of a record a batch left waiting. A record at a
         # place of the log never changes, so neither does its event.
@@ -246,7 +247,6 @@ class BatchApplier:
         out = Applied(BatchSummary())
         effects: list[Effect] = []
         moved = dict(start)
-        self._unsettled = {}  # other workers may have applied anything since the last batch
         # Passes over the batch: a partition stops at an event naming something not applied
         # yet; when another partition applied something meanwhile, the stopped ones are tried
         # again, so what arrives later in the same batch unblocks them in this transaction.

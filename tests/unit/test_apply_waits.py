@@ -225,6 +225,23 @@ def test_kafka_direct_events_logged_in_the_same_millisecond_do_not_wait_for_each
     assert applier.positions[0] == 1 and applier.positions[1] == 1
 
 
+def test_the_same_millisecond_pair_goes_on_applied_one_partition_at_a_time(tmp_path) -> None:
+    # As the all-in-one hub's aggregator (`LogTailer.step`) and replay apply them.
+    applier = setup(tmp_path)
+    logged = 1_796_464_367_629 * 1_000_000
+    records = [
+        direct(0, visit(f"{YIDU_T1}-nobody", event_id="d0", source=YIDU, seq=1), logged),
+        direct(1, visit(f"{YIDU_T1}-nobody2", event_id="d1", source=YIDU, seq=2), logged),
+    ]
+    applier.settled = log_settled(TwoPartitions(*records))  # type: ignore[arg-type]
+    dead = []
+    for _ in range(2):
+        for rec in records:
+            if applier.positions.get(rec.partition, 0) == 0:
+                dead += [d.event_id for d in applier.apply([rec]).dead]
+    assert sorted(dead) == ["d0", "d1"]
+
+
 @pytest.mark.parametrize("ingested", [True, False])
 def test_a_kafka_direct_event_waits_for_what_was_logged_in_the_same_millisecond(
     tmp_path, ingested: bool
