@@ -104,6 +104,8 @@ def test_periods_outside_the_valid_event_times_are_listed_with_their_figures(
     assert _by(hub, "", at("2200-01-01"), at("2300-01-01")) == [("", still_open)]
     with pytest.raises(QueryError, match="^to: must be after from"):
         _by(hub, "", at("1995-01-01"), at("1990-01-01"))
+    with pytest.raises(QueryError, match="^to: must be after from"):  # empty: README says so
+        _by(hub, "", at("1995-01-01"), at("1995-01-01"))
 
 
 def test_explain_answers_a_period_outside_the_valid_event_times_as_statistics_do(
