@@ -110,6 +110,18 @@ FORGED_NO_STAMP = (
 )
 
 
+def _wait_out(e: Exception, since: float | None) -> float:
+    """Wait a second through an outage of the read model that began at `since` (now when
+    None) and return when it began; raise `e` once it has lasted DB_OUTAGE_LIMIT_S."""
+    now = time.monotonic()
+    since = now if since is None else since
+    if now - since > DB_OUTAGE_LIMIT_S:
+        raise e
+    log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
+    time.sleep(1.0)
+    return since
+
+
 def decode_record(rec: LogRecord) -> Event:
     """Return the domain event of a record; raise InvalidEvent for a malformed one."""
     if not rec.value:  # a null (tombstone) or empty value: no event_id to name, nothing at all
@@ -174,6 +186,18 @@ class BatchApplier:
         """Forget what this worker believes and read the committed positions again."""
         self.positions = read_positions(self.engine)
 
+    def refresh_when_reachable(self) -> None:
+        """refresh(), waiting while the read model is unreachable, as a batch does: a worker
+        that gains partitions in a PostgreSQL restart (another one stopped, or killed) starts
+        them from the positions once it answers. Before, the refused connection stopped the
+        worker (tests/integration/test_worker_rebalance_outage.py)."""
+        outage_since: float | None = None
+        while True:
+            try:
+                return self.refresh()
+            except (OperationalError, InterfaceError) as e:
+                outage_since = _wait_out(e, outage_since)
+
     def apply(self, records: Sequence[LogRecord], *, figures: bool = True) -> Applied:
         """Fold the records into the read model and commit them with their positions.
 
@@ -197,12 +221,7 @@ class BatchApplier:
             except (OperationalError, InterfaceError) as e:
                 # The read model is unreachable. Nothing of this batch counts unless its
                 # positions committed: re-read them once it answers, and apply from there.
-                now = time.monotonic()
-                outage_since = outage_since if outage_since is not None else now
-                if now - outage_since > DB_OUTAGE_LIMIT_S:
-                    raise
-                log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
-                time.sleep(1.0)
+                outage_since = _wait_out(e, outage_since)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
     def _apply_once(self, records: Sequence[LogRecord], figures: bool = True) -> Applied:

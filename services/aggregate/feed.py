@@ -114,7 +114,7 @@ class Feed:
             # the read model (what is written behind is committed first, so nothing of ours
             # is forgotten).
             d.writer.flush()
-            d.applier.refresh()
+            d.applier.refresh_when_reachable()
         self.mine = set(mine)
         log.info(
             "reading partitions %s (gained %s, gave up %s)",
