@@ -2,8 +2,9 @@
 
 A background thread probes the log (ingest) and the read model (ingest, query) every few
 seconds and sets the gRPC health status (grpc.health.v1) of each service; they go back to
-SERVING once the probes pass again. A request that meets an unreachable read model anyway is
-answered UNAVAILABLE (retry later), not UNKNOWN.
+SERVING once the probes pass again (an aggregate worker probes both for its metrics only).
+A request that meets an unreachable read model anyway is answered UNAVAILABLE (retry
+later), not UNKNOWN.
 """
 
 from __future__ import annotations
@@ -142,6 +143,14 @@ class HealthMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def watch_dependencies(log_: object, engine: Engine) -> HealthMonitor:
+    """Probe the log and the read model of a process that serves no gRPC health (an aggregate
+    worker), so that its metrics say which is down (`duhub_dependency_up`) and its log says
+    when. Without it the worker's scrape only lost its lag while either was down."""
+    checks = {"": [log_check(log_), database_check(engine)]}
+    return HealthMonitor(health.HealthServicer(), checks).start()
 
 
 class UnavailableInterceptor(grpc.ServerInterceptor):

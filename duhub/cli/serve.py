@@ -114,19 +114,20 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
         return _log_tailer(cfg, bool(url), stop)
 
 
-def _faust_worker(cfg: HubConfig, lag_metric: bool, stop: StopSignals) -> int:
+def _faust_worker(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
     from services.aggregate.faust_app import build_app, run_worker
 
     try:
         app = build_app(cfg.log_spec, cfg.database, str(cfg.data_dir / "faust"))
     except FAILURES as e:  # a bad --log or --db, or one that does not answer
         return _refused("aggregate", e, cfg)
-    run_worker(app, lag_metric=lag_metric, early_stop=stop)
+    run_worker(app, metrics_served=metrics_served, early_stop=stop)
     return 0
 
 
-def _log_tailer(cfg: HubConfig, lag_metric: bool, stop: StopSignals) -> int:
+def _log_tailer(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
     from duhub.bootstrap import open_log
+    from duhub.health import watch_dependencies
     from duhub.readmodel.engine import open_engine
     from duhub.readmodel.writer import read_positions
     from services.aggregate.embedded import LogTailer
@@ -135,8 +136,9 @@ def _log_tailer(cfg: HubConfig, lag_metric: bool, stop: StopSignals) -> int:
         log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
     except FAILURES as e:
         return _refused("aggregate", e, cfg)
-    if lag_metric:
+    if metrics_served:
         metrics.watch_lag(log_, lambda: read_positions(engine))
+        watch_dependencies(log_, engine)
     tailer = LogTailer(log_, engine)
     tailer.start()
     stop.wait()

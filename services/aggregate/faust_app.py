@@ -173,18 +173,21 @@ def _assigned(app: faust.App, topic: str) -> set[int]:
 
 
 def run_worker(
-    app: faust.App, lag_metric: bool = False, early_stop: StopSignals | None = None
+    app: faust.App, metrics_served: bool = False, early_stop: StopSignals | None = None
 ) -> None:
     """Run the aggregate worker `build_app` made until SIGTERM/SIGINT (logging as the caller
-    set it up). `early_stop`, the caller's catch of the signals until Faust's loop listens,
-    hands on a stop that came before."""
-    if lag_metric:
+    set it up); with `metrics_served`, its metrics carry the lag and whether the log and the
+    read model answer. `early_stop`, the caller's catch of the signals until Faust's loop
+    listens, hands on a stop that came before."""
+    if metrics_served:
         from duhub import metrics
+        from duhub.health import watch_dependencies
         from duhub.readmodel.writer import read_positions
 
         driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
         engine = driver.applier.engine
         metrics.watch_lag(driver.kafka, lambda: read_positions(engine))
+        watch_dependencies(driver.kafka, engine)
     threading.Thread(target=_watchdog, args=(app,), name="watchdog", daemon=True).start()
     worker = _Worker(
         app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False

@@ -103,3 +103,18 @@ def test_ingest_serves_the_lag_while_no_aggregate_worker_runs(tmp_path: Path) ->
         if worker is not None:
             worker.stop()
         ingest.stop()
+
+
+def test_an_aggregate_worker_serves_whether_its_dependencies_answer(tmp_path: Path) -> None:
+    # Before, a worker's scrape had the duhub_dependency_up family with no sample.
+    worker = serve("aggregate", "--data-dir", str(tmp_path / "data"), "--metrics", "127.0.0.1:0")
+    try:
+        url = worker.find(METRICS).group(1)  # printed before the worker opens its log
+        deadline = time.monotonic() + 20
+        while 'duhub_dependency_up{dependency="log"}' not in (m := scrape(url)):
+            assert time.monotonic() < deadline, m
+            time.sleep(0.2)
+        assert m['duhub_dependency_up{dependency="log"}'] == 1, m
+        assert m['duhub_dependency_up{dependency="read_model"}'] == 1, m
+    finally:
+        worker.stop()
