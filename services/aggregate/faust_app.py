@@ -47,6 +47,8 @@ SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 2.0
 # How long a stopping worker waits for the batch in hand to commit before it leaves the group.
 STOP_WAIT_S = 30.0
+# How long it then tries to leave the group (a broker gone: Faust waited 60 s for its consumer).
+LEAVE_WAIT_S = 10.0
 
 
 def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
@@ -238,6 +240,12 @@ class _Worker(faust.Worker):
                 "model's positions say whether it committed)",
                 STOP_WAIT_S,
             )
+        # Leaving the group needs the broker; without it Faust waited for its consumer
+        # thread's 60 s (mode's shutdown_timeout). Nothing rests on leaving: the group's
+        # session drops this worker anyway, and positions live in the read model.
+        consumer_thread = getattr(self.app.consumer, "_thread", None)
+        if consumer_thread is not None:
+            consumer_thread.shutdown_timeout = LEAVE_WAIT_S
         await super().on_stop()
 
 
