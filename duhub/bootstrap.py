@@ -31,6 +31,7 @@ from duhub.health import (
     log_check,
 )
 from duhub.log.base import EventLog
+from duhub.log.belongs import check_belongs
 from duhub.log.embedded import EmbeddedLog
 from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
@@ -280,6 +281,7 @@ class Hub:
             make_data_dir(config.data_dir)
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
+        check_belongs(self.log, self.engine)
         self.feed = ChangeFeed()
         self.tailer = LogTailer(self.log, self.engine, self.feed)
         self.ingestor = Ingestor(self.log, self.engine)
@@ -358,6 +360,7 @@ class IngestProcess:
             make_data_dir(config.data_dir)
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
+        check_belongs(self.log, self.engine)
         self.ingestor = Ingestor(self.log, self.engine)
         self.server, self.port, self.health = create_server(
             config.listen,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import faust
 from faust.types import TP
 
+from duhub.log.belongs import check_belongs
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from services.aggregate import heap
@@ -57,6 +58,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     spec = KafkaSpec.parse(log_url)
     kafka = KafkaLog(spec)
     driver = ContiguousDriver(kafka, open_engine(db_url))
+    check_belongs(kafka, driver.applier.engine)
     app = faust.App(
         # One consumer group per events topic: workers of the same topic share its partitions.
         f"duhub-aggregate-{spec.topic}",
