@@ -39,6 +39,7 @@ class ContiguousDriver:
         self.writer = WriteBehind(self.applier, on_committed=self._committed)
         self.busy = False
         self.last_handled = time.monotonic()
+        self._waiting_since: float | None = None  # when the watchdog first saw work waiting
         self.last: Applied | None = None
         self.held: dict[int, list[LogRecord]] = {}
         # Whether the last round let a probed partition through (see `handle`).
@@ -60,15 +61,22 @@ class ContiguousDriver:
             self.last_handled = time.monotonic()
 
     def stalled(self, assigned: set[int], for_s: float) -> bool:
-        """Return whether work waits on our partitions while nothing was handled for `for_s`."""
-        if not self._idle_for(for_s) or not assigned:
+        """Return whether work has waited on our partitions for `for_s` with nothing handled
+        meanwhile. Timed from when it was first seen waiting, not from the last batch: a
+        worker idle that long whose first records have just come is not wedged (it was
+        stopped, exit 70, before it could take them)."""
+        if self.busy or not assigned or not self._waiting(assigned):
+            self._waiting_since = None
             return False
+        now = time.monotonic()
+        if self._waiting_since is None or self.last_handled > self._waiting_since:
+            self._waiting_since = now
+        return now - self._waiting_since >= for_s
+
+    def _waiting(self, assigned: set[int]) -> bool:
         ends = self.kafka.end_offsets()
         at = self.applier.positions.get
         return not all(holds_all(self.kafka, p, at(p, 0), ends.get(p, 0)) for p in assigned)
-
-    def _idle_for(self, seconds: float) -> bool:
-        return not self.busy and time.monotonic() - self.last_handled >= seconds
 
     def holding(self) -> bool:
         """Return whether records wait here for an event of another partition, or a batch
