@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -231,9 +231,11 @@ def _sums(
             sums[N + metric] += int(events)
     if fine:
         sql, params = _facts_sql(fine, paths, metrics, area)
+        owner = _owner(paths)
         for path, metric, at, value in plain_rows(conn, sql, params):
-            i = next(i for a, b, i in fine if a <= at < b)
-            for sid in _owners(paths, path):
+            sid = owner(path)
+            if sid is not None:
+                i = next(i for a, b, i in fine if a <= at < b)
                 out[sid][i][metric] += value
                 out[sid][i][N + metric] += 1
     if as_of is not None:
@@ -251,12 +253,13 @@ def _count_facts(
 ) -> None:
     """Add (sign 1) or take out (-1) fact rows into the sums of the ranges they fall in."""
     bounds = [lo for lo, _ in ranges]
+    owner = _owner(paths)
     for path, metric, at, value in facts:
         i = bisect.bisect_right(bounds, at) - 1
-        if i >= 0 and at < ranges[i][1]:
-            for sid in _owners(paths, path):
-                out[sid][i][metric] += sign * value
-                out[sid][i][N + metric] += sign
+        sid = owner(path)
+        if i >= 0 and at < ranges[i][1] and sid is not None:
+            out[sid][i][metric] += sign * value
+            out[sid][i][N + metric] += sign
 
 
 def _nearer_the_start(conn: Connection, as_of: Nanos) -> bool:
@@ -340,13 +343,14 @@ def _rollup_sql(
 def _facts_where(
     paths: Sequence[tuple[str, str]], metrics: Sequence[str], area: str
 ) -> tuple[str, list[object]]:
-    """Return the condition (and its parameters) on fact rows of the metrics, in any of the
-    scopes' subtrees, in the area when one is asked."""
-    within = " OR ".join("(unit_path >= ? AND unit_path < ?)" for _ in paths)
-    where = f"metric IN ({', '.join('?' * len(metrics))}) AND ({within})"
-    params: list[object] = list(metrics)
-    for _, path in paths:
-        params += s.subtree_range(path)
+    """Return the condition (and its parameters) on fact rows of the metrics, in the span of
+    the scopes' subtrees, in the area when one is asked. Siblings' subtrees lie side by side,
+    so one range holds them all (and those of siblings left out, which `_owner` drops): a
+    condition per scope made an expression as deep as the children, and SQLite refuses one
+    over 1,000 deep (a country's city groups 2,800 counties)."""
+    ranges = [s.subtree_range(path) for _, path in paths]
+    where = f"metric IN ({', '.join('?' * len(metrics))}) AND unit_path >= ? AND unit_path < ?"
+    params: list[object] = [*metrics, min(lo for lo, _ in ranges), max(hi for _, hi in ranges)]
     if area:
         where += " AND area = ?"
         params.append(area)
@@ -408,5 +412,19 @@ def _recorded(
         cursor.close()
 
 
-def _owners(paths: Sequence[tuple[str, str]], path: str) -> list[str]:
-    return [sid for sid, p in paths if path.startswith(p)]
+def _owner(paths: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
+    """Return a function from a fact's unit path to the scope holding it (None: none of
+    them). The scopes share a depth, so a path's prefix of that depth names its scope: a
+    lookup per fact, not a comparison with every scope (thousands of children)."""
+    by_path = {p: sid for sid, p in paths}
+    slashes = paths[0][1].count("/") if paths else 0
+
+    def owner(path: str) -> str | None:
+        end = -1
+        for _ in range(slashes):
+            end = path.find("/", end + 1)
+            if end < 0:
+                return None
+        return by_path.get(path[: end + 1])
+
+    return owner

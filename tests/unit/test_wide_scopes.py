@@ -1,0 +1,75 @@
+"""A scope with thousands of children, as a country's hub has (about 2,800 county-level units
+under one city-level parent): statistics grouped by unit answer for every child, also as of a
+moment and for periods whose edges fall inside an hour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from duhub.readmodel.statistics import statistics
+from duhub.v1 import events_pb2 as pb
+from tests.unit.builders import CITY, Pipeline, at, kinds, talk, unit
+
+# Over SQLite's 1,000-deep expression limit, which a condition per child ran into.
+COUNTIES = 1_200
+
+
+def county(i: int) -> str:
+    return f"{500000 + i}"
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[Pipeline]:
+    p = Pipeline.open()
+    p.clock.now = at("2023-02-01")
+    city = unit(CITY, "", pb.LEVEL_CITY, event_id="ref:city", source="reference", seq=1)
+    assert kinds(p.publish([city], allow_reference=True)) == ["accepted"]
+    counties = [
+        unit(county(i), CITY, pb.LEVEL_COUNTY, event_id=f"u{i}", seq=i + 1) for i in range(COUNTIES)
+    ]
+    assert set(kinds(p.publish(counties))) == {"accepted"}
+    # Every third county holds a talk: i + 1 persons, at 08:40 (inside an hour), recorded at
+    # 2023-02-01 for the first half of the counties, a day later for the rest.
+    seq = COUNTIES + 1
+    for half, now in enumerate([at("2023-02-01T01:00:00"), at("2023-02-02T01:00:00")]):
+        p.clock.now = now
+        events = []
+        for i in range(half * COUNTIES // 2, (half + 1) * COUNTIES // 2, 3):
+            seq += 1
+            events.append(
+                talk(
+                    county(i),
+                    i + 1,
+                    occurred_at=at("2022-11-03T08:40:00"),
+                    event_id=f"t{i}",
+                    seq=seq,
+                )
+            )
+        assert set(kinds(p.publish(events))) == {"accepted"}
+    p.tailer.catch_up()
+    yield p
+    p.close()
+
+
+def expected(upto: int = COUNTIES) -> dict[str, int]:
+    return {county(i): (i + 1 if i % 3 == 0 and i < upto else 0) for i in range(COUNTIES)}
+
+
+def by_unit(hub: Pipeline, lo: int, hi: int, as_of: int | None = None) -> dict[str, int]:
+    rows = statistics(hub.engine, ["talk_persons"], CITY, "", lo, hi, "unit", as_of)
+    return {r.key: r.values["talk_persons"] for r in rows}
+
+
+def test_grouped_by_unit_as_of_a_moment_answers_every_child(hub: Pipeline) -> None:
+    """Before, SQLite refused: 'Expression tree is too large (maximum depth 1000)'."""
+    lo, hi = at("2022-01-01"), at("2023-01-01")
+    assert by_unit(hub, lo, hi, as_of=at("2023-02-01T12:00:00")) == expected(COUNTIES // 2)
+    assert by_unit(hub, lo, hi, as_of=at("2023-02-03")) == expected()
+
+
+def test_grouped_by_unit_with_edges_inside_an_hour_answers_every_child(hub: Pipeline) -> None:
+    """The edges are read from the facts, under the same condition per child as as-of."""
+    assert by_unit(hub, at("2022-11-03T08:30:00"), at("2022-11-03T08:50:00")) == expected()
+    assert by_unit(hub, at("2022-11-03T08:41:00"), at("2022-11-03T08:50:00")) == expected(0)
