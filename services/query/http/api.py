@@ -19,6 +19,7 @@ from duhub.auth.principal import LOCAL, Principal
 from duhub.domain.metrics import each_once
 from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
+from duhub.readmodel.units import resolve_scope, subtree_clause
 from duhub.timeparse import parse_time
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -175,14 +176,19 @@ class DashboardApi:
     def _targets_inside(self, campaign_id: str, scope: str) -> dict[str, list[str]]:
         """Return group id -> its targets inside the scope's subtree ('' : all of them), so
         that the page tells covered targets from those outside the scope, which count for
-        neither side and were painted covered on a county's page."""
-        req = qpb.GetCampaignRequest(campaign_id=campaign_id)
-        campaign = self.servicer.GetCampaign(req, self._ctx)
-        paths = self.servicer.paths
-        return {
-            g.group_id: [t for t in g.target_unit_ids if not scope or scope in (paths(t) or ())]
-            for g in campaign.groups
-        }
+        neither side and were painted covered on a county's page. One statement on the
+        targets' stored paths: a statement per target took 47 s for a county of a
+        100,000-target campaign."""
+        t = s.campaign_targets.c
+        q = select(t.group_id, t.unit_id).where(t.campaign_id == campaign_id)
+        out: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            if scope:
+                path = resolve_scope(conn, scope).path
+                q = q.where(subtree_clause(t.unit_path, path))
+            for group_id, unit_id in conn.execute(q.order_by(t.group_id, t.ordinal)):
+                out.setdefault(group_id, []).append(unit_id)
+        return out
 
     def statistics(self, params: Params) -> Json:
         allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")
