@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from duhub.domain.events import Level, Nanos, SupervisionGroup
 from duhub.domain.frozen import quick_init
@@ -42,6 +42,10 @@ class Campaign:
     groups: tuple[SupervisionGroup, ...]
     source: str
     recorded_at: Nanos
+    # Group id -> its targets as a set, made at the first `covers`: a visit looked its target
+    # up in the group's tuple, 1.4 ms at 100,000 targets, and covering a group took time in
+    # the square of its size.
+    _targets: dict[str, frozenset[str]] | None = field(default=None, compare=False, repr=False)
 
     def group(self, group_id: str) -> SupervisionGroup | None:
         for g in self.groups:
@@ -53,8 +57,13 @@ class Campaign:
         """Return whether a visit by this group to this unit at that time covers a target."""
         if not (self.starts_at <= occurred_at < self.ends_at):
             return False
-        group = self.group(group_id)
-        return group is not None and unit_id in group.target_unit_ids
+        targets = self._targets
+        if targets is None:
+            # Group ids are unique in a campaign (ingest refuses one twice).
+            targets = {g.group_id: frozenset(g.target_unit_ids) for g in self.groups}
+            object.__setattr__(self, "_targets", targets)
+        group = targets.get(group_id)
+        return group is not None and unit_id in group
 
 
 @quick_init
