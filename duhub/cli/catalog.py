@@ -69,7 +69,9 @@ def campaigns(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     try:
-        reply = stub.ListCampaigns(qpb.ListCampaignsRequest(), timeout=30)
+        # The table counts groups only; --json keeps naming every target, as it always did.
+        request = qpb.ListCampaignsRequest(omit_targets=not args.json)
+        reply = stub.ListCampaigns(request, timeout=30)
     except grpc.RpcError as e:
         client.fail_rpc(e, address)
     if args.json:

@@ -323,3 +323,29 @@ def load_campaign(engine: Engine, campaign_id: str) -> Campaign | None:
         row.source,
         row.recorded_at,
     )
+
+
+def campaigns_without_targets(engine: Engine) -> list[Campaign]:
+    """Return every campaign (by start, then id) with its groups in launch order, their target
+    tuples left empty: a listing that reads no target (a campaign may name 100,000)."""
+    c, g = s.campaigns.c, s.campaign_groups.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(s.campaigns).order_by(c.starts_at, c.campaign_id)).all()
+        groups: dict[str, list[SupervisionGroup]] = {r.campaign_id: [] for r in rows}
+        q = select(g.campaign_id, g.group_id, g.name, g.tier).order_by(g.campaign_id, g.ordinal)
+        for x in conn.execute(q):
+            if x.campaign_id in groups:  # (one launched since the first read: not listed)
+                groups[x.campaign_id].append(SupervisionGroup(x.group_id, x.name, Tier(x.tier), ()))
+    return [
+        Campaign(
+            r.campaign_id,
+            r.name,
+            r.area,
+            r.starts_at,
+            r.ends_at,
+            tuple(groups[r.campaign_id]),
+            r.source,
+            r.recorded_at,
+        )
+        for r in rows
+    ]

@@ -232,8 +232,10 @@ class Campaign(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., area: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[_events_pb2.SupervisionGroup, _Mapping]]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ListCampaignsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("omit_targets",)
+    OMIT_TARGETS_FIELD_NUMBER: _ClassVar[int]
+    omit_targets: bool
+    def __init__(self, omit_targets: _Optional[bool] = ...) -> None: ...
 
 class ListCampaignsResponse(_message.Message):
     __slots__ = ("campaigns",)

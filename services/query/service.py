@@ -18,7 +18,7 @@ from duhub.health import UNREACHABLE_DB
 from duhub.projections.timegrid import FIRST_NS, LAST_NS
 from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
-from duhub.readmodel.knowledge import load_campaign
+from duhub.readmodel.knowledge import campaigns_without_targets, load_campaign
 from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, figures
 from duhub.readmodel.units import UnknownUnit, get_unit, list_units
@@ -297,6 +297,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: qpb.ListCampaignsRequest, context: grpc.ServicerContext
     ) -> qpb.ListCampaignsResponse:
         self._caller(context)  # campaign metadata (names, groups, targets) is no secret
+        if request.omit_targets:
+            listed = campaigns_without_targets(self.engine)
+            return qpb.ListCampaignsResponse(campaigns=[campaign_reply(c) for c in listed])
         with self.engine.connect() as conn:
             ids = (
                 conn.execute(

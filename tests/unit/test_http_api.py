@@ -296,8 +296,10 @@ def test_errors_are_json_naming_the_field(api: Client, path: str, status: int, f
 
 def test_a_parameter_on_a_route_that_takes_none_says_so(api: Client) -> None:
     # It said "x: unknown parameter; known: ", naming an empty list.
-    for path in ("api/campaigns?x=1", "api/campaigns/vax?x=1", "api/units/420581?x=1"):
+    for path in ("api/campaigns/vax?x=1", "api/units/420581?x=1"):
         assert api.get(path, 400)["error"] == "x: unknown parameter; this route takes none"
+    known = "x: unknown parameter; known: omitTargets, omit_targets"
+    assert api.get("api/campaigns?x=1", 400)["error"] == known
 
 
 def test_as_of_past_what_nanoseconds_in_64_bits_hold(hub: Hub, api: Client) -> None:
@@ -681,3 +683,19 @@ def test_a_scoped_coverage_reads_the_targets_in_a_few_statements(tmp_path: Path)
         assert g["uncoveredUnitIds"] == [t for t in inside if t not in covered]
     finally:
         hub.stop(grace=0)
+
+
+def test_the_campaign_list_can_leave_the_targets_out(api: Client) -> None:
+    """The page reads the list every few seconds while events come, for ids and names only;
+    every target of every campaign came with it (a campaign may name 100,000)."""
+    whole = api.get("api/campaigns")
+    short = api.get("api/campaigns?omit_targets=true")
+    assert [g["targetUnitIds"] for g in whole["campaigns"][0]["groups"]] != [[]] * 4
+    assert [g["targetUnitIds"] for g in short["campaigns"][0]["groups"]] == [[]] * 4
+    for g in whole["campaigns"][0]["groups"]:
+        g["targetUnitIds"] = []
+    assert short == whole
+    assert api.get("api/campaigns?omit_targets=false") == api.get("api/campaigns")
+    assert api.get("api/campaigns?omit_targets=yes", 400)["error"].startswith("omit_targets:")
+    page = resources.files("services.query.web").joinpath("app.js").read_text(encoding="utf-8")
+    assert 'api("api/campaigns", { omit_targets: "true" })' in page

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import json_format
+from sqlalchemy import event
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.main import main
@@ -195,3 +196,53 @@ def test_coverage_prints_the_moment_it_answers_for_as_asked(
     assert main(argv) == 0
     head = capsys.readouterr().out.splitlines()[0]
     assert head.endswith(f", as of {moment}"), head
+
+
+def test_campaigns_are_listed_without_their_targets_when_asked(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A campaign may name 100,000 targets. `duhub campaigns` and the dashboard's list (read
+    again every 5 s while events come) read every target of every campaign: 3.1 s for two of
+    99,855 targets on a country-sized hub, and past ~24 such campaigns more than the 32 MiB a
+    reply may hold. Asked with omit_targets, the listing reads no target and stays small;
+    GetCampaign names them."""
+    hub.tailer.catch_up()  # the reference hierarchy
+    with hub.engine.connect() as conn:
+        below = "SELECT unit_id FROM units WHERE level >= 3 ORDER BY unit_id"
+        targets = [r[0] for r in conn.exec_driver_sql(below)]
+    assert len(targets) > 1000
+    events = [
+        campaign(
+            f"wide{i}",
+            [group("tf", pb.TIER_TASK_FORCE), group("n1", pb.TIER_COUNTY, *targets)],
+            event_id=f"c{i}",
+            seq=i,
+        )
+        for i in (1, 2, 3)
+    ]
+    assert kinds(hub.ingestor.publish(events)) == ["accepted"] * 3
+    hub.tailer.catch_up()
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+    full = stub.ListCampaigns(qpb.ListCampaignsRequest(), timeout=10)
+    assert [list(g.target_unit_ids) for g in full.campaigns[0].groups] == [[], targets]
+
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(hub.engine, "before_cursor_execute", count)
+    try:
+        listed = stub.ListCampaigns(qpb.ListCampaignsRequest(omit_targets=True), timeout=10)
+        assert main(["campaigns", "--target", hub.address]) == 0
+    finally:
+        event.remove(hub.engine, "before_cursor_execute", count)
+    assert [x for x in statements if "campaign_targets" in x] == []
+    assert listed.ByteSize() < 1000 < full.ByteSize() / 30
+    for short, whole in zip(listed.campaigns, full.campaigns, strict=True):
+        assert [g.target_unit_ids for g in short.groups] == [[], []]
+        for g in whole.groups:
+            g.ClearField("target_unit_ids")
+        assert short == whole
+    table = capsys.readouterr().out.splitlines()
+    assert [x.split()[3] for x in table if x.startswith("wide")] == ["1+0+1"] * 3

@@ -136,9 +136,12 @@ class DashboardApi:
         return {"status": "SERVING", "version": self.feed.version}
 
     def campaigns(self, params: Params) -> Json:
-        _known(params, ())
-        reply = self.servicer.ListCampaigns(qpb.ListCampaignsRequest(), self._ctx)
-        return _dict(reply)
+        _known(params, ("omit_targets", "omitTargets"))
+        omit = _one(params, "omit_targets", "omitTargets")
+        if omit not in ("", "true", "false"):
+            raise ApiError(400, "omit_targets: must be true or false")
+        req = qpb.ListCampaignsRequest(omit_targets=omit == "true")
+        return _dict(self.servicer.ListCampaigns(req, self._ctx))
 
     def campaign(self, campaign_id: str, params: Params) -> Json:
         """Return a campaign with each group's targets named, for drawing its structure."""

@@ -237,6 +237,16 @@ def document() -> Json:
             "/api/campaigns": {
                 "get": {
                     "summary": "every campaign",
+                    "parameters": [
+                        _param(
+                            "omit_targets",
+                            "query",
+                            "true: the groups without their targetUnitIds (a listing that does "
+                            "not grow with the targets; /api/campaigns/{campaignId} names them)",
+                            type="string",
+                            enum=["", "true", "false"],
+                        )
+                    ],
                     "responses": _ok(
                         _object(
                             ["campaigns"], campaigns={"type": "array", "items": _ref("Campaign")}

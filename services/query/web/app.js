@@ -164,7 +164,8 @@
   // ---- campaigns ---------------------------------------------------------------------------
 
   async function loadCampaigns() {
-    const reply = await api("api/campaigns");
+    // Ids, names and windows only: read every few seconds, and a campaign may name 100,000 targets.
+    const reply = await api("api/campaigns", { omit_targets: "true" });
     state.campaigns = reply.campaigns;
     state.campaignsAt = Date.now();
     showAreas();
