@@ -25,7 +25,8 @@ ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 MAX_EVENT_ID = 128
 MAX_ID = 64
 MAX_NAME = 200
-MAX_GROUPS = 1_000
+# A group per county-level unit ('1+7+N'): a country has ~2,800 of them.
+MAX_GROUPS = 10_000
 MAX_TARGETS = 100_000  # in all the groups of a campaign
 MAX_SEQ = 2**63 - 1  # the read model stores it as a signed 64-bit integer
 MAX_COUNT = 100_000  # persons or rules in one event: far above any real figure

@@ -42,28 +42,31 @@ class Campaign:
     groups: tuple[SupervisionGroup, ...]
     source: str
     recorded_at: Nanos
-    # Group id -> its targets as a set, made at the first `covers`: a visit looked its target
-    # up in the group's tuple, 1.4 ms at 100,000 targets, and covering a group took time in
-    # the square of its size.
-    _targets: dict[str, frozenset[str]] | None = field(default=None, compare=False, repr=False)
+    # Group id -> the group and its targets as a set, made at first use: a visit looked its
+    # group up among the groups and its target in the group's tuple, 1.4 ms at 100,000
+    # targets, so covering a group took time in the square of its size.
+    _index: dict[str, tuple[SupervisionGroup, frozenset[str]]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def _groups(self) -> dict[str, tuple[SupervisionGroup, frozenset[str]]]:
+        index = self._index
+        if index is None:
+            # Group ids are unique in a campaign (ingest refuses one twice).
+            index = {g.group_id: (g, frozenset(g.target_unit_ids)) for g in self.groups}
+            object.__setattr__(self, "_index", index)
+        return index
 
     def group(self, group_id: str) -> SupervisionGroup | None:
-        for g in self.groups:
-            if g.group_id == group_id:
-                return g
-        return None
+        found = self._groups().get(group_id)
+        return None if found is None else found[0]
 
     def covers(self, group_id: str, unit_id: str, occurred_at: Nanos) -> bool:
         """Return whether a visit by this group to this unit at that time covers a target."""
         if not (self.starts_at <= occurred_at < self.ends_at):
             return False
-        targets = self._targets
-        if targets is None:
-            # Group ids are unique in a campaign (ingest refuses one twice).
-            targets = {g.group_id: frozenset(g.target_unit_ids) for g in self.groups}
-            object.__setattr__(self, "_targets", targets)
-        group = targets.get(group_id)
-        return group is not None and unit_id in group
+        found = self._groups().get(group_id)
+        return found is not None and unit_id in found[1]
 
 
 @quick_init

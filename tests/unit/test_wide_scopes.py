@@ -11,11 +11,12 @@ import pytest
 
 from duhub.domain.events import SupervisionGroup, Tier
 from duhub.domain.model import Campaign
+from duhub.readmodel.coverage import coverage
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.statistics import statistics
 from duhub.v1 import events_pb2 as pb
-from tests.unit.builders import CITY, Pipeline, at, kinds, talk, unit
+from tests.unit.builders import CITY, Pipeline, at, campaign, group, kinds, talk, unit, visit
 
 # Over SQLite's 1,000-deep expression limit, which a condition per child ran into.
 COUNTIES = 1_200
@@ -130,3 +131,26 @@ def test_a_covering_visit_finds_its_target_without_scanning_the_group() -> None:
     assert not c.covers("tf", _Counted(targets[0]), 5)
     assert not c.covers("g", _Counted(targets[0]), 10)  # the window is half-open
     assert _Counted.compared <= 3
+
+
+def test_a_campaign_may_have_a_county_group_for_each_of_thousands_of_counties(
+    hub: Pipeline,
+) -> None:
+    """'1+7+N' with N one group per county-level unit (DOMAIN.md): a country has ~2,800. A
+    campaign of more than 1,000 groups was refused ('campaign_launched.groups: more than 1000
+    groups'); here 1+7+1,200."""
+    counties = [county(i) for i in range(COUNTIES)]
+    groups = [group("tf", pb.TIER_TASK_FORCE)]
+    groups += [group(f"city{k}", pb.TIER_CITY, *counties[k::7]) for k in range(7)]
+    groups += [group(f"n{c}", pb.TIER_COUNTY, c) for c in counties]
+    hub.clock.now = at("2023-02-03")
+    launch = campaign("nation", groups, event_id="nation", seq=90_001)
+    covering = visit(counties[-1], "nation", f"n{counties[-1]}", event_id="nv", seq=90_002)
+    assert kinds(hub.publish([launch, covering])) == ["accepted", "accepted"]
+    hub.tailer.catch_up()
+    report = coverage(hub.engine, "nation")
+    assert len(report.groups) == 1 + 7 + COUNTIES
+    tiers = {t.tier: (t.covered, t.targets) for t in report.tiers}
+    assert tiers[Tier.COUNTY] == (1, COUNTIES) and tiers[Tier.CITY] == (0, COUNTIES)
+    (last,) = [g for g in report.groups if g.key == f"n{counties[-1]}"]
+    assert last.full
