@@ -20,10 +20,12 @@ from faust.types import TP
 from duhub.log.belongs import check_belongs
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
-from services.aggregate import heap
+from services.aggregate import fetcher_close, heap
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.feed import Feed
 from services.aggregate.reader import PartitionReader
+
+fetcher_close.install()  # before any consumer stops
 
 if TYPE_CHECKING:  # the caller's (duhub serve aggregate): services do not import the CLI
     from duhub.cli.stopsignal import StopSignals
