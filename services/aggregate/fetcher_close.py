@@ -6,7 +6,8 @@ so the consumer's stop failed half way. Faust's consumer thread then never said 
 down, and a worker stopped in the moments after an assignment (it fetches until it pauses the
 partitions) waited 60 s, mode's shutdown timeout, before it exited
 (tests/integration/test_consumer_stop_mid_fetch.py). Here close waits for them without taking
-their outcome, as it already does for its fetch routine.
+their outcome, as it already does for its fetch routine. (Upstream: aio-libs/aiokafka#647, a
+stop raising CancelledError, open.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import aiokafka
 from aiokafka.consumer.fetcher import Fetcher
 
-FIXED_IN = "0.14.0"  # the version pinned; a later one may have changed close() itself
+PATCHED_VERSION = "0.14.0"  # the version pinned; a later one may have changed close() itself
 
 
 async def _close(self: Fetcher) -> None:
@@ -36,5 +37,5 @@ async def _close(self: Fetcher) -> None:
 
 def install() -> None:
     """Replace Fetcher.close, on the aiokafka version this fixes only."""
-    if aiokafka.__version__ == FIXED_IN:
+    if aiokafka.__version__ == PATCHED_VERSION:
         Fetcher.close = _close  # type: ignore[method-assign]
