@@ -24,6 +24,7 @@ from services.aggregate import fetcher_close, heap
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.feed import Feed
 from services.aggregate.reader import PartitionReader
+from services.aggregate.stuck_threads import exit_past_stuck
 
 fetcher_close.install()  # before any consumer stops
 
@@ -199,7 +200,11 @@ def run_worker(
         app, loglevel="INFO", quiet=True, redirect_stdouts=False, override_logging=False
     )
     worker.early_stop = early_stop
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as e:  # mode ends the worker so, its exit code in it
+        exit_past_stuck(e.code if isinstance(e.code, int) else 1)
+        raise
 
 
 class _Worker(faust.Worker):

@@ -112,3 +112,5 @@ def test_a_worker_stopped_right_after_its_banner_exits_cleanly(
         output = "".join(worker.output)
         assert code == 0, output[-3000:]
         assert "Traceback" not in output, output[-3000:]
+        # Every thread ended with it: none was left behind by a hard exit (stuck_threads).
+        assert "did not end" not in output, output[-3000:]
