@@ -19,7 +19,8 @@ from kafka.errors import KafkaError
 from sqlalchemy import Engine, event, func, select
 
 from duhub.auth.listen import check_listen, is_unix
-from duhub.domain.events import REFERENCE_SOURCE
+from duhub.convert import event_from_pb
+from duhub.domain.events import REFERENCE_SOURCE, Event
 from duhub.feed import ChangeFeed
 from duhub.health import (
     UNREACHABLE_DB,
@@ -36,7 +37,9 @@ from duhub.log.embedded import EmbeddedLog
 from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
-from duhub.reference import reference_events
+from duhub.readmodel.knowledge import ReadModelKnowledge
+from duhub.reference import Reference, shipped
+from duhub.reference.file import check_units
 from duhub.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 from services.aggregate.embedded import LogTailer
 from services.auth.guard import OPEN, Security
@@ -79,6 +82,8 @@ class HubConfig:
     answer_cache: int = ANSWER_CACHE
     # WatchCoverage and PublishStream streams open at once, each kind (services/slots).
     max_streams: int = MAX_STREAMS
+    # The reference hierarchy to load (`--reference FILE`); None: the shipped Yichang one.
+    reference: Reference | None = None
 
     @property
     def database(self) -> str:
@@ -197,45 +202,83 @@ def units_registered(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(s.units)).scalar_one())
 
 
-def reference_held(engine: Engine) -> tuple[int, str]:
-    """Return how many events of the reference source the read model holds, and the event id
-    of the one at the last of those seqs ('' if none holds it)."""
+def reference_held(engine: Engine) -> list[tuple[str, bytes]]:
+    """Return the (event id, digest) of each event of the reference source the read model
+    holds, in seq order."""
+    seen = s.events_seen.c
     with engine.connect() as conn:
-        held = int(
-            conn.execute(
-                select(func.count())
-                .select_from(s.events_seen)
-                .where(s.events_seen.c.source == REFERENCE_SOURCE)
-            ).scalar_one()
+        rows = conn.execute(
+            select(seen.event_id, seen.digest)
+            .where(seen.source == REFERENCE_SOURCE)
+            .order_by(seen.seq)
         )
-        last = conn.execute(
-            select(s.events_seen.c.event_id).where(
-                s.events_seen.c.source == REFERENCE_SOURCE, s.events_seen.c.seq == held
-            )
-        ).scalar_one_or_none()
-    return held, last or ""
+        return [(r.event_id, bytes(r.digest)) for r in rows]
 
 
-def load_reference(ingestor: Ingestor, engine: Engine) -> None:
-    """Publish the reference hierarchy into a hub without units, or the rest of it into a hub
-    where a crash cut its first append short (the read model caught up with the log first)."""
-    events = reference_events()
-    held, last = reference_held(engine)
-    if held:
-        # A crash in the middle of the reference's append leaves its first events whole (the
-        # torn one is cut on open), and the log no longer empty: load the rest.
-        if held >= len(events) or last != events[held - 1].event_id:
-            return  # whole, or not a prefix of this reference: leave it as it is
-        events = events[held:]
-    elif units_registered(engine):
+class ReferenceMismatch(ValueError):
+    """The log holds another reference than the one asked: the hub does not start."""
+
+
+def load_reference(ingestor: Ingestor, engine: Engine, reference: Reference | None = None) -> None:
+    """Publish the reference hierarchy (the shipped one unless given) into a hub without
+    units; or, where the log holds the first of its units (a crash cut the first append
+    short, or units were added at the end of the file since), the rest of it. The read
+    model has caught up with the log first.
+
+    Raises ReferenceMismatch when the log holds another reference: never two hierarchies
+    mixed, nor a reference seq renumbered."""
+    reference = reference or shipped()
+    events = list(reference.events)
+    held = reference_held(engine)
+    if not held and units_registered(engine):
         # A hierarchy of its own. A log that holds records but no unit (a county's Kafka-direct
         # events written before the hub first started, all refused) still gets the reference:
         # before, it never did, and every event after was refused 'unknown unit'.
         return
-    results = ingestor.publish(events, allow_reference=True)
+    decoded = [event_from_pb(e, recorded_at=0) for e in events]
+    differs = _first_difference(held, decoded)
+    if differs is not None:
+        raise ReferenceMismatch(
+            f"{reference.origin}: the log holds another reference hierarchy: {differs}; start "
+            "with the reference it was loaded from (units may be added at the end of a file), "
+            "or on a new log and read model"
+        )
+    if len(held) == len(events):
+        return
+    rest, fresh = events[len(held) :], decoded[len(held) :]
+    if held:
+        # Units added since, checked all before any is appended: a county may have registered
+        # one of them itself meanwhile.
+        knowledge = ReadModelKnowledge(engine)
+        knowledge.prefetch(fresh)
+        refused = check_units(fresh, knowledge, first=len(held))
+        if refused is not None:
+            raise ReferenceMismatch(f"{reference.origin}: {refused}")
+    results = ingestor.publish(rest, allow_reference=True)
     rejected = [r for r in results if r.reason]
     if rejected:
         raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+
+
+def _first_difference(held: list[tuple[str, bytes]], asked: list[Event]) -> str | None:
+    """Return how the reference events the log holds differ from the first of those asked,
+    or None when they are the same, one for one."""
+    if len(held) > len(asked):
+        return (
+            f"{len(held)} reference units, where this one has {len(asked)} (units are added "
+            "at the end of the file, never taken out)"
+        )
+    for i, ((event_id, digest), one) in enumerate(zip(held, asked, strict=False)):
+        if event_id != one.event_id:
+            return (
+                f"its reference event {i + 1} is '{event_id}', where this one's is '{one.event_id}'"
+            )
+        if digest != one.digest:
+            return (
+                f"its reference event {i + 1} '{event_id}' registered the unit otherwise than "
+                f"units[{i}] here (units loaded are never changed)"
+            )
+    return None
 
 
 def address(listen: str, port: int) -> str:
@@ -301,7 +344,7 @@ class Hub:
         applied = self.tailer.catch_up()
         log.info("read model caught up (%d records applied)", applied)
         self.tailer.start()
-        load_reference(self.ingestor, self.engine)
+        load_reference(self.ingestor, self.engine, self.config.reference)
         if self.config.private_socket and self.security.secured:
             # mkdtemp makes the directory 0700: only this OS user reaches the socket.
             self._socket_dir = tempfile.mkdtemp(prefix="duhub-sock-")
@@ -369,6 +412,9 @@ class IngestProcess:
             max_streams=config.max_streams,
         )
         self.monitor: HealthMonitor | None = None
+        # Why it cannot serve (the log holds another reference): the command exits with it.
+        self.failure = ""
+        self.failed = threading.Event()
 
     def start(self) -> None:
         self.ingestor.ready.clear()
@@ -386,8 +432,12 @@ class IngestProcess:
             while True:
                 try:
                     self.ingestor.wait_until_caught_up()
-                    load_reference(self.ingestor, self.engine)
+                    load_reference(self.ingestor, self.engine, self.config.reference)
                     break
+                except ReferenceMismatch as e:
+                    self.failure = str(e)
+                    self.failed.set()
+                    return
                 except (*UNREACHABLE_DB, KafkaError, OSError) as e:
                     # The read model or the log went away meanwhile: wait for it and start
                     # over. (Before, this thread ended here and ingest never opened.)

@@ -139,6 +139,16 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _reference_opt(p: argparse.ArgumentParser, only: str = "") -> None:
+    p.add_argument(
+        "--reference",
+        metavar="FILE",
+        help=f"{only}load this reference hierarchy (JSON, the shape of the shipped "
+        "duhub/reference/yichang.json) instead of the shipped Yichang one with its sample "
+        "townships and villages; units may be added at its end later, never changed",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="duhub", description=__doc__, epilog=EPILOG)
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -171,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"the dashboard's HTTP address (default {DEFAULT_HTTP}; port 0: any; off: none)",
     )
+    _reference_opt(up)
     _stream_opts(up)
     _backend_opts(up)
     _server_security_opts(up)
@@ -200,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
         help="query only: keep up to N answers (32 MB at most) until the read model changes "
         f"(default {ANSWER_CACHE}; 0: compute every answer)",
     )
+    _reference_opt(serve, "ingest only: ")
     _stream_opts(serve)
     _backend_opts(serve)
     _server_security_opts(serve)

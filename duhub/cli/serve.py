@@ -19,9 +19,11 @@ from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals
 from duhub.logs import fatal, setup_logging
+from duhub.reference import Reference
+from duhub.reference.file import reference_from_file
 
 
-def config(args: argparse.Namespace) -> HubConfig:
+def config(args: argparse.Namespace, reference: Reference | None = None) -> HubConfig:
     return HubConfig(
         data_dir=Path(args.data_dir).resolve(),
         listen=args.listen,
@@ -32,6 +34,7 @@ def config(args: argparse.Namespace) -> HubConfig:
         tokens=getattr(args, "tokens", "") or "",
         answer_cache=getattr(args, "answer_cache", ANSWER_CACHE),
         max_streams=args.max_streams,
+        reference=reference,
     )
 
 
@@ -46,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
     # must cost a BrokenPipeError in its thread, not the process (main() sets SIG_DFL).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
-    cfg = config(args)
+    try:
+        reference = _reference(args)
+    except ValueError as e:  # read and checked whole before anything is opened
+        return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
+    cfg = config(args, reference)
     try:
         check_db(cfg.database)
     except ValueError as e:
@@ -84,9 +91,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"  dashboard:              {dashboard.url}", flush=True)
         if url:
             print(f"  metrics:                {url}", flush=True)
-        stop.wait()
+        failed = getattr(service, "failed", None)
+        while not stop.wait(0.5):
+            if failed is not None and failed.is_set():  # the log holds another reference
+                service.stop()
+                return fatal(f"duhub serve {args.service}: {service.failure}", EXIT_USAGE)
         service.stop()
     return 0
+
+
+def _reference(args: argparse.Namespace) -> Reference | None:
+    """Return the hierarchy of --reference FILE (None: the shipped one), or raise ValueError."""
+    path = getattr(args, "reference", None)
+    if not path:
+        return None
+    if args.service != "ingest":
+        raise ValueError("--reference: only the ingest service loads the reference hierarchy")
+    return reference_from_file(path)
 
 
 def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from duhub import metrics
-from duhub.bootstrap import Hub, HubConfig
+from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address
@@ -17,6 +17,8 @@ from duhub.cli.stopsignal import StopSignals
 from duhub.log.base import LogCorrupted
 from duhub.logs import fatal, setup_logging
 from duhub.readmodel.writer import read_positions
+from duhub.reference import Reference
+from duhub.reference.file import reference_from_file
 
 log = logging.getLogger("duhub")
 
@@ -29,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
     data_dir = Path(args.data_dir).resolve()
+    try:
+        # Read and checked whole before anything is opened: a bad file appends nothing.
+        reference = own_reference(args.reference, simulated=not args.no_simulate)
+    except ValueError as e:
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
     config = HubConfig(
         data_dir=data_dir,
         listen=args.listen,
@@ -39,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         tokens=args.tokens or "",
         private_socket=not args.no_simulate,
         max_streams=args.max_streams,
+        reference=reference,
     )
     try:
         check_db(config.database)
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return fatal(f"duhub up: {failure(e, config.database, config.log_spec)}", EXIT_USAGE)
     try:
         hub.start()
-    except OSError as e:  # an address in use: name the option, no traceback
+    except (OSError, ReferenceMismatch) as e:  # an address in use, another reference held
         hub.stop(grace=0)
         return fatal(f"duhub up: {e}", EXIT_USAGE)
     try:
@@ -79,6 +87,18 @@ def run(args: argparse.Namespace) -> int:
             simulator.stop()
         hub.stop()
     return 1 if hub.tailer.error is not None else 0
+
+
+def own_reference(path: str | None, *, simulated: bool) -> Reference | None:
+    """Return the hierarchy of --reference FILE (None: the shipped one), or raise ValueError."""
+    if not path:
+        return None
+    if simulated:
+        # The simulated nodes publish for the shipped Yichang units.
+        raise ValueError(
+            "--reference: the simulator publishes for the shipped hierarchy; add --no-simulate"
+        )
+    return reference_from_file(path)
 
 
 def banner(hub: Hub, simulated: bool, metrics_url: str = "") -> str:

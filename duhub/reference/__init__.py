@@ -1,8 +1,10 @@
-"""Reference data the hub loads into an empty log: the Yichang hierarchy."""
+"""Reference data the hub loads into an empty log: the shipped Yichang hierarchy, or a
+deployment's own (`--reference FILE`, duhub.reference.file)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 
 from google.protobuf import json_format
@@ -12,6 +14,18 @@ from duhub.v1 import events_pb2 as pb
 
 # Reference events describe standing facts; they take one fixed, early event time.
 REFERENCE_TIME = "2020-01-01T00:00:00Z"
+# What a unit of a reference file may hold: the OrgUnitRegistered fields, and `kind` (a note
+# for people: district, county, county-level city), which is not loaded.
+UNIT_FIELDS = ("unit_id", "parent_id", "level", "name", "sample", "local_code", "kind")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The hierarchy a hub loads: its events, parents first, and where it comes from (for
+    messages: the option that names it)."""
+
+    origin: str
+    events: tuple[pb.Event, ...]
 
 
 def reference_units(name: str = "yichang") -> list[dict]:  # type: ignore[type-arg]
@@ -19,10 +33,10 @@ def reference_units(name: str = "yichang") -> list[dict]:  # type: ignore[type-a
     return list(json.loads(text)["units"])
 
 
-def reference_events(name: str = "yichang") -> list[pb.Event]:
-    """Return OrgUnitRegistered events for the reference hierarchy, parents first."""
+def events_of(units: list[dict], name: str) -> list[pb.Event]:  # type: ignore[type-arg]
+    """Return OrgUnitRegistered events for the units in order, their ids `ref:NAME:UNIT`."""
     out = []
-    for seq, unit in enumerate(reference_units(name), start=1):
+    for seq, unit in enumerate(units, start=1):
         payload = {k: v for k, v in unit.items() if k != "kind"}
         msg = json_format.ParseDict(
             {
@@ -36,3 +50,13 @@ def reference_events(name: str = "yichang") -> list[pb.Event]:
         )
         out.append(msg)
     return out
+
+
+def reference_events(name: str = "yichang") -> list[pb.Event]:
+    """Return OrgUnitRegistered events for the shipped hierarchy, parents first."""
+    return events_of(reference_units(name), name)
+
+
+def shipped() -> Reference:
+    """The reference a hub loads without --reference: Yichang, sample townships included."""
+    return Reference("--reference (not given: the shipped yichang.json)", tuple(reference_events()))

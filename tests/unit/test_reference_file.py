@@ -1,0 +1,350 @@
+"""A deployment loads its own reference hierarchy (`--reference FILE`) instead of the shipped
+Yichang one with its sample townships and villages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from sqlalchemy import select
+
+from duhub.bootstrap import Hub, HubConfig
+from duhub.log.embedded import EmbeddedLog
+from duhub.readmodel import schema as s
+from duhub.readmodel.writer import read_positions
+from duhub.reference.file import reference_from_file
+from duhub.v1 import events_pb2 as pb
+from duhub.v1 import ingest_pb2 as ipb
+from duhub.v1 import ingest_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A real city's own list: the city and a county with the real GB/T 2260 codes, and its own
+# township under a code the shipped sample data uses too (420502101, a made-up 乐松岭街道).
+OWN: list[dict[str, Any]] = [
+    {"unit_id": "420500", "parent_id": "", "level": "LEVEL_CITY", "name": "宜昌市"},
+    {"unit_id": "420502", "parent_id": "420500", "level": "LEVEL_COUNTY", "name": "西陵区"},
+    {"unit_id": "420502101", "parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "西陵街道"},
+]
+
+
+def write(path: Path, units: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"about": "our own", "units": units}, ensure_ascii=False))
+    return path
+
+
+def caught_up(hub: Hub) -> None:
+    end = hub.log.end_offsets()
+    deadline = time.monotonic() + 30
+    while read_positions(hub.engine).get(0, 0) < end[0]:
+        assert time.monotonic() < deadline, "the read model never caught up"
+        time.sleep(0.05)
+
+
+def units_of(hub: Hub) -> dict[str, tuple[str, bool]]:
+    with hub.engine.connect() as conn:
+        rows = conn.execute(select(s.units.c.unit_id, s.units.c.name, s.units.c.sample))
+        return {r.unit_id: (r.name, r.sample) for r in rows}
+
+
+def reference_seqs(hub: Hub) -> dict[str, int]:
+    with hub.engine.connect() as conn:
+        rows = conn.execute(
+            select(s.events_seen.c.event_id, s.events_seen.c.seq).where(
+                s.events_seen.c.source == "reference"
+            )
+        )
+        return {r.event_id: r.seq for r in rows}
+
+
+def start(data: Path, reference: Path | None) -> Hub:
+    own = reference_from_file(str(reference)) if reference else None
+    hub = Hub(HubConfig(data, listen="127.0.0.1:0", reference=own))
+    hub.start()
+    caught_up(hub)
+    return hub
+
+
+def register(hub: Hub, unit: dict[str, Any], seq: int) -> ipb.EventResult:
+    event = json_format.ParseDict(
+        {
+            "eventId": f"own-{unit['unit_id']}",
+            "source": "420502",
+            "seq": seq,
+            "occurredAt": "2022-06-01T00:00:00Z",
+            "orgUnitRegistered": unit,
+        },
+        pb.Event(),
+    )
+    with grpc.insecure_channel(hub.address) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        return stub.Publish(ipb.PublishRequest(events=[event]), timeout=30).results[0]
+
+
+def duhub(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "duhub.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+
+
+def up(data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`duhub up` expected to refuse to start (a hub that starts is killed after 60 s)."""
+    return duhub(
+        "up",
+        "--data-dir",
+        str(data),
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--metrics",
+        "off",
+        *extra,
+    )
+
+
+def log_end(data: Path) -> int:
+    log = EmbeddedLog(data)
+    try:
+        return log.end_offsets()[0]
+    finally:
+        log.close()
+
+
+def test_a_deployment_with_its_own_reference_has_none_of_the_sample_units(tmp_path: Path) -> None:
+    # Before, every hub loaded the shipped yichang.json: 1,100 sample townships and villages
+    # stayed in a real city's hierarchy, and its own township 420502101 was refused
+    # "org_unit_registered.unit_id: '420502101' is already registered".
+    hub = start(tmp_path / "data", write(tmp_path / "own.json", OWN))
+    try:
+        assert units_of(hub) == {u["unit_id"]: (u["name"], False) for u in OWN}
+        village = {
+            "unit_id": "420502101201",
+            "parent_id": "420502101",
+            "level": "LEVEL_VILLAGE",
+            "name": "双青洲社区",
+        }
+        result = register(hub, village, seq=1)
+        assert result.result == ipb.RESULT_ACCEPTED, result.reason
+        # Its own event ids: never those of the shipped file's events.
+        assert sorted(reference_seqs(hub)) == sorted(f"ref:own:{u['unit_id']}" for u in OWN)
+    finally:
+        hub.stop(grace=0)
+
+
+def test_without_the_option_the_shipped_reference_is_loaded_as_before(tmp_path: Path) -> None:
+    hub = start(tmp_path / "data", None)
+    try:
+        units = units_of(hub)
+        assert units["420502101"] == ("乐松岭街道", True)
+        assert reference_seqs(hub)["ref:yichang:420500"] == 1
+    finally:
+        hub.stop(grace=0)
+
+
+BAD = [
+    # (units, the words the message must hold)
+    (
+        OWN
+        + [
+            {
+                "unit_id": "420502101201",
+                "parent_id": "4205021019",
+                "level": "LEVEL_VILLAGE",
+                "name": "x",
+            }
+        ],
+        ["units[3]", "'420502101201'", "parent_id", "unknown unit '4205021019'"],
+    ),
+    (
+        OWN + [{"unit_id": "420503", "parent_id": "420502", "level": "LEVEL_COUNTY", "name": "x"}],
+        ["units[3]", "'420503'", "parent_id", "'420502' is not a city"],
+    ),
+    (
+        OWN + [{"unit_id": "420503", "parent_id": "420500", "level": "COUNTY", "name": "x"}],
+        ["units[3]", "'420503'", "level", "LEVEL_COUNTY"],
+    ),
+    (
+        OWN + [{"unit_id": "420503", "parent_id": "420500", "level": "LEVEL_COUNTY"}],
+        ["units[3]", "'420503'", "name", "required"],
+    ),
+    (
+        OWN
+        + [
+            {
+                "unit_id": "420503",
+                "parent_id": "420500",
+                "level": "LEVEL_COUNTY",
+                "name": "x",
+                "code": "1",
+            }
+        ],
+        ["units[3]", "'420503'", "code", "not a field of a unit"],
+    ),
+    (OWN + [dict(OWN[2], name="again")], ["units[3]", "'420502101'", "unit_id", "units[2]"]),
+    (
+        OWN + [{"unit_id": "420600", "parent_id": "", "level": "LEVEL_CITY", "name": "襄阳市"}],
+        ["units[3]", "'420600'", "level", "one city"],
+    ),
+    ([OWN[1], OWN[0]], ["units[0]", "'420502'", "parent_id", "unknown unit '420500'"]),
+    ([], ["units", "no unit"]),
+]
+
+
+@pytest.mark.parametrize(("units", "words"), BAD)
+def test_a_bad_reference_file_is_refused_naming_the_unit_field_and_reason(
+    tmp_path: Path, units: list[dict[str, Any]], words: list[str]
+) -> None:
+    path = write(tmp_path / "bad.json", units)
+    data = tmp_path / "data"
+    done = up(data, "--no-simulate", "--reference", str(path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--reference {path}" in done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not data.exists()  # refused before anything is opened: nothing appended
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{not json", ["not JSON"]),
+        ('{"units": {}}', ["units", "a list"]),
+        ('{"units": [3]}', ["units[0]", "an object"]),
+        ('{"units": [{"unit_id": 420500}]}', ["units[0]", "unit_id", "a string"]),
+    ],
+)
+def test_a_reference_file_of_another_shape_is_refused(
+    tmp_path: Path, text: str, words: list[str]
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    done = up(tmp_path / "data", "--no-simulate", "--reference", str(path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--reference {path}" in done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_reference_file_is_refused(tmp_path: Path) -> None:
+    done = up(tmp_path / "data", "--no-simulate", "--reference", str(tmp_path / "none.json"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--reference {tmp_path / 'none.json'}: cannot read" in done.stderr
+
+
+def test_an_own_reference_with_the_simulator_is_refused(tmp_path: Path) -> None:
+    # The simulated nodes publish for the shipped Yichang units, which it does not hold.
+    done = up(tmp_path / "data", "--reference", str(write(tmp_path / "own.json", OWN)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--reference" in done.stderr and "--no-simulate" in done.stderr
+
+
+def test_a_restart_with_another_reference_is_refused_and_appends_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    hub = start(data, write(tmp_path / "own.json", OWN))
+    hub.stop(grace=0)
+    end = log_end(data)
+    changed = write(tmp_path / "changed.json", [*OWN[:2], dict(OWN[2], name="改名街道")])
+    cases = [
+        (["--reference", str(changed)], "ref:own:420502101"),
+        ([], "ref:yichang:420500"),  # the shipped one, on a log with its own
+        (["--reference", str(write(tmp_path / "fewer.json", OWN[:2]))], "3 reference units"),
+    ]
+    for extra, words in cases:
+        done = up(data, "--no-simulate", *extra)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "the log holds another reference hierarchy" in done.stderr, done.stderr
+        assert words in done.stderr, done.stderr
+        assert "duhub is up" not in done.stdout
+        assert log_end(data) == end
+
+
+def test_a_restart_with_the_shipped_log_and_an_own_file_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start(data, None).stop(grace=0)
+    end = log_end(data)
+    done = up(data, "--no-simulate", "--reference", str(write(tmp_path / "own.json", OWN)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the log holds another reference hierarchy" in done.stderr, done.stderr
+    assert log_end(data) == end
+
+
+def test_units_added_at_the_end_of_the_file_are_loaded_on_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start(data, write(tmp_path / "own.json", OWN)).stop(grace=0)
+    town = {"unit_id": "420502102", "parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "新"}
+    hub = start(data, write(tmp_path / "own.json", [*OWN, town]))
+    try:
+        assert "420502102" in units_of(hub)
+        seqs = reference_seqs(hub)
+        # The units loaded before keep their seqs; the new one takes the next.
+        assert [seqs[f"ref:own:{u['unit_id']}"] for u in OWN] == [1, 2, 3]
+        assert seqs["ref:own:420502102"] == 4
+    finally:
+        hub.stop(grace=0)
+
+
+def test_a_unit_added_to_the_file_that_the_hub_holds_already_is_refused(tmp_path: Path) -> None:
+    # A county registered its township itself; the same id added to the file is not loaded
+    # over it, and nothing of the file's new units is appended.
+    data = tmp_path / "data"
+    hub = start(data, write(tmp_path / "own.json", OWN))
+    try:
+        town = {
+            "unit_id": "420502102",
+            "parent_id": "420502",
+            "level": "LEVEL_TOWNSHIP",
+            "name": "新",
+        }
+        assert register(hub, town, seq=1).result == ipb.RESULT_ACCEPTED
+        caught_up(hub)
+    finally:
+        hub.stop(grace=0)
+    end = log_end(data)
+    more = [
+        {"unit_id": "420502103", "parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "甲"},
+        {"unit_id": "420502102", "parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "新"},
+    ]
+    done = up(data, "--no-simulate", "--reference", str(write(tmp_path / "own.json", OWN + more)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "units[4]" in done.stderr and "already registered" in done.stderr, done.stderr
+    assert log_end(data) == end
+
+
+def test_serve_ingest_refuses_a_restart_with_another_reference(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    start(data, write(tmp_path / "own.json", OWN)).stop(grace=0)
+    end = log_end(data)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duhub.cli.main", "serve", "ingest", "--data-dir", str(data)]
+        + ["--listen", "127.0.0.1:0", "--metrics", "off"]
+        + ["--reference", str(write(tmp_path / "other.json", [*OWN[:2]]))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"serve ingest ran on with another reference:\n{out}{err}")
+    assert proc.returncode == 2, out + err
+    assert "the log holds another reference hierarchy" in err, err
+    assert log_end(data) == end
