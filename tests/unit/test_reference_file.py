@@ -348,3 +348,45 @@ def test_serve_ingest_refuses_a_restart_with_another_reference(tmp_path: Path) -
     assert proc.returncode == 2, out + err
     assert "the log holds another reference hierarchy" in err, err
     assert log_end(data) == end
+
+
+def test_a_restart_with_the_same_file_appends_nothing(tmp_path: Path) -> None:
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    start(data, own).stop(grace=0)
+    end = log_end(data)
+    hub = start(data, own)
+    try:
+        assert sorted(units_of(hub)) == sorted(u["unit_id"] for u in OWN)
+    finally:
+        hub.stop(grace=0)
+    assert log_end(data) == end == len(OWN)
+
+
+def test_serve_ingest_loads_its_own_reference(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duhub.cli.main", "serve", "ingest", "--data-dir", str(data)]
+        + ["--listen", "127.0.0.1:0", "--metrics", "off"]
+        + ["--reference", str(write(tmp_path / "own.json", OWN))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / EmbeddedLog.FILE).exists() or log_end(data) < len(OWN):
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "serve ingest never loaded the reference"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    log = EmbeddedLog(data)
+    try:
+        records = log.read(0, 0, 100)
+    finally:
+        log.close()
+    ids = [pb.Event.FromString(r.value).event_id for r in records]
+    assert ids == [f"ref:own:{u['unit_id']}" for u in OWN], out
