@@ -43,7 +43,7 @@ from duhub.reference.file import check_units
 from duhub.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 from services.aggregate.embedded import LogTailer
 from services.auth.guard import OPEN, Security
-from services.ingest.ingestor import Ingestor
+from services.ingest.ingestor import MAX_BATCH, Ingestor
 from services.ingest.request import add_ingest_service
 from services.ingest.service import IngestServicer
 from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
@@ -254,10 +254,13 @@ def load_reference(ingestor: Ingestor, engine: Engine, reference: Reference | No
         refused = check_units(fresh, knowledge, first=len(held))
         if refused is not None:
             raise ReferenceMismatch(f"{reference.origin}: {refused}")
-    results = ingestor.publish(rest, allow_reference=True)
-    rejected = [r for r in results if r.reason]
-    if rejected:
-        raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+    # In batches ingest takes (a city may have more villages than one holds); one cut short
+    # by a crash is completed at the next start, as above.
+    for at in range(0, len(rest), MAX_BATCH):
+        results = ingestor.publish(rest[at : at + MAX_BATCH], allow_reference=True)
+        rejected = [r for r in results if r.reason]
+        if rejected:
+            raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
 
 
 def _first_difference(held: list[tuple[str, bytes]], asked: list[Event]) -> str | None:

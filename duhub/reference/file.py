@@ -39,7 +39,8 @@ def reference_from_file(path: str) -> Reference:
 
 def _units(path: str) -> list[Any]:
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: a file saved by an editor that starts it with a byte order mark.
+        with open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except OSError as e:
         raise ValueError(f"cannot read: {e.strerror}") from None

@@ -390,3 +390,26 @@ def test_serve_ingest_loads_its_own_reference(tmp_path: Path) -> None:
         log.close()
     ids = [pb.Event.FromString(r.value).event_id for r in records]
     assert ids == [f"ref:own:{u['unit_id']}" for u in OWN], out
+
+
+def test_a_reference_larger_than_a_publish_batch_is_loaded_whole(tmp_path: Path) -> None:
+    # Ingest takes at most 10,000 events a batch: a city with more villages than that did
+    # not start ("events: more than 10000 events in one batch").
+    villages = [
+        {"unit_id": f"420502101{i:04d}", "parent_id": "420502101", "level": "LEVEL_VILLAGE"}
+        | {"name": f"村{i}"}
+        for i in range(10_050)
+    ]
+    hub = start(tmp_path / "data", write(tmp_path / "own.json", OWN + villages))
+    try:
+        assert len(units_of(hub)) == len(OWN) + len(villages)
+        assert max(reference_seqs(hub).values()) == len(OWN) + len(villages)
+    finally:
+        hub.stop(grace=0)
+
+
+def test_a_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "own.json"
+    path.write_text(json.dumps({"units": OWN}, ensure_ascii=False), encoding="utf-8-sig")
+    events = reference_from_file(str(path)).events
+    assert [e.org_unit_registered.unit_id for e in events] == [u["unit_id"] for u in OWN]
