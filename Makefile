@@ -62,8 +62,9 @@ services-down: kafka-down pg-down ## Stop the local Kafka and PostgreSQL
 bench: setup ## Run the benchmarks (QUICK=1: the short version, under 5 minutes); see bench/README.md
 	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-lint: setup ## ruff check
+lint: setup ## ruff check, and ruff format --check (the formatting is part of the style)
 	$(BIN)/ruff check duhub services tests bench
+	$(BIN)/ruff format --check duhub services tests bench
 
 fmt: setup ## ruff format and fix
 	$(BIN)/ruff check --fix duhub services tests bench

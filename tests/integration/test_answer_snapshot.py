@@ -59,11 +59,17 @@ def hub(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
 def _filled(p: Pipeline) -> Pipeline:
     p.clock.now = NOW
     p.publish(hierarchy(), allow_reference=True)
-    p.publish([campaign("c", [group("g", pb.TIER_CITY, YIDU_V1, YIDU_T1, DANG_V1)],
-                        event_id="camp", seq=1)])
+    p.publish(
+        [
+            campaign(
+                "c", [group("g", pb.TIER_CITY, YIDU_V1, YIDU_T1, DANG_V1)], event_id="camp", seq=1
+            )
+        ]
+    )
     # In the hours after the period's start, in its whole days, in its sub-hour end.
-    for i, when in enumerate(["2022-11-05T09:00:00", "2022-11-10T12:00:00",
-                              "2022-11-20T10:05:00"], start=2):
+    for i, when in enumerate(
+        ["2022-11-05T09:00:00", "2022-11-10T12:00:00", "2022-11-20T10:05:00"], start=2
+    ):
         p.clock.now = NOW + i
         p.publish([visit(YIDU_V1, "c", "g", event_id=f"v{i}", seq=i, occurred_at=at(when))])
     p.tailer.catch_up()
@@ -76,20 +82,35 @@ def _late(p: Pipeline) -> Callable[[], None]:
 
     def commit() -> None:
         p.clock.now = NOW + 3600 * 10**9
-        p.publish([
-            visit(YIDU_V1, "c", "g", event_id="late1", seq=10,
-                  occurred_at=at("2022-11-12T00:00:00")),
-            visit(YIDU_T1, "c", "g", event_id="late2", seq=11,
-                  occurred_at=at("2022-11-20T10:07:00")),
-        ])
+        p.publish(
+            [
+                visit(
+                    YIDU_V1,
+                    "c",
+                    "g",
+                    event_id="late1",
+                    seq=10,
+                    occurred_at=at("2022-11-12T00:00:00"),
+                ),
+                visit(
+                    YIDU_T1,
+                    "c",
+                    "g",
+                    event_id="late2",
+                    seq=11,
+                    occurred_at=at("2022-11-20T10:07:00"),
+                ),
+            ]
+        )
         p.tailer.catch_up()
 
     return commit
 
 
 @contextmanager
-def commit_after_first_read(p: Pipeline, module: ModuleType, table: str,
-                            commit: Callable[[], None]) -> Iterator[None]:
+def commit_after_first_read(
+    p: Pipeline, module: ModuleType, table: str, commit: Callable[[], None]
+) -> Iterator[None]:
     """Run `commit` once, right after the answer's first statement reading `table` (through
     the module's plain DB-API rows, or through SQLAlchemy)."""
     done: list[bool] = []
@@ -158,4 +179,3 @@ def test_coverage_counts_and_lists_one_state(hub: Pipeline) -> None:
     assert (g.targets, g.covered, g.uncovered) == (3, 1, [YIDU_T1, DANG_V1])
     g = cov.coverage(hub.engine, "c", "").groups[0]
     assert (g.covered, g.uncovered) == (2, [DANG_V1])
-

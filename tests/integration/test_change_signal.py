@@ -141,9 +141,7 @@ def test_a_listening_connection_cut_without_a_word_is_replaced() -> None:
             time.sleep(1.0)  # and waiting for notifications (not cut mid-statement)
             relay.cut()
             seen = feed.campaign_version("c")
-            assert kinds(p.publish([visit(YIDU_V1, "c", "g", event_id="v", seq=2)])) == [
-                "accepted"
-            ]
+            assert kinds(p.publish([visit(YIDU_V1, "c", "g", event_id="v", seq=2)])) == ["accepted"]
             p.tailer.catch_up()
             assert feed.wait_campaign("c", seen, 20) > seen
         finally:

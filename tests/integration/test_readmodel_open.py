@@ -57,8 +57,11 @@ def test_open_brings_an_older_read_model_up_to_this_layout() -> None:
     """Year rows summed and coverage rows given their counties, as on SQLite
     (tests/unit/test_readmodel_layout.py, test_readmodel_upgrade.py), through PostgreSQL."""
     with fresh_database() as url:
-        made = _counted(url, ("c", "k", "t"), [
-            (455_000, "a", 1), (455_100, "b", 2), (460_000, "a", 3), (470_000, "a", 4)])
+        made = _counted(
+            url,
+            ("c", "k", "t"),
+            [(455_000, "a", 1), (455_100, "b", 2), (460_000, "a", 3), (470_000, "a", 4)],
+        )
         assert sorted({r[0] for r in made if r[1] == YEAR}) == ["c", "k"]
         with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an earlier version left it
             _forget_years(cur)
@@ -94,12 +97,19 @@ def _counted(url: str, path: tuple[str, ...], facts: list[tuple[int, str, int]])
             for depth, unit_id in enumerate(path):
                 conn.exec_driver_sql(
                     "INSERT INTO units VALUES (%s, %s, %s, %s, %s, 0, false, false)",
-                    (unit_id, path[depth - 1] if depth else "", depth + 1, unit_id,
-                     unit_path(path[: depth + 1])),
+                    (
+                        unit_id,
+                        path[depth - 1] if depth else "",
+                        depth + 1,
+                        unit_id,
+                        unit_path(path[: depth + 1]),
+                    ),
                 )
         hour = 3_600_000_000_000
-        effects = [Counted(path, "visits", area, at * hour, value, f"e{i}", 1)
-                   for i, (at, area, value) in enumerate(facts)]
+        effects = [
+            Counted(path, "visits", area, at * hour, value, f"e{i}", 1)
+            for i, (at, area, value) in enumerate(facts)
+        ]
         write_batch(engine, effects, {})
     finally:
         engine.dispose()

@@ -66,8 +66,13 @@ def test_watch_coverage_rides_out_a_postgres_restart(tmp_path: Path) -> None:
         query = serve("query", "--db", pg.url, "--data-dir", str(tmp_path / "query"))
         try:
             p.publish(hierarchy(), allow_reference=True)
-            p.publish([campaign("c", [group("g", pb.TIER_CITY, YIDU_V1, DANG_V1)],
-                                event_id="camp", seq=1)])
+            p.publish(
+                [
+                    campaign(
+                        "c", [group("g", pb.TIER_CITY, YIDU_V1, DANG_V1)], event_id="camp", seq=1
+                    )
+                ]
+            )
             p.tailer.catch_up()
             stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(query.address))
             replies, call = watch(stub, "c")

@@ -75,13 +75,22 @@ def event(
 
 
 def unit(unit_id: str, parent_id: str, level: int, name: str = "", **env) -> pb.Event:
-    return event("org_unit_registered", pb.OrgUnitRegistered(
-        unit_id=unit_id, parent_id=parent_id, level=level, name=name or f"unit {unit_id}"), **env)
+    return event(
+        "org_unit_registered",
+        pb.OrgUnitRegistered(
+            unit_id=unit_id, parent_id=parent_id, level=level, name=name or f"unit {unit_id}"
+        ),
+        **env,
+    )
 
 
 def group(group_id: str, tier: int, *targets: str, name: str = "") -> pb.SupervisionGroup:
-    return pb.SupervisionGroup(group_id=group_id, name=name or f"group {group_id}", tier=tier,
-                               target_unit_ids=list(targets))
+    return pb.SupervisionGroup(
+        group_id=group_id,
+        name=name or f"group {group_id}",
+        tier=tier,
+        target_unit_ids=list(targets),
+    )
 
 
 def campaign(
@@ -101,17 +110,35 @@ def campaign(
     return event("campaign_launched", m, **env)
 
 
-def visit(unit_id: str, campaign_id: str = "", group_id: str = "", area: str = "vaccination",
-          findings: int = 0, **env) -> pb.Event:
-    return event("supervision_visit", pb.SupervisionVisit(
-        campaign_id=campaign_id, group_id=group_id, unit_id=unit_id, area=area,
-        findings=findings), **env)
+def visit(
+    unit_id: str,
+    campaign_id: str = "",
+    group_id: str = "",
+    area: str = "vaccination",
+    findings: int = 0,
+    **env,
+) -> pb.Event:
+    return event(
+        "supervision_visit",
+        pb.SupervisionVisit(
+            campaign_id=campaign_id,
+            group_id=group_id,
+            unit_id=unit_id,
+            area=area,
+            findings=findings,
+        ),
+        **env,
+    )
 
 
-def problem(problem_id: str, unit_id: str, area: str = "ecology", campaign_id: str = "",
-            **env) -> pb.Event:
-    return event("problem_found", pb.ProblemFound(
-        problem_id=problem_id, unit_id=unit_id, area=area, campaign_id=campaign_id), **env)
+def problem(
+    problem_id: str, unit_id: str, area: str = "ecology", campaign_id: str = "", **env
+) -> pb.Event:
+    return event(
+        "problem_found",
+        pb.ProblemFound(problem_id=problem_id, unit_id=unit_id, area=area, campaign_id=campaign_id),
+        **env,
+    )
 
 
 def rectify(problem_id: str, **env) -> pb.Event:
@@ -119,29 +146,39 @@ def rectify(problem_id: str, **env) -> pb.Event:
 
 
 def accountability(unit_id: str, persons: int = 1, area: str = "ecology", **env) -> pb.Event:
-    return event("accountability_imposed", pb.AccountabilityImposed(
-        unit_id=unit_id, area=area, persons=persons), **env)
+    return event(
+        "accountability_imposed",
+        pb.AccountabilityImposed(unit_id=unit_id, area=area, persons=persons),
+        **env,
+    )
 
 
 def sanction(unit_id: str, persons: int = 1, area: str = "ecology", **env) -> pb.Event:
-    return event("sanction_imposed", pb.SanctionImposed(
-        unit_id=unit_id, area=area, persons=persons), **env)
+    return event(
+        "sanction_imposed", pb.SanctionImposed(unit_id=unit_id, area=area, persons=persons), **env
+    )
 
 
-def talk(unit_id: str, persons: int = 1, kind: int = pb.TALK_KIND_OTHER, area: str = "",
-         **env) -> pb.Event:
-    return event("talk_held", pb.TalkHeld(unit_id=unit_id, area=area, kind=kind,
-                                          persons=persons), **env)
+def talk(
+    unit_id: str, persons: int = 1, kind: int = pb.TALK_KIND_OTHER, area: str = "", **env
+) -> pb.Event:
+    return event(
+        "talk_held", pb.TalkHeld(unit_id=unit_id, area=area, kind=kind, persons=persons), **env
+    )
 
 
 def letter(letter_id: str, unit_id: str, area: str = "ecology", **env) -> pb.Event:
-    return event("recommendation_issued", pb.RecommendationIssued(
-        letter_id=letter_id, unit_id=unit_id, area=area), **env)
+    return event(
+        "recommendation_issued",
+        pb.RecommendationIssued(letter_id=letter_id, unit_id=unit_id, area=area),
+        **env,
+    )
 
 
 def regulation(unit_id: str, count: int = 1, area: str = "ecology", **env) -> pb.Event:
-    return event("regulation_improved", pb.RegulationImproved(
-        unit_id=unit_id, area=area, count=count), **env)
+    return event(
+        "regulation_improved", pb.RegulationImproved(unit_id=unit_id, area=area, count=count), **env
+    )
 
 
 def to_pb(e: ev.Event) -> pb.Event:
@@ -149,12 +186,20 @@ def to_pb(e: ev.Event) -> pb.Event:
     p = e.payload
     env = {"event_id": e.event_id, "source": e.source, "seq": e.seq, "occurred_at": e.occurred_at}
     if isinstance(p, ev.OrgUnitRegistered):
-        return event("org_unit_registered", pb.OrgUnitRegistered(
-            unit_id=p.unit_id, parent_id=p.parent_id, level=int(p.level), name=p.name,
-            sample=p.sample, local_code=p.local_code), **env)
+        return event(
+            "org_unit_registered",
+            pb.OrgUnitRegistered(
+                unit_id=p.unit_id,
+                parent_id=p.parent_id,
+                level=int(p.level),
+                name=p.name,
+                sample=p.sample,
+                local_code=p.local_code,
+            ),
+            **env,
+        )
     if isinstance(p, ev.CampaignLaunched):
-        groups = [group(g.group_id, int(g.tier), *g.target_unit_ids, name=g.name)
-                  for g in p.groups]
+        groups = [group(g.group_id, int(g.tier), *g.target_unit_ids, name=g.name) for g in p.groups]
         return campaign(p.campaign_id, groups, p.starts_at, p.ends_at, p.area, p.name, **env)
     if isinstance(p, ev.SupervisionVisit):
         return visit(p.unit_id, p.campaign_id, p.group_id, p.area, p.findings, **env)
@@ -188,8 +233,15 @@ def hierarchy() -> list[pb.Event]:
         (DANG_V1, DANG_T1, pb.LEVEL_VILLAGE),
     ]
     return [
-        unit(u, parent, level, event_id=f"ref:{u}", source="reference", seq=i,
-             occurred_at=at("2020-01-01"))
+        unit(
+            u,
+            parent,
+            level,
+            event_id=f"ref:{u}",
+            source="reference",
+            seq=i,
+            occurred_at=at("2020-01-01"),
+        )
         for i, (u, parent, level) in enumerate(units, start=1)
     ]
 
@@ -226,8 +278,9 @@ class Pipeline:
         clock = Clock()
         return cls(d, log, engine, Ingestor(log, engine, clock), LogTailer(log, engine), clock)
 
-    def publish(self, events: list[pb.Event], *, allow_reference: bool = False
-                ) -> list[ipb.EventResult]:
+    def publish(
+        self, events: list[pb.Event], *, allow_reference: bool = False
+    ) -> list[ipb.EventResult]:
         return self.ingestor.publish(events, allow_reference=allow_reference)
 
     def end(self) -> int:
@@ -239,8 +292,11 @@ class Pipeline:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-RESULT_NAMES = {ipb.RESULT_ACCEPTED: "accepted", ipb.RESULT_DUPLICATE: "duplicate",
-                ipb.RESULT_REJECTED: "rejected"}
+RESULT_NAMES = {
+    ipb.RESULT_ACCEPTED: "accepted",
+    ipb.RESULT_DUPLICATE: "duplicate",
+    ipb.RESULT_REJECTED: "rejected",
+}
 
 
 def kinds(results: list[ipb.EventResult]) -> list[str]:

@@ -67,8 +67,11 @@ class RuleModel:
     def verdict(self, e: Event, now: int, *, allow_reference: bool = False) -> tuple[str, str]:
         """Return (kind, field) for an event arriving now; accepted events are taken in."""
         if e.event_id in self.ids:
-            return ("duplicate", "") if self.ids[e.event_id] == _content(e) else (
-                "rejected", "event_id")
+            return (
+                ("duplicate", "")
+                if self.ids[e.event_id] == _content(e)
+                else ("rejected", "event_id")
+            )
         if (e.source, e.seq) in self.seqs:
             return "rejected", "seq"
         if e.occurred_at > now + FUTURE_SLACK:
@@ -78,8 +81,10 @@ class RuleModel:
                 return "rejected", "source"
             authority = None
         else:
-            if e.source not in self.units or self.units[e.source][1] not in (Level.CITY,
-                                                                            Level.COUNTY):
+            if e.source not in self.units or self.units[e.source][1] not in (
+                Level.CITY,
+                Level.COUNTY,
+            ):
                 return "rejected", "source"
             authority = e.source
         fault = self._payload_fault(e, authority)
@@ -142,9 +147,12 @@ class RuleModel:
             if p.letter_id in self.letters:
                 return "recommendation_issued.letter_id"
             return "recommendation_issued.unit_id" if self._unit_fault(p.unit_id, auth) else ""
-        name = {ev.AccountabilityImposed: "accountability_imposed",
-                ev.SanctionImposed: "sanction_imposed", ev.TalkHeld: "talk_held",
-                ev.RegulationImproved: "regulation_improved"}[type(p)]
+        name = {
+            ev.AccountabilityImposed: "accountability_imposed",
+            ev.SanctionImposed: "sanction_imposed",
+            ev.TalkHeld: "talk_held",
+            ev.RegulationImproved: "regulation_improved",
+        }[type(p)]
         return f"{name}.unit_id" if self._unit_fault(p.unit_id, auth) else ""
 
     def _take(self, e: Event) -> None:
@@ -230,10 +238,14 @@ class World:
 
     def children(self, unit_id: str, as_of: int | None = None) -> list[str]:
         """Return the unit's children, as known at as_of (units registered later are not)."""
-        known = {e.payload.unit_id for e in self._seen(as_of)
-                 if isinstance(e.payload, ev.OrgUnitRegistered)}
-        return sorted(u for u, p in self.parent.items()
-                      if p == unit_id and (as_of is None or u in known))
+        known = {
+            e.payload.unit_id
+            for e in self._seen(as_of)
+            if isinstance(e.payload, ev.OrgUnitRegistered)
+        }
+        return sorted(
+            u for u, p in self.parent.items() if p == unit_id and (as_of is None or u in known)
+        )
 
     def _seen(self, as_of: int | None) -> list[Event]:
         return [e for e in self.events if as_of is None or e.recorded_at <= as_of]
@@ -253,16 +265,24 @@ class World:
         if isinstance(p, ev.SanctionImposed):
             return [("sanctioned_persons", p.unit_id, p.area, p.persons)]
         if isinstance(p, ev.TalkHeld):
-            return [("talk_persons", p.unit_id, p.area, p.persons),
-                    (TALK_BY_KIND[p.kind], p.unit_id, p.area, p.persons)]
+            return [
+                ("talk_persons", p.unit_id, p.area, p.persons),
+                (TALK_BY_KIND[p.kind], p.unit_id, p.area, p.persons),
+            ]
         if isinstance(p, ev.RecommendationIssued):
             return [("recommendations", p.unit_id, p.area, 1)]
         if isinstance(p, ev.RegulationImproved):
             return [("regulations_improved", p.unit_id, p.area, p.count)]
         return []
 
-    def figures(self, scope: str = "", area: str = "", lo: int | None = None,
-                hi: int | None = None, as_of: int | None = None) -> dict[str, int]:
+    def figures(
+        self,
+        scope: str = "",
+        area: str = "",
+        lo: int | None = None,
+        hi: int | None = None,
+        as_of: int | None = None,
+    ) -> dict[str, int]:
         """Return every metric for the scope's subtree, area and [lo, hi), seen at as_of."""
         scope = scope or self.city()
         out = dict.fromkeys(METRICS, 0)
@@ -276,33 +296,53 @@ class World:
                     out[metric] += value
         # Open: found before `to` and not rectified before `to`, one problem at a time.
         rectified_before = {
-            e.payload.problem_id for e in seen
+            e.payload.problem_id
+            for e in seen
             if isinstance(e.payload, ev.ProblemRectified) and (hi is None or e.occurred_at < hi)
         }
         for e in seen:
             p = e.payload
-            if (isinstance(p, ev.ProblemFound) and (hi is None or e.occurred_at < hi)
-                    and self.within(p.unit_id, scope) and (not area or p.area == area)
-                    and p.problem_id not in rectified_before):
+            if (
+                isinstance(p, ev.ProblemFound)
+                and (hi is None or e.occurred_at < hi)
+                and self.within(p.unit_id, scope)
+                and (not area or p.area == area)
+                and p.problem_id not in rectified_before
+            ):
                 out["problems_open"] += 1
         return out
 
-    def by_unit(self, scope: str = "", area: str = "", lo: int | None = None,
-                hi: int | None = None, as_of: int | None = None) -> dict[str, dict[str, int]]:
-        return {c: self.figures(c, area, lo, hi, as_of)
-                for c in self.children(scope or self.city(), as_of)}
+    def by_unit(
+        self,
+        scope: str = "",
+        area: str = "",
+        lo: int | None = None,
+        hi: int | None = None,
+        as_of: int | None = None,
+    ) -> dict[str, dict[str, int]]:
+        return {
+            c: self.figures(c, area, lo, hi, as_of)
+            for c in self.children(scope or self.city(), as_of)
+        }
 
-    def by_period(self, kind: str, lo: int, hi: int, scope: str = "", area: str = "",
-                  as_of: int | None = None) -> list[tuple[str, dict[str, int]]]:
-        return [(key, self.figures(scope, area, a, b, as_of))
-                for key, a, b in calendar_periods(kind, lo, hi)]
+    def by_period(
+        self, kind: str, lo: int, hi: int, scope: str = "", area: str = "", as_of: int | None = None
+    ) -> list[tuple[str, dict[str, int]]]:
+        return [
+            (key, self.figures(scope, area, a, b, as_of))
+            for key, a, b in calendar_periods(kind, lo, hi)
+        ]
 
-    def coverage(self, campaign_id: str, scope: str = "", as_of: int | None = None
-                 ) -> Coverage | None:
+    def coverage(
+        self, campaign_id: str, scope: str = "", as_of: int | None = None
+    ) -> Coverage | None:
         """Return coverage of the campaign inside the scope at as_of (None: not known then)."""
         seen = self._seen(as_of)
-        launch = [e.payload for e in seen if isinstance(e.payload, ev.CampaignLaunched)
-                  and e.payload.campaign_id == campaign_id]
+        launch = [
+            e.payload
+            for e in seen
+            if isinstance(e.payload, ev.CampaignLaunched) and e.payload.campaign_id == campaign_id
+        ]
         if not launch:
             return None
         c = launch[0]
@@ -312,15 +352,20 @@ class World:
             targets = [t for t in g.target_unit_ids if self.within(t, scope)]
             first: dict[str, int] = {}  # target -> earliest covering visit seen
             for e in seen:
-                if (isinstance(e.payload, ev.SupervisionVisit)
-                        and e.payload.campaign_id == campaign_id
-                        and e.payload.group_id == g.group_id
-                        and e.payload.unit_id in targets
-                        and c.starts_at <= e.occurred_at < c.ends_at):
+                if (
+                    isinstance(e.payload, ev.SupervisionVisit)
+                    and e.payload.campaign_id == campaign_id
+                    and e.payload.group_id == g.group_id
+                    and e.payload.unit_id in targets
+                    and c.starts_at <= e.occurred_at < c.ends_at
+                ):
                     u = e.payload.unit_id
                     first[u] = min(first.get(u, e.occurred_at), e.occurred_at)
-            groups.append(GroupCoverage(g.group_id, g.tier, targets,
-                                        [t for t in targets if t not in first], first))
+            groups.append(
+                GroupCoverage(
+                    g.group_id, g.tier, targets, [t for t in targets if t not in first], first
+                )
+            )
         return Coverage(campaign_id, groups)
 
 
@@ -374,8 +419,11 @@ def _period_key(kind: str, d: date) -> date:
     if kind == "month":
         return date(d.year, d.month, 1)
     if kind == "quarter":
-        return date(d.year, {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 6: 4, 7: 7, 8: 7, 9: 7, 10: 10,
-                             11: 10, 12: 10}[d.month], 1)
+        return date(
+            d.year,
+            {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 6: 4, 7: 7, 8: 7, 9: 7, 10: 10, 11: 10, 12: 10}[d.month],
+            1,
+        )
     if kind == "year":
         return date(d.year, 1, 1)
     raise ValueError(kind)

@@ -25,25 +25,53 @@ def oracle_first_break(source: str, chain: list[Entry]) -> Finding | None:
         where = f"{e.partition}:{e.offset}"
         if later.get(e.prev_hash, -1) > i:
             j = later[e.prev_hash]
-            return Finding("reordered", source, e.partition, e.offset, e.event_id,
-                           f"seq {e.seq} at {where} comes before seq {chain[j].seq}, "
-                           "which it follows")
+            return Finding(
+                "reordered",
+                source,
+                e.partition,
+                e.offset,
+                e.event_id,
+                f"seq {e.seq} at {where} comes before seq {chain[j].seq}, which it follows",
+            )
         if i + 1 < len(chain) and i and chain[i + 1].prev_hash == chain[i - 1].stored_hash:
-            return Finding("inserted", source, e.partition, e.offset, e.event_id,
-                           f"seq {e.seq} at {where} is not part of the chain")
+            return Finding(
+                "inserted",
+                source,
+                e.partition,
+                e.offset,
+                e.event_id,
+                f"seq {e.seq} at {where} is not part of the chain",
+            )
         if i >= 2 and e.prev_hash == chain[i - 2].stored_hash:
             x = chain[i - 1]
-            return Finding("inserted", source, x.partition, x.offset, x.event_id,
-                           f"seq {x.seq} at {x.partition}:{x.offset} is not part of the chain")
+            return Finding(
+                "inserted",
+                source,
+                x.partition,
+                x.offset,
+                x.event_id,
+                f"seq {x.seq} at {x.partition}:{x.offset} is not part of the chain",
+            )
         before = chain[i - 1].seq if i else 0
         if e.seq > before + 1:
-            return Finding("missing", source, e.partition, e.offset, e.event_id,
-                           f"events between seq {before} and seq {e.seq} (before {where}) "
-                           "are missing")
+            return Finding(
+                "missing",
+                source,
+                e.partition,
+                e.offset,
+                e.event_id,
+                f"events between seq {before} and seq {e.seq} (before {where}) are missing",
+            )
         x = chain[i - 1] if i else e
-        return Finding("altered", source, x.partition, x.offset, x.event_id,
-                       f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
-                       f"accepted (seq {e.seq} links to other bytes)")
+        return Finding(
+            "altered",
+            source,
+            x.partition,
+            x.offset,
+            x.event_id,
+            f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
+            f"accepted (seq {e.seq} links to other bytes)",
+        )
     return None
 
 
@@ -80,8 +108,9 @@ def damaged(draw) -> list[tuple[int, str, bytes, bytes]]:  # type: ignore[no-unt
 
 
 def entries(chain: list[tuple[int, str, bytes, bytes]]) -> list[Entry]:
-    return [Entry(0, 100 + k, SOURCE, seq, eid, h, prev)
-            for k, (seq, eid, h, prev) in enumerate(chain)]
+    return [
+        Entry(0, 100 + k, SOURCE, seq, eid, h, prev) for k, (seq, eid, h, prev) in enumerate(chain)
+    ]
 
 
 @settings(max_examples=400, deadline=None)

@@ -61,8 +61,11 @@ BAD = [
     ("seq 0", lambda: visit(YIDU, seq=0), "seq"),
     ("no occurred_at", lambda: visit(YIDU, occurred_at=None), "occurred_at"),
     ("occurred_at at the epoch", lambda: visit(YIDU, occurred_at=0), "occurred_at"),
-    ("occurred_at in 1999", lambda: visit(YIDU, occurred_at=at("1999-12-31T23:59:59")),
-     "occurred_at"),
+    (
+        "occurred_at in 1999",
+        lambda: visit(YIDU, occurred_at=at("1999-12-31T23:59:59")),
+        "occurred_at",
+    ),
     ("occurred_at in 2100", lambda: visit(YIDU, occurred_at=at("2100-01-01")), "occurred_at"),
     ("occurred_at nanos negative", _nanos_out_of_range, "occurred_at"),
     ("no payload", lambda: event(None), "payload"),
@@ -71,68 +74,131 @@ BAD = [
     ("level unspecified", lambda: unit(YIDU_T1, YIDU, 0), "org_unit_registered.level"),
     ("no unit_id", lambda: unit("", YIDU, pb.LEVEL_TOWNSHIP), "org_unit_registered.unit_id"),
     ("bad unit_id", lambda: unit("a/b", YIDU, pb.LEVEL_TOWNSHIP), "org_unit_registered.unit_id"),
-    ("township without parent", lambda: unit(YIDU_T1, "", pb.LEVEL_TOWNSHIP),
-     "org_unit_registered.parent_id"),
-    ("city with parent", lambda: unit("420600", CITY, pb.LEVEL_CITY),
-     "org_unit_registered.parent_id"),
-    ("blank name", lambda: unit(YIDU_T1, YIDU, pb.LEVEL_TOWNSHIP, name="   "),
-     "org_unit_registered.name"),
-    ("control character in name", lambda: unit(YIDU_T1, YIDU, pb.LEVEL_TOWNSHIP, name="a\nb"),
-     "org_unit_registered.name"),
-    ("name too long", lambda: unit(YIDU_T1, YIDU, pb.LEVEL_TOWNSHIP, name="名" * 201),
-     "org_unit_registered.name"),
+    (
+        "township without parent",
+        lambda: unit(YIDU_T1, "", pb.LEVEL_TOWNSHIP),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "city with parent",
+        lambda: unit("420600", CITY, pb.LEVEL_CITY),
+        "org_unit_registered.parent_id",
+    ),
+    (
+        "blank name",
+        lambda: unit(YIDU_T1, YIDU, pb.LEVEL_TOWNSHIP, name="   "),
+        "org_unit_registered.name",
+    ),
+    (
+        "control character in name",
+        lambda: unit(YIDU_T1, YIDU, pb.LEVEL_TOWNSHIP, name="a\nb"),
+        "org_unit_registered.name",
+    ),
+    (
+        "name too long",
+        lambda: unit(YIDU_T1, YIDU, pb.LEVEL_TOWNSHIP, name="名" * 201),
+        "org_unit_registered.name",
+    ),
     # campaigns
-    ("ends_at == starts_at", lambda: campaign("c", GOOD_GROUPS, at("2022-11-01"),
-                                              at("2022-11-01")), "campaign_launched.ends_at"),
-    ("ends_at < starts_at", lambda: campaign("c", GOOD_GROUPS, at("2022-11-02"),
-                                             at("2022-11-01")), "campaign_launched.ends_at"),
-    ("no starts_at", lambda: campaign("c", GOOD_GROUPS, starts_at=None),
-     "campaign_launched.starts_at"),
+    (
+        "ends_at == starts_at",
+        lambda: campaign("c", GOOD_GROUPS, at("2022-11-01"), at("2022-11-01")),
+        "campaign_launched.ends_at",
+    ),
+    (
+        "ends_at < starts_at",
+        lambda: campaign("c", GOOD_GROUPS, at("2022-11-02"), at("2022-11-01")),
+        "campaign_launched.ends_at",
+    ),
+    (
+        "no starts_at",
+        lambda: campaign("c", GOOD_GROUPS, starts_at=None),
+        "campaign_launched.starts_at",
+    ),
     ("no ends_at", lambda: campaign("c", GOOD_GROUPS, ends_at=None), "campaign_launched.ends_at"),
     ("starts_at nanos out of range", _bad_nanos_start, "campaign_launched.starts_at"),
     ("no groups", lambda: campaign("c", []), "campaign_launched.groups"),
-    ("duplicate group ids", lambda: campaign("c", [group("g", pb.TIER_CITY, YIDU),
-                                                   group("g", pb.TIER_COUNTY, YIDU_T1)]),
-     "campaign_launched.groups[1].group_id"),
-    ("empty group id", lambda: campaign("c", [group("", pb.TIER_CITY, YIDU)]),
-     "campaign_launched.groups[0].group_id"),
-    ("target appears twice", lambda: campaign("c", [group("g", pb.TIER_CITY, YIDU, YIDU)]),
-     "campaign_launched.groups[0].target_unit_ids"),
-    ("bad target id", lambda: campaign("c", [group("g", pb.TIER_CITY, YIDU, "x y")]),
-     "campaign_launched.groups[0].target_unit_ids[1]"),
-    ("tier 99", lambda: campaign("c", [group("tf", pb.TIER_TASK_FORCE), group("g", 99, YIDU)]),
-     "campaign_launched.groups[1].tier"),
-    ("tier unspecified", lambda: campaign("c", [group("g", 0, YIDU)]),
-     "campaign_launched.groups[0].tier"),
-    ("campaign without area", lambda: campaign("c", GOOD_GROUPS, area=""),
-     "campaign_launched.area"),
+    (
+        "duplicate group ids",
+        lambda: campaign(
+            "c", [group("g", pb.TIER_CITY, YIDU), group("g", pb.TIER_COUNTY, YIDU_T1)]
+        ),
+        "campaign_launched.groups[1].group_id",
+    ),
+    (
+        "empty group id",
+        lambda: campaign("c", [group("", pb.TIER_CITY, YIDU)]),
+        "campaign_launched.groups[0].group_id",
+    ),
+    (
+        "target appears twice",
+        lambda: campaign("c", [group("g", pb.TIER_CITY, YIDU, YIDU)]),
+        "campaign_launched.groups[0].target_unit_ids",
+    ),
+    (
+        "bad target id",
+        lambda: campaign("c", [group("g", pb.TIER_CITY, YIDU, "x y")]),
+        "campaign_launched.groups[0].target_unit_ids[1]",
+    ),
+    (
+        "tier 99",
+        lambda: campaign("c", [group("tf", pb.TIER_TASK_FORCE), group("g", 99, YIDU)]),
+        "campaign_launched.groups[1].tier",
+    ),
+    (
+        "tier unspecified",
+        lambda: campaign("c", [group("g", 0, YIDU)]),
+        "campaign_launched.groups[0].tier",
+    ),
+    (
+        "campaign without area",
+        lambda: campaign("c", GOOD_GROUPS, area=""),
+        "campaign_launched.area",
+    ),
     ("campaign without id", lambda: campaign("", GOOD_GROUPS), "campaign_launched.campaign_id"),
-    ("campaign without name", lambda: campaign("c", GOOD_GROUPS, name=""),
-     "campaign_launched.name"),
+    (
+        "campaign without name",
+        lambda: campaign("c", GOOD_GROUPS, name=""),
+        "campaign_launched.name",
+    ),
     # visits
     ("visit without unit", lambda: visit(""), "supervision_visit.unit_id"),
     ("visit without area", lambda: visit(YIDU, area=""), "supervision_visit.area"),
     ("visit with upper-case area", lambda: visit(YIDU, area="Ecology"), "supervision_visit.area"),
     ("visit with spaced area", lambda: visit(YIDU, area="fishing ban"), "supervision_visit.area"),
-    ("visit with area starting with a digit", lambda: visit(YIDU, area="1ecology"),
-     "supervision_visit.area"),
+    (
+        "visit with area starting with a digit",
+        lambda: visit(YIDU, area="1ecology"),
+        "supervision_visit.area",
+    ),
     ("visit with area too long", lambda: visit(YIDU, area="a" * 33), "supervision_visit.area"),
-    ("campaign visit without group", lambda: visit(YIDU, campaign_id="c", group_id=""),
-     "supervision_visit.group_id"),
-    ("visit with bad campaign id", lambda: visit(YIDU, campaign_id="c!", group_id="g"),
-     "supervision_visit.campaign_id"),
+    (
+        "campaign visit without group",
+        lambda: visit(YIDU, campaign_id="c", group_id=""),
+        "supervision_visit.group_id",
+    ),
+    (
+        "visit with bad campaign id",
+        lambda: visit(YIDU, campaign_id="c!", group_id="g"),
+        "supervision_visit.campaign_id",
+    ),
     # problems
     ("problem without id", lambda: problem("", YIDU), "problem_found.problem_id"),
     ("problem without unit", lambda: problem("p", ""), "problem_found.unit_id"),
     ("problem without area", lambda: problem("p", YIDU, area=""), "problem_found.area"),
     ("rectification without problem id", lambda: rectify(""), "problem_rectified.problem_id"),
     # counted facts
-    ("accountability persons 0", lambda: accountability(YIDU, 0),
-     "accountability_imposed.persons"),
-    ("accountability persons huge", lambda: accountability(YIDU, 100_001),
-     "accountability_imposed.persons"),
-    ("accountability without area", lambda: accountability(YIDU, area=""),
-     "accountability_imposed.area"),
+    ("accountability persons 0", lambda: accountability(YIDU, 0), "accountability_imposed.persons"),
+    (
+        "accountability persons huge",
+        lambda: accountability(YIDU, 100_001),
+        "accountability_imposed.persons",
+    ),
+    (
+        "accountability without area",
+        lambda: accountability(YIDU, area=""),
+        "accountability_imposed.area",
+    ),
     ("accountability without unit", lambda: accountability(""), "accountability_imposed.unit_id"),
     ("sanction persons 0", lambda: sanction(YIDU, 0), "sanction_imposed.persons"),
     ("sanction without area", lambda: sanction(YIDU, area=""), "sanction_imposed.area"),
@@ -148,16 +214,27 @@ BAD = [
     # would be another event, problem, letter, unit or area than "a1" that looks the same.
     ("event_id ending in a newline", lambda: visit(YIDU, event_id="e1\n"), "event_id"),
     ("source ending in a newline", lambda: visit(YIDU, source=f"{YIDU}\n"), "source"),
-    ("unit_id ending in a newline", lambda: unit(f"{YIDU_T1}9\n", YIDU, pb.LEVEL_TOWNSHIP),
-     "org_unit_registered.unit_id"),
-    ("problem_id ending in a newline", lambda: problem("p1\n", YIDU),
-     "problem_found.problem_id"),
-    ("letter_id ending in a newline", lambda: letter("L1\n", YIDU),
-     "recommendation_issued.letter_id"),
-    ("campaign_id ending in a newline", lambda: campaign("c\n", GOOD_GROUPS),
-     "campaign_launched.campaign_id"),
-    ("area ending in a newline", lambda: accountability(YIDU, area="ecology\n"),
-     "accountability_imposed.area"),
+    (
+        "unit_id ending in a newline",
+        lambda: unit(f"{YIDU_T1}9\n", YIDU, pb.LEVEL_TOWNSHIP),
+        "org_unit_registered.unit_id",
+    ),
+    ("problem_id ending in a newline", lambda: problem("p1\n", YIDU), "problem_found.problem_id"),
+    (
+        "letter_id ending in a newline",
+        lambda: letter("L1\n", YIDU),
+        "recommendation_issued.letter_id",
+    ),
+    (
+        "campaign_id ending in a newline",
+        lambda: campaign("c\n", GOOD_GROUPS),
+        "campaign_launched.campaign_id",
+    ),
+    (
+        "area ending in a newline",
+        lambda: accountability(YIDU, area="ecology\n"),
+        "accountability_imposed.area",
+    ),
     ("talk area ending in a newline", lambda: talk(YIDU, area="grain\n"), "talk_held.area"),
 ]
 
@@ -198,15 +275,33 @@ def test_well_formed_event_converts(build) -> None:
 
 
 def test_fields_map_to_the_domain_event() -> None:
-    msg = campaign("vax", [group("tf", pb.TIER_TASK_FORCE, name="专班"),
-                           group("c1", pb.TIER_CITY, YIDU, "420582", name="市1")],
-                   at("2022-11-01"), at("2023-01-01"), area="vaccination", name="疫苗",
-                   event_id="c-1", source=CITY, seq=7, occurred_at=T)
+    msg = campaign(
+        "vax",
+        [
+            group("tf", pb.TIER_TASK_FORCE, name="专班"),
+            group("c1", pb.TIER_CITY, YIDU, "420582", name="市1"),
+        ],
+        at("2022-11-01"),
+        at("2023-01-01"),
+        area="vaccination",
+        name="疫苗",
+        event_id="c-1",
+        source=CITY,
+        seq=7,
+        occurred_at=T,
+    )
     e = event_from_pb(msg)
     assert e.payload == ev.CampaignLaunched(
-        "vax", "疫苗", "vaccination", at("2022-11-01"), at("2023-01-01"),
-        (ev.SupervisionGroup("tf", "专班", Tier.TASK_FORCE, ()),
-         ev.SupervisionGroup("c1", "市1", Tier.CITY, (YIDU, "420582"))))
+        "vax",
+        "疫苗",
+        "vaccination",
+        at("2022-11-01"),
+        at("2023-01-01"),
+        (
+            ev.SupervisionGroup("tf", "专班", Tier.TASK_FORCE, ()),
+            ev.SupervisionGroup("c1", "市1", Tier.CITY, (YIDU, "420582")),
+        ),
+    )
     assert (e.event_id, e.source, e.seq, e.occurred_at) == ("c-1", CITY, 7, T)
     assert e.recorded_at == 0
 
@@ -225,9 +320,13 @@ def test_digest_ignores_hub_fields_but_not_content() -> None:
     b.prev_hash = b"\x01" * 32
     assert content_digest(a) == content_digest(b)
     assert event_from_pb(b).recorded_at == at("2023-05-01")
-    for changed in (accountability(YIDU, 4), accountability(YIDU_T1, 3),
-                    accountability(YIDU, 3, seq=2), accountability(YIDU, 3, occurred_at=T + 1),
-                    accountability(YIDU, 3, area="grain")):
+    for changed in (
+        accountability(YIDU, 4),
+        accountability(YIDU_T1, 3),
+        accountability(YIDU, 3, seq=2),
+        accountability(YIDU, 3, occurred_at=T + 1),
+        accountability(YIDU, 3, area="grain"),
+    ):
         assert content_digest(changed) != content_digest(a)
 
 

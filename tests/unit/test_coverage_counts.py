@@ -35,16 +35,41 @@ CITY_TARGETS = [YIDU_V1, DANG_V1, YIDU_T1, DANG_T1, YIDU_T2]
 def hub():  # type: ignore[no-untyped-def]
     p = Pipeline.open()
     p.clock.now = at("2023-02-01")
-    p.publish(hierarchy() + [unit(LONE, YIDU_T2, pb.LEVEL_VILLAGE, event_id="ref:lone",
-                                  source="reference", seq=100, occurred_at=at("2020-01-01"))],
-              allow_reference=True)
-    p.publish([campaign("c", [
-        group("tf", pb.TIER_TASK_FORCE),
-        group("g", pb.TIER_CITY, *CITY_TARGETS),
-        group("k", pb.TIER_COUNTY, YIDU_T1, YIDU_V1),
-    ], event_id="camp", seq=1)])
-    visits = [("g", YIDU_T1, "2022-11-05"), ("g", DANG_V1, "2022-11-06"),
-              ("k", YIDU_V1, "2022-11-07"), ("k", YIDU_T1, "2022-11-09")]
+    p.publish(
+        hierarchy()
+        + [
+            unit(
+                LONE,
+                YIDU_T2,
+                pb.LEVEL_VILLAGE,
+                event_id="ref:lone",
+                source="reference",
+                seq=100,
+                occurred_at=at("2020-01-01"),
+            )
+        ],
+        allow_reference=True,
+    )
+    p.publish(
+        [
+            campaign(
+                "c",
+                [
+                    group("tf", pb.TIER_TASK_FORCE),
+                    group("g", pb.TIER_CITY, *CITY_TARGETS),
+                    group("k", pb.TIER_COUNTY, YIDU_T1, YIDU_V1),
+                ],
+                event_id="camp",
+                seq=1,
+            )
+        ]
+    )
+    visits = [
+        ("g", YIDU_T1, "2022-11-05"),
+        ("g", DANG_V1, "2022-11-06"),
+        ("k", YIDU_V1, "2022-11-07"),
+        ("k", YIDU_T1, "2022-11-09"),
+    ]
     for i, (g, target, when) in enumerate(visits, start=2):
         p.clock.now = at("2023-02-01") + i
         p.publish([visit(target, "c", g, event_id=f"v{i}", seq=i, occurred_at=at(when))])
@@ -82,17 +107,26 @@ def test_uncovered_come_in_target_order_across_counties(hub: Pipeline) -> None:
 def test_a_scope_and_a_moment(hub: Pipeline) -> None:
     rep = _both_ways(hub, YIDU)
     assert [(t.key, t.targets, t.covered, t.uncovered) for t in rep.groups[1:]] == [
-        ("g", 3, 1, [YIDU_V1, YIDU_T2]), ("k", 2, 2, [])]
+        ("g", 3, 1, [YIDU_V1, YIDU_T2]),
+        ("k", 2, 2, []),
+    ]
     rep = _both_ways(hub, YIDU_T1)
     assert [(t.key, t.targets, t.covered, t.uncovered) for t in rep.groups[1:]] == [
-        ("g", 2, 1, [YIDU_V1]), ("k", 2, 2, [])]
+        ("g", 2, 1, [YIDU_V1]),
+        ("k", 2, 2, []),
+    ]
     # A scope without targets (a village no group names): nothing to count, nothing asked
     # of the database (PostgreSQL refuses an empty IN list).
     rep = _both_ways(hub, LONE)
     assert [(t.key, t.targets, t.covered, t.uncovered) for t in rep.groups] == [
-        ("tf", 0, 0, []), ("g", 0, 0, []), ("k", 0, 0, [])]
+        ("tf", 0, 0, []),
+        ("g", 0, 0, []),
+        ("k", 0, 0, []),
+    ]
     assert rep.counties == [] and rep.full
     # Before the last two visits were recorded: group k had none of its targets.
     rep = _both_ways(hub, "", at("2023-02-01") + 3)
     assert [(t.key, t.covered, t.uncovered) for t in rep.groups[1:]] == [
-        ("g", 2, [YIDU_V1, DANG_T1, YIDU_T2]), ("k", 0, [YIDU_T1, YIDU_V1])]
+        ("g", 2, [YIDU_V1, DANG_T1, YIDU_T2]),
+        ("k", 0, [YIDU_T1, YIDU_V1]),
+    ]

@@ -28,8 +28,12 @@ from tests.unit import oracle
 from tests.unit.builders import DAY, HOUR, NS, Pipeline, at, kinds, to_pb
 
 # Bounded so the file runs in well under a minute: each example builds a fresh hub on disk.
-SETTINGS = settings(max_examples=50, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FEWER = settings(SETTINGS, max_examples=30)
 
 CITY = "420500"
@@ -54,9 +58,17 @@ def base_units(n: int) -> list[tuple[str, str, Level]]:
 
 
 def reference_events(n: int) -> list[Event]:
-    return [Event(f"ref:{u}", "reference", i, REF_TIME, 0,
-                  ev.OrgUnitRegistered(u, parent, level, f"unit {u}"))
-            for i, (u, parent, level) in enumerate(base_units(n), start=1)]
+    return [
+        Event(
+            f"ref:{u}",
+            "reference",
+            i,
+            REF_TIME,
+            0,
+            ev.OrgUnitRegistered(u, parent, level, f"unit {u}"),
+        )
+        for i, (u, parent, level) in enumerate(base_units(n), start=1)
+    ]
 
 
 def county_of(unit_id: str) -> str:
@@ -76,7 +88,7 @@ class Scenario:
         out = [(e, hierarchy_now, True) for e in reference_events(self.n_counties)]
         i = 0
         for b, size in enumerate(self.batches):
-            out += [(e, CLOCK0 + b * 60 * NS, False) for e in self.events[i:i + size]]
+            out += [(e, CLOCK0 + b * 60 * NS, False) for e in self.events[i : i + size]]
             i += size
         return out
 
@@ -110,11 +122,18 @@ def scenarios(draw, independent: bool = False) -> Scenario:
         mine = [u for u in below_city if u.startswith(c) and u != c]
         targets = draw(st.lists(st.sampled_from(mine), unique=True, max_size=4))
         if targets or draw(st.booleans()):
-            groups.append(ev.SupervisionGroup(f"n-{c}", f"group {c}", Tier.COUNTY,
-                                              tuple(targets)))
+            groups.append(ev.SupervisionGroup(f"n-{c}", f"group {c}", Tier.COUNTY, tuple(targets)))
     group_ids = [g.group_id for g in groups]
-    events: list[Event] = [Event("camp", CITY, 1, starts - HOUR, 0, ev.CampaignLaunched(
-        "camp", "the campaign", "vaccination", starts, ends, tuple(groups)))]
+    events: list[Event] = [
+        Event(
+            "camp",
+            CITY,
+            1,
+            starts - HOUR,
+            0,
+            ev.CampaignLaunched("camp", "the campaign", "vaccination", starts, ends, tuple(groups)),
+        )
+    ]
     seqs = {CITY: 1}
     problem_ids = [f"p{i}" for i in range(6)]
     letter_ids = [f"L{i}" for i in range(4)]
@@ -138,8 +157,17 @@ def scenarios(draw, independent: bool = False) -> Scenario:
 
     n_facts = draw(st.integers(3, 14 if independent else 30))
     for i in range(n_facts):
-        kinds_ = ["visit"] * 5 + ["problem", "problem", "rectify", "rectify", "accountability",
-                  "sanction", "talk", "letter", "regulation"]
+        kinds_ = ["visit"] * 5 + [
+            "problem",
+            "problem",
+            "rectify",
+            "rectify",
+            "accountability",
+            "sanction",
+            "talk",
+            "letter",
+            "regulation",
+        ]
         if not independent:
             kinds_ += ["register", "resend", "reuse_id", "reuse_seq", "campaign2"]
         kind = draw(st.sampled_from(kinds_))
@@ -156,8 +184,11 @@ def scenarios(draw, independent: bool = False) -> Scenario:
                 continue
             reuse, kind = (kind, old), draw(st.sampled_from(["accountability", "visit", "talk"]))
         if kind == "visit":
-            cid = draw(st.sampled_from(["camp", "camp", "camp", "", "nocamp"] +
-                                       (["camp2"] if camp2 else [])))
+            cid = draw(
+                st.sampled_from(
+                    ["camp", "camp", "camp", "", "nocamp"] + (["camp2"] if camp2 else [])
+                )
+            )
             gid = draw(st.sampled_from([*group_ids, "g-unknown"])) if cid else ""
             if cid == "camp2":
                 gid = "g2"
@@ -174,21 +205,29 @@ def scenarios(draw, independent: bool = False) -> Scenario:
                 gid = "tf"
             payload = ev.SupervisionVisit(cid, gid, u, area, draw(st.integers(0, 3)))
         elif kind == "problem":
-            pool = [p for p in problem_ids if p not in used_problems] if independent else \
-                problem_ids
+            pool = (
+                [p for p in problem_ids if p not in used_problems] if independent else problem_ids
+            )
             if not pool:
                 continue
             pid = draw(st.sampled_from(pool))
             used_problems.add(pid)
-            payload = ev.ProblemFound(pid, u, draw(st.sampled_from(AREAS)),
-                                      draw(st.sampled_from(["", "camp"])))
+            payload = ev.ProblemFound(
+                pid, u, draw(st.sampled_from(AREAS)), draw(st.sampled_from(["", "camp"]))
+            )
         elif kind == "rectify":
             if independent:
-                open_ = [e for e in events if isinstance(e.payload, ev.ProblemFound)
-                         and e.payload.problem_id in used_problems
-                         and not any(isinstance(x.payload, ev.ProblemRectified)
-                                     and x.payload.problem_id == e.payload.problem_id
-                                     for x in events)]
+                open_ = [
+                    e
+                    for e in events
+                    if isinstance(e.payload, ev.ProblemFound)
+                    and e.payload.problem_id in used_problems
+                    and not any(
+                        isinstance(x.payload, ev.ProblemRectified)
+                        and x.payload.problem_id == e.payload.problem_id
+                        for x in events
+                    )
+                ]
                 if not open_:
                     continue
                 found = draw(st.sampled_from(open_))
@@ -198,12 +237,17 @@ def scenarios(draw, independent: bool = False) -> Scenario:
                 # day ahead of a later batch's clock would be refused as future.
                 t = min(found.occurred_at + draw(st.integers(0, 20 * DAY // NS)) * NS, CLOCK0)
             else:
-                found_ids = [e.payload.problem_id for e in events
-                             if isinstance(e.payload, ev.ProblemFound)]
+                found_ids = [
+                    e.payload.problem_id for e in events if isinstance(e.payload, ev.ProblemFound)
+                ]
                 pool = found_ids * 4 + problem_ids if found_ids else problem_ids
                 payload = ev.ProblemRectified(draw(st.sampled_from(pool)))
-                found = [e for e in events if isinstance(e.payload, ev.ProblemFound)
-                         and e.payload.problem_id == payload.problem_id]
+                found = [
+                    e
+                    for e in events
+                    if isinstance(e.payload, ev.ProblemFound)
+                    and e.payload.problem_id == payload.problem_id
+                ]
                 if found:
                     u = found[0].payload.unit_id
                     if draw(st.integers(0, 3)):  # a little after (or before) it was found
@@ -213,11 +257,14 @@ def scenarios(draw, independent: bool = False) -> Scenario:
         elif kind == "sanction":
             payload = ev.SanctionImposed(u, area, persons)
         elif kind == "talk":
-            payload = ev.TalkHeld(u, draw(st.sampled_from(("", *AREAS))),
-                                  draw(st.sampled_from(list(TalkKind))), persons)
+            payload = ev.TalkHeld(
+                u,
+                draw(st.sampled_from(("", *AREAS))),
+                draw(st.sampled_from(list(TalkKind))),
+                persons,
+            )
         elif kind == "letter":
-            pool = [x for x in letter_ids if x not in used_letters] if independent else \
-                letter_ids
+            pool = [x for x in letter_ids if x not in used_letters] if independent else letter_ids
             if not pool:
                 continue
             lid = draw(st.sampled_from(pool))
@@ -233,11 +280,21 @@ def scenarios(draw, independent: bool = False) -> Scenario:
             u = parent
         elif kind == "campaign2":
             c = draw(st.sampled_from(cs))
-            targets = draw(st.lists(st.sampled_from(
-                [x for x in below_city + extra if x.startswith(c)]), unique=True, max_size=3))
-            payload = ev.CampaignLaunched("camp2", "second", "ecology", BASE, BASE + 30 * DAY,
-                                          (ev.SupervisionGroup("g2", "g2", Tier.COUNTY,
-                                                               tuple(targets)),))
+            targets = draw(
+                st.lists(
+                    st.sampled_from([x for x in below_city + extra if x.startswith(c)]),
+                    unique=True,
+                    max_size=3,
+                )
+            )
+            payload = ev.CampaignLaunched(
+                "camp2",
+                "second",
+                "ecology",
+                BASE,
+                BASE + 30 * DAY,
+                (ev.SupervisionGroup("g2", "g2", Tier.COUNTY, tuple(targets)),),
+            )
             camp2 = True
             u = c
         source = pick_source(u)
@@ -261,8 +318,9 @@ def scenarios(draw, independent: bool = False) -> Scenario:
     pivots = [e.occurred_at for e in events] or [BASE]
 
     def bound() -> int | None:
-        how = draw(st.sampled_from(["event", "event", "off", "hour", "day", "random", "none",
-                                    "none"]))
+        how = draw(
+            st.sampled_from(["event", "event", "off", "hour", "day", "random", "none", "none"])
+        )
         if how == "none":
             return None
         if how in ("event", "off"):
@@ -281,17 +339,31 @@ def scenarios(draw, independent: bool = False) -> Scenario:
         lo, hi = bound(), bound()
         if lo is not None and hi is not None and lo >= hi:
             lo, hi = (hi, lo) if hi < lo else (lo, None)
-        group_by = draw(st.sampled_from(["", "", "unit", "day", "week", "month", "quarter",
-                                         "year"]))
+        group_by = draw(
+            st.sampled_from(["", "", "unit", "day", "week", "month", "quarter", "year"])
+        )
         if group_by not in ("", "unit"):
             lo = BASE - draw(st.integers(0, 40 * DAY // NS)) * NS if lo is None else lo
             hi = BASE + draw(st.integers(1, 90 * DAY // NS)) * NS if hi is None else hi
             if lo >= hi:
                 lo, hi = hi - DAY, lo + DAY
-        as_of = draw(st.sampled_from([None] * 4 + [clocks[-1], clocks[len(clocks) // 2],
-                                                   clocks[0] - 1] if clocks else [None]))
-        queries.append((draw(st.sampled_from(scopes)), draw(st.sampled_from(("", "", *AREAS))),
-                        lo, hi, group_by, as_of))
+        as_of = draw(
+            st.sampled_from(
+                [None] * 4 + [clocks[-1], clocks[len(clocks) // 2], clocks[0] - 1]
+                if clocks
+                else [None]
+            )
+        )
+        queries.append(
+            (
+                draw(st.sampled_from(scopes)),
+                draw(st.sampled_from(("", "", *AREAS))),
+                lo,
+                hi,
+                group_by,
+                as_of,
+            )
+        )
     # A sweep over every area, the counties (grouped by unit), a township and a village.
     lo, hi = bound(), draw(st.sampled_from([None, BASE + 100 * DAY, *pivots]))
     if lo is not None and hi is not None and lo >= hi:
@@ -301,8 +373,11 @@ def scenarios(draw, independent: bool = False) -> Scenario:
         for scope in (draw(st.sampled_from(townships)), f"{draw(st.sampled_from(townships))}201"):
             queries.append((scope, area, lo, hi, "", None))
     coverage_queries = [
-        (cid, draw(st.sampled_from(scopes)),
-         draw(st.sampled_from([None, *clocks, clocks[0] - 1] if clocks else [None])))
+        (
+            cid,
+            draw(st.sampled_from(scopes)),
+            draw(st.sampled_from([None, *clocks, clocks[0] - 1] if clocks else [None])),
+        )
         for cid in ("camp", "camp", "camp", "camp2")
     ]
     return Scenario(n, events, sizes, catch, queries, coverage_queries)
@@ -312,12 +387,13 @@ def run(p: Pipeline, sc: Scenario) -> list[str]:
     """Publish the scenario in its batches (catching up where it says); return the kinds."""
     events = sc.events
     p.clock.now = CLOCK0 - 60 * NS
-    out = kinds(p.publish([to_pb(e) for e in reference_events(sc.n_counties)],
-                          allow_reference=True))
+    out = kinds(
+        p.publish([to_pb(e) for e in reference_events(sc.n_counties)], allow_reference=True)
+    )
     i = 0
     for b, size in enumerate(sc.batches):
         p.clock.now = CLOCK0 + b * 60 * NS
-        msgs = [to_pb(e) for e in events[i:i + size]]
+        msgs = [to_pb(e) for e in events[i : i + size]]
         results = p.publish(msgs)
         for r in results:
             if r.reason:
@@ -362,18 +438,25 @@ def check_figures(p: Pipeline, world: oracle.World, sc: Scenario) -> None:
             finally:
                 cov._TARGETS.clear()
         assert [(g.key, g.tier, g.targets, g.covered, g.uncovered) for g in rep.groups] == [
-            (g.group_id, g.tier, len(g.targets), g.covered, g.uncovered)
-            for g in expected.groups], (cid, scope, as_of)
+            (g.group_id, g.tier, len(g.targets), g.covered, g.uncovered) for g in expected.groups
+        ], (cid, scope, as_of)
         assert {t.tier: (t.targets, t.covered) for t in rep.tiers} == expected.tiers()
         assert {c.key: (c.targets, c.covered, c.uncovered) for c in rep.counties} == (
-            world.coverage_by_county(expected)), (cid, scope, as_of)
+            world.coverage_by_county(expected)
+        ), (cid, scope, as_of)
         assert rep.full == expected.full
         # When each became full, from the visits recorded by then (an earlier-dated visit
         # recorded later was not known at as_of).
         assert [g.full_at for g in rep.groups] == [g.full_at for g in expected.groups], (
-            cid, scope, as_of)
+            cid,
+            scope,
+            as_of,
+        )
         assert {c.key: c.full_at for c in rep.counties} == world.full_at_by_county(expected), (
-            cid, scope, as_of)
+            cid,
+            scope,
+            as_of,
+        )
         for g in rep.groups:
             assert g.ratio == (g.covered / g.targets if g.targets else 1.0)
 
@@ -385,8 +468,9 @@ def expect(sc: Scenario) -> tuple[list[str], oracle.World]:
 
 @SETTINGS
 @given(sc=scenarios(), seed=st.integers(0, 2**32 - 1))
-def test_pipeline_matches_the_oracle_and_redelivery_changes_nothing(sc: Scenario,
-                                                                     seed: int) -> None:
+def test_pipeline_matches_the_oracle_and_redelivery_changes_nothing(
+    sc: Scenario, seed: int
+) -> None:
     verdicts, world = expect(sc)
     p = Pipeline.open()
     try:
@@ -396,7 +480,8 @@ def test_pipeline_matches_the_oracle_and_redelivery_changes_nothing(sc: Scenario
         # The log holds exactly the accepted events, in order, each converting back cleanly.
         logged = [event_from_pb(pb.Event.FromString(r.value)) for r in p.log.read(0, 0, end)]
         assert [(e.event_id, e.occurred_at, e.recorded_at) for e in logged] == [
-            (e.event_id, e.occurred_at, e.recorded_at) for e in world.events]
+            (e.event_id, e.occurred_at, e.recorded_at) for e in world.events
+        ]
         check_figures(p, world, sc)
 
         # Rewind the committed positions and redeliver every record, in random chunks.
@@ -408,9 +493,9 @@ def test_pipeline_matches_the_oracle_and_redelivery_changes_nothing(sc: Scenario
         i = 0
         while i < len(records):
             k = rng.randint(1, len(records))
-            applied = applier.apply(records[i:i + k])
+            applied = applier.apply(records[i : i + k])
             assert applied.dead == []
-            assert applied.duplicates == len(records[i:i + k])
+            assert applied.duplicates == len(records[i : i + k])
             i += k
         check_figures(p, world, sc)
 
@@ -428,8 +513,9 @@ def topological_shuffle(events: list[Event], rng: random.Random) -> list[Event]:
     """Shuffle, then put each problem's finding before its rectification."""
     out = events[:]
     rng.shuffle(out)
-    where = {e.payload.problem_id: i for i, e in enumerate(out)
-             if isinstance(e.payload, ev.ProblemFound)}
+    where = {
+        e.payload.problem_id: i for i, e in enumerate(out) if isinstance(e.payload, ev.ProblemFound)
+    }
     for i, e in enumerate(out):
         if isinstance(e.payload, ev.ProblemRectified):
             j = where[e.payload.problem_id]
@@ -446,8 +532,11 @@ def test_order_of_independent_events_does_not_matter(sc: Scenario, seed: int) ->
     campaign, facts = sc.events[0], sc.events[1:]
     order = [campaign, *topological_shuffle(facts, rng)]
     # as_of follows the batches, which differ between the two runs: ask without it.
-    sc = replace(sc, queries=[(*q[:5], None) for q in sc.queries],
-                 coverage_queries=[(c, s, None) for c, s, _ in sc.coverage_queries])
+    sc = replace(
+        sc,
+        queries=[(*q[:5], None) for q in sc.queries],
+        coverage_queries=[(c, s, None) for c, s, _ in sc.coverage_queries],
+    )
     verdicts, world = expect(sc)
     assert set(verdicts) == {"accepted"}
     p, q = Pipeline.open(), Pipeline.open()
@@ -466,39 +555,77 @@ def test_ids_sharing_a_prefix_do_not_leak_into_each_other() -> None:
     """'420581-x', '420581.y' and '4205810' sort around '420581/...': subtree ranges and
     fact paths (sub-hour edges, as_of) must still keep them apart."""
     tricky = ["420581", "420581-x", "420581.y", "4205810", "420581_z"]
-    regs = [Event("ref:city", "reference", 1, REF_TIME, 0,
-                  ev.OrgUnitRegistered(CITY, "", Level.CITY, "city"))]
+    regs = [
+        Event(
+            "ref:city",
+            "reference",
+            1,
+            REF_TIME,
+            0,
+            ev.OrgUnitRegistered(CITY, "", Level.CITY, "city"),
+        )
+    ]
     for i, u in enumerate(tricky, start=2):
-        regs.append(Event(f"ref:{u}", "reference", i, REF_TIME, 0,
-                          ev.OrgUnitRegistered(u, CITY, Level.COUNTY, u)))
-        regs.append(Event(f"ref:{u}t", "reference", 100 + i, REF_TIME, 0,
-                          ev.OrgUnitRegistered(f"{u}t", u, Level.TOWNSHIP, u)))
+        regs.append(
+            Event(
+                f"ref:{u}",
+                "reference",
+                i,
+                REF_TIME,
+                0,
+                ev.OrgUnitRegistered(u, CITY, Level.COUNTY, u),
+            )
+        )
+        regs.append(
+            Event(
+                f"ref:{u}t",
+                "reference",
+                100 + i,
+                REF_TIME,
+                0,
+                ev.OrgUnitRegistered(f"{u}t", u, Level.TOWNSHIP, u),
+            )
+        )
     facts = []
     for i, u in enumerate(tricky):
         for j, unit_id in enumerate((u, f"{u}t")):
-            facts.append(Event(f"f{i}{j}", u, 1 + j, BASE + (10 * i + j) * 60 * NS + 7, 0,
-                               ev.SanctionImposed(unit_id, "grain", 10 ** i * (j + 1))))
+            facts.append(
+                Event(
+                    f"f{i}{j}",
+                    u,
+                    1 + j,
+                    BASE + (10 * i + j) * 60 * NS + 7,
+                    0,
+                    ev.SanctionImposed(unit_id, "grain", 10**i * (j + 1)),
+                )
+            )
     p = Pipeline.open()
     try:
         p.clock.now = CLOCK0
-        assert set(kinds(p.publish([to_pb(e) for e in regs], allow_reference=True))) == {
-            "accepted"}
+        assert set(kinds(p.publish([to_pb(e) for e in regs], allow_reference=True))) == {"accepted"}
         p.clock.now = CLOCK0 + 60 * NS
         assert set(kinds(p.publish([to_pb(e) for e in facts[:5]]))) == {"accepted"}
         p.clock.now = CLOCK0 + 120 * NS
         assert set(kinds(p.publish([to_pb(e) for e in facts[5:]]))) == {"accepted"}
         p.tailer.catch_up()
-        world = oracle.World([replace(e, recorded_at=CLOCK0) for e in regs] +
-                             [replace(e, recorded_at=CLOCK0 + 60 * NS) for e in facts[:5]] +
-                             [replace(e, recorded_at=CLOCK0 + 120 * NS) for e in facts[5:]])
+        world = oracle.World(
+            [replace(e, recorded_at=CLOCK0) for e in regs]
+            + [replace(e, recorded_at=CLOCK0 + 60 * NS) for e in facts[:5]]
+            + [replace(e, recorded_at=CLOCK0 + 120 * NS) for e in facts[5:]]
+        )
         # Sub-hour bounds are answered from fact rows by path; whole hours from rollups.
-        bounds = [(None, None), (BASE, BASE + HOUR), (BASE + 1, BASE + 45 * 60 * NS),
-                  (BASE + 5 * 60 * NS, None)]
+        bounds = [
+            (None, None),
+            (BASE, BASE + HOUR),
+            (BASE + 1, BASE + 45 * 60 * NS),
+            (BASE + 5 * 60 * NS, None),
+        ]
         for scope in ["", *tricky, *(f"{u}t" for u in tricky)]:
             for lo, hi in bounds:
                 for as_of in (None, CLOCK0 + 60 * NS):
-                    (row,) = statistics(p.engine, ["sanctioned_persons"], scope, "", lo, hi,
-                                        "", as_of)
+                    (row,) = statistics(
+                        p.engine, ["sanctioned_persons"], scope, "", lo, hi, "", as_of
+                    )
                     want = world.figures(scope, "", lo, hi, as_of)["sanctioned_persons"]
                     assert row.values["sanctioned_persons"] == want, (scope, lo, hi, as_of)
         (row,) = statistics(p.engine, ["sanctioned_persons"], "420581", "", BASE + 1, None)

@@ -11,8 +11,13 @@ from duhub.readmodel.engine import open_engine
 from duhub.readmodel.statistics import statistics
 from tests.unit.builders import CITY, DANG, DANG_V1, YIDU, YIDU_V1, Pipeline, at, hierarchy, visit
 
-TIMES = ["2022-03-04", "2022-12-31T23:59:59", "2023-01-01", "2023-07-09T10:00:00",
-         "2024-02-29T12:00:00"]
+TIMES = [
+    "2022-03-04",
+    "2022-12-31T23:59:59",
+    "2023-01-01",
+    "2023-07-09T10:00:00",
+    "2024-02-29T12:00:00",
+]
 
 
 def _rollups(path: Path) -> list[tuple[object, ...]]:
@@ -38,12 +43,20 @@ def test_year_rows_missing_from_an_older_read_model_are_summed_on_open() -> None
     try:
         p.clock.now = at("2025-01-01")
         p.publish(hierarchy(), allow_reference=True)
-        p.publish([
-            visit(unit, event_id=f"v{i}", seq=i, occurred_at=at(t), area=area)
-            for i, (unit, t, area) in enumerate(
-                [(u, t, a) for u in (YIDU_V1, DANG_V1) for t in TIMES
-                 for a in ("vaccination", "ecology")], start=1)
-        ])
+        p.publish(
+            [
+                visit(unit, event_id=f"v{i}", seq=i, occurred_at=at(t), area=area)
+                for i, (unit, t, area) in enumerate(
+                    [
+                        (u, t, a)
+                        for u in (YIDU_V1, DANG_V1)
+                        for t in TIMES
+                        for a in ("vaccination", "ecology")
+                    ],
+                    start=1,
+                )
+            ]
+        )
         p.tailer.catch_up()
         path = p.dir / "readmodel.db"
         url = f"sqlite:///{path}"

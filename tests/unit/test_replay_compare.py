@@ -43,12 +43,21 @@ def rebuilt(tmp_path: Path) -> Iterator[Engine]:
 def _visits(p: Pipeline, first: int, last: int) -> None:
     for seq in range(first, last + 1):
         p.clock.now += 1
-        p.publish([visit(YIDU_V1, event_id=f"v{seq}", seq=seq,
-                         occurred_at=at("2022-11-01") + seq * 3600 * 10**9)])
+        p.publish(
+            [
+                visit(
+                    YIDU_V1,
+                    event_id=f"v{seq}",
+                    seq=seq,
+                    occurred_at=at("2022-11-01") + seq * 3600 * 10**9,
+                )
+            ]
+        )
 
 
-def test_what_the_live_one_applied_meanwhile_is_replayed_too(hub: Pipeline,
-                                                             rebuilt: Engine) -> None:
+def test_what_the_live_one_applied_meanwhile_is_replayed_too(
+    hub: Pipeline, rebuilt: Engine
+) -> None:
     replay(hub.log, rebuilt)
     _visits(hub, 6, 9)  # the live aggregator goes on while the replay finishes
     hub.tailer.catch_up()
@@ -59,8 +68,7 @@ def test_what_the_live_one_applied_meanwhile_is_replayed_too(hub: Pipeline,
     assert found.replayed == found.live
 
 
-def test_a_live_read_model_behind_the_replay_is_waited_for(hub: Pipeline,
-                                                           rebuilt: Engine) -> None:
+def test_a_live_read_model_behind_the_replay_is_waited_for(hub: Pipeline, rebuilt: Engine) -> None:
     _visits(hub, 6, 9)  # in the log, not applied to the live read model yet
     replay(hub.log, rebuilt)
     with pytest.raises(NotComparable, match="stayed behind"):
@@ -79,7 +87,9 @@ def test_a_real_difference_is_named(hub: Pipeline, rebuilt: Engine) -> None:
     with hub.engine.begin() as conn:
         conn.exec_driver_sql(
             "UPDATE rollups SET value = value + 1 WHERE scope_id = ? AND grain = 3 "
-            "AND metric = 'visits'", (YIDU_V1,))
+            "AND metric = 'visits'",
+            (YIDU_V1,),
+        )
     found = compare_with_live(hub.log, rebuilt, hub.engine, wait_s=30)
     assert found.differing_tables == ["rollups"]
     [diff] = found.differing_figures
@@ -88,8 +98,18 @@ def test_a_real_difference_is_named(hub: Pipeline, rebuilt: Engine) -> None:
 
 def test_the_command_says_when_it_could_not_compare(hub: Pipeline, tmp_path: Path) -> None:
     _visits(hub, 6, 9)  # the live read model stays behind what the log holds
-    args = [sys.executable, "-m", "duhub.cli.main", "replay", "--data-dir", str(hub.dir),
-            "--into", f"sqlite:///{tmp_path / 'cli.db'}", "--wait", "0.3"]
+    args = [
+        sys.executable,
+        "-m",
+        "duhub.cli.main",
+        "replay",
+        "--data-dir",
+        str(hub.dir),
+        "--into",
+        f"sqlite:///{tmp_path / 'cli.db'}",
+        "--wait",
+        "0.3",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 6, done.stdout + done.stderr
     assert "not compared: the live read model stayed behind" in done.stderr

@@ -27,8 +27,10 @@ from duhub.v1 import query_pb2_grpc
 
 NS = 1_000_000_000
 T0 = int(datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()) * NS
-Y2022 = (int(datetime(2022, 1, 1, tzinfo=UTC).timestamp()) * NS,
-         int(datetime(2023, 1, 1, tzinfo=UTC).timestamp()) * NS)
+Y2022 = (
+    int(datetime(2022, 1, 1, tzinfo=UTC).timestamp()) * NS,
+    int(datetime(2023, 1, 1, tzinfo=UTC).timestamp()) * NS,
+)
 # Payload field -> (metric, amount field or None for "one per event").
 METRIC_OF = {
     "supervision_visit": ("visits", None),
@@ -82,10 +84,12 @@ def query(hub: Hub) -> query_pb2_grpc.QueryServiceStub:
     return query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
 
 
-def figures_2022(q: query_pb2_grpc.QueryServiceStub, area: str, metrics: list[str]
-                 ) -> dict[str, int]:
-    req = qpb.GetStatisticsRequest(metrics=metrics, area=area,
-                                   **{"from": ts(Y2022[0]), "to": ts(Y2022[1])})
+def figures_2022(
+    q: query_pb2_grpc.QueryServiceStub, area: str, metrics: list[str]
+) -> dict[str, int]:
+    req = qpb.GetStatisticsRequest(
+        metrics=metrics, area=area, **{"from": ts(Y2022[0]), "to": ts(Y2022[1])}
+    )
     (row,) = q.GetStatistics(req).rows
     return dict(row.values)
 
@@ -175,9 +179,16 @@ def test_live_steps_cover_the_campaign_at_pace_and_stay_in_bounds() -> None:
     county_done = sorted(v for g, v in done_at.items() if g.startswith("cg-"))
     assert len(county_done) == 14
     assert 7 <= county_done[0] < county_done[-1] <= 15, county_done  # one by one, 10-15 min
-    assert {"supervision_visit", "problem_found", "problem_rectified", "talk_held",
-            "accountability_imposed", "sanction_imposed", "recommendation_issued",
-            "regulation_improved"} <= set(kinds)
+    assert {
+        "supervision_visit",
+        "problem_found",
+        "problem_rectified",
+        "talk_held",
+        "accountability_imposed",
+        "sanction_imposed",
+        "recommendation_issued",
+        "regulation_improved",
+    } <= set(kinds)
     assert 20 * 60 * 20 * 0.9 < kinds.total() < 20 * 60 * 20 * 1.1  # about `rate` a second
 
 
@@ -200,7 +211,10 @@ def test_seq_book_reserves_and_skips() -> None:
     events = [pb.Event(source="420581"), pb.Event(source="420500"), pb.Event(source="420581")]
     book.assign(events)
     assert [(e.seq, e.event_id) for e in events] == [
-        (5, "sim:420581:5"), (1, "sim:420500:1"), (6, "sim:420581:6")]
+        (5, "sim:420581:5"),
+        (1, "sim:420500:1"),
+        (6, "sim:420581:6"),
+    ]
     book.skip("420581", 6, 1000)
     assert book.next_seq["420581"] == 1007
 
@@ -306,6 +320,7 @@ def test_lost_state_file_neither_double_counts_nor_reuses(hub: Hub, tmp_path: Pa
     assert second.stats["rejected"] == 0, second.rejections
     assert second.stats["seq_skips"] > 0  # it met its old seqs and jumped past them
     q = query(hub)
+
     def caught_up() -> None:  # every live visit of both runs counted once
         (row,) = q.GetStatistics(qpb.GetStatisticsRequest(metrics=["visits"])).rows
         assert row.values["visits"] == 102 + visits
@@ -337,7 +352,6 @@ def test_stop_is_prompt_while_the_hub_is_down(tmp_path: Path) -> None:
     sim.stop()
     assert time.monotonic() - began < 1.5
     assert not (tmp_path / "sim" / STATE_FILE).exists() or sim.stats["accepted"] == 0
-
 
 
 class Crash(Exception):
@@ -407,6 +421,8 @@ def test_backfill_onto_a_hub_holding_the_sources_seqs_still_reproduces_the_artic
     def article_figures() -> None:
         for area, want in ARTICLE_2022.items():
             assert figures_2022(q, area, [*want, "problems_open"]) == {
-                **want, "problems_open": 0}, area
+                **want,
+                "problems_open": 0,
+            }, area
 
     eventually(article_figures)

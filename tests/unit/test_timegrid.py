@@ -15,8 +15,18 @@ from tests.unit.builders import DAY, HOUR, NS, at
 SETTINGS = settings(max_examples=400, deadline=None, database=None)
 
 # Times around interesting edges: month and year ends, leap days, hour and day boundaries.
-EDGES = [at(x) for x in ("2000-01-01", "2020-02-29", "2022-01-01", "2022-03-31T23:00:00",
-                         "2022-12-31T23:59:59", "2024-02-29T12:00:00", "2099-12-01")]
+EDGES = [
+    at(x)
+    for x in (
+        "2000-01-01",
+        "2020-02-29",
+        "2022-01-01",
+        "2022-03-31T23:00:00",
+        "2022-12-31T23:59:59",
+        "2024-02-29T12:00:00",
+        "2099-12-01",
+    )
+]
 
 
 @st.composite
@@ -81,10 +91,10 @@ def test_plan_partitions_the_interval(a: int, b: int) -> None:
 
 
 @SETTINGS
-@given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1,
-                                                      max_size=20))
-def test_every_instant_falls_in_exactly_one_bucket_or_edge(a: int, b: int,
-                                                          probes: list[int]) -> None:
+@given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1, max_size=20))
+def test_every_instant_falls_in_exactly_one_bucket_or_edge(
+    a: int, b: int, probes: list[int]
+) -> None:
     lo, hi = min(a, b), max(a, b)
     if lo == hi:
         return
@@ -111,8 +121,10 @@ def test_plan_examples() -> None:
         tg.Segment(tg.DAY, at("2023-01-01") // NS, at("2023-01-02") // NS),
         tg.Segment(tg.HOUR, at("2023-01-02") // NS, at("2023-01-02T01:00:00") // NS),
     ]
-    assert p.fine == ((at("2022-10-31T23:30:00"), at("2022-11-01")),
-                      (at("2023-01-02T01:00:00"), at("2023-01-02T01:15:00")))
+    assert p.fine == (
+        (at("2022-10-31T23:30:00"), at("2022-11-01")),
+        (at("2023-01-02T01:00:00"), at("2023-01-02T01:15:00")),
+    )
     # Whole years in the middle: a question over all time reads a row per year.
     p = tg.plan(at("2021-11-15"), at("2024-02-01"))
     assert sorted(p.segments, key=lambda s: (s.lo, s.grain)) == [
@@ -122,21 +134,25 @@ def test_plan_examples() -> None:
         tg.Segment(tg.MONTH, at("2024-01-01") // NS, at("2024-02-01") // NS),
     ]
     assert tg.plan(tg.MIN_NS, tg.MAX_NS).segments == (
-        tg.Segment(tg.YEAR, tg.MIN_NS // NS, tg.MAX_NS // NS),)
+        tg.Segment(tg.YEAR, tg.MIN_NS // NS, tg.MAX_NS // NS),
+    )
     # Without year buckets (below the counties) the same period is months.
     p = tg.plan(at("2021-11-15"), at("2024-02-01"), (tg.DAY, tg.MONTH))
     assert tg.Segment(tg.MONTH, at("2021-12-01") // NS, at("2024-02-01") // NS) in p.segments
 
 
-@pytest.mark.parametrize(("t", "grain", "start"), [
-    ("2022-11-03T04:59:59", tg.HOUR, "2022-11-03T04:00:00"),
-    ("2022-11-03T04:59:59", tg.DAY, "2022-11-03"),
-    ("2022-11-03T04:59:59", tg.MONTH, "2022-11-01"),
-    ("2024-02-29T23:59:59", tg.MONTH, "2024-02-01"),
-    ("2023-01-01", tg.MONTH, "2023-01-01"),
-    ("2024-12-31T23:59:59", tg.YEAR, "2024-01-01"),
-    ("2023-01-01", tg.YEAR, "2023-01-01"),
-])
+@pytest.mark.parametrize(
+    ("t", "grain", "start"),
+    [
+        ("2022-11-03T04:59:59", tg.HOUR, "2022-11-03T04:00:00"),
+        ("2022-11-03T04:59:59", tg.DAY, "2022-11-03"),
+        ("2022-11-03T04:59:59", tg.MONTH, "2022-11-01"),
+        ("2024-02-29T23:59:59", tg.MONTH, "2024-02-01"),
+        ("2023-01-01", tg.MONTH, "2023-01-01"),
+        ("2024-12-31T23:59:59", tg.YEAR, "2024-01-01"),
+        ("2023-01-01", tg.YEAR, "2023-01-01"),
+    ],
+)
 def test_bucket_start(t: str, grain: int, start: str) -> None:
     assert tg.bucket_start(grain, at(t)) == at(start) // NS
 
@@ -157,32 +173,67 @@ def test_periods_match_the_calendar(kind: str, a: int, span: int) -> None:
     for key, start, end in got:
         d = date.fromisoformat(key)
         assert start < end
-        assert {"day": True, "week": d.weekday() == 0, "month": d.day == 1,
-                "quarter": d.day == 1 and d.month in (1, 4, 7, 10),
-                "year": (d.month, d.day) == (1, 1)}[kind]
+        assert {
+            "day": True,
+            "week": d.weekday() == 0,
+            "month": d.day == 1,
+            "quarter": d.day == 1 and d.month in (1, 4, 7, 10),
+            "year": (d.month, d.day) == (1, 1),
+        }[kind]
         # Clipped to [lo, hi), otherwise the whole period.
         assert start == max(lo, at(key))
 
 
-@pytest.mark.parametrize(("kind", "lo", "hi", "want"), [
-    ("week", "2022-11-03T12:00:00", "2022-11-15", [
-        ("2022-10-31", "2022-11-03T12:00:00", "2022-11-07"),
-        ("2022-11-07", "2022-11-07", "2022-11-14"),
-        ("2022-11-14", "2022-11-14", "2022-11-15")]),
-    ("month", "2024-01-31T23:00:00", "2024-03-01T00:00:01", [
-        ("2024-01-01", "2024-01-31T23:00:00", "2024-02-01"),
-        ("2024-02-01", "2024-02-01", "2024-03-01"),
-        ("2024-03-01", "2024-03-01", "2024-03-01T00:00:01")]),
-    ("quarter", "2022-02-15", "2022-10-01", [
-        ("2022-01-01", "2022-02-15", "2022-04-01"),
-        ("2022-04-01", "2022-04-01", "2022-07-01"),
-        ("2022-07-01", "2022-07-01", "2022-10-01")]),
-    ("year", "2022-12-31T23:59:59", "2023-01-01T00:00:01", [
-        ("2022-01-01", "2022-12-31T23:59:59", "2023-01-01"),
-        ("2023-01-01", "2023-01-01", "2023-01-01T00:00:01")]),
-    ("day", "2022-11-01T00:30:00", "2022-11-01T00:40:00", [
-        ("2022-11-01", "2022-11-01T00:30:00", "2022-11-01T00:40:00")]),
-])
+@pytest.mark.parametrize(
+    ("kind", "lo", "hi", "want"),
+    [
+        (
+            "week",
+            "2022-11-03T12:00:00",
+            "2022-11-15",
+            [
+                ("2022-10-31", "2022-11-03T12:00:00", "2022-11-07"),
+                ("2022-11-07", "2022-11-07", "2022-11-14"),
+                ("2022-11-14", "2022-11-14", "2022-11-15"),
+            ],
+        ),
+        (
+            "month",
+            "2024-01-31T23:00:00",
+            "2024-03-01T00:00:01",
+            [
+                ("2024-01-01", "2024-01-31T23:00:00", "2024-02-01"),
+                ("2024-02-01", "2024-02-01", "2024-03-01"),
+                ("2024-03-01", "2024-03-01", "2024-03-01T00:00:01"),
+            ],
+        ),
+        (
+            "quarter",
+            "2022-02-15",
+            "2022-10-01",
+            [
+                ("2022-01-01", "2022-02-15", "2022-04-01"),
+                ("2022-04-01", "2022-04-01", "2022-07-01"),
+                ("2022-07-01", "2022-07-01", "2022-10-01"),
+            ],
+        ),
+        (
+            "year",
+            "2022-12-31T23:59:59",
+            "2023-01-01T00:00:01",
+            [
+                ("2022-01-01", "2022-12-31T23:59:59", "2023-01-01"),
+                ("2023-01-01", "2023-01-01", "2023-01-01T00:00:01"),
+            ],
+        ),
+        (
+            "day",
+            "2022-11-01T00:30:00",
+            "2022-11-01T00:40:00",
+            [("2022-11-01", "2022-11-01T00:30:00", "2022-11-01T00:40:00")],
+        ),
+    ],
+)
 def test_periods_examples(kind: str, lo: str, hi: str, want: list[tuple[str, str, str]]) -> None:
     assert tg.periods(kind, at(lo), at(hi)) == [(k, at(a), at(b)) for k, a, b in want]
 
@@ -195,10 +246,10 @@ def test_too_many_periods_is_refused() -> None:
 
 
 @SETTINGS
-@given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1,
-                                                      max_size=20))
+@given(a=instants(), b=instants(), probes=st.lists(st.integers(0, 2**62), min_size=1, max_size=20))
 def test_plan_below_the_counties_uses_day_and_month_buckets_and_sub_day_edges(
-        a: int, b: int, probes: list[int]) -> None:
+    a: int, b: int, probes: list[int]
+) -> None:
     lo, hi = min(a, b), max(a, b)
     if lo == hi:
         return
