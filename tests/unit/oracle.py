@@ -72,13 +72,14 @@ class RuleModel:
                 if self.ids[e.event_id] == _content(e)
                 else ("rejected", "event_id")
             )
+        # A client's `reference` event is refused for its source, whatever its seq.
+        if e.source == REFERENCE and not allow_reference:
+            return "rejected", "source"
         if (e.source, e.seq) in self.seqs:
             return "rejected", "seq"
         if e.occurred_at > now + FUTURE_SLACK:
             return "rejected", "occurred_at"
         if e.source == REFERENCE:
-            if not allow_reference:
-                return "rejected", "source"
             authority = None
         else:
             if e.source not in self.units or self.units[e.source][1] not in (
