@@ -30,6 +30,7 @@ from services.auth.guard import OPEN, Security
 from services.query.answers import DEFAULT_SIZE
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.deadline import HeadDeadline
+from services.query.http.encoding import MIN_BYTES, accepts_gzip, gzipped
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
 from services.slots import MAX_STREAMS, StreamSlots
@@ -273,6 +274,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status, reason)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if len(data) >= MIN_BYTES:
+            # HEAD says what GET would send: the same coding and length.
+            self.send_header("Vary", "Accept-Encoding")
+            request_headers = getattr(self, "headers", None)  # unset: the head was unreadable
+            if request_headers is not None and accepts_gzip(request_headers["Accept-Encoding"]):
+                data = gzipped(data)
+                self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Type", media)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
