@@ -145,7 +145,11 @@ SCHEMAS: Json = {
                     "tier": _ref("Tier"),
                     **TALLY,
                     "uncoveredUnitIds": {"type": "array", "items": {"type": "string"}},
-                    "uncoveredUnits": {"type": "array", "items": _ref("NamedUnit")},
+                    "uncoveredUnits": {
+                        "type": "array",
+                        "items": _ref("NamedUnit"),
+                        "description": "the first uncovered units named (uncovered_named)",
+                    },
                     "coveredUnitIds": {
                         "type": "array",
                         "items": {"type": "string"},
@@ -265,7 +269,20 @@ def document() -> Json:
             "/api/campaigns/{campaignId}/coverage": {
                 "get": {
                     "summary": "coverage per tier, group and county; uncovered units named",
-                    "parameters": [campaign_id, SCOPE, AS_OF],
+                    "parameters": [
+                        campaign_id,
+                        SCOPE,
+                        AS_OF,
+                        _param(
+                            "uncovered_named",
+                            "query",
+                            "name at most this many uncovered units a group in uncoveredUnits "
+                            "(their first); uncoveredUnitIds still lists them all. Left out: "
+                            "every one is named",
+                            type="string",
+                            pattern="^[0-9]{1,9}$",
+                        ),
+                    ],
                     "responses": {**_ok(_ref("Coverage")), **_errors(*API_ERRORS)},
                 }
             },
