@@ -58,6 +58,11 @@ COVERING_VISIT = line(
         "area": "vaccination",
     },
 )
+# The county group n1's chips (its detail) as [name, covered].
+DETAIL_CHIPS = (
+    "return Array.from(document.querySelectorAll('[data-group=\"n1\"] .detail .chip'))"
+    ".map((e) => [e.textContent, e.classList.contains('covered')])"
+)
 # Everything the checks read off the page, in one round trip.
 READ_PAGE = """
 const text = (e) => (e ? e.textContent.trim() : null);
@@ -252,6 +257,15 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     until(browser, lambda p: p["live"] == "live")
     shot(browser, "dashboard.png")
 
+    from selenium.webdriver.common.by import By
+
+    # A county group's chips are built as it is first opened, marked as its mosaic is: built
+    # for every group up front, a 100,000-target campaign's page held 200,000 elements.
+    assert browser.execute_script(DETAIL_CHIPS) == []
+    browser.find_element(By.CSS_SELECTOR, '[data-group="n1"] button.toggle').click()
+    opened = [["聂家河镇", True], ["柏花口镇", True], ["竹岩冲镇", False]]
+    assert browser.execute_script(DETAIL_CHIPS) == opened
+
     # Live: one more covering visit shows up without reloading the page.
     browser.execute_script("window.__notReloaded = 'yes'")
     # Straight over gRPC, as a county node does, so the clock starts when it is accepted.
@@ -275,11 +289,11 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     assert page["bars"]["420581"] == ["宜都市", 6]
     assert page["series"]["2022-11-21"] == 1
     assert page["badge"] == "尚未全覆盖"  # c2 still has not visited 枝江市 in the window
+    # The opened group's chips follow the change too.
+    assert browser.execute_script(DETAIL_CHIPS) == [[name, True] for name, _ in opened]
     shot(browser, "dashboard-live.png")
 
     # Drill down: city -> county -> township, by clicking the bars.
-    from selenium.webdriver.common.by import By
-
     press(browser, '#bars g.bar[data-key="420581"] text.label')
     page = until(browser, lambda p: "420581101" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市"
@@ -299,13 +313,12 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     assert page["crumbs"] == "宜昌市›宜都市›聂家河镇"
     assert page["kpis"]["visits"] == "3"
     assert page["bars"]["420581101201"][1] == 1
-    # The county group's townships by name, opened from its row.
-    browser.find_element(By.CSS_SELECTOR, '[data-group="n1"] button.toggle').click()
-    names = browser.execute_script(
-        "return Array.from(document.querySelectorAll('[data-group=\"n1\"] .detail .chip'))"
-        ".map((e) => [e.textContent, e.classList.contains('covered')])"
-    )
-    assert names == [["聂家河镇", True], ["柏花口镇", True], ["竹岩冲镇", True]]
+    # The county group's townships by name, opened from its row above.
+    assert browser.execute_script(DETAIL_CHIPS) == [
+        ["聂家河镇", True],
+        ["柏花口镇", True],
+        ["竹岩冲镇", True],
+    ]
     shot(browser, "dashboard-drill.png")
     press(browser, '#crumbs button[data-depth="0"]')
     until(browser, lambda p: p["crumbs"] == "宜昌市" and len(p["bars"]) == 14)
