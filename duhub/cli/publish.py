@@ -29,7 +29,7 @@ from duhub.node.outbox import (
     placed,
     too_big,
 )
-from duhub.utf8 import bad_byte
+from duhub.utf8 import bad_byte, wide_encoding
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
@@ -59,15 +59,24 @@ class Tally:
     earlier: dict[int, int] = field(default_factory=dict)
 
 
+class NotUtf8(ValueError):
+    """The whole input is in another encoding (UTF-16, UTF-32): no line of it can be read."""
+
+
 def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
     """Yield (line number, event) or (line number, why the line is not an event).
 
     The file is UTF-8; a byte order mark before the first line is skipped (RFC 8259 lets a
     reader ignore it, and Windows tools write one). A line that is not UTF-8 is answered as a
     line that is not an event: it does not stop the reading (it did, with a traceback, after the
-    lines before it were stored in the outbox).
+    lines before it were stored in the outbox). A UTF-16 or UTF-32 file (Windows PowerShell's
+    `>`, Notepad's "Unicode") raises NotUtf8 before any line is yielded.
     """
     raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    wide = wide_encoding(raw.peek(4)[:4])
+    if wide:
+        raw.close()
+        raise NotUtf8(f"is {wide}: must be UTF-8")
     # surrogateescape: a byte that is not UTF-8 comes through as U+DC80..U+DCFF, which no
     # decoded UTF-8 yields, so the line it is on can be answered and the rest read on.
     stream = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline=None)
@@ -322,6 +331,9 @@ def run(
         client.fail(
             f"FILE: cannot read {name}: {e}; nothing of it was stored or sent", client.EXIT_USAGE
         )
+    except NotUtf8 as e:
+        name = "standard input" if path == "-" else path
+        client.fail(f"FILE: {name} {e}; nothing of it was stored or sent", client.EXIT_USAGE)
     except Unreachable as e:
         print(
             f"duhub: {e.report.pending} events wait in the outbox {box.path}; the next "

@@ -105,6 +105,30 @@ def test_a_byte_order_mark_is_not_taken_for_part_of_the_first_event(
 
 
 @pytest.mark.parametrize(
+    ("encoding", "mark"),
+    [("utf-16", "FF FE"), ("utf-16-be", "FE FF"), ("utf-32", "FF FE 00 00")],
+)
+def test_a_utf16_file_is_refused_as_a_whole_naming_its_encoding(
+    hub: Hub, tmp_path: Path, encoding: str, mark: str
+) -> None:
+    """Windows PowerShell's `>` and Notepad's "Unicode" write UTF-16 with a byte order mark.
+    Before: each 2-byte newline split the file at the wrong places, and two events came back
+    as four rejected lines, none saying why ('line 1: invalid UTF-8 (byte 0xff at column 1)',
+    'line 2: not a duhub.v1.Event in canonical JSON: Failed to load JSON: Expecting value')."""
+    lines = [json.dumps(sanction(f"u16-{encoding}-{i}", "420529", i)) for i in (1, 2)]
+    text = "\r\n".join(lines) + "\r\n"
+    bom = b"\xfe\xff" if encoding == "utf-16-be" else b""
+    done = publish(hub, tmp_path, bom + text.encode(encoding))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert (
+        f"FILE: {tmp_path / 'events.jsonl'} is {encoding.upper()[:6]} (it starts with the byte "
+        f"order mark {mark}): must be UTF-8; nothing of it was stored or sent"
+    ) in done.stderr
+    assert pending(tmp_path) == 0
+
+
+@pytest.mark.parametrize(
     ("event", "field"),
     [
         ({**sanction("twice-a", "420528", 1), "event_id": "twice-b"}, "eventId"),
