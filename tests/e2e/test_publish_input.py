@@ -586,3 +586,80 @@ def test_another_publishs_copy_sent_in_this_ones_forward_is_not_counted_for_this
     # The other copy's answer is the other publish's (the hub refuses its other content).
     assert "also forwarded 1 events" in done.stdout, done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_countys_mistakes_are_mended_as_readme_says_and_an_accepted_event_stays(
+    tmp_path: Path,
+) -> None:
+    """README, "Mistakes": a rejected event is fixed in the file and the file sent again, under
+    the same event_id and seq; an accepted event cannot be taken back or changed (its corrected
+    copy is rejected, the figures keep the first); an event taken out of the file while it
+    waits in the outbox is still sent by the next publish."""
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    hub.start()
+    try:
+
+        def event(event_id: str, seq: int, at: str, **payload: object) -> str:
+            return json.dumps(
+                {"eventId": event_id, "source": "420581", "seq": str(seq), "occurredAt": at}
+                | payload
+            )
+
+        visit = event(
+            "yd-1", 1, "2026-12-01T09:00:00+08:00",
+            supervisionVisit={"unitId": "420581101203", "area": "ecology"},
+        )  # fmt: skip
+        found = event(
+            "yd-2", 2, "2026-12-01T10:00:00+08:00",
+            problemFound={"problemId": "yd-p-1", "unitId": "420581101203", "area": "ecology"},
+        )  # fmt: skip
+        rectified = event(
+            "yd-3", 3, "2026-12-01T11:00:00+08:00", problemRectified={"problemId": "yd-p-1"}
+        )
+        # The county's export put the rectification before its finding.
+        done = publish(hub, tmp_path, "\n".join([visit, rectified, found]).encode())
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "line 2 (yd-3): problem_rectified.problem_id: unknown problem 'yd-p-1'" in (
+            done.stdout
+        )
+        # Mended: the lines in order, and the visit's village corrected (it was 204's).
+        mended = visit.replace("420581101203", "420581101204")
+        done = publish(hub, tmp_path, "\n".join([mended, found, rectified]).encode())
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "1 accepted, 1 duplicate, 1 rejected" in done.stdout
+        assert "line 1 (yd-1): event_id: already used by an event with other content" in (
+            done.stdout
+        )
+        assert stat_values(hub.address, "--metric", "visits", "--scope", "420581101203") == {
+            "visits": 1
+        }
+        assert stat_values(
+            hub.address, "--metric", "visits,problems_rectified", "--scope", "420581101204"
+        ) == {"visits": 0, "problems_rectified": 0}
+        assert stat_values(
+            hub.address, "--metric", "problems_rectified,problems_open", "--scope", "420581"
+        ) == {"problems_rectified": 1, "problems_open": 0}
+        # A wrong line waits in the outbox (no hub answers); it is taken out of the file, and
+        # the next publish sends it all the same.
+        wrong = event(
+            "yd-4", 4, "2026-12-02T09:00:00+08:00",
+            accountabilityImposed={"unitId": "420581102", "area": "ecology", "persons": 3},
+        )  # fmt: skip
+        right = event(
+            "yd-5", 5, "2026-12-02T09:00:00+08:00",
+            accountabilityImposed={"unitId": "420581103", "area": "ecology", "persons": 3},
+        )  # fmt: skip
+        done = publish(
+            hub, tmp_path, (wrong + "\n").encode(), "--target", "127.0.0.1:1", "--retry-for", "1"
+        )
+        assert done.returncode == 3, done.stdout + done.stderr
+        done = publish(hub, tmp_path, (right + "\n").encode())
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "also forwarded 1 events an earlier run or another publish left in it" in (
+            done.stdout
+        )
+        assert stat_values(
+            hub.address, "--metric", "accountability_persons", "--scope", "420581102"
+        ) == {"accountability_persons": 3}
+    finally:
+        hub.stop()
