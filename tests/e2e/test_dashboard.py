@@ -918,6 +918,59 @@ def test_a_campaigns_area_outside_the_pages_list_can_be_chosen(
     assert page["kpis"]["visits"] == "1" and page["bars"]["420581"] == ["宜都市", 1]
 
 
+def test_the_period_is_in_beijing_days_and_the_dates_shown_are_the_figures_window(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A county's campaign runs 2025-12-01 to 2025-12-31, Beijing time, as Yichang sets it.
+    The page showed it as "2025-11-30 至 2025-12-31" (UTC dates, where every other moment it
+    shows is Beijing time), and the same dates, entered again, answered for another window:
+    visits 1 before, 2 after (a visit on 11-30 at 11:00 Beijing, before the campaign, came in
+    with the whole UTC day 11-30)."""
+    launched = {
+        "campaignId": "eco", "name": "长江大保护督导", "area": "ecology",
+        "startsAt": "2025-12-01T00:00:00+08:00", "endsAt": "2026-01-01T00:00:00+08:00",
+        "groups": [{"groupId": "n1", "name": "宜都市督导组", "tier": "TIER_COUNTY",
+                    "targetUnitIds": ["420581101", "420581102"]}],
+    }  # fmt: skip
+    visit = {"campaignId": "eco", "groupId": "n1", "unitId": "420581101", "area": "ecology"}
+    lines = [
+        line("e1", "420500", 1, "2025-11-20T00:00:00Z", campaignLaunched=launched),
+        line("e2", "420581", 1, "2025-11-30T11:00:00+08:00", supervisionVisit=visit),
+        line("e3", "420581", 2, "2025-12-02T10:00:00+08:00", supervisionVisit=visit),
+    ]
+    assert publish(hub, tmp_path, lines).returncode == 0
+    browser.get(hub.dashboard + "?campaign=eco")
+    until(browser, lambda p: p["live"] == "live" and p["kpis"].get("visits") == "1")
+    dates = "return ['#from', '#to'].map((s) => document.querySelector(s).value)"
+    assert browser.execute_script(dates) == ["2025-12-01", "2025-12-31"]
+    meta = browser.execute_script("return document.querySelector('#campaign-meta').textContent")
+    assert "2025-12-01 至 2025-12-31" in meta, meta
+    cli = duhub(
+        hub.address, "query", "stats", "--metric", "visits", "--json",
+        "--from", "2025-12-01T00:00:00+08:00", "--to", "2026-01-01T00:00:00+08:00",
+    )  # fmt: skip
+    assert json.loads(cli.stdout)["rows"][0]["values"]["visits"] == "1"
+
+    def enter(selector: str, value: str) -> None:
+        browser.execute_script(
+            "const f = document.querySelector(arguments[0]); f.value = arguments[1];"
+            "f.dispatchEvent(new Event('change'));",
+            selector,
+            value,
+        )
+
+    # The same dates again: the same window. A Beijing day before it: the visit of 11-30.
+    enter("#from", "2025-12-01")
+    time.sleep(1.5)  # the page asks again; what it draws must not change
+    assert until(browser, lambda p: p["error"] == "")["kpis"]["visits"] == "1"
+    enter("#from", "2025-11-30")
+    until(browser, lambda p: p["kpis"]["visits"] == "2")
+    enter("#from", "2025-12-01")
+    enter("#to", "2025-12-01")  # one Beijing day: 12-02 10:00 is not in it
+    until(browser, lambda p: p["kpis"]["visits"] == "0")
+    assert browser.execute_script(dates) == ["2025-12-01", "2025-12-01"]
+
+
 def test_an_uncovered_unit_cut_short_in_the_list_is_named_whole_on_hover(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

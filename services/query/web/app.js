@@ -67,6 +67,7 @@
     area: "",
     from: "",
     to: "",
+    shownWindow: null, // [from, to] as the date fields show them (Beijing days)
     granularity: "week",
     metric: "visits",
     kpis: null,
@@ -110,7 +111,10 @@
     const b = beijing(new Date(iso));
     return `${b.date} ${b.time}`;
   };
-  const utcDate = (ms) => new Date(ms).toISOString().slice(0, 10);
+  // The period's dates are Beijing days, as every moment the page shows: a campaign Yichang
+  // runs from 12-01 00:00 showed as from 11-30 (its UTC date).
+  const beijingDate = (ms) => beijing(new Date(ms)).date;
+  const fromBeijingDate = (value) => Date.parse(`${value}T00:00:00+08:00`);
   // The as-of field is Beijing time, as every moment the page shows.
   const asOfInput = (iso) => {
     const b = beijing(new Date(iso));
@@ -176,7 +180,7 @@
       select.innerHTML = state.campaigns
         .map(
           (c) =>
-            `<option value="${esc(c.campaignId)}" title="${esc(c.campaignId)}">${esc(c.name)} · ${utcDate(Date.parse(c.startsAt))}</option>`,
+            `<option value="${esc(c.campaignId)}" title="${esc(c.campaignId)}">${esc(c.name)} · ${beijingDate(Date.parse(c.startsAt))}</option>`,
         )
         .join("");
       select.value = state.campaignId;
@@ -227,9 +231,9 @@
       state.from = c.startsAt;
       state.to = c.endsAt;
     } else {
-      const year = new Date().getUTCFullYear();
-      state.from = `${year}-01-01T00:00:00Z`;
-      state.to = `${year + 1}-01-01T00:00:00Z`;
+      const year = Number(beijingDate(Date.now()).slice(0, 4));
+      state.from = new Date(fromBeijingDate(`${year}-01-01`)).toISOString();
+      state.to = new Date(fromBeijingDate(`${year + 1}-01-01`)).toISOString();
     }
     const days = (Date.parse(state.to) - Date.parse(state.from)) / DAY_MS;
     state.granularity = days <= 120 ? "week" : "month";
@@ -257,8 +261,11 @@
   }
 
   function showWindow() {
-    $("#from").value = utcDate(Date.parse(state.from));
-    $("#to").value = utcDate(Date.parse(state.to) - 1);
+    $("#from").value = beijingDate(Date.parse(state.from));
+    $("#to").value = beijingDate(Date.parse(state.to) - 1);
+    // What the fields say of the window: a date entered again as shown keeps its edge (a
+    // window not on Beijing midnights, such as a campaign's from 00:00 UTC, stays itself).
+    state.shownWindow = [$("#from").value, $("#to").value];
     // Chosen is said to assistive technology too (pressed), not by colour alone.
     $$("#granularity button").forEach((b) => chosen(b, b.dataset.g === state.granularity));
   }
@@ -295,10 +302,10 @@
       return;
     }
     const count = (tier) => c.groups.filter((g) => g.tier === tier).length;
-    const end = utcDate(Date.parse(c.endsAt) - 1);
+    const end = beijingDate(Date.parse(c.endsAt) - 1);
     const meta = $("#campaign-meta");
     meta.textContent =
-      `${c.name} · ${areaLabel(c.area)} · ${utcDate(Date.parse(c.startsAt))} 至 ${end} · ` +
+      `${c.name} · ${areaLabel(c.area)} · ${beijingDate(Date.parse(c.startsAt))} 至 ${end} · ` +
       `${count("TIER_TASK_FORCE")} 个工作专班 + ${count("TIER_CITY")} 个市本级督导组 + ` +
       `${count("TIER_COUNTY")} 个县市区督导组`;
     meta.title = meta.textContent; // whole on hover where the header cuts it short
@@ -979,8 +986,12 @@
       schedule({ stats: true });
     });
     const onDate = () => {
-      const from = Date.parse(`${$("#from").value}T00:00:00Z`);
-      const to = Date.parse(`${$("#to").value}T00:00:00Z`) + DAY_MS;
+      const [shownFrom, shownTo] = state.shownWindow || [];
+      const [fromValue, toValue] = [$("#from").value, $("#to").value];
+      const from =
+        fromValue === shownFrom ? Date.parse(state.from) : fromBeijingDate(fromValue);
+      const to =
+        toValue === shownTo ? Date.parse(state.to) : fromBeijingDate(toValue) + DAY_MS;
       if (Number.isNaN(from) || Number.isNaN(to) || to <= from) {
         showError(new Error("期间: 结束日期须不早于开始日期"));
         return;
