@@ -120,21 +120,44 @@ def parse_event(line: str) -> pb.Event:
     """Parse one canonical-JSON Event. `eventId` and `event_id` are both accepted, but an object
     naming one field in both spellings is refused as a duplicate key is: protobuf's parser
     took the last of them (`{"eventId": "a", "event_id": "b"}` was published as 'b')."""
+    if line.strip() in ("{", "["):
+        raise json_format.ParseError(
+            f"'{line.strip()}' alone: an event spread over several lines (pretty-printed "
+            f"JSON); {_ONE_EVENT}"
+        )
     try:
         js = json.loads(line, object_pairs_hook=_one_spelling)
     except _GivenTwice as e:
         raise json_format.ParseError(str(e)) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse (RecursionError too)
         raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
+    if not isinstance(js, dict):
+        # protobuf answered an array with its first element and "unhashable type: 'dict'",
+        # "abc" with 'no field named "a"', a number with "'int' object is not iterable".
+        raise json_format.ParseError(f"a JSON {_json_kind(js)}, not an object: {_ONE_EVENT}")
     try:
         return json_format.ParseDict(js, pb.Event())
     except json_format.ParseError as e:
         bad = _BAD_TIME.match(str(e))
         if bad:
             raise json_format.ParseError(_bad_time(js, bad.group(1))) from e
-        raise
+        # One line of output per line of input: protobuf lists the known fields on a second.
+        raise json_format.ParseError(" ".join(str(e).split())) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse: what ParseDict raises else
-        raise json_format.ParseError(str(e)) from e
+        raise json_format.ParseError(" ".join(str(e).split())) from e
+
+
+_ONE_EVENT = "one event per line, each a JSON object (JSON Lines)"
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else "number"
 
 
 # protobuf's answer to a time that is not RFC 3339 quotes what its parser cut of it ('2022-11'

@@ -128,6 +128,35 @@ def test_a_utf16_file_is_refused_as_a_whole_naming_its_encoding(
     assert pending(tmp_path) == 0
 
 
+def test_a_line_that_is_no_json_object_says_so_on_one_line(hub: Hub, tmp_path: Path) -> None:
+    """A county system's export as one JSON array, or pretty-printed, or a value alone. Before:
+    the array came back as "Failed to parse {'eventId': …the whole event…} field: unhashable
+    type: 'dict'", "abc" as 'has no field named "a"', 42 as "'int' object is not iterable",
+    and an unknown field's answer ran onto a second line of the output, unindented."""
+    events = [sanction(f"shape-{i}", "420504", i) for i in (1, 2)]
+    unknown = {**sanction("shape-3", "420504", 3), "note": "x"}
+    lines = [json.dumps(events), '"abc"', "42", "null", json.dumps(unknown), "{"]
+    done = publish(hub, tmp_path, "\n".join(lines).encode())
+    assert done.returncode == 1, done.stdout + done.stderr
+    one_event = "one event per line, each a JSON object (JSON Lines)"
+    why = "not a duhub.v1.Event in canonical JSON"
+    shown = done.stdout.splitlines()
+    assert shown[0].endswith(": 0 accepted, 0 duplicate, 6 rejected"), done.stdout
+    assert shown[1:5] == [
+        f"  line {n}: {why}: a JSON {kind}, not an object: {one_event}"
+        for n, kind in enumerate(["array", "string", "number", "null"], start=1)
+    ]
+    assert shown[5].startswith(
+        f'  line 5: {why}: Message type "duhub.v1.Event" has no field named "note" at "Event".'
+        " Available Fields(except extensions): "
+    )
+    assert shown[6:] == [
+        f"  line 6: {why}: '{{' alone: an event spread over several lines (pretty-printed"
+        f" JSON); {one_event}"
+    ]
+    assert pending(tmp_path) == 0
+
+
 @pytest.mark.parametrize(
     ("event", "field"),
     [
