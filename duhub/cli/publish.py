@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from duhub.cli import client
 from duhub.cli.spool import Spool
 from duhub.node.outbox import (
+    PENDING,
     RETRYABLE,
     Backoff,
     Outbox,
@@ -365,6 +366,13 @@ def run(
         )
         client.fail_rpc(e.error, address)
     except grpc.RpcError as e:
+        waiting = box.counts()[PENDING]
+        if e.code() == grpc.StatusCode.PERMISSION_DENIED and waiting:  # type: ignore[attr-defined]
+            print(
+                f"duhub: {waiting} events wait in the outbox {box.path}; with credentials that "
+                "may send them, the next 'duhub publish' or 'duhub outbox retry' sends them",
+                file=sys.stderr,
+            )
         client.fail_rpc(e, address)
     finally:
         box.close()

@@ -52,6 +52,9 @@ CHANNEL_OPTIONS = [
 ]
 # How often a forward waiting for another's turn to end looks again.
 TURN_POLL = 0.02
+# How the hub names the event whose source the caller may not publish as, refusing the whole
+# request (duhub.auth.principal.check_publish): "events[3].source: node 420581 publishes …".
+_NAMED_SOURCE = re.compile(r"events\[(\d+)\]\.source: ")
 
 
 def _framed(size: int) -> int:
@@ -375,11 +378,17 @@ class Outbox:
                         failed = e
                         code = e.code()  # type: ignore[attr-defined]
                         if code == grpc.StatusCode.PERMISSION_DENIED:
-                            # The hub refused the whole request (e.g. events of another
-                            # source): nothing was appended. Keep the events for the operator,
-                            # out of the way of later publishes, which would be refused with
-                            # them again.
-                            self._refuse(rows, f"PERMISSION_DENIED: {e.details()}")  # type: ignore[attr-defined]
+                            # The hub refused the whole request: nothing was appended. The
+                            # event it names (another source's) is kept for the operator, out
+                            # of the way of later publishes, which would be refused with it
+                            # again; the others wait, as does every event when the caller
+                            # may not publish at all (a user's credentials). Marking the whole
+                            # batch rejected held back the good events sent with it, those an
+                            # earlier run left waiting too, for good.
+                            why = e.details() or ""  # type: ignore[attr-defined]
+                            named = _NAMED_SOURCE.match(why)
+                            i = int(named.group(1)) if named else len(rows)
+                            self._refuse(rows[i : i + 1], f"PERMISSION_DENIED: {why}")
                     else:
                         self._record(rows, reply.results, report, on_result)
                         backoff.reset()

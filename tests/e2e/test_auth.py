@@ -193,6 +193,56 @@ def test_a_foreign_unit_is_a_per_event_rejection(
     assert "unit '420582' lies outside the source's 420581" in done.stdout
 
 
+def test_a_refused_publish_holds_back_only_the_event_it_names(
+    mtls: HubProcess, pki: Path, tmp_path: Path
+) -> None:
+    """宜都市's node: two events wait in its outbox (the link was down); the next file has a
+    typo in one line's source (420851). The hub refuses that request whole, as it must, but
+    the outbox marked every event of it rejected: the two that waited and the file's good line
+    too, so a publish of the mended file sent only its own line, and the two were never sent
+    (outbox status: 4 rejected). A user's credentials, which may not publish at all, likewise
+    left the events rejected, not waiting for the right ones."""
+    node = ("--tls-dir", str(pki), "--cert", YIDU)
+    box = str(tmp_path / "outbox.db")
+    log: Path = mtls.log_file  # type: ignore[attr-defined]
+
+    def send(lines: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+        f = tmp_path / f"events-{next(IDS)}.jsonl"
+        f.write_text("\n".join(lines) + "\n")
+        return run("publish", str(f), "--outbox", box, "--wait", "20", *args)
+
+    def held() -> dict[str, int]:
+        done = run("outbox", "status", "--outbox", box, "--json")
+        assert done.returncode in (0, 1), done.stderr  # 1: it holds rejected events
+        counts = json.loads(done.stdout)
+        return {k: counts[k] for k in ("pending", "accepted", "rejected")}
+
+    waiting = [sanction(YIDU, YIDU, 1), sanction(YIDU, YIDU, 2)]
+    done = send(waiting, "--target", "127.0.0.1:1", "--retry-for", "0", *node)
+    assert done.returncode == 3, done.stderr
+    before, size = sanctioned(mtls, *node), log.stat().st_size
+    good, typo = sanction(YIDU, YIDU, 4), sanction("420851", YIDU, 8)
+    done = send([good, typo], "--target", mtls.address, "--retry-for", "0", *node)
+    assert done.returncode == 5, done.stderr
+    assert "not as '420851'; nothing of this request was appended" in done.stderr
+    assert log.stat().st_size == size  # the hub refused the request whole
+    assert held() == {"pending": 3, "accepted": 0, "rejected": 1}
+    assert "3 events wait in the outbox" in done.stderr
+    done = send([good], "--target", mtls.address, "--retry-for", "0", *node)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sanctioned(mtls, *node) == before + 1 + 2 + 4
+    # A user may not publish: the events wait for a node's credentials.
+    user = ("--tls-dir", str(pki), "--cert", "alice")
+    late = sanction(YIDU, YIDU, 16)
+    done = send([late], "--target", mtls.address, "--retry-for", "0", *user)
+    assert done.returncode == 5, done.stderr
+    assert held()["pending"] == 1
+    done = run("outbox", "retry", "--outbox", box, "--target", mtls.address, *node)
+    assert done.returncode == 1, done.stdout + done.stderr  # the typo's line stays rejected
+    assert held() == {"pending": 0, "accepted": 4, "rejected": 1}
+    assert sanctioned(mtls, *node) == before + 1 + 2 + 4 + 16
+
+
 def test_callers_without_a_valid_certificate_are_refused(
     mtls: HubProcess, pki: Path, tmp_path: Path
 ) -> None:

@@ -36,6 +36,7 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
         self.fail = fail
         self.lose = lose
         self.delay = delay
+        self.user = False  # the caller's credentials are a user's: it may not publish
         self.accepted: list[str] = []
         self.calls = 0
         self._lock = threading.Lock()
@@ -46,8 +47,15 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
             if self.fail > 0:
                 self.fail -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
-            if any(e.source == "other" for e in request.events):
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, "source: not yours")
+            if self.user:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "user u may not publish")
+            # As the hub names an event of another source (duhub.auth.principal).
+            for i, e in enumerate(request.events):
+                if e.source == "other":
+                    context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"events[{i}].source: node s publishes only as 's', not as 'other'",
+                    )
             results = []
             for e in request.events:
                 r = ipb.EventResult(event_id=e.event_id)
@@ -145,16 +153,40 @@ def test_forward_retries_then_keeps_rejections_for_the_operator(tmp_path: Path, 
 def test_a_refused_request_is_kept_aside_not_resent_with_later_events(  # type: ignore[no-untyped-def]
     tmp_path: Path, serve
 ) -> None:
+    """Only the event the hub names is kept aside: the whole batch was, so event 1, sent with
+    it, was rejected for good and never sent again."""
     address = serve(FakeIngest())
     with Outbox(tmp_path / "o.db") as box:
         box.add([event(1), event(2, source="other")])
         with pytest.raises(grpc.RpcError) as refused:
             box.forward(address, sleep=no_wait)
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert box.counts()["rejected"] == 2 and box.counts()["pending"] == 0
-        assert {r.reason for r in box.rejected()} == {"PERMISSION_DENIED: source: not yours"}
+        assert box.counts()["rejected"] == 1 and box.counts()["pending"] == 1
+        assert [(r.event_id, r.reason) for r in box.rejected()] == [
+            (
+                "e-2",
+                "PERMISSION_DENIED: events[1].source: node s publishes only as 's', not as 'other'",
+            )
+        ]
         box.add([event(3)])
-        assert box.forward(address, sleep=no_wait).accepted == 1  # not refused again
+        assert box.forward(address, sleep=no_wait).accepted == 2  # not refused again
+
+
+def test_events_refused_for_the_callers_credentials_wait_for_others(  # type: ignore[no-untyped-def]
+    tmp_path: Path, serve
+) -> None:
+    """A user's credentials may not publish at all: the events are not at fault, and wait."""
+    fake = FakeIngest()
+    fake.user = True
+    address = serve(fake)
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(1), event(2)])
+        with pytest.raises(grpc.RpcError) as refused:
+            box.forward(address, sleep=no_wait)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert box.counts()["pending"] == 2 and box.counts()["rejected"] == 0
+        fake.user = False
+        assert box.forward(address, sleep=no_wait).accepted == 2
 
 
 def test_a_lost_answer_is_sent_again_and_counted_once(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
