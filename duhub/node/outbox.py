@@ -57,6 +57,16 @@ TURN_POLL = 0.02
 _NAMED_SOURCE = re.compile(r"events\[(\d+)\]\.source: ")
 
 
+def _of_named_source(rows: Sequence[Stored], why: str) -> list[Stored]:
+    """Return the rows of the source the hub's refusal names (every one of them would be
+    refused alike), none when it names no event."""
+    named = _NAMED_SOURCE.match(why)
+    if named is None or int(named.group(1)) >= len(rows):
+        return []
+    source = rows[int(named.group(1))].event.source
+    return [r for r in rows if r.event.source == source]
+
+
 def _framed(size: int) -> int:
     """Return the bytes an event of `size` bytes takes in a PublishRequest (tag, length, it)."""
     length = 1
@@ -379,16 +389,14 @@ class Outbox:
                         code = e.code()  # type: ignore[attr-defined]
                         if code == grpc.StatusCode.PERMISSION_DENIED:
                             # The hub refused the whole request: nothing was appended. The
-                            # event it names (another source's) is kept for the operator, out
-                            # of the way of later publishes, which would be refused with it
-                            # again; the others wait, as does every event when the caller
-                            # may not publish at all (a user's credentials). Marking the whole
-                            # batch rejected held back the good events sent with it, those an
-                            # earlier run left waiting too, for good.
+                            # events of the source it names (another node's) are kept for the
+                            # operator, out of the way of later publishes, which would be
+                            # refused with them again; the others wait, as does every event
+                            # when the caller may not publish at all (a user's credentials).
+                            # Marking the whole batch rejected held back the good events sent
+                            # with it, those an earlier run left waiting too, for good.
                             why = e.details() or ""  # type: ignore[attr-defined]
-                            named = _NAMED_SOURCE.match(why)
-                            i = int(named.group(1)) if named else len(rows)
-                            self._refuse(rows[i : i + 1], f"PERMISSION_DENIED: {why}")
+                            self._refuse(_of_named_source(rows, why), f"PERMISSION_DENIED: {why}")
                     else:
                         self._record(rows, reply.results, report, on_result)
                         backoff.reset()

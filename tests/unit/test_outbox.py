@@ -172,6 +172,22 @@ def test_a_refused_request_is_kept_aside_not_resent_with_later_events(  # type: 
         assert box.forward(address, sleep=no_wait).accepted == 2  # not refused again
 
 
+def test_every_event_of_the_refused_source_is_kept_aside_at_once(  # type: ignore[no-untyped-def]
+    tmp_path: Path, serve
+) -> None:
+    """A file of many lines with one mistyped source: the hub names the first, but every event
+    of that source would be refused the same way. Kept aside one a run, it took a run per line
+    before the good events behind them went."""
+    address = serve(FakeIngest())
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([event(1), event(2, source="other"), event(3, source="other"), event(4)])
+        with pytest.raises(grpc.RpcError):
+            box.forward(address, sleep=no_wait)
+        assert sorted(r.event_id for r in box.rejected()) == ["e-2", "e-3"]
+        assert box.counts()["pending"] == 2
+        assert box.forward(address, sleep=no_wait).accepted == 2
+
+
 def test_events_refused_for_the_callers_credentials_wait_for_others(  # type: ignore[no-untyped-def]
     tmp_path: Path, serve
 ) -> None:
