@@ -141,19 +141,22 @@ def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None
 
 
 def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Unit | None) -> None:
-    f = "problem_rectified"
+    f = "problem_rectified.problem_id"
     problem = k.problem(p.problem_id)
-    if problem is None:
-        raise _Reject(f"{f}.problem_id", f"unknown problem '{p.problem_id}'", missing=True)
-    # Asked before the problem's state, and without naming its unit: another county's node
-    # learns neither whether its problem is still open nor where it lies.
-    unit = _unit_in("problem_rectified.problem_id", problem.unit_id, k, None)
-    if auth is not None and not unit.within(auth.unit_id):
-        raise _Reject(
-            f"{f}.problem_id", f"problem '{p.problem_id}' lies outside the source's {auth.unit_id}"
-        )
+    unit = None if problem is None else k.unit(problem.unit_id)
+    # A county is answered alike whether the problem exists nowhere or in another county, and
+    # before its state is looked at: another county's node learns neither that it exists, nor
+    # whether it is still open, nor where it lies. The city's node, which may rectify any,
+    # is told precisely.
+    if auth is not None and auth.level != Level.CITY:
+        if unit is None or not unit.within(auth.unit_id):
+            why = f"unknown problem '{p.problem_id}' in the source's {auth.unit_id}"
+            raise _Reject(f, why, missing=True)
+    elif problem is None:
+        raise _Reject(f, f"unknown problem '{p.problem_id}'", missing=True)
+    assert problem is not None
     if problem.rectified_at is not None:
-        raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' is already rectified")
+        raise _Reject(f, f"'{p.problem_id}' is already rectified")
     if e.occurred_at < problem.found_at:
         raise _Reject("occurred_at", "before the problem was found")
 

@@ -629,8 +629,11 @@ class Session:
         now = after
         if before + oracle.FUTURE_SLACK < event.occurred_at <= after + oracle.FUTURE_SLACK:
             now = before if r.field == "occurred_at" else after  # the hub's clock: in between
-        want, want_field = self.model.verdict(event, now)
+        want, want_field, want_reason = self.model.answer(event, now)
         assert (kind, r.field) == (want, want_field), (event, r)
+        if want_reason is not None:
+            assert r.reason == want_reason, (event, r)
+            self.stats["reasons compared"] += 1
         if kind == "accepted":
             self.accepted.append(event)
             self.ends[r.partition] = max(self.ends.get(r.partition, 0), r.offset + 1)
@@ -797,8 +800,10 @@ def test_fuzz_ingest_answers_every_event_and_counts_only_the_accepted(
         f"{stats['requests refused']} refused whole) in {took:.1f}s: {stats['accepted']} "
         f"accepted, {stats['duplicate']} duplicate, {stats['rejected']} rejected; "
         f"{stats['figures compared']} figures and {stats['coverages compared']} coverages "
-        "equal the oracle's"
+        f"equal the oracle's; {stats['reasons compared']} reasons a county must not learn "
+        "from equal too"
     )
     assert stats["sent"] >= MIN_SENT
     assert stats["accepted"] >= 1_000 and stats["duplicate"] >= 100 and stats["rejected"] >= 1_000
     assert stats["coverages compared"] >= EXAMPLES
+    assert stats["reasons compared"] >= 10

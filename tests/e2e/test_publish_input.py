@@ -648,9 +648,10 @@ def test_a_countys_mistakes_are_mended_as_readme_says_and_an_accepted_event_stay
         # The county's export put the rectification before its finding.
         done = publish(hub, tmp_path, "\n".join([visit, rectified, found]).encode())
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "line 2 (yd-3): problem_rectified.problem_id: unknown problem 'yd-p-1'" in (
-            done.stdout
-        )
+        assert (
+            "line 2 (yd-3): problem_rectified.problem_id: unknown problem 'yd-p-1' in the "
+            "source's 420581\n"
+        ) in done.stdout
         # Mended: the lines in order, and the visit's village corrected (it was 204's).
         mended = visit.replace("420581101203", "420581101204")
         done = publish(hub, tmp_path, "\n".join([mended, found, rectified]).encode())

@@ -66,6 +66,31 @@ class RuleModel:
 
     def verdict(self, e: Event, now: int, *, allow_reference: bool = False) -> tuple[str, str]:
         """Return (kind, field) for an event arriving now; accepted events are taken in."""
+        kind, field_, _ = self.answer(e, now, allow_reference=allow_reference)
+        return kind, field_
+
+    def answer(
+        self, e: Event, now: int, *, allow_reference: bool = False
+    ) -> tuple[str, str, str | None]:
+        """Return (kind, field, reason) for an event arriving now, the reason where the
+        contract's reading fixes its text (None elsewhere); accepted events are taken in."""
+        kind, field_ = self._verdict(e, now, allow_reference=allow_reference)
+        reason = None
+        if field_ == "problem_rectified.problem_id" and e.source != REFERENCE:
+            p = e.payload
+            assert isinstance(p, ev.ProblemRectified)
+            # A county is told alike of a problem that exists nowhere and of another
+            # county's: the answer must not tell it which of another county's ids exist.
+            if self.units[e.source][1] == Level.COUNTY and self._hidden(p.problem_id, e.source):
+                reason = f"{field_}: unknown problem '{p.problem_id}' in the source's {e.source}"
+        return kind, field_, reason
+
+    def _hidden(self, problem_id: str, county: str) -> bool:
+        """Return whether a problem is unknown to a county: found nowhere, or in another."""
+        f = self.found.get(problem_id)
+        return f is None or self._unit_fault(f.payload.unit_id, county)
+
+    def _verdict(self, e: Event, now: int, *, allow_reference: bool = False) -> tuple[str, str]:
         if e.event_id in self.ids:
             return (
                 ("duplicate", "")
@@ -139,7 +164,7 @@ class RuleModel:
             f = self.found.get(p.problem_id)
             if f is None or p.problem_id in self.rectified:
                 return "problem_rectified.problem_id"
-            if self._unit_fault(f.payload.unit_id, auth):
+            if self._unit_fault(f.payload.unit_id, auth):  # the city's node may rectify any
                 return "problem_rectified.problem_id"
             if e.occurred_at < f.occurred_at:
                 return "occurred_at"

@@ -526,9 +526,9 @@ def test_a_county_learns_nothing_of_another_countys_problem_by_rectifying_it(
     tmp_path: Path,
 ) -> None:
     """A county node may rectify only its own problems. Rectifying another county's must not
-    tell whether that problem is still open, nor in which unit it lies: before, the rejection
-    said "'p-done' is already rectified" of a rectified one and named the village of an open
-    one ("unit '420581101' lies outside the source's 420582")."""
+    tell whether that problem exists, is still open, or in which unit it lies: before, the
+    rejection said "'p-done' is already rectified" of a rectified one and named the village of
+    an open one ("unit '420581101' lies outside the source's 420582")."""
     import grpc
 
     from duhub.bootstrap import Hub, HubConfig
@@ -553,13 +553,16 @@ def test_a_county_learns_nothing_of_another_countys_problem_by_rectifying_it(
         probes = [
             rectify("p-done", event_id="z1", source=ZHIJIANG, seq=1),
             rectify("p-open", event_id="z2", source=ZHIJIANG, seq=2),
+            rectify("p-none", event_id="z3", source=ZHIJIANG, seq=3),  # exists nowhere
         ]
         done = stub.Publish(ipb.PublishRequest(events=probes), metadata=other, timeout=10)
-        assert [r.result for r in done.results] == [ipb.RESULT_REJECTED] * 2
+        assert [r.result for r in done.results] == [ipb.RESULT_REJECTED] * 3
         reasons = [r.reason for r in done.results]
+        # Nor whether it exists: before, an existing one "lies outside the source's 420582",
+        # one that exists nowhere was an "unknown problem".
         assert reasons == [
-            f"problem_rectified.problem_id: problem '{p}' lies outside the source's {ZHIJIANG}"
-            for p in ("p-done", "p-open")
+            f"problem_rectified.problem_id: unknown problem '{p}' in the source's {ZHIJIANG}"
+            for p in ("p-done", "p-open", "p-none")
         ]
         assert not any(TOWN in r or "rectified" in r.split(":", 1)[1] for r in reasons)
     finally:

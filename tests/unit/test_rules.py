@@ -567,3 +567,33 @@ def test_recorded_at_never_goes_back_across_a_restart(hub: Pipeline) -> None:
     assert row.values == dict.fromkeys(names, 0)
     (row,) = statistics(hub.engine, names, YIDU_T2, as_of=NOW)
     assert row.values == {"problems_found": 1, "problems_rectified": 1, "problems_open": 0}
+
+
+def test_a_county_cannot_tell_another_countys_problem_from_no_problem(hub: Pipeline) -> None:
+    """Rectifying another county's problem and one that exists nowhere answer a county alike:
+    before, Dangyang was told "problem 'p1' lies outside the source's 420582" of Yidu's p1 and
+    "unknown problem 'p9'" of p9, so it learned which of Yidu's problem ids exist (the
+    walk of 2026-12-05: 宜都 probing 夷陵's `yl-p-1`). The city, which may rectify any, is still
+    told precisely."""
+    county = hub.publish(
+        [
+            rectify("p1", event_id="q1", source=DANG, seq=50, occurred_at=T + HOUR),
+            rectify("p9", event_id="q2", source=DANG, seq=51, occurred_at=T + HOUR),
+        ]
+    )
+    assert [(r.field, r.reason) for r in county] == [
+        ("problem_rectified.problem_id", f"problem_rectified.problem_id: {why}")
+        for why in (
+            f"unknown problem 'p1' in the source's {DANG}",
+            f"unknown problem 'p9' in the source's {DANG}",
+        )
+    ]
+    (city,) = hub.publish([rectify("p9", event_id="q3", source=CITY, seq=50)])
+    assert city.reason == "problem_rectified.problem_id: unknown problem 'p9'"
+    (own,) = hub.publish([rectify("p9", event_id="q4", source=YIDU, seq=50)])
+    assert (
+        own.reason == f"problem_rectified.problem_id: unknown problem 'p9' in the source's {YIDU}"
+    )
+    assert kinds(
+        hub.publish([rectify("p1", event_id="q5", source=CITY, seq=51, occurred_at=T + HOUR)])
+    ) == ["accepted"]
