@@ -1,0 +1,105 @@
+"""`duhub outbox retry|status` as a county office reads them: what a retry sent and what the
+hub answered, and what the outbox holds after a file was sent twice. A real hub (embedded log,
+SQLite) in process, the `duhub` command as its own process, an outbox per test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from duhub.bootstrap import Hub, HubConfig
+from tests.e2e.hubproc import duhub
+
+YIDU = "420581"
+DOWN = "127.0.0.1:1"  # nothing listens there: publish leaves its events waiting
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    hub = Hub(HubConfig(tmp_path_factory.mktemp("outbox-cli") / "data", listen="127.0.0.1:0"))
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+def sanction(event_id: str, seq: int, unit_id: str = YIDU) -> str:
+    return json.dumps(
+        {
+            "eventId": event_id,
+            "source": YIDU,
+            "seq": str(seq),
+            "occurredAt": "2022-11-05T00:00:00Z",
+            "sanctionImposed": {"unitId": unit_id, "area": "ecology", "persons": 1},
+        }
+    )
+
+
+def write(tmp_path: Path, lines: list[str]) -> str:
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_outbox_retry_says_what_it_sent_and_what_the_hub_answered(hub: Hub, tmp_path: Path) -> None:
+    """Before, `outbox retry` printed only the outbox's whole state ("0 pending, 3 accepted,
+    0 duplicate, 1 rejected"): a user could not tell what this retry sent from what earlier
+    runs had, nor read why the hub rejected what it just sent without `outbox status`."""
+    box = str(tmp_path / "outbox.db")
+    first = write(tmp_path, [sanction("ret-1", 1)])
+    done = duhub(hub.address, "publish", first, "--outbox", box, "--wait", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The link is down: three events wait, one of them naming another county's unit.
+    lines = [sanction("ret-2", 2), sanction("ret-3", 3, "420582"), sanction("ret-1", 1)]
+    done = duhub(DOWN, "publish", write(tmp_path, lines), "--outbox", box, "--retry-for", "0")
+    assert done.returncode == 3, done.stdout + done.stderr
+
+    done = duhub(hub.address, "outbox", "retry", "--outbox", box)
+    assert done.returncode == 1, done.stdout + done.stderr  # it holds a rejected event
+    assert done.stdout.splitlines() == [
+        "sent 3 events: 1 accepted, 1 duplicate, 1 rejected",
+        "  ret-3: sanction_imposed.unit_id: unit '420582' lies outside the source's 420581",
+        f"{box}: 0 pending, 2 delivered, 1 rejected (duhub outbox status lists them)",
+    ]
+    done = duhub(hub.address, "outbox", "retry", "--outbox", box, "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["sent"] == {"accepted": 0, "duplicate": 0, "rejected": 0, "rejections": []}
+    assert (answer["pending"], answer["delivered"], answer["rejected"]) == (0, 2, 1)
+
+    done = duhub(hub.address, "outbox", "retry", "--outbox", box, "--rejected", "--json")
+    answer = json.loads(done.stdout)
+    assert answer["sent"] == {
+        "accepted": 0,
+        "duplicate": 0,
+        "rejected": 1,
+        "rejections": [
+            {
+                "event_id": "ret-3",
+                "field": "sanction_imposed.unit_id",
+                "reason": "sanction_imposed.unit_id: unit '420582' lies outside the source's "
+                "420581",
+            }
+        ],
+    }
+
+
+def test_outbox_status_counts_a_file_sent_twice_as_delivered(hub: Hub, tmp_path: Path) -> None:
+    """A file published, then published again: the second answers are DUPLICATE, recorded
+    over the first ACCEPTED, and `outbox status` said "0 accepted, 2 duplicate": read as
+    nothing having been accepted. Both answers mean the hub holds the event: delivered."""
+    box = str(tmp_path / "outbox.db")
+    events = write(tmp_path, [sanction("twice-1", 11), sanction("twice-2", 12)])
+    for _ in range(2):
+        done = duhub(hub.address, "publish", events, "--outbox", box, "--wait", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 accepted, 2 duplicate, 0 rejected" in done.stdout  # this run's answers
+
+    done = duhub(hub.address, "outbox", "status", "--outbox", box)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [f"{box}: 0 pending, 2 delivered, 0 rejected"]
+    done = duhub(hub.address, "outbox", "status", "--outbox", box, "--json")
+    answer = json.loads(done.stdout)
+    assert (answer["pending"], answer["delivered"], answer["rejected"]) == (0, 2, 0)
