@@ -143,18 +143,17 @@ def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None
 def _problem_rectified(e: Event, p: ev.ProblemRectified, k: Knowledge, auth: Unit | None) -> None:
     f = "problem_rectified.problem_id"
     problem = k.problem(p.problem_id)
-    unit = None if problem is None else k.unit(problem.unit_id)
-    # A county is answered alike whether the problem exists nowhere or in another county, and
-    # before its state is looked at: another county's node learns neither that it exists, nor
-    # whether it is still open, nor where it lies. The city's node, which may rectify any,
-    # is told precisely.
-    if auth is not None and auth.level != Level.CITY:
-        if unit is None or not unit.within(auth.unit_id):
-            why = f"unknown problem '{p.problem_id}' in the source's {auth.unit_id}"
-            raise _Reject(f, why, missing=True)
-    elif problem is None:
+    if problem is None and (auth is None or auth.level == Level.CITY):
+        # The city's node, which may rectify any of its city's, is told precisely.
         raise _Reject(f, f"unknown problem '{p.problem_id}'", missing=True)
-    assert problem is not None
+    unit = None if problem is None else k.unit(problem.unit_id)
+    if problem is None or unit is None or (auth is not None and not unit.within(auth.unit_id)):
+        # Answered alike whether the problem exists nowhere or in another's subtree, and before
+        # its state is looked at: another county's node learns neither that it exists, nor
+        # whether it is still open, nor where it lies. Only one that does not exist may still
+        # come (on another Kafka partition): one of another subtree is not waited for.
+        why = f"unknown problem '{p.problem_id}' in the source's {auth.unit_id if auth else ''}"
+        raise _Reject(f, why, missing=problem is None)
     if problem.rectified_at is not None:
         raise _Reject(f, f"'{p.problem_id}' is already rectified")
     if e.occurred_at < problem.found_at:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from duhub.domain import rules
-from duhub.domain.events import Event, Level, SupervisionVisit
+from duhub.domain.events import Event, Level, ProblemRectified, SupervisionVisit
 from duhub.domain.knowledge import EmptyKnowledge
-from duhub.domain.model import Unit
+from duhub.domain.model import Problem, Unit
 from duhub.readmodel.statistics import statistics
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
@@ -507,6 +507,36 @@ def test_check_authority(source: str, unit_id: str, kind: str, field: str) -> No
     v = rules.check(_visit(source, unit_id), Known(CITY_UNIT, YIDU_UNIT, T1_UNIT), NOW)
     assert (v.kind, v.field) == (kind, field)
     assert v.reason.startswith(f"{field}: ") if field else v.reason == ""
+
+
+class KnownProblems(Known):
+    def __init__(self, problems: dict[str, Problem], *units: Unit) -> None:
+        super().__init__(*units)
+        self.problems = problems
+
+    def problem(self, problem_id: str) -> Problem | None:
+        return self.problems.get(problem_id)
+
+
+def _rectify(source: str, problem_id: str) -> Event:
+    return Event("r", source, 1, T + DAY, 0, ProblemRectified(problem_id), b"d")
+
+
+def test_a_problem_of_another_subtree_is_refused_and_not_waited_for() -> None:
+    # A reference may register two cities (a province's hub): one city's node rectifying the
+    # other's problem is refused as a county's is, and an existing problem is never waited
+    # for (only one that does not exist yet may still come, on another Kafka partition).
+    other_city = Unit("429000", "", Level.CITY, "other", ("429000",))
+    other_county = Unit("429001", "429000", Level.COUNTY, "c", ("429000", "429001"))
+    k = KnownProblems(
+        {"p": Problem("p", "429001", "grain", T)}, CITY_UNIT, YIDU_UNIT, other_city, other_county
+    )
+    for source in (CITY, YIDU):
+        v = rules.check(_rectify(source, "p"), k, NOW)
+        assert (v.kind, v.field, v.missing) == ("rejected", "problem_rectified.problem_id", False)
+        assert v.reason.endswith(f"unknown problem 'p' in the source's {source}")
+    assert rules.check(_rectify("429000", "p"), k, NOW).kind == "accepted"
+    assert rules.check(_rectify(YIDU, "nowhere"), k, NOW).missing
 
 
 def test_check_reference_allowed_only_when_asked() -> None:
