@@ -205,6 +205,18 @@ dead_letters = Table(
     Column("reason", Text, nullable=False),
 )
 
+# The reference events this read model was last found to hold, as loaded (one row): how many,
+# from seq 1, and the SHA-256 of their digests one after another. A restart with the same file
+# compares this fingerprint instead of reading and comparing every reference event
+# (duhub/readmodel/reference.py). Not derived from the log: a cache, rebuilt when missing.
+reference_loaded = Table(
+    "reference_loaded",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("units", BigInteger, nullable=False),
+    Column("fingerprint", LargeBinary(32), nullable=False),
+)
+
 # Changes of layout a read model made by an earlier version has had applied, by name: each
 # applied once (`duhub/readmodel/layout.py`), whoever opens the read model first.
 layout = Table(

@@ -13,11 +13,12 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from duhub.bootstrap import Hub, HubConfig
+from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch
 from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import read_positions
 from duhub.reference.file import reference_from_file
 from duhub.v1 import events_pb2 as pb
@@ -413,3 +414,68 @@ def test_a_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path.write_text(json.dumps({"units": OWN}, ensure_ascii=False), encoding="utf-8-sig")
     events = reference_from_file(str(path)).events
     assert [e.org_unit_registered.unit_id for e in events] == [u["unit_id"] for u in OWN]
+
+
+def restart(data: Path, reference: Path) -> str:
+    """Start a hub on `data` once more; return why it refused to, or '' when it started."""
+    hub = Hub(HubConfig(data, listen="127.0.0.1:0", reference=reference_from_file(str(reference))))
+    try:
+        hub.start()
+        caught_up(hub)
+        return ""
+    except ReferenceMismatch as e:
+        return str(e)
+    finally:
+        hub.stop(grace=0)
+
+
+def test_a_restart_with_the_same_file_reads_only_what_no_fingerprint_vouches_for(
+    tmp_path: Path,
+) -> None:
+    # A country's 640,800 units were read and compared one by one at every start (~3 s per
+    # 200k). Once found the same, they are fingerprinted: a restart compares the fingerprint.
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    start(data, own).stop(grace=0)
+    assert restart(data, own) == ""  # reads all three, and fingerprints them
+    engine = open_engine(f"sqlite:///{data / 'readmodel.db'}")
+    try:
+        seen = s.events_seen.c
+        with engine.begin() as conn:
+            # Unit 2's row garbled behind the hub's back: only a start that reads it sees it.
+            conn.execute(
+                update(s.events_seen)
+                .where(seen.event_id == "ref:own:420502")
+                .values(digest=bytes(32))
+            )
+        assert restart(data, own) == ""
+        with engine.begin() as conn:
+            conn.execute(s.reference_loaded.delete())
+    finally:
+        engine.dispose()
+    # Without the fingerprint every row is read again, and the garbled one refuses the start.
+    refused = restart(data, own)
+    assert "its reference event 2 'ref:own:420502' registered the unit otherwise" in refused
+
+
+def test_a_fingerprinted_reference_still_refuses_another_file_and_loads_added_units(
+    tmp_path: Path,
+) -> None:
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    start(data, own).stop(grace=0)
+    assert restart(data, own) == ""  # fingerprinted now
+    changed = write(tmp_path / "changed.json", [*OWN[:2], dict(OWN[2], name="改名街道")])
+    assert "its reference event 3 'ref:own:420502101' registered the unit otherwise" in (
+        restart(data, changed)
+    )
+    assert "3 reference units, where this one has 2" in restart(
+        data, write(tmp_path / "fewer.json", OWN[:2])
+    )
+    town = {"unit_id": "420502102", "parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "新"}
+    more = write(tmp_path / "more.json", [*OWN, town])
+    hub = start(data, more)
+    try:
+        assert reference_seqs(hub)["ref:own:420502102"] == 4
+    finally:
+        hub.stop(grace=0)
+    assert restart(data, more) == ""
+    assert "4 reference units, where this one has 3" in restart(data, changed)
