@@ -46,7 +46,8 @@ def events_of(units: list[dict], name: str) -> list[pb.Event]:  # type: ignore[t
         payload["level"] = pb.Level.Value(payload["level"])
         out.append(
             pb.Event(
-                event_id=f"ref:{name}:{unit['unit_id']}",
+                # A unit without one is refused by the rules' check after, as an empty one.
+                event_id=f"ref:{name}:{unit.get('unit_id', '')}",
                 source=REFERENCE_SOURCE,
                 seq=seq,
                 occurred_at=occurred_at,

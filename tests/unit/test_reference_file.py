@@ -197,6 +197,11 @@ BAD = [
         ["units[3]", "'420503'", "code", "not a field of a unit"],
     ),
     (OWN + [dict(OWN[2], name="again")], ["units[3]", "'420502101'", "unit_id", "units[2]"]),
+    # A unit without an id: before, a KeyError traceback (exit 1).
+    (
+        OWN + [{"parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "x"}],
+        ["units[3]", "unit_id", "required"],
+    ),
     (
         OWN + [{"unit_id": "420600", "parent_id": "", "level": "LEVEL_CITY", "name": "襄阳市"}],
         ["units[3]", "'420600'", "level", "one city"],
