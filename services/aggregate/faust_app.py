@@ -218,6 +218,14 @@ class _Worker(faust.Worker):
     _signal_name = ""
     early_stop: StopSignals | None = None
 
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # No progress spinner: its end wrote "\b\x1b[?25h" (show the cursor) to stdout even
+        # with no terminal there, garbling the logs collected from it. Faust drops it itself
+        # for a log level below WARN when it sets up logging, which it does not here
+        # (override_logging=False); every use of it checks for None.
+        self.spinner = None
+
     def install_signal_handlers(self) -> None:
         super().install_signal_handlers()
         # The loop listens now (its handlers replaced the caller's, with no moment between
