@@ -10,6 +10,7 @@ holds its partition back until it is, instead of being rejected.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,12 +111,15 @@ FORGED_NO_STAMP = (
 )
 
 
-def _wait_out(e: Exception, since: float | None) -> float:
+def _wait_out(e: Exception, since: float | None, stopping: threading.Event) -> float:
     """Wait a second through an outage of the read model that began at `since` (now when
-    None) and return when it began; raise `e` once it has lasted DB_OUTAGE_LIMIT_S."""
+    None) and return when it began; raise `e` once it has lasted DB_OUTAGE_LIMIT_S, or at
+    once when the worker is stopping: the batch cannot commit meanwhile, and waiting held
+    the stop past the 30 s a container gets (its partitions' next owner applies it from the
+    positions in the read model)."""
     now = time.monotonic()
     since = now if since is None else since
-    if now - since > DB_OUTAGE_LIMIT_S:
+    if stopping.is_set() or now - since > DB_OUTAGE_LIMIT_S:
         raise e
     log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
     time.sleep(1.0)
@@ -172,6 +176,8 @@ class BatchApplier:
         self.on_dead = on_dead
         self.clock = clock
         self.positions: dict[int, int] = read_positions(engine)
+        # Set when the worker stops: an outage of the read model is not waited out then.
+        self.stopping = threading.Event()
         self._blocked_since: dict[tuple[int, int], float] = {}
         # partition -> offset of its Kafka-direct head left waiting for the other partitions
         # to pass its log time (see `log_settled`: two such of one millisecond), kept across
@@ -196,7 +202,7 @@ class BatchApplier:
             try:
                 return self.refresh()
             except (OperationalError, InterfaceError) as e:
-                outage_since = _wait_out(e, outage_since)
+                outage_since = _wait_out(e, outage_since, self.stopping)
 
     def apply(self, records: Sequence[LogRecord], *, figures: bool = True) -> Applied:
         """Fold the records into the read model and commit them with their positions.
@@ -221,7 +227,7 @@ class BatchApplier:
             except (OperationalError, InterfaceError) as e:
                 # The read model is unreachable. Nothing of this batch counts unless its
                 # positions committed: re-read them once it answers, and apply from there.
-                outage_since = _wait_out(e, outage_since)
+                outage_since = _wait_out(e, outage_since, self.stopping)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
     def _apply_once(self, records: Sequence[LogRecord], figures: bool = True) -> Applied:

@@ -49,10 +49,19 @@ WATCHDOG_CHECK_S = 5.0
 # Faust's default 60 s session timeout before the group gave them to the others; 10 s now.
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 2.0
-# How long a stopping worker waits for the batch in hand to commit before it leaves the group.
-STOP_WAIT_S = 30.0
-# How long it then tries to leave the group (a broker gone: Faust waited 60 s for its consumer).
-LEAVE_WAIT_S = 10.0
+# A stopping worker ends within this, from the signal: compose and Kubernetes give a container
+# 30 s before SIGKILL. (Before, the stages' own limits added up to 30 + 10 + ~4 s: 44 s with
+# PostgreSQL and Kafka both hung, tests/integration/test_worker_stop_outage.py.)
+STOP_WITHIN_S = 23.0
+# Left of it after the group is left: the rest of Faust's stop (~1 s) and a thread that will
+# not end (stuck_threads.GRACE_S).
+AFTER_LEAVE_S = 4.5
+# How long it tries to leave the group (a broker gone: Faust waited 60 s for its consumer).
+LEAVE_WAIT_S = 7.0
+# How long it waits for the batch in hand to commit before it leaves the group: what the
+# deadline leaves (11.5 s). A read model that refuses meanwhile is not waited for at all
+# (apply._wait_out).
+STOP_WAIT_S = STOP_WITHIN_S - LEAVE_WAIT_S - AFTER_LEAVE_S
 
 
 def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
@@ -244,6 +253,8 @@ class _Worker(faust.Worker):
         # Before the app stops (and its consumer leaves the group): services stop their own
         # work first, then their children.
         feed: Feed = self.app.duhub_feed  # type: ignore[attr-defined]
+        # One deadline for the stages: what one leaves unused the next may take.
+        deadline = time.monotonic() + STOP_WITHIN_S
         feed.stop(self._signal_name or "stopping")
         if not feed.running:  # stopped before it started
             await super().on_stop()
@@ -262,7 +273,8 @@ class _Worker(faust.Worker):
         # session drops this worker anyway, and positions live in the read model.
         consumer_thread = getattr(self.app.consumer, "_thread", None)
         if consumer_thread is not None:
-            consumer_thread.shutdown_timeout = LEAVE_WAIT_S
+            left = deadline - time.monotonic() - AFTER_LEAVE_S
+            consumer_thread.shutdown_timeout = max(1.0, min(LEAVE_WAIT_S, left))
         await super().on_stop()
 
 

@@ -67,8 +67,10 @@ class Feed:
         self.stopped = threading.Event()
 
     def stop(self, why: str) -> None:
-        """Ask the feed's thread to stop after the step in hand (`close` follows)."""
+        """Ask the feed's thread to stop after the step in hand (`close` follows); a batch
+        waiting for an unreachable read model gives up (its positions did not move)."""
         self.stopping = why
+        self.driver.applier.stopping.set()
 
     def close(self) -> None:
         """Commit what is in flight and say what this worker gives up; from the feed's thread,

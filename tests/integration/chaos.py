@@ -36,7 +36,7 @@ def free_port() -> int:
     by some client's outgoing connection meanwhile."""
     rng = random.Random()
     while True:
-        port = rng.randrange(21000, 29000)
+        port = rng.randrange(30000, 32700)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
