@@ -44,7 +44,7 @@ from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 from services.aggregate.embedded import LogTailer
 from services.auth.guard import OPEN, Security
-from services.ingest.ingestor import MAX_BATCH, Ingestor
+from services.ingest.ingestor import MAX_BATCH, Ingestor, NotReady
 from services.ingest.request import add_ingest_service
 from services.ingest.service import IngestServicer
 from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
@@ -257,10 +257,30 @@ def load_reference(ingestor: Ingestor, engine: Engine, reference: Reference | No
     # In batches ingest takes (a city may have more villages than one holds); one cut short
     # by a crash is completed at the next start, as above.
     for at in range(0, len(rest), MAX_BATCH):
-        results = ingestor.publish(rest[at : at + MAX_BATCH], allow_reference=True)
+        results = _publish_when_ready(ingestor, rest[at : at + MAX_BATCH])
         rejected = [r for r in results if r.reason]
         if rejected:
             raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+
+
+# While ingest refuses a reference batch, it is tried again this often; said this often.
+READY_RETRY_S = 0.2
+READY_SAY_S = 10.0
+
+
+def _publish_when_ready(ingestor: Ingestor, events: list[pb.Event]) -> list[ingest_pb2.EventResult]:
+    """Publish a reference batch, waiting while ingest is not ready for it: it refuses to run
+    MAX_PENDING (200,000) events ahead of the read model, and a country's 640,800 units
+    stopped the start after the first 200,000. (Refused, nothing of the batch is appended.)"""
+    said = 0.0
+    while True:
+        try:
+            return ingestor.publish(events, allow_reference=True)
+        except NotReady as e:
+            if time.monotonic() - said >= READY_SAY_S:
+                log.info("loading the reference waits: %s", e)
+                said = time.monotonic()
+            time.sleep(READY_RETRY_S)
 
 
 def _first_difference(

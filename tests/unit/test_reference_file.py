@@ -509,3 +509,26 @@ def test_reference_events_are_the_bytes_json_format_made() -> None:
         events = events_of(units, name)
         assert [content_digest(e) for e in events] == [content_digest(e) for e in made]
         assert events == made
+
+
+def test_a_reference_larger_than_ingest_lets_the_read_model_fall_behind_is_loaded_whole(
+    tmp_path: Path,
+) -> None:
+    # Ingest refuses to append while the read model is MAX_PENDING (200,000) events behind:
+    # a country's 640,800 units stopped `duhub up` after the first 200,000 ("NotReady: the
+    # read model is 200000 events behind …"). The load waits for the read model instead.
+    villages = [
+        {"unit_id": f"420502101{i:04d}", "parent_id": "420502101", "level": "LEVEL_VILLAGE"}
+        | {"name": f"村{i}"}
+        for i in range(10_050)
+    ]
+    own = reference_from_file(str(write(tmp_path / "own.json", OWN + villages)))
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0", reference=own))
+    hub.ingestor.max_pending = 5_000  # under one publish batch (10,000): the second waits
+    try:
+        hub.start()
+        caught_up(hub)
+        assert len(units_of(hub)) == len(OWN) + len(villages)
+        assert max(reference_seqs(hub).values()) == len(OWN) + len(villages)
+    finally:
+        hub.stop(grace=0)
