@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import faust
 from faust.types import TP
 
-from duhub.log.belongs import check_belongs
+from duhub.log.belongs import LogLost, check_belongs
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from services.aggregate import fetcher_close, heap
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 # 7.3-10.7k (1,000: median 9.5k).
 MAX_POLL_RECORDS = 1_000
 EXIT_CRASHED = 70
+# The log lost what the read model applied: as at start (`check_belongs`), which a restart
+# then meets.
+EXIT_LOG_LOST = 2
 TRIM_INTERVAL_S = 5.0  # see services/aggregate/heap.py
 # No batch for this long while our partitions have records: the reader is wedged.
 STALL_S = 60.0
@@ -135,6 +138,8 @@ def _run_feed(feed: Feed) -> None:
                 heap.trim()
                 trimmed_at = time.monotonic()
         feed.close()
+    except LogLost as e:
+        _stop_lost(e)
     except BaseException:
         if feed.stopping:
             # Stopping anyway: what did not commit is applied again by the partitions' next
@@ -148,6 +153,14 @@ def _run_feed(feed: Feed) -> None:
         log.critical("aggregate worker stops: a batch failed", exc_info=True)
         logging.shutdown()
         os._exit(EXIT_CRASHED)
+
+
+def _stop_lost(e: LogLost) -> None:
+    """Stop the process: going on, the worker would take the log's new records for those
+    applied at their offsets, and never count them."""
+    log.critical("aggregate worker stops: %s", e)
+    logging.shutdown()
+    os._exit(EXIT_LOG_LOST)
 
 
 def _log_failure(done) -> None:  # type: ignore[no-untyped-def]
@@ -283,12 +296,20 @@ def _watchdog(app: faust.App) -> None:
     wedged reader, or a group Faust never rejoined: aiokafka's fetcher has crashed after a
     seek, robinhood/aiokafka#19, and Faust then hung in its shutdown for minutes). A supervisor
     restarts an exited process, and the other workers take the partitions meanwhile;
-    positions live in the read model."""
+    positions live in the read model. Also stop it (exit 2) when the log ends before our
+    partitions' positions: it lost records (`Feed.check_log`)."""
     driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
+    feed: Feed = app.duhub_feed  # type: ignore[attr-defined]
     while True:
         time.sleep(WATCHDOG_CHECK_S)
         try:
+            # Also while no fetch fails: a broker emptied under an idle worker, before the
+            # log's new records pass its positions (then no offset tells them apart).
+            feed.check_log()
             stalled = driver.stalled(_assigned(app, driver.kafka.spec.topic), STALL_S)
+        except LogLost as e:
+            _stop_lost(e)
+            return
         except Exception:  # not started, or rebalancing: look again later
             continue
         if stalled:

@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from kafka.errors import LogTruncationError, OffsetOutOfRangeError
+
 from duhub.log.base import LogRecord
+from duhub.log.belongs import refuse_lost
 from services.aggregate.driver import ContiguousDriver
 
 log = logging.getLogger(__name__)
@@ -99,10 +102,21 @@ class Feed:
         reading = self.mine - d.full()
         if reading != self.reader.partitions:
             self.reader.assign(reading, {p: d.next_offset(p) for p in reading})
-        records = self.reader.take(BATCH, TAKE_WITHIN_S)
+        try:
+            records = self.reader.take(BATCH, TAKE_WITHIN_S)
+        except (OffsetOutOfRangeError, LogTruncationError):
+            self.check_log()  # raises LogLost when the log ends before the read model
+            raise
         if records or (d.holding() and self.clock() - d.last_handled >= RETRY_HELD_S):
             self.reader.seek(d.handle(records))
         self._commit_positions()
+
+    def check_log(self) -> None:
+        """Raise LogLost when our partitions' positions lie past the log's end (the broker
+        lost its data, the topic was made again): the records it takes from now on would be
+        taken for those applied at their offsets, and never counted."""
+        at = self.driver.applier.positions
+        refuse_lost({p: at.get(p, 0) for p in self.mine}, self.driver.kafka.end_offsets())
 
     def _follow(self, mine: set[int]) -> None:
         d = self.driver

@@ -35,9 +35,10 @@ class PartitionReader:
             group_id=None,  # no group of its own: the positions are the read model's
             enable_auto_commit=False,
             client_id="duhub-aggregate",
-            # An offset past the log's end (a topic made afresh) starts over: what the read
-            # model holds already is skipped by its positions, nothing is passed over.
-            auto_offset_reset="earliest",
+            # An offset out of the log's range raises (OffsetOutOfRangeError): the feed finds
+            # why (`Feed.check_log`). With "earliest", a topic made afresh under a running worker
+            # was read from 0, each record taken for one applied at that offset, unsaid.
+            auto_offset_reset="none",
             # Committed records only: an aborted transaction's are skipped, and the driver
             # finds the log holds none there (`ContiguousDriver._log_skips`).
             isolation_level=ISOLATION_LEVEL,

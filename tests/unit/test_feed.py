@@ -5,9 +5,12 @@ here is a list of records (Kafka's own reading is the integration tests')."""
 
 from __future__ import annotations
 
+import pytest
+from kafka.errors import OffsetOutOfRangeError
 from sqlalchemy import Engine
 
 from duhub.log.base import LogRecord
+from duhub.log.belongs import LogLost
 from services.aggregate import driver as driver_module
 from services.aggregate.apply import BatchApplier
 from services.aggregate.driver import ContiguousDriver
@@ -157,3 +160,37 @@ def test_the_groups_offsets_follow_the_read_model_every_few_seconds(tmp_path) ->
     clock.now += COMMIT_INTERVAL_S
     feed.step()
     assert commits == [{0: 10, 1: 1}]  # nothing moved: nothing committed
+
+
+class OutOfRange(ListReader):
+    """Kafka's answer to a fetch past a partition's end (kafka-python raises it, the worker's
+    reader resetting no offset by itself)."""
+
+    def take(self, limit: int, within_s: float) -> list[LogRecord]:
+        raise OffsetOutOfRangeError({0: self.next.get(0)})
+
+
+class EndsAt(NoGaps):
+    def __init__(self, ends: dict[int, int]) -> None:
+        self.ends = ends
+
+    def end_offsets(self) -> dict[int, int]:
+        return dict(self.ends)
+
+
+def test_a_log_that_ends_before_the_read_model_stops_the_feed(tmp_path) -> None:
+    """Before 2026-12-05 the reader went back to the start of a partition whose fetch offset
+    lay past its end (a topic made again under the worker), and the driver took every new
+    record for the one applied at its offset: none was ever counted, with no word said."""
+    applier = setup(tmp_path)
+    BatchApplier(applier.engine).apply([new_village(), *visits(40)])
+    log = EndsAt({0: 40, 1: 1, 2: 99})
+    feed = Feed(ContiguousDriver(log, applier.engine), OutOfRange(), owned=lambda: {0, 1})  # type: ignore[arg-type]
+    with pytest.raises(OffsetOutOfRangeError):  # not for a lost log: the error as it came
+        feed.step()
+    feed.check_log()  # the watchdog's look: nothing lost
+    log.ends[0] = 3  # the broker lost its data; 3 records since
+    with pytest.raises(LogLost, match=r"partition 0 at 40, the log ends at 3\)"):
+        feed.step()
+    with pytest.raises(LogLost, match=r"partition 0 at 40, the log ends at 3\)"):
+        feed.check_log()
