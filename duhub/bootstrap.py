@@ -431,6 +431,7 @@ class IngestProcess:
         self.engine = open_engine(config.database)
         check_belongs(self.log, self.engine)
         self.ingestor = Ingestor(self.log, self.engine)
+        self.ingestor.on_failure = self._fail
         self.server, self.port, self.health = create_server(
             config.listen,
             ingest=IngestServicer(self.ingestor, self.security, config.max_streams),
@@ -438,9 +439,14 @@ class IngestProcess:
             max_streams=config.max_streams,
         )
         self.monitor: HealthMonitor | None = None
-        # Why it cannot serve (the log holds another reference): the command exits with it.
+        # Why it cannot serve (the log holds another reference, or lost records): the command
+        # exits with it.
         self.failure = ""
         self.failed = threading.Event()
+
+    def _fail(self, why: str) -> None:
+        self.failure = why
+        self.failed.set()
 
     def start(self) -> None:
         self.ingestor.ready.clear()
@@ -461,8 +467,7 @@ class IngestProcess:
                     load_reference(self.ingestor, self.engine, self.config.reference)
                     break
                 except ReferenceMismatch as e:
-                    self.failure = str(e)
-                    self.failed.set()
+                    self._fail(str(e))
                     return
                 except (*UNREACHABLE_DB, KafkaError, OSError) as e:
                     # The read model or the log went away meanwhile: wait for it and start

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  metrics:                {url}", flush=True)
         failed = getattr(service, "failed", None)
         while not stop.wait(0.5):
-            if failed is not None and failed.is_set():  # the log holds another reference
+            # The log holds another reference, or lost records (ingest refuses for good).
+            if failed is not None and failed.is_set():
                 service.stop()
                 return fatal(f"duhub serve {args.service}: {service.failure}", EXIT_USAGE)
         service.stop()

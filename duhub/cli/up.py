@@ -15,6 +15,7 @@ from duhub.cli.serve import http_address
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals
 from duhub.log.base import LogCorrupted
+from duhub.log.belongs import LogLost
 from duhub.logs import fatal, setup_logging
 from duhub.readmodel.writer import read_positions
 from duhub.reference import Reference
@@ -80,13 +81,22 @@ def run(args: argparse.Namespace) -> int:
     with StopSignals() as stop:
         print(banner(hub, simulated=simulator is not None, metrics_url=url), flush=True)
         while not stop.wait(1.0):
+            if hub.ingestor.failure:  # the log lost records: ingest refuses for good
+                break
             if hub.tailer.error is not None:
                 log.error("the aggregator stopped: %s", hub.tailer.error)
                 break
         if simulator is not None:
             simulator.stop()
         hub.stop()
+    lost = hub.ingestor.failure or _lost(hub.tailer.error)
+    if lost:  # as at start (exit 2), which a restart then meets
+        return fatal(f"duhub up: {lost}", EXIT_USAGE)
     return 1 if hub.tailer.error is not None else 0
+
+
+def _lost(error: BaseException | None) -> str:
+    return str(error) if isinstance(error, LogLost) else ""
 
 
 def own_reference(path: str | None, *, simulated: bool) -> Reference | None:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from duhub import metrics
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog, holds_all
+from duhub.log.belongs import refuse_lost
 from services.aggregate.apply import BatchApplier, dead_letter_sink, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 
@@ -107,6 +108,10 @@ class LogTailer:
             while not self._stop.is_set():
                 try:
                     if self.step() == 0:
+                        # Nothing to read: maybe the log ends before the positions (a broker
+                        # that lost its data). Its new records would be taken for those
+                        # applied at their offsets: stop (LogLost) rather than wait for them.
+                        refuse_lost(self.positions, self.log.end_offsets())
                         self.log.wait(self.positions, 0.5)
                     outage_since = None
                 except (KafkaError, OSError) as e:

@@ -26,6 +26,7 @@ from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Campaign, Problem, Unit
 from duhub.log.base import EventLog, LogClosed, holds_all
+from duhub.log.belongs import LogLost, refuse_lost
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
@@ -208,6 +209,13 @@ class Ingestor:
         # Set by the health monitor (duhub.bootstrap.watch_health): what it finds unreachable
         # ("log", "read model"); while not empty, publishing is refused at once (UNAVAILABLE).
         self.unreachable = ""
+        # Per partition, the offset the log has reached by all this process knows (the read
+        # model's positions, its own appends): offsets only grow, so a record acknowledged
+        # below it, or a log ending before it, means the log lost records.
+        self._floor: dict[int, int] = {}
+        # Why ingest refuses for good (the log lost records), and whom to tell: the process.
+        self.failure = ""
+        self.on_failure: Callable[[str], None] = lambda _: None
 
     def _take(self) -> ReadModelKnowledge:
         with self._spare_lock:
@@ -276,6 +284,8 @@ class Ingestor:
         """Check a prepared batch against all accepted before it, append what passes, and
         return one result per event, in order. ACCEPTED ones are durable in the log."""
         try:
+            if self.failure:
+                raise NotReady(self.failure)
             if self.unreachable:
                 raise NotReady(f"the {self.unreachable} is unreachable; retry later")
             with self._lock:
@@ -291,6 +301,7 @@ class Ingestor:
         results, decoded = prepared.results, prepared.decoded
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
             positions = read_positions(self.engine)
+            self._raise_floor(positions)
             self._pruned_mark = next(self._tickets)
             self._tail.prune(positions)
             self._pruned_at = time.monotonic()
@@ -351,6 +362,7 @@ class Ingestor:
             except BaseException:
                 self._resync()
                 raise
+            self._check_acknowledged(where)
             ends: dict[int, int] = {}
             for (i, event_id, _, _), (partition, offset) in zip(accepted, where, strict=True):
                 result = results[i]
@@ -361,6 +373,7 @@ class Ingestor:
                     ends[partition] = offset + 1
                 positions[event_id] = (partition, offset)
             self._tail.absorb(batch, ends, positions)
+            self._raise_floor(ends)
         for i, event_id in duplicates:
             # Where the original stands (the node may have lost the reply that said so, and
             # waits for it to show before querying): this batch, the tail, the read model.
@@ -371,6 +384,31 @@ class Ingestor:
             )
             if where is not None:
                 results[i].partition, results[i].offset = where
+
+    def _raise_floor(self, ends: dict[int, int]) -> None:
+        for p, o in ends.items():
+            if o > self._floor.get(p, 0):
+                self._floor[p] = o
+
+    def _check_acknowledged(self, where: Sequence[tuple[int, int]]) -> None:
+        """Refuse the batch just appended (nothing acknowledged) when the log took it below
+        offsets it held before: it lost records (a broker that lost its data, a topic made
+        again), and the workers would take these for the ones applied there, uncounted."""
+        starts: dict[int, int] = {}
+        for p, o in where:
+            starts[p] = min(o, starts.get(p, o))
+        try:
+            refuse_lost({p: self._floor.get(p, 0) for p in starts}, starts)
+        except LogLost as e:
+            self._fail(str(e))
+            raise NotReady(self.failure) from None
+
+    def _fail(self, why: str) -> None:
+        """Refuse publishing from now on (the process stops: `on_failure`)."""
+        if not self.failure:
+            self.failure = why
+            log.critical("ingest stops: %s", why)
+            self.on_failure(why)
 
     def _resume(self) -> None:
         """Before this process's first append, and its first after a failed one (lock held):
@@ -418,8 +456,14 @@ class Ingestor:
                 if target is None:
                     target = self.log.end_offsets()
                 applied = read_positions(self.engine)
+                # A log that came back without what the read model applied (a broker that
+                # lost its data): what ingest accepts there would never be counted.
+                refuse_lost(applied, target)
                 if all(holds_all(self.log, p, applied.get(p, 0), e) for p, e in target.items()):
                     break
+            except LogLost as e:
+                self._fail(str(e))
+                return
             except Exception as e:  # noqa: BLE001
                 if not warned:
                     log.warning("ingest: after a failed append, waiting for the log: %s", e)
