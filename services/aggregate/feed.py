@@ -115,8 +115,11 @@ class Feed:
         """Raise LogLost when our partitions' positions lie past the log's end (the broker
         lost its data, the topic was made again): the records it takes from now on would be
         taken for those applied at their offsets, and never counted."""
+        mine = self.mine
+        if not mine:  # none of the partitions yet (or a rebalance): nothing to ask the broker
+            return
         at = self.driver.applier.positions
-        refuse_lost({p: at.get(p, 0) for p in self.mine}, self.driver.kafka.end_offsets())
+        refuse_lost({p: at.get(p, 0) for p in mine}, self.driver.kafka.end_offsets())
 
     def _follow(self, mine: set[int]) -> None:
         d = self.driver
