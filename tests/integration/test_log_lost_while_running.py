@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
 import pytest
+from kafka import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError
 
 from duhub.log.kafka import KafkaSpec, ensure_topics
 from duhub.v1 import ingest_pb2 as ipb
 from tests.e2e.hubproc import DuhubProcess, HubProcess, serve, stat_values
 from tests.infra import ORIGIN_KEY, fresh_database, kafka_bootstrap, postgres_url
-from tests.integration.chaos import private_kafka
+from tests.integration.chaos import PrivateKafka, private_kafka
 from tests.integration.scale import accountability, ends_of, publish, wait_applied
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -40,7 +43,35 @@ def _exits(proc: DuhubProcess, timeout: float) -> int | None:
         return None
 
 
-def test_services_stop_when_the_log_loses_what_the_read_model_applied(tmp_path: Path) -> None:
+def _lose(kafka: PrivateKafka, log_url: str, how: str) -> None:
+    """The broker loses the topic: stopped, its data deleted, started again empty on the same
+    port; or the topic deleted. Then made again, as any duhub process opening the log does."""
+    spec = KafkaSpec.parse(log_url)
+    if how == "broker emptied":
+        kafka.reset()
+        kafka.up()
+    else:
+        admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
+        try:
+            admin.delete_topics([spec.topic])
+            deadline = time.monotonic() + 60
+            while spec.topic in admin.list_topics():
+                assert time.monotonic() < deadline, "the topic was not deleted"
+                time.sleep(0.2)
+        finally:
+            admin.close()
+    while True:  # a deletion may still be under way for a moment after the listing
+        try:
+            ensure_topics(spec)
+            return
+        except TopicAlreadyExistsError:
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize("how", ["broker emptied", "topic made again"])
+def test_services_stop_when_the_log_loses_what_the_read_model_applied(
+    tmp_path: Path, how: str
+) -> None:
     postgres_url()  # skips (fails under CI) without the servers
     kafka_bootstrap()
     with private_kafka() as kafka, fresh_database() as db_url:
@@ -59,9 +90,7 @@ def test_services_stop_when_the_log_loses_what_the_read_model_applied(tmp_path: 
             held = ends_of(first)[0]  # the reference ingest loaded, and these
             assert stat_values(query.address, *PERSONS) == {"accountability_persons": BEFORE}
 
-            kafka.reset()  # stopped, its data deleted
-            kafka.up()  # empty, on the same port
-            ensure_topics(KafkaSpec.parse(log_url))  # as any duhub process opening it does
+            _lose(kafka, log_url, how)
 
             later = [accountability(COUNTY, s, 1) for s in range(BEFORE + 1, BEFORE + AFTER + 1)]
             try:
@@ -105,9 +134,7 @@ def test_duhub_up_stops_when_the_log_loses_what_the_read_model_applied(tmp_path:
             wait_applied(hub.address, ends_of(first))
             held = ends_of(first)[0]
 
-            kafka.reset()
-            kafka.up()
-            ensure_topics(KafkaSpec.parse(log_url))
+            _lose(kafka, log_url, "broker emptied")
 
             later = [accountability(COUNTY, s, 1) for s in range(BEFORE + 1, BEFORE + AFTER + 1)]
             try:
