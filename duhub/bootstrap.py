@@ -277,6 +277,8 @@ def _publish_when_ready(ingestor: Ingestor, events: list[pb.Event]) -> list[inge
         try:
             return ingestor.publish(events, allow_reference=True)
         except NotReady as e:
+            if ingestor.failure:  # refused for good (the log lost records), not behind
+                raise
             if time.monotonic() - said >= READY_SAY_S:
                 log.info("loading the reference waits: %s", e)
                 said = time.monotonic()

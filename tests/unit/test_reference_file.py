@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from google.protobuf import json_format
 from sqlalchemy import select, update
 
-from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch
+from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch, load_reference
 from duhub.convert import content_digest
 from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel import schema as s
@@ -26,6 +27,7 @@ from duhub.reference.file import reference_from_file
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
+from services.ingest.ingestor import NotReady
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -530,5 +532,30 @@ def test_a_reference_larger_than_ingest_lets_the_read_model_fall_behind_is_loade
         caught_up(hub)
         assert len(units_of(hub)) == len(OWN) + len(villages)
         assert max(reference_seqs(hub).values()) == len(OWN) + len(villages)
+    finally:
+        hub.stop(grace=0)
+
+
+def test_a_reference_load_ends_when_ingest_refuses_for_good(tmp_path: Path) -> None:
+    # The load waits while ingest is behind (NotReady), but a log that lost records makes
+    # ingest refuse for good (Ingestor.failure): the start waited on it for ever, saying
+    # "loading the reference waits" every 10 s, where the services stop with exit 2.
+    hub = start(tmp_path / "data", write(tmp_path / "own.json", OWN[:2]))
+    try:
+        hub.ingestor.failure = "--log lost records (partition 0 at 9, the log ends at 0)"
+        more = reference_from_file(str(write(tmp_path / "more.json", OWN)))
+        done: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                load_reference(hub.ingestor, hub.engine, more)
+            except BaseException as e:  # noqa: BLE001 - what the load ended with
+                done.append(e)
+
+        loading = threading.Thread(target=load, daemon=True)
+        loading.start()
+        loading.join(timeout=5)
+        assert not loading.is_alive(), "the load waits on an ingest that refuses for good"
+        assert isinstance(done[0], NotReady) and "lost records" in str(done[0])
     finally:
         hub.stop(grace=0)
