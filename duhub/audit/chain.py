@@ -116,6 +116,7 @@ def audit(
     claiming ingest's origin is not ingest's, or "") in log order."""
     report = AuditReport()
     chains: dict[str, Chain] = defaultdict(Chain)
+    direct_seqs: dict[str, SeqRuns] = defaultdict(SeqRuns)
     cuts = _Cuts()
     for partition, offset, crc_ok, value, ingested, forged in records:
         if until is not None and offset >= until.get(partition, 0):
@@ -124,7 +125,11 @@ def audit(
         report.ends[partition] = max(report.ends.get(partition, 0), offset + 1)
         if not ingested:
             # A Kafka-direct record: no chain holds it (ingest never saw it), so it is listed
-            # as a record only, and one that does not parse is a dead letter, not damage.
+            # as a record only, and one that does not parse is a dead letter, not damage. Its
+            # seq is in the log all the same, so no gap of its source's chain.
+            direct = entry_of(partition, offset, value)
+            if direct is not None:
+                direct_seqs[direct.source].see(direct.seq)
             continue
         entry = entry_of(partition, offset, value)
         if forged:
@@ -161,8 +166,11 @@ def audit(
         finding = chain.first_break(source)
         if finding is not None:
             report.findings.append(finding)
-        if chain.gaps:
-            report.gaps[source] = chain.gaps
+        # Only what lies inside the chain's gaps is taken from the Kafka-direct records: one
+        # dead-lettered (a seq far ahead, say) must not make a gap of its own.
+        gaps = chain.seqs.filled_from(direct_seqs[source]).gaps if chain.gaps else []
+        if gaps:
+            report.gaps[source] = gaps
         assert chain.last is not None  # a chain is made by its first entry
         report.heads[source] = (chain.count, chain.last.seq, chain.last.stored_hash.hex())
     return report
@@ -195,16 +203,15 @@ class _Cuts:
 
 @dataclass(slots=True)
 class Chain:
-    """One source's chain walked in log order. It keeps its head, the seqs it has seen (as
-    runs) and, from its first broken link on, what classifying that break needs (the two
-    entries before it, the one after it, the last later entry it links to), not the chain
-    itself: a log of 10M events is walked in memory per source that grows with its gaps only."""
+    """One source's chain walked in log order. It keeps its head, the seqs it has seen and,
+    from its first broken link on, what classifying that break needs (the two entries before
+    it, the one after it, the last later entry it links to), not the chain itself: a log of
+    10M events is walked in memory per source that grows with its gaps only."""
 
     count: int = 0
     last: Entry | None = None
     before_last: Entry | None = None
-    # The seqs seen, as sorted runs [first, last] with a seq missing between each two.
-    runs: list[list[int]] = field(default_factory=list)
+    seqs: SeqRuns = field(default_factory=lambda: SeqRuns())
     broken: Entry | None = None  # the first entry whose link is broken
     broken_prev: Entry | None = None  # the entries before it in the chain
     broken_prev2: Entry | None = None
@@ -224,7 +231,7 @@ class Chain:
         """Walk on to `e`; `unverifiable`: its link cannot be checked (a record that does not
         parse lies between it and the last entry), so it is taken as it comes."""
         last = self.last
-        self._see(e.seq)
+        self.seqs.see(e.seq)
         if self.broken is None:
             linked = e.prev_hash == (last.stored_hash if last is not None else b"")
             if not linked and not unverifiable:
@@ -239,39 +246,7 @@ class Chain:
 
     @property
     def gaps(self) -> list[tuple[int, int]]:
-        """Return the seqs missing, as (the seq before, the seq after) each run of them, from
-        seq 1 (0 before it) up to the highest seen, whatever order the log holds them in."""
-        out, before = [], 0
-        for first, last in self.runs:
-            if first > before + 1:
-                out.append((before, first))
-            before = last
-        return out
-
-    def _see(self, seq: int) -> None:
-        runs = self.runs
-        if runs and runs[-1][1] < seq:  # in order, as nearly always
-            if runs[-1][1] + 1 == seq:
-                runs[-1][1] = seq
-            else:
-                runs.append([seq, seq])
-            return
-        k = bisect.bisect_right(runs, seq, key=lambda run: run[0])
-        before = runs[k - 1] if k else None
-        if before is not None and seq <= before[1]:
-            return  # seen already (a seq reused in the log)
-        after = runs[k] if k < len(runs) else None
-        joins_before = before is not None and before[1] + 1 == seq
-        joins_after = after is not None and after[0] == seq + 1
-        if joins_before and joins_after:
-            before[1] = after[1]  # type: ignore[index]
-            del runs[k]
-        elif joins_before:
-            before[1] = seq  # type: ignore[index]
-        elif joins_after:
-            after[0] = seq  # type: ignore[index]
-        else:
-            runs.insert(k, [seq, seq])
+        return self.seqs.gaps
 
     def first_break(self, source: str) -> Finding | None:
         """Return the first broken link, classified; None for an intact chain."""
@@ -327,3 +302,56 @@ class Chain:
             f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
             f"accepted (seq {e.seq} links to other bytes)",
         )
+
+
+@dataclass(slots=True)
+class SeqRuns:
+    """The seqs seen of one source, as sorted runs [first, last] with a seq missing between
+    each two: memory grows with the gaps only."""
+
+    runs: list[list[int]] = field(default_factory=list)
+
+    @property
+    def gaps(self) -> list[tuple[int, int]]:
+        """Return the seqs missing, as (the seq before, the seq after) each run of them, from
+        seq 1 (0 before it) up to the highest seen, whatever order the log holds them in."""
+        out, before = [], 0
+        for first, last in self.runs:
+            if first > before + 1:
+                out.append((before, first))
+            before = last
+        return out
+
+    def filled_from(self, other: SeqRuns) -> SeqRuns:
+        """Return these seqs with those of `other` that lie in their gaps added."""
+        out = SeqRuns([run[:] for run in self.runs])
+        for before, after in self.gaps:
+            for first, last in other.runs:
+                for seq in range(max(first, before + 1), min(last, after - 1) + 1):
+                    out.see(seq)
+        return out
+
+    def see(self, seq: int) -> None:
+        runs = self.runs
+        if runs and runs[-1][1] < seq:  # in order, as nearly always
+            if runs[-1][1] + 1 == seq:
+                runs[-1][1] = seq
+            else:
+                runs.append([seq, seq])
+            return
+        k = bisect.bisect_right(runs, seq, key=lambda run: run[0])
+        before = runs[k - 1] if k else None
+        if before is not None and seq <= before[1]:
+            return  # seen already (a seq reused in the log)
+        after = runs[k] if k < len(runs) else None
+        joins_before = before is not None and before[1] + 1 == seq
+        joins_after = after is not None and after[0] == seq + 1
+        if joins_before and joins_after:
+            before[1] = after[1]  # type: ignore[index]
+            del runs[k]
+        elif joins_before:
+            before[1] = seq  # type: ignore[index]
+        elif joins_after:
+            after[0] = seq  # type: ignore[index]
+        else:
+            runs.insert(k, [seq, seq])

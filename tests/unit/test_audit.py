@@ -17,6 +17,7 @@ from duhub.audit.chain import audit, parse_checkpoint
 from duhub.audit.records import log_records
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.main import main
+from duhub.convert import chain_hash
 from duhub.log.embedded import HEADER, KEYLEN, EmbeddedLog, iter_frames
 from duhub.v1 import events_pb2 as pb
 
@@ -340,3 +341,43 @@ def test_a_deletion_beside_a_cut_record_of_another_chain_is_still_missing(
     report = audit(log_records(str(data)))
     found = sorted((f.kind, f.offset, f.source) for f in report.findings)
     assert found == [("altered", k, "420582"), ("missing", k + 2, SOURCE)], report.findings
+
+
+def _chained(events: list[pb.Event]) -> list[bytes]:
+    """Return the stored bytes of `events` as ingest links them: each to the one before."""
+    out: list[bytes] = []
+    for e in events:
+        e.prev_hash = chain_hash(out[-1]) if out else b""
+        out.append(e.SerializeToString())
+    return out
+
+
+def test_a_seq_taken_by_a_kafka_direct_record_is_no_gap() -> None:
+    # The contract: audit reports the seq gaps. A county publishing seqs 1 and 4 straight into
+    # Kafka and 2, 3 and 6 through ingest has all but 5 in the log; before, seq 1 and 4 were
+    # reported missing too ("deletions too"), as Kafka-direct records are in no chain. Only
+    # the chain's gaps are filled: a Kafka-direct record far ahead (seq 99, dead-lettered,
+    # say) makes no gap of its own, and a source only in Kafka-direct records has no chain.
+    ingested = _chained([visit(2), visit(3), visit(6)])
+    direct = [visit(seq).SerializeToString() for seq in (1, 4, 99)]
+    only_direct = [
+        json_format.ParseDict(
+            {
+                "eventId": f"kd-{seq}",
+                "source": "420582",
+                "seq": seq,
+                "occurredAt": "2022-06-01T08:00:00Z",
+                "supervisionVisit": {"unitId": "420582101", "area": "ecology"},
+            },
+            pb.Event(),
+        ).SerializeToString()
+        for seq in (1, 5)
+    ]
+    records = [(0, i, True, v, False, "") for i, v in enumerate(direct)]
+    records += [(0, 3 + i, True, v, True, "") for i, v in enumerate(ingested)]
+    records += [(1, i, True, v, False, "") for i, v in enumerate(only_direct)]
+    records.append((1, 2, True, b"\xff not an event", False, ""))  # a dead letter: no seq
+    report = audit(records)
+    assert report.ok, report.findings
+    assert report.chained == 3 and report.records == 9
+    assert report.gaps == {SOURCE: [(4, 6)]}, report.gaps
