@@ -252,8 +252,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--metric",
         action="append",
+        nargs="+",
         required=True,
-        help="metric name; repeat or separate with commas",
+        metavar="NAME",
+        help="metric names: several after it, separated by commas, or --metric repeated",
     )
     st.add_argument("--scope", help="unit id (its whole subtree); default the city")
     st.add_argument("--area", help="policy area, e.g. ecology; default all")

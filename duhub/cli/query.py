@@ -157,7 +157,9 @@ def coverage(args: argparse.Namespace) -> int:
 def stats(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
-    metrics = m.each_once([x for item in args.metric for x in item.split(",") if x])
+    # --metric NAME… (each option's names), commas within a name allowed too
+    names = [x for given in args.metric for item in given for x in item.split(",") if x]
+    metrics = m.each_once(names)
     req = qpb.GetStatisticsRequest(
         metrics=metrics, scope_unit_id=args.scope or "", area=args.area or ""
     )

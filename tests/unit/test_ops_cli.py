@@ -1065,6 +1065,23 @@ def test_stats_by_unit_lists_the_scopes_own_events_so_the_rows_add_up(
     ]
 
 
+def test_stats_takes_several_metric_names_after_one_metric_option(quickstart: list[str]) -> None:
+    # The contract writes `duhub query stats --metric NAME…`: a script passes the names after
+    # one --metric, as the commas and a repeated --metric do. Before, the second name was
+    # refused, "unrecognized arguments: problems_found", exit 2.
+    answers = [
+        duhub("query", "stats", *metric, "--scope", "420581", "--json", *quickstart)
+        for metric in (
+            ["--metric", "visits", "problems_found", "talk_persons"],
+            ["--metric", "visits,problems_found", "--metric", "talk_persons"],
+        )
+    ]
+    for done in answers:
+        assert done.returncode == 0, done.stdout + done.stderr
+    values = [json.loads(done.stdout)["rows"][0]["values"] for done in answers]
+    assert values[0] == values[1] == {"visits": "2", "problems_found": "1", "talk_persons": "3"}
+
+
 @pytest.mark.parametrize("value", ["http://127.0.0.1:50051", "https://hub.example.org:50051/"])
 def test_a_web_address_for_the_hub_is_refused_naming_target(tmp_path: Path, value: str) -> None:
     # A new user copies the dashboard's http:// address. Before, gRPC took it for a host
