@@ -47,6 +47,11 @@ class EventLog(Protocol):
         record will take (Kafka: the last stable offset, before an open transaction)."""
         ...
 
+    def start_offsets(self) -> dict[int, int]:
+        """Return, per partition, the offset of its first record still kept (Kafka: past
+        what retention or a deletion of records removed; duhub's topic keeps everything)."""
+        ...
+
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
         """Block until some partition holds a record at or past `positions`, or time out."""
         ...

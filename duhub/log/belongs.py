@@ -8,16 +8,27 @@ every event it accepted there was missing from the figures with no word said.
 
 The same holds while the services run (a broker that lost its data under them, a topic
 deleted and made again): `refuse_lost` is the check they make then, and they stop.
+
+Offsets alone cannot tell a log made again that grew past the read model's positions before a
+service looked (Kafka-direct producers writing to it while every service was down): the read
+model also keeps the last record it applied per partition (its offset and a hash of its key
+and value, `duhub.log.identity`), and a service starting reads the log's record there
+(`not_held`): another one, or none, is another log. Records deleted from the log's front
+(retention, which duhub's topic never has) leave nothing to compare: allowed, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from sqlalchemy import Engine
 
 from duhub.log.base import EventLog
-from duhub.readmodel.writer import read_positions
+from duhub.log.identity import Mark, record_hash
+from duhub.readmodel.writer import read_marks, read_positions
+
+log = logging.getLogger(__name__)
 
 
 def past_end(positions: Mapping[int, int], ends: Mapping[int, int]) -> dict[int, tuple[int, int]]:
@@ -59,6 +70,58 @@ def refuse_lost(positions: Mapping[int, int], ends: Mapping[int, int]) -> None:
         )
 
 
-def check_belongs(log: EventLog, engine: Engine) -> None:
-    """refuse_past_end for a service about to run on `log` and the read model `engine`."""
-    refuse_past_end(read_positions(engine), log.end_offsets())
+def not_held(log_: EventLog, marks: Mapping[int, Mark]) -> dict[int, tuple[int, str]]:
+    """Return, per partition whose last applied record (`marks`: offset, hash) the log does
+    not hold at its offset, (offset, what the log holds there). A mark below the log's first
+    kept record cannot be compared: it is skipped, with a warning."""
+    if not marks:
+        return {}
+    starts = log_.start_offsets()
+    out: dict[int, tuple[int, str]] = {}
+    for p, (offset, hashed) in sorted(marks.items()):
+        if offset < starts.get(p, 0):
+            log.warning(
+                "partition %d: the record the read model applied last (offset %d) was deleted "
+                "from the log (it starts at %d): whether the log is the one the read model was "
+                "built from cannot be told",
+                p,
+                offset,
+                starts[p],
+            )
+            continue
+        found = log_.read(p, offset, 1)
+        if not found:
+            out[p] = (offset, "the log holds no record there, nor after it")
+        elif found[0].offset != offset:
+            out[p] = (offset, f"the log holds no record there (its next is at {found[0].offset})")
+        elif record_hash(found[0].key, found[0].value) != hashed:
+            out[p] = (offset, "the log holds another there (their keys or values differ)")
+    return out
+
+
+def _unlike(found: Mapping[int, tuple[int, str]]) -> str:
+    shown = [
+        f"partition {p}: the record it applied last, at offset {at}, is not the log's: {what}"
+        for p, (at, what) in found.items()
+    ]
+    return "; ".join(shown[:3]) + (f"; and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+
+def refuse_other_log(log_: EventLog, marks: Mapping[int, Mark]) -> None:
+    """Raise ValueError, naming --db and --log, when the log does not hold the records the
+    read model applied last: it was made again and grew past the read model's positions."""
+    found = not_held(log_, marks)
+    if found:
+        raise ValueError(
+            f"--db: the read model was built from another log ({_unlike(found)}): the topic "
+            "was made again, or the broker lost its data, and the log grew past the read "
+            "model's positions; give this log's read model, or rebuild one with duhub replay "
+            "--into a fresh database"
+        )
+
+
+def check_belongs(log_: EventLog, engine: Engine) -> None:
+    """refuse_past_end and refuse_other_log for a service about to run on `log_` and the read
+    model `engine`."""
+    refuse_past_end(read_positions(engine), log_.end_offsets())
+    refuse_other_log(log_, read_marks(engine))

@@ -285,6 +285,9 @@ class EmbeddedLog:
                 self._refresh()
             return {0: len(self._positions)}
 
+    def start_offsets(self) -> dict[int, int]:
+        return {0: 0}  # nothing is ever deleted from its front
+
     def ping(self) -> None:
         """Raise OSError unless the log file can be appended to (health probes)."""
         if not self.path.exists():

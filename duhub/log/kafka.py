@@ -382,6 +382,12 @@ class KafkaLog:
             ends = self._consumer.end_offsets(tps)
         return {tp.partition: o for tp, o in ends.items()}
 
+    def start_offsets(self) -> dict[int, int]:
+        tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+        with self._consumer_lock:
+            starts = self._consumer.beginning_offsets(tps)
+        return {tp.partition: o for tp, o in starts.items()}
+
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:

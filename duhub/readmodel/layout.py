@@ -22,6 +22,7 @@ from duhub.readmodel.writer import ROLLUP_UPSERT
 YEAR_ROLLUPS = "year-rollups"
 COVERAGE_COUNTIES = "coverage-counties"
 COVERAGE_FIRSTS = "coverage-firsts"
+POSITION_MARKS = "position-marks"
 
 
 def upgrade(engine: Engine) -> None:
@@ -33,6 +34,7 @@ def upgrade(engine: Engine) -> None:
         (YEAR_ROLLUPS, _add_year_rollups),
         (COVERAGE_COUNTIES, _add_coverage_counties),
         (COVERAGE_FIRSTS, _add_coverage_firsts),
+        (POSITION_MARKS, _add_position_marks),
     ):
         if change not in applied:
             _apply_once(engine, change, apply)
@@ -107,3 +109,13 @@ def _add_coverage_firsts(conn: Connection) -> None:
         "first_at) SELECT campaign_id, group_id, unit_id, first_recorded_at, county_id, first_at "
         "FROM coverage"
     )
+
+
+def _add_position_marks(conn: Connection) -> None:
+    """Give log_positions the columns naming the last record applied, empty: nothing is
+    compared with the log for a partition until its next batch commits (the read model
+    opens as before)."""
+    have = {c["name"] for c in inspect(conn).get_columns("log_positions")}
+    for column in ("last_offset", "last_hash"):
+        if column not in have:
+            conn.exec_driver_sql(f"ALTER TABLE log_positions ADD COLUMN {column} BIGINT")

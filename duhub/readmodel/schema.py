@@ -233,6 +233,12 @@ log_positions = Table(
     metadata,
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+    # The last record applied (dead-lettered and duplicates too): its offset and the hash of
+    # its key and value (`duhub.log.identity`). A service starting compares it with the log's
+    # record there: a log made again that grew past next_offset holds another. NULL in a read
+    # model made before them (`layout.py`) until a batch of the partition commits.
+    Column("last_offset", BigInteger, nullable=True),
+    Column("last_hash", BigInteger, nullable=True),
 )
 
 

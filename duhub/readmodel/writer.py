@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from duhub.log.identity import Mark
 from duhub.projections.effects import (
     CampaignAdded,
     Counted,
@@ -107,6 +108,9 @@ class BatchRows:
     copies: dict[str, str] = field(default_factory=dict)
     # The batch's rows for `coverage_firsts` (`first_points`).
     firsts: list[tuple[object, ...]] = field(default_factory=list)
+    # partition -> (offset, hash) of the last record the batch moved its position past,
+    # written with the positions (`log_positions.last_offset`, `last_hash`).
+    marks: dict[int, Mark] = field(default_factory=dict)
 
     def with_rollups(self) -> list[tuple[object, ...]]:
         if self.rollups is None:
@@ -330,7 +334,7 @@ def _write_rows(
                     for d in dead
                 ],
             )
-        _set_positions(conn, positions, expected)
+        _set_positions(conn, positions, expected, rows.marks)
         if conn.dialect.name == "postgresql":
             # Delivered on commit: query servers in other processes wake their live feeds.
             # Every commit says so (a unit registered adds a row to the answers grouped by
@@ -713,10 +717,17 @@ def _add_first_points(conn: Connection, rows: list[tuple[object, ...]]) -> None:
 
 
 def _set_positions(
-    conn: Connection, positions: Mapping[int, int], expected: Mapping[int, int] | None
+    conn: Connection,
+    positions: Mapping[int, int],
+    expected: Mapping[int, int] | None,
+    marks: Mapping[int, Mark],
 ) -> None:
+    """Move the positions (compared with `expected` when given) and, when every partition
+    moved has one, set its mark: the last record applied. A position moved without one keeps
+    the mark it had, a record still in the log below it."""
     if not positions:
         return
+    marked = all(p in marks for p in positions)
     if expected is not None:
         moves = [(p, expected.get(p, 0), o) for p, o in sorted(positions.items())]
         new = [(p,) for p, start, _ in moves if start == 0]
@@ -727,12 +738,20 @@ def _set_positions(
                 + " ON CONFLICT (partition) DO NOTHING"
             )
         # One compare-and-set for all the partitions (the values are ints from our own
-        # positions): a round trip per partition was most of a small batch's commit.
-        values = ", ".join(f"({int(p)}, {int(a)}, {int(b)})" for p, a, b in moves)
+        # positions and hashes): a round trip per partition was most of a small batch's commit.
+        if marked:
+            values = ", ".join(
+                f"({int(p)}, {int(a)}, {int(b)}, {int(marks[p][0])}, {int(marks[p][1])})"
+                for p, a, b in moves
+            )
+            sets, more = ", last_offset = v.lo, last_hash = v.lh", ", column4 AS lo, column5 AS lh"
+        else:
+            values = ", ".join(f"({int(p)}, {int(a)}, {int(b)})" for p, a, b in moves)
+            sets, more = "", ""
         done = conn.exec_driver_sql(
-            "UPDATE log_positions SET next_offset = v.upto FROM (SELECT column1 AS p, "
-            "column2 AS start, column3 AS upto FROM (VALUES " + values + ") AS moves) AS v "
-            "WHERE log_positions.partition = v.p AND log_positions.next_offset = v.start"
+            f"UPDATE log_positions SET next_offset = v.upto{sets} FROM (SELECT column1 AS p, "
+            f"column2 AS start, column3 AS upto{more} FROM (VALUES " + values + ") AS moves) "
+            "AS v WHERE log_positions.partition = v.p AND log_positions.next_offset = v.start"
         )
         if done.rowcount != len(moves):
             raise PositionConflict(
@@ -740,10 +759,13 @@ def _set_positions(
             )
         return
     stmt = _insert(conn, s.log_positions)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["partition"], set_={"next_offset": stmt.excluded.next_offset}
-    )
-    conn.execute(stmt, [{"partition": p, "next_offset": o} for p, o in sorted(positions.items())])
+    rows = [{"partition": p, "next_offset": o} for p, o in sorted(positions.items())]
+    updated = {"next_offset": stmt.excluded.next_offset}
+    if marked:
+        for row in rows:
+            row["last_offset"], row["last_hash"] = marks[row["partition"]]
+        updated |= {"last_offset": stmt.excluded.last_offset, "last_hash": stmt.excluded.last_hash}
+    conn.execute(stmt.on_conflict_do_update(index_elements=["partition"], set_=updated), rows)
 
 
 def read_positions(engine: Engine) -> dict[int, int]:
@@ -761,3 +783,14 @@ def positions_in(conn: Connection) -> dict[int, int]:
     the positions its figures are at)."""
     rows = plain_rows(conn, "SELECT partition, next_offset FROM log_positions")
     return {int(p): int(o) for p, o in rows}
+
+
+def read_marks(engine: Engine) -> dict[int, Mark]:
+    """Return, per partition that has one, the offset and hash of the last record applied."""
+    with engine.connect() as conn:
+        rows = plain_rows(
+            conn,
+            "SELECT partition, last_offset, last_hash FROM log_positions "
+            "WHERE last_offset IS NOT NULL AND last_hash IS NOT NULL",
+        )
+    return {int(p): (int(o), int(h)) for p, o, h in rows}

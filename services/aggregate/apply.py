@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
+from duhub.log.identity import record_hash
 from duhub.log.origin import MAC_HEADER, ORIGIN_HEADER
 from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
@@ -272,6 +273,7 @@ class BatchApplier:
         out = Applied(BatchSummary())
         effects: list[Effect] = []
         moved = dict(start)
+        last: dict[int, LogRecord] = {}  # per partition, the last record moved past
         # Passes over the batch: a partition stops at an event naming something not applied
         # yet; when another partition applied something meanwhile, the stopped ones are tried
         # again, so what arrives later in the same batch unblocks them in this transaction.
@@ -315,6 +317,7 @@ class BatchApplier:
                     if self.on_dead is not None:
                         self.on_dead(rec, letter)
                 moved[p] = rec.offset + 1
+                last[p] = rec
                 out.records += 1
                 if event is not None:
                     out.recorded_at.append(event.recorded_at)
@@ -328,6 +331,8 @@ class BatchApplier:
             render_copies(rows)
         else:
             rows = batch_rows(effects, rollups=rollups)
+        # What a service starting later compares with the log's record at that offset.
+        rows.marks = {p: (r.offset, record_hash(r.key, r.value)) for p, r in last.items()}
         return Prepared(start, moved, rows, bool(effects), out, ws, records, figures)
 
     def _keep_decoded(self, waiting: list[tuple[LogRecord, Event]], moved: dict[int, int]) -> None:
