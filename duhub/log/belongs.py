@@ -120,6 +120,20 @@ def refuse_other_log(log_: EventLog, marks: Mapping[int, Mark]) -> None:
         )
 
 
+def refuse_replaced(log_: EventLog, marks: Mapping[int, Mark]) -> None:
+    """Raise LogLost when the log, read while a service runs, does not hold the records the
+    read model applied last: it was made again, and what it holds now would be taken for what
+    was applied."""
+    found = not_held(log_, marks)
+    if found:
+        raise LogLost(
+            f"--log was made again under the running service ({_unlike(found)}); the broker "
+            "lost its data or the topic was made again. Stopping rather than take new records "
+            "for applied ones: restore the log, or rebuild the read model with duhub replay "
+            "--into a fresh database"
+        )
+
+
 def check_belongs(log_: EventLog, engine: Engine) -> None:
     """refuse_past_end and refuse_other_log for a service about to run on `log_` and the read
     model `engine`."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from duhub.log.base import LogRecord
-from duhub.log.belongs import check_belongs, not_held
+from duhub.log.belongs import LogLost, check_belongs, not_held
 from duhub.log.identity import record_hash
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
@@ -66,6 +66,31 @@ def test_a_log_made_again_past_the_read_model_is_refused(tmp_path: Path) -> None
         events = _persons(a)
         LogTailer(b.log, a.engine).catch_up()
         assert _persons(a) - events == b.end() - held < b.end() - len(hierarchy())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_running_tailer_stops_when_the_log_it_reads_again_was_made_again(
+    tmp_path: Path,
+) -> None:
+    """duhub up and the embedded hub's aggregator: a partition read again after a pause is
+    applied only once the log holds the record applied last."""
+    a = _built(tmp_path / "a", 3)
+    b = _built(tmp_path / "b", 8, now=NOW + 1_000_000_000)
+    try:
+        held, events = a.end(), _persons(a)
+        tailer = LogTailer(a.log, a.engine)
+        assert tailer.step() == 0  # nothing new: idle
+        tailer.log = b.log  # the log made again under it, grown past its position
+        with pytest.raises(
+            LogLost,
+            match=rf"^--log was made again under the running service \(partition 0: the record "
+            rf"it applied last, at offset {held - 1}, is not the log's: the log holds another",
+        ):
+            tailer.step()
+        assert _persons(a) == events  # nothing of the new log taken
+        assert read_positions(a.engine) == {0: held}
     finally:
         a.close()
         b.close()
