@@ -14,7 +14,7 @@ from duhub.log.belongs import LogLost
 from services.aggregate import driver as driver_module
 from services.aggregate.apply import BatchApplier
 from services.aggregate.driver import ContiguousDriver
-from services.aggregate.feed import COMMIT_INTERVAL_S, RETRY_HELD_S, Feed
+from services.aggregate.feed import COMMIT_INTERVAL_S, RESUME_CHECK_S, RETRY_HELD_S, Feed
 from tests.unit.builders import YIDU, YIDU_T1, visit
 from tests.unit.test_apply_waits import (
     NoGaps,
@@ -63,8 +63,24 @@ class Clock:
         return self.now
 
 
+class ListLog(NoGaps):
+    """The log the reader reads: a partition delivering after a pause is checked against it
+    (the read model's last record there, `Feed._check_resumed`)."""
+
+    def __init__(self, reader: ListReader) -> None:
+        self.reader = reader
+
+    def start_offsets(self) -> dict[int, int]:
+        return {}
+
+    def read(self, partition: int, offset: int, n: int) -> list[LogRecord]:
+        held = self.reader.records
+        found = [r for r in held if r.partition == partition and r.offset == offset]
+        return found[:1] or super().read(partition, offset, n)
+
+
 def feed_for(engine: Engine, reader: ListReader, owned: set[int], clock: Clock | None = None):  # type: ignore[no-untyped-def]
-    driver = ContiguousDriver(NoGaps(), engine)  # type: ignore[arg-type]
+    driver = ContiguousDriver(ListLog(reader), engine)  # type: ignore[arg-type]
     commits: list[dict[int, int]] = []
     told: list[set[int]] = []
     feed = Feed(
@@ -194,3 +210,51 @@ def test_a_log_that_ends_before_the_read_model_stops_the_feed(tmp_path) -> None:
         feed.step()
     with pytest.raises(LogLost, match=r"partition 0 at 40, the log ends at 3\)"):
         feed.check_log()
+
+
+def test_a_partition_delivering_after_a_pause_from_a_log_made_again_stops_the_feed(
+    tmp_path,
+) -> None:
+    """The topic made again while the worker idled, and grown past its position before the
+    worker looked: the records come at the offsets that follow. Before 2026-12-05 they were
+    applied as the old log's next ones, and those of the new log below the position never."""
+    applier = setup(tmp_path)
+    every = visits(40)
+    reader = ListReader(new_village(), *every[:30])
+    clock = Clock()
+    feed, _, _ = feed_for(applier.engine, reader, {0, 1}, clock)
+    feed.step()
+    assert feed.driver.applier.positions[0] == 30
+    # Busy: delivering again within RESUME_CHECK_S, it is not looked at (nor is the log).
+    reader.records.append(every[30])
+    clock.now += RESUME_CHECK_S / 2
+    feed.step()
+    assert feed.driver.applier.positions[0] == 31
+    # Paused past RESUME_CHECK_S, then another log's records (the same offsets, other events).
+    clock.now += RESUME_CHECK_S
+    other = [
+        record(0, i, visit(f"{YIDU_T1}-other", event_id=f"o{i}", source=YIDU, seq=700 + i))
+        for i in range(40)
+    ]
+    reader.records = [r for r in reader.records if r.partition != 0] + other
+    with pytest.raises(
+        LogLost,
+        match=r"made again under the running service \(partition 0: the record it applied "
+        r"last, at offset 30, is not the log's: the log holds another there",
+    ):
+        feed.step()
+    assert feed.driver.applier.positions[0] == 31  # nothing of the new log applied
+
+
+def test_a_partition_delivering_after_a_pause_from_the_same_log_goes_on(tmp_path) -> None:
+    applier = setup(tmp_path)
+    every = visits(40)
+    reader = ListReader(new_village(), *every[:30])
+    clock = Clock()
+    feed, _, _ = feed_for(applier.engine, reader, {0, 1}, clock)
+    feed.step()
+    clock.now += 10 * RESUME_CHECK_S
+    reader.records += every[30:]
+    feed.step()
+    assert feed.driver.applier.positions[0] == 40
+    assert visits_counted(feed.driver.applier) == 40
