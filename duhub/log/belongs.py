@@ -20,7 +20,7 @@ and value, `duhub.log.identity`), and a service starting reads the log's record 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Engine
 
@@ -132,6 +132,12 @@ def refuse_replaced(log_: EventLog, marks: Mapping[int, Mark]) -> None:
             "for applied ones: restore the log, or rebuild the read model with duhub replay "
             "--into a fresh database"
         )
+
+
+def refuse_replaced_at(log_: EventLog, engine: Engine, partitions: Iterable[int]) -> None:
+    """refuse_replaced for these partitions, with the read model's last records."""
+    marks = read_marks(engine)
+    refuse_replaced(log_, {p: marks[p] for p in sorted(partitions) if p in marks})
 
 
 def check_belongs(log_: EventLog, engine: Engine) -> None:

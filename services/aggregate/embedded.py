@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from duhub import metrics
 from duhub.feed import ChangeFeed
 from duhub.log.base import EventLog, holds_all
-from duhub.log.belongs import refuse_lost, refuse_replaced
-from duhub.readmodel.writer import read_marks
+from duhub.log.belongs import refuse_lost, refuse_replaced_at
 from services.aggregate.apply import BatchApplier, dead_letter_sink, log_settled
+from services.aggregate.pauses import Pauses
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 
 if TYPE_CHECKING:
@@ -47,10 +47,8 @@ class LogTailer:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Partitions whose last read gave nothing (or failed): the log may have been made
-        # again meanwhile, so the next records read of one are applied only once the log is
-        # found to hold the record the read model applied last (`_check_resumed`).
-        self._resumed: set[int] = set()
+        # Partitions reading again after a pause are applied only on the same log (`Pauses`).
+        self.pauses = Pauses()
         self.error: BaseException | None = None
         self._live = False  # past catch_up: time from append to read model is measured
 
@@ -66,10 +64,9 @@ class LogTailer:
             before = self.positions.get(p, 0)
             records = self.log.read(p, before, self.batch)
             if not records:
-                self._resumed.add(p)
                 continue
-            if p in self._resumed:
-                self._check_resumed(p)
+            if self.pauses.resumed([p]):
+                refuse_replaced_at(self.log, self.engine, [p])
             applied = self.applier.apply(records)
             metrics.observe_applied(applied.records, applied.recorded_at if self._live else ())
             blocked |= bool(applied.blocked)
@@ -79,14 +76,6 @@ class LogTailer:
         if blocked and not moved:
             time.sleep(BLOCKED_PAUSE_S)
         return moved
-
-    def _check_resumed(self, p: int) -> None:
-        """Raise LogLost unless the log still holds the record the read model applied last in
-        partition `p` (a topic made again that grew past the position holds another): one
-        read of a record, each time a partition is read again after a pause, not per batch."""
-        marks = read_marks(self.engine)
-        refuse_replaced(self.log, {p: marks[p]} if p in marks else {})
-        self._resumed.discard(p)
 
     def catch_up(self) -> int:
         """Apply until the read model holds everything the log held when called."""
@@ -133,7 +122,7 @@ class LogTailer:
                 except (KafkaError, OSError) as e:
                     # Nothing advanced: the same records are read again once the log answers
                     # (whether it is still the same log is looked at then).
-                    self._resumed.update(self.log.partitions())
+                    self.pauses.forget(self.log.partitions())
                     now = time.monotonic()
                     outage_since = outage_since if outage_since is not None else now
                     if now - outage_since > LOG_OUTAGE_LIMIT_S:

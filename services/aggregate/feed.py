@@ -17,9 +17,9 @@ from typing import Protocol
 from kafka.errors import LogTruncationError, OffsetOutOfRangeError
 
 from duhub.log.base import LogRecord
-from duhub.log.belongs import refuse_lost, refuse_replaced
-from duhub.readmodel.writer import read_marks
+from duhub.log.belongs import refuse_lost, refuse_replaced_at
 from services.aggregate.driver import ContiguousDriver
+from services.aggregate.pauses import Pauses
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,6 @@ RETRY_HELD_S = 0.5
 # The group's committed offsets follow the read model's positions this often: only a hint
 # for ops tools (the worker itself always resumes from the read model).
 COMMIT_INTERVAL_S = 5.0
-# A partition that delivered nothing for this long (or is newly ours) may deliver next from a
-# log made again that grew past its position (deleting a topic and making it again takes
-# longer): its records are applied only once the log is found to hold the record the read
-# model applied last there. One read of a record per pause, never per batch of a busy one.
-RESUME_CHECK_S = 1.0
 
 
 class Reader(Protocol):
@@ -69,7 +64,7 @@ class Feed:
         self.clock = clock
         self.mine: set[int] = set()  # what `owned` said when last followed
         self._committed: dict[int, int] = {}
-        self._delivered: dict[int, float] = {}  # partition -> when it last delivered records
+        self.pauses = Pauses(clock)
         self._committed_at = clock()
         # Why the worker stops ("" while it runs), and set once the feed has stopped.
         self.stopping = ""
@@ -132,25 +127,19 @@ class Feed:
 
     def _check_resumed(self, delivering: set[int]) -> None:
         """Raise LogLost when a partition delivering again after a pause comes from a log
-        that does not hold the record the read model applied last there (a topic made again
-        that grew past the position while no worker looked: offsets alone cannot tell)."""
-        now = self.clock()
-        paused = {
-            p for p in delivering if now - self._delivered.get(p, -RESUME_CHECK_S) >= RESUME_CHECK_S
-        }
-        if paused:
-            marks = read_marks(self.driver.applier.engine)
-            refuse_replaced(self.driver.kafka, {p: marks[p] for p in sorted(paused) if p in marks})
-        self._delivered.update(dict.fromkeys(delivering, now))
+        that does not hold the record the read model applied last there (`Pauses`)."""
+        resumed = self.pauses.resumed(delivering)
+        if resumed:
+            refuse_replaced_at(self.driver.kafka, self.driver.applier.engine, resumed)
 
     def _follow(self, mine: set[int]) -> None:
         d = self.driver
         gone = self.mine - mine
         gained = mine - self.mine
         d.release(gone)
+        self.pauses.forget(gone)
         for p in gone:
             self._committed.pop(p, None)  # its next owner commits it
-            self._delivered.pop(p, None)
         if gained:
             # Another worker may have moved them since this one last had them: start from
             # the read model (what is written behind is committed first, so nothing of ours

@@ -14,7 +14,8 @@ from duhub.log.belongs import LogLost
 from services.aggregate import driver as driver_module
 from services.aggregate.apply import BatchApplier
 from services.aggregate.driver import ContiguousDriver
-from services.aggregate.feed import COMMIT_INTERVAL_S, RESUME_CHECK_S, RETRY_HELD_S, Feed
+from services.aggregate.feed import COMMIT_INTERVAL_S, RETRY_HELD_S, Feed
+from services.aggregate.pauses import RESUME_CHECK_S
 from tests.unit.builders import YIDU, YIDU_T1, visit
 from tests.unit.test_apply_waits import (
     NoGaps,
