@@ -452,6 +452,7 @@ class IngestProcess:
 
     def start(self) -> None:
         self.ingestor.ready.clear()
+        self.ingestor.open_to_clients.clear()  # until the reference is in
         # Until it knows all the log holds, ingest refuses to publish: say so to probes too.
         for name in ("", INGEST_SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -467,6 +468,7 @@ class IngestProcess:
                 try:
                     self.ingestor.wait_until_caught_up()
                     load_reference(self.ingestor, self.engine, self.config.reference)
+                    self.ingestor.open_to_clients.set()
                     break
                 except ReferenceMismatch as e:
                     self._fail(str(e))

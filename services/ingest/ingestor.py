@@ -206,6 +206,10 @@ class Ingestor:
         self._pruned_mark = -1  # ticket drawn after reading the positions of the last prune
         self.ready = threading.Event()
         self.ready.set()
+        # Clear while the reference hierarchy loads after a start (`duhub serve ingest`): a
+        # client's event checked before its units are in would be rejected for good.
+        self.open_to_clients = threading.Event()
+        self.open_to_clients.set()
         # Set by the health monitor (duhub.bootstrap.watch_health): what it finds unreachable
         # ("log", "read model"); while not empty, publishing is refused at once (UNAVAILABLE).
         self.unreachable = ""
@@ -288,6 +292,8 @@ class Ingestor:
                 raise NotReady(self.failure)
             if self.unreachable:
                 raise NotReady(f"the {self.unreachable} is unreachable; retry later")
+            if not allow_reference and not self.open_to_clients.is_set():
+                raise NotReady("ingest is loading the reference hierarchy; retry shortly")
             with self._lock:
                 # Under the lock: a failed append (`_resync`) clears it for those waiting.
                 if not self.ready.is_set():

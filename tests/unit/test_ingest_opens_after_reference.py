@@ -1,0 +1,69 @@
+"""`duhub serve ingest` on a new hub opens to clients only once the reference hierarchy is in.
+
+Its start catches up with the log, then loads the reference through the ingestor; the
+ingestor took clients' events from the moment it had caught up. A county node publishing in
+that window had its events REJECTED for good ("not a registered city or county-level unit"),
+and the outbox marked them rejected, though the hub was only starting.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+
+from duhub import bootstrap
+from duhub.v1 import ingest_pb2 as ipb
+from duhub.v1 import ingest_pb2_grpc
+from tests.unit.builders import sanction
+
+YIDU = "420581"
+
+
+def _publish(address: str, seq: int) -> ipb.PublishResponse:
+    with grpc.insecure_channel(address) as channel:
+        return ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+            ipb.PublishRequest(events=[sanction(YIDU, event_id=f"s{seq}", source=YIDU, seq=seq)]),
+            timeout=10,
+        )
+
+
+def test_a_county_publishing_while_the_reference_loads_is_told_to_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_load = bootstrap.load_reference
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        loading.set()
+        assert release.wait(30)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(bootstrap, "load_reference", slow_load)
+    ingest = bootstrap.IngestProcess(bootstrap.HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    ingest.start()
+    try:
+        address = f"127.0.0.1:{ingest.port}"
+        assert loading.wait(30), "the reference load never began"
+        with pytest.raises(grpc.RpcError) as refused:
+            _publish(address, 1)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "reference" in (refused.value.details() or "")
+
+        release.set()
+        for _ in range(100):
+            try:
+                reply = _publish(address, 1)
+                break
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+                threading.Event().wait(0.1)
+        else:
+            raise AssertionError("ingest never opened after the reference loaded")
+        # The refused event took nothing: the same seq is accepted once ingest is open.
+        assert [r.result for r in reply.results] == [ipb.RESULT_ACCEPTED]
+    finally:
+        release.set()
+        ingest.stop()
