@@ -135,3 +135,70 @@ def _close(s: socket.socket) -> None:
     except OSError:
         pass
     s.close()
+
+
+class CutLink:
+    """Forward 127.0.0.1:<port> to `upstream` until the client has sent `budget` bytes, then
+    cut every connection and refuse every later one: a link that drops partway, for good."""
+
+    def __init__(self, upstream: str, budget: int) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.budget = budget
+        self.sent = 0  # bytes the client sent through
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._cut = threading.Event()
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._cut.is_set():
+                _close(client)
+                continue
+            server = socket.create_connection(self.upstream, timeout=5)
+            server.settimeout(None)
+            with self._lock:
+                self._socks += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
+        try:
+            while not self._cut.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                if counted:
+                    with self._lock:
+                        self.sent += len(data)
+                        over = self.sent - self.budget
+                    if over > 0:
+                        dst.sendall(data[: len(data) - over])
+                        self.cut()
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            _close(s)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+        _close(self.listener)

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     box = open_outbox(args.outbox, address, create=False)
     sent: ForwardReport | None = None
     sent_rejections: list[dict[str, str]] = []  # what the hub rejected of what this retry sent
+    gave_up: Unreachable | None = None
     try:
         if args.outbox_command == "retry":
             if args.rejected:
@@ -79,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
                     on_result=on_result,
                 )
             except Unreachable as e:
-                print(f"duhub: {e.report.pending} events wait in {box.path}", file=sys.stderr)
-                client.fail_rpc(e.error, address)
+                # What the hub answered before the link dropped is said first, then why not
+                # the rest: it was said of a retry that ended well only.
+                sent, gave_up = e.report, e
             except grpc.RpcError as e:
                 client.fail_rpc(e, address)
         counts = box.counts()
@@ -122,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
             print(line)
             for r in rejected:
                 print(f"  {r.event_id}: {r.reason}")
+    if gave_up is not None:
+        sys.stdout.flush()
+        print(f"duhub: {gave_up.report.pending} events wait in {box.path}", file=sys.stderr)
+        client.fail_rpc(gave_up.error, address)
     if counts[PENDING] and args.outbox_command == "retry":
         return client.EXIT_UNREACHABLE
     return client.EXIT_REJECTED if rejected else client.EXIT_OK

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from duhub.bootstrap import Hub, HubConfig
+from duhub.cli.publish import parse_event
+from duhub.node.outbox import BATCH
+from duhub.v1 import ingest_pb2 as ipb
 from tests.e2e.hubproc import duhub
+from tests.flakylink import CutLink
 
 YIDU = "420581"
 DOWN = "127.0.0.1:1"  # nothing listens there: publish leaves its events waiting
@@ -103,3 +107,48 @@ def test_outbox_status_counts_a_file_sent_twice_as_delivered(hub: Hub, tmp_path:
     done = duhub(hub.address, "outbox", "status", "--outbox", box, "--json")
     answer = json.loads(done.stdout)
     assert (answer["pending"], answer["delivered"], answer["rejected"]) == (0, 2, 0)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_outbox_retry_that_gives_up_says_what_the_hub_answered_before(
+    hub: Hub, tmp_path: Path, as_json: bool
+) -> None:
+    """Before, a retry whose link dropped partway (exit 3) said only why it gave up: what the
+    hub had answered before the drop, a rejection and its reason included, went unsaid."""
+    box, tag = str(tmp_path / "outbox.db"), "json" if as_json else "text"
+    first = 1000 if as_json else 3000  # this source's seqs, apart from the other tests'
+    lines = [sanction(f"drop-{tag}-{i}", first + i) for i in range(2 * BATCH)]
+    lines[3] = sanction(f"drop-{tag}-3", first + 3, "420582")  # another county's unit
+    done = duhub(DOWN, "publish", write(tmp_path, lines), "--outbox", box, "--retry-for", "0")
+    assert done.returncode == 3, done.stdout + done.stderr
+    # The link carries the first batch whole, then drops partway through the second.
+    one_batch = ipb.PublishRequest(events=[parse_event(x) for x in lines[:BATCH]]).ByteSize()
+    link = CutLink(hub.address, budget=one_batch + 4096)
+    try:
+        args = ["outbox", "retry", "--outbox", box, "--retry-for", "0"]
+        done = duhub(link.address, *args, *(["--json"] if as_json else []))
+    finally:
+        link.close()
+    assert done.returncode == 3, done.stdout + done.stderr
+    reason = "sanction_imposed.unit_id: unit '420582' lies outside the source's 420581"
+    if as_json:
+        answer = json.loads(done.stdout)
+        assert answer["sent"] == {
+            "accepted": BATCH - 1,
+            "duplicate": 0,
+            "rejected": 1,
+            "rejections": [
+                {"event_id": "drop-json-3", "field": "sanction_imposed.unit_id", "reason": reason}
+            ],
+        }
+        assert (answer["pending"], answer["delivered"], answer["rejected"]) == (BATCH, BATCH - 1, 1)
+    else:
+        assert done.stdout.splitlines() == [
+            f"sent {BATCH} events: {BATCH - 1} accepted, 0 duplicate, 1 rejected",
+            f"  drop-text-3: {reason}",
+            f"{box}: {BATCH} pending, {BATCH - 1} delivered, 1 rejected (duhub outbox status "
+            "lists them)",
+        ]
+    # Then why it gave up, and that nothing unanswered is lost.
+    assert f"{BATCH} events wait in {box}" in done.stderr, done.stderr
+    assert f"no hub answers at {link.address}" in done.stderr, done.stderr
