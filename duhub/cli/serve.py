@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
     try:
-        reference = _reference(args)
-    except ValueError as e:  # read and checked whole before anything is opened
+        # Read and checked whole before anything is opened (the read model only read: a
+        # fingerprint of the same units spares checking each).
+        reference = _reference(args, config(args).database)
+    except ValueError as e:
         return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
     cfg = config(args, reference)
     try:
@@ -101,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reference(args: argparse.Namespace) -> Reference | None:
+def _reference(args: argparse.Namespace, database: str) -> Reference | None:
     """Return the hierarchy of --reference FILE (None: the shipped one), or raise ValueError."""
     path = getattr(args, "reference", None)
     if not path:
         return None
     if args.service != "ingest":
         raise ValueError("--reference: only the ingest service loads the reference hierarchy")
-    return reference_from_file(path)
+    return reference_from_file(path, database)
 
 
 def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:

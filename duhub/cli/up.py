@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from duhub import metrics
@@ -32,11 +33,6 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
     data_dir = Path(args.data_dir).resolve()
-    try:
-        # Read and checked whole before anything is opened: a bad file appends nothing.
-        reference = own_reference(args.reference, simulated=not args.no_simulate)
-    except ValueError as e:
-        return fatal(f"duhub up: {e}", EXIT_USAGE)
     config = HubConfig(
         data_dir=data_dir,
         listen=args.listen,
@@ -47,8 +43,16 @@ def run(args: argparse.Namespace) -> int:
         tokens=args.tokens or "",
         private_socket=not args.no_simulate,
         max_streams=args.max_streams,
-        reference=reference,
     )
+    try:
+        # Read and checked whole before anything is opened: a bad file appends nothing. (The
+        # read model is only read: a fingerprint of the same units spares checking each.)
+        reference = own_reference(
+            args.reference, simulated=not args.no_simulate, database=config.database
+        )
+    except ValueError as e:
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
+    config = replace(config, reference=reference)
     try:
         check_db(config.database)
         hub = Hub(config)
@@ -99,8 +103,9 @@ def _lost(error: BaseException | None) -> str:
     return str(error) if isinstance(error, LogLost) else ""
 
 
-def own_reference(path: str | None, *, simulated: bool) -> Reference | None:
-    """Return the hierarchy of --reference FILE (None: the shipped one), or raise ValueError."""
+def own_reference(path: str | None, *, simulated: bool, database: str = "") -> Reference | None:
+    """Return the hierarchy of --reference FILE (None: the shipped one), or raise ValueError;
+    `database`: the read model whose fingerprint may spare checking each unit again."""
     if not path:
         return None
     if simulated:
@@ -108,7 +113,7 @@ def own_reference(path: str | None, *, simulated: bool) -> Reference | None:
         raise ValueError(
             "--reference: the simulator publishes for the shipped hierarchy; add --no-simulate"
         )
-    return reference_from_file(path)
+    return reference_from_file(path, database)
 
 
 def banner(hub: Hub, simulated: bool, metrics_url: str = "") -> str:

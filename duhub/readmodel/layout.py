@@ -23,6 +23,7 @@ YEAR_ROLLUPS = "year-rollups"
 COVERAGE_COUNTIES = "coverage-counties"
 COVERAGE_FIRSTS = "coverage-firsts"
 POSITION_MARKS = "position-marks"
+REFERENCE_RULES = "reference-rules"
 
 
 def upgrade(engine: Engine) -> None:
@@ -35,6 +36,7 @@ def upgrade(engine: Engine) -> None:
         (COVERAGE_COUNTIES, _add_coverage_counties),
         (COVERAGE_FIRSTS, _add_coverage_firsts),
         (POSITION_MARKS, _add_position_marks),
+        (REFERENCE_RULES, _add_reference_rules),
     ):
         if change not in applied:
             _apply_once(engine, change, apply)
@@ -119,3 +121,10 @@ def _add_position_marks(conn: Connection) -> None:
     for column in ("last_offset", "last_hash"):
         if column not in have:
             conn.exec_driver_sql(f"ALTER TABLE log_positions ADD COLUMN {column} BIGINT")
+
+
+def _add_reference_rules(conn: Connection) -> None:
+    """Give the reference mark the rules version its units were checked by; a mark kept
+    before has none (NULL), so the next start checks its file whole once more."""
+    if "rules" not in {c["name"] for c in inspect(conn).get_columns("reference_loaded")}:
+        conn.exec_driver_sql("ALTER TABLE reference_loaded ADD COLUMN rules INTEGER")

@@ -209,12 +209,16 @@ dead_letters = Table(
 # from seq 1, and the SHA-256 of their digests one after another. A restart with the same file
 # compares this fingerprint instead of reading and comparing every reference event
 # (duhub/readmodel/reference.py). Not derived from the log: a cache, rebuilt when missing.
+# `rules`: the version of the rules those units were last checked by (REFERENCE_RULES); a
+# start with the same file under those rules does not check each unit again. NULL: a mark
+# written before 2026-12-05, whose units are checked once more.
 reference_loaded = Table(
     "reference_loaded",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("units", BigInteger, nullable=False),
     Column("fingerprint", LargeBinary(32), nullable=False),
+    Column("rules", Integer, nullable=True),
 )
 
 # Changes of layout a read model made by an earlier version has had applied, by name: each

@@ -22,10 +22,14 @@ UNIT_FIELDS = ("unit_id", "parent_id", "level", "name", "sample", "local_code", 
 @dataclass(frozen=True, slots=True)
 class Reference:
     """The hierarchy a hub loads: its events, parents first, and where it comes from (for
-    messages: the option that names it)."""
+    messages: the option that names it); the version of the rules its units were checked by
+    (0: not checked, the shipped file), which the read model's mark keeps; and the events'
+    digests where already made (else empty)."""
 
     origin: str
     events: tuple[pb.Event, ...]
+    rules: int = 0
+    digests: tuple[bytes, ...] = ()
 
 
 def reference_units(name: str = "yichang") -> list[dict]:  # type: ignore[type-arg]

@@ -22,7 +22,8 @@ from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import read_positions
-from duhub.reference import events_of, reference_units
+from duhub.reference import Reference, events_of, reference_units
+from duhub.reference import file as reference_file
 from duhub.reference.file import reference_from_file
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
@@ -425,9 +426,11 @@ def test_a_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert [e.org_unit_registered.unit_id for e in events] == [u["unit_id"] for u in OWN]
 
 
-def restart(data: Path, reference: Path) -> str:
+def restart(data: Path, reference: Path | Reference) -> str:
     """Start a hub on `data` once more; return why it refused to, or '' when it started."""
-    hub = Hub(HubConfig(data, listen="127.0.0.1:0", reference=reference_from_file(str(reference))))
+    if isinstance(reference, Path):
+        reference = reference_from_file(str(reference))
+    hub = Hub(HubConfig(data, listen="127.0.0.1:0", reference=reference))
     try:
         hub.start()
         caught_up(hub)
@@ -559,3 +562,109 @@ def test_a_reference_load_ends_when_ingest_refuses_for_good(tmp_path: Path) -> N
         assert isinstance(done[0], NotReady) and "lost records" in str(done[0])
     finally:
         hub.stop(grace=0)
+
+
+def rules_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many units each rules check of a file is asked about (the real check)."""
+    asked: list[int] = []
+    real = reference_file.check_units
+
+    def check_units(events: Any, base: Any, first: int = 0) -> str | None:
+        asked.append(len(events))
+        return real(events, base, first)
+
+    monkeypatch.setattr(reference_file, "check_units", check_units)
+    return asked
+
+
+def test_an_unchanged_file_is_not_checked_unit_by_unit_again_and_a_changed_one_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every start checked each unit of the file by the rules before anything was opened:
+    # 26-30 s of each start with a country's 640,800 units, the same file every time.
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    db = f"sqlite:///{data / 'readmodel.db'}"
+    asked = rules_checks(monkeypatch)
+    reference_from_file(str(own), database=db)
+    assert asked == [3]  # no read model yet: checked whole
+    assert not data.exists()  # and asked nothing into being
+    start(data, own).stop(grace=0)
+    assert restart(data, own) == ""  # found the same one for one: fingerprinted
+    asked.clear()
+    same = reference_from_file(str(own), database=db)
+    assert asked == []  # the fingerprint vouches for all three, checked by these rules
+    assert restart(data, same) == ""
+    # Other bytes, the same units: the same events, which is what the rules are asked about.
+    path = tmp_path / "reformatted.json"
+    path.write_text(json.dumps({"about": "x", "units": [dict(u, kind="k") for u in OWN]}, indent=2))
+    reference_from_file(str(path), database=db)
+    assert asked == []
+    # A changed unit is checked whole again, then compared, naming the first difference.
+    changed = write(tmp_path / "changed.json", [*OWN[:2], dict(OWN[2], name="改名街道")])
+    end = log_end(data)
+    assert "its reference event 3 'ref:own:420502101' registered the unit otherwise" in (
+        restart(data, reference_from_file(str(changed), database=db))
+    )
+    assert asked == [3]
+    # One the rules refuse is refused by them, before anything is opened, as on a new hub.
+    bad = write(tmp_path / "bad.json", [*OWN[:2], dict(OWN[2], parent_id="420599")])
+    with pytest.raises(ValueError, match=r"units\[2\] \('420502101'\): parent_id: unknown unit"):
+        reference_from_file(str(bad), database=db)
+    town = {"unit_id": "420502102", "parent_id": "420502", "level": "LEVEL_TOWNSHIP", "name": "新"}
+    more = write(tmp_path / "more.json", [*OWN, town])
+    asked.clear()
+    reference_from_file(str(more), database=db)
+    assert asked == [4]  # units added: all checked
+    assert log_end(data) == end
+
+
+def test_a_hub_with_other_rules_checks_an_unchanged_file_whole_once_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fingerprint says the units are those loaded, not that this version's rules pass
+    # them: the skip holds only under the rules version that checked them.
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    db = f"sqlite:///{data / 'readmodel.db'}"
+    start(data, own).stop(grace=0)
+    assert restart(data, own) == ""
+    asked = rules_checks(monkeypatch)
+    now = reference_file.REFERENCE_RULES
+    monkeypatch.setattr(reference_file, "REFERENCE_RULES", now + 1)
+    upgraded = reference_from_file(str(own), database=db)
+    assert asked == [3]
+    assert restart(data, upgraded) == ""  # passed: fingerprinted as checked by these rules
+    reference_from_file(str(own), database=db)
+    assert asked == [3]
+    # Stricter rules that refuse a unit loaded before refuse the start, naming it.
+    monkeypatch.setattr(reference_file, "REFERENCE_RULES", now + 2)
+    monkeypatch.setattr(
+        reference_file,
+        "check_units",
+        lambda events, base, first=0: "units[2] ('420502101'): name: stricter now",
+    )
+    with pytest.raises(ValueError, match="stricter now"):
+        reference_from_file(str(own), database=db)
+
+
+def test_a_mark_kept_before_rules_were_recorded_has_its_file_checked_whole_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read model of the version before: its mark says nothing of the rules that checked
+    # the units, so the first start after the upgrade checks them, and records the rules.
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    db = f"sqlite:///{data / 'readmodel.db'}"
+    start(data, own).stop(grace=0)
+    assert restart(data, own) == ""
+    engine = open_engine(db, create=False)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE reference_loaded DROP COLUMN rules")
+            conn.exec_driver_sql("DELETE FROM layout WHERE name = 'reference-rules'")
+    finally:
+        engine.dispose()
+    asked = rules_checks(monkeypatch)
+    before = reference_from_file(str(own), database=db)
+    assert asked == [3]  # the mark could not be read: checked whole
+    assert restart(data, before) == ""  # the layout gains the column; the mark, the rules
+    reference_from_file(str(own), database=db)
+    assert asked == [3]
