@@ -17,8 +17,11 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError
 from sqlalchemy import create_engine, text
 
+from duhub.log.kafka import KafkaSpec, ensure_topics
 from duhub.node import Backoff, Outbox
 from duhub.node.outbox import CHANNEL_OPTIONS
 from duhub.v1 import ingest_pb2 as ipb
@@ -325,3 +328,24 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         pg.reset()
+
+
+def remake_topic(spec: KafkaSpec, *, delete: bool = True) -> None:
+    """Delete the topic of `spec` (unless `delete` is False: a broker emptied has none) and
+    make it again, empty, as any duhub process opening the log does."""
+    if delete:
+        admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
+        try:
+            admin.delete_topics([spec.topic])
+            deadline = time.monotonic() + 60
+            while spec.topic in admin.list_topics():
+                assert time.monotonic() < deadline, "the topic was not deleted"
+                time.sleep(0.2)
+        finally:
+            admin.close()
+    while True:  # a deletion may still be under way for a moment after the listing
+        try:
+            ensure_topics(spec)
+            return
+        except TopicAlreadyExistsError:
+            time.sleep(0.5)

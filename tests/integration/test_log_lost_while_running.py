@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import grpc
 import pytest
-from kafka import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError
 
-from duhub.log.kafka import KafkaSpec, ensure_topics
+from duhub.log.kafka import KafkaSpec
 from duhub.v1 import ingest_pb2 as ipb
 from tests.e2e.hubproc import DuhubProcess, HubProcess, serve, stat_values
 from tests.infra import ORIGIN_KEY, fresh_database, kafka_bootstrap, postgres_url
-from tests.integration.chaos import PrivateKafka, private_kafka
+from tests.integration.chaos import PrivateKafka, private_kafka, remake_topic
 from tests.integration.scale import accountability, ends_of, publish, wait_applied
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -46,26 +43,11 @@ def _exits(proc: DuhubProcess, timeout: float) -> int | None:
 def _lose(kafka: PrivateKafka, log_url: str, how: str) -> None:
     """The broker loses the topic: stopped, its data deleted, started again empty on the same
     port; or the topic deleted. Then made again, as any duhub process opening the log does."""
-    spec = KafkaSpec.parse(log_url)
-    if how == "broker emptied":
+    emptied = how == "broker emptied"
+    if emptied:
         kafka.reset()
         kafka.up()
-    else:
-        admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
-        try:
-            admin.delete_topics([spec.topic])
-            deadline = time.monotonic() + 60
-            while spec.topic in admin.list_topics():
-                assert time.monotonic() < deadline, "the topic was not deleted"
-                time.sleep(0.2)
-        finally:
-            admin.close()
-    while True:  # a deletion may still be under way for a moment after the listing
-        try:
-            ensure_topics(spec)
-            return
-        except TopicAlreadyExistsError:
-            time.sleep(0.5)
+    remake_topic(KafkaSpec.parse(log_url), delete=not emptied)
 
 
 @pytest.mark.parametrize("how", ["broker emptied", "topic made again"])

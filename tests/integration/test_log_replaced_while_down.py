@@ -10,18 +10,16 @@ for applied ones and applied only those past it, so the figures silently missed 
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import TopicAlreadyExistsError
+from kafka import KafkaProducer
 
-from duhub.log.kafka import KafkaSpec, ensure_topics
+from duhub.log.kafka import KafkaSpec
 from duhub.v1 import ingest_pb2 as ipb
 from tests.e2e.hubproc import DUHUB, serve, stat_values
 from tests.infra import ORIGIN_KEY, fresh_database, kafka_bootstrap, postgres_url
-from tests.integration.chaos import private_kafka, wait_health
+from tests.integration.chaos import private_kafka, remake_topic, wait_health
 from tests.integration.scale import accountability, ends_of, publish, wait_applied
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -30,24 +28,6 @@ COUNTY = "420502"
 PERSONS = ("--metric", "accountability_persons")
 BEFORE = 30  # events applied from the first topic
 PAST = 10  # records of the new topic past the read model's position
-
-
-def _remake_topic(spec: KafkaSpec) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
-    try:
-        admin.delete_topics([spec.topic])
-        deadline = time.monotonic() + 60
-        while spec.topic in admin.list_topics():
-            assert time.monotonic() < deadline, "the topic was not deleted"
-            time.sleep(0.2)
-    finally:
-        admin.close()
-    while True:  # a deletion may still be under way for a moment after the listing
-        try:
-            ensure_topics(spec)
-            return
-        except TopicAlreadyExistsError:
-            time.sleep(0.5)
 
 
 def _produce(spec: KafkaSpec, first_seq: int, n: int) -> int:
@@ -93,7 +73,7 @@ def test_services_refuse_a_topic_made_again_past_the_read_model(tmp_path: Path) 
                 assert proc.stop() == 0
             assert stat_values(query.address, *PERSONS) == {"accountability_persons": BEFORE}
 
-            _remake_topic(spec)
+            remake_topic(spec)
             end = _produce(spec, BEFORE + 1, held + PAST)
             assert end == held + PAST
 
