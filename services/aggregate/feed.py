@@ -18,6 +18,7 @@ from kafka.errors import LogTruncationError, OffsetOutOfRangeError
 
 from duhub.log.base import LogRecord
 from duhub.log.belongs import refuse_lost, refuse_replaced_at
+from duhub.readmodel.writer import read_positions
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.pauses import Pauses
 
@@ -116,14 +117,17 @@ class Feed:
         self._commit_positions()
 
     def check_log(self) -> None:
-        """Raise LogLost when our partitions' positions lie past the log's end (the broker
+        """Raise LogLost when the read model's positions lie past the log's end (the broker
         lost its data, the topic was made again): the records it takes from now on would be
-        taken for those applied at their offsets, and never counted."""
-        mine = self.mine
-        if not mine:  # none of the partitions yet (or a rebalance): nothing to ask the broker
-            return
-        at = self.driver.applier.positions
-        refuse_lost({p: at.get(p, 0) for p in mine}, self.driver.kafka.end_offsets())
+        taken for those applied at their offsets, and never counted. Every partition the read
+        model has a position for is compared, not only ours: a topic deleted under the group
+        leaves its workers none until the group rebalances, and they would not look."""
+        at = read_positions(self.driver.applier.engine)
+        held = self.driver.applier.positions  # ours, maybe past what is committed
+        for p in self.mine:
+            at[p] = max(at.get(p, 0), held.get(p, 0))
+        if at:
+            refuse_lost(at, self.driver.kafka.end_offsets())
 
     def _check_resumed(self, delivering: set[int]) -> None:
         """Raise LogLost when a partition delivering again after a pause comes from a log

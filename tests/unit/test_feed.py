@@ -213,6 +213,22 @@ def test_a_log_that_ends_before_the_read_model_stops_the_feed(tmp_path) -> None:
         feed.check_log()
 
 
+def test_a_worker_holding_no_partition_still_sees_the_log_lost(tmp_path) -> None:
+    """A topic deleted under the group takes every partition from its workers until it is made
+    again and the group rebalances (minutes, on a loaded host). The watchdog's look asked only
+    for the partitions held, so a worker holding none never looked, and took the new topic's
+    records for applied ones once they were given back. It now compares every position the
+    read model holds."""
+    applier = setup(tmp_path)
+    BatchApplier(applier.engine).apply([new_village(), *visits(40)])
+    log = EndsAt({0: 40, 1: 1, 2: 99})
+    feed = Feed(ContiguousDriver(log, applier.engine), OutOfRange(), owned=lambda: set())  # type: ignore[arg-type]
+    feed.check_log()  # nothing lost
+    log.ends[0] = 0  # the topic made again, empty
+    with pytest.raises(LogLost, match=r"partition 0 at 40, the log ends at 0\)"):
+        feed.check_log()
+
+
 def test_a_partition_delivering_after_a_pause_from_a_log_made_again_stops_the_feed(
     tmp_path,
 ) -> None:
