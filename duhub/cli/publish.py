@@ -216,6 +216,11 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
                 spool.keep(line, item)
         box.store(spool.for_outbox(), replace=True)
         _forward(spool, address, box, retry_for, tally)
+    except Unreachable as e:
+        # What the hub answered before it stopped answering is said all the same.
+        tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
+        e.tally = tally  # type: ignore[attr-defined]
+        raise
     finally:
         spool.close()
     tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
@@ -359,6 +364,8 @@ def run(
         name = "standard input" if path == "-" else path
         client.fail(f"FILE: {name} {e}; nothing of it was stored or sent", client.EXIT_USAGE)
     except Unreachable as e:
+        _print_tally(e.tally, path, as_json, box, gave_up=e.report.pending)  # type: ignore[attr-defined]
+        sys.stdout.flush()
         print(
             f"duhub: {e.report.pending} events wait in the outbox {box.path}; the next "
             "'duhub publish' or 'duhub outbox retry' sends them",
@@ -376,45 +383,59 @@ def run(
         client.fail_rpc(e, address)
     finally:
         box.close()
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "accepted": tally.accepted,
-                    "duplicate": tally.duplicate,
-                    "rejected": len(tally.rejected),
-                    "visible": visible,
-                    "rejections": tally.rejected,
-                    "outbox": str(box.path),
-                    "earlier": sum(tally.earlier.values()),
-                },
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-    else:
-        print(
-            f"{path}: {tally.accepted} accepted, {tally.duplicate} duplicate, "
-            f"{len(tally.rejected)} rejected"
-        )
-        if visible is True:
-            print("  all accepted events are in the figures")
-        elif unasked:
-            print(
-                "  accepted events are durable; could not ask whether the figures caught up "
-                f"({unasked})"
-            )
-        elif visible is False:
-            print(f"  accepted events are durable; figures not caught up after {wait:g} s")
-        for r in tally.rejected:
-            who = f" ({r['event_id']})" if r["event_id"] else ""
-            print(f"  line {r['line']}{who}: {r['reason']}")
-        if tally.earlier:
-            e = tally.earlier
-            print(
-                f"  outbox: also forwarded {sum(e.values())} events an earlier run or another "
-                f"publish left in it ({e.get(ipb.RESULT_ACCEPTED, 0)} accepted, "
-                f"{e.get(ipb.RESULT_DUPLICATE, 0)} duplicate, "
-                f"{e.get(ipb.RESULT_REJECTED, 0)} rejected: duhub outbox status)"
-            )
+    _print_tally(tally, path, as_json, box, visible=visible, unasked=unasked, wait=wait)
     return client.EXIT_REJECTED if tally.rejected else client.EXIT_OK
+
+
+def _print_tally(
+    tally: Tally,
+    path: str,
+    as_json: bool,
+    box: Outbox,
+    *,
+    visible: bool | None = None,
+    unasked: str = "",
+    wait: float = 0.0,
+    gave_up: int = 0,
+) -> None:
+    """Print the answers per line; `gave_up`: the events left waiting in the outbox when the
+    hub stopped answering (the answers are then those it gave before)."""
+    if as_json:
+        out: dict[str, object] = {
+            "accepted": tally.accepted,
+            "duplicate": tally.duplicate,
+            "rejected": len(tally.rejected),
+            "visible": visible,
+            "rejections": tally.rejected,
+            "outbox": str(box.path),
+            "earlier": sum(tally.earlier.values()),
+        }
+        if gave_up:
+            out["pending"] = gave_up
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    before = "before the hub stopped answering: " if gave_up else ""
+    print(
+        f"{path}: {before}{tally.accepted} accepted, {tally.duplicate} duplicate, "
+        f"{len(tally.rejected)} rejected"
+    )
+    if visible is True:
+        print("  all accepted events are in the figures")
+    elif unasked:
+        print(
+            "  accepted events are durable; could not ask whether the figures caught up "
+            f"({unasked})"
+        )
+    elif visible is False:
+        print(f"  accepted events are durable; figures not caught up after {wait:g} s")
+    for r in tally.rejected:
+        who = f" ({r['event_id']})" if r["event_id"] else ""
+        print(f"  line {r['line']}{who}: {r['reason']}")
+    if tally.earlier:
+        e = tally.earlier
+        print(
+            f"  outbox: also forwarded {sum(e.values())} events an earlier run or another "
+            f"publish left in it ({e.get(ipb.RESULT_ACCEPTED, 0)} accepted, "
+            f"{e.get(ipb.RESULT_DUPLICATE, 0)} duplicate, "
+            f"{e.get(ipb.RESULT_REJECTED, 0)} rejected: duhub outbox status)"
+        )

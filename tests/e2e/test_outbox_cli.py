@@ -152,3 +152,44 @@ def test_an_outbox_retry_that_gives_up_says_what_the_hub_answered_before(
     # Then why it gave up, and that nothing unanswered is lost.
     assert f"{BATCH} events wait in {box}" in done.stderr, done.stderr
     assert f"no hub answers at {link.address}" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_publish_that_gives_up_says_what_the_hub_answered_before(
+    hub: Hub, tmp_path: Path, as_json: bool
+) -> None:
+    """As for `outbox retry`: a publish whose link dropped partway (exit 3) said only how many
+    events wait; the answers it had per line, a rejection and its reason included, went
+    unsaid."""
+    box, tag = str(tmp_path / "outbox.db"), "json" if as_json else "text"
+    first = 5000 if as_json else 7000  # this source's seqs, apart from the other tests'
+    lines = [sanction(f"cut-{tag}-{i}", first + i) for i in range(2 * BATCH)]
+    lines[3] = sanction(f"cut-{tag}-3", first + 3, "420582")  # another county's unit
+    one_batch = ipb.PublishRequest(events=[parse_event(x) for x in lines[:BATCH]]).ByteSize()
+    link = CutLink(hub.address, budget=one_batch + 4096)
+    try:
+        args = ["publish", write(tmp_path, lines), "--outbox", box, "--retry-for", "0"]
+        done = duhub(link.address, *args, *(["--json"] if as_json else []))
+    finally:
+        link.close()
+    assert done.returncode == 3, done.stdout + done.stderr
+    reason = "sanction_imposed.unit_id: unit '420582' lies outside the source's 420581"
+    if as_json:
+        answer = json.loads(done.stdout)
+        assert (answer["accepted"], answer["duplicate"], answer["rejected"]) == (BATCH - 1, 0, 1)
+        assert answer["rejections"] == [
+            {
+                "line": 4,
+                "event_id": f"cut-{tag}-3",
+                "field": "sanction_imposed.unit_id",
+                "reason": reason,
+            }
+        ]
+        assert answer["pending"] == BATCH
+    else:
+        assert done.stdout.splitlines() == [
+            f"{tmp_path / 'events.jsonl'}: before the hub stopped answering: {BATCH - 1} "
+            "accepted, 0 duplicate, 1 rejected",
+            f"  line 4 (cut-{tag}-3): {reason}",
+        ]
+    assert f"{BATCH} events wait in the outbox {box}" in done.stderr, done.stderr
