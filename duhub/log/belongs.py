@@ -134,9 +134,10 @@ def refuse_replaced(log_: EventLog, marks: Mapping[int, Mark]) -> None:
         )
 
 
-def refuse_replaced_at(log_: EventLog, engine: Engine, partitions: Iterable[int]) -> None:
-    """refuse_replaced for these partitions, with the read model's last records."""
-    marks = read_marks(engine)
+def refuse_replaced_at(
+    log_: EventLog, marks: Mapping[int, Mark], partitions: Iterable[int]
+) -> None:
+    """refuse_replaced for these partitions, with the read model's last records `marks`."""
     refuse_replaced(log_, {p: marks[p] for p in sorted(partitions) if p in marks})
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
-from duhub.log.identity import record_hash
+from duhub.log.identity import Mark, record_hash
 from duhub.log.origin import MAC_HEADER, ORIGIN_HEADER
 from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
@@ -34,6 +34,7 @@ from duhub.readmodel.writer import (
     DeadLetter,
     PositionConflict,
     batch_rows,
+    read_marks,
     read_positions,
     render_copies,
     write_rows,
@@ -192,6 +193,17 @@ class BatchApplier:
     def refresh(self) -> None:
         """Forget what this worker believes and read the committed positions again."""
         self.positions = read_positions(self.engine)
+
+    def marks_when_reachable(self) -> dict[int, Mark]:
+        """The read model's last record applied per partition (`read_marks`), waiting while
+        it is unreachable, as a batch does: a partition delivering after a pause is looked at
+        before it is applied, and a PostgreSQL outage then stopped the worker."""
+        outage_since: float | None = None
+        while True:
+            try:
+                return read_marks(self.engine)
+            except (OperationalError, InterfaceError) as e:
+                outage_since = _wait_out(e, outage_since, self.stopping)
 
     def refresh_when_reachable(self) -> None:
         """refresh(), waiting while the read model is unreachable, as a batch does: a worker

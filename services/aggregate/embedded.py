@@ -66,7 +66,7 @@ class LogTailer:
             if not records:
                 continue
             if self.pauses.resumed([p]):
-                refuse_replaced_at(self.log, self.engine, [p])
+                refuse_replaced_at(self.log, self.applier.marks_when_reachable(), [p])
             applied = self.applier.apply(records)
             metrics.observe_applied(applied.records, applied.recorded_at if self._live else ())
             blocked |= bool(applied.blocked)

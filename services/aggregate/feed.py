@@ -134,7 +134,9 @@ class Feed:
         that does not hold the record the read model applied last there (`Pauses`)."""
         resumed = self.pauses.resumed(delivering)
         if resumed:
-            refuse_replaced_at(self.driver.kafka, self.driver.applier.engine, resumed)
+            refuse_replaced_at(
+                self.driver.kafka, self.driver.applier.marks_when_reachable(), resumed
+            )
 
     def _follow(self, mine: set[int]) -> None:
         d = self.driver

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from kafka.errors import OffsetOutOfRangeError
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from duhub.log.base import LogRecord
 from duhub.log.belongs import LogLost
@@ -273,5 +274,38 @@ def test_a_partition_delivering_after_a_pause_from_the_same_log_goes_on(tmp_path
     clock.now += 10 * RESUME_CHECK_S
     reader.records += every[30:]
     feed.step()
+    assert feed.driver.applier.positions[0] == 40
+    assert visits_counted(feed.driver.applier) == 40
+
+
+def test_a_partition_delivering_after_a_pause_while_the_read_model_is_down_waits_for_it(
+    tmp_path, monkeypatch
+) -> None:
+    """The look at the read model's last record met a PostgreSQL outage and stopped the worker
+    ("a batch failed", a traceback), where a batch waits the outage out (CI, 2026-12-05:
+    test_worker_stop_outage found no "read model unreachable" line). It now waits as a batch
+    does, then looks, then applies."""
+    from services.aggregate import apply as apply_module
+
+    applier = setup(tmp_path)
+    every = visits(40)
+    reader = ListReader(new_village(), *every[:30])
+    clock = Clock()
+    feed, _, _ = feed_for(applier.engine, reader, {0, 1}, clock)
+    feed.step()
+    real, calls = apply_module.read_marks, []
+
+    def down_once(engine):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT …", {}, Exception("connection refused"))
+        return real(engine)
+
+    monkeypatch.setattr(apply_module, "read_marks", down_once)
+    monkeypatch.setattr(apply_module.time, "sleep", lambda s: None)
+    clock.now += 10 * RESUME_CHECK_S
+    reader.records += every[30:]
+    feed.step()
+    assert len(calls) == 2  # refused once, then asked again
     assert feed.driver.applier.positions[0] == 40
     assert visits_counted(feed.driver.applier) == 40
