@@ -194,15 +194,19 @@ def _send(
             time.sleep(backoff.next())
 
 
-def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S) -> Tally:
-    """Store the file's events in the outbox, forward it, and tally the answers per line.
+def publish(
+    path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S, tally: Tally | None = None
+) -> Tally:
+    """Store the file's events in the outbox, forward it, and tally the answers per line in
+    `tally` (a new one if not given); return the tally.
 
     Every event of the file is sent again, as it is now, even one the outbox answered before
     (the hub de-duplicates); events left pending by an earlier run are forwarded first, and
     those another publish stores meanwhile are forwarded by whichever has the outbox's turn.
-    Raises Unreachable when the hub did not answer for `retry_for` seconds.
+    Raises Unreachable when the hub did not answer for `retry_for` seconds: a caller that
+    passed `tally` still holds what the hub answered before, to say it.
     """
-    tally = Tally()
+    tally = Tally() if tally is None else tally
     spool = Spool()
     try:
         # The file is read whole before any of it is stored, then stored in one transaction:
@@ -216,14 +220,10 @@ def publish(path: str, address: str, box: Outbox, retry_for: float = RETRY_FOR_S
                 spool.keep(line, item)
         box.store(spool.for_outbox(), replace=True)
         _forward(spool, address, box, retry_for, tally)
-    except Unreachable as e:
-        # What the hub answered before it stopped answering is said all the same.
-        tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
-        e.tally = tally  # type: ignore[attr-defined]
-        raise
     finally:
+        # Also when the hub stopped answering: what it answered before is said all the same.
+        tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
         spool.close()
-    tally.rejected.sort(key=lambda r: r["line"])  # type: ignore[arg-type, return-value]
     return tally
 
 
@@ -340,8 +340,9 @@ def run(
 ) -> int:
     box = open_outbox(outbox, address)
     unasked = ""  # why publish could not ask whether the figures caught up
+    tally = Tally()  # filled as the hub answers, so that a give-up can say what it answered
     try:
-        tally = publish(path, address, box, retry_for)
+        publish(path, address, box, retry_for, tally)
         visible = None
         if wait > 0 and tally.ends:
             # Every event is answered by now: a hub gone away meanwhile leaves only whether
@@ -364,7 +365,7 @@ def run(
         name = "standard input" if path == "-" else path
         client.fail(f"FILE: {name} {e}; nothing of it was stored or sent", client.EXIT_USAGE)
     except Unreachable as e:
-        _print_tally(e.tally, path, as_json, box, gave_up=e.report.pending)  # type: ignore[attr-defined]
+        _print_tally(tally, path, as_json, box, gave_up=e.report.pending)
         sys.stdout.flush()
         print(
             f"duhub: {e.report.pending} events wait in the outbox {box.path}; the next "
