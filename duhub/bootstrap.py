@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from kafka.errors import KafkaError
 from sqlalchemy import Engine, event, func, select
 
@@ -161,7 +160,7 @@ def create_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    names = [reflection.SERVICE_NAME, health.SERVICE_NAME]
+    names = [health.SERVICE_NAME]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if ingest is not None:

@@ -2,7 +2,9 @@
 
 Served as grpc.reflection.v1 and v1alpha: grpcio-reflection ships only v1alpha, deprecated,
 so a client asking v1 alone (Go's grpcreflect.NewClientV1) got UNIMPLEMENTED. The two have
-the same messages on the wire: v1 is the same servicer under v1's name.
+the same messages on the wire: v1 is the same servicer under v1's name, and v1's descriptor
+(v1alpha's under v1's package) is added to the descriptor pool, so that v1 is listed and can
+be described like every other service served.
 
 Each ServerReflectionInfo call is a stream that holds a thread of the server's pool until its
 client ends it: uncapped, 40 of them took every thread of a server with --max-streams 2 and a
@@ -16,12 +18,29 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha import reflection_pb2_grpc as pb_grpc
 
 from services.slots import MAX_STREAMS, StreamSlots
 
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
+V1_FILE = "grpc/reflection/v1/reflection.proto"
+
+
+def _add_v1_descriptor() -> None:
+    """Add grpc.reflection.v1's file to the default pool (once): v1alpha's file under v1's
+    package and name, as upstream's reflection.proto for v1 is."""
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(V1_FILE)
+        return
+    except KeyError:
+        pass
+    file = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(file)
+    file.name, file.package = V1_FILE, "grpc.reflection.v1"
+    pool.AddSerializedFile(file.SerializeToString())
 
 
 class CappedReflection(reflection.ReflectionServicer):
@@ -41,8 +60,11 @@ class CappedReflection(reflection.ReflectionServicer):
 def enable_reflection(
     service_names: Sequence[str], server: grpc.Server, max_streams: int = MAX_STREAMS
 ) -> CappedReflection:
-    """Serve reflection of `service_names` on `server`; return the servicer (its cap)."""
-    servicer = CappedReflection(service_names, max_streams)
+    """Serve reflection of `service_names` and of itself (v1alpha and v1) on `server`; return
+    the servicer (its cap)."""
+    _add_v1_descriptor()
+    names = [*service_names, reflection.SERVICE_NAME, V1_SERVICE_NAME]
+    servicer = CappedReflection(list(dict.fromkeys(names)), max_streams)
     pb_grpc.add_ServerReflectionServicer_to_server(servicer, server)
     v1 = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,

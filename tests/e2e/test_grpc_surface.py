@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -135,6 +135,9 @@ def test_reflection_v1_is_served_beside_v1alpha(hub: HubProcess) -> None:
                     reflection_pb2.ServerReflectionRequest(
                         file_containing_symbol="duhub.v1.IngestService"
                     ),
+                    reflection_pb2.ServerReflectionRequest(
+                        file_containing_symbol="grpc.reflection.v1.ServerReflection"
+                    ),
                 ]
             ),
             timeout=10,
@@ -143,3 +146,14 @@ def test_reflection_v1_is_served_beside_v1alpha(hub: HubProcess) -> None:
     names = {s.name for s in answers[0].list_services_response.service}
     assert {"duhub.v1.IngestService", "duhub.v1.QueryService", "grpc.health.v1.Health"} <= names
     assert answers[1].file_descriptor_response.file_descriptor_proto, answers[1]
+    # Listed and described too (before 2026-12-05 only v1alpha was listed, and a client that
+    # lists the services, then describes each, as grpcurl's `list` and `describe` do, could
+    # not see v1).
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= (
+        names
+    )
+    described = answers[2].file_descriptor_response.file_descriptor_proto
+    assert described, answers[2]
+    file = descriptor_pb2.FileDescriptorProto.FromString(described[0])
+    assert file.package == "grpc.reflection.v1"
+    assert [m.name for m in file.service[0].method] == ["ServerReflectionInfo"]
