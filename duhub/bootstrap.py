@@ -261,6 +261,10 @@ def load_reference(ingestor: Ingestor, engine: Engine, reference: Reference | No
         rejected = [r for r in results if r.reason]
         if rejected:
             raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+    # Fingerprinted now, so the next start need not check nor read the file's units again.
+    # It vouches only once its last event is in the read model (read_mark): a hub stopped
+    # before the read model caught up is checked whole next time.
+    write_mark(engine, Mark(len(events), fingerprint(digests), reference.rules))
 
 
 # While ingest refuses a reference batch, it is tried again this often; said this often.

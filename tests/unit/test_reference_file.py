@@ -469,6 +469,44 @@ def test_a_restart_with_the_same_file_reads_only_what_no_fingerprint_vouches_for
     assert "its reference event 2 'ref:own:420502' registered the unit otherwise" in refused
 
 
+def test_the_start_after_the_first_load_trusts_the_fingerprint(tmp_path: Path) -> None:
+    # The first load fingerprints what it appended. Before 2026-12-05 only the start after it
+    # did: that second start still checked and read every unit (a country's 640,800: ~100 s).
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    start(data, own).stop(grace=0)
+    database = f"sqlite:///{data / 'readmodel.db'}"
+    assert len(reference_from_file(str(own), database).digests) == len(OWN)  # not checked
+    engine = open_engine(database)
+    try:
+        with engine.begin() as conn:
+            # Unit 2's row garbled behind the hub's back: only a start that reads it sees it.
+            conn.execute(
+                update(s.events_seen)
+                .where(s.events_seen.c.event_id == "ref:own:420502")
+                .values(digest=bytes(32))
+            )
+    finally:
+        engine.dispose()
+    assert restart(data, own) == ""
+
+
+def test_a_first_load_cut_short_leaves_no_fingerprint(tmp_path: Path) -> None:
+    # The fingerprint vouches only once its last event is in the read model: a hub stopped
+    # before the read model caught up is checked whole at the next start.
+    data, own = tmp_path / "data", write(tmp_path / "own.json", OWN)
+    database = f"sqlite:///{data / 'readmodel.db'}"
+    start(data, own).stop(grace=0)
+    engine = open_engine(database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                s.events_seen.delete().where(s.events_seen.c.event_id == "ref:own:420502101")
+            )
+    finally:
+        engine.dispose()
+    assert reference_from_file(str(own), database).digests == ()
+
+
 def test_a_fingerprinted_reference_still_refuses_another_file_and_loads_added_units(
     tmp_path: Path,
 ) -> None:
