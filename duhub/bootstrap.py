@@ -34,6 +34,7 @@ from duhub.log.belongs import check_belongs
 from duhub.log.embedded import EmbeddedLog
 from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
+from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.reference import Mark, fingerprint, read_mark, reference_held, write_mark
@@ -357,6 +358,7 @@ class Hub:
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         check_belongs(self.log, self.engine)
+        fill_dead_letter_ids(self.log, self.engine)
         self.feed = ChangeFeed()
         self.tailer = LogTailer(self.log, self.engine, self.feed)
         self.ingestor = Ingestor(self.log, self.engine)

@@ -54,6 +54,18 @@ def decode_event(data: bytes) -> pb.Event:
     return decode(pb.Event, data, root="event", on_fault=lambda f: InvalidEvent(f.path, f.reason))
 
 
+def event_id_of(value: bytes | None) -> str:
+    """Return the event_id a record's value names: its event's, when the value parses as a
+    duhub.v1.Event and the id is a valid one; else "" (no Event, or an id that may hold
+    anything, NUL too, which PostgreSQL refuses to store). What a dead letter is filed under."""
+    try:
+        msg = decode_event(value or b"")
+    except InvalidEvent:
+        return ""
+    named = msg.event_id
+    return named if len(named) <= MAX_EVENT_ID and ID_RE.fullmatch(named) else ""
+
+
 def content_digest(event: pb.Event) -> bytes:
     """Return the SHA-256 of what the client sent: the hub-set fields do not take part."""
     if event.HasField("recorded_at") or event.prev_hash:

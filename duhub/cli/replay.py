@@ -20,6 +20,7 @@ from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.convert import to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
+from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.schema import metadata
@@ -115,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         claim_cut(target, ReplayCut(until, since, start), log_identity(log))
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
+    # Read models of an earlier version name their dead letters as this one does, or the
+    # comparison finds them different for an id (`dead_letter_ids`).
+    for engine in (target, live):
+        if engine is not None:
+            fill_dead_letter_ids(log, engine)
     show = sys.stderr.isatty() or args.progress
 
     def progress(p: ReplayProgress) -> None:

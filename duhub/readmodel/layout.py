@@ -3,7 +3,8 @@
 Each change is claimed by inserting its row into `layout` in the transaction that applies it:
 a second process opening the same read model at the same moment waits for that row's lock
 (PostgreSQL) or the write lock (SQLite), then finds the change made and leaves it. A read
-model created by this version claims every change while still empty, for nothing.
+model created by this version claims every change while still empty, for nothing. One change
+needs the log as well, and is made by the services that open both (`dead_letter_ids.py`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ def upgrade(engine: Engine) -> None:
         (REFERENCE_RULES, _add_reference_rules),
     ):
         if change not in applied:
-            _apply_once(engine, change, apply)
+            apply_once(engine, change, apply)
 
 
-def _apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
+def apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
+    """Apply a change of layout in the transaction that claims it in `layout`, unless another
+    process claimed it first (also `dead_letter_ids`, which needs the log)."""
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(

@@ -201,6 +201,7 @@ dead_letters = Table(
     metadata,
     Column("partition", Integer, primary_key=True),
     Column("offset", BigInteger, primary_key=True),
+    # What the record's value names (`convert.event_id_of`): "" when it is no Event.
     Column("event_id", String(128), nullable=False),
     Column("reason", Text, nullable=False),
 )

@@ -19,7 +19,7 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb
+from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, event_id_of
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
 from duhub.log.identity import Mark, record_hash
@@ -321,7 +321,10 @@ class BatchApplier:
                         self._unsettled.clear()
                     effects += done if figures else [x for x in done if not isinstance(x, FIGURES)]
                 if why:
-                    letter = DeadLetter(p, rec.offset, event.event_id if event else "", why)
+                    # Named whenever its value is an Event, a field check failing too: ops
+                    # look a county's event up by its id (before 2026-12-05 that one had none).
+                    event_id = event.event_id if event else event_id_of(rec.value)
+                    letter = DeadLetter(p, rec.offset, event_id, why)
                     out.dead.append(letter)
                     log.warning(
                         "dead letter at %s:%s (%s): %s", p, rec.offset, letter.event_id, why

@@ -3,13 +3,16 @@ Faust worker; what fails lands in the dead-letter topic with its reason."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 from google.protobuf import json_format
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import text
 
 from duhub.log.kafka import KafkaSpec
+from duhub.readmodel.engine import open_engine
 from duhub.v1 import events_pb2 as pb
 from tests.e2e.hubproc import serve, stat_values
 from tests.infra import fresh_database, kafka_log_url
@@ -32,13 +35,41 @@ def dead_letters(spec: KafkaSpec, want: int, timeout: float = 60) -> list[tuple[
     return found
 
 
+def letter_ids(db_url: str) -> dict[tuple[int, int], str]:
+    """(partition, offset) -> event_id of each dead letter in the read model."""
+    engine = open_engine(db_url, create=False)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text('SELECT partition, "offset", event_id FROM dead_letters'))
+            return {(p, o): event_id for p, o, event_id in rows}
+    finally:
+        engine.dispose()
+
+
+def blank_as_before(db_url: str, partition: int, offset: int) -> None:
+    """Leave the dead letter at partition:offset as versions before 2026-12-05 wrote one
+    failing a field check: without its event_id, and the read model not yet upgraded."""
+    engine = open_engine(db_url, create=False)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE dead_letters SET event_id = '' WHERE partition = :p AND \"offset\" = :o"
+                ),
+                {"p": partition, "o": offset},
+            )
+            conn.execute(text("DELETE FROM layout WHERE name = 'dead-letter-ids'"))
+    finally:
+        engine.dispose()
+
+
 def test_kafka_direct_events_are_checked_and_failures_reach_the_dlq(tmp_path: Path) -> None:
     log_url = kafka_log_url(partitions=3)
     spec = KafkaSpec.parse(log_url)
     with fresh_database() as db_url:
         opts = ("--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
         procs = [serve("aggregate", *opts), serve("ingest", *opts), serve("query", *opts)]
-        ingest, query = procs[1], procs[2]
+        aggregate, ingest, query = procs
         try:
             # Through ingest first, so the reference hierarchy is in and applied.
             results = publish(ingest.address, [accountability("420581", 1, 2)])
@@ -50,6 +81,7 @@ def test_kafka_direct_events_are_checked_and_failures_reach_the_dlq(tmp_path: Pa
             outside.accountability_imposed.unit_id = "420582"  # not the source's county
             bad_persons = accountability("420581", 4, 1)
             bad_persons.accountability_imposed.persons = 0
+            ids = [outside.event_id, bad_persons.event_id]
             sent = [
                 producer.send(spec.topic, key=b"420581", value=good.SerializeToString()),
                 producer.send(spec.topic, key=b"420581", value=b"\xff\x00not protobuf"),
@@ -78,6 +110,24 @@ def test_kafka_direct_events_are_checked_and_failures_reach_the_dlq(tmp_path: Pa
             assert reasons[2].startswith("accountability_imposed.persons:")
             assert letters[0][0] == b"\xff\x00not protobuf"  # the original bytes, kept
             assert [int(h["duhub-offset"]) for _, h in letters] == [m.offset for m in metas[1:4]]
+            # The read model files each under the id its value names (none: no Event). Before
+            # 2026-12-05 the one failing a field check had an empty id there and in the log.
+            named = {
+                (m.partition, m.offset): i for m, i in zip(metas[1:4], ["", *ids], strict=True)
+            }
+            assert letter_ids(db_url) == named
+            where = f"{metas[3].partition}:{metas[3].offset}"
+            aggregate.find(re.compile(rf"dead letter at {where} \(420581-4\): accountability"))
+
+            # As an earlier version left it: a worker starting on it names it from the log.
+            aggregate.stop()
+            blank_as_before(db_url, metas[3].partition, metas[3].offset)
+            assert letter_ids(db_url)[(metas[3].partition, metas[3].offset)] == ""
+            procs[0] = serve("aggregate", *opts)
+            deadline = time.monotonic() + 60
+            while letter_ids(db_url) != named and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert letter_ids(db_url) == named
         finally:
             for p in procs:
                 p.stop()

@@ -1,0 +1,78 @@
+"""Name the dead letters an earlier version wrote without an event_id, from the log, once.
+
+Before 2026-12-05 a record whose value parsed as a duhub.v1.Event but failed a field check
+(`persons` 0) was dead-lettered with an empty event_id; this version files it under its id
+(`duhub.convert.event_id_of`). A dead-letter row keeps only where its record lies, so the id is
+read from the log there: the very id a replay of the log writes, and `duhub replay` finds such
+a read model equal to what the log gives. Recorded in `layout` as DEAD_LETTER_IDS by the first
+service that opens the read model with its log (`layout.upgrade` has no log to read).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Connection, Engine, bindparam, select
+
+from duhub.convert import event_id_of
+from duhub.log.base import EventLog
+from duhub.log.belongs import check_belongs
+from duhub.readmodel import schema as s
+from duhub.readmodel.layout import apply_once
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_IDS = "dead-letter-ids"
+
+
+def fill_dead_letter_ids(log_: EventLog, engine: Engine) -> int:
+    """Give each dead letter without an event_id the one its record in `log_` names, unless
+    done before; return how many got one. Nothing is done on a log the read model was not
+    built from (`check_belongs`): its records at those places are others'."""
+    letters = s.dead_letters.c
+    with engine.connect() as conn:
+        if conn.execute(select(s.layout.c.name).where(s.layout.c.name == DEAD_LETTER_IDS)).first():
+            return 0
+        unnamed = conn.execute(
+            select(letters.partition, letters.offset).where(letters.event_id == "")
+        ).all()
+    if unnamed:
+        try:
+            check_belongs(log_, engine)
+        except ValueError as e:
+            log.warning("dead letters left without their event ids: %s", e)
+            return 0
+    named = _named(log_, [(p, o) for p, o in unnamed])
+
+    def fill(conn: Connection) -> None:
+        if named:
+            conn.execute(
+                s.dead_letters.update()
+                .where(letters.partition == bindparam("p"))
+                .where(letters.offset == bindparam("o"))
+                .where(letters.event_id == "")
+                .values(event_id=bindparam("id")),
+                [{"p": p, "o": o, "id": event_id} for p, o, event_id in named],
+            )
+
+    apply_once(engine, DEAD_LETTER_IDS, fill)
+    if named:
+        log.info("named %d dead letters by their event ids, read from the log", len(named))
+    return len(named)
+
+
+def _named(log_: EventLog, places: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """Return (partition, offset, event_id) for each place whose record names an event. One
+    deleted from the log's front (retention, which duhub's topic never has) is left: a replay
+    could not name it either."""
+    if not places:
+        return []
+    starts = log_.start_offsets()
+    out = []
+    for p, offset in sorted(places):
+        if offset < starts.get(p, 0):
+            continue
+        found = log_.read(p, offset, 1)
+        if found and found[0].offset == offset and (event_id := event_id_of(found[0].value)):
+            out.append((p, offset, event_id))
+    return out

@@ -1,0 +1,182 @@
+"""A dead letter names the event it refused by its `event_id` whenever the record's value parses
+as a duhub.v1.Event, a field check failed or a rule: ops look for a county's event by its id.
+Before 2026-12-05 an event failing a field check (`persons` 0) was filed under an empty id,
+though its id was known. A read model of an earlier version gets those ids from the log once,
+so that `duhub replay` still finds it equal to what the log gives."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from duhub.bootstrap import Hub, HubConfig
+from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
+from duhub.v1 import events_pb2 as pb
+from tests.infra import fresh_database
+from tests.unit.builders import DANG, NOW, YIDU, Pipeline, accountability, at, hierarchy, ts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stamped(msg: pb.Event) -> bytes:
+    """The value of an event with the hub's stamp, as a record appended behind ingest's back."""
+    msg.recorded_at.CopyFrom(ts(NOW))
+    return msg.SerializeToString()
+
+
+# (value, the event_id its dead letter names)
+REFUSED = [
+    # A field check: the id is known, and named.
+    (stamped(accountability(YIDU, persons=0, event_id="yidu-4", source=YIDU, seq=4)), "yidu-4"),
+    # A rule (a unit outside the source's county): named before too.
+    (stamped(accountability(DANG, event_id="yidu-3", source=YIDU, seq=3)), "yidu-3"),
+    # No Event at all: nothing to name.
+    (b"\xff\x00not protobuf", ""),
+    # An id that is not one (it could hold anything, NUL too): the reason names event_id.
+    (stamped(accountability(YIDU, event_id="yidu 5", source=YIDU, seq=5)), ""),
+]
+
+
+def opened(db_url: str = "") -> Pipeline:
+    p = Pipeline.open(db_url=db_url)
+    p.clock.now = at("2023-02-01")
+    p.publish(hierarchy(), allow_reference=True)
+    p.tailer.catch_up()
+    return p
+
+
+@pytest.fixture
+def hub() -> Iterator[Pipeline]:
+    p = opened()
+    yield p
+    p.close()
+
+
+def refuse(p: Pipeline) -> list[int]:
+    """Append the REFUSED records behind ingest's back, apply them; return their offsets."""
+    where = p.log.append([(YIDU.encode(), value) for value, _ in REFUSED])
+    p.tailer.catch_up()
+    return [offset for _, offset in where]
+
+
+def letters(p: Pipeline) -> dict[int, tuple[str, str]]:
+    with p.engine.connect() as conn:
+        rows = conn.execute(text('SELECT "offset", event_id, reason FROM dead_letters'))
+        return {offset: (event_id, reason) for offset, event_id, reason in rows}
+
+
+def test_a_dead_letter_names_the_event_id_of_every_record_that_parses(
+    hub: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="services.aggregate.apply"):
+        offsets = refuse(hub)
+    found = letters(hub)
+    assert {o: found[o][0] for o in offsets} == {
+        o: event_id for o, (_, event_id) in zip(offsets, REFUSED, strict=True)
+    }
+    assert found[offsets[0]][1] == "accountability_imposed.persons: must be at least 1"
+    assert found[offsets[3]][1].startswith("event_id: may hold only")
+    said = [r.getMessage() for r in caplog.records if "dead letter" in r.getMessage()]
+    assert any(f"dead letter at 0:{offsets[0]} (yidu-4): accountability" in m for m in said), said
+
+
+def as_written_before(p: Pipeline, offsets: list[int]) -> None:
+    """Make the read model what an earlier version wrote: a dead letter failing a field
+    check under an empty id, and no record of this version's fill."""
+    with p.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE dead_letters SET event_id = '' WHERE \"offset\" = :o"), {"o": offsets[0]}
+        )
+        conn.execute(text("DELETE FROM layout WHERE name = 'dead-letter-ids'"))
+
+
+def test_replay_finds_a_read_model_of_an_earlier_version_equal_and_fills_its_ids(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    offsets = refuse(hub)
+    as_written_before(hub, offsets)
+    assert letters(hub)[offsets[0]][0] == ""
+    done = subprocess.run(
+        [sys.executable, "-m", "duhub.cli.main", "replay", "--data-dir", str(hub.dir)]
+        + ["--into", f"sqlite:///{tmp_path / 'replay.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "equal: the live figures are exactly what the log gives" in done.stdout
+    assert {o: letters(hub)[o][0] for o in offsets} == {
+        o: event_id for o, (_, event_id) in zip(offsets, REFUSED, strict=True)
+    }
+
+
+def test_a_hub_opening_a_read_model_of_an_earlier_version_fills_its_ids(hub: Pipeline) -> None:
+    offsets = refuse(hub)
+    as_written_before(hub, offsets)
+    opened = Hub(HubConfig(hub.dir, listen="127.0.0.1:0"))
+    try:
+        assert letters(hub)[offsets[0]][0] == "yidu-4"
+        assert letters(hub)[offsets[2]][0] == ""  # no Event: stays without one
+    finally:
+        opened.stop()
+
+
+def claimed(p: Pipeline) -> bool:
+    with p.engine.connect() as conn:
+        return bool(
+            conn.execute(text("SELECT 1 FROM layout WHERE name = 'dead-letter-ids'")).first()
+        )
+
+
+def test_the_ids_are_filled_once_on_postgresql_too() -> None:
+    with fresh_database() as url:
+        p = opened(url)
+        try:
+            offsets = refuse(p)
+            as_written_before(p, offsets)
+            assert fill_dead_letter_ids(p.log, p.engine) == 1
+            assert letters(p)[offsets[0]][0] == "yidu-4" and claimed(p)
+            as_written_before(p, offsets)  # emptied again, the claim kept: not done twice
+            with p.engine.begin() as conn:
+                conn.execute(
+                    text("INSERT INTO layout (name, applied_at) VALUES ('dead-letter-ids', 1)")
+                )
+            assert fill_dead_letter_ids(p.log, p.engine) == 0
+            assert letters(p)[offsets[0]][0] == ""
+        finally:
+            p.close()
+
+
+def test_nothing_is_filled_from_another_log(hub: Pipeline) -> None:
+    offsets = refuse(hub)
+    as_written_before(hub, offsets)
+    other = opened()  # a log shorter than where the read model stands
+    try:
+        assert fill_dead_letter_ids(other.log, hub.engine) == 0
+        assert letters(hub)[offsets[0]][0] == "" and not claimed(hub)
+        assert fill_dead_letter_ids(hub.log, hub.engine) == 1  # its own log, later: filled
+    finally:
+        other.close()
+
+
+def test_duhub_serve_aggregate_on_the_embedded_log_fills_them(hub: Pipeline) -> None:
+    from tests.e2e.hubproc import serve
+
+    offsets = refuse(hub)
+    as_written_before(hub, offsets)
+    worker = serve("aggregate", "--data-dir", str(hub.dir), "--metrics", "off")
+    try:
+        deadline = time.monotonic() + 30
+        while not claimed(hub) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert letters(hub)[offsets[0]][0] == "yidu-4"
+    finally:
+        worker.stop()
