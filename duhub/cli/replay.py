@@ -30,7 +30,6 @@ from services.aggregate.replay import (
     ReplayProgress,
     claim_cut,
     cut_metadata,
-    log_identity,
     replay,
 )
 from services.aggregate.verify import NotComparable, compare_with_live
@@ -113,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         _start_over(target_url)
     target = _open(target_url, "--into")
     try:
-        claim_cut(target, ReplayCut(until, since, start), log_identity(log))
+        claim_cut(target, ReplayCut(until, since, start), log)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
     # Read models of an earlier version name their dead letters as this one does, or the

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.readmodel.digest import digest, table_digests
@@ -175,6 +176,38 @@ def test_a_replay_does_not_resume_a_target_built_from_another_log(
         # The same log again continues, as it always did.
         same = duhub("replay", "--data-dir", str(other.dir), "--into", into)
         assert same.returncode == 0 and "replayed 0 log records" in same.stdout, same.stdout
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("its_log", ["embedded", "kafka"])
+def test_a_replay_does_not_fold_its_log_into_another_hubs_live_read_model(
+    hub: Pipeline, its_log: str
+) -> None:
+    # A live read model holds no replay's record of its log. Given as --into by mistake (the
+    # Kafka hub's PostgreSQL while replaying the embedded ./data), it was "resumed": this
+    # log's records past its positions were folded into the other hub's figures, and that
+    # hub then refused to start ("--db: the read model stands past the end of --log").
+    other = Pipeline.open()
+    try:
+        other.clock.now = at("2023-03-01")
+        other.publish(hierarchy(), allow_reference=True)
+        other.tailer.catch_up()
+        if its_log == "kafka":  # a partition the embedded log does not have
+            with other.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "UPDATE log_positions SET partition = 2, next_offset = 1160, "
+                        "last_offset = 1159"
+                    )
+                )
+        figures = digest(table_digests(other.engine))
+        into = f"sqlite:///{other.dir / 'readmodel.db'}"
+        done = duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "--into: holds a read model of another log" in done.stderr, done.stderr
+        assert "replayed" not in done.stdout
+        assert digest(table_digests(other.engine)) == figures
     finally:
         other.close()
 
