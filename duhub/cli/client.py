@@ -88,6 +88,16 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     if status == grpc.StatusCode.UNAVAILABLE and hub_answered(e):
         # The hub is there and said why (behind, or its log or read model away): retry later.
         fail(f"the hub at {address} answers UNAVAILABLE: {detail}", EXIT_UNREACHABLE)
+    if status == grpc.StatusCode.UNAVAILABLE and "Hostname Verification" in detail:
+        # The hub answered, with a server certificate for other names: the caller's own
+        # --tls-dir and --cert may be right.
+        host = address.rsplit(":", 1)[0]
+        fail(
+            f"the hub at {address} answers with a certificate not for {host} ({detail}): "
+            f"dial a name its server.crt holds, or make that again with "
+            f"'duhub certs server --host {host}' (and its other names)",
+            EXIT_UNREACHABLE,
+        )
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         fail(
             f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "

@@ -265,6 +265,28 @@ def test_callers_without_a_valid_certificate_are_refused(
     assert "check --tls-dir and --cert" in done.stderr
 
 
+def test_a_server_certificate_not_for_the_address_dialled_is_named(tmp_path: Path) -> None:
+    # README's `duhub certs server --host hub.example.org --host 10.0.0.5`, then a command on
+    # the hub's machine (the default target 127.0.0.1): the handshake fails on the server's
+    # name, and the advice was to check the caller's --tls-dir and --cert, which were right.
+    d = tmp_path / "pki"
+    for args in (
+        ["init"],
+        ["server", "--host", "hub.example.org"],
+        ["user", "--name", "alice", "--scope", YIDU],
+    ):
+        assert run("certs", args[0], "--dir", str(d), *args[1:]).returncode == 0
+    hub = HubProcess(tmp_path / "data", "--tls-dir", str(d))
+    try:
+        done = run("campaigns", "--target", hub.address, "--tls-dir", str(d), "--cert", "alice")
+        assert done.returncode == 3, done.stdout + done.stderr
+        host = hub.address.rsplit(":", 1)[0]
+        assert f"answers with a certificate not for {host}" in done.stderr, done.stderr
+        assert f"duhub certs server --host {host}" in done.stderr
+    finally:
+        hub.stop()
+
+
 def test_a_county_user_reads_only_its_county(mtls: HubProcess, pki: Path, tmp_path: Path) -> None:
     alice = ("--tls-dir", str(pki), "--cert", "alice")
     done = stats(mtls, "--metric", "visits", "--group-by", "unit", *alice)
