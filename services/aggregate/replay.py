@@ -116,7 +116,7 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
             # replay's log: it was resumed, this log folded into the other hub's figures.
             raise ValueError(
                 f"--into: holds a read model of another log ({foreign[0]}), perhaps another "
-                "hub's live one: give another --into, or --fresh to delete what it holds"
+                "hub's live one: give another --into (--fresh would delete what it holds)"
             )
         if applied:
             if rows:
