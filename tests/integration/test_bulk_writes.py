@@ -10,9 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from duhub.domain.events import Level
-from duhub.domain.model import Problem, Unit
-from duhub.projections.effects import Counted, Covered, ProblemAdded, ProblemClosed, Seen, UnitAdded
+from duhub.domain.events import Level, SupervisionGroup, Tier
+from duhub.domain.model import Campaign, Problem, Unit
+from duhub.projections.effects import (
+    CampaignAdded,
+    Counted,
+    Covered,
+    ProblemAdded,
+    ProblemClosed,
+    Seen,
+    UnitAdded,
+)
 from duhub.projections.timegrid import GRAINS
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
@@ -132,6 +140,57 @@ def test_large_batches_take_the_copy_path_exactly(engine: Engine) -> None:
     assert {k: bytes(v) for k, v in digests.items()} == {
         f"e{i}": bytes([i % 256]) * 32 for i in range(n)
     }
+
+
+def _campaign(campaign_id: str, groups: dict[str, tuple[str, ...]]) -> CampaignAdded:
+    return CampaignAdded(
+        Campaign(
+            campaign_id,
+            "a campaign",
+            "ecology",
+            1,
+            2,
+            tuple(SupervisionGroup(g, f"group {g}", Tier.CITY, t) for g, t in groups.items()),
+            "src",
+            7,
+        )
+    )
+
+
+def test_campaign_targets_keep_their_order_and_their_units_paths(engine: Engine) -> None:
+    # Over COPY_FROM targets, the way a city's campaign names every unit.
+    n = 2 * COPY_FROM
+    units = [UnitAdded(Unit("c", "", Level.CITY, "city", ("c",)), 7)] + [
+        UnitAdded(Unit(f"u{i}", "c", Level.COUNTY, f"unit {i}", ("c", f"u{i}")), 7)
+        for i in range(n)
+    ]
+    write_batch(engine, units, {})
+    later = [f"u{i}" for i in reversed(range(n))]  # an order of its own: ordinals follow it
+    write_batch(engine, [_campaign("c1", {"g1": ("u3", "c", "u1"), "g2": tuple(later)})], {})
+    with engine.connect() as conn:
+        rows = conn.execute(select(s.campaign_targets)).all()
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [
+            ("c1", "g1", "u3", 0, "/c/u3/"),
+            ("c1", "g1", "c", 1, "/c/"),
+            ("c1", "g1", "u1", 2, "/c/u1/"),
+        ]
+        + [("c1", "g2", u, j, f"/c/{u}/") for j, u in enumerate(later)]
+    )
+
+
+def test_a_campaign_naming_a_unit_the_read_model_lacks_writes_nothing(engine: Engine) -> None:
+    """The rules let no such campaign through; were one to reach the writer, its targets must
+    not be dropped unsaid: the batch fails, naming the campaign and the units."""
+    write_batch(engine, [UnitAdded(Unit("c", "", Level.CITY, "city", ("c",)), 7)], {})
+    with pytest.raises(
+        LookupError, match=r"campaign c1 names units not in the read model: .*ghost"
+    ):
+        write_batch(engine, [_campaign("c1", {"g1": ("c", "ghost")})], {0: 1})
+    with engine.connect() as conn:
+        assert conn.execute(select(s.campaigns.c.campaign_id)).all() == []
+        assert conn.execute(select(s.campaign_targets.c.unit_id)).all() == []
+    assert read_positions(engine) == {}
 
 
 def test_coverage_keeps_the_earliest_visit_per_target(engine: Engine) -> None:
