@@ -58,6 +58,8 @@ class Tally:
     ends: dict[int, int] = field(default_factory=dict)
     # Answers to the outbox's other events (an earlier run's, another publish's), by result.
     earlier: dict[int, int] = field(default_factory=dict)
+    # Whether the hub answered anything (lines that are no event are refused by publish).
+    heard: bool = False
 
 
 class NotUtf8(ValueError):
@@ -250,6 +252,7 @@ def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: T
         # The answer to this file's copy of the event. Another publish's copy, stored while
         # this one's was on its way and sent next (duhub.node.outbox: an answer is recorded
         # only on the copy sent), was counted for this file's line too.
+        tally.heard = True
         line = spool.line_of(row.event_id, row.body)
         if line is not None:
             spool.answered(row.event_id)
@@ -268,6 +271,7 @@ def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: T
         for event_id, line in chunk:
             s = held.get(event_id)
             if s is not None and s.state in STORED_RESULT:
+                tally.heard = True  # by another process sharing the outbox
                 r = ipb.EventResult(event_id=event_id, result=STORED_RESULT[s.state])
                 r.field, r.reason = s.field, s.reason
                 r.partition, r.offset = s.partition or 0, s.offset or 0
@@ -285,6 +289,7 @@ def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: T
             del part[0]
             continue
         resp = _send(stub, [e for _, e in part[:fit]], retry_for)
+        tally.heard = True
         for (line, _), r in zip(part[:fit], resp.results, strict=True):
             count(line, r)
         del part[:fit]
@@ -415,7 +420,9 @@ def _print_tally(
             out["pending"] = gave_up
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    before = "before the hub stopped answering: " if gave_up else ""
+    before = ""
+    if gave_up:
+        before = "before the hub stopped answering: " if tally.heard else "no hub answered: "
     print(
         f"{path}: {before}{tally.accepted} accepted, {tally.duplicate} duplicate, "
         f"{len(tally.rejected)} rejected"

@@ -193,3 +193,16 @@ def test_a_publish_that_gives_up_says_what_the_hub_answered_before(
             f"  line 4 (cut-{tag}-3): {reason}",
         ]
     assert f"{BATCH} events wait in the outbox {box}" in done.stderr, done.stderr
+
+
+def test_a_publish_no_hub_ever_answered_says_so(tmp_path: Path) -> None:
+    """Before, it said "before the hub stopped answering: 0 accepted, …" of a hub that never
+    answered at all. A line that is no event is still refused, by publish itself."""
+    box = str(tmp_path / "outbox.db")
+    lines = [sanction("none-1", 1), "not json"]
+    done = duhub(DOWN, "publish", write(tmp_path, lines), "--outbox", box, "--retry-for", "0")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == (
+        f"{tmp_path / 'events.jsonl'}: no hub answered: 0 accepted, 0 duplicate, 1 rejected"
+    )
+    assert "1 events wait in the outbox" in done.stderr
