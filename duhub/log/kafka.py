@@ -99,7 +99,7 @@ class KafkaSpec:
         """Parse kafka://HOST:PORT[,HOST:PORT…][?topic=…&partitions=N&replication=R&key=PATH]."""
         u = urlparse(url)
         if u.scheme != "kafka" or not u.netloc:
-            raise ValueError(f"log: {url!r} is not kafka://HOST:PORT")
+            raise ValueError(f"--log: {url!r} is not kafka://HOST:PORT")
         # Blank values kept: parse_qs drops them, and ?key= (an unset variable) turned the
         # origin check off without a word.
         q = parse_qs(u.query, keep_blank_values=True)
@@ -108,12 +108,12 @@ class KafkaSpec:
         for name, values in q.items():
             if name not in OPTIONS:
                 raise ValueError(
-                    f"log: unknown option {name!r} in {url}; known: {', '.join(OPTIONS)}"
+                    f"--log: unknown option {name!r} in {url}; known: {', '.join(OPTIONS)}"
                 )
             if len(values) > 1:
-                raise ValueError(f"log: {name}: given twice in {url}")
+                raise ValueError(f"--log: {name}: given twice in {url}")
             if not values[0]:
-                raise ValueError(f"log: {name}: empty in {url}")
+                raise ValueError(f"--log: {name}: empty in {url}")
         return cls(
             u.netloc,
             q.get("topic", [EVENTS_TOPIC])[0],
@@ -128,7 +128,7 @@ def _count(q: dict[str, list[str]], name: str, default: int) -> int:
     request, -1 asked for the broker's default."""
     text = q.get(name, [str(default)])[0]
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"log: {name}: must be a whole number from 1, not {text!r}")
+        raise ValueError(f"--log: {name}: must be a whole number from 1, not {text!r}")
     return int(text)
 
 

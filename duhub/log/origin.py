@@ -53,7 +53,7 @@ def load_key(path: str) -> bytes:
     file = Path(path)
     if not file.exists():
         raise ValueError(
-            f"log: key={path}: no such file: make it once with 'duhub certs origin-key --file "
+            f"--log: key={path}: no such file: make it once with 'duhub certs origin-key --file "
             f"{path}' and give every ingest and aggregate process of the hub a copy"
         )
     text = _read_whole(file)
@@ -62,7 +62,7 @@ def load_key(path: str) -> bytes:
     except ValueError:
         key = b""
     if len(key) * 2 != KEY_HEX_CHARS:
-        raise ValueError(f"log: key={path}: not an origin key ({KEY_HEX_CHARS} hex digits)")
+        raise ValueError(f"--log: key={path}: not an origin key ({KEY_HEX_CHARS} hex digits)")
     _KEYS[path] = key
     return key
 

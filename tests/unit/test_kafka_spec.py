@@ -19,7 +19,7 @@ def test_the_documented_options_are_read() -> None:
 def test_an_unknown_option_is_refused_naming_it(option: str) -> None:
     # Before, an unknown option was dropped: ?topik=mine (a typo) ran ingest and the workers
     # on the default topic duhub.events.v1, another hub's, without a word.
-    with pytest.raises(ValueError, match=f"log: unknown option '{option}' in kafka://b:9092"):
+    with pytest.raises(ValueError, match=f"--log: unknown option '{option}' in kafka://b:9092"):
         KafkaSpec.parse(f"kafka://b:9092?{option}=mine")
 
 
@@ -28,16 +28,16 @@ def test_an_unknown_option_is_refused_naming_it(option: str) -> None:
     [
         # parse_qs drops a blank value: ?key= (an unset $ORIGIN_KEY) ran the workers without
         # the origin check, ingest's header taken at its word; ?topic= on the default topic.
-        ("key=", "log: key: empty in kafka://b:9092?key="),
-        ("topic=", "log: topic: empty in kafka://b:9092?topic="),
-        ("topik=", "log: unknown option 'topik'"),
-        ("topic", "log: topic: empty"),
+        ("key=", "--log: key: empty in kafka://b:9092?key="),
+        ("topic=", "--log: topic: empty in kafka://b:9092?topic="),
+        ("topik=", "--log: unknown option 'topik'"),
+        ("topic", "--log: topic: empty"),
         # The first was taken, the second dropped without a word.
-        ("topic=a&topic=b", "log: topic: given twice in kafka://b:9092?topic=a&topic=b"),
+        ("topic=a&topic=b", "--log: topic: given twice in kafka://b:9092?topic=a&topic=b"),
         # 0 reached the broker ('cannot reach …: InvalidPartitionsError', 2 KB of request);
         # -1 made a topic of the broker's default partition count.
-        ("partitions=0", "log: partitions: must be a whole number from 1, not '0'"),
-        ("partitions=-1", "log: partitions: must be a whole number from 1, not '-1'"),
+        ("partitions=0", "--log: partitions: must be a whole number from 1, not '0'"),
+        ("partitions=-1", "--log: partitions: must be a whole number from 1, not '-1'"),
         ("replication=x", "log: replication: must be a whole number from 1, not 'x'"),
     ],
 )

@@ -631,11 +631,11 @@ def test_a_refused_argument_is_a_json_record_under_log_format_json() -> None:
 SERVE_MISTAKES = {
     "an unreadable origin key": (
         ["aggregate", "--log", "kafka://127.0.0.1:1?key=/nonexistent/origin.key"],
-        "log: key=/nonexistent/origin.key: no such file",
+        "--log: key=/nonexistent/origin.key: no such file",
     ),
     "a misspelt kafka:// option": (
         ["aggregate", "--log", "kafka://127.0.0.1:1?topik=mine"],
-        "log: unknown option 'topik'",
+        "--log: unknown option 'topik'",
     ),
     "a --db that is no URL": (["query", "--db", "nonsense"], "--db: "),
     "a --db of a database duhub has no driver for": (
@@ -750,10 +750,13 @@ def test_serve_refuses_a_negative_answer_cache_naming_it(tmp_path: Path) -> None
 # replay and audit verify open the log as serve does: 3c90bdf made serve's refusals one line,
 # exit 2; replay and audit verify still printed a ValueError traceback, exit 1.
 LOG_MISTAKES = {
-    "a misspelt kafka:// option": ("kafka://127.0.0.1:1?topik=mine", "log: unknown option 'topik'"),
+    "a misspelt kafka:// option": (
+        "kafka://127.0.0.1:1?topik=mine",
+        "--log: unknown option 'topik'",
+    ),
     "an unreadable origin key": (
         "kafka://127.0.0.1:1?key=/nonexistent/origin.key",
-        "log: key=/nonexistent/origin.key: no such file",
+        "--log: key=/nonexistent/origin.key: no such file",
     ),
 }
 
