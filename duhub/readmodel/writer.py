@@ -71,22 +71,15 @@ _YEAR_OF_MONTH: dict[int, int] = {}
 BUCKET_DAYS = 36_600
 
 
-def _month_of(day: int) -> int:
-    month = _MONTH_OF_DAY.get(day)
-    if month is None:
-        if len(_MONTH_OF_DAY) >= BUCKET_DAYS:
-            _MONTH_OF_DAY.clear()
-        month = _MONTH_OF_DAY[day] = bucket_start(MONTH, day * NS)
-    return month
-
-
-def _year_of(month: int) -> int:
-    year = _YEAR_OF_MONTH.get(month)
-    if year is None:
-        if len(_YEAR_OF_MONTH) >= BUCKET_DAYS:
-            _YEAR_OF_MONTH.clear()
-        year = _YEAR_OF_MONTH[month] = bucket_start(YEAR, month * NS)
-    return year
+def _start_in(cache: dict[int, int], grain: int, start: int) -> int:
+    """Return the start of the `grain` bucket (a month, a year) holding `start`, through
+    `cache` (_MONTH_OF_DAY, _YEAR_OF_MONTH), emptied when full."""
+    found = cache.get(start)
+    if found is None:
+        if len(cache) >= BUCKET_DAYS:
+            cache.clear()
+        found = cache[start] = bucket_start(grain, start * NS)
+    return found
 
 
 class PositionConflict(RuntimeError):
@@ -176,7 +169,7 @@ def rollup_rows(counted: Iterable[CountedRow]) -> list[tuple[object, ...]]:
             acc[1] += 1
         if len(path) > TOP_DEPTHS:
             day = s - s % 86400
-            month = _month_of(day)
+            month = _start_in(_MONTH_OF_DAY, MONTH, day)
             for scope in path[TOP_DEPTHS:]:
                 for k in ((scope, DAY, metric, area, day), (scope, MONTH, metric, area, month)):
                     acc = below_get(k)
@@ -205,9 +198,9 @@ def rollup_rows(counted: Iterable[CountedRow]) -> list[tuple[object, ...]]:
             up = (
                 bucket - bucket % 86400
                 if grain == HOUR
-                else _month_of(bucket)
+                else _start_in(_MONTH_OF_DAY, MONTH, bucket)
                 if grain == DAY
-                else _year_of(bucket)
+                else _start_in(_YEAR_OF_MONTH, YEAR, bucket)
             )
             key = (top, metric, area, up)
             acc = coarser_get(key)
