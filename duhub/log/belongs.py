@@ -141,6 +141,16 @@ def refuse_replaced_at(
     refuse_replaced(log_, {p: marks[p] for p in sorted(partitions) if p in marks})
 
 
+def other_log(log_: EventLog, engine: Engine) -> str:
+    """Return why the read model `engine` was not built from `log_` (positions past its end,
+    or a last applied record it does not hold there), or "" when nothing says so."""
+    ends = log_.end_offsets()
+    beyond = past_end(read_positions(engine), ends)
+    if beyond:
+        return _where(beyond)
+    return _unlike(not_held(log_, read_marks(engine)))
+
+
 def check_belongs(log_: EventLog, engine: Engine) -> None:
     """refuse_past_end and refuse_other_log for a service about to run on `log_` and the read
     model `engine`."""

@@ -14,9 +14,8 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
 
 from duhub.convert import recorded_at
 from duhub.log.base import EventLog
-from duhub.log.belongs import not_held, past_end
+from duhub.log.belongs import other_log
 from duhub.readmodel.writer import positions_in as read_positions_in
-from duhub.readmodel.writer import read_marks, read_positions
 from services.aggregate.apply import Applied, BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
@@ -79,27 +78,13 @@ def log_identity(log: EventLog) -> str:
     return ""
 
 
-def not_this_logs(log: EventLog, target: Engine) -> list[str]:
-    """Return why `target` holds what another log's records made (positions past this log's
-    end, a last applied record this log does not hold there), or nothing."""
-    ends = log.end_offsets()
-    marks = {p: mark for p, mark in read_marks(target).items() if p in ends}  # others: past end
-    return [
-        f"partition {p} at {at}, the log ends at {end}"
-        for p, (at, end) in past_end(read_positions(target), ends).items()
-    ] + [
-        f"partition {p}: the record it applied last, at offset {at}, is not the log's: {what}"
-        for p, (at, what) in not_held(log, marks).items()
-    ]
-
-
 def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
     """Record in `target` that it is a replay as `cut` of `log`; raise ValueError when it
     already holds a replay this one cannot continue (of another log, another cut, or counted
     from elsewhere), or a read model of another log."""
     cut_metadata.create_all(target)
     log_id = log_identity(log)
-    foreign = not_this_logs(log, target)
+    foreign = other_log(log, target)
     with target.begin() as conn:
         rows = dict(conn.execute(select(replay_cut.c.name, replay_cut.c.value)).tuples().all())
         applied = any(read_positions_in(conn).values())
@@ -115,7 +100,7 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
             # A live read model (the Kafka hub's PostgreSQL given by mistake) records no
             # replay's log: it was resumed, this log folded into the other hub's figures.
             raise ValueError(
-                f"--into: holds a read model of another log ({foreign[0]}), perhaps another "
+                f"--into: holds a read model of another log ({foreign}), perhaps another "
                 "hub's live one: give another --into (--fresh would delete what it holds)"
             )
         if applied:
