@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from duhub.bootstrap import DEFAULT_LISTEN
 from duhub.cli.argtypes import target_problem
+from duhub.cli.tls_probe import TlsProblem, host_port, probe
 from duhub.health import hub_answered
 from duhub.node.outbox import CHANNEL_OPTIONS
 
@@ -88,16 +89,17 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     if status == grpc.StatusCode.UNAVAILABLE and hub_answered(e):
         # The hub is there and said why (behind, or its log or read model away): retry later.
         fail(f"the hub at {address} answers UNAVAILABLE: {detail}", EXIT_UNREACHABLE)
-    if status == grpc.StatusCode.UNAVAILABLE and "Hostname Verification" in detail:
-        # The hub answered, with a server certificate for other names: the caller's own
-        # --tls-dir and --cert may be right.
-        host = address.rsplit(":", 1)[0]
-        fail(
-            f"the hub at {address} answers with a certificate not for {host} ({detail}): "
-            f"dial a name its server.crt holds, or make that again with "
-            f"'duhub certs server --host {host}' (and its other names)",
-            EXIT_UNREACHABLE,
-        )
+    if status == grpc.StatusCode.UNAVAILABLE:
+        # gRPC says UNAVAILABLE for every failed handshake too, in words of its own: a
+        # handshake of ours tells a hub that is down from credentials that do not fit it.
+        problem = _handshake_problem(address)
+        if problem is not None:
+            fail(
+                _TLS_ADVICE[problem.kind].format(
+                    address=address, host=_host(address), detail=problem.detail
+                ),
+                EXIT_UNREACHABLE,
+            )
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         fail(
             f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "
@@ -110,6 +112,37 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         fail(_given_as(detail), EXIT_USAGE)
     fail(f"{status.name}: {detail}", EXIT_UNREACHABLE)
+
+
+# What a failed handshake means for the caller (duhub.cli.tls_probe's kinds), and what to do.
+_TLS_ADVICE = {
+    "name": "the hub at {address} answers with a certificate not for {host} ({detail}): dial "
+    "a name its server.crt holds, or make that again with 'duhub certs server --host {host}' "
+    "(and its other names)",
+    "untrusted": "the hub at {address} answers with a certificate the CA given did not sign "
+    "({detail}): give the hub's CA (its ca.crt) by --tls-dir or --ca",
+    "refused": "the hub at {address} refused the client certificate given ({detail}): it is "
+    "another CA's, or expired; make one with 'duhub certs node|user' in the hub's --tls-dir",
+    "required": "the hub at {address} asks for a client certificate ({detail}): give --cert "
+    "NAME with --tls-dir (made by 'duhub certs node|user')",
+    "tls": "the hub at {address} speaks TLS ({detail}): give its CA by --tls-dir or --ca "
+    "(or DUHUB_TLS_DIR), and a --cert or a token",
+    "plain": "the hub at {address} speaks no TLS ({detail}): call it without --tls-dir or --ca "
+    "(or DUHUB_TLS_DIR)",
+}
+
+
+def _host(address: str) -> str:
+    where = host_port(address)
+    return where[0] if where is not None else address
+
+
+def _handshake_problem(address: str) -> TlsProblem | None:
+    """What a handshake with the credentials of this command finds wrong (tls_probe)."""
+    creds = _credentials
+    if creds is None:
+        return None
+    return probe(address, creds.ca, creds.cert, creds.key)
 
 
 # The command-line spelling of the request fields a hub's refusal names first.

@@ -262,7 +262,34 @@ def test_callers_without_a_valid_certificate_are_refused(
     assert done.returncode == 3, done.stderr
     done = stats(mtls, "--metric", "visits")
     assert done.returncode == 3, done.stderr
-    assert "check --tls-dir and --cert" in done.stderr
+    assert f"the hub at {mtls.address} speaks TLS" in done.stderr, done.stderr
+
+
+def test_credentials_that_do_not_fit_the_hub_are_named(
+    mtls: HubProcess, token_hub: HubProcess, pki: Path, tmp_path: Path
+) -> None:
+    # gRPC says UNAVAILABLE for each of these, as for a hub that is down: the command said
+    # "no hub answers … check --tls-dir and --cert" whatever was wrong, and whether anything was.
+    other = tmp_path / "other"
+    for args in (["init"], ["user", "--name", "alice", "--scope", YIDU]):
+        assert run("certs", args[0], "--dir", str(other), *args[1:]).returncode == 0
+    own_ca = ("--ca", str(pki / "ca.crt"))
+    cases = [
+        (mtls, (*own_ca, "--cert", str(other / "user-alice.crt")), "refused the client cert"),
+        (mtls, ("--tls-dir", str(pki)), "asks for a client certificate"),
+        (mtls, ("--tls-dir", str(other), "--cert", "alice"), "the CA given did not sign"),
+        (mtls, (), "speaks TLS"),
+        (token_hub, ("--tls-dir", str(pki), "--cert", "alice"), "speaks no TLS"),
+    ]
+    for hub, cred, said in cases:
+        done = stats(hub, "--metric", "visits", *cred)
+        assert done.returncode == 3, (cred, done.stderr)
+        assert f"the hub at {hub.address} " in done.stderr, (cred, done.stderr)
+        assert said in done.stderr, (cred, done.stderr)
+    # Nothing listening is still said so, not blamed on credentials.
+    done = run("query", "stats", "--target", "127.0.0.1:1", "--json", "--metric", "visits", *own_ca)
+    assert done.returncode == 3, done.stderr
+    assert "no hub answers at 127.0.0.1:1" in done.stderr, done.stderr
 
 
 def test_a_server_certificate_not_for_the_address_dialled_is_named(tmp_path: Path) -> None:
