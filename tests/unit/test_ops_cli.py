@@ -158,11 +158,7 @@ def test_a_replay_does_not_resume_a_target_built_from_another_log(
     # "resumed" from the first log's positions: the other log's records past them were
     # folded onto the first's state, and the comparison waited 60 s and blamed the live
     # read model ("stayed behind the replayed one").
-    other = Pipeline.open()
-    try:
-        other.clock.now = at("2023-03-01")
-        other.publish(hierarchy(), allow_reference=True)
-        other.tailer.catch_up()
+    with another_hub() as other:
         into = f"sqlite:///{tmp_path / 'replay.db'}"
         first = duhub("replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare")
         assert first.returncode == 0, first.stdout + first.stderr
@@ -176,6 +172,17 @@ def test_a_replay_does_not_resume_a_target_built_from_another_log(
         # The same log again continues, as it always did.
         same = duhub("replay", "--data-dir", str(other.dir), "--into", into)
         assert same.returncode == 0 and "replayed 0 log records" in same.stdout, same.stdout
+
+
+@contextlib.contextmanager
+def another_hub() -> Iterator[Pipeline]:
+    """A second hub's log and live read model: the city's hierarchy, applied."""
+    other = Pipeline.open()
+    try:
+        other.clock.now = at("2023-03-01")
+        other.publish(hierarchy(), allow_reference=True)
+        other.tailer.catch_up()
+        yield other
     finally:
         other.close()
 
@@ -188,11 +195,7 @@ def test_a_replay_does_not_fold_its_log_into_another_hubs_live_read_model(
     # Kafka hub's PostgreSQL while replaying the embedded ./data), it was "resumed": this
     # log's records past its positions were folded into the other hub's figures, and that
     # hub then refused to start ("--db: the read model stands past the end of --log").
-    other = Pipeline.open()
-    try:
-        other.clock.now = at("2023-03-01")
-        other.publish(hierarchy(), allow_reference=True)
-        other.tailer.catch_up()
+    with another_hub() as other:
         if its_log == "kafka":  # a partition the embedded log does not have
             with other.engine.begin() as conn:
                 conn.execute(
@@ -208,8 +211,6 @@ def test_a_replay_does_not_fold_its_log_into_another_hubs_live_read_model(
         assert "--into: holds a read model of another log" in done.stderr, done.stderr
         assert "replayed" not in done.stdout
         assert digest(table_digests(other.engine)) == figures
-    finally:
-        other.close()
 
 
 def test_fresh_starts_over_in_postgresql_too(hub: Pipeline) -> None:
