@@ -8,10 +8,14 @@ link is classified:
 - missing: the link is broken and the seq jumps (events were deleted in between);
 - altered: the link is broken although the seqs follow on: the predecessor's bytes changed.
 A frame whose checksum fails or that does not parse is reported as altered where it lies (a
-Kafka-direct record is in no chain: one that does not parse is a dead letter, not damage). A
-broken link with seqs missing across a record that does not parse (cut short, say) is that
-record's damage, reported once, where it lies: the link cannot be checked across it, and the
-chain is checked on from the event after it.
+Kafka-direct record is in no chain: one that does not parse is a dead letter, not damage). Its
+bytes are not those accepted, so no chain holds it: neither its own link nor its successor's
+to it can be checked. The broken link across it (seqs missing) is its damage, reported once,
+where it lies, naming the chain and the seqs it lies between; the chain is checked on from the
+event after it. A broken link takes a damaged record of its own source (by the record's bytes)
+first, else one naming no chain's source, never another chain's: that chain's deletion across
+it is still found. A damaged record after its chain's last event, which no link reaches, is
+named by that chain.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from duhub.convert import chain_hash
@@ -116,7 +120,9 @@ def audit(
     claiming ingest's origin is not ingest's, or "") in log order."""
     report = AuditReport()
     chains: dict[str, Chain] = defaultdict(Chain)
-    direct_seqs: dict[str, SeqRuns] = defaultdict(SeqRuns)
+    # Per source, the seqs of records no chain holds (Kafka-direct ones, damaged ones that
+    # still parse): they are in the log all the same, so they fill the chain's gaps.
+    unchained_seqs: dict[str, SeqRuns] = defaultdict(SeqRuns)
     cuts = _Cuts()
     for partition, offset, crc_ok, value, ingested, forged in records:
         if until is not None and offset >= until.get(partition, 0):
@@ -129,7 +135,7 @@ def audit(
             # seq is in the log all the same, so no gap of its source's chain.
             direct = entry_of(partition, offset, value)
             if direct is not None:
-                direct_seqs[direct.source].see(direct.seq)
+                unchained_seqs[direct.source].see(direct.seq)
             continue
         entry = entry_of(partition, offset, value)
         if forged:
@@ -144,31 +150,41 @@ def audit(
             )
         if not crc_ok or entry is None:
             why = "its checksum fails" if not crc_ok else "it is not a duhub.v1.Event"
-            if entry is None:  # no chain holds it: a chain's link across it cannot be checked
-                cuts.add(partition, offset, len(report.findings))
+            # No chain holds it: its bytes are not those accepted, so its link and the one
+            # to it cannot be checked (else its successor's link reports it a second time).
+            cuts.add(partition, offset, len(report.findings), entry.source if entry else "")
             report.findings.append(_at_record("altered", entry, partition, offset, f": {why}"))
-        if entry is not None:
-            chain = chains[entry.source]
-            across = cuts.claim(chain.last, entry) if chain.breaks_over_gap(entry) else None
-            if across is not None:
-                # One damage, one finding: the cut record's, naming the chain it broke.
-                f = report.findings[across]
-                before = chain.last.seq if chain.last is not None else 0
-                report.findings[across] = replace(
-                    f,
-                    source=entry.source,
-                    detail=f"{f.detail}; it lies in source {entry.source}'s chain, between seq "
-                    f"{before} and seq {entry.seq}, which cannot be checked across it",
-                )
-            chain.add(entry, unverifiable=across is not None)
-            report.chained += 1
+            if entry is not None:  # its seq is in the log all the same
+                unchained_seqs[entry.source].see(entry.seq)
+            continue
+        chain = chains[entry.source]
+        across = cuts.claim(chain.last, entry, chains) if chain.breaks_over_gap(entry) else None
+        if across is not None:
+            # One damage, one finding: the damaged record's, naming the chain it broke.
+            f = report.findings[across]
+            before = chain.last.seq if chain.last is not None else 0
+            report.findings[across] = replace(
+                f,
+                source=entry.source,
+                detail=f"{f.detail}; it lies in source {entry.source}'s chain, between seq "
+                f"{before} and seq {entry.seq}, which cannot be checked across it",
+            )
+        chain.add(entry, unverifiable=across is not None)
+        report.chained += 1
+    for at, head in cuts.after_heads(chains):
+        f = report.findings[at]
+        report.findings[at] = replace(
+            f,
+            detail=f"{f.detail}; by its bytes it is source {head.source}'s, after seq "
+            f"{head.seq}, that chain's last: no later link checks it",
+        )
     for source, chain in sorted(chains.items()):
         finding = chain.first_break(source)
         if finding is not None:
             report.findings.append(finding)
-        # Only what lies inside the chain's gaps is taken from the Kafka-direct records: one
-        # dead-lettered (a seq far ahead, say) must not make a gap of its own.
-        gaps = chain.seqs.filled_from(direct_seqs[source]).gaps if chain.gaps else []
+        # Only what lies inside the chain's gaps is taken from the unchained records: a
+        # Kafka-direct one dead-lettered (a seq far ahead, say) must not make a gap of its own.
+        gaps = chain.seqs.filled_from(unchained_seqs[source]).gaps if chain.gaps else []
         if gaps:
             report.gaps[source] = gaps
         assert chain.last is not None  # a chain is made by its first entry
@@ -177,28 +193,52 @@ def audit(
 
 
 class _Cuts:
-    """Records no chain could take (they do not parse), per partition in log order, until a
-    chain's broken link across one of them claims it: each stands for one broken link."""
+    """Records no chain could take (they do not parse, or their checksum fails), per partition
+    in log order, until a chain's broken link across one of them claims it: each stands for
+    one broken link."""
 
     def __init__(self) -> None:
         self._offsets: dict[int, list[int]] = defaultdict(list)
         self._findings: dict[int, list[int]] = defaultdict(list)
+        self._sources: dict[int, list[str]] = defaultdict(list)  # by its bytes; "" unparsed
 
-    def add(self, partition: int, offset: int, finding: int) -> None:
+    def add(self, partition: int, offset: int, finding: int, source: str) -> None:
         self._offsets[partition].append(offset)
         self._findings[partition].append(finding)
+        self._sources[partition].append(source)
 
-    def claim(self, last: Entry | None, e: Entry) -> int | None:
-        """Take the first record between `last` and `e` in e's partition; return the index of
-        its finding, or None when none lies there."""
+    def claim(self, last: Entry | None, e: Entry, chained: Container[str]) -> int | None:
+        """Take a record between `last` and `e` in e's partition: the first of e's source by
+        its bytes, else the first that names no source of a chain in `chained` (another
+        chain's is left to it); return the index of its finding, or None when none lies
+        there."""
         if last is not None and last.partition != e.partition:
             return None
-        offsets = self._offsets[e.partition]
+        offsets, sources = self._offsets[e.partition], self._sources[e.partition]
         i = bisect.bisect_right(offsets, last.offset if last is not None else -1)
-        if i == len(offsets) or offsets[i] >= e.offset:
+        j = bisect.bisect_left(offsets, e.offset, lo=i)
+        if i == j:
             return None
-        del offsets[i]
-        return self._findings[e.partition].pop(i)
+        between = range(i, j)
+        own = next((k for k in between if sources[k] == e.source), None)
+        if own is None:
+            own = next((k for k in between if sources[k] not in chained), None)
+            if own is None:
+                return None
+        del offsets[own], sources[own]
+        return self._findings[e.partition].pop(own)
+
+    def after_heads(self, chains: dict[str, Chain]) -> Iterator[tuple[int, Entry]]:
+        """Yield (index of its finding, the chain's last event) of each record left unclaimed
+        that lies after the last event of the chain its bytes name: no later link reaches
+        it."""
+        for partition, sources in self._sources.items():
+            for offset, source, at in zip(
+                self._offsets[partition], sources, self._findings[partition], strict=True
+            ):
+                head = chains[source].last if source in chains else None
+                if head is not None and head.partition == partition and head.offset < offset:
+                    yield at, head
 
 
 @dataclass(slots=True)

@@ -381,3 +381,151 @@ def test_a_seq_taken_by_a_kafka_direct_record_is_no_gap() -> None:
     assert report.ok, report.findings
     assert report.chained == 3 and report.records == 9
     assert report.gaps == {SOURCE: [(4, 6)]}, report.gaps
+
+
+def bad_checksum(data: Path, items: list[tuple[bytes, bytes]], k: int, damage: str) -> None:
+    """Write the log with record k's bytes changed so that they still parse as an event but
+    fail the frame's checksum (the checksum left as it was: as a tamperer or bit rot does)."""
+    key, value = items[k]
+    e = pb.Event.FromString(value)
+    if damage == "payload":  # one byte: ecology -> Ecology
+        pos = value.index(b"ecology")
+        items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    else:
+        if damage == "prev_hash":
+            e.prev_hash = bytes([e.prev_hash[0] ^ 1]) + e.prev_hash[1:]
+        elif damage == "source":  # a source of no other event
+            e.source = "420589"
+        elif damage == "seq":
+            e.seq = 74
+        items[k] = (key, e.SerializeToString())
+    write(data, items, bad_crc_at=k)
+
+
+@pytest.mark.parametrize("damage", ["payload", "prev_hash", "source", "seq"])
+def test_a_record_whose_checksum_fails_but_still_parses_is_reported_once_where_it_lies(
+    stored_log: Path, tmp_path: Path, damage: str
+) -> None:
+    # Before, twice: "its checksum fails" where it lies, and again where the chain was walked,
+    # as its successor links to the bytes it held when accepted ("seq 10 ... differs from what
+    # was accepted", or, its source changed, "events between seq 9 and seq 11 are missing").
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    bad_checksum(data, items, k, damage)
+    report = audit(log_records(str(data)))
+    assert report.records == len(items)
+    (f,) = report.findings
+    assert (f.kind, f.partition, f.offset, f.source, f.event_id) == (
+        "altered",
+        0,
+        k,
+        SOURCE,
+        "audit-010",
+    ), f
+    assert f.detail == (
+        f"the record at 0:{k}: its checksum fails; it lies in source {SOURCE}'s chain, "
+        "between seq 9 and seq 11, which cannot be checked across it"
+    )
+    assert report.heads[SOURCE][1] == 20  # the chain was checked on to its end
+    # A record that still reads as seq 10 leaves no gap; one whose seq or source changed does.
+    readable = damage in ("payload", "prev_hash")
+    assert report.gaps.get(SOURCE) == (None if readable else [(9, 11)]), report.gaps
+
+
+def test_a_break_after_a_bad_checksum_record_is_still_found(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # The damaged record stands for its own broken link only: a deletion later in the chain
+    # is still the chain's first break, reported where it lies.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    del items[offset_of(items, 15)]
+    k = offset_of(items, 10)
+    bad_checksum(data, items, k, "payload")
+    report = audit(log_records(str(data)))
+    assert [(f.kind, f.offset) for f in report.findings] == [
+        ("altered", k),
+        ("missing", k + 5),
+    ], report.findings
+    assert "between seq 9 and seq 11" in report.findings[0].detail
+    assert "between seq 14 and seq 16" in report.findings[1].detail
+
+
+def test_a_break_before_a_bad_checksum_record_is_still_found(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    bad_checksum(data, items, k, "payload")
+    del items[offset_of(items, 5)]
+    write(data, items, bad_crc_at=k - 1)
+    report = audit(log_records(str(data)))
+    kinds = sorted((f.kind, f.offset) for f in report.findings)
+    assert kinds == [("altered", k - 1), ("missing", offset_of(items, 6))], report.findings
+
+
+def test_a_deletion_in_another_chain_across_a_bad_checksum_record_is_still_missing(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # Another source's events lie on either side of the damaged record, one of them deleted:
+    # its chain breaks across the damaged record, which is not its own. Each chain's damage is
+    # reported once, in its own chain.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    others = []
+    for seq in (1, 2, 3):
+        other = visit(seq)
+        other.source, other.event_id = "420582", f"other-{seq}"
+        other.prev_hash = chain_hash(others[-1]) if others else b""
+        others.append(other.SerializeToString())
+    items[k + 1 : k + 1] = [(b"420582", others[2])]  # seq 3, after the damaged record
+    items[k:k] = [(b"420582", others[0])]  # seq 1, before it; seq 2 deleted
+    k += 1
+    bad_checksum(data, items, k, "payload")
+    report = audit(log_records(str(data)))
+    found = sorted((f.kind, f.offset, f.source) for f in report.findings)
+    assert found == [("altered", k, SOURCE), ("missing", k + 1, "420582")], report.findings
+    assert "between seq 9 and seq 11" in next(f.detail for f in report.findings if f.offset == k)
+
+
+def test_a_bad_checksum_record_at_the_end_of_its_chain_names_that_chain(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # No later link checks the last event of a chain: the finding says where it lies.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 20)
+    bad_checksum(data, items, k, "payload")
+    report = audit(log_records(str(data)))
+    (f,) = report.findings
+    assert (f.kind, f.offset, f.source) == ("altered", k, SOURCE)
+    assert f.detail == (
+        f"the record at 0:{k}: its checksum fails; by its bytes it is source {SOURCE}'s, "
+        "after seq 19, that chain's last: no later link checks it"
+    )
+
+
+def test_audit_verify_names_a_bad_checksum_record_once(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command as an auditor runs it: one ALTERED line for the one damaged record, exit 4.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    k = offset_of(items, 10)
+    bad_checksum(data, items, k, "payload")
+    code = main(["audit", "verify", "--data-dir", str(data)])
+    out = capsys.readouterr().out
+    assert code == 4
+    altered = [line for line in out.splitlines() if line.lstrip().startswith("ALTERED")]
+    assert altered == [
+        f"  ALTERED   source {SOURCE} at 0:{k} (audit-010): the record at 0:{k}: its checksum "
+        f"fails; it lies in source {SOURCE}'s chain, between seq 9 and seq 11, which cannot be "
+        "checked across it"
+    ], out
+    assert main(["audit", "verify", "--data-dir", str(data), "--json"]) == 4
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["ok"] is False and len(checked["findings"]) == 1
+    assert checked["seq_gaps"] == {}
