@@ -9,13 +9,13 @@ link is classified:
 - altered: the link is broken although the seqs follow on: the predecessor's bytes changed.
 A frame whose checksum fails or that does not parse is reported as altered where it lies (a
 Kafka-direct record is in no chain: one that does not parse is a dead letter, not damage). Its
-bytes are not those accepted, so no chain holds it: neither its own link nor its successor's
+bytes are not those accepted, so no chain links it: neither its own link nor its successor's
 to it can be checked. The broken link across it (seqs missing) is its damage, reported once,
 where it lies, naming the chain and the seqs it lies between; the chain is checked on from the
-event after it. A broken link takes a damaged record of its own source (by the record's bytes)
-first, else one naming no chain's source, never another chain's: that chain's deletion across
-it is still found. A damaged record after its chain's last event, which no link reaches, is
-named by that chain.
+event after it (and counts it, if it still parses). A broken link takes a damaged record of
+its own source (by the record's bytes) first, else one naming no chain's source, never
+another chain's: that chain's deletion across it is still found. A damaged record after its
+chain's last event, which no link reaches, is named by that chain.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def audit(
             )
         if not crc_ok or entry is None:
             why = "its checksum fails" if not crc_ok else "it is not a duhub.v1.Event"
-            # No chain holds it: its bytes are not those accepted, so its link and the one
+            # No chain links it: its bytes are not those accepted, so its link and the one
             # to it cannot be checked (else its successor's link reports it a second time).
             cuts.add(partition, offset, len(report.findings), entry.source if entry else "")
             report.findings.append(_at_record("altered", entry, partition, offset, f": {why}"))
@@ -158,18 +158,22 @@ def audit(
                 unchained_seqs[entry.source].see(entry.seq)
             continue
         chain = chains[entry.source]
-        across = cuts.claim(chain.last, entry, chains) if chain.breaks_over_gap(entry) else None
-        if across is not None:
+        claimed = cuts.claim(chain.last, entry, chains) if chain.breaks_over_gap(entry) else None
+        if claimed is not None:
             # One damage, one finding: the damaged record's, naming the chain it broke.
-            f = report.findings[across]
+            at, parses = claimed
+            if parses:  # it still reads as an event: one of this chain's, counted
+                chain.hold()
+                report.chained += 1
+            f = report.findings[at]
             before = chain.last.seq if chain.last is not None else 0
-            report.findings[across] = replace(
+            report.findings[at] = replace(
                 f,
                 source=entry.source,
                 detail=f"{f.detail}; it lies in source {entry.source}'s chain, between seq "
                 f"{before} and seq {entry.seq}, which cannot be checked across it",
             )
-        chain.add(entry, unverifiable=across is not None)
+        chain.add(entry, unverifiable=claimed is not None)
         report.chained += 1
     for at, head in cuts.after_heads(chains):
         f = report.findings[at]
@@ -207,11 +211,13 @@ class _Cuts:
         self._findings[partition].append(finding)
         self._sources[partition].append(source)
 
-    def claim(self, last: Entry | None, e: Entry, chained: Container[str]) -> int | None:
+    def claim(
+        self, last: Entry | None, e: Entry, chained: Container[str]
+    ) -> tuple[int, bool] | None:
         """Take a record between `last` and `e` in e's partition: the first of e's source by
         its bytes, else the first that names no source of a chain in `chained` (another
-        chain's is left to it); return the index of its finding, or None when none lies
-        there."""
+        chain's is left to it); return the index of its finding and whether it parses, or
+        None when none lies there."""
         if last is not None and last.partition != e.partition:
             return None
         offsets, sources = self._offsets[e.partition], self._sources[e.partition]
@@ -225,8 +231,8 @@ class _Cuts:
             own = next((k for k in between if sources[k] not in chained), None)
             if own is None:
                 return None
-        del offsets[own], sources[own]
-        return self._findings[e.partition].pop(own)
+        del offsets[own]
+        return self._findings[e.partition].pop(own), sources.pop(own) != ""
 
     def after_heads(self, chains: dict[str, Chain]) -> Iterator[tuple[int, Entry]]:
         """Yield (index of its finding, the chain's last event) of each record left unclaimed
@@ -266,6 +272,11 @@ class Chain:
             and e.prev_hash != (last.stored_hash if last is not None else b"")
             and e.seq > (last.seq if last is not None else 0) + 1
         )
+
+    def hold(self) -> None:
+        """Count an event whose bytes were damaged where it lies in the chain: it is one of
+        the chain's, though no link to or from it can be checked."""
+        self.count += 1
 
     def add(self, e: Entry, *, unverifiable: bool = False) -> None:
         """Walk on to `e`; `unverifiable`: its link cannot be checked (a record that does not

@@ -529,3 +529,22 @@ def test_audit_verify_names_a_bad_checksum_record_once(
     checked = json.loads(capsys.readouterr().out)
     assert checked["ok"] is False and len(checked["findings"]) == 1
     assert checked["seq_gaps"] == {}
+
+
+def test_a_bad_checksum_event_is_still_counted_in_its_chain(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its bytes still read as an event of the chain, between two whose link it was: the
+    # chain's count and head are as they were, so a checkpoint written down before the damage
+    # still matches and says the damage lies before the heads, as for an altered event whose
+    # checksum holds (a record that does not parse is no event: not counted).
+    checkpoint = audit(log_records(str(stored_log))).checkpoint
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    bad_checksum(data, items, offset_of(items, 10), "payload")
+    report = audit(log_records(str(data)))
+    assert report.chained == report.records and report.heads[SOURCE][:2] == (20, 20)
+    assert report.checkpoint == checkpoint
+    code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", checkpoint])
+    assert code == 4
+    assert "every chain's head up to it is as it was then" in capsys.readouterr().out
