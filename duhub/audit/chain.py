@@ -15,7 +15,7 @@ where it lies, naming the chain and the seqs it lies between; the chain is check
 event after it (and counts it, if it still parses). A broken link takes a damaged record of
 its own source (by the record's bytes) first, else one naming no chain's source, never
 another chain's: that chain's deletion across it is still found. A damaged record after its
-chain's last event, which no link reaches, is named by that chain.
+chain's last event, which no link reaches, is named (and counted) by that chain.
 """
 
 from __future__ import annotations
@@ -176,6 +176,8 @@ def audit(
         chain.add(entry, unverifiable=claimed is not None)
         report.chained += 1
     for at, head in cuts.after_heads(chains):
+        chains[head.source].hold()  # it still reads as an event of that chain
+        report.chained += 1
         f = report.findings[at]
         report.findings[at] = replace(
             f,

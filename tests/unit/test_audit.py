@@ -502,6 +502,7 @@ def test_a_bad_checksum_record_at_the_end_of_its_chain_names_that_chain(
     report = audit(log_records(str(data)))
     (f,) = report.findings
     assert (f.kind, f.offset, f.source) == ("altered", k, SOURCE)
+    assert report.chained == report.records  # it still reads as an event of that chain
     assert f.detail == (
         f"the record at 0:{k}: its checksum fails; by its bytes it is source {SOURCE}'s, "
         "after seq 19, that chain's last: no later link checks it"
