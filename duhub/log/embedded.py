@@ -362,10 +362,12 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes
     events is ~1.4 GB.
 
     A frame whose checksum fails is yielded as it lies when its length leads to the next whole
-    frame (or to the end of the file): its body was changed. A damaged frame header (a length
+    frame, or through frames of lengths that fit to the very end of the file (the last events'
+    bodies changed: one or several): its body was changed. A damaged frame header (a length
     that leads nowhere) is yielded as one bad record spanning up to the next whole frame, and
     the walk goes on from there: a changed byte must never hide the records after it. Only
-    what no whole frame follows is a torn tail, left out."""
+    what no whole frame follows and no chain of lengths fills is a torn tail (a write cut
+    short runs past the end), left out."""
     with open(path, "rb") as f:
         window = _Window(f)
         size = window.size
@@ -376,7 +378,7 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes
             if KEYLEN.size <= length <= MAX_RECORD and end <= size:
                 body = window.get(pos + HEADER.size, end)
                 ok = zlib.crc32(body) == crc
-                if ok or end == size or window.frame_at(end):
+                if ok or window.frame_at(end) or window.whole_frames_to_end(end):
                     (klen,) = KEYLEN.unpack_from(body, 0)
                     yield offset, ok, body[2 : 2 + klen], body[2 + klen :]
                     pos, offset = end, offset + 1
@@ -417,6 +419,18 @@ class _Window:
         if not KEYLEN.size <= length <= MAX_RECORD or end > self.size:
             return False
         return _frame_at(self.get(pos, end), 0)
+
+    def whole_frames_to_end(self, pos: int) -> bool:
+        """Return whether frames of lengths that fit, checksums aside, lead from byte `pos`
+        exactly to the end of the file. A torn last write runs past it, and the zeros a crash
+        may leave hold no length that fits; whole frames there are records whose bytes
+        changed, to be reported, not dropped."""
+        while pos + HEADER.size <= self.size:
+            length, _ = HEADER.unpack(self.get(pos, pos + HEADER.size))
+            if not KEYLEN.size <= length <= MAX_RECORD:
+                return False
+            pos += HEADER.size + length
+        return pos == self.size
 
     def next_frame(self, pos: int) -> int | None:
         """Return where the first whole frame at or after byte `pos` starts, or None."""

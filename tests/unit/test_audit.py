@@ -549,3 +549,42 @@ def test_a_bad_checksum_event_is_still_counted_in_its_chain(
     code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", checkpoint])
     assert code == 4
     assert "every chain's head up to it is as it was then" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damaged", [1, 2, 3])
+def test_damaged_last_records_are_reported_not_taken_for_a_torn_tail(
+    stored_log: Path, tmp_path: Path, damaged: int
+) -> None:
+    # Whole frames whose checksums fail, up to the end of the file: bit rot or a tamperer's
+    # edit of the last events, not a write cut short (that one's length runs past the end).
+    # One was reported; from two on, the walk took them all for a torn tail and left them
+    # out: "every chain is intact", exit 0.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    out = bytearray()
+    for i, (key, value) in enumerate(items):
+        if i >= len(items) - damaged:
+            value = value.replace(b"ecology", b"Ecology")
+        body = KEYLEN.pack(len(key)) + key + value
+        crc = zlib.crc32(body) ^ (1 if i >= len(items) - damaged else 0)
+        out += HEADER.pack(len(body), crc) + body
+    (data / EmbeddedLog.FILE).write_bytes(bytes(out))
+    report = audit(log_records(str(data)))
+    assert report.records == len(items)
+    assert not report.ok
+    named = sorted(f.offset for f in report.findings if "checksum fails" in f.detail)
+    assert named == list(range(len(items) - damaged, len(items))), report.findings
+
+
+def test_a_write_cut_short_at_the_end_is_still_a_torn_tail(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # The last frame's length runs past the end of the file: a crash mid-append (never
+    # acknowledged), left out as before, the records before it intact.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    path = data / EmbeddedLog.FILE
+    path.write_bytes(path.read_bytes()[:-5])
+    report = audit(log_records(str(data)))
+    assert report.records == len(items) - 1
+    assert report.ok, report.findings
