@@ -1,11 +1,12 @@
 """The embedded log: one append-only file, one partition, fsync before acknowledging.
 
 Record frame: u32 body length | u32 CRC-32 of body | body, where body = u16 key length | key |
-value. A torn frame at the very end (a crash mid-write, never acknowledged) is cut off on open;
-a bad frame anywhere else is corruption and stops the open. Only a process holding the writer's
-lock (a flock on the file) cuts: beside a running writer, what follows the last whole frame is
-its append in progress. An append that fails half way (a full disk) keeps the whole frames
-it wrote, unacknowledged, and cuts only a part frame: a reader may have read them already.
+value. A torn frame at the very end (a crash mid-write, never acknowledged) is cut off on open,
+its bytes kept beside the log (`events.log.cut-at-BYTE`) and the cut logged; a bad frame
+anywhere else is corruption and stops the open. Only a process holding the writer's lock (a
+flock on the file) cuts: beside a running writer, what follows the last whole frame is its
+append in progress. An append that fails half way (a full disk) keeps the whole frames it
+wrote, unacknowledged, and cuts only a part frame: a reader may have read them already.
 `events.idx` beside the log (see `duhub.log.index`) lets an open walk
 only the records after the prefix it vouches for.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import logging
 import os
 import struct
 import threading
@@ -31,6 +33,8 @@ HEADER = struct.Struct("<II")
 KEYLEN = struct.Struct("<H")
 MAX_RECORD = 64 * 1024 * 1024
 RECOVER_CHUNK = 16 * 1024 * 1024
+log = logging.getLogger(__name__)
+
 # How long a writer waits for the lock another process may hold for a moment.
 WRITER_PATIENCE_S = 5.0
 
@@ -157,9 +161,36 @@ class EmbeddedLog:
         write, or the zeros or garbage a crash left after it. When a whole frame follows, the
         frame at `pos` is a damaged record instead: cutting would drop acknowledged ones."""
         self._refuse_damage(f, pos, end)
+        kept = self._keep_cut(f, pos, end)
         with open(self.path, "r+b") as w:
             w.truncate(pos)
             os.fsync(w.fileno())
+        log.warning(
+            "%s: cut %d bytes after the last whole record (byte %d): a write cut short by a "
+            "crash, never acknowledged%s",
+            self.path,
+            end - pos,
+            pos,
+            f"; kept in {kept}" if kept else " (zeros only)",
+        )
+
+    def _keep_cut(self, f: BinaryIO, pos: int, end: int) -> Path | None:
+        """Copy what is about to be cut to a file beside the log, and return it (None when it
+        is zeros only). A write cut short is what a crash leaves, but whole records whose
+        bytes changed at the very end look the same to an open: they stay for an audit."""
+        tail = os.pread(f.fileno(), end - pos, pos)
+        if not tail.strip(b"\0"):
+            return None
+        kept = self.dir / f"{self.FILE}.cut-at-{pos}"
+        for n in itertools.count(1):
+            if not kept.exists():
+                break
+            kept = self.dir / f"{self.FILE}.cut-at-{pos}.{n}"
+        with open(kept, "xb") as w:
+            w.write(tail)
+            os.fsync(w.fileno())
+        _fsync_dir(self.dir)
+        return kept
 
     def _refuse_damage(self, f: BinaryIO, pos: int, end: int) -> None:
         """Raise LogCorrupted when a whole frame lies after the bad one at `pos` (before

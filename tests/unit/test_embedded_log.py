@@ -97,6 +97,9 @@ def test_torn_tail_is_cut_and_earlier_records_survive(log_dir: Path, cut: int) -
     log = EmbeddedLog(log_dir)
     assert contents(log) == [(i, k, v) for i, (k, v) in enumerate(items(2))]
     assert path.stat().st_size == len(data) - len(frame(*items(3)[2]))
+    # What was cut is kept beside the log, named by where it lay.
+    kept = log_dir / f"{EmbeddedLog.FILE}.cut-at-{path.stat().st_size}"
+    assert kept.read_bytes() == data[path.stat().st_size : -cut]
     # The log goes on from the cut: the next record takes offset 2 and survives a reopen.
     assert log.append([(b"k", b"after")]) == [(0, 2)]
     log.close()
@@ -355,3 +358,34 @@ def test_a_reader_beside_a_failed_append_never_sees_a_record_the_writer_takes_ba
     again = EmbeddedLog(log_dir)
     assert contents(again) == final
     again.close()
+
+
+def test_damaged_last_records_cut_on_open_are_kept_beside_the_log(log_dir: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    # Whole records whose bytes changed at the very end look like a torn write to an open,
+    # which cuts them; acknowledged once, they are kept for an audit instead of lost.
+    log = EmbeddedLog(log_dir)
+    log.append(items(4))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    data = bytearray(path.read_bytes())
+    last_two = len(frame(*items(4)[2])) + len(frame(*items(4)[3]))
+    data[-1] ^= 0xFF  # a byte of each of the last two records' values
+    data[-1 - len(frame(*items(4)[3]))] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="duhub.log.embedded"):
+        log = EmbeddedLog(log_dir)
+    assert log.end_offsets() == {0: 2}
+    log.close()
+    kept = log_dir / f"{EmbeddedLog.FILE}.cut-at-{len(data) - last_two}"
+    assert kept.read_bytes() == bytes(data[-last_two:])
+    assert f"cut {last_two} bytes" in caplog.text and str(kept) in caplog.text
+
+
+def test_zeros_a_crash_left_are_cut_and_not_kept(log_dir: Path) -> None:
+    log = EmbeddedLog(log_dir)
+    log.append(items(2))
+    log.close()
+    path = log_dir / EmbeddedLog.FILE
+    path.write_bytes(path.read_bytes() + bytes(4096))
+    EmbeddedLog(log_dir).close()
+    assert sorted(p.name for p in log_dir.iterdir() if ".cut-at-" in p.name) == []
