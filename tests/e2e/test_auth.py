@@ -286,6 +286,8 @@ def test_credentials_that_do_not_fit_the_hub_are_named(
         assert done.returncode == 3, (cred, done.stderr)
         assert f"the hub at {hub.address} " in done.stderr, (cred, done.stderr)
         assert said in done.stderr, (cred, done.stderr)
+        # One line says it: not the gRPC core's own of each attempt besides.
+        assert "Handshake failed" not in done.stderr, (cred, done.stderr)
     # Nothing listening is still said so, not blamed on credentials.
     done = run("query", "stats", "--target", "127.0.0.1:1", "--json", "--metric", "visits", *own_ca)
     assert done.returncode == 3, done.stderr
