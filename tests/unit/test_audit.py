@@ -8,6 +8,7 @@ import json
 import shutil
 import struct
 import zlib
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,15 @@ def frames(data: Path) -> list[tuple[bytes, bytes]]:
     return [(k, v) for _, _, k, v in iter_frames(data / EmbeddedLog.FILE)]
 
 
-def write(data: Path, items: list[tuple[bytes, bytes]], bad_crc_at: int = -1) -> None:
+def write(
+    data: Path, items: list[tuple[bytes, bytes]], bad_crc_at: int | Collection[int] = -1
+) -> None:
+    """Write the log's frames, with a wrong checksum at `bad_crc_at` (an index, or several)."""
+    bad = {bad_crc_at} if isinstance(bad_crc_at, int) else set(bad_crc_at)
     out = bytearray()
     for i, (key, value) in enumerate(items):
         body = KEYLEN.pack(len(key)) + key + value
-        crc = zlib.crc32(body) ^ (1 if i == bad_crc_at else 0)
+        crc = zlib.crc32(body) ^ (1 if i in bad else 0)
         out += HEADER.pack(len(body), crc) + body
     (data / EmbeddedLog.FILE).write_bytes(bytes(out))
 
@@ -561,14 +566,11 @@ def test_damaged_last_records_are_reported_not_taken_for_a_torn_tail(
     # out: "every chain is intact", exit 0.
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
-    out = bytearray()
-    for i, (key, value) in enumerate(items):
-        if i >= len(items) - damaged:
-            value = value.replace(b"ecology", b"Ecology")
-        body = KEYLEN.pack(len(key)) + key + value
-        crc = zlib.crc32(body) ^ (1 if i >= len(items) - damaged else 0)
-        out += HEADER.pack(len(body), crc) + body
-    (data / EmbeddedLog.FILE).write_bytes(bytes(out))
+    last = range(len(items) - damaged, len(items))
+    for i in last:
+        key, value = items[i]
+        items[i] = (key, value.replace(b"ecology", b"Ecology"))
+    write(data, items, bad_crc_at=last)
     report = audit(log_records(str(data)))
     assert report.records == len(items)
     assert not report.ok
