@@ -155,12 +155,17 @@ def test_the_ids_are_filled_once_on_postgresql_too() -> None:
             p.close()
 
 
-def test_nothing_is_filled_from_another_log(hub: Pipeline) -> None:
+def test_nothing_is_filled_from_another_log(
+    hub: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
     offsets = refuse(hub)
     as_written_before(hub, offsets)
     other = opened()  # a log shorter than where the read model stands
     try:
-        assert fill_dead_letter_ids(other.log, hub.engine) == 0
+        with caplog.at_level(logging.WARNING, logger="duhub.readmodel.dead_letter_ids"):
+            assert fill_dead_letter_ids(other.log, hub.engine) == 0
+        assert "dead letters left without their event ids" in caplog.text
+        assert "the log ends at" in caplog.text  # says why
         assert letters(hub)[offsets[0]][0] == "" and not claimed(hub)
         assert fill_dead_letter_ids(hub.log, hub.engine) == 1  # its own log, later: filled
     finally:
