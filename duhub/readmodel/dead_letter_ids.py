@@ -11,11 +11,12 @@ service that opens the read model with its log (`layout.upgrade` has no log to r
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from duhub.convert import event_id_of
-from duhub.log.base import EventLog
+from duhub.log.base import EventLog, read_range
 from duhub.log.belongs import other_log
 from duhub.readmodel import schema as s
 from duhub.readmodel.layout import apply_once
@@ -23,6 +24,16 @@ from duhub.readmodel.layout import apply_once
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_IDS = "dead-letter-ids"
+# Places of the log closer than this are read in one stretch, the records between them too:
+# on Kafka a read costs 1.5-15 ms (a round trip, and the records of its batch before the place
+# decoded), a record read through ~20 µs. Before, each place was a read of its own: 1,000 in a
+# row took 1.5-4.2 s, now 0.05-0.1 s. The embedded log reads a record for ~8 µs and a read
+# for little more, so there sparse places cost more read in stretches (1,000, 1 in 60: 0.05
+# -> 0.5 s), once per read model: bounded by this gap, and small beside Kafka's seconds.
+STRETCH_GAP = 64
+# A stretch is read this many records a read at most, so a long one is never held whole; a
+# Kafka read of this few fetches at most 1 MiB (`duhub.log.kafka.PEEK_RECORDS`), not 16.
+STRETCH_PAGE = 1000
 
 
 def fill_dead_letter_ids(log_: EventLog, engine: Engine) -> int:
@@ -63,15 +74,31 @@ def fill_dead_letter_ids(log_: EventLog, engine: Engine) -> int:
 def _named(log_: EventLog, places: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     """Return (partition, offset, event_id) for each place whose record names an event. One
     deleted from the log's front (retention, which duhub's topic never has) is left: a replay
-    could not name it either."""
+    could not name it either; so is one the log holds no record at (an aborted transaction's
+    place, a marker's)."""
     if not places:
         return []
     starts = log_.start_offsets()
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for p, offset in places:
+        if offset >= starts.get(p, 0):
+            wanted[p].add(offset)
     out = []
-    for p, offset in sorted(places):
-        if offset < starts.get(p, 0):
-            continue
-        found = log_.read(p, offset, 1)
-        if found and found[0].offset == offset and (event_id := event_id_of(found[0].value)):
-            out.append((p, offset, event_id))
+    for p, offsets in sorted(wanted.items()):
+        for start, stop in _stretches(sorted(offsets)):
+            for rec in read_range(log_, p, start, stop, page=STRETCH_PAGE):
+                if rec.offset in offsets and (event_id := event_id_of(rec.value)):
+                    out.append((p, rec.offset, event_id))
+    return out
+
+
+def _stretches(offsets: list[int]) -> list[tuple[int, int]]:
+    """Return the [start, stop) stretches that hold the sorted `offsets`, one wherever the
+    next lies more than STRETCH_GAP past the last."""
+    out: list[tuple[int, int]] = []
+    for offset in offsets:
+        if out and offset - out[-1][1] < STRETCH_GAP:
+            out[-1] = (out[-1][0], offset + 1)
+        else:
+            out.append((offset, offset + 1))
     return out

@@ -17,10 +17,21 @@ import pytest
 from sqlalchemy import text
 
 from duhub.bootstrap import Hub, HubConfig
+from duhub.log.base import EventLog, LogRecord
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.v1 import events_pb2 as pb
 from tests.infra import fresh_database
-from tests.unit.builders import DANG, NOW, YIDU, Pipeline, accountability, at, hierarchy, ts
+from tests.unit.builders import (
+    DANG,
+    NOW,
+    YIDU,
+    Pipeline,
+    accountability,
+    at,
+    hierarchy,
+    kinds,
+    ts,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,3 +196,48 @@ def test_duhub_serve_aggregate_on_the_embedded_log_fills_them(hub: Pipeline) -> 
         assert letters(hub)[offsets[0]][0] == "yidu-4"
     finally:
         worker.stop()
+
+
+class CountedReads:
+    """A real log whose reads are counted."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.reads = 0
+
+    def read(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
+        self.reads += 1
+        return self.log.read(partition, offset, limit)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.log, name)
+
+
+def failing_a_field_check(p: Pipeline, seqs: range) -> dict[int, str]:
+    """Append events failing a field check behind ingest's back, apply them; return the
+    offset -> event_id of each."""
+    events = [
+        accountability(YIDU, persons=0, event_id=f"yidu-{s}", source=YIDU, seq=s) for s in seqs
+    ]
+    where = p.log.append([(YIDU.encode(), stamped(e)) for e in events])
+    p.tailer.catch_up()
+    return {offset: e.event_id for (_, offset), e in zip(where, events, strict=True)}
+
+
+def test_the_fill_reads_a_stretch_of_dead_letters_at_once_not_a_read_each(hub: Pipeline) -> None:
+    named = failing_a_field_check(hub, range(200, 250))
+    accepted = [
+        accountability(YIDU, event_id=f"yidu-{s}", source=YIDU, seq=s) for s in range(1, 101)
+    ]
+    assert kinds(hub.publish(accepted)) == ["accepted"] * 100
+    hub.tailer.catch_up()
+    named |= failing_a_field_check(hub, range(300, 310))  # 100 records further on
+    with hub.engine.begin() as conn:  # all without their ids, as an earlier version wrote
+        conn.execute(text("UPDATE dead_letters SET event_id = ''"))
+        conn.execute(text("DELETE FROM layout WHERE name = 'dead-letter-ids'"))
+    counted = CountedReads(hub.log)
+    assert fill_dead_letter_ids(counted, hub.engine) == 60  # type: ignore[arg-type]
+    assert {o: event_id for o, (event_id, _) in letters(hub).items()} == named
+    # A read for each stretch (two, 100 accepted records apart) and one for the other-log
+    # check; before, a read for each of the 60 dead letters.
+    assert counted.reads <= 3, counted.reads
