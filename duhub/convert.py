@@ -39,6 +39,11 @@ PB_ENUMS = {Level: pb.Level, Tier: pb.Tier, TalkKind: pb.TalkKind}
 
 
 class InvalidEvent(ValueError):
+    # The id of the event refused, when the bytes parsed as one and it is a valid id
+    # (`named_event_id`): what its dead letter is filed under. Set by the decode that read it
+    # (`services.aggregate.apply.decode_record`), so the value is not parsed again for it.
+    event_id = ""
+
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
@@ -55,13 +60,18 @@ def decode_event(data: bytes) -> pb.Event:
 
 
 def event_id_of(value: bytes | None) -> str:
-    """Return the event_id a record's value names: its event's, when the value parses as a
-    duhub.v1.Event and the id is a valid one; else "" (no Event, or an id that may hold
-    anything, NUL too, which PostgreSQL refuses to store). What a dead letter is filed under."""
+    """Return the event_id a record's value names: `named_event_id` of the event, when the
+    value parses as a duhub.v1.Event; else "". What a dead letter is filed under."""
     try:
         msg = decode_event(value or b"")
     except InvalidEvent:
         return ""
+    return named_event_id(msg)
+
+
+def named_event_id(msg: pb.Event) -> str:
+    """Return the event's id when it is a valid one, else "" (an id that may hold anything,
+    NUL too, which PostgreSQL refuses to store)."""
     named = msg.event_id
     return named if len(named) <= MAX_EVENT_ID and ID_RE.fullmatch(named) else ""
 

@@ -19,7 +19,7 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, event_id_of
+from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, named_event_id
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
 from duhub.log.identity import Mark, record_hash
@@ -129,29 +129,34 @@ def _wait_out(e: Exception, since: float | None, stopping: threading.Event) -> f
 
 
 def decode_record(rec: LogRecord) -> Event:
-    """Return the domain event of a record; raise InvalidEvent for a malformed one."""
+    """Return the domain event of a record; raise InvalidEvent for a malformed one, carrying
+    the event_id its value names when it parsed (`InvalidEvent.event_id`)."""
     if not rec.value:  # a null (tombstone) or empty value: no event_id to name, nothing at all
         raise InvalidEvent("value", "no value (null or empty): not a serialized duhub.v1.Event")
     try:
         msg = decode_event(rec.value)
     except InvalidEvent as e:  # named where the bytes go wrong, e.g. "event: truncated ..."
         raise InvalidEvent("value", f"not a serialized duhub.v1.Event ({e.reason})") from None
-    if rec.origin_fault:  # claims ingest's origin without its MAC: not ingest's, not passed
-        raise InvalidEvent(f"headers.{MAC_HEADER}", rec.origin_fault)
-    if rec.ingested:
-        if not msg.HasField("recorded_at"):
-            # Ingest stamps every event: this one only says it is ingest's (a hub without an
-            # origin key takes the header at its word). Named, or its time read as 1970 and
-            # the reason blamed a sound occurred_at.
-            raise InvalidEvent(f"headers.{ORIGIN_HEADER}", FORGED_NO_STAMP)
+    try:  # costs nothing unless raised (Python 3.11): the accepted event's path stays as it was
+        if rec.origin_fault:  # claims ingest's origin without its MAC: not ingest's, not passed
+            raise InvalidEvent(f"headers.{MAC_HEADER}", rec.origin_fault)
+        if rec.ingested:
+            if not msg.HasField("recorded_at"):
+                # Ingest stamps every event: this one only says it is ingest's (a hub without
+                # an origin key takes the header at its word). Named, or its time read as 1970
+                # and the reason blamed a sound occurred_at.
+                raise InvalidEvent(f"headers.{ORIGIN_HEADER}", FORGED_NO_STAMP)
+            return event_from_pb(
+                msg, stored_hash=chain_hash(rec.value), partition=rec.partition, offset=rec.offset
+            )
+        # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's
+        # append time stands in for it. Ingest never chained them.
         return event_from_pb(
-            msg, stored_hash=chain_hash(rec.value), partition=rec.partition, offset=rec.offset
+            msg, recorded_at=rec.timestamp_ns, partition=rec.partition, offset=rec.offset
         )
-    # Kafka-direct events carry no hub stamp (a client's value is ignored): the log's append
-    # time stands in for it. Ingest never chained them.
-    return event_from_pb(
-        msg, recorded_at=rec.timestamp_ns, partition=rec.partition, offset=rec.offset
-    )
+    except InvalidEvent as e:  # its dead letter is filed under the id read here
+        e.event_id = named_event_id(msg)
+        raise
 
 
 class BatchApplier:
@@ -268,6 +273,8 @@ class BatchApplier:
         if self._next_view is not None:  # read before the prefetch below: it holds all that
             self._view, self._next_view = self._next_view, None
         pending: list[tuple[LogRecord, Event | None, str]] = []
+        # (partition, offset) -> the event_id a record refused at decoding names.
+        refused_ids: dict[tuple[int, int], str] = {}
         decoded = self._decoded
         for rec in records:
             if rec.offset < start.get(rec.partition, 0):
@@ -280,6 +287,7 @@ class BatchApplier:
                 pending.append((rec, decode_record(rec), ""))
             except InvalidEvent as e:
                 pending.append((rec, None, e.reason))
+                refused_ids[rec.partition, rec.offset] = e.event_id
         self.knowledge.prefetch([e for _, e, _ in pending if e is not None])
         ws = WorkingSet(self.knowledge if overlay is None else overlay)
         out = Applied(BatchSummary())
@@ -323,7 +331,7 @@ class BatchApplier:
                 if why:
                     # Named whenever its value is an Event, a field check failing too: ops
                     # look a county's event up by its id (before 2026-12-05 that one had none).
-                    event_id = event.event_id if event else event_id_of(rec.value)
+                    event_id = event.event_id if event else refused_ids[p, rec.offset]
                     letter = DeadLetter(p, rec.offset, event_id, why)
                     out.dead.append(letter)
                     log.warning(

@@ -16,10 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from duhub import convert
 from duhub.bootstrap import Hub, HubConfig
+from duhub.convert import InvalidEvent
 from duhub.log.base import EventLog, LogRecord
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.v1 import events_pb2 as pb
+from services.aggregate import apply
+from services.aggregate.apply import decode_record
 from tests.infra import fresh_database
 from tests.unit.builders import (
     DANG,
@@ -241,3 +245,33 @@ def test_the_fill_reads_a_stretch_of_dead_letters_at_once_not_a_read_each(hub: P
     # A read for each stretch (two, 100 accepted records apart) and one for the other-log
     # check; before, a read for each of the 60 dead letters.
     assert counted.reads <= 3, counted.reads
+
+
+@pytest.mark.parametrize(("value", "event_id"), REFUSED[:1] + REFUSED[2:])
+def test_a_record_refused_at_decoding_carries_the_id_its_value_names(
+    value: bytes, event_id: str
+) -> None:
+    """What the applier files its dead letter under, read by the decode that refused it."""
+    with pytest.raises(InvalidEvent) as refused:
+        decode_record(LogRecord(0, 7, YIDU.encode(), value, 0, False))
+    assert refused.value.event_id == event_id
+
+
+def test_a_record_refused_at_decoding_is_not_decoded_again_for_its_dead_letter(
+    hub: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the applier parsed the value a second time to name its dead letter."""
+    decoded: list[bytes] = []
+    real = convert.decode_event
+
+    def counted(data: bytes) -> pb.Event:
+        decoded.append(data)
+        return real(data)
+
+    monkeypatch.setattr(convert, "decode_event", counted)
+    monkeypatch.setattr(apply, "decode_event", counted)
+    offsets = refuse(hub)
+    assert sorted(decoded) == sorted(value for value, _ in REFUSED)  # each once
+    assert {o: letters(hub)[o][0] for o in offsets} == {
+        o: event_id for o, (_, event_id) in zip(offsets, REFUSED, strict=True)
+    }
