@@ -116,7 +116,7 @@ def _shake(
     except ssl.SSLError as e:
         reason = (e.reason or "").upper()
         if reason == _NOT_TLS:
-            return TlsProblem("plain", e.reason or str(e))
+            return TlsProblem("plain", "it answered the TLS hello with no TLS")
         if reason.endswith(_CERT_REQUIRED_ALERT):
             return TlsProblem("refused" if client_cert else "required", e.reason or str(e))
         if reason.endswith(_REFUSED_CERT_ALERTS):

@@ -166,8 +166,8 @@ class EmbeddedLog:
             w.truncate(pos)
             os.fsync(w.fileno())
         log.warning(
-            "%s: cut %d bytes after the last whole record (byte %d): a write cut short by a "
-            "crash, never acknowledged%s",
+            "%s: cut %d bytes after the last whole record (byte %d): a write a crash cut "
+            "short (never acknowledged), or the last records damaged%s",
             self.path,
             end - pos,
             pos,
@@ -433,6 +433,9 @@ class _Window:
         self.size = os.fstat(self.fd).st_size
         self.base = 0
         self.data = b""
+        # A frame `whole_frames_to_end` walked from to the end of the file: the frames after
+        # it lie on that walk, and are answered without walking again.
+        self._to_end: int | None = None
 
     def get(self, start: int, stop: int) -> bytes:
         """Return the bytes [start, stop) of the file (stop within it)."""
@@ -456,12 +459,26 @@ class _Window:
         exactly to the end of the file. A torn last write runs past it, and the zeros a crash
         may leave hold no length that fits; whole frames there are records whose bytes
         changed, to be reported, not dropped."""
-        while pos + HEADER.size <= self.size:
-            length, _ = HEADER.unpack(self.get(pos, pos + HEADER.size))
-            if not KEYLEN.size <= length <= MAX_RECORD:
+        if pos >= self.size:
+            return pos == self.size
+        if self._to_end is not None and pos == self._after(self._to_end):
+            self._to_end = pos  # the next frame of a walk that reached the end: linear
+            return True
+        start = pos
+        while pos < self.size:
+            pos = self._after(pos)
+            if pos is None:
                 return False
-            pos += HEADER.size + length
-        return pos == self.size
+        self._to_end = start
+        return True
+
+    def _after(self, pos: int) -> int | None:
+        """Return where the frame at `pos` ends when its length fits in the file, else None."""
+        if pos + HEADER.size > self.size:
+            return None
+        length, _ = HEADER.unpack(self.get(pos, pos + HEADER.size))
+        end = pos + HEADER.size + length
+        return end if KEYLEN.size <= length <= MAX_RECORD and end <= self.size else None
 
     def next_frame(self, pos: int) -> int | None:
         """Return where the first whole frame at or after byte `pos` starts, or None."""
