@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from duhub.convert import InvalidEvent, decode_event
 from duhub.log.embedded import EmbeddedLog, iter_frames
 
 if TYPE_CHECKING:
@@ -48,3 +50,37 @@ def _kafka_records(log: KafkaLog) -> Iterator[Record]:
                 pos = batch[-1].offset + 1
     finally:
         log.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CutTail:
+    """Bytes an open of the embedded log cut from its end, kept beside it
+    (`events.log.cut-at-BYTE`): a write a crash cut short (no whole record), or whole records
+    whose bytes changed there, which an open cannot tell from one and which were acknowledged
+    once: the log no longer holds them, and no link of what it holds says so."""
+
+    file: str
+    bytes: int
+    records: int
+    event_ids: list[str]
+
+
+def cut_tails(data_dir: str) -> list[CutTail]:
+    """Return what the opens of the embedded log in `data_dir` cut from its end, oldest
+    place first."""
+    out = []
+    kept = Path(data_dir).glob(f"{EmbeddedLog.FILE}.cut-at-*")
+    for path in sorted(kept, key=lambda p: (_place(p.name), p.name)):
+        ids = []
+        for _offset, _ok, _key, value in iter_frames(path):
+            try:
+                ids.append(decode_event(value).event_id)
+            except InvalidEvent:
+                ids.append("")
+        out.append(CutTail(path.name, path.stat().st_size, len(ids), ids))
+    return out
+
+
+def _place(name: str) -> int:
+    digits = name.rsplit("cut-at-", 1)[1].split(".")[0]
+    return int(digits) if digits.isdigit() else -1

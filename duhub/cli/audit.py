@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from duhub.audit.chain import audit, parse_checkpoint
-from duhub.audit.records import log_records
+from duhub.audit.records import CutTail, cut_tails, log_records
 from duhub.cli import client
 from duhub.cli.startup import FAILURES, failure
 from duhub.log.embedded import EmbeddedLog
@@ -35,6 +35,9 @@ def verify(args: argparse.Namespace) -> int:
         client.fail(failure(e, "", spec), client.EXIT_USAGE)
     report = audit(records, until)
     checkpoint_ok = None if until is None else report.checkpoint == args.checkpoint.strip()
+    # Records an open cut from the end of the embedded log: the log left breaks no link.
+    cuts = [] if args.log else cut_tails(spec)
+    records_cut = any(c.records for c in cuts)
     # Per partition, the records the checkpoint covered that the log no longer has: a tail
     # deleted breaks no link, so only this names it.
     missing = {
@@ -52,6 +55,7 @@ def verify(args: argparse.Namespace) -> int:
                     "checkpoint": report.checkpoint,
                     "checkpoint_matches": checkpoint_ok,
                     "checkpoint_missing": {str(p): n for p, n in sorted(missing.items())},
+                    "cut_from_end": [asdict(c) for c in cuts],
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -62,7 +66,7 @@ def verify(args: argparse.Namespace) -> int:
             f"walked {report.records:,} records of {spec}; {report.chained:,} in "
             f"{len(report.heads)} source chains"
         )
-        if report.ok and missing:
+        if report.ok and (missing or records_cut):
             print("every link holds, but records are gone from the end (below)")
         elif report.ok:
             print("every chain is intact: nothing altered, missing, inserted or reordered")
@@ -77,6 +81,8 @@ def verify(args: argparse.Namespace) -> int:
                 shown = ", ".join(f"{a}→{b}" for a, b in gaps[:10])
                 more = f" and {len(gaps) - 10} more" if len(gaps) > 10 else ""
                 print(f"  {source}: {shown}{more}")
+        for c in cuts:
+            print(_cut_line(c))
         if missing:
             where = "; ".join(
                 f"partition {p} at {until[p] - n}, the checkpoint at {until[p]} ({n:,} "
@@ -87,7 +93,23 @@ def verify(args: argparse.Namespace) -> int:
         elif checkpoint_ok is not None:
             print(checkpoint_verdict(checkpoint_ok, report.ok))
         print(f"checkpoint (write it down; verify later with --checkpoint):\n  {report.checkpoint}")
-    return 0 if report.ok and checkpoint_ok is not False else EXIT_TAMPERED
+    return 0 if report.ok and not records_cut and checkpoint_ok is not False else EXIT_TAMPERED
+
+
+def _cut_line(c: CutTail) -> str:
+    """One line of what an open cut from the log's end (`cut_tails`)."""
+    if not c.records:
+        return (
+            f"  cut from the end: {c.file}, {c.bytes:,} bytes, no whole record: a write a "
+            "crash cut short, never acknowledged"
+        )
+    shown = ", ".join(i or "unreadable" for i in c.event_ids[:10])
+    more = f" and {len(c.event_ids) - 10} more" if len(c.event_ids) > 10 else ""
+    return (
+        f"  CUT       {c.file}: {c.records:,} whole record{'s' if c.records != 1 else ''} "
+        f"({shown}{more}) an open cut from the end of the log, their checksums failing: "
+        "the log's last events were damaged, and it no longer holds them"
+    )
 
 
 def checkpoint_verdict(matches: bool, intact: bool) -> str:

@@ -590,3 +590,45 @@ def test_a_write_cut_short_at_the_end_is_still_a_torn_tail(
     report = audit(log_records(str(data)))
     assert report.records == len(items) - 1
     assert report.ok, report.findings
+
+
+def test_records_an_open_cut_from_the_end_are_named_by_the_audit(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The last two events' bytes changed: an open takes them for a torn write and cuts them
+    # (kept beside the log). The log left breaks no link, so the audit said "every chain is
+    # intact", exit 0, of a log that had lost two acknowledged events.
+    data = copy(stored_log, tmp_path / "data")
+    items = frames(data)
+    last = range(len(items) - 2, len(items))
+    ids = [pb.Event.FromString(items[i][1]).event_id for i in last]
+    for i in last:
+        key, value = items[i]
+        items[i] = (key, value.replace(b"ecology", b"Ecology"))
+    write(data, items, bad_crc_at=last)
+    EmbeddedLog(data).close()  # the open cuts them
+    assert len(frames(data)) == len(items) - 2
+    assert main(["audit", "verify", "--data-dir", str(data)]) == 4
+    out = capsys.readouterr().out
+    assert "CUT" in out and f"{EmbeddedLog.FILE}.cut-at-" in out, out
+    assert all(i in out for i in ids), out
+    assert main(["audit", "verify", "--data-dir", str(data), "--json"]) == 4
+    (cut,) = json.loads(capsys.readouterr().out)["cut_from_end"]
+    assert cut["records"] == 2 and cut["event_ids"] == ids, cut
+
+
+def test_a_write_a_crash_cut_short_is_mentioned_but_fails_nothing(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = copy(stored_log, tmp_path / "data")
+    path = data / EmbeddedLog.FILE
+    path.write_bytes(path.read_bytes() + frame_bytes(b"k", b"never acknowledged")[:-3])
+    EmbeddedLog(data).close()
+    assert main(["audit", "verify", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "every chain is intact" in out and "no whole record" in out, out
+
+
+def frame_bytes(key: bytes, value: bytes) -> bytes:
+    body = KEYLEN.pack(len(key)) + key + value
+    return HEADER.pack(len(body), zlib.crc32(body)) + body
