@@ -108,7 +108,8 @@ def _cut_line(c: CutTail) -> str:
     return (
         f"  CUT       {c.file}: {c.records:,} whole record{'s' if c.records != 1 else ''} "
         f"({shown}{more}) an open cut from the end of the log, their checksums failing: "
-        "the log's last events were damaged, and it no longer holds them"
+        "the log's last events damaged (or, rarely, a write a crash tore before it was "
+        "acknowledged); the log no longer holds them"
     )
 
 

@@ -154,5 +154,15 @@ def other_log(log_: EventLog, engine: Engine) -> str:
 def check_belongs(log_: EventLog, engine: Engine) -> None:
     """refuse_past_end and refuse_other_log for a service about to run on `log_` and the read
     model `engine`."""
-    refuse_past_end(read_positions(engine), log_.end_offsets())
+    try:
+        refuse_past_end(read_positions(engine), log_.end_offsets())
+    except ValueError as e:
+        kept = getattr(log_, "cut_kept", None)  # an embedded log's open cut its end
+        if kept is None:
+            raise
+        raise ValueError(
+            f"{e}. Opening the log just now cut what followed its last whole record, kept in "
+            f"{kept}: records there whose checksums fail are events the read model holds and "
+            "the log lost; 'duhub audit verify' names them"
+        ) from None
     refuse_other_log(log_, read_marks(engine))

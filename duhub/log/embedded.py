@@ -54,6 +54,8 @@ class EmbeddedLog:
         self._grew = threading.Condition(self._lock)
         # Byte position of every record: 8 bytes a record keeps 10M records in 80 MB.
         self._positions = array("Q")
+        # Where this open kept what it cut from the log's end (`_keep_cut`), if it cut any.
+        self.cut_kept: Path | None = None
         self._end = self._recover()
         self._writer: BinaryIO | None = None  # opened, and locked, by the first append
         self._dirty = False  # a failed append left bytes past self._end it could not cut
@@ -161,7 +163,7 @@ class EmbeddedLog:
         write, or the zeros or garbage a crash left after it. When a whole frame follows, the
         frame at `pos` is a damaged record instead: cutting would drop acknowledged ones."""
         self._refuse_damage(f, pos, end)
-        kept = self._keep_cut(f, pos, end)
+        kept = self.cut_kept = self._keep_cut(f, pos, end)
         with open(self.path, "r+b") as w:
             w.truncate(pos)
             os.fsync(w.fileno())

@@ -632,3 +632,26 @@ def test_a_write_a_crash_cut_short_is_mentioned_but_fails_nothing(
 def frame_bytes(key: bytes, value: bytes) -> bytes:
     body = KEYLEN.pack(len(key)) + key + value
     return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def test_a_hub_refused_after_its_open_cut_records_says_where_they_are(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # The read model holds the two cut events, the log no longer does: the hub refuses to
+    # start ("stands past the end of --log … or the log lost records"); it now says which
+    # records the open cut just now, and where they are kept.
+    data = copy(stored_log, tmp_path / "data")
+    hub = Hub(HubConfig(data, listen="127.0.0.1:0"))
+    hub.tailer.catch_up()  # the read model holds every event
+    hub.stop()
+    items = frames(data)
+    last = range(len(items) - 2, len(items))
+    for i in last:
+        key, value = items[i]
+        items[i] = (key, value.replace(b"ecology", b"Ecology"))
+    write(data, items, bad_crc_at=last)
+    with pytest.raises(ValueError) as refused:
+        Hub(HubConfig(data, listen="127.0.0.1:0"))
+    said = str(refused.value)
+    assert "the read model stands past the end of --log" in said, said
+    assert f"{EmbeddedLog.FILE}.cut-at-" in said and "duhub audit verify" in said, said
