@@ -566,16 +566,26 @@ def test_damaged_last_records_are_reported_not_taken_for_a_torn_tail(
     # out: "every chain is intact", exit 0.
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
-    last = range(len(items) - damaged, len(items))
-    for i in last:
-        key, value = items[i]
-        items[i] = (key, value.replace(b"ecology", b"Ecology"))
-    write(data, items, bad_crc_at=last)
+    damage_last(data, damaged)
     report = audit(log_records(str(data)))
     assert report.records == len(items)
     assert not report.ok
     named = sorted(f.offset for f in report.findings if "checksum fails" in f.detail)
     assert named == list(range(len(items) - damaged, len(items))), report.findings
+
+
+def damage_last(data: Path, n: int) -> list[str]:
+    """Change a byte of each of the log's last n events, their checksums left as they were
+    (bit rot, or an edit); return their event ids."""
+    items = frames(data)
+    last = range(len(items) - n, len(items))
+    ids = []
+    for i in last:
+        key, value = items[i]
+        ids.append(pb.Event.FromString(value).event_id)
+        items[i] = (key, value.replace(b"ecology", b"Ecology"))
+    write(data, items, bad_crc_at=last)
+    return ids
 
 
 def test_a_write_cut_short_at_the_end_is_still_a_torn_tail(
@@ -600,12 +610,7 @@ def test_records_an_open_cut_from_the_end_are_named_by_the_audit(
     # intact", exit 0, of a log that had lost two acknowledged events.
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
-    last = range(len(items) - 2, len(items))
-    ids = [pb.Event.FromString(items[i][1]).event_id for i in last]
-    for i in last:
-        key, value = items[i]
-        items[i] = (key, value.replace(b"ecology", b"Ecology"))
-    write(data, items, bad_crc_at=last)
+    ids = damage_last(data, 2)
     EmbeddedLog(data).close()  # the open cuts them
     assert len(frames(data)) == len(items) - 2
     assert main(["audit", "verify", "--data-dir", str(data)]) == 4
@@ -644,12 +649,7 @@ def test_a_hub_refused_after_its_open_cut_records_says_where_they_are(
     hub = Hub(HubConfig(data, listen="127.0.0.1:0"))
     hub.tailer.catch_up()  # the read model holds every event
     hub.stop()
-    items = frames(data)
-    last = range(len(items) - 2, len(items))
-    for i in last:
-        key, value = items[i]
-        items[i] = (key, value.replace(b"ecology", b"Ecology"))
-    write(data, items, bad_crc_at=last)
+    damage_last(data, 2)
     with pytest.raises(ValueError) as refused:
         Hub(HubConfig(data, listen="127.0.0.1:0"))
     said = str(refused.value)
