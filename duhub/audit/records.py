@@ -56,8 +56,9 @@ def _kafka_records(log: KafkaLog) -> Iterator[Record]:
 class CutTail:
     """Bytes an open of the embedded log cut from its end, kept beside it
     (`events.log.cut-at-BYTE`): a write a crash cut short (no whole record), or whole records
-    whose bytes changed there, which an open cannot tell from one and which were acknowledged
-    once: the log no longer holds them, and no link of what it holds says so."""
+    whose checksums fail there, which an open cannot tell from one: most likely acknowledged
+    events damaged since. The log no longer holds them, and no link of what it holds says
+    so."""
 
     file: str
     bytes: int
