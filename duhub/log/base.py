@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
@@ -28,6 +29,10 @@ class LogClosed(RuntimeError):
 
 class EventLog(Protocol):
     """An ordered, durable, offset-addressed log, split in partitions."""
+
+    # Where opening the log kept what it cut from the end (the embedded log cuts a torn
+    # tail, which may hold damaged whole records); None when nothing was cut (Kafka: never).
+    cut_kept: Path | None
 
     def append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
         """Durably append (key, value) records; return (partition, offset) of each, in order.

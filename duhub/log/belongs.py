@@ -157,7 +157,7 @@ def check_belongs(log_: EventLog, engine: Engine) -> None:
     try:
         refuse_past_end(read_positions(engine), log_.end_offsets())
     except ValueError as e:
-        kept = getattr(log_, "cut_kept", None)  # an embedded log's open cut its end
+        kept = log_.cut_kept
         if kept is None:
             raise
         raise ValueError(

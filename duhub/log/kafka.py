@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import aiokafka
@@ -177,6 +178,7 @@ class KafkaLog:
     def __init__(self, spec: KafkaSpec, *, create: bool = True) -> None:
         self.spec = spec
         self.origin_key = spec.origin_key()
+        self.cut_kept: Path | None = None  # a broker's log is never cut by an open of ours
         _warn_without_key(spec)
         if create:
             ensure_topics(spec)
