@@ -162,9 +162,8 @@ def audit(
         if claimed is not None:
             # One damage, one finding: the damaged record's, naming the chain it broke.
             at, parses = claimed
-            if parses:  # it still reads as an event: one of this chain's, counted
-                chain.hold()
-                report.chained += 1
+            if parses:  # it still reads as an event: one of this chain's
+                _hold(report, chain)
             f = report.findings[at]
             before = chain.last.seq if chain.last is not None else 0
             report.findings[at] = replace(
@@ -176,8 +175,7 @@ def audit(
         chain.add(entry, unverifiable=claimed is not None)
         report.chained += 1
     for at, head in cuts.after_heads(chains):
-        chains[head.source].hold()  # it still reads as an event of that chain
-        report.chained += 1
+        _hold(report, chains[head.source])  # it still reads as an event of that chain
         f = report.findings[at]
         report.findings[at] = replace(
             f,
@@ -196,6 +194,13 @@ def audit(
         assert chain.last is not None  # a chain is made by its first entry
         report.heads[source] = (chain.count, chain.last.seq, chain.last.stored_hash.hex())
     return report
+
+
+def _hold(report: AuditReport, chain: Chain) -> None:
+    """Count a damaged record that still reads as one of `chain`'s events: in the chain's
+    count (its heads, the checkpoint) and the report's, though no link of it is checked."""
+    chain.hold()
+    report.chained += 1
 
 
 class _Cuts:
