@@ -52,7 +52,7 @@ from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
 from services.query.service import QueryServicer
 from services.reflection import enable_reflection
-from services.slots import CALL_THREADS, MAX_STREAMS
+from services.slots import CALL_THREADS, MAX_STREAMS, caller_share
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,16 @@ class HubConfig:
     private_socket: bool = False
     # Query answers kept until the read model changes (services/query/answers); 0: none.
     answer_cache: int = ANSWER_CACHE
-    # WatchCoverage and PublishStream streams open at once, each kind (services/slots).
+    # WatchCoverage, PublishStream, reflection and dashboard event streams open at once, each
+    # kind (services/slots), and one caller's share of them (None: a quarter).
     max_streams: int = MAX_STREAMS
+    max_streams_per_caller: int | None = None
     # The reference hierarchy to load (`--reference FILE`); None: the shipped Yichang one.
     reference: Reference | None = None
+
+    def __post_init__(self) -> None:
+        # Refused before anything is opened (ValueError naming the option).
+        caller_share(self.max_streams, self.max_streams_per_caller)
 
     @property
     def database(self) -> str:
@@ -111,7 +117,13 @@ def dashboard_of(
 ) -> DashboardServer:
     """Start the dashboard at config.http, keeping answers and streams as the gRPC server."""
     return start_dashboard(
-        config.http, engine, feed, security, config.answer_cache, config.max_streams
+        config.http,
+        engine,
+        feed,
+        security,
+        config.answer_cache,
+        config.max_streams,
+        config.max_streams_per_caller,
     )
 
 
@@ -141,9 +153,11 @@ def create_server(
     query: QueryServicer | None = None,
     security: Security = OPEN,
     max_streams: int = MAX_STREAMS,
+    max_streams_per_caller: int | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Return a server with the given services, health and reflection (not started);
-    reflection streams are capped at `max_streams` as the servicers' own streams are."""
+    reflection streams are capped at `max_streams`, a caller at `max_streams_per_caller` of
+    them, as the servicers' own streams are."""
     check_listen(listen, "--listen", security.secured)
     # A thread for every stream the servicers and reflection may hold open (services.slots),
     # and the threads for calls beside them.
@@ -171,7 +185,7 @@ def create_server(
     if query is not None:
         query_pb2_grpc.add_QueryServiceServicer_to_server(query, server)
         names.append(query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name)
-    enable_reflection(names, server, max_streams)
+    enable_reflection(names, server, max_streams, max_streams_per_caller, security)
     credentials = security.server_credentials()
     try:
         if credentials is not None:
@@ -385,16 +399,23 @@ class Hub:
             self.security.local_socket = f"unix:{self._socket_dir}/hub.sock"
         self.server, self.port, health_ = create_server(
             self.config.listen,
-            ingest=IngestServicer(self.ingestor, self.security, self.config.max_streams),
+            ingest=IngestServicer(
+                self.ingestor,
+                self.security,
+                self.config.max_streams,
+                self.config.max_streams_per_caller,
+            ),
             query=QueryServicer(
                 self.engine,
                 self.feed,
                 security=self.security,
                 answer_cache=self.config.answer_cache,
                 max_streams=self.config.max_streams,
+                max_streams_per_caller=self.config.max_streams_per_caller,
             ),
             security=self.security,
             max_streams=self.config.max_streams,
+            max_streams_per_caller=self.config.max_streams_per_caller,
         )
         logs, db = log_check(self.log), database_check(self.engine)
         services = {"": [logs, db], INGEST_SERVICE: [logs, db], QUERY_SERVICE: [db]}
@@ -442,9 +463,12 @@ class IngestProcess:
         self.ingestor.on_failure = self._fail
         self.server, self.port, self.health = create_server(
             config.listen,
-            ingest=IngestServicer(self.ingestor, self.security, config.max_streams),
+            ingest=IngestServicer(
+                self.ingestor, self.security, config.max_streams, config.max_streams_per_caller
+            ),
             security=self.security,
             max_streams=config.max_streams,
+            max_streams_per_caller=config.max_streams_per_caller,
         )
         self.monitor: HealthMonitor | None = None
         # Why it cannot serve (the log holds another reference, or lost records): the command
@@ -523,9 +547,11 @@ class QueryProcess:
                 security=self.security,
                 answer_cache=config.answer_cache,
                 max_streams=config.max_streams,
+                max_streams_per_caller=config.max_streams_per_caller,
             ),
             security=self.security,
             max_streams=config.max_streams,
+            max_streams_per_caller=config.max_streams_per_caller,
         )
         self.dashboard: DashboardServer | None = None
         self.monitor: HealthMonitor | None = None

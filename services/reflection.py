@@ -9,7 +9,8 @@ be described like every other service served.
 Each ServerReflectionInfo call is a stream that holds a thread of the server's pool until its
 client ends it: uncapped, 40 of them took every thread of a server with --max-streams 2 and a
 query waited past its deadline. (Health Watch streams need no cap: grpc's health servicer
-answers them from callbacks, not a thread each.)
+answers them from callbacks, not a thread each.) Reflection asks no credentials, but a caller
+that sends ones the hub knows is held to its own share of the places; the others share one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha import reflection_pb2_grpc as pb_grpc
 
-from services.slots import MAX_STREAMS, StreamSlots
+from duhub.auth.principal import Principal, Unauthenticated
+from services.auth.guard import OPEN, Security
+from services.slots import MAX_STREAMS, StreamSlots, caller_of
 
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 V1_FILE = "grpc/reflection/v1/reflection.proto"
@@ -44,27 +47,49 @@ def _add_v1_descriptor() -> None:
 
 
 class CappedReflection(reflection.ReflectionServicer):
-    """The standard reflection servicer, refusing streams past `max_streams` open at once."""
+    """The standard reflection servicer, refusing streams past `max_streams` open at once, or
+    past a caller's share of them."""
 
-    def __init__(self, service_names: Sequence[str], max_streams: int = MAX_STREAMS) -> None:
+    def __init__(
+        self,
+        service_names: Sequence[str],
+        max_streams: int = MAX_STREAMS,
+        max_streams_per_caller: int | None = None,
+        security: Security = OPEN,
+    ) -> None:
         super().__init__(service_names)
-        self.streams = StreamSlots("ServerReflectionInfo", max_streams)
+        self.streams = StreamSlots("ServerReflectionInfo", max_streams, max_streams_per_caller)
+        self.security = security
+
+    def _caller(self, context: grpc.ServicerContext) -> Principal | None:
+        """Return who calls, or None for a call without credentials the hub knows (served all
+        the same)."""
+        try:
+            return self.security.principal(context)
+        except Unauthenticated:
+            return None
 
     def ServerReflectionInfo(  # noqa: N802 (the RPC's name)
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[Any]:
-        with self.streams.held(context):
+        with self.streams.held(context, caller_of(self._caller(context))):
             yield from super().ServerReflectionInfo(request_iterator, context)
 
 
 def enable_reflection(
-    service_names: Sequence[str], server: grpc.Server, max_streams: int = MAX_STREAMS
+    service_names: Sequence[str],
+    server: grpc.Server,
+    max_streams: int = MAX_STREAMS,
+    max_streams_per_caller: int | None = None,
+    security: Security = OPEN,
 ) -> CappedReflection:
     """Serve reflection of `service_names` and of itself (v1alpha and v1) on `server`; return
     the servicer (its cap)."""
     _add_v1_descriptor()
     names = [*service_names, reflection.SERVICE_NAME, V1_SERVICE_NAME]
-    servicer = CappedReflection(list(dict.fromkeys(names)), max_streams)
+    servicer = CappedReflection(
+        list(dict.fromkeys(names)), max_streams, max_streams_per_caller, security
+    )
     pb_grpc.add_ServerReflectionServicer_to_server(servicer, server)
     v1 = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,

@@ -5,20 +5,30 @@ stream included. With one pool of 32 threads, 32 open WatchCoverage streams (scr
 command centre) or PublishStreams (county nodes) left none for anything else: publishing and
 every query waited until a stream ended. Each kind of stream has a cap of its own, and the
 pool holds the caps of the servicers it serves plus threads kept for calls.
+
+Within a kind's cap, each caller (an authenticated principal) holds at most its share: one
+county node's token, or one user's, opening every place locked every other screen and county
+out. Callers that cannot be told apart (the local caller: a hub without credentials, or its own
+simulator) are held to the cap alone.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
 
+from duhub.auth.principal import Kind, Principal
+
 # Streams of each kind one server holds open at once (--max-streams), and the most it may be
 # set to: a waiting thread is cheap, not free.
 MAX_STREAMS = 128
 MAX_STREAM_CAP = 10_000
+# A caller's share of a kind's places unless told (--max-streams-per-caller): a quarter.
+SHARE_DIVISOR = 4
 # Threads kept for calls. (Health Watch streams take none: grpc answers them from callbacks.)
 CALL_THREADS = 32
 
@@ -31,13 +41,53 @@ def refusal(kind: str, limit: int) -> str:
     )
 
 
-class StreamSlots:
-    """At most `limit` streams of one kind (an RPC's name) open at once."""
+def share_refusal(kind: str, caller: str, share: int) -> str:
+    """Return why a stream of `kind` is refused to a caller holding its share, naming the
+    option."""
+    return (
+        f"{kind}: {share} streams of {caller} are open on this server already, the share one "
+        "caller may hold (--max-streams-per-caller); end one, or try again later"
+    )
 
-    def __init__(self, kind: str, limit: int = MAX_STREAMS) -> None:
+
+def caller_share(limit: int, per_caller: int | None = None) -> int:
+    """Return a caller's share of `limit` places: `per_caller`, or a quarter of them (at least
+    one) when None; ValueError naming the option when it is not 1 … limit."""
+    if per_caller is None:
+        return max(1, limit // SHARE_DIVISOR)
+    if not 1 <= per_caller <= limit:
+        raise ValueError(
+            f"--max-streams-per-caller: {per_caller} is "
+            + (f"more than --max-streams ({limit})" if per_caller > limit else "less than 1")
+            + "; a caller's share is 1 to --max-streams streams of each kind"
+        )
+    return per_caller
+
+
+# Reflection's callers sending no credentials the hub knows: held to one share together,
+# since nothing tells one from another.
+ANONYMOUS = "callers without credentials"
+
+
+def caller_of(principal: Principal | None) -> str:
+    """Return whom a stream counts against: a principal's URI; "" (the cap alone) for the
+    local caller, whom nothing tells apart; ANONYMOUS for None (no credentials, where they
+    are not required)."""
+    if principal is None:
+        return ANONYMOUS
+    return "" if principal.kind == Kind.LOCAL else principal.uri
+
+
+class StreamSlots:
+    """At most `limit` streams of one kind (an RPC's name) open at once, and at most
+    `per_caller` of them (default: caller_share) held by any one caller."""
+
+    def __init__(self, kind: str, limit: int = MAX_STREAMS, per_caller: int | None = None) -> None:
         self.kind = kind
         self.limit = limit
+        self.per_caller = caller_share(limit, per_caller)
         self._open = 0
+        self._held: Counter[str] = Counter()  # by caller; "" (the cap alone) not counted
         self._changed = threading.Condition()
 
     @property
@@ -46,21 +96,42 @@ class StreamSlots:
         return self._open
 
     @property
+    def callers(self) -> int:
+        """How many callers hold a place now (those counted against a share)."""
+        return len(self._held)
+
+    @property
     def refusal(self) -> str:
         return refusal(self.kind, self.limit)
 
-    def take(self) -> bool:
-        """Take a place if one is free; return whether it was."""
+    def refusal_for(self, caller: str) -> str:
+        """Return why `caller` was refused a place: its share held, or the cap reached."""
+        with self._changed:
+            if caller and self._held[caller] >= self.per_caller:
+                return share_refusal(self.kind, caller, self.per_caller)
+        return self.refusal
+
+    def take(self, caller: str = "") -> bool:
+        """Take a place for `caller` ("": not counted against a share) if one is free and the
+        caller holds less than its share; return whether it was taken."""
         with self._changed:
             if self._open >= self.limit:
                 return False
+            if caller:
+                if self._held[caller] >= self.per_caller:
+                    return False
+                self._held[caller] += 1
             self._open += 1
             return True
 
-    def give_back(self) -> None:
-        """Free a place taken by take()."""
+    def give_back(self, caller: str = "") -> None:
+        """Free a place taken by take(caller)."""
         with self._changed:
             self._open -= 1
+            if caller:
+                self._held[caller] -= 1
+                if self._held[caller] <= 0:
+                    del self._held[caller]  # a caller gone leaves nothing behind
             self._changed.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -70,12 +141,13 @@ class StreamSlots:
             return self._changed.wait_for(lambda: self._open == 0, timeout)
 
     @contextmanager
-    def held(self, context: grpc.ServicerContext) -> Iterator[None]:
-        """Hold a place while the stream lasts; refuse it RESOURCE_EXHAUSTED when none is
-        free (a client may try again later, or another server)."""
-        if not self.take():
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.refusal)
+    def held(self, context: grpc.ServicerContext, caller: str = "") -> Iterator[None]:
+        """Hold a place for `caller` while the stream lasts; refuse it RESOURCE_EXHAUSTED when
+        none is free or the caller holds its share (a client may try again later, or another
+        server)."""
+        if not self.take(caller):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.refusal_for(caller))
         try:
             yield
         finally:
-            self.give_back()
+            self.give_back(caller)

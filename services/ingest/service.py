@@ -25,18 +25,22 @@ from services.ingest.ingestor import (
     summarize,
 )
 from services.ingest.request import IncomingBatch
-from services.slots import MAX_STREAMS, StreamSlots
+from services.slots import MAX_STREAMS, StreamSlots, caller_of
 
 log = logging.getLogger(__name__)
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(
-        self, ingestor: Ingestor, security: Security = OPEN, max_streams: int = MAX_STREAMS
+        self,
+        ingestor: Ingestor,
+        security: Security = OPEN,
+        max_streams: int = MAX_STREAMS,
+        max_streams_per_caller: int | None = None,
     ) -> None:
         self.ingestor = ingestor
         self.security = security
-        self.streams = StreamSlots("PublishStream", max_streams)
+        self.streams = StreamSlots("PublishStream", max_streams, max_streams_per_caller)
 
     def _publish(
         self,
@@ -86,8 +90,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         request_iterator: Iterator[IncomingBatch | ipb.PublishRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[ipb.PublishResponse]:
-        grpc_principal(self.security, context)  # refused before anything is read
-        with self.streams.held(context):
+        # Refused before anything is read; the place is counted against the caller's share.
+        caller = caller_of(grpc_principal(self.security, context))
+        with self.streams.held(context, caller):
             ahead = _ReadAhead(request_iterator, self.ingestor)
             try:
                 for request, prepared in ahead:

@@ -36,7 +36,7 @@ from services.query.replies import (
     statistics_reply,
     unit_reply,
 )
-from services.slots import MAX_STREAMS, StreamSlots
+from services.slots import MAX_STREAMS, StreamSlots, caller_of
 
 log = logging.getLogger(__name__)
 STOPPING = "WatchCoverage: the server is stopping; watch again, here or on another server"
@@ -101,6 +101,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         security: Security = OPEN,
         answer_cache: int = DEFAULT_SIZE,
         max_streams: int = MAX_STREAMS,
+        max_streams_per_caller: int | None = None,
     ) -> None:
         self.engine = engine
         self.feed = feed
@@ -109,7 +110,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self.paths = UnitPaths(engine)
         # GetStatistics and GetCoverage answers, by caller-scoped request (0: none kept).
         self.answers = AnswerCache(engine, answer_cache)
-        self.streams = StreamSlots("WatchCoverage", max_streams)
+        self.streams = StreamSlots("WatchCoverage", max_streams, max_streams_per_caller)
 
     def _caller(self, context: grpc.ServicerContext) -> Principal:
         return grpc_principal(self.security, context)
@@ -168,7 +169,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: qpb.WatchCoverageRequest, context: grpc.ServicerContext
     ) -> Iterator[qpb.Coverage]:
         _refuse_unfit(context, request)
-        with self.streams.held(context):
+        # Known before a place is taken: the place is counted against the caller's share.
+        caller = caller_of(self._caller(context))
+        with self.streams.held(context, caller):
             # Woken as its client goes, not at the next poll: its place (--max-streams) was
             # held up to watch_poll after, and a screen reconnecting at the cap refused.
             ended = threading.Event()

@@ -250,3 +250,60 @@ def test_a_burst_of_connections_is_answered_at_once(tmp_path: Path) -> None:
         assert max(took) < 5.0, f"answered after {sorted(took)[-5:]} s"
     finally:
         hub.stop(grace=0)
+
+
+def test_one_caller_at_its_share_of_event_streams_is_refused_while_another_is_served(
+    tmp_path: Path,
+) -> None:
+    # One user's token could hold every event stream (--max-streams): every other screen of
+    # the command centre was answered 503 until it let go. With 4 places a caller's share is
+    # a quarter of them: 1.
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+
+    f = tmp_path / "tokens"
+    al = append_token(f, user("al", "420581"))
+    bob = append_token(f, user("bob", "420582"))
+    hub = Hub(
+        HubConfig(
+            tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(f), max_streams=4
+        )
+    )
+    hub.start()
+    assert hub.dashboard is not None
+    dashboard = hub.dashboard
+    held: list[http.client.HTTPConnection] = []
+
+    def events(token: str) -> tuple[int, http.client.HTTPResponse]:
+        conn = http.client.HTTPConnection(dashboard.host, dashboard.port, timeout=10)
+        conn.request("GET", "/api/events", headers={"Cookie": f"duhub_token={token}"})
+        held.append(conn)
+        reply = conn.getresponse()
+        return reply.status, reply
+
+    try:
+        status, first = events(al)
+        assert status == 200 and read_event(first)[0] == "hello"
+        status, refused = events(al)
+        assert status == 503
+        error = json.loads(refused.read())["error"]
+        assert "--max-streams-per-caller" in error and "duhub:user:420581:al" in error, error
+        status, other = events(bob)  # another principal: served
+        assert status == 200 and read_event(other)[0] == "hello"
+
+        first.close()  # al's page goes (its socket closed): its place is al's again
+        held[0].close()
+
+        def reopened() -> bool:
+            status, reply = events(al)
+            if status == 200:
+                return True
+            assert status == 503
+            reply.read()
+            return False
+
+        assert _settles(reopened, 5.0), "the closed stream's place was never given back"
+    finally:
+        for conn in held:
+            conn.close()
+        hub.stop(grace=0)

@@ -248,3 +248,170 @@ def test_a_query_server_stopping_ends_its_watchers_unavailable_not_ok(tmp_path: 
         channel.close()
     finally:
         query.stop()
+
+
+# ---- each caller's share of a kind's places (--max-streams-per-caller) ----------------------
+
+
+def _token_hub(tmp_path: Path, **config: int) -> tuple[Hub, dict[str, str]]:
+    """A hub taking bearer tokens, campaign c1 launched; return it and a token by name."""
+    from duhub.auth.principal import node, user
+    from duhub.auth.tokens import append_token
+
+    f = tmp_path / "tokens"
+    tokens = {
+        "node": append_token(f, node(YIDU)),
+        "alice": append_token(f, user("alice", YIDU)),
+    }
+    hub = Hub(HubConfig(tmp_path / "hub", listen="127.0.0.1:0", http="", tokens=str(f), **config))
+    hub.start()
+    launch = campaign("c1", [group("g1", 2, YIDU)], event_id="launch", source="420500", seq=1)
+    assert kinds(hub.ingestor.publish([launch])) == ["accepted"]
+    hub.tailer.catch_up()
+    return hub, tokens
+
+
+def _bearer(token: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token}")]
+
+
+def _watch_as(address: str, token: str | None) -> tuple[grpc.Channel, Iterator[qpb.Coverage]]:
+    channel = grpc.insecure_channel(address)
+    stream = query_pb2_grpc.QueryServiceStub(channel).WatchCoverage(
+        qpb.WatchCoverageRequest(campaign_id="c1"),
+        metadata=_bearer(token) if token else None,
+        timeout=60,
+    )
+    return channel, stream
+
+
+def _refused_share(stream: Iterator[object], principal: str) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        next(stream)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+    details = e.value.details()
+    assert "--max-streams-per-caller" in details and principal in details, details
+
+
+def test_one_caller_at_its_share_is_refused_while_another_still_gets_a_place(
+    tmp_path: Path,
+) -> None:
+    # One principal could take every place of a kind: a county node's token opening
+    # --max-streams WatchCoverage streams left no place for any other screen. With 4 places,
+    # a caller's share is a quarter of them: 1.
+    hub, tokens = _token_hub(tmp_path, max_streams=4)
+    try:
+        node_watch = _watch_as(hub.address, tokens["node"])
+        assert next(node_watch[1]).groups[0].targets == 1
+        _, second = _watch_as(hub.address, tokens["node"])
+        _refused_share(second, "duhub:node:420581")
+        alice = _watch_as(hub.address, tokens["alice"])  # another principal: served
+        assert next(alice[1]).groups[0].targets == 1
+
+        # PublishStream: a share of its own kind's places, the watches above taking none.
+        channel = grpc.insecure_channel(hub.address)
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        requests: queue.Queue[ipb.PublishRequest | None] = queue.Queue()
+        replies = stub.PublishStream(
+            iter(requests.get, None), metadata=_bearer(tokens["node"]), timeout=30
+        )
+        event = sanction(YIDU, 1, event_id="p1", source=YIDU, seq=1)
+        requests.put(ipb.PublishRequest(events=[event]))
+        assert [r.result for r in next(replies).results] == [ipb.RESULT_ACCEPTED]
+        refused = stub.PublishStream(
+            iter([ipb.PublishRequest()]), metadata=_bearer(tokens["node"]), timeout=10
+        )
+        _refused_share(refused, "duhub:node:420581")
+
+        # The node's watch ends: its place is the node's again.
+        node_watch[0].close()
+        for _ in range(50):
+            _, again = _watch_as(hub.address, tokens["node"])
+            try:
+                assert next(again).groups[0].targets == 1
+                break
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                time.sleep(0.1)
+        else:
+            pytest.fail("the closed watch's place was never given back to its caller")
+        requests.put(None)
+    finally:
+        hub.stop(grace=0)
+
+
+def test_reflection_streams_count_callers_without_credentials_as_one(tmp_path: Path) -> None:
+    # Reflection is served to anyone who can connect: a client sending no token must not be
+    # able to take every reflection place either, nor one sending a token its own share.
+    hub, tokens = _token_hub(tmp_path, max_streams=4)
+
+    def reflect(token: str | None) -> tuple[grpc.Channel, Iterator[rpb.ServerReflectionResponse]]:
+        channel = grpc.insecure_channel(hub.address)
+        requests: queue.Queue[rpb.ServerReflectionRequest | None] = queue.Queue()
+        requests.put(rpb.ServerReflectionRequest(list_services=""))
+        stream = rpb_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter(requests.get, None), metadata=_bearer(token) if token else None, timeout=60
+        )
+        return channel, stream
+
+    opened = []
+    try:
+        for token in (None, tokens["node"]):
+            opened.append(reflect(token))
+            assert next(opened[-1][1]).list_services_response.service
+        anonymous, node_again = reflect(None), reflect(tokens["node"])
+        opened += [anonymous, node_again]
+        _refused_share(anonymous[1], "callers without credentials")
+        _refused_share(node_again[1], "duhub:node:420581")
+        alice = reflect(tokens["alice"])
+        opened.append(alice)
+        assert next(alice[1]).list_services_response.service
+    finally:
+        for channel, _ in opened:
+            channel.close()
+        hub.stop(grace=0)
+
+
+def test_without_credentials_the_cap_alone_applies(tmp_path: Path) -> None:
+    # Callers of a hub without credentials cannot be told apart (loopback, NAT, proxies, the
+    # simulator): all 4 places go to whoever asks, as before shares existed.
+    hub = _hub(tmp_path, max_streams=4)
+    watchers = [_watch(hub.address) for _ in range(4)]
+    try:
+        for _, stream in watchers:
+            assert next(stream).groups[0].targets == 1
+        _, fifth = _watch(hub.address)
+        with pytest.raises(grpc.RpcError) as e:
+            next(fifth)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "(--max-streams)" in e.value.details()
+    finally:
+        for channel, _ in watchers:
+            channel.close()
+        hub.stop(grace=0)
+
+
+def test_slots_hold_each_caller_to_its_share() -> None:
+    slots = StreamSlots("events", 4, per_caller=2)
+    assert slots.take("duhub:node:420581") and slots.take("duhub:node:420581")
+    assert not slots.take("duhub:node:420581")  # its share
+    assert "duhub:node:420581" in slots.refusal_for("duhub:node:420581")
+    assert "--max-streams-per-caller" in slots.refusal_for("duhub:node:420581")
+    assert slots.take("duhub:user:420581:alice")  # another caller
+    assert slots.take("")  # callers not told apart: the cap alone
+    assert not slots.take("duhub:user:420582:bob")  # the cap
+    assert slots.refusal_for("duhub:user:420582:bob") == refusal("events", 4)
+    slots.give_back("duhub:node:420581")
+    assert slots.take("duhub:node:420581")  # its place is its own again
+    for caller in ("duhub:node:420581", "duhub:node:420581", "duhub:user:420581:alice", ""):
+        slots.give_back(caller)
+    assert slots.open == 0 and slots.callers == 0  # nobody's count outlives its streams
+
+
+def test_a_callers_share_is_a_quarter_of_the_cap_unless_told() -> None:
+    assert StreamSlots("events", 128).per_caller == 32
+    assert StreamSlots("events", 3).per_caller == 1  # at least one
+    assert StreamSlots("events", 8, per_caller=8).per_caller == 8
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="--max-streams-per-caller"):
+            StreamSlots("events", 8, per_caller=bad)

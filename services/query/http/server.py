@@ -33,7 +33,7 @@ from services.query.http.deadline import HeadDeadline
 from services.query.http.encoding import MIN_BYTES, accepts_gzip, gzipped
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
-from services.slots import MAX_STREAMS, StreamSlots
+from services.slots import MAX_STREAMS, StreamSlots, caller_of
 
 log = logging.getLogger(__name__)
 
@@ -310,14 +310,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not body:  # HEAD: headers only, no stream to hold a place
             self._stream(campaign, body)
             return
-        # Its place is taken before the answer says it has one.
-        if not app.streams.take():
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": app.streams.refusal}, body)
+        # Its place is taken before the answer says it has one, counted against the share of
+        # the caller _authenticate found.
+        caller = caller_of(CALLER.get())
+        if not app.streams.take(caller):
+            refused = {"error": app.streams.refusal_for(caller)}
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, refused, body)
             return
         try:
             self._stream(campaign, body)
         finally:
-            app.streams.give_back()
+            app.streams.give_back(caller)
 
     def _stream(self, campaign: str, body: bool) -> None:
         self.send_response(HTTPStatus.OK)
@@ -367,13 +370,14 @@ class DashboardServer:
         security: Security = OPEN,
         answer_cache: int = DEFAULT_SIZE,
         max_streams: int = MAX_STREAMS,
+        max_streams_per_caller: int | None = None,
     ) -> None:
         self.api = DashboardApi(engine, feed, answer_cache)
         self.security = security
         self.closing = threading.Event()
-        # A thread per connection: at most max_streams event streams, and CALL_CONNECTIONS
-        # connections beside them.
-        self.streams = StreamSlots("events", max_streams)
+        # A thread per connection: at most max_streams event streams (a caller at most its
+        # share of them), and CALL_CONNECTIONS connections beside them.
+        self.streams = StreamSlots("events", max_streams, max_streams_per_caller)
         self.connections = threading.BoundedSemaphore(max_streams + CALL_CONNECTIONS)
         self.request_timeout = REQUEST_TIMEOUT_S
         host, port = parse_listen(listen)
@@ -431,7 +435,10 @@ def start_dashboard(
     security: Security = OPEN,
     answer_cache: int = DEFAULT_SIZE,
     max_streams: int = MAX_STREAMS,
+    max_streams_per_caller: int | None = None,
 ) -> DashboardServer:
-    server = DashboardServer(listen, engine, feed, security, answer_cache, max_streams)
+    server = DashboardServer(
+        listen, engine, feed, security, answer_cache, max_streams, max_streams_per_caller
+    )
     server.start()
     return server
