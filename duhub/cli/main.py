@@ -122,6 +122,14 @@ def _stream_opts(p: argparse.ArgumentParser) -> None:
         help="hold at most N WatchCoverage, N PublishStream, N server reflection and N dashboard "
         f"event streams open at once, a thread each; more are refused (default {MAX_STREAMS})",
     )
+    p.add_argument(
+        "--max-streams-per-caller",
+        type=_stream_cap,
+        metavar="M",
+        help="and at most M of each kind held by one caller (its token's or certificate's "
+        "principal), 1 to N; more are refused (default a quarter of N, at least 1; a hub "
+        "without credentials cannot tell its callers apart: N alone applies)",
+    )
 
 
 def _backend_opts(p: argparse.ArgumentParser) -> None:

@@ -34,6 +34,7 @@ def config(args: argparse.Namespace, reference: Reference | None = None) -> HubC
         tokens=getattr(args, "tokens", "") or "",
         answer_cache=getattr(args, "answer_cache", ANSWER_CACHE),
         max_streams=args.max_streams,
+        max_streams_per_caller=args.max_streams_per_caller,
         reference=reference,
     )
 

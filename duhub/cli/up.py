@@ -33,17 +33,21 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
     data_dir = Path(args.data_dir).resolve()
-    config = HubConfig(
-        data_dir=data_dir,
-        listen=args.listen,
-        db_url=args.db or "",
-        log_url=args.log or "",
-        http=http_address(args),
-        tls_dir=args.tls_dir or "",
-        tokens=args.tokens or "",
-        private_socket=not args.no_simulate,
-        max_streams=args.max_streams,
-    )
+    try:
+        config = HubConfig(
+            data_dir=data_dir,
+            listen=args.listen,
+            db_url=args.db or "",
+            log_url=args.log or "",
+            http=http_address(args),
+            tls_dir=args.tls_dir or "",
+            tokens=args.tokens or "",
+            private_socket=not args.no_simulate,
+            max_streams=args.max_streams,
+            max_streams_per_caller=args.max_streams_per_caller,
+        )
+    except ValueError as e:  # a caller's share past --max-streams
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
     try:
         # Read and checked whole before anything is opened: a bad file appends nothing. (The
         # read model is only read: a fingerprint of the same units spares checking each.)

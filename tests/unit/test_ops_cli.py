@@ -1209,3 +1209,28 @@ def test_a_dashboard_port_in_use_is_refused_naming_http(tmp_path: Path, command:
     assert done.returncode == 2, done.stdout + done.stderr
     assert f": --http: cannot bind {address}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_and_serve_refuse_a_callers_share_outside_one_to_the_cap_naming_it(
+    tmp_path: Path,
+) -> None:
+    # Each caller's share of a kind's stream places is at least 1 and at most --max-streams.
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")  # so that the hub stops at once, were the share taken
+    done = duhub(
+        "up", "--max-streams", "4", "--max-streams-per-caller", "5", "--no-simulate",
+        "--data-dir", str(not_a_dir), "--listen", "127.0.0.1:0", "--http", "off",
+        "--metrics", "off",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--max-streams-per-caller: 5 is more than --max-streams (4)" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = duhub(
+        "serve", "query", "--max-streams-per-caller", "0", "--db",
+        f"sqlite:///{tmp_path / 'r.db'}", "--listen", "nope", "--http", "off",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "argument --max-streams-per-caller: 0 is not between 1 and" in done.stderr
+    for command in (["up"], ["serve", "query"]):
+        shown = " ".join(duhub(*command, "--help").stdout.split())  # as argparse wraps it
+        assert "--max-streams-per-caller M" in shown and "a quarter of N" in shown, shown
