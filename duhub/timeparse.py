@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 # The fraction of a second of an RFC 3339 time: up to nanoseconds, as the hub's times are
-# (datetime keeps microseconds and would drop the rest).
-_FRACTION = re.compile(r"\.(\d+)")
+# (datetime keeps microseconds and would drop the rest). After a comma too, as ISO 8601 and
+# datetime allow: left to datetime, its digits were dropped. ASCII digits only (\d took '１').
+_FRACTION = re.compile(r"[.,]([0-9]+)")
 
 
 def parse_time(text: str, field: str) -> Timestamp:
@@ -31,6 +32,8 @@ def parse_time(text: str, field: str) -> Timestamp:
                     raise ValueError("more than 9 digits of a second (nanoseconds at most)")
                 nanos = int(digits.ljust(9, "0"))
                 clock = clock[: fraction.start()] + clock[fraction.end() :]
+                if _FRACTION.search(clock, 10):  # '.5,5': datetime took the second one
+                    raise ValueError("two fractions of a second")
             moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
             if moment.tzinfo is None:
                 raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")

@@ -33,6 +33,35 @@ def test_finer_than_a_nanosecond_is_refused_naming_the_field() -> None:
         parse_time("2022-11-02T00:00:00.0000000001Z", "--to")
 
 
+@pytest.mark.parametrize(
+    ("text", "nanos"),
+    [
+        ("2022-11-02T00:00:00,5Z", at("2022-11-02") + 500_000_000),
+        ("2022-11-02T00:00:00,123456789Z", at("2022-11-02") + 123_456_789),
+        ("2022-11-02T08:00:00,25+08:00", at("2022-11-02") + 250_000_000),
+    ],
+)
+def test_a_fraction_after_a_comma_keeps_its_digits(text: str, nanos: int) -> None:
+    """ISO 8601 writes a fraction of a second after a comma too, and the parser took it, but
+    the digits were dropped: ?from=...00,5Z asked from the whole second before."""
+    assert to_nanos(parse_time(text, "--from")) == nanos
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # A full-width 1, as a Chinese input method types it, was read as .1.
+        ("2022-11-02T00:00:00.\uff11Z", "Invalid isoformat"),
+        ("2022-11-02T00:00:00.5,5Z", "two fractions"),  # taken as .5
+    ],
+)
+def test_a_fraction_not_in_ascii_digits_or_given_twice_is_refused_naming_the_field(
+    text: str, words: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"^--as-of: .*{words}"):
+        parse_time(text, "--as-of")
+
+
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_an_offset_taking_a_time_past_the_calendar_is_refused_naming_the_field(text: str) -> None:
     """Year 1 at +01:00 is year 0 in UTC: it raised OverflowError, which the dashboard
