@@ -305,6 +305,23 @@ def test_a_parameter_on_a_route_that_takes_none_says_so(api: Client) -> None:
     assert api.get("api/campaigns?x=1", 400)["error"] == known
 
 
+def test_an_offset_typed_with_a_plus_in_the_address_is_that_offset(api: Client) -> None:
+    """A '+' in a query string is a space (form encoding): a time copied into an address as
+    RFC 3339 with +08:00, as README writes Beijing times, arrived as '...T08:00:00 08:00' and
+    was refused as 'Invalid isoformat string', quoting a time without the '+' it was given."""
+    typed = "from=2022-11-01T08:00:00+08:00&to=2022-12-01T08:00:00+08:00"
+    encoded = typed.replace("+", "%2B")
+    got = api.get(f"api/statistics?metric=visits&{typed}")
+    assert got == api.get(f"api/statistics?metric=visits&{encoded}")
+    assert (got["from"], got["to"]) == ("2022-11-01T00:00:00Z", "2022-12-01T00:00:00Z")
+    assert got["rows"][0]["values"] == {"visits": 6}
+    cov = api.get("api/campaigns/vax/coverage?as_of=2262-04-12T08:00:00.5+08:00")
+    assert cov["asOf"] == "2262-04-12T00:00:00.500Z"
+    # A space anywhere else is still no time.
+    said = api.get("api/statistics?metric=visits&from=2022-11-01+08:00", 400)["error"]
+    assert said.startswith("from: "), said
+
+
 def test_as_of_past_what_nanoseconds_in_64_bits_hold(hub: Hub, api: Client) -> None:
     """as_of is any RFC 3339 time; one past 2262 or before 1677 (out of int64 nanoseconds)
     answered 500: what the hub knew then is everything, or nothing."""
