@@ -64,6 +64,10 @@ def target_problem(text: str) -> str | None:
     explicit port is checked: a scheme (dns:///, ipv4:, unix:) or a bare host is gRPC's, but
     a web address (the dashboard's) is no gRPC one: gRPC looked it up as a host name, and the
     command said "no hub answers" (exit 3) as if the hub were down."""
+    if not text.strip():
+        # A script's unset variable (--target "$CITY_HUB"): taken as no option, it went to
+        # DUHUB_TARGET or the local hub, and a publish delivered the file there.
+        return f"{text!r} is empty; give HOST:PORT (e.g. 127.0.0.1:50051) or leave the option out"
     if text.lower().startswith(("http://", "https://")):
         return (
             f"{text!r} is a web address; the hub's gRPC address is HOST:PORT (e.g. 127.0.0.1:50051)"
@@ -71,9 +75,9 @@ def target_problem(text: str) -> str | None:
     if "://" in text or text.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:")):
         return None
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isascii() or not port.isdigit():
-        return None
-    if not 1 <= int(port) <= 65535:
+    if not sep or not host or (":" in host and not host.endswith("]")):
+        return None  # no port, or a bare IPv6 address (gRPC's)
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         return f"{text!r}: the port must be a whole number from 1 to 65535"
     return None
 

@@ -957,6 +957,32 @@ def test_a_hub_address_without_a_port_that_exists_is_refused(
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("", "empty"),
+        ("localhost:abc", "the port must be a whole number from 1 to 65535"),
+        ("127.0.0.1:50051/x", "the port must be a whole number from 1 to 65535"),
+    ],
+)
+@pytest.mark.parametrize("command", [["publish", "EMPTY"], ["units"], ["outbox", "status"]])
+def test_an_empty_target_or_one_whose_port_is_no_number_is_refused(
+    tmp_path: Path, command: list[str], value: str, said: str
+) -> None:
+    # Before, an empty --target (a script's unset variable: --target "$CITY_HUB") went to
+    # DUHUB_TARGET or the local hub: a publish delivered there, its outbox then counting the
+    # events delivered. A port that is no number was gRPC's to refuse: "no hub answers"
+    # (exit 3), as if the address were right and the hub down.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    args = [str(empty) if a == "EMPTY" else a for a in command]
+    done = duhub_env({"HOME": str(tmp_path)}, *args, "--target", value)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"error: argument --target: '{value}'" in done.stderr and said in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert list(tmp_path.iterdir()) == [empty]
+
+
 def test_a_duhub_target_without_a_port_that_exists_is_refused_naming_it(tmp_path: Path) -> None:
     done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": "127.0.0.1:99999"}, "units")
     assert done.returncode == 2, done.stdout + done.stderr
