@@ -41,7 +41,7 @@ from duhub.readmodel.reference import Mark, fingerprint, read_mark, reference_he
 from duhub.reference import Reference, shipped
 from duhub.reference.file import check_units
 from duhub.v1 import events_pb2 as pb
-from duhub.v1 import ingest_pb2, query_pb2, query_pb2_grpc
+from duhub.v1 import ingest_pb2, query_pb2
 from services.aggregate.embedded import LogTailer
 from services.auth.guard import OPEN, Security
 from services.ingest.ingestor import MAX_BATCH, Ingestor, NotReady
@@ -50,6 +50,7 @@ from services.ingest.service import IngestServicer
 from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
 from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
+from services.query.request import add_query_service
 from services.query.service import QueryServicer
 from services.reflection import enable_reflection
 from services.slots import CALL_THREADS, MAX_STREAMS, caller_share
@@ -183,7 +184,8 @@ def create_server(
         add_ingest_service(ingest, server)
         names.append(ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name)
     if query is not None:
-        query_pb2_grpc.add_QueryServiceServicer_to_server(query, server)
+        # Read tolerantly too: bytes that are no request are refused naming the field.
+        add_query_service(query, server)
         names.append(query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name)
     enable_reflection(names, server, max_streams, max_streams_per_caller, security)
     credentials = security.server_credentials()

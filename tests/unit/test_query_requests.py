@@ -308,3 +308,45 @@ def test_an_id_with_whitespace_around_it_is_refused_naming_the_field(
         assert (code, details.split(": ")[0]) == (invalid, field), details
         assert "whitespace" in details, details
     assert stub.GetUnit(qpb.GetUnitRequest(unit_id=YIDU), timeout=10).unit_id == YIDU
+
+
+# Bytes a client built from another .proto, or a hand-made one, may send: each method's
+# request with a string that is not UTF-8, cut short, or a field of another wire type.
+UNREADABLE = [
+    ("GetUnit", qpb.Unit, b"\x0a\x02\xff\xfe", "unit_id: invalid UTF-8"),
+    (
+        "GetStatistics",
+        qpb.Statistics,
+        b"\x0a\x06visits\x12\x01\xc0",
+        "scope_unit_id: invalid UTF-8",
+    ),
+    ("GetCoverage", qpb.Coverage, b"\x0a\x03vax\x1a\x04\x08\x01", "as_of: truncated"),
+    ("Explain", qpb.Explanation, b"\x0a\x80", "metric: truncated"),
+    ("ListUnits", qpb.ListUnitsResponse, b"\xff\xff\xff", "request:"),
+]
+
+
+@pytest.mark.parametrize(("method", "reply", "data", "said"), UNREADABLE, ids=lambda x: str(x)[:20])
+def test_a_request_that_does_not_parse_is_refused_naming_the_field(
+    hub: Hub, method: str, reply: type, data: bytes, said: str
+) -> None:
+    """gRPC's generated handlers parse the request before the method runs: bytes that are no
+    request failed the call INTERNAL 'Exception deserializing request!', naming nothing."""
+    with grpc.insecure_channel(hub.address) as channel:
+        call = channel.unary_unary(
+            f"/duhub.v1.QueryService/{method}",
+            request_serializer=lambda b: b,
+            response_deserializer=reply.FromString,
+        )
+        code, details = refusal(call, data)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details.startswith(said), details
+        watch = channel.unary_stream(
+            "/duhub.v1.QueryService/WatchCoverage",
+            request_serializer=lambda b: b,
+            response_deserializer=qpb.Coverage.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as e:
+            next(watch(b"\x0a\x03vax\x12\x01\xff", timeout=10))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+        assert e.value.details().startswith("scope_unit_id: invalid UTF-8"), e.value.details()
