@@ -322,6 +322,44 @@ def test_an_offset_typed_with_a_plus_in_the_address_is_that_offset(api: Client) 
     assert said.startswith("from: "), said
 
 
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/api/units/%ff", "unitId: not UTF-8 once percent-decoded (byte 0xff at 0)"),
+        ("/api/campaigns/vax%e5%ae/coverage", "campaignId: not UTF-8 once percent-decoded"),
+        ("/api/units?parent=420500%c0", "parent: not UTF-8 once percent-decoded (byte 0xc0 at 6)"),
+        ("/api/statistics?metric=visits&scope=%ED%A0%80", "scope: not UTF-8 once percent"),
+    ],
+)
+def test_a_value_whose_percent_encoding_is_not_utf8_is_refused_naming_it(
+    api: Client, path: str, said: str
+) -> None:
+    """Bytes that are not UTF-8 were replaced by U+FFFD: 'unknown unit \ufffd' (404), as if
+    such a unit might exist, where the request is what is wrong."""
+    status, _, body = api.raw(path)
+    assert status == 400, body
+    assert json.loads(body)["error"].startswith(said), body
+
+
+def test_utf8_sent_unencoded_in_the_address_is_read_as_utf8(api: Client) -> None:
+    """curl sends what it is given: a unit id or name typed in Chinese reaches the server as
+    raw UTF-8, which the standard library reads as Latin-1: '宜昌' was answered as an unknown
+    unit 'å®\x9cæ\x98\x8c'."""
+    host, port = parse_listen(api.base.removeprefix("http://").rstrip("/"))
+    for target, said in (
+        ("/api/units/宜昌", "unitId: unknown unit '宜昌'"),
+        ("/api/statistics?metric=visits&scope=宜昌", "scope: unknown unit '宜昌'"),
+    ):
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(f"GET {target} HTTP/1.0\r\n\r\n".encode())
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 404"), reply
+        assert json.loads(body)["error"] == said
+
+
 def test_as_of_past_what_nanoseconds_in_64_bits_hold(hub: Hub, api: Client) -> None:
     """as_of is any RFC 3339 time; one past 2262 or before 1677 (out of int64 nanoseconds)
     answered 500: what the hub knew then is everything, or nothing."""

@@ -19,7 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
@@ -28,6 +28,7 @@ from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
 from services.query.answers import DEFAULT_SIZE
+from services.query.http.address import decoded, query_params
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params
 from services.query.http.deadline import HeadDeadline
 from services.query.http.encoding import MIN_BYTES, accepts_gzip, gzipped
@@ -85,11 +86,12 @@ PATTERNS = [(_pattern(t), name) for t, name in ROUTES.items()]
 
 
 def route(path: str) -> tuple[str, dict[str, str]] | None:
-    """Return what answers a path and the path's parameters, or None."""
+    """Return what answers a path and the path's parameters, or None; ApiError (400) names a
+    parameter that is not UTF-8."""
     for pattern, name in PATTERNS:
         found = pattern.fullmatch(path)
         if found:
-            return name, {k: unquote(v) for k, v in found.groupdict().items()}
+            return name, {k: decoded(k, v) for k, v in found.groupdict().items()}
     return None
 
 
@@ -197,8 +199,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, body: bool) -> None:
         url = urlsplit(self.path)
-        params: Params = parse_qs(url.query, keep_blank_values=True)
-        found = route(url.path)
+        try:
+            params: Params = query_params(url.query)
+            found = route(url.path)
+        except ApiError as e:
+            self._json(e.status, {"error": str(e)}, body)
+            return
         if found is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"path: no route {url.path}"}, body)
             return
