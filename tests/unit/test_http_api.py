@@ -277,6 +277,9 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
         ("api/statistics?metric=visits&group_by=unit&groupBy=day", 400, "group_by:"),
         ("api/statistics?metric=visits&as_of=2022-11-01&asOf=2023-01-01", 400, "as_of:"),
         ("api/statistics?metric=visits&colour=red", 400, "colour:"),
+        # A parameter without a name ('&=x', '&=') was ': unknown parameter', naming nothing.
+        ("api/statistics?metric=visits&=x", 400, "'' (a parameter without a name):"),
+        ("api/units/420581?=", 400, "'' (a parameter without a name):"),
         ("api/campaigns/nope", 404, "campaignId:"),
         ("api/campaigns/nope/coverage", 404, "campaignId:"),
         ("api/campaigns/vax/coverage?scope=nope", 404, "scope:"),

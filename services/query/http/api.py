@@ -107,7 +107,7 @@ def _one(params: Params, name: str, *aliases: str) -> str:
 
 
 def _known(params: Params, allowed: Iterable[str]) -> None:
-    extra = sorted(set(params) - set(allowed))
+    extra = [x or "'' (a parameter without a name)" for x in sorted(set(params) - set(allowed))]
     if extra and not allowed:
         raise ApiError(400, f"{extra[0]}: unknown parameter; this route takes none")
     if extra:
