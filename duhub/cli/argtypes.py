@@ -23,6 +23,15 @@ def whole_number(lo: int, hi: int, unit: str = "") -> Callable[[str], int]:
     return parse
 
 
+def not_empty(text: str) -> str:
+    """An argparse type for a path or URL that has no default worth falling back to when given
+    empty: a script's unset variable (--log "$KAFKA_URL") was taken as the option left out,
+    and ingest acknowledged events into an embedded log in ./data."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; give a value or leave the option out")
+    return text
+
+
 def seconds(text: str) -> float:
     """An argparse type: a number of seconds, finite and 0 or more (nan passed every "longer
     than?" test as false: `--retry-for nan` retried without end)."""

@@ -14,7 +14,13 @@ from duhub.cli.grpcenv import asks_json_logs, quiet_grpc_core
 quiet_grpc_core(sys.argv[1:])
 
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
-from duhub.cli.argtypes import client_target, host_port, seconds, whole_number  # noqa: E402
+from duhub.cli.argtypes import (  # noqa: E402
+    client_target,
+    host_port,
+    not_empty,
+    seconds,
+    whole_number,
+)
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
@@ -134,15 +140,18 @@ def _stream_opts(p: argparse.ArgumentParser) -> None:
 
 def _backend_opts(p: argparse.ArgumentParser) -> None:
     # From the environment too, so a password need not show on a command line.
+    # An empty variable is unset, as DUHUB_TARGET; an empty option is refused (not_empty).
     p.add_argument(
         "--log",
-        default=os.environ.get("DUHUB_LOG"),
+        type=not_empty,
+        default=os.environ.get("DUHUB_LOG") or None,
         help="kafka://HOST:PORT[?key=PATH&topic=T&partitions=N&replication=R] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )
     p.add_argument(
         "--db",
-        default=os.environ.get("DUHUB_DB"),
+        type=not_empty,
+        default=os.environ.get("DUHUB_DB") or None,
         help="postgresql://… or sqlite:///… (default $DUHUB_DB, else SQLite in --data-dir)",
     )
 
@@ -150,6 +159,7 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
 def _reference_opt(p: argparse.ArgumentParser, only: str = "") -> None:
     p.add_argument(
         "--reference",
+        type=not_empty,
         metavar="FILE",
         help=f"{only}load this reference hierarchy (JSON, the shape of the shipped "
         "duhub/reference/yichang.json) instead of the shipped Yichang one with its sample "
@@ -163,7 +173,10 @@ def parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole hub in one process (embedded log + SQLite)")
     up.add_argument(
-        "--data-dir", default="data", help="where the log and read model live (default ./data)"
+        "--data-dir",
+        type=not_empty,
+        default="data",
+        help="where the log and read model live (default ./data)",
     )
     up.add_argument(
         "--listen",
@@ -197,7 +210,9 @@ def parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one service alone: ingest, aggregate or query")
     serve.add_argument("service", choices=["ingest", "aggregate", "query"])
-    serve.add_argument("--data-dir", default="data", help="default place of log and read model")
+    serve.add_argument(
+        "--data-dir", type=not_empty, default="data", help="default place of log and read model"
+    )
     serve.add_argument(
         "--listen",
         type=_listen,
@@ -295,9 +310,13 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         help="rebuild the read model from the log and compare it with the live one, where the "
         "live one stands (what it applied meanwhile is replayed too)",
     )
-    rp.add_argument("--data-dir", default="data", help="the hub's data dir (default ./data)")
+    rp.add_argument(
+        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
+    )
     _backend_opts(rp)
-    rp.add_argument("--into", help="the fresh read model (default sqlite in DATA/replay.db)")
+    rp.add_argument(
+        "--into", type=not_empty, help="the fresh read model (default sqlite in DATA/replay.db)"
+    )
     rp.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     rp.add_argument("--until", help="only events recorded at or before this time")
     rp.add_argument(
@@ -339,10 +358,13 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     au = sub.add_parser("audit", help="tamper evidence and audit reports")
     asub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     av = asub.add_parser("verify", help="walk the log's hash chains; print a checkpoint")
-    av.add_argument("--data-dir", default="data", help="the hub's data dir (default ./data)")
+    av.add_argument(
+        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
+    )
     av.add_argument(
         "--log",
-        default=os.environ.get("DUHUB_LOG"),
+        type=not_empty,
+        default=os.environ.get("DUHUB_LOG") or None,
         help="kafka://HOST:PORT[?key=PATH&topic=T] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )

@@ -983,6 +983,49 @@ def test_an_empty_target_or_one_whose_port_is_no_number_is_refused(
     assert list(tmp_path.iterdir()) == [empty]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "ingest", "--log", ""],
+        ["serve", "query", "--db", ""],
+        ["serve", "ingest", "--reference", ""],
+        ["up", "--no-simulate", "--db", ""],
+        ["up", "--no-simulate", "--log", ""],
+        ["up", "--no-simulate", "--reference", ""],
+        ["up", "--no-simulate", "--data-dir", ""],
+        ["replay", "--into", ""],
+        ["audit", "verify", "--log", ""],
+    ],
+    ids=" ".join,
+)
+def test_an_empty_log_db_reference_or_data_dir_is_refused_before_anything_starts(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A script's unset variable (serve ingest --log "$KAFKA_URL") was taken as the option
+    # left out: ingest ran on an embedded log in ./data and acknowledged the counties' events
+    # there, never reaching the hub's log; a query service answered from an empty SQLite file;
+    # --reference "" loaded the shipped sample units into a real deployment's log for good.
+    servers = {"serve": ["--http", "off"] * (command[1] == "query"), "up": ["--http", "off"]}
+    args = [*command, *servers.get(command[0], []), "--listen", "127.0.0.1:0", "--metrics", "off"]
+    if command[0] in ("replay", "audit"):
+        args = command
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "duhub.cli.main", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=30,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"duhub {' '.join(command)!r} started instead of refusing the empty value")
+    option = next(a for a in command if a.startswith("--") and a != "--no-simulate")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"argument {option}: '' is empty" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_duhub_target_without_a_port_that_exists_is_refused_naming_it(tmp_path: Path) -> None:
     done = duhub_env({"HOME": str(tmp_path), "DUHUB_TARGET": "127.0.0.1:99999"}, "units")
     assert done.returncode == 2, done.stdout + done.stderr
