@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 
 from duhub.cli import client
 from duhub.cli.spool import Spool
@@ -138,6 +139,9 @@ def parse_event(line: str) -> pb.Event:
         # protobuf answered an array with its first element and "unhashable type: 'dict'",
         # "abc" with 'no field named "a"', a number with "'int' object is not iterable".
         raise json_format.ParseError(f"a JSON {_json_kind(js)}, not an object: {_ONE_EVENT}")
+    odd = _odd_time(js, pb.Event.DESCRIPTOR, "")
+    if odd:
+        raise json_format.ParseError(_not_rfc3339(*odd))
     try:
         return json_format.ParseDict(js, pb.Event())
     except json_format.ParseError as e:
@@ -173,11 +177,41 @@ def _bad_time(js: object, path: str) -> str:
     value = js
     for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
+    return _not_rfc3339(path, value)
+
+
+def _not_rfc3339(path: str, value: object) -> str:
     shown = f" {value!r}" if isinstance(value, str) else ""
     return (
         f"{path}:{shown} is not an RFC 3339 time: a date, a time and an offset, e.g. "
         "2022-11-05T00:00:00Z or 2022-11-05T08:00:00+08:00 (a date alone is for the command line)"
     )
+
+
+# RFC 3339's offsets: hours to 23, minutes to 59. protobuf's parser takes any digits there:
+# '+80:00', a slip for +08:00, moved an event 80 hours, '-800:00' a month, silently.
+_RFC3339 = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.I
+)
+_TIMESTAMP = "google.protobuf.Timestamp"
+
+
+def _odd_time(js: dict[str, object], d: Descriptor, path: str) -> tuple[str, str] | None:
+    """Return (path, value) of the first time string of a JSON event outside RFC 3339's form."""
+    for key, value in js.items():
+        f = d.fields_by_camelcase_name.get(key) or d.fields_by_name.get(key)
+        if f is None or f.message_type is None:
+            continue  # protobuf answers a field it does not know
+        where = f"{path}.{key}" if path else key
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            at = f"{where}[{i}]" if isinstance(value, list) else where
+            if f.message_type.full_name == _TIMESTAMP:
+                if isinstance(item, str) and not _RFC3339.fullmatch(item):
+                    return at, item
+            elif isinstance(item, dict) and (found := _odd_time(item, f.message_type, at)):
+                return found
+    return None
 
 
 def _send(

@@ -198,7 +198,20 @@ def test_a_field_given_in_both_spellings_is_rejected_not_taken_at_random(
         ("startsAt", "campaignLaunched.startsAt"),
     ],
 )
-@pytest.mark.parametrize("value", ["2022-11-05", "2022-11-05 08:00:00+08:00"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2022-11-05",
+        "2022-11-05 08:00:00+08:00",
+        # Offsets past RFC 3339's (hours to 23, minutes to 59): protobuf's parser took them,
+        # and '+80:00', a slip for +08:00, moved the event 80 hours (to 2022-11-01T16:00Z);
+        # '-800:00' a month.
+        "2022-11-05T00:00:00+80:00",
+        "2022-11-05T00:00:00+08:99",
+        "2022-11-05T00:00:00-800:00",
+        "2022-11-05T00:00:00+8:00",
+    ],
+)
 def test_a_time_that_is_not_rfc_3339_is_rejected_naming_the_field_and_the_form(
     hub: Hub, tmp_path: Path, time: str, field: str, value: str
 ) -> None:
