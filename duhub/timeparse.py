@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 # (datetime keeps microseconds and would drop the rest). After a comma too, as ISO 8601 and
 # datetime allow: left to datetime, its digits were dropped. ASCII digits only (\d took '１').
 _FRACTION = re.compile(r"[.,]([0-9]+)")
+_OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9]")
 
 
 def parse_time(text: str, field: str) -> Timestamp:
@@ -37,6 +38,10 @@ def parse_time(text: str, field: str) -> Timestamp:
             moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
             if moment.tzinfo is None:
                 raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
+            sign = max(clock.rfind("+"), clock.rfind("-", 10))
+            if sign > 10 and not _OFFSET.fullmatch(clock, sign):
+                # datetime reads any two digits: +08:99 was +09:39.
+                raise ValueError("the offset must be ±HH:MM, hours to 23, minutes to 59")
     except ValueError as e:
         raise ValueError(
             f"{field}: {text!r} is not a date (2022-01-01) or RFC 3339 time "

@@ -62,6 +62,14 @@ def test_a_fraction_not_in_ascii_digits_or_given_twice_is_refused_naming_the_fie
         parse_time(text, "--as-of")
 
 
+@pytest.mark.parametrize("text", ["2022-11-02T08:00:00+08:99", "2022-11-02T08:00:00+08:00:30"])
+def test_an_offset_with_minutes_past_59_or_seconds_is_refused_naming_the_field(text: str) -> None:
+    """+08:99 was taken as +09:39 (datetime reads any two digits): a slip answered for a
+    window 99 minutes off."""
+    with pytest.raises(ValueError, match=r"^--from: .*offset"):
+        parse_time(text, "--from")
+
+
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_an_offset_taking_a_time_past_the_calendar_is_refused_naming_the_field(text: str) -> None:
     """Year 1 at +01:00 is year 0 in UTC: it raised OverflowError, which the dashboard
