@@ -160,7 +160,12 @@ def report(args: argparse.Namespace) -> int:
             f"(events behind it)\n" + render(headers, body, [False, False] + [True] * len(metrics))
         )
     if args.out:
-        Path(args.out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        try:
+            Path(args.out).write_text(
+                text if text.endswith("\n") else text + "\n", encoding="utf-8"
+            )
+        except OSError as e:  # a directory, a missing one, no permission: not a traceback
+            client.fail(f"--out: cannot write {args.out}: {e.strerror or e}", client.EXIT_USAGE)
         print(f"wrote {args.out}")
     else:
         print(text)

@@ -376,7 +376,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--area", help="policy area; default all")
     ar.add_argument("--as-of", help="what the hub knew then")
     ar.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    ar.add_argument("--out", help="write to this file instead of standard output")
+    ar.add_argument("--out", type=not_empty, help="write to this file instead of standard output")
     ar.add_argument(
         "--target",
         type=client_target,

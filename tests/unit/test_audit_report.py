@@ -125,3 +125,23 @@ def test_a_hub_that_commits_under_every_attempt_is_reported_not_read(hub: Hub) -
             attempts=3,
         )
     assert between.calls == 6
+
+
+@pytest.mark.parametrize("out", ["DIR", "DIR/missing/report.csv", ""])
+def test_a_report_file_that_cannot_be_written_is_refused_naming_out(
+    hub: Hub, tmp_path: Path, out: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out naming a directory, or a file in one that does not exist, ended in a traceback
+    (IsADirectoryError, exit 1) once the report was made; an empty --out (a script's unset
+    variable) printed the report instead of writing it."""
+    from duhub.cli.main import main
+
+    hub.tailer.catch_up()
+    out = out.replace("DIR", str(tmp_path))
+    args = ["audit", "report", "--from", "2022-01-01", "--to", "2023-01-01", "--out", out]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--target", hub.address, "--format", "csv"])
+    assert done.value.code == 2
+    said = capsys.readouterr()
+    assert "--out" in said.err and "Traceback" not in said.err, said.err
+    assert said.out == ""
