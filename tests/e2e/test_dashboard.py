@@ -1096,6 +1096,12 @@ def test_the_page_answers_for_a_moment_asked_about_as_the_command_line_does(
     browser.get(hub.dashboard + "?campaign=vax&as_of=yesterday")
     page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "83.3%")
     assert page["error"].startswith("出错: as_of: 无法识别的时间 'yesterday'"), page["error"]
+    # Beijing time typed into the address as README writes it, its '+' unencoded: a query's
+    # '+' is a space, and the page said it could not read '…T08:00:00 08:00', showing the
+    # present.
+    browser.get(hub.dashboard + f"?campaign=vax&as_of={shown}+08:00")
+    page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "66.7%")
+    assert page["kpis"]["visits"] == "6" and page["error"] == "", page["error"]
 
 
 def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_back(

@@ -1231,7 +1231,13 @@
 
   async function init() {
     setupControls();
-    const asOf = new URL(location.href).searchParams.get("as_of");
+    // A query's '+' is a space: +08:00 typed in the address comes as ' 08:00', and a space
+    // before an offset after a time can only be that '+' (as the API reads it).
+    const given = new URL(location.href).searchParams.get("as_of");
+    const asOf =
+      given === null
+        ? null
+        : given.replace(/^(.+[Tt ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d:?\d\d)$/, "$1+$2");
     if (asOf !== null) {
       const ms = Date.parse(asOf);
       if (Number.isFinite(ms)) setAsOf(new Date(ms).toISOString());
