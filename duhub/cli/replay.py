@@ -35,6 +35,7 @@ from services.aggregate.replay import (
 from services.aggregate.verify import NotComparable, compare_with_live
 
 EXIT_DAMAGED = 4  # the log is damaged (as audit verify's exit 4)
+MAX_OFFSET = 2**63 - 1  # Kafka's offsets and the read model's are signed 64-bit integers
 
 
 def _bar(p: ReplayProgress) -> str:
@@ -301,12 +302,22 @@ def _offsets(text: str | None) -> dict[int, int]:
     if not text:
         return {}
     try:
-        if ":" not in text:
-            found = {0: int(text)}
-        else:
-            found = {int(p): int(o) for p, o in (x.split(":") for x in text.split(","))}
+        pairs = (
+            [(0, int(text))]
+            if ":" not in text
+            else [(int(p), int(o)) for p, o in (x.split(":") for x in text.split(","))]
+        )
     except ValueError:
         raise ValueError(f"--from-offset: {text!r} is not N or PARTITION:OFFSET,…") from None
-    if any(p < 0 or o < 0 for p, o in found.items()):
-        raise ValueError(f"--from-offset: {text!r} holds a negative partition or offset")
+    found: dict[int, int] = {}
+    for p, o in pairs:
+        if p < 0 or o < 0:
+            raise ValueError(f"--from-offset: {text!r} holds a negative partition or offset")
+        if p in found:  # '0:5,0:6' counted from 6, the 5 dropped without a word
+            raise ValueError(f"--from-offset: partition {p} given twice in {text!r}")
+        if o > MAX_OFFSET:
+            raise ValueError(
+                f"--from-offset: offset {o} is past any a log holds (64-bit, {MAX_OFFSET} at most)"
+            )
+        found[p] = o
     return found

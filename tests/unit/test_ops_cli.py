@@ -709,6 +709,29 @@ def test_replay_refuses_a_partition_the_log_does_not_have(hub: Pipeline, tmp_pat
     assert kept.exists()  # --fresh changed nothing before the option was checked
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("0:5,0:6", "--from-offset: partition 0 given twice"),
+        ("9223372036854775808", "--from-offset: offset 9223372036854775808 is past"),
+        ("0:99999999999999999999999", "--from-offset: offset 99999999999999999999999 is past"),
+    ],
+)
+def test_replay_refuses_a_partition_given_twice_or_an_offset_past_64_bits(
+    hub: Pipeline, tmp_path: Path, given: str, said: str
+) -> None:
+    # Before, '0:5,0:6' counted from 6, the 5 dropped without a word, and an offset past
+    # what a log's 64-bit offsets hold replayed the whole log as state, counting nothing, and
+    # was kept in --into as the cut a later replay must continue.
+    into = tmp_path / "into.db"
+    done = duhub(
+        "replay", "--data-dir", str(hub.dir), "--into", f"sqlite:///{into}", "--from-offset", given
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert not into.exists()
+
+
 def test_publish_to_a_hub_that_answers_unavailable_does_not_say_no_hub_answers(
     tmp_path: Path,
 ) -> None:
