@@ -132,13 +132,16 @@ def test_streams_past_the_cap_are_refused_naming_it_and_calls_still_answered(
         hub.stop(grace=0)
 
 
-def _reflect(address: str) -> tuple[grpc.Channel, Iterator[rpb.ServerReflectionResponse]]:
-    """Open a reflection stream (as grpcurl does) and keep it open: its requests never end."""
+def _reflect(
+    address: str, token: str | None = None
+) -> tuple[grpc.Channel, Iterator[rpb.ServerReflectionResponse]]:
+    """Open a reflection stream (as grpcurl does), with a bearer token if given, and keep it
+    open: its requests never end."""
     channel = grpc.insecure_channel(address)
     requests: queue.Queue[rpb.ServerReflectionRequest | None] = queue.Queue()
     requests.put(rpb.ServerReflectionRequest(list_services=""))
     stream = rpb_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-        iter(requests.get, None), timeout=60
+        iter(requests.get, None), metadata=_bearer(token) if token else None, timeout=60
     )
     return channel, stream
 
@@ -345,25 +348,16 @@ def test_reflection_streams_count_callers_without_credentials_as_one(tmp_path: P
     # able to take every reflection place either, nor one sending a token its own share.
     hub, tokens = _token_hub(tmp_path, max_streams=4)
 
-    def reflect(token: str | None) -> tuple[grpc.Channel, Iterator[rpb.ServerReflectionResponse]]:
-        channel = grpc.insecure_channel(hub.address)
-        requests: queue.Queue[rpb.ServerReflectionRequest | None] = queue.Queue()
-        requests.put(rpb.ServerReflectionRequest(list_services=""))
-        stream = rpb_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-            iter(requests.get, None), metadata=_bearer(token) if token else None, timeout=60
-        )
-        return channel, stream
-
     opened = []
     try:
         for token in (None, tokens["node"]):
-            opened.append(reflect(token))
+            opened.append(_reflect(hub.address, token))
             assert next(opened[-1][1]).list_services_response.service
-        anonymous, node_again = reflect(None), reflect(tokens["node"])
+        anonymous, node_again = _reflect(hub.address), _reflect(hub.address, tokens["node"])
         opened += [anonymous, node_again]
         _refused_share(anonymous[1], "callers without credentials")
         _refused_share(node_again[1], "duhub:node:420581")
-        alice = reflect(tokens["alice"])
+        alice = _reflect(hub.address, tokens["alice"])
         opened.append(alice)
         assert next(alice[1]).list_services_response.service
     finally:
