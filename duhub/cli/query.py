@@ -7,7 +7,7 @@ import argparse
 import grpc
 
 from duhub.cli import client
-from duhub.cli.tables import percent, render
+from duhub.cli.tables import percent, render, shown
 from duhub.domain import metrics as m
 from duhub.timeparse import parse_time
 from duhub.v1 import events_pb2 as epb
@@ -57,12 +57,12 @@ def _fmt_time(ts) -> str:  # type: ignore[no-untyped-def]
 
 
 def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
-    """Return the scope's (unit id, name): the city's when none is given."""
+    """Return the scope's (unit id, name, shown: a terminal's), the city's when none is given."""
     if not unit_id:
         cities = stub.ListUnits(qpb.ListUnitsRequest(parent_id="")).units
-        return (cities[0].unit_id, cities[0].name) if cities else ("", "(no units)")
+        return (cities[0].unit_id, shown(cities[0].name)) if cities else ("", "(no units)")
     u = stub.GetUnit(qpb.GetUnitRequest(unit_id=unit_id))
-    return u.unit_id, u.name
+    return u.unit_id, shown(u.name)
 
 
 def _scope_name(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> str:
@@ -85,7 +85,7 @@ def coverage(args: argparse.Namespace) -> int:
     if args.json:
         print(client.reply_json(reply))
         return client.EXIT_OK
-    head = f"{reply.campaign_id}  {reply.name}  —  scope {scope}"
+    head = f"{reply.campaign_id}  {shown(reply.name)}  —  scope {scope}"
     if reply.HasField("as_of"):
         # To the nanosecond: record times a second apart may hold other events.
         head += f", as of {reply.as_of.ToJsonString()}"

@@ -5,6 +5,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+# Bidi controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI; LRM, RLM, ALM). The rules refuse
+# control characters in names, not these (format characters): a unit or campaign named with
+# U+202E made a terminal that does bidi draw the rest of its line right to left, the figures
+# after the name too. Text output writes them out; --json and CSV keep names as they are.
+_BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
+_WRITTEN_OUT = {c: f"<U+{c:04X}>" for c in _BIDI}
+
+
+def shown(text: str) -> str:
+    """Return text from the hub (a name) for a terminal: bidi controls written out."""
+    return text.translate(_WRITTEN_OUT)
+
 
 def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
@@ -19,7 +31,8 @@ def render(
     headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool] | None = None
 ) -> str:
     """Return a table; columns flagged in `right` (numbers) are right-aligned."""
-    cells = [[str(c) for c in row] for row in rows]
+    headers = [shown(h) for h in headers]
+    cells = [[shown(str(c)) for c in row] for row in rows]
     widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]
     right = right or [False] * len(headers)
     lines = ["  ".join(_pad(h, widths[i], right[i]) for i, h in enumerate(headers)).rstrip()]
