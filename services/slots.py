@@ -100,29 +100,20 @@ class StreamSlots:
         """How many callers hold a place now (those counted against a share)."""
         return len(self._held)
 
-    @property
-    def refusal(self) -> str:
-        return refusal(self.kind, self.limit)
-
-    def refusal_for(self, caller: str) -> str:
-        """Return why `caller` was refused a place: its share held, or the cap reached."""
-        with self._changed:
-            if caller and self._held[caller] >= self.per_caller:
-                return share_refusal(self.kind, caller, self.per_caller)
-        return self.refusal
-
-    def take(self, caller: str = "") -> bool:
+    def take(self, caller: str = "") -> str | None:
         """Take a place for `caller` ("": not counted against a share) if one is free and the
-        caller holds less than its share; return whether it was taken."""
+        caller holds less than its share; return None when taken, else why not (its share
+        held, or the cap reached). Worded under the lock that refused it: read afterwards, a
+        place freed in between named the wrong limit."""
         with self._changed:
             if self._open >= self.limit:
-                return False
+                return refusal(self.kind, self.limit)
             if caller:
                 if self._held[caller] >= self.per_caller:
-                    return False
+                    return share_refusal(self.kind, caller, self.per_caller)
                 self._held[caller] += 1
             self._open += 1
-            return True
+            return None
 
     def give_back(self, caller: str = "") -> None:
         """Free a place taken by take(caller)."""
@@ -145,8 +136,9 @@ class StreamSlots:
         """Hold a place for `caller` while the stream lasts; refuse it RESOURCE_EXHAUSTED when
         none is free or the caller holds its share (a client may try again later, or another
         server)."""
-        if not self.take(caller):
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.refusal_for(caller))
+        refused = self.take(caller)
+        if refused is not None:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
         try:
             yield
         finally:

@@ -307,3 +307,35 @@ def test_one_caller_at_its_share_of_event_streams_is_refused_while_another_is_se
         for conn in held:
             conn.close()
         hub.stop(grace=0)
+
+
+def test_a_share_refusal_of_an_event_stream_names_the_share_though_a_place_is_freed_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # refusal_for read the caller's count after take had refused it: a page of the same user
+    # closing between the two made a refusal for its share name the cap (--max-streams).
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+    from tests.unit.test_stream_slots import _a_stream_of_the_caller_ends_while_refused
+
+    f = tmp_path / "tokens"
+    al = append_token(f, user("al", "420581"))
+    _a_stream_of_the_caller_ends_while_refused(monkeypatch, "events", "duhub:user:420581:al")
+    hub = Hub(
+        HubConfig(
+            tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(f), max_streams=4
+        )
+    )
+    hub.start()
+    assert hub.dashboard is not None
+    conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+    try:
+        conn.request("GET", "/api/events", headers={"Cookie": f"duhub_token={al}"})
+        reply = conn.getresponse()
+        assert reply.status == 503
+        error = json.loads(reply.read())["error"]
+        assert "--max-streams-per-caller" in error and "duhub:user:420581:al" in error, error
+        assert hub.dashboard.streams.open == 0  # nobody's count left behind
+    finally:
+        conn.close()
+        hub.stop(grace=0)

@@ -21,7 +21,7 @@ from duhub.bootstrap import Hub, HubConfig, QueryProcess
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
-from services.slots import StreamSlots, refusal
+from services.slots import StreamSlots, refusal, share_refusal
 from tests.unit.builders import campaign, group, kinds, sanction
 
 YIDU = "420581"
@@ -193,12 +193,11 @@ def test_health_watchers_take_no_thread(tmp_path: Path) -> None:
 
 def test_slots_refuse_past_the_limit_and_wait_for_the_last_to_go() -> None:
     slots = StreamSlots("events", 2)
-    assert slots.take() and slots.take()
-    assert not slots.take()
-    assert slots.refusal == refusal("events", 2)
+    assert slots.take() is None and slots.take() is None
+    assert slots.take() == refusal("events", 2)
     assert not slots.wait_idle(0.05)  # two still held
     slots.give_back()
-    assert slots.take()  # a place freed is free again
+    assert slots.take() is None  # a place freed is free again
     threading.Timer(0.1, slots.give_back).start()
     threading.Timer(0.2, slots.give_back).start()
     started = time.monotonic()
@@ -387,16 +386,15 @@ def test_without_credentials_the_cap_alone_applies(tmp_path: Path) -> None:
 
 def test_slots_hold_each_caller_to_its_share() -> None:
     slots = StreamSlots("events", 4, per_caller=2)
-    assert slots.take("duhub:node:420581") and slots.take("duhub:node:420581")
-    assert not slots.take("duhub:node:420581")  # its share
-    assert "duhub:node:420581" in slots.refusal_for("duhub:node:420581")
-    assert "--max-streams-per-caller" in slots.refusal_for("duhub:node:420581")
-    assert slots.take("duhub:user:420581:alice")  # another caller
-    assert slots.take("")  # callers not told apart: the cap alone
-    assert not slots.take("duhub:user:420582:bob")  # the cap
-    assert slots.refusal_for("duhub:user:420582:bob") == refusal("events", 4)
+    assert slots.take("duhub:node:420581") is None and slots.take("duhub:node:420581") is None
+    refused = slots.take("duhub:node:420581")  # its share
+    assert refused is not None
+    assert "duhub:node:420581" in refused and "--max-streams-per-caller" in refused
+    assert slots.take("duhub:user:420581:alice") is None  # another caller
+    assert slots.take("") is None  # callers not told apart: the cap alone
+    assert slots.take("duhub:user:420582:bob") == refusal("events", 4)  # the cap
     slots.give_back("duhub:node:420581")
-    assert slots.take("duhub:node:420581")  # its place is its own again
+    assert slots.take("duhub:node:420581") is None  # its place is its own again
     for caller in ("duhub:node:420581", "duhub:node:420581", "duhub:user:420581:alice", ""):
         slots.give_back(caller)
     assert slots.open == 0 and slots.callers == 0  # nobody's count outlives its streams
@@ -409,3 +407,50 @@ def test_a_callers_share_is_a_quarter_of_the_cap_unless_told() -> None:
     for bad in (0, 9):
         with pytest.raises(ValueError, match="--max-streams-per-caller"):
             StreamSlots("events", 8, per_caller=bad)
+
+
+def _a_stream_of_the_caller_ends_while_refused(
+    monkeypatch: pytest.MonkeyPatch, kind: str, caller: str
+) -> None:
+    """Make `take` on the real slots of `kind` meet `caller` holding its share (another of its
+    streams) and that stream end right after the refusal, before the refusal is worded."""
+    original = StreamSlots.take
+
+    def take(self: StreamSlots, who: str = "") -> object:
+        if self.kind != kind or who != caller:
+            return original(self, who)
+        for _ in range(self.per_caller):  # its other streams
+            original(self, who)
+        refused = original(self, who)
+        for _ in range(self.per_caller):  # … ending before the refusal is worded
+            self.give_back(who)
+        return refused
+
+    monkeypatch.setattr(StreamSlots, "take", take)
+
+
+def test_a_share_refusal_names_the_share_though_a_place_is_freed_before_it_is_worded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # refusal_for read the caller's count after take had refused it: a stream of the caller
+    # ending between the two made a refusal for its share name the cap (--max-streams).
+    _a_stream_of_the_caller_ends_while_refused(monkeypatch, "WatchCoverage", "duhub:node:420581")
+    hub, tokens = _token_hub(tmp_path, max_streams=4)
+    try:
+        _, refused = _watch_as(hub.address, tokens["node"])
+        _refused_share(refused, "duhub:node:420581")
+        alice = _watch_as(hub.address, tokens["alice"])  # the hub still serves
+        assert next(alice[1]).groups[0].targets == 1
+    finally:
+        hub.stop(grace=0)
+
+
+def test_take_says_which_limit_refused_it() -> None:
+    slots = StreamSlots("events", 3, per_caller=2)
+    node = "duhub:node:420581"
+    assert slots.take(node) is None and slots.take(node) is None  # taken
+    assert slots.take(node) == share_refusal("events", node, 2)
+    assert slots.take("") is None
+    assert slots.take("duhub:user:420582:bob") == refusal("events", 3)
+    assert slots.take("") == refusal("events", 3)
+    assert slots.open == 3 and slots.callers == 1  # a refusal takes nothing

@@ -319,9 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
         # Its place is taken before the answer says it has one, counted against the share of
         # the caller _authenticate found.
         caller = caller_of(CALLER.get())
-        if not app.streams.take(caller):
-            refused = {"error": app.streams.refusal_for(caller)}
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, refused, body)
+        refused = app.streams.take(caller)
+        if refused is not None:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": refused}, body)
             return
         try:
             self._stream(campaign, body)
