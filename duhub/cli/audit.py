@@ -13,6 +13,7 @@ from duhub.audit.chain import audit, parse_checkpoint
 from duhub.audit.records import CutTail, cut_tails, log_records
 from duhub.cli import client
 from duhub.cli.startup import FAILURES, failure
+from duhub.cli.tables import shown
 from duhub.log.embedded import EmbeddedLog
 
 EXIT_TAMPERED = 4
@@ -72,15 +73,16 @@ def verify(args: argparse.Namespace) -> int:
             print("every chain is intact: nothing altered, missing, inserted or reordered")
         for f in report.findings:
             print(
-                f"  {f.kind.upper():9} source {f.source or '?'} at {f.partition}:{f.offset} "
-                f"({f.event_id or 'unreadable'}): {f.detail}"
+                # What a damaged or forged record holds is anything: written out.
+                f"  {f.kind.upper():9} source {shown(f.source) or '?'} at {f.partition}:"
+                f"{f.offset} ({shown(f.event_id) or 'unreadable'}): {shown(f.detail)}"
             )
         if report.gaps:
             print("seq gaps, the seqs missing (rejected events leave them; deletions too):")
             for source, gaps in sorted(report.gaps.items()):
-                shown = ", ".join(f"{a}→{b}" for a, b in gaps[:10])
+                seqs = ", ".join(f"{a}→{b}" for a, b in gaps[:10])
                 more = f" and {len(gaps) - 10} more" if len(gaps) > 10 else ""
-                print(f"  {source}: {shown}{more}")
+                print(f"  {shown(source)}: {seqs}{more}")
         for c in cuts:
             print(_cut_line(c))
         if missing:
@@ -103,11 +105,11 @@ def _cut_line(c: CutTail) -> str:
             f"  cut from the end: {c.file}, {c.bytes:,} bytes, no whole record: a write a "
             "crash cut short, never acknowledged"
         )
-    shown = ", ".join(i or "unreadable" for i in c.event_ids[:10])
+    ids = ", ".join(shown(i) or "unreadable" for i in c.event_ids[:10])
     more = f" and {len(c.event_ids) - 10} more" if len(c.event_ids) > 10 else ""
     return (
         f"  CUT       {c.file}: {c.records:,} whole record{'s' if c.records != 1 else ''} "
-        f"({shown}{more}) an open cut from the end of the log, their checksums failing: "
+        f"({ids}{more}) an open cut from the end of the log, their checksums failing: "
         "the log's last events damaged (or, rarely, a write a crash tore before it was "
         "acknowledged); the log no longer holds them"
     )

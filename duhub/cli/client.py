@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from duhub.bootstrap import DEFAULT_LISTEN
 from duhub.cli.argtypes import target_problem
+from duhub.cli.tables import shown
 from duhub.cli.tls_probe import TlsProblem, host_port, probe
 from duhub.health import hub_answered
 from duhub.node.outbox import CHANNEL_OPTIONS
@@ -79,7 +80,8 @@ def channel(address: str) -> grpc.Channel:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    print(f"duhub: {message}", file=sys.stderr)
+    # A hub's refusal quotes the ids and values it refused: their controls written out.
+    print(f"duhub: {shown(message, lines=True)}", file=sys.stderr)
     raise SystemExit(code)
 
 

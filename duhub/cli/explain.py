@@ -7,7 +7,7 @@ import argparse
 import grpc
 
 from duhub.cli import client
-from duhub.cli.tables import render
+from duhub.cli.tables import render, shown
 from duhub.timeparse import parse_time
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print(client.reply_json(reply))
         return client.EXIT_OK
     print(
-        f"{reply.metric} = {reply.total}, from {reply.event_count} events"
+        f"{shown(reply.metric)} = {reply.total}, from {reply.event_count} events"
         + (f" (the first {len(reply.events)} listed)" if reply.truncated else "")
     )
     rows = [

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from duhub.cli.argtypes import client_target, seconds
+from duhub.cli.tables import shown
 
 if TYPE_CHECKING:
     from duhub.node.outbox import ForwardReport
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 else "sent nothing: no event was pending"
             )
             for r in sent_rejections:
-                print(f"  {r['event_id']}: {r['reason']}")
+                print(f"  {shown(r['event_id'])}: {shown(r['reason'])}")
         line = (
             f"{box.path}: {counts[PENDING]} pending, {counts['delivered']} delivered, "
             f"{counts[REJECTED]} rejected"
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(line)
             for r in rejected:
-                print(f"  {r.event_id}: {r.reason}")
+                print(f"  {shown(r.event_id)}: {shown(r.reason)}")
     if gave_up is not None:
         sys.stdout.flush()
         print(f"duhub: {gave_up.report.pending} events wait in {box.path}", file=sys.stderr)

@@ -19,6 +19,7 @@ from google.protobuf.descriptor import Descriptor
 
 from duhub.cli import client
 from duhub.cli.spool import Spool
+from duhub.cli.tables import shown
 from duhub.node.outbox import (
     PENDING,
     RETRYABLE,
@@ -466,13 +467,14 @@ def _print_tally(
     elif unasked:
         print(
             "  accepted events are durable; could not ask whether the figures caught up "
-            f"({unasked})"
+            f"({shown(unasked)})"
         )
     elif visible is False:
         print(f"  accepted events are durable; figures not caught up after {wait:g} s")
     for r in tally.rejected:
-        who = f" ({r['event_id']})" if r["event_id"] else ""
-        print(f"  line {r['line']}{who}: {r['reason']}")
+        # The id and the reason (which may quote a value) as the file had them: written out.
+        who = f" ({shown(r['event_id'])})" if r["event_id"] else ""
+        print(f"  line {r['line']}{who}: {shown(r['reason'])}")
     if tally.earlier:
         e = tally.earlier
         print(

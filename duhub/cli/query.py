@@ -85,7 +85,7 @@ def coverage(args: argparse.Namespace) -> int:
     if args.json:
         print(client.reply_json(reply))
         return client.EXIT_OK
-    head = f"{reply.campaign_id}  {shown(reply.name)}  —  scope {scope}"
+    head = f"{shown(reply.campaign_id)}  {shown(reply.name)}  —  scope {scope}"
     if reply.HasField("as_of"):
         # To the nanosecond: record times a second apart may hold other events.
         head += f", as of {reply.as_of.ToJsonString()}"

@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 from duhub.bootstrap import open_log
 from duhub.cli import client
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
+from duhub.cli.tables import shown
 from duhub.convert import to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
@@ -201,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"DIFFERENT in: {', '.join(report['differing_tables'])}")  # type: ignore[arg-type]
                 for d in report["differing_figures"]:  # type: ignore[attr-defined]
                     print(
-                        f"  {d['metric']} at {d['scope_id']} area {d['area'] or '(none)'} "
+                        f"  {d['metric']} at {shown(d['scope_id'])} "
+                        f"area {shown(d['area']) or '(none)'} "
                         f"grain {d['grain']} bucket {d['bucket']}: live {d['left']}, "
                         f"replay {d['right']}"
                     )

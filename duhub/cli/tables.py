@@ -10,12 +10,17 @@ from collections.abc import Sequence
 # U+202E made a terminal that does bidi draw the rest of its line right to left, the figures
 # after the name too. Text output writes them out; --json and CSV keep names as they are.
 _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
-_WRITTEN_OUT = {c: f"<U+{c:04X}>" for c in _BIDI}
+# C0 and C1 controls and DEL: an id or value the hub quotes back in a refusal may hold ESC
+# [2J (clear the screen), a title or cursor move, which a terminal obeys.
+_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
+_WRITTEN_OUT = {c: f"<U+{c:04X}>" for c in [*_CONTROLS, *_BIDI]}
+_WRITTEN_OUT_BUT_LINES = {c: w for c, w in _WRITTEN_OUT.items() if c != ord("\n")}
 
 
-def shown(text: str) -> str:
-    """Return text from the hub (a name) for a terminal: bidi controls written out."""
-    return text.translate(_WRITTEN_OUT)
+def shown(text: str, lines: bool = False) -> str:
+    """Return text from the hub (a name, an id, a reason) for a terminal: control characters
+    and bidi controls written out (<U+001B>); with `lines`, a message's line breaks kept."""
+    return text.translate(_WRITTEN_OUT_BUT_LINES if lines else _WRITTEN_OUT)
 
 
 def width(text: str) -> int:

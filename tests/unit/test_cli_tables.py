@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -81,5 +82,60 @@ def test_the_query_commands_write_a_name_s_bidi_controls_out(tmp_path: Path) -> 
             assert done.returncode == 0, done.stderr
             assert "新<U+202E>镇" in done.stdout, args
             assert RLO not in done.stdout, args
+    finally:
+        hub.stop(grace=0)
+
+
+ESC = "\x1b"
+CONTROLS = "".join(map(chr, [*range(0x20), 0x7F, *range(0x80, 0xA0)]))
+
+
+def test_shown_writes_out_control_characters_and_keeps_a_message_s_lines_if_asked() -> None:
+    out = shown(CONTROLS)
+    assert not any(c in out for c in CONTROLS)
+    assert out.count("<U+") == len(CONTROLS)
+    assert shown(f"a{ESC}[2Jb") == "a<U+001B>[2Jb"
+    assert shown("two\nlines") == "two<U+000A>lines"  # a name or id: one line
+    assert shown(f"two\nlines{ESC}", lines=True) == "two\nlines<U+001B>"  # a message's own
+
+
+def test_publish_and_a_refused_query_write_out_an_id_s_controls(tmp_path: Path) -> None:
+    # An event id holding ESC [2J (clear the screen) or RLO was printed raw in publish's list
+    # of rejections, and a hub's refusal quoting a --campaign so: the terminal obeyed them.
+    hub = Hub(HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    hub.start()
+    try:
+        event_id = f"bad{ESC}[2J{RLO}id"
+        events = tmp_path / "events.jsonl"
+        line = {
+            "eventId": event_id,
+            "source": "420581",
+            "seq": "1",
+            "occurredAt": "2022-11-01T00:00:00Z",
+            "supervisionVisit": {"unitId": "420581", "area": "vaccination"},
+        }
+        events.write_text(json.dumps(line) + "\n", encoding="utf-8")
+        env = {**os.environ, "DUHUB_TARGET": hub.address}
+
+        def duhub(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [DUHUB, *args], capture_output=True, text=True, env=env, timeout=60
+            )
+
+        outbox = str(tmp_path / "outbox.db")
+        done = duhub("publish", "--outbox", outbox, str(events))
+        assert done.returncode == 1, done.stderr
+        assert "line 1 (bad<U+001B>[2J<U+202E>id): event_id:" in done.stdout, done.stdout
+        assert ESC not in done.stdout and RLO not in done.stdout
+        status = duhub("outbox", "status", "--outbox", outbox)
+        assert "bad<U+001B>[2J<U+202E>id: event_id:" in status.stdout, status.stdout
+        assert ESC not in status.stdout and RLO not in status.stdout
+        # --json keeps the id exactly as it was
+        done = duhub("publish", "--outbox", outbox, "--json", str(events))
+        assert json.loads(done.stdout)["rejections"][0]["event_id"] == event_id
+        refused = duhub("query", "coverage", "--campaign", f"x{ESC}[2J")
+        assert refused.returncode == 2
+        assert "unknown campaign 'x<U+001B>[2J'" in refused.stderr, refused.stderr
+        assert ESC not in refused.stderr
     finally:
         hub.stop(grace=0)
