@@ -139,3 +139,12 @@ def test_publish_and_a_refused_query_write_out_an_id_s_controls(tmp_path: Path) 
         assert ESC not in refused.stderr
     finally:
         hub.stop(grace=0)
+
+
+def test_audit_verify_writes_out_the_controls_of_an_id_a_damaged_record_holds() -> None:
+    # What a damaged or forged record of the log holds is anything: its id was printed raw.
+    from duhub.audit.records import CutTail
+    from duhub.cli.audit import _cut_line
+
+    line = _cut_line(CutTail("events.log.cut-at-9", 90, 1, [f"e{ESC}]0;pwned{ESC}\\"]))
+    assert "(e<U+001B>]0;pwned<U+001B>\\)" in line and ESC not in line
