@@ -1236,3 +1236,99 @@ def test_a_large_county_groups_cells_are_drawn_on_a_canvas_not_built_one_element
     assert len(chips) == 1145
     assert sorted(unit for unit, covered in chips if covered) == sorted(targets[:3])
     assert console_errors(browser) == []
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: the rules allow it in names (a format character)
+# Where the glyphs of a name end on screen, and where those of what follows it on its line
+# begin: [the name's right edge, the left edge of the rest] (null when the name is not there).
+NAME_THEN_REST = """
+const [el, name] = arguments;
+const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+const nodes = [];
+let text = "";
+for (let n; (n = walker.nextNode()); ) { nodes.push([n, text.length]); text += n.data; }
+const start = text.indexOf(name);
+if (start < 0) return null;
+const rects = (from, to) => nodes.flatMap(([n, at]) => {
+  const a = Math.max(from - at, 0), b = Math.min(to - at, n.data.length);
+  if (a >= b) return [];
+  const r = document.createRange();
+  r.setStart(n, a);
+  r.setEnd(n, b);
+  return Array.from(r.getClientRects()).filter((x) => x.width > 0);
+});
+const own = rects(start, start + name.length);
+const top = Math.min(...own.map((r) => r.top)), bottom = Math.max(...own.map((r) => r.bottom));
+const rest = rects(start + name.length, text.length)
+  .filter((r) => r.top < bottom && r.bottom > top);  // on the name's line
+return [Math.max(...own.map((r) => r.right)), Math.min(...rest.map((r) => r.left)),
+        el.textContent];
+"""
+
+
+def test_a_bidi_override_in_a_name_ends_with_the_name_on_the_dashboard(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    # A township and a campaign named with U+202E: drawn as they were, the override ran on
+    # past the name to the end of its line, and the figures and names after it read right to
+    # left (the campaign's dates, the uncovered list's county, a group's count).
+    town, campaign, group = f"新{RLO}镇", f"新{RLO}督导", f"新{RLO}组"
+    events = [
+        line(
+            "rlo-town",
+            "420581",
+            1,
+            "2022-11-01T00:00:00Z",
+            orgUnitRegistered={
+                "unitId": "420581190",
+                "parentId": "420581",
+                "level": "LEVEL_TOWNSHIP",
+                "name": town,
+            },
+        ),
+        line(
+            "rlo-campaign",
+            "420500",
+            1,
+            "2022-11-01T00:00:00Z",
+            campaignLaunched={
+                "campaignId": "rlo",
+                "name": campaign,
+                "area": "vaccination",
+                "startsAt": "2022-11-01T00:00:00Z",
+                "endsAt": "2023-01-01T00:00:00Z",
+                "groups": [
+                    {"groupId": "tf", "name": "工作专班", "tier": "TIER_TASK_FORCE"},
+                    {
+                        "groupId": "n9",
+                        "name": group,
+                        "tier": "TIER_COUNTY",
+                        "targetUnitIds": ["420581190"],
+                    },
+                ],
+            },
+        ),
+    ]
+    done = publish(hub, tmp_path, events)
+    assert done.returncode == 0, done.stdout + done.stderr
+    browser.get(hub.dashboard + "?campaign=rlo")
+    until(browser, lambda p: [u[0] for u in p["uncovered"]] == ["420581190"])
+    from selenium.webdriver.common.by import By
+
+    spilled = []
+    for selector, name in (
+        ("#campaign-meta", campaign),  # then its area, dates and group counts
+        ('#uncovered li[data-unit="420581190"]', town),  # then its county
+        ("#uncovered h4", group),  # then its count of uncovered units
+        ('[data-group="n9"] .group-head', group),  # then its count and ratio
+    ):
+        element = browser.find_element(By.CSS_SELECTOR, selector)
+        name_right, rest_left, text = browser.execute_script(NAME_THEN_REST, element, name)
+        assert name in text, (selector, text)  # the name as it is, for copy and paste
+        if rest_left < name_right - 0.5:
+            spilled.append(
+                f"{selector}: what follows {name!r} is drawn from x={rest_left:.1f}, left of "
+                f"the name's end at x={name_right:.1f}"
+            )
+    assert spilled == [], "the override ran on past the name"
+    assert console_errors(browser) == []

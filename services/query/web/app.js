@@ -83,6 +83,14 @@
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
   const esc = (s) =>
     String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  // A name may hold bidi controls (the rules allow U+202E and its kin, format characters):
+  // drawn bare, an override in it ran on to the end of its line, reversing the dates, counts
+  // and names after it. In a <bdi> it ends with the name, which stays as it is in the DOM
+  // (copied, it is the name); where no element can go (an option, a tooltip, a bar's label),
+  // between FSI and PDI, added only to a name that holds such a control.
+  const bdi = (name) => `<bdi>${esc(name)}</bdi>`;
+  const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
+  const isolated = (name) => (BIDI_CONTROL.test(name) ? `\u2068${name}\u2069` : name);
   // To 0.1%, but only full shows 100.0% and only none 0.0% (2,000 of 2,001 is not full).
   const pct = (r) => {
     const tenths = Math.round(r * 1000);
@@ -180,7 +188,7 @@
       select.innerHTML = state.campaigns
         .map(
           (c) =>
-            `<option value="${esc(c.campaignId)}" title="${esc(c.campaignId)}">${esc(c.name)} · ${beijingDate(Date.parse(c.startsAt))}</option>`,
+            `<option value="${esc(c.campaignId)}" title="${esc(c.campaignId)}">${esc(isolated(c.name))} · ${beijingDate(Date.parse(c.startsAt))}</option>`,
         )
         .join("");
       select.value = state.campaignId;
@@ -310,7 +318,7 @@
 
   function showMeta() {
     const c = state.campaign;
-    $("#title").textContent = `${state.city.name} · 督导全覆盖指挥看板`;
+    $("#title").innerHTML = `${bdi(state.city.name)} · 督导全覆盖指挥看板`;
     if (!c) {
       $("#campaign-meta").textContent = "暂无督导活动：发布 CampaignLaunched 事件后在此显示";
       return;
@@ -318,11 +326,12 @@
     const count = (tier) => c.groups.filter((g) => g.tier === tier).length;
     const end = beijingDate(Date.parse(c.endsAt) - 1);
     const meta = $("#campaign-meta");
-    meta.textContent =
-      `${c.name} · ${areaLabel(c.area)} · ${beijingDate(Date.parse(c.startsAt))} 至 ${end} · ` +
+    const rest =
+      ` · ${areaLabel(c.area)} · ${beijingDate(Date.parse(c.startsAt))} 至 ${end} · ` +
       `${count("TIER_TASK_FORCE")} 个工作专班 + ${count("TIER_CITY")} 个市本级督导组 + ` +
       `${count("TIER_COUNTY")} 个县市区督导组`;
-    meta.title = meta.textContent; // whole on hover where the header cuts it short
+    meta.innerHTML = bdi(c.name) + esc(rest);
+    meta.title = isolated(c.name) + rest; // whole on hover where the header cuts it short
   }
 
   // ---- the 1+7+N structure: built once per campaign, coloured in place on every change ------
@@ -681,7 +690,7 @@
     $("#counties").innerHTML = cov.counties
       .map(
         (c) => `<button type="button" class="county" data-county="${esc(c.unitId)}"
-            data-tone="${tone(c.ratio, c.targets)}" title="查看${esc(c.name)}的统计">
+            data-tone="${tone(c.ratio, c.targets)}" title="查看${esc(isolated(c.name))}的统计">
           <span class="name">${esc(c.name)}</span>
           <span class="bar"><i style="width:${c.ratio * 100}%"></i></span>
           <span class="count">${num(c.covered)} / ${num(c.targets)}</span>
@@ -732,12 +741,12 @@
   }
 
   function uncoveredList(g) {
-    return `<h4>${esc(g.name)} <span class="count">${num(g.uncoveredUnitIds.length)}</span></h4>
+    return `<h4>${bdi(g.name)} <span class="count">${num(g.uncoveredUnitIds.length)}</span></h4>
           <ul>${g.uncoveredUnits
             .slice(0, MAX_LISTED)
             .map(
               (u) =>
-                `<li data-unit="${esc(u.unitId)}" title="${esc(u.name)}（${esc(u.parentName)}）"><b>${esc(u.name)}</b><span>${esc(u.parentName)}</span></li>`,
+                `<li data-unit="${esc(u.unitId)}" title="${esc(isolated(u.name))}（${esc(isolated(u.parentName))}）"><b>${bdi(u.name)}</b><span>${bdi(u.parentName)}</span></li>`,
             )
             .join("")}${
             g.uncoveredUnitIds.length > MAX_LISTED
@@ -792,7 +801,8 @@
   function withOwnBar(own, rows) {
     if (!rows.length) return rows; // no unit below: its figures are all its own, shown above
     if (!METRICS.some(([m]) => own.values[m] > 0)) return rows;
-    return [{ key: own.key, name: `${own.name}本级`, values: own.values, own: true }, ...rows];
+    const name = `${isolated(own.name)}本级`;
+    return [{ key: own.key, name, values: own.values, own: true }, ...rows];
   }
 
   // What the statistics were asked for. An answer that comes after the choice changed is not
@@ -886,7 +896,7 @@
           ? ` tabindex="0" role="button" aria-label="${esc(name)}：${num(v)}，下钻"`
           : "";
         return `<g class="bar${drill ? " drill" : ""}${r.own ? " own" : ""}" data-key="${esc(r.key)}" data-name="${esc(name)}" data-value="${v}"${button}>
-          <title>${esc(name)}：${num(v)}</title>
+          <title>${esc(isolated(name))}：${num(v)}</title>
           <rect class="hit" x="0" y="${y}" width="${W}" height="${rowH}"></rect>
           <text class="label" x="${labelW - fs * 0.5}" y="${y + rowH / 2}">${esc(shown)}</text>
           <rect class="fill" x="${labelW}" y="${y + rowH * 0.2}" width="${w}" height="${rowH * 0.6}" rx="3"></rect>
