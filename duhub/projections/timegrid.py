@@ -10,7 +10,7 @@ events.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from duhub.domain.events import Nanos
 
@@ -124,12 +124,22 @@ def grains_at(depth: int) -> tuple[int, ...]:
 TOP_DEPTHS = 2
 
 
-def _day(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+def period_start(kind: str, seconds: int, zone: tzinfo = UTC) -> date:
+    """Return the local date (in `zone`) starting the period of `kind` that holds `seconds`."""
+    return _period_of(kind, _local_date(seconds, zone))
 
 
-def period_start(kind: str, seconds: int) -> date:
-    d = datetime.fromtimestamp(seconds, UTC).date()
+def _local_date(seconds: int, zone: tzinfo) -> date:
+    """Return the date in `zone` at `seconds`: within a zone's offset of the ends of a
+    Timestamp it lies before 0001-01-01 or after 9999-12-31, which `date` cannot hold; those
+    hours are kept in the first or last date."""
+    try:
+        return datetime.fromtimestamp(seconds, zone).date()
+    except (OverflowError, ValueError):
+        return date.min if seconds < 0 else date.max
+
+
+def _period_of(kind: str, d: date) -> date:
     if kind == "day":
         return d
     if kind == "week":
@@ -141,6 +151,37 @@ def period_start(kind: str, seconds: int) -> date:
     if kind == "year":
         return d.replace(month=1, day=1)
     raise ValueError(f"unknown period {kind!r}")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def local_midnight(d: date, zone: tzinfo) -> int:
+    """Return the instant (epoch seconds) the day `d` starts in `zone`: the first at which the
+    local clock reads its midnight or later. Where a change of offset skips midnight, that is
+    the change itself (the day is short); where it repeats it, the first midnight (the day
+    before is long). Aware arithmetic: no datetime outside 0001..9999 is ever made."""
+    early, late = (
+        (datetime(d.year, d.month, d.day, tzinfo=zone, fold=f) - _EPOCH) // _SECOND for f in (0, 1)
+    )
+    early, late = min(early, late), max(early, late)
+    midnight = datetime(d.year, d.month, d.day)
+    if early == late or _wall(early, zone) == midnight:
+        return early
+    # Skipped: the clock jumps over midnight between `early` (before the change, still the day
+    # before) and `late`; find the change to the second (offsets change on whole seconds).
+    while late - early > 1:
+        mid = (early + late) // 2
+        if _wall(mid, zone) >= midnight:
+            late = mid
+        else:
+            early = mid
+    return late
+
+
+def _wall(seconds: int, zone: tzinfo) -> datetime:
+    return datetime.fromtimestamp(seconds, zone).replace(tzinfo=None)
 
 
 def _period_after(kind: str, start: date) -> date | None:
@@ -160,15 +201,19 @@ def _period_after(kind: str, start: date) -> date | None:
 MAX_PERIODS = 5_000
 
 
-def periods(kind: str, lo: Nanos, hi: Nanos) -> list[tuple[str, Nanos, Nanos]]:
-    """Return the periods of `kind` meeting [lo, hi), each clipped to it: (key, lo, hi).
-    The bounds lie in [FIRST_NS, LAST_NS]."""
+def periods(kind: str, lo: Nanos, hi: Nanos, zone: tzinfo = UTC) -> list[tuple[str, Nanos, Nanos]]:
+    """Return the periods of `kind` in `zone` meeting [lo, hi), each clipped to it: (key: the
+    local date starting it, lo, hi). They follow each other without a gap, from lo to hi. The
+    bounds lie in [FIRST_NS, LAST_NS]."""
     out: list[tuple[str, Nanos, Nanos]] = []
-    start: date | None = period_start(kind, lo // NS)
-    while start is not None and _day(start) * NS < hi:
+    start: date | None = period_start(kind, lo // NS, zone)
+    begin = lo
+    while start is not None and begin < hi:
         end = _period_after(kind, start)
-        end_ns = hi if end is None else min(hi, _day(end) * NS)
-        out.append((start.isoformat(), max(lo, _day(start) * NS), end_ns))
+        end_ns = hi if end is None else min(hi, local_midnight(end, zone) * NS)
+        if end_ns > begin:  # lo may lie past the period of its local date (a repeated hour)
+            out.append((start.isoformat(), begin, end_ns))
+            begin = end_ns
         if len(out) > MAX_PERIODS:
             raise ValueError(f"more than {MAX_PERIODS} periods: choose a coarser group_by")
         start = end

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -268,3 +269,147 @@ def test_plan_below_the_counties_uses_day_and_month_buckets_and_sub_day_edges(
 def test_hour_and_year_buckets_are_kept_for_the_city_and_the_counties_only() -> None:
     assert tg.grains_at(0) == tg.grains_at(1) == (tg.HOUR, tg.DAY, tg.MONTH, tg.YEAR)
     assert tg.grains_at(2) == tg.grains_at(3) == (tg.DAY, tg.MONTH)
+
+
+# ---- periods in a time zone ----------------------------------------------------------------
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ZONES = [
+    SHANGHAI,
+    ZoneInfo("America/Sao_Paulo"),  # midnight skipped (2018-11-04), 23:00 repeated (2019-02-16)
+    ZoneInfo("America/Havana"),  # midnight skipped in spring, repeated in autumn
+    ZoneInfo("Asia/Kolkata"),  # +05:30: days start off the hour
+    timezone(timedelta(hours=14)),
+    timezone(-timedelta(hours=12)),
+]
+
+
+def wall(t: int, zone: tzinfo) -> datetime:
+    return datetime.fromtimestamp(t // NS, zone).replace(tzinfo=None)
+
+
+def test_a_beijing_day_starts_at_1600_utc_and_is_keyed_by_its_beijing_date() -> None:
+    got = tg.periods("day", at("2022-11-30T16:00:00"), at("2022-12-02T16:00:00"), SHANGHAI)
+    assert got == [
+        ("2022-12-01", at("2022-11-30T16:00:00"), at("2022-12-01T16:00:00")),
+        ("2022-12-02", at("2022-12-01T16:00:00"), at("2022-12-02T16:00:00")),
+    ]
+    # 07:00 Beijing on 12-02 (23:00 UTC on 12-01) is in the day 2022-12-02.
+    seven = at("2022-12-01T23:00:00")
+    assert [k for k, a, b in got if a <= seven < b] == ["2022-12-02"]
+    # A week starts on a Beijing Monday; a month on the 1st, Beijing time.
+    assert tg.periods("week", at("2022-11-06T16:00:00"), at("2022-11-08"), SHANGHAI) == [
+        ("2022-11-07", at("2022-11-06T16:00:00"), at("2022-11-08")),
+    ]
+    assert tg.periods("month", at("2022-10-31T15:00:00"), at("2022-11-02"), SHANGHAI) == [
+        ("2022-10-01", at("2022-10-31T15:00:00"), at("2022-10-31T16:00:00")),
+        ("2022-11-01", at("2022-10-31T16:00:00"), at("2022-11-02")),
+    ]
+
+
+def test_utc_is_the_default_zone() -> None:
+    lo, hi = at("2022-11-03T12:00:00"), at("2023-02-01")
+    for kind in KINDS:
+        assert tg.periods(kind, lo, hi) == tg.periods(kind, lo, hi, UTC)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    kind=st.sampled_from(KINDS),
+    a=instants(),
+    span=st.integers(1, 400 * DAY),
+    hours=st.integers(-23, 23),
+    minutes=st.sampled_from([0, 30, 45]),
+)
+def test_periods_at_a_fixed_offset_are_the_utc_ones_shifted(
+    kind: str, a: int, span: int, hours: int, minutes: int
+) -> None:
+    offset = (hours * 60 + (minutes if hours >= 0 else -minutes)) * 60 * NS
+    zone = timezone(timedelta(seconds=offset // NS))
+    lo = min(a, tg.MAX_NS - 2)
+    hi = min(lo + (span if kind != "day" else span % (60 * DAY) + 1), tg.MAX_NS - 1)
+    shifted = tg.periods(kind, lo + offset, hi + offset)
+    assert tg.periods(kind, lo, hi, zone) == [(k, x - offset, y - offset) for k, x, y in shifted]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    kind=st.sampled_from(KINDS),
+    zone=st.sampled_from(ZONES),
+    a=instants(),
+    span=st.integers(1, 400 * DAY),
+)
+def test_periods_in_a_zone_start_at_its_local_midnights(
+    kind: str, zone: tzinfo, a: int, span: int
+) -> None:
+    lo = min(a, tg.MAX_NS - 2)
+    hi = min(lo + (span if kind != "day" else span % (60 * DAY) + 1), tg.MAX_NS - 1)
+    got = tg.periods(kind, lo, hi, zone)
+    assert got[0][1] == lo and got[-1][2] == hi
+    for (_, _, end), (_, start, _) in zip(got, got[1:], strict=False):
+        assert end == start
+    assert all(start < end for _, start, end in got)
+    assert len({k for k, _, _ in got}) == len(got)
+    for key, start, end in got:
+        d = date.fromisoformat(key)
+        midnight = datetime(d.year, d.month, d.day)
+        # The first instant whose local time reaches the key's midnight (or passes it, where
+        # that midnight was skipped) starts the period; the one before is still before it.
+        if start != lo:
+            assert wall(start, zone) >= midnight > wall(start - NS, zone)
+        else:
+            assert wall(lo, zone) >= midnight
+        assert wall(end - NS, zone).date() >= d
+        assert oracle._period_key(kind, wall(start, zone).date()) == d
+
+
+@pytest.mark.parametrize("name", ["America/Sao_Paulo", "America/Havana"])
+def test_a_skipped_or_repeated_local_midnight_starts_its_day_once(name: str) -> None:
+    zone = ZoneInfo(name)
+    if name == "America/Sao_Paulo":
+        # 2018-11-04 00:00 -03:00 became 01:00 -02:00 (03:00 UTC): that day starts then and
+        # is 23 hours long; 2019-02-17 00:00 -02:00 became 2019-02-16 23:00 -03:00: the 16th
+        # is 25 hours long, its 23:00 twice.
+        lo, hi = at("2018-11-03T03:00:00"), at("2018-11-06T02:00:00")
+        want = [
+            ("2018-11-03", at("2018-11-03T03:00:00"), at("2018-11-04T03:00:00")),
+            ("2018-11-04", at("2018-11-04T03:00:00"), at("2018-11-05T02:00:00")),
+            ("2018-11-05", at("2018-11-05T02:00:00"), at("2018-11-06T02:00:00")),
+        ]
+        assert tg.periods("day", lo, hi, zone) == want
+        got = tg.periods("day", at("2019-02-16T02:00:00"), at("2019-02-17T03:00:00"), zone)
+        assert got == [("2019-02-16", at("2019-02-16T02:00:00"), at("2019-02-17T03:00:00"))]
+    else:
+        # Havana: 2012-04-01 00:00 -05:00 became 01:00 -04:00 (05:00 UTC); 2012-11-04 01:00
+        # -04:00 became 00:00 -05:00: midnight twice, the day starts at the first (04:00 UTC)
+        # and is 25 hours long.
+        got = tg.periods("day", at("2012-03-31T05:00:00"), at("2012-04-02T04:00:00"), zone)
+        assert got == [
+            ("2012-03-31", at("2012-03-31T05:00:00"), at("2012-04-01T05:00:00")),
+            ("2012-04-01", at("2012-04-01T05:00:00"), at("2012-04-02T04:00:00")),
+        ]
+        got = tg.periods("day", at("2012-11-04T04:00:00"), at("2012-11-06T05:00:00"), zone)
+        assert got == [
+            ("2012-11-04", at("2012-11-04T04:00:00"), at("2012-11-05T05:00:00")),
+            ("2012-11-05", at("2012-11-05T05:00:00"), at("2012-11-06T05:00:00")),
+        ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("hours", [14, -12])
+def test_periods_in_a_zone_reach_the_ends_of_a_timestamp(kind: str, hours: int) -> None:
+    """Local dates before 0001-01-01 or after 9999-12-31 cannot be keyed: those hours (the
+    zone's offset at most) count in the first or last period, and nothing overflows."""
+    zone = timezone(timedelta(hours=hours))
+    first = tg.periods(kind, tg.FIRST_NS, tg.FIRST_NS + 40 * DAY, zone)
+    assert first[0][0] == "0001-01-01" and first[0][1] == tg.FIRST_NS
+    last = tg.periods(kind, tg.LAST_NS - 40 * DAY, at("9999-12-31"), zone)
+    assert last[-1][2] == at("9999-12-31")
+    end = tg.periods(kind, tg.LAST_NS - 40 * DAY, tg.LAST_NS, zone)
+    assert end[-1][2] == tg.LAST_NS and end[-1][0] <= "9999-12-31"
+    if kind == "day" and hours == -12:
+        # 0001-01-01T00:00Z is 0000-12-31 12:00 there: kept in the day 0001-01-01.
+        assert first[0] == ("0001-01-01", tg.FIRST_NS, tg.FIRST_NS + 36 * HOUR)
+    if kind == "day" and hours == 14:
+        # 10000-01-01 00:00 there is 9999-12-31T10:00Z: the rest is kept in 9999-12-31.
+        assert end[-1] == ("9999-12-31", tg.LAST_NS - 38 * HOUR, tg.LAST_NS)
