@@ -1,11 +1,13 @@
-"""Times on the command line: RFC 3339 instants or dates (midnight UTC)."""
+"""Times on the command line: RFC 3339 instants or dates (midnight UTC, or in the zone given)."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from duhub.projections.timegrid import FIRST_NS, LAST_NS, NS, local_midnight
 
 # The fraction of a second of an RFC 3339 time: up to nanoseconds, as the hub's times are
 # (datetime keeps microseconds and would drop the rest). After a comma too, as ISO 8601 and
@@ -14,46 +16,49 @@ _FRACTION = re.compile(r"[.,]([0-9]+)")
 _OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9]")
 
 
-def parse_time(text: str, field: str) -> Timestamp:
-    """Return a Timestamp for '2022-01-01' or '2022-01-01T08:00:00.123456789+08:00' (to the
-    nanosecond); ValueError names the field."""
+def parse_time(text: str, field: str, zone: tzinfo = UTC) -> Timestamp:
+    """Return a Timestamp for '2022-01-01' (the start of that day in `zone`) or
+    '2022-01-01T08:00:00.123456789+08:00' (to the nanosecond); ValueError names the field."""
     text = text.strip()
-    nanos = 0
     try:
         if len(text) == 10:
-            d = date.fromisoformat(text)
-            moment = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            # As a period starts (timegrid): where midnight is skipped, at the change.
+            seconds, nanos = local_midnight(date.fromisoformat(text), zone), 0
         else:
-            # RFC 3339 allows a lowercase t and z.
-            clock = text[:10] + text[10:].upper()
-            fraction = _FRACTION.search(clock, 10)
-            if fraction is not None:
-                digits = fraction.group(1)
-                if len(digits) > 9:
-                    raise ValueError("more than 9 digits of a second (nanoseconds at most)")
-                nanos = int(digits.ljust(9, "0"))
-                clock = clock[: fraction.start()] + clock[fraction.end() :]
-                if _FRACTION.search(clock, 10):  # '.5,5': datetime took the second one
-                    raise ValueError("two fractions of a second")
-            moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
-            sign = max(clock.rfind("+"), clock.rfind("-", 10))
-            if sign > 10 and not _OFFSET.fullmatch(clock, sign):
-                # datetime reads any two digits: +08:99 was +09:39.
-                raise ValueError("the offset must be ±HH:MM, hours to 23, minutes to 59")
+            seconds, nanos = _instant(text)
     except ValueError as e:
         raise ValueError(
             f"{field}: {text!r} is not a date (2022-01-01) or RFC 3339 time "
             f"(2022-01-01T00:00:00Z): {e}"
         ) from None
-    try:
-        utc = moment.astimezone(UTC)
-    except OverflowError:  # year 1 at +01:00 is year 0 in UTC, which datetime cannot hold
-        raise ValueError(
-            f"{field}: {text!r} must lie between 0001-01-01 and 9999-12-31 in UTC"
-        ) from None
-    ts = Timestamp()
-    ts.FromDatetime(utc)
-    ts.nanos = nanos
-    return ts
+    if not FIRST_NS <= seconds * NS < LAST_NS:  # year 1 at +01:00 is year 0 in UTC
+        raise ValueError(f"{field}: {text!r} must lie between 0001-01-01 and 9999-12-31 in UTC")
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _instant(text: str) -> tuple[int, int]:
+    """Return the epoch seconds and nanoseconds of an RFC 3339 time."""
+    # RFC 3339 allows a lowercase t and z.
+    clock = text[:10] + text[10:].upper()
+    nanos = 0
+    fraction = _FRACTION.search(clock, 10)
+    if fraction is not None:
+        digits = fraction.group(1)
+        if len(digits) > 9:
+            raise ValueError("more than 9 digits of a second (nanoseconds at most)")
+        nanos = int(digits.ljust(9, "0"))
+        clock = clock[: fraction.start()] + clock[fraction.end() :]
+        if _FRACTION.search(clock, 10):  # '.5,5': datetime took the second one
+            raise ValueError("two fractions of a second")
+    moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
+    sign = max(clock.rfind("+"), clock.rfind("-", 10))
+    if sign > 10 and not _OFFSET.fullmatch(clock, sign):
+        # datetime reads any two digits: +08:99 was +09:39.
+        raise ValueError("the offset must be ±HH:MM, hours to 23, minutes to 59")
+    # Aware arithmetic: year 1 at +01:00 (year 0 in UTC) made in a datetime overflowed.
+    return (moment - _EPOCH) // timedelta(seconds=1), nanos

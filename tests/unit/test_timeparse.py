@@ -112,3 +112,24 @@ def test_an_answers_own_times_given_back_select_exactly_what_they_name() -> None
         assert talk_persons(lo="2022-11-02T00:00:00.000000501Z") == 0
     finally:
         p.close()
+
+
+def test_a_date_is_midnight_in_the_zone_given() -> None:
+    from datetime import timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    got = parse_time("2022-11-01", "--from", shanghai).ToJsonString()
+    assert got == "2022-10-31T16:00:00Z"
+    assert parse_time("2022-11-01", "--from").ToJsonString() == "2022-11-01T00:00:00Z"
+    # A time with an offset of its own keeps it.
+    got = parse_time("2022-11-01T00:00:00Z", "--from", shanghai).ToJsonString()
+    assert got == "2022-11-01T00:00:00Z"
+    # Where midnight was skipped (São Paulo, 2018-11-04), the day starts at the change.
+    got = parse_time("2018-11-04", "--from", ZoneInfo("America/Sao_Paulo")).ToJsonString()
+    assert got == "2018-11-04T03:00:00Z"
+    # The first day east of UTC begins in year 0 in UTC: refused by name, not a traceback.
+    with pytest.raises(ValueError, match="^--from: '0001-01-01' must lie between"):
+        parse_time("0001-01-01", "--from", timezone(timedelta(hours=8)))
+    got = parse_time("9999-12-31", "--to", timezone(-timedelta(hours=12))).ToJsonString()
+    assert got == "9999-12-31T12:00:00Z"
