@@ -158,6 +158,7 @@ OPTION_OF = {
     "to": "option --to",
     "as_of": "option --as-of",
     "group_by": "option --group-by",
+    "time_zone": "option --time-zone",
     "limit": "option --limit",
     "parent_id": "argument PARENT",
 }

@@ -286,6 +286,12 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
     st.add_argument("--group-by", choices=["unit", "day", "week", "month", "quarter", "year"])
     st.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
+    st.add_argument(
+        "--time-zone",
+        metavar="ZONE",
+        help="the zone days, weeks, months… start in, and a bare date in --from, --to and "
+        "--as-of: an IANA name (Asia/Shanghai) or an offset (+08:00); default UTC",
+    )
     _client_opts(st)
 
     units = sub.add_parser("units", help="list the child units of a unit (default: the city)")

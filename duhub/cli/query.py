@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, tzinfo
 
 import grpc
 
@@ -10,6 +11,7 @@ from duhub.cli import client
 from duhub.cli.tables import percent, render, shown
 from duhub.domain import metrics as m
 from duhub.timeparse import parse_time
+from duhub.timezones import parse_time_zone
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -43,11 +45,24 @@ GROUP_BY = {
 }
 
 
-def _time_arg(value: str | None, field: str):  # type: ignore[no-untyped-def]
+def _time_arg(value: str | None, field: str, zone: tzinfo = UTC):  # type: ignore[no-untyped-def]
     if value is None:
         return None
     try:
-        return parse_time(value, field)
+        return parse_time(value, field, zone)
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
+
+
+def _zone_arg(value: str | None) -> tzinfo:
+    """Return the zone --time-zone names (UTC when left out); exit 2 naming it otherwise,
+    before anything is asked of the hub."""
+    if value is None:
+        return UTC
+    try:
+        if not value:  # a script's unset variable, not UTC by mistake
+            raise ValueError("--time-zone: '' is empty; give a zone or leave the option out")
+        return parse_time_zone(value, "--time-zone")
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
 
@@ -163,12 +178,15 @@ def stats(args: argparse.Namespace) -> int:
     req = qpb.GetStatisticsRequest(
         metrics=metrics, scope_unit_id=args.scope or "", area=args.area or ""
     )
+    # A bare date is midnight in the zone asked: --from 2022-11-01 is Beijing's November 1st.
+    zone = _zone_arg(args.time_zone)
     for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
-        ts = _time_arg(value, f"--{name.replace('_', '-')}")
+        ts = _time_arg(value, f"--{name.replace('_', '-')}", zone)
         if ts is not None:
             getattr(req, name).CopyFrom(ts)
     if args.group_by:
         req.group_by = GROUP_BY[args.group_by]
+    req.time_zone = args.time_zone or ""
     try:
         reply = stub.GetStatistics(req, timeout=30)
         scope_id, scope_name = ("", "") if args.json else _scope_unit(stub, args.scope or "")
@@ -182,6 +200,7 @@ def stats(args: argparse.Namespace) -> int:
     print(
         f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
         + (f", as of {args.as_of}" if args.as_of else "")
+        + (f", time zone {args.time_zone}" if args.time_zone else "")
     )
     headers = ["key"] if args.group_by else []
     if args.group_by == "unit":

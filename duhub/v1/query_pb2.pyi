@@ -121,7 +121,7 @@ class Coverage(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., full: _Optional[bool] = ..., tiers: _Optional[_Iterable[_Union[TierCoverage, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupCoverage, _Mapping]]] = ..., counties: _Optional[_Iterable[_Union[CountyCoverage, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class GetStatisticsRequest(_message.Message):
-    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of")
+    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of", "time_zone")
     METRICS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -129,13 +129,15 @@ class GetStatisticsRequest(_message.Message):
     TO_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.RepeatedScalarFieldContainer[str]
     scope_unit_id: str
     area: str
     to: _timestamp_pb2.Timestamp
     group_by: GroupBy
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
+    time_zone: str
+    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_zone: _Optional[str] = ..., **kwargs) -> None: ...
 
 class StatisticsRow(_message.Message):
     __slots__ = ("key", "values", "name", "events")

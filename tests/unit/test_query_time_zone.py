@@ -1,0 +1,149 @@
+"""GetStatistics.time_zone through the hub: answered in the zone, refused by name when bad,
+kept apart in the answer cache; and the command line's --time-zone."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from duhub.bootstrap import Hub, HubConfig
+from duhub.cli.main import main
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+from tests.unit.builders import at, kinds, talk, ts
+
+YIDU = "420581"  # a county of the reference hierarchy
+NIEJIAHE = "420581101"  # one of its townships
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = Hub(HubConfig(tmp_path, listen="127.0.0.1:0", http=""))
+    h.start()
+    try:
+        events = [
+            # 12-02 07:00 and 09:00 Beijing time: 12-01 23:00 and 12-02 01:00 UTC.
+            talk(NIEJIAHE, 3, occurred_at=at("2022-12-01T23:00:00"), event_id="t1", seq=1),
+            talk(NIEJIAHE, 5, occurred_at=at("2022-12-02T01:00:00"), event_id="t2", seq=2),
+        ]
+        assert kinds(h.ingestor.publish(events)) == ["accepted", "accepted"]
+        h.tailer.catch_up()
+        yield h
+    finally:
+        h.stop(grace=0)
+
+
+def request(time_zone: str = "", group_by: int = qpb.GROUP_BY_DAY) -> qpb.GetStatisticsRequest:
+    req = qpb.GetStatisticsRequest(
+        metrics=["talk_persons"], scope_unit_id=YIDU, group_by=group_by, time_zone=time_zone
+    )
+    getattr(req, "from").CopyFrom(ts(at("2022-11-30T16:00:00")))  # Beijing 12-01 00:00
+    req.to.CopyFrom(ts(at("2022-12-02T16:00:00")))  # Beijing 12-03 00:00
+    return req
+
+
+def rows(reply: qpb.Statistics) -> list[tuple[str, int]]:
+    return [(r.key, r.values["talk_persons"]) for r in reply.rows]
+
+
+def test_a_cached_utc_answer_is_never_served_for_a_beijing_question(hub: Hub) -> None:
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+    utc = [("2022-11-30", 0), ("2022-12-01", 3), ("2022-12-02", 5)]
+    beijing = [("2022-12-01", 0), ("2022-12-02", 8)]
+    for _ in range(2):  # the second round from the cache
+        assert rows(stub.GetStatistics(request(), timeout=10)) == utc
+        assert rows(stub.GetStatistics(request("Asia/Shanghai"), timeout=10)) == beijing
+        assert rows(stub.GetStatistics(request("+08:00"), timeout=10)) == beijing
+
+
+@pytest.mark.parametrize(
+    ("zone", "why"),
+    [
+        ("Asia/Shangai", "time_zone: unknown time zone 'Asia/Shangai'; "),
+        ("+24:00", "time_zone: offset '+24:00' out of range"),
+        ("Beijing", "time_zone: unknown time zone 'Beijing'; "),
+        (" Asia/Shanghai", "time_zone: "),
+    ],
+)
+@pytest.mark.parametrize("group_by", [qpb.GROUP_BY_DAY, qpb.GROUP_BY_UNIT, 0])
+def test_a_bad_time_zone_is_refused_naming_the_field(
+    hub: Hub, zone: str, why: str, group_by: int
+) -> None:
+    """Without a period group_by the zone changes nothing, but a bad one is still a question
+    asked wrongly."""
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.GetStatistics(request(zone, group_by), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.details().startswith(why), e.value.details()
+
+
+def test_without_a_period_the_zone_changes_nothing(hub: Hub) -> None:
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+    for group_by in (0, qpb.GROUP_BY_UNIT):
+        utc = stub.GetStatistics(request("", group_by), timeout=10)
+        assert stub.GetStatistics(request("Asia/Shanghai", group_by), timeout=10) == utc
+
+
+def stats(hub: Hub, capsys: pytest.CaptureFixture[str], *args: str) -> list[tuple[str, str]]:
+    argv = ["query", "stats", "--metric", "talk_persons", "--scope", YIDU, *args]
+    assert main([*argv, "--target", hub.address]) == 0
+    out = capsys.readouterr().out.splitlines()
+    return [(x.split()[0], x.split()[-1]) for x in out if x[:4] in ("2022", "tota")]
+
+
+def test_the_command_line_reads_bare_dates_in_its_time_zone(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    november = ["--from", "2022-12-01", "--to", "2022-12-03", "--group-by", "day"]
+    assert stats(hub, capsys, *november, "--time-zone", "Asia/Shanghai") == [
+        ("2022-12-01", "0"),
+        ("2022-12-02", "8"),
+        ("total", "8"),
+    ]
+    # Without it, UTC days, as before.
+    assert stats(hub, capsys, *november) == [
+        ("2022-12-01", "3"),
+        ("2022-12-02", "5"),
+        ("total", "8"),
+    ]
+    # An RFC 3339 time keeps its own offset: [12-02 08:00, 12-02 09:00) Beijing is empty.
+    window = ["--from", "2022-12-02T00:00:00Z", "--to", "2022-12-02T01:00:00Z"]
+    assert stats(hub, capsys, *window, "--group-by", "day", "--time-zone", "+08:00") == [
+        ("2022-12-02", "0")
+    ]
+    # A bare date ungrouped is also the zone's midnight: Beijing 12-02 holds both talks.
+    argv = ["query", "stats", "--metric", "talk_persons", "--scope", YIDU]
+    argv += ["--from", "2022-12-02", "--to", "2022-12-03", "--time-zone", "Asia/Shanghai"]
+    assert main([*argv, "--target", hub.address, "--json"]) == 0
+    assert '"talk_persons": "8"' in capsys.readouterr().out
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shangai", "+8", "", "+08:00 "])
+def test_a_bad_time_zone_option_exits_2_naming_it_before_asking(
+    zone: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["query", "stats", "--metric", "visits", "--group-by", "day", "--time-zone", zone]
+    argv += ["--from", "2022-12-01", "--to", "2022-12-03", "--target", closed_port()]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--time-zone: " in err, err  # the reason, not argparse's "unrecognized arguments"
+
+
+def test_help_tells_of_the_time_zone(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["query", "stats", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--time-zone ZONE" in help_text and "Asia/Shanghai" in help_text
