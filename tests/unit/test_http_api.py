@@ -234,6 +234,31 @@ def test_statistics_ungrouped_by_unit_and_by_period(api: Client) -> None:
     assert eco["rows"][0]["values"] == {"talk_persons": 1} and eco["area"] == "ecology"
 
 
+def test_statistics_by_period_in_a_time_zone(api: Client) -> None:
+    """A bare date is midnight in the zone, as on the command line: Beijing's November 1st
+    starts at 16:00 UTC the day before, and its days are keyed by their Beijing dates."""
+    days = "metric=visits&group_by=day&from=2022-11-01&to=2022-11-04"
+    beijing = api.get(f"api/statistics?{days}&time_zone=Asia/Shanghai")
+    assert beijing["from"] == "2022-10-31T16:00:00Z" and beijing["to"] == "2022-11-03T16:00:00Z"
+    assert beijing["timeZone"] == "Asia/Shanghai"
+    keys = [r["key"] for r in beijing["rows"]]
+    assert keys == ["2022-11-01", "2022-11-02", "2022-11-03"]
+    # Spelled as an offset, and with the bounds written out: the same rows.
+    bounds = "from=2022-11-01T00:00:00%2B08:00&to=2022-11-04T00:00:00%2B08:00"
+    fixed = api.get(f"api/statistics?metric=visits&group_by=day&{bounds}&timeZone=%2B08:00")
+    assert fixed["rows"] == beijing["rows"]
+    # Visit k4 at 2022-10-31T23:59:59Z is 07:59:59 on November 1st in Beijing: in that day
+    # there, before the window in UTC; the others are on the same dates in both.
+    utc = api.get(f"api/statistics?{days}")
+    assert [r["key"] for r in utc["rows"]] == keys and "timeZone" not in utc
+    visits = [
+        (r["values"]["visits"], b["values"]["visits"])
+        for r, b in zip(utc["rows"], beijing["rows"], strict=True)
+    ]
+    assert visits[0][1] == visits[0][0] + 1
+    assert visits[1:] == [(x, x) for x, _ in visits[1:]]
+
+
 def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
     (city,) = api.get("api/units")["units"]
     assert (city["unitId"], city["name"], city["childCount"]) == ("420500", "宜昌市", 14)
@@ -277,6 +302,15 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
         ("api/statistics?metric=visits&group_by=unit&groupBy=day", 400, "group_by:"),
         ("api/statistics?metric=visits&as_of=2022-11-01&asOf=2023-01-01", 400, "as_of:"),
         ("api/statistics?metric=visits&colour=red", 400, "colour:"),
+        (
+            "api/statistics?metric=visits&group_by=day&from=2022-11-01&to=2022-11-03"
+            "&time_zone=Asia/Shangai",
+            400,
+            "time_zone: unknown time zone 'Asia/Shangai'",
+        ),
+        ("api/statistics?metric=visits&timeZone=%2B24:00", 400, "time_zone: offset '+24:00'"),
+        ("api/statistics?metric=visits&time_zone=", 400, "time_zone:"),
+        ("api/statistics?metric=visits&time_zone=UTC&timeZone=UTC", 400, "time_zone:"),
         # A parameter without a name ('&=x', '&=') was ': unknown parameter', naming nothing.
         ("api/statistics?metric=visits&=x", 400, "'' (a parameter without a name):"),
         ("api/units/420581?=", 400, "'' (a parameter without a name):"),
@@ -399,7 +433,7 @@ def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
     assert refs and refs <= set(doc["components"]["schemas"])
     # The query parameters it names are the ones the API takes.
     stats = {p["name"] for p in doc["paths"]["/api/statistics"]["get"]["parameters"]}
-    assert stats == {"metric", "scope", "area", "from", "to", "group_by", "as_of"}
+    assert stats == {"metric", "scope", "area", "from", "to", "group_by", "as_of", "time_zone"}
     # metric is required: without it the answer is 400 "metric: name at least one metric",
     # where the document said it was optional. Times are dates or RFC 3339 times, not any
     # string; and the connection cap answers 503 on every route, /healthz and the page too.

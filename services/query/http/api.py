@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
+from datetime import UTC, tzinfo
 from typing import Any, NoReturn
 
 import grpc
@@ -22,6 +23,7 @@ from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
 from duhub.readmodel.units import resolve_scope, subtree_clause
 from duhub.timeparse import parse_time
+from duhub.timezones import parse_time_zone
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from services.query.answers import DEFAULT_SIZE
@@ -124,15 +126,31 @@ def _count(params: Params, name: str, *aliases: str) -> int | None:
     return int(value)
 
 
-def _time(params: Params, name: str, *aliases: str) -> Any:
-    """Return the time a parameter gives, None when it is left out. Given empty it is refused
-    (a script's unset variable), as the command line refuses an empty --as-of: taken as no
-    time, it answered the present for a moment asked about."""
+def _time(params: Params, name: str, *aliases: str, zone: tzinfo = UTC) -> Any:
+    """Return the time a parameter gives (a bare date: midnight in `zone`), None when it is
+    left out. Given empty it is refused (a script's unset variable), as the command line
+    refuses an empty --as-of: taken as no time, it answered the present for a moment asked
+    about."""
     if not any(key in params for key in (name, *aliases)):
         return None
     value = _OFFSET_AS_SPACE.sub(r"\1+\2", _one(params, name, *aliases))
     try:
-        return parse_time(value, name)
+        return parse_time(value, name, zone)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+
+
+def _zone(params: Params, value: str) -> tzinfo:
+    """Return the zone time_zone names (UTC when left out); given empty it is refused, as an
+    empty time is."""
+    if not any(key in params for key in ("time_zone", "timeZone")):
+        return UTC
+    try:
+        if not value:
+            raise ValueError(
+                "time_zone: empty; give a zone (Asia/Shanghai, +08:00) or leave it out"
+            )
+        return parse_time_zone(value, "time_zone")
     except ValueError as e:
         raise ApiError(400, str(e)) from None
 
@@ -256,19 +274,23 @@ class DashboardApi:
 
     def statistics(self, params: Params) -> Json:
         allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")
-        _known(params, allowed)
+        _known(params, (*allowed, "time_zone", "timeZone"))
         metrics = [m for v in params.get("metric", []) for m in v.split(",") if m]
         group_by = _one(params, "group_by", "groupBy")
         if group_by not in GROUP_BY:
             raise ApiError(400, f"group_by: must be one of {', '.join(list(GROUP_BY)[1:])}")
+        time_zone = _one(params, "time_zone", "timeZone")
+        zone = _zone(params, time_zone)
         req = qpb.GetStatisticsRequest(
             metrics=each_once(metrics),
             scope_unit_id=_one(params, "scope"),
             area=_one(params, "area"),
             group_by=GROUP_BY[group_by],
+            time_zone=time_zone,
         )
+        # A bare date is midnight in the zone, as on the command line.
         for name, aliases in (("from", ()), ("to", ()), ("as_of", ("asOf",))):
-            ts = _time(params, name, *aliases)
+            ts = _time(params, name, *aliases, zone=zone)
             if ts is not None:
                 getattr(req, name).CopyFrom(ts)
         # Too many periods is the read model's QueryError (group_by: ...), as every refusal.
@@ -280,6 +302,8 @@ class DashboardApi:
                 if isinstance(value, dict):
                     row[name] = {k: int(v) for k, v in value.items()}
         out.update(metrics=list(req.metrics), groupBy=group_by)
+        if time_zone:
+            out["timeZone"] = time_zone
         for name in ("from", "to"):
             if req.HasField(name):
                 out[name] = json_format.MessageToDict(getattr(req, name))

@@ -198,6 +198,7 @@ SCHEMAS: Json = {
         scopeUnitId={"type": "string"},
         area={"type": "string"},
         groupBy={"type": "string"},
+        timeZone={"type": "string", "description": "as asked; left out for UTC"},
         **{"from": TIME, "to": TIME},
         asOf=TIME,
     ),
@@ -215,10 +216,11 @@ def document() -> Json:
             "description": (
                 "Coverage and statistics for the city command, as the gRPC QueryService answers"
                 " them, in its canonical JSON, with unit names joined in. Times are RFC 3339 or"
-                " dates (midnight UTC); periods are half-open [from, to) in event time."
+                " dates (midnight UTC, or in time_zone where one is given); periods are"
+                " half-open [from, to) in event time."
                 ' Errors are {"error": "FIELD: reason"}: 400 or 404; 401 and 403 on a hub'
-                " with credentials; 503 when the read model is unreachable. groupBy and"
-                " asOf are accepted for group_by and as_of."
+                " with credentials; 503 when the read model is unreachable. groupBy, asOf"
+                " and timeZone are accepted for group_by, as_of and time_zone."
             ),
         },
         "paths": {
@@ -315,6 +317,14 @@ def document() -> Json:
                             enum=["", "unit", "day", "week", "month", "quarter", "year"],
                         ),
                         AS_OF,
+                        _param(
+                            "time_zone",
+                            "query",
+                            "the zone periods start in, keyed by its dates, and bare dates in"
+                            " from, to and as_of are read in: an IANA name (Asia/Shanghai) or an"
+                            " offset (+08:00); left out for UTC",
+                            type="string",
+                        ),
                     ],
                     "responses": {**_ok(_ref("Statistics")), **_errors(*API_ERRORS)},
                 }
