@@ -28,6 +28,8 @@ from duhub.readmodel.engine import dbapi_cursor, driver_sql, plain_rows, snapsho
 from duhub.readmodel.units import resolve_scope
 
 GROUP_PERIODS = ("day", "week", "month", "quarter", "year")
+# The most branches one statement unites: SQLite refuses a compound SELECT of more than 500.
+MAX_BRANCHES = 400
 
 
 class QueryError(ValueError):
@@ -225,27 +227,33 @@ def _sums(
         segments += [(seg.grain, seg.lo, seg.hi, i) for seg in p.segments]
         fine += [(a, b, i) for a, b in p.fine]
     runs = _runs(segments)
-    if runs:
-        sql, params = _rollup_sql(runs, [sid for sid, _, _ in scopes], metrics, area, parent, depth)
+    # A statement per MAX_BRANCHES runs or windows (one snapshot): periods in a zone off UTC
+    # split every period into runs of their own (a Beijing week is 16 hours, 6 days and 8
+    # hours in UTC buckets), and SQLite takes at most 500 in one compound SELECT.
+    for first in range(0, len(runs), MAX_BRANCHES):
+        chunk = runs[first : first + MAX_BRANCHES]
+        sql, params = _rollup_sql(
+            chunk, [sid for sid, _, _ in scopes], metrics, area, parent, depth
+        )
         for k, scope_id, metric, bucket, value, events in plain_rows(conn, sql, params):
-            starts, segs = runs[k][1], runs[k][2]
+            starts, segs = chunk[k][1], chunk[k][2]
             j = bisect.bisect_right(starts, bucket) - 1
             sums = out[scope_id][segs[j][2]]
             sums[metric] += int(value)
             sums[N + metric] += int(events)
     if fine:
-        sql, params = _facts_sql(fine, paths, metrics, area)
         owner = _owner(paths)
         # Found by bisection: by day in a zone off UTC every period is fine below the
         # counties, and a scan of hundreds of ranges per fact was quadratic.
         fine.sort()
         starts = [a for a, _, _ in fine]
-        for path, metric, at, value in plain_rows(conn, sql, params):
-            sid = owner(path)
-            if sid is not None:
-                i = fine[bisect.bisect_right(starts, at) - 1][2]
-                out[sid][i][metric] += value
-                out[sid][i][N + metric] += 1
+        for sql, params in _facts_sql(fine, paths, metrics, area):
+            for path, metric, at, value in plain_rows(conn, sql, params):
+                sid = owner(path)
+                if sid is not None:
+                    i = fine[bisect.bisect_right(starts, at) - 1][2]
+                    out[sid][i][metric] += value
+                    out[sid][i][N + metric] += 1
     if as_of is not None:
         # What was recorded after the moment asked about is taken back out.
         _count_facts(out, _recorded(conn, ">", as_of, paths, metrics, area), ranges, paths, -1)
@@ -370,10 +378,10 @@ def _facts_sql(
     paths: Sequence[tuple[str, str]],
     metrics: Sequence[str],
     area: str,
-) -> tuple[str, list[object]]:
-    """Return one statement reading the fact rows of the edge windows: one branch per
+) -> list[tuple[str, list[object]]]:
+    """Return the statements reading the fact rows of the edge windows: one branch per
     window, so each is an index range on (metric, at); ORed windows make SQLite scan every
-    fact of the metrics."""
+    fact of the metrics. At most MAX_BRANCHES windows a statement."""
     where, where_params = _facts_where(paths, metrics, area)
     windows: list[tuple[Nanos, Nanos]] = []
     for a, b, _ in sorted(fine):
@@ -381,13 +389,13 @@ def _facts_sql(
             windows[-1] = (windows[-1][0], b)
         else:
             windows.append((a, b))
-    parts, params = [], []
-    for a, b in windows:
-        params += [*where_params, a, b]
-        parts.append(
-            f"SELECT unit_path, metric, at, value FROM facts WHERE {where} AND at >= ? AND at < ?"
-        )
-    return " UNION ALL ".join(parts), params
+    branch = f"SELECT unit_path, metric, at, value FROM facts WHERE {where} AND at >= ? AND at < ?"
+    statements = []
+    for first in range(0, len(windows), MAX_BRANCHES):
+        chunk = windows[first : first + MAX_BRANCHES]
+        params = [x for a, b in chunk for x in (*where_params, a, b)]
+        statements.append((" UNION ALL ".join([branch] * len(chunk)), params))
+    return statements
 
 
 def _recorded(
