@@ -253,6 +253,12 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
         "2022-11-21": 0,
         "2022-11-28": 0,
     }
+    # The series is asked in Beijing weeks, as the page shows every moment in Beijing time.
+    asked = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+        ".filter((n) => n.includes('api/statistics') && n.includes('group_by=week'))"
+    )
+    assert asked and all("time_zone=Asia%2FShanghai" in url for url in asked), asked
     assert page["crumbs"] == "宜昌市"
     until(browser, lambda p: p["live"] == "live")
     shot(browser, "dashboard.png")
@@ -581,13 +587,16 @@ def test_a_long_window_by_day_is_drawn_by_week_not_refused_in_english(
     browser.get(hub.dashboard + "?campaign=vax")
     until(browser, lambda p: p["live"] == "live" and len(p["series"]) == 5)
     press(browser, '#granularity [data-g="day"]')
-    until(browser, lambda p: len(p["series"]) == 30)
+    # Beijing days: the campaign's [11-01 00:00Z, 12-01 00:00Z) ends at 12-01 08:00 there.
+    until(browser, lambda p: len(p["series"]) == 31 and "2022-12-01" in p["series"])
     browser.execute_script(
         "const f = document.querySelector('#from'); f.value = '2000-01-01';"
         "f.dispatchEvent(new Event('change'));"
     )
-    page = until(browser, lambda p: p["error"] != "" or len(p["series"]) > 30)
-    window = ("--from", "2000-01-01", "--to", "2022-12-01", "--json")
+    page = until(browser, lambda p: p["error"] != "" or len(p["series"]) > 31)
+    # As the page asks: a date entered is a Beijing one, the campaign's end its own.
+    window = ("--from", "2000-01-01", "--to", "2022-12-01T00:00:00Z", "--json")
+    window += ("--time-zone", "Asia/Shanghai")
     weeks = duhub(
         hub.address, "query", "stats", "--metric", "visits", *window, "--group-by", "week"
     )
@@ -619,7 +628,7 @@ def test_a_choice_made_while_an_answer_is_on_its_way_never_shows_that_answer_as_
     # A granularity asked for, and another before its answer came.
     browser.find_element(By.CSS_SELECTOR, '#granularity button[data-g="day"]').click()
     browser.find_element(By.CSS_SELECTOR, '#granularity button[data-g="month"]').click()
-    until(browser, lambda p: list(p["series"]) == ["2022-11-01"])
+    until(browser, lambda p: list(p["series"]) == ["2022-11-01", "2022-12-01"])
     # An area asked for, and a drill before its answer came.
     browser.execute_script(
         "const a = document.querySelector('#area'); a.value = 'vaccination';"
@@ -629,7 +638,7 @@ def test_a_choice_made_while_an_answer_is_on_its_way_never_shows_that_answer_as_
     until(browser, lambda p: p["crumbs"] == "宜昌市›宜都市" and "420581101" in p["bars"])
     time.sleep(1)
     drawn = browser.execute_script("return window.__drawn")
-    columns = {"按日": 30, "按周": 5, "按月": 1}
+    columns = {"按日": 31, "按周": 5, "按月": 2}  # Beijing's, of [11-01 00:00Z, 12-01 00:00Z)
     wrong = [
         d
         for d in drawn
@@ -675,11 +684,11 @@ def test_the_own_bar_is_never_a_childs_event_when_a_change_comes_between_request
     press(browser, '#granularity button[data-g="day"]')  # a round of requests
     # Its figures held, if it asks for them apart; else the round is drawn.
     held = "return window.__held.length"
-    until(browser, lambda p: browser.execute_script(held) or len(p["series"]) == 30)
+    until(browser, lambda p: browser.execute_script(held) or len(p["series"]) == 31)
     assert publish(hub, tmp_path, [COVERING_VISIT], "more.jsonl").returncode == 0
     browser.execute_script("window.__hold = false; window.__held.forEach((go) => go())")
     until(
-        browser, lambda p: p["bars"].get("420581103") == ["竹岩冲镇", 1] and len(p["series"]) == 30
+        browser, lambda p: p["bars"].get("420581103") == ["竹岩冲镇", 1] and len(p["series"]) == 31
     )
     time.sleep(0.5)  # the round the change asked for is drawn too
     frames = [f for f in browser.execute_script("return window.__frames") if f["bars"]]
@@ -762,7 +771,7 @@ def test_charts_and_coverage_are_told_by_more_than_colour(
     assert "宜都市 5，当阳市 1，枝江市 0" in bars
     series = accessible_name(browser, "#series svg")
     assert series == (
-        "督导检查 · 按周（UTC 日期）：2022-10-31 5，2022-11-07 0，2022-11-14 1，"
+        "督导检查 · 按周（北京时间）：2022-10-31 5，2022-11-07 0，2022-11-14 1，"
         "2022-11-21 0，2022-11-28 0"
     )
     row = accessible_name(browser, '[data-group="n1"] button.toggle')
@@ -781,7 +790,7 @@ def test_charts_and_coverage_are_told_by_more_than_colour(
     assert list(chosen.values()) == ["true", "false", "true", "false"], chosen
     press(browser, '#kpis [data-metric="problems_found"]')
     press(browser, '#granularity [data-g="day"]')
-    until(browser, lambda p: len(p["series"]) == 30)
+    until(browser, lambda p: len(p["series"]) == 31)
     assert pressed(browser, '#kpis [data-metric="problems_found"]') == "true"
     assert pressed(browser, '#kpis [data-metric="visits"]') == "false"
     assert pressed(browser, '#granularity [data-g="day"]') == "true"
@@ -1124,7 +1133,7 @@ def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_bac
     again = HubProcess(tmp_path / "data", "--http", f"127.0.0.1:{port}")
     try:
         page = until(browser, lambda p: p["live"] == "live" and p["error"] == "", 30)
-        assert page["overall"] == "66.7%" and len(page["series"]) == 30
+        assert page["overall"] == "66.7%" and len(page["series"]) == 31
     finally:
         again.stop()
 

@@ -41,6 +41,10 @@
   const LEVEL_DEPTH = { LEVEL_CITY: 0, LEVEL_COUNTY: 1, LEVEL_TOWNSHIP: 2, LEVEL_VILLAGE: 3 };
   const MAX_LISTED = 150;
   const DAY_MS = 86400000;
+  // The page's zone: its series is asked by Beijing day, week and month, as it shows every
+  // moment in Beijing time (UTC+8 all year).
+  const TIME_ZONE = "Asia/Shanghai";
+  const BEIJING_MS = 8 * 3600000;
   const CAMPAIGNS_EVERY_MS = 5000;
   const REOPEN_MS = 5000; // an event stream the server refused is asked for again
   // Refusals of an event stream that asking again does not change: the page stops and says why.
@@ -262,8 +266,8 @@
     showWindow();
   }
 
-  // How many periods of a grain [from, to) touches (UTC; weeks start on Monday, and day 0,
-  // 1970-01-01, was a Thursday).
+  // How many periods of a grain [from, to) touches (in UTC: fitting() shifts the window to
+  // Beijing time; weeks start on Monday, and day 0, 1970-01-01, was a Thursday).
   function periodCount(grain, from, to) {
     const a = Math.floor(from / DAY_MS);
     const b = Math.floor((to - 1) / DAY_MS);
@@ -277,7 +281,7 @@
   // long window by day was refused ("group_by: more than 5000 periods"), and the figures of
   // the window before stayed up under the new dates.
   function fitting(grain) {
-    const [from, to] = [Date.parse(state.from), Date.parse(state.to)];
+    const [from, to] = [Date.parse(state.from) + BEIJING_MS, Date.parse(state.to) + BEIJING_MS];
     const coarser = Object.keys(GRAIN).slice(Object.keys(GRAIN).indexOf(grain));
     return coarser.find((g) => periodCount(g, from, to) <= MAX_PERIODS) || "month";
   }
@@ -780,7 +784,7 @@
     const leaf = depthOf(state.scopePath) > MAX_DRILL; // a village: nothing below to chart
     const [whole, series] = await Promise.all([
       api("api/statistics", statParams(leaf ? {} : { group_by: "unit" })),
-      api("api/statistics", statParams({ group_by: state.granularity })),
+      api("api/statistics", statParams({ group_by: state.granularity, time_zone: TIME_ZONE })),
     ]);
     if (leaf) {
       return { kpis: whole.rows[0] ? whole.rows[0].values : {}, bars: [], series: series.rows };
@@ -840,7 +844,7 @@
     const depth = depthOf(state.scopePath);
     $("#bars-title").textContent =
       depth > MAX_DRILL ? `${label} · 村(社区)无下级单位` : `${label} · 按${CHILDREN[depth]}${depth < MAX_DRILL ? "（点击下钻）" : ""}`;
-    $("#series-title").textContent = `${label} · ${GRAIN[state.granularity]}（UTC 日期）`;
+    $("#series-title").textContent = `${label} · ${GRAIN[state.granularity]}（北京时间）`;
     drawBars($("#bars"), state.bars || [], state.metric, depth < MAX_DRILL);
     drawSeries($("#series"), state.series || [], state.metric);
     // A chart is an image to assistive technology: it says what it shows, figure by figure.
