@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine
 from duhub.domain import metrics as m
 from duhub.domain.events import AREA_RULE, Nanos, is_area
 from duhub.projections.timegrid import (
+    DAY,
     FIRST_NS,
+    HOUR,
     LAST_NS,
     MAX_NS,
     MIN_NS,
@@ -235,9 +237,11 @@ def _sums(
         sql, params = _rollup_sql(
             chunk, [sid for sid, _, _ in scopes], metrics, area, parent, depth
         )
+        steps = [_even_step(grain, segs) for grain, _, segs in chunk]
         for k, scope_id, metric, bucket, value, events in plain_rows(conn, sql, params):
             starts, segs = chunk[k][1], chunk[k][2]
-            j = bisect.bisect_right(starts, bucket) - 1
+            # Summed by segment in SQL (`bucket` is its index there), else by bucket.
+            j = bucket if steps[k] else bisect.bisect_right(starts, bucket) - 1
             sums = out[scope_id][segs[j][2]]
             sums[metric] += int(value)
             sums[N + metric] += int(events)
@@ -304,6 +308,21 @@ def _runs(segments: Sequence[tuple[int, int, int, int]]) -> list[Run]:
     return runs
 
 
+# The length of a bucket of each grain kept in seconds (months and years vary).
+BUCKET_SECONDS = {HOUR: 3600, DAY: 86400}
+
+
+def _even_step(grain: int, segs: Sequence[tuple[int, int, int]]) -> int | None:
+    """Return the length of a run's segments when they are all as long, and longer than a
+    bucket (a Beijing day is 24 hour buckets at the city), else None: such a run is summed
+    per segment in SQL, (bucket - start) / length, not per bucket in Python (8,760 rows a
+    metric for a year of Beijing days instead of 365)."""
+    step = segs[0][1] - segs[0][0]
+    if len(segs) < 2 or step <= BUCKET_SECONDS.get(grain, step):
+        return None
+    return step if all(hi - lo == step for lo, hi, _ in segs) else None
+
+
 def _rollup_sql(
     runs: Sequence[Run],
     scope_ids: Sequence[str],
@@ -343,6 +362,8 @@ def _rollup_sql(
     parts = []
     for k, (grain, _starts, segs) in enumerate(runs):
         bucket = "bucket" if len(segs) > 1 else "MIN(bucket)"
+        if step := _even_step(grain, segs):
+            bucket = f"(bucket - {int(segs[0][0])}) / {int(step)}"  # integers of ours
         # Positional: each branch takes its own copy of the scopes, metrics and area.
         scopes, names = marks(scope_ids), marks(metrics)
         params += [area] if area else []
@@ -351,7 +372,7 @@ def _rollup_sql(
             f"SELECT {k}, scope_id, metric, {bucket}, SUM(value), SUM(events) FROM rollups "
             f"WHERE scope_id IN ({scopes}) AND grain = {grain} AND metric IN ({names}) "
             f"AND {area_is} AND bucket >= ? AND bucket < ? "
-            f"GROUP BY scope_id, metric{', bucket' if len(segs) > 1 else ''}"
+            f"GROUP BY scope_id, metric{f', {bucket}' if len(segs) > 1 else ''}"
         )
     return head + " UNION ALL ".join(parts), params
 
