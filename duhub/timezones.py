@@ -8,6 +8,9 @@ import re
 import zoneinfo
 from datetime import UTC, timedelta, timezone, tzinfo
 
+from duhub.timeparse import OFFSET
+
+# The shape of an offset; its range is the rule all offsets keep (timeparse.OFFSET).
 _OFFSET = re.compile(r"([+-])([0-9]{2}):([0-9]{2})")
 HOW = "an IANA name such as Asia/Shanghai, or an offset such as +08:00"
 
@@ -18,7 +21,7 @@ def parse_time_zone(text: str, field: str) -> tzinfo:
         return UTC
     if m := _OFFSET.fullmatch(text):
         sign, hours, minutes = m.group(1), int(m.group(2)), int(m.group(3))
-        if hours > 23 or minutes > 59:
+        if not re.fullmatch(OFFSET, text):
             raise ValueError(f"{field}: offset {text!r} out of range: hours 00-23, minutes 00-59")
         delta = timedelta(hours=hours, minutes=minutes)
         return timezone(-delta if sign == "-" else delta)

@@ -32,6 +32,7 @@ from duhub.node.outbox import (
     placed,
     too_big,
 )
+from duhub.timeparse import OFFSET
 from duhub.utf8 import bad_byte, wide_encoding
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
@@ -189,11 +190,9 @@ def _not_rfc3339(path: str, value: object) -> str:
     )
 
 
-# RFC 3339's offsets: hours to 23, minutes to 59. protobuf's parser takes any digits there:
-# '+80:00', a slip for +08:00, moved an event 80 hours, '-800:00' a month, silently.
-_RFC3339 = re.compile(
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.I
-)
+# RFC 3339's offsets (timeparse.OFFSET): protobuf's parser takes any digits there: '+80:00',
+# a slip for +08:00, moved an event 80 hours, '-800:00' a month, silently.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|" + OFFSET + ")", re.I)
 _TIMESTAMP = "google.protobuf.Timestamp"
 
 
