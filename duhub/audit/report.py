@@ -10,6 +10,7 @@ from typing import TypeVar
 import grpc
 
 from duhub.cli import client
+from duhub.cli.timeargs import zone_option
 from duhub.domain import metrics as m
 from duhub.timeparse import parse_time
 from duhub.v1 import query_pb2 as qpb
@@ -50,10 +51,11 @@ def request(args: argparse.Namespace) -> qpb.GetStatisticsRequest:
     req = qpb.GetStatisticsRequest(
         metrics=list(m.ALL), group_by=qpb.GROUP_BY_UNIT, area=args.area or ""
     )
-    getattr(req, "from").CopyFrom(parse_time(args.from_, "--from"))
-    req.to.CopyFrom(parse_time(args.to, "--to"))
+    zone = zone_option(args.time_zone)  # a bare date is midnight there, as `query stats` reads it
+    getattr(req, "from").CopyFrom(parse_time(args.from_, "--from", zone))
+    req.to.CopyFrom(parse_time(args.to, "--to", zone))
     if args.as_of:
-        req.as_of.CopyFrom(parse_time(args.as_of, "--as-of"))
+        req.as_of.CopyFrom(parse_time(args.as_of, "--as-of", zone))
     return req
 
 

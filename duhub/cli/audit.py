@@ -135,7 +135,10 @@ def report(args: argparse.Namespace) -> int:
     rows, metrics = county_report(args)
     if args.format == "json":
         text = json.dumps(
-            {"from": args.from_, "to": args.to, "rows": rows}, ensure_ascii=False, indent=2
+            # The zone its bare dates were read in: "from": "2022-12-02" alone is ambiguous.
+            {"from": args.from_, "to": args.to, "time_zone": args.time_zone or "UTC", "rows": rows},
+            ensure_ascii=False,
+            indent=2,
         )
     elif args.format == "csv":
         out = io.StringIO()
@@ -158,8 +161,10 @@ def report(args: argparse.Namespace) -> int:
             for r in rows
         ]
         text = (
-            f"audit report, event time [{args.from_}, {args.to}); each figure "
-            f"(events behind it)\n" + render(headers, body, [False, False] + [True] * len(metrics))
+            f"audit report, event time [{args.from_}, {args.to})"
+            + (f", time zone {args.time_zone}" if args.time_zone else "")
+            + "; each figure "
+            "(events behind it)\n" + render(headers, body, [False, False] + [True] * len(metrics))
         )
     if args.out:
         try:

@@ -8,7 +8,7 @@ import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import render, shown
-from duhub.timeparse import parse_time
+from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 
@@ -19,12 +19,13 @@ def run(args: argparse.Namespace) -> int:
     req = qpb.ExplainRequest(
         metric=args.metric, scope_unit_id=args.scope or "", area=args.area or "", limit=args.limit
     )
-    try:
-        for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
-            if value is not None:  # given empty ("$UNSET") is refused, not the present
-                getattr(req, name).CopyFrom(parse_time(value, f"--{name.replace('_', '-')}"))
-    except ValueError as e:
-        client.fail(str(e), client.EXIT_USAGE)
+    # A bare date is midnight in the zone asked, as `query stats` reads it: a Beijing day's
+    # row is explained with the same dates and zone.
+    zone = zone_arg(args.time_zone)
+    for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
+        # Given empty ("$UNSET") is refused, not the present.
+        if (ts := time_arg(value, f"--{name.replace('_', '-')}", zone)) is not None:
+            getattr(req, name).CopyFrom(ts)
     try:
         reply = stub.Explain(req, timeout=60)
     except grpc.RpcError as e:

@@ -22,6 +22,7 @@ from duhub.cli.argtypes import (  # noqa: E402
     whole_number,
 )
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
+from duhub.cli.timeargs import add_time_zone  # noqa: E402
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
 from services.slots import MAX_STREAM_CAP, MAX_STREAMS  # noqa: E402
@@ -270,6 +271,7 @@ def parser() -> argparse.ArgumentParser:
     cov.add_argument("--campaign", required=True, help="campaign id")
     cov.add_argument("--scope", help="only targets inside this unit's subtree")
     cov.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
+    add_time_zone(cov, "a bare date in --as-of is read in")
     _client_opts(cov)
     st = qsub.add_parser("stats", help="figures for a scope, area and period")
     st.add_argument(
@@ -286,12 +288,7 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
     st.add_argument("--group-by", choices=["unit", "day", "week", "month", "quarter", "year"])
     st.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
-    st.add_argument(
-        "--time-zone",
-        metavar="ZONE",
-        help="the zone days, weeks, months… start in, and a bare date in --from, --to and "
-        "--as-of: an IANA name (Asia/Shanghai) or an offset (+08:00); default UTC",
-    )
+    add_time_zone(st, "days, weeks, months… start in, and a bare date in --from, --to and --as-of")
     _client_opts(st)
 
     units = sub.add_parser("units", help="list the child units of a unit (default: the city)")
@@ -352,6 +349,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ex.add_argument("--from", dest="from_", help="period start, inclusive")
     ex.add_argument("--to", help="period end, exclusive")
     ex.add_argument("--as-of", help="what the hub knew then")
+    add_time_zone(ex, "a bare date in --from, --to and --as-of is read in")
     ex.add_argument(
         "--limit",
         type=whole_number(0, MAX_EXPLAIN_LIMIT),
@@ -381,6 +379,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--to", required=True, help="period end, exclusive")
     ar.add_argument("--area", help="policy area; default all")
     ar.add_argument("--as-of", help="what the hub knew then")
+    add_time_zone(ar, "a bare date in --from, --to and --as-of is read in")
     ar.add_argument("--format", choices=["table", "csv", "json"], default="table")
     ar.add_argument("--out", type=not_empty, help="write to this file instead of standard output")
     ar.add_argument(

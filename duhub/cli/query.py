@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, tzinfo
 
 import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import percent, render, shown
+from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.domain import metrics as m
-from duhub.timeparse import parse_time
-from duhub.timezones import parse_time_zone
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -45,28 +43,6 @@ GROUP_BY = {
 }
 
 
-def _time_arg(value: str | None, field: str, zone: tzinfo = UTC):  # type: ignore[no-untyped-def]
-    if value is None:
-        return None
-    try:
-        return parse_time(value, field, zone)
-    except ValueError as e:
-        client.fail(str(e), client.EXIT_USAGE)
-
-
-def _zone_arg(value: str | None) -> tzinfo:
-    """Return the zone --time-zone names (UTC when left out); exit 2 naming it otherwise,
-    before anything is asked of the hub."""
-    if value is None:
-        return UTC
-    try:
-        if not value:  # a script's unset variable, not UTC by mistake
-            raise ValueError("--time-zone: '' is empty; give a zone or leave the option out")
-        return parse_time_zone(value, "--time-zone")
-    except ValueError as e:
-        client.fail(str(e), client.EXIT_USAGE)
-
-
 def _fmt_time(ts) -> str:  # type: ignore[no-untyped-def]
     return ts.ToDatetime().strftime("%Y-%m-%d %H:%M") + "Z"
 
@@ -89,7 +65,7 @@ def coverage(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     req = qpb.GetCoverageRequest(campaign_id=args.campaign, scope_unit_id=args.scope or "")
-    as_of = _time_arg(args.as_of, "--as-of")
+    as_of = time_arg(args.as_of, "--as-of", zone_arg(args.time_zone))
     if as_of is not None:
         req.as_of.CopyFrom(as_of)
     try:
@@ -179,9 +155,9 @@ def stats(args: argparse.Namespace) -> int:
         metrics=metrics, scope_unit_id=args.scope or "", area=args.area or ""
     )
     # A bare date is midnight in the zone asked: --from 2022-11-01 is Beijing's November 1st.
-    zone = _zone_arg(args.time_zone)
+    zone = zone_arg(args.time_zone)
     for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
-        ts = _time_arg(value, f"--{name.replace('_', '-')}", zone)
+        ts = time_arg(value, f"--{name.replace('_', '-')}", zone)
         if ts is not None:
             getattr(req, name).CopyFrom(ts)
     if args.group_by:

@@ -23,7 +23,9 @@ from duhub.v1 import query_pb2_grpc
 from tests.e2e.test_publish_and_query import line, scenario
 from tests.unit.test_http_api import eventually, publish, start_hub
 
-YEAR_2022 = argparse.Namespace(from_="2022-01-01", to="2023-01-01", area=None, as_of=None)
+YEAR_2022 = argparse.Namespace(
+    from_="2022-01-01", to="2023-01-01", area=None, as_of=None, time_zone=None
+)
 SEQ = itertools.count(1000)
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.main import main
+from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
-from tests.unit.builders import at, kinds, talk, ts
+from tests.unit.builders import at, campaign, group, kinds, talk, ts
 
 YIDU = "420581"  # a county of the reference hierarchy
 NIEJIAHE = "420581101"  # one of its townships
@@ -147,3 +148,66 @@ def test_help_tells_of_the_time_zone(capsys: pytest.CaptureFixture[str]) -> None
         main(["query", "stats", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--time-zone ZONE" in help_text and "Asia/Shanghai" in help_text
+
+
+def run_cli(hub: Hub, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    capsys.readouterr()
+    assert main([*argv, "--target", hub.address]) == 0
+    return capsys.readouterr().out
+
+
+def test_explain_reads_bare_dates_in_its_time_zone(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Beijing day's row explained with the same dates and zone lists the same events."""
+    argv = ["explain", "--metric", "talk_persons", "--scope", YIDU]
+    argv += ["--from", "2022-12-02", "--to", "2022-12-03"]
+    assert run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai").startswith(
+        "talk_persons = 8, from 2 events"
+    )
+    assert run_cli(hub, capsys, *argv).startswith("talk_persons = 5, from 1 events")
+
+
+def test_audit_report_reads_bare_dates_in_its_time_zone(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["audit", "report", "--from", "2022-12-02", "--to", "2022-12-03", "--format", "json"]
+    beijing = run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai")
+    utc = run_cli(hub, capsys, *argv)
+
+    def yidu(out: str) -> int:
+        import json
+
+        (row,) = [r for r in json.loads(out)["rows"] if r["county"] == YIDU]
+        return int(row["values"]["talk_persons"])
+
+    assert (yidu(beijing), yidu(utc)) == (8, 5)
+
+
+def test_coverage_reads_a_bare_as_of_in_its_time_zone(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launch = campaign("c1", [group("g1", pb.TIER_COUNTY, NIEJIAHE)], event_id="c1", seq=3)
+    assert kinds(hub.ingestor.publish([launch])) == ["accepted"]
+    hub.tailer.catch_up()
+    argv = ["query", "coverage", "--campaign", "c1", "--as-of", "2099-12-02"]
+    beijing = run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai")
+    assert "as of 2099-12-01T16:00:00Z" in beijing, beijing
+    assert "as of 2099-12-02T00:00:00Z" in run_cli(hub, capsys, *argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "--metric", "visits"],
+        ["audit", "report", "--from", "2022-12-01", "--to", "2022-12-02"],
+        ["query", "coverage", "--campaign", "c1"],
+    ],
+)
+def test_a_bad_time_zone_exits_2_naming_it_on_every_command_taking_dates(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--time-zone", "Asia/Shangai", "--target", closed_port()])
+    assert e.value.code == 2
+    assert "--time-zone: unknown time zone 'Asia/Shangai'" in capsys.readouterr().err
