@@ -40,6 +40,14 @@ def parse_time_zone(text: str, field: str) -> tzinfo:
     raise ValueError(f"{field}: unknown time zone {text!r}; {HOW}")
 
 
+def parse_given_time_zone(text: str, field: str) -> tzinfo:
+    """Return the zone an option or parameter given explicitly names. Given empty it is
+    refused, not read as UTC: an unset variable in a script, as an empty time is refused."""
+    if not text:
+        raise ValueError(f"{field}: empty; give a zone ({HOW}) or leave it out")
+    return parse_time_zone(text, field)
+
+
 def _have_database() -> bool:
     try:
         zoneinfo.ZoneInfo("UTC")  # a file of every tz database, as any name is

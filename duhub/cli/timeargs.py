@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
 from duhub.timeparse import parse_time
-from duhub.timezones import parse_time_zone
+from duhub.timezones import parse_given_time_zone
 
 
 def add_time_zone(parser: argparse.ArgumentParser, what: str) -> None:
@@ -26,9 +26,7 @@ def zone_option(value: str | None) -> tzinfo:
     """Return the zone --time-zone names (UTC when left out); ValueError names the option."""
     if value is None:
         return UTC
-    if not value:  # a script's unset variable, not UTC by mistake
-        raise ValueError("--time-zone: '' is empty; give a zone or leave the option out")
-    return parse_time_zone(value, "--time-zone")
+    return parse_given_time_zone(value, "--time-zone")
 
 
 def zone_arg(value: str | None) -> tzinfo:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from duhub.timezones import parse_time_zone
+from duhub.timezones import parse_given_time_zone, parse_time_zone
 
 
 def offset(zone, at: datetime) -> timedelta:  # type: ignore[no-untyped-def]
@@ -19,6 +19,13 @@ def offset(zone, at: datetime) -> timedelta:  # type: ignore[no-untyped-def]
 
 def test_empty_is_utc() -> None:
     assert parse_time_zone("", "time_zone") is UTC
+
+
+def test_a_zone_given_empty_is_refused_not_read_as_utc() -> None:
+    """An option or parameter given empty is a script's unset variable: refused by name."""
+    with pytest.raises(ValueError, match=r"^--time-zone: empty; give a zone \(an IANA name"):
+        parse_given_time_zone("", "--time-zone")
+    assert offset(parse_given_time_zone("+08:00", "z"), datetime(2022, 1, 1)) == timedelta(hours=8)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
 from duhub.readmodel.units import resolve_scope, subtree_clause
 from duhub.timeparse import parse_time
-from duhub.timezones import parse_time_zone
+from duhub.timezones import parse_given_time_zone
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from services.query.answers import DEFAULT_SIZE
@@ -146,11 +146,7 @@ def _zone(params: Params, value: str) -> tzinfo:
     if not any(key in params for key in ("time_zone", "timeZone")):
         return UTC
     try:
-        if not value:
-            raise ValueError(
-                "time_zone: empty; give a zone (Asia/Shanghai, +08:00) or leave it out"
-            )
-        return parse_time_zone(value, "time_zone")
+        return parse_given_time_zone(value, "time_zone")
     except ValueError as e:
         raise ApiError(400, str(e)) from None
 
