@@ -78,6 +78,10 @@ def caller_of(principal: Principal | None) -> str:
     return "" if principal.kind == Kind.LOCAL else principal.uri
 
 
+class SlotRefused(Exception):
+    """No place for a stream: its message says which limit refused it, naming the option."""
+
+
 class StreamSlots:
     """At most `limit` streams of one kind (an RPC's name) open at once, and at most
     `per_caller` of them (default: caller_share) held by any one caller."""
@@ -100,20 +104,20 @@ class StreamSlots:
         """How many callers hold a place now (those counted against a share)."""
         return len(self._held)
 
-    def take(self, caller: str = "") -> str | None:
+    def take(self, caller: str = "") -> None:
         """Take a place for `caller` ("": not counted against a share) if one is free and the
-        caller holds less than its share; return None when taken, else why not (its share
+        caller holds less than its share; else raise SlotRefused saying why not (its share
         held, or the cap reached). Worded under the lock that refused it: read afterwards, a
-        place freed in between named the wrong limit."""
+        place freed in between named the wrong limit. (An exception, not a returned refusal
+        that a later `if slots.take(…)` would read backwards.)"""
         with self._changed:
             if self._open >= self.limit:
-                return refusal(self.kind, self.limit)
+                raise SlotRefused(refusal(self.kind, self.limit))
             if caller:
                 if self._held[caller] >= self.per_caller:
-                    return share_refusal(self.kind, caller, self.per_caller)
+                    raise SlotRefused(share_refusal(self.kind, caller, self.per_caller))
                 self._held[caller] += 1
             self._open += 1
-            return None
 
     def give_back(self, caller: str = "") -> None:
         """Free a place taken by take(caller)."""
@@ -136,9 +140,10 @@ class StreamSlots:
         """Hold a place for `caller` while the stream lasts; refuse it RESOURCE_EXHAUSTED when
         none is free or the caller holds its share (a client may try again later, or another
         server)."""
-        refused = self.take(caller)
-        if refused is not None:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+        try:
+            self.take(caller)
+        except SlotRefused as refused:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refused))
         try:
             yield
         finally:

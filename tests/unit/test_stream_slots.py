@@ -21,7 +21,7 @@ from duhub.bootstrap import Hub, HubConfig, QueryProcess
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc, query_pb2_grpc
 from duhub.v1 import query_pb2 as qpb
-from services.slots import StreamSlots, refusal, share_refusal
+from services.slots import SlotRefused, StreamSlots, refusal, share_refusal
 from tests.unit.builders import campaign, group, kinds, sanction
 
 YIDU = "420581"
@@ -191,13 +191,24 @@ def test_health_watchers_take_no_thread(tmp_path: Path) -> None:
         hub.stop(grace=0)
 
 
+def refused(slots: StreamSlots, caller: str, why: str) -> None:
+    """Assert that `caller` is refused a place for exactly `why`, and that nothing is taken."""
+    held = (slots.open, slots.callers)
+    with pytest.raises(SlotRefused) as e:
+        slots.take(caller)
+    assert str(e.value) == why
+    assert (slots.open, slots.callers) == held
+
+
 def test_slots_refuse_past_the_limit_and_wait_for_the_last_to_go() -> None:
     slots = StreamSlots("events", 2)
-    assert slots.take() is None and slots.take() is None
-    assert slots.take() == refusal("events", 2)
+    slots.take()
+    slots.take()
+    refused(slots, "", refusal("events", 2))
     assert not slots.wait_idle(0.05)  # two still held
     slots.give_back()
-    assert slots.take() is None  # a place freed is free again
+    slots.take()  # a place freed is free again
+    assert slots.open == 2
     threading.Timer(0.1, slots.give_back).start()
     threading.Timer(0.2, slots.give_back).start()
     started = time.monotonic()
@@ -386,15 +397,18 @@ def test_without_credentials_the_cap_alone_applies(tmp_path: Path) -> None:
 
 def test_slots_hold_each_caller_to_its_share() -> None:
     slots = StreamSlots("events", 4, per_caller=2)
-    assert slots.take("duhub:node:420581") is None and slots.take("duhub:node:420581") is None
-    refused = slots.take("duhub:node:420581")  # its share
-    assert refused is not None
-    assert "duhub:node:420581" in refused and "--max-streams-per-caller" in refused
-    assert slots.take("duhub:user:420581:alice") is None  # another caller
-    assert slots.take("") is None  # callers not told apart: the cap alone
-    assert slots.take("duhub:user:420582:bob") == refusal("events", 4)  # the cap
+    slots.take("duhub:node:420581")
+    slots.take("duhub:node:420581")
+    with pytest.raises(SlotRefused) as share:  # its share
+        slots.take("duhub:node:420581")
+    assert "duhub:node:420581" in str(share.value)
+    assert "--max-streams-per-caller" in str(share.value)
+    slots.take("duhub:user:420581:alice")  # another caller
+    slots.take("")  # callers not told apart: the cap alone
+    assert slots.open == 4
+    refused(slots, "duhub:user:420582:bob", refusal("events", 4))  # the cap
     slots.give_back("duhub:node:420581")
-    assert slots.take("duhub:node:420581") is None  # its place is its own again
+    slots.take("duhub:node:420581")  # its place is its own again
     for caller in ("duhub:node:420581", "duhub:node:420581", "duhub:user:420581:alice", ""):
         slots.give_back(caller)
     assert slots.open == 0 and slots.callers == 0  # nobody's count outlives its streams
@@ -421,10 +435,11 @@ def _a_stream_of_the_caller_ends_while_refused(
             return original(self, who)
         for _ in range(self.per_caller):  # its other streams
             original(self, who)
-        refused = original(self, who)
-        for _ in range(self.per_caller):  # … ending before the refusal is worded
-            self.give_back(who)
-        return refused
+        try:
+            return original(self, who)
+        finally:
+            for _ in range(self.per_caller):  # … ending before the refusal is worded
+                self.give_back(who)
 
     monkeypatch.setattr(StreamSlots, "take", take)
 
@@ -448,9 +463,10 @@ def test_a_share_refusal_names_the_share_though_a_place_is_freed_before_it_is_wo
 def test_take_says_which_limit_refused_it() -> None:
     slots = StreamSlots("events", 3, per_caller=2)
     node = "duhub:node:420581"
-    assert slots.take(node) is None and slots.take(node) is None  # taken
-    assert slots.take(node) == share_refusal("events", node, 2)
-    assert slots.take("") is None
-    assert slots.take("duhub:user:420582:bob") == refusal("events", 3)
-    assert slots.take("") == refusal("events", 3)
+    slots.take(node)
+    slots.take(node)
+    refused(slots, node, share_refusal("events", node, 2))
+    slots.take("")
+    refused(slots, "duhub:user:420582:bob", refusal("events", 3))
+    refused(slots, "", refusal("events", 3))
     assert slots.open == 3 and slots.callers == 1  # a refusal takes nothing

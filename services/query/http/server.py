@@ -34,7 +34,7 @@ from services.query.http.deadline import HeadDeadline
 from services.query.http.encoding import MIN_BYTES, accepts_gzip, gzipped
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
-from services.slots import MAX_STREAMS, StreamSlots, caller_of
+from services.slots import MAX_STREAMS, SlotRefused, StreamSlots, caller_of
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +319,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Its place is taken before the answer says it has one, counted against the share of
         # the caller _authenticate found.
         caller = caller_of(CALLER.get())
-        refused = app.streams.take(caller)
-        if refused is not None:
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": refused}, body)
+        try:
+            app.streams.take(caller)
+        except SlotRefused as refused:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(refused)}, body)
             return
         try:
             self._stream(campaign, body)
