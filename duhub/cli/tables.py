@@ -13,7 +13,11 @@ _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
 # C0 and C1 controls and DEL: an id or value the hub quotes back in a refusal may hold ESC
 # [2J (clear the screen), a title or cursor move, which a terminal obeys.
 _CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
-_WRITTEN_OUT = {c: f"<U+{c:04X}>" for c in [*_CONTROLS, *_BIDI]}
+# LINE and PARAGRAPH SEPARATOR: not controls, but a pager, log viewer or editor breaks a line
+# at them (and Python's splitlines does), splitting a row or a refusal where the hub's text had
+# none.
+_SEPARATORS = [0x2028, 0x2029]
+_WRITTEN_OUT = {c: f"<U+{c:04X}>" for c in [*_CONTROLS, *_BIDI, *_SEPARATORS]}
 _WRITTEN_OUT_BUT_LINES = {c: w for c, w in _WRITTEN_OUT.items() if c != ord("\n")}
 
 

@@ -99,6 +99,15 @@ def test_shown_writes_out_control_characters_and_keeps_a_message_s_lines_if_aske
     assert shown(f"two\nlines{ESC}", lines=True) == "two\nlines<U+001B>"  # a message's own
 
 
+def test_shown_writes_out_unicode_line_and_paragraph_separators() -> None:
+    # U+2028/U+2029 are not controls but break a line where a viewer obeys them (a pager, a
+    # log viewer, an editor): an id holding one split a table's row or a refusal's line.
+    assert shown("a\u2028b\u2029c") == "a<U+2028>b<U+2029>c"
+    assert shown("a\u2028b", lines=True) == "a<U+2028>b"  # not a line the message made
+    table = render(["id"], [["x\u2028y"]])
+    assert len(table.splitlines()) == 3 and "\u2028" not in table
+
+
 def test_publish_and_a_refused_query_write_out_an_id_s_controls(tmp_path: Path) -> None:
     # An event id holding ESC [2J (clear the screen) or RLO was printed raw in publish's list
     # of rejections, and a hub's refusal quoting a --campaign so: the terminal obeyed them.
