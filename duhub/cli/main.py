@@ -330,6 +330,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument(
         "--from-time", help="count only events recorded at or after this time (state before)"
     )
+    add_time_zone(rp, "a bare date in --until and --from-time is read in")
     rp.add_argument("--no-compare", action="store_true", help="skip the comparison with --db")
     rp.add_argument(
         "--wait",

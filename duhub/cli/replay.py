@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -18,6 +19,7 @@ from duhub.bootstrap import open_log
 from duhub.cli import client
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.tables import shown
+from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.convert import to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
@@ -25,7 +27,6 @@ from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.schema import metadata
-from duhub.timeparse import parse_time
 from services.aggregate.replay import (
     ReplayCut,
     ReplayProgress,
@@ -49,6 +50,10 @@ def _bar(p: ReplayProgress) -> str:
     )
 
 
+def _nanos(at: Timestamp | None) -> int | None:
+    return None if at is None else to_nanos(at)
+
+
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     log_spec = args.log or str(data_dir)
@@ -61,18 +66,11 @@ def run(args: argparse.Namespace) -> int:
         client.fail(str(e), client.EXIT_USAGE)
     if same_database(target_url, live_url):
         client.fail("--into: must not be the live read model", client.EXIT_USAGE)
-    until = None
-    if args.until:
-        try:
-            until = to_nanos(parse_time(args.until, "--until"))
-        except ValueError as e:
-            client.fail(str(e), client.EXIT_USAGE)
-    since = None
-    if args.from_time:
-        try:
-            since = to_nanos(parse_time(args.from_time, "--from-time"))
-        except ValueError as e:
-            client.fail(str(e), client.EXIT_USAGE)
+    # Given empty (a script's unset variable) a time is refused, not read as left out: an
+    # empty --until replayed the whole log.
+    zone = zone_arg(args.time_zone)
+    until = _nanos(time_arg(args.until, "--until", zone))
+    since = _nanos(time_arg(args.from_time, "--from-time", zone))
     try:
         named = _offsets(args.from_offset)
     except ValueError as e:

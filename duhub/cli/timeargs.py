@@ -18,7 +18,8 @@ def add_time_zone(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--time-zone",
         metavar="ZONE",
-        help=f"the zone {what}: an IANA name (Asia/Shanghai) or an offset (+08:00); default UTC",
+        help=f"the zone {what}: an IANA name (Asia/Shanghai) or an offset (+08:00; one west "
+        "of UTC as --time-zone=-05:00); default UTC",
     )
 
 

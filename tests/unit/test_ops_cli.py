@@ -150,6 +150,45 @@ def test_a_cut_replay_does_not_resume_a_target_holding_more(hub: Pipeline, tmp_p
     assert counted.returncode == 2 and "--from-time" in counted.stderr
 
 
+def test_a_replay_cut_reads_a_bare_date_in_the_time_zone_given(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # Everything was recorded from 2023-02-01 00:00 UTC on. Midnight of 02-01 at -08:00 is
+    # 08:00 UTC, after all of it; at UTC, only the hierarchy (recorded at 00:00:00) is in.
+    def cut(*options: str) -> str:
+        into = f"sqlite:///{tmp_path / f'cut{len(list(tmp_path.iterdir()))}.db'}"
+        args = ["replay", "--data-dir", str(hub.dir), "--into", into, "--no-compare"]
+        return replay_digest(duhub(*args, *options))
+
+    whole = cut()
+    utc = cut("--until", "2023-02-01")
+    assert utc == cut("--until", "2023-02-01T00:00:00Z") != whole
+    assert cut("--until", "2023-02-01", "--time-zone=-08:00") == whole  # argparse: "="
+    assert cut("--until", "2023-02-01", "--time-zone", "America/Los_Angeles") == whole
+    # --from-time too: from 02-01 at +08:00 (01-31 16:00 UTC) counts all of it, as from nothing.
+    assert cut("--from-time", "2023-02-01", "--time-zone", "+08:00") == whole
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--until", ""], "--until: ''"),  # a script's unset variable: it replayed everything
+        (["--from-time", ""], "--from-time: ''"),
+        (["--until", "2023-02-01", "--time-zone", "Asia/Shangai"], "--time-zone: unknown"),
+        (["--until", "2023-02-01", "--time-zone", ""], "--time-zone: empty"),
+    ],
+)
+def test_a_replay_with_an_empty_time_or_bad_zone_exits_2_naming_it(
+    hub: Pipeline, tmp_path: Path, options: list[str], named: str
+) -> None:
+    into = tmp_path / "untouched.db"
+    args = ["replay", "--data-dir", str(hub.dir), "--into", f"sqlite:///{into}", "--no-compare"]
+    done = duhub(*args, *options)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"duhub: {named}" in done.stderr, done.stderr
+    assert not into.exists()
+
+
 def test_a_replay_does_not_resume_a_target_built_from_another_log(
     hub: Pipeline, tmp_path: Path
 ) -> None:
