@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup ## Run the whole hub on the embedded default with simulated county nodes
 	$(BIN)/duhub up --data-dir $(DATA)
 
-test: setup lint proto-check services-up browser-deps ## Set up and run every test (starts Kafka and PostgreSQL)
+test: setup lint proto-check services-up browser-deps ## Set up, lint, check the generated code and run every test (starts Kafka, PostgreSQL; installs Chromium)
 	$(TEST_ENV) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-fast: setup ## Run the tests without starting Kafka or PostgreSQL (theirs skip)
