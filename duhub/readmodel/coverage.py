@@ -299,9 +299,9 @@ def _report(
             if county_tally is not None:
                 county_tally.uncovered += missing
     for group_id in order:
-        group = groups[group_id]
         if group_id in scope.unordered:
-            group.uncovered.sort(key=lambda u, g=group_id: scope.place[(g, u)])
+            groups[group_id].uncovered.sort(key=lambda u, g=group_id: scope.place[(g, u)])
+    for group in groups.values():  # a tier's: its groups' in the order the answer lists them
         tiers[group.tier].uncovered += group.uncovered  # type: ignore[index]
     return CoverageReport(
         campaign=campaign,

@@ -47,18 +47,20 @@ class WatchCoverageRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ...) -> None: ...
 
 class TierCoverage(_message.Message):
-    __slots__ = ("tier", "targets", "covered", "ratio", "full")
+    __slots__ = ("tier", "targets", "covered", "ratio", "full", "uncovered_unit_ids")
     TIER_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     COVERED_FIELD_NUMBER: _ClassVar[int]
     RATIO_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
+    UNCOVERED_UNIT_IDS_FIELD_NUMBER: _ClassVar[int]
     tier: _events_pb2.Tier
     targets: int
     covered: int
     ratio: float
     full: bool
-    def __init__(self, tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., full: _Optional[bool] = ...) -> None: ...
+    uncovered_unit_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., full: _Optional[bool] = ..., uncovered_unit_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GroupCoverage(_message.Message):
     __slots__ = ("group_id", "name", "tier", "targets", "covered", "ratio", "uncovered_unit_ids", "full", "full_at")

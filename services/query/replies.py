@@ -23,7 +23,12 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
     for t in r.tiers:
         assert t.tier is not None
         reply.tiers.add(
-            tier=int(t.tier), targets=t.targets, covered=t.covered, ratio=t.ratio, full=t.full
+            tier=int(t.tier),
+            targets=t.targets,
+            covered=t.covered,
+            ratio=t.ratio,
+            full=t.full,
+            uncovered_unit_ids=t.uncovered,
         )
     for g in r.groups:
         assert g.tier is not None

@@ -596,6 +596,13 @@ def test_coverage(session: Session) -> None:
         pb.TIER_CITY: (2, 1),
         pb.TIER_COUNTY: (4, 1),
     }
+    # Per tier too (the contract's "per tier and per group: … the uncovered unit ids"): its
+    # groups' uncovered targets, group after group.
+    assert {t.tier: list(t.uncovered_unit_ids) for t in got.tiers} == {
+        pb.TIER_TASK_FORCE: [],
+        pb.TIER_CITY: [DANG],
+        pb.TIER_COUNTY: [Y_T1, Y_T2, D_T1],
+    }
     assert not got.full
     # Scoped to Yidu: only targets in its subtree count.
     yidu = session.query.GetCoverage(

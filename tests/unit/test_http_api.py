@@ -169,6 +169,8 @@ def test_coverage_as_worked_out_by_hand(api: Client) -> None:
     assert groups["tf"]["targets"] == 0 and groups["tf"]["ratio"] == 1.0
     tiers = {t["tier"]: (t["covered"], t["targets"]) for t in cov["tiers"]}
     assert tiers == {"TIER_TASK_FORCE": (0, 0), "TIER_CITY": (2, 3), "TIER_COUNTY": (2, 3)}
+    # A tier's uncovered ids are its groups' again: the page has them there, not twice.
+    assert not any("uncoveredUnitIds" in t for t in cov["tiers"])
     counties = {c["unitId"]: c for c in cov["counties"]}
     assert (counties["420581"]["covered"], counties["420581"]["targets"]) == (3, 4)
     assert counties["420582"]["fullAt"] == "2022-11-20T01:00:00Z"

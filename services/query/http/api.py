@@ -203,6 +203,9 @@ class DashboardApi:
             g["coveredUnitIds"] = [u for u in inside.get(g["groupId"], ()) if u not in missing]
             targets += g["targets"]
             covered += g["covered"]
+        for t in out["tiers"]:
+            # Its groups' lists again, which the page has: left out, not sent twice.
+            del t["uncoveredUnitIds"]
         out["totals"] = {
             "targets": targets,
             "covered": covered,
