@@ -22,7 +22,7 @@ from duhub.cli.argtypes import (  # noqa: E402
     whole_number,
 )
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
-from duhub.cli.timeargs import add_time_zone  # noqa: E402
+from duhub.cli.timeargs import add_time_zone, zone_from_environment  # noqa: E402
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
 from services.slots import MAX_STREAM_CAP, MAX_STREAMS  # noqa: E402
@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         from duhub.cli import client
 
         client.configure(args)
+        zone_from_environment(args)
     try:
         if args.command == "certs":
             from duhub.cli import certs

@@ -20,7 +20,7 @@ from duhub.cli import client
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.tables import shown
 from duhub.cli.timeargs import time_arg, zone_arg
-from duhub.convert import to_nanos
+from duhub.convert import from_nanos, to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
@@ -135,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         "events_per_second": round(result.rate),
         "into": redacted(target_url),
     }
+    # The moments as read (a bare date in --time-zone or DUHUB_TIME_ZONE), in UTC.
+    for key, at in (("until", until), ("from_time", since)):
+        if at is not None:
+            report[key] = from_nanos(at).ToJsonString()
     tally = result.tally
     differs = False
     if live is None:
@@ -176,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
             f"replayed {result.done:,} log records in {result.elapsed:.1f} s "
             f"({result.rate:,.0f} records/s) into {redacted(target_url)}"
         )
+        if until is not None:
+            print(f"cut at {report['until']}: the records recorded at or before it")
+        if since is not None:
+            print(f"counted from {report['from_time']}: the records before it build state only")
         if not args.no_compare:
             at = ", ".join(f"{p}:{o}" for p, o in report["compared_at"].items())  # type: ignore[attr-defined]
             print(

@@ -164,6 +164,19 @@ def test_a_replay_cut_reads_a_bare_date_in_the_time_zone_given(
     utc = cut("--until", "2023-02-01")
     assert utc == cut("--until", "2023-02-01T00:00:00Z") != whole
     assert cut("--until", "2023-02-01", "--time-zone=-08:00") == whole  # argparse: "="
+    said = duhub(
+        "replay",
+        "--data-dir",
+        str(hub.dir),
+        "--no-compare",
+        "--into",
+        f"sqlite:///{tmp_path / 'said.db'}",
+        "--until",
+        "2023-02-01",
+        "--time-zone",
+        "+08:00",
+    )
+    assert "cut at 2023-01-31T16:00:00Z: the records recorded at or before it" in said.stdout
     assert cut("--until", "2023-02-01", "--time-zone", "America/Los_Angeles") == whole
     # --from-time too: from 02-01 at +08:00 (01-31 16:00 UTC) counts all of it, as from nothing.
     assert cut("--from-time", "2023-02-01", "--time-zone", "+08:00") == whole

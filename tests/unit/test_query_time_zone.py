@@ -124,6 +124,46 @@ def test_the_command_line_reads_bare_dates_in_its_time_zone(
     assert '"talk_persons": "8"' in capsys.readouterr().out
 
 
+def test_duhub_time_zone_sets_the_zone_an_option_left_out_means(
+    hub: Hub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An office in Beijing sets DUHUB_TIME_ZONE once instead of typing --time-zone on every
+    question; --time-zone still wins, and the zone is said where the answer is printed."""
+    november = ["--from", "2022-12-01", "--to", "2022-12-03", "--group-by", "day"]
+    beijing = [("2022-12-01", "0"), ("2022-12-02", "8"), ("total", "8")]
+    utc = [("2022-12-01", "3"), ("2022-12-02", "5"), ("total", "8")]
+    monkeypatch.setenv("DUHUB_TIME_ZONE", "Asia/Shanghai")
+    argv = ["query", "stats", "--metric", "talk_persons", "--scope", YIDU, *november]
+    assert main([*argv, "--target", hub.address]) == 0
+    out = capsys.readouterr().out
+    assert "time zone Asia/Shanghai" in out
+    assert [
+        (x.split()[0], x.split()[-1]) for x in out.splitlines() if x[:4] in ("2022", "tota")
+    ] == beijing
+    assert stats(hub, capsys, *november, "--time-zone", "UTC") == utc
+    monkeypatch.setenv("DUHUB_TIME_ZONE", "")  # set empty: as unset, UTC
+    assert stats(hub, capsys, *november) == utc
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "stats", "--metric", "visits", "--from", "2022-12-01"],
+        ["query", "coverage", "--campaign", "c", "--as-of", "2022-12-01"],
+        ["explain", "--metric", "visits", "--from", "2022-12-01"],
+        ["audit", "report", "--from", "2022-12-01", "--to", "2022-12-02"],
+    ],
+)
+def test_a_bad_duhub_time_zone_exits_2_naming_it_before_asking(
+    command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DUHUB_TIME_ZONE", "Asia/Shangai")
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--target", closed_port()])
+    assert e.value.code == 2
+    assert "duhub: DUHUB_TIME_ZONE: unknown time zone 'Asia/Shangai'" in capsys.readouterr().err
+
+
 def closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
