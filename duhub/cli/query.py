@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, tzinfo
 
 import grpc
 
@@ -43,8 +44,14 @@ GROUP_BY = {
 }
 
 
-def _fmt_time(ts) -> str:  # type: ignore[no-untyped-def]
-    return ts.ToDatetime().strftime("%Y-%m-%d %H:%M") + "Z"
+def _fmt_time(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
+    """A moment to the minute: in UTC as before ('…Z'), else in `zone` with its offset."""
+    moment = ts.ToDatetime(tzinfo=UTC)
+    if zone is UTC:
+        return moment.strftime("%Y-%m-%d %H:%M") + "Z"
+    local = moment.astimezone(zone)
+    offset = local.isoformat(timespec="seconds")[19:]  # ±HH:MM, or ±HH:MM:SS (a zone's LMT)
+    return local.strftime("%Y-%m-%d %H:%M ") + offset
 
 
 def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
@@ -65,7 +72,8 @@ def coverage(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     req = qpb.GetCoverageRequest(campaign_id=args.campaign, scope_unit_id=args.scope or "")
-    as_of = time_arg(args.as_of, "--as-of", zone_arg(args.time_zone))
+    zone = zone_arg(args.time_zone)
+    as_of = time_arg(args.as_of, "--as-of", zone)
     if as_of is not None:
         req.as_of.CopyFrom(as_of)
     try:
@@ -96,7 +104,7 @@ def coverage(args: argparse.Namespace) -> int:
     rows = []
     for g in reply.groups:
         status = (
-            f"full {_fmt_time(g.full_at)}"
+            f"full {_fmt_time(g.full_at, zone)}"
             if g.HasField("full_at")
             else (
                 "—"
@@ -135,7 +143,7 @@ def coverage(args: argparse.Namespace) -> int:
                         c.targets,
                         c.covered,
                         percent(c.ratio),
-                        _fmt_time(c.full_at) if c.HasField("full_at") else "—",
+                        _fmt_time(c.full_at, zone) if c.HasField("full_at") else "—",
                     ]
                     for c in reply.counties
                 ],

@@ -15,7 +15,7 @@ from duhub.cli.main import main
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
-from tests.unit.builders import at, campaign, group, kinds, talk, ts
+from tests.unit.builders import at, campaign, group, kinds, talk, ts, visit
 
 YIDU = "420581"  # a county of the reference hierarchy
 NIEJIAHE = "420581101"  # one of its townships
@@ -234,6 +234,24 @@ def test_coverage_reads_a_bare_as_of_in_its_time_zone(
     beijing = run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai")
     assert "as of 2099-12-01T16:00:00Z" in beijing, beijing
     assert "as of 2099-12-02T00:00:00Z" in run_cli(hub, capsys, *argv)
+
+
+def test_coverage_says_when_each_became_full_in_its_time_zone(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Covered at 12-01 23:00 UTC: 12-02 07:00 in Beijing, the day the office counts it on.
+    launch = campaign("c2", [group("g2", pb.TIER_COUNTY, NIEJIAHE)], event_id="c2", seq=3)
+    covering = visit(
+        NIEJIAHE, "c2", "g2", event_id="v2", seq=4, occurred_at=at("2022-12-01T23:00:00")
+    )
+    assert kinds(hub.ingestor.publish([launch, covering])) == ["accepted", "accepted"]
+    hub.tailer.catch_up()
+    argv = ["query", "coverage", "--campaign", "c2"]
+    beijing = run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai")
+    assert beijing.count("2022-12-02 07:00 +08:00") == 2, beijing  # the group's and county's
+    assert "23:00" not in beijing
+    utc = run_cli(hub, capsys, *argv)
+    assert utc.count("2022-12-01 23:00Z") == 2, utc  # as before
 
 
 @pytest.mark.parametrize(
