@@ -627,3 +627,21 @@ def test_a_county_cannot_tell_another_countys_problem_from_no_problem(hub: Pipel
     assert kinds(
         hub.publish([rectify("p1", event_id="q5", source=CITY, seq=51, occurred_at=T + HOUR)])
     ) == ["accepted"]
+
+
+def test_a_clients_recorded_at_on_a_new_event_is_replaced_by_the_hubs(hub: Pipeline) -> None:
+    # recorded_at is the hub's: a client setting it on a first send (a backdated one, or
+    # prev_hash with it) must not make as_of and the audit say the hub knew the event earlier.
+    hub.tailer.catch_up()
+    end = hub.end()
+    sent = visit(YIDU, event_id="rec-1", seq=70)
+    sent.recorded_at.CopyFrom(ts(NOW - 365 * DAY))
+    sent.prev_hash = b"x" * 32
+    assert kinds(hub.publish([sent])) == ["accepted"]
+    (stored,) = [pb.Event.FromString(r.value) for r in hub.log.read(0, end, 10)]
+    assert stored.event_id == "rec-1" and stored.recorded_at == ts(NOW)
+    assert stored.prev_hash != b"x" * 32
+    hub.tailer.catch_up()
+    before = statistics(hub.engine, ["visits"], YIDU, as_of=NOW - 1)[0].values["visits"]
+    after = statistics(hub.engine, ["visits"], YIDU, as_of=NOW)[0].values["visits"]
+    assert after == before + 1  # counted from the hub's moment, not the client's
