@@ -1111,6 +1111,20 @@ def test_a_duhub_target_without_a_port_that_exists_is_refused_naming_it(tmp_path
         assert done.returncode == 3, done.stdout + done.stderr
 
 
+def test_the_hub_address_is_target_else_duhub_target_else_the_local_hub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from duhub.cli import client
+
+    monkeypatch.delenv("DUHUB_TARGET", raising=False)
+    assert client.target(None) == "127.0.0.1:50051"  # the contract's local all-in-one hub
+    monkeypatch.setenv("DUHUB_TARGET", "")  # set empty: as unset
+    assert client.target(None) == "127.0.0.1:50051"
+    monkeypatch.setenv("DUHUB_TARGET", "10.0.0.7:50051")
+    assert client.target(None) == "10.0.0.7:50051"
+    assert client.target("10.0.0.8:50051") == "10.0.0.8:50051"  # --target wins
+
+
 class _SlowToAnswer:
     """A TCP relay to `upstream` that holds the server's first bytes (its HTTP/2 SETTINGS)
     back for `delay` seconds on each connection: a hub on a loaded machine."""
