@@ -54,7 +54,7 @@ def request(args: argparse.Namespace) -> qpb.GetStatisticsRequest:
     zone = zone_option(args.time_zone)  # a bare date is midnight there, as `query stats` reads it
     getattr(req, "from").CopyFrom(parse_time(args.from_, "--from", zone))
     req.to.CopyFrom(parse_time(args.to, "--to", zone))
-    if args.as_of:
+    if args.as_of is not None:  # given empty (a script's unset variable): refused, not "now"
         req.as_of.CopyFrom(parse_time(args.as_of, "--as-of", zone))
     return req
 
@@ -80,7 +80,17 @@ def report_rows(
             "events": {x: r.events[x] for x in metrics},
         }
 
-    return [row(r.key, r.name, r) for r in reply.rows] + [row("total", "合计", total.rows[0])]
+    # The city's own events (its command's visits and talks at the city itself) are in no
+    # county's row: a row of their own, first, as `query stats --group-by unit` lists it, so
+    # the rows add up to the total. Left out when there are none.
+    own = reply.own
+    first = [row(own.key, f"{own.name} 本级", own)] if _any(own, metrics) else []
+    counties = [row(r.key, r.name, r) for r in reply.rows]
+    return first + counties + [row("total", "合计", total.rows[0])]
+
+
+def _any(r: qpb.StatisticsRow, metrics: list[str]) -> bool:
+    return any(r.values[x] or r.events[x] for x in metrics)
 
 
 def county_report(args: argparse.Namespace) -> tuple[list[dict[str, object]], list[str]]:

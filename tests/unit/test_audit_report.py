@@ -147,3 +147,55 @@ def test_a_report_file_that_cannot_be_written_is_refused_naming_out(
     said = capsys.readouterr()
     assert "--out" in said.err and "Traceback" not in said.err, said.err
     assert said.out == ""
+
+
+def test_the_citys_own_events_are_a_row_so_the_rows_add_up_to_the_total(hub: Hub) -> None:
+    # A visit and a talk at the city itself (its command's own work) are in no county's row:
+    # the total counted them and no row did, so the report's rows did not add up to it.
+    stub = settled(hub)
+    before = positions(stub)
+    publish(
+        hub,
+        [
+            line(
+                "own-1",
+                "420500",
+                4000,
+                "2022-06-01T00:00:00Z",
+                talkHeld={"unitId": "420500", "kind": "TALK_KIND_TOP_LEADER", "persons": 9},
+            ),
+            line(
+                "own-2",
+                "420500",
+                4001,
+                "2022-06-01T00:00:00Z",
+                supervisionVisit={"unitId": "420500", "area": "grain"},
+            ),
+        ],
+    )
+    hub.tailer.catch_up()
+    assert positions(stub) != before
+    *rows, total = report_rows(stub, request(YEAR_2022))
+    for metric in total["values"]:
+        assert total["values"][metric] == sum(r["values"][metric] for r in rows), metric
+        assert total["events"][metric] == sum(r["events"][metric] for r in rows), metric
+    (own,) = [r for r in rows if r["county"] == "420500"]
+    assert own["name"] == "宜昌市 本级"
+    assert own["values"]["talk_persons_top_leader"] == 9 and own["values"]["visits"] == 1
+    assert rows[0] is own  # first, as query stats --group-by unit lists it
+    # With none of its own, no such row: a county list as before.
+    quiet = request(YEAR_2022)
+    quiet.area = "epidemic"
+    assert all(r["county"] != "420500" for r in report_rows(stub, quiet)[:-1])
+
+
+def test_an_empty_as_of_is_refused_naming_it_not_read_as_now(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from duhub.cli.main import main
+
+    args = ["audit", "report", "--from", "2022-01-01", "--to", "2023-01-01", "--as-of", ""]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--target", "127.0.0.1:1"])
+    assert done.value.code == 2
+    assert "duhub: --as-of: '' is not a date" in capsys.readouterr().err
