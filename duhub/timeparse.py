@@ -61,11 +61,12 @@ def _instant(text: str) -> tuple[int, int]:
         clock = clock[: fraction.start()] + clock[fraction.end() :]
         if _FRACTION.search(clock, 10):  # '.5,5': datetime took the second one
             raise ValueError("two fractions of a second")
-    moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
+    # The offset's rule before datetime's: it refuses +24:00 and past in words of its own.
     sign = max(clock.rfind("+"), clock.rfind("-", 10))
     if sign > 10 and not _OFFSET.fullmatch(clock, sign):
         raise ValueError("the offset must be ±HH:MM, hours to 23, minutes to 59")
+    moment = datetime.fromisoformat(clock.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("an RFC 3339 time needs an offset, e.g. Z or +08:00")
     # Aware arithmetic: year 1 at +01:00 (year 0 in UTC) made in a datetime overflowed.
     return (moment - _EPOCH) // timedelta(seconds=1), nanos

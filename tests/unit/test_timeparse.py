@@ -70,6 +70,19 @@ def test_an_offset_with_minutes_past_59_or_seconds_is_refused_naming_the_field(t
         parse_time(text, "--from")
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["2022-01-01T00:00:00+24:00", "2022-01-01T00:00:00+23:60", "2022-01-01T00:00:00-99:00"],
+)
+def test_an_offset_of_24_hours_or_more_is_refused_by_the_offset_rule(text: str) -> None:
+    """datetime refused these itself first, in its own words ('offset must be a timedelta
+    strictly between -timedelta(hours=24) and timedelta(hours=24), not …')."""
+    with pytest.raises(ValueError) as e:
+        parse_time(text, "--from")
+    assert str(e.value).endswith("the offset must be ±HH:MM, hours to 23, minutes to 59")
+    assert "timedelta" not in str(e.value)
+
+
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_an_offset_taking_a_time_past_the_calendar_is_refused_naming_the_field(text: str) -> None:
     """Year 1 at +01:00 is year 0 in UTC: it raised OverflowError, which the dashboard
