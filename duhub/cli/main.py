@@ -22,7 +22,11 @@ from duhub.cli.argtypes import (  # noqa: E402
     whole_number,
 )
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
-from duhub.cli.timeargs import add_time_zone, zone_from_environment  # noqa: E402
+from duhub.cli.timeargs import (  # noqa: E402
+    add_time_zone,
+    west_offsets_glued,
+    zone_from_environment,
+)
 from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT  # noqa: E402
 from services.query.answers import MAX_SIZE as MAX_ANSWERS  # noqa: E402
 from services.slots import MAX_STREAM_CAP, MAX_STREAMS  # noqa: E402
@@ -418,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         from duhub.logs import setup_logging
 
         setup_logging("json")  # before parsing: a refused argument is a record too
-    args = parser().parse_args(argv)
+    args = parser().parse_args(west_offsets_glued(argv))
     if args.command in ("up", "serve", "replay"):
         from duhub.runtime import limit_malloc_arenas, tune_gc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from datetime import UTC, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -23,9 +24,22 @@ def add_time_zone(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--time-zone",
         metavar="ZONE",
-        help=f"the zone {what}: an IANA name (Asia/Shanghai) or an offset (+08:00; one west "
-        "of UTC as --time-zone=-05:00); default ${ENV}, else UTC",
+        help=f"the zone {what}: an IANA name (Asia/Shanghai) or an offset (+08:00, -05:00); "
+        f"default ${ENV}, else UTC",
     )
+
+
+def west_offsets_glued(argv: list[str]) -> list[str]:
+    """Return argv with '--time-zone -05:00' as '--time-zone=-05:00': argparse reads a value
+    starting with '-' (but a bare negative number) as an option of its own, and refused every
+    zone west of UTC, "expected one argument"."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--time-zone" and re.match(r"-[0-9]", arg):
+            out[-1] = f"--time-zone={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def zone_from_environment(args: argparse.Namespace) -> None:

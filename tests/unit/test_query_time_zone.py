@@ -164,6 +164,26 @@ def test_a_bad_duhub_time_zone_exits_2_naming_it_before_asking(
     assert "duhub: DUHUB_TIME_ZONE: unknown time zone 'Asia/Shangai'" in capsys.readouterr().err
 
 
+def test_an_offset_west_of_utc_is_taken_as_the_option_s_value(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse read '-05:00' as an option of its own: "expected one argument", exit 2.
+    window = ["--from", "2022-12-01", "--to", "2022-12-03", "--group-by", "day"]
+    glued = stats(hub, capsys, *window, "--time-zone=-05:00")
+    assert stats(hub, capsys, *window, "--time-zone", "-05:00") == glued
+    # 12-01 23:00 and 12-02 01:00 UTC are 18:00 and 20:00 on 12-01 at -05:00.
+    assert glued == [("2022-12-01", "8"), ("2022-12-02", "0"), ("total", "8")]
+
+
+def test_a_bad_offset_west_of_utc_is_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["query", "stats", "--metric", "visits", "--time-zone", "-5", "--target", "x:1"])
+    assert e.value.code == 2
+    assert "duhub: --time-zone: unknown time zone '-5'" in capsys.readouterr().err
+
+
 def closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
