@@ -249,6 +249,10 @@ def test_statistics_by_period_in_a_time_zone(api: Client) -> None:
     bounds = "from=2022-11-01T00:00:00%2B08:00&to=2022-11-04T00:00:00%2B08:00"
     fixed = api.get(f"api/statistics?metric=visits&group_by=day&{bounds}&timeZone=%2B08:00")
     assert fixed["rows"] == beijing["rows"]
+    # Typed as is, the offset's '+' comes as a space (form encoding), as for times: it was
+    # refused, "unknown time zone ' 08:00'".
+    typed = api.get(f"api/statistics?{days}&time_zone=+08:00")
+    assert typed["rows"] == beijing["rows"] and typed["timeZone"] == "+08:00"
     # Visit k4 at 2022-10-31T23:59:59Z is 07:59:59 on November 1st in Beijing: in that day
     # there, before the window in UTC; the others are on the same dates in both.
     utc = api.get(f"api/statistics?{days}")

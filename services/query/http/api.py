@@ -64,6 +64,8 @@ CHUNK = 500
 # A query string's '+' is a space (form encoding): +08:00 typed in an address, as README writes
 # Beijing times, comes as ' 08:00'. A space before an offset after a time can only be that '+'.
 _OFFSET_AS_SPACE = re.compile(r"^(.+[Tt ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d:?\d\d)$")
+# A time_zone of '+08:00' typed as is comes as ' 08:00': no zone's name starts with a space.
+_ZONE_OFFSET_AS_SPACE = re.compile(r"^ (\d\d:\d\d)$")
 
 
 class ApiError(Exception):
@@ -138,6 +140,11 @@ def _time(params: Params, name: str, *aliases: str, zone: tzinfo = UTC) -> Any:
         return parse_time(value, name, zone)
     except ValueError as e:
         raise ApiError(400, str(e)) from None
+
+
+def _plus_restored(zone: str) -> str:
+    """Return a time_zone with the '+' of an offset typed as is (read as a space) given back."""
+    return _ZONE_OFFSET_AS_SPACE.sub(r"+\1", zone)
 
 
 def _zone(params: Params, value: str) -> tzinfo:
@@ -278,7 +285,7 @@ class DashboardApi:
         group_by = _one(params, "group_by", "groupBy")
         if group_by not in GROUP_BY:
             raise ApiError(400, f"group_by: must be one of {', '.join(list(GROUP_BY)[1:])}")
-        time_zone = _one(params, "time_zone", "timeZone")
+        time_zone = _plus_restored(_one(params, "time_zone", "timeZone"))
         zone = _zone(params, time_zone)
         req = qpb.GetStatisticsRequest(
             metrics=each_once(metrics),
