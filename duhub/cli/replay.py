@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
     zone = zone_arg(args.time_zone)
     until = _nanos(time_arg(args.until, "--until", zone))
     since = _nanos(time_arg(args.from_time, "--from-time", zone))
+    if since is not None and until is not None and since > until:
+        # Counted from after the cut: nothing could count ("0 events applied", exit 0).
+        client.fail(
+            f"--from-time: {args.from_time} is after --until {args.until}: nothing would count",
+            client.EXIT_USAGE,
+        )
     try:
         named = _offsets(args.from_offset)
     except ValueError as e:
@@ -108,6 +114,15 @@ def run(args: argparse.Namespace) -> int:
             f"--from-offset: the log has no partition {unknown[0]} (its partitions: {has})",
             client.EXIT_USAGE,
         )
+    ends = log.end_offsets() if named else {}
+    for p, offset in sorted(named.items()):
+        if offset > ends.get(p, 0):
+            # Else every record built state only and the figures were all 0, exit 0.
+            client.fail(
+                f"--from-offset: offset {offset} of partition {p} is past the log's end "
+                f"({ends.get(p, 0)}): nothing would count",
+                client.EXIT_USAGE,
+            )
     if args.fresh:
         _start_over(target_url)
     target = _open(target_url, "--into")

@@ -202,6 +202,30 @@ def test_a_replay_with_an_empty_time_or_bad_zone_exits_2_naming_it(
     assert not into.exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        # Counted from after the cut: nothing could count, and it said "0 events applied".
+        (["--from-time", "2023-02-02", "--until", "2023-02-01"], "--from-time: 2023-02-02"),
+        # Past the log's end: every record built state only, figures all 0, exit 0.
+        (["--from-offset", "99999999"], "--from-offset: offset 99999999 of partition 0 is past"),
+        (["--from-offset", "0:12"], "--from-offset: offset 12 of partition 0 is past"),
+    ],
+)
+def test_a_replay_range_that_holds_nothing_is_refused_naming_it(
+    hub: Pipeline, tmp_path: Path, options: list[str], named: str
+) -> None:
+    into = tmp_path / "untouched.db"
+    args = ["replay", "--data-dir", str(hub.dir), "--into", f"sqlite:///{into}", "--no-compare"]
+    done = duhub(*args, *options)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"duhub: {named}" in done.stderr, done.stderr
+    assert not into.exists()
+    # The log's end itself is fine: counted from there, nothing yet.
+    end = str(hub.end())
+    assert duhub(*args, "--from-offset", end).returncode == 0
+
+
 def test_a_replay_does_not_resume_a_target_built_from_another_log(
     hub: Pipeline, tmp_path: Path
 ) -> None:
