@@ -272,8 +272,8 @@ def parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="ask coverage or statistics")
     qsub = query.add_subparsers(dest="question", required=True, metavar="QUESTION")
     cov = qsub.add_parser("coverage", help="coverage of a campaign, per tier, group and county")
-    cov.add_argument("--campaign", required=True, help="campaign id")
-    cov.add_argument("--scope", help="only targets inside this unit's subtree")
+    cov.add_argument("--campaign", required=True, type=not_empty, help="campaign id")
+    cov.add_argument("--scope", type=not_empty, help="only targets inside this unit's subtree")
     cov.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
     add_time_zone(cov, "a bare date in --as-of is read in")
     _client_opts(cov)
@@ -286,8 +286,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="metric names: several after it, separated by commas, or --metric repeated",
     )
-    st.add_argument("--scope", help="unit id (its whole subtree); default the city")
-    st.add_argument("--area", help="policy area, e.g. ecology; default all")
+    # Given empty (a script's unset variable), refused: not the city's, or every area's, figures.
+    st.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
+    st.add_argument("--area", type=not_empty, help="policy area, e.g. ecology; default all")
     st.add_argument("--from", dest="from_", help="period start, inclusive (RFC 3339 or date)")
     st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
     st.add_argument("--group-by", choices=["unit", "day", "week", "month", "quarter", "year"])
@@ -349,8 +350,8 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
 
     ex = sub.add_parser("explain", help="list the events that make up one figure")
     ex.add_argument("--metric", required=True, help="one metric name")
-    ex.add_argument("--scope", help="unit id (its whole subtree); default the city")
-    ex.add_argument("--area", help="policy area; default all")
+    ex.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
+    ex.add_argument("--area", type=not_empty, help="policy area; default all")
     ex.add_argument("--from", dest="from_", help="period start, inclusive")
     ex.add_argument("--to", help="period end, exclusive")
     ex.add_argument("--as-of", help="what the hub knew then")
@@ -382,7 +383,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar = asub.add_parser("report", help="every metric for every county, with event counts")
     ar.add_argument("--from", dest="from_", required=True, help="period start, inclusive")
     ar.add_argument("--to", required=True, help="period end, exclusive")
-    ar.add_argument("--area", help="policy area; default all")
+    ar.add_argument("--area", type=not_empty, help="policy area; default all")
     ar.add_argument("--as-of", help="what the hub knew then")
     add_time_zone(ar, "a bare date in --from, --to and --as-of is read in")
     ar.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -79,6 +79,28 @@ def test_explain_refuses_a_limit_out_of_range_naming_it(limit: str) -> None:
     assert "argument --limit:" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("query stats --metric visits", "--scope"),
+        ("query stats --metric visits", "--area"),
+        ("explain --metric visits", "--scope"),
+        ("explain --metric visits", "--area"),
+        ("query coverage --campaign c1", "--scope"),
+        ("query coverage", "--campaign"),
+        ("audit report --from 2022-01-01 --to 2023-01-01", "--area"),
+    ],
+)
+def test_an_empty_scope_area_or_campaign_is_refused_not_read_as_left_out(
+    command: str, option: str
+) -> None:
+    # --scope "$COUNTY" with the variable unset answered for the whole city, --area "" for
+    # every area: another question than the one meant, without a word.
+    done = duhub(*command.split(), option, "", "--target", "127.0.0.1:1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"argument {option}: '' is empty" in done.stderr, done.stderr
+
+
 def test_units_of_an_unknown_unit_is_not_found_naming_it(tmp_path: Path) -> None:
     # Before, 'duhub units nope' printed an empty table and exited 0, as for a village with
     # no children; every other question answers an unknown unit NOT_FOUND (exit 2).
