@@ -203,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
             at = ", ".join(f"{p}:{o}" for p, o in report["compared_at"].items())  # type: ignore[attr-defined]
             print(
                 f"compared where the live read model stands (partition:offset {at}; "
-                f"{report['caught_up']:,} records it applied meanwhile replayed too)"
+                f"{report['caught_up']:,} more records, which it applied meanwhile, replayed "
+                f"too: {report['replayed']:,} in all)"
             )
         print(
             f"{tally.applied:,} events applied, {_n(tally.duplicates, 'duplicate')}, "
