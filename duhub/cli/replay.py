@@ -87,6 +87,14 @@ def run(args: argparse.Namespace) -> int:
         # replay of nothing "equal" to them.
         option = "--log" if args.log else "--data-dir"
         client.fail(f"{option}: no {EmbeddedLog.FILE} in {log_spec}", client.EXIT_USAGE)
+    if args.into is None and not data_dir.is_dir():
+        # On Kafka and PostgreSQL there may be no data dir: said now, not as SQLite's "unable
+        # to open database file" once the log is open.
+        client.fail(
+            f"--data-dir: no directory {data_dir} for the default --into (DATA/replay.db); "
+            "give --into sqlite:///FILE or postgresql://…, or an existing --data-dir",
+            client.EXIT_USAGE,
+        )
     if since is not None or start or until is not None:
         # Counted from a point on, or cut at a moment, it cannot equal the live figures: nothing
         # to compare (and the comparison would replay on to where the live read model stands).

@@ -248,6 +248,19 @@ def test_a_replay_range_that_holds_nothing_is_refused_naming_it(
     assert duhub(*args, "--from-offset", end).returncode == 0
 
 
+def test_a_replay_whose_default_target_has_no_directory_says_so(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # On Kafka and PostgreSQL there is no data dir: the default --into (DATA/replay.db) failed
+    # after the log was opened, "--into: cannot open sqlite:///…: unable to open database file".
+    missing = tmp_path / "nodir"
+    done = duhub("replay", "--log", str(hub.dir), "--data-dir", str(missing), "--no-compare")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"duhub: --data-dir: no directory {missing} for the default --into" in done.stderr
+    assert "--into sqlite:///" in done.stderr  # what to give instead
+    assert not missing.exists()
+
+
 def test_a_compared_replay_says_how_many_records_it_replayed_in_all(
     hub: Pipeline, tmp_path: Path
 ) -> None:
