@@ -94,7 +94,13 @@ up() {
   fetch_jars
   mkdir -p "$DATA" "$LOGS"
   if broker_pid >/dev/null; then
-    # Already ours and running (maybe still starting): just wait for it below.
+    # Already ours and running (maybe still starting): just wait for it below, unless it
+    # listens on other ports (then nothing would answer on these: say so, not wait 90 s).
+    if ! grep -qxF "listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT" "$CONF"; then
+      log "the broker of $STATE runs as $(grep '^listeners=' "$CONF"), not on $PORT/$CPORT:" \
+        "stop it first (kafka.sh down with its ports), or give DUHUB_RUN_DIR for a second broker"
+      return 1
+    fi
     answering && { echo "kafka ready at 127.0.0.1:$PORT"; return 0; }
   else
     if port_open "$PORT" || port_open "$CPORT"; then

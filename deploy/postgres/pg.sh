@@ -77,6 +77,17 @@ fail() { log "$*"; [ -f "$LOGFILE" ] && { echo "--- tail of $LOGFILE ---" >&2; t
 cmd_up() {
   if answering; then echo "postgres ready at $DSN"; return 0; fi
   ensure_bin; set_paths; clear_stale_locks
+  if pg_running; then
+    # This run dir's cluster is up on another port: rewriting duhub.conf below would move it
+    # there at its next restart (under the feet of everyone using it), and nothing would
+    # answer on the port asked meanwhile.
+    local running; running="$(sed -n 4p "$DATA/postmaster.pid" 2>/dev/null || true)"
+    if [ -n "$running" ] && [ "$running" != "$PORT" ]; then
+      log "the cluster in $DATA runs on port $running, not $PORT: stop it first" \
+        "(DUHUB_PG_PORT=$running pg.sh down), or give DUHUB_RUN_DIR for a second cluster"
+      exit 1
+    fi
+  fi
   mkdir -p "$BASE" "$SOCK"
   # Keep the default in-repo run dir out of git without touching the repo's files.
   [ -e "$RUN_DIR/.gitignore" ] || [ "$BASE" != "$RUN_DIR/postgres" ] || echo '*' >"$RUN_DIR/.gitignore"
