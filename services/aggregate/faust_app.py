@@ -66,6 +66,11 @@ LEAVE_WAIT_S = 7.0
 # deadline leaves (11.5 s). A read model that refuses meanwhile is not waited for at all
 # (apply._wait_out).
 STOP_WAIT_S = STOP_WITHIN_S - LEAVE_WAIT_S - AFTER_LEAVE_S
+# Faust's own stall checks watch its stream, which stays paused here (the records come from
+# PartitionReader): after 5 minutes (stream_processing_timeout) a healthy worker logged ERROR
+# "Stream has not started processing TP(…)" for each of its partitions, again and again.
+# Pushed out of reach; _watchdog watches what is applied instead.
+FAUST_STALL_CHECK_S = 10 * 365 * 24 * 3600.0
 
 
 def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
@@ -88,6 +93,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
         stream_wait_empty=False,
         broker_max_poll_records=MAX_POLL_RECORDS,
+        stream_processing_timeout=FAUST_STALL_CHECK_S,
         # Faust keeps a little state of its own; keep it beside ours, not in the cwd.
         datadir=datadir or tempfile.mkdtemp(prefix="duhub-faust-"),
     )
