@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from duhub.readmodel.writer import positions_in as read_positions_in
 from services.aggregate.apply import Applied, BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
+from services.aggregate.replay_log import decode, encode, first_records, unlike
 from services.aggregate.write_behind import WriteBehind
 
 BATCH = 20000
@@ -68,32 +68,25 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
-def log_identity(log: EventLog) -> str:
-    """Return what tells this log from another: the place and a hash of its first record
-    (which carries ingest's stamp), however the log's address is spelt; "" for an empty log."""
-    for p, end in sorted(log.end_offsets().items()):
-        first = log.read(p, 0, 1) if end else []
-        if first:
-            return f"{p}:{first[0].offset}:{hashlib.sha256(first[0].value).hexdigest()}"
-    return ""
-
-
 def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
     """Record in `target` that it is a replay as `cut` of `log`; raise ValueError when it
     already holds a replay this one cannot continue (of another log, another cut, or counted
     from elsewhere), or a read model of another log."""
     cut_metadata.create_all(target)
-    log_id = log_identity(log)
+    firsts = first_records(log)
     foreign = other_log(log, target)
     with target.begin() as conn:
         rows = dict(conn.execute(select(replay_cut.c.name, replay_cut.c.value)).tuples().all())
         applied = any(read_positions_in(conn).values())
-        if applied and rows.get("log", log_id) != log_id:
+        # A log that only grew is the same log (`replay_log`): its partitions empty before
+        # may hold records now.
+        why = unlike(decode(rows.get("log", "")), firsts)
+        if applied and why:
             # Resumed, the other log's records past its positions were folded onto this
             # state (a replay of `make run`'s ./data, then of the Kafka log, both into the
             # default DATA/replay.db).
             raise ValueError(
-                "--into: holds a replay of another log (its first record is not this log's): "
+                f"--into: holds a replay of another log ({why}): "
                 "add --fresh to start over, or give another --into"
             )
         if foreign:
@@ -125,7 +118,7 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
                 {"name": "until_ns", "value": json.dumps(cut.until_ns)},
                 {"name": "since_ns", "value": json.dumps(cut.since_ns)},
                 {"name": "start", "value": json.dumps({str(p): o for p, o in cut.start.items()})},
-                {"name": "log", "value": log_id},
+                {"name": "log", "value": encode(firsts)},
             ],
         )
 
