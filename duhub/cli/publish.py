@@ -326,6 +326,8 @@ def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: T
         tally.heard = True
         for (line, _), r in zip(part[:fit], resp.results, strict=True):
             count(line, r)
+        # A later line correcting a rejected one: the outbox keeps the copy the hub took.
+        box.record_held(zip((e for _, e in part[:fit]), resp.results, strict=True))
         del part[:fit]
 
 

@@ -273,6 +273,28 @@ class Outbox:
                 else:
                     out("present")
 
+    def record_held(self, answered: Iterable[tuple[pb.Event, ipb.EventResult]]) -> int:
+        """Record the hub's answers to copies sent outside the outbox (a file's later line
+        under an id the outbox holds): one answered ACCEPTED or DUPLICATE, which the hub holds,
+        takes the place of a rejected copy under its id, answered as the hub answered it, so the
+        outbox holds what the hub holds. Kept, the rejected copy was listed by `outbox status`
+        for good and sent again by `outbox retry --rejected`, to be rejected again. A pending
+        copy is left to get its own answer; a delivered one stays. Return how many were taken."""
+        now, n = time.time(), 0
+        with self._lock, self._tx():
+            for e, r in answered:
+                if r.result not in (ipb.RESULT_ACCEPTED, ipb.RESULT_DUPLICATE):
+                    continue
+                state = ACCEPTED if r.result == ipb.RESULT_ACCEPTED else DUPLICATE
+                where = (r.partition, r.offset) if placed(r) else (None, None)
+                n += self._db.execute(
+                    "UPDATE outbox SET body = ?, state = ?, field = '', reason = '',"
+                    " partition = ?, log_offset = ?, answered_at = ?"
+                    " WHERE event_id = ? AND state = 'rejected'",
+                    (e.SerializeToString(deterministic=True), state, *where, now, e.event_id),
+                ).rowcount
+        return n
+
     def retry_rejected(self, event_ids: Sequence[str] | None = None) -> int:
         """Make rejected events pending again (after the hub's data was fixed, say)."""
         with self._lock, self._tx():

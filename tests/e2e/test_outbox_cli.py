@@ -12,7 +12,7 @@ import pytest
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.publish import parse_event
-from duhub.node.outbox import BATCH
+from duhub.node.outbox import BATCH, Outbox
 from duhub.v1 import ingest_pb2 as ipb
 from tests.e2e.hubproc import duhub
 from tests.flakylink import CutLink
@@ -206,3 +206,78 @@ def test_a_publish_no_hub_ever_answered_says_so(tmp_path: Path) -> None:
         f"{tmp_path / 'events.jsonl'}: no hub answered: 0 accepted, 0 duplicate, 1 rejected"
     )
     assert "1 events wait in the outbox" in done.stderr
+
+
+def talk(event_id: str, seq: int, persons: int) -> str:
+    return json.dumps(
+        {
+            "eventId": event_id,
+            "source": YIDU,
+            "seq": str(seq),
+            "occurredAt": "2022-11-12T09:00:00Z",
+            "talkHeld": {"unitId": YIDU, "kind": "TALK_KIND_OTHER", "persons": persons},
+        }
+    )
+
+
+def held_persons(box: str, event_id: str) -> int:
+    with Outbox(box, create=False) as outbox:
+        return outbox.get([event_id])[event_id].event.talk_held.persons
+
+
+@pytest.mark.parametrize(
+    ("name", "seq", "copies", "filler"),
+    [
+        # persons 0 is rejected ("must be at least 1"); the first copy the hub accepts stays.
+        ("bad-good", 9100, [0, 7], 0),
+        ("bad-bad-good", 9200, [0, 0, 7], 0),
+        ("good-bad", 9300, [7, 0], 0),
+        # The corrected copy a batch or more after the rejected one (and its own batch).
+        ("bad-far-good", 10000, [0, 7], BATCH + 10),
+    ],
+)
+def test_the_outbox_holds_the_copy_the_hub_accepted_when_a_file_corrects_a_line(
+    hub: Hub, tmp_path: Path, name: str, seq: int, copies: list[int], filler: int
+) -> None:
+    """A file holding a rejected line and, further on, its corrected copy under the same
+    event_id: publish said "1 accepted, 1 rejected" and the hub counted the corrected copy, but
+    the outbox kept the rejected one (the later copy went to the hub outside it): `outbox
+    status` listed it rejected for good (exit 1), and `outbox retry --rejected` sent the
+    invalid copy again, to be rejected again."""
+    box, event_id = str(tmp_path / "outbox.db"), f"rr-{name}"
+    lines = [talk(event_id, seq, copies[0])]
+    lines += [sanction(f"{event_id}-f{i}", seq + 1 + i) for i in range(filler)]
+    lines += [talk(event_id, seq, persons) for persons in copies[1:]]
+    done = duhub(hub.address, "publish", write(tmp_path, lines), "--outbox", box, "--wait", "0")
+    assert f"{1 + filler} accepted, 0 duplicate, {len(copies) - 1} rejected" in done.stdout, (
+        done.stdout + done.stderr
+    )
+
+    done = duhub(hub.address, "outbox", "status", "--outbox", box)
+    assert done.stdout.splitlines() == [f"{box}: 0 pending, {1 + filler} delivered, 0 rejected"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert held_persons(box, event_id) == 7
+    done = duhub(hub.address, "outbox", "retry", "--outbox", box, "--rejected")
+    assert done.stdout.splitlines()[0] == "sent nothing: no event was pending", done.stdout
+
+
+def test_a_line_corrected_in_a_second_publish_replaces_the_rejected_copy(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """The same mistake mended across two runs: the file published with the bad line, then
+    mended and published again. The outbox ends holding the accepted copy, delivered."""
+    box = str(tmp_path / "outbox.db")
+    for persons, answer in ((0, "0 accepted, 0 duplicate, 1 rejected"), (7, "1 accepted")):
+        events = write(tmp_path, [talk("rr-runs", 9500, persons)])
+        done = duhub(hub.address, "publish", events, "--outbox", box, "--wait", "0")
+        assert answer in done.stdout, done.stdout + done.stderr
+    done = duhub(hub.address, "outbox", "status", "--outbox", box)
+    assert done.stdout.splitlines() == [f"{box}: 0 pending, 1 delivered, 0 rejected"]
+    assert held_persons(box, "rr-runs") == 7
+    # The file holding both copies published again: the hub holds the good one already.
+    events = write(tmp_path, [talk("rr-runs", 9500, 0), talk("rr-runs", 9500, 7)])
+    done = duhub(hub.address, "publish", events, "--outbox", box, "--wait", "0")
+    assert "0 accepted, 1 duplicate, 1 rejected" in done.stdout, done.stdout + done.stderr
+    done = duhub(hub.address, "outbox", "status", "--outbox", box)
+    assert done.stdout.splitlines() == [f"{box}: 0 pending, 1 delivered, 0 rejected"]
+    assert held_persons(box, "rr-runs") == 7

@@ -328,3 +328,41 @@ def test_forwards_of_one_outbox_at_once_send_each_event_once(tmp_path: Path, ser
         assert sorted(sent) == sorted(f"e-{i}" for i in range(1, 1001))
         assert sum(r.accepted for r in reports) == 1000 and sum(r.duplicate for r in reports) == 0
         assert box.counts()["accepted"] == 1000
+
+
+def test_a_copy_the_hub_holds_takes_the_place_of_a_rejected_one_only(
+    tmp_path: Path,
+    serve,  # type: ignore[no-untyped-def]
+) -> None:
+    """`record_held`: the answer to a copy sent outside the outbox (a file's later line under
+    the same id) replaces a rejected copy; a pending one waits for its own answer, a delivered
+    one stays, and a rejection of the outside copy changes nothing."""
+    fake = FakeIngest()
+    address = serve(fake)
+    bad = [event(i, "bad") for i in (1, 2, 3)]
+    with Outbox(tmp_path / "o.db") as box:
+        box.add([*bad, event(4)])
+        box.forward(address, sleep=no_wait)
+        box.add([event(5)])  # pending: not answered yet
+        accepted = [
+            ipb.EventResult(event_id=f"e-{i}", result=ipb.RESULT_ACCEPTED, partition=0, offset=i)
+            for i in (1, 4, 5)
+        ]
+        rejected = ipb.EventResult(event_id="e-2", result=ipb.RESULT_REJECTED, reason="no")
+        held = [(event(1), accepted[0]), (event(2), rejected), (event(4), accepted[1])]
+        assert box.record_held([*held, (event(5), accepted[2])]) == 1
+        got = box.get(["e-1", "e-2", "e-3", "e-4", "e-5"])
+        assert (got["e-1"].state, got["e-1"].event.source, got["e-1"].offset) == (
+            "accepted",
+            "420581",
+            1,
+        )
+        assert got["e-1"].reason == ""
+        assert [got[i].state for i in ("e-2", "e-3", "e-4", "e-5")] == [
+            "rejected",
+            "rejected",
+            "accepted",
+            "pending",
+        ]
+        assert got["e-2"].event.source == "bad"
+        assert [s.event_id for s in box.rejected()] == ["e-2", "e-3"]
