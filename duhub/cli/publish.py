@@ -18,8 +18,10 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
 from duhub.cli import client
+from duhub.cli.jsonvalues import first_wrong_value, read_int
 from duhub.cli.spool import Spool
 from duhub.cli.tables import shown
+from duhub.convert import MAX_EVENT_ID
 from duhub.node.outbox import (
     PENDING,
     RETRYABLE,
@@ -69,7 +71,27 @@ class NotUtf8(ValueError):
     """The whole input is in another encoding (UTF-16, UTF-32): no line of it can be read."""
 
 
-def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
+class NotAnEvent(json_format.ParseError):
+    """A line that is no event: the event id, when the line names one, and the field at fault,
+    when a value is not of its field's kind (the message is then "field: reason", as the hub's
+    rejections are)."""
+
+    def __init__(self, message: str, event_id: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.event_id = event_id
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A line publish refuses, unsent: why, and what it can name."""
+
+    reason: str
+    event_id: str = ""
+    field: str = ""
+
+
+def read_events(path: str) -> Iterator[tuple[int, pb.Event | Refused]]:
     """Yield (line number, event) or (line number, why the line is not an event).
 
     The file is UTF-8; a byte order mark before the first line is skipped (RFC 8259 lets a
@@ -92,12 +114,15 @@ def read_events(path: str) -> Iterator[tuple[int, pb.Event | str]]:
                 continue
             bad = bad_byte(line)
             if bad:
-                yield n, f"invalid UTF-8 ({bad}): must be UTF-8"
+                yield n, Refused(f"invalid UTF-8 ({bad}): must be UTF-8")
                 continue
             try:
                 yield n, parse_event(line)
+            except NotAnEvent as e:
+                why = str(e) if e.field else f"not a duhub.v1.Event in canonical JSON: {e}"
+                yield n, Refused(why, e.event_id, e.field)
             except json_format.ParseError as e:
-                yield n, f"not a duhub.v1.Event in canonical JSON: {e}"
+                yield n, Refused(f"not a duhub.v1.Event in canonical JSON: {e}")
 
 
 def _json_name(key: str) -> str:
@@ -132,7 +157,7 @@ def parse_event(line: str) -> pb.Event:
             f"JSON); {_ONE_EVENT}"
         )
     try:
-        js = json.loads(line, object_pairs_hook=_one_spelling)
+        js = json.loads(line, object_pairs_hook=_one_spelling, parse_int=read_int)
     except _GivenTwice as e:
         raise json_format.ParseError(str(e)) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse (RecursionError too)
@@ -141,19 +166,36 @@ def parse_event(line: str) -> pb.Event:
         # protobuf answered an array with its first element and "unhashable type: 'dict'",
         # "abc" with 'no field named "a"', a number with "'int' object is not iterable".
         raise json_format.ParseError(f"a JSON {_json_kind(js)}, not an object: {_ONE_EVENT}")
+    event_id = _readable_id(js)
+    field, reason = first_wrong_value(js, pb.Event.DESCRIPTOR)
+    if field:
+        raise NotAnEvent(f"{field}: {reason}", event_id, field)
     odd = _odd_time(js, pb.Event.DESCRIPTOR, "")
     if odd:
-        raise json_format.ParseError(_not_rfc3339(*odd))
+        raise NotAnEvent(_not_rfc3339(*odd), event_id)
     try:
         return json_format.ParseDict(js, pb.Event())
     except json_format.ParseError as e:
         bad = _BAD_TIME.match(str(e))
         if bad:
-            raise json_format.ParseError(_bad_time(js, bad.group(1))) from e
+            raise NotAnEvent(_bad_time(js, bad.group(1)), event_id) from e
         # One line of output per line of input: protobuf lists the known fields on a second.
-        raise json_format.ParseError(" ".join(str(e).split())) from e
+        raise NotAnEvent(" ".join(str(e).split()), event_id) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse: what ParseDict raises else
-        raise json_format.ParseError(" ".join(str(e).split())) from e
+        raise NotAnEvent(" ".join(str(e).split()), event_id) from e
+
+
+def _readable_id(js: dict[str, object]) -> str:
+    """The event id a JSON event gives, as the hub echoes one (its first MAX_EVENT_ID
+    characters); "" when it gives none that is a string of text."""
+    given = js.get("eventId", js.get("event_id"))
+    if not isinstance(given, str):
+        return ""
+    try:
+        given.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""  # a lone surrogate ("\ud800"): printed, it ended publish with a traceback
+    return given[:MAX_EVENT_ID]
 
 
 _ONE_EVENT = "one event per line, each a JSON object (JSON Lines)"
@@ -250,8 +292,15 @@ def publish(
         # nothing of it queued, where each 500 events stored as read stayed pending for the
         # next publish to send. Kept on disk meanwhile, not in memory (duhub.cli.spool).
         for line, item in read_events(path):
-            if isinstance(item, str):
-                tally.rejected.append({"line": line, "event_id": "", "field": "", "reason": item})
+            if isinstance(item, Refused):
+                tally.rejected.append(
+                    {
+                        "line": line,
+                        "event_id": item.event_id,
+                        "field": item.field,
+                        "reason": item.reason,
+                    }
+                )
             else:
                 spool.keep(line, item)
         box.store(spool.for_outbox(), replace=True)

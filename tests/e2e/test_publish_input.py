@@ -6,6 +6,7 @@ exceed what one gRPC request may carry. A real hub (embedded log, SQLite) in pro
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import socket
 import struct
@@ -147,8 +148,8 @@ def test_a_line_that_is_no_json_object_says_so_on_one_line(hub: Hub, tmp_path: P
         for n, kind in enumerate(["array", "string", "number", "null"], start=1)
     ]
     assert shown[5].startswith(
-        f'  line 5: {why}: Message type "duhub.v1.Event" has no field named "note" at "Event".'
-        " Available Fields(except extensions): "
+        f'  line 5 (shape-3): {why}: Message type "duhub.v1.Event" has no field named "note" at'
+        ' "Event". Available Fields(except extensions): '
     )
     assert shown[6:] == [
         f"  line 6: {why}: '{{' alone: an event spread over several lines (pretty-printed"
@@ -706,3 +707,97 @@ def test_a_countys_mistakes_are_mended_as_readme_says_and_an_accepted_event_stay
         ) == {"accountability_persons": 3}
     finally:
         hub.stop()
+
+
+UINT32 = "must be a whole number from 0 to 4294967295"
+GOOD_SEQS = itertools.count(9001)  # source 420506's, one per case's good line
+
+
+def valued(event_id: object, payload: dict[str, object], **envelope: object) -> str:
+    """An event of source 420506 whose payload (or envelope) holds a value of the wrong kind."""
+    event = {**sanction("", "420506", 9000), "eventId": event_id, **envelope}
+    del event["sanctionImposed"]
+    return json.dumps({**event, **payload})
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (
+            valued("v-neg", {"sanctionImposed": {"unitId": "420506", "persons": -3}}),
+            f"(v-neg): sanction_imposed.persons: {UINT32}, not -3",
+        ),
+        (
+            valued("v-lots", {"supervisionVisit": {"unitId": "420506", "findings": "lots"}}),
+            f"(v-lots): supervision_visit.findings: {UINT32}, not 'lots'",
+        ),
+        (json.dumps({"eventId": 1}), ": event_id: must be a string, not the number 1"),
+        # An id that is no text (a lone surrogate) is not printed: it ended publish with a
+        # traceback (UnicodeEncodeError).
+        (
+            valued("v-\ud800", {"talkHeld": {"unitId": "420506", "persons": -1}}),
+            f": talk_held.persons: {UINT32}, not -1",
+        ),
+        (
+            valued("v-long", {"talkHeld": {"unitId": "420506", "persons": 7}}).replace(
+                '"persons": 7', '"persons": ' + "9" * 5001
+            ),
+            f"(v-long): talk_held.persons: {UINT32}, not a number of 5001 digits",
+        ),
+        (
+            valued("v-big", {"talkHeld": {"unitId": "420506", "persons": 4294967297}}),
+            f"(v-big): talk_held.persons: {UINT32}, not 4294967297",
+        ),
+        (
+            valued("v-seq", {"talkHeld": {"unitId": "420506", "persons": 1}}, seq=2**64),
+            "(v-seq): seq: must be a whole number from 0 to 18446744073709551615, not "
+            "18446744073709551616",
+        ),
+        (
+            valued("v-seqs", {"talkHeld": {"unitId": "420506", "persons": 1}}, seq=str(2**64)),
+            "(v-seqs): seq: must be a whole number from 0 to 18446744073709551615, not "
+            "'18446744073709551616'",
+        ),
+        (
+            # Python's int() reads it as 70, and protobuf's parser took it so.
+            valued("v-under", {"talkHeld": {"unitId": "420506", "persons": "7_0"}}),
+            f"(v-under): talk_held.persons: {UINT32}, not '7_0'",
+        ),
+        (
+            valued("v-kind", {"talkHeld": {"unitId": "420506", "kind": "OTHER", "persons": 1}}),
+            "(v-kind): talk_held.kind: must be one of TALK_KIND_TOP_LEADER, "
+            "TALK_KIND_ADMONISHMENT, TALK_KIND_OTHER, not 'OTHER'",
+        ),
+        (
+            valued("v-obj", {"talkHeld": 5}),
+            "(v-obj): talk_held: must be a JSON object, not the number 5",
+        ),
+        (
+            valued("v-ids", {"campaignLaunched": {"groups": [{"targetUnitIds": ["4205", 6]}]}}),
+            "(v-ids): campaign_launched.groups[0].target_unit_ids[1]: must be a string, not "
+            "the number 6",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_rejected_naming_the_event_and_the_field(
+    hub: Hub, tmp_path: Path, line: str, said: str
+) -> None:
+    """A value out of its field's range or of another kind. Before, the line was answered with
+    protobuf's or Python's words and no field path: 'Failed to parse persons field: Value out
+    of range: -3.', "invalid literal for int() with base 10: 'lots'", "expected string or
+    bytes-like object, got 'int'", a long number's "Exceeds the limit (4300 digits) … use
+    sys.set_int_max_str_digits()". Nothing of the line is sent; the next line is."""
+    seq = next(GOOD_SEQS)
+    good = json.dumps(sanction(f"v-ok-{seq}", "420506", seq))
+    done = publish(hub, tmp_path, f"{line}\n{good}\n".encode())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 accepted, 0 duplicate, 1 rejected" in done.stdout, done.stdout
+    assert f"  line 1{' ' if said.startswith('(') else ''}{said}\n" in done.stdout, done.stdout
+    for internal in ("Failed to parse", "int()", "bytes-like", "sys.", "Traceback"):
+        assert internal not in done.stdout + done.stderr
+    assert pending(tmp_path) == 0
+    with Outbox(tmp_path / "outbox.db") as box:
+        assert box.counts()["accepted"] == 1  # the good line alone was stored and sent
+    answer = json.loads(publish(hub, tmp_path, f"{line}\n".encode(), "--json").stdout)
+    field = said.split(": ")[1]  # "(v-neg): sanction_imposed.persons: …", ": event_id: …"
+    assert [(r["line"], r["field"]) for r in answer["rejections"]] == [(1, field)]
