@@ -113,6 +113,10 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
         fail(f"{status.name}: {_given_as(detail)}", EXIT_DENIED)
     if status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         fail(_given_as(detail), EXIT_USAGE)
+    if status == grpc.StatusCode.UNIMPLEMENTED:
+        # A service answered, not the one the command needs (the services apart): a usage
+        # mistake, not "no hub answered".
+        fail(wrong_service(address, detail), EXIT_USAGE)
     fail(f"{status.name}: {detail}", EXIT_UNREACHABLE)
 
 
@@ -132,6 +136,13 @@ _TLS_ADVICE = {
     "plain": "the hub at {address} speaks no TLS ({detail}): call it without --tls-dir or --ca "
     "(or DUHUB_TLS_DIR)",
 }
+
+
+def wrong_service(address: str, detail: str) -> str:
+    """Say which service at `address` answered UNIMPLEMENTED, and where to go instead."""
+    from duhub.cli import served
+
+    return served.unimplemented(address, served.services(channel(address)), detail)
 
 
 def _host(address: str) -> str:

@@ -19,6 +19,7 @@ from google.protobuf.descriptor import Descriptor
 
 from duhub.cli import client
 from duhub.cli.jsonvalues import first_wrong_value, read_int
+from duhub.cli.served import NO_QUERIES
 from duhub.cli.spool import Spool
 from duhub.cli.tables import shown
 from duhub.convert import MAX_EVENT_ID
@@ -440,9 +441,7 @@ def run(
             try:
                 visible = wait_visible(address, tally.ends, wait)
                 if visible is None:  # said, or a user takes the silence for "in the figures"
-                    unasked = (
-                        f"{address} answers no queries, as an ingest alone: ask the query service"
-                    )
+                    unasked = NO_QUERIES.format(address=address)
             except grpc.RpcError as e:
                 visible = False
                 unasked = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]
@@ -465,6 +464,18 @@ def run(
         client.fail_rpc(e.error, address)
     except grpc.RpcError as e:
         waiting = box.counts()[PENDING]
+        if e.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+            # Another service answered (a query service alone): said as a give-up is, the
+            # events waiting in the outbox of this target, which no publish to ingest reads.
+            _print_tally(
+                tally, path, as_json, box, gave_up=waiting, why=f"{address} takes no events"
+            )
+            sys.stdout.flush()
+            print(
+                f"duhub: {waiting} events wait in the outbox {box.path}; 'duhub outbox retry "
+                f"--outbox {box.path} --target INGEST' sends them to the ingest service",
+                file=sys.stderr,
+            )
         if e.code() == grpc.StatusCode.PERMISSION_DENIED and waiting:  # type: ignore[attr-defined]
             print(
                 f"duhub: {waiting} events wait in the outbox {box.path}; with credentials that "
@@ -487,10 +498,12 @@ def _print_tally(
     visible: bool | None = None,
     unasked: str = "",
     wait: float = 0.0,
-    gave_up: int = 0,
+    gave_up: int | None = None,
+    why: str = "",
 ) -> None:
     """Print the answers per line; `gave_up`: the events left waiting in the outbox when the
-    hub stopped answering (the answers are then those it gave before)."""
+    hub stopped answering (the answers are then those it gave before), or, with `why`, when
+    the target would not take them."""
     if as_json:
         out: dict[str, object] = {
             "accepted": tally.accepted,
@@ -501,12 +514,14 @@ def _print_tally(
             "outbox": str(box.path),
             "earlier": sum(tally.earlier.values()),
         }
-        if gave_up:
+        if gave_up is not None:
             out["pending"] = gave_up
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
     before = ""
-    if gave_up:
+    if why:
+        before = f"not sent, {why}: "
+    elif gave_up is not None:
         before = "before the hub stopped answering: " if tally.heard else "no hub answered: "
     print(
         f"{path}: {before}{tally.accepted} accepted, {tally.duplicate} duplicate, "
