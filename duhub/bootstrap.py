@@ -32,6 +32,7 @@ from duhub.health import (
 from duhub.log.base import EventLog
 from duhub.log.belongs import check_belongs
 from duhub.log.embedded import EmbeddedLog
+from duhub.log.spec import is_kafka
 from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
@@ -130,7 +131,7 @@ def dashboard_of(
 
 def open_log(spec: str) -> EventLog:
     """Return the log for kafka://HOST:PORT or a data directory path."""
-    if spec.startswith("kafka://"):
+    if is_kafka(spec):
         from duhub.log.kafka import KafkaLog, KafkaSpec
 
         return KafkaLog(KafkaSpec.parse(spec))

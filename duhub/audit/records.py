@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from duhub.convert import InvalidEvent, decode_event
 from duhub.log.embedded import EmbeddedLog, iter_frames
+from duhub.log.spec import is_kafka
 
 if TYPE_CHECKING:
     from duhub.log.kafka import KafkaLog
@@ -22,7 +23,7 @@ def log_records(spec: str) -> Iterator[Record]:
     """Return every record of the log at `spec` (kafka://… or a data dir), in log order. The
     log is opened now, so a bad `spec` raises here (ValueError, KafkaError, FileNotFoundError),
     not at the first record."""
-    if spec.startswith("kafka://"):
+    if is_kafka(spec):
         from duhub.log.kafka import KafkaLog, KafkaSpec
 
         return _kafka_records(KafkaLog(KafkaSpec.parse(spec), create=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 
@@ -29,6 +30,19 @@ def not_empty(text: str) -> str:
     and ingest acknowledged events into an embedded log in ./data."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is empty; give a value or leave the option out")
+    return text
+
+
+def log_location(text: str) -> str:
+    """An argparse type for --log: kafka://… or a data directory, not empty, and not a mistyped
+    Kafka URL (duhub.log.spec), which was taken for a directory path and got a log made in
+    it. The option's default, $DUHUB_LOG, is checked here too: said so when it is the one."""
+    from duhub.log.spec import log_problem
+
+    problem = log_problem(not_empty(text))
+    if problem:
+        given = " (from $DUHUB_LOG)" if text == os.environ.get("DUHUB_LOG") else ""
+        raise argparse.ArgumentTypeError(f"{text!r}{given} {problem}")
     return text
 
 

@@ -17,6 +17,7 @@ from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
 from duhub.cli.argtypes import (  # noqa: E402
     client_target,
     host_port,
+    log_location,
     not_empty,
     seconds,
     whole_number,
@@ -148,7 +149,7 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
     # An empty variable is unset, as DUHUB_TARGET; an empty option is refused (not_empty).
     p.add_argument(
         "--log",
-        type=not_empty,
+        type=log_location,
         default=os.environ.get("DUHUB_LOG") or None,
         help="kafka://HOST:PORT[?key=PATH&topic=T&partitions=N&replication=R] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
@@ -373,7 +374,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     av.add_argument(
         "--log",
-        type=not_empty,
+        type=log_location,
         default=os.environ.get("DUHUB_LOG") or None,
         help="kafka://HOST:PORT[?key=PATH&topic=T] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",

@@ -23,6 +23,7 @@ from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.convert import from_nanos, to_nanos
 from duhub.log.base import LogCorrupted
 from duhub.log.embedded import EmbeddedLog
+from duhub.log.spec import is_kafka
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
     start = {p: o for p, o in named.items() if o}  # from offset 0: from the start
-    if not log_spec.startswith("kafka://") and not (Path(log_spec) / EmbeddedLog.FILE).exists():
+    if not is_kafka(log_spec) and not (Path(log_spec) / EmbeddedLog.FILE).exists():
         # Else a mistyped directory got an empty log and read model made in it, and the
         # replay of nothing "equal" to them.
         option = "--log" if args.log else "--data-dir"

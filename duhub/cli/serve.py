@@ -18,6 +18,7 @@ from duhub.bootstrap import (
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals
+from duhub.log.spec import is_kafka
 from duhub.logs import fatal, setup_logging
 from duhub.reference import Reference
 from duhub.reference.file import reference_from_file
@@ -134,7 +135,7 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
             return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
         if url:
             print(f"  metrics:                {url}", flush=True)
-        if cfg.log_spec.startswith("kafka://"):
+        if is_kafka(cfg.log_spec):
             return _faust_worker(cfg, bool(url), stop)
         return _log_tailer(cfg, bool(url), stop)
 

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from duhub.log.kafka import EVENTS_TOPIC, KafkaSpec
+from duhub.log.spec import is_kafka
 
 
 def test_the_documented_options_are_read() -> None:
@@ -44,3 +45,28 @@ def test_an_unknown_option_is_refused_naming_it(option: str) -> None:
 def test_a_bad_option_value_is_refused_naming_the_option(query: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         KafkaSpec.parse(f"kafka://b:9092?{query}")
+
+
+@pytest.mark.parametrize(
+    ("spec", "meant"),
+    [
+        ("kafka//127.0.0.1:9092", "kafka://127.0.0.1:9092"),
+        ("kafka:/b:9092", "kafka://b:9092"),
+        ("Kafka://b:9092", "kafka://b:9092"),
+        ("KAFKA:b:9092", "kafka://b:9092"),
+        ("kafka-data", "kafka://HOST:PORT"),
+    ],
+)
+def test_a_mistyped_kafka_url_is_no_directory(spec: str, meant: str) -> None:
+    # Before 2026-12-06 each was a data directory path: ./kafka/127.0.0.1:9092/events.log.
+    with pytest.raises(ValueError, match=re.escape(f"--log: {spec!r} is neither")) as e:
+        is_kafka(spec)
+    assert f"give {meant} (lower case, both slashes)" in str(e.value)
+    assert f"as ./{spec}" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kafka"), [("kafka://b:9092", True), ("data", False), ("./kafka", False)]
+)
+def test_a_kafka_url_and_a_directory_are_told_apart(spec: str, kafka: bool) -> None:
+    assert is_kafka(spec) is kafka

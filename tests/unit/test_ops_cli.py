@@ -1454,3 +1454,54 @@ def test_up_and_serve_refuse_a_callers_share_outside_one_to_the_cap_naming_it(
     for command in (["up"], ["serve", "query"]):
         shown = " ".join(duhub(*command, "--help").stdout.split())  # as argparse wraps it
         assert "--max-streams-per-caller M" in shown and "a quarter of N" in shown, shown
+
+
+MISTYPED_KAFKA = ["kafka//127.0.0.1:9092", "kafka:/127.0.0.1:9092", "Kafka://127.0.0.1:9092"]
+
+
+@pytest.mark.parametrize("log", MISTYPED_KAFKA)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("serve", "ingest", "--listen", "127.0.0.1:0", "--metrics", "off"),
+        ("serve", "aggregate", "--metrics", "off"),
+        ("up", "--no-simulate", "--listen", "127.0.0.1:0", "--http", "off", "--metrics", "off"),
+        ("replay",),
+        ("audit", "verify"),
+    ],
+    ids=["serve ingest", "serve aggregate", "up", "replay", "audit verify"],
+)
+def test_a_mistyped_kafka_log_is_refused_not_taken_for_a_directory(
+    tmp_path: Path, command: tuple[str, ...], log: str
+) -> None:
+    # Before 2026-12-06, `serve ingest --log kafka//127.0.0.1:9092` made
+    # ./kafka/127.0.0.1:9092/events.log, loaded the reference data into it and served.
+    done = duhub(*command, "--log", log, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        f"argument --log: {log!r} is neither kafka://HOST:PORT nor a directory path it will use"
+        in done.stderr
+    ), done.stderr
+    assert "kafka://127.0.0.1:9092" in done.stderr  # the hint: the lowercase kafka:// form
+    assert list(tmp_path.iterdir()) == []  # nothing made: no ./kafka, no ./data
+
+
+def test_a_mistyped_kafka_log_in_duhub_log_is_refused_naming_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "duhub.cli.main", "replay"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "DUHUB_LOG": "kafka//b:9092"},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "argument --log: 'kafka//b:9092' (from $DUHUB_LOG) is neither" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_named_kafka_is_given_as_a_relative_path(tmp_path: Path) -> None:
+    """The way out the refusal names: ./kafka… is a directory, as before."""
+    done = duhub("audit", "verify", "--log", "./kafka-data", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--log: no events.log in ./kafka-data" in done.stderr  # taken as a directory
