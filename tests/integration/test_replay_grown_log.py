@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,24 +25,13 @@ from services.ingest.ingestor import Ingestor
 from tests.infra import fresh_database, kafka_log_url
 from tests.integration.chaos import remake_topic
 from tests.unit.builders import CITY, DANG, DANG_V1, YIDU_V1, Clock, at, hierarchy, kinds, visit
+from tests.unit.test_ops_cli import duhub
 
 pytestmark = [pytest.mark.kafka]
 
-ROOT = Path(__file__).resolve().parents[2]
 # With 4 partitions the reference registrations (source "reference") and the city's own
 # events land in partitions 2 and 3; DANG's in partition 0, empty until it publishes.
 PARTITIONS = 4
-
-
-def duhub(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "duhub.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
 
 
 class Hub:
@@ -92,6 +80,16 @@ def replay(hub: Hub, into: str, *more: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def replayed_once(hub: Hub, into: str) -> subprocess.CompletedProcess[str]:
+    """Publish the hierarchy and three of the city's visits (partitions 2 and 3), and replay
+    them into `into`: the replay later runs continue, or are refused."""
+    hub.publish(hierarchy(), reference=True)
+    hub.publish(city_visits(1, 3))
+    first = replay(hub, into)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return first
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def into(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -105,11 +103,8 @@ def test_a_replay_continues_once_the_log_grew_into_an_empty_partition(
     tmp_path: Path, into: str
 ) -> None:
     with kafka_hub(tmp_path) as hub:
-        hub.publish(hierarchy(), reference=True)
-        hub.publish(city_visits(1, 3))
+        first = replayed_once(hub, into)
         assert hub.filled() == {2, 3}
-        first = replay(hub, into)
-        assert first.returncode == 0, first.stdout + first.stderr
         assert "equal: the live figures are exactly what the log gives" in first.stdout
         before = sum(hub.log.end_offsets().values())
 
@@ -136,10 +131,7 @@ def test_a_target_of_the_earlier_version_continues_once_the_log_grew(tmp_path: P
     # any ("2:OFFSET:SHA256"), and no other: that replay continues too.
     into = f"sqlite:///{tmp_path / 'replay.db'}"
     with kafka_hub(tmp_path) as hub:
-        hub.publish(hierarchy(), reference=True)
-        hub.publish(city_visits(1, 3))
-        first = replay(hub, into)
-        assert first.returncode == 0, first.stdout + first.stderr
+        replayed_once(hub, into)
         (record,) = hub.log.read(2, 0, 1)
         earlier = f"2:{record.offset}:{hashlib.sha256(record.value).hexdigest()}"
         target = open_engine(into)
@@ -167,10 +159,7 @@ def test_a_replay_does_not_continue_into_a_target_of_the_topic_before_it_was_mad
 ) -> None:
     into = f"sqlite:///{tmp_path / 'replay.db'}"
     with kafka_hub(tmp_path) as hub:
-        hub.publish(hierarchy(), reference=True)
-        hub.publish(city_visits(1, 3))
-        first = replay(hub, into)
-        assert first.returncode == 0, first.stdout + first.stderr
+        replayed_once(hub, into)
         hub.close()
         remake_topic(KafkaSpec.parse(hub.url))
         (tmp_path / "again").mkdir()
