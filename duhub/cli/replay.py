@@ -188,6 +188,14 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         differs = not found.equal
+        if differs and getattr(log, "origin_key", b"") is None:
+            # A Kafka log read without its origin key: a record forged in ingest's name counts
+            # here, where the hub, run with the key, dead-lettered it.
+            report["hint"] = (
+                "the log was read without ?key=: records claiming ingest's origin were taken "
+                "at their word; if the hub runs with an origin key, replay with the hub's "
+                "origin key too (kafka://…?key=PATH)"
+            )
     # Of what "replayed" counts (every record, the caught-up ones too): a duplicate or a dead
     # letter changed no figure, so neither is an event applied.
     report.update(
@@ -238,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
                         f"grain {d['grain']} bucket {d['bucket']}: live {d['left']}, "
                         f"replay {d['right']}"
                     )
+                if "hint" in report:
+                    print(report["hint"])
     return 4 if differs else 0
 
 

@@ -8,6 +8,7 @@ signs its records under the hub's origin key (`duhub/log/origin.py`); these are 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from tests.e2e.hubproc import HubProcess, stat_values
 from tests.infra import kafka_log_url
 from tests.integration.scale import accountability, publish, wait_applied
 from tests.integration.test_kafka_direct import dead_letters
+from tests.unit.test_ops_cli import duhub
 
 FORGED = [(ORIGIN_HEADER, INGEST_ORIGIN)]
 
@@ -210,3 +212,41 @@ def test_a_forged_origin_header_on_a_hub_without_a_key_is_named(tmp_path: Path) 
         assert now == {"accountability_persons": 2}
     finally:
         hub.stop()
+
+
+def test_a_replay_without_the_key_that_differs_over_a_forged_record_says_to_give_it(
+    tmp_path: Path,
+) -> None:
+    # The hub, run with its origin key, dead-lettered a record forged in ingest's name; a
+    # replay of the same topic without ?key= takes the header at its word, counts the record,
+    # and so differs. Before, it said only "DIFFERENT in: dead_letters, rollups, …" (exit 4),
+    # which sent the auditor looking for a fault in the hub, not in the replay's URL.
+    log_url = kafka_log_url(partitions=1)
+    spec = KafkaSpec.parse(log_url)
+    data = tmp_path / "data"
+    hub = HubProcess(data, "--log", log_url)
+    try:
+        first = publish(hub.address, [accountability("420581", 1, 2)])
+        wait_applied(hub.address, {0: first[0].offset + 1})
+        forged = accountability("420581", 2, 40)
+        forged.recorded_at.FromJsonString("2026-01-02T00:00:00Z")
+        producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+        sent = producer.send(
+            spec.topic, key=b"420581", value=forged.SerializeToString(), headers=FORGED
+        )
+        last = sent.get(timeout=30)
+        producer.close()
+        wait_applied(hub.address, {0: last.offset + 1})
+    finally:
+        hub.stop()
+    keyless = log_url.split("&key=")[0]
+    into = f"sqlite:///{tmp_path / 'replay.db'}"
+    done = duhub("replay", "--log", keyless, "--data-dir", str(data), "--into", into)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "without ?key=" in done.stdout and "the hub's origin key" in done.stdout, done.stdout
+    again = duhub("replay", "--log", keyless, "--data-dir", str(data), "--into", into, "--json")
+    assert json.loads(again.stdout)["hint"].startswith("the log was read without ?key=")
+    # With the key, the same log gives the live figures.
+    keyed = duhub("replay", "--log", log_url, "--data-dir", str(data), "--fresh", "--into", into)
+    assert keyed.returncode == 0, keyed.stdout + keyed.stderr
+    assert "without ?key=" not in keyed.stdout
