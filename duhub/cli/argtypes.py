@@ -33,17 +33,36 @@ def not_empty(text: str) -> str:
     return text
 
 
+class FromEnvironment(str):
+    """An option's default read from an environment variable: argparse hands it to the
+    option's type as it is, so a refusal can say where the text came from."""
+
+    variable: str
+
+    def __new__(cls, value: str, variable: str) -> FromEnvironment:
+        made = super().__new__(cls, value)
+        made.variable = variable
+        return made
+
+
+def environment_default(variable: str) -> FromEnvironment | None:
+    """The default an option takes from `variable`; None when unset or empty (as unset)."""
+    value = os.environ.get(variable)
+    return FromEnvironment(value, variable) if value else None
+
+
 def log_location(text: str) -> str:
     """An argparse type for --log: kafka://… or a data directory, not empty, and not a mistyped
     Kafka URL (duhub.log.spec), which was taken for a directory path and got a log made in
-    it. The option's default, $DUHUB_LOG, is checked here too: said so when it is the one."""
+    it. The option's default, $DUHUB_LOG, is checked here too: said so when it is the one
+    (not when the same text was typed)."""
     from duhub.log.spec import log_problem
 
     problem = log_problem(not_empty(text))
     if problem:
-        given = " (from $DUHUB_LOG)" if text == os.environ.get("DUHUB_LOG") else ""
+        given = f" (from ${text.variable})" if isinstance(text, FromEnvironment) else ""
         raise argparse.ArgumentTypeError(f"{text!r}{given} {problem}")
-    return text
+    return str(text)  # a plain str onwards (a FromEnvironment does not pickle)
 
 
 def seconds(text: str) -> float:

@@ -16,6 +16,7 @@ quiet_grpc_core(sys.argv[1:])
 from duhub.bootstrap import ANSWER_CACHE, DEFAULT_LISTEN  # noqa: E402
 from duhub.cli.argtypes import (  # noqa: E402
     client_target,
+    environment_default,
     host_port,
     log_location,
     not_empty,
@@ -150,7 +151,7 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log",
         type=log_location,
-        default=os.environ.get("DUHUB_LOG") or None,
+        default=environment_default("DUHUB_LOG"),
         help="kafka://HOST:PORT[?key=PATH&topic=T&partitions=N&replication=R] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )
@@ -375,7 +376,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     av.add_argument(
         "--log",
         type=log_location,
-        default=os.environ.get("DUHUB_LOG") or None,
+        default=environment_default("DUHUB_LOG"),
         help="kafka://HOST:PORT[?key=PATH&topic=T] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )
