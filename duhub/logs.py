@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 FORMATS = ("text", "json")
@@ -35,8 +37,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+# The libraries under the aggregate worker and the Kafka log: at INFO they wrote ~100 lines at
+# every start and stop of a worker (each Faust service "Starting...", each broker connection),
+# where duhub's own lines say what an operator needs (partitions gained and given up, offsets).
+LIBRARIES = ("faust", "mode", "aiokafka", "kafka")
+LIBRARY_LEVEL_VARIABLE = "DUHUB_LIBRARY_LOG_LEVEL"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def library_level(environ: Mapping[str, str] = os.environ) -> int:
+    """The level of the libraries' loggers: $DUHUB_LIBRARY_LOG_LEVEL (DEBUG, INFO, WARNING or
+    ERROR, any case), WARNING when unset or empty; ValueError naming the variable otherwise."""
+    text = environ.get(LIBRARY_LEVEL_VARIABLE, "").strip()
+    if not text:
+        return logging.WARNING
+    if text.upper() not in _LEVELS:
+        raise ValueError(
+            f"${LIBRARY_LEVEL_VARIABLE}: {text!r} is not a log level: give one of "
+            f"{', '.join(_LEVELS)}"
+        )
+    return logging.getLevelName(text.upper())  # type: ignore[no-any-return]
+
+
+def set_library_level(level: int) -> None:
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(level)
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
-    """Send the root logger's records to stderr in `fmt` (text or json), replacing handlers."""
+    """Send the root logger's records to stderr in `fmt` (text or json), replacing handlers;
+    the libraries' at WARNING and above (`set_library_level` to change it)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
@@ -44,6 +74,7 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    set_library_level(max(level, logging.WARNING))
     logging.captureWarnings(True)
     if fmt == "json":
         # What Python prints itself when a thread or the process ends with an exception

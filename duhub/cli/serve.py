@@ -19,7 +19,7 @@ from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals
 from duhub.log.spec import is_kafka
-from duhub.logs import fatal, setup_logging
+from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.reference import Reference
 from duhub.reference.file import reference_from_file
 
@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     # must cost a BrokenPipeError in its thread, not the process (main() sets SIG_DFL).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
+    try:
+        set_library_level(library_level())
+    except ValueError as e:
+        return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
     try:
         # Read and checked whole before anything is opened (the read model only read: a
         # fingerprint of the same units spares checking each).

@@ -17,7 +17,7 @@ from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals
 from duhub.log.base import LogCorrupted
 from duhub.log.belongs import LogLost
-from duhub.logs import fatal, setup_logging
+from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.readmodel.writer import read_positions
 from duhub.reference import Reference
 from duhub.reference.file import reference_from_file
@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     # must cost a BrokenPipeError in its thread, not the process (main() sets SIG_DFL).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     setup_logging(getattr(args, "log_format", "text"))
+    try:
+        set_library_level(library_level())
+    except ValueError as e:
+        return fatal(f"duhub up: {e}", EXIT_USAGE)
     data_dir = Path(args.data_dir).resolve()
     try:
         config = HubConfig(

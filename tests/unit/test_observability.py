@@ -235,3 +235,46 @@ def test_json_logs_stay_json_when_a_thread_or_the_process_dies() -> None:
     assert "RuntimeError: batch still conflicts" in records[0]["exc"]
     assert records[0]["thread_name"] == "aggregate"
     assert "NameError" in records[1]["exc"]
+
+
+def test_the_libraries_log_warnings_only_unless_told(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # At INFO, Faust, mode, aiokafka and kafka-python wrote ~100 lines at each start and stop
+    # of an aggregate worker; duhub's own lines say what an operator needs.
+    from duhub.logs import LIBRARIES, library_level, set_library_level, setup_logging
+
+    root = logging.getLogger()
+    kept = (list(root.handlers), root.level, [logging.getLogger(n).level for n in LIBRARIES])
+    try:
+        setup_logging("text")
+        for name in ("faust.worker", "aiokafka.consumer.group_coordinator", "kafka.net.manager"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+        assert logging.getLogger("services.aggregate.feed").isEnabledFor(logging.INFO)
+        assert library_level({}) == logging.WARNING
+        assert library_level({"DUHUB_LIBRARY_LOG_LEVEL": ""}) == logging.WARNING
+        assert library_level({"DUHUB_LIBRARY_LOG_LEVEL": "info"}) == logging.INFO
+        set_library_level(library_level({"DUHUB_LIBRARY_LOG_LEVEL": "DEBUG"}))
+        assert logging.getLogger("faust.worker").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
+        for name, level in zip(LIBRARIES, kept[2], strict=True):
+            logging.getLogger(name).setLevel(level)
+
+
+def test_a_bad_library_log_level_stops_a_server_naming_the_variable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "duhub.cli.main", "up", "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "DUHUB_LIBRARY_LOG_LEVEL": "loud"},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "$DUHUB_LIBRARY_LOG_LEVEL: 'loud' is not a log level" in done.stderr, done.stderr
+    assert not (tmp_path / "d").exists()  # nothing made
