@@ -35,9 +35,11 @@ def parse_time(text: str, field: str, zone: tzinfo = UTC) -> Timestamp:
         else:
             seconds, nanos = _instant(text)
     except ValueError as e:
+        # datetime's "Invalid isoformat string: '…'" says only that again, in Python's words.
+        why = "" if str(e).startswith("Invalid isoformat string") else f": {e}"
         raise ValueError(
             f"{field}: {text!r} is not a date (2022-01-01) or RFC 3339 time "
-            f"(2022-01-01T00:00:00Z): {e}"
+            f"(2022-01-01T00:00:00Z){why}"
         ) from None
     if not FIRST_NS <= seconds * NS < LAST_NS:  # year 1 at +01:00 is year 0 in UTC
         raise ValueError(f"{field}: {text!r} must lie between 0001-01-01 and 9999-12-31 in UTC")

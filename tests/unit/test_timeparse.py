@@ -51,7 +51,7 @@ def test_a_fraction_after_a_comma_keeps_its_digits(text: str, nanos: int) -> Non
     ("text", "words"),
     [
         # A full-width 1, as a Chinese input method types it, was read as .1.
-        ("2022-11-02T00:00:00.\uff11Z", "Invalid isoformat"),
+        ("2022-11-02T00:00:00.\uff11Z", r"RFC 3339 time \(2022-01-01T00:00:00Z\)$"),
         ("2022-11-02T00:00:00.5,5Z", "two fractions"),  # taken as .5
     ],
 )
@@ -146,3 +146,14 @@ def test_a_date_is_midnight_in_the_zone_given() -> None:
         parse_time("0001-01-01", "--from", timezone(timedelta(hours=8)))
     got = parse_time("9999-12-31", "--to", timezone(-timedelta(hours=12))).ToJsonString()
     assert got == "9999-12-31T12:00:00Z"
+
+
+@pytest.mark.parametrize("text", ["2022", "2022-1-1", "12/01/2022", "now", "+02022-01-01"])
+def test_a_time_in_no_form_it_takes_is_said_so_without_pythons_words(text: str) -> None:
+    """Before, the refusal ended in datetime's own "Invalid isoformat string: '2022'", the
+    text quoted a second time."""
+    with pytest.raises(ValueError) as e:
+        parse_time(text, "--as-of")
+    assert str(e.value) == (
+        f"--as-of: {text!r} is not a date (2022-01-01) or RFC 3339 time (2022-01-01T00:00:00Z)"
+    )
