@@ -94,7 +94,11 @@ class LogTailer:
                 metrics.observe_applied(p.done - caught, ())
                 caught = p.done
 
-            total = replay(self.log, self.engine, on_progress=progress).done
+            # Its refusals go to the dead-letter topic too, as the live applier's do (before
+            # 2026-12-06 they were kept in the read model only).
+            total = replay(
+                self.log, self.engine, on_progress=progress, on_dead=self.applier.on_dead
+            ).done
             self.applier.refresh()
         while not all(
             holds_all(self.log, p, self.positions.get(p, 0), end) for p, end in target.items()

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
 
 from duhub.convert import recorded_at
-from duhub.log.base import EventLog
+from duhub.log.base import EventLog, LogRecord
 from duhub.log.belongs import other_log
+from duhub.readmodel.writer import DeadLetter
 from duhub.readmodel.writer import positions_in as read_positions_in
 from services.aggregate.apply import Applied, BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
@@ -172,15 +173,17 @@ def replay(
     start: dict[int, int] | None = None,
     on_progress: Callable[[ReplayProgress], None] | None = None,
     upto: Mapping[int, int] | None = None,
+    on_dead: Callable[[LogRecord, DeadLetter], None] | None = None,
 ) -> ReplayProgress:
     """Apply the log into `target` from its own positions to the end as of now, or to the
-    offsets `upto` (per partition; one it does not name is not read).
+    offsets `upto` (per partition; one it does not name is not read). `on_dead` is told of
+    each record refused (a live catch-up sends it to the dead-letter topic).
 
     With `until_ns`, only records recorded at or before it are applied. Records before
     `start` (offsets per partition) or recorded before `since_ns` build the state the later
     ones need (units, campaigns, problems) but count in no figure.
     """
-    applier = BatchApplier(target, settled=log_settled(log))
+    applier = BatchApplier(target, on_dead=on_dead, settled=log_settled(log))
     ends = log.end_offsets()
     if upto is not None:
         ends = {p: min(end, upto.get(p, 0)) for p, end in ends.items()}
