@@ -1111,6 +1111,15 @@ def test_the_page_answers_for_a_moment_asked_about_as_the_command_line_does(
     browser.get(hub.dashboard + f"?campaign=vax&as_of={shown}+08:00")
     page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "66.7%")
     assert page["kpis"]["visits"] == "6" and page["error"] == "", page["error"]
+    # Without an offset it is Beijing time, as the field shows it: the page read it in the
+    # browser's own zone (on a UTC machine 8 hours later: the present's figures).
+    browser.get(hub.dashboard + f"?campaign=vax&as_of={shown}")
+    page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "66.7%")
+    assert page["kpis"]["visits"] == "6" and page["error"] == "", page["error"]
+    # A form only a browser reads, its own way, is refused as any other.
+    browser.get(hub.dashboard + "?campaign=vax&as_of=Dec%206%202026")
+    page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "83.3%")
+    assert page["error"].startswith("出错: as_of: 无法识别的时间 'Dec 6 2026'"), page["error"]
 
 
 def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_back(

@@ -136,6 +136,25 @@
     const ms = Date.parse(`${value}+08:00`);
     return Number.isFinite(ms) ? new Date(ms).toISOString() : "";
   };
+  // ?as_of= in the address: RFC 3339 with its offset, or without one Beijing time, as the
+  // field shows it (a bare date: Beijing midnight). Date.parse read a time without an offset
+  // in the browser's own zone, and any form it knew ("Dec 6 2026") its own way, so one link
+  // showed other moments on other screens.
+  const fromAddressAsOf = (text) => {
+    const m = text.match(
+      /^(\d{4}-\d\d-\d\d)(?:[Tt ](\d\d:\d\d(?::\d\d(?:[.,]\d{1,9})?)?))?([Zz]|[+-]\d\d:?\d\d)?$/,
+    );
+    if (!m) return "";
+    const [, date, time, offset] = m;
+    if (offset && !time) return "";
+    const [y, mo, d] = date.split("-").map(Number);
+    const day = new Date(Date.UTC(y, mo - 1, d)); // Date.parse took 02-30 for 03-02
+    if (day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return "";
+    const clock = (time || "00:00:00").replace(",", ".").replace(/(\.\d{3})\d+$/, "$1");
+    const zone = offset ? offset.toUpperCase().replace(/^([+-]\d\d)(\d\d)$/, "$1:$2") : "+08:00";
+    const ms = Date.parse(`${date}T${clock}${zone}`);
+    return Number.isFinite(ms) ? new Date(ms).toISOString() : "";
+  };
 
   async function api(path, params = {}) {
     const url = new URL(path, document.baseURI);
@@ -1253,8 +1272,8 @@
         ? null
         : given.replace(/^(.+[Tt ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d:?\d\d)$/, "$1+$2");
     if (asOf !== null) {
-      const ms = Date.parse(asOf);
-      if (Number.isFinite(ms)) setAsOf(new Date(ms).toISOString());
+      const iso = fromAddressAsOf(asOf);
+      if (iso) setAsOf(iso);
       else state.badAddress = `as_of: 无法识别的时间 '${asOf}'，显示的是实时数据 (not RFC 3339)`;
     }
     try {
