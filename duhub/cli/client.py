@@ -85,6 +85,11 @@ def fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+# How gRPC's core says the server at an address answered in something else than HTTP/2: an
+# HTTP/1.x server (the dashboard), or bytes that are no HTTP/2 frame.
+_NOT_GRPC = ("Trying to connect an http1.x server", "Expected SETTINGS frame as the first frame")
+
+
 def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
     status = e.code()  # type: ignore[attr-defined]
     detail = e.details()  # type: ignore[attr-defined]
@@ -102,6 +107,15 @@ def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
                 ),
                 EXIT_UNREACHABLE,
             )
+    if status == grpc.StatusCode.UNAVAILABLE and any(s in (detail or "") for s in _NOT_GRPC):
+        # The dashboard's address, printed in the same banner as the hub's, given by mistake:
+        # it was "no hub answers", though one ran.
+        fail(
+            f"{address} answers, but not in gRPC: perhaps the dashboard's address (--http) or "
+            "another server's; give the hub's gRPC address (--listen, default "
+            "127.0.0.1:50051) as --target / DUHUB_TARGET",
+            EXIT_USAGE,
+        )
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         fail(
             f"no hub answers at {address} ({detail}); start one with 'duhub up' or set "

@@ -13,6 +13,7 @@ From options, else the environment:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,9 @@ def load(
             raise CredentialError(f"--token-file {token_file}: empty")
     else:
         token = env.get("DUHUB_TOKEN", "").strip()
+    # Copied from an HTTP header ("Bearer duhub_…"), as the dashboard takes it: the token is
+    # what follows (sent as it was, the hub knew no such token).
+    token = _BEARER.sub("", token)
     ca_pem = None
     if ca:
         ca_pem = _read(Path(ca), "--ca")
@@ -106,6 +110,9 @@ def load(
     elif key:
         raise CredentialError("--key: give --cert too")
     return ClientCredentials(ca_pem, cert_pem, key_pem, token)
+
+
+_BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
 
 
 class _Details(grpc.ClientCallDetails):  # type: ignore[misc]

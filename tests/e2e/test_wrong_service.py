@@ -7,14 +7,16 @@ printed nothing else, not even that its events waited in the outbox."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from duhub.bootstrap import HubConfig, IngestProcess, QueryProcess
 from duhub.node import Outbox
-from tests.e2e.hubproc import duhub
+from tests.e2e.hubproc import HubProcess, duhub
 
 EVENT = {
     "eventId": "wrong-1",
@@ -135,3 +137,23 @@ def test_a_server_that_is_no_duhub_service_is_said_to_be_none(tmp_path: Path) ->
         "(UNIMPLEMENTED: Method not found!): is --target / DUHUB_TARGET a duhub service's "
         "address?\n"
     )
+
+
+def test_a_command_at_an_http_server_says_it_is_no_grpc_address(tmp_path: Path) -> None:
+    """The dashboard's address, printed in `duhub up`'s banner beside the hub's, given as
+    --target: "no hub answers at …" (exit 3), though a hub ran. Another HTTP/1 server alike."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hub = HubProcess(tmp_path / "data")
+    dashboard = hub.dashboard.removeprefix("http://").rstrip("/")
+    try:
+        for address in (dashboard, f"127.0.0.1:{server.server_address[1]}"):
+            done = duhub(address, "units", "--target", address)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.startswith(
+                f"duhub: {address} answers, but not in gRPC: perhaps the dashboard's address"
+            ), done.stderr
+    finally:
+        server.shutdown()
+        hub.stop()

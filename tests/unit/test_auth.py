@@ -297,6 +297,15 @@ def test_certs_command_writes_private_keys_0600(tmp_path: Path, capsys) -> None:
     assert load(env={"DUHUB_TOKEN": " abc "}).token == "abc"
 
 
+@pytest.mark.parametrize("given", ["Bearer duhub_x", "bearer  duhub_x", "BEARER\tduhub_x"])
+def test_a_token_copied_with_its_bearer_prefix_is_the_token(tmp_path: Path, given: str) -> None:
+    """Copied from an HTTP header, as the dashboard takes it, "Bearer duhub_…" was sent as the
+    token itself: "UNAUTHENTICATED: unknown or revoked token" for a valid one."""
+    assert load(env={"DUHUB_TOKEN": given}).token == "duhub_x"
+    (tmp_path / "t").write_text(given + "\n")
+    assert load(token_file=str(tmp_path / "t"), env={}).token == "duhub_x"
+
+
 # ---- the guard ------------------------------------------------------------------------------
 
 
