@@ -54,6 +54,18 @@ def _fmt_time(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
     return local.strftime("%Y-%m-%d %H:%M ") + offset
 
 
+def _moment(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
+    """A moment to the nanosecond, as RFC 3339 in UTC; in another `zone` first in it, with its
+    offset (a bare --as-of date was its midnight there, and read as another day in UTC)."""
+    utc = ts.ToJsonString()
+    if zone is UTC:
+        return utc
+    local = ts.ToDatetime(tzinfo=UTC).astimezone(zone)
+    fraction = f".{ts.nanos:09d}".rstrip("0") if ts.nanos else ""
+    offset = local.isoformat(timespec="seconds")[19:]
+    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset} ({utc})"
+
+
 def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
     """Return the scope's (unit id, name, shown: a terminal's), the city's when none is given."""
     if not unit_id:
@@ -87,14 +99,25 @@ def coverage(args: argparse.Namespace) -> int:
     head = f"{shown(reply.campaign_id)}  {shown(reply.name)}  —  scope {scope}"
     if reply.HasField("as_of"):
         # To the nanosecond: record times a second apart may hold other events.
-        head += f", as of {reply.as_of.ToJsonString()}"
+        head += f", as of {_moment(reply.as_of, zone)}"
     print(head)
-    print(f"full coverage 督导全覆盖: {'YES 是' if reply.full else 'no 否'}\n")
+    if not any(t.targets for t in reply.tiers):
+        # Full, as nothing holds it back (the contract), but "YES" and 100% per tier read as
+        # "this village was supervised" to a clerk drilling down to a unit no group targets.
+        full = "— (no targets in this scope 本范围无督导对象)"
+    else:
+        full = "YES 是" if reply.full else "no 否"
+    print(f"full coverage 督导全覆盖: {full}\n")
     print(
         render(
             ["tier 层级", "targets", "covered", "ratio"],
             [
-                [TIER_LABEL.get(t.tier, t.tier), t.targets, t.covered, percent(t.ratio)]
+                [
+                    TIER_LABEL.get(t.tier, t.tier),
+                    t.targets,
+                    t.covered,
+                    percent(t.ratio) if t.targets else "—",
+                ]
                 for t in reply.tiers
             ],
             [False, True, True, True],
@@ -120,7 +143,7 @@ def coverage(args: argparse.Namespace) -> int:
                 TIER_LABEL.get(g.tier, g.tier).split()[0],
                 g.targets,
                 g.covered,
-                percent(g.ratio),
+                percent(g.ratio) if g.targets else "—",
                 status,
             ]
         )

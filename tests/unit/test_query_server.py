@@ -198,6 +198,40 @@ def test_coverage_prints_the_moment_it_answers_for_as_asked(
     assert head.endswith(f", as of {moment}"), head
 
 
+def test_coverage_as_of_a_date_in_a_zone_says_the_moment_in_that_zone(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--as-of 2026-12-07 --time-zone Asia/Shanghai` answered "as of 2026-12-06T16:00:00Z":
+    the day before, to a reader in Beijing, with no zone named."""
+    events = [campaign("c", [group("n1", pb.TIER_COUNTY, NIEJIAHE)], event_id="c1", seq=1)]
+    assert kinds(hub.ingestor.publish(events)) == ["accepted"]
+    hub.tailer.catch_up()
+    argv = ["query", "coverage", "--campaign", "c", "--target", hub.address]
+    zone = ["--as-of", "2262-01-07", "--time-zone", "Asia/Shanghai"]
+    assert main([*argv, *zone]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.endswith(", as of 2262-01-07 00:00:00 +08:00 (2262-01-06T16:00:00Z)"), head
+
+
+def test_coverage_of_a_scope_without_targets_says_so_not_yes(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A village no group targets printed "full coverage: YES" and 100.0% for every tier, with
+    0 targets: a clerk drilling down read that the village had been supervised."""
+    events = [campaign("c", [group("n1", pb.TIER_COUNTY, NIEJIAHE)], event_id="c1", seq=1)]
+    assert kinds(hub.ingestor.publish(events)) == ["accepted"]
+    hub.tailer.catch_up()
+    other = "420582"  # another county (当阳市): NIEJIAHE lies in Yidu
+    argv = ["query", "coverage", "--campaign", "c", "--scope", other, "--target", hub.address]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "full coverage 督导全覆盖: — (no targets in this scope" in out, out
+    assert "100.0%" not in out and "YES" not in out, out
+    # The same answer in JSON stays the contract's: full, nothing holding it back.
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["full"] is True
+
+
 def test_campaigns_are_listed_without_their_targets_when_asked(
     hub: Hub, capsys: pytest.CaptureFixture[str]
 ) -> None:
