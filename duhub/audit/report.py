@@ -10,7 +10,7 @@ from typing import TypeVar
 import grpc
 
 from duhub.cli import client
-from duhub.cli.timeargs import zone_option
+from duhub.cli.timeargs import warn_if_to_come, zone_option
 from duhub.domain import metrics as m
 from duhub.timeparse import parse_time
 from duhub.v1 import query_pb2 as qpb
@@ -56,6 +56,7 @@ def request(args: argparse.Namespace) -> qpb.GetStatisticsRequest:
     req.to.CopyFrom(parse_time(args.to, "--to", zone))
     if args.as_of is not None:  # given empty (a script's unset variable): refused, not "now"
         req.as_of.CopyFrom(parse_time(args.as_of, "--as-of", zone))
+        warn_if_to_come(req.as_of, args.as_of)
     return req
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
+import time
 from datetime import UTC, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -78,6 +80,21 @@ def time_arg(value: str | None, field: str, zone: tzinfo = UTC) -> Timestamp | N
     if value is None:
         return None
     try:
-        return parse_time(value, field, zone)
+        ts = parse_time(value, field, zone)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
+    if field == "--as-of":
+        warn_if_to_come(ts, value)
+    return ts
+
+
+def warn_if_to_come(as_of: Timestamp, given: str) -> None:
+    """Say on stderr when an --as-of lies after now: the hub answers with what it holds so far,
+    which later events change (`--as-of 2026-12-07 --time-zone Asia/Shanghai`, meant as the
+    end of today, is 16:00 UTC: asked before then, the figure was not what it would be)."""
+    if as_of.ToNanoseconds() > time.time_ns():
+        print(
+            f"duhub: warning: --as-of {given} ({as_of.ToJsonString()}) is still to come: the "
+            "figures are what the hub holds so far, and may change until then",
+            file=sys.stderr,
+        )

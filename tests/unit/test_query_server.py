@@ -209,8 +209,17 @@ def test_coverage_as_of_a_date_in_a_zone_says_the_moment_in_that_zone(
     argv = ["query", "coverage", "--campaign", "c", "--target", hub.address]
     zone = ["--as-of", "2262-01-07", "--time-zone", "Asia/Shanghai"]
     assert main([*argv, *zone]) == 0
-    head = capsys.readouterr().out.splitlines()[0]
+    said = capsys.readouterr()
+    head = said.out.splitlines()[0]
     assert head.endswith(", as of 2262-01-07 00:00:00 +08:00 (2262-01-06T16:00:00Z)"), head
+    # A moment still to come is answered with what the hub holds so far: said so.
+    assert said.err == (
+        "duhub: warning: --as-of 2262-01-07 (2262-01-06T16:00:00Z) is still to come: the "
+        "figures are what the hub holds so far, and may change until then\n"
+    )
+    past = ["query", "stats", "--metric", "visits", "--as-of", "2022-01-01"]
+    assert main([*past, "--target", hub.address]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_coverage_of_a_scope_without_targets_says_so_not_yes(

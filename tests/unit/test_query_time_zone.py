@@ -252,7 +252,7 @@ def test_coverage_reads_a_bare_as_of_in_its_time_zone(
     hub.tailer.catch_up()
     argv = ["query", "coverage", "--campaign", "c1", "--as-of", "2099-12-02"]
     beijing = run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai")
-    assert "as of 2099-12-01T16:00:00Z" in beijing, beijing
+    assert "as of 2099-12-02 00:00:00 +08:00 (2099-12-01T16:00:00Z)" in beijing, beijing
     assert "as of 2099-12-02T00:00:00Z" in run_cli(hub, capsys, *argv)
 
 
