@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, tzinfo
 
 import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import render
+from duhub.cli.timeargs import zone_arg
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -57,15 +59,23 @@ def units(args: argparse.Namespace) -> int:
     return client.EXIT_OK
 
 
-def _moment(ts) -> str:  # type: ignore[no-untyped-def]
-    """Return a window's bound as the date when it is a UTC midnight, else the exact moment
-    (RFC 3339): a window [12:30 on day 1, 12:30 on day 31) is not [day 1, day 31)."""
-    if ts.seconds % 86400 == 0 and ts.nanos == 0:
-        return ts.ToDatetime().date().isoformat()
-    return str(ts.ToJsonString())
+def _moment(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
+    """Return a window's bound as the date when it is a midnight in `zone`, else the exact
+    moment (RFC 3339 in UTC; in another zone with its offset): a window [12:30 on day 1, 12:30
+    on day 31) is not [day 1, day 31). A campaign a Beijing office launched from its midnight
+    was listed from 16:00 UTC the day before, beside whole UTC dates."""
+    local = ts.ToDatetime(tzinfo=UTC).astimezone(zone)
+    if ts.nanos == 0 and (local.hour, local.minute, local.second) == (0, 0, 0):
+        return local.date().isoformat()
+    if zone is UTC:
+        return str(ts.ToJsonString())
+    offset = local.isoformat(timespec="seconds")[19:]
+    fraction = f".{ts.nanos:09d}".rstrip("0") if ts.nanos else ""
+    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset}"
 
 
 def campaigns(args: argparse.Namespace) -> int:
+    zone = zone_arg(args.time_zone)
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     try:
@@ -89,9 +99,11 @@ def campaigns(args: argparse.Namespace) -> int:
                 c.name,
                 c.area,
                 "+".join(map(str, tiers)),
-                _moment(c.starts_at),
-                _moment(c.ends_at),
+                _moment(c.starts_at, zone),
+                _moment(c.ends_at, zone),
             ]
         )
     print(render(["campaign", "name 名称", "area", "groups 1+7+N", "from", "to (excl.)"], rows))
+    if zone is not UTC:
+        print(f"\nfrom and to in time zone {args.time_zone}")
     return client.EXIT_OK

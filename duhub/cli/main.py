@@ -302,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     units.add_argument("parent", nargs="?", help="parent unit id")
     _client_opts(units)
     camps = sub.add_parser("campaigns", help="list campaigns")
+    add_time_zone(camps, "the campaigns' windows are shown in")
     _client_opts(camps)
     _ops_commands(sub)
     from duhub.cli.outbox import add_parsers as _outbox_commands

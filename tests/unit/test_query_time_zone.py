@@ -289,3 +289,32 @@ def test_a_bad_time_zone_exits_2_naming_it_on_every_command_taking_dates(
         main([*argv, "--time-zone", "Asia/Shangai", "--target", closed_port()])
     assert e.value.code == 2
     assert "--time-zone: unknown time zone 'Asia/Shangai'" in capsys.readouterr().err
+
+
+def test_campaigns_lists_windows_in_the_time_zone_asked(
+    hub: Hub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`duhub campaigns` took no zone: a campaign launched from a Beijing midnight was listed
+    from '2022-10-31T16:00:00Z', beside another's whole UTC dates, and DUHUB_TIME_ZONE, which
+    README says every command's zone comes from, changed nothing."""
+    beijing = campaign(
+        "bj",
+        [group("g1", pb.TIER_COUNTY, NIEJIAHE)],
+        starts_at=at("2022-10-31T16:00:00"),
+        ends_at=at("2022-11-30T16:00:00"),
+        event_id="bj",
+        seq=3,
+    )
+    assert kinds(hub.ingestor.publish([beijing])) == ["accepted"]
+    hub.tailer.catch_up()
+    (utc,) = [x.split() for x in run_cli(hub, capsys, "campaigns").splitlines() if "bj " in x]
+    assert utc[-2:] == ["2022-10-31T16:00:00Z", "2022-11-30T16:00:00Z"], utc
+    monkeypatch.setenv("DUHUB_TIME_ZONE", "Asia/Shanghai")
+    out = run_cli(hub, capsys, "campaigns")
+    (row,) = [x.split() for x in out.splitlines() if "bj " in x]
+    assert row[-2:] == ["2022-11-01", "2022-12-01"], out
+    assert out.endswith("from and to in time zone Asia/Shanghai\n"), out
+    # Not a midnight there: the moment, with the zone's offset.
+    out = run_cli(hub, capsys, "campaigns", "--time-zone", "+05:00")
+    (row,) = [x for x in out.splitlines() if "bj " in x]
+    assert row.endswith("2022-10-31 21:00:00 +05:00  2022-11-30 21:00:00 +05:00"), out
