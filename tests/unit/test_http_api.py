@@ -236,6 +236,18 @@ def test_statistics_ungrouped_by_unit_and_by_period(api: Client) -> None:
     assert eco["rows"][0]["values"] == {"talk_persons": 1} and eco["area"] == "ecology"
 
 
+def test_coverage_reads_a_bare_as_of_date_in_its_time_zone(api: Client) -> None:
+    """/api/statistics read a bare as_of in time_zone, the coverage route refused time_zone
+    ("unknown parameter") and read the date as UTC's midnight: the same link's two answers
+    were of moments 8 hours apart."""
+    path = "api/campaigns/vax/coverage?as_of=2262-04-12"
+    assert api.get(path)["asOf"] == "2262-04-12T00:00:00Z"
+    assert api.get(f"{path}&time_zone=Asia/Shanghai")["asOf"] == "2262-04-11T16:00:00Z"
+    assert api.get(f"{path}&timeZone=+08:00")["asOf"] == "2262-04-11T16:00:00Z"
+    said = api.get(f"{path}&time_zone=Asia/Shangai", 400)["error"]
+    assert said.startswith("time_zone: unknown time zone 'Asia/Shangai'"), said
+
+
 def test_statistics_by_period_in_a_time_zone(api: Client) -> None:
     """A bare date is midnight in the zone, as on the command line: Beijing's November 1st
     starts at 16:00 UTC the day before, and its days are keyed by their Beijing dates."""

@@ -191,12 +191,16 @@ class DashboardApi:
         return out
 
     def coverage(self, campaign_id: str, params: Params) -> Json:
-        _known(params, ("scope", "as_of", "asOf", "uncovered_named", "uncoveredNamed"))
+        named_as = ("uncovered_named", "uncoveredNamed")
+        _known(params, ("scope", "as_of", "asOf", *named_as, "time_zone", "timeZone"))
         req = qpb.GetCoverageRequest(campaign_id=campaign_id, scope_unit_id=_one(params, "scope"))
-        as_of = _time(params, "as_of", "asOf")
+        # A bare as_of date is midnight in time_zone, as /api/statistics reads it (refused as an
+        # unknown parameter before 2026-12-06, the date was UTC's midnight here alone).
+        zone = _zone(params, _plus_restored(_one(params, "time_zone", "timeZone")))
+        as_of = _time(params, "as_of", "asOf", zone=zone)
         if as_of is not None:
             req.as_of.CopyFrom(as_of)
-        named = _count(params, "uncovered_named", "uncoveredNamed")
+        named = _count(params, *named_as)
         out = _dict(self.servicer.GetCoverage(req, self._ctx))
         # The page lists 150 a group: naming all 50,000 uncovered targets of a 100,000-target
         # campaign made 8.6 MB it never showed. Their ids stay, for painting each target.

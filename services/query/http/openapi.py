@@ -284,6 +284,13 @@ def document() -> Json:
                             type="string",
                             pattern="^[0-9]{1,9}$",
                         ),
+                        _param(
+                            "time_zone",
+                            "query",
+                            "the zone a bare as_of date is read in: an IANA name (Asia/Shanghai)"
+                            " or an offset (+08:00); left out for UTC",
+                            type="string",
+                        ),
                     ],
                     "responses": {**_ok(_ref("Coverage")), **_errors(*API_ERRORS)},
                 }
