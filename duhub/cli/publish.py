@@ -23,6 +23,7 @@ from duhub.cli.served import NO_QUERIES
 from duhub.cli.spool import Spool
 from duhub.cli.tables import shown
 from duhub.convert import MAX_EVENT_ID
+from duhub.health import hub_answered
 from duhub.node.outbox import (
     PENDING,
     RETRYABLE,
@@ -454,7 +455,9 @@ def run(
         name = "standard input" if path == "-" else path
         client.fail(f"FILE: {name} {e}; nothing of it was stored or sent", client.EXIT_USAGE)
     except Unreachable as e:
-        _print_tally(tally, path, as_json, box, gave_up=e.report.pending)
+        # A hub that answered UNAVAILABLE (its read model away or behind) is no silent one.
+        refused = hub_answered(e.error)
+        _print_tally(tally, path, as_json, box, gave_up=e.report.pending, unavailable=refused)
         sys.stdout.flush()
         print(
             f"duhub: {e.report.pending} events wait in the outbox {box.path}; the next "
@@ -500,6 +503,7 @@ def _print_tally(
     wait: float = 0.0,
     gave_up: int | None = None,
     why: str = "",
+    unavailable: bool = False,
 ) -> None:
     """Print the answers per line; `gave_up`: the events left waiting in the outbox when the
     hub stopped answering (the answers are then those it gave before), or, with `why`, when
@@ -521,6 +525,12 @@ def _print_tally(
     before = ""
     if why:
         before = f"not sent, {why}: "
+    elif gave_up is not None and unavailable:
+        before = (
+            "before the hub answered UNAVAILABLE: "
+            if tally.heard
+            else "not sent, the hub answers UNAVAILABLE: "
+        )
     elif gave_up is not None:
         before = "before the hub stopped answering: " if tally.heard else "no hub answered: "
     print(

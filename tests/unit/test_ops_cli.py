@@ -870,6 +870,11 @@ def test_publish_to_a_hub_that_answers_unavailable_does_not_say_no_hub_answers(
         assert "no hub answers" not in done.stderr and "duhub up" not in done.stderr
         assert f"the hub at {hub.address} answers UNAVAILABLE" in done.stderr
         assert "the read model is 0 events behind" in done.stderr  # the hub's reason
+        # The summary line too: it said "no hub answered: 0 accepted, …" above that line.
+        assert done.stdout == (
+            f"{events}: not sent, the hub answers UNAVAILABLE: 0 accepted, 0 duplicate, "
+            "0 rejected\n"
+        ), done.stdout
     finally:
         hub.stop(grace=0)
 
