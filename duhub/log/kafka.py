@@ -262,10 +262,16 @@ class KafkaLog:
         try:
             # The appender times out itself (DELIVERY_TIMEOUT_MS); this is a backstop.
             return appender.submit(items).result(timeout=DELIVERY_TIMEOUT_MS / 1000 + 15)
+        except TimeoutError:
+            # Before OSError: a TimeoutError is one (and concurrent.futures' and asyncio's are
+            # it, Python 3.11), and the appender's says nothing: ingest answered "the log is
+            # not writable: " with nothing after the colon.
+            raise KafkaTimeoutError(
+                f"the broker did not acknowledge the append within {DELIVERY_TIMEOUT_MS} ms "
+                "(it may be down, or slow); the records may be in the log all the same"
+            ) from None
         except (KafkaError, OSError):
             raise
-        except concurrent.futures.TimeoutError:
-            raise KafkaTimeoutError("the log did not acknowledge the append in time") from None
         except Exception as e:  # aiokafka's own errors: callers handle kafka-python's
             raise KafkaError(f"append failed: {e!r}") from e
 
