@@ -22,6 +22,7 @@ from duhub.cli.tables import shown
 from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.convert import from_nanos, to_nanos
 from duhub.log.base import LogCorrupted
+from duhub.log.belongs import refuse_other_origin_key
 from duhub.log.embedded import EmbeddedLog
 from duhub.log.spec import is_kafka
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
@@ -116,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
         client.fail(f"{e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
     except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer
         client.fail(failure(e, live_url, log_spec), client.EXIT_USAGE)
+    try:
+        # Replayed with another key than ingest's, every event it accepted is a dead letter.
+        refuse_other_origin_key(log)
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
     if unknown := sorted(set(named) - set(log.partitions())):
         # Else a mistyped partition was dropped: the whole log counted, without a word.
         has = ", ".join(map(str, log.partitions())) or "none"

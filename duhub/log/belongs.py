@@ -166,3 +166,35 @@ def check_belongs(log_: EventLog, engine: Engine) -> None:
             "the log lost; 'duhub audit verify' names them"
         ) from None
     refuse_other_log(log_, read_marks(engine))
+    refuse_other_origin_key(log_)
+
+
+def refuse_other_origin_key(log_: EventLog) -> None:
+    """Raise ValueError naming --log's key when ingest's records fail this process's origin key
+    (`duhub.log.origin`): the first record of each partition is read, and when those claiming
+    ingest's origin all fail the MAC check and none passes, ingest signed them under another
+    key, or none. A worker with another key dead-lettered every event ingest had answered
+    ACCEPTED, one WARNING each, and kept running (found by an operator probe, 2026-12-06). A
+    single forged record first in a partition does not stop a process whose key ingest's
+    other records pass."""
+    key_file = getattr(getattr(log_, "spec", None), "key_file", "")
+    if getattr(log_, "origin_key", None) is None:
+        return
+    failing = []
+    for p, end in sorted(log_.end_offsets().items()):
+        first = log_.read(p, 0, 1) if end else []
+        if not first:
+            continue
+        if first[0].ingested:
+            return  # ingest's, under this key: the hub's key
+        if first[0].origin_fault:
+            failing.append(first[0])
+    if failing:
+        rec = failing[0]
+        raise ValueError(
+            f"--log: key={key_file}: the records ingest wrote fail this origin key (the first "
+            f"of partition {rec.partition}, offset {rec.offset}: its MAC {rec.origin_fault}): "
+            "ingest signed them under another key file, or none. Every ingest and aggregate "
+            "process of a hub must read the same key file; a worker with another dead-letters "
+            "every event ingest accepted"
+        )
