@@ -201,7 +201,8 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     browser.get(hub.dashboard + "?campaign=vax")
     page = until(browser, lambda p: p["overall"] == "66.7%" and p["kpis"].get("visits") == "6")
     assert page["overallCount"] == "已覆盖 4 / 6 个目标"
-    assert page["badge"] == "尚未全覆盖"
+    # Its window ended in 2022: not "not yet" (尚未), which read as if it still ran.
+    assert page["badge"] == "未实现全覆盖"
     assert page["tiers"] == {"TIER_TASK_FORCE": None, "TIER_CITY": "2 / 3", "TIER_COUNTY": "2 / 3"}
     # "1+7+N" counted from this campaign's groups: 1 task force, 2 city groups, 1 county group
     # (not the article's 7 and N); the per-county list shows its 3 counties.
@@ -294,7 +295,7 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     assert page["tiers"]["TIER_COUNTY"] == "3 / 3"
     assert page["bars"]["420581"] == ["宜都市", 6]
     assert page["series"]["2022-11-21"] == 1
-    assert page["badge"] == "尚未全覆盖"  # c2 still has not visited 枝江市 in the window
+    assert page["badge"] == "未实现全覆盖"  # c2 did not visit 枝江市 in the window
     # The opened group's chips follow the change too.
     assert browser.execute_script(DETAIL_CHIPS) == [[name, True] for name, _ in opened]
     shot(browser, "dashboard-live.png")
@@ -1041,6 +1042,28 @@ def test_the_bars_drill_from_the_keyboard_and_keep_its_focus_as_changes_come(
         )
     until(browser, lambda p: p["bars"]["420581"] == ["宜都市", 6])
     assert browser.execute_script(on) == "420581"
+    # So on a county's row and a KPI tile, which were drawn anew without it: the focus fell
+    # to <body> at every change, and Tab started again at the page's top.
+    sanction = {"unitId": "420581", "area": "vaccination", "persons": 1}
+    talk = line("y14", "420581", 14, "2022-11-23T00:00:00Z", sanctionImposed=sanction)
+    for focused, attribute in (('#counties [data-county="420581"]', "county"),
+                               ('#kpis [data-metric="visits"]', "metric")):  # fmt: skip
+        browser.execute_script(f"document.querySelector('{focused}').focus()")
+        seen = int(browser.execute_script("return document.body.dataset.refreshed"))
+        with grpc.insecure_channel(hub.address) as channel:
+            event = json_format.Parse(talk.replace("y14", f"y14{attribute}"), epb.Event())
+            event.seq = 14 if attribute == "county" else 15
+            ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+                ingest_pb2.PublishRequest(events=[event]), timeout=30
+            )
+        refreshed = "return Number(document.body.dataset.refreshed)"
+        deadline = time.monotonic() + 10
+        while browser.execute_script(refreshed) <= seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert browser.execute_script(refreshed) > seen
+        held = f"const a = document.activeElement; return a.dataset.{attribute} || a.tagName"
+        assert browser.execute_script(held) == ("420581" if attribute == "county" else "visits")
+    browser.execute_script("document.querySelector('#bars g.bar[data-key=\"420581\"]').focus()")
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     page = until(browser, lambda p: "420581101" in p["bars"])
     assert page["crumbs"] == "宜昌市›宜都市"
@@ -1139,10 +1162,15 @@ def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_bac
     assert page["error"] == "出错: 无法连接看板服务，恢复连接后自动更新"
     # Said to a screen reader as it comes (a plain box was heard only when read to).
     assert accessible(browser, "#error")["role"]["value"] == "alert"
+    # The last figures stay up dimmed: in full colour they passed for live ones.
+    dimmed = "return getComputedStyle(document.querySelector(arguments[0])).opacity"
+    assert float(browser.execute_script(dimmed, "#counties")) < 0.7
+    assert browser.execute_script(dimmed, "#error") == "1"
     again = HubProcess(tmp_path / "data", "--http", f"127.0.0.1:{port}")
     try:
         page = until(browser, lambda p: p["live"] == "live" and p["error"] == "", 30)
         assert page["overall"] == "66.7%" and len(page["series"]) == 31
+        assert browser.execute_script(dimmed, "#counties") == "1"
     finally:
         again.stop()
 

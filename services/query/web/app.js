@@ -187,7 +187,7 @@
 
   function showError(err) {
     const box = $("#error");
-    err = err || state.streamStopped || state.badAddress; // these stay said
+    err = err || state.streamStopped || state.badAddress || state.badWindow; // these stay said
     if (err) {
       box.textContent = `出错: ${err.message || err}`;
       box.hidden = false;
@@ -678,7 +678,9 @@
     $("#overall-count").textContent = `已覆盖 ${num(t.covered)} / ${num(t.targets)} 个目标`;
     $("#overall").dataset.tone = tone(t.ratio, t.targets);
     const badge = $("#full-badge");
-    badge.textContent = cov.full ? "已实现督导全覆盖" : "尚未全覆盖";
+    // "Not yet" of a campaign whose window has ended read as if it still ran.
+    const ended = state.campaign && Date.parse(state.campaign.endsAt) <= Date.now();
+    badge.textContent = cov.full ? "已实现督导全覆盖" : ended ? "未实现全覆盖" : "尚未全覆盖";
     badge.classList.toggle("full", cov.full);
 
     $("#tiers").innerHTML = cov.tiers
@@ -1036,6 +1038,21 @@
   const untilReleased = () =>
     released && Promise.race([released, new Promise((r) => setTimeout(r, HOLD_MAX_MS))]);
 
+  // A redraw replaces the element the keyboard's focus was on (a county row, a KPI tile, a
+  // crumb): focus fell to <body>, every second or so on a live campaign, and Tab began again
+  // at the page's top. The element is found again by the attribute that names it.
+  const FOCUS_KEYS = ["data-county", "data-metric", "data-depth", "data-key", "data-unit"];
+  function keepingFocus(draw) {
+    const was = document.activeElement;
+    const key = was && was !== document.body && FOCUS_KEYS.find((k) => was.hasAttribute(k));
+    const value = key ? was.getAttribute(key) : null;
+    const where = key ? was.parentElement && was.parentElement.closest("[id]") : null;
+    draw();
+    if (!key || document.body.contains(was) || !where) return;
+    const again = where.querySelector(`[${key}="${CSS.escape(value)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
+
   async function refreshOnce(what) {
     const campaignId = state.campaignId;
     const asOf = state.asOf;
@@ -1061,12 +1078,12 @@
     campaignsSoon();
     if (cov && campaignId === state.campaignId && asOf === state.asOf) {
       state.coverage = cov.refused ? null : cov;
-      if (cov.refused) clearCoverage(cov.refused, asOf);
-      else renderCoverage();
+      if (cov.refused) keepingFocus(() => clearCoverage(cov.refused, asOf));
+      else keepingFocus(renderCoverage);
     }
     if (stats && asked === selection()) {
       Object.assign(state, stats);
-      renderStatistics();
+      keepingFocus(renderStatistics);
     }
     const now = beijing(new Date());
     $("#updated").textContent = `更新于 ${now.time}:${now.sec}`;
@@ -1082,6 +1099,9 @@
     // Asked about a moment, the page is connected but not live: it says which moment.
     const past = Boolean(state.asOf) && mode === "live";
     $("#live").dataset.state = past ? "history" : mode;
+    // The figures on the page are dimmed while the hub is away: in full colour they passed
+    // for live ones with only the small "重新连接中" to say otherwise.
+    document.body.dataset.live = mode;
     const text = { live: "实时", connecting: "连接中", lost: "重新连接中", stopped: "已停止" };
     $("#live-text").textContent = past
       ? `历史 · 截至 ${asOfInput(state.asOf).replace("T", " ")}（北京时间）`
@@ -1151,6 +1171,11 @@
     source.addEventListener("change", (e) => {
       const change = JSON.parse(e.data);
       state.version = change.version;
+      // As of a moment past, what the hub knew then does not change: asked again at every
+      // change it was the same answers (or the same refusal, a 404 a second before launch).
+      // A moment within a minute of now, or to come, is still asked: events recorded before
+      // it may still be arriving.
+      if (state.asOf && Date.parse(state.asOf) < Date.now() - 60_000) return;
       schedule({ coverage: change.coverage, stats: true });
     });
   }
@@ -1187,9 +1212,13 @@
       const to =
         toValue === shownTo ? Date.parse(state.to) : fromBeijingDate(toValue) + DAY_MS;
       if (Number.isNaN(from) || Number.isNaN(to) || to <= from) {
-        showError(new Error("期间: 结束日期须不早于开始日期"));
+        // Kept said until the window is mended: the next live refresh cleared it within a
+        // second, the fields showing a window the figures were not of.
+        state.badWindow = "期间: 结束日期须不早于开始日期（图表仍为上一个期间）";
+        showError(null);
         return;
       }
+      state.badWindow = "";
       state.from = new Date(from).toISOString();
       state.to = new Date(to).toISOString();
       state.granularity = fitting(state.granularity);
