@@ -34,8 +34,14 @@ def verify(args: argparse.Namespace) -> int:
         client.fail(f"{option}: no {EmbeddedLog.FILE} in {spec}", client.EXIT_USAGE)
     except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer
         client.fail(failure(e, "", spec), client.EXIT_USAGE)
-    report = audit(records, until)
-    checkpoint_ok = None if until is None else report.checkpoint == args.checkpoint.strip()
+    # The whole log is walked, and with a checkpoint its part up to it again, to compare:
+    # walked up to the checkpoint only, a log altered after it (its later figures edited) was
+    # "intact", exit 0, and the checkpoint printed to write down was the old one again.
+    report = audit(records)
+    at_checkpoint = None if until is None else audit(log_records(spec), until)
+    checkpoint_ok = (
+        None if at_checkpoint is None else (at_checkpoint.checkpoint == args.checkpoint.strip())
+    )
     # Records an open cut from the end of the embedded log: the log left breaks no link.
     cuts = [] if args.log else cut_tails(spec)
     records_cut = any(c.records for c in cuts)
@@ -92,8 +98,8 @@ def verify(args: argparse.Namespace) -> int:
                 for p, n in sorted(missing.items())
             )
             print(f"checkpoint DIFFERS: the log ends before it: {where}")
-        elif checkpoint_ok is not None:
-            print(checkpoint_verdict(checkpoint_ok, report.ok))
+        elif checkpoint_ok is not None and at_checkpoint is not None:
+            print(checkpoint_verdict(checkpoint_ok, at_checkpoint.ok))
         print(f"checkpoint (write it down; verify later with --checkpoint):\n  {report.checkpoint}")
     return 0 if report.ok and not records_cut and checkpoint_ok is not False else EXIT_TAMPERED
 

@@ -381,7 +381,11 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         help="kafka://HOST:PORT[?key=PATH&topic=T] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )
-    av.add_argument("--checkpoint", help="a checkpoint printed earlier: verify the log up to it")
+    av.add_argument(
+        "--checkpoint",
+        help="a checkpoint printed earlier: the log up to it must be as it was then (the "
+        "whole log is walked too)",
+    )
     av.add_argument("--json", action="store_true", help="print the result as JSON")
     ar = asub.add_parser("report", help="every metric for every county, with event counts")
     ar.add_argument("--from", dest="from_", required=True, help="period start, inclusive")

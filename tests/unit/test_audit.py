@@ -248,6 +248,34 @@ def test_a_log_cut_short_of_its_checkpoint_is_named_as_records_missing_from_its_
     assert json.loads(capsys.readouterr().out)["checkpoint_missing"] == {"0": 2}
 
 
+def test_a_checkpoint_written_down_earlier_still_has_the_log_after_it_walked(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The checkpoint of an earlier day, and an event altered since, after it. Before, verify
+    # walked the log up to the checkpoint only: "every chain is intact … checkpoint matches",
+    # exit 0, and it printed that old checkpoint again as the one to write down.
+    items = frames(stored_log)
+    k = offset_of(items, 15)
+    earlier = audit(log_records(str(stored_log)), {0: k}).checkpoint
+    data = copy(stored_log, tmp_path / "data")
+    later = offset_of(items, 17)  # its successor's link finds it
+    key, value = items[later]
+    pos = value.index(b"ecology")
+    items[later] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    write(data, items)
+    code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", earlier])
+    out = capsys.readouterr().out
+    assert code == 4, out
+    assert "ALTERED" in out and f"at 0:{later} " in out, out
+    assert "checkpoint matches: the log up to it is as it was" in out, out
+    assert f"walked {len(items):,} records" in out, out
+    now = audit(log_records(str(data))).checkpoint
+    assert out.endswith(f"verify later with --checkpoint):\n  {now}\n") and now != earlier
+    # The log as it was, grown since: intact, the checkpoint matching, exit 0.
+    code = main(["audit", "verify", "--data-dir", str(stored_log), "--checkpoint", earlier])
+    assert code == 0 and "checkpoint matches" in capsys.readouterr().out
+
+
 def test_parse_checkpoint_names_the_option_when_malformed() -> None:
     with pytest.raises(ValueError, match="--checkpoint"):
         parse_checkpoint("nonsense")
