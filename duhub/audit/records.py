@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 Record = tuple[int, int, bool, bytes, bool, str]
 
 
-def log_records(spec: str) -> Iterator[Record]:
+def log_records(spec: str, torn: list[int] | None = None) -> Iterator[Record]:
     """Return every record of the log at `spec` (kafka://… or a data dir), in log order. The
     log is opened now, so a bad `spec` raises here (ValueError, KafkaError, FileNotFoundError),
-    not at the first record."""
+    not at the first record. `torn` is told the bytes after the embedded log's last whole
+    record once they are read (`iter_frames`)."""
     if is_kafka(spec):
         from duhub.log.kafka import KafkaLog, KafkaSpec
 
@@ -31,7 +32,8 @@ def log_records(spec: str) -> Iterator[Record]:
     if not path.exists():
         raise FileNotFoundError(f"log: no {EmbeddedLog.FILE} in {spec}")
     # only ingest writes the embedded log
-    return ((0, offset, ok, value, True, "") for offset, ok, _key, value in iter_frames(path))
+    frames = iter_frames(path, torn)
+    return ((0, offset, ok, value, True, "") for offset, ok, _key, value in frames)
 
 
 def _kafka_records(log: KafkaLog) -> Iterator[Record]:

@@ -27,8 +27,9 @@ def verify(args: argparse.Namespace) -> int:
             until = parse_checkpoint(args.checkpoint)
         except ValueError as e:
             client.fail(str(e), client.EXIT_USAGE)
+    torn: list[int] = []
     try:
-        records = log_records(spec)
+        records = log_records(spec, torn)
     except FileNotFoundError:
         option = "--log" if args.log else "--data-dir"  # the one given, as replay names it
         client.fail(f"{option}: no {EmbeddedLog.FILE} in {spec}", client.EXIT_USAGE)
@@ -44,6 +45,10 @@ def verify(args: argparse.Namespace) -> int:
     )
     # Records an open cut from the end of the embedded log: the log left breaks no link.
     cuts = [] if args.log else cut_tails(spec)
+    # Bytes after the last whole record, no open having cut them yet: said as an open's cut
+    # of them is, without failing (a write a crash cut short is never acknowledged); before
+    # 2026-12-06 nothing was said until something opened the log.
+    torn_bytes = torn[0] if torn else 0
     records_cut = any(c.records for c in cuts)
     # Per partition, the records the checkpoint covered that the log no longer has: a tail
     # deleted breaks no link, so only this names it.
@@ -63,6 +68,7 @@ def verify(args: argparse.Namespace) -> int:
                     "checkpoint_matches": checkpoint_ok,
                     "checkpoint_missing": {str(p): n for p, n in sorted(missing.items())},
                     "cut_from_end": [asdict(c) for c in cuts],
+                    "torn_tail_bytes": torn_bytes,
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -91,6 +97,13 @@ def verify(args: argparse.Namespace) -> int:
                 print(f"  {shown(source)}: {seqs}{more}")
         for c in cuts:
             print(_cut_line(c))
+        if torn_bytes:
+            print(
+                f"  torn tail: the log ends in {torn_bytes:,} bytes that are no whole record: a "
+                "write a crash cut short, never acknowledged, or the last record cut (a "
+                "checkpoint written down before names that); the next open moves them to "
+                f"{EmbeddedLog.FILE}.cut-at-BYTE"
+            )
         if missing:
             where = "; ".join(
                 f"partition {p} at {until[p] - n}, the checkpoint at {until[p]} ({n:,} "

@@ -389,7 +389,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes, bytes]]:
+def iter_frames(
+    path: str | os.PathLike[str], torn: list[int] | None = None
+) -> Iterator[tuple[int, bool, bytes, bytes]]:
     """Yield (offset, checksum ok, key, value) of every frame, bad ones included: for audits,
     which must read past what `EmbeddedLog` refuses to open. Read in chunks: a log of 10M
     events is ~1.4 GB.
@@ -400,7 +402,8 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes
     that leads nowhere) is yielded as one bad record spanning up to the next whole frame, and
     the walk goes on from there: a changed byte must never hide the records after it. Only
     what no whole frame follows and no chain of lengths fills is a torn tail (a write cut
-    short runs past the end), left out."""
+    short runs past the end), left out; `torn`, when given, is told its bytes once the walk
+    has ended (0: none)."""
     with open(path, "rb") as f:
         window = _Window(f)
         size = window.size
@@ -418,13 +421,15 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bool, bytes
                     continue
             following = window.next_frame(pos + 1)
             if following is None:
-                return  # a torn tail: no whole frame after it
+                break  # a torn tail: no whole frame after it
             body = window.get(pos + HEADER.size, following)
             (klen,) = KEYLEN.unpack_from(body, 0) if len(body) >= KEYLEN.size else (0,)
             if KEYLEN.size + klen > len(body):
                 klen = len(body) - KEYLEN.size  # the value is what lies there, for what it is
             yield offset, False, body[2 : 2 + klen], body[2 + klen :]
             pos, offset = following, offset + 1
+        if torn is not None:
+            torn.append(size - pos)  # also the few bytes no frame header fits in
 
 
 class _Window:

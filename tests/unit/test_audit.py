@@ -276,6 +276,25 @@ def test_a_checkpoint_written_down_earlier_still_has_the_log_after_it_walked(
     assert code == 0 and "checkpoint matches" in capsys.readouterr().out
 
 
+def test_a_torn_tail_is_said_before_anything_opened_the_log(
+    stored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The last record cut short in a copy no hub has opened: "every chain is intact", with
+    # not a word of the bytes left, until an open had moved them aside (auditor probe).
+    data = copy(stored_log, tmp_path / "data")
+    log = data / "events.log"
+    with open(log, "r+b") as f:
+        f.truncate(log.stat().st_size - 10)
+    code = main(["audit", "verify", "--data-dir", str(data)])
+    out = capsys.readouterr().out
+    assert code == 0, out  # as the open's cut of such a tail: said, not failed
+    assert "  torn tail: the log ends in " in out and "no whole record" in out, out
+    assert main(["audit", "verify", "--data-dir", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["torn_tail_bytes"] > 0
+    assert main(["audit", "verify", "--data-dir", str(stored_log), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["torn_tail_bytes"] == 0
+
+
 def test_parse_checkpoint_names_the_option_when_malformed() -> None:
     with pytest.raises(ValueError, match="--checkpoint"):
         parse_checkpoint("nonsense")
