@@ -88,6 +88,13 @@ def county_findings(data: Path):  # type: ignore[no-untyped-def]
     return report, [f for f in report.findings if f.source in (SOURCE, "")]
 
 
+def alter(items: list[tuple[bytes, bytes]], k: int) -> None:
+    """Change one byte of the event at `k`'s body (its area's first letter), its frame whole."""
+    key, value = items[k]
+    pos = value.index(b"ecology")
+    items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])
+
+
 def test_an_intact_log_verifies_and_its_checkpoint_matches(stored_log: Path) -> None:
     report = audit(log_records(str(stored_log)))
     assert report.ok and report.chained == report.records
@@ -194,9 +201,7 @@ def test_a_checkpoint_no_longer_matches_after_the_last_event_changed(
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
     k = offset_of(items, 20)  # the last event: no later link covers it, the checkpoint does
-    key, value = items[k]
-    pos = value.index(b"ecology")
-    items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    alter(items, k)
     write(data, items)
     report = audit(log_records(str(data)), parse_checkpoint(checkpoint))
     assert report.checkpoint != checkpoint
@@ -212,9 +217,7 @@ def test_a_matching_checkpoint_is_not_called_an_intact_log_beside_a_finding(
     data = copy(stored_log, tmp_path / "data")
     items = frames(data)
     k = offset_of(items, 10)
-    key, value = items[k]
-    pos = value.index(b"ecology")
-    items[k] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    alter(items, k)
     write(data, items)
     code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", checkpoint])
     out = capsys.readouterr().out
@@ -259,9 +262,7 @@ def test_a_checkpoint_written_down_earlier_still_has_the_log_after_it_walked(
     earlier = audit(log_records(str(stored_log)), {0: k}).checkpoint
     data = copy(stored_log, tmp_path / "data")
     later = offset_of(items, 17)  # its successor's link finds it
-    key, value = items[later]
-    pos = value.index(b"ecology")
-    items[later] = (key, value[:pos] + b"E" + value[pos + 1 :])
+    alter(items, later)
     write(data, items)
     code = main(["audit", "verify", "--data-dir", str(data), "--checkpoint", earlier])
     out = capsys.readouterr().out

@@ -263,18 +263,10 @@ def test_the_libraries_log_warnings_only_unless_told(monkeypatch) -> None:  # ty
 
 
 def test_a_bad_library_log_level_stops_a_server_naming_the_variable(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.unit.test_ops_cli import duhub_env
 
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-m", "duhub.cli.main", "up", "--data-dir", str(tmp_path / "d")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "DUHUB_LIBRARY_LOG_LEVEL": "loud"},
-    )
+    loud = {"DUHUB_LIBRARY_LOG_LEVEL": "loud"}
+    done = duhub_env(loud, "up", "--data-dir", str(tmp_path / "d"))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "$DUHUB_LIBRARY_LOG_LEVEL: 'loud' is not a log level" in done.stderr, done.stderr
     assert not (tmp_path / "d").exists()  # nothing made
