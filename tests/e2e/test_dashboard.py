@@ -979,6 +979,14 @@ def test_the_period_is_in_beijing_days_and_the_dates_shown_are_the_figures_windo
     enter("#to", "2025-12-01")  # one Beijing day: 12-02 10:00 is not in it
     until(browser, lambda p: p["kpis"]["visits"] == "0")
     assert browser.execute_script(dates) == ["2025-12-01", "2025-12-01"]
+    # Across a new year, a week's (or day's) label says its year: 12-01 … 01-05 left 2025
+    # and 2026 apart only by their order (a window of years repeated every 11-01).
+    enter("#to", "2026-01-10")
+    until(browser, lambda p: "2026-01-05" in p["series"])
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('#series .xlabel')].map((t) => t.textContent)"
+    )
+    assert labels[0] == "2025-12-01" and all(len(x) == 10 for x in labels), labels
 
 
 def test_an_uncovered_unit_cut_short_in_the_list_is_named_whole_on_hover(

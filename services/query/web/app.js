@@ -938,8 +938,11 @@
     }
   }
 
-  function periodLabel(key) {
-    return state.granularity === "month" ? key.slice(0, 7) : key.slice(5);
+  // A day's or week's label is its month and day; across a new year with its year too: a
+  // window of several years labelled 11-01 over and over, the years not told apart.
+  function periodLabel(key, years) {
+    if (state.granularity === "month") return key.slice(0, 7);
+    return years ? key : key.slice(5);
   }
 
   function drawSeries(el, rows, metric) {
@@ -967,7 +970,8 @@
       out += `<line class="grid" x1="${padL}" x2="${W - padR}" y1="${y(v)}" y2="${y(v)}"></line>
         <text class="tick" x="${padL - fs * 0.4}" y="${y(v)}">${num(v)}</text>`;
     }
-    const labelEvery = Math.max(1, Math.ceil((fs * 3.4) / colW));
+    const years = rows[0].key.slice(0, 4) !== rows[rows.length - 1].key.slice(0, 4);
+    const labelEvery = Math.max(1, Math.ceil((fs * (years ? 5.6 : 3.4)) / colW));
     rows.forEach((r, i) => {
       const v = values[i];
       const x = padL + i * colW;
@@ -976,7 +980,7 @@
         <title>${esc(r.key)}：${num(v)}</title>
         <rect class="fill" x="${x + (colW - bw) / 2}" y="${y(v)}" width="${bw}" height="${padT + plotH - y(v)}" rx="2"></rect>
         ${v && rows.length <= 40 ? `<text class="val" x="${x + colW / 2}" y="${y(v) - fs * 0.35}">${num(v)}</text>` : ""}
-        ${i % labelEvery === 0 ? `<text class="xlabel" x="${x + colW / 2}" y="${H - fs * 0.45}">${esc(periodLabel(r.key))}</text>` : ""}
+        ${i % labelEvery === 0 ? `<text class="xlabel" x="${x + colW / 2}" y="${H - fs * 0.45}">${esc(periodLabel(r.key, years))}</text>` : ""}
       </g>`;
     });
     el.innerHTML = SVG(W, H, out);
