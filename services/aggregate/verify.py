@@ -59,7 +59,8 @@ def compare_with_live(
                 if _moved(read_positions(replayed)) != at:
                     raise NotComparable(
                         f"the live read model stands at {at}, past the end of this log: "
-                        "it was built from another log"
+                        "it was built from another log, or records were removed from this "
+                        "one since ('duhub audit verify' names what changed)"
                     )
                 found = _compare(conn, replayed, at, caught.done)
                 found.caught_up_tally = caught.tally
@@ -67,7 +68,9 @@ def compare_with_live(
         if time.monotonic() >= deadline:
             raise NotComparable(
                 f"the live read model stayed behind the replayed one for {wait_s:g} s "
-                f"(partition: (live, replayed) {behind}); compare again once it caught up"
+                f"(partition: (live, replayed) {behind}); compare again once it caught up. "
+                "If no hub is applying this log, it holds records the read model never saw "
+                "(one inserted mid-log shifts those after it: 'duhub audit verify' names it)"
             )
         time.sleep(POLL_S)
 

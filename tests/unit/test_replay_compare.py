@@ -113,6 +113,10 @@ def test_the_command_says_when_it_could_not_compare(hub: Pipeline, tmp_path: Pat
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 6, done.stdout + done.stderr
     assert "not compared: the live read model stayed behind" in done.stderr
+    # A copy no hub applies (an auditor's, a record inserted in it) never catches up: said.
+    assert "If no hub is applying this log, it holds records the read model never saw" in (
+        done.stderr
+    )
     hub.tailer.catch_up()
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
