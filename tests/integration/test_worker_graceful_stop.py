@@ -32,8 +32,11 @@ def applied_after(worker: DuhubProcess, line: re.Pattern[str]) -> list[str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_worker_stopped_under_load_exits_cleanly_and_says_what_it_gave_up(
-    tmp_path: Path, signum: signal.Signals
+    tmp_path: Path, signum: signal.Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # aiokafka's INFO line says when the worker has left the group (LEFT): the libraries log
+    # at WARNING unless told (duhub.logs).
+    monkeypatch.setenv("DUHUB_LIBRARY_LOG_LEVEL", "INFO")
     log_url = kafka_log_url(partitions=4)
     with fresh_database() as db_url:
         opts = ("--log", log_url, "--db", db_url)
