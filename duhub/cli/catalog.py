@@ -9,7 +9,7 @@ import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import render
-from duhub.cli.timeargs import zone_arg
+from duhub.cli.timeargs import in_zone, zone_arg
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -64,13 +64,11 @@ def _moment(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
     moment (RFC 3339 in UTC; in another zone with its offset): a window [12:30 on day 1, 12:30
     on day 31) is not [day 1, day 31). A campaign a Beijing office launched from its midnight
     was listed from 16:00 UTC the day before, beside whole UTC dates."""
-    local = ts.ToDatetime(tzinfo=UTC).astimezone(zone)
+    local, offset, fraction = in_zone(ts, zone)
     if ts.nanos == 0 and (local.hour, local.minute, local.second) == (0, 0, 0):
         return local.date().isoformat()
     if zone is UTC:
         return str(ts.ToJsonString())
-    offset = local.isoformat(timespec="seconds")[19:]
-    fraction = f".{ts.nanos:09d}".rstrip("0") if ts.nanos else ""
     return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset}"
 
 

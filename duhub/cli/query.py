@@ -9,7 +9,7 @@ import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import percent, render, shown
-from duhub.cli.timeargs import time_arg, zone_arg
+from duhub.cli.timeargs import in_zone, time_arg, zone_arg
 from duhub.domain import metrics as m
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -46,11 +46,9 @@ GROUP_BY = {
 
 def _fmt_time(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
     """A moment to the minute: in UTC as before ('…Z'), else in `zone` with its offset."""
-    moment = ts.ToDatetime(tzinfo=UTC)
     if zone is UTC:
-        return moment.strftime("%Y-%m-%d %H:%M") + "Z"
-    local = moment.astimezone(zone)
-    offset = local.isoformat(timespec="seconds")[19:]  # ±HH:MM, or ±HH:MM:SS (a zone's LMT)
+        return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M") + "Z"
+    local, offset, _ = in_zone(ts, zone)
     return local.strftime("%Y-%m-%d %H:%M ") + offset
 
 
@@ -60,9 +58,7 @@ def _moment(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
     utc = ts.ToJsonString()
     if zone is UTC:
         return utc
-    local = ts.ToDatetime(tzinfo=UTC).astimezone(zone)
-    fraction = f".{ts.nanos:09d}".rstrip("0") if ts.nanos else ""
-    offset = local.isoformat(timespec="seconds")[19:]
+    local, offset, fraction = in_zone(ts, zone)
     return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset} ({utc})"
 
 

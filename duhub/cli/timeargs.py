@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -86,6 +86,16 @@ def time_arg(value: str | None, field: str, zone: tzinfo = UTC) -> Timestamp | N
     if field == "--as-of":
         warn_if_to_come(ts, value)
     return ts
+
+
+def in_zone(ts: Timestamp, zone: tzinfo) -> tuple[datetime, str, str]:
+    """Return the moment `ts` in `zone`, its offset as written there (±HH:MM, or ±HH:MM:SS for
+    a zone's local mean time) and its fraction of a second ('' or '.5': nanoseconds without
+    trailing zeros), for the commands that print moments in a zone."""
+    local = ts.ToDatetime(tzinfo=UTC).astimezone(zone)
+    offset = local.isoformat(timespec="seconds")[19:]
+    fraction = f".{ts.nanos:09d}".rstrip("0") if ts.nanos else ""
+    return local, offset, fraction
 
 
 def warn_if_to_come(as_of: Timestamp, given: str) -> None:
