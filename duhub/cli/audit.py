@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from duhub.audit.chain import audit, parse_checkpoint
+from duhub.audit.chain import audit, audit_to_checkpoint, parse_checkpoint
 from duhub.audit.records import CutTail, cut_tails, log_records
 from duhub.cli import client
 from duhub.cli.startup import FAILURES, failure
@@ -35,11 +35,14 @@ def verify(args: argparse.Namespace) -> int:
         client.fail(f"{option}: no {EmbeddedLog.FILE} in {spec}", client.EXIT_USAGE)
     except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer
         client.fail(failure(e, "", spec), client.EXIT_USAGE)
-    # The whole log is walked, and with a checkpoint its part up to it again, to compare:
+    # The whole log is walked, and with a checkpoint its part up to it beside, to compare:
     # walked up to the checkpoint only, a log altered after it (its later figures edited) was
     # "intact", exit 0, and the checkpoint printed to write down was the old one again.
-    report = audit(records)
-    at_checkpoint = None if until is None else audit(log_records(spec), until)
+    at_checkpoint = None
+    if until is None:
+        report = audit(records)
+    else:
+        report, at_checkpoint = audit_to_checkpoint(records, until)
     checkpoint_ok = (
         None if at_checkpoint is None else (at_checkpoint.checkpoint == args.checkpoint.strip())
     )

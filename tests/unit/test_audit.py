@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from duhub.audit.chain import audit, parse_checkpoint
+from duhub.audit.chain import audit, audit_to_checkpoint, parse_checkpoint
 from duhub.audit.records import log_records
 from duhub.bootstrap import Hub, HubConfig
 from duhub.cli.main import main
@@ -275,6 +275,42 @@ def test_a_checkpoint_written_down_earlier_still_has_the_log_after_it_walked(
     # The log as it was, grown since: intact, the checkpoint matching, exit 0.
     code = main(["audit", "verify", "--data-dir", str(stored_log), "--checkpoint", earlier])
     assert code == 0 and "checkpoint matches" in capsys.readouterr().out
+
+
+def test_one_walk_gives_the_whole_log_and_its_part_to_a_checkpoint_as_two_walks_do(
+    stored_log: Path, tmp_path: Path
+) -> None:
+    # verify --checkpoint walked the log twice (the whole, then up to the checkpoint); one
+    # walk must give both reports as they were, damage before and after the checkpoint too.
+    items = frames(stored_log)
+    until = {0: offset_of(items, 12)}
+    data = copy(stored_log, tmp_path / "data")
+    alter(items, offset_of(items, 6))
+    del items[offset_of(items, 17)]
+    write(data, items)
+    reads = 0
+
+    def records():  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        yield from log_records(str(data))
+
+    whole, before = audit_to_checkpoint(records(), until)
+    assert reads == 1
+    for got, want in (
+        (whole, audit(log_records(str(data)))),
+        (before, audit(log_records(str(data)), until)),
+    ):
+        assert got.findings == want.findings and got.findings
+        assert (got.records, got.chained, got.gaps, got.ends, got.heads) == (
+            want.records,
+            want.chained,
+            want.gaps,
+            want.ends,
+            want.heads,
+        )
+    assert before.records < whole.records and before.checkpoint != whole.checkpoint
+    assert whole.gaps != before.gaps  # seq 17 deleted after the checkpoint
 
 
 def test_a_torn_tail_is_said_before_anything_opened_the_log(
