@@ -129,12 +129,13 @@ def dashboard_of(
     )
 
 
-def open_log(spec: str) -> EventLog:
-    """Return the log for kafka://HOST:PORT or a data directory path."""
+def open_log(spec: str, *, create: bool = True) -> EventLog:
+    """Return the log for kafka://HOST:PORT or a data directory path; a Kafka topic absent
+    is created, or with `create` false refused (ValueError), as a reader of history must."""
     if is_kafka(spec):
         from duhub.log.kafka import KafkaLog, KafkaSpec
 
-        return KafkaLog(KafkaSpec.parse(spec))
+        return KafkaLog(KafkaSpec.parse(spec), create=create)
     return EmbeddedLog(spec)
 
 

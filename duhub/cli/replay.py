@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     # Every option checked: only now is anything changed.
     live = None if args.no_compare else _open(live_url, "--db" if args.db else "--data-dir")
     try:
-        log = open_log(log_spec)
+        log = open_log(log_spec, create=False)  # a misspelt topic is not made, empty
     except LogCorrupted as e:
         client.fail(f"{e}: 'duhub audit verify' names what is damaged", EXIT_DAMAGED)
     except FAILURES as e:  # a bad kafka:// URL or key file, a broker that does not answer

@@ -143,6 +143,8 @@ def ensure_topics(spec: KafkaSpec) -> None:
             try:
                 topic = NewTopic(name, n, spec.replication, topic_configs=TOPIC_CONFIG)
                 admin.create_topics([topic])
+                # Said, as a worker given a misspelt ?topic= makes one and waits on it idle.
+                log.info("log: created topic %s (%d partitions): it was not on the broker", name, n)
             except TopicAlreadyExistsError:
                 pass
         _check_stamps(admin, spec.topic)
@@ -198,6 +200,8 @@ class KafkaLog:
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._consumer_lock = threading.Lock()
+        if not create:
+            self._refuse_absent_topic()
         self._peek: KafkaConsumer | None = None  # reads of up to PEEK_RECORDS, made on the first
         self._peek_lock = threading.Lock()
         # partition -> (offset, end): the log holds no record to read from offset up to end,
@@ -207,6 +211,24 @@ class KafkaLog:
         self._probe: KafkaConsumer | None = None
         self._probe_lock = threading.Lock()
         self._partitions = self._discover()
+
+    def _refuse_absent_topic(self) -> None:
+        """Raise ValueError, naming the topics there are, when a reader's topic is not on the
+        broker: a misspelt ?topic= waited 30 s for partitions and ended in a traceback (audit
+        verify), or was created empty and replayed as 0 events, exit 0 (replay)."""
+        try:
+            topics = self._consumer.topics()
+        except BaseException:
+            self._consumer.close()
+            raise
+        if self.spec.topic in topics:
+            return
+        self._consumer.close()
+        shown = sorted(t for t in topics if not t.startswith("__") and not t.endswith(".dlq"))
+        raise ValueError(
+            f"--log: no topic {self.spec.topic} on {self.spec.bootstrap} (its topics: "
+            f"{', '.join(shown) or 'none'}); give ?topic= as ingest was given it"
+        )
 
     def _discover(self) -> list[int]:
         deadline = time.monotonic() + 30
