@@ -32,6 +32,7 @@ from kafka.partitioner.default import murmur2
 
 from duhub.log.base import LogClosed, LogRecord
 from duhub.log.origin import INGEST_ORIGIN, ORIGIN_HEADER, ingest_headers, load_key, origin
+from duhub.log.value_hint import HINT_HEADER, value_hint
 
 log = logging.getLogger(__name__)
 
@@ -243,15 +244,15 @@ class KafkaLog:
     def send_dead_letter(self, rec: LogRecord, reason: str) -> None:
         """Send a record the aggregator refused to the dead-letter topic, with why. Sent
         before the read model commits: a crash in between may send it twice, never lose it."""
+        headers = [
+            ("duhub-reason", reason.encode()),
+            ("duhub-partition", str(rec.partition).encode()),
+            ("duhub-offset", str(rec.offset).encode()),
+        ]
+        if hint := value_hint(rec.value or b""):
+            headers.append((HINT_HEADER, hint.encode()))
         self.producer().send(
-            self.spec.dlq_topic,
-            key=rec.key,
-            value=rec.value,
-            headers=[
-                ("duhub-reason", reason.encode()),
-                ("duhub-partition", str(rec.partition).encode()),
-                ("duhub-offset", str(rec.offset).encode()),
-            ],
+            self.spec.dlq_topic, key=rec.key, value=rec.value, headers=headers
         ).get(timeout=30)
 
     def producer(self) -> KafkaProducer:

@@ -24,6 +24,7 @@ from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
 from duhub.log.identity import Mark, record_hash
 from duhub.log.origin import MAC_HEADER, ORIGIN_HEADER
+from duhub.log.value_hint import value_hint
 from duhub.projections.effects import Counted, Covered, Effect
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
@@ -334,8 +335,14 @@ class BatchApplier:
                     event_id = event.event_id if event else refused_ids[p, rec.offset]
                     letter = DeadLetter(p, rec.offset, event_id, why)
                     out.dead.append(letter)
+                    hint = "" if event else value_hint(rec.value or b"")
                     log.warning(
-                        "dead letter at %s:%s (%s): %s", p, rec.offset, letter.event_id, why
+                        "dead letter at %s:%s (%s): %s%s",
+                        p,
+                        rec.offset,
+                        letter.event_id,
+                        why,
+                        f" ({hint})" if hint else "",
                     )
                     if self.on_dead is not None:
                         self.on_dead(rec, letter)
