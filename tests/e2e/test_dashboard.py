@@ -1050,6 +1050,17 @@ def test_the_bars_drill_from_the_keyboard_and_keep_its_focus_as_changes_come(
         )
     until(browser, lambda p: p["bars"]["420581"] == ["宜都市", 6])
     assert browser.execute_script(on) == "420581"
+    # And a window resized (the charts drawn again at its size, no change of figures).
+    drawn = "return document.querySelector('#bars g.bar[data-key=\"420581\"]').dataset.old"
+    browser.execute_script(
+        "document.querySelector('#bars g.bar[data-key=\"420581\"]').dataset.old = 'yes';"
+        "window.dispatchEvent(new Event('resize'))"
+    )
+    deadline = time.monotonic() + 10
+    while browser.execute_script(drawn) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not browser.execute_script(drawn), "the bars were not drawn again"
+    assert browser.execute_script(on) == "420581"
     # So on a county's row and a KPI tile, which were drawn anew without it: the focus fell
     # to <body> at every change, and Tab started again at the page's top.
     sanction = {"unitId": "420581", "area": "vaccination", "persons": 1}

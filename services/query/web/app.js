@@ -929,13 +929,8 @@
         </g>`;
       })
       .join("");
-    // Redrawn on every change: the bar a keyboard rests on keeps the focus.
-    const focused = el.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+    // Redrawn on every change: its callers keep the focus (keepingFocus, by data-key).
     el.innerHTML = SVG(W, H, bars, drillable ? "group" : "img");
-    if (focused) {
-      const again = el.querySelector(`g.bar.drill[data-key="${CSS.escape(focused)}"]`);
-      if (again) again.focus();
-    }
   }
 
   // A day's or week's label is its month and day; across a new year with its year too: a
@@ -1247,7 +1242,7 @@
       if (!tile) return;
       state.metric = tile.dataset.metric;
       $$("#kpis .kpi").forEach((k) => chosen(k, k === tile));
-      renderCharts();
+      keepingFocus(renderCharts);
     });
     const drillInto = (bar) =>
       drillTo([...state.scopePath, { unitId: bar.dataset.key, name: bar.dataset.name }]);
@@ -1289,7 +1284,7 @@
     window.addEventListener("resize", () => {
       clearTimeout(resize);
       resize = setTimeout(() => {
-        renderCharts();
+        keepingFocus(renderCharts);
         for (const el of $$("#county-groups .group")) if (el.mosaic) el.mosaic.layout();
       }, 150);
     });
