@@ -24,7 +24,7 @@ from services.ingest.ingestor import (
     Unreadable,
     summarize,
 )
-from services.ingest.request import IncomingBatch
+from services.ingest.request import IncomingBatch, Request, read_batch
 from services.slots import MAX_STREAMS, StreamSlots, caller_of
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     def _publish(
         self,
-        request: IncomingBatch | ipb.PublishRequest,
+        request: Request,
         context: grpc.ServicerContext,
         principal: Principal,
         prepared: Prepared | BaseException | None = None,
     ) -> ipb.PublishResponse:
-        # Registered by bootstrap with services.ingest.request: requests come as IncomingBatch.
+        # Registered by bootstrap with services.ingest.request: requests come as IncomingBatch,
+        # or as bytes read only now, the caller known (UnreadBatch).
+        request = read_batch(request)
         if isinstance(request, IncomingBatch) and request.error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
         events = request.events
@@ -80,14 +82,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             abort_unavailable(context, f"the log is not writable: {e}")
         raise AssertionError("unreachable")
 
-    def Publish(
-        self, request: IncomingBatch | ipb.PublishRequest, context: grpc.ServicerContext
-    ) -> ipb.PublishResponse:
+    def Publish(self, request: Request, context: grpc.ServicerContext) -> ipb.PublishResponse:
         return self._publish(request, context, grpc_principal(self.security, context))
 
     def PublishStream(
         self,
-        request_iterator: Iterator[IncomingBatch | ipb.PublishRequest],
+        request_iterator: Iterator[Request],
         context: grpc.ServicerContext,
     ) -> Iterator[ipb.PublishResponse]:
         # Refused before anything is read; the place is counted against the caller's share.
@@ -113,7 +113,7 @@ class _ReadAhead:
     the log's. One request ahead at most; answers stay in request order, and a client that
     waits for each answer before sending on is served as before."""
 
-    def __init__(self, requests: Iterator[IncomingBatch | ipb.PublishRequest], ingestor: Ingestor):
+    def __init__(self, requests: Iterator[Request], ingestor: Ingestor):
         self._requests = requests
         self._ingestor = ingestor
         self._ready: queue.Queue[tuple[object, object]] = queue.Queue(maxsize=1)
@@ -131,6 +131,7 @@ class _ReadAhead:
                 self._put((_END, None))
                 return
             prepared: Prepared | BaseException | None = None
+            request = read_batch(request)  # the stream's caller was known before it was read
             if not (isinstance(request, IncomingBatch) and request.error):
                 try:
                     prepared = self._ingestor.prepare(request.events)  # type: ignore[union-attr]
@@ -150,7 +151,7 @@ class _ReadAhead:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[tuple[IncomingBatch | ipb.PublishRequest, object]]:
+    def __iter__(self) -> Iterator[tuple[Request, object]]:
         while True:
             request, prepared = self._ready.get()
             if request is _END:

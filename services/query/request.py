@@ -22,6 +22,9 @@ from duhub.wire import find_fault
 from services.query.refusal import abort
 
 SERVICE = qpb.DESCRIPTOR.services_by_name["QueryService"]
+# A question holds a few fields (its metrics a dozen at most); bytes that do not parse are
+# walked to name where only this far: this runs before the caller is authenticated.
+MAX_FIELDS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ def read_request(cls: type[Message]) -> Callable[[bytes], Message | UnreadableRe
             return cls.FromString(data)
         except Exception as e:  # noqa: BLE001 - DecodeError, or anything else the parser raises
             try:
-                fault = find_fault(cls.DESCRIPTOR, data, root="request")
+                fault = find_fault(cls.DESCRIPTOR, data, root="request", max_fields=MAX_FIELDS)
             except Exception:  # noqa: BLE001 - the walker is no reason to answer INTERNAL
                 fault = None
             why = str(fault) if fault else f"request: not a {cls.DESCRIPTOR.full_name} ({e})"

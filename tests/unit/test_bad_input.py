@@ -24,7 +24,7 @@ from duhub.v1 import ingest_pb2 as ipb
 from duhub.wire import find_fault, first_string, split_repeated, unknown_field
 from services.aggregate.apply import decode_record
 from services.ingest.ingestor import MAX_BATCH, Unreadable
-from services.ingest.request import read_request
+from services.ingest.request import IncomingBatch, read_batch, read_request
 from tests.unit.builders import (
     YIDU,
     YIDU_T1,
@@ -40,6 +40,14 @@ from tests.unit.builders import (
 )
 
 MARK = "MARKMARK"
+
+
+def read(data: bytes) -> IncomingBatch:
+    """A request as the ingest handler reads it: the bytes that did not parse in one go read
+    event by event once the caller is known (read_batch)."""
+    batch = read_batch(read_request(data))
+    assert isinstance(batch, IncomingBatch)
+    return batch
 
 
 def with_bytes(build: Callable[[str], pb.Event], bad: bytes) -> bytes:
@@ -356,7 +364,7 @@ ENVELOPES: list[tuple[str, Callable[[], bytes], str]] = [
     ("data", "words"), [c[1:] for c in ENVELOPES], ids=[c[0] for c in ENVELOPES]
 )
 def test_unreadable_request_is_refused_naming_events(data, words: str) -> None:
-    batch = read_request(data())
+    batch = read(data())
     assert batch.error.startswith("events: ")
     assert words in batch.error
     assert not batch.events
@@ -364,7 +372,7 @@ def test_unreadable_request_is_refused_naming_events(data, words: str) -> None:
 
 def test_request_with_an_unreadable_event_keeps_the_others() -> None:
     truncated = visit(YIDU, event_id="cut-1").SerializeToString()[:-2]
-    batch = read_request(request(GOOD, BAD_UTF8, truncated, GOOD, b""))
+    batch = read(request(GOOD, BAD_UTF8, truncated, GOOD, b""))
     assert batch.error == ""
     good, bad, cut, again, empty = batch.events
     assert good == again == pb.Event.FromString(GOOD) and empty == pb.Event()
@@ -374,9 +382,9 @@ def test_request_with_an_unreadable_event_keeps_the_others() -> None:
 
 
 def test_readable_request_is_read_in_one_go() -> None:
-    empty = read_request(b"")
+    empty = read(b"")
     assert not empty.error and list(empty.events) == []
-    batch = read_request(ipb.PublishRequest(events=[visit(YIDU)] * 3).SerializeToString())
+    batch = read(ipb.PublishRequest(events=[visit(YIDU)] * 3).SerializeToString())
     assert not batch.error and list(batch.events) == [visit(YIDU)] * 3
 
 
@@ -394,7 +402,7 @@ def test_unreadable_events_are_rejected_and_the_rest_of_the_batch_is_not() -> No
             visit(YIDU_T1, event_id="ok-2", source=YIDU, seq=2).SerializeToString()[:-1],
             visit(YIDU_T1, event_id="ok-3", source=YIDU, seq=3).SerializeToString(),
         )
-        results = p.publish(list(read_request(data).events))
+        results = p.publish(list(read(data).events))
         assert kinds(results) == ["accepted", "rejected", "rejected", "accepted"]
         assert [r.event_id for r in results] == ["ok-1", "bad-1", "ok-2", "ok-3"]
         assert results[1].field == "supervision_visit.unit_id"
