@@ -166,8 +166,10 @@ def test_event_streams_past_the_cap_are_refused_naming_it(hub: Hub) -> None:
 
 def test_connections_past_the_cap_are_refused_without_a_thread(hub: Hub) -> None:
     # However many connections come, the server holds a thread for at most max_streams +
-    # CALL_CONNECTIONS of them; the others are answered 503 at once and closed.
+    # CALL_CONNECTIONS of them; the others are answered 503 at once and closed (none of those
+    # held has waited long enough for its head to be closed for a new one).
     assert hub.dashboard is not None
+    hub.dashboard.waiting.evictable_after = 3600.0
     cap = 4 + CALL_CONNECTIONS
     before = threading.active_count()
     idle = [socket.create_connection((hub.dashboard.host, hub.dashboard.port)) for _ in range(cap)]
@@ -184,6 +186,25 @@ def test_connections_past_the_cap_are_refused_without_a_thread(hub: Hub) -> None
         for s in idle:
             s.close()
     assert _settles(lambda: _get(hub, "api/campaigns")[0] == 200, 10.0)
+
+
+def test_connections_that_send_nothing_make_room_for_those_that_ask(hub: Hub) -> None:
+    # Every place held by a connection that sent nothing, each reopened as it timed out: every
+    # caller was answered 503 (on HTTPS, not at all) for as long as that went on, no
+    # credentials needed (security probe). The one waiting longest for its head now makes
+    # room for a new connection.
+    assert hub.dashboard is not None
+    cap = 4 + CALL_CONNECTIONS
+    idle = [socket.create_connection((hub.dashboard.host, hub.dashboard.port)) for _ in range(cap)]
+    try:
+        time.sleep(hub.dashboard.waiting.evictable_after + 0.2)
+        for _ in range(3):
+            assert _get(hub, "api/campaigns")[0] == 200
+        idle[0].settimeout(5)
+        assert idle[0].recv(1) == b""  # the oldest was closed
+    finally:
+        for s in idle:
+            s.close()
 
 
 def test_an_event_stream_the_page_closed_gives_its_place_back_at_once(hub: Hub) -> None:

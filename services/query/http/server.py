@@ -34,6 +34,7 @@ from services.query.http.deadline import HeadDeadline
 from services.query.http.encoding import MIN_BYTES, accepts_gzip, gzipped
 from services.query.http.openapi import document
 from services.query.http.sse import stream_changes
+from services.query.http.waiting import WaitingHeads
 from services.slots import MAX_STREAMS, SlotRefused, StreamSlots, caller_of
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,10 @@ class _Server(ThreadingHTTPServer):
     app: DashboardServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.app.connections.acquire(blocking=False):
+        # All taken: the connection longest waiting for its head makes room (waiting.py).
+        if not self.app.connections.acquire(blocking=False) and not (
+            self.app.waiting.evict_oldest() and self.app.connections.acquire(timeout=1.0)
+        ):
             _refuse(request)
             self.shutdown_request(request)
             return
@@ -153,11 +157,16 @@ class _Handler(BaseHTTPRequestHandler):
         # The whole head (request line and headers) in the time one read had: each line sent
         # inside it held a connection for good.
         self._head.start(self.timeout)
-        super().handle_one_request()
+        self.server.app.waiting.waiting(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.app.waiting.done(self.connection)
 
     def parse_request(self) -> bool:
         ok = super().parse_request()  # reads the headers
         self._head.stop()
+        self.server.app.waiting.done(self.connection)
         return ok
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
@@ -386,6 +395,7 @@ class DashboardServer:
         # share of them), and CALL_CONNECTIONS connections beside them.
         self.streams = StreamSlots("events", max_streams, max_streams_per_caller)
         self.connections = threading.BoundedSemaphore(max_streams + CALL_CONNECTIONS)
+        self.waiting = WaitingHeads()
         self.request_timeout = REQUEST_TIMEOUT_S
         host, port = parse_listen(listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
