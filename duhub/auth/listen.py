@@ -30,13 +30,28 @@ def is_loopback(listen: str) -> bool:
     """
     host = split_host(listen)
     if host.startswith(("unix:", "unix-abstract:")):
-        return True  # a socket file: the file system's permissions guard it
+        # This machine only. A socket file is guarded by its permissions besides; an abstract
+        # one is not: any local user may connect to it, as to 127.0.0.1.
+        return True
+    return is_loopback_host(host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return whether a host name or address (no port, no brackets) is this machine's."""
     if host.lower() in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def host_of_header(value: str) -> str:
+    """Return the host of an HTTP Host header: NAME[:PORT] or [V6][:PORT]."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 class InsecureListen(ValueError):

@@ -494,6 +494,10 @@ def test_tokens(token_hub: HubProcess, pki: Path, tokens: dict[str, str], tmp_pa
     assert status == 200 and body["rows"][0]["values"]["sanctioned_persons"] == 0
     status, body = _get(url, headers={"Cookie": f"duhub_token={tokens['node']}"})
     assert status == 200 and body["rows"][0]["values"]["sanctioned_persons"] == 2
+    # A hub with credentials answers under any name it is reached by (a proxy's, say): only
+    # one without them is bound to loopback names (test_http_host.py).
+    named = {"Authorization": f"Bearer {tokens['bob']}", "Host": "duhub.example.gov"}
+    assert _get(url, headers=named)[0] == 200
 
 
 # ---- addresses without credentials ------------------------------------------------------------

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
+from duhub.auth.listen import host_of_header, is_loopback_host
 from duhub.auth.principal import Principal, Unauthenticated
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
@@ -207,6 +208,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.METHOD_NOT_ALLOWED, error, True, {"Allow": "GET, HEAD"})
 
     def _dispatch(self, body: bool) -> None:
+        host = self.headers.get("Host")
+        local = host is None or is_loopback_host(host_of_header(host))
+        if not local and not self.server.app.security.secured:
+            # A hub without credentials answers whoever reaches it: a web page the operator
+            # opened reached it too, through a name of the page's own that it pointed at
+            # 127.0.0.1 (DNS rebinding), and read every figure (security probe).
+            error = (
+                f"host: {host!r} is not a loopback name; a hub without credentials answers "
+                "only at 127.0.0.1, localhost or [::1]"
+            )
+            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": error}, body)
+            return
         url = urlsplit(self.path)
         try:
             params: Params = query_params(url.query)
