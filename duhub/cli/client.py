@@ -70,7 +70,18 @@ def credentials():  # type: ignore[no-untyped-def]
     return _credentials
 
 
+def check_channel(address: str) -> None:
+    """Exit 2 when the credentials may not go to `address` (a token, in the clear)."""
+    from duhub.cli.credentials import CredentialError
+
+    try:
+        credentials().check(address)
+    except CredentialError as e:
+        fail(str(e), EXIT_USAGE)
+
+
 def channel(address: str) -> grpc.Channel:
+    check_channel(address)
     return credentials().channel(
         address,
         # Over a flaky link, dial again within 2 s, not gRPC's default of up to 120 s:

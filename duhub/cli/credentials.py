@@ -7,7 +7,9 @@ From options, else the environment:
   --cert C        $DUHUB_CERT      a NAME in --tls-dir, or a certificate file (key: --key, else
                                    the same path ending in .key)
   --ca FILE, --key FILE            the CA and the key as files
-  --token-file F  $DUHUB_TOKEN     a bearer token (the file's first line, or the variable)
+  --token-file F  $DUHUB_TOKEN     a bearer token (the file's first line, or the variable);
+                                   sent without TLS to loopback only ($DUHUB_PLAINTEXT_TOKEN=1:
+                                   to any address)
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
+from duhub.auth.listen import is_loopback
 
 
 class CredentialError(ValueError):
@@ -37,7 +41,19 @@ class ClientCredentials:
     def tls(self) -> bool:
         return self.ca is not None
 
+    def check(self, address: str) -> None:
+        """Raise CredentialError when a channel to `address` would send the token in the
+        clear to another machine."""
+        if self.token and not self.tls and not plaintext_token_allowed(address):
+            raise CredentialError(
+                f"a token goes in the clear without TLS: to {address}, not loopback, it is "
+                "not sent; give --tls-dir (the hub's CA), or DUHUB_PLAINTEXT_TOKEN=1 on a "
+                "network of your own"
+            )
+
     def channel(self, address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        """Return a channel to `address` (`check`ed first)."""
+        self.check(address)
         if self.tls:
             creds = grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
             ch = grpc.secure_channel(address, creds, options=list(options))
@@ -49,6 +65,13 @@ class ClientCredentials:
 
 
 NONE = ClientCredentials()
+
+
+def plaintext_token_allowed(address: str) -> bool:
+    """Whether a token may go without TLS to `address`: on loopback or a unix socket, or
+    where DUHUB_PLAINTEXT_TOKEN=1 says the network is the operator's own. Before 2026-12-06
+    a county's DUHUB_TOKEN went in the clear to any --target (security probe)."""
+    return is_loopback(address) or os.environ.get("DUHUB_PLAINTEXT_TOKEN") == "1"
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -430,6 +430,7 @@ def run(
     outbox: str | None = None,
     retry_for: float = RETRY_FOR_S,
 ) -> int:
+    client.check_channel(address)  # before anything is stored: bad input changes nothing
     box = open_outbox(outbox, address)
     unasked = ""  # why publish could not ask whether the figures caught up
     tally = Tally()  # filled as the hub answers, so that a give-up can say what it answered

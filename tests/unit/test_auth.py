@@ -632,3 +632,49 @@ def test_a_token_file_broken_by_an_edit_still_revokes_what_it_no_longer_holds(
         assert units(alice) == grpc.StatusCode.UNAUTHENTICATED
     finally:
         hub.stop(grace=0)
+
+
+@pytest.mark.parametrize(
+    ("address", "plain_env", "allowed"),
+    [
+        ("127.0.0.1:50051", "", True),
+        ("localhost:50051", "", True),
+        ("[::1]:50051", "", True),
+        ("unix:/tmp/duhub.sock", "", True),
+        ("192.0.2.2:50051", "", False),
+        ("hub.example.org:50051", "", False),
+        ("192.0.2.2:50051", "1", True),
+        ("192.0.2.2:50051", "yes", False),
+    ],
+)
+def test_a_token_goes_without_tls_to_loopback_only(
+    address: str, plain_env: str, allowed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A county operator's DUHUB_TOKEN went in the clear to any --target, a hub's or not
+    (security probe)."""
+    monkeypatch.setenv("DUHUB_PLAINTEXT_TOKEN", plain_env)
+    creds = load(env={"DUHUB_TOKEN": "duhub_x"})
+    if allowed:
+        creds.check(address)
+        creds.channel(address).close()
+    else:
+        with pytest.raises(CredentialError, match=f"to {re.escape(address)}, not loopback"):
+            creds.channel(address)
+    load(env={}).check(address)  # no token: nothing to keep back
+
+
+def test_the_command_line_sends_no_token_in_the_clear_and_stores_nothing(tmp_path: Path) -> None:
+    from tests.unit.test_ops_cli import duhub_env
+
+    events = tmp_path / "e.jsonl"
+    events.write_text("{}\n")
+    box = tmp_path / "outbox.db"
+    env = {"DUHUB_TOKEN": "duhub_x"}
+    for args in (
+        ("campaigns", "--target", "192.0.2.2:50051"),
+        ("publish", str(events), "--target", "192.0.2.2:50051", "--outbox", str(box)),
+    ):
+        done = duhub_env(env, *args)
+        assert done.returncode == 2, done.stderr
+        assert "a token goes in the clear without TLS: to 192.0.2.2:50051" in done.stderr
+    assert not box.exists()
