@@ -107,7 +107,10 @@ def make_data_dir(path: Path) -> None:
     """Make the data dir (and its parents) where it is not yet, before anything is opened in
     it; ValueError naming --data-dir when it cannot be one (a file there, no permission)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        # Only its owner may enter it: the log and the read model hold every county's events
+        # and figures, which other local users read in files made 0644 (security probe). A
+        # directory there already keeps its mode.
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except FileExistsError:
         raise ValueError(f"--data-dir: {path} is not a directory") from None
     except OSError as e:

@@ -45,7 +45,7 @@ class EmbeddedLog:
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.dir = Path(data_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # as make_data_dir
         self.path = self.dir / self.FILE
         self._index_path = self.dir / self.INDEX
         self._indexed = 0  # records the index file on disk covers (as far as we know)

@@ -198,7 +198,8 @@ class Outbox:
         then FileNotFoundError when there is none, and nothing is made (a status query)."""
         self.path = Path(path)
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Its owner's only, as the hub's data dir: it holds the events on their way.
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         elif not self.path.is_file():
             raise FileNotFoundError(f"no outbox at {self.path}")
         # Held by the forward sending a batch (`_turn`), beside the file as SQLite's own are.
