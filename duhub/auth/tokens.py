@@ -125,19 +125,26 @@ class TokenStore:
         self._snap = self._load()  # a bad file fails at start, with the line named
         self._gone_since: float | None = None  # monotonic time the file was first missed
 
-    def _stamp(self) -> tuple[int, int, int, int]:
+    def _stamp(self) -> tuple[int, int, int, int, int]:
         st = self.path.stat()
-        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
 
-    def _mode_error(self, stamp: tuple[int, int, int, int]) -> str:
-        """Say why a file others may write cannot be trusted ("" when it can)."""
-        mode = stat.S_IMODE(stamp[3])
-        if not mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return ""
-        return (
-            f"{self.path}: writable by group or others (mode {mode:04o}): whoever may write it "
-            f"may add a token for any principal; chmod 600 {self.path}"
-        )
+    def _mode_error(self, stamp: tuple[int, int, int, int, int]) -> str:
+        """Say why a file others may write cannot be trusted ("" when it can): writable by
+        group or others, or owned by another user than the hub's (or root), who may write it
+        whatever its mode says (security probe: only the mode was looked at)."""
+        mode, owner = stat.S_IMODE(stamp[3]), stamp[4]
+        if mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return (
+                f"{self.path}: writable by group or others (mode {mode:04o}): whoever may "
+                f"write it may add a token for any principal; chmod 600 {self.path}"
+            )
+        if owner not in (os.getuid(), 0):
+            return (
+                f"{self.path}: owned by user {owner}, not the hub's ({os.getuid()}): its owner "
+                f"may add a token for any principal; chown {os.getuid()} {self.path}"
+            )
+        return ""
 
     def _load(self) -> _Snapshot:
         stamp = self._stamp()

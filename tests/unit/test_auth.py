@@ -182,6 +182,28 @@ def test_tokens_are_stored_hashed_and_read_again_on_change(tmp_path: Path) -> No
         TokenStore(f)
 
 
+def test_a_token_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    """Only the mode was looked at: a file 0644 owned by another user (or a symlink to one),
+    whose owner may write it all the same, was trusted (security probe)."""
+    f = tmp_path / "tokens"
+    first = append_token(f, node(YIDU))
+    linked = tmp_path / "linked"
+    linked.symlink_to(f)
+    assert TokenStore(linked).lookup(first) == node(YIDU)
+    if os.getuid() != 0:  # only root gives a file away; as another user the mode check stands
+        return
+    store = TokenStore(f)
+    os.chown(f, 65534, -1)  # nobody's, who adds a line
+    added = append_token(f, node(CITY))
+    assert store.lookup(added) is None  # a running hub takes none of its new lines
+    assert store.lookup(first) == node(YIDU)  # as a file made writable by others
+    for path in (f, linked):
+        with pytest.raises(TokenFileError, match="owned by user 65534, not the hub's .0."):
+            TokenStore(path)
+    os.chown(f, 0, -1)
+    assert TokenStore(f).lookup(first) == node(YIDU)
+
+
 def test_a_token_file_edited_into_another_encoding_is_a_broken_line(tmp_path: Path) -> None:
     """A comment saved in GBK (a Windows editor's default here) made the file not UTF-8: the
     running hub raised UnicodeDecodeError from every lookup (each call failed, naming neither
