@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from duhub.domain import events as ev
-from duhub.domain.events import REFERENCE_SOURCE, Event, Level, Nanos
+from duhub.domain.events import REFERENCE_SOURCE, Event, Level, Nanos, Tier
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Unit
 
@@ -106,10 +106,30 @@ def _org_unit(e: Event, p: ev.OrgUnitRegistered, k: Knowledge, auth: Unit | None
         raise _Reject(f"{f}.parent_id", f"'{p.parent_id}' is not a {want}")
 
 
+# Groups whose work is the city's: a county node neither launches them nor publishes their
+# visits. Else a county certified the city's supervision of itself (a city group's visit to
+# its own HQ covered it) and launched "city" campaigns its wall screen showed (security probe,
+# 2026-12-06). The simulator and the article's city groups publish from the city's node.
+CITY_TIERS = (Tier.TASK_FORCE, Tier.CITY)
+TIER_NAMES = {Tier.TASK_FORCE: "task-force", Tier.CITY: "city", Tier.COUNTY: "county"}
+
+
+def _by_county(auth: Unit | None) -> bool:
+    return auth is not None and auth.level == Level.COUNTY
+
+
 def _campaign(e: Event, p: ev.CampaignLaunched, k: Knowledge, auth: Unit | None) -> None:
     f = "campaign_launched"
     if k.campaign(p.campaign_id) is not None:
         raise _Reject(f"{f}.campaign_id", f"'{p.campaign_id}' is already launched")
+    if _by_county(auth):
+        for i, g in enumerate(p.groups):
+            if g.tier in CITY_TIERS:
+                raise _Reject(
+                    f"{f}.groups[{i}].tier",
+                    f"a county node launches county groups only: {TIER_NAMES[g.tier]} groups "
+                    "are the city node's",
+                )
     scope = None if auth is None else auth.unit_id
     for i, g in enumerate(p.groups):
         for j, target in enumerate(g.target_unit_ids):
@@ -127,8 +147,15 @@ def _visit(e: Event, p: ev.SupervisionVisit, k: Knowledge, auth: Unit | None) ->
         campaign = k.campaign(p.campaign_id)
         if campaign is None:
             raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'", missing=True)
-        if campaign.group(p.group_id) is None:
+        group = campaign.group(p.group_id)
+        if group is None:
             raise _Reject(f"{f}.group_id", f"'{p.group_id}' is not a group of {p.campaign_id}")
+        if group.tier in CITY_TIERS and _by_county(auth):
+            raise _Reject(
+                f"{f}.group_id",
+                f"'{p.group_id}' is a {TIER_NAMES[group.tier]} group of {p.campaign_id}: its "
+                "visits are the city node's to publish, not a county's",
+            )
 
 
 def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None) -> None:

@@ -189,6 +189,33 @@ REJECTED = [
         fresh(campaign, "flu", [group("g", pb.TIER_COUNTY, YIDU_T1, DANG_T1)], source=YIDU),
         "campaign_launched.groups[0].target_unit_ids[1]",
     ),
+    # A county certified the city's supervision of itself, and launched "city" campaigns
+    # (security probe): the city's groups are the city node's.
+    (
+        "a county publishing a city group's visit to its own HQ",
+        fresh(visit, YIDU, "vax", "c1", source=YIDU),
+        "supervision_visit.group_id",
+    ),
+    (
+        "a county publishing the task force's visit",
+        fresh(visit, YIDU_T1, "vax", "tf", source=YIDU),
+        "supervision_visit.group_id",
+    ),
+    (
+        "a county launching a campaign with a city group",
+        fresh(
+            campaign,
+            "flu",
+            [group("n", pb.TIER_COUNTY, YIDU_T1), group("g", pb.TIER_CITY, YIDU)],
+            source=YIDU,
+        ),
+        "campaign_launched.groups[1].tier",
+    ),
+    (
+        "a county launching a campaign with a task force",
+        fresh(campaign, "flu", [group("tf", pb.TIER_TASK_FORCE)], source=YIDU),
+        "campaign_launched.groups[0].tier",
+    ),
     # problems
     ("problem found twice", fresh(problem, "p1", YIDU_V1, source=YIDU), "problem_found.problem_id"),
     (
@@ -342,6 +369,12 @@ ACCEPTED = [
     ),
     ("visit to a unit not among the group's targets", fresh(visit, YIDU_V1, "vax", "c1")),
     ("visit outside any campaign", fresh(visit, DANG_T1, source=DANG)),
+    ("a county's own group's visit", fresh(visit, YIDU_T1, "vax", "n1", source=YIDU)),
+    ("the city publishing a city group's visit", fresh(visit, YIDU, "vax", "c1", source=CITY)),
+    (
+        "a county launching a campaign of county groups",
+        fresh(campaign, "flu", [group("n", pb.TIER_COUNTY, YIDU_T1)], source=YIDU),
+    ),
     ("talk with an empty area", fresh(talk, YIDU_T1, 3, area="", source=YIDU)),
     ("the city publishing for a village", fresh(sanction, DANG_V1, 2, source=CITY)),
     ("a county publishing for itself", fresh(regulation, YIDU, 1, source=YIDU)),
