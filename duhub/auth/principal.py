@@ -121,12 +121,24 @@ def check_publish(principal: Principal, sources: Iterable[str | None]) -> None:
         return
     if principal.kind != Kind.NODE:
         raise Forbidden(f"{principal} may not publish: only city and county nodes do")
-    for i, source in enumerate(sources):
-        if source is not None and source != principal.unit_id:
-            raise Forbidden(
-                f"events[{i}].source: {principal} publishes only as '{principal.unit_id}', "
-                f"not as '{source}'; nothing of this request was appended"
-            )
+    bad = [(i, s) for i, s in enumerate(sources) if s is not None and s != principal.unit_id]
+    if not bad:
+        return
+    (i, source), others = bad[0], bad[1:]
+    message = (
+        f"events[{i}].source: {principal} publishes only as '{principal.unit_id}', "
+        f"not as '{source}'"
+    )
+    if others:
+        # Each named, so that a batch is mended in one go, not one round trip an event.
+        named = ", ".join(f"events[{j}] ('{s}')" for j, s in others[:MAX_NAMED])
+        more = f" and {len(others) - MAX_NAMED} more" if len(others) > MAX_NAMED else ""
+        message += f"; so do {named}{more}"
+    raise Forbidden(f"{message}; nothing of this request was appended")
+
+
+# Events named in a refusal beside the first.
+MAX_NAMED = 20
 
 
 # unit id -> the ids from the root down to it (inclusive), or None when the unit is unknown.

@@ -96,6 +96,16 @@ def test_a_node_publishes_only_as_itself() -> None:
         check_publish(node(CITY), [YIDU])  # the city node too publishes as itself only
     with pytest.raises(Forbidden, match="user alice .* may not publish"):
         check_publish(user("alice", CITY), [CITY])
+    # Every impersonating event is named, so that a batch is mended in one round trip (a Go
+    # integrator's probe: only the first was).
+    with pytest.raises(Forbidden) as refused:
+        check_publish(node(YIDU), [YIDU, ZHIJIANG, YIDU, CITY, None, ZHIJIANG])
+    assert str(refused.value) == (
+        "events[1].source: node 420581 publishes only as '420581', not as '420582'; so do "
+        "events[3] ('420500'), events[5] ('420582'); nothing of this request was appended"
+    )
+    with pytest.raises(Forbidden, match=r"events\[20\] \('420582'\) and 5 more; nothing"):
+        check_publish(node(YIDU), [ZHIJIANG] * 26)
 
 
 def test_scopes() -> None:
