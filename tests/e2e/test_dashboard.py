@@ -293,6 +293,10 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     assert page["uncovered"] == [["420583", "枝江市", "宜昌市"]]
     assert page["counties"]["420581"] == ["宜都市", "4 / 4", "11-22 08:00"]
     assert page["tiers"]["TIER_COUNTY"] == "3 / 3"
+    # The bars' widths, set by the script: the page's CSP refuses style="…" in markup.
+    width = "return document.querySelector('{} .bar i').style.width"
+    assert browser.execute_script(width.format('#counties [data-county="420581"]')) == "100%"
+    assert browser.execute_script(width.format('#tiers [data-tier="TIER_COUNTY"]')) == "100%"
     assert page["bars"]["420581"] == ["宜都市", 6]
     assert page["series"]["2022-11-21"] == 1
     assert page["badge"] == "未实现全覆盖"  # c2 did not visit 枝江市 in the window
@@ -381,10 +385,12 @@ def test_a_page_that_goes_away_does_not_stop_the_hub(hub: HubProcess, tmp_path: 
     host, port = hub.dashboard.removeprefix("http://").rstrip("/").rsplit(":", 1)
     for _ in range(3):
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             seen = b""
             while b"event: hello" not in seen:
-                seen += sock.recv(4096)
+                got = sock.recv(4096)
+                assert got, seen  # closed before its hello: not a stream
+                seen += got
         # closed: the tab went away mid-stream
     for i, visit in enumerate(scenario()[:3]):
         assert publish(hub, tmp_path, [visit], f"one-{i}.jsonl").returncode == 0
@@ -890,6 +896,37 @@ def test_a_tier_the_campaign_has_no_groups_in_is_not_shown_as_the_task_force(
         "TIER_CITY": "0市本级督导组—无督导目标 0 个督导组",
         "TIER_COUNTY": "1县市区督导组0.0% 0 / 2 1 个督导组",
     }
+
+
+def test_a_page_opens_on_the_latest_campaign_begun_not_one_still_to_come(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A page without ?campaign= opened on the campaign latest to start: one launched for 2099
+    (by a county, in the security probe's case) took the city's wall screen."""
+    launched = {
+        "campaignId": "later",
+        "name": "以后的督导",
+        "area": "vaccination",
+        "startsAt": "2099-01-01T00:00:00Z",
+        "endsAt": "2099-02-01T00:00:00Z",
+        "groups": [{"groupId": "n1", "name": "宜都市督导组", "tier": "TIER_COUNTY",
+                    "targetUnitIds": ["420581101"]}],
+    }  # fmt: skip
+    lines = [line("later1", "420581", 1, "2022-11-01T00:00:00Z", campaignLaunched=launched)]
+    assert publish(hub, tmp_path, lines).returncode == 0
+    listed = get_json(hub.dashboard + "api/campaigns?omit_targets=true")["campaigns"]
+    assert listed[-1]["campaignId"] == "later"
+    now = datetime.now(UTC).isoformat()
+    begun = [c["campaignId"] for c in listed if c["startsAt"] <= now]
+    browser.get(hub.dashboard)
+    chosen = "return document.querySelector('#campaign-select').value"
+    deadline = time.monotonic() + 15
+    while not browser.execute_script(chosen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert browser.execute_script(chosen) == (begun[-1] if begun else "later")
+    assert "later" in browser.execute_script(
+        "return Array.from(document.querySelectorAll('#campaign-select option')).map(o => o.value)"
+    )
 
 
 def test_a_campaigns_area_outside_the_pages_list_can_be_chosen(

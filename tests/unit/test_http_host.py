@@ -56,3 +56,19 @@ def test_a_request_for_a_loopback_name_is_answered(hub: Hub, host: str | None) -
     assert hub.dashboard is not None
     named = None if host is None else host.format(port=hub.dashboard.port)
     assert ask(hub, "/api/statistics?metric=visits", named)[0] == 200
+
+
+def test_every_answer_carries_the_pages_security_headers(hub: Hub) -> None:
+    # None was sent: the page could be framed by another (clickjacking), and nothing kept it
+    # from running a script from elsewhere (security probe).
+    assert hub.dashboard is not None
+    for path in ("/", "/app.js", "/api/campaigns", "/api/nothing"):
+        conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        reply.read()
+        conn.close()
+        policy = reply.getheader("Content-Security-Policy") or ""
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert reply.getheader("X-Content-Type-Options") == "nosniff", path
+        assert reply.getheader("X-Frame-Options") == "DENY", path

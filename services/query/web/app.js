@@ -218,6 +218,14 @@
     }
   }
 
+  // The campaign a page opens on: the latest begun (the list is in order of start), else the
+  // first to come. The latest to start was a campaign launched for 2099, by a county too.
+  function defaultCampaign(campaigns) {
+    const begun = campaigns.filter((c) => Date.parse(c.startsAt) <= Date.now());
+    const chosen = begun.length ? begun[begun.length - 1] : campaigns[0];
+    return chosen ? chosen.campaignId : null;
+  }
+
   // The list of campaigns changes rarely: look again at most every few seconds after a change.
   let campaignsTimer = 0;
   function campaignsSoon() {
@@ -231,7 +239,7 @@
         await loadCampaigns();
         if (!state.campaignId && state.campaigns.length) {
           // The first campaign was launched while the page was up.
-          await selectCampaign(state.campaigns[state.campaigns.length - 1].campaignId);
+          await selectCampaign(defaultCampaign(state.campaigns));
         }
       } catch (err) {
         showError(err);
@@ -669,6 +677,12 @@
     }
   }
 
+  // A bar's width is set from its data-width (a percentage) once it is in the page: the
+  // page's Content-Security-Policy refuses style="…" in markup.
+  function widths(el) {
+    for (const i of el.querySelectorAll("i[data-width]")) i.style.width = `${i.dataset.width}%`;
+  }
+
   function renderCoverage() {
     const cov = state.coverage;
     if (!cov) return;
@@ -700,11 +714,13 @@
               : `<div class="big">${pct(x.ratio)}</div>
                <div class="card-foot"><span class="count">${num(x.covered)} / ${num(x.targets)}</span>
                <span>${groups} 个督导组</span></div>
-               <div class="bar"><i style="width:${x.ratio * 100}%"></i></div>`;
+               <div class="bar"><i data-width="${x.ratio * 100}"></i></div>`;
         return `<div class="card tier" data-tier="${x.tier}" data-tone="${tone(x.ratio, x.targets)}">
           <div class="card-label"><span class="num">${groups}</span>${label}</div>${body}</div>`;
       })
       .join("");
+
+    widths($("#tiers"));
 
     for (const g of cov.groups) {
       const el = document.querySelector(`[data-group="${CSS.escape(g.groupId)}"]`);
@@ -717,7 +733,7 @@
         (c) => `<button type="button" class="county" data-county="${esc(c.unitId)}"
             data-tone="${tone(c.ratio, c.targets)}" title="查看${esc(isolated(c.name))}的统计">
           <span class="name">${esc(c.name)}</span>
-          <span class="bar"><i style="width:${c.ratio * 100}%"></i></span>
+          <span class="bar"><i data-width="${c.ratio * 100}"></i></span>
           <span class="count">${num(c.covered)} / ${num(c.targets)}</span>
           <span class="ratio">${pct(c.ratio)}</span>
           <span class="full-at"${c.fullAt ? ` title="${fmtMoment(c.fullAt)}（北京时间）"` : ""}>${
@@ -726,6 +742,8 @@
         </button>`,
       )
       .join("");
+
+    widths($("#counties"));
 
     // Counted by their ids: the answer names only the first MAX_LISTED of each group.
     const open = cov.groups.filter((g) => g.uncoveredUnitIds.length);
@@ -1310,7 +1328,7 @@
       await loadCampaigns();
       const wanted = new URL(location.href).searchParams.get("campaign");
       const ids = state.campaigns.map((c) => c.campaignId);
-      const id = ids.includes(wanted) ? wanted : ids[ids.length - 1];
+      const id = ids.includes(wanted) ? wanted : defaultCampaign(state.campaigns);
       if (id) {
         await selectCampaign(id);
       } else {
