@@ -119,6 +119,9 @@ class RuleModel:
         self._take(e)
         return "accepted", ""
 
+    def _county(self, authority: str | None) -> bool:
+        return authority is not None and self.units[authority][1] == Level.COUNTY
+
     def _unit_fault(self, unit_id: str, authority: str | None) -> bool:
         if unit_id not in self.units:
             return True
@@ -138,6 +141,8 @@ class RuleModel:
             if p.campaign_id in self.campaigns:
                 return "campaign_launched.campaign_id"
             for i, g in enumerate(p.groups):
+                if g.tier != Tier.COUNTY and self._county(auth):  # the city's groups
+                    return f"campaign_launched.groups[{i}].tier"
                 for j, t in enumerate(g.target_unit_ids):
                     if self._unit_fault(t, auth):
                         return f"campaign_launched.groups[{i}].target_unit_ids[{j}]"
@@ -149,8 +154,11 @@ class RuleModel:
                 c = self.campaigns.get(p.campaign_id)
                 if c is None:
                     return "supervision_visit.campaign_id"
-                if p.group_id not in {g.group_id for g in c.groups}:
+                tiers = {g.group_id: g.tier for g in c.groups}
+                if p.group_id not in tiers:
                     return "supervision_visit.group_id"
+                if tiers[p.group_id] != Tier.COUNTY and self._county(auth):
+                    return "supervision_visit.group_id"  # a city group's visit: the city's
             return ""
         if isinstance(p, ev.ProblemFound):
             if p.problem_id in self.found:

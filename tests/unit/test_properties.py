@@ -298,6 +298,9 @@ def scenarios(draw, independent: bool = False) -> Scenario:
             camp2 = True
             u = c
         source = pick_source(u)
+        city_group = isinstance(payload, ev.SupervisionVisit) and payload.group_id in ("tf", "city")
+        if city_group and (independent or draw(st.integers(0, 3))):
+            source = CITY  # a city group's visits are the city node's; a county's are refused
         event_id, seq = f"e{i}", next_seq(source)
         if reuse is not None and reuse[0] == "reuse_id":
             event_id = reuse[1].event_id  # the same id, other content (unless drawn equal)
