@@ -121,7 +121,7 @@ def audit(
     before those log ends (a checkpoint's)."""
     walk = _Walk()
     for record in records:
-        if until is None or record[1] < until.get(record[0], 0):
+        if until is None or _before(record, until):
             walk.feed(*record)
     return walk.finish()
 
@@ -134,9 +134,14 @@ def audit_to_checkpoint(
     whole, before = _Walk(), _Walk()
     for record in records:
         whole.feed(*record)
-        if record[1] < until.get(record[0], 0):
+        if _before(record, until):
             before.feed(*record)
     return whole.finish(), before.finish()
+
+
+def _before(record: tuple[int, int, bool, bytes, bool, str], until: dict[int, int]) -> bool:
+    """Whether a record (partition, offset, …) lies before the log ends `until`."""
+    return record[1] < until.get(record[0], 0)
 
 
 class _Walk:

@@ -81,13 +81,17 @@ def check_channel(address: str) -> None:
 
 
 def channel(address: str) -> grpc.Channel:
-    check_channel(address)
-    return credentials().channel(
-        address,
-        # Over a flaky link, dial again within 2 s, not gRPC's default of up to 120 s:
-        # publish's outbox paces its retries itself (duhub.node.outbox.Backoff).
-        options=CHANNEL_OPTIONS,
-    )
+    from duhub.cli.credentials import CredentialError
+
+    try:
+        return credentials().channel(  # checked there: a token goes in the clear to loopback only
+            address,
+            # Over a flaky link, dial again within 2 s, not gRPC's default of up to 120 s:
+            # publish's outbox paces its retries itself (duhub.node.outbox.Backoff).
+            options=CHANNEL_OPTIONS,
+        )
+    except CredentialError as e:
+        fail(str(e), EXIT_USAGE)
 
 
 def fail(message: str, code: int) -> NoReturn:

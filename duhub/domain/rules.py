@@ -111,11 +111,14 @@ def _org_unit(e: Event, p: ev.OrgUnitRegistered, k: Knowledge, auth: Unit | None
 # its own HQ covered it) and launched "city" campaigns its wall screen showed (security probe,
 # 2026-12-06). The simulator and the article's city groups publish from the city's node.
 CITY_TIERS = (Tier.TASK_FORCE, Tier.CITY)
-TIER_NAMES = {Tier.TASK_FORCE: "task-force", Tier.CITY: "city", Tier.COUNTY: "county"}
 
 
 def _by_county(auth: Unit | None) -> bool:
     return auth is not None and auth.level == Level.COUNTY
+
+
+def _tier_name(tier: Tier) -> str:
+    return tier.name.lower().replace("_", "-")  # task-force, city, county
 
 
 def _campaign(e: Event, p: ev.CampaignLaunched, k: Knowledge, auth: Unit | None) -> None:
@@ -127,7 +130,7 @@ def _campaign(e: Event, p: ev.CampaignLaunched, k: Knowledge, auth: Unit | None)
             if g.tier in CITY_TIERS:
                 raise _Reject(
                     f"{f}.groups[{i}].tier",
-                    f"a county node launches county groups only: {TIER_NAMES[g.tier]} groups "
+                    f"a county node launches county groups only: {_tier_name(g.tier)} groups "
                     "are the city node's",
                 )
     scope = None if auth is None else auth.unit_id
@@ -153,7 +156,7 @@ def _visit(e: Event, p: ev.SupervisionVisit, k: Knowledge, auth: Unit | None) ->
         if group.tier in CITY_TIERS and _by_county(auth):
             raise _Reject(
                 f"{f}.group_id",
-                f"'{p.group_id}' is a {TIER_NAMES[group.tier]} group of {p.campaign_id}: its "
+                f"'{p.group_id}' is a {_tier_name(group.tier)} group of {p.campaign_id}: its "
                 "visits are the city node's to publish, not a county's",
             )
 

@@ -61,7 +61,7 @@ def read_request(data: bytes) -> IncomingBatch | UnreadBatch:
     except DecodeError:
         return UnreadBatch(data)
     except Exception as e:  # noqa: BLE001 - a deserializer that raises answers INTERNAL
-        return IncomingBatch(error=f"events: the request could not be read ({e})")
+        return _not_read(e)
 
 
 # What the ingest handlers get: read_request's answer (a generated stub's own handler, in
@@ -78,7 +78,11 @@ def _read_slowly(data: bytes) -> IncomingBatch:
     try:
         return _read(data)
     except Exception as e:  # noqa: BLE001 - one unforeseen fault refuses this request only
-        return IncomingBatch(error=f"events: the request could not be read ({e})")
+        return _not_read(e)
+
+
+def _not_read(e: Exception) -> IncomingBatch:
+    return IncomingBatch(error=f"events: the request could not be read ({e})")
 
 
 def _read(data: bytes) -> IncomingBatch:

@@ -227,8 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, body: bool) -> None:
         host = self.headers.get("Host")
-        local = host is None or is_loopback_host(host_of_header(host))
-        if not local and not self.server.app.security.secured:
+        secured = self.server.app.security.secured
+        if not secured and host is not None and not is_loopback_host(host_of_header(host)):
             # A hub without credentials answers whoever reaches it: a web page the operator
             # opened reached it too, through a name of the page's own that it pointed at
             # 127.0.0.1 (DNS rebinding), and read every figure (security probe).
