@@ -17,6 +17,7 @@ from duhub.bootstrap import Hub, HubConfig
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     h = Hub(HubConfig(tmp_path_factory.mktemp("host"), listen="127.0.0.1:0", http="127.0.0.1:0"))
     h.start()
+    h.tailer.catch_up()  # the city registered: its statistics are answered, not 404
     try:
         yield h
     finally:
