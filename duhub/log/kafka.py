@@ -591,6 +591,10 @@ class _Appender:
             if self._producer is not None:
                 await self._producer.stop()
 
+        if not self._thread.is_alive():
+            # Closed before: a stop handed to the stopped loop would never run, and the
+            # wait for it would last the whole timeout.
+            return
         try:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout)
         except Exception:
