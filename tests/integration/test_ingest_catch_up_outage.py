@@ -39,7 +39,13 @@ def test_ingest_opens_after_postgres_restarts_while_it_catches_up(tmp_path: Path
             time.sleep(3.0)
             pg.up()
             worker = serve("aggregate", *opts)
-            wait_health(ingest.address, INGEST, "SERVING", timeout=60)
+            try:
+                wait_health(ingest.address, INGEST, "SERVING", timeout=60)
+            except AssertionError as e:  # what each process said, to tell whose fault it is
+                said = {"ingest": ingest.output, "worker": worker.output}
+                raise AssertionError(
+                    f"{e}\n" + "".join(f"--- {k}:\n{''.join(v[-80:])}" for k, v in said.items())
+                ) from None
         finally:
             ingest.stop()
             if worker is not None:
