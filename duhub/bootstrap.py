@@ -282,7 +282,7 @@ def load_reference(ingestor: Ingestor, engine: Engine, reference: Reference | No
         results = _publish_when_ready(ingestor, rest[at : at + MAX_BATCH])
         rejected = [r for r in results if r.reason]
         if rejected:
-            raise RuntimeError(f"reference data rejected: {rejected[0].reason}")
+            raise ReferenceMismatch(f"{reference.origin}: refused: {rejected[0].reason}")
     # Fingerprinted now, so the next start need not check nor read the file's units again.
     # It vouches only once its last event is in the read model (read_mark): a hub stopped
     # before the read model caught up is checked whole next time.
@@ -514,6 +514,12 @@ class IngestProcess:
                     # The read model or the log went away meanwhile: wait for it and start
                     # over. (Before, this thread ended here and ingest never opened.)
                     log.warning("ingest: catching up with the log failed (%s); retrying", e)
+                    time.sleep(1.0)
+                except Exception:
+                    # Anything else a library raises while a server restarts: this thread
+                    # ending would leave ingest closed for good, with only a traceback on
+                    # stderr to say why. Say it, and start over.
+                    log.exception("ingest: catching up with the log failed; retrying")
                     time.sleep(1.0)
             caught_up.set()
             monitor.probe_once()  # SERVING now, if the log and read model answer

@@ -67,3 +67,29 @@ def test_a_county_publishing_while_the_reference_loads_is_told_to_retry(
     finally:
         release.set()
         ingest.stop()
+
+
+def test_ingest_opens_after_an_unexpected_error_while_it_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A library's error of a kind not foreseen (not the database's nor Kafka's) while a
+    # server restarts: the catch-up is tried again, not given up with ingest closed for good.
+    real_load = bootstrap.load_reference
+    failures = []
+
+    def flaky_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(1)
+            raise AssertionError("a library's internal check while the server restarts")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(bootstrap, "load_reference", flaky_load)
+    ingest = bootstrap.IngestProcess(bootstrap.HubConfig(tmp_path / "data", listen="127.0.0.1:0"))
+    ingest.start()
+    try:
+        assert ingest.ingestor.open_to_clients.wait(30), "ingest never opened"
+        assert failures == [1] and not ingest.failed.is_set()
+        reply = _publish(f"127.0.0.1:{ingest.port}", 1)
+        assert [r.result for r in reply.results] == [ipb.RESULT_ACCEPTED]
+    finally:
+        ingest.stop()
