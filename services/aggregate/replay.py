@@ -16,7 +16,7 @@ from duhub.log.base import EventLog, LogRecord
 from duhub.log.belongs import other_log
 from duhub.readmodel.writer import DeadLetter
 from duhub.readmodel.writer import positions_in as read_positions_in
-from services.aggregate.apply import Applied, BatchApplier, log_settled
+from services.aggregate.apply import KEEP_DECODED, Applied, BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
 from services.aggregate.replay_log import decode, encode, first_records, unlike
@@ -230,13 +230,18 @@ def _replay(
     t0 = time.monotonic()
     done = 0
     progress = ReplayProgress(0, total, 0.0)
+    held = _Held()
     while True:
         moved = 0
         for p, end in list(ends.items()):
             pos = applier.positions.get(p, 0)
             if pos >= end:
                 continue
-            records = log.read(p, pos, min(BATCH, end - pos))
+            records = held.take(p, pos)
+            if len(records) < min(BATCH, end - pos):
+                after = records[-1].offset + 1 if records else pos
+                if after < end:
+                    records += log.read(p, after, min(BATCH, end - pos) - len(records))
             if until_ns is not None:
                 past = next((i for i, r in enumerate(records) if recorded_at(r) > until_ns), None)
                 if past is not None:
@@ -266,6 +271,7 @@ def _replay(
             if cut < len(records) and done_before:
                 writer.apply(records[cut:])
             step = applier.positions.get(p, 0) - pos
+            held.keep(p, applier.positions.get(p, 0), records)
             moved += step
             done += step
         progress = ReplayProgress(done, total, time.monotonic() - t0)
@@ -277,3 +283,31 @@ def _replay(
             return ReplayProgress(done, total, time.monotonic() - t0)
         if moved == 0:
             time.sleep(0.05)  # a partition waits on another one
+
+
+# Records read but left waiting are kept for the next pass, up to as many in all as the applier
+# keeps their decoded events (`KEEP_DECODED`); past it they are read again.
+HELD_RECORDS = KEEP_DECODED
+
+
+class _Held:
+    """Per partition, the records read that its position has not passed yet (they wait for
+    another partition's event, the reference data at the start of a log): the next pass takes
+    them from here instead of reading them again. Before 2026-12-06 each partition read before
+    the reference data's was read twice from its start (its first batch of up to 20,000
+    records fetched and decoded again: 0.5 s each on the test broker)."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, tuple[int, list[LogRecord]]] = {}
+
+    def take(self, partition: int, position: int) -> list[LogRecord]:
+        """Return the records kept from `position` on (none when it moved elsewhere)."""
+        at, records = self._records.pop(partition, (-1, []))
+        return records if at == position else []
+
+    def keep(self, partition: int, position: int, records: list[LogRecord]) -> None:
+        """Keep those of `records` at or after `position`, while few enough are kept."""
+        left = [r for r in records if r.offset >= position]
+        kept = sum(len(r) for _, r in self._records.values())
+        if left and kept + len(left) <= HELD_RECORDS:
+            self._records[partition] = (position, left)
