@@ -4,9 +4,17 @@ Ingest sets on every accepted event `prev_hash` = SHA-256 of the stored bytes of
 accepted event of the same source. Walking a source's events in log order, the first broken
 link is classified:
 - reordered: the event links to one that comes later in the log;
-- inserted: the event does not link to its predecessor, but the next one links past it;
-- missing: the link is broken and the seq jumps (events were deleted in between);
-- altered: the link is broken although the seqs follow on: the predecessor's bytes changed.
+- inserted: the event does not link to its predecessor, but the next one links past it, or
+  it repeats a seq the chain holds before it (ingest never takes a seq twice);
+- missing: the link is broken and the seq just before the event's is nowhere in the log (an
+  event was deleted there);
+- altered: the link is broken although the seq before the event's is in the log: the
+  predecessor's bytes changed.
+A source's seqs may go backwards in the log (two processes publishing as one source, a node
+restarted with an older outbox sending the seqs it had not used): what is missing is judged
+by the seqs the whole log holds, not by the predecessor's seq (before 2026-12-06 a deletion
+after such a step was called an alteration of the predecessor, an alteration before a step
+forward "events missing" that were in the log, and a repeat appended an alteration).
 A frame whose checksum fails or that does not parse is reported as altered where it lies (a
 Kafka-direct record is in no chain: one that does not parse is a dead letter, not damage). Its
 bytes are not those accepted, so no chain links it: neither its own link nor its successor's
@@ -219,12 +227,13 @@ class _Walk:
                 f"{head.seq}, that chain's last: no later link checks it",
             )
         for source, chain in sorted(self.chains.items()):
-            finding = chain.first_break(source)
-            if finding is not None:
-                self.report.findings.append(finding)
             # Only what lies inside the chain's gaps is taken from the unchained records: a
             # Kafka-direct one dead-lettered (a seq far ahead, say) must not make a gap of its own.
-            gaps = chain.seqs.filled_from(self.unchained_seqs[source]).gaps if chain.gaps else []
+            present = chain.seqs.filled_from(self.unchained_seqs[source])
+            finding = chain.first_break(source, present)
+            if finding is not None:
+                self.report.findings.append(finding)
+            gaps = present.gaps if chain.gaps else []
             if gaps:
                 self.report.gaps[source] = gaps
             assert chain.last is not None  # a chain is made by its first entry
@@ -302,18 +311,20 @@ class Chain:
     before_last: Entry | None = None
     seqs: SeqRuns = field(default_factory=lambda: SeqRuns())
     broken: Entry | None = None  # the first entry whose link is broken
+    broken_repeats: bool = False  # its seq is one the chain held before it
     broken_prev: Entry | None = None  # the entries before it in the chain
     broken_prev2: Entry | None = None
     after: Entry | None = None  # the entry after it
     linked_later: Entry | None = None  # the last later entry whose bytes it links to
 
     def breaks_over_gap(self, e: Entry) -> bool:
-        """Return whether `e` would be the first broken link, with seqs missing before it."""
+        """Return whether `e` would be the first broken link, its seq not following on from
+        the last one's (a jump, or a step back: seqs may go backwards in the log)."""
         last = self.last
         return (
             self.broken is None
             and e.prev_hash != (last.stored_hash if last is not None else b"")
-            and e.seq > (last.seq if last is not None else 0) + 1
+            and e.seq != (last.seq if last is not None else 0) + 1
         )
 
     def hold(self) -> None:
@@ -325,16 +336,17 @@ class Chain:
         """Walk on to `e`; `unverifiable`: its link cannot be checked (a record that does not
         parse lies between it and the last entry), so it is taken as it comes."""
         last = self.last
-        self.seqs.see(e.seq)
         if self.broken is None:
             linked = e.prev_hash == (last.stored_hash if last is not None else b"")
             if not linked and not unverifiable:
                 self.broken, self.broken_prev, self.broken_prev2 = e, last, self.before_last
+                self.broken_repeats = e.seq in self.seqs
         else:
             if self.after is None:
                 self.after = e
             if e.stored_hash == self.broken.prev_hash:
                 self.linked_later = e
+        self.seqs.see(e.seq)
         self.before_last, self.last = last, e
         self.count += 1
 
@@ -342,8 +354,9 @@ class Chain:
     def gaps(self) -> list[tuple[int, int]]:
         return self.seqs.gaps
 
-    def first_break(self, source: str) -> Finding | None:
-        """Return the first broken link, classified; None for an intact chain."""
+    def first_break(self, source: str, present: SeqRuns | None = None) -> Finding | None:
+        """Return the first broken link, classified; None for an intact chain. `present`: the
+        seqs of the source the whole log holds (the chain's own when not given)."""
         e, prev, prev2 = self.broken, self.broken_prev, self.broken_prev2
         if e is None:
             return None
@@ -376,15 +389,32 @@ class Chain:
                 prev.event_id,
                 f"seq {prev.seq} at {prev.partition}:{prev.offset} is not part of the chain",
             )
-        before = prev.seq if prev is not None else 0
-        if e.seq > before + 1:
+        if self.broken_repeats:
+            # Ingest takes a seq once: the later holder of it is the one the chain lacks.
+            return Finding(
+                "inserted",
+                source,
+                e.partition,
+                e.offset,
+                e.event_id,
+                f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
+                "before it)",
+            )
+        present = present if present is not None else self.seqs
+        if e.seq > 1 and e.seq - 1 not in present:
+            # The event before it in its source's numbering is nowhere in the log: deleted
+            # here, where the link breaks, whatever seq the log holds before it.
+            before = present.below(e.seq)
+            after = prev.seq if prev is not None else 0
             return Finding(
                 "missing",
                 source,
                 e.partition,
                 e.offset,
                 e.event_id,
-                f"events between seq {before} and seq {e.seq} (before {where}) are missing",
+                f"events between seq {before} and seq {e.seq} (before {where}"
+                + (f", after seq {after}" if after != before else "")
+                + ") are missing",
             )
         x = prev if prev is not None else e
         return Finding(
@@ -415,6 +445,15 @@ class SeqRuns:
                 out.append((before, first))
             before = last
         return out
+
+    def __contains__(self, seq: int) -> bool:
+        k = bisect.bisect_right(self.runs, seq, key=lambda run: run[0])
+        return k > 0 and seq <= self.runs[k - 1][1]
+
+    def below(self, seq: int) -> int:
+        """Return the highest seq held below `seq` (0 when none)."""
+        k = bisect.bisect_left(self.runs, seq, key=lambda run: run[0])
+        return min(self.runs[k - 1][1], seq - 1) if k else 0
 
     def filled_from(self, other: SeqRuns) -> SeqRuns:
         """Return these seqs with those of `other` that lie in their gaps added."""

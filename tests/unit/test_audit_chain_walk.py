@@ -16,7 +16,8 @@ SOURCE = "420581"
 
 
 def oracle_first_break(source: str, chain: list[Entry]) -> Finding | None:
-    """The classification as it was, over the whole chain in memory."""
+    """The classification as it was, over the whole chain in memory (its seqs as the whole
+    chain holds them: a seq repeated, the seq before the break's anywhere in the chain)."""
     later = {e.stored_hash: i for i, e in enumerate(chain)}
     for i, e in enumerate(chain):
         expected = chain[i - 1].stored_hash if i else b""
@@ -52,15 +53,29 @@ def oracle_first_break(source: str, chain: list[Entry]) -> Finding | None:
                 x.event_id,
                 f"seq {x.seq} at {x.partition}:{x.offset} is not part of the chain",
             )
-        before = chain[i - 1].seq if i else 0
-        if e.seq > before + 1:
+        if e.seq in {x.seq for x in chain[:i]}:
+            return Finding(
+                "inserted",
+                source,
+                e.partition,
+                e.offset,
+                e.event_id,
+                f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
+                "before it)",
+            )
+        seqs = {x.seq for x in chain}
+        if e.seq > 1 and e.seq - 1 not in seqs:
+            before = max((s for s in seqs if s < e.seq), default=0)
+            after = chain[i - 1].seq if i else 0
             return Finding(
                 "missing",
                 source,
                 e.partition,
                 e.offset,
                 e.event_id,
-                f"events between seq {before} and seq {e.seq} (before {where}) are missing",
+                f"events between seq {before} and seq {e.seq} (before {where}"
+                + (f", after seq {after}" if after != before else "")
+                + ") are missing",
             )
         x = chain[i - 1] if i else e
         return Finding(
