@@ -54,7 +54,7 @@ from services.query.http import DashboardServer, start_dashboard
 from services.query.request import add_query_service
 from services.query.service import QueryServicer
 from services.reflection import enable_reflection
-from services.slots import CALL_THREADS, MAX_STREAMS, caller_share
+from services.slots import CALL_THREADS, MAX_STREAMS, QUEUED_CALLS, caller_share, concurrent_rpcs
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +160,21 @@ def create_server(
     security: Security = OPEN,
     max_streams: int = MAX_STREAMS,
     max_streams_per_caller: int | None = None,
+    call_threads: int = CALL_THREADS,
+    queued_calls: int = QUEUED_CALLS,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Return a server with the given services, health and reflection (not started);
     reflection streams are capped at `max_streams`, a caller at `max_streams_per_caller` of
-    them, as the servicers' own streams are."""
+    them, as the servicers' own streams are. Beyond its threads it lets `queued_calls` calls
+    wait, and refuses the next RESOURCE_EXHAUSTED at once."""
     check_listen(listen, "--listen", security.secured)
     # A thread for every stream the servicers and reflection may hold open (services.slots),
     # and the threads for calls beside them.
     streams = [x.streams.limit for x in (ingest, query) if x is not None] + [max_streams]
+    threads = call_threads + sum(streams)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=CALL_THREADS + sum(streams)),
+        futures.ThreadPoolExecutor(max_workers=threads),
+        maximum_concurrent_rpcs=concurrent_rpcs(threads, queued_calls),
         # Metrics of every RPC; an unreachable read model answers UNAVAILABLE (duhub.health).
         interceptors=[MetricsInterceptor(), UnavailableInterceptor()],
         options=[

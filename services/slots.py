@@ -31,6 +31,18 @@ MAX_STREAM_CAP = 10_000
 SHARE_DIVISOR = 4
 # Threads kept for calls. (Health Watch streams take none: grpc answers them from callbacks.)
 CALL_THREADS = 32
+# Calls a server lets wait for a thread when every one is busy. Past them a call is refused
+# RESOURCE_EXHAUSTED at once (grpc's maximum_concurrent_rpcs) instead of queueing without end:
+# before, a caller opening thousands of calls queued each one, memory and all, and the city's
+# queries waited behind them past their deadlines.
+QUEUED_CALLS = 64
+
+
+def concurrent_rpcs(threads: int, queued: int = QUEUED_CALLS) -> int:
+    """Return the RPCs a server with `threads` threads takes at once: one per thread and
+    `queued` waiting. The threads hold every stream cap plus CALL_THREADS, so streams at their
+    caps never reach this bound: only a flood of calls does, and it is refused, not queued."""
+    return threads + queued
 
 
 def refusal(kind: str, limit: int) -> str:

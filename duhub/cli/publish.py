@@ -26,7 +26,6 @@ from duhub.convert import MAX_EVENT_ID
 from duhub.health import hub_answered
 from duhub.node.outbox import (
     PENDING,
-    RETRYABLE,
     Backoff,
     Outbox,
     Stored,
@@ -34,6 +33,7 @@ from duhub.node.outbox import (
     default_path,
     fitting,
     placed,
+    retryable,
     too_big,
 )
 from duhub.timeparse import OFFSET
@@ -269,7 +269,7 @@ def _send(
         try:
             return stub.Publish(ipb.PublishRequest(events=events), timeout=60)
         except grpc.RpcError as e:
-            if e.code() not in RETRYABLE or time.monotonic() > deadline:  # type: ignore[attr-defined]
+            if not retryable(e) or time.monotonic() > deadline:
                 raise
             time.sleep(backoff.next())
 
@@ -393,7 +393,7 @@ def wait_visible(address: str, ends: dict[int, int], timeout: float) -> bool | N
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
                 return None
-            if e.code() not in RETRYABLE or time.monotonic() > deadline:  # type: ignore[attr-defined]
+            if not retryable(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)  # a flaky link: ask again
             continue

@@ -1,6 +1,6 @@
 """A county node's outbox: events are stored in a local SQLite file first, then forwarded to the
 hub's ingest in batches, retrying with exponential backoff and jitter while the link or the hub
-is down (UNAVAILABLE, DEADLINE_EXCEEDED).
+is down or busy (UNAVAILABLE, DEADLINE_EXCEEDED, a hub's concurrent-call limit).
 
 Safe across crashes of the node: an event leaves the pending state only in the transaction that
 records the hub's answer to it, so a crash between sending and recording means it is sent again,
@@ -35,6 +35,20 @@ log = logging.getLogger(__name__)
 PENDING, ACCEPTED, DUPLICATE, REJECTED = "pending", "accepted", "duplicate", "rejected"
 # Answers worth retrying: the link, the hub or its log/read model is down for now.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# How grpc's server words a call refused past its maximum_concurrent_rpcs: a busy hub, worth
+# retrying, unlike the other RESOURCE_EXHAUSTED answers (a message over the size limit).
+BUSY = "Concurrent RPC limit exceeded"
+
+
+def retryable(e: grpc.RpcError) -> bool:
+    """Whether a failed call is worth sending again: the link or the hub is down, or the hub
+    is too busy to take it now."""
+    code = e.code()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return (e.details() or "").startswith(BUSY)  # type: ignore[attr-defined]
+    return code in RETRYABLE
+
+
 BATCH = 500
 MAX_MESSAGE = 32 * 1024 * 1024
 # A broken link must not leave the channel waiting minutes before it dials again (gRPC's own
@@ -426,7 +440,7 @@ class Outbox:
                         last_answer = time.monotonic()
                         continue
                 # Out of turn: another forward of this outbox may send while this one waits.
-                if code not in RETRYABLE:
+                if not retryable(failed):
                     raise failed
                 if give_up_after is not None and time.monotonic() - last_answer > give_up_after:
                     report.pending = self.counts()[PENDING]

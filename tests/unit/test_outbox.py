@@ -366,3 +366,26 @@ def test_a_copy_the_hub_holds_takes_the_place_of_a_rejected_one_only(
         ]
         assert got["e-2"].event.source == "bad"
         assert [s.event_id for s in box.rejected()] == ["e-2", "e-3"]
+
+
+def test_a_hub_too_busy_for_the_call_is_asked_again(tmp_path: Path) -> None:
+    # A hub past its concurrent calls refuses the next RESOURCE_EXHAUSTED at once (grpc's
+    # maximum_concurrent_rpcs): busy for now. The forward raised it, and the county's events
+    # waited for the operator to forward them again.
+    fake = FakeIngest(delay=1.0)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), maximum_concurrent_rpcs=1)
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(fake, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        busy = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(address))
+        other = busy.Publish.future(ipb.PublishRequest(events=[event(99)]), timeout=10)
+        while fake.calls == 0:
+            time.sleep(0.01)
+        with Outbox(tmp_path / "o.db") as box:
+            box.add([event(1)])
+            report = box.forward(address, backoff=Backoff(base=0.05, cap=0.1))
+            assert report.accepted == 1 and report.retries >= 1
+        assert other.result().results[0].result == ipb.RESULT_ACCEPTED
+    finally:
+        server.stop(0)

@@ -1,0 +1,107 @@
+"""A server takes a bounded number of calls at once: one per thread and a few waiting for one.
+Before, grpc queued every call past its threads without end, so a caller opening thousands of
+calls (with a token or without) kept them all, and the city's queries waited behind them past
+their deadlines. Past the bound a call is refused RESOURCE_EXHAUSTED at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from duhub.bootstrap import create_server
+from duhub.v1 import query_pb2 as qpb
+from duhub.v1 import query_pb2_grpc
+from services.slots import StreamSlots, concurrent_rpcs
+
+STREAMS = 1
+CALL_THREADS = 2
+QUEUED = 3
+# The query service's streams, reflection's and the calls' threads.
+THREADS = CALL_THREADS + 2 * STREAMS
+
+
+class HeldQueries:
+    """A query service whose every call holds its thread until released."""
+
+    def __init__(self) -> None:
+        self.streams = StreamSlots("WatchCoverage", STREAMS)
+        self.release = threading.Event()
+        self.running = threading.Semaphore(0)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def hold(request: Any, context: grpc.ServicerContext) -> qpb.Progress:
+            self.running.release()
+            self.release.wait(30)
+            return qpb.Progress()
+
+        return hold
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[HeldQueries, grpc.Channel]]:
+    queries = HeldQueries()
+    server, port, _ = create_server(
+        "127.0.0.1:0",
+        query=queries,  # type: ignore[arg-type]
+        max_streams=STREAMS,
+        call_threads=CALL_THREADS,
+        queued_calls=QUEUED,
+    )
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield queries, channel
+    finally:
+        queries.release.set()
+        channel.close()
+        server.stop(0).wait()
+
+
+def test_calls_past_the_bound_are_refused_at_once_and_calls_within_it_answered(
+    served: tuple[HeldQueries, grpc.Channel],
+) -> None:
+    queries, channel = served
+    stub = query_pb2_grpc.QueryServiceStub(channel)
+    health = health_pb2_grpc.HealthStub(channel)
+    bound = concurrent_rpcs(THREADS, QUEUED)
+
+    held = [
+        stub.GetProgress.future(qpb.GetProgressRequest(), timeout=30) for _ in range(THREADS - 1)
+    ]
+    for _ in held:
+        assert queries.running.acquire(timeout=10)
+    # Within the bound, with a thread free: answered.
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    # grpc counts a call until its thread is done with it, a moment after its answer.
+    time.sleep(0.5)
+
+    # Every thread busy and the calls let wait waiting: the bound reached.
+    while len(held) < bound:
+        held.append(stub.GetProgress.future(qpb.GetProgressRequest(), timeout=30))
+    assert queries.running.acquire(timeout=10)  # the last thread taken
+    # The next calls, of any method, are refused at once rather than queued.
+    for call in (
+        lambda: stub.GetProgress(qpb.GetProgressRequest(), timeout=5),
+        lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=5),
+    ):
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "Concurrent RPC limit exceeded" in e.value.details()
+    assert not any(f.done() for f in held)
+
+    # Those let wait are answered once threads free, and calls are taken again.
+    queries.release.set()
+    for f in held:
+        assert f.result(timeout=10) == qpb.Progress()
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
