@@ -148,6 +148,13 @@ class Security:
                 self._cert_cache[key] = None
         return self._cert_cache[key]
 
+    def token_principal(self, token: str) -> Principal:
+        """Return whose bearer token this is (the dashboard's sign-in checks one before keeping
+        it); raise Unauthenticated when it is missing, unknown or revoked."""
+        if self.tokens is None:
+            raise Unauthenticated("this hub takes no tokens (started without --tokens)")
+        return self._from_token(token)
+
     def _from_token(self, token: str) -> Principal:
         if not token:
             raise Unauthenticated("no credentials: send 'authorization: Bearer TOKEN'")
@@ -188,13 +195,20 @@ class Security:
                 return found
         if self.tokens is None:
             raise Unauthenticated("a client certificate signed by the hub's CA is required")
-        token = _bearer(headers.get("Authorization") or headers.get("authorization") or "")
-        if not token:
-            token = _cookie(headers.get("Cookie") or headers.get("cookie") or "", TOKEN_COOKIE)
-        return self._from_token(token)
+        return self._from_token(bearer_token(headers) or cookie_token(headers))
 
 
 OPEN = Security()
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """Return the token of an `Authorization: Bearer TOKEN` header; "" when none."""
+    return _bearer(headers.get("Authorization") or headers.get("authorization") or "")
+
+
+def cookie_token(headers: Mapping[str, str]) -> str:
+    """Return the token of the dashboard's cookie; "" when none."""
+    return _cookie(headers.get("Cookie") or headers.get("cookie") or "", TOKEN_COOKIE)
 
 
 def _bearer(value: str) -> str:

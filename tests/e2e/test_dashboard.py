@@ -483,6 +483,57 @@ def test_a_page_whose_token_is_revoked_stops_asking_for_events_and_says_why(
         hub.stop()
 
 
+def _answer_prompt(browser: Any, token: str | None) -> None:
+    """Type `token` into the page's token prompt (None: cancel it)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    prompt = WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+    if token is None:
+        prompt.dismiss()
+        return
+    prompt.send_keys(token)
+    prompt.accept()
+
+
+def test_a_token_entered_is_kept_where_no_script_of_the_page_reads_it(
+    tmp_path: Path, browser: Any
+) -> None:
+    """The page wrote the token into the duhub_token cookie itself (document.cookie): any script
+    running in the origin read it. Now the hub checks it and sets the cookie HttpOnly; a token
+    it refuses is said and kept nowhere; and the page can forget it."""
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+
+    tokens = tmp_path / "tokens"
+    token = append_token(tokens, user("boss", "420500"))
+    hub = HubProcess(tmp_path / "data", "--tokens", str(tokens))
+    try:
+        browser.get(hub.dashboard)
+        _answer_prompt(browser, "duhub_not-a-token")
+        assert "unknown or revoked token" in until(browser, lambda p: p["error"] != "")["error"]
+        assert browser.get_cookie("duhub_token") is None
+
+        browser.refresh()
+        _answer_prompt(browser, token)
+        until(browser, lambda p: p["live"] == "live" and p["error"] == "")
+        kept = browser.get_cookie("duhub_token")
+        assert kept["value"] == token and kept["httpOnly"] is True
+        assert kept["sameSite"] == "Strict"
+        assert token not in browser.execute_script("return document.cookie")
+
+        # Asked again, the page offers to forget it: the cookie goes, and the page asks anew.
+        browser.refresh()
+        until(browser, lambda p: p["live"] == "live")
+        forget = "#forget-token"
+        assert browser.execute_script(f"return document.querySelector('{forget}').hidden") is False
+        press(browser, forget)
+        _answer_prompt(browser, None)
+        assert browser.get_cookie("duhub_token") is None
+    finally:
+        hub.stop()
+
+
 def test_a_page_whose_campaign_the_hub_does_not_know_stops_asking_and_says_why(
     tmp_path: Path, browser: Any
 ) -> None:

@@ -110,7 +110,7 @@ def _one(params: Params, name: str, *aliases: str) -> str:
     return values[0] if values else ""
 
 
-def _known(params: Params, allowed: Iterable[str]) -> None:
+def known(params: Params, allowed: Iterable[str]) -> None:
     extra = [x or "'' (a parameter without a name)" for x in sorted(set(params) - set(allowed))]
     if extra and not allowed:
         raise ApiError(400, f"{extra[0]}: unknown parameter; this route takes none")
@@ -173,7 +173,7 @@ class DashboardApi:
         return {"status": "SERVING", "version": self.feed.version}
 
     def campaigns(self, params: Params) -> Json:
-        _known(params, ("omit_targets", "omitTargets"))
+        known(params, ("omit_targets", "omitTargets"))
         omit = _one(params, "omit_targets", "omitTargets")
         if omit not in ("", "true", "false"):
             raise ApiError(400, "omit_targets: must be true or false")
@@ -182,7 +182,7 @@ class DashboardApi:
 
     def campaign(self, campaign_id: str, params: Params) -> Json:
         """Return a campaign with each group's targets named, for drawing its structure."""
-        _known(params, ())
+        known(params, ())
         req = qpb.GetCampaignRequest(campaign_id=campaign_id)
         out = _dict(self.servicer.GetCampaign(req, self._ctx))
         info = self._targets_named(campaign_id)
@@ -192,7 +192,7 @@ class DashboardApi:
 
     def coverage(self, campaign_id: str, params: Params) -> Json:
         named_as = ("uncovered_named", "uncoveredNamed")
-        _known(params, ("scope", "as_of", "asOf", *named_as, "time_zone", "timeZone"))
+        known(params, ("scope", "as_of", "asOf", *named_as, "time_zone", "timeZone"))
         req = qpb.GetCoverageRequest(campaign_id=campaign_id, scope_unit_id=_one(params, "scope"))
         # A bare as_of date is midnight in time_zone, as /api/statistics reads it (refused as an
         # unknown parameter before 2026-12-06, the date was UTC's midnight here alone).
@@ -284,7 +284,7 @@ class DashboardApi:
 
     def statistics(self, params: Params) -> Json:
         allowed = ("metric", "scope", "area", "from", "to", "group_by", "groupBy", "as_of", "asOf")
-        _known(params, (*allowed, "time_zone", "timeZone"))
+        known(params, (*allowed, "time_zone", "timeZone"))
         metrics = [m for v in params.get("metric", []) for m in v.split(",") if m]
         group_by = _one(params, "group_by", "groupBy")
         if group_by not in GROUP_BY:
@@ -323,7 +323,7 @@ class DashboardApi:
         """Return the campaign an event stream reports on ('' for none). A campaign the hub
         does not know is 404, as WatchCoverage answers it, not a stream that never says
         anything about it."""
-        _known(params, ("campaign",))
+        known(params, ("campaign",))
         campaign_id = _one(params, "campaign")
         if why := unfit("campaign", campaign_id):  # as the servicer refuses it
             raise ApiError(400, why)
@@ -336,13 +336,13 @@ class DashboardApi:
         return campaign_id
 
     def units(self, params: Params) -> Json:
-        _known(params, ("parent",))
+        known(params, ("parent",))
         req = qpb.ListUnitsRequest(parent_id=_one(params, "parent"))
         return _dict(self.servicer.ListUnits(req, self._ctx))
 
     def unit(self, unit_id: str, params: Params) -> Json:
         """Return a unit with its ancestors from the city down (for breadcrumbs)."""
-        _known(params, ())
+        known(params, ())
         out = _dict(self.servicer.GetUnit(qpb.GetUnitRequest(unit_id=unit_id), self._ctx))
         path: list[Json] = []
         parent = out["parentId"]

@@ -387,9 +387,38 @@ def document() -> Json:
                     },
                 }
             },
+            "/api/session": SESSION,
         },
         "components": {"schemas": SCHEMAS},
     }
+
+
+SESSION_REPLY = _object(
+    ["cookie"],
+    principal={"type": "string", "description": "who the caller is (duhub:user:420581:alice)"},
+    cookie={"type": "boolean", "description": "whether the duhub_token cookie is held"},
+)
+SESSION = {
+    "get": {
+        "summary": "who the caller is, and whether it sent the duhub_token cookie",
+        "responses": _ok(SESSION_REPLY) | _errors(400, 401, 503),
+    },
+    "post": {
+        "summary": "sign in: keep the request's bearer token in an HttpOnly cookie",
+        "description": (
+            "The token goes in `Authorization: Bearer TOKEN`, as on every route. The hub checks"
+            " it and answers `Set-Cookie: duhub_token=TOKEN; Path=/; HttpOnly; SameSite=Strict`"
+            " (`Secure` over TLS), which the browser then sends on every route, the event"
+            " stream included; no script of the page can read it. A token missing, unknown or"
+            " revoked is 401 and no cookie is set; a hub without --tokens answers 400."
+        ),
+        "responses": _ok(SESSION_REPLY) | _errors(400, 401, 503),
+    },
+    "delete": {
+        "summary": "sign out: the duhub_token cookie is forgotten (Max-Age=0)",
+        "responses": _ok(SESSION_REPLY) | _errors(400, 503),
+    },
+}
 
 
 def _static(media: str) -> Json:

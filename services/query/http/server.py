@@ -29,8 +29,9 @@ from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
 from services.query.answers import DEFAULT_SIZE
+from services.query.http import session
 from services.query.http.address import decoded, query_params
-from services.query.http.api import CALLER, ApiError, DashboardApi, Params
+from services.query.http.api import CALLER, ApiError, DashboardApi, Params, known
 from services.query.http.deadline import HeadDeadline
 from services.query.http.encoding import MIN_BYTES, accepts_gzip, gzipped
 from services.query.http.openapi import document
@@ -57,6 +58,7 @@ ROUTES: dict[str, str] = {
     "/api/units": "units",
     "/api/units/{unitId}": "unit",
     "/api/events": "events",
+    session.PATH: "session",
 }
 STOP_WAIT_S = 3.0
 # A connection gets this long for its request's head in all, and for each write (a page
@@ -197,12 +199,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._dispatch(body=False)
 
+    def do_POST(self) -> None:  # noqa: N802
+        self._sign("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._sign("DELETE")
+
     def __getattr__(self, name: str) -> Any:
         # The stdlib answers a method it finds no do_X for with its own 501 page in HTML:
         # every method but GET and HEAD (OPTIONS, TRACE, any other) is 405 in JSON instead.
         if name.startswith("do_"):
             return self._not_allowed
         raise AttributeError(name)
+
+    def _sign(self, method: str) -> None:
+        """POST and DELETE: the session's (signing in and out), 405 on every other path."""
+        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+            # A body is never read (none is needed): left unread, it would be taken for the
+            # connection's next request.
+            self.close_connection = True
+        if urlsplit(self.path).path != session.PATH:
+            self._not_allowed()
+            return
+        self._dispatch(body=True, method=method)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Refuse a request the standard library could not read (a URI over 64 KiB, too many
@@ -221,11 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _not_allowed(self) -> None:
-        error = {"error": "method: only GET and HEAD"}
+        allow = session.METHODS if urlsplit(self.path).path == session.PATH else "GET, HEAD"
+        error = {"error": f"method: only {allow}"}
         # RFC 9110: a 405 says what is allowed.
-        self._json(HTTPStatus.METHOD_NOT_ALLOWED, error, True, {"Allow": "GET, HEAD"})
+        self._json(HTTPStatus.METHOD_NOT_ALLOWED, error, True, {"Allow": allow})
 
-    def _dispatch(self, body: bool) -> None:
+    def _dispatch(self, body: bool, method: str = "GET") -> None:
         host = self.headers.get("Host")
         secured = self.server.app.security.secured
         if not secured and host is not None and not is_loopback_host(host_of_header(host)):
@@ -250,6 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         name, args = found
         app = self.server.app
+        if name == "session":
+            self._session(method, params, body)
+            return
         if name not in OPEN_ROUTES and not self._authenticate(body):
             return
         try:
@@ -278,6 +301,25 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("dashboard request %s failed", self.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}, body)
+
+    def _session(self, method: str, params: Params, body: bool) -> None:
+        """Sign in (POST: the bearer token checked, kept in an HttpOnly cookie), out (DELETE), or
+        say who asks (GET, authenticated as every /api route)."""
+        secure = self.server.app.scheme == "https"
+        try:
+            known(params, ())
+        except ApiError as e:
+            self._json(e.status, {"error": str(e)}, body)
+            return
+        if method == "POST":
+            answer = session.sign_in(self.server.app.security, self.headers, secure)
+        elif method == "DELETE":
+            answer = session.sign_out(secure)
+        else:
+            if self._authenticate(body):
+                self._json(HTTPStatus.OK, session.whoami(CALLER.get(), self.headers), body)
+            return
+        self._json(answer.status, answer.body, body, answer.headers)
 
     def _caller(self) -> Principal:
         """Return who asks (a client certificate, a bearer token or the page's cookie; the

@@ -168,21 +168,60 @@
       // The browser's own words ("Failed to fetch") are English, and say nothing of what next.
       throw new Error("无法连接看板服务，恢复连接后自动更新");
     }
-    if (reply.status === 401 && askToken()) return api(path, params);
+    if (reply.status === 401 && (await askToken())) return api(path, params);
     const body = await reply.json();
     if (!reply.ok) throw Object.assign(new Error(body.error || reply.statusText), { status: reply.status });
     return body;
   }
 
-  // A hub with --tokens answers 401 until the page holds a token: ask for one and keep it in a
-  // cookie, which every request (the event stream too) then carries. Cancel: show the error.
+  // A hub with --tokens answers 401 until the page holds a token: ask for one and hand it to
+  // the hub (api/session), which checks it and keeps it in an HttpOnly cookie that every
+  // request (the event stream too) then carries. The page wrote the cookie itself before, and
+  // any script of the origin could read the token. Cancel: show the error; a token the hub
+  // refuses: show why. Requests refused together ask once.
+  let asking = null;
   function askToken() {
+    if (!asking) asking = signIn().finally(() => (asking = null));
+    return asking;
+  }
+
+  async function signIn() {
     const token = window.prompt("访问令牌 access token (duhub certs token):");
     if (!token || !token.trim()) return false;
-    const secure = location.protocol === "https:" ? "; Secure" : "";
-    document.cookie = `duhub_token=${token.trim()}; path=/; SameSite=Strict${secure}`;
+    await session("POST", { Authorization: `Bearer ${token.trim()}` }); // throws why if refused
+    showForget(true);
     if (state.source) connect(); // reopen the event stream with the cookie
     return true;
+  }
+
+  async function session(method, headers = {}) {
+    let reply;
+    try {
+      reply = await fetch(new URL("api/session", document.baseURI), {
+        method,
+        headers,
+        cache: "no-store",
+      });
+    } catch {
+      throw new Error("无法连接看板服务，恢复连接后自动更新");
+    }
+    const body = await reply.json();
+    if (!reply.ok) throw Object.assign(new Error(body.error || reply.statusText), { status: reply.status });
+    return body;
+  }
+
+  // Forget the token (the hub expires its cookie); the page then asks for one again.
+  function showForget(shown) {
+    $("#forget-token").hidden = !shown;
+  }
+
+  async function forgetToken() {
+    try {
+      await session("DELETE");
+      location.reload();
+    } catch (err) {
+      showError(err);
+    }
   }
 
   function showError(err) {
@@ -1310,6 +1349,7 @@
 
   async function init() {
     setupControls();
+    $("#forget-token").addEventListener("click", forgetToken);
     // A query's '+' is a space: +08:00 typed in the address comes as ' 08:00', and a space
     // before an offset after a time can only be that '+' (as the API reads it).
     const given = new URL(location.href).searchParams.get("as_of");
@@ -1323,6 +1363,8 @@
       else state.badAddress = `as_of: 无法识别的时间 '${asOf}'，显示的是实时数据 (not RFC 3339)`;
     }
     try {
+      // Who the page asks as: a token kept in the cookie can be forgotten.
+      showForget((await api("api/session")).cookie);
       const cities = await api("api/units");
       if (cities.units.length) state.city = cities.units[0];
       await loadCampaigns();
