@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DESCRIPTORS := descriptors.binpb
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 DATA ?= data
 PYTEST_ARGS ?=
@@ -72,6 +73,7 @@ fmt: setup ## ruff format and fix
 
 proto: setup ## Generate the Python code of proto/duhub/v1 into duhub/v1
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/duhub/v1/*.proto
+	$(BIN)/python -m grpc_tools.protoc -Iproto --include_source_info --descriptor_set_out=duhub/v1/$(DESCRIPTORS) proto/duhub/v1/*.proto
 
 proto-check: setup ## Fail when duhub/v1 is stale against proto/
 	$(BIN)/python -m tests.proto_fresh

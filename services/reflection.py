@@ -6,6 +6,10 @@ the same messages on the wire: v1 is the same servicer under v1's name, and v1's
 (v1alpha's under v1's package) is added to the descriptor pool, so that v1 is listed and can
 be described like every other service served.
 
+The files of duhub.v1 are served with the comments of proto/ (`duhub/v1/descriptors.binpb`,
+written by `make proto` beside the code): the descriptors compiled into the code have none,
+and a county's developer describing a message with grpcurl read its fields without a word.
+
 Each ServerReflectionInfo call is a stream that holds a thread of the server's pool until its
 client ends it: uncapped, 40 of them took every thread of a server with --max-streams 2 and a
 query waited past its deadline. (Health Watch streams need no cap: grpc's health servicer
@@ -16,6 +20,8 @@ that sends ones the hub knows is held to its own share of the places; the others
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cache
+from importlib import resources
 from typing import Any
 
 import grpc
@@ -29,6 +35,7 @@ from services.slots import MAX_STREAMS, StreamSlots, caller_of
 
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 V1_FILE = "grpc/reflection/v1/reflection.proto"
+DESCRIPTORS = "descriptors.binpb"
 
 
 def _add_v1_descriptor() -> None:
@@ -44,6 +51,27 @@ def _add_v1_descriptor() -> None:
     reflection_pb2.DESCRIPTOR.CopyToProto(file)
     file.name, file.package = V1_FILE, "grpc.reflection.v1"
     pool.AddSerializedFile(file.SerializeToString())
+
+
+@cache
+def _commented() -> dict[str, bytes]:
+    """Return duhub.v1's files as protoc describes them with their comments, by name."""
+    raw = resources.files("duhub.v1").joinpath(DESCRIPTORS).read_bytes()
+    files = descriptor_pb2.FileDescriptorSet.FromString(raw).file
+    return {f.name: f.SerializeToString() for f in files}
+
+
+def _with_comments(answer: Any) -> Any:
+    """Put the commented form of duhub's files in a reflection answer (the same schema:
+    `make proto` writes both from proto/, and `make proto-check` holds them to it)."""
+    if answer.HasField("file_descriptor_response"):
+        files = answer.file_descriptor_response.file_descriptor_proto
+        commented = _commented()
+        for i, raw in enumerate(files):
+            name = descriptor_pb2.FileDescriptorProto.FromString(raw).name
+            if name in commented:
+                files[i] = commented[name]
+    return answer
 
 
 class CappedReflection(reflection.ReflectionServicer):
@@ -73,7 +101,8 @@ class CappedReflection(reflection.ReflectionServicer):
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[Any]:
         with self.streams.held(context, caller_of(self._caller(context))):
-            yield from super().ServerReflectionInfo(request_iterator, context)
+            for answer in super().ServerReflectionInfo(request_iterator, context):
+                yield _with_comments(answer)
 
 
 def enable_reflection(

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DESCRIPTORS = "descriptors.binpb"
 
 
 def stale_files() -> list[str]:
@@ -24,6 +25,20 @@ def stale_files() -> list[str]:
                 f"--python_out={out}",
                 f"--pyi_out={out}",
                 f"--grpc_python_out={out}",
+                *protos,
+            ],
+            cwd=ROOT,
+            check=True,
+        )
+        # The descriptors reflection serves, with the comments (services/reflection.py).
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                "-Iproto",
+                "--include_source_info",
+                f"--descriptor_set_out={out}/duhub/v1/{DESCRIPTORS}",
                 *protos,
             ],
             cwd=ROOT,
