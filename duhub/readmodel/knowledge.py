@@ -29,7 +29,7 @@ def _chunks(items: Sequence, n: int = CHUNK) -> Iterable[Sequence]:  # type: ign
         yield items[i : i + n]
 
 
-def _lookup(
+def lookup(
     conn: Connection, sql: str, keys: Sequence[object], params: tuple[object, ...] = ()
 ) -> list[tuple]:  # type: ignore[type-arg]
     """Run `sql` ("... {keys}", optionally "{p}" for each of `params`) for many keys at once.
@@ -162,18 +162,18 @@ class ReadModelKnowledge:
                 "SELECT unit_id, parent_id, level, name, path, sample, local_code FROM units "
                 "WHERE unit_id {keys}"
             )
-            for row in _lookup(conn, sql, sorted(named)):
+            for row in lookup(conn, sql, sorted(named)):
                 self._units[row.unit_id] = unit_from_row(row)
             self._absent = {u for u in named if u not in self._units}
             sql = "SELECT campaign_id FROM campaigns WHERE campaign_id {keys}"
-            stored = {r[0] for r in _lookup(conn, sql, sorted(campaign_ids))}
+            stored = {r[0] for r in lookup(conn, sql, sorted(campaign_ids))}
             self._absent_campaigns = campaign_ids - stored
             self._digests = dict.fromkeys(ids)
             sql = (
                 'SELECT event_id, digest, partition, "offset" FROM events_seen '
                 "WHERE event_id {keys}"
             )
-            for k, d, partition, offset in _lookup(conn, sql, ids):
+            for k, d, partition, offset in lookup(conn, sql, ids):
                 self._digests[k] = bytes(d)
                 self._positions[k] = (partition, offset)
             self._seqs = dict.fromkeys(seqs)
@@ -192,22 +192,22 @@ class ReadModelKnowledge:
                     by_source.setdefault(source, []).append(seq)
                 sql = "SELECT seq, event_id FROM events_seen WHERE source = {p} AND seq {keys}"
                 for source, numbers in by_source.items():
-                    found = _lookup(conn, sql, numbers, (source,))
+                    found = lookup(conn, sql, numbers, (source,))
                     self._seqs.update({(source, seq): event_id for seq, event_id in found})
             self._problems = dict.fromkeys(problem_ids)
             sql = (
                 "SELECT problem_id, unit_id, area, found_at, rectified_at FROM problems "
                 "WHERE problem_id {keys}"
             )
-            for r in _lookup(conn, sql, problem_ids):
+            for r in lookup(conn, sql, problem_ids):
                 self._problems[r[0]] = Problem(*r)
             sources = sorted({e.source for e in events})
             self._heads = dict.fromkeys(sources)
             sql = "SELECT source, last_hash FROM source_heads WHERE source {keys}"
-            self._heads.update({k: bytes(h) for k, h in _lookup(conn, sql, sources)})
+            self._heads.update({k: bytes(h) for k, h in lookup(conn, sql, sources)})
             self._letters = dict.fromkeys(letter_ids, False)
             sql = "SELECT letter_id FROM letters WHERE letter_id {keys}"
-            self._letters.update({r[0]: True for r in _lookup(conn, sql, letter_ids)})
+            self._letters.update({r[0]: True for r in lookup(conn, sql, letter_ids)})
 
     def unit(self, unit_id: str) -> Unit | None:
         if not self._shared.loaded:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.knowledge import _lookup, int_array, text_array
+from duhub.readmodel.knowledge import int_array, lookup, text_array
 from tests.infra import fresh_database
 
 STORED = ["a1", "NULL", "null", "x.y:z-w_v", 'q"uote', "com,ma", "back\\slash", "宜昌", "{b}", ""]
@@ -42,7 +42,7 @@ def engine() -> Iterator[Engine]:
 def test_array_literal_finds_what_the_list_finds(engine: Engine, keys: list[str]) -> None:
     sql = "SELECT letter_id FROM letters WHERE letter_id {keys}"
     with engine.connect() as conn:
-        found = sorted(r[0] for r in _lookup(conn, sql, keys))
+        found = sorted(r[0] for r in lookup(conn, sql, keys))
         listed = conn.exec_driver_sql(
             "SELECT letter_id FROM letters WHERE letter_id = ANY(%s)", (list(keys),)
         )

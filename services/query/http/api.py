@@ -7,7 +7,7 @@ so the HTTP and gRPC services cannot drift apart. Error messages name the HTTP p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, tzinfo
 from typing import Any, NoReturn
@@ -28,6 +28,7 @@ from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 from services.query.answers import DEFAULT_SIZE
 from services.query.http.kept import KeptTargets
+from services.query.http.unit_rows import UnitRows
 from services.query.refusal import unfit
 from services.query.service import QueryServicer
 
@@ -60,7 +61,6 @@ GROUP_BY = {
     "quarter": qpb.GROUP_BY_QUARTER,
     "year": qpb.GROUP_BY_YEAR,
 }
-CHUNK = 500
 # A query string's '+' is a space (form encoding): +08:00 typed in an address, as README writes
 # Beijing times, comes as ' 08:00'. A space before an offset after a time can only be that '+'.
 _OFFSET_AS_SPACE = re.compile(r"^(.+[Tt ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d:?\d\d)$")
@@ -168,6 +168,7 @@ class DashboardApi:
         self.servicer = QueryServicer(engine, feed, answer_cache=answer_cache)
         self._ctx = _Context()
         self._inside = KeptTargets()
+        self._names = UnitRows(engine)
 
     def health(self) -> Json:
         return {"status": "SERVING", "version": self.feed.version}
@@ -205,7 +206,7 @@ class DashboardApi:
         # The page lists 150 a group: naming all 50,000 uncovered targets of a 100,000-target
         # campaign made 8.6 MB it never showed. Their ids stay, for painting each target.
         first = {g["groupId"]: g["uncoveredUnitIds"][:named] for g in out["groups"]}
-        info = self._units([u for ids in first.values() for u in ids])
+        info = self._names.named([u for ids in first.values() for u in ids])
         inside = self._targets_inside(campaign_id, out["scopeUnitId"])
         targets = covered = 0
         for g in out["groups"]:
@@ -245,7 +246,7 @@ class DashboardApi:
             for unit_id, name, level, parent_id, sample, parent_name in conn.execute(q):
                 out[unit_id] = {
                     "unitId": unit_id,
-                    "name": unit_id if name is None else name,  # as _units: never unknown
+                    "name": unit_id if name is None else name,  # as UnitRows: never unknown
                     "level": epb.Level.Name(level or 0),
                     "parentId": parent_id or "",
                     "sample": bool(sample),
@@ -347,42 +348,8 @@ class DashboardApi:
         path: list[Json] = []
         parent = out["parentId"]
         while parent:
-            found = self._units([parent])[parent]
+            found = self._names.named([parent])[parent]
             path.insert(0, {"unitId": parent, "name": found["name"], "level": found["level"]})
             parent = found["parentId"]
         out["ancestors"] = path
-        return out
-
-    def _units(self, unit_ids: Sequence[str]) -> dict[str, Json]:
-        """Return id -> {unitId, name, level, parentId, parentName} for these units."""
-        wanted = list(dict.fromkeys(unit_ids))
-        rows = self._rows(wanted)
-        parents = self._rows([r["parentId"] for r in rows.values() if r["parentId"] not in rows])
-        names = {k: v["name"] for k, v in {**parents, **rows}.items()}
-        out = {}
-        for unit_id in wanted:
-            row = rows.get(unit_id) or {"unitId": unit_id, "name": unit_id, "parentId": ""}
-            row.setdefault("level", "LEVEL_UNSPECIFIED")
-            row.setdefault("sample", False)
-            row["parentName"] = names.get(row["parentId"], "")
-            out[unit_id] = row
-        return out
-
-    def _rows(self, unit_ids: Sequence[str]) -> dict[str, Json]:
-        u = s.units.c
-        out: dict[str, Json] = {}
-        ids = [x for x in dict.fromkeys(unit_ids) if x]
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), CHUNK):
-                q = select(u.unit_id, u.name, u.level, u.parent_id, u.sample).where(
-                    u.unit_id.in_(ids[i : i + CHUNK])
-                )
-                for r in conn.execute(q):
-                    out[r.unit_id] = {
-                        "unitId": r.unit_id,
-                        "name": r.name,
-                        "level": epb.Level.Name(r.level),
-                        "parentId": r.parent_id,
-                        "sample": bool(r.sample),
-                    }
         return out
