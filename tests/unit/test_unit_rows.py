@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -11,23 +12,27 @@ from sqlalchemy import Engine, event, insert, update
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from services.query.http.unit_rows import UnitRows
+from tests.infra import fresh_database
 
 CITY = {"unit_id": "420500", "parent_id": "", "level": 1, "name": "宜昌市", "path": "/420500/"}
 COUNTY = {"unit_id": "420581", "parent_id": "420500", "level": 2, "name": "宜都市"}
 FLAGS = {"recorded_at": 1, "sample": True, "local_code": False}
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = open_engine(f"sqlite:///{tmp_path / 'rm.db'}", sqlite_pool_size=2, sqlite_cache_mib=1)
-    with e.begin() as conn:
-        conn.execute(insert(s.log_positions), [{"partition": 0, "next_offset": 5}])
-        conn.execute(
-            insert(s.units),
-            [{**CITY, **FLAGS}, {**COUNTY, "path": "/420500/420581/", **FLAGS, "sample": False}],
-        )
-    yield e
-    e.dispose()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'rm.db'}"
+        else:  # the plain statement takes an array there
+            url = stack.enter_context(fresh_database())
+        e = open_engine(url)
+        stack.callback(e.dispose)
+        with e.begin() as conn:
+            conn.execute(insert(s.log_positions), [{"partition": 0, "next_offset": 5}])
+            county = {**COUNTY, "path": "/420500/420581/", **FLAGS, "sample": False}
+            conn.execute(insert(s.units), [{**CITY, **FLAGS}, county])
+        yield e
 
 
 def statements(engine: Engine, ask: object) -> list[str]:
