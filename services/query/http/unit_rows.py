@@ -23,10 +23,10 @@ from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as epb
 
 Json = dict[str, Any]
-# (name, level, parentId, sample, parentName): ~300 bytes a unit with its strings.
+# (name, level, parentId, sample, parentName): ~450 bytes a unit kept, with its id and strings.
 Row = tuple[str, str, str, bool, str]
 
-# Units kept at most (~30 MB): a 100,000-target campaign's whole list of uncovered targets.
+# Units kept at most (~45 MB): every uncovered target of a 100,000-target campaign named.
 MAX_UNITS = 100_000
 _SQL = (
     "SELECT u.unit_id, u.name, u.level, u.parent_id, u.sample, p.name FROM units u "
@@ -44,7 +44,6 @@ class UnitRows:
         self._lock = threading.Lock()
         self._version: tuple[tuple[int, int], ...] | None = None
         self._rows: dict[str, Row] = {}
-        self.read = 0  # units read from the read model, for tests
 
     def named(self, unit_ids: Sequence[str]) -> dict[str, Json]:
         """Return id -> {unitId, name, level, parentId, sample, parentName} for these units,
@@ -89,7 +88,6 @@ class UnitRows:
         # Read outside the lock, possibly from a later state than `version`: only fresher, and
         # kept only while no commit is seen.
         read = self._read(missing)
-        self.read += len(missing)
         found.update(read)
         with self._lock:
             if version == self._version and len(read) <= self.max_units:
