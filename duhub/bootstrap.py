@@ -49,6 +49,7 @@ from services.ingest.ingestor import MAX_BATCH, Ingestor, NotReady
 from services.ingest.request import add_ingest_service
 from services.ingest.service import IngestServicer
 from services.query.answers import DEFAULT_SIZE as ANSWER_CACHE
+from services.query.answers import AnswerCache
 from services.query.changes import follow_changes
 from services.query.http import DashboardServer, start_dashboard
 from services.query.request import add_query_service
@@ -118,15 +119,15 @@ def make_data_dir(path: Path) -> None:
 
 
 def dashboard_of(
-    config: HubConfig, engine: Engine, feed: ChangeFeed, security: Security
+    config: HubConfig, engine: Engine, feed: ChangeFeed, security: Security, answers: AnswerCache
 ) -> DashboardServer:
-    """Start the dashboard at config.http, keeping answers and streams as the gRPC server."""
+    """Start the dashboard at config.http, with the gRPC server's answers and stream caps."""
     return start_dashboard(
         config.http,
         engine,
         feed,
         security,
-        config.answer_cache,
+        answers,
         config.max_streams,
         config.max_streams_per_caller,
     )
@@ -409,6 +410,9 @@ class Hub:
             # mkdtemp makes the directory 0700: only this OS user reaches the socket.
             self._socket_dir = tempfile.mkdtemp(prefix="duhub-sock-")
             self.security.local_socket = f"unix:{self._socket_dir}/hub.sock"
+        # One cache for the gRPC and the dashboard's answers (the same questions, the same
+        # keys): each kept its own, up to twice the memory, and answered each question twice.
+        self.answers = AnswerCache(self.engine, self.config.answer_cache)
         self.server, self.port, health_ = create_server(
             self.config.listen,
             ingest=IngestServicer(
@@ -421,7 +425,7 @@ class Hub:
                 self.engine,
                 self.feed,
                 security=self.security,
-                answer_cache=self.config.answer_cache,
+                answer_cache=self.answers,
                 max_streams=self.config.max_streams,
                 max_streams_per_caller=self.config.max_streams_per_caller,
             ),
@@ -434,7 +438,9 @@ class Hub:
         self.monitor = watch_health(health_, services, self.ingestor)
         self.server.start()
         if self.config.http:
-            self.dashboard = dashboard_of(self.config, self.engine, self.feed, self.security)
+            self.dashboard = dashboard_of(
+                self.config, self.engine, self.feed, self.security, self.answers
+            )
 
     @property
     def address(self) -> str:
@@ -557,13 +563,14 @@ class QueryProcess:
             event.listen(self.engine, "connect", _without_jit)
             self.engine.dispose()  # the connection that created the schema had no listener
         self.feed = ChangeFeed()
+        self.answers = AnswerCache(self.engine, config.answer_cache)  # the dashboard's too
         self.server, self.port, self.health = create_server(
             config.listen,
             query=QueryServicer(
                 self.engine,
                 self.feed,
                 security=self.security,
-                answer_cache=config.answer_cache,
+                answer_cache=self.answers,
                 max_streams=config.max_streams,
                 max_streams_per_caller=config.max_streams_per_caller,
             ),
@@ -580,7 +587,9 @@ class QueryProcess:
         follow_changes(self.engine, self.feed)
         self.server.start()
         if self.config.http:
-            self.dashboard = dashboard_of(self.config, self.engine, self.feed, self.security)
+            self.dashboard = dashboard_of(
+                self.config, self.engine, self.feed, self.security, self.answers
+            )
 
     def stop(self) -> None:
         if self.dashboard is not None:

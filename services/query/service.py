@@ -100,7 +100,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         feed: ChangeFeed,
         watch_poll: float = 1.0,
         security: Security = OPEN,
-        answer_cache: int = DEFAULT_SIZE,
+        answer_cache: int | AnswerCache = DEFAULT_SIZE,
         max_streams: int = MAX_STREAMS,
         max_streams_per_caller: int | None = None,
     ) -> None:
@@ -109,8 +109,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self.watch_poll = watch_poll
         self.security = security
         self.paths = UnitPaths(engine)
-        # GetStatistics and GetCoverage answers, by caller-scoped request (0: none kept).
-        self.answers = AnswerCache(engine, answer_cache)
+        # GetStatistics and GetCoverage answers, by caller-scoped request (0: none kept); one
+        # cache may be shared by the gRPC service and the dashboard's (the same keys).
+        self.answers = (
+            answer_cache
+            if isinstance(answer_cache, AnswerCache)
+            else AnswerCache(engine, answer_cache)
+        )
         self.streams = StreamSlots("WatchCoverage", max_streams, max_streams_per_caller)
 
     def _caller(self, context: grpc.ServicerContext) -> Principal:

@@ -26,7 +26,7 @@ from duhub.timeparse import parse_time
 from duhub.timezones import parse_given_time_zone
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
-from services.query.answers import DEFAULT_SIZE
+from services.query.answers import DEFAULT_SIZE, AnswerCache
 from services.query.http.kept import KeptTargets
 from services.query.http.unit_rows import UnitRows
 from services.query.refusal import unfit
@@ -161,7 +161,9 @@ def _zone(params: Params, value: str) -> tzinfo:
 class DashboardApi:
     """Answer the dashboard's questions from the read model, through the QueryServicer."""
 
-    def __init__(self, engine: Engine, feed: ChangeFeed, answer_cache: int = DEFAULT_SIZE) -> None:
+    def __init__(
+        self, engine: Engine, feed: ChangeFeed, answer_cache: int | AnswerCache = DEFAULT_SIZE
+    ) -> None:
         self.engine = engine
         self.feed = feed
         # Its answers kept as --answer-cache says, as the gRPC service's are.

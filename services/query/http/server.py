@@ -28,7 +28,7 @@ from duhub.auth.principal import Principal, Unauthenticated
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
 from services.auth.guard import OPEN, Security
-from services.query.answers import DEFAULT_SIZE
+from services.query.answers import DEFAULT_SIZE, AnswerCache
 from services.query.http import session
 from services.query.http.address import decoded, query_params
 from services.query.http.api import CALLER, ApiError, DashboardApi, Params, known
@@ -457,7 +457,7 @@ class DashboardServer:
         engine: Engine,
         feed: ChangeFeed,
         security: Security = OPEN,
-        answer_cache: int = DEFAULT_SIZE,
+        answer_cache: int | AnswerCache = DEFAULT_SIZE,
         max_streams: int = MAX_STREAMS,
         max_streams_per_caller: int | None = None,
     ) -> None:
@@ -523,7 +523,7 @@ def start_dashboard(
     engine: Engine,
     feed: ChangeFeed,
     security: Security = OPEN,
-    answer_cache: int = DEFAULT_SIZE,
+    answer_cache: int | AnswerCache = DEFAULT_SIZE,
     max_streams: int = MAX_STREAMS,
     max_streams_per_caller: int | None = None,
 ) -> DashboardServer:
