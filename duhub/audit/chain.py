@@ -361,68 +361,37 @@ class Chain:
         if e is None:
             return None
         where = f"{e.partition}:{e.offset}"
+
+        def at(kind: str, x: Entry, text: str) -> Finding:
+            return Finding(kind, source, x.partition, x.offset, x.event_id, text)
+
         if self.linked_later is not None:
-            return Finding(
-                "reordered",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"seq {e.seq} at {where} comes before seq {self.linked_later.seq}, "
-                "which it follows",
+            seq = self.linked_later.seq
+            return at(
+                "reordered", e, f"seq {e.seq} at {where} comes before seq {seq}, which it follows"
             )
         if self.after is not None and prev is not None and self.after.prev_hash == prev.stored_hash:
-            return Finding(
-                "inserted",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"seq {e.seq} at {where} is not part of the chain",
-            )
+            return at("inserted", e, f"seq {e.seq} at {where} is not part of the chain")
         if prev is not None and prev2 is not None and e.prev_hash == prev2.stored_hash:
-            return Finding(
-                "inserted",
-                source,
-                prev.partition,
-                prev.offset,
-                prev.event_id,
-                f"seq {prev.seq} at {prev.partition}:{prev.offset} is not part of the chain",
-            )
+            text = f"seq {prev.seq} at {prev.partition}:{prev.offset} is not part of the chain"
+            return at("inserted", prev, text)
         if self.broken_repeats:
             # Ingest takes a seq once: the later holder of it is the one the chain lacks.
-            return Finding(
-                "inserted",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
-                "before it)",
-            )
+            text = f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
+            return at("inserted", e, text + "before it)")
         present = present if present is not None else self.seqs
         if e.seq > 1 and e.seq - 1 not in present:
             # The event before it in its source's numbering is nowhere in the log: deleted
             # here, where the link breaks, whatever seq the log holds before it.
             before = present.below(e.seq)
             after = prev.seq if prev is not None else 0
-            return Finding(
-                "missing",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"events between seq {before} and seq {e.seq} (before {where}"
-                + (f", after seq {after}" if after != before else "")
-                + ") are missing",
-            )
+            also = f", after seq {after}" if after != before else ""
+            text = f"events between seq {before} and seq {e.seq} (before {where}{also}) are missing"
+            return at("missing", e, text)
         x = prev if prev is not None else e
-        return Finding(
+        return at(
             "altered",
-            source,
-            x.partition,
-            x.offset,
-            x.event_id,
+            x,
             f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
             f"accepted (seq {e.seq} links to other bytes)",
         )
