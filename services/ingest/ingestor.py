@@ -463,8 +463,11 @@ class Ingestor:
                     target = self.log.end_offsets()
                 applied = read_positions(self.engine)
                 # A log that came back without what the read model applied (a broker that
-                # lost its data): what ingest accepts there would never be counted.
-                refuse_lost(applied, target)
+                # lost its data): what ingest accepts there would never be counted. Against
+                # the log's end read after the positions, not `target`: other writers (an
+                # ingest beside this one, Kafka-direct) append meanwhile and the workers
+                # apply it, past `target` with nothing lost.
+                refuse_lost(applied, self.log.end_offsets())
                 if all(holds_all(self.log, p, applied.get(p, 0), e) for p, e in target.items()):
                     break
             except LogLost as e:

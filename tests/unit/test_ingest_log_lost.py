@@ -74,3 +74,44 @@ def test_the_log_tailer_stops_on_a_log_that_ends_before_its_positions(tmp_path: 
         empty.close()
         log_.close()
         engine.dispose()
+
+
+def test_a_resync_beside_other_writers_takes_none_of_their_records_for_lost_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed append, ingest waits for the read model to hold what the log held then.
+    It compared the read model's positions with the log's end read once, at the start of that
+    wait: another ingest, or a county's Kafka-direct producer, appended meanwhile and the
+    workers applied it, and ingest stopped for good saying the log had lost records (a chaos
+    probe, 2026-12-06: a broker restarted beside a second ingest, twice)."""
+    import services.ingest.ingestor as ingest_module
+
+    log_ = EmbeddedLog(tmp_path / "log")
+    engine = open_engine(f"sqlite:///{tmp_path / 'readmodel.db'}")
+    tailer = LogTailer(log_, engine)
+    ingestor = Ingestor(log_, engine)
+    other = Ingestor(log_, engine)  # a second ingest on the same log and read model
+    told: list[str] = []
+    ingestor.on_failure = told.append
+    real = ingest_module.read_positions
+    wrote: list[str] = []
+    writing = []
+
+    def positions_once_others_wrote(engine_):  # type: ignore[no-untyped-def]
+        if not writing:  # after the wait read the log's end: another writer, the workers
+            writing.append(1)  # (the other ingest reads positions too)
+            wrote.extend(kinds(other.publish([visit(NIEJIAHE, event_id="o1", source=YIDU, seq=1)])))
+            tailer.catch_up()
+        return real(engine_)
+
+    try:
+        load_reference(ingestor, engine)
+        tailer.catch_up()
+        monkeypatch.setattr(ingest_module, "read_positions", positions_once_others_wrote)
+        ingestor.ready.clear()
+        ingestor._catch_up_after_failure(poll=0.01)
+        assert wrote == ["accepted"]
+        assert told == [] and ingestor.ready.is_set()
+    finally:
+        log_.close()
+        engine.dispose()
