@@ -11,6 +11,8 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from duhub.logrepeats import RepeatFilter
+
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Attributes every LogRecord has: anything else was passed with extra={…} and is a field.
@@ -69,6 +71,7 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     the libraries' at WARNING and above (`set_library_level` to change it)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RepeatFilter(LIBRARIES))  # a library's line repeated is held back
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
