@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import faust
 from faust.types import TP
 
+from duhub.health import UNREACHABLE_DB
 from duhub.log.belongs import LogLost, check_belongs
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
@@ -148,12 +149,21 @@ def _run_feed(feed: Feed) -> None:
         feed.close()
     except LogLost as e:
         _stop_lost(e)
-    except BaseException:
+    except BaseException as e:
         if feed.stopping:
             # Stopping anyway: what did not commit is applied again by the partitions' next
-            # owner, from the positions in the read model.
-            log.warning("the last batch failed while the worker stopped", exc_info=True)
-            feed.stopped.set()
+            # owner, from the positions in the read model. A read model away is said in a
+            # line, not a traceback of 200 (a worker stopped in a PostgreSQL outage).
+            if isinstance(e, UNREACHABLE_DB):
+                why = str(e.orig if getattr(e, "orig", None) is not None else e).strip()
+                log.warning(
+                    "the last batch did not commit while the worker stopped: the read model "
+                    "is unreachable (%s); the partitions' next owner applies it",
+                    why.splitlines()[0] if why else type(e).__name__,
+                )
+            else:
+                log.warning("the last batch failed while the worker stopped", exc_info=True)
+            feed.say_stopped()
             return
         # A feed that stopped leaves its worker alive and idle. Stop the process loudly
         # instead: nothing is lost (positions live in the read model) and a supervisor

@@ -84,14 +84,18 @@ class Feed:
         try:
             self.driver.writer.flush()
         finally:
-            at = self.driver.applier.positions
-            log.info(
-                "aggregate worker stops (%s): gave up partitions %s at offsets %s",
-                self.stopping or "stopping",
-                sorted(self.mine),
-                {p: at.get(p, 0) for p in sorted(self.mine)},
-            )
-            self.stopped.set()
+            self.say_stopped()
+
+    def say_stopped(self) -> None:
+        """Say which partitions this worker gives up, at which offsets, and that it stopped."""
+        at = self.driver.applier.positions
+        log.info(
+            "aggregate worker stops (%s): gave up partitions %s at offsets %s",
+            self.stopping or "stopping",
+            sorted(self.mine),
+            {p: at.get(p, 0) for p in sorted(self.mine)},
+        )
+        self.stopped.set()
 
     def step(self) -> None:
         """Follow the assignment, then apply what comes within a short wait."""

@@ -309,3 +309,34 @@ def test_a_partition_delivering_after_a_pause_while_the_read_model_is_down_waits
     assert len(calls) == 2  # refused once, then asked again
     assert feed.driver.applier.positions[0] == 40
     assert visits_counted(feed.driver.applier) == 40
+
+
+def test_a_worker_stopped_while_the_read_model_is_down_says_what_it_gave_up_in_a_line(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """SIGTERM in a PostgreSQL outage: the worker said only "the last batch failed" and a
+    traceback of ~200 lines, never the stop line naming the partitions it gave up (a chaos
+    probe, 2026-12-06). It now says why in a line, then the stop line."""
+    import logging
+
+    from services.aggregate import faust_app
+
+    applier = setup(tmp_path)
+    reader = ListReader(new_village(), *visits(10))
+    feed, _, _ = feed_for(applier.engine, reader, {0, 1})
+    feed.step()
+
+    def down() -> None:  # the signal comes while a batch waits for the read model
+        feed.stop("SIGTERM")
+        raise OperationalError("COMMIT", {}, Exception("connection to server refused\nmore"))
+
+    monkeypatch.setattr(feed, "step", down)
+    with caplog.at_level(logging.INFO):
+        faust_app._run_feed(feed)
+    said = [r.getMessage() for r in caplog.records]
+    assert feed.stopped.is_set()
+    assert any("read model is unreachable (connection to server refused)" in x for x in said), said
+    assert any(
+        x.startswith("aggregate worker stops (SIGTERM): gave up partitions [0, 1]") for x in said
+    )
+    assert not any(r.exc_info for r in caplog.records)
