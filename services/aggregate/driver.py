@@ -128,7 +128,9 @@ class ContiguousDriver:
         else:
             self.last = None
             self.writer.flush()
-        log.info(
+        # A poll that delivered nothing (an idle worker, ~10 a second) is no news.
+        log.log(
+            logging.INFO if records else logging.DEBUG,
             "folded %d of %d records (%d delivered) in %.3f s; waiting: %s",
             self.last.records if self.last else 0,
             len(admitted),
