@@ -19,6 +19,10 @@ def oracle_first_break(source: str, chain: list[Entry]) -> Finding | None:
     """The classification as it was, over the whole chain in memory (its seqs as the whole
     chain holds them: a seq repeated, the seq before the break's anywhere in the chain)."""
     later = {e.stored_hash: i for i, e in enumerate(chain)}
+
+    def at(kind: str, x: Entry, text: str) -> Finding:
+        return Finding(kind, source, x.partition, x.offset, x.event_id, text)
+
     for i, e in enumerate(chain):
         expected = chain[i - 1].stored_hash if i else b""
         if e.prev_hash == expected:
@@ -26,64 +30,28 @@ def oracle_first_break(source: str, chain: list[Entry]) -> Finding | None:
         where = f"{e.partition}:{e.offset}"
         if later.get(e.prev_hash, -1) > i:
             j = later[e.prev_hash]
-            return Finding(
-                "reordered",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"seq {e.seq} at {where} comes before seq {chain[j].seq}, which it follows",
-            )
+            text = f"seq {e.seq} at {where} comes before seq {chain[j].seq}, which it follows"
+            return at("reordered", e, text)
         if i + 1 < len(chain) and i and chain[i + 1].prev_hash == chain[i - 1].stored_hash:
-            return Finding(
-                "inserted",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"seq {e.seq} at {where} is not part of the chain",
-            )
+            return at("inserted", e, f"seq {e.seq} at {where} is not part of the chain")
         if i >= 2 and e.prev_hash == chain[i - 2].stored_hash:
             x = chain[i - 1]
-            return Finding(
-                "inserted",
-                source,
-                x.partition,
-                x.offset,
-                x.event_id,
-                f"seq {x.seq} at {x.partition}:{x.offset} is not part of the chain",
-            )
+            text = f"seq {x.seq} at {x.partition}:{x.offset} is not part of the chain"
+            return at("inserted", x, text)
         if e.seq in {x.seq for x in chain[:i]}:
-            return Finding(
-                "inserted",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
-                "before it)",
-            )
+            text = f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
+            return at("inserted", e, text + "before it)")
         seqs = {x.seq for x in chain}
         if e.seq > 1 and e.seq - 1 not in seqs:
             before = max((s for s in seqs if s < e.seq), default=0)
             after = chain[i - 1].seq if i else 0
-            return Finding(
-                "missing",
-                source,
-                e.partition,
-                e.offset,
-                e.event_id,
-                f"events between seq {before} and seq {e.seq} (before {where}"
-                + (f", after seq {after}" if after != before else "")
-                + ") are missing",
-            )
+            also = f", after seq {after}" if after != before else ""
+            text = f"events between seq {before} and seq {e.seq} (before {where}{also}) are missing"
+            return at("missing", e, text)
         x = chain[i - 1] if i else e
-        return Finding(
+        return at(
             "altered",
-            source,
-            x.partition,
-            x.offset,
-            x.event_id,
+            x,
             f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
             f"accepted (seq {e.seq} links to other bytes)",
         )

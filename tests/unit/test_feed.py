@@ -5,6 +5,8 @@ here is a list of records (Kafka's own reading is the integration tests')."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from kafka.errors import OffsetOutOfRangeError
 from sqlalchemy import Engine
@@ -317,8 +319,6 @@ def test_a_worker_stopped_while_the_read_model_is_down_says_what_it_gave_up_in_a
     """SIGTERM in a PostgreSQL outage: the worker said only "the last batch failed" and a
     traceback of ~200 lines, never the stop line naming the partitions it gave up (a chaos
     probe, 2026-12-06). It now says why in a line, then the stop line."""
-    import logging
-
     from services.aggregate import faust_app
 
     applier = setup(tmp_path)
@@ -346,8 +346,6 @@ def test_a_worker_retrying_what_it_holds_logs_no_line_for_each_empty_try(tmp_pat
     """A worker holding records that wait (another partition's event first) tries them again
     some ten times a second, and logged "folded 0 of 0 records (0 delivered)" at INFO each time
     (a chaos probe: 1.9 MB in 23 minutes). A try that delivered records still says so."""
-    import logging
-
     applier = setup(tmp_path)
     driver = ContiguousDriver(ListLog(ListReader()), applier.engine)  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO):

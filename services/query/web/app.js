@@ -161,14 +161,23 @@
     for (const [k, v] of Object.entries(params)) {
       if (v !== "" && v !== null && v !== undefined) url.searchParams.set(k, v);
     }
+    try {
+      return await send(url);
+    } catch (err) {
+      if (err.status === 401 && (await askToken())) return api(path, params);
+      throw err;
+    }
+  }
+
+  // One request to the hub: its JSON answer, or an Error saying why (with its status).
+  async function send(url, init = {}) {
     let reply;
     try {
-      reply = await fetch(url, { cache: "no-store" });
+      reply = await fetch(url, { cache: "no-store", ...init });
     } catch {
       // The browser's own words ("Failed to fetch") are English, and say nothing of what next.
       throw new Error("无法连接看板服务，恢复连接后自动更新");
     }
-    if (reply.status === 401 && (await askToken())) return api(path, params);
     const body = await reply.json();
     if (!reply.ok) throw Object.assign(new Error(body.error || reply.statusText), { status: reply.status });
     return body;
@@ -194,20 +203,9 @@
     return true;
   }
 
-  async function session(method, headers = {}) {
-    let reply;
-    try {
-      reply = await fetch(new URL("api/session", document.baseURI), {
-        method,
-        headers,
-        cache: "no-store",
-      });
-    } catch {
-      throw new Error("无法连接看板服务，恢复连接后自动更新");
-    }
-    const body = await reply.json();
-    if (!reply.ok) throw Object.assign(new Error(body.error || reply.statusText), { status: reply.status });
-    return body;
+  // Sign in or out: a refusal is said, never answered by asking for a token again.
+  function session(method, headers = {}) {
+    return send(new URL("api/session", document.baseURI), { method, headers });
   }
 
   // Forget the token (the hub expires its cookie); the page then asks for one again.
