@@ -137,9 +137,11 @@ class _Server(ThreadingHTTPServer):
             _refuse(request)
             self.shutdown_request(request)
             return
+        self.app.waiting.waiting(request)  # from now, in the order accepted
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self.app.waiting.done(request)
             self.app.connections.release()  # no thread started to let it go
             raise
 
@@ -147,6 +149,7 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self.app.waiting.done(request)  # ended before its first head (a failed handshake)
             self.app.connections.release()
 
 

@@ -25,10 +25,12 @@ class WaitingHeads:
         self._since: dict[socket.socket, float] = {}  # in insertion order: oldest first
 
     def waiting(self, sock: socket.socket) -> None:
-        """`sock` waits for a request's head (a new connection's, or its next one's)."""
+        """`sock` waits for a request's head (a new connection's, or its next one's). One
+        already waiting keeps its place: a new connection is put here when accepted, in the
+        order accepted, and again when its thread starts, in whatever order threads run (the
+        oldest connection could be passed over for a younger one, CI)."""
         with self._lock:
-            self._since.pop(sock, None)
-            self._since[sock] = time.monotonic()
+            self._since.setdefault(sock, time.monotonic())
 
     def done(self, sock: socket.socket) -> None:
         """`sock`'s head is in (or the connection ended)."""
