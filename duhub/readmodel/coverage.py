@@ -234,9 +234,9 @@ def coverage(
         raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
     recorded_at = targets.campaign.recorded_at
     if as_of is not None and recorded_at > as_of:
-        # Unknown then, known now: not a mistyped id.
+        # Unknown then, known now: not a mistyped id, so the moment is named, not the id.
         raise NotFound(
-            f"campaign_id: campaign '{campaign_id}' was not yet recorded at as_of (it was "
+            f"as_of: campaign '{campaign_id}' was not yet recorded at that moment (it was "
             f"recorded at {from_nanos(recorded_at).ToJsonString()})"
         )
     with snapshot(engine) as conn:

@@ -194,7 +194,7 @@ def test_coverage_before_the_campaign_was_recorded_says_so(
     req.as_of.FromJsonString("2022-01-01T00:00:00Z")
     code, details = refusal(stub.GetCoverage, req)
     assert code == grpc.StatusCode.NOT_FOUND, details
-    assert details.startswith("campaign_id: campaign 'vax' was not yet recorded at as_of "), details
+    assert details.startswith("as_of: campaign 'vax' was not yet recorded at that moment "), details
     code, details = refusal(stub.GetCoverage, qpb.GetCoverageRequest(campaign_id="flu"))
     assert (code, details) == (grpc.StatusCode.NOT_FOUND, "campaign_id: unknown campaign 'flu'")
 
