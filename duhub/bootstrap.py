@@ -43,6 +43,7 @@ from duhub.reference import Reference, shipped
 from duhub.reference.file import check_units
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2, query_pb2
+from services.admission import CallerShares
 from services.aggregate.embedded import LogTailer
 from services.auth.guard import OPEN, Security
 from services.ingest.ingestor import MAX_BATCH, Ingestor, NotReady
@@ -55,6 +56,7 @@ from services.query.http import DashboardServer, start_dashboard
 from services.query.request import add_query_service
 from services.query.service import QueryServicer
 from services.reflection import enable_reflection
+from services.shares import CallShares, calls_per_caller
 from services.slots import CALL_THREADS, MAX_STREAMS, QUEUED_CALLS, caller_share, concurrent_rpcs
 
 log = logging.getLogger(__name__)
@@ -171,13 +173,22 @@ def create_server(
     check_listen(listen, "--listen", security.secured)
     # A thread for every stream the servicers and reflection may hold open (services.slots),
     # and the threads for calls beside them.
-    streams = [x.streams.limit for x in (ingest, query) if x is not None] + [max_streams]
-    threads = call_threads + sum(streams)
+    servicers = [x.streams for x in (ingest, query) if x is not None]
+    threads = call_threads + sum(s.limit for s in servicers) + max_streams
+    # One caller may have in flight the streams it may hold and a share of the calls.
+    stream_shares = sum(s.per_caller for s in servicers)
+    stream_shares += caller_share(max_streams, max_streams_per_caller)  # reflection's
+    shares = CallShares(calls_per_caller(call_threads + queued_calls, stream_shares))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads),
         maximum_concurrent_rpcs=concurrent_rpcs(threads, queued_calls),
-        # Metrics of every RPC; an unreachable read model answers UNAVAILABLE (duhub.health).
-        interceptors=[MetricsInterceptor(), UnavailableInterceptor()],
+        # First, a caller past its share refused before anything else is done (services.
+        # admission); metrics of every RPC; an unreachable read model answers UNAVAILABLE.
+        interceptors=[
+            CallerShares(shares, security),
+            MetricsInterceptor(),
+            UnavailableInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 PENDING, ACCEPTED, DUPLICATE, REJECTED = "pending", "accepted", "duplicate", "rejected"
 # Answers worth retrying: the link, the hub or its log/read model is down for now.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-# How grpc's server words a call refused past its maximum_concurrent_rpcs: a busy hub, worth
-# retrying, unlike the other RESOURCE_EXHAUSTED answers (a message over the size limit).
+# How grpc's server words a call refused past its maximum_concurrent_rpcs, and how the hub
+# begins a call refused past its caller's share (services.shares): a busy hub, worth retrying,
+# unlike the other RESOURCE_EXHAUSTED answers (a message over the size limit).
 BUSY = "Concurrent RPC limit exceeded"
 
 

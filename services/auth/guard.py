@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -132,11 +132,12 @@ class Security:
             if found is None:
                 raise Unauthenticated("the client certificate names no duhub principal")
             return found
-        token = ""
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                token = _bearer(value)
-        return self._from_token(token)
+        return self._from_token(token_in(context.invocation_metadata()))
+
+    def bearer(self, metadata: Iterable[tuple[str, Any]] | None) -> str:
+        """Return the bearer token of a call's metadata where this hub takes tokens; "" when
+        it takes none, or the call carries none."""
+        return token_in(metadata) if self.tokens is not None else ""
 
     def _from_cert(self, auth: Mapping[str, list[bytes]]) -> Principal | None:
         uris = [v.decode("utf-8", "replace") for v in auth.get("x509_subject_alternative_name", [])]
@@ -209,6 +210,16 @@ def bearer_token(headers: Mapping[str, str]) -> str:
 def cookie_token(headers: Mapping[str, str]) -> str:
     """Return the token of the dashboard's cookie; "" when none."""
     return _cookie(headers.get("Cookie") or headers.get("cookie") or "", TOKEN_COOKIE)
+
+
+def token_in(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    """Return the token of a gRPC call's `authorization: Bearer TOKEN` (its last, as sent);
+    "" when none."""
+    token = ""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            token = _bearer(value)
+    return token
 
 
 def _bearer(value: str) -> str:
