@@ -1,15 +1,24 @@
 """Check per-source hash chains. Pure: records in, findings out.
 
 Ingest sets on every accepted event `prev_hash` = SHA-256 of the stored bytes of the previous
-accepted event of the same source. Walking a source's events in log order, the first broken
-link is classified:
+accepted event of the same source. Walking a source's events in log order, its broken links
+are classified, its forks and the first that is none:
 - reordered: the event links to one that comes later in the log;
 - inserted: the event does not link to its predecessor, but the next one links past it, or
   it repeats a seq the chain holds before it (ingest never takes a seq twice);
 - missing: the link is broken and the seq just before the event's is nowhere in the log (an
   event was deleted there);
 - altered: the link is broken although the seq before the event's is in the log: the
-  predecessor's bytes changed.
+  predecessor's bytes changed;
+- forked (looked at before inserted-before-it, missing and altered): the event links to an
+  earlier entry of its chain than the one before it (or to none, a chain's start), its own
+  bytes hold (the next link is to them, or it is the chain's last), and the source's entries
+  between the two have seqs between theirs, the highest just before its own: a second branch
+  of one numbering, as a standby ingest that knew the chain only from a read model behind
+  appends it. A fork breaks no record, so the chain is checked on past it, and its next
+  broken link is classified too. Which earlier entry a link goes to takes a second read of
+  the log (`duhub.audit.forks`), only when a broken link may be a fork: the walk keeps no
+  chain's hashes.
 A source's seqs may go backwards in the log (two processes publishing as one source, a node
 restarted with an older outbox sending the seqs it had not used): what is missing is judged
 by the seqs the whole log holds, not by the predecessor's seq (before 2026-12-06 a deletion
@@ -31,13 +40,17 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections import defaultdict
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from duhub.audit.forks import ForkLookup
 from duhub.convert import chain_hash
 from duhub.v1 import events_pb2 as pb
 
 CHECKPOINT_PREFIX = "duhub-checkpoint:v1"
+
+# partition, offset, checksum ok, value, ingested, forged (`duhub.audit.records.Record`)
+Record = tuple[int, int, bool, bytes, bool, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +66,7 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # altered | missing | inserted | reordered | unreadable | forged
+    kind: str  # altered | missing | inserted | reordered | forked | forged
     source: str
     partition: int
     offset: int
@@ -121,21 +134,28 @@ def _at_record(kind: str, entry: Entry | None, partition: int, offset: int, what
 
 
 def audit(
-    records: Iterable[tuple[int, int, bool, bytes, bool, str]],
+    records: Iterable[Record],
     until: dict[int, int] | None = None,
+    *,
+    again: Callable[[], Iterable[Record]] | None = None,
 ) -> AuditReport:
     """Check records (partition, offset, checksum ok, value, ingested, forged: why a record
     claiming ingest's origin is not ingest's, or "") in log order; with `until`, only those
-    before those log ends (a checkpoint's)."""
+    before those log ends (a checkpoint's). `again` reads the same records once more, to
+    tell forks from breaks (`look_up_forks`); without it a fork is classified as a break."""
     walk = _Walk()
     for record in records:
         if until is None or _before(record, until):
             walk.feed(*record)
+    look_up_forks([walk], again)
     return walk.finish()
 
 
 def audit_to_checkpoint(
-    records: Iterable[tuple[int, int, bool, bytes, bool, str]], until: dict[int, int]
+    records: Iterable[Record],
+    until: dict[int, int],
+    *,
+    again: Callable[[], Iterable[Record]] | None = None,
 ) -> tuple[AuditReport, AuditReport]:
     """Return the reports of the whole log and of its part before `until`, in one walk of it:
     the second walk verify took for a checkpoint doubled its time (2026-12-06)."""
@@ -144,10 +164,36 @@ def audit_to_checkpoint(
         whole.feed(*record)
         if _before(record, until):
             before.feed(*record)
+    look_up_forks([whole, before], again)
     return whole.finish(), before.finish()
 
 
-def _before(record: tuple[int, int, bool, bytes, bool, str], until: dict[int, int]) -> bool:
+def look_up_forks(walks: list[_Walk], again: Callable[[], Iterable[Record]] | None) -> None:
+    """Read the log again, only when a walk's chain has a broken link that may be a fork,
+    and only up to the last such link, to find the earlier entry each links to
+    (`duhub.audit.forks`); a record past a walk's ends (appended since) is not its."""
+    lookups = [(lookup, w.report.ends) for w in walks if (lookup := ForkLookup(w.chains.values()))]
+    if not lookups or again is None:
+        return
+    records = again()
+    try:
+        for partition, offset, crc_ok, value, ingested, _forged in records:
+            if all(lookup.done(partition, offset) for lookup, _ in lookups):
+                break
+            # The entries the walk chained: ingested (or claiming to be), whole, parsing.
+            entry = entry_of(partition, offset, value) if ingested and crc_ok else None
+            if entry is None:
+                continue
+            for lookup, ends in lookups:
+                if offset < ends.get(partition, 0):
+                    lookup.see(entry)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:  # a generator stopped early: its log closed now
+            close()
+
+
+def _before(record: Record, until: dict[int, int]) -> bool:
     """Whether a record (partition, offset, …) lies before the log ends `until`."""
     return record[1] < until.get(record[0], 0)
 
@@ -230,9 +276,7 @@ class _Walk:
             # Only what lies inside the chain's gaps is taken from the unchained records: a
             # Kafka-direct one dead-lettered (a seq far ahead, say) must not make a gap of its own.
             present = chain.seqs.filled_from(self.unchained_seqs[source])
-            finding = chain.first_break(source, present)
-            if finding is not None:
-                self.report.findings.append(finding)
+            self.report.findings.extend(chain.findings(source, present))
             gaps = present.gaps if chain.gaps else []
             if gaps:
                 self.report.gaps[source] = gaps
@@ -299,30 +343,90 @@ class _Cuts:
                     yield at, head
 
 
+# Broken links a chain keeps, in log order (a fork is one, and the chain is checked on past
+# it): their state is a few entries each, so memory stays bounded whatever the log holds.
+MAX_BREAKS = 64
+
+
+@dataclass(slots=True)
+class Break:
+    """A link of a chain that does not hold, with what classifying it needs: the two entries
+    before it, the one after it, the last later entry it links to; and, for a link that may
+    be a fork, the earlier entry it links to and the seqs of its source's entries between
+    them (a second read of the log finds them: `duhub.audit.forks`)."""
+
+    e: Entry
+    prev: Entry | None
+    prev2: Entry | None
+    repeats: bool  # its seq is one the chain held before it
+    after: Entry | None = None
+    linked_later: Entry | None = None
+    # The earlier entry of its source whose bytes it links to (none: it links to no event, a
+    # chain's start, `from_start`); the source's entries between the two: how many, their
+    # lowest and highest seq, and whether every one lies between the two's seqs.
+    continues: Entry | None = None
+    from_start: bool = False
+    between: int = 0
+    low: int = 0
+    high: int = 0
+    fits: bool = True
+
+    def could_fork(self) -> bool:
+        """Whether it may continue from an earlier entry than the one before it: not a
+        reordering, insertion or repeat, and its own bytes hold (the next link is to them,
+        or it is the chain's last)."""
+        after = self.after
+        return (
+            self.prev is not None
+            and self.linked_later is None
+            and not self.repeats
+            and (after is None or after.prev_hash == self.e.stored_hash)
+        )
+
+    def note_between(self, seq: int) -> None:
+        """Count an entry of its source between the one it continues from and it."""
+        self.low = seq if not self.between else min(self.low, seq)
+        self.high = max(self.high, seq)
+        self.between += 1
+        start = self.continues.seq if self.continues is not None else 0
+        self.fits = self.fits and start < seq < self.e.seq
+
+    def forks(self) -> bool:
+        """Whether it is a fork: it continues from an earlier entry of its chain (or its
+        start), and the entries between are another branch of the same numbering, their seqs
+        between the two's and the highest just before its own, as one node's events are when
+        a second ingest takes them on from the first. Events inserted, or one altered to link
+        further back, are none: their seqs are not between, or the next link breaks; nor is a
+        link over events deleted at the fork (the seq before its own is gone)."""
+        return (
+            (self.continues is not None or self.from_start)
+            and self.between > 0
+            and self.fits
+            and self.high == self.e.seq - 1
+            and self.could_fork()
+        )
+
+
 @dataclass(slots=True)
 class Chain:
-    """One source's chain walked in log order. It keeps its head, the seqs it has seen and,
-    from its first broken link on, what classifying that break needs (the two entries before
-    it, the one after it, the last later entry it links to), not the chain itself: a log of
-    10M events is walked in memory per source that grows with its gaps only."""
+    """One source's chain walked in log order. It keeps its head, the seqs it has seen and
+    its first broken links (`Break`, up to MAX_BREAKS), not the chain itself: a log of 10M
+    events is walked in memory per source that grows with its gaps only."""
 
     count: int = 0
     last: Entry | None = None
     before_last: Entry | None = None
     seqs: SeqRuns = field(default_factory=lambda: SeqRuns())
-    broken: Entry | None = None  # the first entry whose link is broken
-    broken_repeats: bool = False  # its seq is one the chain held before it
-    broken_prev: Entry | None = None  # the entries before it in the chain
-    broken_prev2: Entry | None = None
-    after: Entry | None = None  # the entry after it
-    linked_later: Entry | None = None  # the last later entry whose bytes it links to
+    breaks: list[Break] = field(default_factory=list)
+    # The breaks waiting for a later entry whose bytes they link to (reordered), by that hash.
+    _waiting: dict[bytes, list[Break]] = field(default_factory=dict)
 
     def breaks_over_gap(self, e: Entry) -> bool:
-        """Return whether `e` would be the first broken link, its seq not following on from
-        the last one's (a jump, or a step back: seqs may go backwards in the log)."""
+        """Return whether `e` would be a broken link kept, its seq not following on from the
+        last one's (a jump, or a step back: seqs may go backwards in the log)."""
         last = self.last
         return (
-            self.broken is None
+            len(self.breaks) < MAX_BREAKS
             and e.prev_hash != (last.stored_hash if last is not None else b"")
             and e.seq != (last.seq if last is not None else 0) + 1
         )
@@ -336,16 +440,24 @@ class Chain:
         """Walk on to `e`; `unverifiable`: its link cannot be checked (a record that does not
         parse lies between it and the last entry), so it is taken as it comes."""
         last = self.last
-        if self.broken is None:
-            linked = e.prev_hash == (last.stored_hash if last is not None else b"")
-            if not linked and not unverifiable:
-                self.broken, self.broken_prev, self.broken_prev2 = e, last, self.before_last
-                self.broken_repeats = e.seq in self.seqs
-        else:
-            if self.after is None:
-                self.after = e
-            if e.stored_hash == self.broken.prev_hash:
-                self.linked_later = e
+        if self.breaks:
+            if self.breaks[-1].after is None:
+                self.breaks[-1].after = e
+            for b in self._waiting.get(e.stored_hash, ()):
+                b.linked_later = e
+        if (
+            e.prev_hash != (last.stored_hash if last is not None else b"")
+            and not unverifiable
+            and len(self.breaks) < MAX_BREAKS
+        ):
+            b = Break(e, last, self.before_last, e.seq in self.seqs)
+            if not e.prev_hash and last is not None:
+                # It links to no event: a chain started again, after all the chain holds.
+                b.from_start, b.between = True, self.count
+                b.low, b.high = self.seqs.runs[0][0], self.seqs.runs[-1][1]
+                b.fits = b.high < e.seq
+            self.breaks.append(b)
+            self._waiting.setdefault(e.prev_hash, []).append(b)
         self.seqs.see(e.seq)
         self.before_last, self.last = last, e
         self.count += 1
@@ -354,47 +466,80 @@ class Chain:
     def gaps(self) -> list[tuple[int, int]]:
         return self.seqs.gaps
 
-    def first_break(self, source: str, present: SeqRuns | None = None) -> Finding | None:
-        """Return the first broken link, classified; None for an intact chain. `present`: the
-        seqs of the source the whole log holds (the chain's own when not given)."""
-        e, prev, prev2 = self.broken, self.broken_prev, self.broken_prev2
-        if e is None:
-            return None
-        where = f"{e.partition}:{e.offset}"
-
-        def at(kind: str, x: Entry, text: str) -> Finding:
-            return Finding(kind, source, x.partition, x.offset, x.event_id, text)
-
-        if self.linked_later is not None:
-            seq = self.linked_later.seq
-            return at(
-                "reordered", e, f"seq {e.seq} at {where} comes before seq {seq}, which it follows"
+    def findings(self, source: str, present: SeqRuns | None = None) -> list[Finding]:
+        """Return its forks up to its first broken link that is none, and that link: each
+        classified. A fork breaks nothing of the chain, which is checked on past it, so
+        damage after one is found as it is in a chain without it."""
+        out = []
+        for b in self.breaks:
+            out.append(_classify(b, source, present if present is not None else self.seqs))
+            if out[-1].kind != "forked":
+                return out
+        if len(self.breaks) == MAX_BREAKS:
+            f = out[-1]
+            out[-1] = replace(
+                f,
+                detail=f"{f.detail}; the chain is not checked past it (a verify follows at "
+                f"most {MAX_BREAKS} broken links of one chain)",
             )
-        if self.after is not None and prev is not None and self.after.prev_hash == prev.stored_hash:
-            return at("inserted", e, f"seq {e.seq} at {where} is not part of the chain")
-        if prev is not None and prev2 is not None and e.prev_hash == prev2.stored_hash:
-            text = f"seq {prev.seq} at {prev.partition}:{prev.offset} is not part of the chain"
-            return at("inserted", prev, text)
-        if self.broken_repeats:
-            # Ingest takes a seq once: the later holder of it is the one the chain lacks.
-            text = f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
-            return at("inserted", e, text + "before it)")
-        present = present if present is not None else self.seqs
-        if e.seq > 1 and e.seq - 1 not in present:
-            # The event before it in its source's numbering is nowhere in the log: deleted
-            # here, where the link breaks, whatever seq the log holds before it.
-            before = present.below(e.seq)
-            after = prev.seq if prev is not None else 0
-            also = f", after seq {after}" if after != before else ""
-            text = f"events between seq {before} and seq {e.seq} (before {where}{also}) are missing"
-            return at("missing", e, text)
-        x = prev if prev is not None else e
-        return at(
-            "altered",
-            x,
-            f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
-            f"accepted (seq {e.seq} links to other bytes)",
-        )
+        return out
+
+
+def _classify(b: Break, source: str, present: SeqRuns) -> Finding:
+    """Return what a broken link is. `present`: the seqs of the source the whole log holds."""
+    e, prev, prev2 = b.e, b.prev, b.prev2
+    where = f"{e.partition}:{e.offset}"
+
+    def at(kind: str, x: Entry, text: str) -> Finding:
+        return Finding(kind, source, x.partition, x.offset, x.event_id, text)
+
+    if b.linked_later is not None:
+        seq = b.linked_later.seq
+        text = f"seq {e.seq} at {where} comes before seq {seq}, which it follows"
+        return at("reordered", e, text)
+    if b.after is not None and prev is not None and b.after.prev_hash == prev.stored_hash:
+        return at("inserted", e, f"seq {e.seq} at {where} is not part of the chain")
+    if b.forks():
+        assert prev is not None  # could_fork
+        return at("forked", e, _fork_text(b, where, prev))
+    if prev is not None and prev2 is not None and e.prev_hash == prev2.stored_hash:
+        text = f"seq {prev.seq} at {prev.partition}:{prev.offset} is not part of the chain"
+        return at("inserted", prev, text)
+    if b.repeats:
+        # Ingest takes a seq once: the later holder of it is the one the chain lacks.
+        text = f"seq {e.seq} at {where} is not part of the chain (the log holds seq {e.seq} "
+        return at("inserted", e, text + "before it)")
+    if e.seq > 1 and e.seq - 1 not in present:
+        # The event before it in its source's numbering is nowhere in the log: deleted
+        # here, where the link breaks, whatever seq the log holds before it.
+        before = present.below(e.seq)
+        after = prev.seq if prev is not None else 0
+        also = f", after seq {after}" if after != before else ""
+        text = f"events between seq {before} and seq {e.seq} (before {where}{also}) are missing"
+        return at("missing", e, text)
+    x = prev if prev is not None else e
+    return at(
+        "altered",
+        x,
+        f"seq {x.seq} at {x.partition}:{x.offset} differs from what was "
+        f"accepted (seq {e.seq} links to other bytes)",
+    )
+
+
+def _fork_text(b: Break, where: str, prev: Entry) -> str:
+    """What a fork finding says: where the link goes, and the other branch."""
+    e, f = b.e, b.continues
+    to = f"seq {f.seq} at {f.partition}:{f.offset}" if f is not None else "no event"
+    seqs = f"seq {b.low}" if b.low == b.high else f"seqs {b.low} to {b.high}"
+    many = "event" if b.between == 1 else f"{b.between:,} events"
+    return (
+        f"seq {e.seq} at {where} continues from {to}"
+        f"{' (the chain starts again)' if f is None else ''}, not from seq {prev.seq} at "
+        f"{prev.partition}:{prev.offset} before it: the chain forks there, the other branch "
+        f"the {many} of the source between ({seqs}). A county's node moved to a standby "
+        "ingest before the workers caught up does this (README); if none moved then, events "
+        "were written into the log there"
+    )
 
 
 @dataclass(slots=True)
