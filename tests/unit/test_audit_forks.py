@@ -336,3 +336,9 @@ def test_a_node_moved_to_a_standby_ingest_before_the_workers_caught_up_is_named_
     ) in out, out
     assert "every link holds but where a chain forks (below)" in out
     assert "ALTERED" not in out
+    # Against the checkpoint it printed: both walks name the fork, and the heads match.
+    checkpoint = out.rsplit("\n  ", 1)[1].strip()
+    assert main(["audit", "verify", "--data-dir", str(tmp_path), "--checkpoint", checkpoint]) == 4
+    out = capsys.readouterr().out
+    assert out.count("FORKED") == 1 and "ALTERED" not in out, out
+    assert "checkpoint matches: every chain's head up to it is as it was then" in out
