@@ -44,7 +44,7 @@ class HeldQueries:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[HeldQueries, grpc.Channel]]:
+def served() -> Iterator[tuple[HeldQueries, grpc.Channel, grpc.Server]]:
     queries = HeldQueries()
     server, port, _ = create_server(
         "127.0.0.1:0",
@@ -56,17 +56,27 @@ def served() -> Iterator[tuple[HeldQueries, grpc.Channel]]:
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield queries, channel
+        yield queries, channel, server
     finally:
         queries.release.set()
         channel.close()
         server.stop(0).wait()
 
 
+def _counted_down_to(server: grpc.Server, calls: int) -> None:
+    """Wait until grpc counts `calls` calls against its bound (it exposes no count: its
+    server's state is read, as no call can observe the count without changing it)."""
+    state = server._state  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while state.active_rpc_count != calls:
+        assert time.monotonic() < deadline, f"{state.active_rpc_count} calls counted"
+        time.sleep(0.01)
+
+
 def test_calls_past_the_bound_are_refused_at_once_and_calls_within_it_answered(
-    served: tuple[HeldQueries, grpc.Channel],
+    served: tuple[HeldQueries, grpc.Channel, grpc.Server],
 ) -> None:
-    queries, channel = served
+    queries, channel, server = served
     stub = query_pb2_grpc.QueryServiceStub(channel)
     health = health_pb2_grpc.HealthStub(channel)
     bound = concurrent_rpcs(THREADS, QUEUED)
@@ -90,8 +100,10 @@ def test_calls_past_the_bound_are_refused_at_once_and_calls_within_it_answered(
         health_pb2.HealthCheckResponse.SERVING
     )
     assert not any(w.done() for w in watchers)
-    # grpc counts a call until its thread is done with it, a moment after its answer.
-    time.sleep(0.5)
+    # grpc counts a call until its thread is done with it, a moment after its answer: wait
+    # for that (a sleep of 0.5 s was a guess, and a loaded host may take longer), or the
+    # bound is met one call early and the last held call refused.
+    _counted_down_to(server, THREADS - 1)
 
     # Every thread busy and the calls let wait waiting: the bound reached.
     while len(held) < bound:
