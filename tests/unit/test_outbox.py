@@ -69,8 +69,11 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
                 results.append(r)
             lose = self.lose > 0
             self.lose -= lose
-        if lose or self.delay:
-            time.sleep(self.delay if not lose else 1.0)  # the caller's deadline passes first
+        if lose:  # held until the caller's deadline has passed, however long it is
+            while context.is_active():
+                time.sleep(0.01)
+        elif self.delay:
+            time.sleep(self.delay)
         return ipb.PublishResponse(results=results)
 
 
@@ -210,7 +213,9 @@ def test_a_lost_answer_is_sent_again_and_counted_once(tmp_path: Path, serve) -> 
     address = serve(fake)
     with Outbox(tmp_path / "o.db") as box:
         box.add([event(i) for i in range(1, 6)])
-        report = box.forward(address, timeout=0.3, sleep=no_wait)
+        # Time enough for the answer sent again on a loaded host: with 0.3 s it too could
+        # time out (2 retries); the lost one is held past the deadline whatever it is.
+        report = box.forward(address, timeout=3.0, sleep=no_wait)
         assert report.retries == 1 and report.duplicate == 5
         assert sorted(fake.accepted) == [f"e-{i}" for i in range(1, 6)]
 
