@@ -57,11 +57,18 @@ def test_opening_beside_a_writer_loses_nothing_it_acknowledged(tmp_path: Path) -
     opens, errors = ctx.Value("q", 0), ctx.Value("q", 0)
     writer = ctx.Process(target=_writer, args=(d, stop, acked))
     writer.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while acked.value == 0 and time.monotonic() < deadline:  # the log is there, and growing
+        time.sleep(0.05)
     openers = [ctx.Process(target=_opener, args=(d, stop, opens, errors)) for _ in range(2)]
     for p in openers:
         p.start()
+    # Opens counted, not a time: at a load of ~20 the two openers made 22 opens in 3 s,
+    # 133 in another run, and the writer's log grows under them all the while.
     time.sleep(3)
+    deadline = time.monotonic() + 60
+    while opens.value < 10 and errors.value == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     for p in (writer, *openers):
         p.join(30)
