@@ -569,8 +569,11 @@ def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
                 n1 = next(g for g in cov["groups"] if g["groupId"] == "n1")
                 if n1["covered"] == 3:
                     break
-            assert time.monotonic() - started < 2.0, "no change within 2 s"
-        assert time.monotonic() - started < 2.0
+            # Within the stream's 10 s read timeout, with room for a loaded host: the push
+            # is woken by the change, and a tailer, a feed or a stream that polled would do
+            # so every 0.5 s at most, so no tighter bound tells them apart (up to 0.55 s was
+            # seen at a load of ~20; the bound was 2 s).
+            assert time.monotonic() - started < 8.0, "no change within 8 s"
         conn.close()
     finally:
         hub.stop(grace=0)
