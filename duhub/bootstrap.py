@@ -118,6 +118,19 @@ def make_data_dir(path: Path) -> None:
         raise ValueError(f"--data-dir: {path} is not a directory") from None
     except OSError as e:
         raise ValueError(f"--data-dir: cannot make {path}: {e.strerror}") from None
+    _warn_if_open(path)
+
+
+def _warn_if_open(path: Path) -> None:
+    """Warn when other local users may enter the data dir: one made before 2026-12-06 (0755)
+    kept its mode on upgrade, without a word to the operator upgrading for that fix."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning(
+            "--data-dir: %s is open to other local users (mode %04o), who can read every "
+            "county's events and figures in it; make it its owner's only: chmod 700 %s",
+            path, mode, path,
+        )  # fmt: skip
 
 
 def dashboard_of(

@@ -5,8 +5,11 @@ mode: the operator chose it."""
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
+
+import pytest
 
 from duhub.bootstrap import make_data_dir
 from duhub.log.embedded import EmbeddedLog
@@ -26,10 +29,26 @@ def test_the_data_dir_the_log_and_the_outbox_are_made_private(tmp_path: Path) ->
     assert mode(tmp_path / "cache" / "duhub") == 0o700
 
 
-def test_a_directory_there_already_keeps_its_mode(tmp_path: Path) -> None:
+def test_a_directory_there_already_keeps_its_mode(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o750)
     shared.chmod(0o750)
-    make_data_dir(shared)
+    with caplog.at_level(logging.WARNING, logger="duhub.bootstrap"):
+        make_data_dir(shared)
     EmbeddedLog(shared).close()
     assert mode(shared) == 0o750
+    # ... and the operator is told, who upgraded from a build that made it 0755.
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "is open to other local users (mode 0750)" in warning, warning
+    assert f"chmod 700 {shared}" in warning
+
+
+def test_a_private_data_dir_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="duhub.bootstrap"):
+        make_data_dir(tmp_path / "data")
+        make_data_dir(tmp_path / "data")  # there already, 0700
+    assert not caplog.records
