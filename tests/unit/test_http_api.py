@@ -196,9 +196,9 @@ def test_coverage_as_worked_out_by_hand(api: Client) -> None:
         "c2": [],
         "n1": [],
     }
-    # Before the campaign was recorded, the hub knew no such campaign.
+    # Before the campaign was recorded, the hub knew no such campaign: the moment is named.
     before = api.get("api/campaigns/vax/coverage?as_of=2000-01-01", 404)
-    assert before["error"].startswith("campaignId:")
+    assert before["error"].startswith("as_of: campaign 'vax' was not yet recorded"), before
 
 
 def test_statistics_ungrouped_by_unit_and_by_period(api: Client) -> None:
