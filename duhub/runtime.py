@@ -6,6 +6,8 @@ import ctypes
 import ctypes.util
 import gc
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # Folding a batch makes tens of thousands of short-lived objects; with CPython's default
 # threshold (700) the collector ran every few events and walked the whole heap often
@@ -45,3 +47,31 @@ def tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+
+
+@contextmanager
+def collect_between_batches() -> Iterator[Callable[[], None]]:
+    """Turn the cyclic collector off for a run of batches; the function yielded collects, at
+    a batch's end, once as much was allocated as the collector's own first threshold, and
+    then the whole heap.
+
+    A batch keeps its objects alive until it ends (decoded events, rows, the rollup sums), so
+    the collections in its middle (one per GEN0_THRESHOLD allocations, several a 20,000-record
+    batch) walked them all and freed next to nothing (30-40 objects of a batch are cyclic);
+    at its end they are gone and the whole heap, which `tune_gc` froze the start of, is a few
+    tens of thousands of objects (~20 ms a collection). By measure (the 200k log's first
+    batches folded and written in one process): 14-15 us a record spent collecting, ~2
+    collecting the whole heap after every batch instead (bench/HISTORY.md, 2026-12-06).
+    """
+    was = gc.isenabled()
+    gc.disable()
+
+    def between() -> None:
+        if gc.get_count()[0] >= GEN0_THRESHOLD:  # counts while off: allocated less freed
+            gc.collect()
+
+    try:
+        yield between
+    finally:
+        if was:
+            gc.enable()

@@ -19,9 +19,13 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from duhub.readmodel.writer import BatchRows, BatchSummary, DeadLetter
+from duhub.runtime import collect_between_batches
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 # Below this many records the child's start (a fresh interpreter importing the writer,
 # about a second) costs more than overlapping the writes saves.
@@ -104,25 +108,35 @@ def serve(url: str, cache_mib: int, sock: socket.socket) -> None:
     """The child: commit each batch it is sent, answer (True, summary) or (False, reason);
     return at the end of its input."""
     from duhub.readmodel.engine import open_engine
-    from duhub.readmodel.writer import write_rows
 
     engine = open_engine(url, create=False, sqlite_cache_mib=cache_mib)
     requests = sock.makefile("rb")
     try:
-        while True:
-            try:
-                rows, positions, dead, expected = pickle.load(requests)
-            except EOFError:
-                return
-            try:
-                summary = write_rows(engine, rows, positions, dead, expected)
-            except Exception as e:  # noqa: BLE001 - the parent decides: it applies again
-                reason = str(e).splitlines()[0] if str(e) else ""
-                _send(sock, (False, f"{type(e).__name__}: {reason}"))
-            else:
-                _send(sock, (True, summary))
+        with collect_between_batches() as between:
+            while True:
+                between()  # the last batch's objects are all freed by now
+                if not _serve_one(engine, requests, sock):
+                    return
     finally:
         engine.dispose()
+
+
+def _serve_one(engine: Engine, requests: BinaryIO, sock: socket.socket) -> bool:
+    """Commit the next batch sent and answer; return False at the end of the input."""
+    from duhub.readmodel.writer import write_rows
+
+    try:
+        rows, positions, dead, expected = pickle.load(requests)
+    except EOFError:
+        return False
+    try:
+        summary = write_rows(engine, rows, positions, dead, expected)
+    except Exception as e:  # noqa: BLE001 - the parent decides: it applies again
+        reason = str(e).splitlines()[0] if str(e) else ""
+        _send(sock, (False, f"{type(e).__name__}: {reason}"))
+    else:
+        _send(sock, (True, summary))
+    return True
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from duhub.log.base import EventLog, LogRecord
 from duhub.log.belongs import other_log
 from duhub.readmodel.writer import DeadLetter
 from duhub.readmodel.writer import positions_in as read_positions_in
+from duhub.runtime import collect_between_batches
 from services.aggregate.apply import KEEP_DECODED, Applied, BatchApplier, log_settled
 from services.aggregate.process_writer import MIN_RECORDS as PROCESS_WRITER_MIN_RECORDS
 from services.aggregate.process_writer import ProcessWriter
@@ -193,7 +194,11 @@ def replay(
     # that thread's batches): never two at once.
     writer = WriteBehind(applier, on_committed=tally.count, process=_process_writer(target, total))
     try:
-        done = _replay(log, applier, writer, ends, total, until_ns, since_ns, start, on_progress)
+        # Collected between batches, not in their middle (`collect_between_batches`).
+        with collect_between_batches() as between:
+            done = _replay(
+                log, applier, writer, ends, total, until_ns, since_ns, start, on_progress, between
+            )
     finally:
         writer.close()
     done.tally = tally
@@ -225,6 +230,7 @@ def _replay(
     since_ns: int | None,
     start: dict[int, int] | None,
     on_progress: Callable[[ReplayProgress], None] | None,
+    between: Callable[[], None],
 ) -> ReplayProgress:
     start = start or {}
     t0 = time.monotonic()
@@ -274,6 +280,7 @@ def _replay(
             held.keep(p, applier.positions.get(p, 0), records)
             moved += step
             done += step
+        between()
         progress = ReplayProgress(done, total, time.monotonic() - t0)
         if on_progress is not None:
             on_progress(progress)
