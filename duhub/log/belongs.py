@@ -37,6 +37,18 @@ def past_end(positions: Mapping[int, int], ends: Mapping[int, int]) -> dict[int,
     return {p: (at, ends.get(p, 0)) for p, at in sorted(positions.items()) if at > ends.get(p, 0)}
 
 
+def ends_covering(log_: EventLog, positions: Mapping[int, int]) -> dict[int, int]:
+    """Return the log's end offsets, asked again of the broker when `positions` name a
+    partition the log did not answer for: one added to the topic since, which a worker is
+    handed (and a read model's position there is not a log that lost records)."""
+    ends = log_.end_offsets()
+    rediscover = getattr(log_, "rediscover", None)  # a Kafka log's; the embedded one has one
+    if rediscover is not None and any(p not in ends for p in positions):
+        rediscover()
+        ends = log_.end_offsets()
+    return ends
+
+
 class LogLost(ValueError):
     """The log ends before where the read model stands, found while a service runs."""
 

@@ -8,7 +8,8 @@ on the topic is a Kafka-direct event, checked by the aggregator.
 Appends go through aiokafka's batch API on an event loop of the log's own (`_Appender`): a
 whole record batch per partition is built in C, where kafka-python's `send` costs ~30 µs of
 Python per record (the ingest bottleneck). Partitions are chosen as kafka-python's default
-partitioner does (murmur2 of the key), so a source keeps its partition across the change.
+partitioner does (murmur2 of the key), by the partition count ingest first wrote the topic with
+(`duhub/log/placement.py`), so a source keeps its partition when partitions are added.
 Reading, the health probe and the dead-letter producer stay on kafka-python.
 """
 
@@ -28,10 +29,10 @@ import aiokafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
-from kafka.partitioner.default import murmur2
 
 from duhub.log.base import LogClosed, LogRecord
 from duhub.log.origin import INGEST_ORIGIN, ORIGIN_HEADER, ingest_headers, load_key, origin
+from duhub.log.placement import count_of, header, place
 from duhub.log.value_hint import HINT_HEADER, value_hint
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ ISOLATION_LEVEL = "read_committed"
 # `read_uncommitted` reads this many records a fetch, and gives up after this long without one.
 UNCOMMITTED_RECORDS = 5000
 UNCOMMITTED_STALL_S = 10
+# How far back from each partition's end an ingest starting looks for a record of ingest's
+# naming the partition count sources are placed by (`duhub/log/placement.py`).
+PLACEMENT_TAIL = 500
 # A read of this few records (whether any lies in a stretch: `holds_all`, a hole, another
 # partition's next record; the dead-letter fill's stretches, a range's last page) fetches at
 # most about this much: the reader's 16 MiB fetches would be taken for one record, each time
@@ -280,7 +284,7 @@ class KafkaLog:
             if self._closed:
                 raise LogClosed("log is closed")
             if self._appender is None:
-                self._appender = _Appender(self.spec, self.origin_key)
+                self._appender = _Appender(self.spec, self.origin_key, self._placed_by())
             appender = self._appender
         try:
             # The appender times out itself (DELIVERY_TIMEOUT_MS); this is a backstop.
@@ -297,6 +301,42 @@ class KafkaLog:
             raise
         except Exception as e:  # aiokafka's own errors: callers handle kafka-python's
             raise KafkaError(f"append failed: {e!r}") from e
+
+    def _placed_by(self) -> int:
+        """Return the partition count ingest places sources by on this topic: the one its
+        latest records in the log name (`duhub/log/placement.py`), else (a topic ingest never
+        wrote to, or only before 2026-12-06) the topic's count now."""
+        latest: tuple[int, int] | None = None  # (timestamp, count)
+        with self._consumer_lock:
+            consumer = self._consumer
+            tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+            for tp, end in sorted(consumer.end_offsets(tps).items()):
+                if end == 0:
+                    continue
+                consumer.assign([tp])
+                consumer.seek(tp, max(0, end - PLACEMENT_TAIL))
+                deadline = time.monotonic() + 10
+                while consumer.position(tp) < end and time.monotonic() < deadline:
+                    for m in consumer.poll(timeout_ms=100).get(tp, []):
+                        count = count_of(m.headers)
+                        value = m.value or b""
+                        if count is None or origin(self.origin_key, m.headers, value) != "ingest":
+                            continue
+                        if latest is None or m.timestamp >= latest[0]:
+                            latest = (m.timestamp, count)
+        now = len(self._known())
+        if latest is None:
+            return now
+        if latest[1] != now:
+            log.warning(
+                "log: topic %s has %d partitions, but ingest placed its records by the %d it "
+                "had first: sources keep their partitions, and ingest writes to none of the "
+                "partitions added since (README, Kafka)",
+                self.spec.topic,
+                now,
+                latest[1],
+            )
+        return latest[1]
 
     def ping(self, timeout: float = 3.0) -> None:
         """Raise unless the broker answers a request for the topic's end offsets in time.
@@ -377,7 +417,7 @@ class KafkaLog:
             isolation_level="read_uncommitted",
         )
         try:
-            tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+            tps = [TopicPartition(self.spec.topic, p) for p in self._known()]
             for tp, end in sorted(consumer.end_offsets(tps).items()):
                 at = positions.get(tp.partition, 0)
                 if at >= end:
@@ -407,16 +447,42 @@ class KafkaLog:
         return known is not None and known[0] <= offset and known[1] == end
 
     def partitions(self) -> list[int]:
+        return self._known()
+
+    def _known(self) -> list[int]:
+        """Return the topic's partitions as the reader's metadata has them now (refreshed every
+        5 min, or by `rediscover`): learnt once at start, partitions added to the topic later
+        were never asked about, and a read model's position there was taken for the log ending
+        at 0 (a false 'lost records', and every worker stopped). Never fewer than known: a
+        topic deleted under us leaves none, and its partitions' ends are asked all the same."""
+        with self._consumer_lock:
+            found = self._consumer.partitions_for_topic(self.spec.topic) or set()
+        if not found <= set(self._partitions):
+            grown = sorted(found | set(self._partitions))
+            log.info(
+                "log: topic %s has %d partitions now (%d before)",
+                self.spec.topic,
+                len(grown),
+                len(self._partitions),
+            )
+            self._partitions = grown
         return list(self._partitions)
 
+    def rediscover(self) -> list[int]:
+        """Ask the broker for the topic's partitions now, not at the next metadata refresh: a
+        worker may be handed a partition added to the topic before this reader heard of it."""
+        with self._consumer_lock:
+            self._consumer.topics()  # kafka-python: a metadata request, answered fresh
+        return self._known()
+
     def end_offsets(self) -> dict[int, int]:
-        tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+        tps = [TopicPartition(self.spec.topic, p) for p in self._known()]
         with self._consumer_lock:
             ends = self._consumer.end_offsets(tps)
         return {tp.partition: o for tp, o in ends.items()}
 
     def start_offsets(self) -> dict[int, int]:
-        tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
+        tps = [TopicPartition(self.spec.topic, p) for p in self._known()]
         with self._consumer_lock:
             starts = self._consumer.beginning_offsets(tps)
         return {tp.partition: o for tp, o in starts.items()}
@@ -473,9 +539,10 @@ class _Appender:
     the order they were appended, also when appends overlap.
     """
 
-    def __init__(self, spec: KafkaSpec, origin_key: bytes | None) -> None:
+    def __init__(self, spec: KafkaSpec, origin_key: bytes | None, placed_by: int) -> None:
         self.spec = spec
         self.origin_key = origin_key
+        self.placed_by = placed_by  # the partition count sources are placed by, for good
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="duhub-log-append", daemon=True
@@ -483,7 +550,6 @@ class _Appender:
         self._thread.start()
         self._producer: aiokafka.AIOKafkaProducer | None = None
         self._order = asyncio.Lock()  # binds to the loop on first use
-        self._partitions: list[int] = []
         self._partition_of: dict[bytes, int] = {}
 
     def submit(self, items: Sequence[tuple[bytes, bytes]]) -> concurrent.futures.Future:  # type: ignore[type-arg]
@@ -533,9 +599,13 @@ class _Appender:
         self, producer: aiokafka.AIOKafkaProducer, items: Sequence[tuple[bytes, bytes]]
     ) -> tuple[list[asyncio.Future], list[tuple[int, int]]]:  # type: ignore[type-arg]
         topic = self.spec.topic
-        partitions = sorted(await producer.partitions_for(topic))
-        if partitions != self._partitions:
-            self._partitions, self._partition_of = partitions, {}
+        count = self.placed_by
+        if len(await producer.partitions_for(topic)) < count:
+            raise KafkaError(
+                f"topic {topic} has fewer partitions than the {count} ingest places sources "
+                "by: it was made again"
+            )
+        placement = header(count)
         partition_of = self._partition_of
         builders: list[tuple[int, object]] = []  # (partition, BatchBuilder)
         counts: list[int] = []
@@ -543,11 +613,11 @@ class _Appender:
         where: list[tuple[int, int]] = []  # per record: (batch index, offset in its batch)
         origin_key = self.origin_key
         for key, value in items:
-            headers = ingest_headers(origin_key, value)
+            headers = [*ingest_headers(origin_key, value), placement]
             p = partition_of.get(key)
             if p is None:
                 # kafka-python's DefaultPartitioner, which placed every source so far.
-                p = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+                p = place(key, count)
                 if len(partition_of) < 100_000:
                     partition_of[key] = p
             b = current.get(p)

@@ -17,7 +17,7 @@ from typing import Protocol
 from kafka.errors import LogTruncationError, OffsetOutOfRangeError
 
 from duhub.log.base import LogRecord
-from duhub.log.belongs import refuse_lost, refuse_replaced_at
+from duhub.log.belongs import ends_covering, refuse_lost, refuse_replaced_at
 from duhub.readmodel.writer import read_positions
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.pauses import Pauses
@@ -131,7 +131,7 @@ class Feed:
         for p in self.mine:
             at[p] = max(at.get(p, 0), held.get(p, 0))
         if at:
-            refuse_lost(at, self.driver.kafka.end_offsets())
+            refuse_lost(at, ends_covering(self.driver.kafka, at))
 
     def _check_resumed(self, delivering: set[int]) -> None:
         """Raise LogLost when a partition delivering again after a pause comes from a log

@@ -26,7 +26,7 @@ from duhub.domain.events import Event
 from duhub.domain.knowledge import Knowledge
 from duhub.domain.model import Campaign, Problem, Unit
 from duhub.log.base import EventLog, LogClosed, holds_all
-from duhub.log.belongs import LogLost, refuse_lost
+from duhub.log.belongs import LogLost, ends_covering, refuse_lost
 from duhub.projections.fold import fold
 from duhub.projections.working_set import WorkingSet
 from duhub.readmodel.knowledge import ReadModelKnowledge
@@ -467,7 +467,7 @@ class Ingestor:
                 # the log's end read after the positions, not `target`: other writers (an
                 # ingest beside this one, Kafka-direct) append meanwhile and the workers
                 # apply it, past `target` with nothing lost.
-                refuse_lost(applied, self.log.end_offsets())
+                refuse_lost(applied, ends_covering(self.log, applied))
                 if all(holds_all(self.log, p, applied.get(p, 0), e) for p, e in target.items()):
                     break
             except LogLost as e:

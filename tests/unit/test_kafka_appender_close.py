@@ -12,7 +12,7 @@ from duhub.log.kafka import KafkaSpec, _Appender
 
 
 def test_closing_twice_returns_at_once_and_leaves_no_coroutine_behind() -> None:
-    appender = _Appender(KafkaSpec("127.0.0.1:1"), None)
+    appender = _Appender(KafkaSpec("127.0.0.1:1"), None, 12)
     appender.close(timeout=5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

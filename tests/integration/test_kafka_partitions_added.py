@@ -1,0 +1,95 @@
+"""Partitions added to the events topic while the hub runs (`kafka-topics --alter
+--partitions`, an admin client's create_partitions; found by a chaos probe, 2026-12-06).
+
+Before, the log learnt its partitions once at start: a read model's position in a partition
+added later was taken for the log ending at 0 there, and every aggregate worker (then ingest,
+at its next failed append) stopped saying the log lost records and to rebuild the read model.
+And ingest placed a source by the topic's count now: after the change a county's events went
+to another partition than its earlier ones, their order lost across the two (`audit verify`
+said REORDERED on an untouched log)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewPartitions
+
+from duhub.log.belongs import ends_covering, refuse_lost
+from duhub.log.kafka import KafkaLog, KafkaSpec
+from duhub.log.placement import place
+from tests.infra import kafka_log_url
+
+pytestmark = pytest.mark.kafka
+
+SOURCES = (b"420504", b"420529")
+NEW = b"420582"  # placed by 3 partitions, on the one added
+
+
+def _grow(spec: KafkaSpec, total: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
+    try:
+        admin.create_partitions({spec.topic: NewPartitions(total_count=total)})
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def spec() -> Iterator[KafkaSpec]:
+    yield KafkaSpec.parse(kafka_log_url(partitions=2))
+
+
+def test_a_source_keeps_its_partition_after_partitions_are_added(spec: KafkaSpec) -> None:
+    # Under 3 partitions the sources would go elsewhere: what the test is about.
+    assert [place(s, 2) for s in SOURCES] != [place(s, 3) for s in SOURCES]
+    first = KafkaLog(spec)
+    try:
+        before = first.append(_items(20))
+    finally:
+        first.close()
+    placed: dict[bytes, set[int]] = {s: set() for s in SOURCES}
+    for (p, _), (k, _) in zip(before, _items(20), strict=True):
+        placed[k].add(p)
+    assert all(len(ps) == 1 for ps in placed.values()), placed
+    _grow(spec, 3)
+    again = KafkaLog(spec)  # ingest restarted: the topic has 3 partitions now
+    try:
+        assert again.partitions() == [0, 1, 2]
+        after = again.append([*_items(20), (NEW, b"new")])
+    finally:
+        again.close()
+    for (p, _), (k, _) in zip(after, [*_items(20), (NEW, b"new")], strict=True):
+        if k in placed:
+            assert {p} == placed[k], (k, p, placed[k])
+        else:
+            assert p == place(NEW, 2), p  # placed by the count the topic had first
+
+
+def _items(n: int) -> list[tuple[bytes, bytes]]:
+    return [(s, b"seq %d" % i) for i in range(n) for s in SOURCES]
+
+
+def test_a_position_in_an_added_partition_is_not_a_log_that_lost_records(
+    spec: KafkaSpec,
+) -> None:
+    log = KafkaLog(spec)
+    try:
+        assert log.partitions() == [0, 1]
+        assert set(log.end_offsets()) == {0, 1}
+        _grow(spec, 3)
+        # Another producer writes to the added partition (ingest elsewhere, or Kafka-direct),
+        # and a worker applies it: the read model stands at 1 there.
+        producer = KafkaProducer(bootstrap_servers=spec.bootstrap)
+        try:
+            producer.send(spec.topic, key=NEW, value=b"x", partition=2).get(timeout=30)
+        finally:
+            producer.close()
+        positions = {0: 0, 1: 0, 2: 1}
+        ends = ends_covering(log, positions)
+        assert ends == {0: 0, 1: 0, 2: 1}
+        refuse_lost(positions, ends)  # no LogLost: the log holds it
+        assert log.partitions() == [0, 1, 2]
+        assert log.start_offsets() == {0: 0, 1: 0, 2: 0}
+    finally:
+        log.close()
