@@ -42,7 +42,7 @@ def ends_covering(log_: EventLog, positions: Mapping[int, int]) -> dict[int, int
     partition the log did not answer for: one added to the topic since, which a worker is
     handed (and a read model's position there is not a log that lost records)."""
     ends = log_.end_offsets()
-    rediscover = getattr(log_, "rediscover", None)  # a Kafka log's; the embedded one has one
+    rediscover = getattr(log_, "rediscover", None)  # a Kafka log's (the embedded one never grows)
     if rediscover is not None and any(p not in ends for p in positions):
         rediscover()
         ends = log_.end_offsets()

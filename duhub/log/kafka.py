@@ -307,9 +307,9 @@ class KafkaLog:
         latest records in the log name (`duhub/log/placement.py`), else (a topic ingest never
         wrote to, or only before 2026-12-06) the topic's count now."""
         latest: tuple[int, int] | None = None  # (timestamp, count)
+        tps = [TopicPartition(self.spec.topic, p) for p in self._known()]
         with self._consumer_lock:
             consumer = self._consumer
-            tps = [TopicPartition(self.spec.topic, p) for p in self._partitions]
             for tp, end in sorted(consumer.end_offsets(tps).items()):
                 if end == 0:
                     continue

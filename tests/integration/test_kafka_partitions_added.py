@@ -10,7 +10,9 @@ said REORDERED on an untouched log)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
@@ -19,12 +21,16 @@ from kafka.admin import KafkaAdminClient, NewPartitions
 from duhub.log.belongs import ends_covering, refuse_lost
 from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.log.placement import place
-from tests.infra import kafka_log_url
+from duhub.v1 import ingest_pb2 as ipb
+from tests.e2e.hubproc import DuhubProcess, serve, stat_values
+from tests.infra import fresh_database, kafka_log_url, postgres_url
+from tests.integration.scale import accountability, ends_of, publish, wait_applied
 
 pytestmark = pytest.mark.kafka
 
 SOURCES = (b"420504", b"420529")
 NEW = b"420582"  # placed by 3 partitions, on the one added
+PERSONS = ("--metric", "accountability_persons")
 
 
 def _grow(spec: KafkaSpec, total: int) -> None:
@@ -93,3 +99,57 @@ def test_a_position_in_an_added_partition_is_not_a_log_that_lost_records(
         assert log.start_offsets() == {0: 0, 1: 0, 2: 0}
     finally:
         log.close()
+
+
+def _exits(proc: DuhubProcess, timeout: float) -> int | None:
+    try:
+        return proc.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # still running
+        return None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_hub_runs_on_in_order_when_partitions_are_added(tmp_path: Path) -> None:
+    """The probe's case: ingest and a worker on 2 partitions, a third added. Takes ~6 min: the
+    worker's consumer group hands out the added partition at its metadata refresh (5 min)."""
+    postgres_url()
+    with fresh_database() as db_url:
+        log_url = kafka_log_url(partitions=2)
+        spec = KafkaSpec.parse(log_url)
+        opts = ("--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
+        worker = serve("aggregate", *opts)
+        ingest = serve("ingest", *opts)
+        query = serve("query", "--db", db_url, "--data-dir", str(tmp_path))
+        procs = [worker, ingest, query]
+        try:
+            events = [accountability(s.decode(), q, 1) for q in range(1, 21) for s in SOURCES]
+            first = publish(ingest.address, events)
+            assert all(r.result == ipb.RESULT_ACCEPTED for r in first)
+            placed = {e.source: r.partition for e, r in zip(events, first, strict=True)}
+            _grow(spec, 3)
+            ingest.stop()
+            ingest = serve("ingest", *opts)
+            procs.append(ingest)
+            more = [accountability(s.decode(), q, 1) for q in range(21, 41) for s in SOURCES]
+            more.append(accountability(NEW.decode(), 1, 1))
+            later = publish(ingest.address, more)
+            assert all(r.result == ipb.RESULT_ACCEPTED for r in later)
+            for e, r in zip(more, later, strict=True):
+                assert r.partition == placed.get(e.source, place(NEW, 2)), (e.source, r)
+            # A county's Kafka-direct event on the added partition: the worker applies it once
+            # its group hands that out, and the read model stands at 1 there.
+            producer = KafkaProducer(bootstrap_servers=spec.bootstrap)
+            try:
+                value = accountability(NEW.decode(), 2, 1).SerializeToString()
+                producer.send(spec.topic, key=NEW, value=value, partition=2).get(timeout=30)
+            finally:
+                producer.close()
+            wait_applied(query.address, {**ends_of([*first, *later]), 2: 1}, timeout=420)
+            assert _exits(worker, 15) is None, "".join(worker.output[-30:])  # 3 watchdog turns
+            assert _exits(ingest, 0.1) is None, "".join(ingest.output[-30:])
+            assert stat_values(query.address, *PERSONS) == {"accountability_persons": 82}
+            assert "lost records" not in "".join(worker.output + ingest.output)
+        finally:
+            for p in procs:
+                p.stop()
