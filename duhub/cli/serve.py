@@ -164,7 +164,7 @@ def _log_tailer(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
     from services.aggregate.embedded import LogTailer
 
     try:
-        log_, engine = open_log(cfg.log_spec), open_engine(cfg.database)
+        log_, engine = open_log(cfg.log_spec), open_engine(cfg.database, worker=True)
         fill_dead_letter_ids(log_, engine)
     except FAILURES as e:
         return _refused("aggregate", e, cfg)

@@ -14,13 +14,38 @@ from sqlalchemy.schema import CreateIndex
 
 from duhub.readmodel.schema import metadata
 
+# PostgreSQL: TCP keepalives on every session, so a network path dropped without a word
+# (a NAT that forgot it, a VM moved) is noticed in 10 + 3 x 5 s instead of the kernel's 2 h.
+# They probe only an idle socket: no healthy statement, however long, is ever cut by them.
+PG_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+# A worker's session left idle inside a transaction this long is ended by PostgreSQL, which
+# frees its row locks: one worker frozen mid-batch (SIGSTOP, a paused VM) held the rollup
+# rows every partition shares and stalled the whole group for as long as it was frozen. A
+# batch runs its statements back to back, so only a frozen process is idle in one this long;
+# the time a statement runs is not counted (no statement_timeout: a big COPY or a backlog's
+# catch-up statement may rightly take minutes). The zombie's commit then fails, and it
+# re-reads its positions from the read model (apply.Applier.apply).
+WORKER_IDLE_IN_TRANSACTION_S = 30
+
 
 def open_engine(
-    url: str, *, create: bool = True, sqlite_pool_size: int = 0, sqlite_cache_mib: int = 64
+    url: str,
+    *,
+    create: bool = True,
+    sqlite_pool_size: int = 0,
+    sqlite_cache_mib: int = 64,
+    worker: bool = False,
 ) -> Engine:
     """Return an engine for `url` with the schema in place. SQLite only: at most
     `sqlite_pool_size` connections (0: SQLAlchemy's default), each with a page cache of
-    `sqlite_cache_mib`."""
+    `sqlite_cache_mib`. `worker`: the engine of a process that writes batches; PostgreSQL
+    ends its sessions left idle in a transaction (WORKER_IDLE_IN_TRANSACTION_S). Not the
+    query service's: an answer streamed to a slow client holds its snapshot meanwhile."""
     if url.startswith("postgresql://"):
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
@@ -37,7 +62,11 @@ def open_engine(
         if url.startswith("postgresql"):
             # A server that does not answer (a network cut) fails a connect in 5 s instead of
             # hanging it: health probes and retries need an answer.
-            kwargs["connect_args"] = {"connect_timeout": 5}
+            connect: dict[str, Any] = {"connect_timeout": 5, **PG_KEEPALIVES}
+            if worker:
+                ms = int(WORKER_IDLE_IN_TRANSACTION_S * 1000)
+                connect["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+            kwargs["connect_args"] = connect
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", partial(_sqlite_pragmas, sqlite_cache_mib))

@@ -79,7 +79,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     heap.limit_arenas()  # before the worker's threads start (the Kafka clients' too)
     spec = KafkaSpec.parse(log_url)
     kafka = KafkaLog(spec)
-    driver = ContiguousDriver(kafka, open_engine(db_url))
+    driver = ContiguousDriver(kafka, open_engine(db_url, worker=True))
     check_belongs(kafka, driver.applier.engine)
     fill_dead_letter_ids(kafka, driver.applier.engine)
     app = faust.App(
