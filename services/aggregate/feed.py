@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from kafka.errors import LogTruncationError, OffsetOutOfRangeError
+from kafka.errors import KafkaError, LogTruncationError, OffsetOutOfRangeError
 
 from duhub.log.base import LogRecord
 from duhub.log.belongs import ends_covering, refuse_lost, refuse_replaced_at
@@ -34,6 +34,9 @@ RETRY_HELD_S = 0.5
 # The group's committed offsets follow the read model's positions this often: only a hint
 # for ops tools (the worker itself always resumes from the read model).
 COMMIT_INTERVAL_S = 5.0
+# A partition whose look at the log failed (a broker frozen or slow to answer) is read and
+# looked at again after this long.
+RECHECK_S = 1.0
 
 
 class Reader(Protocol):
@@ -115,7 +118,7 @@ class Feed:
             self.check_log()  # raises LogLost when the log ends before the read model
             raise
         if records:
-            self._check_resumed({r.partition for r in records})
+            records = self._checked(records)
         if records or (d.holding() and self.clock() - d.last_handled >= RETRY_HELD_S):
             self.reader.seek(d.handle(records))
         self._commit_positions()
@@ -133,14 +136,33 @@ class Feed:
         if at:
             refuse_lost(at, ends_covering(self.driver.kafka, at))
 
-    def _check_resumed(self, delivering: set[int]) -> None:
-        """Raise LogLost when a partition delivering again after a pause comes from a log
-        that does not hold the record the read model applied last there (`Pauses`)."""
-        resumed = self.pauses.resumed(delivering)
-        if resumed:
+    def _checked(self, records: list[LogRecord]) -> list[LogRecord]:
+        """Return the records that may be applied: all, once each partition delivering again
+        after a pause is found to come from the log the read model was built from (else
+        LogLost, `Pauses`). When the log cannot be looked at now (a broker frozen or slow:
+        "Failed to get offsets by timestamps in 30000 ms"), those partitions' records are put
+        back, to be read and looked at again, as a worker rides out a broker's restart; before
+        2026-12-06 the timeout stopped the worker ("a batch failed")."""
+        resumed = self.pauses.resumed({r.partition for r in records})
+        if not resumed:
+            return records
+        try:
             refuse_replaced_at(
                 self.driver.kafka, self.driver.applier.marks_when_reachable(), resumed
             )
+        except (KafkaError, TimeoutError) as e:
+            log.warning(
+                "partitions %s deliver again, but the log cannot be looked at now (%s); "
+                "their records are read again and looked at in %g s",
+                sorted(resumed),
+                str(e).splitlines()[0] if str(e) else type(e).__name__,
+                RECHECK_S,
+            )
+            self.pauses.forget(resumed)  # their next delivery is looked at again
+            self.reader.seek({p: self.driver.next_offset(p) for p in resumed})
+            time.sleep(RECHECK_S)
+            return [r for r in records if r.partition not in resumed]
+        return records
 
     def _follow(self, mine: set[int]) -> None:
         d = self.driver

@@ -69,7 +69,7 @@ class Clock:
 
 class ListLog(NoGaps):
     """The log the reader reads: a partition delivering after a pause is checked against it
-    (the read model's last record there, `Feed._check_resumed`)."""
+    (the read model's last record there, `Feed._checked`)."""
 
     def __init__(self, reader: ListReader) -> None:
         self.reader = reader
@@ -309,6 +309,45 @@ def test_a_partition_delivering_after_a_pause_while_the_read_model_is_down_waits
     reader.records += every[30:]
     feed.step()
     assert len(calls) == 2  # refused once, then asked again
+    assert feed.driver.applier.positions[0] == 40
+    assert visits_counted(feed.driver.applier) == 40
+
+
+def test_a_partition_delivering_after_a_pause_while_the_broker_is_frozen_is_looked_at_later(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """A broker frozen 45 s (kill -STOP) failed the look at the log, "Failed to get offsets by
+    timestamps in 30000 ms", and stopped the worker ("a batch failed"). Its records are now
+    put back and looked at again, then applied once, as after a broker's restart."""
+    from kafka.errors import KafkaTimeoutError
+
+    from services.aggregate import feed as feed_module
+
+    applier = setup(tmp_path)
+    every = visits(40)
+    reader = ListReader(new_village(), *every[:30])
+    clock = Clock()
+    feed, _, _ = feed_for(applier.engine, reader, {0, 1}, clock)
+    feed.step()
+    log_, calls = feed.driver.kafka, []
+    real = log_.start_offsets
+
+    def frozen_once() -> dict[int, int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KafkaTimeoutError("Failed to get offsets by timestamps in 30000 ms.")
+        return real()
+
+    monkeypatch.setattr(log_, "start_offsets", frozen_once)
+    monkeypatch.setattr(feed_module.time, "sleep", lambda s: None)
+    clock.now += 10 * RESUME_CHECK_S
+    reader.records += every[30:]
+    with caplog.at_level(logging.WARNING):
+        feed.step()
+    assert len(calls) == 1 and feed.driver.applier.positions[0] == 30  # nothing unchecked
+    assert "the log cannot be looked at now (KafkaTimeoutError: Failed to get" in caplog.text
+    feed.step()
+    assert len(calls) == 2  # looked at again, then applied
     assert feed.driver.applier.positions[0] == 40
     assert visits_counted(feed.driver.applier) == 40
 
