@@ -56,11 +56,15 @@ def _listen(engine: Engine, feed: ChangeFeed) -> None:
             conn = raw.driver_connection
             conn.set_session(autocommit=True)
             conn.cursor().execute(f"LISTEN {CHANGES_CHANNEL}")
+            # The channel works only with its checks, on a second connection: its slots all
+            # taken by another client, the LISTEN got the last one and the check none, and
+            # "again" was said (then "lost", with a traceback) every second.
+            positions = read_positions(engine)
             if lost:
                 log.warning("listening on the change channel again")
                 lost = False
             feed.publish_all()  # whatever happened while not listening
-            _hear(engine, conn, feed)
+            _hear(engine, conn, feed, positions)
         except Exception:  # the database went away: say so, then listen again
             if lost:
                 log.debug("change channel: still no database", exc_info=True)
@@ -79,14 +83,14 @@ class ChannelLost(Exception):
     """The applied positions moved and no notification came."""
 
 
-def _hear(engine: Engine, conn: Any, feed: ChangeFeed) -> None:
-    """Pass the notifications on `conn` to the feed until it closes.
+def _hear(engine: Engine, conn: Any, feed: ChangeFeed, positions: dict[int, int]) -> None:
+    """Pass the notifications on `conn` to the feed until it closes (`positions`: the
+    applied positions read once it listened).
 
     Every commit of the aggregator notifies, so positions that moved over a check with no
     notification heard mean the connection died without a word (a network cut, a NAT that
     forgot it, a failover: nothing reaches an idle socket, and nothing would for hours):
     raise ChannelLost, to listen again on a new one."""
-    positions = read_positions(engine)
     heard = False
     next_check = time.monotonic() + CHECK_S
     while not feed.closed:

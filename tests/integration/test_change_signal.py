@@ -172,3 +172,56 @@ def test_a_database_down_is_logged_once_with_its_traceback_not_every_second(
     assert len(loud) == 1, [r.getMessage() for r in loud]
     assert loud[0].exc_info is not None and "reconnecting" in loud[0].getMessage()
     assert len(mine) >= 3  # the later attempts are still told, at debug
+
+
+def _limit_connections(url: str, limit: int) -> None:
+    import psycopg2
+
+    from tests.infra import postgres_url
+
+    name = url.rsplit("/", 1)[1]
+    conn = psycopg2.connect(postgres_url())
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT {limit}')
+    finally:
+        conn.close()
+
+
+def test_a_database_with_no_second_slot_is_lost_once_and_found_again_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its connection slots taken by another client: the listener's LISTEN got the last one,
+    its check of the positions none. Before, every second logged ERROR "lost the change
+    channel" with a traceback, then WARNING "listening on the change channel again" (5,400
+    lines a minute), though it never listened. Now: lost once, found again once, when it is."""
+    with fresh_database() as url:
+        engine = open_engine(url)
+        engine.dispose()
+        feed = ChangeFeed()
+        _limit_connections(url, 1)
+        try:
+            with caplog.at_level(logging.DEBUG, logger="services.query.changes"):
+                follow_changes(engine, feed)
+                time.sleep(4.5)
+                during = [r for r in caplog.records if r.name == "services.query.changes"]
+                _limit_connections(url, -1)
+                deadline = time.monotonic() + 10
+                while not _said_again(caplog) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(1.5)  # a second attempt would have said it again by now
+        finally:
+            feed.close()
+            engine.dispose()
+            time.sleep(1.2)
+        loud = [r.getMessage() for r in during if r.levelno >= logging.WARNING]
+        assert len(loud) == 1 and "lost the change channel" in loud[0], loud
+        assert _said_again(caplog) == 1
+
+
+def _said_again(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(
+        "listening on the change channel again" in r.getMessage()
+        for r in caplog.records
+        if r.name == "services.query.changes"
+    )
