@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from typing import NoReturn
 
@@ -105,9 +106,19 @@ def fail(message: str, code: int) -> NoReturn:
 _NOT_GRPC = ("Trying to connect an http1.x server", "Expected SETTINGS frame as the first frame")
 
 
-def fail_rpc(e: grpc.RpcError, address: str) -> NoReturn:
+def fail_rpc(e: grpc.RpcError, address: str, within_s: float | None = None) -> NoReturn:
+    """Exit saying why the call failed (`within_s`: the call's deadline, when known)."""
     status = e.code()  # type: ignore[attr-defined]
     detail = e.details()  # type: ignore[attr-defined]
+    if status == grpc.StatusCode.DEADLINE_EXCEEDED and _listens(address) is not False:
+        # A hub that took the call and did not answer in time (a table lock held, its
+        # database slow) was said not to be there, "start one with 'duhub up'".
+        within = f"within {within_s:g} s" if within_s else "in time"
+        fail(
+            f"the hub at {address} did not answer {within} ({detail}): it is busy, or waiting "
+            "on its database; try again later, and look at the hub's log if it lasts",
+            EXIT_UNREACHABLE,
+        )
     if status == grpc.StatusCode.UNAVAILABLE and hub_answered(e):
         # The hub is there and said why (behind, or its log or read model away): retry later.
         fail(f"the hub at {address} answers UNAVAILABLE: {detail}", EXIT_UNREACHABLE)
@@ -172,6 +183,30 @@ def wrong_service(address: str, detail: str) -> str:
     from duhub.cli import served
 
     return served.unimplemented(address, served.services(channel(address)), detail)
+
+
+# How long the look for a server at a hub's address that let a call's deadline pass may take.
+LISTENS_WITHIN_S = 2.0
+
+
+def _listens(address: str) -> bool | None:
+    """Return whether a server takes connections at `address` (None: an address gRPC
+    resolves itself, dns:/// and the like, which is not looked at)."""
+    where = host_port(address)
+    path = address.removeprefix("unix://") if address.startswith("unix:") else ""
+    path = path.removeprefix("unix:") if path.startswith("unix:") else path
+    if where is None and not path:
+        return None
+    try:
+        if path:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(LISTENS_WITHIN_S)
+                s.connect(path)
+        else:
+            socket.create_connection(where, timeout=LISTENS_WITHIN_S).close()  # type: ignore[arg-type]
+    except OSError:
+        return False
+    return True
 
 
 def _host(address: str) -> str:

@@ -34,6 +34,9 @@ METRIC_LABEL = {
     m.RECOMMENDATIONS: "建议书",
     m.REGULATIONS_IMPROVED: "完善制度",
 }
+# How long a question may take to be answered (a hub waiting on its database lets it pass).
+ASK_TIMEOUT_S = 30.0
+
 GROUP_BY = {
     "unit": qpb.GROUP_BY_UNIT,
     "day": qpb.GROUP_BY_DAY,
@@ -65,9 +68,9 @@ def _moment(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
 def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
     """Return the scope's (unit id, name, shown: a terminal's), the city's when none is given."""
     if not unit_id:
-        cities = stub.ListUnits(qpb.ListUnitsRequest(parent_id="")).units
+        cities = stub.ListUnits(qpb.ListUnitsRequest(parent_id=""), timeout=ASK_TIMEOUT_S).units
         return (cities[0].unit_id, shown(cities[0].name)) if cities else ("", "(no units)")
-    u = stub.GetUnit(qpb.GetUnitRequest(unit_id=unit_id))
+    u = stub.GetUnit(qpb.GetUnitRequest(unit_id=unit_id), timeout=ASK_TIMEOUT_S)
     return u.unit_id, shown(u.name)
 
 
@@ -85,10 +88,10 @@ def coverage(args: argparse.Namespace) -> int:
     if as_of is not None:
         req.as_of.CopyFrom(as_of)
     try:
-        reply = stub.GetCoverage(req, timeout=30)
+        reply = stub.GetCoverage(req, timeout=ASK_TIMEOUT_S)
         scope = _scope_name(stub, args.scope or "")
     except grpc.RpcError as e:
-        client.fail_rpc(e, address)
+        client.fail_rpc(e, address, ASK_TIMEOUT_S)
     if args.json:
         print(client.reply_json(reply))
         return client.EXIT_OK
@@ -191,10 +194,10 @@ def stats(args: argparse.Namespace) -> int:
         req.group_by = GROUP_BY[args.group_by]
     req.time_zone = args.time_zone or ""
     try:
-        reply = stub.GetStatistics(req, timeout=30)
+        reply = stub.GetStatistics(req, timeout=ASK_TIMEOUT_S)
         scope_id, scope_name = ("", "") if args.json else _scope_unit(stub, args.scope or "")
     except grpc.RpcError as e:
-        client.fail_rpc(e, address)
+        client.fail_rpc(e, address, ASK_TIMEOUT_S)
     if args.json:
         print(client.reply_json(reply))
         return client.EXIT_OK
