@@ -83,3 +83,47 @@ def test_the_timeout_is_set_on_workers_sessions_only() -> None:
                 assert (got, alive) == (expected, 10)
             finally:
                 engine.dispose()
+
+
+def test_a_frozen_worker_resumed_after_another_applied_its_batch_counts_nothing_twice(
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """Two workers given the same records (a rebalance while one was frozen): the frozen one
+    holds its batch's locks inside its transaction, PostgreSQL ends its session, the other
+    commits; the frozen one, resumed, fails its commit, re-reads and counts nothing again."""
+    from duhub.readmodel import writer
+    from services.aggregate.apply import BatchApplier
+    from tests.unit.builders import hierarchy
+    from tests.unit.test_apply_waits import new_village, record, visits, visits_counted
+
+    monkeypatch.setattr(engine_mod, "WORKER_IDLE_IN_TRANSACTION_S", IDLE_S)
+    with fresh_database() as url:
+        frozen = BatchApplier(open_engine(url, worker=True))
+        other = BatchApplier(open_engine(url, worker=True))
+        try:
+            refs = [record(2, i, e) for i, e in enumerate(hierarchy())]
+            other.apply([*refs, new_village()])
+            frozen.refresh()
+            batch = visits(10)
+            real, froze = writer._set_positions, threading.Event()
+
+            def freeze_once(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if threading.current_thread().name == "frozen" and not froze.is_set():
+                    froze.set()
+                    time.sleep(IDLE_S + 3)  # SIGSTOP'd with its rollup rows locked
+                return real(conn, *args, **kwargs)
+
+            monkeypatch.setattr(writer, "_set_positions", freeze_once)
+            worker = threading.Thread(target=frozen.apply, args=(batch,), name="frozen")
+            worker.start()
+            assert froze.wait(10)
+            started = time.monotonic()
+            other.apply(batch)  # waits on the frozen one's locks until its session ends
+            assert time.monotonic() - started < IDLE_S + 2.5
+            worker.join(30)
+            assert not worker.is_alive()
+            assert frozen.positions[0] == other.positions[0] == 10
+            assert visits_counted(other) == 10
+        finally:
+            frozen.engine.dispose()
+            other.engine.dispose()
