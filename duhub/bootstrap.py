@@ -28,6 +28,7 @@ from duhub.health import (
     database_check,
     flag_check,
     log_check,
+    writes_check,
 )
 from duhub.log.base import EventLog
 from duhub.log.belongs import check_belongs
@@ -458,7 +459,10 @@ class Hub:
             max_streams_per_caller=self.config.max_streams_per_caller,
         )
         logs, db = log_check(self.log), database_check(self.engine)
-        services = {"": [logs, db], INGEST_SERVICE: [logs, db], QUERY_SERVICE: [db]}
+        # The hub as a whole ("") is not serving while its aggregator cannot write (a full
+        # disk); ingest (into the log) and query (from what is written) still are.
+        whole = [logs, db, writes_check(self.engine)]
+        services = {"": whole, INGEST_SERVICE: [logs, db], QUERY_SERVICE: [db]}
         self.monitor = watch_health(health_, services, self.ingestor)
         self.server.start()
         if self.config.http:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from duhub.diskfull import writes_refused
 from duhub.metrics import DEPENDENCY_UP
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class Check:
 
     name: str
     probe: Callable[[], object]
+    # Whether the monitor logs its changes (not when what fails says so itself).
+    logged: bool = True
 
 
 def log_check(log_: object) -> Check:
@@ -66,6 +69,22 @@ def database_check(engine: Engine) -> Check:
             conn.execute(text("SELECT 1"))
 
     return Check("read model", probe)
+
+
+# The read model answers but refuses this process's writes (its disk is full): the aggregator
+# says so itself (services.aggregate.apply), so the monitor does not.
+WRITES = "read model writes"
+
+
+def writes_check(engine: Engine) -> Check:
+    """Passes unless the aggregator of this process finds the read model's disk full."""
+
+    def probe() -> None:
+        why = writes_refused(engine)
+        if why:
+            raise RuntimeError(f"the read model's disk is full ({why})")
+
+    return Check(WRITES, probe, logged=False)
 
 
 def flag_check(name: str, flag: threading.Event) -> Check:
@@ -110,10 +129,10 @@ class HealthMonitor:
                 ok, why = True, ""
             except Exception as e:  # any failure to answer is "unreachable"
                 ok, why = False, f"{type(e).__name__}: {e}"
-            if name in ("log", "read model"):
-                DEPENDENCY_UP.labels(name.replace(" ", "_")).set(1 if ok else 0)
             if self.ok.get(name) != ok:
-                if name == "ready":  # ingest's "caught up with the log", not a dependency
+                if not check.logged:
+                    pass
+                elif name == "ready":  # ingest's "caught up with the log", not a dependency
                     if ok:
                         log.info("health: caught up with the log: serving")
                 elif ok and name in self.ok:
@@ -123,6 +142,12 @@ class HealthMonitor:
                 if self.on_change is not None:
                     self.on_change(name, ok)
             self.ok[name] = ok
+        # A read model that answers but refuses the aggregator's writes is down for it: its
+        # figures stand still (query still answers from it, so its health stays SERVING).
+        for name in ("log", "read model"):
+            if name in checks:
+                up = self.ok[name] and (name != "read model" or self.ok.get(WRITES, True))
+                DEPENDENCY_UP.labels(name.replace(" ", "_")).set(1 if up else 0)
         for service, cs in self.services.items():
             serving = all(self.ok.get(c.name, False) for c in cs)
             self.servicer.set(service, SERVING if serving else NOT_SERVING)
@@ -149,7 +174,7 @@ def watch_dependencies(log_: object, engine: Engine) -> HealthMonitor:
     """Probe the log and the read model of a process that serves no gRPC health (an aggregate
     worker), so that its metrics say which is down (`duhub_dependency_up`) and its log says
     when. Without it the worker's scrape only lost its lag while either was down."""
-    checks = {"": [log_check(log_), database_check(engine)]}
+    checks = {"": [log_check(log_), database_check(engine), writes_check(engine)]}
     return HealthMonitor(health.HealthServicer(), checks).start()
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, named_event_id
+from duhub.diskfull import db_name, disk_full, refuse_writes, writes_again
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
 from duhub.log.identity import Mark, record_hash
@@ -114,17 +115,20 @@ FORGED_NO_STAMP = (
 )
 
 
-def _wait_out(e: Exception, since: float | None, stopping: threading.Event) -> float:
+def _wait_out(
+    e: Exception, since: float | None, stopping: threading.Event, *, quiet: bool = False
+) -> float:
     """Wait a second through an outage of the read model that began at `since` (now when
     None) and return when it began; raise `e` once it has lasted DB_OUTAGE_LIMIT_S, or at
     once when the worker is stopping: the batch cannot commit meanwhile, and waiting held
     the stop past the 30 s a container gets (its partitions' next owner applies it from the
-    positions in the read model)."""
+    positions in the read model). `quiet`: the outage was said already (a full disk)."""
     now = time.monotonic()
     since = now if since is None else since
     if stopping.is_set() or now - since > DB_OUTAGE_LIMIT_S:
         raise e
-    log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
+    if not quiet:
+        log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
     time.sleep(1.0)
     return since
 
@@ -186,6 +190,8 @@ class BatchApplier:
         self.positions: dict[int, int] = read_positions(engine)
         # Set when the worker stops: an outage of the read model is not waited out then.
         self.stopping = threading.Event()
+        # When the read model's disk filled (monotonic), while it refuses this worker's writes.
+        self.full_since: float | None = None
         self._blocked_since: dict[tuple[int, int], float] = {}
         # partition -> offset of its Kafka-direct head left waiting for the other partitions
         # to pass its log time (see `log_settled`: two such of one millisecond), kept across
@@ -235,7 +241,9 @@ class BatchApplier:
             try:
                 if outage_since is not None:
                     self.refresh()  # the commit may or may not have happened: ask
-                return self._apply_once(records, figures)
+                out = self._apply_once(records, figures)
+                self._written()
+                return out
             except (PositionConflict, IntegrityError) as e:
                 # Another worker applied some of these (a rebalance), or a concurrent batch
                 # took an id first: start again from what is committed.
@@ -244,10 +252,42 @@ class BatchApplier:
                 attempt += 1
                 self.refresh()
             except (OperationalError, InterfaceError) as e:
-                # The read model is unreachable. Nothing of this batch counts unless its
-                # positions committed: re-read them once it answers, and apply from there.
-                outage_since = _wait_out(e, outage_since, self.stopping)
+                # The read model is unreachable, or its disk is full. Nothing of this batch
+                # counts unless its positions committed: re-read them once it answers, and
+                # apply from there.
+                full = disk_full(e)
+                if full:
+                    self._disk_full(e)
+                outage_since = _wait_out(e, outage_since, self.stopping, quiet=full)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
+
+    def _disk_full(self, e: Exception) -> None:
+        """Say once per outage that the read model's disk is full (it answers, so it is not
+        "unreachable"), and mark it so for the health checks and `duhub_dependency_up`."""
+        if self.full_since is not None:
+            return
+        self.full_since = time.monotonic()
+        why = str(getattr(e, "orig", None) or e).splitlines()[0]
+        refuse_writes(self.engine, why)
+        log.warning(
+            "the read model's disk is full (%s: %s): nothing is applied until it has room "
+            "(ingest still appends to the log); trying again every second",
+            db_name(self.engine),
+            why,
+        )
+
+    def _written(self) -> None:
+        """After a commit: say so when it ends a full disk's outage."""
+        if self.full_since is None:
+            return
+        lasted = time.monotonic() - self.full_since
+        self.full_since = None
+        writes_again(self.engine)
+        log.warning(
+            "the read model %s is written again (its disk was full for %.0f s); catching up",
+            db_name(self.engine),
+            lasted,
+        )
 
     def _apply_once(self, records: Sequence[LogRecord], figures: bool = True) -> Applied:
         prepared = self.prepare(records, figures)
