@@ -385,9 +385,11 @@ def watch_health(
         if name in ("log", "read model"):
             (down.discard if ok else down.add)(name)
             if ingestor is not None:
-                ingestor.unreachable = " and ".join(sorted(down))
+                ingestor.unreachable = " and ".join(sorted(down - monitor.full))
+                ingestor.full = " and ".join(f"the {n}'s" for n in sorted(down & monitor.full))
 
-    return HealthMonitor(servicer, services, on_change=on_change).start()
+    monitor = HealthMonitor(servicer, services, on_change=on_change)
+    return monitor.start()
 
 
 class Hub:

@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from duhub.diskfull import writes_refused
+from duhub.diskfull import disk_full, writes_refused
 from duhub.metrics import DEPENDENCY_UP
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ class HealthMonitor:
         self.interval = interval
         self.on_change = on_change
         self.ok: dict[str, bool] = {}
+        # Names of the checks failing because a disk is full (said so, not "unreachable").
+        self.full: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -126,17 +128,23 @@ class HealthMonitor:
         for name, check in checks.items():
             try:
                 check.probe()
-                ok, why = True, ""
-            except Exception as e:  # any failure to answer is "unreachable"
-                ok, why = False, f"{type(e).__name__}: {e}"
-            if self.ok.get(name) != ok:
+                ok, why, full = True, "", False
+            except Exception as e:  # any failure to answer is "unreachable", but a full disk
+                ok, why, full = False, f"{type(e).__name__}: {e}", disk_full(e)
+            was_full = name in self.full
+            (self.full.add if full else self.full.discard)(name)
+            if self.ok.get(name) != ok or (not ok and full != was_full):
                 if not check.logged:
                     pass
                 elif name == "ready":  # ingest's "caught up with the log", not a dependency
                     if ok:
                         log.info("health: caught up with the log: serving")
+                elif ok and was_full:
+                    log.warning("health: the %s's disk has room again", name)
                 elif ok and name in self.ok:
                     log.warning("health: %s is reachable again", name)
+                elif full:
+                    log.warning("health: the %s's disk is full (%s)", name, why[:300])
                 elif not ok:
                     log.warning("health: %s unreachable (%s)", name, why[:300])
                 if self.on_change is not None:

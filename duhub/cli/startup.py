@@ -5,6 +5,8 @@ from __future__ import annotations
 from kafka.errors import BrokerResponseError, KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from duhub.diskfull import disk_full, no_space_at
+
 # What opening the backends and binding the addresses raises for a bad option (a
 # ValueError or OSError names it already) or an unreachable backend.
 FAILURES = (ValueError, OSError, SQLAlchemyError, KafkaError)
@@ -26,12 +28,24 @@ def failure(e: BaseException, db_url: str, log_url: str) -> str:
     """Return the line to print for one of FAILURES."""
     if isinstance(e, SQLAlchemyError):
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        path = _sqlite_file(db_url)
+        if path is not None and (disk_full(e) or no_space_at(path)):
+            # SQLite says "disk I/O error" when a full disk stops it creating its files,
+            # which reads like a hardware fault.
+            reason = f"no space left on the device holding {path} (SQLite: {reason})"
         return f"--db: cannot open {redacted(db_url)}: {reason}"
     if isinstance(e, BrokerResponseError):  # it answered, refusing (too many replicas, say)
         return f"--log: the broker of {log_url} refused: {e}"
     if isinstance(e, KafkaError):
         return f"--log: cannot reach {log_url}: {e}"
     return str(e)
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (None for another database or one in memory)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return url.removeprefix("sqlite:///")
 
 
 def redacted(url: str) -> str:

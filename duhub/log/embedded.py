@@ -13,6 +13,7 @@ only the records after the prefix it vouches for.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import itertools
 import logging
@@ -328,8 +329,8 @@ class EmbeddedLog:
         if not os.access(self.path, os.W_OK):
             raise OSError(f"log: {self.path} is not writable")
         fs = os.statvfs(self.path)
-        if fs.f_bavail * fs.f_frsize < 1024 * 1024:
-            raise OSError(f"log: no space left for {self.path}")
+        if fs.f_bavail * fs.f_frsize < 1024 * 1024:  # ENOSPC: health says the disk is full
+            raise OSError(errno.ENOSPC, f"log: no space left on the device holding {self.path}")
 
     def wait(self, positions: dict[int, int], timeout: float) -> bool:
         want = positions.get(0, 0)

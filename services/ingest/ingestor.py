@@ -213,6 +213,8 @@ class Ingestor:
         # Set by the health monitor (duhub.bootstrap.watch_health): what it finds unreachable
         # ("log", "read model"); while not empty, publishing is refused at once (UNAVAILABLE).
         self.unreachable = ""
+        # What of them it finds with a full disk ("the log's"): said so, not "unreachable".
+        self.full = ""
         # Per partition, the offset the log has reached by all this process knows (the read
         # model's positions, its own appends): offsets only grow, so a record acknowledged
         # below it, or a log ending before it, means the log lost records.
@@ -290,8 +292,8 @@ class Ingestor:
         try:
             if self.failure:
                 raise NotReady(self.failure)
-            if self.unreachable:
-                raise NotReady(f"the {self.unreachable} is unreachable; retry later")
+            if self.unreachable or self.full:
+                raise NotReady(self._not_ready())
             if not allow_reference and not self.open_to_clients.is_set():
                 raise NotReady("ingest is loading the reference hierarchy; retry shortly")
             with self._lock:
@@ -302,6 +304,13 @@ class Ingestor:
         finally:
             self._give(prepared.knowledge)
         return prepared.results
+
+    def _not_ready(self) -> str:
+        """Why publishing is refused while a dependency is down (the health monitor's word)."""
+        why = [f"the {self.unreachable} is unreachable"] if self.unreachable else []
+        if self.full:
+            why.append(f"{self.full} disk is full")
+        return " and ".join(why) + "; retry later"
 
     def _commit(self, prepared: Prepared, allow_reference: bool) -> None:
         results, decoded = prepared.results, prepared.decoded

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
 from kafka.errors import KafkaError
 
 from duhub.auth.principal import Forbidden, Principal, check_publish
+from duhub.diskfull import disk_full
 from duhub.health import abort_unavailable
 from duhub.log.base import LogClosed
 from duhub.v1 import ingest_pb2 as ipb
@@ -41,6 +43,25 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self.ingestor = ingestor
         self.security = security
         self.streams = StreamSlots("PublishStream", max_streams, max_streams_per_caller)
+        # When an append first met a full disk (monotonic), until one is appended again:
+        # said once per outage, not with a traceback per refused batch.
+        self._full_since: float | None = None
+
+    def _disk_full(self, e: BaseException) -> None:
+        if self._full_since is not None:
+            return
+        self._full_since = time.monotonic()
+        log.error(
+            "append failed: the log's disk is full (%s); publishers are answered UNAVAILABLE "
+            "until it has room",
+            _cause(e),
+        )
+
+    def _room_again(self) -> None:
+        since, self._full_since = self._full_since, None
+        if since is not None:
+            lasted = time.monotonic() - since
+            log.warning("appending again (the log's disk was full for %.0f s)", lasted)
 
     def _publish(
         self,
@@ -67,10 +88,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         try:
             if prepared is None:
-                return summarize(self.ingestor.publish(events))
-            if isinstance(prepared, BaseException):
+                results = self.ingestor.publish(events)
+            elif isinstance(prepared, BaseException):
                 raise prepared
-            return summarize(self.ingestor.commit(prepared))
+            else:
+                results = self.ingestor.commit(prepared)
+            if self._full_since is not None:
+                self._room_again()
+            return summarize(results)
         except BatchTooLarge as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except NotReady as e:
@@ -78,6 +103,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         except LogClosed:  # stopping, past the server's grace: not appended, nothing to trace
             abort_unavailable(context, "the hub is stopping; nothing was appended")
         except (OSError, KafkaError) as e:  # the log did not take it: nothing is acknowledged
+            if disk_full(e):
+                self._disk_full(e)
+                abort_unavailable(context, f"the log's disk is full ({_cause(e)}); retry later")
             log.exception("append failed")
             abort_unavailable(context, f"the log is not writable: {e}")
         raise AssertionError("unreachable")
@@ -102,6 +130,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                     yield self._publish(request, context, principal, prepared)
             finally:
                 ahead.close()
+
+
+def _cause(e: BaseException) -> str:
+    """A full disk's error in a few words ("No space left on device")."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
 _END = object()
