@@ -28,6 +28,7 @@ from duhub.log.spec import is_kafka
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.layout import LayoutRefused
 from duhub.readmodel.schema import metadata
 from services.aggregate.replay import (
     ReplayCut,
@@ -272,7 +273,7 @@ def _open(url: str, option: str) -> Engine:
     """Open a read model, or exit 2 naming the option when it cannot be opened."""
     try:
         return open_engine(url)
-    except (SQLAlchemyError, OSError) as e:
+    except (SQLAlchemyError, OSError, LayoutRefused) as e:  # refused: written by another build
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         client.fail(f"{option}: cannot open {redacted(url)}: {reason}", client.EXIT_USAGE)
 

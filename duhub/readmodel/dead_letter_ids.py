@@ -19,11 +19,10 @@ from duhub.convert import event_id_of
 from duhub.log.base import EventLog, read_range
 from duhub.log.belongs import other_log
 from duhub.readmodel import schema as s
-from duhub.readmodel.layout import apply_once
+from duhub.readmodel.layout import DEAD_LETTER_IDS, apply_once
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_IDS = "dead-letter-ids"
 # Places of the log closer than this are read in one stretch, the records between them too:
 # on Kafka a read costs 1.5-15 ms (a round trip, and the records of its batch before the place
 # decoded), a record read through ~20 µs. Before, each place was a read of its own: 1,000 in a

@@ -25,22 +25,91 @@ COVERAGE_COUNTIES = "coverage-counties"
 COVERAGE_FIRSTS = "coverage-firsts"
 POSITION_MARKS = "position-marks"
 REFERENCE_RULES = "reference-rules"
+LAYOUT_MARKS = "layout-marks"
+# Made by the services that open the log too (`dead_letter_ids.py`).
+DEAD_LETTER_IDS = "dead-letter-ids"
+
+# Every change this build knows. One more in `layout` was made by a newer build.
+KNOWN = {
+    YEAR_ROLLUPS,
+    COVERAGE_COUNTIES,
+    COVERAGE_FIRSTS,
+    POSITION_MARKS,
+    REFERENCE_RULES,
+    LAYOUT_MARKS,
+    DEAD_LETTER_IDS,
+}
+
+# What to do with a read model this build cannot trust: it is derived from the log whole.
+REBUILD = (
+    "rebuild it from the log: stop every duhub process on it, then either delete it (SQLite: "
+    "the file with its -wal and -shm; PostgreSQL: drop its tables) and start again, which "
+    "applies the log into it anew, or 'duhub replay --fresh --no-compare --into URL' into a "
+    "new database and give that to --db ('duhub replay --data-dir DIR --fresh' names the "
+    "figures that differ)"
+)
+
+
+class LayoutRefused(ValueError):
+    """The read model was written by a build of another layout: its figures cannot be
+    trusted by this one."""
 
 
 def upgrade(engine: Engine) -> None:
     """Apply the layout changes this read model lacks (before its missing indexes are made:
-    one of them is on a column a change adds), in order."""
+    one of them is on a column a change adds), in order; refuse one a newer build made, or
+    rows an older build wrote since (`check_written`)."""
     with engine.connect() as conn:
         applied = {name for (name,) in plain_rows(conn, "SELECT name FROM layout")}
+    if unknown := sorted(applied - KNOWN):
+        raise LayoutRefused(
+            f"the read model {_where(engine)} has changes of layout this build does not know "
+            f"({', '.join(unknown)}): a newer duhub build made them, and this one would write "
+            "around their tables, its figures wrong from then on. Run the newer build, or "
+            + REBUILD
+        )
     for change, apply in (
         (YEAR_ROLLUPS, _add_year_rollups),
         (COVERAGE_COUNTIES, _add_coverage_counties),
         (COVERAGE_FIRSTS, _add_coverage_firsts),
         (POSITION_MARKS, _add_position_marks),
         (REFERENCE_RULES, _add_reference_rules),
+        (LAYOUT_MARKS, _add_layout_marks),
     ):
         if change not in applied:
             apply_once(engine, change, apply)
+    check_written(engine)
+
+
+def check_written(engine: Engine) -> None:
+    """Refuse a read model whose positions a build not knowing its layout moved: one made
+    before LAYOUT_MARKS moves `next_offset` and leaves `layout_offset` behind (or NULL in a
+    partition it added). Such a build wrote rows around the tables it does not know (year
+    rollups, coverage_firsts, coverage counties: found by an upgrade probe, 2026-12-06, as
+    DIFFERENT figures served without a word), and which of them cannot be told, nor can every
+    such table be derived again from the others (coverage_firsts only from the log)."""
+    with engine.connect() as conn:
+        moved = plain_rows(
+            conn,
+            "SELECT partition, next_offset, layout_offset FROM log_positions "
+            "WHERE layout_offset IS NULL OR layout_offset <> next_offset ORDER BY partition",
+        )
+    if moved:
+        where = ", ".join(
+            f"partition {p} at {o} (this layout's writers left it at "
+            f"{'none' if lo is None else lo})"
+            for p, o, lo in moved[:5]
+        )
+        raise LayoutRefused(
+            f"the read model {_where(engine)} was written by a duhub build older than its "
+            f"layout since this build's last wrote it ({where}{', …' if len(moved) > 5 else ''})"
+            ": such a build writes around the tables it does not know, so its figures may be "
+            "wrong. Do not run older builds on it; " + REBUILD
+        )
+
+
+def _where(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
@@ -131,3 +200,12 @@ def _add_reference_rules(conn: Connection) -> None:
     before has none (NULL), so the next start checks its file whole once more."""
     if "rules" not in {c["name"] for c in inspect(conn).get_columns("reference_loaded")}:
         conn.exec_driver_sql("ALTER TABLE reference_loaded ADD COLUMN rules INTEGER")
+
+
+def _add_layout_marks(conn: Connection) -> None:
+    """Give log_positions the column that moves with each position a writer knowing the
+    layout commits, set where the positions stand: what they hold now is taken as this
+    layout's (an older build's writes before this change cannot be told from ours)."""
+    if "layout_offset" not in {c["name"] for c in inspect(conn).get_columns("log_positions")}:
+        conn.exec_driver_sql("ALTER TABLE log_positions ADD COLUMN layout_offset BIGINT")
+    conn.exec_driver_sql("UPDATE log_positions SET layout_offset = next_offset")

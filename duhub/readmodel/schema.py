@@ -244,6 +244,11 @@ log_positions = Table(
     # model made before them (`layout.py`) until a batch of the partition commits.
     Column("last_offset", BigInteger, nullable=True),
     Column("last_hash", BigInteger, nullable=True),
+    # next_offset as last set by a writer that knows this read model's layout (since
+    # 2026-12-06; LAYOUT_MARKS), in the same statement. A build before it moves next_offset
+    # and leaves this behind: the sign that it wrote rows around tables it did not know, which
+    # a start of this build refuses (`layout.check_written`).
+    Column("layout_offset", BigInteger, nullable=True),
 )
 
 

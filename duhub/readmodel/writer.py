@@ -829,7 +829,9 @@ def _set_positions(
 ) -> None:
     """Move the positions (compared with `expected` when given) and, when every partition
     moved has one, set its mark: the last record applied. A position moved without one keeps
-    the mark it had, a record still in the log below it."""
+    the mark it had, a record still in the log below it. `layout_offset` moves with each
+    position, in the same statement (a column more on a row written anyway): builds that do
+    not know the layout leave it behind (`layout.check_written`)."""
     if not positions:
         return
     marked = all(p in marks for p in positions)
@@ -854,7 +856,8 @@ def _set_positions(
             values = ", ".join(f"({int(p)}, {int(a)}, {int(b)})" for p, a, b in moves)
             sets, more = "", ""
         done = conn.exec_driver_sql(
-            f"UPDATE log_positions SET next_offset = v.upto{sets} FROM (SELECT column1 AS p, "
+            "UPDATE log_positions SET next_offset = v.upto, layout_offset = v.upto"
+            f"{sets} FROM (SELECT column1 AS p, "
             f"column2 AS start, column3 AS upto{more} FROM (VALUES " + values + ") AS moves) "
             "AS v WHERE log_positions.partition = v.p AND log_positions.next_offset = v.start"
         )
@@ -864,8 +867,13 @@ def _set_positions(
             )
         return
     stmt = _insert(conn, s.log_positions)
-    rows = [{"partition": p, "next_offset": o} for p, o in sorted(positions.items())]
-    updated = {"next_offset": stmt.excluded.next_offset}
+    rows = [
+        {"partition": p, "next_offset": o, "layout_offset": o} for p, o in sorted(positions.items())
+    ]
+    updated = {
+        "next_offset": stmt.excluded.next_offset,
+        "layout_offset": stmt.excluded.layout_offset,
+    }
     if marked:
         for row in rows:
             row["last_offset"], row["last_hash"] = marks[row["partition"]]

@@ -26,7 +26,12 @@ def test_a_service_refuses_a_read_model_past_the_end_of_its_log(
     with fresh_database() as db_url:
         engine = open_engine(db_url)  # the schema
         with engine.begin() as conn:  # what a read model of 959 records of another log holds
-            conn.execute(text("INSERT INTO log_positions (partition, next_offset) VALUES (0, 959)"))
+            conn.execute(
+                text(
+                    "INSERT INTO log_positions (partition, next_offset, layout_offset) "
+                    "VALUES (0, 959, 959)"
+                )
+            )
         engine.dispose()
         args = ["serve", service, "--log", kafka_log_url(partitions=1), "--db", db_url]
         args += ["--data-dir", str(tmp_path), "--listen", "127.0.0.1:0"]

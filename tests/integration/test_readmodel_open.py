@@ -9,10 +9,12 @@ import sys
 import time
 
 import psycopg2
+import pytest
 
 from duhub.projections.effects import Counted
 from duhub.projections.timegrid import YEAR
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.layout import LayoutRefused
 from duhub.readmodel.schema import unit_path
 from duhub.readmodel.writer import write_batch
 from tests.infra import fresh_database
@@ -141,3 +143,35 @@ def test_processes_opening_an_older_read_model_at_once_add_its_year_rows_once() 
         procs = [subprocess.Popen([sys.executable, "-c", opener]) for _ in range(4)]
         assert [p.wait(timeout=60) for p in procs] == [0] * 4
         assert _rollups(url) == made
+
+
+def test_a_read_model_an_older_worker_wrote_since_is_refused() -> None:
+    """As on SQLite (tests/unit/test_readmodel_rollback.py), through PostgreSQL and the
+    compare-and-set a Kafka worker moves its positions with: an older worker's batch moves
+    them without `layout_offset`, written around the year rows, and a start of this build
+    refuses the read model instead of serving its figures."""
+    with fresh_database() as url:
+        _counted(url, ("c", "k"), [(455_000, "a", 1)])
+        engine = open_engine(url)
+        try:
+            hour = 3_600_000_000_000
+            batch = [Counted(("c", "k"), "visits", "a", 455_001 * hour, 2, "e9", 1)]
+            write_batch(engine, batch, {0: 4}, expected={})
+            write_batch(engine, batch[:0], {0: 7}, expected={0: 4})
+        finally:
+            engine.dispose()
+        open_engine(url).dispose()  # what this build wrote opens
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:  # as an older worker's batch
+            cur.execute("UPDATE rollups SET value = value + 5 WHERE grain <> %s", (YEAR,))
+            cur.execute(
+                "UPDATE log_positions SET next_offset = 11 WHERE partition = 0 AND next_offset = 7"
+            )
+        with pytest.raises(
+            LayoutRefused, match=r"partition 0 at 11 \(this layout's writers left it at 7\)"
+        ):
+            open_engine(url)
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:  # and a newer build's layout
+            cur.execute("UPDATE log_positions SET layout_offset = next_offset")
+            cur.execute("INSERT INTO layout VALUES ('hour-sketches', 1)")
+        with pytest.raises(LayoutRefused, match=r"\(hour-sketches\): a newer duhub build"):
+            open_engine(url)

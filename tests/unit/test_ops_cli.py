@@ -315,7 +315,7 @@ def test_a_replay_does_not_fold_its_log_into_another_hubs_live_read_model(
                 conn.execute(
                     text(
                         "UPDATE log_positions SET partition = 2, next_offset = 1160, "
-                        "last_offset = 1159"
+                        "last_offset = 1159, layout_offset = 1160"
                     )
                 )
         figures = digest(table_digests(other.engine))

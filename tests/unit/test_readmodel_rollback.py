@@ -1,0 +1,107 @@
+"""A read model this build cannot trust is refused at open, not served: one an older build
+wrote since this one did (its positions moved without `layout_offset`), and one a newer
+build changed the layout of. Found by an upgrade probe (2026-12-06): an older build run again
+on an upgraded read model wrote its rows around the year rollups and coverage_firsts, and
+the current build served the wrong figures without a word."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from duhub.projections.effects import Counted
+from duhub.projections.timegrid import MONTH
+from duhub.readmodel.engine import open_engine
+from duhub.readmodel.layout import LayoutRefused
+from duhub.readmodel.writer import read_positions, write_batch
+
+HOUR = 3_600_000_000_000
+PATH = ("c", "k", "t")
+
+
+def _counted(first: int, n: int) -> list[Counted]:
+    return [
+        Counted(PATH, "visits", "a", (455_000 + i) * HOUR, 1, f"e{i}", 1)
+        for i in range(first, first + n)
+    ]
+
+
+def _written_by_this_build(path: Path) -> None:
+    """Two batches, through both ways positions move (upsert, and compare-and-set)."""
+    engine = open_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO units VALUES ('c', '', 1, 'c', '/c/', 0, 0, 0), "
+                "('k', 'c', 2, 'k', '/c/k/', 0, 0, 0), ('t', 'k', 3, 't', '/c/k/t/', 0, 0, 0)"
+            )
+        write_batch(engine, _counted(0, 5), {0: 5})
+        write_batch(engine, _counted(5, 4), {0: 9}, expected={0: 5})
+    finally:
+        engine.dispose()
+
+
+def test_a_read_model_an_older_build_wrote_since_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    engine = open_engine(f"sqlite:///{path}")  # what this build wrote opens
+    assert read_positions(engine) == {0: 9}
+    engine.dispose()
+    with sqlite3.connect(path) as db:  # as a build before year rollups wrote a batch
+        db.execute(
+            "INSERT INTO rollups VALUES ('c', ?, 'visits', 'a', 455100, 3, 3) "
+            "ON CONFLICT DO UPDATE SET value = value + 3, events = events + 3",
+            (MONTH,),
+        )
+        db.execute(
+            "INSERT INTO log_positions (partition, next_offset) VALUES (0, 12) "
+            "ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset"
+        )
+    with pytest.raises(LayoutRefused) as refused:
+        open_engine(f"sqlite:///{path}")
+    message = str(refused.value)
+    assert "written by a duhub build older than its layout" in message
+    assert "partition 0 at 12 (this layout's writers left it at 9)" in message
+    assert "duhub replay --fresh" in message and "delete it" in message
+    with pytest.raises(LayoutRefused):  # still: nothing was changed by the refusal
+        open_engine(f"sqlite:///{path}")
+
+
+def test_a_partition_an_older_build_added_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO log_positions (partition, next_offset) VALUES (1, 3)")
+    with pytest.raises(
+        LayoutRefused, match=r"partition 1 at 3 \(this layout's writers left it at none\)"
+    ):
+        open_engine(f"sqlite:///{path}")
+
+
+def test_a_read_model_made_before_the_marks_gets_them_and_opens(tmp_path: Path) -> None:
+    """Upgraded in place, as every change before: its positions are taken as this layout's."""
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    with sqlite3.connect(path) as db:  # as a build before the marks left it
+        db.execute("ALTER TABLE log_positions DROP COLUMN layout_offset")
+        db.execute("DELETE FROM layout WHERE name = 'layout-marks'")
+    engine = open_engine(f"sqlite:///{path}")
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT layout_offset FROM log_positions").fetchall() == [(9,)]
+
+
+def test_a_layout_a_newer_build_made_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    with sqlite3.connect(path) as db:  # as a newer build left it
+        db.execute("INSERT INTO layout VALUES ('hour-sketches', 1), ('audit-index', 2)")
+    with pytest.raises(LayoutRefused) as refused:
+        open_engine(f"sqlite:///{path}")
+    message = str(refused.value)
+    assert "(audit-index, hour-sketches)" in message and "a newer duhub build made them" in message
+    with sqlite3.connect(path) as db:  # nothing applied or claimed on the way
+        names = {n for (n,) in db.execute("SELECT name FROM layout")}
+    assert {"hour-sketches", "audit-index"} <= names
