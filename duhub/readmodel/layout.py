@@ -45,8 +45,7 @@ REBUILD = (
     "rebuild it from the log: stop every duhub process on it, then either delete it (SQLite: "
     "the file with its -wal and -shm; PostgreSQL: drop its tables) and start again, which "
     "applies the log into it anew, or 'duhub replay --fresh --no-compare --into URL' into a "
-    "new database and give that to --db ('duhub replay --data-dir DIR --fresh' names the "
-    "figures that differ)"
+    "new database and give that to --db"
 )
 
 
@@ -95,14 +94,15 @@ def check_written(engine: Engine) -> None:
             "WHERE layout_offset IS NULL OR layout_offset <> next_offset ORDER BY partition",
         )
     if moved:
-        where = ", ".join(
-            f"partition {p} at {o} (this layout's writers left it at "
-            f"{'none' if lo is None else lo})"
+        where = "; ".join(
+            f"partition {p} at {o}, "
+            + ("added by it" if lo is None else f"left at {lo} by this layout's writers")
             for p, o, lo in moved[:5]
         )
+        more = "; …" if len(moved) > 5 else ""
         raise LayoutRefused(
             f"the read model {_where(engine)} was written by a duhub build older than its "
-            f"layout since this build's last wrote it ({where}{', …' if len(moved) > 5 else ''})"
+            f"layout since a writer of this layout last did ({where}{more})"
             ": such a build writes around the tables it does not know, so its figures may be "
             "wrong. Do not run older builds on it; " + REBUILD
         )

@@ -167,7 +167,7 @@ def test_a_read_model_an_older_worker_wrote_since_is_refused() -> None:
                 "UPDATE log_positions SET next_offset = 11 WHERE partition = 0 AND next_offset = 7"
             )
         with pytest.raises(
-            LayoutRefused, match=r"partition 0 at 11 \(this layout's writers left it at 7\)"
+            LayoutRefused, match="partition 0 at 11, left at 7 by this layout's writers"
         ):
             open_engine(url)
         with psycopg2.connect(url) as conn, conn.cursor() as cur:  # and a newer build's layout
