@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from duhub.bootstrap import open_log
 from duhub.cli import client
+from duhub.cli.replay_guard import applied_without_cut
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.tables import shown
 from duhub.cli.timeargs import time_arg, zone_arg
@@ -69,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
         client.fail(str(e), client.EXIT_USAGE)
     if same_database(target_url, live_url):
         client.fail("--into: must not be the live read model", client.EXIT_USAGE)
+    own = data_dir / "readmodel.db"
+    if same_database(target_url, f"sqlite:///{own}"):
+        # The data dir's own is the one `duhub up --data-dir` serves, whatever --db (or
+        # DUHUB_DB) names: before, --fresh deleted it under the running hub.
+        client.fail(
+            f"--into: must not be the live read model ({own}, the data dir's own)",
+            client.EXIT_USAGE,
+        )
     # Given empty (a script's unset variable) a time is refused, not read as left out: an
     # empty --until replayed the whole log.
     zone = zone_arg(args.time_zone)
@@ -139,6 +148,15 @@ def run(args: argparse.Namespace) -> int:
                 f"({ends.get(p, 0)}): nothing would count",
                 client.EXIT_USAGE,
             )
+    if args.fresh and applied_without_cut(target_url):
+        # A hub's live read model (another data dir's, a PostgreSQL one) or a replay older
+        # than recorded cuts: --fresh does not delete figures no replay made.
+        client.fail(
+            f"--into: {redacted(target_url)} holds applied records but is not a replay's "
+            "(perhaps a hub's live read model): --fresh would delete them; give another "
+            "--into, or delete it yourself if that is what you mean",
+            client.EXIT_USAGE,
+        )
     if args.fresh:
         _start_over(target_url)
     target = _open(target_url, "--into")

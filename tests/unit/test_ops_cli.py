@@ -71,6 +71,52 @@ def test_replay_refuses_the_live_read_model_however_it_is_spelled(
     assert digest(table_digests(hub.engine)) == figures
 
 
+def test_replay_refuses_the_data_dirs_own_read_model_whatever_db_names(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # Before, only --db's database was refused: with DUHUB_DB (or --db) naming another file,
+    # --fresh deleted DATA/readmodel.db under the hub `duhub up --data-dir DATA` ran, which
+    # then answered "the read model holds no units", its figures short after a restart.
+    before, figures = live_files(hub.dir), digest(table_digests(hub.engine))
+    done = duhub(
+        "replay",
+        "--data-dir",
+        str(hub.dir),
+        "--db",
+        f"sqlite:///{tmp_path / 'other.db'}",
+        "--into",
+        f"sqlite:///{hub.dir / 'readmodel.db'}",
+        "--fresh",
+        "--no-compare",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--into: must not be the live read model" in done.stderr
+    assert "the data dir's own" in done.stderr
+    assert live_files(hub.dir) == before
+    assert digest(table_digests(hub.engine)) == figures
+
+
+def test_replay_fresh_refuses_a_read_model_no_replay_made(hub: Pipeline) -> None:
+    # Another hub's live read model (its data dir not this replay's): --fresh deleted its
+    # figures and put this log's in their place.
+    with another_hub() as other:
+        live = other.dir / "readmodel.db"
+        before, figures = live_files(other.dir), digest(table_digests(other.engine))
+        done = duhub(
+            "replay",
+            "--data-dir",
+            str(hub.dir),
+            "--into",
+            f"sqlite:///{live}",
+            "--fresh",
+            "--no-compare",
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "holds applied records but is not a replay's" in done.stderr, done.stderr
+        assert live_files(other.dir) == before
+        assert digest(table_digests(other.engine)) == figures
+
+
 @pytest.mark.parametrize("limit", ["-1", "4294967296", "many"])
 def test_explain_refuses_a_limit_out_of_range_naming_it(limit: str) -> None:
     # Before, a number outside uint32 reached the request: a ValueError traceback, exit 1.
