@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +24,8 @@ from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.tables import shown
 from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.convert import from_nanos, to_nanos
-from duhub.log.base import LogCorrupted
+from duhub.diskfull import disk_full
+from duhub.log.base import EventLog, LogCorrupted
 from duhub.log.belongs import refuse_other_origin_key
 from duhub.log.embedded import EmbeddedLog
 from duhub.log.spec import is_kafka
@@ -160,6 +163,21 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh:
         _start_over(target_url)
     target = _open(target_url, "--into")
+    with _stopped_when_full(target_url):
+        return _replay_into(args, log, target, target_url, live, live_url, until, since, start)
+
+
+def _replay_into(
+    args: argparse.Namespace,
+    log: EventLog,
+    target: Engine,
+    target_url: str,
+    live: Engine | None,
+    live_url: str,
+    until: int | None,
+    since: int | None,
+    start: dict[int, int],
+) -> int:
     try:
         claim_cut(target, ReplayCut(until, since, start), log)
     except ValueError as e:
@@ -175,7 +193,15 @@ def run(args: argparse.Namespace) -> int:
         if show:
             print(_bar(p), end="", file=sys.stderr, flush=True)
 
-    result = replay(log, target, until_ns=until, since_ns=since, start=start, on_progress=progress)
+    result = replay(
+        log,
+        target,
+        until_ns=until,
+        since_ns=since,
+        start=start,
+        on_progress=progress,
+        full_is_final=True,
+    )
     if show:
         print(file=sys.stderr)
     report: dict[str, object] = {
@@ -194,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         report["digest"] = digest(table_digests(target))
     else:
         try:
-            found = compare_with_live(log, target, live, wait_s=args.wait)
+            found = compare_with_live(log, target, live, wait_s=args.wait, full_is_final=True)
         except NotComparable as e:
             client.fail(f"not compared: {e}", client.EXIT_NOT_COMPARED)
         tally = tally + found.caught_up_tally
@@ -274,6 +300,25 @@ def run(args: argparse.Namespace) -> int:
                 if "hint" in report:
                     print(report["hint"])
     return 4 if differs else 0
+
+
+@contextlib.contextmanager
+def _stopped_when_full(url: str) -> Iterator[None]:
+    """Stop the replay with exit 2 naming --into when its disk is full: a batch command
+    does not wait for space (before, it retried once a second, for ever). What committed
+    stays, so a rerun once there is space resumes from there."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as e:
+        if not disk_full(e):
+            raise
+        where = _sqlite_file(url) or redacted(url)
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        client.fail(
+            f"--into: the disk of {where} is full ({reason}): the replay stopped; what it "
+            "committed is kept, and running it again once there is space resumes from there",
+            client.EXIT_USAGE,
+        )
 
 
 def _n(count: int, noun: str) -> str:

@@ -192,6 +192,9 @@ class BatchApplier:
         self.stopping = threading.Event()
         # When the read model's disk filled (monotonic), while it refuses this worker's writes.
         self.full_since: float | None = None
+        # A batch command (`duhub replay`) sets it: a full disk stops it with the reason,
+        # where a long-running hub waits for space (before, the replay retried for ever).
+        self.full_is_final = False
         self._blocked_since: dict[tuple[int, int], float] = {}
         # partition -> offset of its Kafka-direct head left waiting for the other partitions
         # to pass its log time (see `log_settled`: two such of one millisecond), kept across
@@ -256,6 +259,8 @@ class BatchApplier:
                 # counts unless its positions committed: re-read them once it answers, and
                 # apply from there.
                 full = disk_full(e)
+                if full and self.full_is_final:
+                    raise
                 if full:
                     self._disk_full(e)
                 outage_since = _wait_out(e, outage_since, self.stopping, quiet=full)

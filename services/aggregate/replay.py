@@ -175,6 +175,7 @@ def replay(
     on_progress: Callable[[ReplayProgress], None] | None = None,
     upto: Mapping[int, int] | None = None,
     on_dead: Callable[[LogRecord, DeadLetter], None] | None = None,
+    full_is_final: bool = False,
 ) -> ReplayProgress:
     """Apply the log into `target` from its own positions to the end as of now, or to the
     offsets `upto` (per partition; one it does not name is not read). `on_dead` is told of
@@ -183,8 +184,12 @@ def replay(
     With `until_ns`, only records recorded at or before it are applied. Records before
     `start` (offsets per partition) or recorded before `since_ns` build the state the later
     ones need (units, campaigns, problems) but count in no figure.
+
+    With `full_is_final` (a batch command), a full disk raises the read model's error at
+    once instead of being waited out as an outage.
     """
     applier = BatchApplier(target, on_dead=on_dead, settled=log_settled(log))
+    applier.full_is_final = full_is_final
     ends = log.end_offsets()
     if upto is not None:
         ends = {p: min(end, upto.get(p, 0)) for p, end in ends.items()}

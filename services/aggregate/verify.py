@@ -44,10 +44,10 @@ class Comparison:
 
 
 def compare_with_live(
-    log: EventLog, replayed: Engine, live: Engine, *, wait_s: float
+    log: EventLog, replayed: Engine, live: Engine, *, wait_s: float, full_is_final: bool = False
 ) -> Comparison:
     """Compare `replayed` (replayed from `log`) with `live` where `live` stands now, waiting
-    up to `wait_s` for a live read model behind it."""
+    up to `wait_s` for a live read model behind it (`full_is_final`: as `replay`'s)."""
     deadline = time.monotonic() + wait_s
     while True:
         with snapshot(live) as conn:
@@ -55,7 +55,7 @@ def compare_with_live(
             mine = _moved(read_positions(replayed))
             behind = {p: (at.get(p, 0), o) for p, o in mine.items() if at.get(p, 0) < o}
             if not behind:
-                caught = replay(log, replayed, upto=at)
+                caught = replay(log, replayed, upto=at, full_is_final=full_is_final)
                 if _moved(read_positions(replayed)) != at:
                     raise NotComparable(
                         f"the live read model stands at {at}, past the end of this log: "

@@ -108,10 +108,12 @@ class WriteBehind:
         self._settle()
 
     def close(self) -> None:
-        self.flush()
-        self._writer.shutdown(wait=True)
-        if self.process is not None:
-            self.process.close()
+        try:
+            self.flush()
+        finally:  # a write that failed for good (a full disk) still ends the writers
+            self._writer.shutdown(wait=True)
+            if self.process is not None:
+                self.process.close()
 
     def _settle(self, keep: int = 0) -> bool:
         """Wait for the oldest batches in flight until `keep` are left; return False if one
