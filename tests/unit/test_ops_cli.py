@@ -834,6 +834,29 @@ def taken_port() -> Iterator[str]:
         yield f"127.0.0.1:{taken.getsockname()[1]}"
 
 
+@pytest.mark.parametrize("option", ["--listen", "--http", "--metrics"])
+def test_up_on_a_port_in_use_is_refused_before_the_data_dir_is_made(
+    tmp_path: Path, option: str
+) -> None:
+    # Before, the port was found taken only once the data dir was made and its log held the
+    # shipped reference: the corrected start, with --reference own.json, was then refused
+    # ("the log holds another reference hierarchy").
+    data = tmp_path / "new"
+    addresses = {"--listen": "127.0.0.1:0", "--http": "off", "--metrics": "off"}
+    with taken_port() as address:
+        addresses[option] = address
+        done = duhub(
+            "up",
+            "--data-dir",
+            str(data),
+            "--no-simulate",
+            *(x for pair in addresses.items() for x in pair),
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"duhub up: {option}: cannot " in done.stderr and address in done.stderr, done.stderr
+    assert not data.exists()
+
+
 @pytest.mark.parametrize("service", ["ingest", "query"])
 def test_serve_on_a_port_in_use_is_refused_naming_listen(tmp_path: Path, service: str) -> None:
     # serve.run meant to name --listen (its "an address in use" branch), but the servers bind
