@@ -1,4 +1,5 @@
-"""Whether a server's address can be bound, asked before `duhub up` makes or writes anything.
+"""Whether a server's addresses can be bound, asked before `duhub up` or `duhub serve` makes
+or writes anything.
 
 Before, a port in use was found only once the hub had made its data dir and written the
 shipped reference into the log: the corrected start, with --reference, was then refused (the
@@ -41,3 +42,17 @@ def bind_failure(address: str) -> OSError | None:
             except OSError as e:
                 failure = e
     return failure
+
+
+def unbindable(listen: str, http: str, metrics_at: str, *, metrics_default: str = "") -> str:
+    """Return why an address asked for cannot be bound, as the servers would say it, or "".
+    `metrics_default`: a metrics address taken by default, only a warning when in use
+    (another hub on this machine)."""
+    if listen and (e := bind_failure(listen)):
+        return f"--listen: cannot bind {listen} (in use, or not an address of this host: {e})"
+    if http and (e := bind_failure(http)):
+        return f"--http: cannot bind {http}: {e.strerror or e}"
+    off = metrics_at.strip().lower() in ("", "off", "none")
+    if not off and metrics_at != metrics_default and (e := bind_failure(metrics_at)):
+        return f"--metrics: cannot serve metrics on {metrics_at}: {e}"
+    return ""

@@ -15,6 +15,7 @@ from duhub.bootstrap import (
     address,
     make_data_dir,
 )
+from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         check_db(cfg.database)
     except ValueError as e:
         return _refused(args.service, e, cfg)
+    listen = "" if args.service == "aggregate" else cfg.listen  # the aggregator serves none
+    if why := unbindable(listen, cfg.http, getattr(args, "metrics", "") or ""):
+        # Before the data dir, the log or the read model is made, the reference loaded.
+        return fatal(f"duhub serve {args.service}: {why}", EXIT_USAGE)
     if args.service == "aggregate":
         return _aggregate(cfg, getattr(args, "metrics", ""))
     try:

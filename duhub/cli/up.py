@@ -10,7 +10,7 @@ from pathlib import Path
 
 from duhub import metrics
 from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch
-from duhub.cli.bindcheck import bind_failure
+from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         return fatal(f"duhub up: {e}", EXIT_USAGE)
     config = replace(config, reference=reference)
-    if why := _unbindable(config.listen, config.http, args.metrics):
+    if why := unbindable(config.listen, config.http, args.metrics, metrics_default=DEFAULT_METRICS):
         # Before the data dir or the log is made: a failed start leaves nothing behind.
         return fatal(f"duhub up: {why}", EXIT_USAGE)
     try:
@@ -109,19 +109,6 @@ def run(args: argparse.Namespace) -> int:
     if lost:  # as at start (exit 2), which a restart then meets
         return fatal(f"duhub up: {lost}", EXIT_USAGE)
     return 1 if hub.tailer.error is not None else 0
-
-
-def _unbindable(listen: str, http: str, metrics_at: str) -> str:
-    """Return why an address asked for cannot be bound (as the servers would say it), or ""."""
-    if e := bind_failure(listen):
-        return f"--listen: cannot bind {listen} (in use, or not an address of this host: {e})"
-    if http and (e := bind_failure(http)):
-        return f"--http: cannot bind {http}: {e.strerror or e}"
-    # The default metrics address in use is only a warning (another hub on this machine).
-    off = metrics_at.strip().lower() in ("", "off", "none")
-    if not off and metrics_at != DEFAULT_METRICS and (e := bind_failure(metrics_at)):
-        return f"--metrics: cannot serve metrics on {metrics_at}: {e}"
-    return ""
 
 
 def _lost(error: BaseException | None) -> str:

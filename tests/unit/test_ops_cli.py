@@ -857,6 +857,42 @@ def test_up_on_a_port_in_use_is_refused_before_the_data_dir_is_made(
     assert not data.exists()
 
 
+@pytest.mark.parametrize(
+    ("service", "option"),
+    [
+        ("ingest", "--listen"),
+        ("ingest", "--metrics"),
+        ("query", "--http"),
+        ("aggregate", "--metrics"),
+    ],
+)
+def test_serve_on_a_port_in_use_is_refused_before_the_data_dir_is_made(
+    tmp_path: Path, service: str, option: str
+) -> None:
+    # Before, ingest bound --metrics only once it had made the data dir and loaded the
+    # shipped reference into a new log (a later --reference refused); aggregate made the
+    # data dir, query its read model.
+    data = tmp_path / "new"
+    addresses = {"--metrics": "off"}
+    if service != "aggregate":
+        addresses["--listen"] = "127.0.0.1:0"
+    if service == "query":
+        addresses["--http"] = "off"
+    with taken_port() as address:
+        addresses[option] = address
+        done = duhub(
+            "serve",
+            service,
+            "--data-dir",
+            str(data),
+            *(x for pair in addresses.items() for x in pair),
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = f"duhub serve {service}: {option}: cannot "
+    assert said in done.stderr and address in done.stderr, done.stderr
+    assert not data.exists()
+
+
 @pytest.mark.parametrize("service", ["ingest", "query"])
 def test_serve_on_a_port_in_use_is_refused_naming_listen(tmp_path: Path, service: str) -> None:
     # serve.run meant to name --listen (its "an address in use" branch), but the servers bind
@@ -1078,15 +1114,13 @@ def test_serve_query_names_only_the_read_model_it_uses(tmp_path: Path) -> None:
 def test_a_grpc_verbosity_the_user_set_is_kept_under_log_format_json(tmp_path: Path) -> None:
     # duhub sets GRPC_VERBOSITY=NONE for json logs only when the environment has none: one
     # set on purpose (to see the C core's reasons) is the user's.
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        host, port = taken.getsockname()
-        address = f"{host}:{port}"
-        args = ("serve", "query", "--listen", address, "--http", "off", "--log-format", "json")
-        db = ("--db", f"sqlite:///{tmp_path / 'rm.db'}")
-        quiet = duhub_env({}, *args, *db)
-        kept = duhub_env({"GRPC_VERBOSITY": "ERROR"}, *args, *db)
+    # A unix socket in a directory that does not exist: gRPC's core fails the bind and says
+    # so (a TCP port in use is refused before gRPC is asked, `duhub.cli.bindcheck`).
+    address = f"unix:{tmp_path / 'no-such-dir' / 'hub.sock'}"
+    args = ("serve", "query", "--listen", address, "--http", "off", "--log-format", "json")
+    db = ("--db", f"sqlite:///{tmp_path / 'rm.db'}")
+    quiet = duhub_env({}, *args, *db)
+    kept = duhub_env({"GRPC_VERBOSITY": "ERROR"}, *args, *db)
     for done in (quiet, kept):
         assert done.returncode == 2, done.stdout + done.stderr
     said = str(records(quiet.stderr)[-1]["message"])
