@@ -23,7 +23,7 @@ def bind_failure(address: str) -> OSError | None:
     if is_unix(address):
         return None
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) == 0:
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:  # the parser names a bad one
         return None
     host = host.strip("[]")
     try:
