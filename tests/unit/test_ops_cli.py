@@ -117,6 +117,27 @@ def test_replay_fresh_refuses_a_read_model_no_replay_made(hub: Pipeline) -> None
         assert digest(table_digests(other.engine)) == figures
 
 
+def test_replay_fresh_refuses_a_postgresql_read_model_no_replay_made(hub: Pipeline) -> None:
+    # The Kafka hub's PostgreSQL read model given as --into: --fresh dropped its tables.
+    from tests.infra import fresh_database
+
+    with fresh_database() as url:
+        other = Pipeline.open(db_url=url)
+        try:
+            other.clock.now = at("2023-03-01")
+            other.publish(hierarchy(), allow_reference=True)
+            other.tailer.catch_up()
+            figures = digest(table_digests(other.engine))
+            done = duhub(
+                "replay", "--data-dir", str(hub.dir), "--into", url, "--fresh", "--no-compare"
+            )
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert "holds applied records but is not a replay's" in done.stderr, done.stderr
+            assert digest(table_digests(other.engine)) == figures
+        finally:
+            other.close()
+
+
 @pytest.mark.parametrize("limit", ["-1", "4294967296", "many"])
 def test_explain_refuses_a_limit_out_of_range_naming_it(limit: str) -> None:
     # Before, a number outside uint32 reached the request: a ValueError traceback, exit 1.
