@@ -78,7 +78,7 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
     firsts = first_records(log)
     foreign = other_log(log, target)
     with target.begin() as conn:
-        rows = dict(conn.execute(select(replay_cut.c.name, replay_cut.c.value)).tuples().all())
+        rows = {n: v for n, v in conn.execute(select(replay_cut.c.name, replay_cut.c.value))}
         applied = any(read_positions_in(conn).values())
         # A log that only grew is the same log (`replay_log`): its partitions empty before
         # may hold records now.
