@@ -16,11 +16,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from services.slots import SHARE_DIVISOR
-
 # grpc's words for a call refused past maximum_concurrent_rpcs, which node outboxes, `duhub
-# publish` and every client written against them already retry as "busy, ask again later".
-BUSY = "Concurrent RPC limit exceeded"
+# publish` and every client written against them already retry as "busy, ask again later":
+# a share's refusal starts with the very string they match.
+from duhub.node.outbox import BUSY
+from services.slots import SHARE_DIVISOR
 
 
 def calls_per_caller(call_places: int, stream_shares: int) -> int:
