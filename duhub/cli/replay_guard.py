@@ -1,9 +1,10 @@
 """What `duhub replay --fresh` must not empty: a read model that no replay made.
 
-A replay target records its cut (`replay_cut`, written by `claim_cut` before the first batch);
-a hub's live read model never does. One holding applied records without it is a live one (of
-this hub, whatever --db says, or of another) or a replay made before cuts were recorded: not
-deleted on a flag, the operator deletes it by hand if that is what they mean.
+A replay target records its cut (`replay_cut`'s rows, written by `claim_cut` before the first
+batch); a hub's live read model never does. The rows tell, not the table: a replay refused
+without --fresh leaves the table made and empty. One holding applied records without a cut is
+a live one (of this hub, whatever --db says, or of another) or a replay made before cuts were
+recorded: not deleted on a flag, the operator deletes it by hand if that is what they mean.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import column, create_engine, inspect, select, table
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from duhub.readmodel.schema import log_positions
+
+# The row `claim_cut` records with a replay's cut (services.aggregate.replay.replay_cut).
+_CUT_LOG = select(column("name")).select_from(table("replay_cut")).where(column("name") == "log")
 
 
 def applied_without_cut(url: str) -> bool:
@@ -37,7 +41,9 @@ def applied_without_cut(url: str) -> bool:
     try:
         with engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())
-            if "log_positions" not in tables or "replay_cut" in tables:
+            if "log_positions" not in tables:
+                return False
+            if "replay_cut" in tables and conn.execute(_CUT_LOG).first() is not None:
                 return False
             return any(conn.execute(select(log_positions.c.next_offset)).scalars())
     except SQLAlchemyError:

@@ -107,6 +107,13 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
                 )
             else:  # made before cuts were recorded, or a live read model: the whole log
                 earlier = ReplayCut()
+            if not rows and not cut.continues(earlier):
+                # No replay made it: --fresh is refused on it too (duhub.cli.replay_guard).
+                raise ValueError(
+                    "--into: holds applied records but is not a replay's (perhaps a hub's "
+                    f"live read model); this replay ({cut.describe()}) cannot continue it: "
+                    "give another --into"
+                )
             if not cut.continues(earlier):
                 raise ValueError(
                     f"--into: holds a replay {earlier.describe()}; this one "

@@ -117,6 +117,35 @@ def test_replay_fresh_refuses_a_read_model_no_replay_made(hub: Pipeline) -> None
         assert digest(table_digests(other.engine)) == figures
 
 
+def test_a_refused_replay_leaves_fresh_still_refused(hub: Pipeline) -> None:
+    # A replay refused without --fresh made the (empty) replay_cut table before its checks,
+    # and the guard took the table for a replay's: the --fresh that followed deleted another
+    # hub's figures and put this log's in their place.
+    with another_hub() as other:
+        live = other.dir / "readmodel.db"
+        before, figures = live_files(other.dir), digest(table_digests(other.engine))
+        into = ("--data-dir", str(hub.dir), "--into", f"sqlite:///{live}", "--no-compare")
+        first = duhub("replay", *into)
+        assert first.returncode == 2, first.stdout + first.stderr
+        done = duhub("replay", *into, "--fresh")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "holds applied records but is not a replay's" in done.stderr, done.stderr
+        assert live_files(other.dir) == before
+        assert digest(table_digests(other.engine)) == figures
+
+
+def test_a_read_model_no_replay_made_is_not_advised_fresh(hub: Pipeline, tmp_path: Path) -> None:
+    # A standby hub's live read model of the same log, replayed into with a cut: refused with
+    # "add --fresh to start over", advice the --fresh guard then (rightly) refuses.
+    hub.engine.dispose()
+    standby = tmp_path / "standby.db"
+    standby.write_bytes((hub.dir / "readmodel.db").read_bytes())
+    into = ("--data-dir", str(hub.dir), "--into", f"sqlite:///{standby}", "--no-compare")
+    done = duhub("replay", *into, "--until", "2023-02-01T00:00:02Z")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not a replay's" in done.stderr and "--fresh" not in done.stderr, done.stderr
+
+
 def test_replay_fresh_refuses_a_postgresql_read_model_no_replay_made(hub: Pipeline) -> None:
     # The Kafka hub's PostgreSQL read model given as --into: --fresh dropped its tables.
     from tests.infra import fresh_database
