@@ -116,18 +116,20 @@ FORGED_NO_STAMP = (
 
 
 def _wait_out(
-    e: Exception, since: float | None, stopping: threading.Event, *, quiet: bool = False
+    e: Exception, since: float | None, stopping: threading.Event, *, full: bool = False
 ) -> float:
     """Wait a second through an outage of the read model that began at `since` (now when
     None) and return when it began; raise `e` once it has lasted DB_OUTAGE_LIMIT_S, or at
     once when the worker is stopping: the batch cannot commit meanwhile, and waiting held
     the stop past the 30 s a container gets (its partitions' next owner applies it from the
-    positions in the read model). `quiet`: the outage was said already (a full disk)."""
+    positions in the read model). A full disk (`full`, said already) waits for room however
+    long it lasts: the database answers, the operator is told, and stopping would take the
+    whole hub down with it (ingest too, under `duhub up`) for a disk full overnight."""
     now = time.monotonic()
     since = now if since is None else since
-    if stopping.is_set() or now - since > DB_OUTAGE_LIMIT_S:
+    if stopping.is_set() or (not full and now - since > DB_OUTAGE_LIMIT_S):
         raise e
-    if not quiet:
+    if not full:
         log.warning("read model unreachable (%s); retrying", str(e).splitlines()[0])
     time.sleep(1.0)
     return since
@@ -263,7 +265,7 @@ class BatchApplier:
                     raise
                 if full:
                     self._disk_full(e)
-                outage_since = _wait_out(e, outage_since, self.stopping, quiet=full)
+                outage_since = _wait_out(e, outage_since, self.stopping, full=full)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
     def _disk_full(self, e: Exception) -> None:

@@ -97,6 +97,35 @@ def test_a_full_read_model_is_said_once_shown_in_health_and_caught_up(
     assert _read_model_up() == 1 and status("") == SERVING
 
 
+def test_a_full_read_model_is_waited_out_past_the_outage_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, a full disk went through the unreachable database's 600 s limit: the
+    # aggregator raised, `duhub up` stopped (ingest with it) and health stayed NOT_SERVING.
+    engine = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
+    applier = BatchApplier(engine)
+    applier.apply([record(2, i, e) for i, e in enumerate(hierarchy())])
+    full = _fill(engine)
+    clock = [1000.0]
+    waits = 0
+
+    def sleep(_s: float) -> None:  # each wait a minute of the outage; room after 15
+        nonlocal waits
+        waits += 1
+        clock[0] += 61.0
+        if waits == 15:
+            event.remove(engine, "connect", full)
+            engine.dispose()
+
+    monkeypatch.setattr(apply_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(apply_mod.time, "sleep", sleep)
+    batch = _many_visits(2000)
+    applied = applier.apply(batch)
+    assert waits == 15 and clock[0] - 1000.0 > apply_mod.DB_OUTAGE_LIMIT_S
+    assert applied.records == len(batch) and visits_counted(applier) == len(batch)
+    assert writes_refused(engine) == ""
+
+
 def test_max_page_count_gives_the_error_a_full_disk_does(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
     _fill(engine)
