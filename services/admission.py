@@ -17,7 +17,10 @@ runs on a thread of the pool. So a caller is held to its share at two places:
 A call with one request is taken as a stream of requests and its request read inside the
 count: grpc reads the request before the handler runs, so a call whose request never came (a
 client sending headers only, with no deadline) held a thread uncounted for as long as it liked.
-Calls grpc answers without a thread (health Watch, from callbacks) are not counted.
+Calls grpc answers without a thread (health Watch, from callbacks) are not counted, nor
+health checks: probes (a kubelet's, a load balancer's) send no token, and all callers without
+one share a single share, so a few calls without a token held open (requestless, no deadline)
+had every probe refused and the pods restarted. They are held to the server's bound alone.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from services.slots import ANONYMOUS, caller_of
 # Threads for the refusals at the door. A refusal waits for nothing (it reads no request), so
 # one thread answers them as fast as the door hands them over.
 REFUSAL_THREADS = 1
+# The health service's methods: answered at once from memory, never held to a caller's share.
+HEALTH = "/grpc.health.v1.Health/"
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
@@ -55,6 +60,8 @@ class CallerShares(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
         if handler is None or _threadless(handler):
+            return handler
+        if handler_call_details.method.startswith(HEALTH):  # type: ignore[attr-defined]
             return handler
         token = self.security.bearer(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
         caller = self.shares.full(token)

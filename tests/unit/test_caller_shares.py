@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from duhub.auth import pki
 from duhub.auth.principal import Principal, node
@@ -178,6 +179,33 @@ def test_a_caller_at_its_share_is_refused_at_once_though_every_thread_is_busy(
         assert not any(c.done() for c in held)
     finally:
         channel.close()
+        served.stop()
+
+
+def test_calls_without_a_token_held_open_do_not_starve_health_probes(tmp_path: Path) -> None:
+    # Probes send no token, and every caller without one shares one share: its share of
+    # calls held open (no request, no deadline) had every health probe refused
+    # RESOURCE_EXHAUSTED, and a kubelet restarting the pods for it.
+    security, _ = _tokens(tmp_path, node(YIDU))
+    served = Served(security)
+    flood, probe = grpc.insecure_channel(served.target), grpc.insecure_channel(served.target)
+    never = threading.Event()
+    try:
+        raw = flood.stream_unary("/duhub.v1.QueryService/GetProgress")
+        held = [raw.future(iter(never.wait, True)) for _ in range(SHARE)]
+        one_more = raw.future(iter(never.wait, True))
+        # The share is held: a call more without a token is refused for it.
+        assert _until(one_more.done) and _refused_for_its_share(
+            one_more.exception(), "callers without credentials", SHARE
+        ), one_more.exception()
+        check = health_pb2_grpc.HealthStub(probe).Check
+        answer = check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        assert not any(c.done() for c in held)
+    finally:
+        never.set()
+        flood.close()
+        probe.close()
         served.stop()
 
 
