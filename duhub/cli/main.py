@@ -351,6 +351,22 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--progress", action="store_true", help="show progress even when piped")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    rm = sub.add_parser("readmodel", help="look after a read model")
+    rmsub = rm.add_subparsers(dest="readmodel_command", required=True, metavar="ACTION")
+    tw = rmsub.add_parser(
+        "trust-writes",
+        help="take the positions a build of the release before this layout check (2026-12-06) "
+        "moved as this layout's, after stopping it: the start refuses them otherwise",
+    )
+    tw.add_argument(
+        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
+    )
+    tw.add_argument(
+        "--db",
+        type=not_empty,
+        default=os.environ.get("DUHUB_DB") or None,
+        help="postgresql://… or sqlite:///… (default $DUHUB_DB, else SQLite in --data-dir)",
+    )
     ex = sub.add_parser("explain", help="list the events that make up one figure")
     ex.add_argument("--metric", required=True, help="one metric name")
     ex.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
@@ -477,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
             from duhub.cli import replay
 
             return replay.run(args)
+        if args.command == "readmodel":
+            from duhub.cli import trust
+
+            return trust.run(args)
         if args.command == "explain":
             from duhub.cli import explain
 

@@ -88,11 +88,7 @@ def check_written(engine: Engine) -> None:
     DIFFERENT figures served without a word), and which of them cannot be told, nor can every
     such table be derived again from the others (coverage_firsts only from the log)."""
     with engine.connect() as conn:
-        moved = plain_rows(
-            conn,
-            "SELECT partition, next_offset, layout_offset FROM log_positions "
-            "WHERE layout_offset IS NULL OR layout_offset <> next_offset ORDER BY partition",
-        )
+        moved = plain_rows(conn, _MOVED)
     if moved:
         where = "; ".join(
             f"partition {p} at {o}, "
@@ -104,8 +100,38 @@ def check_written(engine: Engine) -> None:
             f"the read model {_where(engine)} was written by a duhub build older than its "
             f"layout since a writer of this layout last did ({where}{more})"
             ": such a build writes around the tables it does not know, so its figures may be "
-            "wrong. Do not run older builds on it; " + REBUILD
+            "wrong. Do not run older builds on it; " + REBUILD + ". " + TRUST
         )
+
+
+# The partitions whose positions a build not knowing the layout moved (`check_written`).
+_MOVED = (
+    "SELECT partition, next_offset, layout_offset FROM log_positions "
+    "WHERE layout_offset IS NULL OR layout_offset <> next_offset ORDER BY partition"
+)
+# Builds of 2026-12-06 before LAYOUT_MARKS (the release before it) know every table of this
+# layout (the last change before it, REFERENCE_RULES, came on 2026-12-05), so what they
+# wrote is sound: a rolling upgrade that ran one beside this build needs no rebuild.
+TRUST = (
+    "If every build that wrote it is of 2026-12-06 (a rolling upgrade from the release "
+    "before this check ran one beside this build), its figures are sound: stop those, then "
+    "'duhub readmodel trust-writes' takes its positions as this layout's"
+)
+
+
+def trust_written(engine: Engine) -> list[tuple[int, int, int | None]]:
+    """Take the positions a build not knowing the layout moved as this layout's (an operator
+    who knows the builds that wrote are of this layout's tables: `TRUST`), in one
+    transaction; return what was taken: (partition, next offset, layout offset left)."""
+    with engine.begin() as conn:
+        moved = [
+            (int(p), int(o), lo if lo is None else int(lo)) for p, o, lo in plain_rows(conn, _MOVED)
+        ]
+        conn.exec_driver_sql(
+            "UPDATE log_positions SET layout_offset = next_offset "
+            "WHERE layout_offset IS NULL OR layout_offset <> next_offset"
+        )
+    return moved
 
 
 def _where(engine: Engine) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -821,6 +821,14 @@ def _add_first_points(conn: Connection, rows: list[tuple[object, ...]]) -> None:
             conn.exec_driver_sql(sql, rows)
 
 
+# A partition's layout_offset as a writer of this layout moves its position: with it, while
+# the two are equal (no older build moved the position since); else left where it is.
+_LAYOUT_KEPT_UP = (
+    "CASE WHEN log_positions.layout_offset = log_positions.next_offset THEN {upto} "
+    "ELSE log_positions.layout_offset END"
+)
+
+
 def _set_positions(
     conn: Connection,
     positions: Mapping[int, int],
@@ -831,7 +839,9 @@ def _set_positions(
     moved has one, set its mark: the last record applied. A position moved without one keeps
     the mark it had, a record still in the log below it. `layout_offset` moves with each
     position, in the same statement (a column more on a row written anyway): builds that do
-    not know the layout leave it behind (`layout.check_written`)."""
+    not know the layout leave it behind (`layout.check_written`). Once left behind it stays
+    so: a writer of this build already running when an older one wrote must not wipe out
+    what the next start refuses the read model for."""
     if not positions:
         return
     marked = all(p in marks for p in positions)
@@ -840,8 +850,8 @@ def _set_positions(
         new = [(p,) for p, start, _ in moves if start == 0]
         if new:
             conn.exec_driver_sql(
-                "INSERT INTO log_positions (partition, next_offset) VALUES "
-                + ", ".join(f"({int(p)}, 0)" for (p,) in new)
+                "INSERT INTO log_positions (partition, next_offset, layout_offset) VALUES "
+                + ", ".join(f"({int(p)}, 0, 0)" for (p,) in new)
                 + " ON CONFLICT (partition) DO NOTHING"
             )
         # One compare-and-set for all the partitions (the values are ints from our own
@@ -856,7 +866,8 @@ def _set_positions(
             values = ", ".join(f"({int(p)}, {int(a)}, {int(b)})" for p, a, b in moves)
             sets, more = "", ""
         done = conn.exec_driver_sql(
-            "UPDATE log_positions SET next_offset = v.upto, layout_offset = v.upto"
+            "UPDATE log_positions SET next_offset = v.upto, layout_offset = "
+            f"{_LAYOUT_KEPT_UP.format(upto='v.upto')}"
             f"{sets} FROM (SELECT column1 AS p, "
             f"column2 AS start, column3 AS upto{more} FROM (VALUES " + values + ") AS moves) "
             "AS v WHERE log_positions.partition = v.p AND log_positions.next_offset = v.start"
@@ -872,7 +883,7 @@ def _set_positions(
     ]
     updated = {
         "next_offset": stmt.excluded.next_offset,
-        "layout_offset": stmt.excluded.layout_offset,
+        "layout_offset": text(_LAYOUT_KEPT_UP.format(upto="excluded.layout_offset")),
     }
     if marked:
         for row in rows:

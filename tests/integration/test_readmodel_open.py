@@ -14,7 +14,7 @@ import pytest
 from duhub.projections.effects import Counted
 from duhub.projections.timegrid import YEAR
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.layout import LayoutRefused
+from duhub.readmodel.layout import LayoutRefused, trust_written
 from duhub.readmodel.schema import unit_path
 from duhub.readmodel.writer import write_batch
 from tests.infra import fresh_database
@@ -170,8 +170,22 @@ def test_a_read_model_an_older_worker_wrote_since_is_refused() -> None:
             LayoutRefused, match="partition 0 at 11, left at 7 by this layout's writers"
         ):
             open_engine(url)
+        # A writer of this build already running writes on: the evidence stays.
+        engine = open_engine(url, create=False)
+        try:
+            write_batch(engine, batch[:0], {0: 13}, expected={0: 11})
+        finally:
+            engine.dispose()
+        with pytest.raises(LayoutRefused, match="partition 0 at 13, left at 7"):
+            open_engine(url)
+        # Taken as this layout's by the operator (`duhub readmodel trust-writes`), it opens.
+        engine = open_engine(url, create=False)
+        try:
+            assert trust_written(engine) == [(0, 13, 7)]
+        finally:
+            engine.dispose()
+        open_engine(url).dispose()
         with psycopg2.connect(url) as conn, conn.cursor() as cur:  # and a newer build's layout
-            cur.execute("UPDATE log_positions SET layout_offset = next_offset")
             cur.execute("INSERT INTO layout VALUES ('hour-sketches', 1)")
         with pytest.raises(LayoutRefused, match=r"\(hour-sketches\): a newer duhub build"):
             open_engine(url)

@@ -103,3 +103,67 @@ def test_a_layout_a_newer_build_made_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # nothing applied or claimed on the way
         names = {n for (n,) in db.execute("SELECT name FROM layout")}
     assert {"hour-sketches", "audit-index"} <= names
+
+
+@pytest.mark.parametrize("expected", [None, {0: 12}], ids=["upsert", "compare-and-set"])
+def test_a_writer_running_when_an_older_build_wrote_does_not_wipe_it_out(
+    tmp_path: Path, expected: dict[int, int] | None
+) -> None:
+    # A writer of this build, open while an older one wrote (a rolling upgrade, a worker of
+    # each), moved layout_offset with its next batch: the next start found nothing to refuse.
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    running = open_engine(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:  # the older build's batch
+        db.execute("UPDATE log_positions SET next_offset = 12 WHERE partition = 0")
+    write_batch(running, _counted(20, 3), {0: 15}, expected=expected)
+    running.dispose()
+    with pytest.raises(LayoutRefused, match="partition 0 at 15, left at 9 by this layout's"):
+        open_engine(f"sqlite:///{path}")
+
+
+def test_a_partition_this_build_adds_by_compare_and_set_opens(tmp_path: Path) -> None:
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    engine = open_engine(f"sqlite:///{path}")
+    write_batch(engine, _counted(30, 2), {0: 11, 1: 4}, expected={0: 9})
+    engine.dispose()
+    engine = open_engine(f"sqlite:///{path}")
+    assert read_positions(engine) == {0: 11, 1: 4}
+    engine.dispose()
+
+
+def _older_build_wrote(path: Path) -> None:
+    """A batch of the release before the layout marks: its rows right, no layout_offset."""
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE log_positions SET next_offset = 12 WHERE partition = 0")
+        db.execute("INSERT INTO log_positions (partition, next_offset) VALUES (1, 3)")
+
+
+def test_trust_writes_takes_what_the_release_before_wrote(tmp_path: Path) -> None:
+    # A rolling upgrade ran a worker of the release before beside this build: every start
+    # refused the read model with a rebuild from the log as the only way out.
+    from tests.unit.test_ops_cli import duhub
+
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    _older_build_wrote(path)
+    with pytest.raises(LayoutRefused, match="'duhub readmodel trust-writes'"):
+        open_engine(f"sqlite:///{path}")
+    done = duhub("readmodel", "trust-writes", "--db", f"sqlite:///{path}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "partition 0 at 12 (left at 9): taken as this layout's" in done.stdout
+    assert "partition 1 at 3 (added by it): taken as this layout's" in done.stdout
+    engine = open_engine(f"sqlite:///{path}")
+    assert read_positions(engine) == {0: 12, 1: 3}
+    engine.dispose()
+    again = duhub("readmodel", "trust-writes", "--db", f"sqlite:///{path}")
+    assert again.returncode == 0 and "nothing to take" in again.stdout, again.stdout
+
+
+def test_trust_writes_refuses_a_missing_read_model_naming_the_option(tmp_path: Path) -> None:
+    from tests.unit.test_ops_cli import duhub
+
+    done = duhub("readmodel", "trust-writes", "--data-dir", str(tmp_path))
+    assert done.returncode == 2 and "--data-dir: no read model at" in done.stderr, done.stderr
+    assert not (tmp_path / "readmodel.db").exists()

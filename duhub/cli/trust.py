@@ -1,0 +1,54 @@
+"""`duhub readmodel trust-writes`: take the positions an older build moved as this layout's.
+
+A read model a build not knowing its layout wrote since this one did is refused at every
+start (`duhub.readmodel.layout.check_written`). When the operator knows those builds wrote
+this layout's tables (`layout.TRUST`: a rolling upgrade ran the release before beside this
+one), a rebuild from the log is not needed: this takes what they wrote as this layout's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from duhub.cli import client
+from duhub.cli.startup import check_db, redacted
+from duhub.readmodel.engine import open_engine
+from duhub.readmodel.layout import LayoutRefused, trust_written
+
+
+def run(args: argparse.Namespace) -> int:
+    option = "--db" if args.db else "--data-dir"
+    url = args.db or f"sqlite:///{Path(args.data_dir).resolve() / 'readmodel.db'}"
+    try:
+        check_db(url, option)
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        client.fail(f"{option}: no read model at {redacted(url)}", client.EXIT_USAGE)
+    engine = open_engine(url, create=False)  # as it is: neither upgraded nor checked
+    try:
+        try:
+            columns = {c["name"] for c in inspect(engine).get_columns("log_positions")}
+        except SQLAlchemyError as e:
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            client.fail(f"{option}: cannot read {redacted(url)}: {reason}", client.EXIT_USAGE)
+        if "layout_offset" not in columns:  # no build of this layout opened it yet
+            print(f"nothing to take: {redacted(url)} has not been opened by this build yet")
+            return 0
+        taken = trust_written(engine)
+    finally:
+        engine.dispose()
+    for partition, offset, left in taken:
+        was = "added by it" if left is None else f"left at {left}"
+        print(f"partition {partition} at {offset} ({was}): taken as this layout's")
+    if not taken:
+        print(f"nothing to take: every position of {redacted(url)} was moved by this layout")
+    try:
+        open_engine(url).dispose()  # what a start checks: it opens now
+    except LayoutRefused as e:  # a newer build's layout: not ours to take
+        client.fail(f"{option}: {e}", client.EXIT_USAGE)
+    return 0
