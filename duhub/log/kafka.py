@@ -60,6 +60,8 @@ UNCOMMITTED_STALL_S = 10
 # How far back from each partition's end an ingest starting looks for a record of ingest's
 # naming the partition count sources are placed by (`duhub/log/placement.py`).
 PLACEMENT_TAIL = 500
+# How long ingest's first append reads a partition's tail for that count, at most.
+PLACEMENT_READ_S = 10.0
 # A read of this few records (whether any lies in a stretch: `holds_all`, a hole, another
 # partition's next record; the dead-letter fill's stretches, a range's last page) fetches at
 # most about this much: the reader's 16 MiB fetches would be taken for one record, each time
@@ -305,9 +307,14 @@ class KafkaLog:
     def _placed_by(self) -> int:
         """Return the partition count ingest places sources by on this topic: the one its
         latest records in the log name (`duhub/log/placement.py`), else (a topic ingest never
-        wrote to, or only before 2026-12-06) the topic's count now."""
+        wrote to, or only before 2026-12-06) the topic's count now. A count above the topic's
+        (a Kafka-direct record claiming ingest's origin on a hub without an origin key) is
+        not one ingest placed by; raise KafkaTimeoutError when no partition holding records
+        could be read in time, rather than settle on the count now for the process's life."""
         latest: tuple[int, int] | None = None  # (timestamp, count)
+        now = len(self._known())
         tps = [TopicPartition(self.spec.topic, p) for p in self._known()]
+        unread: list[int] = []
         with self._consumer_lock:
             consumer = self._consumer
             for tp, end in sorted(consumer.end_offsets(tps).items()):
@@ -315,16 +322,25 @@ class KafkaLog:
                     continue
                 consumer.assign([tp])
                 consumer.seek(tp, max(0, end - PLACEMENT_TAIL))
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + PLACEMENT_READ_S
                 while consumer.position(tp) < end and time.monotonic() < deadline:
                     for m in consumer.poll(timeout_ms=100).get(tp, []):
                         count = count_of(m.headers)
                         value = m.value or b""
-                        if count is None or origin(self.origin_key, m.headers, value) != "ingest":
+                        if count is None or count > now:
+                            continue
+                        if origin(self.origin_key, m.headers, value) != "ingest":
                             continue
                         if latest is None or m.timestamp >= latest[0]:
                             latest = (m.timestamp, count)
-        now = len(self._known())
+                if consumer.position(tp) < end:
+                    unread.append(tp.partition)
+        if latest is None and unread:
+            raise KafkaTimeoutError(
+                f"could not read the last records of partitions {unread} of {self.spec.topic} "
+                f"within {PLACEMENT_READ_S:g} s, to learn the partition count ingest places "
+                "sources by; the append is refused, try again"
+            )
         if latest is None:
             return now
         if latest[1] != now:

@@ -10,6 +10,7 @@ said REORDERED on an untouched log)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,13 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewPartitions
+from kafka.errors import KafkaTimeoutError
 
+from duhub.log import kafka as kafka_log
 from duhub.log.belongs import ends_covering, refuse_lost
 from duhub.log.kafka import KafkaLog, KafkaSpec
-from duhub.log.placement import place
+from duhub.log.origin import INGEST_ORIGIN, ORIGIN_HEADER
+from duhub.log.placement import header, place
 from duhub.v1 import ingest_pb2 as ipb
 from tests.e2e.hubproc import DuhubProcess, serve, stat_values
 from tests.infra import fresh_database, kafka_log_url, postgres_url
@@ -70,6 +74,47 @@ def test_a_source_keeps_its_partition_after_partitions_are_added(spec: KafkaSpec
             assert {p} == placed[k], (k, p, placed[k])
         else:
             assert p == place(NEW, 2), p  # placed by the count the topic had first
+
+
+def test_a_count_no_topic_of_ingest_had_is_not_placed_by(spec: KafkaSpec) -> None:
+    # A Kafka-direct record claiming ingest's origin (taken at its word on a hub without an
+    # origin key) with a count of 99: ingest placed by it, and every append went to a
+    # partition the topic does not have.
+    spec = dataclasses.replace(spec, key_file="")  # the headers taken at their word
+    log = KafkaLog(spec)  # makes the topic; ingest reads its count at the first append
+    producer = KafkaProducer(bootstrap_servers=spec.bootstrap)
+    try:
+        forged = [(ORIGIN_HEADER, INGEST_ORIGIN), header(99)]
+        producer.send(spec.topic, key=b"x", value=b"forged", partition=0, headers=forged).get(10)
+        placed = log.append(_items(3))
+    finally:
+        producer.close()
+        log.close()
+    assert [p for p, _ in placed] == [place(k, 2) for k, _ in _items(3)]
+
+
+def test_an_append_is_refused_when_the_placement_count_cannot_be_read(
+    spec: KafkaSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A broker too slow to hand over the log's last records (every fetch empty here): ingest
+    # settled, without a word, on the topic's count now for the rest of its life.
+    first = KafkaLog(spec)
+    try:
+        first.append(_items(2))
+    finally:
+        first.close()
+    _grow(spec, 3)
+    log = KafkaLog(spec)
+    try:
+        monkeypatch.setattr(kafka_log, "PLACEMENT_READ_S", 0.3)
+        with monkeypatch.context() as slow:
+            slow.setattr(log._consumer, "poll", lambda **_: {})
+            with pytest.raises(KafkaTimeoutError, match="could not read the last records"):
+                log.append([(NEW, b"new")])
+        (placed,) = log.append([(NEW, b"new")])  # read this time: the count ingest had
+        assert placed[0] == place(NEW, 2)
+    finally:
+        log.close()
 
 
 def _items(n: int) -> list[tuple[bytes, bytes]]:
