@@ -64,6 +64,11 @@ APPEND_TO_READMODEL = Histogram(
 QUERY_SECONDS = Histogram(
     "duhub_query_seconds", "Time to answer a query RPC", ["rpc"], buckets=LATENCY
 )
+# Calls turned away by a caller's share (services.admission): at the door they reach no
+# other interceptor, so duhub_ingest_requests and duhub_query_seconds never see them.
+CALLS_REFUSED = Counter(
+    "duhub_calls_refused", "Calls refused before they were served, by why", ["why"]
+)
 DEPENDENCY_UP = Gauge(
     "duhub_dependency_up", "1 while the health probe reaches the dependency", ["dependency"]
 )

@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from duhub.auth.principal import Unauthenticated
+from duhub.metrics import CALLS_REFUSED
 from services.auth.guard import Security
 from services.shares import CallShares, ShareRefused, share_refusal
 from services.slots import ANONYMOUS, caller_of
@@ -39,6 +40,8 @@ from services.slots import ANONYMOUS, caller_of
 # Threads for the refusals at the door. A refusal waits for nothing (it reads no request), so
 # one thread answers them as fast as the door hands them over.
 REFUSAL_THREADS = 1
+# duhub_calls_refused_total's reason for a call past its caller's share.
+CALLER_SHARE = "caller_share"
 # The health service's methods: answered at once from memory, never held to a caller's share.
 HEALTH = "/grpc.health.v1.Health/"
 
@@ -74,6 +77,7 @@ class CallerShares(grpc.ServerInterceptor):
         requests as a stream, so grpc calls it at once, without waiting for a request."""
 
         def refuse(_requests: Iterator[Any], context: grpc.ServicerContext) -> None:
+            CALLS_REFUSED.labels(CALLER_SHARE).inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, why)
 
         refuse.experimental_thread_pool = self._refusals  # type: ignore[attr-defined]
@@ -125,6 +129,7 @@ class CallerShares(grpc.ServerInterceptor):
         try:
             self.shares.take(caller, token if caller != ANONYMOUS else "")
         except ShareRefused as refused:
+            CALLS_REFUSED.labels(CALLER_SHARE).inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refused))
         return caller
 

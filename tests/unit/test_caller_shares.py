@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from duhub.auth import pki
 from duhub.auth.principal import Principal, node
@@ -89,6 +90,11 @@ def _bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
+def _refused_count() -> float:
+    found = REGISTRY.get_sample_value("duhub_calls_refused_total", {"why": "caller_share"})
+    return found or 0.0
+
+
 def _refusals(calls: list[grpc.Future], expected: int) -> None:
     """Wait a while for `expected` of the calls to be answered (refused, as they hold)."""
     _until(lambda: sum(c.done() for c in calls) >= expected)
@@ -110,6 +116,7 @@ def test_a_caller_flooding_calls_holds_its_share_and_another_is_still_served(
     channel = grpc.insecure_channel(served.target)
     try:
         stub = query_pb2_grpc.QueryServiceStub(channel)
+        refused_before = _refused_count()
         # As many calls as the whole server takes: before, they took every place.
         calls = [
             stub.GetProgress.future(
@@ -125,6 +132,9 @@ def test_a_caller_flooding_calls_holds_its_share_and_another_is_still_served(
         assert all(_refused_for_its_share(c.exception(), f"duhub:node:{YIDU}", SHARE) for c in done)
         # A refusal a node outbox, `duhub publish` and the simulator retry: busy for now.
         assert all(retryable(c.exception()) for c in done)  # type: ignore[arg-type]
+        # Counted for the metrics, which saw none of them before (refused at the door, they
+        # reach no other interceptor).
+        assert _refused_count() - refused_before == BOUND - SHARE
 
         # Another county is answered meanwhile, and its calls that hold take the threads
         # left, their next ones waiting for a thread (not refused).
