@@ -155,11 +155,21 @@ def _backend_opts(p: argparse.ArgumentParser) -> None:
         help="kafka://HOST:PORT[?key=PATH&topic=T&partitions=N&replication=R] or a data dir "
         "(default $DUHUB_LOG, else --data-dir)",
     )
+    _db_opt(p)
+
+
+def _db_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         type=not_empty,
         default=os.environ.get("DUHUB_DB") or None,
         help="postgresql://… or sqlite:///… (default $DUHUB_DB, else SQLite in --data-dir)",
+    )
+
+
+def _data_dir_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
     )
 
 
@@ -321,9 +331,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         help="rebuild the read model from the log and compare it with the live one, where the "
         "live one stands (what it applied meanwhile is replayed too)",
     )
-    rp.add_argument(
-        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
-    )
+    _data_dir_opt(rp)
     _backend_opts(rp)
     rp.add_argument(
         "--into", type=not_empty, help="the fresh read model (default sqlite in DATA/replay.db)"
@@ -358,15 +366,8 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         help="take the positions a build of the release before this layout check (2026-12-06) "
         "moved as this layout's, after stopping it: the start refuses them otherwise",
     )
-    tw.add_argument(
-        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
-    )
-    tw.add_argument(
-        "--db",
-        type=not_empty,
-        default=os.environ.get("DUHUB_DB") or None,
-        help="postgresql://… or sqlite:///… (default $DUHUB_DB, else SQLite in --data-dir)",
-    )
+    _data_dir_opt(tw)
+    _db_opt(tw)
     ex = sub.add_parser("explain", help="list the events that make up one figure")
     ex.add_argument("--metric", required=True, help="one metric name")
     ex.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
@@ -387,9 +388,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     au = sub.add_parser("audit", help="tamper evidence and audit reports")
     asub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     av = asub.add_parser("verify", help="walk the log's hash chains; print a checkpoint")
-    av.add_argument(
-        "--data-dir", type=not_empty, default="data", help="the hub's data dir (default ./data)"
-    )
+    _data_dir_opt(av)
     av.add_argument(
         "--log",
         type=log_location,
