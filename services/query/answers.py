@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from duhub.readmodel.writer import read_positions
+from duhub.readmodel.positions import PositionsReader
 
 T = TypeVar("T")
 
@@ -43,6 +43,7 @@ class AnswerCache:
 
     def __init__(self, engine: Engine, size: int = DEFAULT_SIZE, max_bytes: int = MAX_BYTES):
         self.engine = engine
+        self.positions = PositionsReader(engine)  # GetProgress reads them here too
         self.size = size
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -56,7 +57,7 @@ class AnswerCache:
         Answers are shared: callers must not change them."""
         if self.size <= 0:
             return compute()
-        version = tuple(sorted(read_positions(self.engine).items()))
+        version = tuple(sorted(self.positions.read().items()))
         with self._lock:
             if version != self._version:
                 self._version = version

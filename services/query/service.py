@@ -22,7 +22,6 @@ from duhub.readmodel.knowledge import campaigns_without_targets, load_campaign
 from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, figures
 from duhub.readmodel.units import UnknownUnit, get_unit, list_units
-from duhub.readmodel.writer import read_positions
 from duhub.timezones import parse_time_zone
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
@@ -352,7 +351,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return qpb.Progress(
             partitions=[
                 qpb.PartitionProgress(partition=p, applied=o)
-                for p, o in sorted(read_positions(self.engine).items())
+                for p, o in sorted(self.answers.positions.read().items())
             ]
         )
 

@@ -1,0 +1,104 @@
+"""The applied positions as the query service reads them at every request: on a connection of
+their own, fresh at every read, recovering from a lost connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, insert, text, update
+
+from duhub.readmodel import schema as s
+from duhub.readmodel.engine import open_engine
+from duhub.readmodel.positions import PositionsReader
+from services.query.answers import AnswerCache
+from tests.infra import fresh_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'rm.db'}"
+        else:
+            url = stack.enter_context(fresh_database())
+        e = open_engine(url, sqlite_pool_size=1, sqlite_cache_mib=1)
+        with e.begin() as conn:
+            conn.execute(insert(s.log_positions), [{"partition": 0, "next_offset": 5}])
+        yield e
+        e.dispose()
+
+
+def commit(engine: Engine, offset: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(s.log_positions).values(next_offset=offset))
+
+
+def kill(engine: Engine, dbapi: Any) -> None:
+    """End a DB-API connection as a database restarted would: PostgreSQL's from the server's
+    side (its client finds out at its next statement)."""
+    if engine.dialect.name == "sqlite":
+        dbapi.close()
+        return
+    pid = dbapi.get_backend_pid()
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_each_read_sees_every_commit_made_before_it(engine: Engine) -> None:
+    reader = PositionsReader(engine)
+    assert reader.read() == {0: 5}
+    commit(engine, 9)
+    assert reader.read() == {0: 9}
+    with engine.begin() as conn:
+        conn.execute(insert(s.log_positions), [{"partition": 1, "next_offset": 2}])
+    assert reader.read() == {0: 9, 1: 2}
+
+
+def test_no_transaction_is_left_open(engine: Engine) -> None:
+    # PostgreSQL: a session idle in a transaction holds back vacuum (and, the worker's
+    # engine has it so, would be ended by the server).
+    reader = PositionsReader(engine)
+    reader.read()
+    assert reader._held is not None
+    dbapi: Any = reader._held.dbapi_connection
+    if engine.dialect.name == "sqlite":
+        assert not dbapi.in_transaction
+    else:
+        assert dbapi.get_transaction_status() == 0  # psycopg2's TRANSACTION_STATUS_IDLE
+
+
+def test_answers_served_from_the_cache_check_out_no_connection_each(engine: Engine) -> None:
+    # The positions were read through the pool at every request: a checkout, a reset and a
+    # return, ~60 us of an answer served in ~0.45 ms.
+    checkouts = []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(1))
+    cache = AnswerCache(engine)
+    assert [cache.answer(b"q", lambda: 7) for _ in range(50)] == [7] * 50
+    assert len(checkouts) == 1  # the connection kept for them, at the first
+
+
+def test_a_lost_connection_is_replaced(engine: Engine) -> None:
+    reader = PositionsReader(engine)
+    assert reader.read() == {0: 5}
+    held = reader._held
+    assert held is not None
+    kill(engine, held.dbapi_connection)  # as a restarted server drops it
+    commit(engine, 8)
+    assert reader.read() == {0: 8}  # read through the engine this once
+    assert reader.read() == {0: 8}  # and on a new connection of its own after
+    assert reader._held is not None and reader._held is not held
+
+
+def test_disposing_the_engine_closes_the_connection(engine: Engine) -> None:
+    reader = PositionsReader(engine)
+    reader.read()
+    assert reader._held is not None
+    dbapi = reader._held.dbapi_connection
+    engine.dispose()  # a hub stopping (PostgreSQL: a database dropped after must not be in use)
+    with pytest.raises(engine.dialect.loaded_dbapi.Error):
+        dbapi.cursor().execute("SELECT 1")  # type: ignore[union-attr]
+    assert reader.read() == {0: 5}  # and opened again if asked after
