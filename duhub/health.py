@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from duhub.built_handlers import BuiltHandlers
 from duhub.diskfull import disk_full, writes_refused
 from duhub.metrics import DEPENDENCY_UP
 
@@ -190,21 +191,30 @@ class UnavailableInterceptor(grpc.ServerInterceptor):
     """Answer UNAVAILABLE when a handler finds the read model unreachable (a dropped or
     refused database connection): the caller retries later. Without it gRPC says UNKNOWN."""
 
+    def __init__(self) -> None:
+        self._built = BuiltHandlers()  # built once per method, not per call
+
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        inner = handler.unary_unary
+        method = handler_call_details.method
+        return self._built.get(method, handler, lambda: _answering_unavailable(handler, method))
 
-        def behavior(request, context):  # type: ignore[no-untyped-def]
-            try:
-                return inner(request, context)
-            except UNREACHABLE_DB as e:
-                log.warning("%s: read model unreachable: %s", handler_call_details.method, e)
-                abort_unavailable(context, "the read model is unreachable")
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _answering_unavailable(handler, method: str):  # type: ignore[no-untyped-def]
+    """Return `handler` answering UNAVAILABLE where it finds the read model unreachable."""
+    inner = handler.unary_unary
+
+    def behavior(request, context):  # type: ignore[no-untyped-def]
+        try:
+            return inner(request, context)
+        except UNREACHABLE_DB as e:
+            log.warning("%s: read model unreachable: %s", method, e)
+            abort_unavailable(context, "the read model is unreachable")
+
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

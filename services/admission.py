@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from duhub.auth.principal import Unauthenticated
+from duhub.built_handlers import BuiltHandlers
 from duhub.metrics import CALLS_REFUSED
 from services.auth.guard import Security
 from services.shares import CallShares, ShareRefused, share_refusal
@@ -55,6 +56,7 @@ class CallerShares(grpc.ServerInterceptor):
         self.shares = shares
         self.security = security
         self._refusals = futures.ThreadPoolExecutor(REFUSAL_THREADS, "duhub-refusals")
+        self._built = BuiltHandlers()  # a method's counted handler, built once, not per call
 
     def intercept_service(
         self,
@@ -70,7 +72,8 @@ class CallerShares(grpc.ServerInterceptor):
         caller = self.shares.full(token)
         if caller:
             return self._refusal(handler, share_refusal(caller, self.shares.share))
-        return self._counted(handler, handler_call_details.method)  # type: ignore[attr-defined]
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        return self._built.get(method, handler, lambda: self._counted(handler, method))
 
     def _refusal(self, handler: grpc.RpcMethodHandler, why: str) -> grpc.RpcMethodHandler:
         """Return a handler answering RESOURCE_EXHAUSTED `why` on a refusal thread. It takes
