@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, insert, text, update
+from sqlalchemy.exc import OperationalError
 
+from duhub.readmodel import positions
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.positions import PositionsReader
@@ -81,7 +83,8 @@ def test_answers_served_from_the_cache_check_out_no_connection_each(engine: Engi
     assert len(checkouts) == 1  # the connection kept for them, at the first
 
 
-def test_a_lost_connection_is_replaced(engine: Engine) -> None:
+def test_a_lost_connection_is_replaced(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(positions, "RETRY_S", 0.0)
     reader = PositionsReader(engine)
     assert reader.read() == {0: 5}
     held = reader._held
@@ -102,3 +105,38 @@ def test_disposing_the_engine_closes_the_connection(engine: Engine) -> None:
     with pytest.raises(engine.dialect.loaded_dbapi.Error):
         dbapi.cursor().execute("SELECT 1")  # type: ignore[union-attr]
     assert reader.read() == {0: 5}  # and opened again if asked after
+
+
+def test_a_read_finding_the_connection_in_use_does_not_wait_for_it(engine: Engine) -> None:
+    # One connection at a time: a read waiting for another's (a database away, each connect
+    # taking its timeout) queued every request behind it.
+    reader = PositionsReader(engine)
+    reader.read()
+    held = reader._take()  # another read has it
+    assert held is not None
+    commit(engine, 7)
+    checkouts = []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(1))
+    assert reader.read() == {0: 7}  # through the engine's pool, at once
+    assert len(checkouts) == 1
+    reader._give_back(held, broken=False)
+    assert reader.read() == {0: 7}
+    assert len(checkouts) == 1  # on the kept one again
+
+
+def test_a_failed_connect_is_answered_as_the_engine_would_once_not_twice(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = PositionsReader(engine)
+    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+
+    def away() -> None:
+        raise dbapi_error("the database is away")
+
+    monkeypatch.setattr(reader._pool, "connect", away)
+    checkouts = []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(1))
+    with pytest.raises(OperationalError):  # SQLAlchemy's: answered UNAVAILABLE
+        reader.read()
+    assert checkouts == []  # no second connect through the engine
+    assert reader.read() == {0: 5}  # a moment after, through the engine
