@@ -40,6 +40,13 @@ class PositionsReader:
         self._busy = False  # a read is using it
         self._dropped = False  # closed while in use: dropped when that read is done
         self._retry_at = 0.0
+        # An in-memory SQLite database is one per connection: a connection of its own would
+        # read another, empty one. Read through the engine's (its only) connection there.
+        self._own = engine.dialect.name != "sqlite" or engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
         # The engine's pool, made anew: its connect listeners (SQLite's pragmas) run, and the
         # connection kept takes none of the places the answers are computed on.
         self._pool = engine.pool.recreate()
@@ -81,7 +88,7 @@ class PositionsReader:
         """Return the kept connection, opening it if need be; None when another read has it,
         or it failed a moment ago."""
         with self._lock:
-            if self._busy or time.monotonic() < self._retry_at:
+            if not self._own or self._busy or time.monotonic() < self._retry_at:
                 return None
             self._busy, self._dropped = True, False
             held = self._held

@@ -140,3 +140,19 @@ def test_a_failed_connect_is_answered_as_the_engine_would_once_not_twice(
         reader.read()
     assert checkouts == []  # no second connect through the engine
     assert reader.read() == {0: 5}  # a moment after, through the engine
+
+
+def test_an_in_memory_database_is_read_through_the_engine() -> None:
+    # Another connection to sqlite:// opens another, empty database: its positions were
+    # "no such table" at every read, each read then made again through the engine.
+    engine = open_engine("sqlite://")
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(s.log_positions), [{"partition": 0, "next_offset": 5}])
+        connects = []
+        reader = PositionsReader(engine)
+        event.listen(reader._pool, "connect", lambda *_: connects.append(1))
+        assert reader.read() == {0: 5}
+        assert connects == []
+    finally:
+        engine.dispose()
