@@ -265,7 +265,13 @@ class BatchApplier:
                     raise
                 if full:
                     self._disk_full(e)
-                outage_since = _wait_out(e, outage_since, self.stopping, full=full)
+                    # The unreachable database's clock starts when it is unreachable: a
+                    # restart after a long full disk (PostgreSQL's after a full WAL) stopped
+                    # the worker at its first refused connect.
+                    _wait_out(e, None, self.stopping, full=True)
+                    outage_since = None
+                else:
+                    outage_since = _wait_out(e, outage_since, self.stopping)
         raise RuntimeError(f"batch still conflicts after {ATTEMPTS} attempts")
 
     def _disk_full(self, e: Exception) -> None:

@@ -9,6 +9,7 @@ is full") as a full tmpfs gives, without a mount."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,43 @@ def test_a_full_read_model_is_waited_out_past_the_outage_limit(
     assert waits == 15 and clock[0] - 1000.0 > apply_mod.DB_OUTAGE_LIMIT_S
     assert applied.records == len(batch) and visits_counted(applier) == len(batch)
     assert writes_refused(engine) == ""
+
+
+def test_a_restart_after_a_long_full_disk_is_waited_out_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The full disk's time counted toward the unreachable database's 600 s: after a long full
+    # disk the first refused connect (PostgreSQL restarting, after a full WAL or once space
+    # was freed) stopped the aggregator, and `duhub up` with it.
+    engine = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
+    applier = BatchApplier(engine)
+    applier.apply([record(2, i, e) for i, e in enumerate(hierarchy())])
+    full = _fill(engine)
+
+    def away(_dbapi, _record) -> None:  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("unable to open database file")
+
+    clock = [1000.0]
+    waits = 0
+
+    def sleep(_s: float) -> None:  # each wait a minute: full for 15, then away for 2
+        nonlocal waits
+        waits += 1
+        clock[0] += 61.0
+        if waits == 15:
+            event.remove(engine, "connect", full)
+            event.listen(engine, "connect", away)
+            engine.dispose()
+        if waits == 17:
+            event.remove(engine, "connect", away)
+            engine.dispose()
+
+    monkeypatch.setattr(apply_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(apply_mod.time, "sleep", sleep)
+    batch = _many_visits(2000)
+    applied = applier.apply(batch)
+    assert waits == 17
+    assert applied.records == len(batch) and visits_counted(applier) == len(batch)
 
 
 def test_max_page_count_gives_the_error_a_full_disk_does(tmp_path: Path) -> None:
