@@ -17,10 +17,11 @@ runs on a thread of the pool. So a caller is held to its share at two places:
 A call with one request is taken as a stream of requests and its request read inside the
 count: grpc reads the request before the handler runs, so a call whose request never came (a
 client sending headers only, with no deadline) held a thread uncounted for as long as it liked.
-Calls grpc answers without a thread (health Watch, from callbacks) are not counted, nor
-health checks: probes (a kubelet's, a load balancer's) send no token, and all callers without
-one share a single share, so a few calls without a token held open (requestless, no deadline)
-had every probe refused and the pods restarted. They are held to the server's bound alone.
+Calls grpc answers without a thread (health Watch, from callbacks) are not counted. Health
+checks are counted as a caller of their own, whoever sends them: probes (a kubelet's, a load
+balancer's) send no token, and in the share of every caller without one a few calls held open
+(requestless, no deadline) had every probe refused and the pods restarted; not counted at all,
+checks held open took every place of the server, every county's calls refused.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from services.slots import ANONYMOUS, caller_of
 REFUSAL_THREADS = 1
 # duhub_calls_refused_total's reason for a call past its caller's share.
 CALLER_SHARE = "caller_share"
-# The health service's methods: answered at once from memory, never held to a caller's share.
+# The health service's methods, and the caller their calls count as (a share of their own).
 HEALTH = "/grpc.health.v1.Health/"
+HEALTH_CHECKS = "health checks"
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
@@ -66,13 +68,15 @@ class CallerShares(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or _threadless(handler):
             return handler
-        if handler_call_details.method.startswith(HEALTH):  # type: ignore[attr-defined]
-            return handler
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if method.startswith(HEALTH):
+            return self._built.get(
+                method, handler, lambda: self._counted(handler, method, HEALTH_CHECKS)
+            )
         token = self.security.bearer(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
         caller = self.shares.full(token)
         if caller:
             return self._refusal(handler, share_refusal(caller, self.shares.share))
-        method = handler_call_details.method  # type: ignore[attr-defined]
         return self._built.get(method, handler, lambda: self._counted(handler, method))
 
     def _refusal(self, handler: grpc.RpcMethodHandler, why: str) -> grpc.RpcMethodHandler:
@@ -88,8 +92,11 @@ class CallerShares(grpc.ServerInterceptor):
             return grpc.stream_stream_rpc_method_handler(refuse)
         return grpc.stream_unary_rpc_method_handler(refuse)
 
-    def _counted(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        """Return `handler` counting each call against its caller's share while it runs."""
+    def _counted(
+        self, handler: grpc.RpcMethodHandler, method: str, as_caller: str = ""
+    ) -> grpc.RpcMethodHandler:
+        """Return `handler` counting each call against its caller's share while it runs (or
+        against `as_caller`'s, whoever sends it)."""
         inner = _behavior(handler)
         one = not handler.request_streaming
 
@@ -99,7 +106,7 @@ class CallerShares(grpc.ServerInterceptor):
         if handler.response_streaming:
 
             def stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-                caller = self._take(context)
+                caller = self._take(context, as_caller)
                 try:  # a generator: closed by grpc, or collected, when its call ends early
                     yield from inner(argument(requests, context), context)
                 finally:
@@ -110,7 +117,7 @@ class CallerShares(grpc.ServerInterceptor):
             )
 
         def unary(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            caller = self._take(context)
+            caller = self._take(context, as_caller)
             try:
                 return inner(argument(requests, context), context)
             finally:
@@ -120,17 +127,22 @@ class CallerShares(grpc.ServerInterceptor):
             unary, handler.request_deserializer, handler.response_serializer
         )
 
-    def _take(self, context: grpc.ServicerContext) -> str:
-        """Count the call against its caller's share and return the caller; abort it
-        RESOURCE_EXHAUSTED when the caller has its share in flight."""
+    def _take(self, context: grpc.ServicerContext, as_caller: str = "") -> str:
+        """Count the call against its caller's share (`as_caller`'s when given) and return
+        the caller; abort it RESOURCE_EXHAUSTED when the caller has its share in flight."""
+        if as_caller:
+            return self._count(context, as_caller, "")
         try:
             caller = caller_of(self.security.principal(context))
         except Unauthenticated:
             caller = caller_of(None)  # refused by the service, counted meanwhile
         # A token is remembered only for a caller it names: made-up ones name nobody.
         token = self.security.bearer(context.invocation_metadata())
+        return self._count(context, caller, token if caller != ANONYMOUS else "")
+
+    def _count(self, context: grpc.ServicerContext, caller: str, token: str) -> str:
         try:
-            self.shares.take(caller, token if caller != ANONYMOUS else "")
+            self.shares.take(caller, token)
         except ShareRefused as refused:
             CALLS_REFUSED.labels(CALLER_SHARE).inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refused))

@@ -219,6 +219,32 @@ def test_calls_without_a_token_held_open_do_not_starve_health_probes(tmp_path: P
         served.stop()
 
 
+def test_health_checks_held_open_take_their_own_share_only(tmp_path: Path) -> None:
+    # Counted as nobody's (health checks were exempt from the shares for a while), checks
+    # held open without a request took every place: every county refused "Concurrent RPC
+    # limit exceeded". Counted as a caller of their own, they hold its share and no more.
+    security, (county,) = _tokens(tmp_path, node(YIDU))
+    served = Served(security)
+    flood, channel = grpc.insecure_channel(served.target), grpc.insecure_channel(served.target)
+    never = threading.Event()
+    try:
+        raw = flood.stream_unary("/grpc.health.v1.Health/Check")
+        held = [raw.future(iter(never.wait, True)) for _ in range(SHARE)]
+        one_more = raw.future(iter(never.wait, True))
+        assert _until(one_more.done) and _refused_for_its_share(
+            one_more.exception(), "health checks", SHARE
+        ), one_more.exception()
+        stub = query_pb2_grpc.QueryServiceStub(channel)
+        progress = qpb.GetProgressRequest()
+        assert stub.GetProgress(progress, timeout=5, metadata=_bearer(county)) == qpb.Progress()
+        assert not any(c.done() for c in held)
+    finally:
+        never.set()
+        flood.close()
+        channel.close()
+        served.stop()
+
+
 def test_callers_with_client_certificates_are_told_apart(tmp_path: Path) -> None:
     ca = pki.make_ca()
     server = pki.make_server(ca, ["localhost"])
