@@ -363,8 +363,9 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     rmsub = rm.add_subparsers(dest="readmodel_command", required=True, metavar="ACTION")
     tw = rmsub.add_parser(
         "trust-writes",
-        help="take the positions a build of the release before this layout check (2026-12-06) "
-        "moved as this layout's, after stopping it: the start refuses them otherwise",
+        help="after an older build wrote the read model (refused at start since): check the "
+        "rows it wrote against this layout and, when they hold, take its positions as this "
+        "layout's (stop it first)",
     )
     _data_dir_opt(tw)
     _db_opt(tw)

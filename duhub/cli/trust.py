@@ -1,9 +1,12 @@
-"""`duhub readmodel trust-writes`: take the positions an older build moved as this layout's.
+"""`duhub readmodel trust-writes`: take the positions an older build moved as this layout's,
+when the rows it wrote hold what this layout keeps.
 
-A read model a build not knowing its layout wrote since this one did is refused at every
-start (`duhub.readmodel.layout.check_written`). When the operator knows those builds wrote
-this layout's tables (`layout.TRUST`: a rolling upgrade ran the release before beside this
-one), a rebuild from the log is not needed: this takes what they wrote as this layout's.
+A read model a build not knowing its layout marks wrote since this one did is refused at every
+start (`duhub.readmodel.layout.check_written`). A recent build (one that knew every table but
+not the marks, run beside this one in a rolling upgrade) wrote sound rows, and a rebuild from
+the log is not needed; an older one wrote around tables it did not know. Builds cannot be told
+apart, the rows can: this checks them (`layout.unsound_rows`) and takes the positions only
+when they hold.
 """
 
 from __future__ import annotations
@@ -39,16 +42,16 @@ def run(args: argparse.Namespace) -> int:
         if "layout_offset" not in columns:  # no build of this layout opened it yet
             print(f"nothing to take: {redacted(url)} has not been opened by this build yet")
             return 0
-        taken = trust_written(engine)
+        try:
+            taken = trust_written(engine)
+        except LayoutRefused as e:  # rows an older build got wrong, or one still writing
+            client.fail(f"{option}: {e}", client.EXIT_USAGE)
     finally:
         engine.dispose()
     for partition, offset, left in taken:
         was = "added by it" if left is None else f"left at {left}"
-        print(f"partition {partition} at {offset} ({was}): taken as this layout's")
+        print(f"partition {partition} at {offset} ({was}): checked, taken as this layout's")
     if not taken:
         print(f"nothing to take: every position of {redacted(url)} was moved by this layout")
-    try:
-        open_engine(url).dispose()  # what a start checks: it opens now
-    except LayoutRefused as e:  # a newer build's layout: not ours to take
-        client.fail(f"{option}: {e}", client.EXIT_USAGE)
+    open_engine(url).dispose()  # what a start checks: it opens now
     return 0

@@ -58,15 +58,7 @@ def upgrade(engine: Engine) -> None:
     """Apply the layout changes this read model lacks (before its missing indexes are made:
     one of them is on a column a change adds), in order; refuse one a newer build made, or
     rows an older build wrote since (`check_written`)."""
-    with engine.connect() as conn:
-        applied = {name for (name,) in plain_rows(conn, "SELECT name FROM layout")}
-    if unknown := sorted(applied - KNOWN):
-        raise LayoutRefused(
-            f"the read model {_where(engine)} has changes of layout this build does not know "
-            f"({', '.join(unknown)}): a newer duhub build made them, and this one would write "
-            "around their tables, its figures wrong from then on. Run the newer build, or "
-            + REBUILD
-        )
+    applied = refuse_unknown_layout(engine)
     for change, apply in (
         (YEAR_ROLLUPS, _add_year_rollups),
         (COVERAGE_COUNTIES, _add_coverage_counties),
@@ -78,6 +70,21 @@ def upgrade(engine: Engine) -> None:
         if change not in applied:
             apply_once(engine, change, apply)
     check_written(engine)
+
+
+def refuse_unknown_layout(engine: Engine) -> set[str]:
+    """Return the layout changes the read model holds; raise LayoutRefused when a newer build
+    made one this build does not know."""
+    with engine.connect() as conn:
+        applied = {name for (name,) in plain_rows(conn, "SELECT name FROM layout")}
+    if unknown := sorted(applied - KNOWN):
+        raise LayoutRefused(
+            f"the read model {_where(engine)} has changes of layout this build does not know "
+            f"({', '.join(unknown)}): a newer duhub build made them, and this one would write "
+            "around their tables, its figures wrong from then on. Run the newer build, or "
+            + REBUILD
+        )
+    return applied
 
 
 def check_written(engine: Engine) -> None:
@@ -109,29 +116,91 @@ _MOVED = (
     "SELECT partition, next_offset, layout_offset FROM log_positions "
     "WHERE layout_offset IS NULL OR layout_offset <> next_offset ORDER BY partition"
 )
-# Builds of 2026-12-06 before LAYOUT_MARKS (the release before it) know every table of this
-# layout (the last change before it, REFERENCE_RULES, came on 2026-12-05), so what they
-# wrote is sound: a rolling upgrade that ran one beside this build needs no rebuild.
+# Builds that knew every table of this layout but not LAYOUT_MARKS (2026-12-05 15:09 to the
+# check's arrival on 2026-12-06) wrote sound rows: a rolling upgrade that ran one beside this
+# build needs no rebuild. Nothing tells builds apart (no version is stamped), so the operator is
+# not asked which it was: `trust_written` checks what the tables hold instead.
 TRUST = (
-    "If every build that wrote it is of 2026-12-06 (a rolling upgrade from the release "
-    "before this check ran one beside this build), its figures are sound: stop those, then "
-    "'duhub readmodel trust-writes' takes its positions as this layout's"
+    "If the build that wrote is a recent one, 'duhub readmodel trust-writes' (once it is "
+    "stopped) checks the rows against this layout and takes its positions when they hold"
 )
 
 
+def unsound_rows(conn: Connection) -> list[str]:
+    """Return how the read model breaks what every writer of this layout keeps (empty when
+    nothing): the city's and the counties' year rows are the sums of their month rows, every
+    coverage row has its county, and every covered target its coverage_firsts row. A build
+    older than the year rollups, coverage counties or coverage_firsts breaks one of them with
+    its first batch that counts."""
+    found: list[str] = []
+    top = _top_scopes(conn)
+    if top:
+        sums = _year_sums(conn, top)
+        years = {
+            (sc, m, a, b): [v, n]
+            for sc, m, a, b, v, n in plain_rows(
+                conn,
+                "SELECT scope_id, metric, area, bucket, value, events FROM rollups "
+                f"WHERE grain = {YEAR} AND scope_id IN ({', '.join('?' * len(top))})",
+                top,
+            )
+        }
+        off = sorted(k for k in sums.keys() | years.keys() if sums.get(k) != years.get(k))
+        if off:
+            scope, metric, area, bucket = off[0]
+            found.append(
+                f"{len(off)} year rows differ from their months' sums (e.g. {metric} at "
+                f"{scope}, {area or 'all areas'}, year bucket {bucket}: "
+                f"{years.get(off[0], [0])[0]} against {sums.get(off[0], [0])[0]})"
+            )
+    paths = dict(plain_rows(conn, "SELECT unit_id, path FROM units"))
+    countyless = sum(
+        1
+        for (unit_id,) in plain_rows(conn, "SELECT unit_id FROM coverage WHERE county_id = ''")
+        if county_of(paths.get(unit_id, ""))
+    )
+    if countyless:
+        found.append(f"{countyless} coverage rows have no county")
+    firstless = plain_rows(
+        conn,
+        "SELECT COUNT(*) FROM coverage c WHERE NOT EXISTS (SELECT 1 FROM coverage_firsts f "
+        "WHERE f.campaign_id = c.campaign_id AND f.group_id = c.group_id "
+        "AND f.unit_id = c.unit_id)",
+    )[0][0]
+    if firstless:
+        found.append(f"{firstless} covered targets have no coverage_firsts row")
+    return found
+
+
 def trust_written(engine: Engine) -> list[tuple[int, int, int | None]]:
-    """Take the positions a build not knowing the layout moved as this layout's (an operator
-    who knows the builds that wrote are of this layout's tables: `TRUST`), in one
-    transaction; return what was taken: (partition, next offset, layout offset left)."""
+    """Take the positions a build not knowing the layout marks moved as this layout's, once
+    the rows hold what every writer of this layout keeps (`unsound_rows`) and nothing moved
+    them meanwhile (that build still running); return what was taken: (partition, next
+    offset, layout offset left). Raise LayoutRefused, changing nothing, otherwise, and for a
+    layout a newer build made."""
+    refuse_unknown_layout(engine)
     with engine.begin() as conn:
-        moved = [
-            (int(p), int(o), lo if lo is None else int(lo)) for p, o, lo in plain_rows(conn, _MOVED)
-        ]
+        moved = plain_rows(conn, _MOVED)
+        if not moved:
+            return []
+        if found := unsound_rows(conn):
+            raise LayoutRefused(
+                f"the read model {_where(engine)} cannot be taken as this layout's: "
+                + "; ".join(found)
+                + ". The build that wrote it did not know this layout's tables, and its "
+                "figures are wrong: " + REBUILD
+            )
+        if plain_rows(conn, _MOVED) != moved:
+            raise LayoutRefused(
+                f"the read model {_where(engine)} is still being written by a build older "
+                "than its layout (its positions moved while they were checked): stop it, then "
+                "run this again"
+            )
         conn.exec_driver_sql(
             "UPDATE log_positions SET layout_offset = next_offset "
             "WHERE layout_offset IS NULL OR layout_offset <> next_offset"
         )
-    return moved
+    return [(int(p), int(o), lo if lo is None else int(lo)) for p, o, lo in moved]
 
 
 def _where(engine: Engine) -> str:
@@ -152,17 +221,17 @@ def apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-u
         pass  # another process applied it first
 
 
-def _add_year_rollups(conn: Connection) -> None:
-    """Sum the year rows of the city and the counties from their month rows (versions before
-    kept no year buckets): the same rows the writes would have made, since a year is its
-    months."""
-    top = [
+def _top_scopes(conn: Connection) -> list[str]:
+    """The units kept with year (and hour) buckets: the city and the counties."""
+    return [
         unit_id
         for unit_id, path in plain_rows(conn, "SELECT unit_id, path FROM units")
         if path.count("/") - 2 < TOP_DEPTHS
     ]
-    if not top:
-        return
+
+
+def _year_sums(conn: Connection, top: list[str]) -> dict[tuple[str, str, str, int], list[int]]:
+    """(scope, metric, area, year bucket) -> [value, events] summed from the month rows."""
     sums: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
     for scope_id, metric, area, bucket, value, events in plain_rows(
         conn,
@@ -173,6 +242,17 @@ def _add_year_rollups(conn: Connection) -> None:
         total = sums[(scope_id, metric, area, bucket_start(YEAR, bucket * NS))]
         total[0] += value
         total[1] += events
+    return sums
+
+
+def _add_year_rollups(conn: Connection) -> None:
+    """Sum the year rows of the city and the counties from their month rows (versions before
+    kept no year buckets): the same rows the writes would have made, since a year is its
+    months."""
+    top = _top_scopes(conn)
+    if not top:
+        return
+    sums = _year_sums(conn, top)
     rows = [(s, YEAR, m, a, b, v, n) for (s, m, a, b), (v, n) in sorted(sums.items())]
     if rows:
         conn.exec_driver_sql(

@@ -140,9 +140,9 @@ def _older_build_wrote(path: Path) -> None:
         db.execute("INSERT INTO log_positions (partition, next_offset) VALUES (1, 3)")
 
 
-def test_trust_writes_takes_what_the_release_before_wrote(tmp_path: Path) -> None:
-    # A rolling upgrade ran a worker of the release before beside this build: every start
-    # refused the read model with a rebuild from the log as the only way out.
+def test_trust_writes_takes_what_a_recent_build_wrote(tmp_path: Path) -> None:
+    # A rolling upgrade ran a worker of a recent build (every table known, not the marks)
+    # beside this one: every start refused the read model, a rebuild the only way out.
     from tests.unit.test_ops_cli import duhub
 
     path = tmp_path / "readmodel.db"
@@ -152,8 +152,8 @@ def test_trust_writes_takes_what_the_release_before_wrote(tmp_path: Path) -> Non
         open_engine(f"sqlite:///{path}")
     done = duhub("readmodel", "trust-writes", "--db", f"sqlite:///{path}")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "partition 0 at 12 (left at 9): taken as this layout's" in done.stdout
-    assert "partition 1 at 3 (added by it): taken as this layout's" in done.stdout
+    assert "partition 0 at 12 (left at 9): checked, taken as this layout's" in done.stdout
+    assert "partition 1 at 3 (added by it): checked, taken as this layout's" in done.stdout
     engine = open_engine(f"sqlite:///{path}")
     assert read_positions(engine) == {0: 12, 1: 3}
     engine.dispose()
@@ -167,3 +167,49 @@ def test_trust_writes_refuses_a_missing_read_model_naming_the_option(tmp_path: P
     done = duhub("readmodel", "trust-writes", "--data-dir", str(tmp_path))
     assert done.returncode == 2 and "--data-dir: no read model at" in done.stderr, done.stderr
     assert not (tmp_path / "readmodel.db").exists()
+
+
+def _layout_offsets(path: Path) -> list[tuple[int, int, int | None]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT partition, next_offset, layout_offset FROM log_positions ORDER BY 1"
+        ).fetchall()
+
+
+def test_trust_writes_refuses_rows_an_older_build_got_wrong(tmp_path: Path) -> None:
+    # A build before the year rollups (2026-12-03) writes its months only: taken at the
+    # operator's word, its figures were served wrong without a word (an upgrade probe).
+    from tests.unit.test_ops_cli import duhub
+
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO rollups VALUES ('c', ?, 'visits', 'a', 455100, 3, 3) "
+            "ON CONFLICT DO UPDATE SET value = value + 3, events = events + 3",
+            (MONTH,),
+        )
+        db.execute("UPDATE log_positions SET next_offset = 12 WHERE partition = 0")
+    before = _layout_offsets(path)
+    done = duhub("readmodel", "trust-writes", "--db", f"sqlite:///{path}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot be taken as this layout's: 1 year rows differ" in done.stderr, done.stderr
+    assert "visits at c" in done.stderr and "rebuild it from the log" in done.stderr
+    assert _layout_offsets(path) == before
+    with pytest.raises(LayoutRefused):
+        open_engine(f"sqlite:///{path}")
+
+
+def test_trust_writes_refuses_a_newer_builds_layout_taking_nothing(tmp_path: Path) -> None:
+    from tests.unit.test_ops_cli import duhub
+
+    path = tmp_path / "readmodel.db"
+    _written_by_this_build(path)
+    _older_build_wrote(path)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO layout VALUES ('hour-sketches', 1)")
+    before = _layout_offsets(path)
+    done = duhub("readmodel", "trust-writes", "--db", f"sqlite:///{path}")
+    assert done.returncode == 2 and "a newer duhub build made them" in done.stderr, done.stderr
+    assert "taken" not in done.stdout
+    assert _layout_offsets(path) == before
