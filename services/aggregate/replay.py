@@ -98,22 +98,21 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
                 f"--into: holds a read model of another log ({foreign}), perhaps another "
                 "hub's live one: give another --into (--fresh would delete what it holds)"
             )
+        if applied and not rows:
+            # No replay made it (a hub's live read model, a standby's copy), or one before
+            # cuts were recorded: never written into, and never given a cut, which would
+            # have the --fresh guard (duhub.cli.replay_guard) take it for a replay's.
+            raise ValueError(
+                "--into: holds applied records but is not a replay's (perhaps a hub's live "
+                "read model, or a replay made before 2026-12-04): give another --into, or "
+                "delete it yourself if it is a replay's"
+            )
         if applied:
-            if rows:
-                earlier = ReplayCut(
-                    json.loads(rows["until_ns"]),
-                    json.loads(rows["since_ns"]),
-                    {int(p): o for p, o in json.loads(rows["start"]).items()},
-                )
-            else:  # made before cuts were recorded, or a live read model: the whole log
-                earlier = ReplayCut()
-            if not rows and not cut.continues(earlier):
-                # No replay made it: --fresh is refused on it too (duhub.cli.replay_guard).
-                raise ValueError(
-                    "--into: holds applied records but is not a replay's (perhaps a hub's "
-                    f"live read model); this replay ({cut.describe()}) cannot continue it: "
-                    "give another --into"
-                )
+            earlier = ReplayCut(
+                json.loads(rows["until_ns"]),
+                json.loads(rows["since_ns"]),
+                {int(p): o for p, o in json.loads(rows["start"]).items()},
+            )
             if not cut.continues(earlier):
                 raise ValueError(
                     f"--into: holds a replay {earlier.describe()}; this one "

@@ -134,6 +134,38 @@ def test_a_refused_replay_leaves_fresh_still_refused(hub: Pipeline) -> None:
         assert digest(table_digests(other.engine)) == figures
 
 
+def test_a_whole_log_replay_into_a_read_model_no_replay_made_is_refused(
+    hub: Pipeline, tmp_path: Path
+) -> None:
+    # A standby's copy of the live read model (or a live PostgreSQL one --db did not name):
+    # the whole-log replay was taken as continuing it, wrote into it and recorded a cut, and
+    # the --fresh guard then took it for a replay's and let --fresh delete it.
+    hub.engine.dispose()
+    standby = tmp_path / "standby.db"
+    standby.write_bytes((hub.dir / "readmodel.db").read_bytes())
+    into = ("--data-dir", str(hub.dir), "--into", f"sqlite:///{standby}", "--no-compare")
+    before = _figures_of(standby)
+    done = duhub("replay", *into)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not a replay's" in done.stderr, done.stderr
+    fresh = duhub("replay", *into, "--fresh")
+    assert fresh.returncode == 2, fresh.stdout + fresh.stderr
+    assert "holds applied records but is not a replay's" in fresh.stderr, fresh.stderr
+    assert _figures_of(standby) == before
+
+
+def _figures_of(path: Path) -> dict[str, str]:
+    """The digest of each table of the read model at `path` but the replay's cut (a refused
+    replay makes it, empty)."""
+    from duhub.readmodel.engine import open_engine
+
+    engine = open_engine(f"sqlite:///{path}", create=False)
+    try:
+        return {t: d for t, d in table_digests(engine).items() if t != "replay_cut"}
+    finally:
+        engine.dispose()
+
+
 def test_a_read_model_no_replay_made_is_not_advised_fresh(hub: Pipeline, tmp_path: Path) -> None:
     # A standby hub's live read model of the same log, replayed into with a cut: refused with
     # "add --fresh to start over", advice the --fresh guard then (rightly) refuses.
