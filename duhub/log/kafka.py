@@ -60,7 +60,7 @@ UNCOMMITTED_STALL_S = 10
 # How far back from each partition's end an ingest starting looks for a record of ingest's
 # naming the partition count sources are placed by (`duhub/log/placement.py`).
 PLACEMENT_TAIL = 500
-# How long ingest's first append reads a partition's tail for that count, at most.
+# How long ingest's first append reads the partitions' tails for that count, at most.
 PLACEMENT_READ_S = 10.0
 # A read of this few records (whether any lies in a stretch: `holds_all`, a hole, another
 # partition's next record; the dead-letter fill's stretches, a range's last page) fetches at
@@ -315,6 +315,9 @@ class KafkaLog:
         now = len(self._known())
         tps = [TopicPartition(self.spec.topic, p) for p in self._known()]
         unread: list[int] = []
+        # One deadline for all: appends wait behind this (the producer's lock), and a slow
+        # broker held them a deadline a partition, 2 minutes on 12.
+        deadline = time.monotonic() + PLACEMENT_READ_S
         with self._consumer_lock:
             consumer = self._consumer
             for tp, end in sorted(consumer.end_offsets(tps).items()):
@@ -322,7 +325,6 @@ class KafkaLog:
                     continue
                 consumer.assign([tp])
                 consumer.seek(tp, max(0, end - PLACEMENT_TAIL))
-                deadline = time.monotonic() + PLACEMENT_READ_S
                 while consumer.position(tp) < end and time.monotonic() < deadline:
                     for m in consumer.poll(timeout_ms=100).get(tp, []):
                         count = count_of(m.headers)
