@@ -204,7 +204,10 @@ def trust_written(engine: Engine) -> list[tuple[int, int, int | None]]:
 
 
 def _where(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    """The read model's URL as the operator gives it (postgresql://, not the driver's name
+    SQLAlchemy is handed), its password hidden."""
+    shown = engine.url.render_as_string(hide_password=True)
+    return shown.replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
 def apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]

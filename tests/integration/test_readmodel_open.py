@@ -168,8 +168,9 @@ def test_a_read_model_an_older_worker_wrote_since_is_refused() -> None:
             )
         with pytest.raises(
             LayoutRefused, match="partition 0 at 11, left at 7 by this layout's writers"
-        ):
+        ) as refused:
             open_engine(url)
+        assert "the read model postgresql://duhub:***@" in str(refused.value)  # as given
         # A writer of this build already running writes on: the evidence stays.
         engine = open_engine(url, create=False)
         try:
