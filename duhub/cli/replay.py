@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from duhub.bootstrap import open_log
 from duhub.cli import client
 from duhub.cli.replay_guard import applied_without_cut
-from duhub.cli.startup import FAILURES, check_db, failure, redacted
+from duhub.cli.startup import FAILURES, check_db, failure, redacted, sqlite_file
 from duhub.cli.tables import shown
 from duhub.cli.timeargs import time_arg, zone_arg
 from duhub.convert import from_nanos, to_nanos
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         # Counted from a point on, or cut at a moment, it cannot equal the live figures: nothing
         # to compare (and the comparison would replay on to where the live read model stands).
         args.no_compare = True
-    live_file = _sqlite_file(live_url)
+    live_file = sqlite_file(live_url)
     if not args.no_compare and live_file is not None and not live_file.exists():
         option = "--db" if args.db else "--data-dir"
         client.fail(
@@ -312,7 +312,7 @@ def _stopped_when_full(url: str) -> Iterator[None]:
     except (SQLAlchemyError, OSError) as e:
         if not disk_full(e):
             raise
-        where = _sqlite_file(url) or redacted(url)
+        where = sqlite_file(url) or redacted(url)
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         client.fail(
             f"--into: the disk of {where} is full ({reason}): the replay stopped; what it "
@@ -323,13 +323,6 @@ def _stopped_when_full(url: str) -> Iterator[None]:
 
 def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """Return the file of a SQLite URL (None for another database or one in memory)."""
-    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
-        return None
-    return Path(url.removeprefix("sqlite:///"))
 
 
 def _open(url: str, option: str) -> Engine:

@@ -9,17 +9,18 @@ recorded: not deleted on a flag, the operator deletes it by hand if that is what
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import column, create_engine, inspect, select, table
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from duhub.cli.startup import sqlite_file
 from duhub.readmodel.schema import log_positions
+from services.aggregate.replay import replay_cut
 
-# The row `claim_cut` records with a replay's cut (services.aggregate.replay.replay_cut).
-_CUT_LOG = select(column("name")).select_from(table("replay_cut")).where(column("name") == "log")
+# The row `claim_cut` records with a replay's cut.
+_CUT_LOG = select(replay_cut.c.name).where(replay_cut.c.name == "log")
 
 
 def applied_without_cut(url: str) -> bool:
@@ -27,8 +28,8 @@ def applied_without_cut(url: str) -> bool:
     no replay's cut. A database that does not exist or does not answer is not known to be
     one (nothing is created: a SQLite file missing is left missing)."""
     if url.startswith("sqlite:///"):
-        file = url.removeprefix("sqlite:///")
-        if file in ("", ":memory:") or not Path(file).is_file():
+        file = sqlite_file(url)
+        if file is None or not file.is_file():
             return False
     kwargs: dict[str, Any] = {}
     if url.startswith("postgresql://"):  # psycopg2, as `open_engine` takes it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kafka.errors import BrokerResponseError, KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,7 +30,7 @@ def failure(e: BaseException, db_url: str, log_url: str) -> str:
     """Return the line to print for one of FAILURES."""
     if isinstance(e, SQLAlchemyError):
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        path = _sqlite_file(db_url)
+        path = sqlite_file(db_url)
         if path is not None and (disk_full(e) or no_space_at(path)):
             # SQLite says "disk I/O error" when a full disk stops it creating its files,
             # which reads like a hardware fault.
@@ -41,11 +43,11 @@ def failure(e: BaseException, db_url: str, log_url: str) -> str:
     return str(e)
 
 
-def _sqlite_file(url: str) -> str | None:
-    """The file of a SQLite URL (None for another database or one in memory)."""
+def sqlite_file(url: str) -> Path | None:
+    """Return the file of a SQLite URL (None for another database or one in memory)."""
     if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
         return None
-    return url.removeprefix("sqlite:///")
+    return Path(url.removeprefix("sqlite:///"))
 
 
 def redacted(url: str) -> str:

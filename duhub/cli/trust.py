@@ -18,7 +18,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from duhub.cli import client
-from duhub.cli.startup import check_db, redacted
+from duhub.cli.startup import check_db, redacted, sqlite_file
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.layout import LayoutRefused, trust_written
 
@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         check_db(url, option)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+    file = sqlite_file(url)
+    if file is not None and not file.is_file():
         client.fail(f"{option}: no read model at {redacted(url)}", client.EXIT_USAGE)
     engine = open_engine(url, create=False)  # as it is: neither upgraded nor checked
     try:
