@@ -100,6 +100,17 @@ def _refusals(calls: list[grpc.Future], expected: int) -> None:
     _until(lambda: sum(c.done() for c in calls) >= expected)
 
 
+def _the_one_past_the_share(calls: list[grpc.Future]) -> grpc.Future:
+    """Return the one of `calls` (a caller's share and one more, sent at once) that ended.
+    Any of them may be the one past the share: the pool's threads count them in whatever
+    order they take them (a test waiting on the last one sent hung when another was)."""
+    assert _until(lambda: any(c.done() for c in calls)), "none of the calls was refused"
+    time.sleep(0.2)  # time for a second to end, were one wrongly refused too
+    ended = [c for c in calls if c.done()]
+    assert len(ended) == 1, f"{len(ended)} of the calls ended, not one"
+    return ended[0]
+
+
 def _refused_for_its_share(error: BaseException | None, caller: str, share: int) -> bool:
     return (
         isinstance(error, grpc.RpcError)
@@ -202,12 +213,13 @@ def test_calls_without_a_token_held_open_do_not_starve_health_probes(tmp_path: P
     never = threading.Event()
     try:
         raw = flood.stream_unary("/duhub.v1.QueryService/GetProgress")
-        held = [raw.future(iter(never.wait, True)) for _ in range(SHARE)]
-        one_more = raw.future(iter(never.wait, True))
+        calls = [raw.future(iter(never.wait, True)) for _ in range(SHARE + 1)]
         # The share is held: a call more without a token is refused for it.
-        assert _until(one_more.done) and _refused_for_its_share(
-            one_more.exception(), "callers without credentials", SHARE
-        ), one_more.exception()
+        refused = _the_one_past_the_share(calls)
+        assert _refused_for_its_share(refused.exception(), "callers without credentials", SHARE), (
+            refused.exception()
+        )
+        held = [c for c in calls if c is not refused]
         check = health_pb2_grpc.HealthStub(probe).Check
         answer = check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
@@ -229,11 +241,12 @@ def test_health_checks_held_open_take_their_own_share_only(tmp_path: Path) -> No
     never = threading.Event()
     try:
         raw = flood.stream_unary("/grpc.health.v1.Health/Check")
-        held = [raw.future(iter(never.wait, True)) for _ in range(SHARE)]
-        one_more = raw.future(iter(never.wait, True))
-        assert _until(one_more.done) and _refused_for_its_share(
-            one_more.exception(), "health checks", SHARE
-        ), one_more.exception()
+        calls = [raw.future(iter(never.wait, True)) for _ in range(SHARE + 1)]
+        refused = _the_one_past_the_share(calls)
+        assert _refused_for_its_share(refused.exception(), "health checks", SHARE), (
+            refused.exception()
+        )
+        held = [c for c in calls if c is not refused]
         stub = query_pb2_grpc.QueryServiceStub(channel)
         progress = qpb.GetProgressRequest()
         assert stub.GetProgress(progress, timeout=5, metadata=_bearer(county)) == qpb.Progress()
