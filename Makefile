@@ -32,7 +32,7 @@ run: setup ## Run the whole hub on the embedded default with simulated county no
 	$(BIN)/duhub up --data-dir $(DATA)
 
 test: setup lint proto-check services-up browser-deps ## Set up, lint, check the generated code and run every test (starts Kafka, PostgreSQL; installs Chromium)
-	$(TEST_ENV) $(BIN)/pytest -q $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -q --durations=20 $(PYTEST_ARGS)
 
 test-fast: setup ## Run the tests without starting Kafka or PostgreSQL (theirs skip)
 	env -u CI $(BIN)/pytest -q $(PYTEST_ARGS)
