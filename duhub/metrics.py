@@ -27,12 +27,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     disable_created_metrics,
     start_http_server,
 )
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from duhub import build
 from duhub.built_handlers import BuiltHandlers
 
 log = logging.getLogger(__name__)
@@ -74,11 +76,14 @@ CALLS_REFUSED = Counter(
 DEPENDENCY_UP = Gauge(
     "duhub_dependency_up", "1 while the health probe reaches the dependency", ["dependency"]
 )
+# Which build serves: duhub_build_info{version, commit, modified} 1 (duhub.build).
+BUILD = Info("duhub_build", "The duhub build this process runs")
 
 
 def start_metrics(listen: str) -> str:
     """Serve /metrics on HOST:PORT (port 0: any); return its URL."""
     host, port = listen.rsplit(":", 1)
+    BUILD.info(build.labels())  # asked of git once, and only by processes serving metrics
     server, _ = start_http_server(int(port), addr=host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{server.server_port}/metrics"

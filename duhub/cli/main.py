@@ -184,8 +184,23 @@ def _reference_opt(p: argparse.ArgumentParser, only: str = "") -> None:
     )
 
 
+class _Version(argparse.Action):
+    """Print the build (duhub.build) and exit, asking git only when --version is given, not
+    each time the parser is built as argparse's own version action would."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the build (version, commit)")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from duhub import build
+
+        print(build.describe())
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="duhub", description=__doc__, epilog=EPILOG)
+    root.add_argument("--version", action=_Version)
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run the whole hub in one process (embedded log + SQLite)")

@@ -6,7 +6,7 @@ import argparse
 import signal
 from pathlib import Path
 
-from duhub import metrics
+from duhub import build, metrics
 from duhub.bootstrap import (
     ANSWER_CACHE,
     HubConfig,
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"  security:               {service.security.describe()}", flush=True)
+        print(f"  build:                  {build.describe()}", flush=True)
         dashboard = getattr(service, "dashboard", None)
         if dashboard is not None:
             print(f"  dashboard:              {dashboard.url}", flush=True)
@@ -138,6 +139,7 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
             f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}",
             flush=True,
         )
+        print(f"  build:                  {build.describe()}", flush=True)
         try:
             url = metrics.serve_metrics(metrics_listen)
         except OSError as e:

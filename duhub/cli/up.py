@@ -8,7 +8,7 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
-from duhub import metrics
+from duhub import build, metrics
 from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch
 from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
@@ -147,6 +147,7 @@ def banner(hub: Hub, simulated: bool, metrics_url: str = "") -> str:
             f"  log:                    {hub.config.log_spec}",
             f"  read model:             {redacted(hub.config.database)}",
             f"  county nodes:           {nodes}",
+            f"  build:                  {build.describe()}",
             "Look at it with:",
             f"  export DUHUB_TARGET={host}",
             *_credential_hint(hub),
