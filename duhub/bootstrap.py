@@ -621,10 +621,10 @@ class QueryProcess:
                 self.config, self.engine, self.feed, self.security, self.answers
             )
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 2.0) -> None:
         if self.dashboard is not None:
             self.dashboard.stop()
         if self.monitor is not None:
             self.monitor.stop()
         self.feed.close()
-        self.server.stop(2.0).wait()
+        self.server.stop(grace).wait()

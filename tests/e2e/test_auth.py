@@ -443,7 +443,9 @@ def test_the_dashboard_is_tls_and_scoped_too(mtls: HubProcess, pki: Path) -> Non
         sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
         seen = b""
         while b"event: hello" not in seen:
-            seen += sock.recv(4096)
+            got = sock.recv(4096)
+            assert got, seen  # closed before its hello: said, not spun on forever
+            seen += got
         assert seen.startswith(b"HTTP/1.0 200 "), seen[:80]
         sock.settimeout(2.0)
         with pytest.raises(TimeoutError):  # nothing changed: nothing comes, nor the end

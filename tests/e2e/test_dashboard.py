@@ -374,7 +374,9 @@ def test_serve_query_serves_the_dashboard_and_pushes_changes(
                 cov = get_json(base + "api/campaigns/vax/coverage")
                 if cov["totals"]["covered"] == 5:
                     break
-            assert time.monotonic() - started < 3.0
+            # Pushed, not found by a reload: as in tests/unit/test_http_api.py, a bound a
+            # loaded host keeps (two processes, the feed's 0.25 s poll, a request more).
+            assert time.monotonic() - started < 10.0
         conn.close()
     finally:
         query.stop()

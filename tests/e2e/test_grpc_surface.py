@@ -77,20 +77,20 @@ def test_units_campaigns_health_and_reflection(hub: HubProcess, tmp_path: Path) 
     channel = grpc.insecure_channel(hub.address)
     stub = query_pb2_grpc.QueryServiceStub(channel)
 
-    (city,) = stub.ListUnits(qpb.ListUnitsRequest()).units
+    (city,) = stub.ListUnits(qpb.ListUnitsRequest(), timeout=10).units
     assert (city.unit_id, city.name, city.child_count) == ("420500", "宜昌市", 14)
-    counties = stub.ListUnits(qpb.ListUnitsRequest(parent_id="420500")).units
+    counties = stub.ListUnits(qpb.ListUnitsRequest(parent_id="420500"), timeout=10).units
     gaoxin = next(u for u in counties if u.name == "宜昌高新区")
     assert gaoxin.local_code and gaoxin.level == pb.LEVEL_COUNTY
-    township = stub.GetUnit(qpb.GetUnitRequest(unit_id="420581101"))
+    township = stub.GetUnit(qpb.GetUnitRequest(unit_id="420581101"), timeout=10)
     assert township.sample and township.parent_id == "420581"
     try:
-        stub.GetUnit(qpb.GetUnitRequest(unit_id="nowhere"))
+        stub.GetUnit(qpb.GetUnitRequest(unit_id="nowhere"), timeout=10)
         raise AssertionError("an unknown unit must be NOT_FOUND")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.NOT_FOUND and "unit_id" in e.details()
 
-    (campaign,) = stub.ListCampaigns(qpb.ListCampaignsRequest()).campaigns
+    (campaign,) = stub.ListCampaigns(qpb.ListCampaignsRequest(), timeout=10).campaigns
     assert campaign.campaign_id == "vax" and [g.group_id for g in campaign.groups] == [
         "tf",
         "c1",
@@ -98,9 +98,9 @@ def test_units_campaigns_health_and_reflection(hub: HubProcess, tmp_path: Path) 
         "n1",
     ]
     assert (
-        json_format.MessageToDict(stub.GetCampaign(qpb.GetCampaignRequest(campaign_id="vax")))[
-            "startsAt"
-        ]
+        json_format.MessageToDict(
+            stub.GetCampaign(qpb.GetCampaignRequest(campaign_id="vax"), timeout=10)
+        )["startsAt"]
         == "2022-11-01T00:00:00Z"
     )
 
@@ -111,7 +111,7 @@ def test_units_campaigns_health_and_reflection(hub: HubProcess, tmp_path: Path) 
 
     refl = reflection_pb2_grpc.ServerReflectionStub(channel)
     answers = refl.ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
     )
     names = {s.name for a in answers for s in a.list_services_response.service}
     assert {"duhub.v1.IngestService", "duhub.v1.QueryService", "grpc.health.v1.Health"} <= names

@@ -71,7 +71,9 @@ def test_kill9_loses_no_accepted_event_and_counts_none_twice(
         again = [visit(i) for i in range(1, sent + 1)]
         results = []
         for i in range(0, len(again), 500):
-            results += stub.Publish(ipb.PublishRequest(events=again[i : i + 500])).results
+            results += stub.Publish(
+                ipb.PublishRequest(events=again[i : i + 500]), timeout=30
+            ).results
         duplicates = {r.event_id for r in results if r.result == ipb.RESULT_DUPLICATE}
         assert acked <= duplicates
         assert len(duplicates) == in_log

@@ -270,7 +270,7 @@ def all_units(hub: Hub) -> list[str]:
         stub = query_pb2_grpc.QueryServiceStub(ch)
         out, todo = [], ["420500"]
         while todo:
-            for u in stub.ListUnits(qpb.ListUnitsRequest(parent_id=todo.pop())).units:
+            for u in stub.ListUnits(qpb.ListUnitsRequest(parent_id=todo.pop()), timeout=10).units:
                 out.append(u.unit_id)
                 todo.append(u.unit_id)
     return [u for u in out if len(u) >= 9]

@@ -486,7 +486,9 @@ def test_a_revoked_token_ends_open_streams(tmp_path: Path) -> None:
         assert [r.result for r in done.results] == [ipb.RESULT_ACCEPTED]
 
         deadline = time.monotonic() + 10
-        while not query.ListCampaigns(qpb.ListCampaignsRequest(), metadata=as_city).campaigns:
+        while not query.ListCampaigns(
+            qpb.ListCampaignsRequest(), metadata=as_city, timeout=5
+        ).campaigns:
             assert time.monotonic() < deadline, "the campaign was never applied"
             time.sleep(0.05)
 

@@ -196,7 +196,7 @@ def test_a_caller_at_its_share_is_refused_at_once_though_every_thread_is_busy(
         with pytest.raises(grpc.RpcError) as e:
             stub.GetProgress(progress, timeout=5, metadata=_bearer(flood))
         assert _refused_for_its_share(e.value, f"duhub:node:{YIDU}", SHARE)
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 4  # held, it would wait out its 5 s deadline
         assert not any(c.done() for c in held)
     finally:
         channel.close()

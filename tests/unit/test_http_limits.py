@@ -203,7 +203,8 @@ def test_connections_that_send_nothing_make_room_for_those_that_ask(hub: Hub) ->
     cap = 4 + CALL_CONNECTIONS
     idle = [socket.create_connection((hub.dashboard.host, hub.dashboard.port)) for _ in range(cap)]
     try:
-        time.sleep(hub.dashboard.waiting.evictable_after + 0.2)
+        # Their wait starts when the server takes them, which a loaded host may do late.
+        time.sleep(hub.dashboard.waiting.evictable_after + 1.0)
         for _ in range(3):
             assert _get(hub, "api/campaigns")[0] == 200
         idle[0].settimeout(5)
@@ -274,7 +275,9 @@ def test_a_burst_of_connections_is_answered_at_once(tmp_path: Path) -> None:
             t.join(90)
         assert failed == []
         assert len(took) == 160
-        assert max(took) < 5.0, f"answered after {sorted(took)[-5:]} s"
+        # Past the backlog, the last wait out the kernel's 15 and 31 s retries: a loaded
+        # host's slow answers stay well below them.
+        assert max(took) < 10.0, f"answered after {sorted(took)[-5:]} s"
     finally:
         hub.stop(grace=0)
 

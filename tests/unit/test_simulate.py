@@ -91,12 +91,12 @@ def figures_2022(
     req = qpb.GetStatisticsRequest(
         metrics=metrics, area=area, **{"from": ts(Y2022[0]), "to": ts(Y2022[1])}
     )
-    (row,) = q.GetStatistics(req).rows
+    (row,) = q.GetStatistics(req, timeout=10).rows
     return dict(row.values)
 
 
 def covered(q: query_pb2_grpc.QueryServiceStub, campaign_id: str) -> int:
-    cov = q.GetCoverage(qpb.GetCoverageRequest(campaign_id=campaign_id))
+    cov = q.GetCoverage(qpb.GetCoverageRequest(campaign_id=campaign_id), timeout=10)
     return sum(t.covered for t in cov.tiers)
 
 
@@ -323,7 +323,7 @@ def test_lost_state_file_neither_double_counts_nor_reuses(hub: Hub, tmp_path: Pa
     q = query(hub)
 
     def caught_up() -> None:  # every live visit of both runs counted once
-        (row,) = q.GetStatistics(qpb.GetStatisticsRequest(metrics=["visits"])).rows
+        (row,) = q.GetStatistics(qpb.GetStatisticsRequest(metrics=["visits"]), timeout=10).rows
         assert row.values["visits"] == 102 + visits
 
     eventually(caught_up)
