@@ -52,27 +52,40 @@ def _opener(d: str, stop, opens, errors) -> None:  # type: ignore[no-untyped-def
 
 def test_opening_beside_a_writer_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
     d = str(tmp_path / "log")
-    ctx = mp.get_context("fork")
+    # Spawned, not forked: pytest has gRPC and HTTP threads alive by now, and a forked child
+    # can block forever on a lock one of them held at the fork.
+    ctx = mp.get_context("spawn")
     stop, acked = ctx.Event(), ctx.Value("q", 0)
     opens, errors = ctx.Value("q", 0), ctx.Value("q", 0)
-    writer = ctx.Process(target=_writer, args=(d, stop, acked))
-    writer.start()
-    deadline = time.monotonic() + 60
-    while acked.value == 0 and time.monotonic() < deadline:  # the log is there, and growing
-        time.sleep(0.05)
-    openers = [ctx.Process(target=_opener, args=(d, stop, opens, errors)) for _ in range(2)]
-    for p in openers:
-        p.start()
-    # Opens counted, not a time: at a load of ~20 the two openers made 22 opens in 3 s,
-    # 133 in another run, and the writer's log grows under them all the while.
-    time.sleep(3)
-    deadline = time.monotonic() + 60
-    while opens.value < 10 and errors.value == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    for p in (writer, *openers):
-        p.join(30)
-    assert writer.exitcode == 0
+    # Daemons: a stuck child is killed below, never joined without a bound at exit.
+    writer = ctx.Process(target=_writer, args=(d, stop, acked), daemon=True)
+    openers = [
+        ctx.Process(target=_opener, args=(d, stop, opens, errors), daemon=True) for _ in range(2)
+    ]
+    try:
+        writer.start()
+        deadline = time.monotonic() + 60
+        while acked.value == 0 and time.monotonic() < deadline:  # the log is there, and growing
+            time.sleep(0.05)
+        assert acked.value > 0, f"the writer appended nothing in 60 s (exit code {writer.exitcode})"
+        for p in openers:
+            p.start()
+        # Opens counted, not a time: at a load of ~20 the two openers made 22 opens in 3 s,
+        # 133 in another run, and the writer's log grows under them all the while.
+        time.sleep(3)
+        deadline = time.monotonic() + 60
+        while opens.value < 10 and errors.value == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        for p in (writer, *openers):
+            p.join(30)
+        assert [p.exitcode for p in (writer, *openers)] == [0, 0, 0]
+    finally:
+        stop.set()
+        for p in (writer, *openers):
+            if p.is_alive():
+                p.kill()
+                p.join(5)
     assert opens.value >= 10 and errors.value == 0  # sound logs are not called damaged
     log = EmbeddedLog(d)
     try:
