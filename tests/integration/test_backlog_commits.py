@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from bench.events import stored_records
 from duhub.log.kafka import KafkaSpec, ensure_topics
 from duhub.log.origin import ingest_headers
-from tests.e2e.hubproc import serve
+from tests.e2e.hubproc import DuhubProcess, serve
 from tests.infra import fresh_database, kafka_log_url
 
 EVENTS = 20_000
@@ -56,11 +56,26 @@ def positions(db_url: str) -> dict[int, int]:
     return query(db_url, "SELECT partition, next_offset FROM log_positions")
 
 
-def wait_for_positions(db_url: str, total: int) -> dict[int, int]:
-    deadline = time.monotonic() + 600
-    while sum(positions(db_url).values()) < total and time.monotonic() < deadline:
+# Well under the 600 s a test may take (20,000 events take ~30 s), so a stuck worker fails
+# here with its output, not as pytest-timeout's thread dump.
+CATCH_UP_S = 240
+
+
+def tail(worker: DuhubProcess, lines: int = 40) -> str:
+    return "".join(worker.output[-lines:])
+
+
+def wait_for_positions(worker: DuhubProcess, db_url: str, total: int) -> dict[int, int]:
+    """Wait for the read model's positions to sum to `total`; fail at once if `worker` exits."""
+    deadline = time.monotonic() + CATCH_UP_S
+    while True:
+        at = positions(db_url)
+        if sum(at.values()) >= total:
+            return at
+        code = worker.proc.poll()
+        assert code is None, f"the worker exited ({code}) at {at}:\n{tail(worker)}"
+        assert time.monotonic() < deadline, f"at {at} after {CATCH_UP_S} s:\n{tail(worker)}"
         time.sleep(0.5)
-    return positions(db_url)
 
 
 def committed(spec: KafkaSpec) -> dict[int, int | None]:
@@ -82,7 +97,7 @@ def test_committed_offsets_follow_the_read_model_through_a_backlog(tmp_path: Pat
     with fresh_database() as db_url:
         worker = serve("aggregate", "--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
         try:
-            at = wait_for_positions(db_url, total)
+            at = wait_for_positions(worker, db_url, total)
             assert sum(at.values()) == total
             # Committed every 5 s; the last records' offsets come with the next commit.
             deadline = time.monotonic() + 60
@@ -133,7 +148,7 @@ def test_every_event_is_counted_when_the_groups_commits_are_ahead(
     with fresh_database() as db_url:
         worker = serve("aggregate", "--log", log_url, "--db", db_url, "--data-dir", str(tmp_path))
         try:
-            at = wait_for_positions(db_url, total)
+            at = wait_for_positions(worker, db_url, total)
             log = "".join(worker.output)
         finally:
             worker.stop()
