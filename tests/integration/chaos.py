@@ -18,7 +18,6 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError
 from sqlalchemy import create_engine, text
 
 from duhub.log.kafka import KafkaSpec, ensure_topics
@@ -333,19 +332,32 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 def remake_topic(spec: KafkaSpec, *, delete: bool = True) -> None:
     """Delete the topic of `spec` (unless `delete` is False: a broker emptied has none) and
     make it again, empty, as any duhub process opening the log does."""
-    if delete:
-        admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
-        try:
+    admin = KafkaAdminClient(bootstrap_servers=spec.bootstrap)
+    try:
+        old = None
+        if delete:
+            old = admin.describe_topics([spec.topic])[0]["topic_id"]
             admin.delete_topics([spec.topic])
             deadline = time.monotonic() + 60
             while spec.topic in admin.list_topics():
                 assert time.monotonic() < deadline, "the topic was not deleted"
                 time.sleep(0.2)
-        finally:
-            admin.close()
-    while True:  # a deletion may still be under way for a moment after the listing
-        try:
+        # Until the broker lists a new topic with all its partitions led: while a deletion is
+        # still under way, create_topics says the topic exists and ensure_topics takes it at
+        # its word, and the old topic may still be listed for a moment after the new is made.
+        deadline = time.monotonic() + 60
+        while True:
             ensure_topics(spec)
-            return
-        except TopicAlreadyExistsError:
+            found = admin.describe_topics([spec.topic])[0]
+            parts = found["partitions"]
+            if (
+                found["error_code"] == 0
+                and (old is None or found["topic_id"] != old)
+                and len(parts) == spec.partitions
+                and all(p["leader_id"] >= 0 for p in parts)
+            ):
+                return
+            assert time.monotonic() < deadline, f"topic {spec.topic} was not made again: {found}"
             time.sleep(0.5)
+    finally:
+        admin.close()
