@@ -108,13 +108,16 @@ def test_an_append_is_refused_when_the_placement_count_cannot_be_read(
     _grow(spec, 3)
     log = KafkaLog(spec)
     try:
-        monkeypatch.setattr(kafka_log, "PLACEMENT_READ_S", 1.0)
+        # Two partitions unread: a deadline each would take 2 x 3 s at least, one for both
+        # 3 s and the broker's calls (at 1 s, 0.9 s was left to them: too little under load).
+        read_s = 3.0
+        monkeypatch.setattr(kafka_log, "PLACEMENT_READ_S", read_s)
         with monkeypatch.context() as slow:
             slow.setattr(log._consumer, "poll", lambda **_: {})
             started = time.monotonic()
             with pytest.raises(KafkaTimeoutError, match=r"partitions \[0, 1\]"):
                 log.append([(NEW, b"new")])
-            assert time.monotonic() - started < 1.9  # 2 s and more: a deadline a partition
+            assert time.monotonic() - started < 2 * read_s - 0.5
         (placed,) = log.append([(NEW, b"new")])  # read this time: the count ingest had
         assert placed[0] == place(NEW, 2)
     finally:
