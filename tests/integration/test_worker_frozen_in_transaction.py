@@ -20,6 +20,11 @@ from duhub.readmodel.writer import read_positions
 from tests.infra import fresh_database
 
 IDLE_S = 2
+# Frozen long past IDLE_S, and the other worker given time to spare under it: it went on once
+# PostgreSQL ended the frozen session, not once the frozen one woke (at IDLE_S + 3 and under
+# IDLE_S + 2.5, a loaded host left half a second between the two).
+FROZEN_S = IDLE_S + 20
+GOES_ON_S = IDLE_S + 10
 # Far past IDLE_S; without the timeout the other writer waited for as long as the freeze.
 WAIT_LIMIT_S = 15
 
@@ -110,7 +115,7 @@ def test_a_frozen_worker_resumed_after_another_applied_its_batch_counts_nothing_
             def freeze_once(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
                 if threading.current_thread().name == "frozen" and not froze.is_set():
                     froze.set()
-                    time.sleep(IDLE_S + 3)  # SIGSTOP'd with its rollup rows locked
+                    time.sleep(FROZEN_S)  # SIGSTOP'd with its rollup rows locked
                 return real(conn, *args, **kwargs)
 
             monkeypatch.setattr(writer, "_set_positions", freeze_once)
@@ -119,8 +124,8 @@ def test_a_frozen_worker_resumed_after_another_applied_its_batch_counts_nothing_
             assert froze.wait(10)
             started = time.monotonic()
             other.apply(batch)  # waits on the frozen one's locks until its session ends
-            assert time.monotonic() - started < IDLE_S + 2.5
-            worker.join(30)
+            assert time.monotonic() - started < GOES_ON_S
+            worker.join(FROZEN_S + 30)
             assert not worker.is_alive()
             assert frozen.positions[0] == other.positions[0] == 10
             assert visits_counted(other) == 10
