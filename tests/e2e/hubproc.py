@@ -29,21 +29,43 @@ class DuhubProcess:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        # Drained from the start, so no read blocks: the waits below poll the output
+        # against their deadline, and a child gone quiet cannot hang the test.
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
         self.match = self._wait_for(ready, timeout)
-        threading.Thread(target=self._drain, daemon=True).start()
 
     def _wait_for(self, ready: re.Pattern[str], timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("duhub exited early:\n" + "".join(self.output))
-            self.output.append(line)
-            found = ready.search(line)
-            if found:
-                return found
-        raise TimeoutError("duhub never said it was ready:\n" + "".join(self.output))
+        seen = 0
+        while True:
+            exited = self._exited()
+            lines = list(self.output)
+            for line in lines[seen:]:
+                found = ready.search(line)
+                if found:
+                    return found
+            seen = len(lines)
+            if exited:
+                raise RuntimeError(
+                    f"duhub exited early (code {self.proc.returncode}):\n" + "".join(self.output)
+                )
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                self._drainer.join(timeout=5)
+                raise TimeoutError(
+                    f"duhub never said it was ready in {timeout} s, killed it:\n"
+                    + "".join(self.output)
+                )
+            time.sleep(0.02)
+
+    def _exited(self) -> bool:
+        """Whether the process ended; if so, its last lines are in the output (within 5 s)."""
+        if self.proc.poll() is None:
+            return False
+        self._drainer.join(timeout=5)  # bounded: a grandchild may hold the pipe open
+        return True
 
     def _drain(self) -> None:
         assert self.proc.stdout is not None
@@ -58,11 +80,12 @@ class DuhubProcess:
         """Return the first line of output matching `pattern`, waiting for it to come."""
         deadline = time.monotonic() + timeout
         while True:
+            exited = self._exited()
             for line in list(self.output):
                 found = pattern.search(line.rstrip("\n"))
                 if found:
                     return found
-            if time.monotonic() > deadline or self.proc.poll() is not None:
+            if exited or time.monotonic() > deadline:
                 raise TimeoutError(f"no line matches {pattern.pattern}:\n" + "".join(self.output))
             time.sleep(0.05)
 
