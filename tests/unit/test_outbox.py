@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from duhub.node import Backoff, Outbox, Unreachable
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
+from tests.childlines import first_line
 
 
 def event(i: int, source: str = "420581") -> pb.Event:
@@ -30,12 +32,26 @@ def event(i: int, source: str = "420581") -> pb.Event:
 
 class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
     """Accepts an id once, then answers DUPLICATE; rejects source 'bad'. `fail` calls answer
-    UNAVAILABLE first; `lose` calls are accepted but the caller sees a time-out."""
+    UNAVAILABLE first; `lose` calls are accepted but the caller sees a time-out. Calls past the
+    first `hold_after` wait for `release` (`held` is set when one does; none waits once it is
+    set), then answer; with `taken=False` they wait before taking their events and answer
+    UNAVAILABLE: the events never reached the log."""
 
-    def __init__(self, fail: int = 0, lose: int = 0, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        fail: int = 0,
+        lose: int = 0,
+        delay: float = 0.0,
+        hold_after: int | None = None,
+        taken: bool = True,
+    ) -> None:
         self.fail = fail
         self.lose = lose
         self.delay = delay
+        self.hold_after = hold_after
+        self.taken = taken
+        self.held = threading.Event()
+        self.release = threading.Event()
         self.user = False  # the caller's credentials are a user's: it may not publish
         self.accepted: list[str] = []
         self.calls = 0
@@ -44,6 +60,12 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
     def Publish(self, request, context):  # type: ignore[no-untyped-def]
         with self._lock:
             self.calls += 1
+            hold = self.hold_after is not None and self.calls > self.hold_after
+            hold = hold and not self.release.is_set()
+        if hold and not self.taken:
+            self._hold()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "held, not taken")
+        with self._lock:
             if self.fail > 0:
                 self.fail -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
@@ -69,12 +91,18 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
                 results.append(r)
             lose = self.lose > 0
             self.lose -= lose
+        if hold and self.taken:
+            self._hold()
         if lose:  # held until the caller's deadline has passed, however long it is
             while context.is_active():
                 time.sleep(0.01)
         elif self.delay:
             time.sleep(self.delay)
         return ipb.PublishResponse(results=results)
+
+    def _hold(self) -> None:
+        self.held.set()
+        self.release.wait(timeout=60)  # bounded: a failed test may never release it
 
 
 @pytest.fixture
@@ -250,27 +278,33 @@ box.forward(sys.argv[2], batch=10)
 """
 
 
-def test_a_node_killed_mid_forward_loses_nothing(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
-    fake = FakeIngest(delay=0.05)
+@pytest.mark.parametrize("taken", [True, False], ids=["batch-taken", "batch-not-taken"])
+def test_a_node_killed_mid_forward_loses_nothing(tmp_path: Path, serve, taken: bool) -> None:  # type: ignore[no-untyped-def]
+    # The hub holds the sixth batch (having taken its events or not) until the node is
+    # killed: killed mid-forward however slow the machine.
+    fake = FakeIngest(hold_after=5, taken=taken)
     address = serve(fake)
     path = tmp_path / "o.db"
     root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), address],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    assert child.stdout is not None and child.stdout.readline().strip() == "stored"
-    deadline = time.monotonic() + 30
-    while len(fake.accepted) < 50 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
+    with tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), address],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        try:
+            assert first_line(child, 60, err).strip() == "stored"
+            assert fake.held.wait(timeout=60), f"{len(fake.accepted)} accepted, none held"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+            fake.release.set()
     assert 50 <= len(fake.accepted) < 200  # killed mid-forward
     with Outbox(path) as box:
-        report = box.forward(address, batch=10, sleep=no_wait)
+        report = box.forward(address, batch=10, sleep=no_wait, give_up_after=30)
         counts = box.counts()
     assert counts["pending"] == 0 and counts["accepted"] + counts["duplicate"] == 200
     assert report.duplicate <= 10  # at most the batch in flight when it died
@@ -377,20 +411,27 @@ def test_a_hub_too_busy_for_the_call_is_asked_again(tmp_path: Path) -> None:
     # A hub past its concurrent calls refuses the next RESOURCE_EXHAUSTED at once (grpc's
     # maximum_concurrent_rpcs): busy for now. The forward raised it, and the county's events
     # waited for the operator to forward them again.
-    fake = FakeIngest(delay=1.0)
+    fake = FakeIngest(hold_after=0)  # the busy call holds the only slot until released
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), maximum_concurrent_rpcs=1)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(fake, server)
     address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     server.start()
+
+    def pause(seconds: float) -> None:
+        # The first attempt was refused: the busy call may end now (its slot is freed at some
+        # point of the retries).
+        fake.release.set()
+        time.sleep(seconds)
+
     try:
         busy = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(address))
-        other = busy.Publish.future(ipb.PublishRequest(events=[event(99)]), timeout=10)
-        while fake.calls == 0:
-            time.sleep(0.01)
+        other = busy.Publish.future(ipb.PublishRequest(events=[event(99)]), timeout=30)
+        assert fake.held.wait(timeout=30), "the busy call never came"
         with Outbox(tmp_path / "o.db") as box:
             box.add([event(1)])
-            report = box.forward(address, backoff=Backoff(base=0.05, cap=0.1))
+            report = box.forward(address, backoff=Backoff(base=0.05, cap=0.1), sleep=pause)
             assert report.accepted == 1 and report.retries >= 1
-        assert other.result().results[0].result == ipb.RESULT_ACCEPTED
+        assert other.result(timeout=30).results[0].result == ipb.RESULT_ACCEPTED
     finally:
+        fake.release.set()
         server.stop(0)
