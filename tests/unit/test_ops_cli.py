@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from duhub.bootstrap import Hub, HubConfig
 from duhub.readmodel.digest import digest, table_digests
+from tests.childlines import finish, first_line, said
 from tests.unit.builders import YIDU_V1, Pipeline, at, hierarchy, visit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1161,20 +1163,20 @@ def test_replay_counts_duplicates_and_dead_letters_apart_from_events_applied(
 
 def banner(*args: str) -> str:
     """Start a duhub server, return the first line it prints once up, and stop it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "duhub.cli.main", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "duhub.cli.main", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            line = first_line(proc, 60, stderr)
+        finally:
+            proc.terminate()
+            _, err = finish(proc, 30, stderr)
     assert line, err
     return line
 
@@ -1587,21 +1589,21 @@ def test_a_question_to_an_empty_read_model_says_it_is_empty(tmp_path: Path) -> N
     # `duhub serve query --db sqlite:///cut.db` with the path mistyped serves a new, empty
     # read model. Before, every question was "scope_unit_id: unknown unit '(the city)'": no
     # such unit was asked for, and nothing said the read model held nothing.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "duhub.cli.main", "serve", "query", "--listen", "127.0.0.1:0",
-         "--http", "off", "--db", f"sqlite:///{tmp_path / 'typo.db'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        address = re.search(r"listening on (\S+)", line)
-        assert address, line
-        done = duhub("query", "stats", "--metric", "visits", "--target", address.group(1))
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "duhub.cli.main", "serve", "query", "--listen", "127.0.0.1:0",
+             "--http", "off", "--db", f"sqlite:///{tmp_path / 'typo.db'}"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        try:
+            line = first_line(proc, 60, stderr)
+            address = re.search(r"listening on (\S+)", line)
+            assert address, line + said(stderr)
+            done = duhub("query", "stats", "--metric", "visits", "--target", address.group(1))
+        finally:
+            proc.terminate()
+            finish(proc, 30, stderr)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "(the city)" not in done.stderr
     assert "scope_unit_id: the read model holds no units" in done.stderr, done.stderr

@@ -8,9 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.childlines import finish, first_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,18 +110,19 @@ def test_serve_aggregate_stops_cleanly_on_a_signal_right_after_its_banner(
     # Before, `duhub serve aggregate` (embedded log, SQLite) printed its banner before it
     # caught the signals: whoever read it and sent a TERM ended it by the default action
     # (exit -15; an INT, a KeyboardInterrupt traceback).
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "duhub.cli.main", "serve", "aggregate", "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "duhub.cli.main", "serve", "aggregate"]
+            + ["--data-dir", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        line = first_line(proc, 60, stderr)
+        proc.send_signal(signum)
+        _, err = finish(proc, 60, stderr)
     assert line.startswith("duhub aggregate: log "), line + err
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
