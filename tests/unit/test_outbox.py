@@ -41,13 +41,11 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
         self,
         fail: int = 0,
         lose: int = 0,
-        delay: float = 0.0,
         hold_after: int | None = None,
         taken: bool = True,
     ) -> None:
         self.fail = fail
         self.lose = lose
-        self.delay = delay
         self.hold_after = hold_after
         self.taken = taken
         self.held = threading.Event()
@@ -96,8 +94,6 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
         if lose:  # held until the caller's deadline has passed, however long it is
             while context.is_active():
                 time.sleep(0.01)
-        elif self.delay:
-            time.sleep(self.delay)
         return ipb.PublishResponse(results=results)
 
     def _hold(self) -> None:
