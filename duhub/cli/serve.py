@@ -15,6 +15,7 @@ from duhub.bootstrap import (
     address,
     make_data_dir,
 )
+from duhub.cli.bannerline import banner_line
 from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
@@ -98,13 +99,13 @@ def run(args: argparse.Namespace) -> int:
             f"({uses}read model {redacted(cfg.database)})",
             flush=True,
         )
-        print(f"  security:               {service.security.describe()}", flush=True)
-        print(f"  build:                  {build.describe()}", flush=True)
+        print(banner_line("security", service.security.describe()), flush=True)
+        print(banner_line("build", build.describe()), flush=True)
         dashboard = getattr(service, "dashboard", None)
         if dashboard is not None:
-            print(f"  dashboard:              {dashboard.url}", flush=True)
+            print(banner_line("dashboard", dashboard.url), flush=True)
         if url:
-            print(f"  metrics:                {url}", flush=True)
+            print(banner_line("metrics", url), flush=True)
         failed = getattr(service, "failed", None)
         while not stop.wait(0.5):
             # The log holds another reference, or lost records (ingest refuses for good).
@@ -139,13 +140,13 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
             f"duhub aggregate: log {cfg.log_spec} -> read model {redacted(cfg.database)}",
             flush=True,
         )
-        print(f"  build:                  {build.describe()}", flush=True)
+        print(banner_line("build", build.describe()), flush=True)
         try:
             url = metrics.serve_metrics(metrics_listen)
         except OSError as e:
             return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
         if url:
-            print(f"  metrics:                {url}", flush=True)
+            print(banner_line("metrics", url), flush=True)
         if is_kafka(cfg.log_spec):
             return _faust_worker(cfg, bool(url), stop)
         return _log_tailer(cfg, bool(url), stop)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from duhub import build, metrics
 from duhub.bootstrap import Hub, HubConfig, ReferenceMismatch
+from duhub.cli.bannerline import banner_line
 from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
@@ -140,14 +141,14 @@ def banner(hub: Hub, simulated: bool, metrics_url: str = "") -> str:
         [
             "",
             "duhub is up.",
-            f"  gRPC (ingest + query):  {host}   (health and reflection served)",
-            f"  security:               {hub.security.describe()}",
-            *([f"  dashboard:              {hub.dashboard.url}"] if hub.dashboard else []),
-            *([f"  metrics:                {metrics_url}"] if metrics_url else []),
-            f"  log:                    {hub.config.log_spec}",
-            f"  read model:             {redacted(hub.config.database)}",
-            f"  county nodes:           {nodes}",
-            f"  build:                  {build.describe()}",
+            banner_line("gRPC (ingest + query)", f"{host}   (health and reflection served)"),
+            banner_line("security", hub.security.describe()),
+            *([banner_line("dashboard", hub.dashboard.url)] if hub.dashboard else []),
+            *([banner_line("metrics", metrics_url)] if metrics_url else []),
+            banner_line("log", hub.config.log_spec),
+            banner_line("read model", redacted(hub.config.database)),
+            banner_line("county nodes", nodes),
+            banner_line("build", build.describe()),
             "Look at it with:",
             f"  export DUHUB_TARGET={host}",
             *_credential_hint(hub),
