@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import grpc
@@ -31,6 +31,12 @@ T0 = int(datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()) * NS
 Y2022 = (
     int(datetime(2022, 1, 1, tzinfo=UTC).timestamp()) * NS,
     int(datetime(2023, 1, 1, tzinfo=UTC).timestamp()) * NS,
+)
+# Yichang's 2022, as the dashboard asks it (Beijing days).
+BEIJING = timezone(timedelta(hours=8))
+Y2022_BEIJING = (
+    int(datetime(2022, 1, 1, tzinfo=BEIJING).timestamp()) * NS,
+    int(datetime(2023, 1, 1, tzinfo=BEIJING).timestamp()) * NS,
 )
 # Payload field -> (metric, amount field or None for "one per event").
 METRIC_OF = {
@@ -112,6 +118,8 @@ def test_backfill_sums_to_the_article_exactly() -> None:
         kind = e.WhichOneof("payload")
         p = getattr(e, kind)
         assert Y2022[0] <= occurred_ns(e) < Y2022[1]
+        # The article's figures on the dashboard's 2022 too, not only the command line's.
+        assert Y2022_BEIJING[0] <= occurred_ns(e) < Y2022_BEIJING[1], e
         if kind == "problem_found":
             found[p.problem_id] = occurred_ns(e)
         if kind == "problem_rectified":
