@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import json_format
 
 from duhub.bootstrap import Hub, HubConfig
-from duhub.cli.tables import render, shown, width
+from duhub.cli.tables import percent, render, shown, width
 from duhub.readmodel.writer import read_positions
 from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
@@ -157,3 +157,11 @@ def test_audit_verify_writes_out_the_controls_of_an_id_a_damaged_record_holds() 
 
     line = _cut_line(CutTail("events.log.cut-at-9", 90, 1, [f"e{ESC}]0;pwned{ESC}\\"]))
     assert "(e<U+001B>]0;pwned<U+001B>\\)" in line and ESC not in line
+
+
+def test_a_ratio_s_half_tenth_rounds_up_as_the_dashboard_rounds_it() -> None:
+    # 1 of 16 targets is 6.25%: the dashboard (Math.round) shows 6.3%, and the command line
+    # printed 6.2% (Python's round() to even) for the same group and moment.
+    assert [percent(k / 16) for k in (1, 5, 9, 13)] == ["6.3%", "31.3%", "56.3%", "81.3%"]
+    assert [percent(k / 112) for k in (7, 35)] == ["6.3%", "31.3%"]  # 五峰's group in the demo
+    assert [percent(x) for x in (0.0, 0.9995, 1.0, 0.0004)] == ["0.0%", "99.9%", "100.0%", "0.1%"]
