@@ -982,6 +982,25 @@ def test_a_page_opens_on_the_latest_campaign_begun_not_one_still_to_come(
     )
 
 
+def test_a_link_to_a_campaign_the_hub_does_not_know_says_so_and_which_it_shows(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A link naming a campaign the hub does not know (mistyped, or still to be launched) opened
+    on another campaign, its coverage under the wall screen's title, and said nothing."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax-2O22")
+    page = until(browser, lambda p: p["live"] == "live" and p["error"] != "")
+    assert page["error"].startswith("出错: campaign: 未知的督导活动 'vax-2O22'，显示的是 "), page
+    chosen = "return document.querySelector('#campaign-select').value"
+    assert browser.execute_script(chosen) == "vax"
+    # Chosen by hand, the campaign shown is the one asked for: nothing is left to say.
+    browser.execute_script(
+        "const s = document.querySelector('#campaign-select'); s.value = 'vax';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    assert until(browser, lambda p: p["error"] == "")["overall"] == "66.7%"
+
+
 def test_a_campaigns_area_outside_the_pages_list_can_be_chosen(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

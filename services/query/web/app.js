@@ -224,7 +224,8 @@
 
   function showError(err) {
     const box = $("#error");
-    err = err || state.streamStopped || state.badAddress || state.badWindow; // these stay said
+    // These stay said.
+    err = err || state.streamStopped || state.badAddress || state.badCampaign || state.badWindow;
     if (err) {
       box.textContent = `出错: ${err.message || err}`;
       box.hidden = false;
@@ -1243,7 +1244,10 @@
 
   function setupControls() {
     showAreas();
-    $("#campaign-select").addEventListener("change", (e) => selectCampaign(e.target.value));
+    $("#campaign-select").addEventListener("change", (e) => {
+      state.badCampaign = "";
+      selectCampaign(e.target.value);
+    });
     $("#as-of").addEventListener("change", (e) => {
       const iso = fromAsOfInput(e.target.value);
       if (e.target.value && !iso) return; // a half-typed moment: wait for the rest
@@ -1369,6 +1373,13 @@
       const wanted = new URL(location.href).searchParams.get("campaign");
       const ids = state.campaigns.map((c) => c.campaignId);
       const id = ids.includes(wanted) ? wanted : defaultCampaign(state.campaigns);
+      if (wanted && id !== wanted) {
+        // A link to a campaign the hub does not know (mistyped, or not launched yet) showed
+        // another campaign's coverage under the wall screen's title without a word.
+        const instead = state.campaigns.find((c) => c.campaignId === id);
+        const shown = instead ? `，显示的是 ${isolated(instead.name)}` : "";
+        state.badCampaign = `campaign: 未知的督导活动 '${wanted}'${shown} (unknown campaign)`;
+      }
       if (id) {
         await selectCampaign(id);
       } else {
