@@ -1001,6 +1001,34 @@ def test_a_link_to_a_campaign_the_hub_does_not_know_says_so_and_which_it_shows(
     assert until(browser, lambda p: p["error"] == "")["overall"] == "66.7%"
 
 
+def test_a_campaign_still_running_at_the_moment_asked_about_is_not_yet_full_not_failed(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """As of a moment inside a campaign's window, its badge said 未实现全覆盖 (not achieved) once
+    the window had ended by now: an auditor reading that day read a verdict nobody had then."""
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    launched = {
+        "campaignId": "short",
+        "name": "短期督导",
+        "area": "vaccination",
+        "startsAt": "2022-11-01T00:00:00Z",
+        "endsAt": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "groups": [{"groupId": "n1", "name": "宜都市督导组", "tier": "TIER_COUNTY",
+                    "targetUnitIds": ["420581101"]}],
+    }  # fmt: skip
+    lines = [line("s1", "420581", 1, "2022-11-01T00:00:00Z", campaignLaunched=launched)]
+    assert publish(hub, tmp_path, lines).returncode == 0
+    moment = (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert moment < launched["endsAt"]
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.5)
+    browser.get(hub.dashboard + f"?campaign=short&as_of={moment}")
+    page = until(browser, lambda p: p["live"] == "history" and p["overall"] == "0.0%")
+    assert page["badge"] == "尚未全覆盖", page
+    browser.get(hub.dashboard + "?campaign=short")  # now, its window over
+    page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "0.0%")
+    assert page["badge"] == "未实现全覆盖"
+
+
 def test_a_campaigns_area_outside_the_pages_list_can_be_chosen(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

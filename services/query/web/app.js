@@ -730,8 +730,10 @@
     $("#overall-count").textContent = `已覆盖 ${num(t.covered)} / ${num(t.targets)} 个目标`;
     $("#overall").dataset.tone = tone(t.ratio, t.targets);
     const badge = $("#full-badge");
-    // "Not yet" of a campaign whose window has ended read as if it still ran.
-    const ended = state.campaign && Date.parse(state.campaign.endsAt) <= Date.now();
+    // "Not yet" of a campaign whose window has ended read as if it still ran. Ended by the
+    // moment asked about: one still running then had not yet failed (an audit of a day of it).
+    const at = state.asOf ? Date.parse(state.asOf) : Date.now();
+    const ended = state.campaign && Date.parse(state.campaign.endsAt) <= at;
     badge.textContent = cov.full ? "已实现督导全覆盖" : ended ? "未实现全覆盖" : "尚未全覆盖";
     badge.classList.toggle("full", cov.full);
 
