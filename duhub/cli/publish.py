@@ -162,6 +162,14 @@ def parse_event(line: str) -> pb.Event:
         js = json.loads(line, object_pairs_hook=_one_spelling, parse_int=read_int)
     except _GivenTwice as e:
         raise json_format.ParseError(str(e)) from e
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":
+            raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
+        # An array's line ('{…},') or two events on one line: said so, not "Extra data".
+        after = line[e.pos :].strip()[:20]
+        raise json_format.ParseError(
+            f"{after!r} after the end of the JSON value at column {e.colno}: {_ONE_EVENT}"
+        ) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse (RecursionError too)
         raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
     if not isinstance(js, dict):
