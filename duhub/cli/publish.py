@@ -162,16 +162,8 @@ def parse_event(line: str) -> pb.Event:
         js = json.loads(line, object_pairs_hook=_one_spelling, parse_int=read_int)
     except _GivenTwice as e:
         raise json_format.ParseError(str(e)) from e
-    except json.JSONDecodeError as e:
-        if e.msg != "Extra data":
-            raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
-        # An array's line ('{…},') or two events on one line: said so, not "Extra data".
-        after = line[e.pos :].strip()[:20]
-        raise json_format.ParseError(
-            f"{after!r} after the end of the JSON value at column {e.colno}: {_ONE_EVENT}"
-        ) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse (RecursionError too)
-        raise json_format.ParseError(f"Failed to load JSON: {e}.") from e
+        raise json_format.ParseError(_unreadable(line, e)) from e
     if not isinstance(js, dict):
         # protobuf answered an array with its first element and "unhashable type: 'dict'",
         # "abc" with 'no field named "a"', a number with "'int' object is not iterable".
@@ -193,6 +185,15 @@ def parse_event(line: str) -> pb.Event:
         raise NotAnEvent(" ".join(str(e).split()), event_id) from e
     except Exception as e:  # noqa: BLE001 - as json_format.Parse: what ParseDict raises else
         raise NotAnEvent(" ".join(str(e).split()), event_id) from e
+
+
+def _unreadable(line: str, e: Exception) -> str:
+    """Why `line` is not one JSON value, as json_format.Parse says it, but for more after the
+    value: an array's line ('{…},') or two events on one line, said so, not "Extra data"."""
+    if isinstance(e, json.JSONDecodeError) and e.msg == "Extra data":
+        after = line[e.pos :].strip()[:20]
+        return f"{after!r} after the end of the JSON value at column {e.colno}: {_ONE_EVENT}"
+    return f"Failed to load JSON: {e}."
 
 
 def _readable_id(js: dict[str, object]) -> str:
