@@ -46,6 +46,23 @@ def parse_time(text: str, field: str, zone: tzinfo = UTC) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=nanos)
 
 
+def parse_day_end(text: str, field: str, zone: tzinfo = UTC) -> Timestamp:
+    """Return the end of the day '2022-11-20' names in `zone`: the next day's start, so that
+    "on that day" counts everything before it; ValueError names the field. A date only: a
+    moment would leave which day it means to the reader."""
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text) if len(text) == 10 else None
+        why = ""
+    except ValueError as e:  # '2022-02-30': "day is out of range for month"
+        day, why = None, "" if str(e).startswith("Invalid isoformat string") else f": {e}"
+    if day is None:
+        raise ValueError(f"{field}: {text!r} is not a date (2022-11-20){why}")
+    if day == date.max:
+        raise ValueError(f"{field}: {text!r} must lie before 9999-12-31")
+    return parse_time((day + timedelta(days=1)).isoformat(), field, zone)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

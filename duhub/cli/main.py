@@ -302,7 +302,19 @@ def parser() -> argparse.ArgumentParser:
     cov.add_argument("--campaign", required=True, type=not_empty, help="campaign id")
     cov.add_argument("--scope", type=not_empty, help="only targets inside this unit's subtree")
     cov.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
-    add_time_zone(cov, "a bare date in --as-of is read in")
+    # Event time beside --as-of's record time: "what was the coverage on a given day".
+    when = cov.add_mutually_exclusive_group()
+    when.add_argument(
+        "--on",
+        metavar="DAY",
+        help="the coverage on that day: only visits that occurred before its end count (a date)",
+    )
+    when.add_argument(
+        "--occurred-before",
+        metavar="TIME",
+        help="only visits that occurred before this moment count (RFC 3339 time or date)",
+    )
+    add_time_zone(cov, "--on's day, and a bare date in --as-of or --occurred-before, are read in")
     _client_opts(cov)
     st = qsub.add_parser("stats", help="figures for a scope, area and period")
     st.add_argument(

@@ -9,7 +9,7 @@ import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import percent, render, shown
-from duhub.cli.timeargs import in_zone, time_arg, zone_arg
+from duhub.cli.timeargs import day_end_arg, in_zone, time_arg, zone_arg
 from duhub.domain import metrics as m
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -87,6 +87,13 @@ def coverage(args: argparse.Namespace) -> int:
     as_of = time_arg(args.as_of, "--as-of", zone)
     if as_of is not None:
         req.as_of.CopyFrom(as_of)
+    before = (
+        day_end_arg(args.on, "--on", zone)
+        if args.on is not None
+        else time_arg(args.occurred_before, "--occurred-before", zone)
+    )
+    if before is not None:
+        req.occurred_before.CopyFrom(before)
     try:
         reply = stub.GetCoverage(req, timeout=ASK_TIMEOUT_S)
         scope = _scope_name(stub, args.scope or "")
@@ -96,6 +103,9 @@ def coverage(args: argparse.Namespace) -> int:
         print(client.reply_json(reply))
         return client.EXIT_OK
     head = f"{shown(reply.campaign_id)}  {shown(reply.name)}  —  scope {scope}"
+    if reply.HasField("occurred_before"):
+        on = f" (on {args.on})" if args.on is not None else ""
+        head += f", visits before {_moment(reply.occurred_before, zone)}{on}"
     if reply.HasField("as_of"):
         # To the nanosecond: record times a second apart may hold other events.
         head += f", as of {_moment(reply.as_of, zone)}"

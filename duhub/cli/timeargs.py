@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
-from duhub.timeparse import parse_time
+from duhub.timeparse import parse_day_end, parse_time
 from duhub.timezones import parse_given_time_zone, parse_time_zone
 
 # The zone a --time-zone left out means, for an office that counts in one zone: set once, not
@@ -86,6 +86,15 @@ def time_arg(value: str | None, field: str, zone: tzinfo = UTC) -> Timestamp | N
     if field == "--as-of":
         warn_if_to_come(ts, value)
     return ts
+
+
+def day_end_arg(value: str, field: str, zone: tzinfo = UTC) -> Timestamp:
+    """Return the end of the day an option names (the next day's start in `zone`); exit 2
+    naming the option when it names no day."""
+    try:
+        return parse_day_end(value, field, zone)
+    except ValueError as e:
+        client.fail(str(e), client.EXIT_USAGE)
 
 
 def in_zone(ts: Timestamp, zone: tzinfo) -> tuple[datetime, str, str]:

@@ -51,6 +51,8 @@ class CoverageReport:
     tiers: list[Tally]
     counties: list[Tally]
     as_of: Nanos | None
+    # Event time: only visits that occurred before it count (None: every visit).
+    occurred_before: Nanos | None = None
 
     @property
     def full(self) -> bool:
@@ -168,23 +170,42 @@ def _scope(targets: _Targets, scope_path: str) -> _Scope:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Moments:
+    """Which visits an answer counts: those recorded at or before `as_of` (the hub's
+    knowledge then) that occurred before `occurred_before` (the coverage as it stood then in
+    event time); None leaves a side open."""
+
+    as_of: Nanos | None = None
+    occurred_before: Nanos | None = None
+
+
 def _counts(
-    conn: Connection, campaign_id: str, as_of: Nanos | None, scope: _Scope
+    conn: Connection, campaign_id: str, at: _Moments, scope: _Scope
 ) -> dict[tuple[str, str], tuple[int, Nanos]]:
     """Return per (group, county) how many of the scope's targets are covered and when the
     last of them was first covered: summed by the database from its index, a row per pair
     however many targets are covered."""
-    rows, params = _covered_rows(campaign_id, as_of, scope)
+    rows, params = _covered_rows(campaign_id, at, scope)
     sql = f"SELECT group_id, county_id, count(*), max(first_at) FROM {rows}"
     sql += " GROUP BY group_id, county_id"
     return {(g, c): (n, last) for g, c, n, last in plain_rows(conn, sql, params)}
 
 
-def _covered_rows(campaign_id: str, as_of: Nanos | None, scope: _Scope) -> tuple[str, list[object]]:
+def _covered_rows(campaign_id: str, at: _Moments, scope: _Scope) -> tuple[str, list[object]]:
     """Return the FROM and WHERE of the scope's covered targets (group_id, county_id,
-    unit_id, first_at), as known at `as_of`, and their parameters."""
-    if as_of is None:
-        return "coverage WHERE campaign_id = ?" + scope.where, [campaign_id, *scope.params]
+    unit_id, first_at), as known at `at.as_of` and covered before `at.occurred_before`, and
+    their parameters."""
+    # A target was covered before a moment when its earliest covering visit was: the earliest
+    # is what each row keeps, so a condition on it is the whole answer.
+    before, before_params = (
+        ("", []) if at.occurred_before is None else (" AND first_at < ?", [at.occurred_before])
+    )
+    if at.as_of is None:
+        return (
+            "coverage WHERE campaign_id = ?" + scope.where + before,
+            [campaign_id, *scope.params, *before_params],
+        )
     # Each target's first covering visit among those recorded by then, from the rows of when
     # it was first covered as the hub learned it (`coverage_firsts`): a visit dated earlier
     # but recorded later was not known then.
@@ -192,9 +213,10 @@ def _covered_rows(campaign_id: str, as_of: Nanos | None, scope: _Scope) -> tuple
         "(SELECT group_id, county_id, unit_id, min(first_at) AS first_at FROM coverage_firsts "
         "WHERE campaign_id = ? AND recorded_at <= ?"
         + scope.where
+        + before
         + " GROUP BY group_id, county_id, unit_id) AS known WHERE 1 = 1"
     )
-    return known, [campaign_id, as_of, *scope.params]
+    return known, [campaign_id, at.as_of, *scope.params, *before_params]
 
 
 # Partly covered pairs are named in the query up to this many; more, and all are read.
@@ -204,14 +226,14 @@ MAX_NAMED_PAIRS = 40
 def _first_covered(
     conn: Connection,
     campaign_id: str,
-    as_of: Nanos | None,
+    at: _Moments,
     scope: _Scope,
     pairs: list[tuple[str, str]],
 ) -> dict[tuple[str, str], Nanos]:
     """Return when each covered (group, target) of the scope in `pairs` was first covered."""
     if not pairs:
         return {}
-    rows, params = _covered_rows(campaign_id, as_of, scope)
+    rows, params = _covered_rows(campaign_id, at, scope)
     sql = f"SELECT group_id, unit_id, first_at FROM {rows}"
     if len(pairs) <= MAX_NAMED_PAIRS:
         sql += " AND (" + " OR ".join(["(group_id = ? AND county_id = ?)"] * len(pairs)) + ")"
@@ -220,9 +242,15 @@ def _first_covered(
 
 
 def coverage(
-    engine: Engine, campaign_id: str, scope_unit_id: str = "", as_of: Nanos | None = None
+    engine: Engine,
+    campaign_id: str,
+    scope_unit_id: str = "",
+    as_of: Nanos | None = None,
+    occurred_before: Nanos | None = None,
 ) -> CoverageReport:
-    """Return coverage of the campaign's targets inside the scope, as known at `as_of`.
+    """Return coverage of the campaign's targets inside the scope, as known at `as_of`
+    (record time), by the visits that occurred before `occurred_before` (event time: the
+    coverage on a given day).
 
     The database counts the covered targets per group and county; the rows of single
     targets are read only for the (group, county) pairs partly covered. At 10M events a
@@ -239,25 +267,26 @@ def coverage(
             f"as_of: campaign '{campaign_id}' was not yet recorded at that moment (it was "
             f"recorded at {from_nanos(recorded_at).ToJsonString()})"
         )
+    at = _Moments(as_of, occurred_before)
     with snapshot(engine) as conn:
         scope = _scope(targets, resolve_scope(conn, scope_unit_id).path if scope_unit_id else "")
         if not scope.pairs:  # no target inside the scope: nothing to read
             counts, first = {}, {}
         elif scope.exact:
-            counts = _counts(conn, campaign_id, as_of, scope)
+            counts = _counts(conn, campaign_id, at, scope)
             partial = [
                 pair
                 for pair, units in scope.pairs.items()
                 if 0 < counts.get(pair, (0, 0))[0] < len(units)
             ]
-            first = _first_covered(conn, campaign_id, as_of, scope, partial)
+            first = _first_covered(conn, campaign_id, at, scope, partial)
         else:
-            first = _first_covered(conn, campaign_id, as_of, scope, list(scope.pairs))
+            first = _first_covered(conn, campaign_id, at, scope, list(scope.pairs))
             counts = {}
             for (group_id, c), units in scope.pairs.items():
                 ats = [first[(group_id, u)] for u in units if (group_id, u) in first]
                 counts[(group_id, c)] = (len(ats), max(ats, default=0))
-    return _report(targets, scope, counts, first, scope_unit_id, as_of)
+    return _report(targets, scope, counts, first, scope_unit_id, at)
 
 
 def _report(
@@ -266,7 +295,7 @@ def _report(
     counts: dict[tuple[str, str], tuple[int, Nanos]],
     first: dict[tuple[str, str], Nanos],
     scope_unit_id: str,
-    as_of: Nanos | None,
+    at: _Moments,
 ) -> CoverageReport:
     """Spread the counts per (group, county) over the group, tier and county tallies; list
     the uncovered targets of each in target order."""
@@ -309,5 +338,6 @@ def _report(
         groups=list(groups.values()),
         tiers=[tiers[x] for x in Tier],
         counties=sorted(counties.values(), key=lambda x: x.key),
-        as_of=as_of,
+        as_of=at.as_of,
+        occurred_before=at.occurred_before,
     )

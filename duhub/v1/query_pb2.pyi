@@ -29,14 +29,16 @@ GROUP_BY_QUARTER: GroupBy
 GROUP_BY_YEAR: GroupBy
 
 class GetCoverageRequest(_message.Message):
-    __slots__ = ("campaign_id", "scope_unit_id", "as_of")
+    __slots__ = ("campaign_id", "scope_unit_id", "as_of", "occurred_before")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     scope_unit_id: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    occurred_before: _timestamp_pb2.Timestamp
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchCoverageRequest(_message.Message):
     __slots__ = ("campaign_id", "scope_unit_id")
@@ -103,7 +105,7 @@ class CountyCoverage(_message.Message):
     def __init__(self, unit_id: _Optional[str] = ..., name: _Optional[str] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., full: _Optional[bool] = ..., full_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Coverage(_message.Message):
-    __slots__ = ("campaign_id", "scope_unit_id", "full", "tiers", "groups", "counties", "as_of", "name")
+    __slots__ = ("campaign_id", "scope_unit_id", "full", "tiers", "groups", "counties", "as_of", "name", "occurred_before")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +114,7 @@ class Coverage(_message.Message):
     COUNTIES_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     scope_unit_id: str
     full: bool
@@ -120,7 +123,8 @@ class Coverage(_message.Message):
     counties: _containers.RepeatedCompositeFieldContainer[CountyCoverage]
     as_of: _timestamp_pb2.Timestamp
     name: str
-    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., full: _Optional[bool] = ..., tiers: _Optional[_Iterable[_Union[TierCoverage, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupCoverage, _Mapping]]] = ..., counties: _Optional[_Iterable[_Union[CountyCoverage, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+    occurred_before: _timestamp_pb2.Timestamp
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., full: _Optional[bool] = ..., tiers: _Optional[_Iterable[_Union[TierCoverage, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupCoverage, _Mapping]]] = ..., counties: _Optional[_Iterable[_Union[CountyCoverage, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetStatisticsRequest(_message.Message):
     __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of", "time_zone")

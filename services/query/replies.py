@@ -20,6 +20,8 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
     )
     if r.as_of is not None:
         reply.as_of.CopyFrom(from_nanos(r.as_of))
+    if r.occurred_before is not None:
+        reply.occurred_before.CopyFrom(from_nanos(r.occurred_before))
     for t in r.tiers:
         assert t.tier is not None
         reply.tiers.add(

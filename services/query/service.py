@@ -67,14 +67,19 @@ def _opt_time(msg, name: str) -> int | None:  # type: ignore[no-untyped-def]
     return at
 
 
-# Recorded times are int64 nanoseconds. An as_of outside them (before 1677, after 2262) asks
-# about before or after everything recorded; unclamped it overflowed the database's integer.
+# Recorded and event times are int64 nanoseconds. An as_of or occurred_before outside them
+# (before 1677, after 2262) asks about before or after everything recorded or occurred;
+# unclamped it overflowed the database's integer.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
-    at = _opt_time(msg, "as_of")
+def _clamped_time(msg, name: str) -> int | None:  # type: ignore[no-untyped-def]
+    at = _opt_time(msg, name)
     return None if at is None else min(max(at, INT64_MIN), INT64_MAX)
+
+
+def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
+    return _clamped_time(msg, "as_of")
 
 
 def _refuse_unfit(context: grpc.ServicerContext, request: Message) -> None:
@@ -148,9 +153,20 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _coverage(self, r: qpb.GetCoverageRequest) -> qpb.Coverage:
         if not r.campaign_id:
             raise QueryError("campaign_id: required")
-        reply = coverage_reply(coverage(self.engine, r.campaign_id, r.scope_unit_id, _as_of(r)))
+        reply = coverage_reply(
+            coverage(
+                self.engine,
+                r.campaign_id,
+                r.scope_unit_id,
+                _as_of(r),
+                _clamped_time(r, "occurred_before"),
+            )
+        )
+        # As asked, not as clamped.
         if r.HasField("as_of"):
-            reply.as_of.CopyFrom(r.as_of)  # as asked, not as clamped
+            reply.as_of.CopyFrom(r.as_of)
+        if r.HasField("occurred_before"):
+            reply.occurred_before.CopyFrom(r.occurred_before)
         return reply
 
     def _kept_coverage(

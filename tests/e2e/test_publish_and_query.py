@@ -370,6 +370,42 @@ def test_coverage_counts_each_target_once_inside_the_window(
     assert all(t["full"] for t in cov["tiers"])
 
 
+def test_the_coverage_on_a_given_day(hub: HubProcess, tmp_path: Path) -> None:
+    """--on DAY counts the visits that occurred before the day's end (event time), in
+    --time-zone; --occurred-before a moment; both at once, or a day that is none, exit 2."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+
+    def covered(*when: str) -> dict[str, int]:
+        cov = duhub_json(hub.address, "query", "coverage", "--campaign", "vax", *when)
+        return {g["groupId"]: g["covered"] for g in cov["groups"] if g["targets"]}
+
+    # c1's targets at 11-02 01:00 and 11-20 01:00; n1's at 11-03 02:00 and 11-05 02:00 (UTC).
+    assert covered("--on", "2022-11-04") == {"c1": 1, "c2": 0, "n1": 1}
+    assert covered("--on", "2022-11-05") == {"c1": 1, "c2": 0, "n1": 2}
+    # In Beijing 11-05 ends at 11-05T16:00Z, after n1's second target; in UTC-5 11-04 ends at
+    # 11-05T05:00Z, after it too.
+    assert covered("--on", "2022-11-04", "--time-zone", "Asia/Shanghai")["n1"] == 1
+    assert covered("--on", "2022-11-04", "--time-zone", "-05:00")["n1"] == 2
+    assert covered("--occurred-before", "2022-11-05T02:00:00Z")["n1"] == 1
+    assert covered("--occurred-before", "2022-11-05T02:00:00.000000001Z")["n1"] == 2
+    day = duhub_json(hub.address, "query", "coverage", "--campaign", "vax", "--on", "2022-11-20")
+    assert day["occurredBefore"] == "2022-11-21T00:00:00Z"
+    c1 = next(g for g in day["groups"] if g["groupId"] == "c1")
+    assert c1["full"] is True and c1["fullAt"] == "2022-11-20T01:00:00Z"
+
+    table = duhub(hub.address, "query", "coverage", "--campaign", "vax", "--on", "2022-11-04")
+    assert table.returncode == 0, table.stderr
+    assert "visits before 2022-11-05T00:00:00Z (on 2022-11-04)" in table.stdout.splitlines()[0]
+    both = duhub(
+        hub.address, "query", "coverage", "--campaign", "vax", "--on", "2022-11-04",
+        "--occurred-before", "2022-11-05",
+    )  # fmt: skip
+    assert both.returncode == 2 and "--occurred-before" in both.stderr
+    for bad in ("2022-11-31", "2022-11-04T00:00:00Z"):
+        said = duhub(hub.address, "query", "coverage", "--campaign", "vax", "--on", bad)
+        assert said.returncode == 2 and said.stderr.startswith(f"duhub: --on: '{bad}'"), said
+
+
 def test_duplicates_and_rejections_change_nothing(hub: HubProcess, tmp_path: Path) -> None:
     events = scenario()
     assert publish(hub, tmp_path, events).returncode == 0
@@ -447,3 +483,13 @@ def test_quickstart_example_from_the_readme(hub: HubProcess) -> None:
     assert done.returncode == 1  # the example shows one rejection on purpose
     assert "7 accepted, 1 duplicate, 1 rejected" in done.stdout
     assert "sanction_imposed.unit_id" in done.stdout
+    # The README's coverage "as it stood that day": the city group's visit on 11-02 (Beijing),
+    # the county group's only on 11-03.
+    now = duhub_json(hub.address, "query", "coverage", "--campaign", "vax-2022")
+    then = duhub_json(
+        hub.address, "query", "coverage", "--campaign", "vax-2022",
+        "--on", "2022-11-02", "--time-zone", "Asia/Shanghai",
+    )  # fmt: skip
+    tiers = [{t["tier"]: t["covered"] for t in c["tiers"]} for c in (now, then)]
+    assert [x["TIER_CITY"] for x in tiers] == [1, 1]
+    assert [x["TIER_COUNTY"] for x in tiers] == [1, 0]

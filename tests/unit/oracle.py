@@ -368,9 +368,14 @@ class World:
         ]
 
     def coverage(
-        self, campaign_id: str, scope: str = "", as_of: int | None = None
+        self,
+        campaign_id: str,
+        scope: str = "",
+        as_of: int | None = None,
+        occurred_before: int | None = None,
     ) -> Coverage | None:
-        """Return coverage of the campaign inside the scope at as_of (None: not known then)."""
+        """Return coverage of the campaign inside the scope at as_of (None: not known then),
+        by the visits that occurred before occurred_before (None: every visit)."""
         seen = self._seen(as_of)
         launch = [
             e.payload
@@ -392,6 +397,7 @@ class World:
                     and e.payload.group_id == g.group_id
                     and e.payload.unit_id in targets
                     and c.starts_at <= e.occurred_at < c.ends_at
+                    and (occurred_before is None or e.occurred_at < occurred_before)
                 ):
                     u = e.payload.unit_id
                     first[u] = min(first.get(u, e.occurred_at), e.occurred_at)

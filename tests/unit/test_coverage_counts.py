@@ -1,14 +1,18 @@
 """Coverage counted per (group, county) by the database: the uncovered targets still come in
 target order when a group's targets interleave counties, and every way of reading the rows
-(pairs named, all rows of the scope, rows kept to the scope in Python) gives the same report."""
+(pairs named, all rows of the scope, rows kept to the scope in Python) gives the same report,
+in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from duhub.domain.events import Tier
 from duhub.readmodel import coverage as cov
 from duhub.v1 import events_pb2 as pb
+from tests.infra import fresh_database
 from tests.unit.builders import (
     DANG,
     DANG_T1,
@@ -31,9 +35,25 @@ LONE = YIDU_T2 + "201"  # a village no group names
 CITY_TARGETS = [YIDU_V1, DANG_V1, YIDU_T1, DANG_T1, YIDU_T2]
 
 
-@pytest.fixture
-def hub():  # type: ignore[no-untyped-def]
-    p = Pipeline.open()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    # The coverage statements are one text for both databases: each answers them.
+    if request.param == "sqlite":
+        p = Pipeline.open()
+        try:
+            yield _filled(p)
+        finally:
+            p.close()
+        return
+    with fresh_database() as url:
+        p = Pipeline.open(db_url=url)
+        try:
+            yield _filled(p)
+        finally:
+            p.close()
+
+
+def _filled(p: Pipeline) -> Pipeline:
     p.clock.now = at("2023-02-01")
     p.publish(
         hierarchy()
@@ -74,18 +94,19 @@ def hub():  # type: ignore[no-untyped-def]
         p.clock.now = at("2023-02-01") + i
         p.publish([visit(target, "c", g, event_id=f"v{i}", seq=i, occurred_at=at(when))])
     p.tailer.catch_up()
-    yield p
-    p.close()
+    return p
 
 
-def _both_ways(p: Pipeline, scope: str = "", as_of: int | None = None) -> cov.CoverageReport:
-    rep = cov.coverage(p.engine, "c", scope, as_of)
+def _both_ways(
+    p: Pipeline, scope: str = "", as_of: int | None = None, occurred_before: int | None = None
+) -> cov.CoverageReport:
+    rep = cov.coverage(p.engine, "c", scope, as_of, occurred_before)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cov, "MAX_NAMED_TARGETS", 0)
         mp.setattr(cov, "MAX_NAMED_PAIRS", 0)
         cov._TARGETS.clear()
         try:
-            assert cov.coverage(p.engine, "c", scope, as_of) == rep
+            assert cov.coverage(p.engine, "c", scope, as_of, occurred_before) == rep
         finally:
             cov._TARGETS.clear()
     return rep
@@ -130,3 +151,29 @@ def test_a_scope_and_a_moment(hub: Pipeline) -> None:
         ("g", 2, [YIDU_V1, DANG_T1, YIDU_T2]),
         ("k", 0, [YIDU_T1, YIDU_V1]),
     ]
+
+
+def test_the_coverage_on_a_given_day(hub: Pipeline) -> None:
+    """occurred_before counts only the visits that occurred (event time) before it, however
+    late they were recorded: the coverage as it stood at the end of 2022-11-07."""
+    rep = _both_ways(hub, occurred_before=at("2022-11-08"))
+    assert rep.occurred_before == at("2022-11-08")
+    assert [(t.key, t.covered, t.uncovered, t.full_at) for t in rep.groups[1:]] == [
+        ("g", 2, [YIDU_V1, DANG_T1, YIDU_T2], None),
+        ("k", 1, [YIDU_T1], None),
+    ]
+    # The moment itself is outside: a visit at exactly it came after.
+    rep = _both_ways(hub, occurred_before=at("2022-11-09"))
+    assert [(t.key, t.covered) for t in rep.groups[1:]] == [("g", 2), ("k", 1)]
+    rep = _both_ways(hub, occurred_before=at("2022-11-09") + 1)
+    k = rep.groups[2]
+    assert (k.covered, k.full, k.full_at) == (2, True, at("2022-11-09"))
+    # With as_of too: known by then (the first three visits recorded) and occurred before
+    # 2022-11-07 (not k's visit of that day).
+    rep = _both_ways(hub, "", at("2023-02-01") + 4, at("2022-11-07"))
+    assert [(t.key, t.covered) for t in rep.groups[1:]] == [("g", 2), ("k", 0)]
+    counties = {c.key: (c.targets, c.covered) for c in rep.counties}
+    assert counties == {YIDU: (5, 1), DANG: (2, 1)}
+    # Before any visit: nothing covered, a real answer, not a refusal.
+    rep = _both_ways(hub, YIDU, occurred_before=at("2022-01-01"))
+    assert [t.covered for t in rep.groups] == [0, 0, 0] and not rep.full

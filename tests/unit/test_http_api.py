@@ -252,6 +252,34 @@ def test_coverage_reads_a_bare_as_of_date_in_its_time_zone(api: Client) -> None:
     assert said.startswith("time_zone: unknown time zone 'Asia/Shangai'"), said
 
 
+def test_the_coverage_on_a_given_day(api: Client) -> None:
+    """on=DAY counts the visits that occurred before the day's end in time_zone (event time);
+    occurred_before a moment; the reply says which moment it counted to."""
+
+    def totals(query: str) -> tuple[str, int]:
+        cov = api.get(f"api/campaigns/vax/coverage?{query}")
+        return cov.get("occurredBefore", ""), cov["totals"]["covered"]
+
+    # Covering visits: 11-02 01:00, 11-03 02:00, 11-05 02:00 and 11-20 01:00 (UTC).
+    assert totals("on=2022-11-04") == ("2022-11-05T00:00:00Z", 2)
+    assert totals("on=2022-11-05&time_zone=Asia/Shanghai") == ("2022-11-05T16:00:00Z", 3)
+    assert totals("on=2022-11-04&timeZone=%2B08:00") == ("2022-11-04T16:00:00Z", 2)
+    assert totals("occurred_before=2022-11-05T02:00:00Z")[1] == 2
+    assert totals("occurredBefore=2022-11-05T02:00:00.000000001Z")[1] == 3
+    assert totals("occurred_before=2022-11-20") == ("2022-11-20T00:00:00Z", 3)
+    assert totals("on=2022-10-01")[1] == 0 and totals("")[1] == 4
+    for query, said in (
+        ("on=2022-11-04&occurred_before=2022-11-05", "on: give either on"),
+        ("on=2022-11-31", "on: '2022-11-31' is not a date"),
+        ("on=2022-11-04T00:00:00Z", "on: '2022-11-04T00:00:00Z' is not a date"),
+        ("on=", "on: '' is not a date"),
+        ("occurred_before=", "occurred_before:"),
+        ("occurred_before=soon", "occurred_before:"),
+    ):
+        error = api.get(f"api/campaigns/vax/coverage?{query}", 400)["error"]
+        assert error.startswith(said), (query, error)
+
+
 def test_statistics_by_period_in_a_time_zone(api: Client) -> None:
     """A bare date is midnight in the zone, as on the command line: Beijing's November 1st
     starts at 16:00 UTC the day before, and its days are keyed by their Beijing dates."""
@@ -456,6 +484,11 @@ def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
     # The query parameters it names are the ones the API takes.
     stats = {p["name"] for p in doc["paths"]["/api/statistics"]["get"]["parameters"]}
     assert stats == {"metric", "scope", "area", "from", "to", "group_by", "as_of", "time_zone"}
+    path = "/api/campaigns/{campaignId}/coverage"
+    coverage = {p["name"] for p in doc["paths"][path]["get"]["parameters"]}
+    assert coverage == {
+        "campaignId", "scope", "as_of", "uncovered_named", "on", "occurred_before", "time_zone"
+    }  # fmt: skip
     # metric is required: without it the answer is 400 "metric: name at least one metric",
     # where the document said it was optional. Times are dates or RFC 3339 times, not any
     # string; and the connection cap answers 503 on every route, /healthz and the page too.

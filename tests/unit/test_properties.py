@@ -82,7 +82,8 @@ class Scenario:
     batches: list[int]  # sizes, summing to len(events)
     catch_up_after: list[bool]
     queries: list[tuple]
-    coverage_queries: list[tuple[str, str, int | None]]
+    # (campaign, scope, as_of, occurred_before)
+    coverage_queries: list[tuple[str, str, int | None, int | None]]
 
     def arrivals(self, hierarchy_now: int) -> list[tuple[Event, int, bool]]:
         out = [(e, hierarchy_now, True) for e in reference_events(self.n_counties)]
@@ -380,6 +381,8 @@ def scenarios(draw, independent: bool = False) -> Scenario:
             cid,
             draw(st.sampled_from(scopes)),
             draw(st.sampled_from([None, *clocks, clocks[0] - 1] if clocks else [None])),
+            # The coverage on a given moment of event time: at, just after and between visits.
+            draw(st.sampled_from([None, None, *pivots, *(t + 1 for t in pivots)])),
         )
         for cid in ("camp", "camp", "camp", "camp2")
     ]
@@ -422,13 +425,13 @@ def check_figures(p: Pipeline, world: oracle.World, sc: Scenario) -> None:
         else:
             want = [("", world.figures(scope, area, lo, hi, as_of))]
         assert got == want, (scope, area, lo, hi, group_by, as_of)
-    for cid, scope, as_of in sc.coverage_queries:
-        expected = world.coverage(cid, scope, as_of)
+    for cid, scope, as_of, before in sc.coverage_queries:
+        expected = world.coverage(cid, scope, as_of, before)
         if expected is None:
             with pytest.raises(NotFound):
-                coverage(p.engine, cid, scope, as_of)
+                coverage(p.engine, cid, scope, as_of, before)
             continue
-        rep = coverage(p.engine, cid, scope, as_of)
+        rep = coverage(p.engine, cid, scope, as_of, before)
         # Counted per (group, county) with the rows of the partly covered pairs read, or
         # (none named) every row of the scope's county read and kept to the scope in Python:
         # the same report, to the last first_at.
@@ -437,16 +440,21 @@ def check_figures(p: Pipeline, world: oracle.World, sc: Scenario) -> None:
             mp.setattr(cov, "MAX_NAMED_PAIRS", 0)
             cov._TARGETS.clear()  # its scopes were made with the limits before
             try:
-                assert coverage(p.engine, cid, scope, as_of) == rep, (cid, scope, as_of)
+                assert coverage(p.engine, cid, scope, as_of, before) == rep, (
+                    cid,
+                    scope,
+                    as_of,
+                    before,
+                )
             finally:
                 cov._TARGETS.clear()
         assert [(g.key, g.tier, g.targets, g.covered, g.uncovered) for g in rep.groups] == [
             (g.group_id, g.tier, len(g.targets), g.covered, g.uncovered) for g in expected.groups
-        ], (cid, scope, as_of)
+        ], (cid, scope, as_of, before)
         assert {t.tier: (t.targets, t.covered) for t in rep.tiers} == expected.tiers()
         assert {c.key: (c.targets, c.covered, c.uncovered) for c in rep.counties} == (
             world.coverage_by_county(expected)
-        ), (cid, scope, as_of)
+        ), (cid, scope, as_of, before)
         assert rep.full == expected.full
         # When each became full, from the visits recorded by then (an earlier-dated visit
         # recorded later was not known at as_of).
@@ -538,7 +546,7 @@ def test_order_of_independent_events_does_not_matter(sc: Scenario, seed: int) ->
     sc = replace(
         sc,
         queries=[(*q[:5], None) for q in sc.queries],
-        coverage_queries=[(c, s, None) for c, s, _ in sc.coverage_queries],
+        coverage_queries=[(c, s, None, b) for c, s, _, b in sc.coverage_queries],
     )
     verdicts, world = expect(sc)
     assert set(verdicts) == {"accepted"}

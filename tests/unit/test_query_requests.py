@@ -87,6 +87,7 @@ def test_coverage_and_explain_refuse_an_invalid_timestamp_naming_the_field(
 ) -> None:
     asked = [
         (stub.GetCoverage, qpb.GetCoverageRequest(campaign_id="vax"), "as_of"),
+        (stub.GetCoverage, qpb.GetCoverageRequest(campaign_id="vax"), "occurred_before"),
         (stub.Explain, qpb.ExplainRequest(metric="visits"), "as_of"),
         (stub.Explain, qpb.ExplainRequest(metric="visits"), "from"),
         (stub.Explain, qpb.ExplainRequest(metric="visits"), "to"),
@@ -111,6 +112,15 @@ def test_the_widest_valid_as_of_is_answered_and_printable(
     earliest = _with_time(qpb.GetCoverageRequest(campaign_id="vax"), "as_of", -62_135_596_800, 0)
     code, details = refusal(stub.GetCoverage, earliest)  # nothing was known then
     assert code == grpc.StatusCode.NOT_FOUND, details
+    # Visits before year 1 and before the end of year 9999 (past int64 nanoseconds both ways):
+    # none and every one, echoed as asked.
+    for seconds, nanos, covered in ((-62_135_596_800, 0, 0), (253_402_300_799, 999_999_999, 1)):
+        req = _with_time(
+            qpb.GetCoverageRequest(campaign_id="vax"), "occurred_before", seconds, nanos
+        )
+        reply = stub.GetCoverage(req, timeout=10)
+        assert sum(t.covered for t in reply.tiers) == covered
+        assert reply.occurred_before == req.occurred_before
 
 
 def test_explain_refuses_an_area_as_statistics_do(stub: query_pb2_grpc.QueryServiceStub) -> None:

@@ -22,7 +22,7 @@ from duhub.domain.metrics import each_once
 from duhub.feed import ChangeFeed
 from duhub.readmodel import schema as s
 from duhub.readmodel.units import resolve_scope, subtree_clause
-from duhub.timeparse import parse_time
+from duhub.timeparse import parse_day_end, parse_time
 from duhub.timezones import parse_given_time_zone
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -142,6 +142,19 @@ def _time(params: Params, name: str, *aliases: str, zone: tzinfo = UTC) -> Any:
         raise ApiError(400, str(e)) from None
 
 
+def _occurred_before(params: Params, names: tuple[str, str], zone: tzinfo) -> Any:
+    """Return the event-time bound of a coverage question: `on` a day (its end in `zone`) or
+    `occurred_before` a moment, None when neither is given; both at once are refused."""
+    if "on" in params and any(key in params for key in names):
+        raise ApiError(400, f"on: give either on (a day) or {names[0]} (a moment), not both")
+    if "on" not in params:
+        return _time(params, *names, zone=zone)
+    try:
+        return parse_day_end(_one(params, "on"), "on", zone)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+
+
 def _plus_restored(zone: str) -> str:
     """Return a time_zone with the '+' of an offset typed as is (read as a space) given back."""
     return _ZONE_OFFSET_AS_SPACE.sub(r"+\1", zone)
@@ -195,7 +208,10 @@ class DashboardApi:
 
     def coverage(self, campaign_id: str, params: Params) -> Json:
         named_as = ("uncovered_named", "uncoveredNamed")
-        known(params, ("scope", "as_of", "asOf", *named_as, "time_zone", "timeZone"))
+        before_as = ("occurred_before", "occurredBefore")
+        known(
+            params, ("scope", "as_of", "asOf", *named_as, "time_zone", "timeZone", "on", *before_as)
+        )
         req = qpb.GetCoverageRequest(campaign_id=campaign_id, scope_unit_id=_one(params, "scope"))
         # A bare as_of date is midnight in time_zone, as /api/statistics reads it (refused as an
         # unknown parameter before 2026-12-06, the date was UTC's midnight here alone).
@@ -203,6 +219,9 @@ class DashboardApi:
         as_of = _time(params, "as_of", "asOf", zone=zone)
         if as_of is not None:
             req.as_of.CopyFrom(as_of)
+        before = _occurred_before(params, before_as, zone)
+        if before is not None:
+            req.occurred_before.CopyFrom(before)
         named = _count(params, *named_as)
         out = _dict(self.servicer.GetCoverage(req, self._ctx))
         # The page lists 150 a group: naming all 50,000 uncovered targets of a 100,000-target

@@ -127,6 +127,11 @@ SCHEMAS: Json = {
         scopeUnitId={"type": "string"},
         full={"type": "boolean", "description": "every group's targets covered (督导全覆盖)"},
         asOf=TIME,
+        occurredBefore={
+            "type": "string",
+            "description": "RFC 3339 time: only visits that occurred before it counted (on, "
+            "occurred_before)",
+        },
         totals={
             "type": "object",
             "properties": {k: TALLY[k] for k in ("targets", "covered", "ratio")},
@@ -285,10 +290,25 @@ def document() -> Json:
                             pattern="^[0-9]{1,9}$",
                         ),
                         _param(
+                            "on",
+                            "query",
+                            "the coverage on this day (event time): only visits that occurred "
+                            "before its end, in time_zone, count; not with occurred_before",
+                            type="string",
+                            format="date",
+                        ),
+                        _param(
+                            "occurred_before",
+                            "query",
+                            "only visits that occurred (event time) before this moment count "
+                            "(RFC 3339, or a date: its midnight); not with on",
+                            **WHEN,
+                        ),
+                        _param(
                             "time_zone",
                             "query",
-                            "the zone a bare as_of date is read in: an IANA name (Asia/Shanghai)"
-                            " or an offset (+08:00); left out for UTC",
+                            "the zone on, and a bare as_of or occurred_before date, are read in:"
+                            " an IANA name (Asia/Shanghai) or an offset (+08:00); left out for UTC",
                             type="string",
                         ),
                     ],
