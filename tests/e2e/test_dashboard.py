@@ -240,6 +240,7 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
         "sanctioned_persons": "9",
         "talk_persons": "6",
         "talk_persons_top_leader": "5",
+        "talk_persons_admonishment": "1",
         "recommendations": "1",
         "regulations_improved": "3",
     }
@@ -1533,4 +1534,128 @@ def test_a_bidi_override_in_a_name_ends_with_the_name_on_the_dashboard(
                 f"the name's end at x={name_right:.1f}"
             )
     assert spilled == [], "the override ran on past the name"
+    assert console_errors(browser) == []
+
+
+# Talks of every kind, for the 约谈 tile below: admonishment talks at a county, one of its
+# townships and another county, in an area and in none, and two outside the campaign's window
+# (2022-11-01 … 12-01 UTC); a top-leader and an "other" talk, which are no admonishment.
+ADMONISHMENT = "TALK_KIND_ADMONISHMENT"
+TALKS = [
+    line("a1", "420500", 11, "2022-11-05T00:00:00Z",
+         talkHeld={"unitId": "420581", "area": "ecology", "kind": ADMONISHMENT, "persons": 2}),
+    line("a2", "420500", 12, "2022-11-15T00:00:00Z",
+         talkHeld={"unitId": "420581101", "kind": ADMONISHMENT, "persons": 3}),
+    line("a3", "420500", 13, "2022-11-20T00:00:00Z",
+         talkHeld={"unitId": "420583", "area": "grain", "kind": ADMONISHMENT, "persons": 1}),
+    line("a4", "420500", 14, "2022-12-05T00:00:00Z",
+         talkHeld={"unitId": "420582", "area": "grain", "kind": ADMONISHMENT, "persons": 4}),
+    line("a5", "420500", 15, "2022-10-30T23:00:00Z",
+         talkHeld={"unitId": "420582", "kind": ADMONISHMENT, "persons": 5}),
+    line("a6", "420500", 16, "2022-11-16T00:00:00Z",
+         talkHeld={"unitId": "420582", "kind": "TALK_KIND_TOP_LEADER", "persons": 6}),
+    line("a7", "420500", 17, "2022-11-17T00:00:00Z",
+         talkHeld={"unitId": "420583", "kind": "TALK_KIND_OTHER", "persons": 7}),
+]  # fmt: skip
+LIVE_TALK = line("a8", "420500", 18, "2022-11-25T00:00:00Z",
+                 talkHeld={"unitId": "420582", "kind": ADMONISHMENT, "persons": 2})  # fmt: skip
+CAMPAIGN_WINDOW = ("2022-11-01T00:00:00Z", "2022-12-01T00:00:00Z")
+
+
+def admonished(
+    lines: list[str], window: tuple[str, str] = CAMPAIGN_WINDOW, under: str = "", area: str = ""
+) -> str:
+    """Persons summoned to admonishment talks among these events, as the page shows the figure:
+    worked out from the events themselves, not asked of the hub. `under` a unit: its code and
+    its townships' and villages' (GB/T 2260 codes extend their county's); an event without an
+    area counts only when no area is asked for."""
+    start, end = (datetime.fromisoformat(t) for t in window)
+    total = 0
+    for text in lines:
+        event = json.loads(text)
+        talk = event.get("talkHeld")
+        if not talk or talk["kind"] != ADMONISHMENT:
+            continue
+        if start <= datetime.fromisoformat(event["occurredAt"]) < end:
+            if talk["unitId"].startswith(under) and (not area or talk.get("area") == area):
+                total += talk["persons"]
+    return f"{total:,}"
+
+
+def test_the_admonishment_tile_counts_the_persons_summoned_as_every_tile_counts(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """The article's command centre reads how many were summoned for admonishment talks (约谈,
+    "leaders of 8 low-ranked localities or units"); the page had no tile for it, only all
+    talks and the top leaders'. It is one more tile, of the same answer as the others: for
+    the scope, area, window and moment chosen, live, and the charts' figure when chosen."""
+    published = [*scenario(), *TALKS]
+    assert publish(hub, tmp_path, published).returncode == 0
+    time.sleep(1.1)  # the moment lies a second or more from what was recorded either side
+    then = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.1)
+    tile = '#kpis [data-metric="talk_persons_admonishment"]'
+
+    browser.get(hub.dashboard + "?campaign=vax")
+    expected = admonished(published)
+    assert expected == "7"  # the scenario's 1 at a township, and a1, a2, a3 here
+    page = until(browser, lambda p: p["live"] == "live" and p["kpis"].get("visits") == "6")
+    assert page["kpis"].get("talk_persons_admonishment") == expected, "no 约谈 tile"
+    label = browser.execute_script(f"return document.querySelector('{tile} .label').textContent")
+    assert label == "约谈人次"
+    # Live, as the others: one more summoned shows up without reloading the page.
+    browser.execute_script("window.__notReloaded = 'yes'")
+    with grpc.insecure_channel(hub.address) as channel:
+        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+            ingest_pb2.PublishRequest(events=[json_format.Parse(LIVE_TALK, epb.Event())]),
+            timeout=30,
+        )
+    assert reply.accepted == 1, reply
+    published.append(LIVE_TALK)
+    expected = admonished(published)
+    page = until(browser, lambda p: p["kpis"]["talk_persons_admonishment"] == expected, 5)
+    assert page["marker"] == "yes", "the page was reloaded"
+    # Chosen, it is the charts' figure: by county, then drilled into one, by township.
+    press(browser, tile)
+    page = until(browser, lambda p: p["bars"].get("420582") == ["当阳市", 2])
+    assert pressed(browser, tile) == "true"
+    title = browser.find_element("css selector", "#bars-title").text
+    assert title.startswith("约谈人次 · 按县市区"), title
+    yidu = admonished(published, under="420581")
+    assert page["bars"]["420581"] == ["宜都市", int(yidu)]
+    assert page["bars"]["420583"] == ["枝江市", int(admonished(published, under="420583"))]
+    press(browser, '#bars g.bar[data-key="420581"] text.label')
+    page = until(browser, lambda p: p["crumbs"] == "宜昌市›宜都市" and "420581101" in p["bars"])
+    assert page["kpis"]["talk_persons_admonishment"] == yidu == "6"
+    assert page["bars"]["420581101"] == ["聂家河镇", int(admonished(published, under="420581101"))]
+    press(browser, '#crumbs button[data-depth="0"]')
+    until(browser, lambda p: p["crumbs"] == "宜昌市")
+    # An area: an admonishment without one is in no area's figure.
+    browser.execute_script(
+        "const a = document.querySelector('#area'); a.value = 'ecology';"
+        "a.dispatchEvent(new Event('change'));"
+    )
+    ecology = admonished(published, area="ecology")
+    assert ecology == "3"
+    until(browser, lambda p: p["kpis"]["talk_persons_admonishment"] == ecology)
+    browser.execute_script(
+        "const a = document.querySelector('#area'); a.value = '';"
+        "a.dispatchEvent(new Event('change'));"
+    )
+    until(browser, lambda p: p["kpis"]["talk_persons_admonishment"] == expected)
+    # A window to the year's end (至: a Beijing day, the day included) takes in December's.
+    browser.execute_script(
+        "const t = document.querySelector('#to'); t.value = '2022-12-31';"
+        "t.dispatchEvent(new Event('change'));"
+    )
+    year_end = admonished(published, window=(CAMPAIGN_WINDOW[0], "2022-12-31T16:00:00Z"))
+    assert year_end == "13"
+    until(browser, lambda p: p["kpis"]["talk_persons_admonishment"] == year_end)
+    # The moment before the live one was published: what the hub knew then.
+    browser.get(hub.dashboard + f"?campaign=vax&as_of={then.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    before = admonished(published[:-1])
+    page = until(browser, lambda p: p["live"] == "history" and p["kpis"]["visits"] == "6")
+    assert page["kpis"]["talk_persons_admonishment"] == before == "7"
+    shot(browser, "dashboard-admonishment.png")
+    assert until(browser, lambda p: True)["error"] == ""
     assert console_errors(browser) == []

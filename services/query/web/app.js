@@ -13,6 +13,7 @@
     ["sanctioned_persons", "处分人数"],
     ["talk_persons", "谈话人次"],
     ["talk_persons_top_leader", "一把手谈话"],
+    ["talk_persons_admonishment", "约谈人次"],
     ["recommendations", "监察建议书"],
     ["regulations_improved", "完善制度"],
   ];
