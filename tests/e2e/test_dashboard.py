@@ -1582,6 +1582,16 @@ def admonished(
     return f"{total:,}"
 
 
+TILE_ROWS = """
+const rows = {};
+for (const t of document.querySelectorAll('#kpis .kpi')) {
+  const top = Math.round(t.getBoundingClientRect().top);
+  (rows[top] ||= []).push(t.dataset.metric);
+}
+return Object.values(rows).map((r) => r.length);
+"""
+
+
 def test_the_admonishment_tile_counts_the_persons_summoned_as_every_tile_counts(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:
@@ -1656,6 +1666,14 @@ def test_the_admonishment_tile_counts_the_persons_summoned_as_every_tile_counts(
     before = admonished(published[:-1])
     page = until(browser, lambda p: p["live"] == "history" and p["kpis"]["visits"] == "6")
     assert page["kpis"]["talk_persons_admonishment"] == before == "7"
+    # Eleven tiles, laid out with none alone on a row: 4 + 4 + 3 on the wall screen (the
+    # talks' three the last row), 6 + 5 on a laptop's full width.
+    assert browser.execute_script(TILE_ROWS) == [4, 4, 3]
     shot(browser, "dashboard-admonishment.png")
+    viewport(browser, 1366, 768)
+    deadline = time.monotonic() + 5
+    while browser.execute_script(TILE_ROWS) != [6, 5] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert browser.execute_script(TILE_ROWS) == [6, 5]
     assert until(browser, lambda p: True)["error"] == ""
     assert console_errors(browser) == []

@@ -4,6 +4,8 @@
 "use strict";
 
 (() => {
+  // The KPI tiles in order. The talks come last, together: on the wall screen's four columns
+  // (app.css) they are its third row, all three of them, not the remnant of a row.
   const METRICS = [
     ["visits", "督导检查"],
     ["problems_found", "发现问题"],
@@ -11,11 +13,11 @@
     ["problems_open", "未整改问题"],
     ["accountability_persons", "问责人次"],
     ["sanctioned_persons", "处分人数"],
+    ["recommendations", "监察建议书"],
+    ["regulations_improved", "完善制度"],
     ["talk_persons", "谈话人次"],
     ["talk_persons_top_leader", "一把手谈话"],
     ["talk_persons_admonishment", "约谈人次"],
-    ["recommendations", "监察建议书"],
-    ["regulations_improved", "完善制度"],
   ];
   const LABEL = Object.fromEntries(METRICS);
   const AREAS = [
