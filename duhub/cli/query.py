@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, tzinfo
 
 import grpc
@@ -185,6 +186,30 @@ def coverage(args: argparse.Namespace) -> int:
     return client.EXIT_OK
 
 
+def _all_zero(reply: qpb.Statistics) -> bool:
+    return not any(v for row in (reply.own, *reply.rows) for v in row.values.values())
+
+
+# The metrics whose events carry an area of their own (a rectification takes its problem's).
+_AREA_KINDS = [m.VISITS, m.PROBLEMS_FOUND, m.ACCOUNTABILITY_PERSONS, m.SANCTIONED_PERSONS]
+_AREA_KINDS += [m.TALK_PERSONS, m.RECOMMENDATIONS, m.REGULATIONS_IMPROVED]
+
+
+def _say_if_no_event_has(stub: query_pb2_grpc.QueryServiceStub, area: str) -> None:
+    """Say on stderr when no event the caller may read has the area: areas are open keys (the
+    contract), so a misspelt one ('ecolgy') is a question about nothing and answers 0, which
+    read as "no ecology work" without a word. Asked only when every figure was 0."""
+    req = qpb.GetStatisticsRequest(metrics=_AREA_KINDS, area=area)
+    every = stub.GetStatistics(req, timeout=ASK_TIMEOUT_S)
+    if any(n for row in every.rows for n in row.events.values()):
+        return
+    print(
+        f"duhub: note: no event the hub holds (within your scope) has area {area!r}, at any "
+        "time: check its spelling ('duhub campaigns' shows the campaigns' areas)",
+        file=sys.stderr,
+    )
+
+
 def stats(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
@@ -206,6 +231,8 @@ def stats(args: argparse.Namespace) -> int:
     try:
         reply = stub.GetStatistics(req, timeout=ASK_TIMEOUT_S)
         scope_id, scope_name = ("", "") if args.json else _scope_unit(stub, args.scope or "")
+        if args.area and _all_zero(reply):
+            _say_if_no_event_has(stub, args.area)
     except grpc.RpcError as e:
         client.fail_rpc(e, address, ASK_TIMEOUT_S)
     if args.json:

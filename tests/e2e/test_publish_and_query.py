@@ -493,3 +493,25 @@ def test_quickstart_example_from_the_readme(hub: HubProcess) -> None:
     tiers = [{t["tier"]: t["covered"] for t in c["tiers"]} for c in (now, then)]
     assert [x["TIER_CITY"] for x in tiers] == [1, 1]
     assert [x["TIER_COUNTY"] for x in tiers] == [1, 0]
+
+
+def test_an_area_no_event_has_is_pointed_out(hub: HubProcess, tmp_path: Path) -> None:
+    """Areas are open keys: a misspelt one answers 0, which read as "no such work". When every
+    figure is 0 the command asks whether any event has the area at all, and says so if none."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    note = "no event the hub holds (within your scope) has area 'ecolgy'"
+    typo = duhub(hub.address, "query", "stats", "--metric", "visits", "--area", "ecolgy")
+    assert typo.returncode == 0 and note in typo.stderr, typo.stderr
+    as_json = duhub(
+        hub.address, "query", "stats", "--metric", "visits", "--area", "ecolgy", "--json"
+    )
+    assert note in as_json.stderr and json.loads(as_json.stdout)["rows"]
+    # A real area with nothing in the window asked (the scenario's ecology talk is in
+    # November 2022): 0, and no note.
+    empty = duhub(
+        hub.address, "query", "stats", "--metric", "visits", "--area", "ecology",
+        "--from", "2021-01-01", "--to", "2021-02-01",
+    )  # fmt: skip
+    assert empty.returncode == 0 and "note" not in empty.stderr, empty.stderr
+    found = duhub(hub.address, "query", "stats", "--metric", "talk_persons", "--area", "ecology")
+    assert found.returncode == 0 and found.stderr == "", found.stderr
