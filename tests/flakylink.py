@@ -1,10 +1,12 @@
 """A flaky link for tests: a TCP proxy on the loopback that drops connections at random,
-mid-request or mid-reply, and now and then refuses every connection for a moment."""
+mid-request or mid-reply, and now and then refuses every connection for a moment; one that
+cuts for good partway (`CutLink`); and a Kafka broker that stops answering (`FrozenBroker`)."""
 
 from __future__ import annotations
 
 import random
 import socket
+import struct
 import threading
 import time
 
@@ -202,3 +204,96 @@ class CutLink:
         self._stop.set()
         self.cut()
         _close(self.listener)
+
+
+class FrozenBroker:
+    """Forward 127.0.0.1:<port> (31000-31999) to the Kafka broker `upstream`, and tell clients
+    the broker is here: its own address in the answers (Metadata's broker list) is rewritten
+    to this one, so every connection a client makes, not only the bootstrap one, goes through.
+    After `freeze` nothing passes either way and nothing is closed: a broker that accepts
+    connections and requests and never answers (frozen, a paused VM, a lost route)."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.listener = _listen_in(31000, 32000)
+        self.listener.settimeout(0.2)
+        here = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{here}"
+        # The advertised host string's bytes, then its int32 port: the same length either way,
+        # so the answer's framing stays right.
+        self._theirs = host.encode() + struct.pack(">i", int(port))
+        self._ours = host.encode() + struct.pack(">i", here)
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._frozen = threading.Event()
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._socks += [client, server]
+            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while data := client.recv(65536):
+                if not self._frozen.is_set():
+                    server.sendall(data)
+        except OSError:
+            pass
+
+    def _answers(self, server: socket.socket, client: socket.socket) -> None:
+        try:
+            while True:
+                size = _read_exactly(server, 4)
+                frame = size + _read_exactly(server, struct.unpack(">i", size)[0])
+                if not self._frozen.is_set():
+                    client.sendall(frame.replace(self._theirs, self._ours))
+        except (OSError, EOFError):
+            pass
+
+    def freeze(self) -> None:
+        """From now on the broker never answers; connections stay open, new ones are taken."""
+        self._frozen.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        _close(self.listener)
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            _close(s)
+
+
+def _listen_in(low: int, high: int) -> socket.socket:
+    for port in random.sample(range(low, high), 50):
+        try:
+            return socket.create_server(("127.0.0.1", port))
+        except OSError:
+            continue
+    raise OSError(f"no free port in {low}-{high}")
+
+
+def _read_exactly(s: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data

@@ -488,7 +488,12 @@ class KafkaLog:
 
     def rediscover(self) -> list[int]:
         """Ask the broker for the topic's partitions now, not at the next metadata refresh: a
-        worker may be handed a partition added to the topic before this reader heard of it."""
+        worker may be handed a partition added to the topic before this reader heard of it.
+
+        A broker that does not answer makes it raise kafka-python's error within the reader's
+        request timeout (30 s, as `end_offsets`; at once when refused), the partitions known
+        kept: its callers (`ends_covering`) ask again later. Never retry it here until
+        answered: every reader call waits on this lock meanwhile."""
         with self._consumer_lock:
             self._consumer.topics()  # kafka-python: a metadata request, answered fresh
         return self._known()
