@@ -207,7 +207,7 @@ class CutLink:
 
 
 class FrozenBroker:
-    """Forward 127.0.0.1:<port> (31000-31999) to the Kafka broker `upstream`, and tell clients
+    """Forward 127.0.0.1:<a free port> to the Kafka broker `upstream`, and tell clients
     the broker is here: its own address in the answers (Metadata's broker list) is rewritten
     to this one, so every connection a client makes, not only the bootstrap one, goes through.
     After `freeze` nothing passes either way and nothing is closed: a broker that accepts
@@ -216,7 +216,7 @@ class FrozenBroker:
     def __init__(self, upstream: str) -> None:
         host, port = upstream.rsplit(":", 1)
         self.upstream = (host, int(port))
-        self.listener = _listen_in(31000, 32000)
+        self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         here = self.listener.getsockname()[1]
         self.address = f"127.0.0.1:{here}"
@@ -278,15 +278,6 @@ class FrozenBroker:
             socks = list(self._socks)
         for s in socks:
             _close(s)
-
-
-def _listen_in(low: int, high: int) -> socket.socket:
-    for port in random.sample(range(low, high), 50):
-        try:
-            return socket.create_server(("127.0.0.1", port))
-        except OSError:
-            continue
-    raise OSError(f"no free port in {low}-{high}")
 
 
 def _read_exactly(s: socket.socket, n: int) -> bytes:
