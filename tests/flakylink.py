@@ -139,23 +139,31 @@ def _close(s: socket.socket) -> None:
     s.close()
 
 
-class CutLink:
-    """Forward 127.0.0.1:<port> to `upstream` until the client has sent `budget` bytes, then
-    cut every connection and refuse every later one: a link that drops partway, for good."""
+class _Forwarder:
+    """A TCP proxy on a free loopback port to `upstream`: each connection it takes gets one
+    to `upstream`, and `_forward` decides what passes between the two."""
 
-    def __init__(self, upstream: str, budget: int) -> None:
+    def __init__(self, upstream: str) -> None:
         host, port = upstream.rsplit(":", 1)
         self.upstream = (host, int(port))
-        self.budget = budget
-        self.sent = 0  # bytes the client sent through
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
-        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.port = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
-        self._cut = threading.Event()
         self._stop = threading.Event()
+
+    def _start(self) -> None:
+        """Take connections from now on (a subclass's own state made first)."""
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def _takes(self) -> bool:
+        """Whether a new connection is taken (else closed at once)."""
+        return True
+
+    def _forward(self, client: socket.socket, server: socket.socket) -> None:
+        raise NotImplementedError
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -165,15 +173,43 @@ class CutLink:
                 continue
             except OSError:
                 return
-            if self._cut.is_set():
+            if not self._takes():
                 _close(client)
                 continue
-            server = socket.create_connection(self.upstream, timeout=5)
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                _close(client)
+                continue
             server.settimeout(None)
             with self._lock:
                 self._socks += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+            self._forward(client, server)
+
+    def _close_connections(self) -> None:
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            _close(s)
+
+
+class CutLink(_Forwarder):
+    """Forward 127.0.0.1:<port> to `upstream` until the client has sent `budget` bytes, then
+    cut every connection and refuse every later one: a link that drops partway, for good."""
+
+    def __init__(self, upstream: str, budget: int) -> None:
+        super().__init__(upstream)
+        self.budget = budget
+        self.sent = 0  # bytes the client sent through
+        self._cut = threading.Event()
+        self._start()
+
+    def _takes(self) -> bool:
+        return not self._cut.is_set()
+
+    def _forward(self, client: socket.socket, server: socket.socket) -> None:
+        threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
         try:
@@ -195,10 +231,7 @@ class CutLink:
 
     def cut(self) -> None:
         self._cut.set()
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            _close(s)
+        self._close_connections()
 
     def close(self) -> None:
         self._stop.set()
@@ -206,7 +239,7 @@ class CutLink:
         _close(self.listener)
 
 
-class FrozenBroker:
+class FrozenBroker(_Forwarder):
     """Forward 127.0.0.1:<a free port> to the Kafka broker `upstream`, and tell clients
     the broker is here: its own address in the answers (Metadata's broker list) is rewritten
     to this one, so every connection a client makes, not only the bootstrap one, goes through.
@@ -214,40 +247,18 @@ class FrozenBroker:
     connections and requests and never answers (frozen, a paused VM, a lost route)."""
 
     def __init__(self, upstream: str) -> None:
-        host, port = upstream.rsplit(":", 1)
-        self.upstream = (host, int(port))
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        here = self.listener.getsockname()[1]
-        self.address = f"127.0.0.1:{here}"
+        super().__init__(upstream)
+        host, port = self.upstream
         # The advertised host string's bytes, then its int32 port: the same length either way,
         # so the answer's framing stays right.
-        self._theirs = host.encode() + struct.pack(">i", int(port))
-        self._ours = host.encode() + struct.pack(">i", here)
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
+        self._theirs = host.encode() + struct.pack(">i", port)
+        self._ours = host.encode() + struct.pack(">i", self.port)
         self._frozen = threading.Event()
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._start()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                _close(client)
-                continue
-            server.settimeout(None)
-            with self._lock:
-                self._socks += [client, server]
-            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
+    def _forward(self, client: socket.socket, server: socket.socket) -> None:
+        threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+        threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
 
     def _requests(self, client: socket.socket, server: socket.socket) -> None:
         try:
@@ -274,10 +285,7 @@ class FrozenBroker:
     def close(self) -> None:
         self._stop.set()
         _close(self.listener)
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            _close(s)
+        self._close_connections()
 
 
 def _read_exactly(s: socket.socket, n: int) -> bytes:

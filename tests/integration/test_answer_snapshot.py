@@ -20,7 +20,6 @@ from duhub.readmodel import coverage as cov
 from duhub.readmodel import lineage
 from duhub.readmodel import statistics as stats
 from duhub.v1 import events_pb2 as pb
-from tests.infra import fresh_database
 from tests.unit.builders import (
     DANG_V1,
     YIDU,
@@ -31,6 +30,7 @@ from tests.unit.builders import (
     campaign,
     group,
     hierarchy,
+    pipeline_on,
     visit,
 )
 
@@ -41,19 +41,8 @@ LO, HI = at("2022-11-05T08:30:00"), at("2022-11-20T10:15:00")
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hub(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
-    if request.param == "sqlite":
-        p = Pipeline.open()
-        try:
-            yield _filled(p)
-        finally:
-            p.close()
-        return
-    with fresh_database() as url:
-        p = Pipeline.open(db_url=url)
-        try:
-            yield _filled(p)
-        finally:
-            p.close()
+    with pipeline_on(request.param) as p:
+        yield _filled(p)
 
 
 def _filled(p: Pipeline) -> Pipeline:

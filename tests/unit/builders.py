@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from duhub.v1 import events_pb2 as pb
 from duhub.v1 import ingest_pb2 as ipb
 from services.aggregate.embedded import LogTailer
 from services.ingest.ingestor import Ingestor
+from tests.infra import fresh_database
 
 NS = 1_000_000_000
 HOUR = 3600 * NS
@@ -290,6 +293,19 @@ class Pipeline:
         self.log.close()
         self.engine.dispose()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def pipeline_on(database: str) -> Iterator[Pipeline]:
+    """A Pipeline whose read model is in `database`: "sqlite" (its data directory) or
+    "postgresql" (a fresh database on the test server, dropped afterwards)."""
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if database == "postgresql" else ""
+        p = Pipeline.open(db_url=url)
+        try:
+            yield p
+        finally:
+            p.close()
 
 
 RESULT_NAMES = {

@@ -12,7 +12,6 @@ import pytest
 from duhub.domain.events import Tier
 from duhub.readmodel import coverage as cov
 from duhub.v1 import events_pb2 as pb
-from tests.infra import fresh_database
 from tests.unit.builders import (
     DANG,
     DANG_T1,
@@ -26,6 +25,7 @@ from tests.unit.builders import (
     campaign,
     group,
     hierarchy,
+    pipeline_on,
     unit,
     visit,
 )
@@ -38,19 +38,8 @@ CITY_TARGETS = [YIDU_V1, DANG_V1, YIDU_T1, DANG_T1, YIDU_T2]
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hub(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
     # The coverage statements are one text for both databases: each answers them.
-    if request.param == "sqlite":
-        p = Pipeline.open()
-        try:
-            yield _filled(p)
-        finally:
-            p.close()
-        return
-    with fresh_database() as url:
-        p = Pipeline.open(db_url=url)
-        try:
-            yield _filled(p)
-        finally:
-            p.close()
+    with pipeline_on(request.param) as p:
+        yield _filled(p)
 
 
 def _filled(p: Pipeline) -> Pipeline:
