@@ -1302,6 +1302,232 @@ def test_the_page_answers_for_a_moment_asked_about_as_the_command_line_does(
     assert page["error"].startswith("出错: as_of: 无法识别的时间 'Dec 6 2026'"), page["error"]
 
 
+BEIJING = timezone(timedelta(hours=8))
+# A campaign of Beijing days, and visits on different days: one late on 11-20 in Beijing, one
+# early on 11-21 in Beijing (still 11-20 in UTC), so a day read as UTC's is told apart.
+DAY_GROUPS = {"c1": ["420581", "420582"], "c2": ["420583"],
+              "n1": ["420581101", "420581102", "420581103"]}  # fmt: skip
+DAY_CAMPAIGN = line(
+    "d0", "420500", 1, "2022-10-31T16:00:00Z",
+    campaignLaunched={
+        "campaignId": "day", "name": "按日回看督导", "area": "vaccination",
+        "startsAt": "2022-10-31T16:00:00Z", "endsAt": "2022-11-30T16:00:00Z",
+        "groups": [
+            {"groupId": "tf", "name": "工作专班", "tier": "TIER_TASK_FORCE"},
+            {"groupId": "c1", "name": "市本级第1督导组", "tier": "TIER_CITY",
+             "targetUnitIds": DAY_GROUPS["c1"]},
+            {"groupId": "c2", "name": "市本级第2督导组", "tier": "TIER_CITY",
+             "targetUnitIds": DAY_GROUPS["c2"]},
+            {"groupId": "n1", "name": "宜都市督导组", "tier": "TIER_COUNTY",
+             "targetUnitIds": DAY_GROUPS["n1"]},
+        ],
+    },
+)  # fmt: skip
+
+
+def day_visit(seq: int, at: str, group: str, unit: str) -> str:
+    visit = {"campaignId": "day", "groupId": group, "unitId": unit, "area": "vaccination"}
+    return line(f"d{seq}", "420500", seq, at, supervisionVisit=visit)
+
+
+DAY_VISITS = [
+    day_visit(2, "2022-11-02T01:00:00Z", "c1", "420581"),  # 11-02 09:00 Beijing
+    day_visit(3, "2022-11-03T02:00:00Z", "n1", "420581101"),  # 11-03 10:00
+    day_visit(4, "2022-11-20T15:30:00Z", "c1", "420582"),  # 11-20 23:30: on the day
+    day_visit(5, "2022-11-20T16:30:00Z", "n1", "420581102"),  # 11-21 00:30: the day after
+    day_visit(6, "2022-11-25T02:00:00Z", "c2", "420583"),  # 11-25 10:00
+]
+# Recorded late, while the page shows the day: a visit of that day (11-20 13:00 Beijing).
+LATE_DAY_VISIT = day_visit(7, "2022-11-20T05:00:00Z", "n1", "420581103")
+
+
+FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def coverage_before(lines: list[str], end: datetime) -> dict[str, Any]:
+    """The coverage of campaign 'day' by the visits among these events that occurred inside
+    its window and before `end`, as the page shows it: worked out from the events, not asked
+    of the hub. Overall, per tier, group and county (a target's first six digits) "covered /
+    targets", and when each group and county became full ("MM-DD HH:MM", Beijing time)."""
+    start, stop = datetime(2022, 11, 1, tzinfo=BEIJING), datetime(2022, 12, 1, tzinfo=BEIJING)
+    first: dict[tuple[str, str], datetime] = {}
+    for text in lines:
+        event = json.loads(text)
+        visit = event.get("supervisionVisit")
+        at = datetime.fromisoformat(event["occurredAt"])
+        if visit and start <= at < min(stop, end):
+            key = (visit["groupId"], visit["unitId"])
+            first[key] = min(first.get(key, at), at)
+    by_group: dict[str, list[datetime | None]] = {}
+    by_county: dict[str, list[datetime | None]] = {}
+    for g, units in DAY_GROUPS.items():
+        for u in units:
+            by_group.setdefault(g, []).append(first.get((g, u)))
+            by_county.setdefault(u[:6], []).append(first.get((g, u)))
+
+    def tally(ats: list[datetime | None]) -> str:
+        return f"{sum(a is not None for a in ats)} / {len(ats)}"
+
+    def full_at(ats: list[datetime | None]) -> str:
+        done = [a for a in ats if a is not None]
+        if len(done) < len(ats):
+            return ""
+        return max(done).astimezone(BEIJING).strftime("%m-%d %H:%M")
+
+    every = [a for ats in by_group.values() for a in ats]
+    return {
+        "count": f"已覆盖 {sum(a is not None for a in every)} / {len(every)} 个目标",
+        "full": all(a is not None for a in every),
+        "tiers": {
+            "TIER_TASK_FORCE": None,
+            "TIER_CITY": tally(by_group["c1"] + by_group["c2"]),
+            "TIER_COUNTY": tally(by_group["n1"]),
+        },
+        "groups": {g: tally(ats) for g, ats in by_group.items()},
+        "groupFullAt": {g: full_at(ats) for g, ats in by_group.items()},
+        "counties": {c: tally(ats) for c, ats in by_county.items()},
+        "countyFullAt": {c: full_at(ats) or "未全覆盖" for c, ats in by_county.items()},
+    }
+
+
+def set_field(browser: Any, selector: str, value: str) -> None:
+    """Set a field and say so, as a hand does."""
+    browser.execute_script(
+        "const f = document.querySelector(arguments[0]); f.value = arguments[1];"
+        "f.dispatchEvent(new Event('change'));",
+        selector,
+        value,
+    )
+
+
+# On how many lines the header's parts sit, whether its title is whole (not cut short with
+# an ellipsis), and whether any part runs off the page's right edge.
+HEADER_LAYOUT = """
+const parts = Array.from(document.querySelectorAll('header.top > *')).filter((e) => !e.hidden)
+  .map((e) => e.getBoundingClientRect()).sort((a, b) => a.top - b.top);
+let lines = 0, bottom = -Infinity;
+for (const r of parts) {
+  if (r.top >= bottom - 2) lines += 1;
+  bottom = Math.max(bottom, r.bottom);
+}
+const h1 = document.querySelector('h1');
+const range = document.createRange();
+range.selectNodeContents(h1);
+return {lines, titleWhole: range.getBoundingClientRect().width <= h1.clientWidth + 1,
+        inside: Math.max(...parts.map((r) => r.right)) <= document.documentElement.clientWidth};
+"""
+
+
+def test_the_page_shows_the_coverage_on_a_day_as_the_command_line_does(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """ "What was the coverage on a given day" (DOMAIN.md): the hub answers it (`on=DAY`, since
+    2026-12-07), the page did not: it showed the coverage up to now, or as the hub knew it at
+    a moment (截至), which for a campaign published late is no answer about its days. The
+    覆盖进度日期 field (a Beijing day, ?on= in the address) makes every coverage figure the
+    one at that day's end; a visit of that day recorded late still changes it, live."""
+    published = [DAY_CAMPAIGN, *DAY_VISITS]
+    assert publish(hub, tmp_path, published).returncode == 0
+    day_end = datetime(2022, 11, 21, tzinfo=BEIJING)
+    on_day, now = coverage_before(published, day_end), coverage_before(published, FOREVER)
+    # The day's figures differ from the present's in each part checked, and by its end in
+    # Beijing time (11-21 00:30 there is 11-20 in UTC).
+    assert (on_day["count"], now["count"]) == ("已覆盖 3 / 6 个目标", "已覆盖 5 / 6 个目标")
+    assert (on_day["groups"]["n1"], now["groups"]["n1"]) == ("1 / 3", "2 / 3")
+    assert on_day["countyFullAt"]["420582"] == "11-20 23:30"
+    label = "return document.querySelector('#overall .card-label').textContent"
+    field = "return document.querySelector('#on').value"
+
+    browser.get(hub.dashboard + "?campaign=day&on=2022-11-20")
+    page = until(browser, lambda p: p["live"] == "live" and p["overallCount"] == on_day["count"])
+    assert page["overall"] == "50.0%" and page["error"] == "", page
+    assert browser.execute_script(label) == "总体覆盖率 · 至 2022-11-20 24:00"
+    assert browser.execute_script(field) == "2022-11-20"
+    assert page["tiers"] == on_day["tiers"]
+    for g in ("c1", "c2", "n1"):
+        full_at = on_day["groupFullAt"][g]
+        assert page["groups"][g][0] == on_day["groups"][g], g
+        assert page["groups"][g][2] == (full_at and f"✓ {full_at}"), g
+    assert page["cells"] == {"420581101": True, "420581102": False, "420581103": False}
+    assert page["chips"]["420583"] == ["枝江市", False]
+    assert page["counties"] == {
+        c: [name, on_day["counties"][c], on_day["countyFullAt"][c]]
+        for c, name in (("420581", "宜都市"), ("420582", "当阳市"), ("420583", "枝江市"))
+    }
+    assert page["uncoveredCount"] == "3"
+    assert [u for u, _, _ in page["uncovered"]] == ["420583", "420581102", "420581103"]
+    # A day inside the window: not yet full then, not "not achieved" (the window has ended
+    # since, which the present's verdict goes by).
+    assert not on_day["full"] and page["badge"] == "尚未全覆盖"
+    # The statistics keep their own window (自/至), the campaign's: every visit in it.
+    assert page["kpis"]["visits"] == "5"
+    assert browser.execute_script(HEADER_LAYOUT) == {"lines": 1, "titleWhole": True, "inside": True}
+    shot(browser, "dashboard-on-day.png")
+
+    # Live: a visit of that day recorded now counts in the day's figures.
+    browser.execute_script("window.__notReloaded = 'yes'")
+    time.sleep(1.1)  # the moment lies a second or more from what was recorded either side
+    then = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.1)
+    with grpc.insecure_channel(hub.address) as channel:
+        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+            ingest_pb2.PublishRequest(events=[json_format.Parse(LATE_DAY_VISIT, epb.Event())]),
+            timeout=30,
+        )
+    assert reply.accepted == 1, reply
+    published.append(LATE_DAY_VISIT)
+    late, now = coverage_before(published, day_end), coverage_before(published, FOREVER)
+    assert late["count"] == "已覆盖 4 / 6 个目标"
+    page = until(browser, lambda p: p["overallCount"] == late["count"], 5)
+    assert page["marker"] == "yes", "the page was reloaded"
+    assert page["groups"]["n1"][0] == late["groups"]["n1"] == "2 / 3"
+    assert page["counties"]["420581"][1] == late["counties"]["420581"] == "3 / 4"
+    assert page["cells"]["420581103"] is True
+
+    # Kept in the address, and restored from it on load.
+    assert "on=2022-11-20" in browser.current_url
+    browser.refresh()
+    page = until(browser, lambda p: p["live"] == "live" and p["overallCount"] == late["count"])
+    assert browser.execute_script(field) == "2022-11-20"
+    assert page["groups"]["n1"][0] == late["groups"]["n1"] and page["error"] == ""
+
+    # Cleared: the coverage up to now again, and the address without the day.
+    press(browser, "#on-now")
+    page = until(browser, lambda p: p["overallCount"] == now["count"])
+    assert page["groups"]["n1"][0] == now["groups"]["n1"] == "3 / 3"
+    assert now["full"] and page["badge"] == "已实现督导全覆盖"
+    assert "on=" not in browser.current_url and browser.execute_script(field) == ""
+    assert browser.execute_script(label) == "总体覆盖率"
+
+    # The field, as a hand sets it; with 截至 too: the day as the hub knew it at a moment
+    # before the late visit was recorded.
+    set_field(browser, "#on", "2022-11-20")
+    until(browser, lambda p: p["overallCount"] == late["count"])
+    assert "on=2022-11-20" in browser.current_url
+    set_field(browser, "#as-of", then.astimezone(BEIJING).strftime("%Y-%m-%dT%H:%M:%S"))
+    page = until(browser, lambda p: p["live"] == "history" and p["overallCount"] == on_day["count"])
+    assert page["groups"]["n1"][0] == on_day["groups"]["n1"] and page["badge"] == "尚未全覆盖"
+    # The header, both set, keeps to a line on the wall screen, its title whole; a laptop's
+    # has the title and the live state on one, the controls on the next.
+    for size, lines in (((1920, 1080), 1), ((1536, 864), 1), ((1366, 768), 2)):
+        viewport(browser, *size)
+        layout = browser.execute_script(HEADER_LAYOUT)
+        assert layout == {"lines": lines, "titleWhole": True, "inside": True}, (size, layout)
+        shot(browser, f"dashboard-on-day-{size[0]}.png")
+    viewport(browser, 1920, 1080)
+
+    # A day the page cannot read is said, naming it, and the coverage up to now shown.
+    for bad in ("2022-11-31", "yesterday", "2022-11-20T12:00"):
+        browser.get(hub.dashboard + f"?campaign=day&on={bad}")
+        page = until(browser, lambda p: p["live"] == "live" and p["overallCount"] == now["count"])
+        assert page["error"].startswith(f"出错: on: 无法识别的日期 '{bad}'"), page["error"]
+        assert browser.execute_script(field) == ""
+    # A day chosen in the field mends it: the error goes.
+    set_field(browser, "#on", "2022-11-20")
+    until(browser, lambda p: p["overallCount"] == late["count"] and p["error"] == "")
+    assert console_errors(browser) == []
+
+
 def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_back(
     tmp_path: Path, browser: Any
 ) -> None:

@@ -66,6 +66,7 @@
     campaignId: "",
     campaign: null,
     asOf: "", // the moment asked about (as_of: what the hub knew then); "" for the present
+    on: "", // the Beijing day whose end the coverage is asked at (on: event time); "" for now
     liveMode: "connecting",
     coverage: null,
     streamStopped: "", // why the event stream stopped for good, if it did
@@ -158,6 +159,17 @@
     const ms = Date.parse(`${date}T${clock}${zone}`);
     return Number.isFinite(ms) ? new Date(ms).toISOString() : "";
   };
+  // ?on= in the address: a date, as the hub takes it (a moment would leave which day it
+  // means to the reader); "" for anything else, 02-30 included.
+  const fromAddressDay = (text) => {
+    const m = text.match(/^(\d{4})-(\d\d)-(\d\d)$/);
+    if (!m) return "";
+    const [y, mo, d] = m.slice(1).map(Number);
+    const day = new Date(Date.UTC(y, mo - 1, d));
+    return day.getUTCMonth() === mo - 1 && day.getUTCDate() === d ? text : "";
+  };
+  // The end of a Beijing day: the coverage "on" it counts the visits before this moment.
+  const dayEnd = (day) => fromBeijingDate(day) + DAY_MS;
 
   async function api(path, params = {}) {
     const url = new URL(path, document.baseURI);
@@ -228,7 +240,13 @@
   function showError(err) {
     const box = $("#error");
     // These stay said.
-    err = err || state.streamStopped || state.badAddress || state.badCampaign || state.badWindow;
+    err =
+      err ||
+      state.streamStopped ||
+      state.badAddress ||
+      state.badOn ||
+      state.badCampaign ||
+      state.badWindow;
     if (err) {
       box.textContent = `出错: ${err.message || err}`;
       box.hidden = false;
@@ -682,12 +700,23 @@
     if (el.mosaic) el.mosaic.mark(markOf);
   }
 
+  // The overall card says which day's coverage the page shows: on a day past, every
+  // coverage figure below it is that day's, not the present's.
+  function showOnDay() {
+    const label = $("#overall .card-label");
+    label.textContent = state.on ? `总体覆盖率 · 至 ${state.on} 24:00` : "总体覆盖率";
+    label.title = state.on
+      ? `按督导发生日期回看：只计北京时间 ${state.on} 24:00 前发生的督导`
+      : "";
+  }
+
   function clearCoverage(err, asOf) {
     const why =
       err.status === 404 && asOf
         ? `截至 ${asOfInput(asOf).replace("T", " ")}（北京时间）该督导活动尚未发布`
         : "无覆盖数据";
     err.message = `${why} (${err.message})`;
+    showOnDay();
     $("#overall-ratio").textContent = "—";
     $("#overall-count").textContent = why;
     $("#overall").dataset.tone = "none-needed";
@@ -728,6 +757,7 @@
     const cov = state.coverage;
     if (!cov) return;
     state.noCoverage = "";
+    showOnDay();
     const t = cov.totals;
     $("#overall-ratio").textContent = pct(t.ratio);
     $("#overall-count").textContent = `已覆盖 ${num(t.covered)} / ${num(t.targets)} 个目标`;
@@ -735,7 +765,9 @@
     const badge = $("#full-badge");
     // "Not yet" of a campaign whose window has ended read as if it still ran. Ended by the
     // moment asked about: one still running then had not yet failed (an audit of a day of it).
-    const at = state.asOf ? Date.parse(state.asOf) : Date.now();
+    // On a day, the moment shown is its end (or, asked as of earlier, that moment).
+    const known = state.asOf ? Date.parse(state.asOf) : Date.now();
+    const at = state.on ? Math.min(known, dayEnd(state.on)) : known;
     const ended = state.campaign && Date.parse(state.campaign.endsAt) <= at;
     badge.textContent = cov.full ? "已实现督导全覆盖" : ended ? "未实现全覆盖" : "尚未全覆盖";
     badge.classList.toggle("full", cov.full);
@@ -1116,6 +1148,7 @@
   async function refreshOnce(what) {
     const campaignId = state.campaignId;
     const asOf = state.asOf;
+    const on = state.on;
     const asked = selection();
     // Coverage refused (a campaign not yet launched at the moment asked about, one the hub
     // does not know): its figures are taken down and the statistics still drawn. Left up,
@@ -1128,6 +1161,9 @@
       what.coverage && campaignId
         ? api(`api/campaigns/${encodeURIComponent(campaignId)}/coverage`, {
             as_of: asOf,
+            // A day's end in Beijing time, as the field shows it.
+            on,
+            time_zone: on ? TIME_ZONE : "",
             // Named only as many as listed: all of a 100,000-target campaign's were 8.6 MB.
             uncovered_named: MAX_LISTED,
           }).catch(refused)
@@ -1136,7 +1172,7 @@
     ]);
     await untilReleased();
     campaignsSoon();
-    if (cov && campaignId === state.campaignId && asOf === state.asOf) {
+    if (cov && campaignId === state.campaignId && asOf === state.asOf && on === state.on) {
       state.coverage = cov.refused ? null : cov;
       if (cov.refused) keepingFocus(() => clearCoverage(cov.refused, asOf));
       else keepingFocus(renderCoverage);
@@ -1180,6 +1216,22 @@
     $("#as-of").value = iso ? asOfInput(iso) : "";
     $("#as-of-now").hidden = !iso;
     setLive(state.liveMode);
+  }
+
+  // The coverage on a day (?on= in the address, or the field): only the visits that took
+  // place before its end (Beijing time) count, as `duhub query coverage --on` answers; still
+  // live, a visit of that day recorded late counts when it comes. The statistics keep their
+  // own window (自/至). Cleared, the coverage is up to now again.
+  function setOn(day) {
+    state.on = day;
+    state.badOn = "";
+    const url = new URL(location.href);
+    if (day) url.searchParams.set("on", day);
+    else url.searchParams.delete("on");
+    history.replaceState(null, "", url);
+    $("#on").value = day;
+    $("#on-now").hidden = !day;
+    $("#on-picker").classList.toggle("set", Boolean(day));
   }
 
   // The status an event stream's URL answers now: EventSource does not tell why it was
@@ -1262,6 +1314,15 @@
     $("#as-of-now").addEventListener("click", () => {
       setAsOf("");
       schedule({ coverage: true, stats: true });
+    });
+    $("#on").addEventListener("change", (e) => {
+      if (!e.target.value && e.target.validity.badInput) return; // a half-typed date
+      setOn(e.target.value);
+      schedule({ coverage: true });
+    });
+    $("#on-now").addEventListener("click", () => {
+      setOn("");
+      schedule({ coverage: true });
     });
     $("#area").addEventListener("change", (e) => {
       state.area = e.target.value;
@@ -1368,6 +1429,12 @@
       const iso = fromAddressAsOf(asOf);
       if (iso) setAsOf(iso);
       else state.badAddress = `as_of: 无法识别的时间 '${asOf}'，显示的是实时数据 (not RFC 3339)`;
+    }
+    const on = new URL(location.href).searchParams.get("on");
+    if (on !== null) {
+      const day = fromAddressDay(on.trim());
+      if (day) setOn(day);
+      else state.badOn = `on: 无法识别的日期 '${on}'，显示的是至今的覆盖 (not a date: 2022-11-20)`;
     }
     try {
       // Who the page asks as: a token kept in the cookie can be forgotten.
