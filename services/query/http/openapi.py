@@ -234,7 +234,7 @@ def document() -> Json:
             "/app.css": {"get": {"summary": "the page's styles", **_static("text/css")}},
             "/healthz": {
                 "get": {
-                    "summary": "liveness",
+                    "summary": "liveness (version: to callers with credentials where asked)",
                     "responses": _ok(_object(["status"], status={"type": "string"}, version=INT))
                     | _errors(503),
                 }
