@@ -92,18 +92,23 @@ def _not_in(field: str, unit_id: str, unit: Unit | None, authority: Unit | None)
     raise _Reject(field, f"unit '{unit_id}' lies outside the source's {authority.unit_id}")
 
 
+# An id taken is said only to an event the source may publish: checked before the source's
+# subtree, "already found" against "outside the source's" told a county's node, at no cost
+# (nothing appended), whether another county's problem, letter or unit id existed, and so by
+# bisection how many problems another county had found (security probe, 2026-12-07). Now a
+# node learns it only by an event of its own subtree, which is accepted when the id is free.
 def _org_unit(e: Event, p: ev.OrgUnitRegistered, k: Knowledge, auth: Unit | None) -> None:
     f = "org_unit_registered"
-    if k.unit(p.unit_id) is not None:
-        raise _Reject(f"{f}.unit_id", f"'{p.unit_id}' is already registered")
     if p.level == Level.CITY:
         if auth is not None:
             raise _Reject(f"{f}.level", "only the hub's reference data registers a city")
-        return
-    parent = _unit_in(f"{f}.parent_id", p.parent_id, k, auth)
-    if parent.level != p.level - 1:
-        want = Level(p.level - 1).name.lower()
-        raise _Reject(f"{f}.parent_id", f"'{p.parent_id}' is not a {want}")
+    else:
+        parent = _unit_in(f"{f}.parent_id", p.parent_id, k, auth)
+        if parent.level != p.level - 1:
+            want = Level(p.level - 1).name.lower()
+            raise _Reject(f"{f}.parent_id", f"'{p.parent_id}' is not a {want}")
+    if k.unit(p.unit_id) is not None:
+        raise _Reject(f"{f}.unit_id", f"'{p.unit_id}' is already registered")
 
 
 # Groups whose work is the city's: a county node neither launches them nor publishes their
@@ -163,9 +168,9 @@ def _visit(e: Event, p: ev.SupervisionVisit, k: Knowledge, auth: Unit | None) ->
 
 def _problem_found(e: Event, p: ev.ProblemFound, k: Knowledge, auth: Unit | None) -> None:
     f = "problem_found"
+    _unit_in("problem_found.unit_id", p.unit_id, k, auth)
     if k.problem(p.problem_id) is not None:
         raise _Reject(f"{f}.problem_id", f"'{p.problem_id}' was already found")
-    _unit_in("problem_found.unit_id", p.unit_id, k, auth)
     if p.campaign_id and k.campaign(p.campaign_id) is None:
         raise _Reject(f"{f}.campaign_id", f"unknown campaign '{p.campaign_id}'", missing=True)
 
@@ -201,9 +206,9 @@ def _unit_fact(field: str):
 
 def _recommendation(e: Event, p: ev.RecommendationIssued, k: Knowledge, auth: Unit | None) -> None:
     f = "recommendation_issued"
+    _unit_in("recommendation_issued.unit_id", p.unit_id, k, auth)
     if k.has_letter(p.letter_id):
         raise _Reject(f"{f}.letter_id", f"'{p.letter_id}' was already issued")
-    _unit_in("recommendation_issued.unit_id", p.unit_id, k, auth)
 
 
 _PAYLOAD_RULES = {

@@ -662,6 +662,49 @@ def test_a_county_cannot_tell_another_countys_problem_from_no_problem(hub: Pipel
     ) == ["accepted"]
 
 
+def test_a_county_cannot_tell_another_countys_ids_taken_from_free_ones(hub: Pipeline) -> None:
+    """Dangyang's node naming a unit of Yidu's with Yidu's problem, letter and unit ids, taken
+    or free, is told alike that the unit lies outside it: before, "'p1' was already found"
+    against "outside the source's" for 'p9' told it, appending nothing, which of Yidu's ids
+    existed, and by bisection how many problems Yidu had found (security probe, 2026-12-07).
+    Named for its own subtree, a taken id is still said to be taken."""
+    outside = f"lies outside the source's {DANG}"
+    probes = [
+        (problem("p1", YIDU_V1, event_id="x1", source=DANG, seq=60), "problem_found.unit_id"),
+        (problem("p9", YIDU_V1, event_id="x2", source=DANG, seq=61), "problem_found.unit_id"),
+        (
+            letter("L1", YIDU_T1, event_id="x3", source=DANG, seq=62),
+            "recommendation_issued.unit_id",
+        ),
+        (
+            letter("L9", YIDU_T1, event_id="x4", source=DANG, seq=63),
+            "recommendation_issued.unit_id",
+        ),
+        (
+            unit(YIDU_T2, YIDU, pb.LEVEL_TOWNSHIP, event_id="x5", source=DANG, seq=64),
+            "org_unit_registered.parent_id",
+        ),
+        (
+            unit("420581109", YIDU, pb.LEVEL_TOWNSHIP, event_id="x6", source=DANG, seq=65),
+            "org_unit_registered.parent_id",
+        ),
+    ]
+    answers = hub.publish([event for event, _ in probes])
+    assert [(r.field, outside in r.reason) for r in answers] == [(f, True) for _, f in probes]
+    own = hub.publish(
+        [
+            problem("p1", DANG_T1, event_id="y1", source=DANG, seq=66),
+            letter("L1", DANG_T1, event_id="y2", source=DANG, seq=67),
+            unit(YIDU_T2, DANG, pb.LEVEL_TOWNSHIP, event_id="y3", source=DANG, seq=68),
+        ]
+    )
+    assert [r.reason for r in own] == [
+        "problem_found.problem_id: 'p1' was already found",
+        "recommendation_issued.letter_id: 'L1' was already issued",
+        f"org_unit_registered.unit_id: '{YIDU_T2}' is already registered",
+    ]
+
+
 def test_a_clients_recorded_at_on_a_new_event_is_replaced_by_the_hubs(hub: Pipeline) -> None:
     # recorded_at is the hub's: a client setting it on a first send (a backdated one, or
     # prev_hash with it) must not make as_of and the audit say the hub knew the event earlier.
