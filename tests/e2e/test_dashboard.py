@@ -983,6 +983,38 @@ def test_a_page_opens_on_the_latest_campaign_begun_not_one_still_to_come(
     )
 
 
+def test_a_page_opens_on_the_citys_campaign_not_a_countys_begun_later(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A county's node may launch a campaign of its own county groups; begun after the city's,
+    it was the campaign latest begun and the city's wall screen opened on it (security review,
+    2026-12-07). The city's campaign (task force and city groups: the city node's alone) comes
+    first; the county's is still listed."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    launched = {
+        "campaignId": "yd-own",
+        "name": "市级 专项督导 (伪)",
+        "area": "vaccination",
+        "startsAt": "2022-11-15T00:00:00Z",
+        "endsAt": "2022-12-15T00:00:00Z",
+        "groups": [{"groupId": "n9", "name": "宜都市自查组", "tier": "TIER_COUNTY",
+                    "targetUnitIds": ["420581101"]}],
+    }  # fmt: skip
+    lines = [line("yd-own-1", "420581", 90, "2022-11-15T00:00:00Z", campaignLaunched=launched)]
+    assert publish(hub, tmp_path, lines, "county.jsonl").returncode == 0
+    listed = get_json(hub.dashboard + "api/campaigns?omit_targets=true")["campaigns"]
+    assert [c["campaignId"] for c in listed][-2:] == ["vax", "yd-own"]
+    browser.get(hub.dashboard)
+    chosen = "return document.querySelector('#campaign-select').value"
+    deadline = time.monotonic() + 15
+    while not browser.execute_script(chosen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert browser.execute_script(chosen) == "vax"
+    assert "yd-own" in browser.execute_script(
+        "return Array.from(document.querySelectorAll('#campaign-select option')).map(o => o.value)"
+    )
+
+
 def test_a_link_to_a_campaign_the_hub_does_not_know_says_so_and_which_it_shows(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

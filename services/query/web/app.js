@@ -279,9 +279,16 @@
 
   // The campaign a page opens on: the latest begun (the list is in order of start), else the
   // first to come. The latest to start was a campaign launched for 2099, by a county too.
+  // The city's campaigns first: one with a task force or city groups, which only the city's
+  // node may launch. A county's own campaign, begun later, took the city's wall screen
+  // (security review, 2026-12-07); it is still listed, and opened when it is the only one.
+  const cityLed = (c) =>
+    (c.groups || []).some((g) => g.tier === "TIER_TASK_FORCE" || g.tier === "TIER_CITY");
+
   function defaultCampaign(campaigns) {
     const begun = campaigns.filter((c) => Date.parse(c.startsAt) <= Date.now());
-    const chosen = begun.length ? begun[begun.length - 1] : campaigns[0];
+    const pool = begun.some(cityLed) ? begun.filter(cityLed) : begun;
+    const chosen = pool.length ? pool[pool.length - 1] : campaigns[0];
     return chosen ? chosen.campaignId : null;
   }
 
