@@ -168,25 +168,30 @@ class Security:
     # ---- HTTP (the dashboard) ------------------------------------------------------------
 
     def http_ssl_context(self) -> ssl.SSLContext | None:
-        """TLS for the dashboard: the server's certificate; a client certificate is asked for
-        (browsers rarely have one) and, when given, must be signed by the CA."""
+        """TLS for the dashboard: the server's certificate; with mutual TLS a client
+        certificate is asked for (browsers rarely have one) and, when given, must be signed
+        by the CA. With tokens none is asked for, as gRPC asks none: the token file decides."""
         if self.tls is None:
             return None
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.tls.directory / SERVER_CERT, self.tls.directory / SERVER_KEY)
-        ctx.load_verify_locations(cadata=self.tls.ca.decode())
-        ctx.verify_mode = ssl.CERT_OPTIONAL
+        if self.mutual_tls:
+            ctx.load_verify_locations(cadata=self.tls.ca.decode())
+            ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
     def http_principal(
         self, headers: Mapping[str, str], peer_cert: dict[str, Any] | None = None
     ) -> Principal:
-        """Return who makes a dashboard request: a verified client certificate, else
-        `Authorization: Bearer TOKEN`, else the `duhub_token` cookie."""
+        """Return who makes a dashboard request: a verified client certificate on a hub of
+        mutual TLS, else `Authorization: Bearer TOKEN`, else the `duhub_token` cookie. On a hub
+        with tokens a certificate names nobody, as on gRPC: taken there, a user whose token
+        line was deleted still read the dashboard with the certificate for as long as it was
+        valid (825 days by default; security review, 2026-12-07)."""
         if not self.secured:
             return LOCAL
-        if peer_cert:
+        if peer_cert and self.mutual_tls:
             uris = [v for k, v in peer_cert.get("subjectAltName", ()) if k == "URI"]
             try:
                 found = principal_in(uris)

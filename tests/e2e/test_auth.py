@@ -639,6 +639,15 @@ def test_tls_with_tokens_and_the_simulator(
         assert plain.returncode == 3
         bob = {"DUHUB_TOKEN": tokens["bob"], "DUHUB_TLS_DIR": str(pki)}
         assert stats(hub, "--metric", "visits", "--scope", CITY, env=bob).returncode == 5
+        # The dashboard takes tokens here as gRPC does, not a client certificate: with one,
+        # a user whose token line was deleted still read it (security review, 2026-12-07).
+        url = hub.find(DASHBOARD).group(1)
+        alice = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        alice.load_cert_chain(pki / "user-alice.crt", pki / "user-alice.key")
+        status, body = _get(url + "api/statistics?metric=visits", alice)
+        assert status == 401 and body["error"].startswith("authorization: no credentials"), body
+        header = {"Authorization": f"Bearer {tokens['bob']}"}
+        assert _get(url + "api/statistics?metric=visits", alice, header)[0] == 200
     finally:
         hub.stop()
 

@@ -376,10 +376,17 @@ def test_guard_modes(tmp_path: Path) -> None:
     # HTTP: header, cookie, client certificate.
     assert sec.http_principal({"Authorization": f"Bearer {token}"}).kind == Kind.USER
     assert sec.http_principal({"Cookie": f"a=b; duhub_token={token}"}).unit_id == ZHIJIANG
-    cert = {"subjectAltName": (("URI", "duhub:node:420581"),)}
-    assert sec.http_principal({}, cert) == node(YIDU)
     with pytest.raises(Unauthenticated):
         sec.http_principal({"Cookie": "duhub_token=nope"})
+    # A client certificate names its holder on a hub of mutual TLS only: with tokens, the
+    # token file decides, on the dashboard as on gRPC (a deleted token line revokes).
+    cert = {"subjectAltName": (("URI", "duhub:node:420581"),)}
+    with pytest.raises(Unauthenticated, match="no credentials"):
+        sec.http_principal({}, cert)
+    assert sec.http_principal({"Authorization": f"Bearer {token}"}, cert).unit_id == ZHIJIANG
+    mutual = Security()
+    mutual.tls = object()  # type: ignore[assignment]  # certificate checked by the handshake
+    assert mutual.http_principal({}, cert) == node(YIDU)
 
 
 def test_guard_reads_the_principal_from_the_certificate() -> None:
