@@ -295,7 +295,7 @@ class Ingestor:
             if self.unreachable or self.full:
                 raise NotReady(self._not_ready())
             if not allow_reference and not self.open_to_clients.is_set():
-                raise NotReady("ingest is loading the reference hierarchy; retry shortly")
+                raise NotReady(self._opening())
             with self._lock:
                 # Under the lock: a failed append (`_resync`) clears it for those waiting.
                 if not self.ready.is_set():
@@ -304,6 +304,16 @@ class Ingestor:
         finally:
             self._give(prepared.knowledge)
         return prepared.results
+
+    def _opening(self) -> str:
+        """Why a starting ingest is not open yet: the read model still behind the log at its
+        start is the aggregate workers' to mend (down, or catching up), not the reference's."""
+        if not self.ready.is_set():
+            return (
+                "ingest is waiting for the read model to apply what the log held at its start "
+                "(the aggregate workers are down or catching up); retry shortly"
+            )
+        return "ingest is loading the reference hierarchy; retry shortly"
 
     def _not_ready(self) -> str:
         """Why publishing is refused while a dependency is down (the health monitor's word)."""

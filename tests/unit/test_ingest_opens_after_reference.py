@@ -93,3 +93,31 @@ def test_ingest_opens_after_an_unexpected_error_while_it_catches_up(
         assert [r.result for r in reply.results] == [ipb.RESULT_ACCEPTED]
     finally:
         ingest.stop()
+
+
+def test_ingest_waiting_for_the_read_model_says_so_not_that_the_reference_loads(
+    tmp_path: Path,
+) -> None:
+    # Ingest restarted while no aggregate worker runs: the log holds records the read model
+    # has not applied, and ingest waits for them before it opens. It told publishers "ingest
+    # is loading the reference hierarchy", which sent an operator looking at the reference
+    # instead of at the workers that were down.
+    config = bootstrap.HubConfig(tmp_path / "data", listen="127.0.0.1:0")
+    first = bootstrap.IngestProcess(config)
+    first.start()
+    try:
+        assert first.ingestor.open_to_clients.wait(30), "the first ingest never opened"
+    finally:
+        first.stop()
+    # Nothing applied the reference the first one appended: the second one waits for it.
+    again = bootstrap.IngestProcess(config)
+    again.start()
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            _publish(f"127.0.0.1:{again.port}", 1)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        details = refused.value.details() or ""
+        assert "reference" not in details, details
+        assert "read model" in details and "aggregate workers" in details, details
+    finally:
+        again.stop()
