@@ -95,6 +95,10 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         stream_wait_empty=False,
         broker_max_poll_records=MAX_POLL_RECORDS,
         stream_processing_timeout=FAUST_STALL_CHECK_S,
+        # No standby replicas (they are for Faust's tables; duhub keeps none): with them its
+        # assignor moved no partition to a worker added while each held ceil(N / workers),
+        # and a third worker on 4 partitions, or a fifth on 12, read nothing.
+        table_standby_replicas=0,
         # Faust keeps a little state of its own; keep it beside ours, not in the cwd.
         datadir=datadir or tempfile.mkdtemp(prefix="duhub-faust-"),
     )
