@@ -523,6 +523,9 @@ class IngestProcess:
         # exits with it.
         self.failure = ""
         self.failed = threading.Event()
+        # Set by `stop`: a catch-up still waiting then ends, where it retried on the closed
+        # log every second, a traceback each, for as long as the process lived.
+        self.stopping = threading.Event()
 
     def _fail(self, why: str) -> None:
         self.failure = why
@@ -552,11 +555,15 @@ class IngestProcess:
                     self._fail(str(e))
                     return
                 except (*UNREACHABLE_DB, KafkaError, OSError) as e:
+                    if self.stopping.is_set():
+                        return
                     # The read model or the log went away meanwhile: wait for it and start
                     # over. (Before, this thread ended here and ingest never opened.)
                     log.warning("ingest: catching up with the log failed (%s); retrying", e)
                     time.sleep(1.0)
                 except Exception:
+                    if self.stopping.is_set():
+                        return
                     # Anything else a library raises while a server restarts: this thread
                     # ending would leave ingest closed for good, with only a traceback on
                     # stderr to say why. Say it, and start over.
@@ -569,6 +576,7 @@ class IngestProcess:
         self.server.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         if self.monitor is not None:
             self.monitor.stop()
         self.server.stop(2.0).wait()

@@ -47,6 +47,8 @@ PRUNE_EVERY = 1.0
 # publishing is refused UNAVAILABLE until the aggregator catches up. With the workers down
 # the tail grew for as long as they stayed down (245 MB an hour at 200 events/s).
 MAX_PENDING = 200_000
+# How long a starting ingest waits for the read model to apply the log before it says so.
+SAY_WAITING_AFTER_S = 10.0
 
 
 class BatchTooLarge(ValueError):
@@ -243,11 +245,27 @@ class Ingestor:
         """
         self.ready.clear()
         target = self.log.end_offsets()
+        say_at, said = time.monotonic() + SAY_WAITING_AFTER_S, False
         while True:
             applied = read_positions(self.engine)
             if all(holds_all(self.log, p, applied.get(p, 0), end) for p, end in target.items()):
+                if said:
+                    log.info("ingest: the read model has applied what the log held: opening")
                 self.ready.set()
                 return
+            if not said and time.monotonic() >= say_at:
+                # Once: health says NOT_SERVING, and only a line says what it waits for.
+                behind = ", ".join(
+                    f"partition {p} at {applied.get(p, 0)}, the log at {end}"
+                    for p, end in target.items()
+                    if applied.get(p, 0) < end
+                )
+                log.warning(
+                    "ingest waits for the read model to apply what the log held at its start "
+                    "(%s): are the aggregate workers running?",
+                    behind,
+                )
+                said = True
             time.sleep(poll)
 
     def publish(

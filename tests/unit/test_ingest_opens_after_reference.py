@@ -8,6 +8,7 @@ and the outbox marked them rejected, though the hub was only starting.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from duhub import bootstrap
 from duhub.v1 import ingest_pb2 as ipb
 from duhub.v1 import ingest_pb2_grpc
+from services.ingest import ingestor
 from tests.unit.builders import sanction
 
 YIDU = "420581"
@@ -96,12 +98,14 @@ def test_ingest_opens_after_an_unexpected_error_while_it_catches_up(
 
 
 def test_ingest_waiting_for_the_read_model_says_so_not_that_the_reference_loads(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Ingest restarted while no aggregate worker runs: the log holds records the read model
     # has not applied, and ingest waits for them before it opens. It told publishers "ingest
     # is loading the reference hierarchy", which sent an operator looking at the reference
-    # instead of at the workers that were down.
+    # instead of at the workers that were down, and its own log said nothing.
+    monkeypatch.setattr(ingestor, "SAY_WAITING_AFTER_S", 0.2)
+    caplog.set_level(logging.WARNING, logger=ingestor.__name__)
     config = bootstrap.HubConfig(tmp_path / "data", listen="127.0.0.1:0")
     first = bootstrap.IngestProcess(config)
     first.start()
@@ -110,6 +114,7 @@ def test_ingest_waiting_for_the_read_model_says_so_not_that_the_reference_loads(
     finally:
         first.stop()
     # Nothing applied the reference the first one appended: the second one waits for it.
+    before = set(threading.enumerate())
     again = bootstrap.IngestProcess(config)
     again.start()
     try:
@@ -119,5 +124,23 @@ def test_ingest_waiting_for_the_read_model_says_so_not_that_the_reference_loads(
         details = refused.value.details() or ""
         assert "reference" not in details, details
         assert "read model" in details and "aggregate workers" in details, details
+        for _ in range(100):
+            if any("are the aggregate workers running" in r.getMessage() for r in caplog.records):
+                break
+            threading.Event().wait(0.05)
+        said = [r.getMessage() for r in caplog.records if r.name == ingestor.__name__]
+        assert any(
+            "ingest waits for the read model" in m and "partition 0 at 0, the log at" in m
+            for m in said
+        ), said
     finally:
         again.stop()
+    # Stopped, it waits no more: its catch-up retried on the closed log every second, a
+    # traceback each, for as long as the process lived.
+    for _ in range(100):
+        waiting = [t for t in set(threading.enumerate()) - before if t.name == "catch-up"]
+        if not any(t.is_alive() for t in waiting):
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError("the stopped ingest's catch-up still runs")
