@@ -258,7 +258,7 @@ class Ingestor:
                 behind = ", ".join(
                     f"partition {p} at {applied.get(p, 0)}, the log at {end}"
                     for p, end in target.items()
-                    if applied.get(p, 0) < end
+                    if not holds_all(self.log, p, applied.get(p, 0), end)
                 )
                 log.warning(
                     "ingest waits for the read model to apply what the log held at its start "

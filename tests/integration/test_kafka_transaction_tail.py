@@ -12,6 +12,7 @@ stopped itself every minute (exit 70)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from kafka import KafkaProducer
 from duhub.audit.chain import audit
 from duhub.audit.records import log_records
 from duhub.bootstrap import Hub, HubConfig, open_log
+from duhub.log.base import holds_all
 from duhub.log.kafka import KafkaSpec
 from duhub.metrics import lag_collector
 from duhub.readmodel.engine import open_engine
@@ -31,6 +33,7 @@ from duhub.v1 import events_pb2 as pb
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.embedded import LogTailer
 from services.aggregate.replay import replay
+from services.ingest import ingestor as ingestor_module
 from services.ingest.ingestor import Ingestor
 from tests.infra import kafka_log_url
 
@@ -111,3 +114,48 @@ def test_a_transaction_marker_at_the_end_of_a_partition_is_caught_up(tmp_path: P
     finally:
         other.close()
         engine.dispose()
+
+
+def test_an_ingest_waiting_names_the_partitions_behind_not_one_ending_in_a_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its line says where the read model and the log stand: a partition ending in a commit
+    # marker is applied, and was named as if one record were missing there.
+    monkeypatch.setattr(ingestor_module, "SAY_WAITING_AFTER_S", 0.0)
+    url = kafka_log_url(partitions=2)
+    spec = KafkaSpec.parse(url)
+    hub = Hub(HubConfig(tmp_path / "hub", listen="127.0.0.1:0", log_url=url, http=""))
+    hub.start()
+    engine = hub.engine
+    try:
+        publish_in_a_transaction(spec, 3)  # partition 0, a commit marker after its records
+        deadline = time.monotonic() + 30
+        while not holds_all(hub.log, 0, read_positions(engine).get(0, 0), 10**9):
+            assert time.monotonic() < deadline, "the transaction's records were not applied"
+            time.sleep(0.2)
+    finally:
+        hub.stop(grace=0)
+    # A record the hub never applied, in partition 1 (no aggregator runs now).
+    producer = KafkaProducer(bootstrap_servers=spec.bootstrap, acks="all")
+    producer.send(spec.topic, key=b"x", value=b"", partition=1).get(timeout=30)
+    producer.close()
+    positions = read_positions(engine)
+    ingest = Ingestor(open_log(url), open_engine(f"sqlite:///{tmp_path / 'hub' / 'readmodel.db'}"))
+    caplog.set_level(logging.WARNING, logger=ingestor_module.__name__)
+    waiting = threading.Thread(target=ingest.wait_until_caught_up, daemon=True)
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not caplog.records:
+            assert time.monotonic() < deadline, "ingest never said what it waits for"
+            time.sleep(0.05)
+        said = caplog.records[0].getMessage()
+        assert f"partition 1 at {positions.get(1, 0)}," in said, said
+        assert "partition 0" not in said, said
+    finally:
+        # Apply it, so the wait ends and no thread is left behind.
+        other = open_log(url)
+        LogTailer(other, ingest.engine).catch_up()
+        other.close()
+        assert ingest.ready.wait(20)
+        ingest.log.close()
