@@ -128,9 +128,11 @@ class ContiguousDriver:
         else:
             self.last = None
             self.writer.flush()
-        # A poll that delivered nothing (an idle worker, ~10 a second) is no news.
+        # A poll that delivered nothing (an idle worker, ~10 a second) is no news, unless it
+        # applied records that waited: else the log said they wait, and never that they went in.
+        applied_held = not records and self.last is not None and self.last.records > 0
         log.log(
-            logging.INFO if records else logging.DEBUG,
+            logging.INFO if records or applied_held else logging.DEBUG,
             "folded %d of %d records (%d delivered) in %.3f s; waiting: %s",
             self.last.records if self.last else 0,
             len(admitted),

@@ -4,6 +4,7 @@ holds the waiting records instead of asking the consumer to fetch them again."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,20 @@ def test_a_kafka_direct_rectification_logged_before_its_problem_is_refused_in_an
     applier.apply([fix, found])
     rectified = statistics(applier.engine, ["problems_rectified"], CITY)[0]
     assert rectified.values == {"problems_rectified": 0}, "the log holds no problem before it"
+
+
+def test_records_that_waited_are_logged_when_a_retry_applies_them(tmp_path, caplog) -> None:
+    # Held for what another worker's partition registers, they are applied on a retry tick,
+    # which delivers nothing: that fold was logged at DEBUG, so the worker's log said
+    # "folded 0 of 3 records (3 delivered) …; waiting: [0]" and never that they went in.
+    applier = setup(tmp_path)
+    driver = ContiguousDriver(NoGaps(), applier.engine)  # type: ignore[arg-type]
+    driver.handle(visits(3))
+    assert driver.holding()
+    other = BatchApplier(applier.engine)  # the worker reading partition 1
+    assert other.apply([new_village()]).records == 1
+    caplog.set_level(logging.INFO, logger="services.aggregate.driver")
+    driver.handle([])  # the retry tick
+    assert not driver.holding() and visits_counted(driver.applier) == 3
+    folds = [r for r in caplog.records if r.getMessage().startswith("folded 3 of 3 records")]
+    assert [r.levelno for r in folds] == [logging.INFO], caplog.text
