@@ -29,6 +29,7 @@ import aiokafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.net.selector import NetworkSelector
 
 from duhub.log.base import LogClosed, LogRecord
 from duhub.log.origin import INGEST_ORIGIN, ORIGIN_HEADER, ingest_headers, load_key, origin
@@ -36,6 +37,15 @@ from duhub.log.placement import count_of, header, place
 from duhub.log.value_hint import HINT_HEADER, value_hint
 
 log = logging.getLogger(__name__)
+
+# kafka-python warns of any step of its network loop over 0.1 s ("Task … ran for 0.152s
+# (>0.100s threshold). It is blocking the event loop -- likely a tight sync loop"): on a
+# 2-core host a fold or write holding the GIL makes one every 10-30 s, idle or not, each line
+# differing (the task's address) so no repeat filter holds it back; the operator can do
+# nothing about it (ops review, 2026-12-07). A loop stalled for a second, which a real
+# livelock is, is still said. The library's default, as its consumers take no such option.
+SLOW_NETWORK_STEP_S = 1.0
+NetworkSelector.DEFAULT_CONFIG["slow_task_threshold_secs"] = SLOW_NETWORK_STEP_S
 
 EVENTS_TOPIC = "duhub.events.v1"
 DLQ_TOPIC = "duhub.events.dlq"
