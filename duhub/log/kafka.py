@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -105,6 +105,9 @@ class KafkaSpec:
     replication: int = 1
     # The hub's origin key file (`duhub/log/origin.py`): "" takes ingest's header at its word.
     key_file: str = ""
+    # Whether the URL named the partition count (else the default): a count named for a topic
+    # that exists with another is said to be unused, not passed over in silence.
+    partitions_given: bool = field(default=False, compare=False)
 
     def origin_key(self) -> bytes | None:
         return load_key(self.key_file) if self.key_file else None
@@ -140,6 +143,7 @@ class KafkaSpec:
             _count(q, "partitions", DEFAULT_PARTITIONS),
             _count(q, "replication", 1),
             q.get("key", [""])[0],
+            "partitions" in q,
         )
 
 
@@ -163,10 +167,31 @@ def ensure_topics(spec: KafkaSpec) -> None:
                 # Said, as a worker given a misspelt ?topic= makes one and waits on it idle.
                 log.info("log: created topic %s (%d partitions): it was not on the broker", name, n)
             except TopicAlreadyExistsError:
-                pass
+                if name == spec.topic and spec.partitions_given:
+                    _say_count_unused(admin, spec)
         _check_stamps(admin, spec.topic)
     finally:
         admin.close()
+
+
+def _say_count_unused(admin: KafkaAdminClient, spec: KafkaSpec) -> None:
+    """Warn when the URL's ?partitions= differs from the topic's: it is used only to make the
+    topic, and a worker or ingest given 8 for a topic of 4 started without a word (ops
+    review, 2026-12-07), its operator believing in 8."""
+    try:
+        (found,) = admin.describe_topics([spec.topic])
+    except (KafkaError, ValueError) as e:
+        log.debug("log: could not count the partitions of %s: %s", spec.topic, e)
+        return
+    count = len(found.get("partitions") or ())
+    if count and count != spec.partitions:
+        log.warning(
+            "log: topic %s has %d partitions, not the %d --log names: ?partitions= is used only "
+            "to make the topic (add partitions with kafka-topics --alter --partitions)",
+            spec.topic,
+            count,
+            spec.partitions,
+        )
 
 
 def _check_stamps(admin: KafkaAdminClient, topic: str) -> None:
