@@ -106,6 +106,18 @@ return {
 """
 
 
+def accepted_over_grpc(hub: HubProcess, event: epb.Event | str) -> None:
+    """Publish one event straight over gRPC, as a county node does (the clock of a figure's
+    freshness starts when it is answered); it must be accepted."""
+    if isinstance(event, str):
+        event = json_format.Parse(event, epb.Event())
+    with grpc.insecure_channel(hub.address) as channel:
+        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
+            ingest_pb2.PublishRequest(events=[event]), timeout=30
+        )
+    assert reply.accepted == 1, reply
+
+
 @pytest.fixture
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A headless Chromium driven by chromedriver, both from Debian's packages."""
@@ -277,13 +289,8 @@ def test_dashboard_shows_the_scenario_and_follows_it_live(
     # Live: one more covering visit shows up without reloading the page.
     browser.execute_script("window.__notReloaded = 'yes'")
     # Straight over gRPC, as a county node does, so the clock starts when it is accepted.
-    with grpc.insecure_channel(hub.address) as channel:
-        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
-            ingest_pb2.PublishRequest(events=[json_format.Parse(COVERING_VISIT, epb.Event())]),
-            timeout=30,
-        )
+    accepted_over_grpc(hub, COVERING_VISIT)
     accepted = time.monotonic()
-    assert reply.accepted == 1, reply
     page = until(browser, lambda p: p["overall"] == "83.3%" and p["kpis"]["visits"] == "7", 5)
     latency = time.monotonic() - accepted
     print(f"dashboard updated {latency:.2f} s after the event was accepted")
@@ -957,30 +964,44 @@ def test_a_page_opens_on_the_latest_campaign_begun_not_one_still_to_come(
 ) -> None:
     """A page without ?campaign= opened on the campaign latest to start: one launched for 2099
     (by a county, in the security probe's case) took the city's wall screen."""
-    launched = {
-        "campaignId": "later",
-        "name": "以后的督导",
-        "area": "vaccination",
-        "startsAt": "2099-01-01T00:00:00Z",
-        "endsAt": "2099-02-01T00:00:00Z",
-        "groups": [{"groupId": "n1", "name": "宜都市督导组", "tier": "TIER_COUNTY",
-                    "targetUnitIds": ["420581101"]}],
-    }  # fmt: skip
+    launched = _county_campaign("later", "以后的督导", "n1", "2099-01-01", "2099-02-01")
     lines = [line("later1", "420581", 1, "2022-11-01T00:00:00Z", campaignLaunched=launched)]
     assert publish(hub, tmp_path, lines).returncode == 0
     listed = get_json(hub.dashboard + "api/campaigns?omit_targets=true")["campaigns"]
     assert listed[-1]["campaignId"] == "later"
     now = datetime.now(UTC).isoformat()
     begun = [c["campaignId"] for c in listed if c["startsAt"] <= now]
+    chosen, offered = _opened_on(browser, hub)
+    assert chosen == (begun[-1] if begun else "later")
+    assert "later" in offered
+
+
+def _county_campaign(
+    campaign_id: str, name: str, group_id: str, starts: str, ends: str
+) -> dict[str, object]:
+    """A campaign of one county group of Yidu's, as Yidu's node may launch one."""
+    return {
+        "campaignId": campaign_id,
+        "name": name,
+        "area": "vaccination",
+        "startsAt": f"{starts}T00:00:00Z",
+        "endsAt": f"{ends}T00:00:00Z",
+        "groups": [{"groupId": group_id, "name": "宜都市督导组", "tier": "TIER_COUNTY",
+                    "targetUnitIds": ["420581101"]}],
+    }  # fmt: skip
+
+
+def _opened_on(browser: Any, hub: HubProcess) -> tuple[str, list[str]]:
+    """Open the page without ?campaign=; return the campaign it chose and those it offers."""
     browser.get(hub.dashboard)
     chosen = "return document.querySelector('#campaign-select').value"
     deadline = time.monotonic() + 15
     while not browser.execute_script(chosen) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert browser.execute_script(chosen) == (begun[-1] if begun else "later")
-    assert "later" in browser.execute_script(
+    offered = browser.execute_script(
         "return Array.from(document.querySelectorAll('#campaign-select option')).map(o => o.value)"
     )
+    return browser.execute_script(chosen), offered
 
 
 def test_a_page_opens_on_the_citys_campaign_not_a_countys_begun_later(
@@ -991,28 +1012,13 @@ def test_a_page_opens_on_the_citys_campaign_not_a_countys_begun_later(
     2026-12-07). The city's campaign (task force and city groups: the city node's alone) comes
     first; the county's is still listed."""
     assert publish(hub, tmp_path, scenario()).returncode == 0
-    launched = {
-        "campaignId": "yd-own",
-        "name": "市级 专项督导 (伪)",
-        "area": "vaccination",
-        "startsAt": "2022-11-15T00:00:00Z",
-        "endsAt": "2022-12-15T00:00:00Z",
-        "groups": [{"groupId": "n9", "name": "宜都市自查组", "tier": "TIER_COUNTY",
-                    "targetUnitIds": ["420581101"]}],
-    }  # fmt: skip
+    launched = _county_campaign("yd-own", "市级 专项督导 (伪)", "n9", "2022-11-15", "2022-12-15")
     lines = [line("yd-own-1", "420581", 90, "2022-11-15T00:00:00Z", campaignLaunched=launched)]
     assert publish(hub, tmp_path, lines, "county.jsonl").returncode == 0
     listed = get_json(hub.dashboard + "api/campaigns?omit_targets=true")["campaigns"]
     assert [c["campaignId"] for c in listed][-2:] == ["vax", "yd-own"]
-    browser.get(hub.dashboard)
-    chosen = "return document.querySelector('#campaign-select').value"
-    deadline = time.monotonic() + 15
-    while not browser.execute_script(chosen) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert browser.execute_script(chosen) == "vax"
-    assert "yd-own" in browser.execute_script(
-        "return Array.from(document.querySelectorAll('#campaign-select option')).map(o => o.value)"
-    )
+    chosen, offered = _opened_on(browser, hub)
+    assert chosen == "vax" and "yd-own" in offered
 
 
 def test_a_link_to_a_campaign_the_hub_does_not_know_says_so_and_which_it_shows(
@@ -1213,11 +1219,7 @@ def test_the_bars_drill_from_the_keyboard_and_keep_its_focus_as_changes_come(
         pytest.fail("Tab never reached 宜都市's bar")
     assert accessible_name(browser, '#bars g.bar[data-key="420581"]') == "宜都市：5，下钻"
     # A change redraws the bars; the focus stays where the keyboard left it.
-    with grpc.insecure_channel(hub.address) as channel:
-        ingest_pb2_grpc.IngestServiceStub(channel).Publish(
-            ingest_pb2.PublishRequest(events=[json_format.Parse(COVERING_VISIT, epb.Event())]),
-            timeout=30,
-        )
+    accepted_over_grpc(hub, COVERING_VISIT)
     until(browser, lambda p: p["bars"]["420581"] == ["宜都市", 6])
     assert browser.execute_script(on) == "420581"
     # And a window resized (the charts drawn again at its size, no change of figures).
@@ -1501,12 +1503,7 @@ def test_the_page_shows_the_coverage_on_a_day_as_the_command_line_does(
     time.sleep(1.1)  # the moment lies a second or more from what was recorded either side
     then = datetime.now(UTC).replace(microsecond=0)
     time.sleep(1.1)
-    with grpc.insecure_channel(hub.address) as channel:
-        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
-            ingest_pb2.PublishRequest(events=[json_format.Parse(LATE_DAY_VISIT, epb.Event())]),
-            timeout=30,
-        )
-    assert reply.accepted == 1, reply
+    accepted_over_grpc(hub, LATE_DAY_VISIT)
     published.append(LATE_DAY_VISIT)
     late, now = coverage_before(published, day_end), coverage_before(published, FOREVER)
     assert late["count"] == "已覆盖 4 / 6 个目标"
@@ -1678,12 +1675,7 @@ def test_a_large_county_groups_cells_are_drawn_on_a_canvas_not_built_one_element
     assert title == names[targets[2]]
 
     # Live: a covering visit recolours its cell, and only the figures it changes.
-    with grpc.insecure_channel(hub.address) as channel:
-        event = json_format.Parse(visit(5, "n1", targets[2]), epb.Event())
-        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
-            ingest_pb2.PublishRequest(events=[event]), timeout=30
-        )
-    assert reply.accepted == 1, reply
+    accepted_over_grpc(hub, visit(5, "n1", targets[2]))
     until(browser, lambda p: p["groups"]["n1"][0] == "3 / 1,145")
     assert cell(targets[2])[2:] == COVERED_RGB
     assert cell(targets[3])[2:] == UNCOVERED_RGB
@@ -1873,12 +1865,7 @@ def test_the_admonishment_tile_counts_the_persons_summoned_as_every_tile_counts(
     assert label == "约谈人次"
     # Live, as the others: one more summoned shows up without reloading the page.
     browser.execute_script("window.__notReloaded = 'yes'")
-    with grpc.insecure_channel(hub.address) as channel:
-        reply = ingest_pb2_grpc.IngestServiceStub(channel).Publish(
-            ingest_pb2.PublishRequest(events=[json_format.Parse(LIVE_TALK, epb.Event())]),
-            timeout=30,
-        )
-    assert reply.accepted == 1, reply
+    accepted_over_grpc(hub, LIVE_TALK)
     published.append(LIVE_TALK)
     expected = admonished(published)
     page = until(browser, lambda p: p["kpis"]["talk_persons_admonishment"] == expected, 5)

@@ -1211,15 +1211,20 @@
       : text[mode];
   }
 
+  // A choice kept in the address, so a reload or a link shared shows the same; "" drops it.
+  function keepInAddress(name, value) {
+    const url = new URL(location.href);
+    if (value) url.searchParams.set(name, value);
+    else url.searchParams.delete(name);
+    history.replaceState(null, "", url);
+  }
+
   // As of a moment (?as_of= in the address, or the field): every figure is what the hub knew
   // then, as `duhub query … --as-of` answers; cleared, the page is live again.
   function setAsOf(iso) {
     state.asOf = iso;
     state.badAddress = "";
-    const url = new URL(location.href);
-    if (iso) url.searchParams.set("as_of", iso);
-    else url.searchParams.delete("as_of");
-    history.replaceState(null, "", url);
+    keepInAddress("as_of", iso);
     $("#as-of").value = iso ? asOfInput(iso) : "";
     $("#as-of-now").hidden = !iso;
     setLive(state.liveMode);
@@ -1232,10 +1237,7 @@
   function setOn(day) {
     state.on = day;
     state.badOn = "";
-    const url = new URL(location.href);
-    if (day) url.searchParams.set("on", day);
-    else url.searchParams.delete("on");
-    history.replaceState(null, "", url);
+    keepInAddress("on", day);
     $("#on").value = day;
     $("#on-now").hidden = !day;
     $("#on-picker").classList.toggle("set", Boolean(day));
