@@ -396,20 +396,40 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     _data_dir_opt(tw)
     _db_opt(tw)
-    ex = sub.add_parser("explain", help="list the events that make up one figure")
-    ex.add_argument("--metric", required=True, help="one metric name")
+    ex = sub.add_parser(
+        "explain",
+        help="list the events that make up one figure, or the visits that covered a "
+        "campaign's targets",
+    )
+    what = ex.add_mutually_exclusive_group(required=True)
+    what.add_argument("--metric", help="one metric name: the events behind its figure")
+    what.add_argument(
+        "--campaign",
+        type=not_empty,
+        help="a campaign id: the visit that covered each of its covered targets",
+    )
     ex.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
-    ex.add_argument("--area", type=not_empty, help="policy area; default all")
-    ex.add_argument("--from", dest="from_", help="period start, inclusive")
-    ex.add_argument("--to", help="period end, exclusive")
+    ex.add_argument("--area", type=not_empty, help="policy area; default all (--metric)")
+    ex.add_argument("--from", dest="from_", help="period start, inclusive (--metric)")
+    ex.add_argument("--to", help="period end, exclusive (--metric)")
+    ex.add_argument("--group", type=not_empty, help="only this group's targets (--campaign)")
+    ex_when = ex.add_mutually_exclusive_group()
+    ex_when.add_argument(
+        "--on", metavar="DAY", help="the coverage on that day, as query coverage (--campaign)"
+    )
+    ex_when.add_argument(
+        "--occurred-before", metavar="TIME", help="only visits before this moment (--campaign)"
+    )
     ex.add_argument("--as-of", help="what the hub knew then")
-    add_time_zone(ex, "a bare date in --from, --to and --as-of is read in")
+    add_time_zone(
+        ex, "a bare date in --from, --to, --as-of and --occurred-before, and --on, are read in"
+    )
     ex.add_argument(
         "--limit",
         type=whole_number(0, MAX_EXPLAIN_LIMIT),
         default=1000,
-        help=f"events listed at most (default 1000, at most {MAX_EXPLAIN_LIMIT}; 0: the hub's "
-        "default)",
+        help=f"events or targets listed at most (default 1000, at most {MAX_EXPLAIN_LIMIT}; "
+        "0: the hub's default)",
     )
     _client_opts(ex)
 

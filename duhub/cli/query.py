@@ -10,7 +10,7 @@ import grpc
 
 from duhub.cli import client
 from duhub.cli.tables import percent, render, shown
-from duhub.cli.timeargs import day_end_arg, in_zone, time_arg, zone_arg
+from duhub.cli.timeargs import in_zone, moment_shown, occurred_before_arg, time_arg, zone_arg
 from duhub.domain import metrics as m
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -56,16 +56,6 @@ def _fmt_time(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
     return local.strftime("%Y-%m-%d %H:%M ") + offset
 
 
-def _moment(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
-    """A moment to the nanosecond, as RFC 3339 in UTC; in another `zone` first in it, with its
-    offset (a bare --as-of date was its midnight there, and read as another day in UTC)."""
-    utc = ts.ToJsonString()
-    if zone is UTC:
-        return utc
-    local, offset, fraction = in_zone(ts, zone)
-    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset} ({utc})"
-
-
 def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
     """Return the scope's (unit id, name, shown: a terminal's), the city's when none is given."""
     if not unit_id:
@@ -88,11 +78,7 @@ def coverage(args: argparse.Namespace) -> int:
     as_of = time_arg(args.as_of, "--as-of", zone)
     if as_of is not None:
         req.as_of.CopyFrom(as_of)
-    before = (
-        day_end_arg(args.on, "--on", zone)
-        if args.on is not None
-        else time_arg(args.occurred_before, "--occurred-before", zone)
-    )
+    before = occurred_before_arg(args, zone)
     if before is not None:
         req.occurred_before.CopyFrom(before)
     try:
@@ -106,10 +92,10 @@ def coverage(args: argparse.Namespace) -> int:
     head = f"{shown(reply.campaign_id)}  {shown(reply.name)}  —  scope {scope}"
     if reply.HasField("occurred_before"):
         on = f" (on {args.on})" if args.on is not None else ""
-        head += f", visits before {_moment(reply.occurred_before, zone)}{on}"
+        head += f", visits before {moment_shown(reply.occurred_before, zone)}{on}"
     if reply.HasField("as_of"):
         # To the nanosecond: record times a second apart may hold other events.
-        head += f", as of {_moment(reply.as_of, zone)}"
+        head += f", as of {moment_shown(reply.as_of, zone)}"
     print(head)
     if not any(t.targets for t in reply.tiers):
         # Full, as nothing holds it back (the contract), but "YES" and 100% per tier read as

@@ -97,6 +97,24 @@ def day_end_arg(value: str, field: str, zone: tzinfo = UTC) -> Timestamp:
         client.fail(str(e), client.EXIT_USAGE)
 
 
+def occurred_before_arg(args: argparse.Namespace, zone: tzinfo) -> Timestamp | None:
+    """Return the event-time bound of a coverage question: the end of --on's day, or
+    --occurred-before (None: neither given)."""
+    if args.on is not None:
+        return day_end_arg(args.on, "--on", zone)
+    return time_arg(args.occurred_before, "--occurred-before", zone)
+
+
+def moment_shown(ts: Timestamp, zone: tzinfo = UTC) -> str:
+    """A moment to the nanosecond, as RFC 3339 in UTC; in another `zone` first in it, with its
+    offset (a bare --as-of date was its midnight there, and read as another day in UTC)."""
+    utc = ts.ToJsonString()
+    if zone is UTC:
+        return utc
+    local, offset, fraction = in_zone(ts, zone)
+    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset} ({utc})"
+
+
 def in_zone(ts: Timestamp, zone: tzinfo) -> tuple[datetime, str, str]:
     """Return the moment `ts` in `zone`, its offset as written there (±HH:MM, or ±HH:MM:SS for
     a zone's local mean time) and its fraction of a second ('' or '.5': nanoseconds without

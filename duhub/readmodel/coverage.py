@@ -60,7 +60,7 @@ class CoverageReport:
 
 
 @dataclass(frozen=True, slots=True)
-class _Targets:
+class Targets:
     """A campaign's targets with their paths and counties (in group_id, ordinal order) and the
     counties' names: fixed once the campaign is launched, so each process reads them once."""
 
@@ -69,11 +69,11 @@ class _Targets:
     county_names: dict[str, str]
     # Scope path ("": the whole campaign) -> its targets by (group, county), kept as they are
     # asked for (at most one entry per unit of the hierarchy).
-    scopes: dict[str, _Scope] = field(default_factory=dict)
+    scopes: dict[str, ScopeTargets] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class _Scope:
+class ScopeTargets:
     """The targets of a campaign inside one scope, and how to ask for their coverage rows."""
 
     # (group, county) -> the target units, both in target order.
@@ -90,11 +90,11 @@ class _Scope:
 
 
 # Per engine (a process may hold several): campaign id -> its targets.
-_TARGETS: WeakKeyDictionary[Engine, dict[str, _Targets]] = WeakKeyDictionary()
+_TARGETS: WeakKeyDictionary[Engine, dict[str, Targets]] = WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
+def _targets(engine: Engine, campaign_id: str) -> Targets | None:
     # One connection at a time (load_campaign takes its own): never two held by one thread.
     with engine.connect() as conn:
         found_at = plain_rows(
@@ -124,10 +124,26 @@ def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
             rows.append((group_id, unit_id, path, s.county_of(path)))
         county_ids = {r[3] for r in rows if r[3]}
         names = dict(conn.execute(select(u.unit_id, u.name).where(u.unit_id.in_(county_ids))).all())
-    found = _Targets(campaign, tuple(rows), names)
+    found = Targets(campaign, tuple(rows), names)
     with _LOCK:
         known[campaign_id] = found
     return found
+
+
+def known_targets(engine: Engine, campaign_id: str, as_of: Nanos | None) -> Targets:
+    """Return a campaign's targets; raise NotFound for a campaign unknown, or not yet
+    recorded at `as_of`."""
+    targets = _targets(engine, campaign_id)
+    if targets is None:
+        raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
+    recorded_at = targets.campaign.recorded_at
+    if as_of is not None and recorded_at > as_of:
+        # Unknown then, known now: not a mistyped id, so the moment is named, not the id.
+        raise NotFound(
+            f"as_of: campaign '{campaign_id}' was not yet recorded at that moment (it was "
+            f"recorded at {from_nanos(recorded_at).ToJsonString()})"
+        )
+    return targets
 
 
 # A scope's targets are named in the coverage queries up to this many (SQLite's oldest limit
@@ -135,7 +151,7 @@ def _targets(engine: Engine, campaign_id: str) -> _Targets | None:
 MAX_NAMED_TARGETS = 900
 
 
-def _scope(targets: _Targets, scope_path: str) -> _Scope:
+def targets_in(targets: Targets, scope_path: str) -> ScopeTargets:
     found = targets.scopes.get(scope_path)
     if found is not None:
         return found
@@ -165,13 +181,13 @@ def _scope(targets: _Targets, scope_path: str) -> _Scope:
             where, params = f" AND unit_id IN ({', '.join('?' * len(named))})", tuple(named)
         else:
             where, params, exact = " AND county_id = ?", (county,), False
-    found = _Scope(pairs, frozenset(unordered), place, where, params, exact)
+    found = ScopeTargets(pairs, frozenset(unordered), place, where, params, exact)
     targets.scopes[scope_path] = found
     return found
 
 
 @dataclass(frozen=True, slots=True)
-class _Moments:
+class Moments:
     """Which visits an answer counts: those recorded at or before `as_of` (the hub's
     knowledge then) that occurred before `occurred_before` (the coverage as it stood then in
     event time); None leaves a side open."""
@@ -181,7 +197,7 @@ class _Moments:
 
 
 def _counts(
-    conn: Connection, campaign_id: str, at: _Moments, scope: _Scope
+    conn: Connection, campaign_id: str, at: Moments, scope: ScopeTargets
 ) -> dict[tuple[str, str], tuple[int, Nanos]]:
     """Return per (group, county) how many of the scope's targets are covered and when the
     last of them was first covered: summed by the database from its index, a row per pair
@@ -192,7 +208,7 @@ def _counts(
     return {(g, c): (n, last) for g, c, n, last in plain_rows(conn, sql, params)}
 
 
-def _covered_rows(campaign_id: str, at: _Moments, scope: _Scope) -> tuple[str, list[object]]:
+def _covered_rows(campaign_id: str, at: Moments, scope: ScopeTargets) -> tuple[str, list[object]]:
     """Return the FROM and WHERE of the scope's covered targets (group_id, county_id,
     unit_id, first_at), as known at `at.as_of` and covered before `at.occurred_before`, and
     their parameters."""
@@ -226,8 +242,8 @@ MAX_NAMED_PAIRS = 40
 def _first_covered(
     conn: Connection,
     campaign_id: str,
-    at: _Moments,
-    scope: _Scope,
+    at: Moments,
+    scope: ScopeTargets,
     pairs: list[tuple[str, str]],
 ) -> dict[tuple[str, str], Nanos]:
     """Return when each covered (group, target) of the scope in `pairs` was first covered."""
@@ -257,19 +273,12 @@ def coverage(
     city-wide campaign fully covered answered from 1,159 rows before (the whole answer ~1.0
     ms at 10M against ~0.5 at 10k, by measure); now from a row per pair.
     """
-    targets = _targets(engine, campaign_id)
-    if targets is None:
-        raise NotFound(f"campaign_id: unknown campaign '{campaign_id}'")
-    recorded_at = targets.campaign.recorded_at
-    if as_of is not None and recorded_at > as_of:
-        # Unknown then, known now: not a mistyped id, so the moment is named, not the id.
-        raise NotFound(
-            f"as_of: campaign '{campaign_id}' was not yet recorded at that moment (it was "
-            f"recorded at {from_nanos(recorded_at).ToJsonString()})"
-        )
-    at = _Moments(as_of, occurred_before)
+    targets = known_targets(engine, campaign_id, as_of)
+    at = Moments(as_of, occurred_before)
     with snapshot(engine) as conn:
-        scope = _scope(targets, resolve_scope(conn, scope_unit_id).path if scope_unit_id else "")
+        scope = targets_in(
+            targets, resolve_scope(conn, scope_unit_id).path if scope_unit_id else ""
+        )
         if not scope.pairs:  # no target inside the scope: nothing to read
             counts, first = {}, {}
         elif scope.exact:
@@ -290,12 +299,12 @@ def coverage(
 
 
 def _report(
-    targets: _Targets,
-    scope: _Scope,
+    targets: Targets,
+    scope: ScopeTargets,
     counts: dict[tuple[str, str], tuple[int, Nanos]],
     first: dict[tuple[str, str], Nanos],
     scope_unit_id: str,
-    at: _Moments,
+    at: Moments,
 ) -> CoverageReport:
     """Spread the counts per (group, county) over the group, tier and county tallies; list
     the uncovered targets of each in target order."""

@@ -26,6 +26,7 @@ COVERAGE_FIRSTS = "coverage-firsts"
 POSITION_MARKS = "position-marks"
 REFERENCE_RULES = "reference-rules"
 LAYOUT_MARKS = "layout-marks"
+COVERAGE_EVENTS = "coverage-events"
 # Made by the services that open the log too (`dead_letter_ids.py`).
 DEAD_LETTER_IDS = "dead-letter-ids"
 
@@ -37,6 +38,7 @@ KNOWN = {
     POSITION_MARKS,
     REFERENCE_RULES,
     LAYOUT_MARKS,
+    COVERAGE_EVENTS,
     DEAD_LETTER_IDS,
 }
 
@@ -66,6 +68,7 @@ def upgrade(engine: Engine) -> None:
         (POSITION_MARKS, _add_position_marks),
         (REFERENCE_RULES, _add_reference_rules),
         (LAYOUT_MARKS, _add_layout_marks),
+        (COVERAGE_EVENTS, _add_coverage_events),
     ):
         if change not in applied:
             apply_once(engine, change, apply)
@@ -318,3 +321,37 @@ def _add_layout_marks(conn: Connection) -> None:
     if "layout_offset" not in {c["name"] for c in inspect(conn).get_columns("log_positions")}:
         conn.exec_driver_sql("ALTER TABLE log_positions ADD COLUMN layout_offset BIGINT")
     conn.exec_driver_sql("UPDATE log_positions SET layout_offset = next_offset")
+
+
+# The one visit counted at a target at a moment (a HAVING without GROUP BY: no row, so NULL,
+# when there are two); `{also}` narrows it further.
+_ONE_VISIT = (
+    "(SELECT min(f.event_id) FROM facts f JOIN campaign_targets t ON t.unit_path = f.unit_path "
+    "WHERE t.campaign_id = {table}.campaign_id AND t.group_id = {table}.group_id "
+    "AND t.unit_id = {table}.unit_id AND f.metric = 'visits' AND f.at = {table}.first_at{also} "
+    "HAVING count(*) = 1)"
+)
+
+
+def _add_coverage_events(conn: Connection) -> None:
+    """Name the covering visit of each `coverage` and `coverage_firsts` row of a read model
+    made before they were named, where its facts tell which: the one visit counted at the
+    target at that event time (and, for a `coverage_firsts` row, record time). Two there at
+    one moment (another group's or campaign's) cannot be told apart, nor can a
+    `coverage_firsts` row `_add_coverage_firsts` made from two visits' times: those stay NULL,
+    and lineage says so; `duhub replay` names them from the log."""
+    for table, column in (("coverage", "first_event_id"), ("coverage_firsts", "event_id")):
+        if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR(128)")
+    conn.exec_driver_sql(
+        "UPDATE coverage SET first_event_id = "
+        + _ONE_VISIT.format(table="coverage", also="")
+        + " WHERE first_event_id IS NULL"
+    )
+    conn.exec_driver_sql(
+        "UPDATE coverage_firsts SET event_id = "
+        + _ONE_VISIT.format(
+            table="coverage_firsts", also=" AND f.recorded_at = coverage_firsts.recorded_at"
+        )
+        + " WHERE event_id IS NULL"
+    )

@@ -84,6 +84,10 @@ coverage = Table(
     # targets per group and county in SQL and reads the rows of a (group, county) only
     # where some of its targets are covered and some not.
     Column("county_id", String(64), nullable=False, server_default=""),
+    # The covering visit at `first_at` (of two at that moment, the lesser event id, whatever
+    # order they were applied in): lineage names it. NULL where a read model made before it
+    # cannot tell (`layout.py`).
+    Column("first_event_id", String(128), nullable=True),
     # Every coverage answer reads from this index alone, not the index and then the table
     # row by row. Read models made before it get it on open (`layout.py` drops the index
     # it replaces, by campaign, group and unit).
@@ -112,6 +116,8 @@ coverage_firsts = Table(
     Column("recorded_at", BigInteger, primary_key=True),
     Column("county_id", String(64), nullable=False),
     Column("first_at", BigInteger, nullable=False),
+    # The visit of this row (lineage of as-of coverage); NULL as in `coverage.first_event_id`.
+    Column("event_id", String(128), nullable=True),
     sqlite_with_rowid=False,
 )
 

@@ -221,8 +221,9 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
     seen, units, camps, probs, closed, letters, facts = [], [], [], [], [], [], []
     counted: list[CountedRow] = []
     heads: dict[str, tuple[str, bytes, int, str]] = {}
-    covered: dict[tuple[str, str, str], tuple[int, int, str]] = {}
-    visits: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    # target -> (first_at, first_recorded_at, county, the event at first_at)
+    covered: dict[tuple[str, str, str], tuple[int, int, str, str]] = {}
+    visits: dict[tuple[str, str, str], list[tuple[int, int, str]]] = {}
     # Paths rendered once per unit per batch.
     paths: dict[tuple[str, ...], str] = {}
     for e in effects:
@@ -252,12 +253,14 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
         elif isinstance(e, Covered):
             key = (e.campaign_id, e.group_id, e.unit_id)
             old = covered.get(key)
-            covered[key] = (
-                (e.at, e.recorded_at, e.county_id)
-                if old is None
-                else (min(old[0], e.at), min(old[1], e.recorded_at), e.county_id)
-            )
-            visits.setdefault(key, []).append((e.recorded_at, e.at))
+            if old is None:
+                covered[key] = (e.at, e.recorded_at, e.county_id, e.event_id)
+            else:
+                # The earliest visit names the row; of two at one moment the lesser id, as
+                # the upsert keeps it (the same row whatever order visits are applied in).
+                first_at, event_id = min((old[0], old[3]), (e.at, e.event_id))
+                covered[key] = (first_at, min(old[1], e.recorded_at), e.county_id, event_id)
+            visits.setdefault(key, []).append((e.recorded_at, e.at, e.event_id))
             summary.campaigns.add(e.campaign_id)
         elif isinstance(e, UnitAdded):
             u = e.unit
@@ -304,19 +307,20 @@ def batch_rows(effects: Iterable[Effect], *, rollups: bool = True) -> BatchRows:
 
 
 def first_points(
-    visits: Mapping[tuple[str, str, str], list[tuple[int, int]]],
-    covered: Mapping[tuple[str, str, str], tuple[int, int, str]],
+    visits: Mapping[tuple[str, str, str], list[tuple[int, int, str]]],
+    covered: Mapping[tuple[str, str, str], tuple[int, int, str, str]],
 ) -> list[tuple[object, ...]]:
-    """Return a batch's `coverage_firsts` rows: per target, the (record time, event time) of
-    its covering visits that no other of them matches or beats in both, sorted by key."""
+    """Return a batch's `coverage_firsts` rows: per target, the (record time, event time,
+    event id) of its covering visits that no other of them beats in both record time and
+    (event time, event id), sorted by key."""
     out: list[tuple[object, ...]] = []
     for key in sorted(visits):
         county = covered[key][2]
         lowest = None
-        for recorded_at, at in sorted(visits[key]):
-            if lowest is None or at < lowest:
-                lowest = at
-                out.append((*key, recorded_at, county, at))
+        for recorded_at, at, event_id in sorted(visits[key]):
+            if lowest is None or (at, event_id) < lowest:
+                lowest = (at, event_id)
+                out.append((*key, recorded_at, county, at, event_id))
     return out
 
 
@@ -751,9 +755,14 @@ def _set_heads(conn: Connection, heads: dict[str, tuple[str, bytes, int, str]]) 
 
 COVERAGE_UPSERT = (
     "INSERT INTO coverage (campaign_id, group_id, unit_id, first_at, first_recorded_at, "
-    "county_id) VALUES {values} ON CONFLICT (campaign_id, group_id, unit_id) DO UPDATE SET "
-    "first_at = {least}(coverage.first_at, excluded.first_at), "
-    "first_recorded_at = {least}(coverage.first_recorded_at, excluded.first_recorded_at)"
+    "county_id, first_event_id) VALUES {values} ON CONFLICT (campaign_id, group_id, unit_id) "
+    "DO UPDATE SET first_at = {least}(coverage.first_at, excluded.first_at), "
+    "first_recorded_at = {least}(coverage.first_recorded_at, excluded.first_recorded_at), "
+    # The old row's values on the right (both databases): the earlier visit's id, of two at
+    # one moment the lesser; a NULL (a row older than the column) is kept for a tie.
+    "first_event_id = CASE WHEN excluded.first_at < coverage.first_at OR "
+    "(excluded.first_at = coverage.first_at AND excluded.first_event_id < "
+    "coverage.first_event_id) THEN excluded.first_event_id ELSE coverage.first_event_id END"
 )
 
 
@@ -765,14 +774,19 @@ def _add_coverage(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     if conn.dialect.name == "postgresql":
         _execute_values(conn, COVERAGE_UPSERT.format(values="%s", least="LEAST"), rows)
     else:  # SQLite's two-argument min() is LEAST
-        conn.exec_driver_sql(COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?, ?)", least="min"), rows)
+        conn.exec_driver_sql(
+            COVERAGE_UPSERT.format(values="(?, ?, ?, ?, ?, ?, ?)", least="min"), rows
+        )
 
 
-# A batch's points are a front of their own (`first_points`): each drops the rows it matches
-# or beats in both times, and is added unless a row matches or beats it. What is left is the
-# front of all the target's covering visits, whatever order they were applied in.
+# A batch's points are a front of their own (`first_points`): each drops the rows it beats,
+# and is added unless a row matches or beats it. A point is the visit's record time and its
+# key (event time, then event id: visits at one moment are ordered too, so every target has
+# one earliest visit at every moment). What is left is the front of all the target's covering
+# visits, whatever order they were applied in. A NULL id (a row older than the column) sorts
+# first: such a row is kept against a visit at its moment.
 _FIRSTS_POINTS = (
-    "WITH p (campaign_id, group_id, unit_id, recorded_at, county_id, first_at) AS "
+    "WITH p (campaign_id, group_id, unit_id, recorded_at, county_id, first_at, event_id) AS "
     "(VALUES {values}) "
 )
 # A join, not WHERE EXISTS: for EXISTS PostgreSQL hashed the points and scanned the whole
@@ -780,33 +794,35 @@ _FIRSTS_POINTS = (
 # targets); joined, it searches the primary key once per point (0.8 ms).
 _FIRSTS_DROP = (
     "DELETE FROM coverage_firsts c USING (VALUES {values}) "
-    "AS p (campaign_id, group_id, unit_id, recorded_at, county_id, first_at) "
+    "AS p (campaign_id, group_id, unit_id, recorded_at, county_id, first_at, event_id) "
     "WHERE p.campaign_id = c.campaign_id AND p.group_id = c.group_id "
-    "AND p.unit_id = c.unit_id AND p.recorded_at <= c.recorded_at AND p.first_at <= c.first_at "
-    "AND NOT (p.recorded_at = c.recorded_at AND p.first_at = c.first_at)"
+    "AND p.unit_id = c.unit_id AND p.recorded_at <= c.recorded_at AND (p.first_at < c.first_at "
+    "OR (p.first_at = c.first_at AND p.event_id < COALESCE(c.event_id, '')))"
 )
 _FIRSTS_ADD = _FIRSTS_POINTS + (
     "INSERT INTO coverage_firsts (campaign_id, group_id, unit_id, recorded_at, county_id, "
-    "first_at) SELECT * FROM p WHERE NOT EXISTS (SELECT 1 FROM coverage_firsts f "
+    "first_at, event_id) SELECT * FROM p WHERE NOT EXISTS (SELECT 1 FROM coverage_firsts f "
     "WHERE f.campaign_id = p.campaign_id AND f.group_id = p.group_id AND f.unit_id = p.unit_id "
-    "AND f.recorded_at <= p.recorded_at AND f.first_at <= p.first_at)"
+    "AND f.recorded_at <= p.recorded_at AND (f.first_at < p.first_at "
+    "OR (f.first_at = p.first_at AND COALESCE(f.event_id, '') <= p.event_id)))"
 )
 
 
 # SQLite, a point at a time (no statement has more variables than SQLite allows): the same
-# two statements with the point's values in place of `p` (?1..?6 in its column order). Through
+# two statements with the point's values in place of `p` (?1..?7 in its column order). Through
 # the one-row `p` above SQLite scanned the whole table for every point it deleted from (its
 # plan: SCAN coverage_firsts), ~28 µs a record of a replay's writes; keyed on the point's
 # target it searches the primary key.
 _FIRSTS_DROP_ONE = (
     "DELETE FROM coverage_firsts WHERE campaign_id = ?1 AND group_id = ?2 AND unit_id = ?3 "
-    "AND recorded_at >= ?4 AND first_at >= ?6 AND NOT (recorded_at = ?4 AND first_at = ?6)"
+    "AND recorded_at >= ?4 AND (first_at > ?6 OR (first_at = ?6 AND COALESCE(event_id, '') > ?7))"
 )
 _FIRSTS_ADD_ONE = (
     "INSERT INTO coverage_firsts (campaign_id, group_id, unit_id, recorded_at, county_id, "
-    "first_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM coverage_firsts f "
-    "WHERE f.campaign_id = ?1 AND f.group_id = ?2 AND f.unit_id = ?3 AND f.recorded_at <= ?4 "
-    "AND f.first_at <= ?6)"
+    "first_at, event_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS "
+    "(SELECT 1 FROM coverage_firsts f WHERE f.campaign_id = ?1 AND f.group_id = ?2 "
+    "AND f.unit_id = ?3 AND f.recorded_at <= ?4 AND (f.first_at < ?6 "
+    "OR (f.first_at = ?6 AND COALESCE(f.event_id, '') <= ?7)))"
 )
 
 

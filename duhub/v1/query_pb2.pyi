@@ -329,3 +329,63 @@ class Explanation(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[EventContribution]
     truncated: bool
     def __init__(self, metric: _Optional[str] = ..., total: _Optional[int] = ..., event_count: _Optional[int] = ..., events: _Optional[_Iterable[_Union[EventContribution, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ExplainCoverageRequest(_message.Message):
+    __slots__ = ("campaign_id", "scope_unit_id", "group_id", "as_of", "occurred_before", "limit")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    scope_unit_id: str
+    group_id: str
+    as_of: _timestamp_pb2.Timestamp
+    occurred_before: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., group_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CoveringVisit(_message.Message):
+    __slots__ = ("group_id", "unit_id", "unit_name", "event_id", "source", "seq", "occurred_at", "recorded_at", "partition", "offset")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    unit_id: str
+    unit_name: str
+    event_id: str
+    source: str
+    seq: int
+    occurred_at: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    partition: int
+    offset: int
+    def __init__(self, group_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., unit_name: _Optional[str] = ..., event_id: _Optional[str] = ..., source: _Optional[str] = ..., seq: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class CoverageExplanation(_message.Message):
+    __slots__ = ("campaign_id", "group_id", "targets", "covered", "visits", "truncated", "as_of", "occurred_before")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FIELD_NUMBER: _ClassVar[int]
+    VISITS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    group_id: str
+    targets: int
+    covered: int
+    visits: _containers.RepeatedCompositeFieldContainer[CoveringVisit]
+    truncated: bool
+    as_of: _timestamp_pb2.Timestamp
+    occurred_before: _timestamp_pb2.Timestamp
+    def __init__(self, campaign_id: _Optional[str] = ..., group_id: _Optional[str] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., visits: _Optional[_Iterable[_Union[CoveringVisit, _Mapping]]] = ..., truncated: _Optional[bool] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

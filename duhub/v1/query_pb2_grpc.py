@@ -80,6 +80,11 @@ class QueryServiceStub:
                 request_serializer=duhub_dot_v1_dot_query__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=duhub_dot_v1_dot_query__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.ExplainCoverage = channel.unary_unary(
+                '/duhub.v1.QueryService/ExplainCoverage',
+                request_serializer=duhub_dot_v1_dot_query__pb2.ExplainCoverageRequest.SerializeToString,
+                response_deserializer=duhub_dot_v1_dot_query__pb2.CoverageExplanation.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -143,6 +148,14 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainCoverage(self, request, context):
+        """Lineage of coverage: the visit that covered each covered target, as GetCoverage counts
+        them at the same moments.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +203,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=duhub_dot_v1_dot_query__pb2.ExplainRequest.FromString,
                     response_serializer=duhub_dot_v1_dot_query__pb2.Explanation.SerializeToString,
+            ),
+            'ExplainCoverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainCoverage,
+                    request_deserializer=duhub_dot_v1_dot_query__pb2.ExplainCoverageRequest.FromString,
+                    response_serializer=duhub_dot_v1_dot_query__pb2.CoverageExplanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +454,33 @@ class QueryService:
             '/duhub.v1.QueryService/Explain',
             duhub_dot_v1_dot_query__pb2.ExplainRequest.SerializeToString,
             duhub_dot_v1_dot_query__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainCoverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/duhub.v1.QueryService/ExplainCoverage',
+            duhub_dot_v1_dot_query__pb2.ExplainCoverageRequest.SerializeToString,
+            duhub_dot_v1_dot_query__pb2.CoverageExplanation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from duhub.convert import from_nanos
 from duhub.domain.model import Campaign, Unit
 from duhub.readmodel.coverage import CoverageReport, Tally
+from duhub.readmodel.coverage_lineage import CoverageLineage
 from duhub.readmodel.lineage import Explanation
 from duhub.readmodel.statistics import Figures
 from duhub.v1 import events_pb2 as epb
@@ -98,6 +99,30 @@ def campaign_reply(c: Campaign) -> qpb.Campaign:
                 tier=int(g.tier),
                 target_unit_ids=g.target_unit_ids,
             )
+        )
+    return reply
+
+
+def coverage_explanation_reply(x: CoverageLineage) -> qpb.CoverageExplanation:
+    reply = qpb.CoverageExplanation(
+        campaign_id=x.campaign_id,
+        group_id=x.group_id,
+        targets=x.targets,
+        covered=x.covered,
+        truncated=x.truncated,
+    )
+    for v in x.visits:
+        reply.visits.add(
+            group_id=v.group_id,
+            unit_id=v.unit_id,
+            unit_name=v.unit_name,
+            event_id=v.event_id,
+            source=v.source,
+            seq=v.seq,
+            occurred_at=from_nanos(v.occurred_at),
+            recorded_at=from_nanos(v.recorded_at),
+            partition=v.partition,
+            offset=v.offset,
         )
     return reply
 

@@ -18,6 +18,7 @@ from duhub.health import UNREACHABLE_DB
 from duhub.projections.timegrid import FIRST_NS, LAST_NS
 from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
+from duhub.readmodel.coverage_lineage import explain_coverage
 from duhub.readmodel.knowledge import campaigns_without_targets, load_campaign
 from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, figures
@@ -31,6 +32,7 @@ from services.query.answers import DEFAULT_SIZE, AnswerCache
 from services.query.refusal import abort, unfit
 from services.query.replies import (
     campaign_reply,
+    coverage_explanation_reply,
     coverage_reply,
     explanation_reply,
     statistics_reply,
@@ -389,6 +391,31 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> qpb.Explanation:
         _refuse_unfit(context, request)
         return self._answer(context, self._explain, _scoped(request, self, context))
+
+    def _explain_coverage(self, r: qpb.ExplainCoverageRequest) -> qpb.CoverageExplanation:
+        if not r.campaign_id:
+            raise QueryError("campaign_id: required")
+        reply = coverage_explanation_reply(
+            explain_coverage(
+                self.engine,
+                r.campaign_id,
+                r.scope_unit_id,
+                r.group_id,
+                _as_of(r),
+                _clamped_time(r, "occurred_before"),
+                r.limit,
+            )
+        )
+        for name in ("as_of", "occurred_before"):  # as asked, not as clamped
+            if r.HasField(name):
+                getattr(reply, name).CopyFrom(getattr(r, name))
+        return reply
+
+    def ExplainCoverage(
+        self, request: qpb.ExplainCoverageRequest, context: grpc.ServicerContext
+    ) -> qpb.CoverageExplanation:
+        _refuse_unfit(context, request)
+        return self._answer(context, self._explain_coverage, _scoped(request, self, context))
 
 
 def _scoped(request, servicer: QueryServicer, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]

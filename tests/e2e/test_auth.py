@@ -408,6 +408,21 @@ def test_watch_coverage_is_scoped(mtls: HubProcess, pki: Path, tmp_path: Path) -
     c1 = {g.group_id: g for g in replies[-1].groups}["c1"]
     assert (c1.targets, c1.covered) == (1, 1)
     stream.cancel()
+    # Lineage of coverage is hers only too: her county's visit, not Zhijiang's.
+    hers = alice.ExplainCoverage(qpb.ExplainCoverageRequest(campaign_id=campaign), timeout=10)
+    assert [(v.unit_id, v.occurred_at.ToJsonString()) for v in hers.visits] == [
+        (YIDU, "2022-11-03T00:00:00Z")
+    ]
+    assert (hers.targets, hers.covered) == (3, 1)  # c1's Yidu and n1's two
+    with pytest.raises(grpc.RpcError) as e:
+        alice.ExplainCoverage(
+            qpb.ExplainCoverageRequest(campaign_id=campaign, scope_unit_id=ZHIJIANG), timeout=10
+        )
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    whole_lineage = boss.ExplainCoverage(
+        qpb.ExplainCoverageRequest(campaign_id=campaign), timeout=10
+    )
+    assert {v.unit_id for v in whole_lineage.visits} == {YIDU, ZHIJIANG}
 
 
 def _get(url: str, context: ssl.SSLContext | None = None, headers=None) -> tuple[int, dict]:  # type: ignore[no-untyped-def, type-arg]

@@ -406,6 +406,43 @@ def test_the_coverage_on_a_given_day(hub: HubProcess, tmp_path: Path) -> None:
         assert said.returncode == 2 and said.stderr.startswith(f"duhub: --on: '{bad}'"), said
 
 
+def test_explain_names_the_visit_that_covered_each_target(hub: HubProcess, tmp_path: Path) -> None:
+    """Lineage of coverage: each covered target with its earliest covering visit (n1's first
+    village was visited twice: y1 covered it), as `query coverage` counts them."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    lineage = duhub_json(hub.address, "explain", "--campaign", "vax")
+    assert (lineage["targets"], lineage["covered"]) == (6, 4)
+    assert [(v["groupId"], v["unitId"], v["eventId"], v["seq"]) for v in lineage["visits"]] == [
+        ("c1", "420581", "k2", "2"),
+        ("c1", "420582", "k3", "3"),
+        ("n1", "420581101", "y1", "1"),
+        ("n1", "420581102", "y3", "3"),
+    ]
+    y1 = lineage["visits"][2]
+    assert (y1["source"], y1["occurredAt"]) == ("420581", "2022-11-03T02:00:00Z")
+
+    table = duhub(
+        hub.address, "explain", "--campaign", "vax", "--group", "n1", "--on", "2022-11-04"
+    )
+    assert table.returncode == 0, table.stderr
+    head, *rest = table.stdout.splitlines()
+    assert head == ("vax group n1: 1 of 3 targets covered, by visits before 2022-11-05T00:00:00Z")
+    assert [r.split()[:6] for r in rest[2:]] == [
+        ["n1", "420581101", "聂家河镇", "y1", "420581", "1"]
+    ]
+
+    # Options of the other kind of explanation, or a group the campaign lacks, are refused.
+    for args, named in (
+        (("--campaign", "vax", "--area", "ecology"), "--area"),
+        (("--metric", "visits", "--group", "n1"), "--group"),
+        (("--metric", "visits", "--on", "2022-11-04"), "--on"),
+    ):
+        said = duhub(hub.address, "explain", *args)
+        assert said.returncode == 2 and said.stderr.startswith(f"duhub: {named}: not with"), said
+    said = duhub(hub.address, "explain", "--campaign", "vax", "--group", "zz")
+    assert said.returncode == 2 and "group_id: campaign 'vax' has no group 'zz'" in said.stderr
+
+
 def test_duplicates_and_rejections_change_nothing(hub: HubProcess, tmp_path: Path) -> None:
     events = scenario()
     assert publish(hub, tmp_path, events).returncode == 0
@@ -493,6 +530,10 @@ def test_quickstart_example_from_the_readme(hub: HubProcess) -> None:
     tiers = [{t["tier"]: t["covered"] for t in c["tiers"]} for c in (now, then)]
     assert [x["TIER_CITY"] for x in tiers] == [1, 1]
     assert [x["TIER_COUNTY"] for x in tiers] == [1, 0]
+    # The README's "which visit covered each target": one line per covered target.
+    lineage = duhub_json(hub.address, "explain", "--campaign", "vax-2022")
+    assert lineage["covered"] == sum(tiers[0].values()) == len(lineage["visits"])
+    assert all(v["eventId"] and v["source"] for v in lineage["visits"])
 
 
 def test_an_area_no_event_has_is_pointed_out(hub: HubProcess, tmp_path: Path) -> None:

@@ -390,6 +390,7 @@ class World:
         for g in c.groups:
             targets = [t for t in g.target_unit_ids if self.within(t, scope)]
             first: dict[str, int] = {}  # target -> earliest covering visit seen
+            via: dict[str, tuple[int, str]] = {}  # target -> that visit's (time, event id)
             for e in seen:
                 if (
                     isinstance(e.payload, ev.SupervisionVisit)
@@ -401,9 +402,18 @@ class World:
                 ):
                     u = e.payload.unit_id
                     first[u] = min(first.get(u, e.occurred_at), e.occurred_at)
+                    # Of two visits at one moment, the lesser event id covered it.
+                    via[u] = min(
+                        via.get(u, (e.occurred_at, e.event_id)), (e.occurred_at, e.event_id)
+                    )
             groups.append(
                 GroupCoverage(
-                    g.group_id, g.tier, targets, [t for t in targets if t not in first], first
+                    g.group_id,
+                    g.tier,
+                    targets,
+                    [t for t in targets if t not in first],
+                    first,
+                    {u: event_id for u, (_, event_id) in via.items()},
                 )
             )
         return Coverage(campaign_id, groups)
@@ -416,6 +426,7 @@ class GroupCoverage:
     targets: list[str]
     uncovered: list[str]
     first: dict[str, int]  # covered target -> its earliest covering visit's event time
+    via: dict[str, str]  # covered target -> that visit's event id (lineage)
 
     @property
     def full_at(self) -> int | None:

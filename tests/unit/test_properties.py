@@ -21,6 +21,8 @@ from duhub.domain.events import Event, Level, TalkKind, Tier
 from duhub.readmodel import coverage as cov
 from duhub.readmodel import schema
 from duhub.readmodel.coverage import coverage
+from duhub.readmodel.coverage_lineage import CoveringVisit, explain_coverage
+from duhub.readmodel.lineage import MAX_EXPLAIN_LIMIT
 from duhub.readmodel.statistics import NotFound, statistics
 from duhub.v1 import events_pb2 as pb
 from services.aggregate.apply import BatchApplier
@@ -470,6 +472,20 @@ def check_figures(p: Pipeline, world: oracle.World, sc: Scenario) -> None:
         )
         for g in rep.groups:
             assert g.ratio == (g.covered / g.targets if g.targets else 1.0)
+        # Lineage: the visit that covered each covered target, as counted above.
+        lineage = explain_coverage(p.engine, cid, scope, "", as_of, before, MAX_EXPLAIN_LIMIT)
+        assert (lineage.targets, lineage.covered) == (
+            sum(len(g.targets) for g in expected.groups),
+            sum(g.covered for g in expected.groups),
+        )
+        assert {(v.group_id, v.unit_id): v.event_id for v in lineage.visits} == {
+            (g.group_id, u): event_id for g in expected.groups for u, event_id in g.via.items()
+        }, (cid, scope, as_of, before)
+        assert all(v.occurred_at == expected_first(expected, v) for v in lineage.visits)
+
+
+def expected_first(expected: oracle.Coverage, v: CoveringVisit) -> int:
+    return next(g.first[v.unit_id] for g in expected.groups if g.group_id == v.group_id)
 
 
 def expect(sc: Scenario) -> tuple[list[str], oracle.World]:

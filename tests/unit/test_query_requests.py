@@ -91,6 +91,8 @@ def test_coverage_and_explain_refuse_an_invalid_timestamp_naming_the_field(
         (stub.Explain, qpb.ExplainRequest(metric="visits"), "as_of"),
         (stub.Explain, qpb.ExplainRequest(metric="visits"), "from"),
         (stub.Explain, qpb.ExplainRequest(metric="visits"), "to"),
+        (stub.ExplainCoverage, qpb.ExplainCoverageRequest(campaign_id="vax"), "as_of"),
+        (stub.ExplainCoverage, qpb.ExplainCoverageRequest(campaign_id="vax"), "occurred_before"),
     ]
     for call, req, field in asked:
         code, details = refusal(call, _with_time(req, field, seconds, nanos))

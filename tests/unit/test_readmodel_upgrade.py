@@ -26,6 +26,7 @@ def test_coverage_rows_of_an_older_read_model_get_their_counties_and_index(
     with sqlite3.connect(path) as db:  # as an earlier version made it
         db.execute(f"DROP INDEX {INDEX}")
         db.execute("ALTER TABLE coverage DROP COLUMN county_id")
+        db.execute("ALTER TABLE coverage DROP COLUMN first_event_id")
         db.execute(
             f"CREATE INDEX {OLD_INDEX} ON coverage "
             "(campaign_id, group_id, unit_id, first_at, first_recorded_at)"
@@ -67,7 +68,8 @@ def test_an_older_read_model_gets_a_first_covered_row_per_covered_target(tmp_pat
     open_engine(f"sqlite:///{path}").dispose()
     with sqlite3.connect(path) as db:  # as an earlier version made it
         db.execute("DROP TABLE coverage_firsts")
-        db.execute("DELETE FROM layout WHERE name = 'coverage-firsts'")
+        db.execute("ALTER TABLE coverage DROP COLUMN first_event_id")
+        db.execute("DELETE FROM layout WHERE name IN ('coverage-firsts', 'coverage-events')")
         db.execute(
             "INSERT INTO coverage VALUES ('c1', 'g1', 'v', 5, 7, 'k'), "
             "('c1', 'g2', 'k', 6, 8, 'k'), ('c2', 'g1', 'v', 9, 3, 'k')"

@@ -1,0 +1,170 @@
+"""Lineage of coverage: which visit covered each covered target, for a scope and moment.
+
+The covered targets listed are those `coverage` counts for the same question, one line each:
+the visit named is the target's earliest covering visit among those counted (of two at one
+moment, the lesser event id), which is when the target became covered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+from duhub.domain.events import Nanos
+from duhub.readmodel.coverage import Moments, known_targets, targets_in
+from duhub.readmodel.engine import plain_rows, snapshot
+from duhub.readmodel.lineage import DEFAULT_LIMIT, MAX_EXPLAIN_LIMIT
+from duhub.readmodel.statistics import QueryError
+from duhub.readmodel.units import resolve_scope
+
+# Ids named in one statement at most (SQLite's oldest limit on bound parameters is 999).
+_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class CoveringVisit:
+    group_id: str
+    unit_id: str
+    unit_name: str
+    # The visit: "" where a read model made before visits were named cannot tell which
+    # (`layout._add_coverage_events`); its times are then the target's row's.
+    event_id: str
+    source: str
+    seq: int
+    occurred_at: Nanos
+    recorded_at: Nanos
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageLineage:
+    campaign_id: str
+    group_id: str
+    targets: int
+    covered: int
+    visits: list[CoveringVisit]
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.visits) < self.covered
+
+
+def explain_coverage(
+    engine: Engine,
+    campaign_id: str,
+    scope_unit_id: str = "",
+    group_id: str = "",
+    as_of: Nanos | None = None,
+    occurred_before: Nanos | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> CoverageLineage:
+    """Return the covering visit of each covered target of the campaign inside the scope (of
+    one group, or all), as `coverage` counts them at the same moments; the first `limit` in
+    target order, and always the whole count."""
+    if limit > MAX_EXPLAIN_LIMIT:
+        raise QueryError(
+            f"limit: at most {MAX_EXPLAIN_LIMIT} targets in one answer (got {limit}); "
+            "covered and targets are the whole figure whatever the limit"
+        )
+    limit = limit or DEFAULT_LIMIT
+    targets = known_targets(engine, campaign_id, as_of)
+    campaign = targets.campaign
+    if group_id and campaign.group(group_id) is None:
+        known = ", ".join(g.group_id for g in campaign.groups)
+        raise QueryError(
+            f"group_id: campaign '{campaign_id}' has no group '{group_id}'; its groups: {known}"
+        )
+    at = Moments(as_of, occurred_before)
+    with snapshot(engine) as conn:
+        path = resolve_scope(conn, scope_unit_id).path if scope_unit_id else ""
+        scope = targets_in(targets, path)
+        # (group, target) -> its place in target order, for the groups asked about.
+        wanted = {
+            key: place for key, place in scope.place.items() if not group_id or key[0] == group_id
+        }
+        firsts = _covering(conn, campaign_id, at, scope.where, scope.params, group_id)
+        covered = sorted((wanted[k], k, v) for k, v in firsts.items() if k in wanted)
+        listed = covered[:limit]
+        events = _events(conn, [v[2] for _, _, v in listed if v[2]])
+        names = _names(conn, sorted({u for _, (_, u), _ in listed}))
+    visits = []
+    for _, (g, u), (first_at, recorded_at, event_id) in listed:
+        e = events.get(event_id) if event_id else None
+        visits.append(
+            CoveringVisit(g, u, names.get(u, ""), *e)
+            if e is not None
+            else CoveringVisit(g, u, names.get(u, ""), "", "", 0, first_at, recorded_at, 0, 0)
+        )
+    return CoverageLineage(campaign_id, group_id, len(wanted), len(covered), visits)
+
+
+def _covering(
+    conn: Connection,
+    campaign_id: str,
+    at: Moments,
+    where: str,
+    params: tuple[str, ...],
+    group_id: str,
+) -> dict[tuple[str, str], tuple[Nanos, Nanos, str]]:
+    """Return per covered (group, target) of the scope's rows (`where`) its covering visit's
+    (event time, record time, event id) at the moments asked about."""
+    sql_params: list[object] = [campaign_id, *params]
+    extra = ""
+    if group_id:
+        extra += " AND group_id = ?"
+        sql_params.append(group_id)
+    if at.occurred_before is not None:
+        extra += " AND first_at < ?"
+        sql_params.append(at.occurred_before)
+    if at.as_of is None:
+        rows = plain_rows(
+            conn,
+            "SELECT group_id, unit_id, first_at, first_recorded_at, first_event_id FROM coverage "
+            "WHERE campaign_id = ?" + where + extra,
+            sql_params,
+        )
+        return {(g, u): (first, rec, eid or "") for g, u, first, rec, eid in rows}
+    # As the hub knew it then: each target's earliest visit among those recorded by then, a
+    # row of when it was first covered as the hub learned it (as `coverage` takes it).
+    out: dict[tuple[str, str], tuple[Nanos, Nanos, str]] = {}
+    for g, u, first, rec, eid in plain_rows(
+        conn,
+        "SELECT group_id, unit_id, first_at, recorded_at, event_id FROM coverage_firsts "
+        "WHERE campaign_id = ?" + where + extra + " AND recorded_at <= ?",
+        [*sql_params, at.as_of],
+    ):
+        old = out.get((g, u))
+        if old is None or (first, eid or "") < (old[0], old[2]):
+            out[(g, u)] = (first, rec, eid or "")
+    return out
+
+
+def _events(conn: Connection, ids: list[str]) -> dict[str, tuple[object, ...]]:
+    """event id -> (event id, source, seq, occurred, recorded, partition, offset)."""
+    out: dict[str, tuple[object, ...]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        for row in plain_rows(
+            conn,
+            'SELECT event_id, source, seq, occurred_at, recorded_at, partition, "offset" '
+            f"FROM events_seen WHERE event_id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ):
+            out[row[0]] = row
+    return out
+
+
+def _names(conn: Connection, unit_ids: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i in range(0, len(unit_ids), _CHUNK):
+        chunk = unit_ids[i : i + _CHUNK]
+        out.update(
+            plain_rows(
+                conn,
+                f"SELECT unit_id, name FROM units WHERE unit_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+        )
+    return out
