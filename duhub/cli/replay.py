@@ -245,7 +245,7 @@ def _replay_into(
             report["hint"] = (
                 "the log was read without ?key=: records claiming ingest's origin were taken "
                 "at their word; if the hub runs with an origin key, replay with the hub's "
-                "origin key too (kafka://…?key=PATH)"
+                "origin key too, from the start (kafka://…?key=PATH and --fresh)"
             )
     # Of what "replayed" counts (every record, the caught-up ones too): a duplicate or a dead
     # letter changed no figure, so neither is an event applied.

@@ -25,8 +25,9 @@ from services.aggregate.write_behind import WriteBehind
 
 BATCH = 20000
 
-# What a replay target was built as (--until, --from-time, --from-offset), so that running it
-# again continues that replay and not another one. Not part of the read model's digest.
+# What a replay target was built as (--until, --from-time, --from-offset, with the origin key
+# or without), so that running it again continues that replay and not another one. Not part
+# of the read model's digest.
 cut_metadata = MetaData()
 replay_cut = Table(
     "replay_cut",
@@ -72,10 +73,13 @@ def _time(ns: int) -> str:
 
 def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
     """Record in `target` that it is a replay as `cut` of `log`; raise ValueError when it
-    already holds a replay this one cannot continue (of another log, another cut, or counted
-    from elsewhere), or a read model of another log."""
+    already holds a replay this one cannot continue (of another log, another cut, counted
+    from elsewhere, or read with the origin key where this one is not, or the reverse), or a
+    read model of another log."""
     cut_metadata.create_all(target)
     firsts = first_records(log)
+    # Whether a Kafka log is read with the hub's origin key (`duhub.log.origin`), as JSON.
+    keyed = json.dumps(getattr(log, "origin_key", None) is not None)
     foreign = other_log(log, target)
     with target.begin() as conn:
         rows = {n: v for n, v in conn.execute(select(replay_cut.c.name, replay_cut.c.value))}
@@ -119,6 +123,9 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
                     f"({cut.describe()}) cannot continue it: add --fresh to start over, or "
                     "give another --into"
                 )
+            # Absent in a target replayed before 2026-12-07: not known, so not refused.
+            if rows.get("origin_key", keyed) != keyed:
+                raise ValueError(_other_key(json.loads(rows["origin_key"])))
         conn.execute(replay_cut.delete())
         conn.execute(
             replay_cut.insert(),
@@ -127,8 +134,27 @@ def claim_cut(target: Engine, cut: ReplayCut, log: EventLog) -> None:
                 {"name": "since_ns", "value": json.dumps(cut.since_ns)},
                 {"name": "start", "value": json.dumps({str(p): o for p, o in cut.start.items()})},
                 {"name": "log", "value": encode(firsts)},
+                {"name": "origin_key", "value": keyed},
             ],
         )
+
+
+def _other_key(earlier: bool) -> str:
+    """Why a target replayed with (`earlier`) or without the origin key is not continued
+    without or with it: records claiming ingest's origin are judged otherwise (taken at their
+    word without the key, dead-lettered unless their MAC holds with it), so the target would
+    hold both judgements. Before 2026-12-07 it was resumed, and its comparison said only
+    "DIFFERENT in: dead_letters", the dead letters' reasons written the other way."""
+    trusted = "taken at their word"
+    checked = "dead-lettered unless their MAC holds"
+    was, now = ("with", "without") if earlier else ("without", "with")
+    there, here = (checked, trusted) if earlier else (trusted, checked)
+    return (
+        f"--log: read {now} an origin key (?key=), but --into holds a replay read {was} one: "
+        f"records claiming ingest's origin were {there} there, here they are {here}, and "
+        "resumed it would hold both; add --fresh to start over, or give the --log it was "
+        "replayed with"
+    )
 
 
 @dataclass(slots=True)

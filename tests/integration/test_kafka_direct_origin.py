@@ -246,7 +246,21 @@ def test_a_replay_without_the_key_that_differs_over_a_forged_record_says_to_give
     assert "without ?key=" in done.stdout and "the hub's origin key" in done.stdout, done.stdout
     again = duhub("replay", "--log", keyless, "--data-dir", str(data), "--into", into, "--json")
     assert json.loads(again.stdout)["hint"].startswith("the log was read without ?key=")
+    # Given the key as the hint says but resumed, without --fresh: refused, naming the key.
+    # Before, the keyless replay's dead letter stood, its reason written without the key,
+    # and the comparison said only "DIFFERENT in: dead_letters" (found by an ops review).
+    resumed = duhub("replay", "--log", log_url, "--data-dir", str(data), "--into", into)
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    assert (
+        "--log: read with an origin key (?key=), but --into holds a replay read without one"
+        in resumed.stderr
+    ), resumed.stderr
+    assert "add --fresh to start over" in resumed.stderr, resumed.stderr
     # With the key, the same log gives the live figures.
     keyed = duhub("replay", "--log", log_url, "--data-dir", str(data), "--fresh", "--into", into)
     assert keyed.returncode == 0, keyed.stdout + keyed.stderr
     assert "without ?key=" not in keyed.stdout
+    # And the other way round: a keyed replay is not resumed without the key.
+    keyless_again = duhub("replay", "--log", keyless, "--data-dir", str(data), "--into", into)
+    assert keyless_again.returncode == 2, keyless_again.stdout + keyless_again.stderr
+    assert "but --into holds a replay read with one" in keyless_again.stderr
