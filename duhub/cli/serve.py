@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
+import time
+from datetime import timedelta
 from pathlib import Path
 
 from duhub import build, metrics
@@ -24,6 +27,8 @@ from duhub.log.spec import is_kafka
 from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.reference import Reference
 from duhub.reference.file import reference_from_file
+
+log = logging.getLogger(__name__)
 
 
 def config(args: argparse.Namespace, reference: Reference | None = None) -> HubConfig:
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return _refused(args.service, e, cfg)
     try:
         service.start()
+        started = time.monotonic()
         url = metrics.serve_metrics(getattr(args, "metrics", ""))
     except OSError as e:  # an address in use: name the option, no traceback
         service.stop()
@@ -113,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
                 service.stop()
                 return fatal(f"duhub serve {args.service}: {service.failure}", EXIT_USAGE)
         service.stop()
+        came = stop.noted()
+    # As the aggregate worker says it stops: before, these two ended without a line, and a
+    # log showed no difference between a process stopped and one killed or lost.
+    ran = timedelta(seconds=int(time.monotonic() - started))
+    log.info(
+        "%s service stops (%s): ran for %s", args.service, came.name if came else "stopping", ran
+    )
     return 0
 
 

@@ -21,6 +21,11 @@ from tests.integration.scale import accountability, ends_of, persons_by_unit, pu
 COUNTIES = ["420502", "420503", "420504", "420505"]
 STOPPED = re.compile(r"aggregate worker stops \((SIGTERM|SIGINT)\): gave up partitions (\[.*?\])")
 LEFT = re.compile(r"LeaveGroup request succeeded")
+# What ingest and the query service say as they stop (before, nothing: a log did not tell a
+# service stopped from one killed or lost).
+SERVICE_STOPPED = re.compile(
+    r"INFO \S+ (ingest|query) service stops \((\w+)\): ran for \d+:\d\d:\d\d$"
+)
 
 
 def applied_after(worker: DuhubProcess, line: re.Pattern[str]) -> list[str]:
@@ -93,6 +98,13 @@ def test_a_worker_stopped_under_load_exits_cleanly_and_says_what_it_gave_up(
             wait_applied(query.address, ends_of(results), timeout=120)
             got = persons_by_unit(query.address)
             assert {c: got.get(c) for c in COUNTIES} == expected
+
+            # Ingest and the query service stopped so say it, as the worker did.
+            for service, name in ((ingest, "ingest"), (query, "query")):
+                service.proc.send_signal(signum)
+                assert service.proc.wait(timeout=60) == 0, "".join(service.output)[-3000:]
+                said = service.find(SERVICE_STOPPED, timeout=5)
+                assert said.groups() == (name, signum.name), said.group(0)
         finally:
             for p in procs:
                 p.stop()
