@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine
 from duhub.domain.events import Nanos
 from duhub.readmodel.coverage import Moments, known_targets, targets_in
 from duhub.readmodel.engine import plain_rows, snapshot
-from duhub.readmodel.lineage import DEFAULT_LIMIT, MAX_EXPLAIN_LIMIT
+from duhub.readmodel.lineage import DEFAULT_LIMIT, listed_at_most
 from duhub.readmodel.statistics import QueryError
 from duhub.readmodel.units import resolve_scope
 
@@ -63,12 +63,7 @@ def explain_coverage(
     """Return the covering visit of each covered target of the campaign inside the scope (of
     one group, or all), as `coverage` counts them at the same moments; the first `limit` in
     target order, and always the whole count."""
-    if limit > MAX_EXPLAIN_LIMIT:
-        raise QueryError(
-            f"limit: at most {MAX_EXPLAIN_LIMIT} targets in one answer (got {limit}); "
-            "covered and targets are the whole figure whatever the limit"
-        )
-    limit = limit or DEFAULT_LIMIT
+    limit = listed_at_most(limit, "targets", "covered and targets")
     targets = known_targets(engine, campaign_id, as_of)
     campaign = targets.campaign
     if group_id and campaign.group(group_id) is None:

@@ -46,6 +46,17 @@ class Explanation:
         return len(self.events) < self.event_count
 
 
+def listed_at_most(limit: int, listed: str, whole: str) -> int:
+    """Return how many lines an explanation lists (0: the default); raise QueryError for more
+    than one answer may carry, saying what stays the whole figure (`whole`)."""
+    if limit > MAX_EXPLAIN_LIMIT:
+        raise QueryError(
+            f"limit: at most {MAX_EXPLAIN_LIMIT} {listed} in one answer (got {limit}); "
+            f"{whole} are the whole figure whatever the limit"
+        )
+    return limit or DEFAULT_LIMIT
+
+
 def explain(
     engine: Engine,
     metric: str,
@@ -67,12 +78,7 @@ def explain(
     # too (it holds no events, but problems may be open then).
     lo = MIN_NS if lo is None else min(max(lo, MIN_NS), MAX_NS)
     hi = MAX_NS if hi is None else min(max(hi, MIN_NS), MAX_NS)
-    if limit > MAX_EXPLAIN_LIMIT:
-        raise QueryError(
-            f"limit: at most {MAX_EXPLAIN_LIMIT} events in one answer (got {limit}); "
-            "total and event_count are the whole figure whatever the limit"
-        )
-    limit = limit or DEFAULT_LIMIT
+    limit = listed_at_most(limit, "events", "total and event_count")
     e = s.events_seen.c
     with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)

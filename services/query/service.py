@@ -84,6 +84,15 @@ def _as_of(msg) -> int | None:  # type: ignore[no-untyped-def]
     return _clamped_time(msg, "as_of")
 
 
+def _times_as_asked(request, reply):  # type: ignore[no-untyped-def]
+    """Return the reply with its as_of and occurred_before as the request gave them, not as
+    clamped."""
+    for name in ("as_of", "occurred_before"):
+        if request.HasField(name):
+            getattr(reply, name).CopyFrom(getattr(request, name))
+    return reply
+
+
 def _refuse_unfit(context: grpc.ServicerContext, request: Message) -> None:
     """Abort INVALID_ARGUMENT on a string field holding a NUL character or whitespace at
     either end (`unfit`), naming it."""
@@ -164,12 +173,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 _clamped_time(r, "occurred_before"),
             )
         )
-        # As asked, not as clamped.
-        if r.HasField("as_of"):
-            reply.as_of.CopyFrom(r.as_of)
-        if r.HasField("occurred_before"):
-            reply.occurred_before.CopyFrom(r.occurred_before)
-        return reply
+        return _times_as_asked(r, reply)
 
     def _kept_coverage(
         self, context: grpc.ServicerContext, r: qpb.GetCoverageRequest
@@ -406,10 +410,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 r.limit,
             )
         )
-        for name in ("as_of", "occurred_before"):  # as asked, not as clamped
-            if r.HasField(name):
-                getattr(reply, name).CopyFrom(getattr(r, name))
-        return reply
+        return _times_as_asked(r, reply)
 
     def ExplainCoverage(
         self, request: qpb.ExplainCoverageRequest, context: grpc.ServicerContext
