@@ -80,6 +80,17 @@ PLACEMENT_READ_S = 10.0
 PEEK_RECORDS = 1000
 PEEK_FETCH_BYTES = 1024 * 1024
 PEEK_FETCH_WAIT_MS = 10
+# A stopping process (`duhub serve ingest`, `duhub up` on Kafka) closes its log within this,
+# whatever the broker does: it has 23 s to stop in all (as an aggregate worker,
+# services/aggregate/faust_app.STOP_WITHIN_S, under the 30 s compose and Kubernetes give before
+# SIGKILL), and its server's grace and the rest of its stop come before. Through a frozen broker
+# (tests/flakylink.FrozenBroker) close waited out kafka-python's 30 s request timeout behind a
+# reader's lock (an ingest scraped for its lag just before the stop: 27 s), and an append in
+# flight held the process 42 s: 10 s for its producer's flush, then its gRPC thread, which
+# Python's exit waits for, the append's 45 s backstop, its event loop stopped.
+CLOSE_WITHIN_S = 5.0
+# What the appender's event loop gets to stop in, past that, when the flush took it all.
+LOOP_STOP_S = 0.5
 # Shared by both producers (and the benchmark's raw reference, which must match them).
 LINGER_MS = 2
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -321,11 +332,14 @@ class KafkaLog:
             if self._closed:
                 raise LogClosed("log is closed")
             if self._appender is None:
-                self._appender = _Appender(self.spec, self.origin_key, self._placed_by())
+                placed_by = self._placed_by()
+                if self._closed:  # while the placement was read (close does not wait for it)
+                    raise LogClosed("log is closed")
+                self._appender = _Appender(self.spec, self.origin_key, placed_by)
             appender = self._appender
         try:
             # The appender times out itself (DELIVERY_TIMEOUT_MS); this is a backstop.
-            return appender.submit(items).result(timeout=DELIVERY_TIMEOUT_MS / 1000 + 15)
+            return appender.append(items, timeout=DELIVERY_TIMEOUT_MS / 1000 + 15)
         except TimeoutError:
             # Before OSError: a TimeoutError is one (and concurrent.futures' and asyncio's are
             # it, Python 3.11), and the appender's says nothing: ingest answered "the log is
@@ -333,6 +347,11 @@ class KafkaLog:
             raise KafkaTimeoutError(
                 f"the broker did not acknowledge the append within {DELIVERY_TIMEOUT_MS} ms "
                 "(it may be down, or slow); the records may be in the log all the same"
+            ) from None
+        except _GivenUp:
+            raise KafkaTimeoutError(
+                "the log closed before the broker acknowledged the append (the process is "
+                "stopping); the records may be in the log all the same"
             ) from None
         except (KafkaError, OSError):
             raise
@@ -558,21 +577,66 @@ class KafkaLog:
                 return False
             time.sleep(0.05)
 
-    def close(self) -> None:
-        with self._producer_lock:
-            self._closed = True  # an append still in flight (the server's grace is over) stops
+    def close(self, timeout: float = CLOSE_WITHIN_S) -> None:
+        """Close the log's clients within `timeout` s (CLOSE_WITHIN_S), whatever the broker does.
+
+        Appends the broker has not acknowledged by then fail, and so do dead letters not
+        delivered: said at ERROR, never taken as sent. A reader still waiting on the broker (a
+        scrape's lag, a health probe) keeps its client: it holds nothing to save, and is left to
+        the process's exit (kafka-python's network thread is a daemon)."""
+        deadline = time.monotonic() + timeout
+        # Not waited for past the deadline: an append's first call holds this lock while it
+        # reads the partitions' tails (up to the request timeout on a frozen broker), and
+        # looks at the flag again before it makes the producer.
+        held = self._producer_lock.acquire(timeout=_left(deadline))
+        self._closed = True  # an append still in flight (the server's grace is over) stops
+        if held:
+            self._producer_lock.release()
         if self._appender is not None:
-            self._appender.close(timeout=10)
+            self._appender.close(_left(deadline))
         if self._producer is not None:
-            self._producer.close(timeout=10)
-        with self._probe_lock:
-            if self._probe is not None:
-                self._probe.close()
-        with self._peek_lock:
-            if self._peek is not None:
-                self._peek.close()
-        with self._consumer_lock:
-            self._consumer.close()
+            _close_dead_letters(self._producer, _left(deadline))
+        readers = (
+            ("health probe", self._probe_lock, lambda: self._probe),
+            ("peek reader", self._peek_lock, lambda: self._peek),
+            ("reader", self._consumer_lock, lambda: self._consumer),
+        )
+        for what, lock, client in readers:
+            if not lock.acquire(timeout=_left(deadline)):
+                log.warning(
+                    "log: closing, the %s still waits on the broker %s: left open to the "
+                    "process's exit",
+                    what,
+                    self.spec.bootstrap,
+                )
+                continue
+            try:
+                if (found := client()) is not None:
+                    found.close()
+            finally:
+                lock.release()
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _close_dead_letters(producer: KafkaProducer, timeout: float) -> None:
+    """Close the dead-letter producer within `timeout` s. A dead letter not delivered by then
+    is said, and its `send_dead_letter` fails: the batch that refused the record does not
+    commit, and the partition's next reader refuses it again and sends it then."""
+    try:
+        producer.close(timeout=timeout)
+    except KafkaTimeoutError:
+        log.error(
+            "log: closing, dead letters to %s were not acknowledged by the broker before the "
+            "log closed: not sent; the batches that refused them do not commit, and are "
+            "applied again",
+            producer.config["bootstrap_servers"],
+        )
+        # kafka-python 3.0.12's close raises out of its flush before it stops its sender
+        # (private: stop it without sending; what it held fails, its sender is told so).
+        producer._sender.force_close()
 
 
 _WARNED: set[str] = set()
@@ -587,6 +651,10 @@ def _warn_without_key(spec: KafkaSpec) -> None:
             "process of the hub the same origin key file (README, Security)",
             spec.topic,
         )
+
+
+class _GivenUp(Exception):
+    """An append that `_Appender.close` gave up on: the broker had not acknowledged it."""
 
 
 class _Appender:
@@ -609,10 +677,23 @@ class _Appender:
         self._producer: aiokafka.AIOKafkaProducer | None = None
         self._order = asyncio.Lock()  # binds to the loop on first use
         self._partition_of: dict[bytes, int] = {}
+        # The appends not settled yet, with their record counts, and what `close` settles when
+        # it gives up on them: else their callers waited on a stopped loop, up to `append`'s
+        # 45 s backstop (and a process's exit waits for its gRPC threads).
+        self._in_flight: dict[concurrent.futures.Future, int] = {}  # type: ignore[type-arg]
+        self._given_up: concurrent.futures.Future = concurrent.futures.Future()  # type: ignore[type-arg]
 
-    def submit(self, items: Sequence[tuple[bytes, bytes]]) -> concurrent.futures.Future:  # type: ignore[type-arg]
-        """Start appending; the future gives (partition, offset) per record once acknowledged."""
-        return asyncio.run_coroutine_threadsafe(self._append(items), self._loop)
+    def append(self, items: Sequence[tuple[bytes, bytes]], timeout: float) -> list[tuple[int, int]]:
+        """Return (partition, offset) per record once the broker acknowledged them all; raise
+        TimeoutError after `timeout`, _GivenUp when the log closed first."""
+        done = asyncio.run_coroutine_threadsafe(self._append(items), self._loop)
+        self._in_flight[done] = len(items)
+        done.add_done_callback(lambda f: self._in_flight.pop(f, None))
+        first = concurrent.futures.FIRST_COMPLETED
+        concurrent.futures.wait([done, self._given_up], timeout, return_when=first)
+        if done.done() or not self._given_up.done():
+            return done.result(timeout=0)
+        raise _GivenUp
 
     async def _append(self, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
         async with self._order:
@@ -715,6 +796,10 @@ class _Appender:
             log.debug("closing a failed producer", exc_info=True)
 
     def close(self, timeout: float) -> None:
+        """Flush and close the producer within `timeout` s (and LOOP_STOP_S); the appends the
+        broker has not acknowledged by then fail (KafkaTimeoutError to their callers), said at
+        ERROR."""
+
         async def stop() -> None:
             if self._producer is not None:
                 await self._producer.stop()
@@ -723,12 +808,32 @@ class _Appender:
             # Closed before: a stop handed to the stopped loop would never run, and the
             # wait for it would last the whole timeout.
             return
+        deadline = time.monotonic() + timeout
         try:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout)
+        except TimeoutError:
+            pass  # what it did not flush is said below
         except Exception:
             log.warning("the log producer did not close cleanly", exc_info=True)
+        # A flush that ended settles its appends a moment later, on the loop.
+        concurrent.futures.wait(list(self._in_flight), timeout=_left(deadline))
+        # Stopped at once, as ever: what it still waits on is the broker's. It stops at its
+        # next turn (an idle loop's: at once); once it has, no append settles any more, so
+        # those unsettled are exactly those that fail.
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
+        self._thread.join(max(_left(deadline), LOOP_STOP_S))
+        failed = [n for f, n in list(self._in_flight.items()) if not f.done()]
+        self._given_up.set_result(None)
+        if failed:
+            log.error(
+                "log: closing, %d records (%d append calls) were not acknowledged by the "
+                "broker %s within %.1f s: those appends fail, none of them acknowledged (the "
+                "records may be in the log all the same)",
+                sum(failed),
+                len(failed),
+                self.spec.bootstrap,
+                timeout,
+            )
 
 
 def to_record(m, origin_key: bytes | None) -> LogRecord:  # type: ignore[no-untyped-def]
