@@ -11,6 +11,9 @@
 | `duhub_append_to_readmodel_seconds` | from an event's recorded_at to its commit in the model |
 | `duhub_query_seconds{rpc}` | time to answer a query RPC |
 | `duhub_dependency_up{dependency}` | 1 while the health probe reaches the log / read model |
+
+A process serves the metrics of the roles it runs (`ROLE_METRICS`) and those of every process:
+`duhub serve query` no ingest counters, `duhub up` (every role) all.
 """
 
 from __future__ import annotations
@@ -79,18 +82,54 @@ DEPENDENCY_UP = Gauge(
 # Which build serves: duhub_build_info{version, commit, modified} 1 (duhub.build).
 BUILD = Info("duhub_build", "The duhub build this process runs")
 
+# The metrics of each role, served only by a process that runs it: every process made them all
+# (they are made on import), and served the others' at 0 (a query server's
+# duhub_ingest_batch_seconds_count 0, an ingest's duhub_aggregate_applied_total 0), misleading
+# a scraper. Those of no role here (duhub_dependency_up, duhub_build_info, duhub_aggregate_lag
+# where `watch_lag` adds it, Python's own) are every process's.
+ROLES = ("ingest", "aggregate", "query")
+ROLE_METRICS = {
+    "ingest": (INGEST_EVENTS, INGEST_REJECTIONS, INGEST_REQUESTS, INGEST_BATCH, CALLS_REFUSED),
+    "aggregate": (AGGREGATE_APPLIED, APPEND_TO_READMODEL),
+    "query": (QUERY_SECONDS, CALLS_REFUSED),
+}
 
-def start_metrics(listen: str) -> str:
-    """Serve /metrics on HOST:PORT (port 0: any); return its URL."""
+
+def hidden_of(roles: Iterable[str]) -> set[str]:
+    """Return the names of the metric families of the roles not in `roles`."""
+    ours = {m for role in roles for m in ROLE_METRICS[role]}
+    theirs = {m for metrics in ROLE_METRICS.values() for m in metrics} - ours
+    return {family.name for m in theirs for family in m.describe()}
+
+
+class RolesView:
+    """What /metrics serves of `registry`: every family but those `hidden`."""
+
+    def __init__(self, registry: Any, hidden: set[str]) -> None:
+        self.registry = registry
+        self.hidden = hidden
+
+    def collect(self) -> Iterator[Any]:
+        return (family for family in self.registry.collect() if family.name not in self.hidden)
+
+    def restricted_registry(self, names: Iterable[str]) -> RolesView:
+        """A scrape naming the series it wants (`?name[]=…`): of those served."""
+        return RolesView(self.registry.restricted_registry(names), self.hidden)
+
+
+def start_metrics(listen: str, roles: Iterable[str] = ROLES) -> str:
+    """Serve /metrics on HOST:PORT (port 0: any), of `roles` (`RolesView`); return its URL."""
     host, port = listen.rsplit(":", 1)
     BUILD.info(build.labels())  # asked of git once, and only by processes serving metrics
-    server, _ = start_http_server(int(port), addr=host)
+    served = RolesView(REGISTRY, hidden_of(roles))
+    server, _ = start_http_server(int(port), addr=host, registry=served)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{server.server_port}/metrics"
 
 
-def serve_metrics(listen: str, *, required: bool = True) -> str:
-    """Start the /metrics endpoint unless `listen` is empty or "off"; return its URL or "".
+def serve_metrics(listen: str, *, required: bool = True, roles: Iterable[str] = ROLES) -> str:
+    """Start the /metrics endpoint of `roles` (those the process runs) unless `listen` is
+    empty or "off"; return its URL or "".
 
     A default address already in use (a second hub on the machine) is only a warning when not
     `required`; an address asked for explicitly that cannot be bound raises OSError.
@@ -98,7 +137,7 @@ def serve_metrics(listen: str, *, required: bool = True) -> str:
     if listen.strip().lower() in ("", "off", "none"):
         return ""
     try:
-        return start_metrics(listen)
+        return start_metrics(listen, roles)
     except (OSError, ValueError) as e:
         if required:
             raise OSError(f"--metrics: cannot serve metrics on {listen}: {e}") from None

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         service.start()
         started = time.monotonic()
-        url = metrics.serve_metrics(getattr(args, "metrics", ""))
+        url = metrics.serve_metrics(getattr(args, "metrics", ""), roles=(args.service,))
     except OSError as e:  # an address in use: name the option, no traceback
         service.stop()
         return fatal(f"duhub serve {args.service}: {e}", EXIT_USAGE)
@@ -155,7 +155,7 @@ def _aggregate(cfg: HubConfig, metrics_listen: str = "") -> int:
         )
         print(banner_line("build", build.describe()), flush=True)
         try:
-            url = metrics.serve_metrics(metrics_listen)
+            url = metrics.serve_metrics(metrics_listen, roles=("aggregate",))
         except OSError as e:
             return fatal(f"duhub serve aggregate: {e}", EXIT_USAGE)
         if url:

@@ -118,3 +118,44 @@ def test_an_aggregate_worker_serves_whether_its_dependencies_answer(tmp_path: Pa
         assert m['duhub_dependency_up{dependency="read_model"}'] == 1, m
     finally:
         worker.stop()
+
+
+def families(url: str) -> set[str]:
+    """Return the names of the duhub metric families a scrape of `url` holds."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE duhub_")}
+
+
+INGEST_ONLY = {
+    "duhub_ingest_events_total",
+    "duhub_ingest_rejections_total",
+    "duhub_ingest_requests_total",
+    "duhub_ingest_batch_seconds",
+}
+AGGREGATE_ONLY = {"duhub_aggregate_applied_total", "duhub_append_to_readmodel_seconds"}
+QUERY_ONLY = {"duhub_query_seconds"}
+EVERY_PROCESS = {"duhub_dependency_up", "duhub_build_info"}
+
+
+def test_each_service_serves_the_metrics_of_its_own_role_only(tmp_path: Path) -> None:
+    # Before, every process served every role's metrics, the others' at 0: a query server's
+    # duhub_ingest_batch_seconds_count 0, an ingest's duhub_aggregate_applied_total 0, a
+    # worker's duhub_query_seconds, all read by a scraper as series of that process.
+    data = str(tmp_path / "data")
+    served = {}
+    procs = []
+    try:
+        for role in ("ingest", "aggregate", "query"):
+            procs.append(serve(role, "--data-dir", data, "--metrics", "127.0.0.1:0"))
+            served[role] = families(procs[-1].find(METRICS).group(1))
+        ingest, aggregate, query = served["ingest"], served["aggregate"], served["query"]
+        assert INGEST_ONLY | EVERY_PROCESS <= ingest, ingest
+        assert not (AGGREGATE_ONLY | QUERY_ONLY) & ingest, ingest
+        assert AGGREGATE_ONLY | EVERY_PROCESS <= aggregate, aggregate
+        assert not (INGEST_ONLY | QUERY_ONLY | {"duhub_calls_refused_total"}) & aggregate
+        assert QUERY_ONLY | EVERY_PROCESS <= query, query
+        assert not (INGEST_ONLY | AGGREGATE_ONLY) & query, query
+    finally:
+        for proc in procs:
+            proc.stop()

@@ -12,7 +12,7 @@ from grpc_health.v1 import health, health_pb2
 
 from duhub.health import Check, HealthMonitor, flag_check
 from duhub.logs import JsonFormatter
-from duhub.metrics import LagCollector, observe_applied, observe_publish
+from duhub.metrics import LagCollector, RolesView, hidden_of, observe_applied, observe_publish
 from duhub.v1 import ingest_pb2 as ipb
 from services.ingest.ingestor import summarize
 
@@ -112,6 +112,19 @@ def test_publish_answers_and_applied_records_are_counted() -> None:
     applied = _sample("duhub_aggregate_applied_total")
     observe_applied(5, [1])
     assert _sample("duhub_aggregate_applied_total") == applied + 5
+
+
+def test_a_scrape_naming_series_gets_none_of_another_role() -> None:
+    # `?name[]=…` narrows what /metrics serves (prometheus_client), never widens it: a query
+    # server asked for ingest's series has none (tests/e2e/test_observability.py: the rest).
+    from prometheus_client import REGISTRY, generate_latest
+
+    observe_publish(summarize([ipb.EventResult(event_id="a", result=ipb.RESULT_ACCEPTED)]), 0.01)
+    names = ["duhub_ingest_events_total", "duhub_query_seconds_count"]
+    query = RolesView(REGISTRY, hidden_of(["query"])).restricted_registry(names)
+    assert b"duhub_ingest" not in generate_latest(query)
+    ingest = RolesView(REGISTRY, hidden_of(["ingest"])).restricted_registry(names)
+    assert b'duhub_ingest_events_total{result="accepted"}' in generate_latest(ingest)
 
 
 def test_lag_is_log_end_minus_applied_and_quiet_when_unreachable() -> None:
