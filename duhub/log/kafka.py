@@ -700,6 +700,8 @@ class _Appender:
             producer = self._producer or await self._start()
             try:
                 batches, where = await self._enqueue(producer, items)
+            except GeneratorExit:
+                raise  # closed unfinished, its loop stopped (`close`): nothing may be awaited
             except BaseException as e:
                 await self._drop(producer, e)
                 raise
@@ -707,6 +709,8 @@ class _Appender:
             metas = await asyncio.wait_for(
                 asyncio.gather(*batches), timeout=DELIVERY_TIMEOUT_MS / 1000
             )
+        except GeneratorExit:
+            raise  # as above
         except BaseException as e:
             await self._drop(producer, e)
             raise
