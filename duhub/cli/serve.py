@@ -6,7 +6,6 @@ import argparse
 import logging
 import signal
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from duhub import build, metrics
@@ -22,7 +21,7 @@ from duhub.cli.bannerline import banner_line
 from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
-from duhub.cli.stopsignal import StopSignals
+from duhub.cli.stopsignal import StopSignals, log_stopped
 from duhub.log.spec import is_kafka
 from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.reference import Reference
@@ -120,12 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 return fatal(f"duhub serve {args.service}: {service.failure}", EXIT_USAGE)
         service.stop()
         came = stop.noted()
-    # As the aggregate worker says it stops: before, these two ended without a line, and a
-    # log showed no difference between a process stopped and one killed or lost.
-    ran = timedelta(seconds=int(time.monotonic() - started))
-    log.info(
-        "%s service stops (%s): ran for %s", args.service, came.name if came else "stopping", ran
-    )
+    log_stopped(log, f"{args.service} service", came, started)
     return 0
 
 

@@ -11,9 +11,12 @@ signal that came before the wait leaves it readable, so none is lost.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
+import time
+from datetime import timedelta
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -68,3 +71,11 @@ class StopSignals:
         signal.set_wakeup_fd(self._previous_fd)
         os.close(self._read)
         os.close(self._write)
+
+
+def log_stopped(log: logging.Logger, what: str, came: signal.Signals | None, since: float) -> None:
+    """Log that `what` stops, why (the signal that came) and how long it ran (from `since`,
+    time.monotonic): as the aggregate worker says it stops. Before 2026-12-07 ingest, query
+    and `duhub up` ended without a line: a stop could not be told from a kill."""
+    ran = timedelta(seconds=int(time.monotonic() - since))
+    log.info("%s stops (%s): ran for %s", what, came.name if came else "stopping", ran)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from duhub.cli.client import EXIT_USAGE
 from duhub.cli.main import DEFAULT_METRICS
 from duhub.cli.serve import http_address
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
-from duhub.cli.stopsignal import StopSignals
+from duhub.cli.stopsignal import StopSignals, log_stopped
 from duhub.log.base import LogCorrupted
 from duhub.log.belongs import LogLost
 from duhub.logs import fatal, library_level, set_library_level, setup_logging
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         # With credentials, over the hub's private socket (bootstrap.Hub.local_target).
         simulator = Simulator(hub.local_target, data_dir, rate=args.rate)
         simulator.start()
+    started = time.monotonic()
     # Caught from before the banner: whoever read it and sends a kill gets a clean stop.
     with StopSignals() as stop:
         print(banner(hub, simulated=simulator is not None, metrics_url=url), flush=True)
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         if simulator is not None:
             simulator.stop()
         hub.stop()
+        came = stop.noted()
+    log_stopped(log, "hub", came, started)
     lost = hub.ingestor.failure or _lost(hub.tailer.error)
     if lost:  # as at start (exit 2), which a restart then meets
         return fatal(f"duhub up: {lost}", EXIT_USAGE)

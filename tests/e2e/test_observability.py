@@ -159,3 +159,12 @@ def test_each_service_serves_the_metrics_of_its_own_role_only(tmp_path: Path) ->
     finally:
         for proc in procs:
             proc.stop()
+
+
+def test_the_hub_says_it_stops_and_why(tmp_path: Path) -> None:
+    """`duhub up` stopped logs a line naming the signal, as the services apart and the worker
+    do: before 2026-12-07 it ended without one, a stop not to be told from a kill."""
+    hub = HubProcess(tmp_path / "hub")
+    assert hub.stop() == 0
+    said = hub.find(re.compile(r"hub stops \((\w+)\): ran for (\d+:\d\d:\d\d)"))
+    assert said.group(1) == "SIGTERM", said.group(0)
