@@ -614,6 +614,16 @@ def test_coverage(session: Session) -> None:
         "yidu": (3, 1),
         "dang": (0, 0),
     }
+    # Lineage: the visit that covered each covered target; of Y_V1's two, the earlier (c-7).
+    lineage = session.query.ExplainCoverage(
+        qpb.ExplainCoverageRequest(campaign_id="cov"), timeout=30
+    )
+    assert (lineage.targets, lineage.covered) == (6, 2)
+    assert [(v.group_id, v.unit_id, v.event_id) for v in lineage.visits] == [
+        ("city-1", YIDU, "c-1"),
+        ("yidu", Y_V1, "c-7"),
+    ]
+    assert [v.occurred_at.ToNanoseconds() for v in lineage.visits] == [WINDOW[0], WINDOW[1] - 2]
     # Every visit is real: counted in visits whether it covers or not.
     session.check(scope=CITY, lo=WINDOW[0] - NS, hi=WINDOW[1] + NS)
     session.check(scope=CITY, lo=WINDOW[0], hi=WINDOW[1], group_by="month")
