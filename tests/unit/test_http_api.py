@@ -280,6 +280,83 @@ def test_the_coverage_on_a_given_day(api: Client) -> None:
         assert error.startswith(said), (query, error)
 
 
+def test_the_visits_that_covered_a_groups_targets(api: Client) -> None:
+    """Lineage of coverage on the page's API: per covered target, the visit that first
+    covered it, in target order, as the coverage route counts them (its scope and moments)."""
+    path = "api/campaigns/vax/coverage/visits"
+    n1 = api.get(f"{path}?group=n1")
+    assert (n1["groupId"], n1["covered"], n1["targets"], n1["truncated"]) == ("n1", 2, 3, False)
+    assert [
+        (v["unitId"], v["unitName"], v["eventId"], v["source"], v["seq"], v["occurredAt"])
+        for v in n1["visits"]
+    ] == [
+        ("420581101", "聂家河镇", "y1", "420581", 1, "2022-11-03T02:00:00Z"),
+        ("420581102", "柏花口镇", "y3", "420581", 3, "2022-11-05T02:00:00Z"),
+    ]
+    assert all(isinstance(v["offset"], int) for v in n1["visits"])  # numbers, not strings
+    cov = api.get("api/campaigns/vax/coverage")
+    every = api.get(path)
+    assert (every["covered"], every["targets"]) == (cov["totals"]["covered"], 6)
+    assert [v["unitId"] for v in every["visits"] if v["groupId"] == "n1"] == [
+        g["coveredUnitIds"] for g in cov["groups"] if g["groupId"] == "n1"
+    ][0]
+    # On a day (its end in time_zone): a target first covered after it is not listed.
+    on = api.get(f"{path}?group=n1&on=2022-11-04&time_zone=Asia/Shanghai")
+    assert on["occurredBefore"] == "2022-11-04T16:00:00Z"
+    assert [v["unitId"] for v in on["visits"]] == ["420581101"] and on["covered"] == 1
+    before = api.get(f"{path}?occurredBefore=2022-11-05T02:00:00.000000001Z&group=n1")
+    assert before["covered"] == 2
+    scoped = api.get(f"{path}?scope=420582")
+    assert [(v["groupId"], v["unitId"]) for v in scoped["visits"]] == [("c1", "420582")]
+    assert (scoped["covered"], scoped["targets"]) == (1, 1)
+    # At most `limit` listed; the count is still the whole figure.
+    one = api.get(f"{path}?limit=1")
+    assert (len(one["visits"]), one["covered"], one["truncated"]) == (1, 4, True)
+    assert api.get(f"{path}?as_of=2262-04-12&time_zone=%2B08:00")["asOf"] == "2262-04-11T16:00:00Z"
+    said = api.get(f"{path}?as_of=2000-01-01", 404)["error"]
+    assert said.startswith("as_of: campaign 'vax' was not yet recorded"), said
+
+
+def test_a_scoped_caller_sees_only_its_countys_covering_visits(tmp_path: Path) -> None:
+    """A county's user reads the visits inside its county, as its coverage, and is refused
+    another county's, naming the parameter."""
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+
+    tokens = tmp_path / "tokens"
+    token = append_token(tokens, user("al", "420581"))
+    hub = Hub(
+        HubConfig(tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(tokens))
+    )
+    hub.start()
+    try:
+        assert hub.dashboard is not None
+        publish(hub, scenario())
+        client = Client(hub.dashboard.url)
+        bearer = {"Authorization": f"Bearer {token}"}
+
+        def visits(query: str) -> tuple[int, Any]:
+            status, _, body = client.raw(
+                f"/api/campaigns/vax/coverage/visits{query}", "GET", bearer
+            )
+            return status, json.loads(body)
+
+        def applied() -> None:
+            assert visits("")[1].get("covered") == 3
+
+        eventually(applied)
+        status, mine = visits("")
+        assert status == 200
+        # 当阳市 (420582), covered by c1, is another county's: neither listed nor counted.
+        assert [v["unitId"] for v in mine["visits"]] == ["420581", "420581101", "420581102"]
+        assert mine["targets"] == 4
+        status, refused = visits("?scope=420582")
+        assert status == 403 and refused["error"].startswith("scope:"), refused
+        assert client.raw("/api/campaigns/vax/coverage/visits")[0] == 401
+    finally:
+        hub.stop(grace=0)
+
+
 def test_statistics_by_period_in_a_time_zone(api: Client) -> None:
     """A bare date is midnight in the zone, as on the command line: Beijing's November 1st
     starts at 16:00 UTC the day before, and its days are keyed by their Beijing dates."""
@@ -368,6 +445,18 @@ def test_units_list_and_one_unit_with_its_ancestors(api: Client) -> None:
         ("api/campaigns/nope/coverage", 404, "campaignId:"),
         ("api/campaigns/vax/coverage?scope=nope", 404, "scope:"),
         ("api/campaigns/vax/coverage?as_of=later", 400, "as_of:"),
+        ("api/campaigns/nope/coverage/visits", 404, "campaignId:"),
+        ("api/campaigns/vax/coverage/visits?group=zz", 400, "group: campaign 'vax' has no"),
+        ("api/campaigns/vax/coverage/visits?group=n1&group=c1", 400, "group: give it once"),
+        ("api/campaigns/vax/coverage/visits?group=n1%20", 400, "group:"),
+        ("api/campaigns/vax/coverage/visits?scope=nope", 404, "scope:"),
+        ("api/campaigns/vax/coverage/visits?on=2022-11-31", 400, "on: '2022-11-31' is not"),
+        ("api/campaigns/vax/coverage/visits?on=2022-11-04&occurred_before=2022-11-05", 400, "on:"),
+        ("api/campaigns/vax/coverage/visits?as_of=", 400, "as_of:"),
+        ("api/campaigns/vax/coverage/visits?time_zone=Asia/Shangai", 400, "time_zone:"),
+        ("api/campaigns/vax/coverage/visits?limit=50001", 400, "limit: at most 50000"),
+        ("api/campaigns/vax/coverage/visits?limit=-1", 400, "limit: must be a whole number"),
+        ("api/campaigns/vax/coverage/visits?groupId=n1", 400, "groupId: unknown parameter"),
         ("api/units/nope", 404, "unitId:"),
         ("api/units?parent=nope", 404, "parent:"),
         # The event stream answers a question wrongly asked before it starts, as
@@ -488,6 +577,10 @@ def test_openapi_describes_every_route_and_only_those(api: Client) -> None:
     coverage = {p["name"] for p in doc["paths"][path]["get"]["parameters"]}
     assert coverage == {
         "campaignId", "scope", "as_of", "uncovered_named", "on", "occurred_before", "time_zone"
+    }  # fmt: skip
+    visits = {p["name"] for p in doc["paths"][f"{path}/visits"]["get"]["parameters"]}
+    assert visits == {
+        "campaignId", "scope", "group", "as_of", "on", "occurred_before", "time_zone", "limit"
     }  # fmt: skip
     # metric is required: without it the answer is 400 "metric: name at least one metric",
     # where the document said it was optional. Times are dates or RFC 3339 times, not any

@@ -51,6 +51,7 @@ FIELDS = {
     "parent_id": "parent",
     "campaign_id": "campaignId",
     "unit_id": "unitId",
+    "group_id": "group",
 }
 GROUP_BY = {
     "": qpb.GROUP_BY_UNSPECIFIED,
@@ -171,6 +172,27 @@ def _zone(params: Params, value: str) -> tzinfo:
         raise ApiError(400, str(e)) from None
 
 
+# The moments a coverage question is asked at, as both coverage routes take them.
+COVERAGE_TIMES = (
+    "as_of", "asOf", "time_zone", "timeZone", "on", "occurred_before", "occurredBefore"
+)  # fmt: skip
+
+
+def _coverage_moments(
+    params: Params, req: qpb.GetCoverageRequest | qpb.ExplainCoverageRequest
+) -> None:
+    """Set a coverage request's as_of and occurred_before as the parameters give them. A bare
+    as_of date is midnight in time_zone, as /api/statistics reads it (refused as an unknown
+    parameter before 2026-12-06, the date was UTC's midnight here alone)."""
+    zone = _zone(params, _plus_restored(_one(params, "time_zone", "timeZone")))
+    as_of = _time(params, "as_of", "asOf", zone=zone)
+    if as_of is not None:
+        req.as_of.CopyFrom(as_of)
+    before = _occurred_before(params, ("occurred_before", "occurredBefore"), zone)
+    if before is not None:
+        req.occurred_before.CopyFrom(before)
+
+
 class DashboardApi:
     """Answer the dashboard's questions from the read model, through the QueryServicer."""
 
@@ -208,20 +230,9 @@ class DashboardApi:
 
     def coverage(self, campaign_id: str, params: Params) -> Json:
         named_as = ("uncovered_named", "uncoveredNamed")
-        before_as = ("occurred_before", "occurredBefore")
-        known(
-            params, ("scope", "as_of", "asOf", *named_as, "time_zone", "timeZone", "on", *before_as)
-        )
+        known(params, ("scope", *named_as, *COVERAGE_TIMES))
         req = qpb.GetCoverageRequest(campaign_id=campaign_id, scope_unit_id=_one(params, "scope"))
-        # A bare as_of date is midnight in time_zone, as /api/statistics reads it (refused as an
-        # unknown parameter before 2026-12-06, the date was UTC's midnight here alone).
-        zone = _zone(params, _plus_restored(_one(params, "time_zone", "timeZone")))
-        as_of = _time(params, "as_of", "asOf", zone=zone)
-        if as_of is not None:
-            req.as_of.CopyFrom(as_of)
-        before = _occurred_before(params, before_as, zone)
-        if before is not None:
-            req.occurred_before.CopyFrom(before)
+        _coverage_moments(params, req)
         named = _count(params, *named_as)
         out = _dict(self.servicer.GetCoverage(req, self._ctx))
         # The page lists 150 a group: naming all 50,000 uncovered targets of a 100,000-target
@@ -244,6 +255,23 @@ class DashboardApi:
             "covered": covered,
             "ratio": covered / targets if targets else 1.0,
         }
+        return out
+
+    def coverage_visits(self, campaign_id: str, params: Params) -> Json:
+        """Return which visit first covered each covered target (of one group, or all), as
+        the coverage route counts them: the servicer's ExplainCoverage."""
+        known(params, ("scope", "group", "limit", *COVERAGE_TIMES))
+        req = qpb.ExplainCoverageRequest(
+            campaign_id=campaign_id,
+            scope_unit_id=_one(params, "scope"),
+            group_id=_one(params, "group"),
+            limit=_count(params, "limit") or 0,  # 0: the servicer's default (1000)
+        )
+        _coverage_moments(params, req)
+        out = _dict(self.servicer.ExplainCoverage(req, self._ctx))
+        # uint64 prints as a string in canonical JSON; a page wants numbers.
+        for v in out["visits"]:
+            v["seq"], v["offset"] = int(v["seq"]), int(v["offset"])
         return out
 
     def _targets_named(self, campaign_id: str) -> dict[str, Json]:

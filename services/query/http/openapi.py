@@ -55,6 +55,29 @@ WHEN = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]
 AS_OF = _param(
     "as_of", "query", "answer with what the hub had recorded then (RFC 3339 or date)", **WHEN
 )
+# The moments a coverage question is asked at (both coverage routes).
+ON = _param(
+    "on",
+    "query",
+    "the coverage on this day (event time): only visits that occurred "
+    "before its end, in time_zone, count; not with occurred_before",
+    type="string",
+    format="date",
+)
+OCCURRED_BEFORE = _param(
+    "occurred_before",
+    "query",
+    "only visits that occurred (event time) before this moment count "
+    "(RFC 3339, or a date: its midnight); not with on",
+    **WHEN,
+)
+COVERAGE_ZONE = _param(
+    "time_zone",
+    "query",
+    "the zone on, and a bare as_of or occurred_before date, are read in:"
+    " an IANA name (Asia/Shanghai) or an offset (+08:00); left out for UTC",
+    type="string",
+)
 TIME = {"type": "string", "description": "RFC 3339 time"}
 INT = {"type": "integer"}
 TALLY = {
@@ -177,6 +200,38 @@ SCHEMAS: Json = {
             },
         },
     ),
+    "CoveringVisit": _object(
+        ["groupId", "unitId", "unitName", "occurredAt", "recordedAt"],
+        groupId={"type": "string"},
+        unitId={"type": "string"},
+        unitName={"type": "string", "description": "empty for a unit the hub does not know"},
+        eventId={
+            "type": "string",
+            "description": "the visit that first covered the target; empty where a read model "
+            "made before visits were named cannot tell which (the times are then the target's)",
+        },
+        source={"type": "string"},
+        seq=INT,
+        occurredAt={**TIME, "description": "when the target was first covered (event time)"},
+        recordedAt=TIME,
+        partition=INT,
+        offset=INT,
+    ),
+    "CoverageExplanation": _object(
+        ["campaignId", "targets", "covered", "visits", "truncated"],
+        campaignId={"type": "string"},
+        groupId={"type": "string", "description": "as asked; empty for every group"},
+        targets={**INT, "description": "the scope's targets (of the group), as coverage counts"},
+        covered={**INT, "description": "how many of them are covered: the whole figure"},
+        visits={
+            "type": "array",
+            "items": _ref("CoveringVisit"),
+            "description": "the first `limit` covered targets' covering visits, in target order",
+        },
+        truncated={"type": "boolean", "description": "more are covered than listed"},
+        asOf=TIME,
+        occurredBefore=TIME,
+    ),
     "StatisticsRow": _object(
         ["key", "values"],
         key={
@@ -289,30 +344,34 @@ def document() -> Json:
                             type="string",
                             pattern="^[0-9]{1,9}$",
                         ),
-                        _param(
-                            "on",
-                            "query",
-                            "the coverage on this day (event time): only visits that occurred "
-                            "before its end, in time_zone, count; not with occurred_before",
-                            type="string",
-                            format="date",
-                        ),
-                        _param(
-                            "occurred_before",
-                            "query",
-                            "only visits that occurred (event time) before this moment count "
-                            "(RFC 3339, or a date: its midnight); not with on",
-                            **WHEN,
-                        ),
-                        _param(
-                            "time_zone",
-                            "query",
-                            "the zone on, and a bare as_of or occurred_before date, are read in:"
-                            " an IANA name (Asia/Shanghai) or an offset (+08:00); left out for UTC",
-                            type="string",
-                        ),
+                        ON,
+                        OCCURRED_BEFORE,
+                        COVERAGE_ZONE,
                     ],
                     "responses": {**_ok(_ref("Coverage")), **_errors(*API_ERRORS)},
+                }
+            },
+            "/api/campaigns/{campaignId}/coverage/visits": {
+                "get": {
+                    "summary": "which visit first covered each covered target (lineage)",
+                    "parameters": [
+                        campaign_id,
+                        SCOPE,
+                        _param("group", "query", "only this group's targets; empty for all", **ID),
+                        AS_OF,
+                        ON,
+                        OCCURRED_BEFORE,
+                        COVERAGE_ZONE,
+                        _param(
+                            "limit",
+                            "query",
+                            "list at most this many covered targets (0 or left out: 1000; more "
+                            "than 50000 is refused); covered and targets are the whole figure",
+                            type="string",
+                            pattern="^[0-9]{1,9}$",
+                        ),
+                    ],
+                    "responses": {**_ok(_ref("CoverageExplanation")), **_errors(*API_ERRORS)},
                 }
             },
             "/api/statistics": {

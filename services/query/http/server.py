@@ -54,6 +54,7 @@ ROUTES: dict[str, str] = {
     "/api/campaigns": "campaigns",
     "/api/campaigns/{campaignId}": "campaign",
     "/api/campaigns/{campaignId}/coverage": "coverage",
+    "/api/campaigns/{campaignId}/coverage/visits": "coverage_visits",
     "/api/statistics": "statistics",
     "/api/units": "units",
     "/api/units/{unitId}": "unit",
