@@ -1557,6 +1557,96 @@ def test_the_page_shows_the_coverage_on_a_day_as_the_command_line_does(
     assert console_errors(browser) == []
 
 
+# The 覆盖明细 panel as shown: whether it is open, its group, count and rows (unit id, name,
+# first covered, source · event), where the focus is, and whether it and its rows' times fit.
+READ_VISITS = """
+const d = document.querySelector('#visits');
+const text = (e) => (e ? e.textContent.trim() : null);
+const a = document.activeElement;
+const box = d.getBoundingClientRect();
+const rows = Array.from(d.querySelectorAll('#visits-list li[data-unit]'));
+return {
+  open: d.open,
+  group: text(d.querySelector('#visits-group')),
+  count: text(d.querySelector('#visits-count')),
+  when: text(d.querySelector('#visits-when')),
+  rows: rows.map((li) => [li.dataset.unit, text(li.querySelector('b')),
+                          text(li.querySelector('time')), text(li.querySelector('small'))]),
+  focus: a.id || (a.dataset && a.dataset.visits) || a.tagName,
+  fits: !d.open || (box.left >= 0 && box.top >= 0 && box.right <= innerWidth
+        && box.bottom <= innerHeight && rows.every((li) => {
+          const t = li.querySelector('time');
+          return t.scrollWidth <= t.clientWidth;
+        })),
+};
+"""
+
+
+def visits_panel(browser: Any, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Return the 覆盖明细 panel once `check` holds for it; fail with what it showed."""
+    deadline = time.monotonic() + 10
+    while True:
+        shown = browser.execute_script(READ_VISITS)
+        if check(shown):
+            return shown  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the panel never got there: {shown}")
+        time.sleep(0.05)
+
+
+def test_a_groups_coverage_detail_says_which_visit_covered_each_target_and_when(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """覆盖明细: a group's progress bar opens its covered targets, each with when it was first
+    covered (Beijing time) and by which event, as the group's figure counts them: live, on a
+    day (a visit after it not listed), from the keyboard, closed by Esc."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    assert publish(hub, tmp_path, [DAY_CAMPAIGN, *DAY_VISITS]).returncode == 0
+    browser.get(hub.dashboard + "?campaign=day")
+    until(browser, lambda p: p["live"] == "live" and p["groups"]["n1"][0] == "2 / 3")
+    press(browser, '[data-group="n1"] .bar-open')
+    shown = visits_panel(browser, lambda v: v["open"] and len(v["rows"]) == 2)
+    # Each target's first covering visit, in Beijing time (11-21 00:30 there is 11-20 UTC).
+    assert shown["rows"] == [
+        ["420581101", "聂家河镇", "2022-11-03 10:00", "420500 · d3"],
+        ["420581102", "柏花口镇", "2022-11-21 00:30", "420500 · d5"],
+    ]
+    assert (shown["group"], shown["count"], shown["when"]) == ("宜都市督导组", "已覆盖 2 / 3", "")
+    assert shown["focus"] == "visits-close" and shown["fits"], shown
+    for width, height in ((1920, 1080), (1536, 864), (1366, 768)):
+        viewport(browser, width, height)
+        assert visits_panel(browser, lambda v: True)["fits"], (width, height)
+        shot(browser, f"dashboard-visits-{width}.png")
+    viewport(browser, 1920, 1080)
+
+    # Live: a visit recorded while it is open is listed, in its target's place.
+    accepted_over_grpc(hub, LATE_DAY_VISIT)
+    shown = visits_panel(browser, lambda v: len(v["rows"]) == 3)
+    assert shown["rows"][2] == ["420581103", "竹岩冲镇", "2022-11-20 13:00", "420500 · d7"]
+    assert shown["count"] == "已覆盖 3 / 3"
+    # Esc closes it, the focus back on the bar it was opened from.
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    shown = visits_panel(browser, lambda v: not v["open"])
+    assert shown["focus"] == "n1", shown
+
+    # On a day: only the visits that took place before its end (Beijing time) are listed,
+    # as the group's figure counts them; opened from the keyboard.
+    browser.get(hub.dashboard + "?campaign=day&on=2022-11-20")
+    until(browser, lambda p: p["live"] == "live" and p["groups"]["n1"][0] == "2 / 3")
+    browser.execute_script("document.querySelector('[data-visits=\"n1\"]').focus()")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    shown = visits_panel(browser, lambda v: v["open"] and len(v["rows"]) == 2)
+    assert [r[0] for r in shown["rows"]] == ["420581101", "420581103"]  # not 11-21's 420581102
+    assert shown["count"] == "已覆盖 2 / 3"
+    assert shown["when"] == "至 2022-11-20 24:00（按督导发生日期）"
+    press(browser, "#visits-close")
+    assert visits_panel(browser, lambda v: not v["open"])["focus"] == "n1"
+    assert until(browser, lambda p: True)["error"] == ""
+    assert console_errors(browser) == []
+
+
 def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_back(
     tmp_path: Path, browser: Any
 ) -> None:

@@ -82,6 +82,7 @@
     bars: null,
     series: null,
     expanded: new Set(),
+    visitsGroup: "", // the group whose 覆盖明细 is open, if any
     source: null,
     version: 0,
   };
@@ -314,6 +315,7 @@
   }
 
   async function selectCampaign(id) {
+    closeVisits(); // another campaign's groups
     state.campaignId = id;
     state.expanded.clear();
     const url = new URL(location.href);
@@ -444,9 +446,13 @@
         <span class="full-at"></span>
         <span class="count">— / —</span>
         <span class="ratio">—</span>
-      </div>
-      <div class="bar"><i></i></div>`;
+      </div>`;
   }
+
+  // A group's progress bar opens its 覆盖明细 (which visit covered each target): a button, so
+  // Tab reaches it and Enter or Space opens it, as a county's row or a KPI tile.
+  const groupBar = (g) =>
+    `<button type="button" class="bar-open" data-visits="${esc(g.groupId)}" title="查看覆盖明细"><span class="bar"><i></i></span></button>`;
 
   function buildStructure() {
     showMeta();
@@ -468,7 +474,7 @@
               `<span class="chip uncovered" data-unit="${esc(t.unitId)}" title="${esc(t.name)}">${esc(t.name)}</span>`,
           )
           .join("");
-        return `<div class="group city" data-group="${esc(g.groupId)}">${groupHead(g, chips)}</div>`;
+        return `<div class="group city" data-group="${esc(g.groupId)}">${groupHead(g, chips)}${groupBar(g)}</div>`;
       })
       .join("");
     const county = groupsOf("TIER_COUNTY");
@@ -628,7 +634,7 @@
           g,
           `<span class="mosaic${drawn(g) ? " drawn" : ""}" aria-hidden="true">${mosaic}</span>`,
           g.name.replace(/督导组$/, ""),
-        )}</button>
+        )}</button>${groupBar(g)}
         <div class="detail"${open ? ' data-built="1"' : " hidden"}>${detail}</div>
       </div>`;
   }
@@ -698,6 +704,7 @@
     }
     const bar = $(".bar i", el);
     bar.style.width = `${g.targets ? g.ratio * 100 : 0}%`;
+    $(".bar-open", el).setAttribute("aria-label", `${g.name} 覆盖明细：已覆盖 ${num(g.covered)} / ${num(g.targets)}`);
     el.dataset.tone = tone(g.ratio, g.targets);
     // A target outside the caller's scope counts for neither side: not painted covered.
     const missing = new Set(g.uncoveredUnitIds);
@@ -749,6 +756,7 @@
       el.dataset.tone = "none-needed";
       const toggle = $("button.toggle", el);
       if (toggle) toggle.setAttribute("aria-label", `${$(".name", el).title}：${why}`);
+      $(".bar-open", el).setAttribute("aria-label", `${$(".name", el).title} 覆盖明细：${why}`);
       for (const [, unit] of unitsOf(el)) markUnit(unit, "outside");
       if (el.mosaic) el.mosaic.mark(() => "outside");
     }
@@ -878,6 +886,96 @@
               ? `<li class="more">另有 ${num(g.uncoveredUnitIds.length - MAX_LISTED)} 个未列出…</li>`
               : ""
           }</ul>`;
+  }
+
+  // ---- 覆盖明细: the visit that first covered each covered target of one group ----------------
+
+  // Listed at most: the rest are counted ("另有 N 个…"), as the uncovered list does.
+  const MAX_VISITS = 200;
+  let visitsAsked = 0; // the latest request's number: an answer overtaken is not drawn
+
+  function openVisits(groupId) {
+    const g = state.campaign && state.campaign.groups.find((x) => x.groupId === groupId);
+    if (!g) return;
+    state.visitsGroup = groupId;
+    $("#visits-group").textContent = g.name;
+    $("#visits-count").textContent = "已覆盖 — / —";
+    showVisitRows(`<li class="empty">正在加载…</li>`);
+    const dialog = $("#visits");
+    if (!dialog.open) dialog.showModal(); // Esc closes it; the page behind takes no focus
+    loadVisits();
+  }
+
+  function closeVisits() {
+    if ($("#visits").open) $("#visits").close();
+  }
+
+  // Closed (Esc, ×, the backdrop, another campaign): the focus goes back to the bar it was
+  // opened from, not to the page's top.
+  function visitsClosed() {
+    const opener = $(`[data-visits="${CSS.escape(state.visitsGroup)}"]`);
+    state.visitsGroup = "";
+    visitsAsked += 1;
+    if (opener) opener.focus({ preventScroll: true });
+  }
+
+  // Asked as the coverage is (the caller's scope, 截至 and 覆盖进度日期), so it lists the
+  // targets the group's figure counts.
+  async function loadVisits() {
+    const ticket = ++visitsAsked;
+    const on = state.on;
+    let reply;
+    try {
+      reply = await api(`api/campaigns/${encodeURIComponent(state.campaignId)}/coverage/visits`, {
+        group: state.visitsGroup,
+        as_of: state.asOf,
+        on,
+        time_zone: on ? TIME_ZONE : "",
+        limit: MAX_VISITS,
+      });
+    } catch (err) {
+      reply = { error: err };
+    }
+    if (ticket === visitsAsked) renderVisits(reply);
+  }
+
+  function renderVisits(reply) {
+    $("#visits-when").textContent = visitsMoment();
+    if (reply.error) {
+      $("#visits-count").textContent = "已覆盖 — / —";
+      showVisitRows(`<li class="empty">${esc(`出错: ${reply.error.message}`)}</li>`);
+      return;
+    }
+    $("#visits-count").textContent = `已覆盖 ${num(reply.covered)} / ${num(reply.targets)}`;
+    const rest = reply.covered - reply.visits.length;
+    const more = rest > 0 ? `<li class="more">另有 ${num(rest)} 个已覆盖单位未列出…</li>` : "";
+    const none = `<li class="empty">尚无已覆盖单位</li>`;
+    showVisitRows(reply.visits.length ? reply.visits.map(visitRow).join("") + more : none);
+  }
+
+  // Drawn again only when it changed: the list keeps its scroll at each change of coverage.
+  function showVisitRows(html) {
+    const list = $("#visits-list");
+    if (list.drawn === html) return;
+    list.innerHTML = html;
+    list.drawn = html;
+  }
+
+  // Which coverage the list is of, when it is not the present's.
+  function visitsMoment() {
+    const on = state.on ? `至 ${state.on} 24:00（按督导发生日期）` : "";
+    const asOf = state.asOf ? `截至 ${asOfInput(state.asOf).replace("T", " ")}` : "";
+    return [on, asOf].filter(Boolean).join(" · ");
+  }
+
+  // A target, when it was first covered (the visit's event time) and by which event. An event
+  // id is empty where the read model cannot tell which visit it was (README, Lineage).
+  function visitRow(v) {
+    const name = v.unitName || v.unitId;
+    const event = v.eventId
+      ? `<small title="${esc(`来源 ${v.source} · 序号 ${v.seq} · 事件 ${v.eventId}`)}">${esc(v.source)} · ${esc(v.eventId)}</small>`
+      : `<small title="旧读模型未记录是哪次督导，重放后可见">事件未记录</small>`;
+    return `<li data-unit="${esc(v.unitId)}"><b title="${esc(isolated(name))}">${bdi(name)}</b><time datetime="${esc(v.occurredAt)}">${fmtMoment(v.occurredAt)}</time>${event}</li>`;
   }
 
   // ---- statistics ---------------------------------------------------------------------------
@@ -1140,7 +1238,7 @@
   // A redraw replaces the element the keyboard's focus was on (a county row, a KPI tile, a
   // crumb): focus fell to <body>, every second or so on a live campaign, and Tab began again
   // at the page's top. The element is found again by the attribute that names it.
-  const FOCUS_KEYS = ["data-county", "data-metric", "data-depth", "data-key", "data-unit"];
+  const FOCUS_KEYS = ["data-county", "data-metric", "data-depth", "data-key", "data-unit", "data-visits"];
   function keepingFocus(draw) {
     const was = document.activeElement;
     const key = was && was !== document.body && FOCUS_KEYS.find((k) => was.hasAttribute(k));
@@ -1183,6 +1281,7 @@
       state.coverage = cov.refused ? null : cov;
       if (cov.refused) keepingFocus(() => clearCoverage(cov.refused, asOf));
       else keepingFocus(renderCoverage);
+      if (state.visitsGroup) loadVisits(); // its list follows the coverage, as every figure
     }
     if (stats && asked === selection()) {
       Object.assign(state, stats);
@@ -1414,6 +1513,7 @@
       toggle.setAttribute("aria-expanded", String(open));
       $(".detail", group).hidden = !open;
     });
+    setupVisits();
     let resize = 0;
     window.addEventListener("resize", () => {
       clearTimeout(resize);
@@ -1422,6 +1522,20 @@
         for (const el of $$("#county-groups .group")) if (el.mosaic) el.mosaic.layout();
       }, 150);
     });
+  }
+
+  function setupVisits() {
+    for (const box of ["#city-groups", "#county-groups"]) {
+      $(box).addEventListener("click", (e) => {
+        const bar = e.target.closest("[data-visits]");
+        if (bar) openVisits(bar.dataset.visits);
+      });
+    }
+    const dialog = $("#visits");
+    $("#visits-close").addEventListener("click", closeVisits);
+    dialog.addEventListener("close", visitsClosed);
+    // A click on the backdrop (the dialog itself: its content fills it) closes it too.
+    dialog.addEventListener("click", (e) => e.target === dialog && closeVisits());
   }
 
   async function init() {
