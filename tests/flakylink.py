@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 
 
 class FlakyProxy:
@@ -296,3 +297,21 @@ def _read_exactly(s: socket.socket, n: int) -> bytes:
             raise EOFError
         data += chunk
     return data
+
+
+# A call through a frozen link may never return: asked in a thread, with a limit.
+def run_for(call: Callable[[], object], limit_s: float) -> list[object]:
+    """Return [what `call` returned or raised], or [] when it is still waiting after `limit_s`
+    (in a thread: a call that never returns fails the test instead of hanging it)."""
+    done: list[object] = []
+
+    def run() -> None:
+        try:
+            done.append(call())
+        except Exception as e:  # noqa: BLE001 (what it raised is the outcome)
+            done.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    return done

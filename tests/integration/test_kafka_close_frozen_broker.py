@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from duhub.log.base import LogRecord
 from duhub.log.kafka import CLOSE_WITHIN_S, LOOP_STOP_S, KafkaLog, KafkaSpec
 from services.aggregate.faust_app import STOP_WITHIN_S
 from tests.e2e.hubproc import DUHUB, serve
-from tests.flakylink import FrozenBroker
+from tests.flakylink import FrozenBroker, run_for
 from tests.infra import ORIGIN_KEY, kafka_bootstrap, unique
 
 pytestmark = [pytest.mark.kafka]
@@ -38,23 +38,6 @@ pytestmark = [pytest.mark.kafka]
 MARGIN_S = 2.0
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.jsonl"
 CLOSED_WITHIN_S = CLOSE_WITHIN_S + LOOP_STOP_S + MARGIN_S
-
-
-def _run_for(call: Callable[[], object], limit_s: float) -> list[object]:
-    """Return [what `call` returned or raised], or [] when it is still waiting after `limit_s`
-    (in a thread: a call that never returns fails the test instead of hanging it)."""
-    done: list[object] = []
-
-    def run() -> None:
-        try:
-            done.append(call())
-        except Exception as e:  # noqa: BLE001 (what it raised is the outcome)
-            done.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(limit_s)
-    return done
 
 
 @pytest.fixture
@@ -67,12 +50,12 @@ def frozen() -> Iterator[tuple[FrozenBroker, KafkaLog]]:
         yield link, log
     finally:
         link.close()  # refused from now on: what still waits on the broker fails at once
-        _run_for(log.close, 15.0)
+        run_for(log.close, 15.0)
 
 
 def _timed_close(log: KafkaLog) -> float:
     t0 = time.monotonic()
-    outcome = _run_for(log.close, 40.0)
+    outcome = run_for(log.close, 40.0)
     took = time.monotonic() - t0
     assert outcome == [None], outcome
     return took
@@ -85,7 +68,7 @@ def test_close_does_not_wait_for_a_reader_waiting_on_the_broker(
     log.end_offsets()
     link.freeze()
     # A scrape's lag, say: it holds the reader's lock until kafka-python's 30 s are over.
-    waiting = threading.Thread(target=lambda: _run_for(log.end_offsets, 40.0), daemon=True)
+    waiting = threading.Thread(target=lambda: run_for(log.end_offsets, 40.0), daemon=True)
     waiting.start()
     time.sleep(0.5)
     took = _timed_close(log)
@@ -101,7 +84,7 @@ def test_close_fails_an_append_the_broker_did_not_acknowledge_and_says_so(
     appended: list[object] = []
     t0 = time.monotonic()
     caller = threading.Thread(
-        target=lambda: appended.extend(_run_for(lambda: log.append([(b"420500", b"x")]), 60.0)),
+        target=lambda: appended.extend(run_for(lambda: log.append([(b"420500", b"x")]), 60.0)),
         daemon=True,
     )
     caller.start()
@@ -126,7 +109,7 @@ def test_close_fails_a_dead_letter_not_delivered_and_says_so(
     link.freeze()
     sent: list[object] = []
     sender = threading.Thread(
-        target=lambda: sent.extend(_run_for(lambda: log.send_dead_letter(rec, "test"), 60.0)),
+        target=lambda: sent.extend(run_for(lambda: log.send_dead_letter(rec, "test"), 60.0)),
         daemon=True,
     )
     sender.start()
@@ -154,7 +137,7 @@ def test_an_ingest_stops_in_time_with_the_broker_frozen(tmp_path: Path) -> None:
         ingest.find(re.compile(r"caught up with the log: serving"), timeout=60)
         link.freeze()
         threading.Thread(
-            target=lambda: _run_for(lambda: urllib.request.urlopen(metrics, timeout=10), 15),
+            target=lambda: run_for(lambda: urllib.request.urlopen(metrics, timeout=10), 15),
             daemon=True,
         ).start()
         publish = subprocess.Popen(

@@ -9,7 +9,6 @@ against that, through a kafka-python upgrade too."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +16,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from duhub.log.kafka import KafkaLog, KafkaSpec
-from tests.flakylink import FrozenBroker
+from tests.flakylink import FrozenBroker, run_for
 from tests.infra import ORIGIN_KEY, kafka_bootstrap, unique
 
 pytestmark = [pytest.mark.kafka]
@@ -31,25 +30,9 @@ MARGIN_S = 4.0
 def _outcome_within(call: Callable[[], object], limit_s: float) -> object:
     """Return what `call` returned or raised, failing the test if it is still waiting after
     `limit_s` (in a thread, so a call that never returns fails the test instead of hanging it)."""
-    done = _run_for(call, limit_s)
+    done = run_for(call, limit_s)
     assert done, f"still waiting after {limit_s:g} s"
     return done[0]
-
-
-def _run_for(call: Callable[[], object], limit_s: float) -> list[object]:
-    """Return [what `call` returned or raised], or [] when it is still waiting after `limit_s`."""
-    done: list[object] = []
-
-    def run() -> None:
-        try:
-            done.append(call())
-        except Exception as e:  # noqa: BLE001 (what it raised is the outcome)
-            done.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(limit_s)
-    return done
 
 
 def test_rediscover_gives_up_when_the_broker_never_answers(
@@ -73,4 +56,4 @@ def test_rediscover_gives_up_when_the_broker_never_answers(
         link.close()  # refused from now on: closing the log does not wait on a silent broker
         if log is not None:
             # Bounded too: a rediscover still waiting (the failure above) holds the lock it takes.
-            _run_for(log.close, 15.0)
+            run_for(log.close, 15.0)

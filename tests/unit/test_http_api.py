@@ -67,6 +67,20 @@ def publish(hub: Hub, lines: list[str]) -> None:
     assert not [r.reason for r in results if r.reason]
 
 
+def hub_with_a_county_user(tmp_path: Path, tokens: Path) -> tuple[Hub, str]:
+    """Start a hub taking the tokens of `tokens`, where user al reads county 420581; return
+    it and al's token."""
+    from duhub.auth.principal import user
+    from duhub.auth.tokens import append_token
+
+    token = append_token(tokens, user("al", "420581"))
+    hub = Hub(
+        HubConfig(tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(tokens))
+    )
+    hub.start()
+    return hub, token
+
+
 def start_hub(data: Path) -> Hub:
     hub = Hub(HubConfig(data, listen="127.0.0.1:0", http="127.0.0.1:0"))
     hub.start()
@@ -320,15 +334,8 @@ def test_the_visits_that_covered_a_groups_targets(api: Client) -> None:
 def test_a_scoped_caller_sees_only_its_countys_covering_visits(tmp_path: Path) -> None:
     """A county's user reads the visits inside its county, as its coverage, and is refused
     another county's, naming the parameter."""
-    from duhub.auth.principal import user
-    from duhub.auth.tokens import append_token
-
     tokens = tmp_path / "tokens"
-    token = append_token(tokens, user("al", "420581"))
-    hub = Hub(
-        HubConfig(tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(tokens))
-    )
-    hub.start()
+    hub, token = hub_with_a_county_user(tmp_path, tokens)
     try:
         assert hub.dashboard is not None
         publish(hub, scenario())
@@ -708,15 +715,8 @@ def test_a_change_is_pushed_to_the_event_stream(tmp_path: Path) -> None:
 def test_a_revoked_token_ends_the_event_stream(tmp_path: Path) -> None:
     """Deleting a token's line revokes it (README, Security), for what is open too, as a
     WatchCoverage opened with it ends: the page's event stream went on telling of changes."""
-    from duhub.auth.principal import user
-    from duhub.auth.tokens import append_token
-
     tokens = tmp_path / "tokens"
-    token = append_token(tokens, user("al", "420581"))
-    hub = Hub(
-        HubConfig(tmp_path / "hub", listen="127.0.0.1:0", http="127.0.0.1:0", tokens=str(tokens))
-    )
-    hub.start()
+    hub, token = hub_with_a_county_user(tmp_path, tokens)
     try:
         assert hub.dashboard is not None
         conn = http.client.HTTPConnection(hub.dashboard.host, hub.dashboard.port, timeout=10)
