@@ -235,6 +235,7 @@ OPTION_OF = {
     "group_by": "option --group-by",
     "time_zone": "option --time-zone",
     "limit": "option --limit",
+    "group_id": "option --group",
     "parent_id": "argument PARENT",
 }
 

@@ -1572,6 +1572,7 @@ def bare_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "option --to",
         ),
         (["units", "nope"], "parent_id", "argument PARENT"),
+        (["explain", "--campaign", "c", "--group", " g"], "group_id", "option --group"),
     ],
 )
 def test_a_question_the_hub_refuses_names_the_option_the_user_gave(
