@@ -95,9 +95,9 @@ def _coverage(args: argparse.Namespace) -> int:
     )
     if unnamed:
         print(
-            f"? {unnamed} covered before this build named the covering visit, with two visits "
-            "counted at the target at that moment: a read model rebuilt from the log "
-            "('duhub replay --fresh --into URL') names them",
+            f"? {unnamed}: which visit covered them this read model cannot tell (made before "
+            "visits were named, its facts hold another visit at the target at that moment): a "
+            "read model rebuilt from the log ('duhub replay --fresh --into URL') names them",
             file=sys.stderr,
         )
     return client.EXIT_OK

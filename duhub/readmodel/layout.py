@@ -323,23 +323,23 @@ def _add_layout_marks(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE log_positions SET layout_offset = next_offset")
 
 
-# The one visit counted at a target at a moment (a HAVING without GROUP BY: no row, so NULL,
-# when there are two); `{also}` narrows it further.
+# The one visit counted at a target at a moment, any visit (a HAVING without GROUP BY: no row,
+# so NULL, when there are two, whatever campaign or none they were of); `{also}` asks more of it.
 _ONE_VISIT = (
     "(SELECT min(f.event_id) FROM facts f JOIN campaign_targets t ON t.unit_path = f.unit_path "
     "WHERE t.campaign_id = {table}.campaign_id AND t.group_id = {table}.group_id "
-    "AND t.unit_id = {table}.unit_id AND f.metric = 'visits' AND f.at = {table}.first_at{also} "
-    "HAVING count(*) = 1)"
+    "AND t.unit_id = {table}.unit_id AND f.metric = 'visits' AND f.at = {table}.first_at "
+    "HAVING count(*) = 1{also})"
 )
 
 
 def _add_coverage_events(conn: Connection) -> None:
     """Name the covering visit of each `coverage` and `coverage_firsts` row of a read model
     made before they were named, where its facts tell which: the one visit counted at the
-    target at that event time (and, for a `coverage_firsts` row, record time). Two there at
-    one moment (another group's or campaign's) cannot be told apart, nor can a
-    `coverage_firsts` row `_add_coverage_firsts` made from two visits' times: those stay NULL,
-    and lineage says so; `duhub replay` names them from the log."""
+    target at that event time (for a `coverage_firsts` row, recorded at its record time too).
+    Two there at one moment (another group's, another campaign's or of none) cannot be told
+    apart, nor can a `coverage_firsts` row `_add_coverage_firsts` made from two visits' times:
+    those stay NULL, and lineage says so; `duhub replay` names them from the log."""
     for table, column in (("coverage", "first_event_id"), ("coverage_firsts", "event_id")):
         if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR(128)")
@@ -350,8 +350,13 @@ def _add_coverage_events(conn: Connection) -> None:
     )
     conn.exec_driver_sql(
         "UPDATE coverage_firsts SET event_id = "
+        # Recorded at the row's record time too: a row `_add_coverage_firsts` made took its
+        # two times from the target's earliest visit and its first recorded, maybe two visits,
+        # and the one visit at that moment may then be another's, recorded with the first
+        # (an auditor's probe, 2026-12-07: a visit of no campaign named; asked of the visits
+        # at that moment recorded then, it was the only one).
         + _ONE_VISIT.format(
-            table="coverage_firsts", also=" AND f.recorded_at = coverage_firsts.recorded_at"
+            table="coverage_firsts", also=" AND min(f.recorded_at) = coverage_firsts.recorded_at"
         )
         + " WHERE event_id IS NULL"
     )

@@ -19,6 +19,7 @@ from tests.unit.builders import (
     DANG_V1,
     YIDU,
     YIDU_T1,
+    YIDU_T2,
     YIDU_V1,
     Pipeline,
     at,
@@ -160,9 +161,42 @@ def test_a_read_model_made_before_visits_were_named_gets_them_where_its_facts_te
         open_engine(url).dispose()
         ambiguous = {("g", YIDU_T1), ("k", YIDU_T1)}
         assert _named(p) == {k: "" if k in ambiguous else v for k, v in named.items()}
-        # As-of rows are told apart by their record time as well: v9 was recorded later.
+        # As-of rows too: each named only where one visit was at the target at that moment.
         assert _named(p, as_of=at("2023-02-01") + 4) == {
             ("g", DANG_V1): "v3",
-            ("g", YIDU_T1): "v2",
+            ("g", YIDU_T1): "",
             ("k", YIDU_V1): "v4",
         }
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_an_upgrade_names_no_visit_that_covered_nothing(database: str) -> None:
+    """A read model made before `coverage_firsts` got a row per covered target from its
+    earliest event time and its first record time: two visits' times, maybe. The one visit at
+    that moment recorded then could be another, of no campaign (an auditor's probe): it must
+    not be named."""
+    with pipeline_on(database) as p:
+        _filled(p)
+        first, later = at("2023-02-03"), at("2023-02-04")
+        p.clock.now = first  # g's visit on 11-20, and one of no campaign on 11-10, together
+        p.publish(
+            [
+                visit(YIDU_T2, "c", "g", event_id="vb", seq=20, occurred_at=at("2022-11-20")),
+                visit(YIDU_T2, event_id="vc", seq=21, occurred_at=at("2022-11-10")),
+            ]
+        )
+        p.clock.now = later  # then g's visit dated 11-10, the earliest
+        p.publish([visit(YIDU_T2, "c", "g", event_id="va", seq=22, occurred_at=at("2022-11-10"))])
+        p.tailer.catch_up()
+        assert _named(p, as_of=first)[("g", YIDU_T2)] == "vb"
+        url = p.engine.url.render_as_string(hide_password=False)
+        with p.engine.begin() as conn:  # as a build before coverage_firsts left it
+            conn.exec_driver_sql("UPDATE coverage SET first_event_id = NULL")
+            conn.exec_driver_sql("DELETE FROM coverage_firsts")
+            conn.exec_driver_sql(
+                "DELETE FROM layout WHERE name IN ('coverage-firsts', 'coverage-events')"
+            )
+        open_engine(url).dispose()
+        # One row (first recorded, earliest dated): two visits' times, so no visit is its.
+        assert _named(p, as_of=first)[("g", YIDU_T2)] == ""
+        assert _named(p)[("g", YIDU_T2)] == ""  # va and vc at one moment: not told apart
