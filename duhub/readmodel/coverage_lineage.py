@@ -79,7 +79,10 @@ def explain_coverage(
         wanted = {
             key: place for key, place in scope.place.items() if not group_id or key[0] == group_id
         }
-        firsts = _covering(conn, campaign_id, at, scope.where, scope.params, group_id)
+        # No target inside the scope: nothing to read (PostgreSQL refuses an empty IN list).
+        firsts = (
+            _covering(conn, campaign_id, at, scope.where, scope.params, group_id) if wanted else {}
+        )
         covered = sorted((wanted[k], k, v) for k, v in firsts.items() if k in wanted)
         listed = covered[:limit]
         events = _events(conn, [v[2] for _, _, v in listed if v[2]])

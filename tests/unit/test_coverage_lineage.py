@@ -29,7 +29,7 @@ from tests.unit.builders import (
     pipeline_on,
     visit,
 )
-from tests.unit.test_coverage_counts import _filled
+from tests.unit.test_coverage_counts import LONE, _filled
 
 DATABASES = ["sqlite", "postgresql"]
 
@@ -90,6 +90,10 @@ def test_each_covered_target_is_named_with_its_earliest_visit(hub: Pipeline) -> 
     known = at("2023-02-01") + 3
     assert _named(hub, as_of=known) == {("g", DANG_V1): "v3", ("g", YIDU_T1): "v2"}
     assert explain_coverage(hub.engine, "c", as_of=known).covered == _counted(hub, as_of=known)[1]
+
+    # A scope without targets (a village no group names): none, nothing asked of the database.
+    lone = explain_coverage(hub.engine, "c", scope_unit_id=LONE)
+    assert (lone.targets, lone.covered, lone.visits) == (0, 0, [])
 
     first = explain_coverage(hub.engine, "c", limit=1)
     assert (first.covered, len(first.visits), first.truncated) == (4, 1, True)
