@@ -263,6 +263,8 @@ class KafkaLog:
         self._markers: dict[int, tuple[int, int]] = {}
         self._probe: KafkaConsumer | None = None
         self._probe_lock = threading.Lock()
+        # Threads `close` left to close a reader once its call returns (a test joins them).
+        self.closers: list[threading.Thread] = []
         self._partitions = self._discover()
 
     def _refuse_absent_topic(self) -> None:
@@ -602,19 +604,34 @@ class KafkaLog:
             ("reader", self._consumer_lock, lambda: self._consumer),
         )
         for what, lock, client in readers:
-            if not lock.acquire(timeout=_left(deadline)):
-                log.warning(
-                    "log: closing, the %s still waits on the broker %s: left open to the "
-                    "process's exit",
-                    what,
-                    self.spec.bootstrap,
-                )
+            if lock.acquire(timeout=_left(deadline)):
+                _close_reader(lock, client, held=True)
                 continue
-            try:
-                if (found := client()) is not None:
-                    found.close()
-            finally:
-                lock.release()
+            log.warning(
+                "log: closing, the %s still waits on the broker %s: closed once its call "
+                "returns (within the request timeout)",
+                what,
+                self.spec.bootstrap,
+            )
+            # Not left open: a client nobody closes refreshes its metadata for as long as
+            # the process lives, logging each failure (a test process's later tests read
+            # them: CI, 2026-12-07).
+            closer = threading.Thread(
+                target=_close_reader, args=(lock, client), name="duhub-log-close", daemon=True
+            )
+            closer.start()
+            self.closers.append(closer)
+
+
+def _close_reader(lock: threading.Lock, client, held: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Close a reader's client under its lock (taken here unless `held`), then release it."""
+    if not held:
+        lock.acquire()
+    try:
+        if (found := client()) is not None:
+            found.close()
+    finally:
+        lock.release()
 
 
 def _left(deadline: float) -> float:

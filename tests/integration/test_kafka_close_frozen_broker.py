@@ -51,6 +51,11 @@ def frozen() -> Iterator[tuple[FrozenBroker, KafkaLog]]:
     finally:
         link.close()  # refused from now on: what still waits on the broker fails at once
         run_for(log.close, 15.0)
+        # A reader close left waiting is closed once its call ends (its request timeout):
+        # left open, its client logged failed metadata refreshes into later tests.
+        for closer in log.closers:
+            closer.join(40.0)
+            assert not closer.is_alive(), "a reader of the closed log was never closed"
 
 
 def _timed_close(log: KafkaLog) -> float:
