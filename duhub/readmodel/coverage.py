@@ -208,31 +208,62 @@ def _counts(
     return {(g, c): (n, last) for g, c, n, last in plain_rows(conn, sql, params)}
 
 
-def _covered_rows(campaign_id: str, at: Moments, scope: ScopeTargets) -> tuple[str, list[object]]:
-    """Return the FROM and WHERE of the scope's covered targets (group_id, county_id,
-    unit_id, first_at), as known at `at.as_of` and covered before `at.occurred_before`, and
-    their parameters."""
+@dataclass(frozen=True, slots=True)
+class CoveringRows:
+    """The rows behind the scope's covered targets at some moments, with their parameters:
+    a target is covered when it has a row, and its covering visit is its row of least
+    (first_at, `event`). Columns: group_id, county_id, unit_id, first_at, `recorded`, `event`."""
+
+    table: str
+    recorded: str
+    event: str
+    where: str  # a condition on `table`, beginning with its campaign
+    params: list[object]
+    # One row per covered target (the current coverage), or several (as the hub learned it).
+    one_per_target: bool
+
+
+def covering_rows(campaign_id: str, at: Moments, scope: ScopeTargets) -> CoveringRows:
+    """Return the rows of the scope's targets covered as known at `at.as_of` by visits before
+    `at.occurred_before`: what `coverage` counts and `explain_coverage` names, from one place."""
     # A target was covered before a moment when its earliest covering visit was: the earliest
     # is what each row keeps, so a condition on it is the whole answer.
     before, before_params = (
         ("", []) if at.occurred_before is None else (" AND first_at < ?", [at.occurred_before])
     )
     if at.as_of is None:
-        return (
-            "coverage WHERE campaign_id = ?" + scope.where + before,
+        return CoveringRows(
+            "coverage",
+            "first_recorded_at",
+            "first_event_id",
+            "campaign_id = ?" + scope.where + before,
             [campaign_id, *scope.params, *before_params],
+            one_per_target=True,
         )
     # Each target's first covering visit among those recorded by then, from the rows of when
     # it was first covered as the hub learned it (`coverage_firsts`): a visit dated earlier
     # but recorded later was not known then.
-    known = (
-        "(SELECT group_id, county_id, unit_id, min(first_at) AS first_at FROM coverage_firsts "
-        "WHERE campaign_id = ? AND recorded_at <= ?"
-        + scope.where
-        + before
-        + " GROUP BY group_id, county_id, unit_id) AS known WHERE 1 = 1"
+    return CoveringRows(
+        "coverage_firsts",
+        "recorded_at",
+        "event_id",
+        "campaign_id = ? AND recorded_at <= ?" + scope.where + before,
+        [campaign_id, at.as_of, *scope.params, *before_params],
+        one_per_target=False,
     )
-    return known, [campaign_id, at.as_of, *scope.params, *before_params]
+
+
+def _covered_rows(campaign_id: str, at: Moments, scope: ScopeTargets) -> tuple[str, list[object]]:
+    """Return the FROM and WHERE of the scope's covered targets, one row each (group_id,
+    county_id, unit_id, first_at), and their parameters."""
+    rows = covering_rows(campaign_id, at, scope)
+    if rows.one_per_target:
+        return f"{rows.table} WHERE {rows.where}", list(rows.params)
+    known = (
+        f"(SELECT group_id, county_id, unit_id, min(first_at) AS first_at FROM {rows.table} "
+        f"WHERE {rows.where} GROUP BY group_id, county_id, unit_id) AS known WHERE 1 = 1"
+    )
+    return known, list(rows.params)
 
 
 # Partly covered pairs are named in the query up to this many; more, and all are read.

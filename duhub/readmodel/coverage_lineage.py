@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from duhub.domain.events import Nanos
-from duhub.readmodel.coverage import Moments, known_targets, targets_in
+from duhub.readmodel.coverage import (
+    Moments,
+    ScopeTargets,
+    covering_rows,
+    known_targets,
+    targets_in,
+)
 from duhub.readmodel.engine import plain_rows, snapshot
 from duhub.readmodel.lineage import DEFAULT_LIMIT, listed_at_most
 from duhub.readmodel.statistics import QueryError
@@ -80,9 +86,7 @@ def explain_coverage(
             key: place for key, place in scope.place.items() if not group_id or key[0] == group_id
         }
         # No target inside the scope: nothing to read (PostgreSQL refuses an empty IN list).
-        firsts = (
-            _covering(conn, campaign_id, at, scope.where, scope.params, group_id) if wanted else {}
-        )
+        firsts = _covering(conn, campaign_id, at, scope, group_id) if wanted else {}
         covered = sorted((wanted[k], k, v) for k, v in firsts.items() if k in wanted)
         listed = covered[:limit]
         events = _events(conn, [v[2] for _, _, v in listed if v[2]])
@@ -99,39 +103,22 @@ def explain_coverage(
 
 
 def _covering(
-    conn: Connection,
-    campaign_id: str,
-    at: Moments,
-    where: str,
-    params: tuple[str, ...],
-    group_id: str,
+    conn: Connection, campaign_id: str, at: Moments, scope: ScopeTargets, group_id: str
 ) -> dict[tuple[str, str], tuple[Nanos, Nanos, str]]:
-    """Return per covered (group, target) of the scope's rows (`where`) its covering visit's
-    (event time, record time, event id) at the moments asked about."""
-    sql_params: list[object] = [campaign_id, *params]
-    extra = ""
+    """Return per covered (group, target) of the scope its covering visit's (event time,
+    record time, event id) at the moments asked about: of its rows `coverage` counts, the one
+    of least (event time, event id)."""
+    rows = covering_rows(campaign_id, at, scope)
+    where, params = rows.where, list(rows.params)
     if group_id:
-        extra += " AND group_id = ?"
-        sql_params.append(group_id)
-    if at.occurred_before is not None:
-        extra += " AND first_at < ?"
-        sql_params.append(at.occurred_before)
-    if at.as_of is None:
-        rows = plain_rows(
-            conn,
-            "SELECT group_id, unit_id, first_at, first_recorded_at, first_event_id FROM coverage "
-            "WHERE campaign_id = ?" + where + extra,
-            sql_params,
-        )
-        return {(g, u): (first, rec, eid or "") for g, u, first, rec, eid in rows}
-    # As the hub knew it then: each target's earliest visit among those recorded by then, a
-    # row of when it was first covered as the hub learned it (as `coverage` takes it).
+        where += " AND group_id = ?"
+        params.append(group_id)
     out: dict[tuple[str, str], tuple[Nanos, Nanos, str]] = {}
     for g, u, first, rec, eid in plain_rows(
         conn,
-        "SELECT group_id, unit_id, first_at, recorded_at, event_id FROM coverage_firsts "
-        "WHERE campaign_id = ?" + where + extra + " AND recorded_at <= ?",
-        [*sql_params, at.as_of],
+        f"SELECT group_id, unit_id, first_at, {rows.recorded}, {rows.event} FROM {rows.table} "
+        f"WHERE {where}",
+        params,
     ):
         old = out.get((g, u))
         if old is None or (first, eid or "") < (old[0], old[2]):
