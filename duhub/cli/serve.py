@@ -188,8 +188,11 @@ def _log_tailer(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
         watch_dependencies(log_, engine)
     tailer = LogTailer(log_, engine)
     tailer.start()
+    started = time.monotonic()
     stop.wait()
     tailer.stop()
+    # As the other services and the Kafka worker say it (before 2026-12-07, nothing here).
+    log_stopped(log, "aggregate service", stop.noted(), started)
     return 1 if tailer.error else 0
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.hubproc import HubProcess, duhub, serve
@@ -168,3 +170,21 @@ def test_the_hub_says_it_stops_and_why(tmp_path: Path) -> None:
     assert hub.stop() == 0
     said = hub.find(re.compile(r"hub stops \((\w+)\): ran for (\d+:\d\d:\d\d)"))
     assert said.group(1) == "SIGTERM", said.group(0)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_aggregate_service_on_the_embedded_log_says_it_stops_and_why(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`duhub serve aggregate` on the embedded log logs the line ingest, query and the Kafka
+    worker log as they stop: before 2026-12-07 it ended without one."""
+    aggregate = serve("aggregate", "--data-dir", str(tmp_path / "data"))
+    try:
+        aggregate.proc.send_signal(signum)
+        assert aggregate.proc.wait(timeout=30) == 0, "".join(aggregate.output)
+        said = aggregate.find(
+            re.compile(r"INFO \S+ aggregate service stops \((\w+)\): ran for \d+:\d\d:\d\d$")
+        )
+        assert said.group(1) == signum.name, said.group(0)
+    finally:
+        aggregate.stop()
