@@ -22,6 +22,7 @@ from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals, log_stopped
+from duhub.log.belongs import LogLost
 from duhub.log.spec import is_kafka
 from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.reference import Reference
@@ -189,10 +190,18 @@ def _log_tailer(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
     tailer = LogTailer(log_, engine)
     tailer.start()
     started = time.monotonic()
-    stop.wait()
+    while not stop.wait(1.0):
+        # A tailer that stopped loudly (its read model refused a batch, the log lost records)
+        # ends the process, so a supervisor starts it again, as `duhub up` ends.
+        if tailer.error is not None:
+            log.error("the aggregator stopped: %s", tailer.error)
+            break
     tailer.stop()
-    # As the other services and the Kafka worker say it (before 2026-12-07, nothing here).
-    log_stopped(log, "aggregate service", stop.noted(), started)
+    # As the other services and the Kafka worker say it.
+    came = stop.noted() or ("its aggregator failed" if tailer.error else None)
+    log_stopped(log, "aggregate service", came, started)
+    if isinstance(tailer.error, LogLost):  # as at start (exit 2), which a restart then meets
+        return fatal(f"duhub serve aggregate: {tailer.error}", EXIT_USAGE)
     return 1 if tailer.error else 0
 
 

@@ -73,9 +73,12 @@ class StopSignals:
         os.close(self._write)
 
 
-def log_stopped(log: logging.Logger, what: str, came: signal.Signals | None, since: float) -> None:
-    """Log that `what` stops, why (the signal that came) and how long it ran (from `since`,
-    time.monotonic): as the aggregate worker says it stops. Before 2026-12-07 ingest, query
-    and `duhub up` ended without a line: a stop could not be told from a kill."""
+def log_stopped(
+    log: logging.Logger, what: str, came: signal.Signals | str | None, since: float
+) -> None:
+    """Log that `what` stops, why (the signal that came, or what failed) and how long it ran
+    (from `since`, time.monotonic): as the aggregate worker says it stops. Before 2026-12-07
+    ingest, query and `duhub up` ended without a line: a stop could not be told from a kill."""
     ran = timedelta(seconds=int(time.monotonic() - since))
-    log.info("%s stops (%s): ran for %s", what, came.name if came else "stopping", ran)
+    why = came.name if isinstance(came, signal.Signals) else came or "stopping"
+    log.info("%s stops (%s): ran for %s", what, why, ran)

@@ -108,12 +108,19 @@ def run(args: argparse.Namespace) -> int:
         if simulator is not None:
             simulator.stop()
         hub.stop()
-        came = stop.noted()
+        came = stop.noted() or _failed(hub)
     log_stopped(log, "hub", came, started)
     lost = hub.ingestor.failure or _lost(hub.tailer.error)
     if lost:  # as at start (exit 2), which a restart then meets
         return fatal(f"duhub up: {lost}", EXIT_USAGE)
     return 1 if hub.tailer.error is not None else 0
+
+
+def _failed(hub: Hub) -> str | None:
+    """What ended the hub, when no signal did."""
+    if hub.ingestor.failure:
+        return "ingest failed"
+    return "its aggregator failed" if hub.tailer.error is not None else None
 
 
 def _lost(error: BaseException | None) -> str:

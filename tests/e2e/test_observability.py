@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import time
 import urllib.request
 from pathlib import Path
@@ -188,3 +189,53 @@ def test_the_aggregate_service_on_the_embedded_log_says_it_stops_and_why(
         assert said.group(1) == signum.name, said.group(0)
     finally:
         aggregate.stop()
+
+
+def test_the_aggregate_service_on_the_embedded_log_ends_when_its_aggregator_stops(
+    tmp_path: Path,
+) -> None:
+    """A batch its read model refuses stops the aggregator loudly, never past the batch: the
+    service then ends, exit 1, saying why, so a supervisor starts it again, as `duhub up`
+    ends. Before, it stayed up applying nothing, its process alive, until stopped by hand."""
+    data = tmp_path / "data"
+    ingest = serve("ingest", "--data-dir", str(data), "--metrics", "off")
+    aggregate = serve("aggregate", "--data-dir", str(data), "--metrics", "off")
+    try:
+        deadline = time.monotonic() + 30
+        while not applied_units(data / "readmodel.db"):  # the reference ingest loads
+            assert time.monotonic() < deadline, "".join(aggregate.output)
+            time.sleep(0.2)
+        # Only the aggregator writes rollups: every try of the next batch is refused (a lost
+        # table is waited out as an outage instead, for 10 minutes).
+        with sqlite3.connect(data / "readmodel.db") as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON rollups "
+                "BEGIN SELECT RAISE(ABORT, 'rollups refused'); END"
+            )
+        done = duhub(
+            ingest.address,
+            "publish",
+            str(ROOT / "examples/quickstart.jsonl"),
+            "--outbox",
+            str(tmp_path / "outbox.db"),
+            "--wait",
+            "0",
+        )
+        assert done.returncode == 1, done.stderr  # its one rejected line
+        # Its tries (20, a second apart at most) and no more.
+        assert aggregate.proc.wait(timeout=90) == 1, "".join(aggregate.output)
+        aggregate.find(re.compile(r"ERROR \S+ the aggregator stopped: batch still conflicts"))
+        aggregate.find(re.compile(r"aggregate service stops \(its aggregator failed\): ran for"))
+    finally:
+        aggregate.stop()
+        ingest.stop()
+
+
+def applied_units(db_path: Path) -> int:
+    if not db_path.exists():
+        return 0
+    with sqlite3.connect(db_path) as db:
+        try:
+            return db.execute("SELECT count(*) FROM units").fetchone()[0]
+        except sqlite3.OperationalError:  # not made yet
+            return 0
