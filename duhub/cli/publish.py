@@ -352,24 +352,35 @@ def _forward(spool: Spool, address: str, box: Outbox, retry_for: float, tally: T
             spool.answered(row.event_id)
         count(line, r)
 
-    box.forward(
-        client.channel(address),
-        batch=BATCH,
-        timeout=60,
-        give_up_after=retry_for,
-        on_result=on_result,
-    )
+    def read_held() -> None:
+        """Count the answers the outbox holds for lines of ours that no reply of this run
+        answered: another process's, or a refusal's (the events it held back)."""
+        for chunk in spool.unanswered():
+            held = box.get([event_id for event_id, _ in chunk])
+            for event_id, line in chunk:
+                s = held.get(event_id)
+                if s is not None and s.state in STORED_RESULT:
+                    tally.heard = True
+                    r = ipb.EventResult(event_id=event_id, result=STORED_RESULT[s.state])
+                    r.field, r.reason = s.field, s.reason
+                    r.partition, r.offset = s.partition or 0, s.offset or 0
+                    count(line, r)
+
+    try:
+        box.forward(
+            client.channel(address),
+            batch=BATCH,
+            timeout=60,
+            give_up_after=retry_for,
+            on_result=on_result,
+        )
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.PERMISSION_DENIED:  # type: ignore[attr-defined]
+            # The lines the refusal held back are said by their line, as rejections are.
+            read_held()
+        raise
     # Another process sharing the outbox may have forwarded some of ours: read their answers.
-    for chunk in spool.unanswered():
-        held = box.get([event_id for event_id, _ in chunk])
-        for event_id, line in chunk:
-            s = held.get(event_id)
-            if s is not None and s.state in STORED_RESULT:
-                tally.heard = True  # by another process sharing the outbox
-                r = ipb.EventResult(event_id=event_id, result=STORED_RESULT[s.state])
-                r.field, r.reason = s.field, s.reason
-                r.partition, r.offset = s.partition or 0, s.offset or 0
-                count(line, r)
+    read_held()
     stub = ingest_pb2_grpc.IngestServiceStub(client.channel(address))
     apart = spool.apart()
     part: list[tuple[int, pb.Event]] = []
@@ -489,17 +500,33 @@ def run(
                 f"--outbox {box.path} --target INGEST' sends them to the ingest service",
                 file=sys.stderr,
             )
-        if e.code() == grpc.StatusCode.PERMISSION_DENIED and waiting:  # type: ignore[attr-defined]
-            print(
-                f"duhub: {waiting} events wait in the outbox {box.path}; with credentials that "
-                "may send them, the next 'duhub publish' or 'duhub outbox retry' sends them",
-                file=sys.stderr,
-            )
+        if e.code() == grpc.StatusCode.PERMISSION_DENIED:  # type: ignore[attr-defined]
+            # Said as a give-up is: what was answered before, the lines held back by line.
+            _print_tally(tally, path, as_json, box, gave_up=waiting, refused=True)
+            sys.stdout.flush()
+            if waiting:
+                # A node's refused request held back the lines naming another source: the
+                # rest may go as they are. A user's credentials may send none of them.
+                held_back = any(_held_back(r) for r in tally.rejected)
+                print(
+                    f"duhub: {waiting} events wait in the outbox {box.path}; "
+                    + ("" if held_back else "with credentials that may send them, ")
+                    + "the next 'duhub publish' or 'duhub outbox retry' sends them",
+                    file=sys.stderr,
+                )
         client.fail_rpc(e, address)
     finally:
         box.close()
     _print_tally(tally, path, as_json, box, visible=visible, unasked=unasked, wait=wait)
     return client.EXIT_REJECTED if tally.rejected else client.EXIT_OK
+
+
+def _held_back(rejection: dict[str, object]) -> bool:
+    """Return whether a line was held back by a refused request (its source another node's),
+    not rejected by the hub event by event."""
+    return rejection["field"] == "request" and str(rejection["reason"]).startswith(
+        "PERMISSION_DENIED"
+    )
 
 
 def _print_tally(
@@ -514,6 +541,7 @@ def _print_tally(
     gave_up: int | None = None,
     why: str = "",
     unavailable: bool = False,
+    refused: bool = False,
 ) -> None:
     """Print the answers per line; `gave_up`: the events left waiting in the outbox when the
     hub stopped answering (the answers are then those it gave before), or, with `why`, when
@@ -535,6 +563,12 @@ def _print_tally(
     before = ""
     if why:
         before = f"not sent, {why}: "
+    elif refused:
+        before = (
+            "before the hub refused a request: "
+            if tally.accepted or tally.duplicate
+            else "not sent, the hub refused the request: "
+        )
     elif gave_up is not None and unavailable:
         before = (
             "before the hub answered UNAVAILABLE: "

@@ -243,6 +243,43 @@ def test_a_refused_publish_holds_back_only_the_event_it_names(
     assert sanctioned(mtls, *node) == before + 1 + 2 + 4 + 16
 
 
+def test_a_refused_publish_says_by_line_what_it_held_back_and_what_waits(
+    mtls: HubProcess, pki: Path, tmp_path: Path
+) -> None:
+    """宜都市's node publishes a file whose third line names another source (a typo) and whose
+    second is no JSON: the hub refuses the request whole. publish printed nothing on stdout,
+    with --json neither (a script read nothing), named the typo only as `events[1]` of the
+    request, not by its line, left the unreadable line unsaid, and told the node, which may
+    send the good line, that it waits for "credentials that may send them"."""
+    node = ("--tls-dir", str(pki), "--cert", YIDU)
+    f = tmp_path / "typo.jsonl"
+    f.write_text("\n".join([sanction(YIDU, YIDU, 1), "garbage", sanction("420851", YIDU)]) + "\n")
+    box = str(tmp_path / "outbox.db")
+    publish = ("publish", str(f), "--outbox", box, "--target", mtls.address, "--retry-for", "0")
+    done = run(*publish, *node)
+    assert done.returncode == 5, done.stderr
+    lines = done.stdout.splitlines()
+    assert (
+        lines[0]
+        == f"{f}: not sent, the hub refused the request: 0 accepted, 0 duplicate, 2 rejected"
+    )
+    assert lines[1].startswith("  line 2: not a duhub.v1.Event in canonical JSON")
+    assert lines[2].startswith("  line 3 (auth-") and "not as '420851'" in lines[2], lines
+    assert "1 events wait in the outbox" in done.stderr
+    assert "the next 'duhub publish' or 'duhub outbox retry' sends them" in done.stderr
+    assert "with credentials" not in done.stderr
+    done = run(*publish, "--json", *node)
+    assert done.returncode == 5, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["accepted"], out["rejected"], out["pending"]) == (0, 2, 1), out
+    assert [r["line"] for r in out["rejections"]] == [2, 3]
+    # A user may not publish at all: every line waits for a node's credentials, said so.
+    done = run(*publish, "--tls-dir", str(pki), "--cert", "alice")
+    assert done.returncode == 5, done.stderr
+    assert "with credentials that may send them" in done.stderr
+    assert done.stdout.startswith(f"{f}: not sent, the hub refused the request: 0 accepted")
+
+
 def test_callers_without_a_valid_certificate_are_refused(
     mtls: HubProcess, pki: Path, tmp_path: Path
 ) -> None:
