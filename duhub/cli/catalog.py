@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, tzinfo
 
 import grpc
@@ -36,6 +37,9 @@ def units(args: argparse.Namespace) -> int:
         client.fail_rpc(e, address)
     if args.json:
         print(client.reply_json(reply))
+        return client.EXIT_OK
+    if not reply.units:  # an empty table read as a fault
+        print(f"no unit lies under {parent} (a village has none)", file=sys.stderr)
         return client.EXIT_OK
     rows = [
         [

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, tzinfo
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
 from duhub.cli.tables import render, shown
-from duhub.cli.timeargs import moment_shown, occurred_before_arg, time_arg, zone_arg
+from duhub.cli.timeargs import in_zone, moment_shown, occurred_before_arg, time_arg, zone_arg
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 
@@ -69,6 +71,8 @@ def _coverage(args: argparse.Namespace) -> int:
     if reply.truncated:
         head += f" (the first {len(reply.visits)} listed)"
     print(head)
+    if not reply.visits:  # the head says how many: no table without a row
+        return client.EXIT_OK
     unnamed = 0
     rows = []
     for v in reply.visits:
@@ -81,8 +85,8 @@ def _coverage(args: argparse.Namespace) -> int:
                 v.event_id or "?",
                 v.source or "—",
                 v.seq if v.event_id else "—",
-                _t(v.occurred_at),
-                _t(v.recorded_at),
+                _t(v.occurred_at, zone),
+                _t(v.recorded_at, zone),
                 f"{v.partition}:{v.offset}" if v.event_id else "—",
             ]
         )
@@ -128,13 +132,15 @@ def _figure(args: argparse.Namespace) -> int:
         f"{shown(reply.metric)} = {reply.total}, from {reply.event_count} events"
         + (f" (the first {len(reply.events)} listed)" if reply.truncated else "")
     )
+    if not reply.events:
+        return client.EXIT_OK
     rows = [
         [
             e.event_id,
             e.source,
             e.seq,
-            _t(e.occurred_at),
-            _t(e.recorded_at),
+            _t(e.occurred_at, zone),
+            _t(e.recorded_at, zone),
             f"{e.partition}:{e.offset}",
             e.unit_id,
             e.area or "—",
@@ -162,7 +168,11 @@ def _figure(args: argparse.Namespace) -> int:
     return client.EXIT_OK
 
 
-def _t(ts) -> str:  # type: ignore[no-untyped-def]
-    # RFC 3339 to the nanosecond, as --as-of, --from and --to take it: cut to the second, a
-    # record time given back as --as-of came before its own event.
-    return ts.ToJsonString()
+def _t(ts: Timestamp, zone: tzinfo) -> str:
+    """RFC 3339 to the nanosecond, as --as-of, --from and --to take it (cut to the second, a
+    record time given back as --as-of came before its own event); in the zone asked, with its
+    offset, as `query coverage` shows its moments there."""
+    if zone is UTC:
+        return ts.ToJsonString()
+    local, offset, fraction = in_zone(ts, zone)
+    return f"{local:%Y-%m-%dT%H:%M:%S}{fraction}{offset}"

@@ -326,7 +326,11 @@ def parser() -> argparse.ArgumentParser:
         help="metric names: several after it, separated by commas, or --metric repeated",
     )
     # Given empty (a script's unset variable), refused: not the city's, or every area's, figures.
-    st.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
+    st.add_argument(
+        "--scope",
+        type=not_empty,
+        help="unit id (its whole subtree); default the city (a scoped caller's own unit)",
+    )
     st.add_argument("--area", type=not_empty, help="policy area, e.g. ecology; default all")
     st.add_argument("--from", dest="from_", help="period start, inclusive (RFC 3339 or date)")
     st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
@@ -408,7 +412,11 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         type=not_empty,
         help="a campaign id: the visit that covered each of its covered targets",
     )
-    ex.add_argument("--scope", type=not_empty, help="unit id (its whole subtree); default the city")
+    ex.add_argument(
+        "--scope",
+        type=not_empty,
+        help="unit id (its whole subtree); default the city (a scoped caller's own unit)",
+    )
     ex.add_argument("--area", type=not_empty, help="policy area; default all (--metric)")
     ex.add_argument("--from", dest="from_", help="period start, inclusive (--metric)")
     ex.add_argument("--to", help="period end, exclusive (--metric)")
@@ -422,7 +430,9 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     ex.add_argument("--as-of", help="what the hub knew then")
     add_time_zone(
-        ex, "a bare date in --from, --to, --as-of and --occurred-before, and --on, are read in"
+        ex,
+        "a bare date in --from, --to, --as-of and --occurred-before, and --on, are read in, "
+        "and the events' times shown in",
     )
     ex.add_argument(
         "--limit",

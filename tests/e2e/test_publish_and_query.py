@@ -430,6 +430,14 @@ def test_explain_names_the_visit_that_covered_each_target(hub: HubProcess, tmp_p
     assert [r.split()[:6] for r in rest[2:]] == [
         ["n1", "420581101", "聂家河镇", "y1", "420581", "1"]
     ]
+    # In the zone asked, the times too (as `query coverage` shows its moments there), each
+    # still one --as-of takes.
+    beijing = duhub(hub.address, "explain", "--campaign", "vax", "--group", "n1",
+                    "--on", "2022-11-04", "--time-zone", "Asia/Shanghai")  # fmt: skip
+    assert beijing.stdout.splitlines()[3].split()[6] == "2022-11-03T10:00:00+08:00", beijing
+    # Nothing covered: the head says so, and no table without a row follows.
+    none = duhub(hub.address, "explain", "--campaign", "vax", "--group", "c2")
+    assert none.stdout.splitlines() == ["vax group c2: 0 of 1 targets covered"], none.stdout
 
     # Options of the other kind of explanation, or a group the campaign lacks, are refused.
     for args, named in (
@@ -556,3 +564,15 @@ def test_an_area_no_event_has_is_pointed_out(hub: HubProcess, tmp_path: Path) ->
     assert empty.returncode == 0 and "note" not in empty.stderr, empty.stderr
     found = duhub(hub.address, "query", "stats", "--metric", "talk_persons", "--area", "ecology")
     assert found.returncode == 0 and found.stderr == "", found.stderr
+
+
+def test_units_of_a_unit_without_any_says_so(hub: HubProcess) -> None:
+    """A village has no units under it: an empty table alone read as a fault."""
+    townships = duhub_json(hub.address, "units", "420581")["units"]
+    villages = duhub_json(hub.address, "units", townships[0]["unitId"])["units"]
+    village = villages[0]["unitId"]
+    said = duhub(hub.address, "units", village)
+    assert said.returncode == 0 and said.stdout == "", said.stdout
+    assert said.stderr == f"no unit lies under {village} (a village has none)\n", said.stderr
+    listed = duhub(hub.address, "units", "420581")
+    assert listed.stderr == "" and townships[0]["unitId"] in listed.stdout
