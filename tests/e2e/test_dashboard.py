@@ -959,6 +959,23 @@ def test_a_tier_the_campaign_has_no_groups_in_is_not_shown_as_the_task_force(
     }
 
 
+def test_a_campaign_without_a_task_force_says_so_on_its_card(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A county's own campaign has no task force: its card read "0 个工作专班，统筹 1 个督导组",
+    a task force of none coordinating the county's group."""
+    launched = _county_campaign("own", "宜都自查", "n1", "2022-11-01", "2022-12-01")
+    lines = [line("own1", "420581", 1, "2022-11-01T00:00:00Z", campaignLaunched=launched)]
+    assert publish(hub, tmp_path, lines).returncode == 0
+    browser.get(hub.dashboard + "?campaign=own")
+    until(browser, lambda p: p["overall"] == "0.0%")
+    card = browser.execute_script(
+        "return document.querySelector('#tiers [data-tier=\"TIER_TASK_FORCE\"]')"
+        ".textContent.replace(/\\s+/g, ' ').trim()"
+    )
+    assert card == "0工作专班—本活动未设工作专班", card
+
+
 def test_a_page_opens_on_the_latest_campaign_begun_not_one_still_to_come(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

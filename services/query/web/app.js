@@ -794,7 +794,9 @@
         // The task force coordinates and has no targets; another tier without targets is
         // one this campaign has no groups (or, for a scoped page, no targets) in.
         const body =
-          x.tier === "TIER_TASK_FORCE"
+          x.tier === "TIER_TASK_FORCE" && groups === 0
+            ? `<div class="big small-big">—</div><div class="card-foot">本活动未设工作专班</div>`
+            : x.tier === "TIER_TASK_FORCE"
             ? `<div class="big small-big">统筹协调</div><div class="card-foot">${groups} 个工作专班，统筹 ${
                 state.campaign ? state.campaign.groups.length - groups : 0
               } 个督导组</div>`
