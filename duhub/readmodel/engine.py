@@ -17,11 +17,18 @@ from duhub.readmodel.schema import metadata
 # PostgreSQL: TCP keepalives on every session, so a network path dropped without a word
 # (a NAT that forgot it, a VM moved) is noticed in 10 + 3 x 5 s instead of the kernel's 2 h.
 # They probe only an idle socket: no healthy statement, however long, is ever cut by them.
+# Keepalives never probe a socket with data the server has not acknowledged: a path dropped
+# while a statement or a COMMIT was on its way was retried by the kernel for ~15 min
+# (tcp_retries2), the worker stuck in it holding its partitions, and ingest refusing every
+# publish once the read model fell 200,000 events behind. TCP_USER_TIMEOUT bounds that wait
+# to the same 25 s; a statement the server took, however long it runs, leaves nothing
+# unacknowledged and is not cut.
 PG_KEEPALIVES = {
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
+    "tcp_user_timeout": 25_000,
 }
 # A worker's session left idle inside a transaction this long is ended by PostgreSQL, which
 # frees its row locks: one worker frozen mid-batch (SIGSTOP, a paused VM) held the rollup
