@@ -25,6 +25,7 @@ from duhub.readmodel.engine import open_engine
 from services.aggregate import fetcher_close, heap
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.feed import Feed
+from services.aggregate.membership import CommitRefused, Membership
 from services.aggregate.reader import PartitionReader
 from services.aggregate.stuck_threads import exit_past_stuck
 
@@ -50,6 +51,9 @@ TRIM_INTERVAL_S = 5.0  # see services/aggregate/heap.py
 # No batch for this long while our partitions have records: the reader is wedged.
 STALL_S = 60.0
 WATCHDOG_CHECK_S = 5.0
+# Every commit refused as a non-member's for this long: the group dropped the worker and its
+# rejoin did not come (services/aggregate/membership.py). A rebalance takes seconds.
+NOT_A_MEMBER_S = 60.0
 # Fault fix (tests/integration/test_faults.py): a worker killed with -9 held its partitions for
 # Faust's default 60 s session timeout before the group gave them to the others; 10 s now.
 SESSION_TIMEOUT_S = 10.0
@@ -110,10 +114,12 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         tps = {TP(spec.topic, p) for p in partitions}
         app.loop.call_soon_threadsafe(app.consumer.pause_partitions, tps)
 
+    membership = Membership()
+
     def commit(positions: dict[int, int]) -> None:
         # Ops tools read the group's lag from its commits: they follow the read model.
         done = asyncio.run_coroutine_threadsafe(_commit_ours(app, spec.topic, positions), app.loop)
-        done.add_done_callback(_log_failure)
+        done.add_done_callback(lambda done: _answered(done, membership))
 
     feed = Feed(
         driver,
@@ -137,6 +143,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
         threading.Thread(target=_run_feed, args=(feed,), name="feed", daemon=True).start()
 
     app.duhub_driver = driver  # type: ignore[attr-defined]
+    app.duhub_membership = membership  # type: ignore[attr-defined]
     app.duhub_feed = feed  # type: ignore[attr-defined]
     return app
 
@@ -185,21 +192,34 @@ def _stop_lost(e: LogLost) -> None:
     os._exit(EXIT_LOG_LOST)
 
 
-def _log_failure(done) -> None:  # type: ignore[no-untyped-def]
-    if not done.cancelled() and done.exception() is not None:
-        log.info("committing the group's offsets failed: %s", done.exception())
+def _answered(done, membership: Membership) -> None:  # type: ignore[no-untyped-def]
+    if done.cancelled():
+        return
+    if (e := done.exception()) is None:
+        membership.committed()
+        return
+    membership.failed(e)
+    # Refused in a rebalance, as is usual for a moment: the watchdog tells one that lasts.
+    level = logging.DEBUG if isinstance(e, CommitRefused) else logging.INFO
+    log.log(level, "committing the group's offsets failed: %s", e)
 
 
 async def _commit_ours(app: faust.App, topic: str, offsets: dict[int, int]) -> None:
     """Commit each partition still ours at its offset. One a rebalance took away meanwhile is
     not committed (the consumer refuses it): its new owner commits it."""
     still = _assigned(app, topic)
-    for p, offset in offsets.items():
-        if p in still:
-            await _commit(app.consumer, TP(topic, p), offset)
+    refused = [
+        p
+        for p, offset in offsets.items()
+        if p in still and not await _commit(app.consumer, TP(topic, p), offset)
+    ]
+    if refused:
+        raise CommitRefused(
+            f"partitions {refused}: the group has rebalanced or dropped this member"
+        )
 
 
-async def _commit(consumer, tp: TP, offset: int) -> None:  # type: ignore[no-untyped-def]
+async def _commit(consumer, tp: TP, offset: int) -> bool:  # type: ignore[no-untyped-def]
     """Commit `offset` as the group's offset of `tp`, and make Faust's own bookkeeping agree.
 
     Faust commits a partition up to the offsets it delivered and saw acked; what it delivered
@@ -209,13 +229,16 @@ async def _commit(consumer, tp: TP, offset: int) -> None:  # type: ignore[no-unt
     """
     await consumer.seek(tp, offset)
     # Faust's own bookkeeping (faust-streaming 0.15): the commit it makes itself, then the
-    # acked offsets and gaps below it, as a commit of its own would have trimmed them.
-    await consumer._commit({tp: offset})
+    # acked offsets and gaps below it, as a commit of its own would have trimmed them. False:
+    # the group refused it (Faust's answer for a CommitFailedError "already rebalanced").
+    if not await consumer._commit({tp: offset}):
+        return False
     consumer._committed_offset[tp] = offset
     acked = consumer._acked[tp]
     acked[:] = [o for o in acked if o >= offset]
     consumer._acked_index[tp] = set(acked)
     consumer._gap[tp].chop(0, offset)
+    return True
 
 
 def _assigned(app: faust.App, topic: str) -> set[int]:
@@ -322,6 +345,7 @@ def _watchdog(app: faust.App) -> None:
     partitions' positions: it lost records (`Feed.check_log`)."""
     driver: ContiguousDriver = app.duhub_driver  # type: ignore[attr-defined]
     feed: Feed = app.duhub_feed  # type: ignore[attr-defined]
+    membership: Membership = app.duhub_membership  # type: ignore[attr-defined]
     while True:
         time.sleep(WATCHDOG_CHECK_S)
         try:
@@ -339,6 +363,16 @@ def _watchdog(app: faust.App) -> None:
                 "aggregate worker stops: no batch handled for %s s while its "
                 "partitions have records to apply",
                 STALL_S,
+            )
+            logging.shutdown()
+            os._exit(EXIT_CRASHED)
+        if membership.refused_for() > NOT_A_MEMBER_S:
+            log.critical(
+                "aggregate worker stops: the group has refused its commits for %s s (%s): "
+                "it no longer takes this worker as a member, which may still apply partitions "
+                "the group gave another; started again, it joins anew",
+                NOT_A_MEMBER_S,
+                membership.reason,
             )
             logging.shutdown()
             os._exit(EXIT_CRASHED)
