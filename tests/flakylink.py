@@ -1,12 +1,14 @@
 """A flaky link for tests: a TCP proxy on the loopback that drops connections at random,
 mid-request or mid-reply, and now and then refuses every connection for a moment; one that
-cuts for good partway (`CutLink`); and a Kafka broker that stops answering (`FrozenBroker`)."""
+cuts for good partway (`CutLink`); a plain one on another address (`Relay`); and a Kafka
+broker that stops answering (`FrozenBroker`)."""
 
 from __future__ import annotations
 
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -144,13 +146,13 @@ class _Forwarder:
     """A TCP proxy on a free loopback port to `upstream`: each connection it takes gets one
     to `upstream`, and `_forward` decides what passes between the two."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, bind: str = "127.0.0.1") -> None:
         host, port = upstream.rsplit(":", 1)
         self.upstream = (host, int(port))
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server((bind, 0))
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{bind}:{self.port}"
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self._stop = threading.Event()
@@ -198,8 +200,8 @@ class CutLink(_Forwarder):
     """Forward 127.0.0.1:<port> to `upstream` until the client has sent `budget` bytes, then
     cut every connection and refuse every later one: a link that drops partway, for good."""
 
-    def __init__(self, upstream: str, budget: int) -> None:
-        super().__init__(upstream)
+    def __init__(self, upstream: str, budget: int, bind: str = "127.0.0.1") -> None:
+        super().__init__(upstream, bind)
         self.budget = budget
         self.sent = 0  # bytes the client sent through
         self._cut = threading.Event()
@@ -238,6 +240,13 @@ class CutLink(_Forwarder):
         self._stop.set()
         self.cut()
         _close(self.listener)
+
+
+class Relay(CutLink):
+    """Forward `bind`:<a free port> to `upstream`, all of it, until closed."""
+
+    def __init__(self, upstream: str, bind: str = "127.0.0.1") -> None:
+        super().__init__(upstream, sys.maxsize, bind)
 
 
 class FrozenBroker(_Forwarder):

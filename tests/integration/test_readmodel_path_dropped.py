@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from duhub.readmodel.engine import open_engine
+from tests.flakylink import Relay
 from tests.infra import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,38 +86,6 @@ def test_every_session_bounds_what_it_leaves_unacknowledged() -> None:
                 engine.dispose()
 
 
-class _Relay:
-    """Forward `bind`:<port> to PostgreSQL (which listens on the loopback only)."""
-
-    def __init__(self, bind: str, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.listener = socket.create_server((bind, 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream, timeout=5)
-            server.settimeout(None)
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 @pytest.mark.skipif(not _can_make_namespaces(), reason="needs root and ip netns")
 def test_a_statement_sent_into_a_dropped_path_fails_within_seconds() -> None:
     tag = uuid.uuid4().hex[:6]
@@ -132,7 +101,7 @@ def test_a_statement_sent_into_a_dropped_path_fails_within_seconds() -> None:
             _ip("link", "set", host_if, "up")
             _ip("netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", ns_if)
             _ip("netns", "exec", ns, "ip", "link", "set", ns_if, "up")
-            relay = _Relay(f"{net}.1", (pg_host, int(pg_port)))
+            relay = Relay(f"{pg_host}:{pg_port}", bind=f"{net}.1")
             via = url.replace(f"@{pg_host}:{pg_port}/", f"@{net}.1:{relay.port}/")
             client = subprocess.Popen(
                 ["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, via],
