@@ -22,7 +22,7 @@ from duhub.cli.bindcheck import unbindable
 from duhub.cli.client import EXIT_USAGE
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals, log_stopped
-from duhub.log.belongs import LogLost
+from duhub.log.belongs import lost_reason
 from duhub.log.spec import is_kafka
 from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.reference import Reference
@@ -190,18 +190,17 @@ def _log_tailer(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
     tailer = LogTailer(log_, engine)
     tailer.start()
     started = time.monotonic()
-    while not stop.wait(1.0):
-        # A tailer that stopped loudly (its read model refused a batch, the log lost records)
-        # ends the process, so a supervisor starts it again, as `duhub up` ends.
-        if tailer.error is not None:
-            log.error("the aggregator stopped: %s", tailer.error)
-            break
+    # A tailer that stopped loudly (its read model refused a batch, the log lost records)
+    # ends the process, so a supervisor starts it again, as `duhub up` ends.
+    tailer.run_until(stop.wait)
     tailer.stop()
+    log_.close()
+    engine.dispose()
     # As the other services and the Kafka worker say it.
     came = stop.noted() or ("its aggregator failed" if tailer.error else None)
     log_stopped(log, "aggregate service", came, started)
-    if isinstance(tailer.error, LogLost):  # as at start (exit 2), which a restart then meets
-        return fatal(f"duhub serve aggregate: {tailer.error}", EXIT_USAGE)
+    if lost := lost_reason(tailer.error):
+        return fatal(f"duhub serve aggregate: {lost}", EXIT_USAGE)
     return 1 if tailer.error else 0
 
 

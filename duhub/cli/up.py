@@ -19,7 +19,7 @@ from duhub.cli.serve import http_address
 from duhub.cli.startup import FAILURES, check_db, failure, redacted
 from duhub.cli.stopsignal import StopSignals, log_stopped
 from duhub.log.base import LogCorrupted
-from duhub.log.belongs import LogLost
+from duhub.log.belongs import lost_reason
 from duhub.logs import fatal, library_level, set_library_level, setup_logging
 from duhub.readmodel.writer import read_positions
 from duhub.reference import Reference
@@ -99,18 +99,14 @@ def run(args: argparse.Namespace) -> int:
     # Caught from before the banner: whoever read it and sends a kill gets a clean stop.
     with StopSignals() as stop:
         print(banner(hub, simulated=simulator is not None, metrics_url=url), flush=True)
-        while not stop.wait(1.0):
-            if hub.ingestor.failure:  # the log lost records: ingest refuses for good
-                break
-            if hub.tailer.error is not None:
-                log.error("the aggregator stopped: %s", hub.tailer.error)
-                break
+        # Ingest failing (the log lost records: it refuses for good) ends the hub too.
+        hub.tailer.run_until(stop.wait, failed=lambda: bool(hub.ingestor.failure))
         if simulator is not None:
             simulator.stop()
         hub.stop()
         came = stop.noted() or _failed(hub)
     log_stopped(log, "hub", came, started)
-    lost = hub.ingestor.failure or _lost(hub.tailer.error)
+    lost = hub.ingestor.failure or lost_reason(hub.tailer.error)
     if lost:  # as at start (exit 2), which a restart then meets
         return fatal(f"duhub up: {lost}", EXIT_USAGE)
     return 1 if hub.tailer.error is not None else 0
@@ -121,10 +117,6 @@ def _failed(hub: Hub) -> str | None:
     if hub.ingestor.failure:
         return "ingest failed"
     return "its aggregator failed" if hub.tailer.error is not None else None
-
-
-def _lost(error: BaseException | None) -> str:
-    return str(error) if isinstance(error, LogLost) else ""
 
 
 def own_reference(path: str | None, *, simulated: bool, database: str = "") -> Reference | None:

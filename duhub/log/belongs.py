@@ -53,6 +53,12 @@ class LogLost(ValueError):
     """The log ends before where the read model stands, found while a service runs."""
 
 
+def lost_reason(error: BaseException | None) -> str:
+    """Why the log lost records, when `error` (what stopped an aggregator) is that: a service
+    then exits as it does at start (2), which a restart meets again; else ""."""
+    return str(error) if isinstance(error, LogLost) else ""
+
+
 def _where(beyond: Mapping[int, tuple[int, int]]) -> str:
     shown = [f"partition {p} at {at}, the log ends at {end}" for p, (at, end) in beyond.items()]
     return "; ".join(shown[:3]) + (f"; and {len(shown) - 3} more" if len(shown) > 3 else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kafka.errors import KafkaError
@@ -53,6 +54,7 @@ class LogTailer:
             engine, on_dead=dead_letter_sink(log_), settled=log_settled(log_)
         )
         self._stop = threading.Event()
+        self._stop_by = 0.0  # when a requested stop stops waiting for the thread
         self._thread: threading.Thread | None = None
         # Partitions reading again after a pause are applied only on the same log (`Pauses`).
         self.pauses = Pauses()
@@ -154,12 +156,21 @@ class LogTailer:
             log.exception("aggregator stopped")
             raise
 
+    def request_stop(self, within: float = STOP_WITHIN_S) -> None:
+        """Tell the tailer to stop, reading and applying nothing new; `stop` then waits for
+        it until `within` s from now. A hub asks this first, so the tailer's bound runs beside
+        the gRPC server's grace rather than after it."""
+        if not self._stop.is_set():
+            self._stop_by = time.monotonic() + within
+            self._stop.set()
+
     def stop(self, timeout: float = STOP_WITHIN_S) -> None:
-        """Stop the tailer within `timeout` s (STOP_WITHIN_S), whatever the log does."""
-        self._stop.set()
+        """Stop the tailer within `timeout` s (STOP_WITHIN_S) of the stop's request, whatever
+        the log does."""
+        self.request_stop(timeout)
         if self._thread is None:
             return
-        self._thread.join(timeout=timeout)
+        self._thread.join(timeout=max(0.0, self._stop_by - time.monotonic()))
         if self._thread.is_alive():
             log.warning(
                 "aggregator: stopping, still waits on the log or the read model after %.0f s: "
@@ -167,3 +178,16 @@ class LogTailer:
                 "start",
                 timeout,
             )
+
+    def run_until(
+        self, stopped: Callable[[float], bool], failed: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Return once `stopped(1.0)` says a stop came, `failed()` holds (another part of the
+        service failed), or the tailer itself stopped loudly, said here at ERROR: a service
+        then ends, so a supervisor starts it again."""
+        while not stopped(1.0):
+            if failed():
+                return
+            if self.error is not None:
+                log.error("the aggregator stopped: %s", self.error)
+                return
