@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, tzinfo
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
 from duhub.cli.tables import render, shown
-from duhub.cli.timeargs import in_zone, moment_shown, occurred_before_arg, time_arg, zone_arg
+from duhub.cli.timeargs import (
+    moment_given_back,
+    moment_shown,
+    occurred_before_arg,
+    time_arg,
+    zone_arg,
+)
 from duhub.v1 import query_pb2 as qpb
 from duhub.v1 import query_pb2_grpc
 
@@ -85,8 +89,8 @@ def _coverage(args: argparse.Namespace) -> int:
                 v.event_id or "?",
                 v.source or "—",
                 v.seq if v.event_id else "—",
-                _t(v.occurred_at, zone),
-                _t(v.recorded_at, zone),
+                moment_given_back(v.occurred_at, zone),
+                moment_given_back(v.recorded_at, zone),
                 f"{v.partition}:{v.offset}" if v.event_id else "—",
             ]
         )
@@ -139,8 +143,8 @@ def _figure(args: argparse.Namespace) -> int:
             e.event_id,
             e.source,
             e.seq,
-            _t(e.occurred_at, zone),
-            _t(e.recorded_at, zone),
+            moment_given_back(e.occurred_at, zone),
+            moment_given_back(e.recorded_at, zone),
             f"{e.partition}:{e.offset}",
             e.unit_id,
             e.area or "—",
@@ -166,13 +170,3 @@ def _figure(args: argparse.Namespace) -> int:
         )
     )
     return client.EXIT_OK
-
-
-def _t(ts: Timestamp, zone: tzinfo) -> str:
-    """RFC 3339 to the nanosecond, as --as-of, --from and --to take it (cut to the second, a
-    record time given back as --as-of came before its own event); in the zone asked, with its
-    offset, as `query coverage` shows its moments there."""
-    if zone is UTC:
-        return ts.ToJsonString()
-    local, offset, fraction = in_zone(ts, zone)
-    return f"{local:%Y-%m-%dT%H:%M:%S}{fraction}{offset}"

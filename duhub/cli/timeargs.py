@@ -115,6 +115,16 @@ def moment_shown(ts: Timestamp, zone: tzinfo = UTC) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {offset} ({utc})"
 
 
+def moment_given_back(ts: Timestamp, zone: tzinfo = UTC) -> str:
+    """A moment to the nanosecond, as RFC 3339 that --as-of, --from and --to take back (cut to
+    the second, a record time given back as --as-of came before its own event); in another
+    `zone` in it, with its offset: `explain`'s times, where `moment_shown` is for reading."""
+    if zone is UTC:
+        return ts.ToJsonString()
+    local, offset, fraction = in_zone(ts, zone)
+    return f"{local:%Y-%m-%dT%H:%M:%S}{fraction}{offset}"
+
+
 def in_zone(ts: Timestamp, zone: tzinfo) -> tuple[datetime, str, str]:
     """Return the moment `ts` in `zone`, its offset as written there (±HH:MM, or ±HH:MM:SS for
     a zone's local mean time) and its fraction of a second ('' or '.5': nanoseconds without
