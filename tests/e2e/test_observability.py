@@ -9,6 +9,7 @@ import sqlite3
 import time
 import urllib.request
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import grpc
 import pytest
@@ -31,19 +32,22 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
+def publish_quickstart(address: str, tmp_path: Path, *more: str) -> CompletedProcess[str]:
+    """The README's quickstart file, published through an outbox in `tmp_path`: its one
+    rejected line on purpose makes the exit 1."""
+    outbox = str(tmp_path / "outbox.db")
+    return duhub(
+        address, "publish", str(ROOT / "examples/quickstart.jsonl"), "--outbox", outbox, *more
+    )
+
+
 def test_metrics_json_logs_and_health(tmp_path: Path) -> None:
     hub = HubProcess(
         tmp_path / "data", "--metrics", "127.0.0.1:0", "--log-format", "json", "--http", "off"
     )
     try:
         url = hub.find(METRICS).group(1)
-        done = duhub(
-            hub.address,
-            "publish",
-            str(ROOT / "examples/quickstart.jsonl"),
-            "--outbox",
-            str(tmp_path / "outbox.db"),
-        )
+        done = publish_quickstart(hub.address, tmp_path)
         assert done.returncode == 1, done.stderr  # one rejection on purpose
         deadline = time.monotonic() + 20
         while True:
@@ -83,15 +87,7 @@ def test_ingest_serves_the_lag_while_no_aggregate_worker_runs(tmp_path: Path) ->
     worker = None
     try:
         url = ingest.find(METRICS).group(1)
-        done = duhub(
-            ingest.address,
-            "publish",
-            str(ROOT / "examples/quickstart.jsonl"),
-            "--outbox",
-            str(tmp_path / "outbox.db"),
-            "--wait",
-            "0",
-        )
+        done = publish_quickstart(ingest.address, tmp_path, "--wait", "0")
         assert done.returncode == 1, done.stderr
         lag = 'duhub_aggregate_lag{partition="0"}'
         m = scrape(url)
@@ -212,15 +208,7 @@ def test_the_aggregate_service_on_the_embedded_log_ends_when_its_aggregator_stop
                 "CREATE TRIGGER refuse BEFORE INSERT ON rollups "
                 "BEGIN SELECT RAISE(ABORT, 'rollups refused'); END"
             )
-        done = duhub(
-            ingest.address,
-            "publish",
-            str(ROOT / "examples/quickstart.jsonl"),
-            "--outbox",
-            str(tmp_path / "outbox.db"),
-            "--wait",
-            "0",
-        )
+        done = publish_quickstart(ingest.address, tmp_path, "--wait", "0")
         assert done.returncode == 1, done.stderr  # its one rejected line
         # Its tries (20, a second apart at most) and no more.
         assert aggregate.proc.wait(timeout=90) == 1, "".join(aggregate.output)
