@@ -94,6 +94,15 @@ class DuhubProcess:
         """The dashboard's URL, from the line the command printed."""
         return self.find(DASHBOARD).group(1)
 
+    def sigterm_timed(self) -> tuple[int, float, str]:
+        """SIGTERM it and wait: its exit code, the seconds it took, its last output."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=120)
+        took = time.monotonic() - t0
+        self._drainer.join(timeout=5)
+        return code, took, "".join(self.output)[-4000:]
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
@@ -128,6 +137,18 @@ def serve(service: str, *options: str) -> DuhubProcess:
     return DuhubProcess(
         ["serve", service, "--listen", "127.0.0.1:0", *http, *options],
         re.compile(r"listening on (\S+)"),
+    )
+
+
+def publish_in_flight(target: str, outbox: Path) -> subprocess.Popen[bytes]:
+    """`duhub publish` of the quickstart file to `target`, left running (kill it): a publish
+    whose append waits on a frozen broker."""
+    quickstart = Path(__file__).resolve().parents[2] / "examples" / "quickstart.jsonl"
+    return subprocess.Popen(
+        [DUHUB, "publish", str(quickstart), "--wait", "0", "--target", target]
+        + ["--outbox", str(outbox)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

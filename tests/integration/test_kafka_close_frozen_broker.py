@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -28,7 +26,7 @@ from kafka.errors import KafkaTimeoutError
 from duhub.log.base import LogRecord
 from duhub.log.kafka import CLOSE_WITHIN_S, LOOP_STOP_S, KafkaLog, KafkaSpec
 from services.aggregate.faust_app import STOP_WITHIN_S
-from tests.e2e.hubproc import DUHUB, serve
+from tests.e2e.hubproc import publish_in_flight, serve
 from tests.flakylink import FrozenBroker, run_for
 from tests.infra import ORIGIN_KEY, kafka_bootstrap, unique
 
@@ -36,7 +34,6 @@ pytestmark = [pytest.mark.kafka]
 
 # Past the bound, for a loaded machine; far below kafka-python's 30 s request timeout.
 MARGIN_S = 2.0
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.jsonl"
 CLOSED_WITHIN_S = CLOSE_WITHIN_S + LOOP_STOP_S + MARGIN_S
 
 
@@ -145,18 +142,9 @@ def test_an_ingest_stops_in_time_with_the_broker_frozen(tmp_path: Path) -> None:
             target=lambda: run_for(lambda: urllib.request.urlopen(metrics, timeout=10), 15),
             daemon=True,
         ).start()
-        publish = subprocess.Popen(
-            [DUHUB, "publish", str(QUICKSTART), "--wait", "0"]
-            + ["--target", ingest.address, "--outbox", str(tmp_path / "outbox.db")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        publish = publish_in_flight(ingest.address, tmp_path / "outbox.db")
         time.sleep(3.0)  # the scrape and the append wait on the broker
-        t0 = time.monotonic()
-        ingest.proc.send_signal(signal.SIGTERM)
-        code = ingest.proc.wait(timeout=120)
-        took = time.monotonic() - t0
-        said = "".join(ingest.output)[-4000:]
+        code, took, said = ingest.sigterm_timed()
         assert code == 0, said
         assert took < STOP_WITHIN_S, f"stopped after {took:.1f} s:\n{said}"
         assert "were not acknowledged by the broker" in said  # the append in flight, said

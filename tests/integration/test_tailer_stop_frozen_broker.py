@@ -8,8 +8,6 @@ timeout, and then the log's close waited its 5 s: `duhub up` took 15 s to stop (
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import read_positions
 from services.aggregate.embedded import STOP_WITHIN_S, LogTailer
 from services.ingest.ingestor import Ingestor
-from tests.e2e.hubproc import DUHUB, HubProcess
+from tests.e2e.hubproc import HubProcess, publish_in_flight
 from tests.flakylink import FrozenBroker, run_for
 from tests.infra import ORIGIN_KEY, kafka_bootstrap, unique
 from tests.unit.builders import Clock, hierarchy, kinds
@@ -33,7 +31,6 @@ pytestmark = [pytest.mark.kafka]
 MARGIN_S = 2.0
 # The server's grace for a call in flight (`Hub.stop`'s default).
 GRACE_S = 2.0
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.jsonl"
 
 
 def _url(bootstrap: str, topic: str) -> str:
@@ -96,11 +93,7 @@ def test_the_hub_on_kafka_stops_in_time_with_the_broker_frozen(tmp_path: Path) -
     try:
         link.freeze()
         time.sleep(3.0)  # the tailer and the health probe wait on the broker
-        t0 = time.monotonic()
-        hub.proc.send_signal(signal.SIGTERM)
-        code = hub.proc.wait(timeout=120)
-        took = time.monotonic() - t0
-        said = "".join(hub.output)[-4000:]
+        code, took, said = hub.sigterm_timed()
         assert code == 0, said
         assert took < STOP_WITHIN_S + CLOSE_WITHIN_S + MARGIN_S, f"stopped after {took:.1f} s"
         assert hub.find(re.compile(r"hub stops \(SIGTERM\)"), timeout=5)
@@ -120,18 +113,9 @@ def test_the_tailers_bound_runs_beside_the_servers_grace(tmp_path: Path) -> None
     publish = None
     try:
         link.freeze()
-        publish = subprocess.Popen(
-            [DUHUB, "publish", str(QUICKSTART), "--wait", "0"]
-            + ["--target", hub.address, "--outbox", str(tmp_path / "outbox.db")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        publish = publish_in_flight(hub.address, tmp_path / "outbox.db")
         time.sleep(3.0)  # the append, the tailer and the health probe wait on the broker
-        t0 = time.monotonic()
-        hub.proc.send_signal(signal.SIGTERM)
-        code = hub.proc.wait(timeout=120)
-        took = time.monotonic() - t0
-        said = "".join(hub.output)[-4000:]
+        code, took, said = hub.sigterm_timed()
         assert code == 0, said
         # A tighter margin than above: with the tailer's 2 s after the grace it took 9.3 s.
         assert took < GRACE_S + CLOSE_WITHIN_S + 1.2, f"stopped after {took:.1f} s"
