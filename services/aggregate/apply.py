@@ -99,6 +99,9 @@ class Prepared:
     ws: WorkingSet
     records: Sequence[LogRecord]
     figures: bool
+    # (partition, offset) -> what a dead letter's value looks like (`value_hint`), for its
+    # log line once the batch commits.
+    hints: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def changes(self) -> dict[int, int]:
         """The positions this batch moves (partition -> next offset)."""
@@ -329,6 +332,7 @@ class BatchApplier:
         pending: list[tuple[LogRecord, Event | None, str]] = []
         # (partition, offset) -> the event_id a record refused at decoding names.
         refused_ids: dict[tuple[int, int], str] = {}
+        hints: dict[tuple[int, int], str] = {}
         decoded = self._decoded
         for rec in records:
             if rec.offset < start.get(rec.partition, 0):
@@ -388,15 +392,10 @@ class BatchApplier:
                     event_id = event.event_id if event else refused_ids[p, rec.offset]
                     letter = DeadLetter(p, rec.offset, event_id, why)
                     out.dead.append(letter)
-                    hint = "" if event else value_hint(rec.value or b"")
-                    log.warning(
-                        "dead letter at %s:%s (%s): %s%s",
-                        p,
-                        rec.offset,
-                        letter.event_id,
-                        why,
-                        f" ({hint})" if hint else "",
-                    )
+                    if event is None and (hint := value_hint(rec.value or b"")):
+                        hints[p, rec.offset] = hint
+                    # Sent before the commit (`send_dead_letter`: twice rather than never);
+                    # its log line waits for the commit (`write`).
                     if self.on_dead is not None:
                         self.on_dead(rec, letter)
                 moved[p] = rec.offset + 1
@@ -416,7 +415,7 @@ class BatchApplier:
             rows = batch_rows(effects, rollups=rollups)
         # What a service starting later compares with the log's record at that offset.
         rows.marks = {p: (r.offset, record_hash(r.key, r.value)) for p, r in last.items()}
-        return Prepared(start, moved, rows, bool(effects), out, ws, records, figures)
+        return Prepared(start, moved, rows, bool(effects), out, ws, records, figures, hints)
 
     def _keep_decoded(self, waiting: list[tuple[LogRecord, Event]], moved: dict[int, int]) -> None:
         """Keep the events of records left waiting for the next try (a driver may hold them
@@ -434,6 +433,7 @@ class BatchApplier:
         if not prepared.writes_nothing():
             write = via if via is not None else partial(write_rows, self.engine)
             out.summary = write(prepared.rows, prepared.changes(), out.dead, prepared.start)
+            _say_dead(out.dead, prepared.hints)  # committed: they are stored now
         return out
 
     def _settled(self, rec: LogRecord, moved: Mapping[int, int]) -> bool:
@@ -456,6 +456,22 @@ class BatchApplier:
         if len(self._blocked_since) > 10_000:
             self._blocked_since = {(rec.partition, rec.offset): first}
         return self.clock() - first > BLOCK_TIMEOUT_S
+
+
+def _say_dead(letters: Sequence[DeadLetter], hints: Mapping[tuple[int, int], str]) -> None:
+    """Log the dead letters of a batch that committed. Ops find a county's refused events by
+    these lines: said at fold time, a batch then refused (another worker applied those
+    offsets) or retried named dead letters never stored, or one several times."""
+    for d in letters:
+        hint = hints.get((d.partition, d.offset), "")
+        log.warning(
+            "dead letter at %s:%s (%s): %s%s",
+            d.partition,
+            d.offset,
+            d.event_id,
+            d.reason,
+            f" ({hint})" if hint else "",
+        )
 
 
 def dead_letter_sink(log: EventLog) -> Callable[[LogRecord, DeadLetter], None] | None:

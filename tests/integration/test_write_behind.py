@@ -308,3 +308,27 @@ def test_coverage_of_a_scope_without_targets_on_postgresql(tmp_path) -> None:
         finally:
             pg.dispose()
             lite.dispose()
+
+
+def test_a_write_behind_refused_names_no_dead_letter(caplog) -> None:
+    """The dead-letter log line waits for the commit (tests/unit/test_dead_letter_log.py):
+    here a batch written behind, whose write another worker's commit refuses."""
+    from tests.unit.test_dead_letter_log import batch, engine_with_units, said, stored
+
+    with fresh_database() as url:
+        engine = engine_with_units(None, url)
+        try:
+            applier = BatchApplier(engine)
+            writer = WriteBehind(applier)
+            held = HeldWrites(applier)
+            caplog.set_level(logging.WARNING, logger="services.aggregate.apply")
+            writer.apply(batch())
+            assert said(caplog) == []  # folded, in flight: not stored yet
+            BatchApplier(engine).apply(batch())  # another worker, given the partition
+            held.release.set()
+            writer.flush()  # refused, applied again: nothing left to apply
+            assert len(said(caplog)) == 1, said(caplog)  # the other worker's, once
+            assert stored(engine) == [(0, 1)] and applier.positions[0] == 2
+            writer.close()
+        finally:
+            engine.dispose()
