@@ -17,6 +17,7 @@ from duhub.domain import events as ev
 from duhub.domain.events import Event, Level, SupervisionGroup, Tier
 from duhub.domain.model import Campaign, Problem, Unit
 from duhub.readmodel import schema as s
+from duhub.readmodel.engine import snapshot
 
 CHUNK = 500
 # Ids as validated (`duhub.convert.ID_RE`) and the separator: such keys need no escaping in
@@ -155,7 +156,10 @@ class ReadModelKnowledge:
             campaign_ids.add(getattr(p, "campaign_id", ""))
         named = {u for u in named if u and u not in self._units}
         campaign_ids = {c for c in campaign_ids if c and c not in self._campaigns}
-        with self.engine.connect() as conn:
+        # One snapshot for every statement: another writer's commit between two of them (a
+        # second worker, the tailer beside ingest) would show an event as new and its seq
+        # taken by itself, refused as "already used by" its own id.
+        with snapshot(self.engine) as conn:
             # (Units a batch names that are not registered yet are asked for again by the next
             # batch, so this runs often: plain DB-API, like the rest.)
             sql = (
