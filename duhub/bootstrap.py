@@ -634,10 +634,6 @@ class QueryProcess:
             )
 
     def stop(self, grace: float = 2.0) -> None:
-        # The tailer's bound (STOP_WITHIN_S) runs beside the server's grace, not after it: a
-        # publish in flight then waits no longer for it (what it appends is applied at the
-        # next start, as anything the tailer has not applied).
-        self.tailer.request_stop()
         if self.dashboard is not None:
             self.dashboard.stop()
         if self.monitor is not None:
