@@ -49,6 +49,8 @@ NetworkSelector.DEFAULT_CONFIG["slow_task_threshold_secs"] = SLOW_NETWORK_STEP_S
 
 EVENTS_TOPIC = "duhub.events.v1"
 DLQ_TOPIC = "duhub.events.dlq"
+# A dead letter's event, for the county that sent it: it reads the topic, not the read model.
+EVENT_ID_HEADER = "duhub-event-id"
 __all__ = ["INGEST_ORIGIN", "ORIGIN_HEADER", "KafkaLog", "KafkaSpec"]
 DEFAULT_PARTITIONS = 12
 # Fault tolerance (tests/integration/test_faults.py): after a broker restart, clients dial again
@@ -295,14 +297,17 @@ class KafkaLog:
             time.sleep(0.2)
         raise RuntimeError(f"log: topic {self.spec.topic} has no partitions")
 
-    def send_dead_letter(self, rec: LogRecord, reason: str) -> None:
-        """Send a record the aggregator refused to the dead-letter topic, with why. Sent
-        before the read model commits: a crash in between may send it twice, never lose it."""
+    def send_dead_letter(self, rec: LogRecord, reason: str, event_id: str = "") -> None:
+        """Send a record the aggregator refused to the dead-letter topic, with why (and the
+        event's id when its value names one). Sent before the read model commits: a crash in
+        between may send it twice, never lose it."""
         headers = [
             ("duhub-reason", reason.encode()),
             ("duhub-partition", str(rec.partition).encode()),
             ("duhub-offset", str(rec.offset).encode()),
         ]
+        if event_id:
+            headers.append((EVENT_ID_HEADER, event_id.encode()))
         if hint := value_hint(rec.value or b""):
             headers.append((HINT_HEADER, hint.encode()))
         self.producer().send(

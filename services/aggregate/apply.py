@@ -481,7 +481,7 @@ def dead_letter_sink(log: EventLog) -> Callable[[LogRecord, DeadLetter], None] |
     send = getattr(log, "send_dead_letter", None)
     if send is None:
         return None
-    return lambda rec, letter: send(rec, letter.reason)
+    return lambda rec, letter: send(rec, letter.reason, letter.event_id)
 
 
 def log_settled(log: EventLog) -> Settled:

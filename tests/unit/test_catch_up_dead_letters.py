@@ -22,7 +22,7 @@ class LogWithDeadLetters(EmbeddedLog):
         super().__init__(*a, **kw)
         self.sent: list[tuple[int, int, str]] = []
 
-    def send_dead_letter(self, rec: LogRecord, reason: str) -> None:
+    def send_dead_letter(self, rec: LogRecord, reason: str, event_id: str = "") -> None:
         self.sent.append((rec.partition, rec.offset, reason))
 
 
