@@ -28,7 +28,12 @@ from urllib.parse import parse_qs, urlparse
 import aiokafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+)
 from kafka.net.selector import NetworkSelector
 
 from duhub.log.base import LogClosed, LogRecord
@@ -51,6 +56,8 @@ EVENTS_TOPIC = "duhub.events.v1"
 DLQ_TOPIC = "duhub.events.dlq"
 # A dead letter's event, for the county that sent it: it reads the topic, not the read model.
 EVENT_ID_HEADER = "duhub-event-id"
+# A dead letter too large for its topic goes without its value: the log keeps it (its offset).
+VALUE_OMITTED_HEADER = "duhub-value-omitted"
 __all__ = ["INGEST_ORIGIN", "ORIGIN_HEADER", "KafkaLog", "KafkaSpec"]
 DEFAULT_PARTITIONS = 12
 # Fault tolerance (tests/integration/test_faults.py): after a broker restart, clients dial again
@@ -310,9 +317,33 @@ class KafkaLog:
             headers.append((EVENT_ID_HEADER, event_id.encode()))
         if hint := value_hint(rec.value or b""):
             headers.append((HINT_HEADER, hint.encode()))
-        self.producer().send(
-            self.spec.dlq_topic, key=rec.key, value=rec.value, headers=headers
-        ).get(timeout=30)
+        try:
+            self.producer().send(
+                self.spec.dlq_topic, key=rec.key, value=rec.value, headers=headers
+            ).get(timeout=30)
+        except MessageSizeTooLargeError:
+            # The record fit its topic but not this one with the headers. Refused again at
+            # every try, it stopped every worker on it; its value stays in the log.
+            self._drop_producer()
+            size = len(rec.value or b"")
+            omitted = f"{size} bytes, too large for {self.spec.dlq_topic} with these headers"
+            headers.append(
+                (
+                    VALUE_OMITTED_HEADER,
+                    f"{omitted}: it is in the log at {rec.partition}:{rec.offset}".encode(),
+                )
+            )
+            self.producer().send(self.spec.dlq_topic, key=rec.key, value=b"", headers=headers).get(
+                timeout=30
+            )
+
+    def _drop_producer(self) -> None:
+        """Close the dead-letter producer: kafka-python's idempotent producer fails every
+        send after the broker refused one as too large."""
+        with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            _close_dead_letters(producer, 5.0)
 
     def producer(self) -> KafkaProducer:
         with self._producer_lock:
