@@ -63,6 +63,13 @@ INGEST_BATCH = Histogram(
 AGGREGATE_APPLIED = Counter(
     "duhub_aggregate_applied", "Log records applied to the read model by this process"
 )
+# Said once a refused record is stored (its batch committed), as its log line: what ops alert
+# on, where a county publishing straight into Kafka learns of its refusals from the topic.
+AGGREGATE_DEAD_LETTERS = Counter(
+    "duhub_aggregate_dead_letters",
+    "Log records this process stored as dead letters, by the field their reason names",
+    ["field"],
+)
 APPEND_TO_READMODEL = Histogram(
     "duhub_append_to_readmodel_seconds",
     "From an event's recorded_at (its append) to the commit that put it in the read model",
@@ -90,7 +97,7 @@ BUILD = Info("duhub_build", "The duhub build this process runs")
 ROLES = ("ingest", "aggregate", "query")
 ROLE_METRICS = {
     "ingest": (INGEST_EVENTS, INGEST_REJECTIONS, INGEST_REQUESTS, INGEST_BATCH, CALLS_REFUSED),
-    "aggregate": (AGGREGATE_APPLIED, APPEND_TO_READMODEL),
+    "aggregate": (AGGREGATE_APPLIED, AGGREGATE_DEAD_LETTERS, APPEND_TO_READMODEL),
     "query": (QUERY_SECONDS, CALLS_REFUSED),
 }
 
@@ -168,6 +175,12 @@ def field_label(field: str) -> str:
     takes one value per field of the schema, not one per element a client may send (a
     campaign's 100,000 targets made as many series)."""
     return _INDEX.sub("[]", field) if field else "unknown"
+
+
+def observe_dead_letter(reason: str) -> None:
+    """Count a dead letter stored, by the field its reason names ("field: why")."""
+    field = reason.split(": ", 1)[0] if ": " in reason else ""
+    AGGREGATE_DEAD_LETTERS.labels(field_label(field)).inc()
 
 
 def observe_applied(records: int, recorded_at_ns: Iterable[int]) -> None:

@@ -19,6 +19,7 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from duhub import metrics
 from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, named_event_id
 from duhub.diskfull import db_name, disk_full, refuse_writes, writes_again
 from duhub.domain.events import Event
@@ -463,6 +464,7 @@ def _say_dead(letters: Sequence[DeadLetter], hints: Mapping[tuple[int, int], str
     these lines: said at fold time, a batch then refused (another worker applied those
     offsets) or retried named dead letters never stored, or one several times."""
     for d in letters:
+        metrics.observe_dead_letter(d.reason)
         hint = hints.get((d.partition, d.offset), "")
         log.warning(
             "dead letter at %s:%s (%s): %s%s",

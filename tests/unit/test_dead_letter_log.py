@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -97,3 +98,27 @@ def test_a_batch_folded_again_after_a_refused_commit_names_its_dead_letter_once(
     # The dead-letter topic is told at each fold, before the commit (`send_dead_letter`:
     # twice rather than never).
     assert [d.offset for d in sent] == [1, 1]
+
+
+def test_a_dead_letter_is_counted_once_stored_by_the_field_it_names(
+    tmp_path: Path,
+) -> None:
+    """`duhub_aggregate_dead_letters_total{field}`: once per dead letter stored, as its log
+    line, though the batch was folded twice (its first commit refused)."""
+    engine = engine_with_units(tmp_path)
+    records = batch()
+    folds: list[int] = []
+
+    def another_worker_applies_first(rec: LogRecord, letter: DeadLetter) -> None:
+        folds.append(letter.offset)
+        if len(folds) == 1:
+            BatchApplier(engine).apply(records[:1])
+
+    def counted() -> float:
+        labels = {"field": "value"}
+        return REGISTRY.get_sample_value("duhub_aggregate_dead_letters_total", labels) or 0.0
+
+    before = counted()
+    BatchApplier(engine, on_dead=another_worker_applies_first).apply(records)
+    assert folds == [1, 1] and stored(engine) == [(0, 1)]
+    assert counted() - before == 1
