@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -92,3 +93,14 @@ def fresh_database() -> Iterator[str]:
                     raise
                 time.sleep(0.5)
         admin.dispose()
+
+
+@contextmanager
+def database_on(kind: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a new read model on `kind`: "sqlite" (a file in `tmp_path`) or
+    "postgresql" (`fresh_database`), for tests that hold both databases to one result."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rm.db'}"
+        return
+    with fresh_database() as url:
+        yield url

@@ -25,19 +25,14 @@ from duhub.projections.timegrid import GRAINS
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.writer import COPY_FROM, PositionConflict, read_positions, write_batch
-from tests.infra import fresh_database
+from tests.infra import database_on
 
 AWKWARD_NAMES = ["back\\slash", "quote ' and \" both", "宜昌市 \\N", "\\x41 not bytes", "tab\\t"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        eng = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
-        yield eng
-        eng.dispose()
-        return
-    with fresh_database() as url:
+    with database_on(request.param, tmp_path) as url:
         eng = open_engine(url)
         yield eng
         eng.dispose()

@@ -20,7 +20,7 @@ from duhub.domain.events import Event, RegulationImproved
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.knowledge import ReadModelKnowledge
-from tests.infra import fresh_database
+from tests.infra import database_on
 
 DIGEST = b"\x01" * 32
 ARRIVING = Event("e-raced", "420581", 7, 1_000, 2_000, RegulationImproved("420581", "ecology", 1))
@@ -28,12 +28,7 @@ ARRIVING = Event("e-raced", "420581", 7, 1_000, 2_000, RegulationImproved("42058
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = open_engine(f"sqlite:///{tmp_path / 'readmodel.db'}")
-        yield eng
-        eng.dispose()
-        return
-    with fresh_database() as url:
+    with database_on(request.param, tmp_path) as url:
         eng = open_engine(url)
         yield eng
         eng.dispose()

@@ -17,16 +17,13 @@ from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.positions import PositionsReader
 from services.query.answers import AnswerCache
-from tests.infra import fresh_database
+from tests.infra import database_on
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'rm.db'}"
-        else:
-            url = stack.enter_context(fresh_database())
+        url = stack.enter_context(database_on(request.param, tmp_path))
         e = open_engine(url, sqlite_pool_size=1, sqlite_cache_mib=1)
         with e.begin() as conn:
             conn.execute(insert(s.log_positions), [{"partition": 0, "next_offset": 5}])

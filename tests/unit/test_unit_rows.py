@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event, insert, update
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import open_engine
 from services.query.http.unit_rows import UnitRows
-from tests.infra import fresh_database
+from tests.infra import database_on
 
 CITY = {"unit_id": "420500", "parent_id": "", "level": 1, "name": "宜昌市", "path": "/420500/"}
 COUNTY = {"unit_id": "420581", "parent_id": "420500", "level": 2, "name": "宜都市"}
@@ -22,10 +22,8 @@ FLAGS = {"recorded_at": 1, "sample": True, "local_code": False}
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'rm.db'}"
-        else:  # the plain statement takes an array there
-            url = stack.enter_context(fresh_database())
+        # (On PostgreSQL the plain statement takes an array.)
+        url = stack.enter_context(database_on(request.param, tmp_path))
         e = open_engine(url)
         stack.callback(e.dispose)
         with e.begin() as conn:
