@@ -976,6 +976,36 @@ def test_a_campaign_without_a_task_force_says_so_on_its_card(
     assert card == "0工作专班—本活动未设工作专班", card
 
 
+def test_no_campaign_and_a_fully_covered_one_raise_no_red_zero(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """Before any campaign the page said "未覆盖单位 0" in red and "0+0" above the groups, as if
+    a campaign of no groups had nothing left to cover; once every target was covered the red
+    "0" stood beside 全部目标均已覆盖 and the green badge, an alarm with nothing to raise."""
+    colour = "return getComputedStyle(document.querySelector('#uncovered-count')).color"
+    browser.get(hub.dashboard)
+    page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "—")
+    assert page["uncoveredCount"] == "—"
+    assert page["structureNums"] == ["—", "—", "—"]
+    muted, red, green = "rgb(157, 178, 207)", "rgb(229, 72, 77)", "rgb(47, 197, 127)"
+    assert browser.execute_script(colour) == muted
+
+    launched = _county_campaign("own", "宜都自查", "n1", "2022-11-01", "2022-12-01")
+    lines = [line("own1", "420581", 1, "2022-11-01T00:00:00Z", campaignLaunched=launched)]
+    assert publish(hub, tmp_path, lines).returncode == 0
+    page = until(browser, lambda p: p["overall"] == "0.0%")
+    assert page["uncoveredCount"] == "1"
+    assert browser.execute_script(colour) == red  # something left to cover is the alarm
+
+    visit = {"campaignId": "own", "groupId": "n1", "unitId": "420581101", "area": "vaccination"}
+    visits = [line("own2", "420581", 2, "2022-11-02T00:00:00Z", supervisionVisit=visit)]
+    assert publish(hub, tmp_path, visits, "visits.jsonl").returncode == 0
+    page = until(browser, lambda p: p["overall"] == "100.0%")
+    assert page["badge"] == "已实现督导全覆盖"
+    assert page["uncoveredCount"] == "0"
+    assert browser.execute_script(colour) == green
+
+
 def test_a_page_opens_on_the_latest_campaign_begun_not_one_still_to_come(
     hub: HubProcess, browser: Any, tmp_path: Path
 ) -> None:

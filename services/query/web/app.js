@@ -457,8 +457,10 @@
   function buildStructure() {
     showMeta();
     const tf = groupsOf("TIER_TASK_FORCE");
-    $("#city-title .num").textContent = `${tf.length}+${groupsOf("TIER_CITY").length}`;
-    $("#county-title .num").textContent = String(groupsOf("TIER_COUNTY").length);
+    // No campaign has no "0+0" structure: its counts are "—", as its coverage's are.
+    const c = state.campaign;
+    $("#city-title .num").textContent = c ? `${tf.length}+${groupsOf("TIER_CITY").length}` : "—";
+    $("#county-title .num").textContent = c ? String(groupsOf("TIER_COUNTY").length) : "—";
     const others = state.campaign ? state.campaign.groups.length - tf.length : 0;
     $("#task-force").innerHTML = tf
       .map(
@@ -483,6 +485,8 @@
     const sample = county.some((g) => g.targets.some((t) => t.sample));
     $("#sample-note").textContent = sample ? "乡镇、村(社区)为示例数据" : "";
     if (!state.campaign) {
+      $("#uncovered-count").textContent = "—";
+      delete $("#uncovered-count").dataset.tone;
       $("#city-groups").innerHTML = `<div class="empty">暂无督导活动</div>`;
       $("#uncovered").innerHTML = `<div class="empty">暂无督导活动</div>`;
     }
@@ -740,6 +744,7 @@
     $("#counties-num").textContent = "—";
     $("#counties").innerHTML = "";
     $("#uncovered-count").textContent = "—";
+    delete $("#uncovered-count").dataset.tone;
     $("#uncovered").innerHTML = `<div class="empty">${esc(why)}</div>`;
     state.noCoverage = why;
     clearGroups();
@@ -840,7 +845,9 @@
     // Counted by their ids: the answer names only the first MAX_LISTED of each group.
     const open = cov.groups.filter((g) => g.uncoveredUnitIds.length);
     const total = open.reduce((n, g) => n + g.uncoveredUnitIds.length, 0);
+    // Red only while something is left to cover: a red "0" beside 全部目标均已覆盖 read as an alarm.
     $("#uncovered-count").textContent = num(total);
+    $("#uncovered-count").dataset.tone = total ? "open" : "none";
     if (!open.length) {
       $("#uncovered").innerHTML =
         `<div class="empty">${state.campaign ? "全部目标均已覆盖" : "暂无督导活动"}</div>`;
