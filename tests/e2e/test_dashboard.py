@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -1722,6 +1723,34 @@ def test_a_hub_gone_away_is_said_in_chinese_and_the_page_recovers_when_it_is_bac
         assert browser.execute_script(dimmed, "#counties") == "1"
     finally:
         again.stop()
+
+
+def test_a_hub_that_hangs_is_said_lost_within_two_heartbeats_and_the_page_recovers(
+    hub: HubProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A hub that stops answering without closing its connections (hung, or a link gone dead
+    without a reset: here SIGSTOP) left the wall screen green and saying 实时 over frozen
+    figures for as long as it lasted, 25 s and more seen. The hub's heartbeat is now an event
+    the page hears: unheard for two of them (15 s each) and 5 s more, the stream is said lost,
+    the figures dimmed, and it is opened again; the hub back, the page is live again."""
+    assert publish(hub, tmp_path, scenario()).returncode == 0
+    browser.get(hub.dashboard + "?campaign=vax")
+    until(browser, lambda p: p["live"] == "live" and p["overall"] == "66.7%")
+    hub.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        page = until(browser, lambda p: p["live"] == "lost", 50)
+        took = time.monotonic() - t0
+        assert 30 <= took <= 45, took  # not before two heartbeats, not long after
+        said = r"出错: 看板服务已 3\d 秒无响应，正在重新连接，恢复后自动更新"
+        assert re.fullmatch(said, page["error"]), page["error"]
+        dimmed = "return getComputedStyle(document.querySelector('#counties')).opacity"
+        assert float(browser.execute_script(dimmed)) < 0.7
+    finally:
+        hub.proc.send_signal(signal.SIGCONT)
+    accepted_over_grpc(hub, COVERING_VISIT)
+    page = until(browser, lambda p: p["live"] == "live" and p["error"] == "", 30)
+    until(browser, lambda p: p["groups"]["n1"] == ["3 / 3", "100.0%", "✓ 11-22 08:00"], 10)
 
 
 # Where a target's cell is drawn on its group's canvas, and the colour of the pixel at its

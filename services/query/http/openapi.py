@@ -454,9 +454,10 @@ def document() -> Json:
                 "get": {
                     "summary": "live changes as server-sent events",
                     "description": (
-                        "`hello` on connect, then `change` events with data"
-                        ' {"version": N, "coverage": bool} (coverage: the campaign asked'
-                        " about changed), at most one every 0.2 s; a comment every 15 s."
+                        '`hello` on connect (data {"version": N, "heartbeat": 15.0}), then'
+                        ' `change` events with data {"version": N, "coverage": bool}'
+                        " (coverage: the campaign asked about changed), at most one every"
+                        ' 0.2 s; a `heartbeat` event ({"version": N}) after 15 s without one.'
                         " The stream ends when the caller's token is revoked."
                     ),
                     "parameters": [_param("campaign", "query", "campaign to report on", **ID)],

@@ -2,7 +2,10 @@
 
 One stream per page, woken by the change feed. A burst of changes (the aggregator commits many
 small batches a second under load) is coalesced into at most one event per `min_gap` seconds;
-a comment line every `heartbeat` seconds keeps proxies and the browser from timing out.
+a `heartbeat` event every `heartbeat` seconds of quiet keeps proxies and the browser from timing
+out, and tells the page the hub is still there: a hub hung, or a link dead without a reset,
+closes nothing, and a page hearing no heartbeat for two of them says so and reconnects (a
+comment, as it was, reaches no script).
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ def stream_changes(
     allowed: Callable[[], bool] = lambda: True,
     gone: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Write `hello`, then a `change` event per change, until the client or server goes
-    (`gone`, asked every tick, says the client closed: a quiet stream learns it no other
-    way before its next write), or the caller is no longer `allowed` (asked at every
-    wake-up: a revoked token).
+    """Write `hello` (how often a quiet stream sends `heartbeat`, in seconds), then a `change`
+    event per change and a `heartbeat` after `heartbeat` seconds without one, until the
+    client or server goes (`gone`, asked every tick, says the client closed: a quiet stream
+    learns it no other way before its next write), or the caller is no longer `allowed`
+    (asked at every wake-up: a revoked token).
 
     A change's data: `version` (the feed's counter) and `coverage` (whether the campaign
     asked about, if any, changed: a page refetches coverage only then, statistics always).
@@ -48,7 +52,7 @@ def stream_changes(
     seen = feed.version
     seen_campaign = feed.campaign_version(campaign_id) if campaign_id else 0
     out.write(f"retry: {RETRY_MS}\n\n".encode())
-    out.write(_event("hello", {"version": seen}))
+    out.write(_event("hello", {"version": seen, "heartbeat": heartbeat}))
     out.flush()
     last_write = time.monotonic()
     try:
@@ -65,7 +69,7 @@ def stream_changes(
                 seen, seen_campaign, last_write = version, now_campaign, time.monotonic()
                 closing.wait(min_gap)
             elif time.monotonic() - last_write >= heartbeat:
-                out.write(b": heartbeat\n\n")
+                out.write(_event("heartbeat", {"version": seen}))
                 out.flush()
                 last_write = time.monotonic()
     except (BrokenPipeError, ConnectionResetError, OSError):

@@ -50,6 +50,11 @@
   const BEIJING_MS = 8 * 3600000;
   const CAMPAIGNS_EVERY_MS = 5000;
   const REOPEN_MS = 5000; // an event stream the server refused is asked for again
+  // A stream unheard for two of the hub's heartbeats (hello says how often) and a margin is
+  // dead: a hub hung, or a link gone without a reset, closes nothing, and the page said 实时
+  // over frozen figures for as long as it lasted.
+  const SILENT_HEARTBEATS = 2;
+  const SILENT_MARGIN_MS = 5000;
   // Refusals of an event stream that asking again does not change: the page stops and says why.
   const FINAL_REFUSALS = {
     401: "实时更新已停止: 访问令牌已失效, 请刷新页面并输入新令牌 (authorization: token no longer accepted)",
@@ -84,6 +89,8 @@
     expanded: new Set(),
     visitsGroup: "", // the group whose 覆盖明细 is open, if any
     source: null,
+    heardAt: 0, // when the event stream last said anything (hello, change, heartbeat)
+    heartbeatMs: 15000, // how often a quiet stream says heartbeat (its hello tells)
     version: 0,
   };
   window.duhubDashboard = state; // for people poking at the wall screen, and for tests
@@ -1370,7 +1377,12 @@
     const source = new EventSource(url);
     state.source = source;
     setLive("connecting");
-    source.onopen = () => setLive("live");
+    const heard = () => (state.heardAt = Date.now());
+    source.onopen = () => {
+      heard();
+      setLive("live");
+    };
+    source.addEventListener("heartbeat", heard);
     source.onerror = async () => {
       setLive("lost");
       // A network error is retried by the browser; an answer other than 200 closes the
@@ -1393,11 +1405,15 @@
     };
     // On (re)connecting, whatever changed while away is fetched.
     source.addEventListener("hello", (e) => {
+      heard();
       setLive("live");
-      state.version = JSON.parse(e.data).version;
+      const hello = JSON.parse(e.data);
+      state.version = hello.version;
+      if (hello.heartbeat > 0) state.heartbeatMs = hello.heartbeat * 1000;
       schedule({ coverage: true, stats: true });
     });
     source.addEventListener("change", (e) => {
+      heard();
       const change = JSON.parse(e.data);
       state.version = change.version;
       // As of a moment past, what the hub knew then does not change: asked again at every
@@ -1407,6 +1423,18 @@
       if (state.asOf && Date.parse(state.asOf) < Date.now() - 60_000) return;
       schedule({ coverage: change.coverage, stats: true });
     });
+  }
+
+  // A live stream gone silent is said lost, its figures dimmed, and opened again: the new
+  // stream's hello makes the page live and refetches what changed meanwhile.
+  function watchStream() {
+    const source = state.source;
+    if (!source || state.liveMode !== "live" || source.readyState !== EventSource.OPEN) return;
+    const silent = Date.now() - state.heardAt;
+    if (silent <= SILENT_HEARTBEATS * state.heartbeatMs + SILENT_MARGIN_MS) return;
+    connect();
+    setLive("lost");
+    showError(`看板服务已 ${Math.round(silent / 1000)} 秒无响应，正在重新连接，恢复后自动更新`);
   }
 
   // ---- controls -----------------------------------------------------------------------------
@@ -1549,6 +1577,7 @@
 
   async function init() {
     setupControls();
+    setInterval(watchStream, 1000);
     $("#forget-token").addEventListener("click", forgetToken);
     // A query's '+' is a space: +08:00 typed in the address comes as ' 08:00', and a space
     // before an offset after a time can only be that '+' (as the API reads it).
