@@ -988,6 +988,9 @@ def test_no_campaign_and_a_fully_covered_one_raise_no_red_zero(
     page = until(browser, lambda p: p["live"] == "live" and p["overall"] == "—")
     assert page["uncoveredCount"] == "—"
     assert page["structureNums"] == ["—", "—", "—"]
+    # Said to a duty officer in words of the work, not in the contract's event names.
+    meta = browser.execute_script("return document.querySelector('#campaign-meta').textContent")
+    assert meta.startswith("暂无督导活动") and "CampaignLaunched" not in meta, meta
     muted, red, green = "rgb(157, 178, 207)", "rgb(229, 72, 77)", "rgb(47, 197, 127)"
     assert browser.execute_script(colour) == muted
 

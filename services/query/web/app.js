@@ -426,7 +426,7 @@
     const c = state.campaign;
     $("#title").innerHTML = `${bdi(state.city.name)} · 督导全覆盖指挥看板`;
     if (!c) {
-      $("#campaign-meta").textContent = "暂无督导活动：发布 CampaignLaunched 事件后在此显示";
+      $("#campaign-meta").textContent = "暂无督导活动：市级或县级部署督导活动后在此显示";
       return;
     }
     const count = (tier) => c.groups.filter((g) => g.tier === tier).length;
