@@ -317,10 +317,14 @@ class KafkaLog:
             headers.append((EVENT_ID_HEADER, event_id.encode()))
         if hint := value_hint(rec.value or b""):
             headers.append((HINT_HEADER, hint.encode()))
-        try:
+
+        def send(value: bytes | None) -> None:
             self.producer().send(
-                self.spec.dlq_topic, key=rec.key, value=rec.value, headers=headers
+                self.spec.dlq_topic, key=rec.key, value=value, headers=headers
             ).get(timeout=30)
+
+        try:
+            send(rec.value)
         except MessageSizeTooLargeError:
             # The record fit its topic but not this one with the headers. Refused again at
             # every try, it stopped every worker on it; its value stays in the log.
@@ -333,9 +337,7 @@ class KafkaLog:
                     f"{omitted}: it is in the log at {rec.partition}:{rec.offset}".encode(),
                 )
             )
-            self.producer().send(self.spec.dlq_topic, key=rec.key, value=b"", headers=headers).get(
-                timeout=30
-            )
+            send(b"")
 
     def _drop_producer(self) -> None:
         """Close the dead-letter producer: kafka-python's idempotent producer fails every

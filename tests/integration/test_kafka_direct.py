@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from google.protobuf import json_format
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from duhub.log.kafka import KafkaSpec
+from duhub.log.base import LogRecord
+from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.readmodel.engine import open_engine
 from duhub.v1 import events_pb2 as pb
+from services.aggregate.apply import BatchApplier, dead_letter_sink
 from tests.e2e.hubproc import serve, stat_values
 from tests.infra import fresh_database, kafka_log_url
 from tests.integration.scale import accountability, publish, wait_applied
+from tests.unit.builders import YIDU
 
 
 def dead_letters(spec: KafkaSpec, want: int, timeout: float = 60) -> list[tuple[bytes, dict]]:  # type: ignore[type-arg]
@@ -33,6 +38,23 @@ def dead_letters(spec: KafkaSpec, want: int, timeout: float = 60) -> list[tuple[
             found.append((m.value, {k: v.decode() for k, v in m.headers}))
     consumer.close()
     return found
+
+
+@contextmanager
+def applier_sending_dead_letters(tmp_path: Path) -> Iterator[tuple[KafkaSpec, BatchApplier]]:
+    """A worker's batch applier on a fresh one-partition topic, its dead letters sent there."""
+    spec = KafkaSpec.parse(kafka_log_url(partitions=1))
+    kafka = KafkaLog(spec)  # makes the topics
+    try:
+        engine = open_engine(f"sqlite:///{tmp_path / 'rm.db'}")
+        yield spec, BatchApplier(engine, on_dead=dead_letter_sink(kafka))
+    finally:
+        kafka.close()
+
+
+def county_records(values: Sequence[bytes]) -> list[LogRecord]:
+    """The values as one county's records at offsets 0, 1, … of partition 0."""
+    return [LogRecord(0, i, YIDU.encode(), v, 0, False) for i, v in enumerate(values)]
 
 
 def letter_ids(db_url: str) -> dict[tuple[int, int], str]:

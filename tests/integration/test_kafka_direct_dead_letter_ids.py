@@ -9,24 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from duhub.log.base import LogRecord
-from duhub.log.kafka import EVENT_ID_HEADER, KafkaLog, KafkaSpec
-from duhub.readmodel.engine import open_engine
-from services.aggregate.apply import BatchApplier, dead_letter_sink
-from tests.infra import kafka_log_url
-from tests.integration.test_kafka_direct import dead_letters
+from duhub.log.kafka import EVENT_ID_HEADER
+from tests.integration.test_kafka_direct import (
+    applier_sending_dead_letters,
+    county_records,
+    dead_letters,
+)
 from tests.unit.builders import YIDU, YIDU_T1, sanction, visit
 
 
 def test_each_dead_letter_names_its_event_id_in_a_header_when_its_value_names_one(
     tmp_path: Path,
 ) -> None:
-    spec = KafkaSpec.parse(kafka_log_url(partitions=1))
-    kafka = KafkaLog(spec)
-    try:
-        applier = BatchApplier(
-            open_engine(f"sqlite:///{tmp_path / 'rm.db'}"), on_dead=dead_letter_sink(kafka)
-        )
+    with applier_sending_dead_letters(tmp_path) as (spec, applier):
         values = (
             # Refused by the rules (no unit is registered in this read model).
             visit(YIDU_T1, event_id="yidu-7", source=YIDU, seq=7).SerializeToString(),
@@ -34,11 +29,8 @@ def test_each_dead_letter_names_its_event_id_in_a_header_when_its_value_names_on
             sanction(YIDU_T1, persons=0, event_id="yidu-8", source=YIDU, seq=8).SerializeToString(),
             b"\xff\x00not protobuf",  # names no event
         )
-        records = [LogRecord(0, i, YIDU.encode(), v, 0, False) for i, v in enumerate(values)]
-        done = applier.apply(records)
+        done = applier.apply(county_records(values))
         assert [d.event_id for d in done.dead] == ["yidu-7", "yidu-8", ""]
         letters = dead_letters(spec, want=3)
         assert [h.get(EVENT_ID_HEADER) for _, h in letters] == ["yidu-7", "yidu-8", None]
         assert [h["duhub-reason"] for _, h in letters] == [d.reason for d in done.dead]
-    finally:
-        kafka.close()

@@ -15,12 +15,12 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from duhub.log.base import LogRecord
-from duhub.log.kafka import EVENT_ID_HEADER, VALUE_OMITTED_HEADER, KafkaLog, KafkaSpec
-from duhub.readmodel.engine import open_engine
-from services.aggregate.apply import BatchApplier, dead_letter_sink
-from tests.infra import kafka_log_url
-from tests.integration.test_kafka_direct import dead_letters
+from duhub.log.kafka import EVENT_ID_HEADER, VALUE_OMITTED_HEADER, KafkaSpec
+from tests.integration.test_kafka_direct import (
+    applier_sending_dead_letters,
+    county_records,
+    dead_letters,
+)
 from tests.unit.builders import YIDU, YIDU_T1, letter
 
 # The dead-letter topic's limit here, so the test needs no 1 MiB record.
@@ -47,20 +47,14 @@ def limit_dead_letters(spec: KafkaSpec) -> None:
 def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_and_the_worker_goes_on(
     tmp_path: Path,
 ) -> None:
-    spec = KafkaSpec.parse(kafka_log_url(partitions=1))
-    kafka = KafkaLog(spec)  # makes the topics
-    try:
+    with applier_sending_dead_letters(tmp_path) as (spec, applier):
         limit_dead_letters(spec)
-        applier = BatchApplier(
-            open_engine(f"sqlite:///{tmp_path / 'rm.db'}"), on_dead=dead_letter_sink(kafka)
-        )
         # Refused (letter_id over 128 characters), and with the headers past the limit.
         big = letter("L" * (DLQ_MAX_BYTES - 80), YIDU_T1, event_id="big", source=YIDU, seq=1)
         small = letter("x" * 129, YIDU_T1, event_id="small", source=YIDU, seq=2)
         values = [big.SerializeToString(), small.SerializeToString()]
         assert DLQ_MAX_BYTES - 100 < len(values[0]) < DLQ_MAX_BYTES
-        records = [LogRecord(0, i, YIDU.encode(), v, 0, False) for i, v in enumerate(values)]
-        done = applier.apply(records)
+        done = applier.apply(county_records(values))
         assert [d.event_id for d in done.dead] == ["big", "small"]
         assert applier.positions[0] == 2
         (big_value, big_headers), (small_value, small_headers) = dead_letters(spec, want=2)
@@ -70,5 +64,3 @@ def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_and_the_wo
         assert big_headers[VALUE_OMITTED_HEADER].startswith(f"{len(values[0])} bytes")
         # The dead-letter producer still sends after the broker refused a record.
         assert small_value == values[1] and VALUE_OMITTED_HEADER not in small_headers
-    finally:
-        kafka.close()

@@ -12,31 +12,24 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from duhub.log.base import LogRecord
-from duhub.log.kafka import KafkaLog, KafkaSpec
 from duhub.log.value_hint import HINT_HEADER, JSON_HINT
-from duhub.readmodel.engine import open_engine
-from services.aggregate.apply import BatchApplier, dead_letter_sink
-from tests.infra import kafka_log_url
-from tests.integration.test_kafka_direct import dead_letters
+from tests.integration.test_kafka_direct import (
+    applier_sending_dead_letters,
+    county_records,
+    dead_letters,
+)
 from tests.unit.builders import YIDU, YIDU_T1, visit
 
 
 def test_a_json_value_is_dead_lettered_with_a_hint_and_its_reason_as_before(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spec = KafkaSpec.parse(kafka_log_url(partitions=1))
-    kafka = KafkaLog(spec)
-    try:
-        applier = BatchApplier(
-            open_engine(f"sqlite:///{tmp_path / 'rm.db'}"), on_dead=dead_letter_sink(kafka)
-        )
+    with applier_sending_dead_letters(tmp_path) as (spec, applier):
         as_json = json_format.MessageToJson(visit(YIDU_T1, event_id="j1", source=YIDU)).encode()
         garbled = b"\xff\x00not protobuf"
         values = (as_json, garbled)
-        records = [LogRecord(0, i, YIDU.encode(), v, 0, False) for i, v in enumerate(values)]
         with caplog.at_level(logging.WARNING):
-            done = applier.apply(records)
+            done = applier.apply(county_records(values))
         assert [d.offset for d in done.dead] == [0, 1]
         assert done.dead[0].reason.startswith("value: not a serialized duhub.v1.Event (event:")
         letters = dead_letters(spec, want=2)
@@ -48,5 +41,3 @@ def test_a_json_value_is_dead_lettered_with_a_hint_and_its_reason_as_before(
         lines = [r.getMessage() for r in caplog.records if "dead letter at" in r.getMessage()]
         assert len(lines) == 2 and lines[0].endswith(f"({JSON_HINT})"), lines
         assert JSON_HINT not in lines[1]
-    finally:
-        kafka.close()
