@@ -68,9 +68,9 @@ def test_a_commit_between_the_prefetchs_statements_is_seen_by_none(engine: Engin
     assert raced, "the other writer's commit never came between the statements"
     # Both as before the other writer's commit: the event new, its seq free. (The batch then
     # loses its positions' compare-and-set, and is folded again from the read model as it is.)
-    assert knowledge._digests[ARRIVING.event_id] is None
-    assert knowledge._seqs[(ARRIVING.source, ARRIVING.seq)] is None
+    assert knowledge.event_digest(ARRIVING.event_id) is None
+    assert knowledge.seq_owner(ARRIVING.source, ARRIVING.seq) is None
     # A prefetch after it sees the commit in both: a duplicate, not a seq taken by another.
     knowledge.prefetch([ARRIVING])
-    assert knowledge._digests[ARRIVING.event_id] == DIGEST
-    assert knowledge._seqs[(ARRIVING.source, ARRIVING.seq)] == ARRIVING.event_id
+    assert knowledge.event_digest(ARRIVING.event_id) == DIGEST
+    assert knowledge.seq_owner(ARRIVING.source, ARRIVING.seq) == ARRIVING.event_id
