@@ -177,9 +177,8 @@ def field_label(field: str) -> str:
     return _INDEX.sub("[]", field) if field else "unknown"
 
 
-def observe_dead_letter(reason: str) -> None:
-    """Count a dead letter stored, by the field its reason names ("field: why")."""
-    field = reason.split(": ", 1)[0] if ": " in reason else ""
+def observe_dead_letter(field: str) -> None:
+    """Count a dead letter stored, by the field it names."""
     AGGREGATE_DEAD_LETTERS.labels(field_label(field)).inc()
 
 

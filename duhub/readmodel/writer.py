@@ -43,7 +43,8 @@ class DeadLetter:
     partition: int
     offset: int
     event_id: str
-    reason: str
+    reason: str  # "field: why"
+    field: str = ""  # the field it names, for the metric's label
 
 
 @dataclass(slots=True)

@@ -331,8 +331,9 @@ class BatchApplier:
         if self._next_view is not None:  # read before the prefetch below: it holds all that
             self._view, self._next_view = self._next_view, None
         pending: list[tuple[LogRecord, Event | None, str]] = []
-        # (partition, offset) -> the event_id a record refused at decoding names.
+        # (partition, offset) -> the event_id and the field of a record refused at decoding.
         refused_ids: dict[tuple[int, int], str] = {}
+        refused_fields: dict[tuple[int, int], str] = {}
         hints: dict[tuple[int, int], str] = {}
         decoded = self._decoded
         for rec in records:
@@ -347,6 +348,7 @@ class BatchApplier:
             except InvalidEvent as e:
                 pending.append((rec, None, e.reason))
                 refused_ids[rec.partition, rec.offset] = e.event_id
+                refused_fields[rec.partition, rec.offset] = e.field
         self.knowledge.prefetch([e for _, e, _ in pending if e is not None])
         ws = WorkingSet(self.knowledge if overlay is None else overlay)
         out = Applied(BatchSummary())
@@ -363,6 +365,7 @@ class BatchApplier:
             for item in pending:
                 rec, event, why = item
                 p = rec.partition
+                field = refused_fields.get((p, rec.offset), "")
                 if p in blocked:
                     waiting.append(item)
                     continue
@@ -380,8 +383,9 @@ class BatchApplier:
                             waiting.append(item)
                             continue
                         why = f"{verdict.reason} (waited {BLOCK_TIMEOUT_S:g} s for it)"
+                        field = verdict.field
                     elif verdict.kind == "rejected":
-                        why = verdict.reason
+                        why, field = verdict.reason, verdict.field
                     elif verdict.kind == "duplicate":
                         out.duplicates += 1
                     else:
@@ -391,7 +395,7 @@ class BatchApplier:
                     # Named whenever its value is an Event, a field check failing too: ops
                     # look a county's event up by its id (before 2026-12-05 that one had none).
                     event_id = event.event_id if event else refused_ids[p, rec.offset]
-                    letter = DeadLetter(p, rec.offset, event_id, why)
+                    letter = DeadLetter(p, rec.offset, event_id, why, field)
                     out.dead.append(letter)
                     if event is None and (hint := value_hint(rec.value or b"")):
                         hints[p, rec.offset] = hint
@@ -464,7 +468,7 @@ def _say_dead(letters: Sequence[DeadLetter], hints: Mapping[tuple[int, int], str
     these lines: said at fold time, a batch then refused (another worker applied those
     offsets) or retried named dead letters never stored, or one several times."""
     for d in letters:
-        metrics.observe_dead_letter(d.reason)
+        metrics.observe_dead_letter(d.field)
         hint = hints.get((d.partition, d.offset), "")
         log.warning(
             "dead letter at %s:%s (%s): %s%s",

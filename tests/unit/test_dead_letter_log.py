@@ -122,3 +122,21 @@ def test_a_dead_letter_is_counted_once_stored_by_the_field_it_names(
     BatchApplier(engine, on_dead=another_worker_applies_first).apply(records)
     assert folds == [1, 1] and stored(engine) == [(0, 1)]
     assert counted() - before == 1
+
+
+def test_a_rule_refusal_is_counted_by_the_field_its_verdict_names(tmp_path: Path) -> None:
+    engine = engine_with_units(tmp_path)
+    reused = [
+        record(0, 0, visit(YIDU_T1, event_id="s0", source=YIDU, seq=905)),
+        record(0, 1, visit(YIDU_T1, event_id="s1", source=YIDU, seq=905)),  # seq taken
+    ]
+
+    def counted() -> float:
+        labels = {"field": "seq"}
+        return REGISTRY.get_sample_value("duhub_aggregate_dead_letters_total", labels) or 0.0
+
+    before = counted()
+    done = BatchApplier(engine).apply(reused)
+    assert [(d.offset, d.field) for d in done.dead] == [(1, "seq")]
+    assert done.dead[0].reason.startswith("seq: ")
+    assert counted() - before == 1
