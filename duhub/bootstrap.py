@@ -37,6 +37,7 @@ from duhub.log.spec import is_kafka
 from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
+from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.reference import Mark, fingerprint, read_mark, reference_held, write_mark
@@ -413,6 +414,7 @@ class Hub:
         self.engine = open_engine(config.database)
         check_belongs(self.log, self.engine)
         fill_dead_letter_ids(self.log, self.engine)
+        fill_dead_letter_sources(self.log, self.engine)
         self.feed = ChangeFeed()
         self.tailer = LogTailer(self.log, self.engine, self.feed)
         self.ingestor = Ingestor(self.log, self.engine)

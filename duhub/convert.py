@@ -43,6 +43,8 @@ class InvalidEvent(ValueError):
     # (`named_event_id`): what its dead letter is filed under. Set by the decode that read it
     # (`services.aggregate.apply.decode_record`), so the value is not parsed again for it.
     event_id = ""
+    # Likewise the source it names (`named_source`): whose refusal its dead letter lists as.
+    source = ""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -67,6 +69,22 @@ def event_id_of(value: bytes | None) -> str:
     except InvalidEvent:
         return ""
     return named_event_id(msg)
+
+
+def source_of(value: bytes | None) -> str:
+    """Return the source a record's value names: `named_source` of the event, when the value
+    parses as a duhub.v1.Event; else "". Whose refusal a dead letter is listed as."""
+    try:
+        msg = decode_event(value or b"")
+    except InvalidEvent:
+        return ""
+    return named_source(msg)
+
+
+def named_source(msg: pb.Event) -> str:
+    """Return the event's source when it is a valid id, else "" (as `named_event_id`)."""
+    named = msg.source
+    return named if len(named) <= MAX_ID and ID_RE.fullmatch(named) else ""
 
 
 def named_event_id(msg: pb.Event) -> str:

@@ -443,6 +443,30 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     )
     _client_opts(ex)
 
+    dl = sub.add_parser(
+        "deadletters",
+        help="list the records the hub refused after they reached the log (dead letters), "
+        "newest first",
+        description="List the records of the log the hub refused (dead letters: Kafka-direct "
+        "events failing the rules, records that are no Event), newest first: when the hub "
+        "recorded each, its log position (partition:offset), event id, source, and the reason, "
+        "which names the field. A caller scoped to a unit (a county's node or users) sees only "
+        "those of the sources in its subtree.",
+    )
+    dl.add_argument("--source", type=not_empty, help="only this source's (a county's unit id)")
+    dl.add_argument(
+        "--since", metavar="TIME", help="only those recorded at or after this (RFC 3339 or date)"
+    )
+    add_time_zone(dl, "a bare date in --since is read in, and the times shown in")
+    dl.add_argument(
+        "--limit",
+        type=whole_number(0, MAX_EXPLAIN_LIMIT),
+        default=1000,
+        help=f"the newest listed at most (default 1000, at most {MAX_EXPLAIN_LIMIT}; 0: the "
+        "hub's default)",
+    )
+    _client_opts(dl)
+
     au = sub.add_parser("audit", help="tamper evidence and audit reports")
     asub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     av = asub.add_parser("verify", help="walk the log's hash chains; print a checkpoint")
@@ -558,6 +582,10 @@ def main(argv: list[str] | None = None) -> int:
             from duhub.cli import explain
 
             return explain.run(args)
+        if args.command == "deadletters":
+            from duhub.cli import deadletters
+
+            return deadletters.run(args)
         if args.command == "audit":
             from duhub.cli import audit
 

@@ -30,6 +30,7 @@ from duhub.log.belongs import refuse_other_origin_key
 from duhub.log.embedded import EmbeddedLog
 from duhub.log.spec import is_kafka
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
+from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
 from duhub.readmodel.layout import LayoutRefused
@@ -183,10 +184,12 @@ def _replay_into(
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
     # Read models of an earlier version name their dead letters as this one does, or the
-    # comparison finds them different for an id (`dead_letter_ids`).
+    # comparison finds them different for an id (`dead_letter_ids`) or a source
+    # (`dead_letter_sources`).
     for engine in (target, live):
         if engine is not None:
             fill_dead_letter_ids(log, engine)
+            fill_dead_letter_sources(log, engine)
     show = sys.stderr.isatty() or args.progress
 
     def progress(p: ReplayProgress) -> None:

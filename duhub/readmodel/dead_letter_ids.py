@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from duhub.convert import event_id_of
-from duhub.log.base import EventLog, read_range
+from duhub.log.base import EventLog, LogRecord, read_range
 from duhub.log.belongs import other_log
 from duhub.readmodel import schema as s
 from duhub.readmodel.layout import DEAD_LETTER_IDS, apply_once
@@ -71,24 +72,31 @@ def fill_dead_letter_ids(log_: EventLog, engine: Engine) -> int:
 
 
 def _named(log_: EventLog, places: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
-    """Return (partition, offset, event_id) for each place whose record names an event. One
+    """Return (partition, offset, event_id) for each place whose record names an event."""
+    return [
+        (rec.partition, rec.offset, event_id)
+        for rec in records_at(log_, places)
+        if (event_id := event_id_of(rec.value))
+    ]
+
+
+def records_at(log_: EventLog, places: list[tuple[int, int]]) -> Iterator[LogRecord]:
+    """Yield the records of the log at these (partition, offset) places, in log order. One
     deleted from the log's front (retention, which duhub's topic never has) is left: a replay
-    could not name it either; so is one the log holds no record at (an aborted transaction's
+    could not read it either; so is one the log holds no record at (an aborted transaction's
     place, a marker's)."""
     if not places:
-        return []
+        return
     starts = log_.start_offsets()
     wanted: dict[int, set[int]] = defaultdict(set)
     for p, offset in places:
         if offset >= starts.get(p, 0):
             wanted[p].add(offset)
-    out = []
     for p, offsets in sorted(wanted.items()):
         for start, stop in _stretches(sorted(offsets)):
             for rec in read_range(log_, p, start, stop, page=STRETCH_PAGE):
-                if rec.offset in offsets and (event_id := event_id_of(rec.value)):
-                    out.append((p, rec.offset, event_id))
-    return out
+                if rec.offset in offsets:
+                    yield rec
 
 
 def _stretches(offsets: list[int]) -> list[tuple[int, int]]:

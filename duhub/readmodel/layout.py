@@ -4,7 +4,8 @@ Each change is claimed by inserting its row into `layout` in the transaction tha
 a second process opening the same read model at the same moment waits for that row's lock
 (PostgreSQL) or the write lock (SQLite), then finds the change made and leaves it. A read
 model created by this version claims every change while still empty, for nothing. One change
-needs the log as well, and is made by the services that open both (`dead_letter_ids.py`).
+needs the log as well, and is made by the services that open both (`dead_letter_ids.py`,
+`dead_letter_sources.py`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ POSITION_MARKS = "position-marks"
 REFERENCE_RULES = "reference-rules"
 LAYOUT_MARKS = "layout-marks"
 COVERAGE_EVENTS = "coverage-events"
-# Made by the services that open the log too (`dead_letter_ids.py`).
+DEAD_LETTER_COLUMNS = "dead-letter-columns"
+# Made by the services that open the log too (`dead_letter_ids.py`, `dead_letter_sources.py`).
 DEAD_LETTER_IDS = "dead-letter-ids"
+DEAD_LETTER_SOURCES = "dead-letter-sources"
 
 # Every change this build knows. One more in `layout` was made by a newer build.
 KNOWN = {
@@ -39,7 +42,9 @@ KNOWN = {
     REFERENCE_RULES,
     LAYOUT_MARKS,
     COVERAGE_EVENTS,
+    DEAD_LETTER_COLUMNS,
     DEAD_LETTER_IDS,
+    DEAD_LETTER_SOURCES,
 }
 
 # What to do with a read model this build cannot trust: it is derived from the log whole.
@@ -69,6 +74,7 @@ def upgrade(engine: Engine) -> None:
         (REFERENCE_RULES, _add_reference_rules),
         (LAYOUT_MARKS, _add_layout_marks),
         (COVERAGE_EVENTS, _add_coverage_events),
+        (DEAD_LETTER_COLUMNS, _add_dead_letter_columns),
     ):
         if change not in applied:
             apply_once(engine, change, apply)
@@ -360,3 +366,13 @@ def _add_coverage_events(conn: Connection) -> None:
         )
         + " WHERE event_id IS NULL"
     )
+
+
+def _add_dead_letter_columns(conn: Connection) -> None:
+    """Give dead_letters the source and record time of each (versions before kept neither),
+    empty: a service that opens the log too reads them there (`dead_letter_sources.py`);
+    until then the query service lists those rows as naming no source."""
+    have = {c["name"] for c in inspect(conn).get_columns("dead_letters")}
+    for column, kind in (("source", "VARCHAR(64)"), ("recorded_at", "BIGINT")):
+        if column not in have:
+            conn.exec_driver_sql(f"ALTER TABLE dead_letters ADD COLUMN {column} {kind}")

@@ -210,6 +210,14 @@ dead_letters = Table(
     # What the record's value names (`convert.event_id_of`): "" when it is no Event.
     Column("event_id", String(128), nullable=False),
     Column("reason", Text, nullable=False),
+    # The source the value names (`convert.source_of`): NULL when it names none. Who may list
+    # it (`duhub deadletters`); a read model made before has it from the log
+    # (DEAD_LETTER_SOURCES, `dead_letter_sources.py`).
+    Column("source", String(64), nullable=True),
+    # When the hub recorded the record (`convert.recorded_at`): NULL when it cannot tell (no
+    # stamped Event in the embedded log).
+    Column("recorded_at", BigInteger, nullable=True),
+    Index("ix_dead_letters_recorded_at", "recorded_at"),
 )
 
 # The reference events this read model was last found to hold, as loaded (one row): how many,

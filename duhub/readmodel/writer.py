@@ -45,6 +45,9 @@ class DeadLetter:
     event_id: str
     reason: str  # "field: why"
     field: str = ""  # the field it names, for the metric's label
+    # The source its value names ("": none) and when the hub recorded it (None: unknown).
+    source: str = ""
+    recorded_at: int | None = None
 
 
 @dataclass(slots=True)
@@ -392,6 +395,8 @@ def _write_rows(
                         "offset": d.offset,
                         "event_id": d.event_id,
                         "reason": d.reason,
+                        "source": d.source or None,
+                        "recorded_at": d.recorded_at,
                     }
                     for d in dead
                 ],

@@ -389,3 +389,39 @@ class CoverageExplanation(_message.Message):
     as_of: _timestamp_pb2.Timestamp
     occurred_before: _timestamp_pb2.Timestamp
     def __init__(self, campaign_id: _Optional[str] = ..., group_id: _Optional[str] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., visits: _Optional[_Iterable[_Union[CoveringVisit, _Mapping]]] = ..., truncated: _Optional[bool] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("source", "since", "limit")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    since: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, source: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("partition", "offset", "event_id", "source", "recorded_at", "reason")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    offset: int
+    event_id: str
+    source: str
+    recorded_at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., event_id: _Optional[str] = ..., source: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("dead_letters", "total", "truncated")
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    total: int
+    truncated: bool
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., total: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...

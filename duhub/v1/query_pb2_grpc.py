@@ -85,6 +85,11 @@ class QueryServiceStub:
                 request_serializer=duhub_dot_v1_dot_query__pb2.ExplainCoverageRequest.SerializeToString,
                 response_deserializer=duhub_dot_v1_dot_query__pb2.CoverageExplanation.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/duhub.v1.QueryService/ListDeadLetters',
+                request_serializer=duhub_dot_v1_dot_query__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=duhub_dot_v1_dot_query__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -156,6 +161,15 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """The records of the log the hub refused (dead letters), newest first: a county's
+        Kafka-direct events failing the rules, records that are no Event. A caller scoped to a
+        unit sees those whose source is a unit of its subtree (a county node: its own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +222,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ExplainCoverage,
                     request_deserializer=duhub_dot_v1_dot_query__pb2.ExplainCoverageRequest.FromString,
                     response_serializer=duhub_dot_v1_dot_query__pb2.CoverageExplanation.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=duhub_dot_v1_dot_query__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=duhub_dot_v1_dot_query__pb2.ListDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -481,6 +500,33 @@ class QueryService:
             '/duhub.v1.QueryService/ExplainCoverage',
             duhub_dot_v1_dot_query__pb2.ExplainCoverageRequest.SerializeToString,
             duhub_dot_v1_dot_query__pb2.CoverageExplanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/duhub.v1.QueryService/ListDeadLetters',
+            duhub_dot_v1_dot_query__pb2.ListDeadLettersRequest.SerializeToString,
+            duhub_dot_v1_dot_query__pb2.ListDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

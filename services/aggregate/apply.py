@@ -20,7 +20,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from duhub import metrics
-from duhub.convert import InvalidEvent, chain_hash, decode_event, event_from_pb, named_event_id
+from duhub.convert import (
+    InvalidEvent,
+    chain_hash,
+    decode_event,
+    event_from_pb,
+    named_event_id,
+    named_source,
+    recorded_at,
+)
 from duhub.diskfull import db_name, disk_full, refuse_writes, writes_again
 from duhub.domain.events import Event
 from duhub.log.base import EventLog, LogRecord
@@ -165,8 +173,8 @@ def decode_record(rec: LogRecord) -> Event:
         return event_from_pb(
             msg, recorded_at=rec.timestamp_ns, partition=rec.partition, offset=rec.offset
         )
-    except InvalidEvent as e:  # its dead letter is filed under the id read here
-        e.event_id = named_event_id(msg)
+    except InvalidEvent as e:  # its dead letter is filed under the id and source read here
+        e.event_id, e.source = named_event_id(msg), named_source(msg)
         raise
 
 
@@ -331,9 +339,8 @@ class BatchApplier:
         if self._next_view is not None:  # read before the prefetch below: it holds all that
             self._view, self._next_view = self._next_view, None
         pending: list[tuple[LogRecord, Event | None, str]] = []
-        # (partition, offset) -> the event_id and the field of a record refused at decoding.
-        refused_ids: dict[tuple[int, int], str] = {}
-        refused_fields: dict[tuple[int, int], str] = {}
+        # (partition, offset) -> why a record was refused at decoding (its id, source, field).
+        refused: dict[tuple[int, int], InvalidEvent] = {}
         hints: dict[tuple[int, int], str] = {}
         decoded = self._decoded
         for rec in records:
@@ -347,8 +354,7 @@ class BatchApplier:
                 pending.append((rec, decode_record(rec), ""))
             except InvalidEvent as e:
                 pending.append((rec, None, e.reason))
-                refused_ids[rec.partition, rec.offset] = e.event_id
-                refused_fields[rec.partition, rec.offset] = e.field
+                refused[rec.partition, rec.offset] = e
         self.knowledge.prefetch([e for _, e, _ in pending if e is not None])
         ws = WorkingSet(self.knowledge if overlay is None else overlay)
         out = Applied(BatchSummary())
@@ -365,7 +371,7 @@ class BatchApplier:
             for item in pending:
                 rec, event, why = item
                 p = rec.partition
-                field = refused_fields.get((p, rec.offset), "")
+                field = "" if event is not None else refused[p, rec.offset].field
                 if p in blocked:
                     waiting.append(item)
                     continue
@@ -394,8 +400,14 @@ class BatchApplier:
                 if why:
                     # Named whenever its value is an Event, a field check failing too: ops
                     # look a county's event up by its id (before 2026-12-05 that one had none).
-                    event_id = event.event_id if event else refused_ids[p, rec.offset]
-                    letter = DeadLetter(p, rec.offset, event_id, why, field)
+                    if event is not None:
+                        event_id, source, at = event.event_id, event.source, event.recorded_at
+                    else:
+                        # When the hub recorded it (none for a record of the embedded log
+                        # that is no stamped Event): what `duhub deadletters` lists it by.
+                        named = refused[p, rec.offset]
+                        event_id, source, at = named.event_id, named.source, recorded_at(rec)
+                    letter = DeadLetter(p, rec.offset, event_id, why, field, source, at or None)
                     out.dead.append(letter)
                     if event is None and (hint := value_hint(rec.value or b"")):
                         hints[p, rec.offset] = hint

@@ -6,6 +6,7 @@ from duhub.convert import from_nanos
 from duhub.domain.model import Campaign, Unit
 from duhub.readmodel.coverage import CoverageReport, Tally
 from duhub.readmodel.coverage_lineage import CoverageLineage
+from duhub.readmodel.dead_letters import DeadLetters
 from duhub.readmodel.lineage import Explanation
 from duhub.readmodel.statistics import Figures
 from duhub.v1 import events_pb2 as epb
@@ -144,4 +145,19 @@ def explanation_reply(x: Explanation) -> qpb.Explanation:
             area=c.area,
             value=c.value,
         )
+    return reply
+
+
+def dead_letters_reply(x: DeadLetters) -> qpb.ListDeadLettersResponse:
+    reply = qpb.ListDeadLettersResponse(total=x.total, truncated=x.truncated)
+    for d in x.letters:
+        letter = reply.dead_letters.add(
+            partition=d.partition,
+            offset=d.offset,
+            event_id=d.event_id,
+            source=d.source,
+            reason=d.reason,
+        )
+        if d.recorded_at is not None:
+            letter.recorded_at.CopyFrom(from_nanos(d.recorded_at))
     return reply

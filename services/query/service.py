@@ -19,6 +19,7 @@ from duhub.projections.timegrid import FIRST_NS, LAST_NS
 from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.coverage_lineage import explain_coverage
+from duhub.readmodel.dead_letters import list_dead_letters
 from duhub.readmodel.knowledge import campaigns_without_targets, load_campaign
 from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, figures
@@ -34,6 +35,7 @@ from services.query.replies import (
     campaign_reply,
     coverage_explanation_reply,
     coverage_reply,
+    dead_letters_reply,
     explanation_reply,
     statistics_reply,
     unit_reply,
@@ -417,6 +419,32 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> qpb.CoverageExplanation:
         _refuse_unfit(context, request)
         return self._answer(context, self._explain_coverage, _scoped(request, self, context))
+
+    def ListDeadLetters(
+        self, request: qpb.ListDeadLettersRequest, context: grpc.ServicerContext
+    ) -> qpb.ListDeadLettersResponse:
+        """A scoped caller (a county's node or users) lists the dead letters of the sources
+        in its subtree only: a source asked outside it is PERMISSION_DENIED, as a scope is;
+        one naming no unit, or no source at all, is the city's to read."""
+        _refuse_unfit(context, request)
+        principal = self._caller(context)
+        within = ""
+        if not unlimited(principal, self.paths):
+            within = self._scope(context, "", "source")
+            if request.source:
+                self._check_unit(context, principal, request.source, "source")
+        return self._answer(
+            context,
+            lambda: dead_letters_reply(
+                list_dead_letters(
+                    self.engine,
+                    request.source,
+                    within,
+                    _clamped_time(request, "since"),
+                    request.limit,
+                )
+            ),
+        )
 
 
 def _scoped(request, servicer: QueryServicer, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
