@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, tzinfo
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
 from duhub.cli.tables import percent, render, shown
@@ -54,6 +55,19 @@ def _fmt_time(ts, zone: tzinfo = UTC) -> str:  # type: ignore[no-untyped-def]
         return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M") + "Z"
     local, offset, _ = in_zone(ts, zone)
     return local.strftime("%Y-%m-%d %H:%M ") + offset
+
+
+def _tier_full_at(reply: qpb.Coverage, tier: int | None) -> Timestamp | None:
+    """Return when a tier (None: every tier) became full: the latest of its groups' full_at,
+    the groups with targets in the scope each full since theirs; None when one is not."""
+    groups = [g for g in reply.groups if g.targets and (tier is None or g.tier == tier)]
+    if not groups or not all(g.HasField("full_at") for g in groups):
+        return None
+    return max(groups, key=lambda g: (g.full_at.seconds, g.full_at.nanos)).full_at
+
+
+def _since(ts: Timestamp | None, zone: tzinfo) -> str:
+    return _fmt_time(ts, zone) if ts is not None else "—"
 
 
 def _scope_unit(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> tuple[str, str]:
@@ -104,19 +118,34 @@ def coverage(args: argparse.Namespace) -> int:
     else:
         full = "YES 是" if reply.full else "no 否"
     print(f"full coverage 督导全覆盖: {full}\n")
+    tier_rows = [
+        [
+            TIER_LABEL.get(t.tier, t.tier),
+            t.targets,
+            t.covered,
+            percent(t.ratio) if t.targets else "—",
+            _since(_tier_full_at(reply, t.tier), zone) if t.full and t.targets else "—",
+        ]
+        for t in reply.tiers
+    ]
+    # A report states one coverage rate and the day full coverage was reached, as the
+    # dashboard's overall card (`totals`) and `explain --campaign` ("5 of 9") count them.
+    targets = sum(t.targets for t in reply.tiers)
+    covered = sum(t.covered for t in reply.tiers)
+    tier_rows.append(
+        [
+            "all tiers 合计",
+            targets,
+            covered,
+            percent(covered / targets) if targets else "—",
+            _since(_tier_full_at(reply, None), zone) if reply.full and targets else "—",
+        ]
+    )
     print(
         render(
-            ["tier 层级", "targets", "covered", "ratio"],
-            [
-                [
-                    TIER_LABEL.get(t.tier, t.tier),
-                    t.targets,
-                    t.covered,
-                    percent(t.ratio) if t.targets else "—",
-                ]
-                for t in reply.tiers
-            ],
-            [False, True, True, True],
+            ["tier 层级", "targets", "covered", "ratio", "full since"],
+            tier_rows,
+            [False, True, True, True, False],
         )
     )
     print()

@@ -181,6 +181,57 @@ def test_a_coverage_short_of_full_never_prints_as_100_percent(
     assert n2[3:6] == ["2001", "1", "0.1%"], out
 
 
+def test_coverage_prints_the_rate_of_all_tiers_and_when_each_tier_became_full(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A supervision report states one coverage rate and the day full coverage (督导全覆盖)
+    was reached. The table gave a rate per tier only, and a full time per group and county:
+    the analyst added tiers up by hand (the dashboard's card and `explain --campaign` count
+    5 of 9) and took the latest of the groups' times for the campaign's."""
+    launch = campaign(
+        "c",
+        [
+            group("tf", pb.TIER_TASK_FORCE),
+            group("c1", pb.TIER_CITY, YIDU),
+            group("n1", pb.TIER_COUNTY, NIEJIAHE, "420581102"),
+        ],
+        event_id="c1",
+        seq=1,
+    )
+    city = visit(YIDU, "c", "c1", event_id="v1", seq=2, occurred_at=at("2022-11-02T01:00:00"))
+    first = visit(NIEJIAHE, "c", "n1", event_id="v2", source=YIDU, seq=1)
+    last = visit(
+        "420581102",
+        "c",
+        "n1",
+        event_id="v3",
+        source=YIDU,
+        seq=2,
+        occurred_at=at("2022-11-20T02:30:00"),
+    )
+    argv = ["query", "coverage", "--campaign", "c", "--target", hub.address]
+
+    def tiers() -> dict[str, list[str]]:
+        assert main([*argv, "--time-zone", "Asia/Shanghai"]) == 0
+        out = capsys.readouterr().out
+        rows = [x.split("  ") for x in out.splitlines()]
+        return {r[0].strip(): [c.strip() for c in r[1:] if c.strip()] for r in rows if r}
+
+    assert kinds(hub.ingestor.publish([launch, city, first])) == ["accepted"] * 3
+    hub.tailer.catch_up()
+    shown = tiers()
+    assert shown["市本级 city"] == ["1", "1", "100.0%", "2022-11-02 09:00 +08:00"], shown
+    assert shown["县市区 county"] == ["2", "1", "50.0%", "—"], shown
+    assert shown["all tiers 合计"] == ["3", "2", "66.7%", "—"], shown
+
+    assert kinds(hub.ingestor.publish([last])) == ["accepted"]
+    hub.tailer.catch_up()
+    shown = tiers()
+    assert shown["县市区 county"] == ["2", "2", "100.0%", "2022-11-20 10:30 +08:00"], shown
+    assert shown["all tiers 合计"] == ["3", "3", "100.0%", "2022-11-20 10:30 +08:00"], shown
+    assert shown["工作专班 task force"] == ["0", "0", "—", "—"], shown
+
+
 def test_coverage_prints_the_moment_it_answers_for_as_asked(
     hub: Hub, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -268,10 +268,11 @@ def test_coverage_says_when_each_became_full_in_its_time_zone(
     hub.tailer.catch_up()
     argv = ["query", "coverage", "--campaign", "c2"]
     beijing = run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai")
-    assert beijing.count("2022-12-02 07:00 +08:00") == 2, beijing  # the group's and county's
+    # The tier's, all tiers', the group's and the county's
+    assert beijing.count("2022-12-02 07:00 +08:00") == 4, beijing
     assert "23:00" not in beijing
     utc = run_cli(hub, capsys, *argv)
-    assert utc.count("2022-12-01 23:00Z") == 2, utc  # as before
+    assert utc.count("2022-12-01 23:00Z") == 4, utc  # as before
 
 
 @pytest.mark.parametrize(
