@@ -133,7 +133,8 @@ def _figure(args: argparse.Namespace) -> int:
         print(client.reply_json(reply))
         return client.EXIT_OK
     print(
-        f"{shown(reply.metric)} = {reply.total}, from {reply.event_count} events"
+        f"{shown(reply.metric)} = {reply.total}, from {reply.event_count} "
+        + ("event" if reply.event_count == 1 else "events")
         + (f" (the first {len(reply.events)} listed)" if reply.truncated else "")
     )
     if not reply.events:

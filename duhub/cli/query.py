@@ -84,6 +84,33 @@ def _scope_name(stub: query_pb2_grpc.QueryServiceStub, unit_id: str) -> str:
     return f"{name} ({uid})" if uid else name
 
 
+# Uncovered units named per group in the table (the rest: "…"; `--json` lists every one).
+UNCOVERED_SHOWN = 4
+
+
+def _unit_names(stub: query_pb2_grpc.QueryServiceStub, unit_ids: set[str]) -> dict[str, str]:
+    """Return each unit's name, as a clerk knows it: ids alone say nothing to them. A unit the
+    caller may not read, or gone, keeps its id alone."""
+    names = {}
+    for uid in sorted(unit_ids):
+        try:
+            u = stub.GetUnit(qpb.GetUnitRequest(unit_id=uid), timeout=ASK_TIMEOUT_S)
+        except grpc.RpcError as e:
+            if e.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                raise
+            continue
+        names[uid] = shown(u.name)
+    return names
+
+
+def _uncovered(g: qpb.GroupCoverage, names: dict[str, str]) -> str:
+    first = [
+        f"{names[u]} ({u})" if u in names else u for u in g.uncovered_unit_ids[:UNCOVERED_SHOWN]
+    ]
+    more = " …" if len(g.uncovered_unit_ids) > UNCOVERED_SHOWN else ""
+    return f"{len(g.uncovered_unit_ids)} uncovered: {', '.join(first)}{more}"
+
+
 def coverage(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
@@ -98,6 +125,11 @@ def coverage(args: argparse.Namespace) -> int:
     try:
         reply = stub.GetCoverage(req, timeout=ASK_TIMEOUT_S)
         scope = _scope_name(stub, args.scope or "")
+        named = set()
+        if not args.json:
+            for g in reply.groups:
+                named.update(g.uncovered_unit_ids[:UNCOVERED_SHOWN])
+        names = _unit_names(stub, named)
     except grpc.RpcError as e:
         client.fail_rpc(e, address, ASK_TIMEOUT_S)
     if args.json:
@@ -154,12 +186,7 @@ def coverage(args: argparse.Namespace) -> int:
         status = (
             f"full {_fmt_time(g.full_at, zone)}"
             if g.HasField("full_at")
-            else (
-                "—"
-                if not g.uncovered_unit_ids
-                else f"{len(g.uncovered_unit_ids)} uncovered: {' '.join(g.uncovered_unit_ids[:4])}"
-                + (" …" if len(g.uncovered_unit_ids) > 4 else "")
-            )
+            else ("—" if not g.uncovered_unit_ids else _uncovered(g, names))
         )
         rows.append(
             [

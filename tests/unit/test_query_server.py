@@ -340,3 +340,17 @@ def test_campaigns_are_listed_without_their_targets_when_asked(
         assert short == whole
     table = capsys.readouterr().out.splitlines()
     assert [x.split()[3] for x in table if x.startswith("wide")] == ["1+0+1"] * 3
+
+
+def test_coverage_names_the_uncovered_units_of_each_group(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clerk reads which units are left by name: an id alone (`1 uncovered: 420581102`)
+    said nothing until looked up elsewhere (analyst review, 2026-12-07)."""
+    launch = campaign("c", [group("n1", pb.TIER_COUNTY, NIEJIAHE, "420581102")], event_id="c1")
+    first = visit(NIEJIAHE, "c", "n1", event_id="v1", source="420581", seq=1)
+    assert kinds(hub.ingestor.publish([launch, first])) == ["accepted"] * 2
+    hub.tailer.catch_up()
+    assert main(["query", "coverage", "--campaign", "c", "--target", hub.address]) == 0
+    out = capsys.readouterr().out
+    assert "1 uncovered: 柏花口镇 (420581102)" in out, out

@@ -225,7 +225,7 @@ def test_explain_reads_bare_dates_in_its_time_zone(
     assert run_cli(hub, capsys, *argv, "--time-zone", "Asia/Shanghai").startswith(
         "talk_persons = 8, from 2 events"
     )
-    assert run_cli(hub, capsys, *argv).startswith("talk_persons = 5, from 1 events")
+    assert run_cli(hub, capsys, *argv).startswith("talk_persons = 5, from 1 event\n")
 
 
 def test_audit_report_reads_bare_dates_in_its_time_zone(
