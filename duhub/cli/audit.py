@@ -171,7 +171,7 @@ def report(args: argparse.Namespace) -> int:
             ensure_ascii=False,
             indent=2,
         )
-    elif args.format == "csv":
+    elif args.format in ("csv", "excel"):
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
@@ -182,7 +182,9 @@ def report(args: argparse.Namespace) -> int:
                 [r["county"], r["name"]]
                 + [x for m in metrics for x in (r["values"][m], r["events"][m])]
             )
-        text = out.getvalue()
+        # Excel and WPS read a CSV without a byte-order mark in the system's code page
+        # (GBK on a Chinese Windows), UTF-8 with one.
+        text = ("\ufeff" if args.format == "excel" else "") + out.getvalue()
     else:
         from duhub.cli.tables import render
 

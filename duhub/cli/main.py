@@ -490,7 +490,13 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ar.add_argument("--area", type=not_empty, help="policy area; default all")
     ar.add_argument("--as-of", help="what the hub knew then")
     add_time_zone(ar, "a bare date in --from, --to and --as-of is read in")
-    ar.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    ar.add_argument(
+        "--format",
+        choices=["table", "csv", "excel", "json"],
+        default="table",
+        help="excel: CSV with a UTF-8 byte-order mark, without which Excel and WPS show the "
+        "counties' Chinese names garbled (default: table)",
+    )
     ar.add_argument("--out", type=not_empty, help="write to this file instead of standard output")
     ar.add_argument(
         "--target",

@@ -199,3 +199,20 @@ def test_an_empty_as_of_is_refused_naming_it_not_read_as_now(
         main([*args, "--target", "127.0.0.1:1"])
     assert done.value.code == 2
     assert "duhub: --as-of: '' is not a date" in capsys.readouterr().err
+
+
+def test_a_report_for_excel_starts_with_a_byte_order_mark_and_a_plain_csv_does_not(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Excel and WPS on a Chinese Windows read a CSV without a byte-order mark as GBK: the
+    counties' names came out garbled (analyst review, 2026-12-07)."""
+    from duhub.cli.main import main
+
+    hub.tailer.catch_up()
+    args = ["audit", "report", "--from", "2022-01-01", "--to", "2023-01-01"]
+    for fmt in ("csv", "excel"):
+        out = tmp_path / f"{fmt}.csv"
+        assert main([*args, "--target", hub.address, "--format", fmt, "--out", str(out)]) == 0
+    plain, excel = (tmp_path / "csv.csv").read_bytes(), (tmp_path / "excel.csv").read_bytes()
+    assert excel == b"\xef\xbb\xbf" + plain
+    assert "宜都市" in excel.decode("utf-8-sig")
