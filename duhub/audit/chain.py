@@ -33,6 +33,9 @@ event after it (and counts it, if it still parses). A broken link takes a damage
 its own source (by the record's bytes) first, else one naming no chain's source, never
 another chain's: that chain's deletion across it is still found. A damaged record after its
 chain's last event, which no link reaches, is named (and counted) by that chain.
+Read with the hub's origin key, a record claiming ingest's origin whose MAC fails is named
+forged where it lies: one with a MAC that does not match is chained (ingest's, damaged since,
+its successor links to it), one with no MAC at all is in no chain (ingest signs every record).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from dataclasses import dataclass, field, replace
 
 from duhub.audit.forks import ForkLookup
 from duhub.convert import chain_hash
+from duhub.log.origin import MAC_MISSING
 from duhub.v1 import events_pb2 as pb
 
 CHECKPOINT_PREFIX = "duhub-checkpoint:v1"
@@ -177,11 +181,13 @@ def look_up_forks(walks: list[_Walk], again: Callable[[], Iterable[Record]] | No
         return
     records = again()
     try:
-        for partition, offset, crc_ok, value, ingested, _forged in records:
+        for partition, offset, crc_ok, value, ingested, forged in records:
             if all(lookup.done(partition, offset) for lookup, _ in lookups):
                 break
-            # The entries the walk chained: ingested (or claiming to be), whole, parsing.
-            entry = entry_of(partition, offset, value) if ingested and crc_ok else None
+            # The entries the walk chained: ingested (or claiming to be, with a MAC), whole,
+            # parsing.
+            chained = ingested and crc_ok and forged != MAC_MISSING
+            entry = entry_of(partition, offset, value) if chained else None
             if entry is None:
                 continue
             for lookup, ends in lookups:
@@ -214,6 +220,23 @@ class _Walk:
     ) -> None:
         self.report.records += 1
         self.report.ends[partition] = max(self.report.ends.get(partition, 0), offset + 1)
+        if forged == MAC_MISSING:
+            # Read with the key, a record claiming ingest's origin with no MAC at all is not
+            # ingest's (ingest signs every record): named where it lies and left out of the
+            # chains, as a Kafka-direct record is. Chained, its link was judged as ingest's
+            # and genuine events were blamed (FORKED, ALTERED, MISSING with none deleted).
+            # Its seq fills no gap: the aggregator dead-letters it, the figures lack it too.
+            self.report.findings.append(
+                _at_record(
+                    "forged",
+                    entry_of(partition, offset, value),
+                    partition,
+                    offset,
+                    f" claims ingest's origin, but headers.duhub-origin-mac: {forged}; not "
+                    "ingest's, so in no chain",
+                )
+            )
+            return
         if not ingested:
             # A Kafka-direct record: no chain holds it (ingest never saw it), so it is listed
             # as a record only, and one that does not parse is a dead letter, not damage. Its

@@ -45,9 +45,9 @@ def _kafka_records(log: KafkaLog) -> Iterator[Record]:
                 if not batch:  # only transaction markers and aborted records left
                     break
                 for rec in batch:
-                    # A record claiming ingest's origin is chained whether or not its MAC
-                    # holds: a forged one breaks the chain, as read without the key; with
-                    # it, the failed MAC is named too (a forgery linked in breaks nothing).
+                    # A record claiming ingest's origin whose MAC fails is passed as ingest's
+                    # with why: the walk names it forged, and chains it only if it carries a
+                    # MAC (`duhub.audit.chain`): a forgery linked in breaks nothing.
                     forged = rec.origin_fault
                     yield p, rec.offset, True, rec.value, rec.ingested or bool(forged), forged
                 pos = batch[-1].offset + 1

@@ -21,6 +21,9 @@ from pathlib import Path
 ORIGIN_HEADER = "duhub-origin"
 INGEST_ORIGIN = b"ingest"
 MAC_HEADER = "duhub-origin-mac"
+# Why a record claiming ingest's origin carries no MAC at all: audit verify, given the key,
+# leaves such a record out of the chains (ingest signs every record it writes).
+MAC_MISSING = "missing: a record claiming ingest's origin must carry its MAC"
 KEY_HEX_CHARS = 64  # 32 random bytes, as hex: a text file ops can copy
 
 _KEYS: dict[str, bytes] = {}
@@ -95,7 +98,7 @@ def origin(key: bytes | None, headers: list[tuple[str, bytes]] | None, value: by
         return "ingest"
     mac = found.get(MAC_HEADER)
     if mac is None:
-        return "missing: a record claiming ingest's origin must carry its MAC"
+        return MAC_MISSING
     if not hmac.compare_digest(mac, hmac.digest(key, value, "sha256")):
         return (
             "does not match this hub's origin key (a forged record, or ingest and this "

@@ -129,18 +129,24 @@ def _forged_after_chain(seq: int, links_to: int) -> str:
 
 def test_audit_verify_with_the_key_names_a_record_forged_in_ingests_name() -> None:
     # A producer adds a second seq 3 of 420581 with ingest's header (no MAC). Read without
-    # the key, audit verify chained it and named the break; with the key, the record failing
-    # its MAC was taken for a Kafka-direct one, left out of the chains, and the log verified
-    # as intact (exit 0): the key made the audit blind to the forgery it exists to catch.
+    # the key, audit verify chains it and names the break. With the key it is known not to be
+    # ingest's: named FORGED where it lies and left out of the chain, which is intact (once
+    # the key made the audit blind to it, exit 0; then it was chained, and in other layouts
+    # its bad link blamed ingest's genuine events: `tests/unit/test_audit_forged.py`).
     from duhub.audit.chain import audit
     from duhub.audit.records import log_records
 
     log_url = _forged_after_chain(seq=3, links_to=2)
     without_key = log_url.split("&key=")[0]
-    for url, kinds in ((without_key, ["inserted"]), (log_url, ["forged", "inserted"])):
+    for url, chained, found in (
+        # Two seq 3 linked to seq 2: without the key, which is ingest's cannot be told.
+        (without_key, 4, [("inserted", 2)]),
+        (log_url, 3, [("forged", 3)]),
+    ):
         report = audit(log_records(url))
-        assert (report.records, report.chained) == (4, 4), url
-        assert [f.kind for f in report.findings] == kinds, url  # the key names the MAC too
+        assert (report.records, report.chained) == (4, chained), url
+        assert [(f.kind, f.offset) for f in report.findings] == found, url
+        assert report.heads["420581"][:2] == (chained, 3), url
 
 
 def test_audit_verify_leaves_a_garbled_kafka_direct_record_out_of_the_chains() -> None:
@@ -175,7 +181,8 @@ def test_audit_verify_with_the_key_names_a_forged_record_that_links_into_the_cha
     # of 420581 with prev_hash = the stored hash of seq 3, ingest's header and no MAC. At the
     # chain's head no later link breaks: audit verify said 'every chain is intact', exit 0, and
     # its checkpoint digested the forgery as the head, though with the key it knows the MAC
-    # fails (the aggregator dead-letters the record for just that).
+    # fails (the aggregator dead-letters the record for just that). Now it is named, and in
+    # no chain: the head the checkpoint digests is ingest's seq 3.
     from duhub.audit.chain import audit
     from duhub.audit.records import log_records
 
@@ -183,6 +190,7 @@ def test_audit_verify_with_the_key_names_a_forged_record_that_links_into_the_cha
     report = audit(log_records(log_url))
     assert [(f.kind, f.source, f.offset) for f in report.findings] == [("forged", "420581", 3)]
     assert "duhub-origin-mac" in report.findings[0].detail
+    assert (report.chained, report.heads["420581"][:2]) == (3, (3, 3))
 
 
 def test_a_forged_origin_header_on_a_hub_without_a_key_is_named(tmp_path: Path) -> None:
