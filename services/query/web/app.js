@@ -90,6 +90,7 @@
     visitsGroup: "", // the group whose 覆盖明细 is open, if any
     source: null,
     heardAt: 0, // when the event stream last said anything (hello, change, heartbeat)
+    silent: false, // the stream was said lost for its silence, and has not been heard since
     heartbeatMs: 15000, // how often a quiet stream says heartbeat (its hello tells)
     version: 0,
   };
@@ -450,7 +451,6 @@
     return `<div class="group-head">
         <span class="name" title="${esc(g.name)}">${esc(name)}</span>
         <span class="middle">${middle}</span>
-        <span class="full-at"></span>
         <span class="count">— / —</span>
         <span class="ratio">—</span>
       </div>`;
@@ -458,8 +458,11 @@
 
   // A group's progress bar opens its 覆盖明细 (which visit covered each target): a button, so
   // Tab reaches it and Enter or Space opens it, as a county's row or a KPI tile.
+  // Beside it, once the group is full, when it became so: on a line of its own under the
+  // group's figures it made each full group taller, and on the wall screen the last counties
+  // and county groups went out of sight as the campaign neared full coverage.
   const groupBar = (g) =>
-    `<button type="button" class="bar-open" data-visits="${esc(g.groupId)}" title="查看覆盖明细"><span class="bar"><i></i></span></button>`;
+    `<div class="bar-line"><button type="button" class="bar-open" data-visits="${esc(g.groupId)}" title="查看覆盖明细"><span class="bar"><i></i></span></button><span class="full-at"></span></div>`;
 
   function buildStructure() {
     showMeta();
@@ -1426,15 +1429,26 @@
   }
 
   // A live stream gone silent is said lost, its figures dimmed, and opened again: the new
-  // stream's hello makes the page live and refetches what changed meanwhile.
+  // stream's hello makes the page live and refetches what changed meanwhile. Until then the
+  // notice counts the seconds since the hub's last word, each second: it said "35 秒" for as
+  // long as the hub was away, minutes on.
   function watchStream() {
     const source = state.source;
-    if (!source || state.liveMode !== "live" || source.readyState !== EventSource.OPEN) return;
     const silent = Date.now() - state.heardAt;
+    const said = () =>
+      showError(`看板服务已 ${Math.round(silent / 1000)} 秒无响应，正在重新连接，恢复后自动更新`);
+    if (state.silent) {
+      // Heard again (its refresh clears the notice), or refused for good (which it says).
+      if (state.liveMode === "live" || state.liveMode === "stopped") state.silent = false;
+      else said();
+      return;
+    }
+    if (!source || state.liveMode !== "live" || source.readyState !== EventSource.OPEN) return;
     if (silent <= SILENT_HEARTBEATS * state.heartbeatMs + SILENT_MARGIN_MS) return;
     connect();
     setLive("lost");
-    showError(`看板服务已 ${Math.round(silent / 1000)} 秒无响应，正在重新连接，恢复后自动更新`);
+    state.silent = true;
+    said();
   }
 
   // ---- controls -----------------------------------------------------------------------------
