@@ -88,10 +88,19 @@ class AuditReport:
     gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     heads: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    # Records claiming ingest's origin that the walk took as ingest's (their MAC passed, when
+    # read with the key): none beside forgeries says the key is not the one ingest signs with.
+    ingest_records: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    @property
+    def key_suspect(self) -> bool:
+        """Whether every record claiming ingest's origin failed the origin key: another key
+        file than ingest's, or ingest run without one, rather than forgeries among its own."""
+        return not self.ingest_records and any(f.kind == "forged" for f in self.findings)
 
     @property
     def checkpoint(self) -> str:
@@ -246,6 +255,8 @@ class _Walk:
                 self.unchained_seqs[direct.source].see(direct.seq)
             return
         entry = entry_of(partition, offset, value)
+        if not forged:
+            self.report.ingest_records += 1
         if forged:
             self.report.findings.append(
                 _at_record(

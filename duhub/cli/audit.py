@@ -20,6 +20,15 @@ from duhub.log.embedded import EmbeddedLog
 EXIT_TAMPERED = 4
 
 
+# Said when no record passed the origin key: an auditor given another key than ingest's saw
+# every record of the hub named FORGED, with nothing to say the key was the likelier fault.
+KEY_SUSPECT = (
+    "note: no record claiming ingest's origin passed this origin key: if ingest signs with "
+    "another key file, or none, every one of its records is named FORGED here. Verify with "
+    "the key file the hub's ingest reads (a worker given another refuses to start)"
+)
+
+
 def verify(args: argparse.Namespace) -> int:
     spec = args.log or str(Path(args.data_dir).resolve())
     until = None
@@ -79,6 +88,7 @@ def verify(args: argparse.Namespace) -> int:
                     "checkpoint_missing": {str(p): n for p, n in sorted(missing.items())},
                     "cut_from_end": [asdict(c) for c in cuts],
                     "torn_tail_bytes": torn_bytes,
+                    **({"hint": KEY_SUSPECT} if report.key_suspect else {}),
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -101,6 +111,8 @@ def verify(args: argparse.Namespace) -> int:
                 f"  {f.kind.upper():9} source {shown(f.source) or '?'} at {f.partition}:"
                 f"{f.offset} ({shown(f.event_id) or 'unreadable'}): {shown(f.detail)}"
             )
+        if report.key_suspect:
+            print(KEY_SUSPECT)
         if report.gaps:
             print("seq gaps, the seqs missing (rejected events leave them; deletions too):")
             for source, gaps in sorted(report.gaps.items()):

@@ -62,6 +62,11 @@ def test_a_process_with_another_origin_key_than_ingests_refuses_to_start(
     done = duhub("serve", "aggregate", "--log", url, "--db", db, "--data-dir", str(tmp_path))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "the records ingest wrote fail this origin key" in done.stderr, done.stderr
+    # Audit verify walks the log all the same (an auditor's finding is not to be refused),
+    # every record FORGED, exit 4, and says the key is the likelier fault.
+    done = duhub("audit", "verify", "--log", url)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "no record claiming ingest's origin passed this origin key" in done.stdout
 
 
 def test_a_process_with_ingests_key_or_none_starts(tmp_path: Path) -> None:

@@ -189,3 +189,15 @@ def test_a_record_whose_mac_does_not_match_stays_chained() -> None:
     assert [(f.kind, f.offset) for f in report.findings] == [("forged", 2), ("altered", 2)]
     assert "seq 3 at 6:2 differs from what was accepted" in report.findings[1].detail
     assert report.chained == 5
+
+
+def test_a_log_whose_every_ingest_record_fails_the_key_is_said_to_suspect_the_key() -> None:
+    """Audit given another key than ingest's (or ingest run without one) named every record
+    of the hub FORGED and said nothing of the likelier fault, the key. A forgery among
+    records that pass the key is not that case."""
+    genuine = _log([("g", s, "") for s in (1, 2, 3)])
+    other_key = [(p, o, ok, v, ingested, BAD_MAC) for p, o, ok, v, ingested, _ in genuine]
+    assert audit(other_key).key_suspect
+    assert audit(_log([("f", 1, "none"), ("f", 2, "none")])).key_suspect
+    assert not audit(genuine).key_suspect  # read without a key, or with ingest's
+    assert not audit(_log([("g", 1, ""), ("g", 2, ""), ("f", 3, "head")])).key_suspect
