@@ -60,7 +60,7 @@ EVENTS, SEED = 50_000, 13  # bench.aggregate's stream
 # this) when `bench/events.py`, `duhub/simulate/` or the projections change.
 FACTS_VERSION = 1
 
-Fact = tuple[str, int, str, str, int, str, int]  # FACT_COLUMNS
+Fact = tuple[str, int, str, str, int, str, int]  # FACT_COLUMNS[:7]: what the variants sum
 
 
 def facts_path() -> Path:
@@ -91,7 +91,7 @@ def stream_facts() -> list[Fact]:
         log.close()
         with engine.connect() as conn:
             rows = conn.execute(
-                text(f"SELECT {', '.join(FACT_COLUMNS)} FROM facts ORDER BY id")
+                text(f"SELECT {', '.join(FACT_COLUMNS[:7])} FROM facts ORDER BY id")
             ).all()
         engine.dispose()
     facts = [tuple(r) for r in rows]

@@ -39,6 +39,7 @@ from duhub.readmodel import schema as s
 from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.fact_campaigns import fill_fact_campaigns
 from duhub.readmodel.knowledge import ReadModelKnowledge
 from duhub.readmodel.reference import Mark, fingerprint, read_mark, reference_held, write_mark
 from duhub.reference import Reference, shipped
@@ -415,6 +416,7 @@ class Hub:
         check_belongs(self.log, self.engine)
         fill_dead_letter_ids(self.log, self.engine)
         fill_dead_letter_sources(self.log, self.engine)
+        fill_fact_campaigns(self.log, self.engine)
         self.feed = ChangeFeed()
         self.tailer = LogTailer(self.log, self.engine, self.feed)
         self.ingestor = Ingestor(self.log, self.engine)

@@ -334,7 +334,16 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--area", type=not_empty, help="policy area, e.g. ecology; default all")
     st.add_argument("--from", dest="from_", help="period start, inclusive (RFC 3339 or date)")
     st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
-    st.add_argument("--group-by", choices=["unit", "day", "week", "month", "quarter", "year"])
+    st.add_argument(
+        "--campaign",
+        type=not_empty,
+        help="the figures of this campaign's groups only (visits); with --group-by group|tier",
+    )
+    st.add_argument(
+        "--group-by",
+        choices=["unit", "day", "week", "month", "quarter", "year", "group", "tier"],
+        help="group and tier: a campaign's groups (with --campaign)",
+    )
     st.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
     add_time_zone(st, "days, weeks, months… start in, and a bare date in --from, --to and --as-of")
     _client_opts(st)

@@ -46,6 +46,8 @@ GROUP_BY = {
     "month": qpb.GROUP_BY_MONTH,
     "quarter": qpb.GROUP_BY_QUARTER,
     "year": qpb.GROUP_BY_YEAR,
+    "group": qpb.GROUP_BY_GROUP,
+    "tier": qpb.GROUP_BY_TIER,
 }
 
 
@@ -252,6 +254,30 @@ def _say_if_no_event_has(stub: query_pb2_grpc.QueryServiceStub, area: str) -> No
     )
 
 
+def _group_table(reply: qpb.Statistics, metrics: list[str], group_by: str) -> str:
+    """A campaign's figures: a row per group (with its tier) and per tier, or per tier, and
+    the campaign's total."""
+    headers = {"group": ["group", "name", "tier"], "tier": ["tier"], "": []}[group_by]
+    headers += [f"{x} {METRIC_LABEL.get(x, '')}".strip() for x in metrics]
+
+    def tier(row: qpb.StatisticsRow) -> str:
+        return epb.Tier.Name(row.tier).removeprefix("TIER_").lower().replace("_", "-")
+
+    def cells(row: qpb.StatisticsRow) -> list[object]:
+        return [row.values.get(x, 0) for x in metrics]
+
+    rows: list[list[object]] = []
+    if group_by == "group":
+        rows += [[r.key, r.name, tier(r), *cells(r)] for r in reply.rows]
+        rows += [[f"{tier(r)} tier 小计", "", tier(r), *cells(r)] for r in reply.tiers]
+    elif group_by == "tier":
+        rows += [[tier(r), *cells(r)] for r in reply.rows]
+    total: list[object] = ["total 合计"] + [""] * (len(headers) - len(metrics) - 1)
+    rows.append(total[: len(headers) - len(metrics)] + cells(reply.total))
+    n_text = len(headers) - len(metrics)
+    return render(headers, rows, [False] * n_text + [True] * len(metrics))
+
+
 def stats(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
@@ -270,6 +296,7 @@ def stats(args: argparse.Namespace) -> int:
     if args.group_by:
         req.group_by = GROUP_BY[args.group_by]
     req.time_zone = args.time_zone or ""
+    req.campaign_id = args.campaign or ""
     try:
         reply = stub.GetStatistics(req, timeout=ASK_TIMEOUT_S)
         scope_id, scope_name = ("", "") if args.json else _scope_unit(stub, args.scope or "")
@@ -283,10 +310,14 @@ def stats(args: argparse.Namespace) -> int:
     window = f"{args.from_ or '…'} .. {args.to or '…'}"
     scope = f"{scope_name} ({scope_id})" if scope_id else scope_name
     print(
-        f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
+        (f"campaign {args.campaign}, " if args.campaign else "")
+        + f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
         + (f", as of {args.as_of}" if args.as_of else "")
         + (f", time zone {args.time_zone}" if args.time_zone else "")
     )
+    if args.campaign:
+        print(_group_table(reply, metrics, args.group_by or ""))
+        return client.EXIT_OK
     headers = ["key"] if args.group_by else []
     if args.group_by == "unit":
         headers.append("name")

@@ -33,6 +33,7 @@ from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
 from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
+from duhub.readmodel.fact_campaigns import fill_fact_campaigns
 from duhub.readmodel.layout import LayoutRefused
 from duhub.readmodel.schema import metadata
 from services.aggregate.replay import (
@@ -190,6 +191,7 @@ def _replay_into(
         if engine is not None:
             fill_dead_letter_ids(log, engine)
             fill_dead_letter_sources(log, engine)
+            fill_fact_campaigns(log, engine)
     show = sys.stderr.isatty() or args.progress
 
     def progress(p: ReplayProgress) -> None:

@@ -68,6 +68,9 @@ class Counted:
     value: int
     event_id: str
     recorded_at: Nanos
+    # The campaign and group a visit names ("": none, or no visit).
+    campaign_id: str = ""
+    group_id: str = ""
 
 
 @dataclass(slots=True)

@@ -93,7 +93,10 @@ def _figures(event: Event, k: Knowledge) -> list[Effect]:
     """The effects only the rollups take: counts, and coverage marks."""
     p = event.payload
     if isinstance(p, ev.SupervisionVisit):
-        out: list[Effect] = [_count(event, k, p.unit_id, m.VISITS, p.area, 1)]
+        visit = _count(event, k, p.unit_id, m.VISITS, p.area, 1)
+        if p.campaign_id:  # the rules made sure the group is one of the campaign's
+            visit.campaign_id, visit.group_id = p.campaign_id, p.group_id
+        out: list[Effect] = [visit]
         campaign = k.campaign(p.campaign_id) if p.campaign_id else None
         if campaign is not None and campaign.covers(p.group_id, p.unit_id, event.occurred_at):
             out.append(

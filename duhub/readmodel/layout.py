@@ -5,7 +5,7 @@ a second process opening the same read model at the same moment waits for that r
 (PostgreSQL) or the write lock (SQLite), then finds the change made and leaves it. A read
 model created by this version claims every change while still empty, for nothing. One change
 needs the log as well, and is made by the services that open both (`dead_letter_ids.py`,
-`dead_letter_sources.py`).
+`dead_letter_sources.py`, `fact_campaigns.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ DEAD_LETTER_COLUMNS = "dead-letter-columns"
 # Made by the services that open the log too (`dead_letter_ids.py`, `dead_letter_sources.py`).
 DEAD_LETTER_IDS = "dead-letter-ids"
 DEAD_LETTER_SOURCES = "dead-letter-sources"
+FACT_CAMPAIGN_COLUMNS = "fact-campaign-columns"
+# Made by the services that open the log too (`fact_campaigns.py`).
+FACT_CAMPAIGNS = "fact-campaigns"
 
 # Every change this build knows. One more in `layout` was made by a newer build.
 KNOWN = {
@@ -45,6 +48,8 @@ KNOWN = {
     DEAD_LETTER_COLUMNS,
     DEAD_LETTER_IDS,
     DEAD_LETTER_SOURCES,
+    FACT_CAMPAIGN_COLUMNS,
+    FACT_CAMPAIGNS,
 }
 
 # What to do with a read model this build cannot trust: it is derived from the log whole.
@@ -75,6 +80,7 @@ def upgrade(engine: Engine) -> None:
         (LAYOUT_MARKS, _add_layout_marks),
         (COVERAGE_EVENTS, _add_coverage_events),
         (DEAD_LETTER_COLUMNS, _add_dead_letter_columns),
+        (FACT_CAMPAIGN_COLUMNS, _add_fact_campaign_columns),
     ):
         if change not in applied:
             apply_once(engine, change, apply)
@@ -376,3 +382,22 @@ def _add_dead_letter_columns(conn: Connection) -> None:
     for column, kind in (("source", "VARCHAR(64)"), ("recorded_at", "BIGINT")):
         if column not in have:
             conn.exec_driver_sql(f"ALTER TABLE dead_letters ADD COLUMN {column} {kind}")
+
+
+def _add_fact_campaign_columns(conn: Connection) -> None:
+    """Give facts the campaign and group of each visit (versions before kept neither), empty:
+    a service that opens the log too reads them there (`fact_campaigns.py`, FACT_CAMPAIGNS),
+    and until then figures per group are refused. A read model holding no visit has nothing
+    to read: FACT_CAMPAIGNS is claimed with this change."""
+    have = {c["name"] for c in inspect(conn).get_columns("facts")}
+    for column in ("campaign_id", "group_id"):
+        if column not in have:
+            conn.exec_driver_sql(f"ALTER TABLE facts ADD COLUMN {column} VARCHAR(64)")
+    if not plain_rows(conn, "SELECT 1 FROM facts WHERE metric = 'visits' LIMIT 1"):
+        conn.exec_driver_sql(
+            driver_sql(
+                conn,
+                "INSERT INTO layout (name, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            ),
+            (FACT_CAMPAIGNS, time.time_ns()),
+        )

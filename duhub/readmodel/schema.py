@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -196,9 +197,26 @@ facts = Table(
     Column("value", BigInteger, nullable=False),
     Column("event_id", String(128), nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
+    # The campaign and group a visit names (NULL for other facts, and visits of no campaign):
+    # figures per group of a campaign (`group_figures.py`). A read model made before has them
+    # from the log (FACT_CAMPAIGNS, `fact_campaigns.py`).
+    Column("campaign_id", String(64), nullable=True),
+    Column("group_id", String(64), nullable=True),
     Index("ix_facts_metric_at", "metric", "at"),
     # As-of questions subtract what was recorded after the moment asked about.
     Index(RECORDED_AT_INDEX, "recorded_at"),
+    # A campaign's visits in a period, per group, from the index alone; only the facts that
+    # name a campaign are in it, so the others cost it no write.
+    Index(
+        "ix_facts_campaign",
+        "campaign_id",
+        "metric",
+        "at",
+        "group_id",
+        "value",
+        postgresql_where=text("campaign_id IS NOT NULL"),
+        sqlite_where=text("campaign_id IS NOT NULL"),
+    ),
 )
 
 # Events the aggregator could not apply (Kafka-direct events failing the rules), with why.

@@ -20,6 +20,8 @@ class GroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GROUP_BY_MONTH: _ClassVar[GroupBy]
     GROUP_BY_QUARTER: _ClassVar[GroupBy]
     GROUP_BY_YEAR: _ClassVar[GroupBy]
+    GROUP_BY_GROUP: _ClassVar[GroupBy]
+    GROUP_BY_TIER: _ClassVar[GroupBy]
 GROUP_BY_UNSPECIFIED: GroupBy
 GROUP_BY_UNIT: GroupBy
 GROUP_BY_DAY: GroupBy
@@ -27,6 +29,8 @@ GROUP_BY_WEEK: GroupBy
 GROUP_BY_MONTH: GroupBy
 GROUP_BY_QUARTER: GroupBy
 GROUP_BY_YEAR: GroupBy
+GROUP_BY_GROUP: GroupBy
+GROUP_BY_TIER: GroupBy
 
 class GetCoverageRequest(_message.Message):
     __slots__ = ("campaign_id", "scope_unit_id", "as_of", "occurred_before")
@@ -127,7 +131,7 @@ class Coverage(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., full: _Optional[bool] = ..., tiers: _Optional[_Iterable[_Union[TierCoverage, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupCoverage, _Mapping]]] = ..., counties: _Optional[_Iterable[_Union[CountyCoverage, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetStatisticsRequest(_message.Message):
-    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of", "time_zone")
+    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of", "time_zone", "campaign_id")
     METRICS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +140,7 @@ class GetStatisticsRequest(_message.Message):
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.RepeatedScalarFieldContainer[str]
     scope_unit_id: str
     area: str
@@ -143,10 +148,11 @@ class GetStatisticsRequest(_message.Message):
     group_by: GroupBy
     as_of: _timestamp_pb2.Timestamp
     time_zone: str
-    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_zone: _Optional[str] = ..., **kwargs) -> None: ...
+    campaign_id: str
+    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_zone: _Optional[str] = ..., campaign_id: _Optional[str] = ..., **kwargs) -> None: ...
 
 class StatisticsRow(_message.Message):
-    __slots__ = ("key", "values", "name", "events")
+    __slots__ = ("key", "values", "name", "events", "tier")
     class ValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,25 +171,33 @@ class StatisticsRow(_message.Message):
     VALUES_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     key: str
     values: _containers.ScalarMap[str, int]
     name: str
     events: _containers.ScalarMap[str, int]
-    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ..., events: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    tier: _events_pb2.Tier
+    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ..., events: _Optional[_Mapping[str, int]] = ..., tier: _Optional[_Union[_events_pb2.Tier, str]] = ...) -> None: ...
 
 class Statistics(_message.Message):
-    __slots__ = ("rows", "scope_unit_id", "area", "as_of", "own")
+    __slots__ = ("rows", "scope_unit_id", "area", "as_of", "own", "total", "tiers", "campaign_id")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     OWN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[StatisticsRow]
     scope_unit_id: str
     area: str
     as_of: _timestamp_pb2.Timestamp
     own: StatisticsRow
-    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., own: _Optional[_Union[StatisticsRow, _Mapping]] = ...) -> None: ...
+    total: StatisticsRow
+    tiers: _containers.RepeatedCompositeFieldContainer[StatisticsRow]
+    campaign_id: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., own: _Optional[_Union[StatisticsRow, _Mapping]] = ..., total: _Optional[_Union[StatisticsRow, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., campaign_id: _Optional[str] = ...) -> None: ...
 
 class Unit(_message.Message):
     __slots__ = ("unit_id", "parent_id", "level", "name", "sample", "local_code", "child_count")

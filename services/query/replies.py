@@ -7,6 +7,7 @@ from duhub.domain.model import Campaign, Unit
 from duhub.readmodel.coverage import CoverageReport, Tally
 from duhub.readmodel.coverage_lineage import CoverageLineage
 from duhub.readmodel.dead_letters import DeadLetters
+from duhub.readmodel.group_figures import GroupFigures, GroupRow
 from duhub.readmodel.lineage import Explanation
 from duhub.readmodel.statistics import Figures
 from duhub.v1 import events_pb2 as epb
@@ -74,6 +75,28 @@ def statistics_reply(figures: Figures, scope_unit_id: str, area: str) -> qpb.Sta
             qpb.StatisticsRow(key=own.key, name=own.name, values=own.values, events=own.events)
         )
     return reply
+
+
+def group_statistics_reply(
+    figures: GroupFigures, campaign_id: str, scope_unit_id: str, area: str
+) -> qpb.Statistics:
+    reply = qpb.Statistics(campaign_id=campaign_id, scope_unit_id=scope_unit_id, area=area)
+    for row in figures.rows:
+        reply.rows.append(_group_row(row))
+    for row in figures.tiers:
+        reply.tiers.append(_group_row(row))
+    reply.total.CopyFrom(_group_row(figures.total))
+    return reply
+
+
+def _group_row(row: GroupRow) -> qpb.StatisticsRow:
+    return qpb.StatisticsRow(
+        key=row.key,
+        name=row.name,
+        values=row.values,
+        events=row.events,
+        tier=0 if row.tier is None else int(row.tier),
+    )
 
 
 def unit_reply(unit: Unit, child_count: int) -> qpb.Unit:

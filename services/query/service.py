@@ -20,6 +20,7 @@ from duhub.readmodel import schema as s
 from duhub.readmodel.coverage import coverage
 from duhub.readmodel.coverage_lineage import explain_coverage
 from duhub.readmodel.dead_letters import list_dead_letters
+from duhub.readmodel.group_figures import GROUPINGS, group_figures
 from duhub.readmodel.knowledge import campaigns_without_targets, load_campaign
 from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, figures
@@ -37,6 +38,7 @@ from services.query.replies import (
     coverage_reply,
     dead_letters_reply,
     explanation_reply,
+    group_statistics_reply,
     statistics_reply,
     unit_reply,
 )
@@ -53,6 +55,8 @@ GROUP_BY = {
     qpb.GROUP_BY_MONTH: "month",
     qpb.GROUP_BY_QUARTER: "quarter",
     qpb.GROUP_BY_YEAR: "year",
+    qpb.GROUP_BY_GROUP: "group",
+    qpb.GROUP_BY_TIER: "tier",
 }
 
 
@@ -269,6 +273,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             zone = parse_time_zone(r.time_zone, "time_zone")
         except ValueError as e:
             raise QueryError(str(e)) from None
+        if r.campaign_id:
+            return self._group_statistics(r)
+        if GROUP_BY[r.group_by] in GROUPINGS[1:]:
+            raise QueryError(
+                f"campaign_id: required when grouping by {GROUP_BY[r.group_by]} (the groups "
+                "are a campaign's)"
+            )
         answer = figures(
             self.engine,
             each_once(list(r.metrics)),
@@ -281,6 +292,24 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             zone,
         )
         reply = statistics_reply(answer, r.scope_unit_id, r.area)
+        if r.HasField("as_of"):
+            reply.as_of.CopyFrom(r.as_of)
+        return reply
+
+    def _group_statistics(self, r: qpb.GetStatisticsRequest) -> qpb.Statistics:
+        """A campaign's figures per group or tier (`group_figures`)."""
+        answer = group_figures(
+            self.engine,
+            r.campaign_id,
+            each_once(list(r.metrics)),
+            r.scope_unit_id,
+            r.area,
+            _opt_time(r, "from"),
+            _opt_time(r, "to"),
+            GROUP_BY[r.group_by],
+            _as_of(r),
+        )
+        reply = group_statistics_reply(answer, r.campaign_id, r.scope_unit_id, r.area)
         if r.HasField("as_of"):
             reply.as_of.CopyFrom(r.as_of)
         return reply
