@@ -35,6 +35,8 @@ DEAD_LETTER_SOURCES = "dead-letter-sources"
 FACT_CAMPAIGN_COLUMNS = "fact-campaign-columns"
 # Made by the services that open the log too (`fact_campaigns.py`).
 FACT_CAMPAIGNS = "fact-campaigns"
+# The changes filled from the log: rows a build before them writes lack what they fill.
+REFILLED_FROM_LOG = (DEAD_LETTER_IDS, DEAD_LETTER_SOURCES, FACT_CAMPAIGNS)
 
 # Every change this build knows. One more in `layout` was made by a newer build.
 KNOWN = {
@@ -214,6 +216,11 @@ def trust_written(engine: Engine) -> list[tuple[int, int, int | None]]:
         conn.exec_driver_sql(
             "UPDATE log_positions SET layout_offset = next_offset "
             "WHERE layout_offset IS NULL OR layout_offset <> next_offset"
+        )
+        # That build wrote its dead letters without their ids or sources, and its visit facts
+        # without their campaigns: the fills from the log run again at the next open with it.
+        conn.exec_driver_sql(
+            driver_sql(conn, "DELETE FROM layout WHERE name IN (?, ?, ?)"), REFILLED_FROM_LOG
         )
     return [(int(p), int(o), lo if lo is None else int(lo)) for p, o, lo in moved]
 
