@@ -7,8 +7,6 @@ so that `duhub replay` still finds it equal to what the log gives."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +34,7 @@ from tests.unit.builders import (
     kinds,
     ts,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.test_ops_cli import duhub
 
 
 def stamped(msg: pb.Event) -> bytes:
@@ -118,14 +115,8 @@ def test_replay_finds_a_read_model_of_an_earlier_version_equal_and_fills_its_ids
     offsets = refuse(hub)
     as_written_before(hub, offsets)
     assert letters(hub)[offsets[0]][0] == ""
-    done = subprocess.run(
-        [sys.executable, "-m", "duhub.cli.main", "replay", "--data-dir", str(hub.dir)]
-        + ["--into", f"sqlite:///{tmp_path / 'replay.db'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    into = f"sqlite:///{tmp_path / 'replay.db'}"
+    done = duhub("replay", "--data-dir", str(hub.dir), "--into", into)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "equal: the live figures are exactly what the log gives" in done.stdout
     assert {o: letters(hub)[o][0] for o in offsets} == {

@@ -6,8 +6,6 @@ the log, once, and `duhub replay` still finds it equal to what the log gives."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +17,7 @@ from duhub.readmodel.dead_letters import list_dead_letters
 from duhub.readmodel.statistics import QueryError
 from tests.unit.builders import CITY, DANG, YIDU, Pipeline
 from tests.unit.refused import REFUSED, T2, opened, refuse
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.test_ops_cli import duhub
 
 
 @pytest.fixture
@@ -87,14 +84,8 @@ def test_replay_finds_a_read_model_of_an_earlier_layout_equal(
     refuse(hub)
     as_written_before(hub)
     hub.engine.dispose()
-    done = subprocess.run(
-        [sys.executable, "-m", "duhub.cli.main", "replay", "--data-dir", str(hub.dir)]
-        + ["--into", f"sqlite:///{tmp_path / 'replay.db'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    into = f"sqlite:///{tmp_path / 'replay.db'}"
+    done = duhub("replay", "--data-dir", str(hub.dir), "--into", into)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "equal: the live figures are exactly what the log gives" in done.stdout
     assert [d.source for d in list_dead_letters(hub.engine).letters] == [YIDU, DANG, YIDU, ""]

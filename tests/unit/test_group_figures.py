@@ -5,8 +5,6 @@ equal to what the log gives."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +31,8 @@ from tests.unit.builders import (
     kinds,
     visit,
 )
+from tests.unit.test_ops_cli import duhub
 
-ROOT = Path(__file__).resolve().parents[2]
 # The week of 2022-11-07 in Beijing time (UTC+8): [Mon 00:00, next Mon 00:00).
 WEEK = (at("2022-11-06T16:00:00"), at("2022-11-13T16:00:00"))
 GROUPS = [
@@ -179,14 +177,8 @@ def test_an_earlier_read_model_is_upgraded_and_filled_from_the_log(hub: Pipeline
 
 def test_replay_finds_an_upgraded_read_model_equal(hub: Pipeline, tmp_path: Path) -> None:
     as_written_before(hub)
-    done = subprocess.run(
-        [sys.executable, "-m", "duhub.cli.main", "replay", "--data-dir", str(hub.dir)]
-        + ["--into", f"sqlite:///{tmp_path / 'replay.db'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    into = f"sqlite:///{tmp_path / 'replay.db'}"
+    done = duhub("replay", "--data-dir", str(hub.dir), "--into", into)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "equal: the live figures are exactly what the log gives" in done.stdout
 
