@@ -25,27 +25,55 @@ from duhub.readmodel.layout import FACT_CAMPAIGNS, apply_once
 
 log = logging.getLogger(__name__)
 
-# The places of the visits whose facts name no campaign: of an earlier version, or of none.
+# The places of the visits whose facts name no campaign (of an earlier version, or of none),
+# a chunk at a time by fact id: a read model of 10M events holds millions of visits, and
+# holding every place at once took more memory than the worker is given.
 _UNNAMED = (
     "SELECT e.partition, e.offset, f.id FROM facts f "
     "JOIN events_seen e ON e.event_id = f.event_id "
-    "WHERE f.metric = 'visits' AND f.campaign_id IS NULL"
+    "WHERE f.metric = 'visits' AND f.campaign_id IS NULL AND f.id > ? "
+    "ORDER BY f.id LIMIT ?"
 )
+CHUNK = 50_000
 
 
-def fill_fact_campaigns(log_: EventLog, engine: Engine) -> int:
+def fill_fact_campaigns(log_: EventLog, engine: Engine, chunk: int = CHUNK) -> int:
     """Give each visit fact without a campaign the campaign and group its event in `log_`
     names, unless done before; return how many facts got one. Nothing is done on a log the
-    read model was not built from (`other_log`), as for `fill_dead_letter_ids`."""
+    read model was not built from (`other_log`), as for `fill_dead_letter_ids`.
+
+    Each chunk is written in its own transaction, and the change claimed once all are: a
+    process stopped midway, or two at once, write the same values again, nothing else."""
     with engine.connect() as conn:
         if conn.execute(select(s.layout.c.name).where(s.layout.c.name == FACT_CAMPAIGNS)).first():
             return 0
-        unnamed: dict[tuple[int, int], list[int]] = {}
-        for p, o, fact_id in plain_rows(conn, _UNNAMED):
-            unnamed.setdefault((p, o), []).append(fact_id)
-    if unnamed and (why := other_log(log_, engine)):
-        log.warning("visits left without their campaigns: not this log's read model: %s", why)
-        return 0
+    filled, after, checked = 0, 0, False
+    while True:
+        with engine.connect() as conn:
+            rows = plain_rows(conn, _UNNAMED, (after, chunk))
+        if not rows:
+            break
+        after = rows[-1][2]
+        if not checked and (why := other_log(log_, engine)):
+            log.warning("visits left without their campaigns: not this log's read model: %s", why)
+            return 0
+        checked = True
+        found = _named(log_, rows)
+        if found:
+            with engine.begin() as conn:
+                _fill(conn, found)
+        filled += len(found)
+    apply_once(engine, FACT_CAMPAIGNS, lambda conn: None)
+    if filled:
+        log.info("gave %d visit facts their campaigns and groups, read from the log", filled)
+    return filled
+
+
+def _named(log_: EventLog, rows: list) -> list[tuple[int, str, str]]:  # type: ignore[type-arg]
+    """(fact id, campaign, group) of the rows' visits whose event in the log names one."""
+    unnamed: dict[tuple[int, int], list[int]] = {}
+    for p, o, fact_id in rows:
+        unnamed.setdefault((p, o), []).append(fact_id)
     found = []
     for rec in records_at(log_, list(unnamed)):
         try:
@@ -56,18 +84,14 @@ def fill_fact_campaigns(log_: EventLog, engine: Engine) -> int:
         if msg.WhichOneof("payload") == "supervision_visit" and visit.campaign_id:
             for fact_id in unnamed[(rec.partition, rec.offset)]:
                 found.append((fact_id, visit.campaign_id, visit.group_id))
+    return found
 
-    def fill(conn: Connection) -> None:
-        if found:
-            f = s.facts.c
-            conn.execute(
-                s.facts.update()
-                .where(f.id == bindparam("fact"))
-                .values(campaign_id=bindparam("campaign"), group_id=bindparam("group")),
-                [{"fact": i, "campaign": c, "group": g} for i, c, g in found],
-            )
 
-    apply_once(engine, FACT_CAMPAIGNS, fill)
-    if found:
-        log.info("gave %d visit facts their campaigns and groups, read from the log", len(found))
-    return len(found)
+def _fill(conn: Connection, found: list[tuple[int, str, str]]) -> None:
+    f = s.facts.c
+    conn.execute(
+        s.facts.update()
+        .where(f.id == bindparam("fact"))
+        .values(campaign_id=bindparam("campaign"), group_id=bindparam("group")),
+        [{"fact": i, "campaign": c, "group": g} for i, c, g in found],
+    )

@@ -6,6 +6,7 @@ equal to what the log gives."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,25 @@ def test_an_earlier_read_model_is_upgraded_and_filled_from_the_log(hub: Pipeline
         assert fill_fact_campaigns(hub.log, hub.engine) == 0  # once
     finally:
         opened.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_fill_reads_the_visits_a_chunk_at_a_time(kind: str) -> None:
+    """A read model of 10M events holds millions of visits: their places are read and filled
+    a chunk at a time, not held all at once."""
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if kind == "postgresql" else ""
+        p = opened(url)
+        stack.callback(lambda: p.close())
+        live = campaigns_of(p)
+        named = sum(1 for _, c, _ in live if c)
+        assert named > 1
+        as_written_before(p)
+        p.engine = open_engine(url or f"sqlite:///{p.dir / 'readmodel.db'}")
+        assert {c for _, c, _ in campaigns_of(p)} == {None}
+        assert fill_fact_campaigns(p.log, p.engine, chunk=1) == named
+        assert campaigns_of(p) == live
+        assert fill_fact_campaigns(p.log, p.engine, chunk=1) == 0  # once
 
 
 def test_replay_finds_an_upgraded_read_model_equal(hub: Pipeline, tmp_path: Path) -> None:
