@@ -36,11 +36,9 @@ from duhub.log.embedded import EmbeddedLog
 from duhub.log.spec import is_kafka
 from duhub.metrics import MetricsInterceptor
 from duhub.readmodel import schema as s
-from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
-from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.fact_campaigns import fill_fact_campaigns
 from duhub.readmodel.knowledge import ReadModelKnowledge
+from duhub.readmodel.log_fills import fill_from_log
 from duhub.readmodel.reference import Mark, fingerprint, read_mark, reference_held, write_mark
 from duhub.reference import Reference, shipped
 from duhub.reference.file import check_units
@@ -414,9 +412,7 @@ class Hub:
         self.log = open_log(config.log_spec)
         self.engine = open_engine(config.database)
         check_belongs(self.log, self.engine)
-        fill_dead_letter_ids(self.log, self.engine)
-        fill_dead_letter_sources(self.log, self.engine)
-        fill_fact_campaigns(self.log, self.engine)
+        fill_from_log(self.log, self.engine)
         self.feed = ChangeFeed()
         self.tailer = LogTailer(self.log, self.engine, self.feed)
         self.ingestor = Ingestor(self.log, self.engine)

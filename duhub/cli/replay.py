@@ -29,12 +29,10 @@ from duhub.log.base import EventLog, LogCorrupted
 from duhub.log.belongs import refuse_other_origin_key
 from duhub.log.embedded import EmbeddedLog
 from duhub.log.spec import is_kafka
-from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
-from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.digest import digest, table_digests
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.fact_campaigns import fill_fact_campaigns
 from duhub.readmodel.layout import LayoutRefused
+from duhub.readmodel.log_fills import fill_from_log
 from duhub.readmodel.schema import metadata
 from services.aggregate.replay import (
     ReplayCut,
@@ -185,13 +183,11 @@ def _replay_into(
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
     # Read models of an earlier version name their dead letters as this one does, or the
-    # comparison finds them different for an id (`dead_letter_ids`) or a source
-    # (`dead_letter_sources`).
+    # comparison finds them different for an id, a source or a visit's campaign
+    # (`log_fills`).
     for engine in (target, live):
         if engine is not None:
-            fill_dead_letter_ids(log, engine)
-            fill_dead_letter_sources(log, engine)
-            fill_fact_campaigns(log, engine)
+            fill_from_log(log, engine)
     show = sys.stderr.isatty() or args.progress
 
     def progress(p: ReplayProgress) -> None:

@@ -174,18 +174,14 @@ def _faust_worker(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> in
 def _log_tailer(cfg: HubConfig, metrics_served: bool, stop: StopSignals) -> int:
     from duhub.bootstrap import open_log
     from duhub.health import watch_dependencies
-    from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
-    from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
     from duhub.readmodel.engine import open_engine
-    from duhub.readmodel.fact_campaigns import fill_fact_campaigns
+    from duhub.readmodel.log_fills import fill_from_log
     from duhub.readmodel.writer import read_positions
     from services.aggregate.embedded import LogTailer
 
     try:
         log_, engine = open_log(cfg.log_spec), open_engine(cfg.database, worker=True)
-        fill_dead_letter_ids(log_, engine)
-        fill_dead_letter_sources(log_, engine)
-        fill_fact_campaigns(log_, engine)
+        fill_from_log(log_, engine)
     except FAILURES as e:
         return _refused("aggregate", e, cfg)
     if metrics_served:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam
 
 from duhub.convert import InvalidEvent, decode_event
 from duhub.log.base import EventLog
-from duhub.log.belongs import other_log
 from duhub.readmodel import schema as s
-from duhub.readmodel.dead_letter_ids import records_at
 from duhub.readmodel.engine import plain_rows
 from duhub.readmodel.layout import FACT_CAMPAIGNS, apply_once
+from duhub.readmodel.log_places import made, not_its_log, records_at
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +39,12 @@ CHUNK = 50_000
 def fill_fact_campaigns(log_: EventLog, engine: Engine, chunk: int = CHUNK) -> int:
     """Give each visit fact without a campaign the campaign and group its event in `log_`
     names, unless done before; return how many facts got one. Nothing is done on a log the
-    read model was not built from (`other_log`), as for `fill_dead_letter_ids`.
+    read model was not built from (`not_its_log`).
 
     Each chunk is written in its own transaction, and the change claimed once all are: a
     process stopped midway, or two at once, write the same values again, nothing else."""
-    with engine.connect() as conn:
-        if conn.execute(select(s.layout.c.name).where(s.layout.c.name == FACT_CAMPAIGNS)).first():
-            return 0
+    if made(engine, FACT_CAMPAIGNS):
+        return 0
     filled, after, checked = 0, 0, False
     while True:
         with engine.connect() as conn:
@@ -54,8 +52,7 @@ def fill_fact_campaigns(log_: EventLog, engine: Engine, chunk: int = CHUNK) -> i
         if not rows:
             break
         after = rows[-1][2]
-        if not checked and (why := other_log(log_, engine)):
-            log.warning("visits left without their campaigns: not this log's read model: %s", why)
+        if not checked and not_its_log(log_, engine, "visits left without their campaigns"):
             return 0
         checked = True
         found = _named(log_, rows)

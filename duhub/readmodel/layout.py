@@ -3,9 +3,8 @@
 Each change is claimed by inserting its row into `layout` in the transaction that applies it:
 a second process opening the same read model at the same moment waits for that row's lock
 (PostgreSQL) or the write lock (SQLite), then finds the change made and leaves it. A read
-model created by this version claims every change while still empty, for nothing. One change
-needs the log as well, and is made by the services that open both (`dead_letter_ids.py`,
-`dead_letter_sources.py`, `fact_campaigns.py`).
+model created by this version claims every change while still empty, for nothing. Some changes
+need the log as well, and are made by the services that open both (`log_fills.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ REFERENCE_RULES = "reference-rules"
 LAYOUT_MARKS = "layout-marks"
 COVERAGE_EVENTS = "coverage-events"
 DEAD_LETTER_COLUMNS = "dead-letter-columns"
-# Made by the services that open the log too (`dead_letter_ids.py`, `dead_letter_sources.py`).
+# Made by the services that open the log too (`dead_letter_fill.py`).
 DEAD_LETTER_IDS = "dead-letter-ids"
 DEAD_LETTER_SOURCES = "dead-letter-sources"
 FACT_CAMPAIGN_COLUMNS = "fact-campaign-columns"
@@ -220,7 +219,11 @@ def trust_written(engine: Engine) -> list[tuple[int, int, int | None]]:
         # That build wrote its dead letters without their ids or sources, and its visit facts
         # without their campaigns: the fills from the log run again at the next open with it.
         conn.exec_driver_sql(
-            driver_sql(conn, "DELETE FROM layout WHERE name IN (?, ?, ?)"), REFILLED_FROM_LOG
+            driver_sql(
+                conn,
+                f"DELETE FROM layout WHERE name IN ({', '.join('?' * len(REFILLED_FROM_LOG))})",
+            ),
+            REFILLED_FROM_LOG,
         )
     return [(int(p), int(o), lo if lo is None else int(lo)) for p, o, lo in moved]
 
@@ -234,7 +237,7 @@ def _where(engine: Engine) -> str:
 
 def apply_once(engine: Engine, change: str, apply) -> None:  # type: ignore[no-untyped-def]
     """Apply a change of layout in the transaction that claims it in `layout`, unless another
-    process claimed it first (also `dead_letter_ids`, which needs the log)."""
+    process claimed it first (also the fills from the log, `log_fills.py`)."""
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(
@@ -383,7 +386,7 @@ def _add_coverage_events(conn: Connection) -> None:
 
 def _add_dead_letter_columns(conn: Connection) -> None:
     """Give dead_letters the source and record time of each (versions before kept neither),
-    empty: a service that opens the log too reads them there (`dead_letter_sources.py`);
+    empty: a service that opens the log too reads them there (`dead_letter_fill.py`);
     until then the query service lists those rows as naming no source."""
     have = {c["name"] for c in inspect(conn).get_columns("dead_letters")}
     for column, kind in (("source", "VARCHAR(64)"), ("recorded_at", "BIGINT")):

@@ -230,7 +230,7 @@ dead_letters = Table(
     Column("reason", Text, nullable=False),
     # The source the value names (`convert.source_of`): NULL when it names none. Who may list
     # it (`duhub deadletters`); a read model made before has it from the log
-    # (DEAD_LETTER_SOURCES, `dead_letter_sources.py`).
+    # (DEAD_LETTER_SOURCES, `dead_letter_fill.py`).
     Column("source", String(64), nullable=True),
     # When the hub recorded the record (`convert.recorded_at`): NULL when it cannot tell (no
     # stamped Event in the embedded log).

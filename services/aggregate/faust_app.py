@@ -20,10 +20,8 @@ from faust.types import TP
 from duhub.health import UNREACHABLE_DB
 from duhub.log.belongs import LogLost, check_belongs
 from duhub.log.kafka import KafkaLog, KafkaSpec
-from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
-from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
 from duhub.readmodel.engine import open_engine
-from duhub.readmodel.fact_campaigns import fill_fact_campaigns
+from duhub.readmodel.log_fills import fill_from_log
 from services.aggregate import fetcher_close, heap
 from services.aggregate.driver import ContiguousDriver
 from services.aggregate.feed import Feed
@@ -87,9 +85,7 @@ def build_app(log_url: str, db_url: str, datadir: str = "") -> faust.App:
     kafka = KafkaLog(spec)
     driver = ContiguousDriver(kafka, open_engine(db_url, worker=True))
     check_belongs(kafka, driver.applier.engine)
-    fill_dead_letter_ids(kafka, driver.applier.engine)
-    fill_dead_letter_sources(kafka, driver.applier.engine)
-    fill_fact_campaigns(kafka, driver.applier.engine)
+    fill_from_log(kafka, driver.applier.engine)
     app = faust.App(
         # One consumer group per events topic: workers of the same topic share its partitions.
         f"duhub-aggregate-{spec.topic}",

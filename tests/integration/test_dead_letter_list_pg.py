@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from duhub.readmodel.dead_letter_sources import fill_dead_letter_sources
+from duhub.readmodel.dead_letter_fill import fill_dead_letters
 from duhub.readmodel.dead_letters import list_dead_letters
 from duhub.readmodel.engine import open_engine
 from tests.infra import fresh_database
@@ -39,14 +39,14 @@ def test_dead_letters_are_listed_and_upgraded_on_postgresql() -> None:
             upgraded = open_engine(url)  # the columns come back, empty
             try:
                 assert {d.source for d in list_dead_letters(upgraded).letters} == {""}
-                assert fill_dead_letter_sources(p.log, upgraded) == 3
+                assert fill_dead_letters(p.log, upgraded).sourced == 3
                 again = [
                     (d.offset, d.source, d.recorded_at) for d in list_dead_letters(upgraded).letters
                 ]
                 assert again == written
                 with upgraded.begin() as conn:  # claimed: not read from the log twice
                     conn.execute(text("UPDATE dead_letters SET source = NULL, recorded_at = NULL"))
-                assert fill_dead_letter_sources(p.log, upgraded) == 0
+                assert fill_dead_letters(p.log, upgraded).sourced == 0
             finally:
                 upgraded.dispose()
         finally:

@@ -18,7 +18,9 @@ from duhub import convert
 from duhub.bootstrap import Hub, HubConfig
 from duhub.convert import InvalidEvent
 from duhub.log.base import EventLog, LogRecord
-from duhub.readmodel.dead_letter_ids import fill_dead_letter_ids
+from duhub.readmodel.dead_letter_fill import fill_dead_letters
+from duhub.readmodel.layout import REFILLED_FROM_LOG
+from duhub.readmodel.log_fills import fill_from_log
 from duhub.v1 import events_pb2 as pb
 from services.aggregate import apply
 from services.aggregate.apply import decode_record
@@ -148,14 +150,14 @@ def test_the_ids_are_filled_once_on_postgresql_too() -> None:
         try:
             offsets = refuse(p)
             as_written_before(p, offsets)
-            assert fill_dead_letter_ids(p.log, p.engine) == 1
+            assert fill_dead_letters(p.log, p.engine).named == 1
             assert letters(p)[offsets[0]][0] == "yidu-4" and claimed(p)
             as_written_before(p, offsets)  # emptied again, the claim kept: not done twice
             with p.engine.begin() as conn:
                 conn.execute(
                     text("INSERT INTO layout (name, applied_at) VALUES ('dead-letter-ids', 1)")
                 )
-            assert fill_dead_letter_ids(p.log, p.engine) == 0
+            assert fill_dead_letters(p.log, p.engine).named == 0
             assert letters(p)[offsets[0]][0] == ""
         finally:
             p.close()
@@ -168,12 +170,12 @@ def test_nothing_is_filled_from_another_log(
     as_written_before(hub, offsets)
     other = opened()  # a log shorter than where the read model stands
     try:
-        with caplog.at_level(logging.WARNING, logger="duhub.readmodel.dead_letter_ids"):
-            assert fill_dead_letter_ids(other.log, hub.engine) == 0
-        assert "dead letters left without their event ids" in caplog.text
+        with caplog.at_level(logging.WARNING, logger="duhub.readmodel.log_places"):
+            assert fill_dead_letters(other.log, hub.engine).named == 0
+        assert "dead letters left as written" in caplog.text
         assert "the log ends at" in caplog.text  # says why
         assert letters(hub)[offsets[0]][0] == "" and not claimed(hub)
-        assert fill_dead_letter_ids(hub.log, hub.engine) == 1  # its own log, later: filled
+        assert fill_dead_letters(hub.log, hub.engine).named == 1  # its own log, later: filled
     finally:
         other.close()
 
@@ -231,7 +233,7 @@ def test_the_fill_reads_a_stretch_of_dead_letters_at_once_not_a_read_each(hub: P
         conn.execute(text("UPDATE dead_letters SET event_id = ''"))
         conn.execute(text("DELETE FROM layout WHERE name = 'dead-letter-ids'"))
     counted = CountedReads(hub.log)
-    assert fill_dead_letter_ids(counted, hub.engine) == 60  # type: ignore[arg-type]
+    assert fill_dead_letters(counted, hub.engine).named == 60  # type: ignore[arg-type]
     assert {o: event_id for o, (event_id, _) in letters(hub).items()} == named
     # A read for each stretch (two, 100 accepted records apart) and one for the other-log
     # check; before, a read for each of the 60 dead letters.
@@ -266,3 +268,41 @@ def test_a_record_refused_at_decoding_is_not_decoded_again_for_its_dead_letter(
     assert {o: letters(hub)[o][0] for o in offsets} == {
         o: event_id for o, (_, event_id) in zip(offsets, REFUSED, strict=True)
     }
+
+
+def test_ids_and_sources_are_filled_from_one_read_of_each_record(hub: Pipeline) -> None:
+    named = failing_a_field_check(hub, range(200, 250))
+    accepted = [
+        accountability(YIDU, event_id=f"yidu-{s}", source=YIDU, seq=s) for s in range(1, 101)
+    ]
+    assert kinds(hub.publish(accepted)) == ["accepted"] * 100
+    hub.tailer.catch_up()
+    named |= failing_a_field_check(hub, range(300, 310))
+    with hub.engine.begin() as conn:  # as a build before 2026-12-05 wrote them
+        conn.execute(
+            text("UPDATE dead_letters SET event_id = '', source = NULL, recorded_at = NULL")
+        )
+        conn.execute(
+            text("DELETE FROM layout WHERE name IN ('dead-letter-ids', 'dead-letter-sources')")
+        )
+    counted = CountedReads(hub.log)
+    assert fill_dead_letters(counted, hub.engine) == (60, 60)  # type: ignore[arg-type]
+    assert {o: event_id for o, (event_id, _) in letters(hub).items()} == named
+    with hub.engine.connect() as conn:
+        assert conn.execute(
+            text("SELECT DISTINCT source, recorded_at FROM dead_letters")
+        ).all() == [(YIDU, NOW)]
+    # One read a stretch and one for the other-log check, as for the ids alone; before, the
+    # ids and the sources were each read and parsed on their own: 6 reads.
+    assert counted.reads <= 3, counted.reads
+
+
+def test_every_change_filled_from_the_log_is_made_by_fill_from_log(hub: Pipeline) -> None:
+    failing_a_field_check(hub, range(200, 202))
+    with hub.engine.begin() as conn:
+        for name in REFILLED_FROM_LOG:
+            conn.execute(text("DELETE FROM layout WHERE name = :n"), {"n": name})
+    fill_from_log(hub.log, hub.engine)
+    with hub.engine.connect() as conn:
+        made = {n for (n,) in conn.execute(text("SELECT name FROM layout"))}
+    assert set(REFILLED_FROM_LOG) <= made, set(REFILLED_FROM_LOG) - made
