@@ -13,7 +13,7 @@
     ["problems_open", "未整改问题"],
     ["accountability_persons", "问责人次"],
     ["sanctioned_persons", "处分人数"],
-    ["recommendations", "监察建议书"],
+    ["recommendations", "纪检监察建议书"],
     ["regulations_improved", "完善制度"],
     ["talk_persons", "谈话人次"],
     ["talk_persons_top_leader", "一把手谈话"],
