@@ -1132,3 +1132,56 @@ def test_a_coverage_leaves_no_garbage_for_the_collector(tmp_path: Path) -> None:
             gc.enable()
     finally:
         engine.dispose()
+
+
+def test_a_countys_user_lists_its_own_dead_letters_over_http(tmp_path: Path) -> None:
+    """The refusals of events published straight into the log, as `duhub deadletters` lists
+    them: a county's user reads its own sources' only, and another county's is refused
+    naming the parameter; a bad `since` is refused naming it."""
+    from tests.unit.builders import DANG, NOW, YIDU, accountability, ts
+
+    tokens = tmp_path / "tokens"
+    hub, token = hub_with_a_county_user(tmp_path, tokens)
+    try:
+        assert hub.dashboard is not None
+        refused = []
+        for unit, seq in ((YIDU, 4), (DANG, 7), (YIDU, 5)):
+            e = accountability(unit, persons=0, event_id=f"{unit}-{seq}", source=unit, seq=seq)
+            e.recorded_at.CopyFrom(ts(NOW))
+            refused.append((unit.encode(), e.SerializeToString()))
+        hub.log.append(refused)  # behind ingest's back, as a Kafka-direct county publishes
+        client = Client(hub.dashboard.url)
+        bearer = {"Authorization": f"Bearer {token}"}
+
+        def listed(query: str) -> tuple[int, Any]:
+            status, _, body = client.raw(f"/api/deadletters{query}", "GET", bearer)
+            return status, json.loads(body)
+
+        def applied() -> None:
+            assert listed("")[1].get("total") == 2, listed("")
+
+        eventually(applied)
+        status, mine = listed("")
+        assert status == 200, mine
+        assert [(d["eventId"], d["source"]) for d in mine["deadLetters"]] == [
+            ("420581-5", YIDU),
+            ("420581-4", YIDU),
+        ]
+        assert mine["deadLetters"][0]["reason"].startswith("accountability_imposed.persons"), mine
+        assert isinstance(mine["deadLetters"][0]["offset"], int) and mine["truncated"] is False
+        assert mine["deadLetters"][0]["recordedAt"] == "2023-01-01T00:00:00Z"
+        status, one = listed("?limit=1")
+        assert (status, len(one["deadLetters"]), one["total"], one["truncated"]) == (
+            200,
+            1,
+            2,
+            True,
+        )
+        assert listed("?since=2023-01-01T08:00:01%2B08:00")[1]["total"] == 0
+        status, other = listed(f"?source={DANG}")
+        assert status == 403 and other["error"].startswith("source:"), other
+        status, bad = listed("?since=2023-02-30")
+        assert status == 400 and bad["error"].startswith("since:"), bad
+        assert client.raw("/api/deadletters")[0] == 401
+    finally:
+        hub.stop(grace=0)

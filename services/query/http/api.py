@@ -385,6 +385,25 @@ class DashboardApi:
                     raise ApiError(404, f"campaign: unknown campaign '{campaign_id}'")
         return campaign_id
 
+    def dead_letters(self, params: Params) -> Json:
+        """Return the records refused from the log that the caller may read, newest first:
+        the servicer's ListDeadLetters, so a county's user sees its own sources' only."""
+        known(params, ("source", "since", "limit", "time_zone", "timeZone"))
+        zone = _zone(params, _plus_restored(_one(params, "time_zone", "timeZone")))
+        req = qpb.ListDeadLettersRequest(
+            source=_one(params, "source"),
+            limit=_count(params, "limit") or 0,  # 0: the servicer's default (1000)
+        )
+        since = _time(params, "since", zone=zone)
+        if since is not None:
+            req.since.CopyFrom(since)
+        out = _dict(self.servicer.ListDeadLetters(req, self._ctx))
+        # uint64 prints as a string in canonical JSON; a page wants numbers.
+        out["total"] = int(out["total"])
+        for d in out["deadLetters"]:
+            d["offset"] = int(d["offset"])
+        return out
+
     def units(self, params: Params) -> Json:
         known(params, ("parent",))
         req = qpb.ListUnitsRequest(parent_id=_one(params, "parent"))

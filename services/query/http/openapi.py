@@ -232,6 +232,21 @@ SCHEMAS: Json = {
         asOf=TIME,
         occurredBefore=TIME,
     ),
+    "DeadLetter": _object(
+        ["partition", "offset", "eventId", "source", "reason"],
+        partition=INT,
+        offset={**INT, "description": "where the refused record lies in the log"},
+        eventId={"type": "string", "description": "empty when the record names no valid one"},
+        source={"type": "string"},
+        recordedAt={**TIME, "description": "when the hub recorded it; absent when unknown"},
+        reason={"type": "string", "description": "why it was refused, naming the field"},
+    ),
+    "DeadLetters": _object(
+        ["deadLetters", "total", "truncated"],
+        deadLetters={"type": "array", "items": _ref("DeadLetter"), "description": "newest first"},
+        total={**INT, "description": "every one asked about, listed or not"},
+        truncated={"type": "boolean", "description": "more than limit were found"},
+    ),
     "StatisticsRow": _object(
         ["key", "values"],
         key={
@@ -413,6 +428,37 @@ def document() -> Json:
                         ),
                     ],
                     "responses": {**_ok(_ref("Statistics")), **_errors(*API_ERRORS)},
+                }
+            },
+            "/api/deadletters": {
+                "get": {
+                    "summary": "records refused from the log (dead letters), newest first; a "
+                    "county's user sees its own sources' only",
+                    "parameters": [
+                        _param("source", "query", "only this source's; empty for all", **ID),
+                        _param(
+                            "since",
+                            "query",
+                            "only those recorded at or after this moment (RFC 3339 or date)",
+                            **WHEN,
+                        ),
+                        _param(
+                            "limit",
+                            "query",
+                            "list at most this many (0 or left out: 1000; more than 50000 is "
+                            "refused); total counts them all",
+                            type="string",
+                            pattern="^[0-9]{1,9}$",
+                        ),
+                        _param(
+                            "time_zone",
+                            "query",
+                            "the zone a bare date in since is read in: an IANA name or an "
+                            "offset; left out for UTC",
+                            type="string",
+                        ),
+                    ],
+                    "responses": {**_ok(_ref("DeadLetters")), **_errors(*API_ERRORS)},
                 }
             },
             "/api/units": {

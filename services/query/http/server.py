@@ -56,6 +56,7 @@ ROUTES: dict[str, str] = {
     "/api/campaigns/{campaignId}/coverage": "coverage",
     "/api/campaigns/{campaignId}/coverage/visits": "coverage_visits",
     "/api/statistics": "statistics",
+    "/api/deadletters": "dead_letters",
     "/api/units": "units",
     "/api/units/{unitId}": "unit",
     "/api/events": "events",
