@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
 from duhub.cli.timeargs import warn_if_to_come, zone_option
@@ -27,18 +29,21 @@ class Unsettled(Exception):
 
 
 def in_one_state(
-    stub: query_pb2_grpc.QueryServiceStub, read: Callable[[], T], attempts: int = ATTEMPTS
+    stub: query_pb2_grpc.QueryServiceStub,
+    read: Callable[[qpb.Progress], T],
+    attempts: int = ATTEMPTS,
 ) -> T:
-    """Return `read()` taken while the read model stayed in one state.
+    """Return `read(progress)` taken while the read model stayed in one state.
 
-    The report is two answers (by county, then the city's total) and a live hub may commit
-    between them: the total would then hold events the rows do not. Every commit moves the
-    applied log positions (they commit with the rows), so equal positions before and after
-    mean both answers read the same state; otherwise read again."""
+    `progress` is the read model's as the attempt began, with the moment of its knowledge
+    (`known_at`). Every commit moves the applied log positions (they commit with the rows),
+    so equal positions before and after mean the whole read saw one state; otherwise read
+    again: a hub behind its log may commit events recorded before the moment read."""
     for _ in range(attempts):
-        before = stub.GetProgress(qpb.GetProgressRequest(), timeout=60)
-        got = read()
-        if stub.GetProgress(qpb.GetProgressRequest(), timeout=60) == before:
+        before = stub.GetProgress(qpb.GetProgressRequest(with_known_at=True), timeout=60)
+        got = read(before)
+        after = stub.GetProgress(qpb.GetProgressRequest(), timeout=60)
+        if after.partitions == before.partitions:
             return got
     raise Unsettled(
         f"the hub's read model changed while the report was read, {attempts} times in a row; "
@@ -60,17 +65,37 @@ def request(args: argparse.Namespace) -> qpb.GetStatisticsRequest:
     return req
 
 
-def report_rows(
-    stub: query_pb2_grpc.QueryServiceStub, req: qpb.GetStatisticsRequest
-) -> list[dict[str, object]]:
-    """Return one row per county-level unit and a total, all from one state of the hub."""
-    whole = qpb.GetStatisticsRequest()
-    whole.CopyFrom(req)
-    whole.ClearField("group_by")
-    reply, total = in_one_state(
-        stub,
-        lambda: (stub.GetStatistics(req, timeout=60), stub.GetStatistics(whole, timeout=60)),
-    )
+@dataclass(frozen=True)
+class Report:
+    """The rows (each county-level unit, the total last) and the as-of they were read at:
+    given back as --as-of, it reads every figure again as here."""
+
+    rows: list[dict[str, object]]
+    as_of: Timestamp
+
+
+def report_rows(stub: query_pb2_grpc.QueryServiceStub, req: qpb.GetStatisticsRequest) -> Report:
+    """Return one row per county-level unit and a total, all from one state of the hub.
+
+    Both answers are asked at one as-of: --as-of, else the moment of the hub's knowledge
+    (`known_at`, 1970 when it holds nothing). Unpinned, each answered for "now", and a
+    published figure named no moment it could be asked again for."""
+
+    def read(progress: qpb.Progress) -> tuple[Timestamp, qpb.Statistics, qpb.Statistics]:
+        by_county = qpb.GetStatisticsRequest()
+        by_county.CopyFrom(req)
+        if not req.HasField("as_of"):
+            by_county.as_of.CopyFrom(progress.known_at)  # unset: the epoch, before any
+        whole = qpb.GetStatisticsRequest()
+        whole.CopyFrom(by_county)
+        whole.ClearField("group_by")
+        return (
+            by_county.as_of,
+            stub.GetStatistics(by_county, timeout=60),
+            stub.GetStatistics(whole, timeout=60),
+        )
+
+    as_of, reply, total = in_one_state(stub, read)
     metrics = list(req.metrics)
 
     def row(county: str, name: str, r: qpb.StatisticsRow) -> dict[str, object]:
@@ -87,15 +112,16 @@ def report_rows(
     own = reply.own
     first = [row(own.key, f"{own.name} 本级", own)] if _any(own, metrics) else []
     counties = [row(r.key, r.name, r) for r in reply.rows]
-    return first + counties + [row("total", "合计", total.rows[0])]
+    return Report(first + counties + [row("total", "合计", total.rows[0])], as_of)
 
 
 def _any(r: qpb.StatisticsRow, metrics: list[str]) -> bool:
     return any(r.values[x] or r.events[x] for x in metrics)
 
 
-def county_report(args: argparse.Namespace) -> tuple[list[dict[str, object]], list[str]]:
-    """Return one row per county-level unit (and a total) with values and event counts."""
+def county_report(args: argparse.Namespace) -> tuple[Report, list[str]]:
+    """Return one row per county-level unit (and a total) with values and event counts, and
+    the as-of they were read at."""
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
     try:

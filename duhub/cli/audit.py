@@ -6,6 +6,8 @@ import argparse
 import csv
 import io
 import json
+import shlex
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -172,27 +174,42 @@ def checkpoint_verdict(matches: bool, intact: bool) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
-    """Every metric for every county for a period, with event counts (table, CSV, JSON)."""
+    """Every metric for every county for a period, with event counts (table, CSV, JSON), and
+    the as-of it was read at with the command that asks it again."""
     from duhub.audit.report import county_report
 
-    rows, metrics = county_report(args)
+    found, metrics = county_report(args)
+    rows, as_of = found.rows, found.as_of.ToJsonString()
+    again = reask(args, as_of)
     if args.format == "json":
         text = json.dumps(
             # The zone its bare dates were read in: "from": "2022-12-02" alone is ambiguous.
-            {"from": args.from_, "to": args.to, "time_zone": args.time_zone or "UTC", "rows": rows},
+            {
+                "from": args.from_,
+                "to": args.to,
+                "time_zone": args.time_zone or "UTC",
+                "as_of": as_of,
+                "again": again,
+                "rows": rows,
+            },
             ensure_ascii=False,
             indent=2,
         )
     elif args.format in ("csv", "excel"):
         out = io.StringIO()
         writer = csv.writer(out)
+        # The as-of a column of every row, not a comment line: a spreadsheet, or a script's
+        # CSV reader, takes a line before the header for the header.
         writer.writerow(
-            ["county", "name"] + [f"{m}{suffix}" for m in metrics for suffix in ("", "_events")]
+            ["county", "name"]
+            + [f"{m}{suffix}" for m in metrics for suffix in ("", "_events")]
+            + ["as_of"]
         )
         for r in rows:
             writer.writerow(
                 [r["county"], r["name"]]
                 + [x for m in metrics for x in (r["values"][m], r["events"][m])]
+                + [as_of]
             )
         # Excel and WPS read a CSV without a byte-order mark in the system's code page
         # (GBK on a Chinese Windows), UTF-8 with one.
@@ -208,8 +225,10 @@ def report(args: argparse.Namespace) -> int:
         text = (
             f"audit report, event time [{args.from_}, {args.to})"
             + (f", time zone {args.time_zone}" if args.time_zone else "")
-            + "; each figure "
-            "(events behind it)\n" + render(headers, body, [False, False] + [True] * len(metrics))
+            + f", as of {as_of} (events recorded at or before it); each figure "
+            "(events behind it)\n"
+            + render(headers, body, [False, False] + [True] * len(metrics))
+            + f"\nthe same figures again, however many events come since:\n  {again}"
         )
     if args.out:
         try:
@@ -218,7 +237,26 @@ def report(args: argparse.Namespace) -> int:
             )
         except OSError as e:  # a directory, a missing one, no permission: not a traceback
             client.fail(f"--out: cannot write {args.out}: {e.strerror or e}", client.EXIT_USAGE)
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}, as of {as_of}; the same figures again:\n  {again}")
     else:
         print(text)
+        if args.format in ("csv", "excel"):  # not into the CSV a script reads
+            print(f"as of {as_of}; the same figures again:\n  {again}", file=sys.stderr)
     return 0
+
+
+def reask(args: argparse.Namespace, as_of: str) -> str:
+    """Return the command that asks the report again at `as_of` (its figures, as here): the
+    options that shape it, without --out (the file published) or credentials."""
+    words = ["duhub", "audit", "report", "--from", args.from_, "--to", args.to]
+    if args.area:
+        words += ["--area", args.area]
+    # Always: in a shell with $DUHUB_TIME_ZONE set, the bare dates would be read in its zone.
+    # One word: a zone such as -05:00 given apart is read as an option.
+    words.append(f"--time-zone={args.time_zone or 'UTC'}")
+    words += ["--as-of", as_of]
+    if args.format != "table":
+        words += ["--format", args.format]
+    if args.target:
+        words += ["--target", args.target]
+    return shlex.join(words)

@@ -272,8 +272,10 @@ class GetCampaignRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
 
 class GetProgressRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("with_known_at",)
+    WITH_KNOWN_AT_FIELD_NUMBER: _ClassVar[int]
+    with_known_at: bool
+    def __init__(self, with_known_at: _Optional[bool] = ...) -> None: ...
 
 class PartitionProgress(_message.Message):
     __slots__ = ("partition", "applied")
@@ -284,10 +286,12 @@ class PartitionProgress(_message.Message):
     def __init__(self, partition: _Optional[int] = ..., applied: _Optional[int] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("partitions",)
+    __slots__ = ("partitions", "known_at")
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_AT_FIELD_NUMBER: _ClassVar[int]
     partitions: _containers.RepeatedCompositeFieldContainer[PartitionProgress]
-    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionProgress, _Mapping]]] = ...) -> None: ...
+    known_at: _timestamp_pb2.Timestamp
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionProgress, _Mapping]]] = ..., known_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
     __slots__ = ("metric", "scope_unit_id", "area", "to", "as_of", "limit")

@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from sqlalchemy import Engine, select
 
 from duhub.auth.principal import Forbidden, Principal, check_within, scope_for, unlimited
-from duhub.convert import to_nanos
+from duhub.convert import from_nanos, to_nanos
 from duhub.domain.metrics import each_once
 from duhub.feed import ChangeFeed
 from duhub.health import UNREACHABLE_DB
@@ -22,6 +22,7 @@ from duhub.readmodel.coverage_lineage import explain_coverage
 from duhub.readmodel.dead_letters import list_dead_letters
 from duhub.readmodel.group_figures import GROUPINGS, group_figures
 from duhub.readmodel.knowledge import campaigns_without_targets, load_campaign
+from duhub.readmodel.known import known_at
 from duhub.readmodel.lineage import explain
 from duhub.readmodel.statistics import NotFound, QueryError, figures
 from duhub.readmodel.units import UnknownUnit, get_unit, list_units
@@ -401,12 +402,17 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: qpb.GetProgressRequest, context: grpc.ServicerContext
     ) -> qpb.Progress:
         self._caller(context)
-        return qpb.Progress(
+        reply = qpb.Progress(
             partitions=[
                 qpb.PartitionProgress(partition=p, applied=o)
                 for p, o in sorted(self.answers.positions.read().items())
             ]
         )
+        # Read after the positions: a commit between moves them by the next read, which an
+        # audit report compares (`duhub.audit.report.in_one_state`).
+        if request.with_known_at and (at := known_at(self.engine)) is not None:
+            reply.known_at.CopyFrom(from_nanos(at))
+        return reply
 
     def _explain(self, r: qpb.ExplainRequest) -> qpb.Explanation:
         found = explain(

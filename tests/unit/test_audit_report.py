@@ -7,7 +7,10 @@ is the sum of its rows, for every metric."""
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,7 +105,7 @@ def settled(hub: Hub) -> query_pb2_grpc.QueryServiceStub:
 def test_a_commit_between_the_rows_and_the_total_is_read_again(hub: Hub) -> None:
     stub = settled(hub)
     between = CommitsBetween(hub, stub, times=2)
-    rows = report_rows(between, request(YEAR_2022))  # type: ignore[arg-type]
+    rows = report_rows(between, request(YEAR_2022)).rows  # type: ignore[arg-type]
     *counties, total = rows
     assert total["county"] == "total"
     for metric in total["values"]:
@@ -120,7 +123,7 @@ def test_a_hub_that_commits_under_every_attempt_is_reported_not_read(hub: Hub) -
     with pytest.raises(Unsettled, match="--as-of"):
         in_one_state(
             between,  # type: ignore[arg-type]
-            lambda: (
+            lambda _: (
                 between.GetStatistics(request(YEAR_2022), timeout=10),
                 between.GetStatistics(request(YEAR_2022), timeout=10),
             ),
@@ -175,7 +178,7 @@ def test_the_citys_own_events_are_a_row_so_the_rows_add_up_to_the_total(hub: Hub
     )
     hub.tailer.catch_up()
     assert positions(stub) != before
-    *rows, total = report_rows(stub, request(YEAR_2022))
+    *rows, total = report_rows(stub, request(YEAR_2022)).rows
     for metric in total["values"]:
         assert total["values"][metric] == sum(r["values"][metric] for r in rows), metric
         assert total["events"][metric] == sum(r["events"][metric] for r in rows), metric
@@ -186,7 +189,7 @@ def test_the_citys_own_events_are_a_row_so_the_rows_add_up_to_the_total(hub: Hub
     # With none of its own, no such row: a county list as before.
     quiet = request(YEAR_2022)
     quiet.area = "epidemic"
-    assert all(r["county"] != "420500" for r in report_rows(stub, quiet)[:-1])
+    assert all(r["county"] != "420500" for r in report_rows(stub, quiet).rows[:-1])
 
 
 def test_an_empty_as_of_is_refused_naming_it_not_read_as_now(
@@ -216,3 +219,56 @@ def test_a_report_for_excel_starts_with_a_byte_order_mark_and_a_plain_csv_does_n
     plain, excel = (tmp_path / "csv.csv").read_bytes(), (tmp_path / "excel.csv").read_bytes()
     assert excel == b"\xef\xbb\xbf" + plain
     assert "宜都市" in excel.decode("utf-8-sig")
+
+
+def report_json(hub: Hub, tmp_path: Path, *more: str) -> dict[str, Any]:
+    from duhub.cli.main import main
+
+    out = tmp_path / "report.json"
+    args = ["audit", "report", "--from", "2022-01-01", "--to", "2023-01-01", *more]
+    assert main([*args, "--target", hub.address, "--format", "json", "--out", str(out)]) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_a_report_records_its_as_of_and_asked_again_with_it_every_figure_is_the_same(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A published report named no state of the hub: events kept arriving and its figures
+    could not be asked again (city office review, 2026-12-08)."""
+    stub = settled(hub)
+    published = report_json(hub, tmp_path)
+    as_of = published["as_of"]
+    assert as_of.endswith("Z") and published["again"].endswith(
+        f"--as-of {as_of} --format json --target {hub.address}"
+    )
+    assert sum(r["values"]["visits"] for r in published["rows"][:-1]) == 7
+    commit_a_visit(hub, stub)
+    commit_a_visit(hub, stub)
+    now = report_json(hub, tmp_path)
+    assert now["rows"][-1]["values"]["visits"] == 9 and now["as_of"] > as_of
+    again = report_json(hub, tmp_path, "--as-of", as_of)
+    assert again["as_of"] == as_of
+    assert again["rows"] == published["rows"]
+
+
+def test_the_recorded_as_of_is_in_every_format_and_a_csv_still_reads_as_one_table(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from duhub.cli.main import main
+
+    settled(hub)
+    as_of = report_json(hub, tmp_path)["as_of"]
+    args = ["audit", "report", "--from", "2022-01-01", "--to", "2023-01-01", "--target"]
+    capsys.readouterr()
+    assert main([*args, hub.address]) == 0
+    table = capsys.readouterr().out
+    assert f"as of {as_of} " in table
+    assert f"--time-zone=UTC --as-of {as_of} --target {hub.address}" in table
+    for fmt in ("csv", "excel"):
+        assert main([*args, hub.address, "--format", fmt]) == 0
+        said = capsys.readouterr()
+        header, *rows = [r for r in csv.reader(io.StringIO(said.out.lstrip("\ufeff"))) if r]
+        assert header[-1] == "as_of" and rows[-1][0] == "total"
+        assert {r[-1] for r in rows} == {as_of}
+        # The command to ask again goes beside the CSV, not into it.
+        assert f"--as-of {as_of} --format {fmt}" in said.err
