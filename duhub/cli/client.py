@@ -234,6 +234,7 @@ OPTION_OF = {
     "as_of": "option --as-of",
     "group_by": "option --group-by",
     "time_zone": "option --time-zone",
+    "compare_previous": "option --compare",
     "limit": "option --limit",
     "group_id": "option --group",
     "parent_id": "argument PARENT",

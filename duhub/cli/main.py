@@ -345,6 +345,12 @@ def parser() -> argparse.ArgumentParser:
         help="group and tier: a campaign's groups (with --campaign)",
     )
     st.add_argument("--as-of", help="what the hub knew then (RFC 3339 time or date)")
+    st.add_argument(
+        "--compare",
+        choices=["previous"],
+        help="also the period just before --from..--to (calendar months when both are a "
+        "month's first day, else as many days, else as long), with the change, in one answer",
+    )
     add_time_zone(st, "days, weeks, months… start in, and a bare date in --from, --to and --as-of")
     _client_opts(st)
 

@@ -9,7 +9,7 @@ from datetime import UTC, tzinfo
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from duhub.cli import client
+from duhub.cli import client, compare
 from duhub.cli.tables import percent, render, shown
 from duhub.cli.timeargs import in_zone, moment_shown, occurred_before_arg, time_arg, zone_arg
 from duhub.domain import metrics as m
@@ -231,7 +231,9 @@ def coverage(args: argparse.Namespace) -> int:
 
 
 def _all_zero(reply: qpb.Statistics) -> bool:
-    return not any(v for row in (reply.own, *reply.rows) for v in row.values.values())
+    # With --compare, a figure of the period before says the area is known too.
+    every = [(*r.values.values(), *r.previous_values.values()) for r in (reply.own, *reply.rows)]
+    return not any(v for values in every for v in values)
 
 
 # The metrics whose events carry an area of their own (a rectification takes its problem's).
@@ -284,6 +286,7 @@ def stats(args: argparse.Namespace) -> int:
     # --metric NAME… (each option's names), commas within a name allowed too
     names = [x for given in args.metric for item in given for x in item.split(",") if x]
     metrics = m.each_once(names)
+    compare.refuse_unfit(args)
     req = qpb.GetStatisticsRequest(
         metrics=metrics, scope_unit_id=args.scope or "", area=args.area or ""
     )
@@ -297,6 +300,7 @@ def stats(args: argparse.Namespace) -> int:
         req.group_by = GROUP_BY[args.group_by]
     req.time_zone = args.time_zone or ""
     req.campaign_id = args.campaign or ""
+    req.compare_previous = args.compare == "previous"
     try:
         reply = stub.GetStatistics(req, timeout=ASK_TIMEOUT_S)
         scope_id, scope_name = ("", "") if args.json else _scope_unit(stub, args.scope or "")
@@ -315,6 +319,13 @@ def stats(args: argparse.Namespace) -> int:
         + (f", as of {args.as_of}" if args.as_of else "")
         + (f", time zone {args.time_zone}" if args.time_zone else "")
     )
+    labels = [f"{x} {METRIC_LABEL.get(x, '')}".strip() for x in metrics]
+    if args.compare:
+        before = [compare.bound_shown(t, zone) for t in (reply.previous_from, reply.previous_to)]
+        print(f"compared with the period before: event time [{before[0]} .. {before[1]})")
+        by_unit = args.group_by == "unit"
+        print(compare.table(reply, metrics, labels, by_unit, (scope_id, scope_name)))
+        return client.EXIT_OK
     if args.campaign:
         print(_group_table(reply, metrics, args.group_by or ""))
         return client.EXIT_OK

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from duhub.domain import metrics as m
 from duhub.domain.events import AREA_RULE, Nanos, is_area
+from duhub.projections.previous import previous_period
 from duhub.projections.timegrid import (
     DAY,
     FIRST_NS,
@@ -49,6 +50,9 @@ class Row:
     values: dict[str, int]
     # How many events make up each value (for problems_open: the problems open).
     events: dict[str, int]
+    # Asked with compare_previous: the same of the period before (`previous_period`).
+    previous_values: dict[str, int] | None = None
+    previous_events: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ class Figures:
     rows: list[Row]
     # Grouped by unit: the scope's own events, in no child's row (None otherwise).
     own: Row | None = None
+    # Asked with compare_previous: the period before, [start, end), each row's previous_*.
+    previous: tuple[Nanos, Nanos] | None = None
 
 
 # Event counts travel beside the sums under this prefix.
@@ -88,10 +94,12 @@ def figures(
     group_by: str = "",
     as_of: Nanos | None = None,
     time_zone: tzinfo = UTC,
+    compare_previous: bool = False,
 ) -> Figures:
     """Return the rows `statistics` does and, grouped by unit, the scope's own events read
     in the same snapshot (told apart in two answers, a change between them was counted as
-    the scope's own)."""
+    the scope's own). With `compare_previous`, each row also holds the figures of the period
+    before (`previous_period`), read in the same statements: both periods of one state."""
     unknown = [x for x in metrics if x not in m.ALL]
     if not metrics:
         raise QueryError("metrics: name at least one metric")
@@ -107,6 +115,7 @@ def figures(
         raise QueryError(f"{missing}: from and to are required when grouping by period")
     if lo is not None and hi is not None and lo >= hi:
         raise QueryError("to: must be after from")
+    previous = _previous(lo, hi, group_by, time_zone) if compare_previous else None
     lo = MIN_NS if lo is None else lo
     hi = MAX_NS if hi is None else hi
     if group_by in GROUP_PERIODS:
@@ -115,7 +124,10 @@ def figures(
                 raise QueryError(f"{name}: must lie between 0001-01-01 and 9999-12-31")
     wanted = _stored_metrics(metrics)
     # Only problems_open needs what came before the period; otherwise that range is empty.
-    first = (MIN_NS if m.PROBLEMS_OPEN in metrics else _clip(lo), _clip(lo))
+    start = _clip(lo if previous is None else previous[0])
+    first = (MIN_NS if m.PROBLEMS_OPEN in metrics else start, start)
+    # The ranges before the period asked: [first] or [first, the period before].
+    head = [first] if previous is None else [first, (start, _clip(lo))]
     with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)
         scope_key = [(scope.unit_id, scope.name, scope.path)]
@@ -126,13 +138,13 @@ def figures(
                 sql += " AND recorded_at <= ?"
                 params.append(as_of)
             keys = plain_rows(conn, sql + " ORDER BY unit_id", params)
-            ranges = [first, (_clip(lo), _clip(hi))]
+            ranges = [*head, (_clip(lo), _clip(hi))]
             sums = _sums(conn, keys, wanted, area, ranges, as_of, scope.unit_id)
-            rows = [Row(k, n, *_values(metrics, sums[k][1], sums[k][0])) for k, n, _ in keys]
+            rows = [_row(k, n, metrics, sums[k]) for k, n, _ in keys]
             whole = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
             # What the children's rows leave of the whole subtree is the scope's own.
-            own = [_less(whole[i], [sums[k][i] for k, _, _ in keys]) for i in (0, 1)]
-            return Figures(rows, Row(scope.unit_id, scope.name, *_values(metrics, own[1], own[0])))
+            own = [_less(whole[i], [sums[k][i] for k, _, _ in keys]) for i in range(len(ranges))]
+            return Figures(rows, _row(scope.unit_id, scope.name, metrics, own), previous)
         if group_by:
             try:
                 spans = periods(group_by, lo, hi, time_zone)
@@ -147,9 +159,39 @@ def figures(
                 rows.append(Row(key, "", *_values(metrics, per[i], before)))
                 before = _add(before, per[i])
             return Figures(rows)
-        ranges = [first, (_clip(lo), _clip(hi))]
+        ranges = [*head, (_clip(lo), _clip(hi))]
         per = _sums(conn, scope_key, wanted, area, ranges, as_of)[scope.unit_id]
-        return Figures([Row("", "", *_values(metrics, per[1], per[0]))])
+        return Figures([_row("", "", metrics, per)], previous=previous)
+
+
+def _previous(
+    lo: Nanos | None, hi: Nanos | None, group_by: str, zone: tzinfo
+) -> tuple[Nanos, Nanos]:
+    """Return the period before [lo, hi), or refuse a question it makes no sense of."""
+    if group_by and group_by != "unit":
+        raise QueryError(
+            f"compare_previous: not with group_by {group_by} (its periods follow each other "
+            "in the answer already; compare a period with the one before, by unit or not "
+            "grouped)"
+        )
+    if lo is None or hi is None:
+        missing = "from" if lo is None else "to"
+        raise QueryError(
+            f"{missing}: from and to are required with compare_previous (the period before "
+            "is as long as the one asked)"
+        )
+    try:
+        return previous_period(lo, hi, zone)
+    except ValueError as e:
+        raise QueryError(f"compare_previous: {e}") from None
+
+
+def _row(key: str, name: str, metrics: Sequence[str], per: Sequence[dict[str, int]]) -> Row:
+    """A row from its sums per range: [before, period] or [before, period before, period]."""
+    if len(per) == 2:
+        return Row(key, name, *_values(metrics, per[1], per[0]))
+    values, events = _values(metrics, per[2], _add(per[0], per[1]))
+    return Row(key, name, values, events, *_values(metrics, per[1], per[0]))
 
 
 def _clip(at: Nanos) -> Nanos:

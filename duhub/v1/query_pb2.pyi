@@ -131,7 +131,7 @@ class Coverage(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., full: _Optional[bool] = ..., tiers: _Optional[_Iterable[_Union[TierCoverage, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupCoverage, _Mapping]]] = ..., counties: _Optional[_Iterable[_Union[CountyCoverage, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetStatisticsRequest(_message.Message):
-    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of", "time_zone", "campaign_id")
+    __slots__ = ("metrics", "scope_unit_id", "area", "to", "group_by", "as_of", "time_zone", "campaign_id", "compare_previous")
     METRICS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,7 @@ class GetStatisticsRequest(_message.Message):
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPARE_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.RepeatedScalarFieldContainer[str]
     scope_unit_id: str
     area: str
@@ -149,10 +150,11 @@ class GetStatisticsRequest(_message.Message):
     as_of: _timestamp_pb2.Timestamp
     time_zone: str
     campaign_id: str
-    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_zone: _Optional[str] = ..., campaign_id: _Optional[str] = ..., **kwargs) -> None: ...
+    compare_previous: bool
+    def __init__(self, metrics: _Optional[_Iterable[str]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[GroupBy, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_zone: _Optional[str] = ..., campaign_id: _Optional[str] = ..., compare_previous: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class StatisticsRow(_message.Message):
-    __slots__ = ("key", "values", "name", "events", "tier")
+    __slots__ = ("key", "values", "name", "events", "tier", "previous_values", "previous_events")
     class ValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -167,20 +169,38 @@ class StatisticsRow(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class PreviousValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class PreviousEventsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALUES_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_EVENTS_FIELD_NUMBER: _ClassVar[int]
     key: str
     values: _containers.ScalarMap[str, int]
     name: str
     events: _containers.ScalarMap[str, int]
     tier: _events_pb2.Tier
-    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ..., events: _Optional[_Mapping[str, int]] = ..., tier: _Optional[_Union[_events_pb2.Tier, str]] = ...) -> None: ...
+    previous_values: _containers.ScalarMap[str, int]
+    previous_events: _containers.ScalarMap[str, int]
+    def __init__(self, key: _Optional[str] = ..., values: _Optional[_Mapping[str, int]] = ..., name: _Optional[str] = ..., events: _Optional[_Mapping[str, int]] = ..., tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., previous_values: _Optional[_Mapping[str, int]] = ..., previous_events: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Statistics(_message.Message):
-    __slots__ = ("rows", "scope_unit_id", "area", "as_of", "own", "total", "tiers", "campaign_id")
+    __slots__ = ("rows", "scope_unit_id", "area", "as_of", "own", "total", "tiers", "campaign_id", "previous_from", "previous_to")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +209,8 @@ class Statistics(_message.Message):
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     TIERS_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FROM_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_TO_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[StatisticsRow]
     scope_unit_id: str
     area: str
@@ -197,7 +219,9 @@ class Statistics(_message.Message):
     total: StatisticsRow
     tiers: _containers.RepeatedCompositeFieldContainer[StatisticsRow]
     campaign_id: str
-    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., own: _Optional[_Union[StatisticsRow, _Mapping]] = ..., total: _Optional[_Union[StatisticsRow, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., campaign_id: _Optional[str] = ...) -> None: ...
+    previous_from: _timestamp_pb2.Timestamp
+    previous_to: _timestamp_pb2.Timestamp
+    def __init__(self, rows: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., scope_unit_id: _Optional[str] = ..., area: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., own: _Optional[_Union[StatisticsRow, _Mapping]] = ..., total: _Optional[_Union[StatisticsRow, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[StatisticsRow, _Mapping]]] = ..., campaign_id: _Optional[str] = ..., previous_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Unit(_message.Message):
     __slots__ = ("unit_id", "parent_id", "level", "name", "sample", "local_code", "child_count")

@@ -9,7 +9,7 @@ from duhub.readmodel.coverage_lineage import CoverageLineage
 from duhub.readmodel.dead_letters import DeadLetters
 from duhub.readmodel.group_figures import GroupFigures, GroupRow
 from duhub.readmodel.lineage import Explanation
-from duhub.readmodel.statistics import Figures
+from duhub.readmodel.statistics import Figures, Row
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 
@@ -69,12 +69,24 @@ def _full_at(msg: qpb.GroupCoverage | qpb.CountyCoverage, t: Tally) -> None:
 def statistics_reply(figures: Figures, scope_unit_id: str, area: str) -> qpb.Statistics:
     reply = qpb.Statistics(scope_unit_id=scope_unit_id, area=area)
     for row in figures.rows:
-        reply.rows.add(key=row.key, name=row.name, values=row.values, events=row.events)
+        reply.rows.append(_statistics_row(row))
     if (own := figures.own) is not None:
-        reply.own.CopyFrom(
-            qpb.StatisticsRow(key=own.key, name=own.name, values=own.values, events=own.events)
-        )
+        reply.own.CopyFrom(_statistics_row(own))
+    if figures.previous is not None:
+        reply.previous_from.CopyFrom(from_nanos(figures.previous[0]))
+        reply.previous_to.CopyFrom(from_nanos(figures.previous[1]))
     return reply
+
+
+def _statistics_row(row: Row) -> qpb.StatisticsRow:
+    return qpb.StatisticsRow(
+        key=row.key,
+        name=row.name,
+        values=row.values,
+        events=row.events,
+        previous_values=row.previous_values,
+        previous_events=row.previous_events,
+    )
 
 
 def group_statistics_reply(

@@ -275,6 +275,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         except ValueError as e:
             raise QueryError(str(e)) from None
         if r.campaign_id:
+            if r.compare_previous:
+                raise QueryError(
+                    "compare_previous: not with campaign_id (a campaign's groups are answered "
+                    "for its own window; compare without campaign_id, or ask each period)"
+                )
             return self._group_statistics(r)
         if GROUP_BY[r.group_by] in GROUPINGS[1:]:
             raise QueryError(
@@ -291,6 +296,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             GROUP_BY[r.group_by],
             _as_of(r),
             zone,
+            r.compare_previous,
         )
         reply = statistics_reply(answer, r.scope_unit_id, r.area)
         if r.HasField("as_of"):

@@ -168,3 +168,33 @@ def test_coverage_counts_and_lists_one_state(hub: Pipeline) -> None:
     assert (g.targets, g.covered, g.uncovered) == (3, 1, [YIDU_T1, DANG_V1])
     g = cov.coverage(hub.engine, "c", "").groups[0]
     assert (g.covered, g.uncovered) == (2, [DANG_V1])
+
+
+def test_a_period_and_the_one_before_are_of_one_state(hub: Pipeline) -> None:
+    # The period before [LO, HI) is as long, ending at LO: a late visit in its sub-hour end
+    # (read from the facts, after the rollups) and one in the period's whole days.
+    before_lo = LO - (HI - LO)
+
+    def late() -> None:
+        hub.clock.now = NOW + 3600 * 10**9
+        hub.publish(
+            [
+                visit(
+                    YIDU_V1, event_id="late-before", seq=20, occurred_at=at("2022-11-05T08:10:00")
+                ),
+                visit(YIDU_V1, event_id="late-now", seq=21, occurred_at=at("2022-11-12T00:00:00")),
+            ]
+        )
+        hub.tailer.catch_up()
+
+    def both() -> tuple[int, int]:
+        found = stats.figures(hub.engine, ["visits"], YIDU, "", LO, HI, compare_previous=True)
+        assert found.previous == (before_lo, LO)
+        row = found.rows[0]
+        assert row.previous_values is not None
+        return row.values["visits"], row.previous_values["visits"]
+
+    with commit_after_first_read(hub, stats, "rollups", late):
+        # Both periods as before the late batch: neither has its visit.
+        assert both() == (3, 0)
+    assert both() == (4, 1)
