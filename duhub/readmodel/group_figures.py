@@ -13,11 +13,12 @@ from sqlalchemy import Engine
 
 from duhub.convert import from_nanos
 from duhub.domain import metrics as m
-from duhub.domain.events import AREA_RULE, Nanos, Tier, is_area
+from duhub.domain.events import Nanos, Tier
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import plain_rows, snapshot
 from duhub.readmodel.layout import FACT_CAMPAIGNS
-from duhub.readmodel.statistics import NotFound, QueryError
+from duhub.readmodel.statistics import NotFound
+from duhub.readmodel.stats_rules import QueryError, check_statistics
 from duhub.readmodel.units import resolve_scope
 
 # What a group of a campaign makes: its visits. Other figures name no group.
@@ -63,13 +64,11 @@ def group_figures(
 ) -> GroupFigures:
     """Return a campaign's figures for a scope (its whole subtree), area and period [lo, hi)
     of event time, per group or tier; as the hub knew them at `as_of`."""
-    if not metrics:
-        raise QueryError("metrics: name at least one metric")
+    check_statistics(metrics, area, lo, hi)  # as the rollups' figures refuse them
     for metric in metrics:
         if metric not in GROUP_METRICS:
-            why = "unknown metric" if metric not in m.ALL else "not counted per campaign group"
             raise QueryError(
-                f"metrics: {metric!r} is {why}; with campaign_id only "
+                f"metrics: {metric!r} is not counted per campaign group; with campaign_id only "
                 f"{', '.join(GROUP_METRICS)} (what a campaign's groups make) may be asked"
             )
     if group_by not in GROUPINGS:
@@ -77,10 +76,6 @@ def group_figures(
             "group_by: with campaign_id only group or tier (or none): a campaign's figures "
             "are per group, not per unit or period"
         )
-    if area and not is_area(area):
-        raise QueryError(f"area: {AREA_RULE}")
-    if lo is not None and hi is not None and lo >= hi:
-        raise QueryError("to: must be after from")
     with snapshot(engine) as conn:
         scope = resolve_scope(conn, scope_unit_id)
         found = plain_rows(

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, func, or_, select
 
 from duhub.domain import metrics as m
-from duhub.domain.events import AREA_RULE, Nanos, is_area
+from duhub.domain.events import Nanos
 from duhub.projections.timegrid import MAX_NS, MIN_NS
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import snapshot
-from duhub.readmodel.statistics import QueryError
+from duhub.readmodel.stats_rules import QueryError, check_area, check_period
 from duhub.readmodel.units import resolve_scope, subtree_clause
 
 DEFAULT_LIMIT = 1000
@@ -70,10 +70,8 @@ def explain(
     """Return the events behind one figure, in log order (the first `limit` of them)."""
     if metric not in m.ALL:
         raise QueryError(f"metric: unknown metric {metric!r}; known: {', '.join(m.ALL)}")
-    if area and not is_area(area):  # as statistics refuse it: no event could carry it
-        raise QueryError(f"area: {AREA_RULE}")
-    if lo is not None and hi is not None and lo >= hi:
-        raise QueryError("to: must be after from")
+    check_area(area)  # as statistics refuse them
+    check_period(lo, hi)
     # Into the valid event times, as statistics sum them: a period beyond them is asked about
     # too (it holds no events, but problems may be open then).
     lo = MIN_NS if lo is None else min(max(lo, MIN_NS), MAX_NS)

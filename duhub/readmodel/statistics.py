@@ -11,7 +11,7 @@ from datetime import UTC, tzinfo
 from sqlalchemy import Connection, Engine
 
 from duhub.domain import metrics as m
-from duhub.domain.events import AREA_RULE, Nanos, is_area
+from duhub.domain.events import Nanos
 from duhub.projections.previous import previous_period
 from duhub.projections.timegrid import (
     DAY,
@@ -28,15 +28,12 @@ from duhub.projections.timegrid import (
 )
 from duhub.readmodel import schema as s
 from duhub.readmodel.engine import dbapi_cursor, driver_sql, plain_rows, snapshot
+from duhub.readmodel.stats_rules import QueryError, check_statistics
 from duhub.readmodel.units import resolve_scope
 
 GROUP_PERIODS = ("day", "week", "month", "quarter", "year")
 # The most branches one statement unites: SQLite refuses a compound SELECT of more than 500.
 MAX_BRANCHES = 400
-
-
-class QueryError(ValueError):
-    """A question that cannot be answered as asked; the message names the field."""
 
 
 class NotFound(LookupError):
@@ -100,21 +97,13 @@ def figures(
     in the same snapshot (told apart in two answers, a change between them was counted as
     the scope's own). With `compare_previous`, each row also holds the figures of the period
     before (`previous_period`), read in the same statements: both periods of one state."""
-    unknown = [x for x in metrics if x not in m.ALL]
-    if not metrics:
-        raise QueryError("metrics: name at least one metric")
-    if unknown:
-        raise QueryError(f"metrics: unknown metric {unknown[0]!r}; known: {', '.join(m.ALL)}")
-    if area and not is_area(area):  # no event could carry it: a question asked wrongly
-        raise QueryError(f"area: {AREA_RULE}")
+    check_statistics(metrics, area, lo, hi)  # the rules a campaign's figures keep too
     if group_by and group_by != "unit" and group_by not in GROUP_PERIODS:
         raise QueryError(f"group_by: must be unit or one of {', '.join(GROUP_PERIODS)}")
     if group_by and group_by != "unit" and (lo is None or hi is None):
         # Asked of the bounds as given, not as clamped: 2000-01-01 itself starts a period.
         missing = "from" if lo is None else "to"
         raise QueryError(f"{missing}: from and to are required when grouping by period")
-    if lo is not None and hi is not None and lo >= hi:
-        raise QueryError("to: must be after from")
     previous = _previous(lo, hi, group_by, time_zone) if compare_previous else None
     lo = MIN_NS if lo is None else lo
     hi = MAX_NS if hi is None else hi

@@ -120,7 +120,7 @@ def test_as_of_counts_the_visits_recorded_by_then(hub: Pipeline) -> None:
     [
         (["problems_found"], "group", "metrics: 'problems_found' is not counted per campaign"),
         (["visits", "sanctioned_persons"], "", "metrics: 'sanctioned_persons' is not counted"),
-        (["nope"], "", "metrics: 'nope' is unknown metric"),
+        (["nope"], "", "metrics: unknown metric 'nope'; known: visits"),
         (["visits"], "unit", "group_by: with campaign_id only group or tier"),
         (["visits"], "week", "group_by: with campaign_id only group or tier"),
     ],
