@@ -13,6 +13,7 @@ from duhub.cli.timeargs import (
     moment_given_back,
     moment_shown,
     occurred_before_arg,
+    period_end_arg,
     time_arg,
     zone_arg,
 )
@@ -21,7 +22,7 @@ from duhub.v1 import query_pb2_grpc
 
 # Options of one kind of explanation only: given with the other, refused (exit 2), not left
 # unread (an --area that narrowed nothing would read as the coverage of that area).
-FIGURE_ONLY = (("area", "--area"), ("from_", "--from"), ("to", "--to"))
+FIGURE_ONLY = (("area", "--area"), ("from_", "--from"), ("to", "--to"), ("through", "--through"))
 COVERAGE_ONLY = (("group", "--group"), ("on", "--on"), ("occurred_before", "--occurred-before"))
 
 
@@ -121,9 +122,13 @@ def _figure(args: argparse.Namespace) -> int:
     # A bare date is midnight in the zone asked, as `query stats` reads it: a Beijing day's
     # row is explained with the same dates and zone.
     zone = zone_arg(args.time_zone)
-    for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
-        # Given empty ("$UNSET") is refused, not the present.
-        if (ts := time_arg(value, f"--{name.replace('_', '-')}", zone)) is not None:
+    # Given empty ("$UNSET") is refused, not the present. --through: the end of its day.
+    for name, ts in (
+        ("from", time_arg(args.from_, "--from", zone)),
+        ("to", period_end_arg(args, zone)),
+        ("as_of", time_arg(args.as_of, "--as-of", zone)),
+    ):
+        if ts is not None:
             getattr(req, name).CopyFrom(ts)
     try:
         reply = stub.Explain(req, timeout=60)

@@ -25,6 +25,7 @@ from duhub.cli.argtypes import (  # noqa: E402
 )
 from duhub.cli.client import EXIT_USAGE  # noqa: E402
 from duhub.cli.timeargs import (  # noqa: E402
+    add_period,
     add_time_zone,
     west_offsets_glued,
     zone_from_environment,
@@ -332,8 +333,7 @@ def parser() -> argparse.ArgumentParser:
         help="unit id (its whole subtree); default the city (a scoped caller's own unit)",
     )
     st.add_argument("--area", type=not_empty, help="policy area, e.g. ecology; default all")
-    st.add_argument("--from", dest="from_", help="period start, inclusive (RFC 3339 or date)")
-    st.add_argument("--to", help="period end, exclusive (RFC 3339 or date)")
+    add_period(st, "(RFC 3339 or date)")
     st.add_argument(
         "--campaign",
         type=not_empty,
@@ -351,7 +351,9 @@ def parser() -> argparse.ArgumentParser:
         help="also the period just before --from..--to (calendar months when both are a "
         "month's first day, else as many days, else as long), with the change, in one answer",
     )
-    add_time_zone(st, "days, weeks, months… start in, and a bare date in --from, --to and --as-of")
+    add_time_zone(
+        st, "days, weeks, months… start in, and a bare date in --from, --to, --through and --as-of"
+    )
     _client_opts(st)
 
     units = sub.add_parser("units", help="list the child units of a unit (default: the city)")
@@ -433,8 +435,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         help="unit id (its whole subtree); default the city (a scoped caller's own unit)",
     )
     ex.add_argument("--area", type=not_empty, help="policy area; default all (--metric)")
-    ex.add_argument("--from", dest="from_", help="period start, inclusive (--metric)")
-    ex.add_argument("--to", help="period end, exclusive (--metric)")
+    add_period(ex, "(--metric)")
     ex.add_argument("--group", type=not_empty, help="only this group's targets (--campaign)")
     ex_when = ex.add_mutually_exclusive_group()
     ex_when.add_argument(
@@ -446,7 +447,8 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
     ex.add_argument("--as-of", help="what the hub knew then")
     add_time_zone(
         ex,
-        "a bare date in --from, --to, --as-of and --occurred-before, and --on, are read in, "
+        "a bare date in --from, --to, --as-of and --occurred-before, and --on and --through, "
+        "are read in, "
         "and the events' times shown in",
     )
     ex.add_argument(

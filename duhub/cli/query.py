@@ -11,7 +11,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client, compare
 from duhub.cli.tables import percent, render, shown
-from duhub.cli.timeargs import in_zone, moment_shown, occurred_before_arg, time_arg, zone_arg
+from duhub.cli.timeargs import (
+    in_zone,
+    moment_shown,
+    occurred_before_arg,
+    period_end_arg,
+    time_arg,
+    whole_days,
+    zone_arg,
+)
 from duhub.domain import metrics as m
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
@@ -280,6 +288,18 @@ def _group_table(reply: qpb.Statistics, metrics: list[str], group_by: str) -> st
     return render(headers, rows, [False] * n_text + [True] * len(metrics))
 
 
+def _period(
+    args: argparse.Namespace, start: Timestamp | None, end: Timestamp | None, zone: tzinfo
+) -> str:
+    """The period in the title: whole days as the dates it covers, last one included; else as
+    given, half-open (--through's day closed: it is in the period)."""
+    if start is not None and end is not None and (days := whole_days(start, end, zone)):
+        return days
+    if args.through is not None:
+        return f"[{args.from_ or '…'} .. {args.through}]"
+    return f"[{args.from_ or '…'} .. {args.to or '…'})"
+
+
 def stats(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
@@ -292,8 +312,10 @@ def stats(args: argparse.Namespace) -> int:
     )
     # A bare date is midnight in the zone asked: --from 2022-11-01 is Beijing's November 1st.
     zone = zone_arg(args.time_zone)
-    for name, value in (("from", args.from_), ("to", args.to), ("as_of", args.as_of)):
-        ts = time_arg(value, f"--{name.replace('_', '-')}", zone)
+    start = time_arg(args.from_, "--from", zone)
+    end = period_end_arg(args, zone)  # --to, or the end of --through's day
+    as_of = time_arg(args.as_of, "--as-of", zone)
+    for name, ts in (("from", start), ("to", end), ("as_of", as_of)):
         if ts is not None:
             getattr(req, name).CopyFrom(ts)
     if args.group_by:
@@ -311,11 +333,11 @@ def stats(args: argparse.Namespace) -> int:
     if args.json:
         print(client.reply_json(reply))
         return client.EXIT_OK
-    window = f"{args.from_ or '…'} .. {args.to or '…'}"
     scope = f"{scope_name} ({scope_id})" if scope_id else scope_name
+    period = _period(args, start, end, zone)
     print(
         (f"campaign {args.campaign}, " if args.campaign else "")
-        + f"scope {scope}, area {args.area or 'all 全部'}, event time [{window})"
+        + f"scope {scope}, area {args.area or 'all 全部'}, event time {period}"
         + (f", as of {args.as_of}" if args.as_of else "")
         + (f", time zone {args.time_zone}" if args.time_zone else "")
     )

@@ -1,5 +1,5 @@
-"""The command line's times: --from, --to, --as-of and the --time-zone their bare dates are
-read in (each refused by name, exit 2, before anything is asked of the hub)."""
+"""The command line's times: --from, --to (or --through), --as-of and the --time-zone their bare
+dates are read in (each refused by name, exit 2, before anything is asked of the hub)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import os
 import re
 import sys
 import time
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
+from duhub.projections.timegrid import local_midnight
 from duhub.timeparse import parse_day_end, parse_time
 from duhub.timezones import parse_given_time_zone, parse_time_zone
 
@@ -95,6 +96,57 @@ def day_end_arg(value: str, field: str, zone: tzinfo = UTC) -> Timestamp:
         return parse_day_end(value, field, zone)
     except ValueError as e:
         client.fail(str(e), client.EXIT_USAGE)
+
+
+def add_period(parser: argparse.ArgumentParser, note: str) -> None:
+    """Add --from and the period's end: --to (exclusive, the contract's) or --through (a last
+    day, inclusive), not both: a week's report typed '--to 2024-03-10' lost its Sunday."""
+    parser.add_argument("--from", dest="from_", help=f"period start, inclusive {note}")
+    end = parser.add_mutually_exclusive_group()
+    end.add_argument("--to", help=f"period end, exclusive {note}")
+    end.add_argument(
+        "--through",
+        metavar="DATE",
+        help="the period's last day, inclusive: it ends at that day's end in --time-zone "
+        f"(a date; instead of --to) {note}",
+    )
+
+
+def period_end_arg(args: argparse.Namespace, zone: tzinfo) -> Timestamp | None:
+    """Return the end of the period --to or --through gives (None: neither); exit 2 naming the
+    option otherwise. --through's day must not end before --from (its day ends after a
+    --from at its midnight): the hub's refusal would name `to`, an option not typed."""
+    if args.through is None:
+        return time_arg(args.to, "--to", zone)
+    end = day_end_arg(args.through, "--through", zone)
+    start = time_arg(args.from_, "--from", zone)
+    if start is not None and end.ToNanoseconds() <= start.ToNanoseconds():
+        client.fail(
+            f"--through: {args.through} ends before --from {args.from_} starts", client.EXIT_USAGE
+        )
+    return end
+
+
+def day_started(ts: Timestamp, zone: tzinfo) -> date | None:
+    """Return the day `ts` starts in `zone` (as a bare date is read: its midnight, or where a
+    change of offset skips it the change), None when it starts none."""
+    try:
+        day = ts.ToDatetime(tzinfo=UTC).astimezone(zone).date()
+    except (OverflowError, ValueError):  # beyond 0001..9999 in the zone
+        return None
+    return day if ts.nanos == 0 and local_midnight(day, zone) == ts.seconds else None
+
+
+def whole_days(start: Timestamp, end: Timestamp, zone: tzinfo) -> str | None:
+    """Return [start, end) as the inclusive dates it covers when both ends are midnights in
+    `zone` ('2024-03-04 to 2024-03-10 (7 days)'), None otherwise: the half-open end's ')'
+    alone did not say the day it names is left out."""
+    first, after = day_started(start, zone), day_started(end, zone)
+    if first is None or after is None or after <= first:
+        return None
+    n = (after - first).days
+    last = after - timedelta(days=1)
+    return f"{first.isoformat()} to {last.isoformat()} ({n} day{'' if n == 1 else 's'})"
 
 
 def occurred_before_arg(args: argparse.Namespace, zone: tzinfo) -> Timestamp | None:
