@@ -435,7 +435,7 @@ def _ops_commands(sub) -> None:  # type: ignore[no-untyped-def]
         help="unit id (its whole subtree); default the city (a scoped caller's own unit)",
     )
     ex.add_argument("--area", type=not_empty, help="policy area; default all (--metric)")
-    add_period(ex, "(--metric)")
+    add_period(ex, "(--metric)", " (--metric)")
     ex.add_argument("--group", type=not_empty, help="only this group's targets (--campaign)")
     ex_when = ex.add_mutually_exclusive_group()
     ex_when.add_argument(

@@ -98,7 +98,7 @@ def day_end_arg(value: str, field: str, zone: tzinfo = UTC) -> Timestamp:
         client.fail(str(e), client.EXIT_USAGE)
 
 
-def add_period(parser: argparse.ArgumentParser, note: str) -> None:
+def add_period(parser: argparse.ArgumentParser, note: str, through_note: str = "") -> None:
     """Add --from and the period's end: --to (exclusive, the contract's) or --through (a last
     day, inclusive), not both: a week's report typed '--to 2024-03-10' lost its Sunday."""
     parser.add_argument("--from", dest="from_", help=f"period start, inclusive {note}")
@@ -108,7 +108,7 @@ def add_period(parser: argparse.ArgumentParser, note: str) -> None:
         "--through",
         metavar="DATE",
         help="the period's last day, inclusive: it ends at that day's end in --time-zone "
-        f"(a date; instead of --to) {note}",
+        f"(a date; instead of --to){through_note}",
     )
 
 
