@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from duhub.cli import client
 from duhub.cli.tables import render
-from duhub.cli.timeargs import in_zone, moment_given_back
+from duhub.cli.timeargs import in_zone, moment_given_back, whole_days
 from duhub.v1 import query_pb2 as qpb
 
 
@@ -23,8 +23,8 @@ def refuse_unfit(args: argparse.Namespace) -> None:
     """Exit 2 naming the option when --compare cannot be answered with the others given."""
     if not args.compare:
         return
-    if args.from_ is None or args.to is None:
-        missing = "--from" if args.from_ is None else "--to"
+    if args.from_ is None or (args.to is None and args.through is None):
+        missing = "--from" if args.from_ is None else "--to (or --through)"
         client.fail(
             f"--compare previous: {missing} is required (the period before is as long as the "
             "one given by --from and --to)",
@@ -51,6 +51,13 @@ def bound_shown(ts: Timestamp, zone: tzinfo) -> str:
     if (local.hour, local.minute, local.second, ts.nanos) == (0, 0, 0, 0):
         return f"{local:%Y-%m-%d}"
     return moment_given_back(ts, zone)
+
+
+def period_before(reply: qpb.Statistics, zone: tzinfo) -> str:
+    """The period before as the title says the one asked: whole days as the dates it covers,
+    else half-open as given."""
+    lo, hi = reply.previous_from, reply.previous_to
+    return whole_days(lo, hi, zone) or f"[{bound_shown(lo, zone)} .. {bound_shown(hi, zone)})"
 
 
 def change(current: int, previous: int) -> str:

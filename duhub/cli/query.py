@@ -343,8 +343,7 @@ def stats(args: argparse.Namespace) -> int:
     )
     labels = [f"{x} {METRIC_LABEL.get(x, '')}".strip() for x in metrics]
     if args.compare:
-        before = [compare.bound_shown(t, zone) for t in (reply.previous_from, reply.previous_to)]
-        print(f"compared with the period before: event time [{before[0]} .. {before[1]})")
+        print(f"compared with the period before: event time {compare.period_before(reply, zone)}")
         by_unit = args.group_by == "unit"
         print(compare.table(reply, metrics, labels, by_unit, (scope_id, scope_name)))
         return client.EXIT_OK

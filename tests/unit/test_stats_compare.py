@@ -70,7 +70,7 @@ def test_a_week_against_the_week_before_by_county(
     )
     assert code == 0, err
     lines = [line.split() for line in out.splitlines()]
-    assert "compared with the period before: event time [2024-03-04 .. 2024-03-11)" in out
+    assert "compared with the period before: event time 2024-03-04 to 2024-03-10 (7 days)" in out
     rows = {line[0]: line[2:] if line[0] != "total" else line[2:] for line in lines[3:]}
     # Per metric: now, the week before, the change, its percentage. a6 (00:30 Beijing) is
     # this week's, a Sunday in UTC; the city's own visit c1 is in no county's row.
@@ -92,7 +92,7 @@ def test_a_calendar_month_against_the_month_before(
     # before April 1st's month, not in February; a3 (March 1st 07:00 Beijing) is March's.
     code, out, err = run(hub, capsys, "--metric", "visits", "--compare", "previous", *MARCH)
     assert code == 0, err
-    assert "[2024-02-01 .. 2024-03-01)" in out
+    assert "event time 2024-02-01 to 2024-02-29 (29 days)" in out
     assert out.splitlines()[-1].split() == ["7", "2", "+5", "+250.0%"]
     code, out, err = run(
         hub, capsys, "--metric", "visits", "--compare", "previous", *MARCH, "--json"
@@ -108,6 +108,19 @@ def test_a_calendar_month_against_the_month_before(
     )
     row = json.loads(out)["rows"][0]
     assert (row["values"], row["previousValues"]) == ({"visits": "6"}, {"visits": "3"})
+
+
+def test_through_a_last_day_compares_as_to_the_day_after(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--through is --to's other spelling: refused with --compare, it sent a clerk typing the
+    week's last day back to --to."""
+    through = ["--from", "2024-03-11", "--through", "2024-03-17", *BEIJING]
+    asked = [
+        run(hub, capsys, "--metric", "visits", "--compare", "previous", *period, "--json")
+        for period in (WEEK, through)
+    ]
+    assert asked[0][0] == 0 and asked[1] == asked[0], asked[1][2]
 
 
 def test_not_a_calendar_month_is_as_long_before(
@@ -139,7 +152,7 @@ def test_both_periods_come_in_one_answer_of_one_state(hub: Hub) -> None:
     [
         (["--group-by", "day", *WEEK], "--group-by day"),
         (["--group-by", "week", *WEEK], "--group-by week"),
-        (["--from", "2024-03-11"], "--to is required"),
+        (["--from", "2024-03-11"], "--to (or --through) is required"),
         (["--to", "2024-03-11"], "--from is required"),
         (["--campaign", "c", "--group-by", "group", *WEEK], "--campaign"),
     ],
