@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
@@ -53,6 +54,8 @@ class CoverageReport:
     as_of: Nanos | None
     # Event time: only visits that occurred before it count (None: every visit).
     occurred_before: Nanos | None = None
+    # The campaign's targets' names (`Targets.names`), for naming the uncovered.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def full(self) -> bool:
@@ -67,6 +70,9 @@ class Targets:
     campaign: Campaign
     rows: tuple[tuple[str, str, str, str], ...]  # group_id, unit_id, unit_path, county ("")
     county_names: dict[str, str]
+    # Each target's name: units are never renamed, so read with the targets, not per answer
+    # (the command line asked GetUnit for each uncovered target it showed).
+    names: dict[str, str]
     # Scope path ("": the whole campaign) -> its targets by (group, county), kept as they are
     # asked for (at most one entry per unit of the hierarchy).
     scopes: dict[str, ScopeTargets] = field(default_factory=dict)
@@ -114,17 +120,21 @@ def _targets(engine: Engine, campaign_id: str) -> Targets | None:
         return None
     t, u = s.campaign_targets.c, s.units.c
     q = (
-        select(t.group_id, t.unit_id, t.unit_path)
+        select(t.group_id, t.unit_id, t.unit_path, u.name)
+        .select_from(s.campaign_targets.outerjoin(s.units, u.unit_id == t.unit_id))
         .where(t.campaign_id == campaign_id)
         .order_by(t.group_id, t.ordinal)
     )
     rows = []
+    target_names = {}
     with engine.connect() as conn:
-        for group_id, unit_id, path in conn.execute(q):
+        for group_id, unit_id, path, name in conn.execute(q):
             rows.append((group_id, unit_id, path, s.county_of(path)))
+            if name is not None:
+                target_names[unit_id] = name
         county_ids = {r[3] for r in rows if r[3]}
         names = dict(conn.execute(select(u.unit_id, u.name).where(u.unit_id.in_(county_ids))).all())
-    found = Targets(campaign, tuple(rows), names)
+    found = Targets(campaign, tuple(rows), names, target_names)
     with _LOCK:
         known[campaign_id] = found
     return found
@@ -380,4 +390,5 @@ def _report(
         counties=sorted(counties.values(), key=lambda x: x.key),
         as_of=at.as_of,
         occurred_before=at.occurred_before,
+        names=targets.names,
     )

@@ -69,7 +69,7 @@ class TierCoverage(_message.Message):
     def __init__(self, tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., full: _Optional[bool] = ..., uncovered_unit_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GroupCoverage(_message.Message):
-    __slots__ = ("group_id", "name", "tier", "targets", "covered", "ratio", "uncovered_unit_ids", "full", "full_at")
+    __slots__ = ("group_id", "name", "tier", "targets", "covered", "ratio", "uncovered_unit_ids", "full", "full_at", "uncovered_units")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class GroupCoverage(_message.Message):
     UNCOVERED_UNIT_IDS_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
     FULL_AT_FIELD_NUMBER: _ClassVar[int]
+    UNCOVERED_UNITS_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     name: str
     tier: _events_pb2.Tier
@@ -88,7 +89,16 @@ class GroupCoverage(_message.Message):
     uncovered_unit_ids: _containers.RepeatedScalarFieldContainer[str]
     full: bool
     full_at: _timestamp_pb2.Timestamp
-    def __init__(self, group_id: _Optional[str] = ..., name: _Optional[str] = ..., tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., uncovered_unit_ids: _Optional[_Iterable[str]] = ..., full: _Optional[bool] = ..., full_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    uncovered_units: _containers.RepeatedCompositeFieldContainer[UnitName]
+    def __init__(self, group_id: _Optional[str] = ..., name: _Optional[str] = ..., tier: _Optional[_Union[_events_pb2.Tier, str]] = ..., targets: _Optional[int] = ..., covered: _Optional[int] = ..., ratio: _Optional[float] = ..., uncovered_unit_ids: _Optional[_Iterable[str]] = ..., full: _Optional[bool] = ..., full_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uncovered_units: _Optional[_Iterable[_Union[UnitName, _Mapping]]] = ...) -> None: ...
+
+class UnitName(_message.Message):
+    __slots__ = ("unit_id", "name")
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    name: str
+    def __init__(self, unit_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class CountyCoverage(_message.Message):
     __slots__ = ("unit_id", "name", "targets", "covered", "ratio", "full", "full_at")

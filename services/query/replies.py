@@ -13,6 +13,11 @@ from duhub.readmodel.statistics import Figures, Row
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 
+# Uncovered units named per group (GroupCoverage.uncovered_units), as many as the dashboard
+# lists: naming all 100,000 targets of a campaign uncovered at an early as_of would about
+# double a reply of ~3 MB, past the 4 MB a gRPC client takes by default.
+UNCOVERED_NAMED = 150
+
 
 def coverage_reply(r: CoverageReport) -> qpb.Coverage:
     reply = qpb.Coverage(
@@ -46,6 +51,10 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
             ratio=g.ratio,
             full=g.full,
             uncovered_unit_ids=g.uncovered,
+            uncovered_units=[
+                qpb.UnitName(unit_id=u, name=r.names.get(u, ""))
+                for u in g.uncovered[:UNCOVERED_NAMED]
+            ],
         )
         _full_at(msg, g)
     for c in r.counties:

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import json_format
+from prometheus_client import REGISTRY
 from sqlalchemy import event
 
 from duhub.bootstrap import Hub, HubConfig
@@ -353,6 +354,50 @@ def test_coverage_names_the_uncovered_units_of_each_group(
     first = visit(NIEJIAHE, "c", "n1", event_id="v1", source="420581", seq=1)
     assert kinds(hub.ingestor.publish([launch, first])) == ["accepted"] * 2
     hub.tailer.catch_up()
+    asked = _get_unit_calls()
     assert main(["query", "coverage", "--campaign", "c", "--target", hub.address]) == 0
     out = capsys.readouterr().out
     assert "1 uncovered: 柏花口镇 (420581102)" in out, out
+    # Named from the reply: a GetUnit call per unit shown was 70 round trips for the
+    # simulator's campaign. Counted by the server's own metrics, as it served them.
+    assert _get_unit_calls() == asked
+
+
+def _get_unit_calls() -> float:
+    """Return how many GetUnit calls the in-process server has answered (duhub.metrics)."""
+    found = REGISTRY.get_sample_value("duhub_query_seconds_count", {"rpc": "GetUnit"})
+    return found or 0.0
+
+
+DANGYANG_TOWN = "420582101"  # a township of another county (当阳市)
+
+
+def test_the_coverage_reply_names_the_uncovered_units_in_its_scope(hub: Hub) -> None:
+    """GetCoverage and WatchCoverage name each group's uncovered units beside their ids, read
+    with the campaign's targets: a client needs no GetUnit per unit. Scoped to a county, the
+    names are of its uncovered targets only, as the ids are."""
+    targets = (NIEJIAHE, "420581102", DANGYANG_TOWN)
+    launch = campaign("c", [group("n1", pb.TIER_COUNTY, *targets)], event_id="c1")
+    first = visit(NIEJIAHE, "c", "n1", event_id="v1", source="420581", seq=1)
+    assert kinds(hub.ingestor.publish([launch, first])) == ["accepted"] * 2
+    hub.tailer.catch_up()
+    stub = query_pb2_grpc.QueryServiceStub(grpc.insecure_channel(hub.address))
+
+    def named(reply: qpb.Coverage) -> list[tuple[str, str]]:
+        (g,) = reply.groups
+        assert [u.unit_id for u in g.uncovered_units] == list(g.uncovered_unit_ids)
+        return [(u.unit_id, u.name) for u in g.uncovered_units]
+
+    whole = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c"), timeout=10)
+    assert named(whole) == [("420581102", "柏花口镇"), (DANGYANG_TOWN, "花花溪镇")]
+    yidu = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c", scope_unit_id=YIDU), timeout=10)
+    assert named(yidu) == [("420581102", "柏花口镇")]
+    watch = stub.WatchCoverage(qpb.WatchCoverageRequest(campaign_id="c", scope_unit_id=YIDU))
+    try:
+        assert named(next(watch)) == [("420581102", "柏花口镇")]
+    finally:
+        watch.cancel()
+    # Canonical JSON (`--json`) shows them beside the ids, which stay as they were.
+    shown = json.loads(json_format.MessageToJson(whole))["groups"][0]
+    assert shown["uncoveredUnitIds"] == ["420581102", DANGYANG_TOWN]
+    assert shown["uncoveredUnits"][1] == {"unitId": DANGYANG_TOWN, "name": "花花溪镇"}
