@@ -13,10 +13,27 @@ from duhub.readmodel.statistics import Figures, Row
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 
-# Uncovered units named per group (GroupCoverage.uncovered_units), as many as the dashboard
-# lists: naming all 100,000 targets of a campaign uncovered at an early as_of would about
-# double a reply of ~3 MB, past the 4 MB a gRPC client takes by default.
+# Uncovered units named (GroupCoverage.uncovered_units): at most as many a group as the
+# dashboard lists, and in all so many that a reply grows by ~0.6 MB at most. Naming all
+# 100,000 targets of a campaign uncovered at an early as_of would add ~3 MB, past the 4 MB a
+# stock gRPC client takes.
 UNCOVERED_NAMED = 150
+UNCOVERED_NAMED_IN_ALL = 20_000
+
+
+def named_per_group(uncovered: list[int], most: int, in_all: int) -> int:
+    """Return how many of each group's first uncovered units to name (`uncovered`: how many
+    each group has): every group alike, up to `most`, as many as keep the total within
+    `in_all`. Alike, not first come: 2,800 county groups would otherwise leave all but the
+    first 133 unnamed, where 7 a group names every one the command line shows."""
+    lo, hi = 0, most
+    while lo < hi:  # the largest k with sum(min(n, k)) <= in_all
+        k = (lo + hi + 1) // 2
+        if sum(min(n, k) for n in uncovered) <= in_all:
+            lo = k
+        else:
+            hi = k - 1
+    return lo
 
 
 def coverage_reply(r: CoverageReport) -> qpb.Coverage:
@@ -40,6 +57,9 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
             full=t.full,
             uncovered_unit_ids=t.uncovered,
         )
+    named = named_per_group(
+        [len(g.uncovered) for g in r.groups], UNCOVERED_NAMED, UNCOVERED_NAMED_IN_ALL
+    )
     for g in r.groups:
         assert g.tier is not None
         msg = reply.groups.add(
@@ -52,8 +72,7 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
             full=g.full,
             uncovered_unit_ids=g.uncovered,
             uncovered_units=[
-                qpb.UnitName(unit_id=u, name=r.names.get(u, ""))
-                for u in g.uncovered[:UNCOVERED_NAMED]
+                qpb.UnitName(unit_id=u, name=r.names.get(u, "")) for u in g.uncovered[:named]
             ],
         )
         _full_at(msg, g)
