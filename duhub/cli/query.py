@@ -100,8 +100,8 @@ UNCOVERED_SHOWN = 4
 
 def _uncovered(g: qpb.GroupCoverage) -> str:
     """Name a group's first uncovered units, as a clerk knows them: ids alone say nothing to
-    them. The reply names them (uncovered_units): a GetUnit call each took up to 88 round
-    trips. One it leaves unnamed (an older hub, a unit it lacks) keeps its id."""
+    them. The reply names them, asked (uncovered_named): a GetUnit call each took up to 88
+    round trips. One it leaves unnamed (an older hub, a unit it lacks) keeps its id."""
     names = {u.unit_id: shown(u.name) for u in g.uncovered_units if u.name}
     first = [
         f"{names[u]} ({u})" if u in names else u for u in g.uncovered_unit_ids[:UNCOVERED_SHOWN]
@@ -113,7 +113,9 @@ def _uncovered(g: qpb.GroupCoverage) -> str:
 def coverage(args: argparse.Namespace) -> int:
     address = client.target(args.target)
     stub = query_pb2_grpc.QueryServiceStub(client.channel(address))
-    req = qpb.GetCoverageRequest(campaign_id=args.campaign, scope_unit_id=args.scope or "")
+    req = qpb.GetCoverageRequest(
+        campaign_id=args.campaign, scope_unit_id=args.scope or "", uncovered_named=UNCOVERED_SHOWN
+    )
     zone = zone_arg(args.time_zone)
     as_of = time_arg(args.as_of, "--as-of", zone)
     if as_of is not None:

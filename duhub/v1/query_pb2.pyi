@@ -33,24 +33,28 @@ GROUP_BY_GROUP: GroupBy
 GROUP_BY_TIER: GroupBy
 
 class GetCoverageRequest(_message.Message):
-    __slots__ = ("campaign_id", "scope_unit_id", "as_of", "occurred_before")
+    __slots__ = ("campaign_id", "scope_unit_id", "as_of", "occurred_before", "uncovered_named")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    UNCOVERED_NAMED_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     scope_unit_id: str
     as_of: _timestamp_pb2.Timestamp
     occurred_before: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    uncovered_named: int
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uncovered_named: _Optional[int] = ...) -> None: ...
 
 class WatchCoverageRequest(_message.Message):
-    __slots__ = ("campaign_id", "scope_unit_id")
+    __slots__ = ("campaign_id", "scope_unit_id", "uncovered_named")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     SCOPE_UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    UNCOVERED_NAMED_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     scope_unit_id: str
-    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ...) -> None: ...
+    uncovered_named: int
+    def __init__(self, campaign_id: _Optional[str] = ..., scope_unit_id: _Optional[str] = ..., uncovered_named: _Optional[int] = ...) -> None: ...
 
 class TierCoverage(_message.Message):
     __slots__ = ("tier", "targets", "covered", "ratio", "full", "uncovered_unit_ids")

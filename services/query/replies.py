@@ -13,11 +13,9 @@ from duhub.readmodel.statistics import Figures, Row
 from duhub.v1 import events_pb2 as epb
 from duhub.v1 import query_pb2 as qpb
 
-# Uncovered units named (GroupCoverage.uncovered_units): at most as many a group as the
-# dashboard lists, and in all so many that a reply grows by ~0.6 MB at most. Naming all
-# 100,000 targets of a campaign uncovered at an early as_of would add ~3 MB, past the 4 MB a
-# stock gRPC client takes.
-UNCOVERED_NAMED = 150
+# Uncovered units named (GroupCoverage.uncovered_units), as many a group as asked, and in all
+# so many that a reply grows by ~0.6 MB at most. Naming all 100,000 targets of a campaign
+# uncovered at an early as_of would add ~3 MB, past the 4 MB a stock gRPC client takes.
 UNCOVERED_NAMED_IN_ALL = 20_000
 
 
@@ -36,7 +34,8 @@ def named_per_group(uncovered: list[int], most: int, in_all: int) -> int:
     return lo
 
 
-def coverage_reply(r: CoverageReport) -> qpb.Coverage:
+def coverage_reply(r: CoverageReport, uncovered_named: int = 0) -> qpb.Coverage:
+    """The reply, naming each group's first `uncovered_named` uncovered units."""
     reply = qpb.Coverage(
         campaign_id=r.campaign.campaign_id,
         name=r.campaign.name,
@@ -58,7 +57,7 @@ def coverage_reply(r: CoverageReport) -> qpb.Coverage:
             uncovered_unit_ids=t.uncovered,
         )
     named = named_per_group(
-        [len(g.uncovered) for g in r.groups], UNCOVERED_NAMED, UNCOVERED_NAMED_IN_ALL
+        [len(g.uncovered) for g in r.groups], uncovered_named, UNCOVERED_NAMED_IN_ALL
     )
     for g in r.groups:
         assert g.tier is not None

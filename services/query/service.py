@@ -178,7 +178,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 r.scope_unit_id,
                 _as_of(r),
                 _clamped_time(r, "occurred_before"),
-            )
+            ),
+            r.uncovered_named,
         )
         return _times_as_asked(r, reply)
 
@@ -259,7 +260,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             return None
         # Watchers of one campaign and scope share an answer per change.
         return self._kept_coverage(
-            context, qpb.GetCoverageRequest(campaign_id=request.campaign_id, scope_unit_id=scope)
+            context,
+            qpb.GetCoverageRequest(
+                campaign_id=request.campaign_id,
+                scope_unit_id=scope,
+                uncovered_named=request.uncovered_named,
+            ),
         )
 
     def _statistics(self, r: qpb.GetStatisticsRequest) -> qpb.Statistics:

@@ -373,9 +373,10 @@ DANGYANG_TOWN = "420582101"  # a township of another county (当阳市)
 
 
 def test_the_coverage_reply_names_the_uncovered_units_in_its_scope(hub: Hub) -> None:
-    """GetCoverage and WatchCoverage name each group's uncovered units beside their ids, read
-    with the campaign's targets: a client needs no GetUnit per unit. Scoped to a county, the
-    names are of its uncovered targets only, as the ids are."""
+    """GetCoverage and WatchCoverage name each group's uncovered units beside their ids, as
+    many as asked (uncovered_named), read with the campaign's targets: a client needs no
+    GetUnit per unit. Scoped to a county, the names are of its uncovered targets only, as the
+    ids are. Not asked, none are named."""
     targets = (NIEJIAHE, "420581102", DANGYANG_TOWN)
     launch = campaign("c", [group("n1", pb.TIER_COUNTY, *targets)], event_id="c1")
     first = visit(NIEJIAHE, "c", "n1", event_id="v1", source="420581", seq=1)
@@ -388,11 +389,20 @@ def test_the_coverage_reply_names_the_uncovered_units_in_its_scope(hub: Hub) -> 
         assert [u.unit_id for u in g.uncovered_units] == list(g.uncovered_unit_ids)
         return [(u.unit_id, u.name) for u in g.uncovered_units]
 
-    whole = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c"), timeout=10)
+    whole = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c", uncovered_named=9), timeout=10)
     assert named(whole) == [("420581102", "柏花口镇"), (DANGYANG_TOWN, "花花溪镇")]
-    yidu = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c", scope_unit_id=YIDU), timeout=10)
+    yidu = stub.GetCoverage(
+        qpb.GetCoverageRequest(campaign_id="c", scope_unit_id=YIDU, uncovered_named=9), timeout=10
+    )
     assert named(yidu) == [("420581102", "柏花口镇")]
-    watch = stub.WatchCoverage(qpb.WatchCoverageRequest(campaign_id="c", scope_unit_id=YIDU))
+    first = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c", uncovered_named=1), timeout=10)
+    assert first.groups[0].uncovered_units[0].name == "柏花口镇"
+    assert len(first.groups[0].uncovered_units) == 1
+    plain = stub.GetCoverage(qpb.GetCoverageRequest(campaign_id="c"), timeout=10)
+    assert not plain.groups[0].uncovered_units and len(plain.groups[0].uncovered_unit_ids) == 2
+    watch = stub.WatchCoverage(
+        qpb.WatchCoverageRequest(campaign_id="c", scope_unit_id=YIDU, uncovered_named=9)
+    )
     try:
         assert named(next(watch)) == [("420581102", "柏花口镇")]
     finally:
